@@ -1,0 +1,440 @@
+//! The shell's commands: one table of specs, from which both the parser and
+//! the `help` text are derived, so a new command is one new row.
+
+use alloc::string::String;
+use core::fmt::{self, Write};
+use core::str::SplitAsciiWhitespace;
+
+/// A parsed shell command, ready for the kernel to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Cores,
+    Mem,
+    Ipi { core: u32 },
+    Fault { core: u32 },
+    Halt,
+}
+
+struct CommandSpec {
+    /// The command's name, then its arguments. The name is the first word, so
+    /// it is written once.
+    usage: &'static str,
+    /// One line for `help`.
+    summary: &'static str,
+    /// Reads the arguments after the name. [`parse`] rejects any left unread.
+    parse_arguments: fn(&mut Arguments<'_>) -> Result<Command, ParseError>,
+}
+
+impl CommandSpec {
+    fn name(&self) -> &'static str {
+        self.usage
+            .split_once(' ')
+            .map_or(self.usage, |(name, _)| name)
+    }
+
+    fn takes_arguments(&self) -> bool {
+        self.usage.contains(' ')
+    }
+}
+
+const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        usage: "help",
+        summary: "list commands",
+        parse_arguments: |_| Ok(Command::Help),
+    },
+    CommandSpec {
+        usage: "cores",
+        summary: "one line per core: id, APIC id, state, timer ticks, free frames",
+        parse_arguments: |_| Ok(Command::Cores),
+    },
+    CommandSpec {
+        usage: "mem",
+        summary: "the memory map and the per-core frame pools",
+        parse_arguments: |_| Ok(Command::Mem),
+    },
+    CommandSpec {
+        usage: "ipi <core>",
+        summary: "IPI round trip to a core, in cycles",
+        parse_arguments: |arguments| {
+            Ok(Command::Ipi {
+                core: arguments.number("core number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "fault <core>",
+        summary: "make that core take a page fault (shows containment)",
+        parse_arguments: |arguments| {
+            Ok(Command::Fault {
+                core: arguments.number("core number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "halt",
+        summary: "power off",
+        parse_arguments: |_| Ok(Command::Halt),
+    },
+];
+
+/// `(usage, summary)` for every command, in the order `help` lists them.
+pub fn help_text() -> impl Iterator<Item = (&'static str, &'static str)> {
+    COMMANDS.iter().map(|spec| (spec.usage, spec.summary))
+}
+
+/// Parses one shell line. A blank line is `Ok(None)`.
+pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
+    if line
+        .chars()
+        .any(|c| c.is_control() && !c.is_ascii_whitespace())
+    {
+        return Err(ParseError::ControlCharacters);
+    }
+    let mut words = line.split_ascii_whitespace();
+    let Some(name) = words.next() else {
+        return Ok(None);
+    };
+    let spec = COMMANDS
+        .iter()
+        .find(|spec| spec.name() == name)
+        .ok_or_else(|| ParseError::UnknownCommand { name: name.into() })?;
+    let mut arguments = Arguments { spec, words };
+    let command = (spec.parse_arguments)(&mut arguments)?;
+    match arguments.words.next() {
+        None => Ok(Some(command)),
+        Some(_) if !spec.takes_arguments() => Err(ParseError::TakesNoArguments {
+            command: spec.name(),
+        }),
+        Some(extra) => Err(ParseError::UnexpectedArgument {
+            command: spec.name(),
+            usage: spec.usage,
+            got: extra.into(),
+        }),
+    }
+}
+
+/// The words after a command's name, with the spec to name in errors.
+struct Arguments<'a> {
+    spec: &'static CommandSpec,
+    words: SplitAsciiWhitespace<'a>,
+}
+
+impl Arguments<'_> {
+    /// The next word as a plain decimal `u32`: digits only, no sign.
+    fn number(&mut self, what: &'static str) -> Result<u32, ParseError> {
+        let command = self.spec.name();
+        let Some(word) = self.words.next() else {
+            return Err(ParseError::MissingArgument {
+                command,
+                what,
+                usage: self.spec.usage,
+            });
+        };
+        if !word.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(ParseError::ExpectedNumber {
+                command,
+                what,
+                got: word.into(),
+            });
+        }
+        // All digits, so the only way to fail is overflow.
+        word.parse().map_err(|_| ParseError::NumberTooLarge {
+            command,
+            what,
+            got: word.into(),
+        })
+    }
+}
+
+/// Why a line or an exec script could not be read. Its `Display` is one line,
+/// safe to print to the terminal whatever the user typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    ControlCharacters,
+    UnknownCommand {
+        name: String,
+    },
+    TakesNoArguments {
+        command: &'static str,
+    },
+    MissingArgument {
+        command: &'static str,
+        what: &'static str,
+        usage: &'static str,
+    },
+    ExpectedNumber {
+        command: &'static str,
+        what: &'static str,
+        got: String,
+    },
+    NumberTooLarge {
+        command: &'static str,
+        what: &'static str,
+        got: String,
+    },
+    UnexpectedArgument {
+        command: &'static str,
+        usage: &'static str,
+        got: String,
+    },
+    /// The `atoll.exec=` script on the kernel command line is not UTF-8.
+    ExecScriptNotUtf8,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ControlCharacters => write!(f, "line contains control characters"),
+            Self::UnknownCommand { name } => {
+                write!(f, "unknown command {} (try 'help')", Shown(name))
+            }
+            Self::TakesNoArguments { command } => write!(f, "{command}: takes no arguments"),
+            Self::MissingArgument {
+                command,
+                what,
+                usage,
+            } => write!(f, "{command}: missing {what} (usage: {usage})"),
+            Self::ExpectedNumber { command, what, got } => {
+                write!(f, "{command}: expected a {what}, got {}", Shown(got))
+            }
+            Self::NumberTooLarge { command, what, got } => write!(
+                f,
+                "{command}: {what} {} is too large (max {})",
+                Shown(got),
+                u32::MAX
+            ),
+            Self::UnexpectedArgument {
+                command,
+                usage,
+                got,
+            } => write!(
+                f,
+                "{command}: unexpected argument {} (usage: {usage})",
+                Shown(got)
+            ),
+            Self::ExecScriptNotUtf8 => {
+                write!(
+                    f,
+                    "kernel command line: the atoll.exec= script is not UTF-8"
+                )
+            }
+        }
+    }
+}
+
+impl core::error::Error for ParseError {}
+
+/// How many bytes of user input an error message shows.
+const SHOWN_MAX: usize = 32;
+
+/// User input quoted for an error message: printable ASCII only (other bytes
+/// as `\xNN`, a backslash as `\\`) and cut at [`SHOWN_MAX`] bytes, so what
+/// the user typed can neither drive the terminal nor flood it.
+struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.0.as_bytes();
+        f.write_char('\'')?;
+        for &byte in bytes.iter().take(SHOWN_MAX) {
+            match byte {
+                b'\\' => f.write_str("\\\\")?,
+                b' '..=b'~' => f.write_char(char::from(byte))?,
+                _ => write!(f, "\\x{byte:02x}")?,
+            }
+        }
+        if bytes.len() > SHOWN_MAX {
+            write!(f, "...' (cut; {} bytes in all)", bytes.len())
+        } else {
+            f.write_char('\'')
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+
+    fn error_message(line: &str) -> String {
+        parse(line)
+            .expect_err("the line should not parse")
+            .to_string()
+    }
+
+    #[test]
+    fn every_command_parses() {
+        assert_eq!(parse("help"), Ok(Some(Command::Help)));
+        assert_eq!(parse("cores"), Ok(Some(Command::Cores)));
+        assert_eq!(parse("mem"), Ok(Some(Command::Mem)));
+        assert_eq!(parse("ipi 3"), Ok(Some(Command::Ipi { core: 3 })));
+        assert_eq!(parse("fault 1"), Ok(Some(Command::Fault { core: 1 })));
+        assert_eq!(parse("halt"), Ok(Some(Command::Halt)));
+    }
+
+    #[test]
+    fn blank_lines_are_no_command() {
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse(" \t "), Ok(None));
+    }
+
+    #[test]
+    fn words_split_on_any_ascii_whitespace() {
+        assert_eq!(parse("\t ipi \t 007  "), Ok(Some(Command::Ipi { core: 7 })));
+    }
+
+    #[test]
+    fn core_numbers_span_u32() {
+        assert_eq!(parse("ipi 0"), Ok(Some(Command::Ipi { core: 0 })));
+        assert_eq!(
+            parse("ipi 4294967295"),
+            Ok(Some(Command::Ipi { core: u32::MAX }))
+        );
+    }
+
+    #[test]
+    fn unknown_command() {
+        assert_eq!(error_message("foo"), "unknown command 'foo' (try 'help')");
+        assert_eq!(
+            error_message("CORES"),
+            "unknown command 'CORES' (try 'help')"
+        );
+    }
+
+    #[test]
+    fn commands_without_arguments_refuse_them() {
+        assert_eq!(error_message("cores all"), "cores: takes no arguments");
+        assert_eq!(error_message("halt now"), "halt: takes no arguments");
+    }
+
+    #[test]
+    fn missing_core_number() {
+        assert_eq!(
+            error_message("ipi"),
+            "ipi: missing core number (usage: ipi <core>)"
+        );
+        assert_eq!(
+            error_message("fault "),
+            "fault: missing core number (usage: fault <core>)"
+        );
+    }
+
+    #[test]
+    fn core_number_must_be_plain_decimal() {
+        for bad in ["x", "+1", "-1", "0x1", "1.0", "1e3", "١"] {
+            assert_eq!(
+                error_message(&alloc::format!("ipi {bad}")),
+                alloc::format!("ipi: expected a core number, got {}", Shown(bad)),
+            );
+        }
+        assert_eq!(
+            error_message("ipi x"),
+            "ipi: expected a core number, got 'x'"
+        );
+        assert_eq!(
+            error_message("ipi -1"),
+            "ipi: expected a core number, got '-1'"
+        );
+    }
+
+    #[test]
+    fn core_number_overflow() {
+        assert_eq!(
+            error_message("fault 4294967296"),
+            "fault: core number '4294967296' is too large (max 4294967295)"
+        );
+    }
+
+    #[test]
+    fn extra_arguments() {
+        assert_eq!(
+            error_message("ipi 1 2"),
+            "ipi: unexpected argument '2' (usage: ipi <core>)"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        assert_eq!(error_message("cores\0"), "line contains control characters");
+        assert_eq!(
+            error_message("\x1b[2Jcores"),
+            "line contains control characters"
+        );
+        assert_eq!(
+            error_message("ipi \u{9b}1"),
+            "line contains control characters"
+        );
+    }
+
+    #[test]
+    fn shown_input_is_escaped() {
+        assert_eq!(
+            error_message("café"),
+            "unknown command 'caf\\xc3\\xa9' (try 'help')"
+        );
+        // A right-to-left override is not a control character but would reorder the line.
+        assert_eq!(
+            error_message("ipi \u{202e}1"),
+            "ipi: expected a core number, got '\\xe2\\x80\\xae1'"
+        );
+        assert_eq!(
+            error_message("a\\x41"),
+            "unknown command 'a\\\\x41' (try 'help')"
+        );
+    }
+
+    #[test]
+    fn long_shown_input_is_cut() {
+        let long = "y".repeat(100);
+        assert_eq!(
+            error_message(&long),
+            alloc::format!(
+                "unknown command '{}...' (cut; 100 bytes in all) (try 'help')",
+                &long[..SHOWN_MAX]
+            ),
+        );
+    }
+
+    #[test]
+    fn help_lists_every_command_once_with_a_summary() {
+        let usages: Vec<_> = help_text().map(|(usage, _)| usage).collect();
+        assert_eq!(
+            usages,
+            ["help", "cores", "mem", "ipi <core>", "fault <core>", "halt"]
+        );
+        assert!(help_text().all(|(_, summary)| !summary.is_empty() && !summary.contains('\n')));
+    }
+
+    #[test]
+    fn every_usage_in_help_parses_with_example_arguments() {
+        for (usage, _) in help_text() {
+            let example = usage.replace("<core>", "1");
+            assert!(
+                matches!(parse(&example), Ok(Some(_))),
+                "{usage} does not parse as {example}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_and_errors_print_only_printable_ascii(line in "(?s).*") {
+            if let Err(error) = parse(&line) {
+                let message = error.to_string();
+                prop_assert!(message.bytes().all(|byte| (b' '..=b'~').contains(&byte)), "{}", message);
+            }
+        }
+
+        #[test]
+        fn parse_reads_any_core_number(core: u32, padding in "[ \t]{0,3}") {
+            prop_assert_eq!(
+                parse(&alloc::format!("{padding}fault{padding} {core}{padding}")),
+                Ok(Some(Command::Fault { core }))
+            );
+        }
+    }
+}

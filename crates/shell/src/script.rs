@@ -1,0 +1,147 @@
+//! Exec scripts: `cmd; cmd; ...` given on the kernel command line as
+//! `atoll.exec=...`, run in order instead of reading the serial port.
+
+use alloc::string::String;
+
+use crate::ParseError;
+
+const EXEC_KEY: &[u8] = b"atoll.exec=";
+
+/// The commands of a script: split on `;`, trimmed, empty pieces skipped.
+pub fn split_script(script: &str) -> impl Iterator<Item = &str> {
+    script
+        .split(';')
+        .map(str::trim_ascii)
+        .filter(|command| !command.is_empty())
+}
+
+/// Finds `atoll.exec=` in the kernel command line and returns the rest of the
+/// line as the script, or `Ok(None)` when there is none.
+///
+/// Boot loaders pass the value on in different shapes (GRUB may quote the
+/// whole word, quote the value, or escape its spaces), so one level of quotes
+/// around it is removed, whether the opening quote sits before `atoll.exec=`
+/// or after the `=`, and then backslash escapes are undone (`\x` becomes `x`).
+/// The command line ends at the first NUL, as multiboot hands over a C string.
+pub fn exec_script_from_cmdline(cmdline: &[u8]) -> Result<Option<String>, ParseError> {
+    let end = cmdline
+        .iter()
+        .position(|&byte| byte == 0)
+        .unwrap_or(cmdline.len());
+    let cmdline = &cmdline[..end];
+    let Some(key_start) = (0..cmdline.len()).find(|&index| {
+        cmdline[index..].starts_with(EXEC_KEY)
+            && (index == 0 || matches!(cmdline[index - 1], b' ' | b'\t' | b'\'' | b'"'))
+    }) else {
+        return Ok(None);
+    };
+    let value = core::str::from_utf8(&cmdline[key_start + EXEC_KEY.len()..])
+        .map_err(|_| ParseError::ExecScriptNotUtf8)?
+        .trim_ascii_end();
+    let quote_before_key = key_start
+        .checked_sub(1)
+        .map(|index| char::from(cmdline[index]))
+        .filter(|&c| c == '\'' || c == '"');
+    let unquoted = match quote_before_key {
+        Some(quote) => value.strip_suffix(quote).unwrap_or(value),
+        None => ['\'', '"']
+            .into_iter()
+            .find_map(|quote| value.strip_prefix(quote)?.strip_suffix(quote))
+            .unwrap_or(value),
+    };
+    Ok(Some(undo_backslash_escapes(unquoted)))
+}
+
+/// `\x` becomes `x`; a backslash at the very end has nothing to escape and stays.
+fn undo_backslash_escapes(text: &str) -> String {
+    let mut result = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        result.push(if c == '\\' {
+            chars.next().unwrap_or('\\')
+        } else {
+            c
+        });
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn script_of(cmdline: &str) -> Option<String> {
+        exec_script_from_cmdline(cmdline.as_bytes()).expect("the command line is UTF-8")
+    }
+
+    #[test]
+    fn script_splits_on_semicolons_and_skips_empty_pieces() {
+        let commands: Vec<_> = split_script(" cores;ipi 1 ;; \t;mem;").collect();
+        assert_eq!(commands, ["cores", "ipi 1", "mem"]);
+        assert_eq!(split_script(" ; ;").count(), 0);
+    }
+
+    #[test]
+    fn every_quoting_form_gives_the_same_script() {
+        for cmdline in [
+            "atoll.exec=cores; ipi 1",
+            "'atoll.exec=cores; ipi 1'",
+            "\"atoll.exec=cores; ipi 1\"",
+            "atoll.exec='cores; ipi 1'",
+            "atoll.exec=\"cores; ipi 1\"",
+            "atoll.exec=cores;\\ ipi\\ 1",
+            "console=ttyS0 quiet atoll.exec=cores; ipi 1",
+            "console=ttyS0 'atoll.exec=cores; ipi 1'",
+            "console=ttyS0 atoll.exec='cores; ipi 1'",
+            "console=ttyS0\tatoll.exec=cores;\\ ipi\\ 1\n",
+            "atoll.exec=cores; ipi 1\0garbage after the C string",
+        ] {
+            assert_eq!(
+                script_of(cmdline).as_deref(),
+                Some("cores; ipi 1"),
+                "{cmdline:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_one_level_of_quotes_is_removed() {
+        assert_eq!(script_of("atoll.exec=\"'mem'\"").as_deref(), Some("'mem'"));
+        assert_eq!(script_of("atoll.exec='mem").as_deref(), Some("'mem"));
+    }
+
+    #[test]
+    fn escaped_quotes_and_backslashes_are_undone() {
+        assert_eq!(
+            script_of(r#"atoll.exec="a\"b\\c""#).as_deref(),
+            Some(r#"a"b\c"#)
+        );
+        assert_eq!(script_of(r"atoll.exec=mem\").as_deref(), Some(r"mem\"));
+    }
+
+    #[test]
+    fn absent_key_is_no_script() {
+        assert_eq!(script_of(""), None);
+        assert_eq!(script_of("console=ttyS0 quiet"), None);
+        assert_eq!(script_of("xatoll.exec=halt"), None);
+        assert_eq!(script_of("atoll.exec"), None);
+    }
+
+    #[test]
+    fn empty_value_is_an_empty_script() {
+        assert_eq!(script_of("quiet atoll.exec="), Some(String::new()));
+    }
+
+    #[test]
+    fn non_utf8_script_is_an_error() {
+        assert_eq!(
+            exec_script_from_cmdline(b"atoll.exec=cores\xff"),
+            Err(ParseError::ExecScriptNotUtf8)
+        );
+        assert_eq!(
+            exec_script_from_cmdline(b"\xff atoll.exec=mem"),
+            Ok(Some("mem".into()))
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! The serial shell on the boot core: reads lines (or the `atoll.exec=`
+//! script from the kernel command line), runs the commands and reports.
+//! Parsing and line editing live in `atoll-shell`; this is the glue to the
+//! UART and to the kernel's own state.
+
+use crate::arch::cpu;
+use crate::boot::protocol_name;
+use crate::node;
+use crate::percore::CoreLocal;
+use crate::power::{self, ExitStatus};
+use crate::shared::{BOARD, CONSOLE, CoreState, boot_facts};
+use alloc::format;
+use alloc::string::String;
+use atoll_firmware::MemoryKind;
+use atoll_frames::FRAME_SIZE;
+use atoll_shell::{Command, Line, LineEditor, help_text, parse, split_script};
+use core::sync::atomic::Ordering;
+
+const PROMPT: &str = "atoll> ";
+const MAX_LINE: usize = 1024;
+const IPI_TIMEOUT_MS: u64 = 1000;
+const FAULT_TIMEOUT_MS: u64 = 2000;
+
+/// What a command asks of the shell once it has run.
+enum Next {
+    Continue,
+    Halt,
+}
+
+type CommandResult = Result<Next, String>;
+
+pub fn run(local: &'static CoreLocal) -> ! {
+    match atoll_shell::exec_script_from_cmdline(boot_facts().info.cmdline()) {
+        Ok(Some(script)) => run_script(local, &script),
+        Ok(None) => interactive(local),
+        Err(error) => {
+            println!("error: {error}");
+            finish_script(0, 1)
+        }
+    }
+}
+
+fn run_script(local: &CoreLocal, script: &str) -> ! {
+    let (mut commands, mut failed) = (0, 0);
+    for line in split_script(script) {
+        println!("{PROMPT}{line}");
+        commands += 1;
+        match execute(local, line) {
+            Ok(Next::Continue) => {}
+            Ok(Next::Halt) => break,
+            Err(error) => {
+                failed += 1;
+                println!("error: {error}");
+            }
+        }
+    }
+    finish_script(commands, failed)
+}
+
+fn finish_script(commands: usize, failed: usize) -> ! {
+    println!("atoll: exec: {commands} commands, {failed} failed");
+    power::exit_qemu(if failed == 0 { ExitStatus::Success } else { ExitStatus::CommandFailed });
+    println!("atoll: no debug-exit device; halting this core");
+    cpu::halt_forever()
+}
+
+fn interactive(local: &CoreLocal) -> ! {
+    let tag = local.id as u32;
+    let mut editor = LineEditor::new(MAX_LINE);
+    print!("{PROMPT}");
+    loop {
+        cpu::disable_interrupts();
+        let mut busy = node::poll(local);
+        while let Some(byte) = CONSOLE.read_byte(tag) {
+            busy = true;
+            let Some(line) = editor.feed(byte, &mut |echo| CONSOLE.write_bytes(tag, echo)) else { continue };
+            cpu::enable_interrupts();
+            let outcome = match line {
+                Line::Text(text) => execute(local, &text),
+                Line::TooLong { len, max } => Err(format!("line too long ({len} bytes, at most {max}); ignored")),
+                Line::NotUtf8 { len } => Err(format!("line of {len} bytes is not UTF-8; ignored")),
+                Line::Cancelled => Ok(Next::Continue),
+            };
+            match outcome {
+                Ok(Next::Continue) => {}
+                Ok(Next::Halt) => println!("error: halt: the machine did not power off"),
+                Err(error) => println!("error: {error}"),
+            }
+            print!("{PROMPT}");
+            cpu::disable_interrupts();
+        }
+        if busy {
+            cpu::enable_interrupts();
+        } else {
+            // The UART raises no interrupt here; the timer tick wakes the
+            // core to look again.
+            cpu::enable_interrupts_and_wait();
+        }
+    }
+}
+
+fn execute(local: &CoreLocal, line: &str) -> CommandResult {
+    let Some(command) = parse(line).map_err(|error| format!("{error}"))? else {
+        return Ok(Next::Continue);
+    };
+    match command {
+        Command::Help => {
+            for (usage, summary) in help_text() {
+                println!("  {usage:<16} {summary}");
+            }
+        }
+        Command::Cores => show_cores(),
+        Command::Mem => show_memory(),
+        Command::Ipi { core } => ipi(local, core as usize)?,
+        Command::Fault { core } => fault(local, core as usize)?,
+        Command::Halt => return halt(),
+    }
+    Ok(Next::Continue)
+}
+
+fn show_cores() {
+    println!("core  apic  state     ticks  free-frames");
+    for (id, core) in boot_facts().cores.iter().enumerate() {
+        let record = BOARD.core(id);
+        println!(
+            "{id:>4}  {:>4}  {:<8}  {:>5}  {:>11}",
+            core.apic_id,
+            record.state().name(),
+            record.ticks.load(Ordering::Relaxed),
+            record.free_frames.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn kind_name(kind: MemoryKind) -> &'static str {
+    match kind {
+        MemoryKind::Usable => "usable",
+        MemoryKind::Reserved => "reserved",
+        MemoryKind::AcpiReclaimable => "acpi-reclaimable",
+        MemoryKind::AcpiNvs => "acpi-nvs",
+        MemoryKind::Defective => "defective",
+        MemoryKind::Other(_) => "other",
+    }
+}
+
+fn show_memory() {
+    let facts = boot_facts();
+    println!("memory map (from {}):", protocol_name(facts.info.protocol));
+    for region in facts.info.memory() {
+        println!(
+            "  {:#014x}-{:#014x}  {:<16}  {:>8} KiB",
+            region.base,
+            region.base.saturating_add(region.len),
+            kind_name(region.kind),
+            region.len / 1024
+        );
+    }
+    println!(
+        "usable for frame pools: {} MiB in {} ranges",
+        facts.usable.total() >> 20,
+        facts.usable.iter().count()
+    );
+    if facts.ignored_high_memory > 0 {
+        println!("not used: {} MiB above the 4 GiB identity map", facts.ignored_high_memory >> 20);
+    }
+    println!("core  pool span                      size MiB  free-frames");
+    for (id, core) in facts.cores.iter().enumerate() {
+        let (start, end) = core.span;
+        println!(
+            "{id:>4}  {start:#012x}-{end:#012x}  {:>8}  {:>11}",
+            (end - start) >> 20,
+            BOARD.core(id).free_frames.load(Ordering::Relaxed)
+        );
+    }
+    println!("frames are {FRAME_SIZE} bytes; each pool holds its bitmap, core-local block, heap and stacks");
+}
+
+fn check_core(command: &str, core: usize) -> Result<CoreState, String> {
+    let count = boot_facts().cores.len();
+    if core >= count {
+        return Err(format!("{command}: no core {core} (cores are 0 to {})", count - 1));
+    }
+    Ok(BOARD.core(core).state())
+}
+
+fn ipi(local: &CoreLocal, core: usize) -> Result<(), String> {
+    if check_core("ipi", core)? == CoreState::Offline {
+        return Err(format!("ipi {core}: core {core} is offline (it never started)"));
+    }
+    let cycles = node::ping(local, core, IPI_TIMEOUT_MS).map_err(|no_answer| {
+        format!("ipi {core}: no answer within {IPI_TIMEOUT_MS} ms (core {core} is {})", no_answer.state.name())
+    })?;
+    println!("ipi {core}: round trip {cycles} cycles");
+    Ok(())
+}
+
+fn fault(local: &CoreLocal, core: usize) -> Result<(), String> {
+    let state = check_core("fault", core)?;
+    if core == local.id {
+        return Err(format!("fault {core}: core {core} runs this shell; pick another core"));
+    }
+    if state != CoreState::Running {
+        return Err(format!("fault {core}: core {core} is {}, not running", state.name()));
+    }
+    if !node::request_fault(local, core, FAULT_TIMEOUT_MS) {
+        return Err(format!("fault {core}: core {core} did not stop within {FAULT_TIMEOUT_MS} ms"));
+    }
+    println!("fault {core}: core {core} took a page fault and stopped; the other cores run on");
+    Ok(())
+}
+
+fn halt() -> CommandResult {
+    let facts = boot_facts();
+    if scripted() {
+        return Ok(Next::Halt);
+    }
+    match &facts.power_off {
+        Ok(acpi) => {
+            println!("atoll: powering off");
+            power::power_off(acpi);
+            Ok(Next::Halt)
+        }
+        Err(error) => Err(format!("halt: no ACPI power-off: {error}")),
+    }
+}
+
+/// Whether the shell runs an `atoll.exec=` script, where `halt` ends the
+/// script and the exit status reports it.
+fn scripted() -> bool {
+    matches!(atoll_shell::exec_script_from_cmdline(boot_facts().info.cmdline()), Ok(Some(_)))
+}
