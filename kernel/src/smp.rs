@@ -11,6 +11,10 @@ const STARTUP_DELAY_US: u64 = 200;
 const ALIVE_TIMEOUT_MS: u64 = 1000;
 /// How long a started core may take to set itself up.
 const READY_TIMEOUT_MS: u64 = 5000;
+/// Kernel command-line option naming one core whose start-up IPIs are not
+/// sent, so that tests can watch the boot core report and skip a core that
+/// never answers.
+const WITHHOLD_OPTION: &str = "atoll.test.withhold_startup=";
 
 fn delay_us(microseconds: u64) {
     let deadline = cpu::rdtsc() + microseconds * boot_facts().tsc_per_ms / 1000;
@@ -27,6 +31,7 @@ pub fn start_other_cores(local: &CoreLocal) -> usize {
     // this purpose alone.
     unsafe { phys::write(facts.trampoline_page, boot::trampoline_code()) };
     let page = (facts.trampoline_page / 4096) as u8;
+    let withheld = atoll_shell::cmdline_option(facts.info.cmdline(), WITHHOLD_OPTION).and_then(|core| core.parse().ok());
     for (id, core) in facts.cores.iter().enumerate().filter(|&(id, _)| id != local.id) {
         AP_START.core.store(id, Ordering::Relaxed);
         AP_START.alive.store(false, Ordering::Relaxed);
@@ -34,7 +39,13 @@ pub fn start_other_cores(local: &CoreLocal) -> usize {
         BOARD.core(id).set_state(CoreState::Starting);
         local.lapic.send_init(core.apic_id);
         delay_us(INIT_DELAY_US);
-        for _ in 0..2 {
+        let startup_ipis = if withheld == Some(id) {
+            println!("atoll: test: not sending core {id} its start-up IPIs");
+            0
+        } else {
+            2
+        };
+        for _ in 0..startup_ipis {
             local.lapic.send_startup(core.apic_id, page);
             delay_us(STARTUP_DELAY_US);
             if AP_START.alive.load(Ordering::Acquire) {

@@ -17,4 +17,4 @@ mod script;
 
 pub use command::{Command, ParseError, help_text, parse};
 pub use line_editor::{HISTORY_LEN, Line, LineEditor};
-pub use script::{exec_script_from_cmdline, split_script};
+pub use script::{cmdline_option, exec_script_from_cmdline, split_script};

@@ -29,10 +29,7 @@ pub fn exec_script_from_cmdline(cmdline: &[u8]) -> Result<Option<String>, ParseE
         .position(|&byte| byte == 0)
         .unwrap_or(cmdline.len());
     let cmdline = &cmdline[..end];
-    let Some(key_start) = (0..cmdline.len()).find(|&index| {
-        cmdline[index..].starts_with(EXEC_KEY)
-            && (index == 0 || matches!(cmdline[index - 1], b' ' | b'\t' | b'\'' | b'"'))
-    }) else {
+    let Some(key_start) = find_word(cmdline, EXEC_KEY) else {
         return Ok(None);
     };
     let value = core::str::from_utf8(&cmdline[key_start + EXEC_KEY.len()..])
@@ -50,6 +47,26 @@ pub fn exec_script_from_cmdline(cmdline: &[u8]) -> Result<Option<String>, ParseE
             .unwrap_or(value),
     };
     Ok(Some(undo_backslash_escapes(unquoted)))
+}
+
+/// Where `key` starts a word of the command line: at its start, or after a
+/// blank or a quote.
+fn find_word(cmdline: &[u8], key: &[u8]) -> Option<usize> {
+    (0..cmdline.len()).find(|&index| {
+        cmdline[index..].starts_with(key)
+            && (index == 0 || matches!(cmdline[index - 1], b' ' | b'\t' | b'\'' | b'"'))
+    })
+}
+
+/// The value of `key` (given with its `=`, as in `atoll.cores=`) among the
+/// kernel command line's words before `atoll.exec=`, which takes the rest of
+/// the line: the bytes up to the next blank. `None` when absent or not UTF-8.
+pub fn cmdline_option<'c>(cmdline: &'c [u8], key: &str) -> Option<&'c str> {
+    let options = &cmdline[..find_word(cmdline, EXEC_KEY).unwrap_or(cmdline.len())];
+    let start = find_word(options, key.as_bytes())? + key.len();
+    let value = &options[start..];
+    let end = value.iter().position(|byte| byte.is_ascii_whitespace() || *byte == 0).unwrap_or(value.len());
+    core::str::from_utf8(&value[..end]).ok()
 }
 
 /// `\x` becomes `x`; a backslash at the very end has nothing to escape and stays.
@@ -118,6 +135,15 @@ mod tests {
             Some(r#"a"b\c"#)
         );
         assert_eq!(script_of(r"atoll.exec=mem\").as_deref(), Some(r"mem\"));
+    }
+
+    #[test]
+    fn options_are_read_only_before_the_exec_script() {
+        let cmdline = b"quiet atoll.test.withhold_startup=2 atoll.exec=cores; atoll.x=1";
+        assert_eq!(cmdline_option(cmdline, "atoll.test.withhold_startup="), Some("2"));
+        assert_eq!(cmdline_option(cmdline, "atoll.x="), None);
+        assert_eq!(cmdline_option(b"xatoll.a=1", "atoll.a="), None);
+        assert_eq!(cmdline_option(b"atoll.a=1\0rest", "atoll.a="), Some("1"));
     }
 
     #[test]
