@@ -1,0 +1,569 @@
+use std::string::ToString;
+use std::vec::Vec;
+
+use super::*;
+use crate::fake_mem::{
+    FakeMem, fix_checksum, local_apic, madt, rsdp_v1, rsdp_v2, rsdt, table, xsdt,
+};
+
+const RSDP_ADDR: u64 = 0xF_5A60;
+const RSDT_ADDR: u32 = 0x7FE_0000;
+const XSDT_ADDR: u64 = 0x7FE_1000;
+const FADT_ADDR: u64 = 0x7FE_2000;
+const MADT_ADDR: u64 = 0x7FE_3000;
+const DSDT_ADDR: u64 = 0x7FE_4000;
+const HPET_ADDR: u64 = 0x7FE_5000;
+
+/// QEMU q35's shutdown object: `Name (_S5, Package (0x04) { 0x05, Zero, Zero, Zero })`.
+const S5_WITH_ZERO_OPS: [u8; 13] = [
+    0x08, b'_', b'S', b'5', b'_', 0x12, 0x07, 0x04, 0x0A, 0x05, 0x00, 0x00, 0x00,
+];
+
+/// A FADT of ACPI 2.0 or later (244 bytes) as QEMU q35 writes it.
+fn fadt_body(dsdt: u32, x_dsdt: u64) -> Vec<u8> {
+    let mut body = std::vec![0u8; 244 - 36];
+    let mut put = |offset: usize, bytes: &[u8]| {
+        body[offset - 36..offset - 36 + bytes.len()].copy_from_slice(bytes)
+    };
+    put(40, &dsdt.to_le_bytes());
+    put(46, &9u16.to_le_bytes());
+    put(48, &0xB2u32.to_le_bytes());
+    put(52, &[0xF1, 0xF0]);
+    put(64, &0x604u32.to_le_bytes());
+    put(108, &[0x32]);
+    put(112, &0x0000_84A5u32.to_le_bytes());
+    put(140, &x_dsdt.to_le_bytes());
+    body
+}
+
+fn dsdt(aml: &[&[u8]]) -> Vec<u8> {
+    table(b"DSDT", 2, &aml.concat())
+}
+
+/// The MADT entries of a four-processor machine with one processor disabled, one x2APIC
+/// processor, an I/O APIC, an interrupt override and a local APIC NMI.
+fn four_cpu_madt_entries() -> Vec<u8> {
+    let mut entries = Vec::new();
+    entries.extend(local_apic(0, 0, 1));
+    entries.extend(local_apic(1, 1, 1));
+    entries.extend(local_apic(2, 2, 0));
+    entries.extend(local_apic(3, 3, 0b11));
+    entries.extend([1, 12, 0, 0]);
+    entries.extend(0xFEC0_0000u32.to_le_bytes());
+    entries.extend(0u32.to_le_bytes());
+    entries.extend([2, 10, 0, 0]);
+    entries.extend(2u32.to_le_bytes());
+    entries.extend(0u16.to_le_bytes());
+    entries.extend([9, 16, 0, 0]);
+    entries.extend(300u32.to_le_bytes());
+    entries.extend(1u32.to_le_bytes());
+    entries.extend(4u32.to_le_bytes());
+    entries.extend([4, 6, 0xFF, 0, 0, 1]);
+    entries
+}
+
+/// A machine as QEMU q35 presents it: RSDP v2, XSDT and RSDT, FADT, MADT, DSDT, HPET.
+fn machine() -> FakeMem {
+    let mut mem = FakeMem::new();
+    mem.put(RSDP_ADDR, &rsdp_v2(RSDT_ADDR, XSDT_ADDR));
+    mem.put(
+        u64::from(RSDT_ADDR),
+        &rsdt(&[HPET_ADDR as u32, FADT_ADDR as u32, MADT_ADDR as u32]),
+    );
+    mem.put(XSDT_ADDR, &xsdt(&[HPET_ADDR, FADT_ADDR, MADT_ADDR]));
+    mem.put(
+        FADT_ADDR,
+        &table(b"FACP", 3, &fadt_body(DSDT_ADDR as u32, 0)),
+    );
+    mem.put(MADT_ADDR, &madt(&four_cpu_madt_entries()));
+    mem.put(
+        DSDT_ADDR,
+        &dsdt(&[
+            &[0x10, 0x05, b'\\', b'_', b'S', b'B', b'_'],
+            &S5_WITH_ZERO_OPS,
+        ]),
+    );
+    mem.put(HPET_ADDR, &table(b"HPET", 1, &[0; 20]));
+    mem
+}
+
+fn tables(mem: &FakeMem) -> AcpiTables<'_, FakeMem> {
+    let (rsdp, _) = Rsdp::locate(mem, Some(&RsdpSource::Address(RSDP_ADDR))).unwrap();
+    AcpiTables::new(mem, &rsdp).unwrap()
+}
+
+#[test]
+fn rsdp_v1_gives_the_rsdt_only() {
+    let rsdp = Rsdp::parse(&rsdp_v1(RSDT_ADDR)).unwrap();
+    assert_eq!(
+        rsdp,
+        Rsdp {
+            revision: 0,
+            rsdt: RSDT_ADDR,
+            xsdt: None,
+            oem_id: *b"ATOLL "
+        }
+    );
+}
+
+#[test]
+fn rsdp_v2_gives_the_xsdt_too() {
+    let rsdp = Rsdp::parse(&rsdp_v2(RSDT_ADDR, XSDT_ADDR)).unwrap();
+    assert_eq!(
+        rsdp,
+        Rsdp {
+            revision: 2,
+            rsdt: RSDT_ADDR,
+            xsdt: Some(XSDT_ADDR),
+            oem_id: *b"ATOLL "
+        }
+    );
+}
+
+#[test]
+fn rsdp_v2_cut_to_20_bytes_gives_the_rsdt_only() {
+    let rsdp = Rsdp::parse(&rsdp_v2(RSDT_ADDR, XSDT_ADDR)[..20]).unwrap();
+    assert_eq!((rsdp.revision, rsdp.xsdt), (2, None));
+}
+
+#[test]
+fn rsdp_with_bad_signature_checksum_or_length_is_rejected() {
+    let mut bad_signature = rsdp_v1(RSDT_ADDR);
+    bad_signature[0] = b'X';
+    fix_checksum(&mut bad_signature, 8);
+    assert_eq!(
+        Rsdp::parse(&bad_signature),
+        Err(AcpiError::BadRsdpSignature)
+    );
+
+    let mut bad_checksum = rsdp_v1(RSDT_ADDR);
+    bad_checksum[16] ^= 1;
+    assert_eq!(Rsdp::parse(&bad_checksum), Err(AcpiError::BadRsdpChecksum));
+
+    let mut bad_extended_checksum = rsdp_v2(RSDT_ADDR, XSDT_ADDR);
+    bad_extended_checksum[24] ^= 1;
+    assert_eq!(
+        Rsdp::parse(&bad_extended_checksum),
+        Err(AcpiError::BadRsdpChecksum)
+    );
+
+    assert_eq!(
+        Rsdp::parse(&rsdp_v1(RSDT_ADDR)[..19]),
+        Err(AcpiError::RsdpTooShort { len: 19 })
+    );
+}
+
+#[test]
+fn rsdp_is_located_from_a_boot_loader_copy() {
+    let mut bytes = [0; 36];
+    bytes.copy_from_slice(&rsdp_v2(RSDT_ADDR, XSDT_ADDR));
+    let (rsdp, origin) =
+        Rsdp::locate(&FakeMem::new(), Some(&RsdpSource::Copy { bytes, len: 36 })).unwrap();
+    assert_eq!(
+        (rsdp.xsdt, origin),
+        (Some(XSDT_ADDR), RsdpOrigin::BootLoaderCopy)
+    );
+}
+
+#[test]
+fn rsdp_v1_at_the_end_of_readable_memory_is_located() {
+    let mut mem = FakeMem::new();
+    mem.put(RSDP_ADDR, &rsdp_v1(RSDT_ADDR));
+    let (rsdp, origin) = Rsdp::locate(&mem, Some(&RsdpSource::Address(RSDP_ADDR))).unwrap();
+    assert_eq!(
+        (rsdp.rsdt, origin),
+        (RSDT_ADDR, RsdpOrigin::BootLoaderAddress(RSDP_ADDR))
+    );
+}
+
+#[test]
+fn bad_rsdp_named_by_the_boot_loader_is_an_error() {
+    let mut mem = machine();
+    mem.put(RSDP_ADDR + 8, &[0]);
+    let error = Rsdp::locate(&mem, Some(&RsdpSource::Address(RSDP_ADDR))).unwrap_err();
+    assert_eq!(error, AcpiError::BadRsdpChecksum);
+}
+
+/// Low memory with a zeroed BIOS area and an EBDA at 0x9FC00.
+fn bios_memory() -> FakeMem {
+    let mut mem = FakeMem::new();
+    mem.put(0x40E, &0x9FC0u16.to_le_bytes());
+    mem.put(0x9_FC00, &[0; 1024]);
+    mem.put(0xE_0000, &[0; 0x2_0000]);
+    mem
+}
+
+#[test]
+fn rsdp_is_found_by_scanning_the_bios_area_past_a_false_signature() {
+    let mut mem = bios_memory();
+    mem.put(0xE_1000, b"RSD PTR not a real one");
+    mem.put(RSDP_ADDR, &rsdp_v2(RSDT_ADDR, XSDT_ADDR));
+    let (rsdp, origin) = Rsdp::locate(&mem, None).unwrap();
+    assert_eq!(
+        (rsdp.xsdt, origin),
+        (Some(XSDT_ADDR), RsdpOrigin::BiosArea(RSDP_ADDR))
+    );
+}
+
+#[test]
+fn rsdp_in_the_ebda_is_found_first() {
+    let mut mem = bios_memory();
+    mem.put(RSDP_ADDR, &rsdp_v2(RSDT_ADDR, XSDT_ADDR));
+    mem.put(0x9_FC40, &rsdp_v1(0x1234_5678));
+    let (rsdp, origin) = Rsdp::locate(&mem, None).unwrap();
+    assert_eq!(
+        (rsdp.rsdt, origin),
+        (0x1234_5678, RsdpOrigin::Ebda(0x9_FC40))
+    );
+}
+
+#[test]
+fn rsdp_scan_without_a_match_is_an_error() {
+    assert_eq!(
+        Rsdp::locate(&bios_memory(), None),
+        Err(AcpiError::RsdpNotFound)
+    );
+    let mut unmapped_bios_area = FakeMem::new();
+    unmapped_bios_area.put(0x40E, &[0, 0]);
+    let error = Rsdp::locate(&unmapped_bios_area, None).unwrap_err();
+    assert_eq!(
+        error,
+        AcpiError::Unreadable(MemError {
+            addr: 0xE_0000,
+            len: 8
+        })
+    );
+}
+
+#[test]
+fn tables_are_found_through_the_xsdt() {
+    let mem = machine();
+    let tables = tables(&mem);
+    assert_eq!(tables.root().signature, *b"XSDT");
+    let madt = tables.find(b"APIC").unwrap().unwrap();
+    assert_eq!(
+        (madt.address, madt.signature, madt.revision),
+        (MADT_ADDR, *b"APIC", 5)
+    );
+    assert_eq!(tables.find(b"SRAT"), Ok(None));
+}
+
+#[test]
+fn tables_are_found_through_the_rsdt_of_an_acpi_1_machine() {
+    let mut mem = machine();
+    mem.put(RSDP_ADDR, &rsdp_v1(RSDT_ADDR));
+    mem.put(XSDT_ADDR, b"garbage, to show that the XSDT is not read");
+    let tables = tables(&mem);
+    assert_eq!(tables.root().signature, *b"RSDT");
+    assert_eq!(
+        tables.find(b"FACP").unwrap().map(|t| t.address),
+        Some(FADT_ADDR)
+    );
+}
+
+#[test]
+fn table_with_bad_checksum_is_rejected() {
+    let mut mem = machine();
+    mem.put(MADT_ADDR + 36, &[0x01]);
+    let error = tables(&mem).find(b"APIC").unwrap_err();
+    assert_eq!(
+        error,
+        AcpiError::BadChecksum {
+            signature: *b"APIC"
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "ACPI table \"APIC\" checksum does not sum to zero"
+    );
+}
+
+#[test]
+fn root_table_with_bad_signature_or_length_is_rejected() {
+    let rsdp = Rsdp::parse(&rsdp_v2(RSDT_ADDR, XSDT_ADDR)).unwrap();
+    let mut mem = machine();
+    mem.put(XSDT_ADDR, b"RSDT");
+    let error = AcpiTables::new(&mem, &rsdp).err().unwrap();
+    assert_eq!(
+        error,
+        AcpiError::BadSignature {
+            expected: *b"XSDT",
+            found: *b"RSDT"
+        }
+    );
+
+    let mut mem = machine();
+    mem.put(XSDT_ADDR + 4, &20u32.to_le_bytes());
+    let error = AcpiTables::new(&mem, &rsdp).err().unwrap();
+    assert_eq!(
+        error,
+        AcpiError::BadLength {
+            signature: *b"XSDT",
+            length: 20
+        }
+    );
+}
+
+#[test]
+fn table_pointer_to_unreadable_memory_is_an_error() {
+    let mut mem = machine();
+    mem.put(XSDT_ADDR, &xsdt(&[0xDEAD_0000, FADT_ADDR]));
+    let error = tables(&mem).find(b"FACP").unwrap_err();
+    assert_eq!(
+        error,
+        AcpiError::Unreadable(MemError {
+            addr: 0xDEAD_0000,
+            len: 4
+        })
+    );
+}
+
+#[test]
+fn madt_lists_processors_io_apic_and_overrides() {
+    let mem = machine();
+    let madt = tables(&mem).madt().unwrap();
+    assert_eq!((madt.local_apic_address, madt.flags), (0xFEE0_0000, 1));
+    let entries: Vec<_> = madt.entries().collect::<Result<_, _>>().unwrap();
+    let cpu = |uid, apic_id, enabled, online_capable| MadtEntry::LocalApic {
+        processor_uid: uid,
+        apic_id,
+        enabled,
+        online_capable,
+    };
+    assert_eq!(
+        entries,
+        [
+            cpu(0, 0, true, false),
+            cpu(1, 1, true, false),
+            cpu(2, 2, false, false),
+            cpu(3, 3, true, true),
+            MadtEntry::IoApic {
+                id: 0,
+                address: 0xFEC0_0000,
+                gsi_base: 0
+            },
+            MadtEntry::InterruptOverride {
+                bus: 0,
+                source: 0,
+                gsi: 2,
+                flags: 0
+            },
+            cpu(4, 300, true, false),
+            MadtEntry::Other { kind: 4 },
+        ]
+    );
+}
+
+#[test]
+fn madt_local_apic_address_override_is_applied() {
+    let mut entries = four_cpu_madt_entries();
+    entries.extend([5, 12, 0, 0]);
+    entries.extend(0x1_FEE0_0000u64.to_le_bytes());
+    let mut mem = machine();
+    mem.put(MADT_ADDR, &madt(&entries));
+    let madt = tables(&mem).madt().unwrap();
+    assert_eq!(madt.local_apic_address, 0x1_FEE0_0000);
+    assert_eq!(
+        madt.entries().last(),
+        Some(Ok(MadtEntry::LocalApicAddressOverride {
+            address: 0x1_FEE0_0000
+        }))
+    );
+}
+
+#[test]
+fn malformed_madt_entries_are_errors() {
+    let one_cpu = local_apic(0, 0, 1);
+    let zero_length = [&one_cpu[..], &[0, 0, 0, 0]].concat();
+    let past_the_end = [&one_cpu[..], &[1, 12, 0, 0]].concat();
+    let too_short_for_its_type = [&one_cpu[..], &[0, 6, 1, 1, 1, 0]].concat();
+    let lone_byte = [&one_cpu[..], &[0]].concat();
+    for entries in [zero_length, past_the_end, too_short_for_its_type, lone_byte] {
+        let mut mem = machine();
+        mem.put(MADT_ADDR, &madt(&entries));
+        let error = tables(&mem).madt().err();
+        assert_eq!(
+            error,
+            Some(AcpiError::BadMadtEntry { offset: 44 + 8 }),
+            "entries {entries:02x?}"
+        );
+    }
+}
+
+#[test]
+fn missing_madt_is_reported_by_name() {
+    let mut mem = machine();
+    mem.put(XSDT_ADDR, &xsdt(&[FADT_ADDR]));
+    let error = tables(&mem).madt().err().unwrap();
+    assert_eq!(
+        error,
+        AcpiError::TableNotFound {
+            signature: *b"APIC"
+        }
+    );
+    assert_eq!(error.to_string(), "no ACPI table \"APIC\" in the RSDT/XSDT");
+}
+
+#[test]
+fn fadt_gives_power_management_ports_and_dsdt() {
+    let mem = machine();
+    let fadt = tables(&mem).fadt().unwrap();
+    assert_eq!(
+        fadt,
+        Fadt {
+            revision: 3,
+            sci_interrupt: 9,
+            smi_command: 0xB2,
+            acpi_enable: 0xF1,
+            pm1a_control: 0x604,
+            pm1b_control: None,
+            dsdt: DSDT_ADDR,
+            century: 0x32,
+            flags: 0x84A5,
+        }
+    );
+}
+
+#[test]
+fn fadt_prefers_a_non_zero_x_dsdt() {
+    let mut mem = machine();
+    mem.put(
+        FADT_ADDR,
+        &table(b"FACP", 3, &fadt_body(0x1000, 0x1_0000_0000)),
+    );
+    assert_eq!(tables(&mem).fadt().unwrap().dsdt, 0x1_0000_0000);
+}
+
+#[test]
+fn acpi_1_fadt_is_read() {
+    let mut mem = machine();
+    mem.put(
+        FADT_ADDR,
+        &table(b"FACP", 1, &fadt_body(DSDT_ADDR as u32, 0)[..116 - 36]),
+    );
+    let fadt = tables(&mem).fadt().unwrap();
+    assert_eq!(
+        (fadt.revision, fadt.pm1a_control, fadt.dsdt),
+        (1, 0x604, DSDT_ADDR)
+    );
+}
+
+#[test]
+fn fadt_pm1a_control_from_the_generic_address_when_the_old_field_is_zero() {
+    let mut body = fadt_body(DSDT_ADDR as u32, 0);
+    body[64 - 36..68 - 36].fill(0);
+    body[172 - 36] = 1; // system I/O space
+    body[176 - 36..184 - 36].copy_from_slice(&0x1804u64.to_le_bytes());
+    let mut mem = machine();
+    mem.put(FADT_ADDR, &table(b"FACP", 5, &body));
+    assert_eq!(tables(&mem).fadt().unwrap().pm1a_control, 0x1804);
+
+    body[172 - 36] = 0; // system memory space: no port
+    mem.put(FADT_ADDR, &table(b"FACP", 5, &body));
+    assert_eq!(tables(&mem).fadt(), Err(AcpiError::NoPm1aControl));
+}
+
+#[test]
+fn fadt_too_short_for_acpi_1_is_rejected() {
+    let mut mem = machine();
+    mem.put(FADT_ADDR, &table(b"FACP", 1, &[0; 60]));
+    assert_eq!(
+        tables(&mem).fadt(),
+        Err(AcpiError::BadLength {
+            signature: *b"FACP",
+            length: 96
+        })
+    );
+}
+
+fn s5_of(aml: &[&[u8]]) -> Result<(u8, u8), AcpiError> {
+    let mut mem = FakeMem::new();
+    mem.put(DSDT_ADDR, &dsdt(aml));
+    s5_sleep_types(&mem, DSDT_ADDR)
+}
+
+#[test]
+fn s5_sleep_types_are_read_from_byte_constants() {
+    let s5 = [
+        0x08, b'_', b'S', b'5', b'_', 0x12, 0x0A, 0x04, 0x0A, 0x05, 0x0A, 0x06, 0x00, 0x00,
+    ];
+    assert_eq!(
+        s5_of(&[&[0x5B, 0x80, b'P', b'M', b'I', b'O'], &s5]),
+        Ok((5, 6))
+    );
+}
+
+#[test]
+fn s5_sleep_types_are_read_with_zero_ops_through_the_fadt() {
+    let mem = machine();
+    let fadt = tables(&mem).fadt().unwrap();
+    assert_eq!(s5_sleep_types(&mem, fadt.dsdt), Ok((5, 0)));
+}
+
+#[test]
+fn s5_named_from_the_root_is_found() {
+    let s5 = [
+        0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0x01, 0x01, 0x00, 0x00,
+    ];
+    assert_eq!(s5_of(&[&s5]), Ok((1, 1)));
+}
+
+#[test]
+fn s5_that_is_not_a_name_is_skipped() {
+    // `Method (_S5_, 0)` first, then the real name.
+    let method = [0x14, 0x06, b'_', b'S', b'5', b'_', 0x00, 0xA4];
+    assert_eq!(s5_of(&[&method, &S5_WITH_ZERO_OPS]), Ok((5, 0)));
+}
+
+#[test]
+fn dsdt_without_s5_is_an_error() {
+    assert_eq!(
+        s5_of(&[&[0x10, 0x05, b'\\', b'_', b'S', b'B', b'_']]),
+        Err(AcpiError::NoS5)
+    );
+}
+
+#[test]
+fn s5_package_cut_by_the_table_end_is_an_error() {
+    assert_eq!(
+        s5_of(&[&S5_WITH_ZERO_OPS[..10]]),
+        Err(AcpiError::BadS5Package)
+    );
+}
+
+#[test]
+fn dsdt_with_bad_checksum_or_signature_is_rejected() {
+    let mut image = dsdt(&[&S5_WITH_ZERO_OPS]);
+    image[40] ^= 0xFF;
+    let mut mem = FakeMem::new();
+    mem.put(DSDT_ADDR, &image);
+    assert_eq!(
+        s5_sleep_types(&mem, DSDT_ADDR),
+        Err(AcpiError::BadChecksum {
+            signature: *b"DSDT"
+        })
+    );
+    assert_eq!(
+        s5_sleep_types(&machine(), MADT_ADDR),
+        Err(AcpiError::BadSignature {
+            expected: *b"DSDT",
+            found: *b"APIC"
+        })
+    );
+}
+
+#[test]
+fn dsdt_cut_short_in_memory_is_unreadable() {
+    let image = dsdt(&[&[0; 200], &S5_WITH_ZERO_OPS]);
+    let mut mem = FakeMem::new();
+    mem.put(DSDT_ADDR, &image[..150]);
+    // The checksum reads the table in 64-byte chunks; the third one runs past byte 150.
+    let error = s5_sleep_types(&mem, DSDT_ADDR).unwrap_err();
+    assert_eq!(
+        error,
+        AcpiError::Unreadable(MemError {
+            addr: DSDT_ADDR + 128,
+            len: 64
+        })
+    );
+}

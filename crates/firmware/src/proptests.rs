@@ -1,0 +1,169 @@
+//! Every parser, fed arbitrary bytes, returns rather than panics, and does work bounded by its
+//! input: the reads it makes are counted, so an endless loop fails the test instead of hanging it.
+
+use std::cell::Cell;
+use std::vec::Vec;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use crate::fake_mem::{FakeMem, fix_checksum, madt, multiboot2, pvh_start_info, table, xsdt};
+use crate::*;
+
+const BASE: u64 = 0x1_0000;
+
+/// Counts the reads made through it.
+struct CountingMem {
+    mem: FakeMem,
+    reads: Cell<usize>,
+}
+
+impl CountingMem {
+    fn with(addr: u64, bytes: &[u8]) -> Self {
+        let mut mem = FakeMem::new();
+        mem.put(addr, bytes);
+        CountingMem {
+            mem,
+            reads: Cell::new(0),
+        }
+    }
+}
+
+impl PhysMem for CountingMem {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.reads.set(self.reads.get() + 1);
+        self.mem.read(addr, buf)
+    }
+}
+
+fn check_boot_info(info: &BootInfo) {
+    assert!(info.memory().len() <= MAX_MEMORY_REGIONS);
+    assert!(info.cmdline().len() <= MAX_CMDLINE);
+    assert!(info.memory().is_sorted_by_key(|region| region.base));
+}
+
+/// Tags of the kinds the parser reads, and others, with arbitrary payloads.
+fn multiboot2_tags() -> impl Strategy<Value = Vec<(u32, Vec<u8>)>> {
+    let kind = prop_oneof![Just(1u32), Just(6), Just(14), Just(15), 0u32..32];
+    vec((kind, vec(any::<u8>(), 0..120)), 0..8)
+}
+
+proptest! {
+    #[test]
+    fn multiboot2_of_random_bytes(mut bytes in vec(any::<u8>(), 0..600), exact_total_size: bool) {
+        if exact_total_size && bytes.len() >= 4 {
+            let len = u32::try_from(bytes.len()).unwrap();
+            bytes[..4].copy_from_slice(&len.to_le_bytes());
+        }
+        let mem = CountingMem::with(BASE, &bytes);
+        if let Ok(info) = parse_boot_info(&mem, MULTIBOOT2_MAGIC, BASE as u32) {
+            check_boot_info(&info);
+        }
+        prop_assert!(mem.reads.get() <= 4 * bytes.len() + 8, "{} reads", mem.reads.get());
+    }
+
+    #[test]
+    fn multiboot2_of_random_tags(tags in multiboot2_tags(), corruptions in vec((any::<usize>(), any::<u8>()), 0..4)) {
+        let mut image = multiboot2(&tags);
+        for (at, byte) in corruptions {
+            let len = image.len();
+            image[at % len] = byte;
+        }
+        let mem = CountingMem::with(BASE, &image);
+        if let Ok(info) = parse_boot_info(&mem, MULTIBOOT2_MAGIC, BASE as u32) {
+            check_boot_info(&info);
+        }
+        prop_assert!(mem.reads.get() <= 4 * image.len() + 8, "{} reads", mem.reads.get());
+    }
+
+    #[test]
+    fn pvh_of_random_bytes(
+        version in 0u32..3,
+        cmdline in prop_oneof![Just(0u64), 0u64..600, any::<u64>()],
+        memmap in prop_oneof![Just(0u64), 0u64..600, any::<u64>()],
+        memmap_entries in prop_oneof![0u32..140, any::<u32>()],
+        tail in vec(any::<u8>(), 0..600),
+    ) {
+        let mut image = pvh_start_info(version, BASE.wrapping_add(cmdline), 0, BASE.wrapping_add(memmap), memmap_entries);
+        image.extend(tail);
+        let mem = CountingMem::with(BASE, &image);
+        if let Ok(info) = parse_boot_info(&mem, 0, BASE as u32) {
+            check_boot_info(&info);
+        }
+        prop_assert!(mem.reads.get() <= 8 + 3 * MAX_MEMORY_REGIONS + MAX_CMDLINE + 1, "{} reads", mem.reads.get());
+    }
+
+    #[test]
+    fn rsdp_of_random_bytes(bytes in vec(any::<u8>(), 0..48)) {
+        if Rsdp::parse(&bytes).is_ok() {
+            prop_assert!(bytes.starts_with(b"RSD PTR "));
+        }
+    }
+
+    #[test]
+    fn rsdp_with_valid_signature_and_checksums_parses(mut bytes in vec(any::<u8>(), 20..48)) {
+        bytes[..8].copy_from_slice(b"RSD PTR ");
+        fix_checksum(&mut bytes[..20], 8);
+        if bytes.len() >= 36 {
+            fix_checksum(&mut bytes[..36], 32);
+        }
+        let rsdp = Rsdp::parse(&bytes).unwrap();
+        prop_assert_eq!(&rsdp.rsdt.to_le_bytes()[..], &bytes[16..20]);
+        prop_assert_eq!(rsdp.xsdt.is_some(), bytes[15] >= 2 && bytes.len() >= 36 && bytes[24..32] != [0; 8]);
+    }
+
+    #[test]
+    fn madt_of_random_entry_bytes(entries in vec(any::<u8>(), 0..300)) {
+        let mem = CountingMem::with(BASE, &madt(&entries));
+        if let Ok(madt) = Madt::parse(&mem, TableAt::read(&mem, BASE, b"APIC").unwrap()) {
+            // Each entry is at least 2 bytes long, and a valid MADT yields no errors.
+            let bound = entries.len() / 2;
+            let seen: Vec<_> = madt.entries().take(bound + 1).collect();
+            prop_assert!(seen.len() <= bound);
+            prop_assert!(seen.iter().all(Result::is_ok));
+        }
+    }
+
+    #[test]
+    fn madt_of_well_formed_entries_of_random_content(
+        entries in vec((prop_oneof![Just(0u8), Just(1), Just(2), Just(5), Just(9), any::<u8>()], 16u8..40, any::<u8>()), 0..20),
+    ) {
+        let image: Vec<u8> = entries.iter().flat_map(|&(kind, length, fill)| {
+            let mut entry = std::vec![fill; usize::from(length)];
+            entry[..2].copy_from_slice(&[kind, length]);
+            entry
+        }).collect();
+        let mem = CountingMem::with(BASE, &madt(&image));
+        let madt = Madt::parse(&mem, TableAt::read(&mem, BASE, b"APIC").unwrap()).unwrap();
+        prop_assert_eq!(madt.entries().filter(Result::is_ok).count(), entries.len());
+    }
+
+    #[test]
+    fn root_table_of_random_pointers(pointers in vec(prop_oneof![any::<u64>(), BASE..BASE + 64], 0..8), signature: [u8; 4]) {
+        let mem = CountingMem::with(BASE, &xsdt(&pointers));
+        let rsdp = Rsdp { revision: 2, rsdt: 0, xsdt: Some(BASE), oem_id: *b"ATOLL " };
+        let tables = AcpiTables::new(&mem, &rsdp).unwrap();
+        if let Ok(Some(found)) = tables.find(&signature) {
+            prop_assert_eq!(found.signature, signature);
+        }
+        let _ = tables.madt();
+        let _ = tables.fadt();
+    }
+
+    #[test]
+    fn dsdt_of_random_aml(aml in vec(prop_oneof![Just(0x08u8), Just(b'_'), Just(b'S'), Just(b'5'), Just(0x12), any::<u8>()], 0..600)) {
+        let image = table(b"DSDT", 2, &aml);
+        let mem = CountingMem::with(BASE, &image);
+        let _ = s5_sleep_types(&mem, BASE);
+        // The checksum and the scan each read the table once, in 64-byte chunks.
+        prop_assert!(mem.reads.get() <= 2 * (image.len() / 64 + 1) + 2, "{} reads", mem.reads.get());
+    }
+
+    #[test]
+    fn s5_after_random_aml_is_found(prefix in vec(any::<u8>(), 0..300), slp_typ_a: u8, slp_typ_b: u8) {
+        prop_assume!(!prefix.windows(4).any(|window| window == b"_S5_"));
+        let s5 = [0x08, b'_', b'S', b'5', b'_', 0x12, 0x0A, 0x04, 0x0A, slp_typ_a, 0x0A, slp_typ_b, 0x00, 0x00];
+        let mem = CountingMem::with(BASE, &table(b"DSDT", 2, &[&prefix[..], &s5].concat()));
+        prop_assert_eq!(s5_sleep_types(&mem, BASE), Ok((slp_typ_a, slp_typ_b)));
+    }
+}
