@@ -170,6 +170,11 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
         ignored_high_memory += end.saturating_sub(region.base.max(IDENTITY_MAPPED_END));
         usable.insert(region.base, end.min(IDENTITY_MAPPED_END))?;
     }
+    // Boot loaders may hand over overlapping regions: a byte is usable only
+    // if no other kind of region claims it too.
+    for region in info.memory().iter().filter(|region| region.kind != MemoryKind::Usable) {
+        usable.remove(region.base, region.base.saturating_add(region.len))?;
+    }
     let trampoline_page = usable
         .iter()
         .map(|(start, end)| (start.max(0x1000), end.min(LOW_MEMORY_END)))
