@@ -7,8 +7,8 @@ use crate::arch::phys::{IDENTITY_MAPPED_END, IdentityMap};
 use crate::arch::{cpu, pit};
 use crate::shared::{BOOT, MAX_CORES};
 use atoll_firmware::{
-    AcpiError, AcpiTables, BootInfo, BootInfoError, BootProtocol, MadtEntry, MemoryKind, Rsdp, parse_boot_info,
-    s5_sleep_types,
+    AcpiError, AcpiTables, BootInfo, BootInfoError, BootProtocol, MadtEntry, MemoryKind, Rsdp,
+    parse_boot_info, s5_sleep_types,
 };
 use atoll_frames::{RangeSet, RangeSetFull, carve};
 
@@ -91,13 +91,25 @@ impl core::fmt::Display for BootError {
             Self::BootInfo(error) => write!(f, "boot information: {error}"),
             Self::Acpi(error) => write!(f, "ACPI: {error}"),
             Self::NoCores => write!(f, "the MADT lists no enabled core"),
-            Self::TooManyCores { listed } => write!(f, "the MADT lists {listed} cores; at most {MAX_CORES} supported"),
-            Self::BootCoreNotListed { apic_id } => write!(f, "the boot core (apic {apic_id}) is not in the MADT"),
+            Self::TooManyCores { listed } => write!(
+                f,
+                "the MADT lists {listed} cores; at most {MAX_CORES} supported"
+            ),
+            Self::BootCoreNotListed { apic_id } => {
+                write!(f, "the boot core (apic {apic_id}) is not in the MADT")
+            }
             Self::TooManyRanges(error) => write!(f, "memory map: {error}"),
-            Self::NoTrampolinePage => write!(f, "no usable page below 1 MiB for the start-up trampoline"),
-            Self::NoMemoryForStacks { cores } => write!(f, "no memory for the stacks of {cores} cores"),
+            Self::NoTrampolinePage => {
+                write!(f, "no usable page below 1 MiB for the start-up trampoline")
+            }
+            Self::NoMemoryForStacks { cores } => {
+                write!(f, "no memory for the stacks of {cores} cores")
+            }
             Self::NotEnoughMemory { cores, pools } => {
-                write!(f, "usable memory splits into only {pools} frame pools for {cores} cores")
+                write!(
+                    f,
+                    "usable memory splits into only {pools} frame pools for {cores} cores"
+                )
             }
             Self::NoPit => write!(f, "the PIT did not count down; cannot calibrate the clocks"),
         }
@@ -124,17 +136,28 @@ pub fn protocol_name(protocol: BootProtocol) -> &'static str {
 }
 
 fn kernel_image() -> (u64, u64) {
-    (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
+    (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    )
 }
 
 fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     let (rsdp, _) = Rsdp::locate(&IdentityMap, info.rsdp.as_ref())?;
     let tables = AcpiTables::new(&IdentityMap, &rsdp)?;
     let madt = tables.madt()?;
-    let mut cores = CoreTable { entries: [CoreEntry::default(); MAX_CORES], count: 0 };
+    let mut cores = CoreTable {
+        entries: [CoreEntry::default(); MAX_CORES],
+        count: 0,
+    };
     let mut listed = 0;
     for entry in madt.entries() {
-        if let MadtEntry::LocalApic { apic_id, enabled: true, .. } = entry? {
+        if let MadtEntry::LocalApic {
+            apic_id,
+            enabled: true,
+            ..
+        } = entry?
+        {
             listed += 1;
             if let Some(slot) = cores.entries.get_mut(cores.count) {
                 slot.apic_id = apic_id;
@@ -153,7 +176,9 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     let boot_core = cores
         .iter()
         .position(|core| core.apic_id == boot_apic_id)
-        .ok_or(BootError::BootCoreNotListed { apic_id: boot_apic_id })?;
+        .ok_or(BootError::BootCoreNotListed {
+            apic_id: boot_apic_id,
+        })?;
 
     let power_off = tables.fadt().and_then(|fadt| {
         Ok(AcpiPowerOff {
@@ -165,14 +190,22 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
 
     let mut usable = RangeSet::<MAX_USABLE_RANGES>::new();
     let mut ignored_high_memory = 0;
-    for region in info.memory().iter().filter(|region| region.kind == MemoryKind::Usable) {
+    for region in info
+        .memory()
+        .iter()
+        .filter(|region| region.kind == MemoryKind::Usable)
+    {
         let end = region.base.saturating_add(region.len);
         ignored_high_memory += end.saturating_sub(region.base.max(IDENTITY_MAPPED_END));
         usable.insert(region.base, end.min(IDENTITY_MAPPED_END))?;
     }
     // Boot loaders may hand over overlapping regions: a byte is usable only
     // if no other kind of region claims it too.
-    for region in info.memory().iter().filter(|region| region.kind != MemoryKind::Usable) {
+    for region in info
+        .memory()
+        .iter()
+        .filter(|region| region.kind != MemoryKind::Usable)
+    {
         usable.remove(region.base, region.base.saturating_add(region.len))?;
     }
     let trampoline_page = usable
@@ -186,17 +219,25 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     usable.remove(image_start, image_end)?;
     for (id, core) in cores.entries[..cores.count].iter_mut().enumerate() {
         if id != boot_core {
-            let bottom = usable.take_from_top(CORE_STACK_SIZE).ok_or(BootError::NoMemoryForStacks { cores: listed })?;
+            let bottom = usable
+                .take_from_top(CORE_STACK_SIZE)
+                .ok_or(BootError::NoMemoryForStacks { cores: listed })?;
             core.stack_top = bottom + CORE_STACK_SIZE;
         }
     }
     let mut pools = 0;
-    for (core, span) in cores.entries[..cores.count].iter_mut().zip(carve(&usable, listed)) {
+    for (core, span) in cores.entries[..cores.count]
+        .iter_mut()
+        .zip(carve(&usable, listed))
+    {
         core.span = span;
         pools += 1;
     }
     if pools < listed {
-        return Err(BootError::NotEnoughMemory { cores: listed, pools });
+        return Err(BootError::NotEnoughMemory {
+            cores: listed,
+            pools,
+        });
     }
 
     let tsc_per_ms = pit::tsc_cycles_per_ms().ok_or(BootError::NoPit)?;
@@ -234,7 +275,8 @@ fn fail(reason: impl core::fmt::Display) -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(eax: u32, ebx: u32) -> ! {
     crate::shared::CONSOLE.init();
-    let info = parse_boot_info(&IdentityMap, eax, ebx).unwrap_or_else(|error| fail(BootError::BootInfo(error)));
+    let info = parse_boot_info(&IdentityMap, eax, ebx)
+        .unwrap_or_else(|error| fail(BootError::BootInfo(error)));
     println!("atoll: booted via {}", protocol_name(info.protocol));
     let facts = discover(info).unwrap_or_else(|error| fail(error));
     let facts = BOOT.call_once(|| facts);

@@ -23,7 +23,9 @@ pub fn poll(local: &CoreLocal) -> bool {
 }
 
 fn wake(local: &CoreLocal, core: usize) {
-    local.lapic.send_ipi(boot_facts().cores[core].apic_id, idt::WAKE);
+    local
+        .lapic
+        .send_ipi(boot_facts().cores[core].apic_id, idt::WAKE);
 }
 
 /// The node loop of a core with nothing else to run: answer doorbells, and
@@ -71,13 +73,20 @@ pub fn ping(local: &CoreLocal, target: usize, timeout_ms: u64) -> Result<u64, No
         // Withdraw the request so that a late answer cannot be mistaken for
         // the answer to a later ping.
         BOARD.core(target).ping_requests.take(local.id);
-        Err(NoAnswer { state: BOARD.core(target).state() })
+        Err(NoAnswer {
+            state: BOARD.core(target).state(),
+        })
     }
 }
 
 /// Asks `target` to take a page fault and waits until it has stopped.
 pub fn request_fault(local: &CoreLocal, target: usize, timeout_ms: u64) -> bool {
-    BOARD.core(target).fault_request.store(true, Ordering::Release);
+    BOARD
+        .core(target)
+        .fault_request
+        .store(true, Ordering::Release);
     wake(local, target);
-    wait_until(local, timeout_ms, || BOARD.core(target).state() == CoreState::Stopped)
+    wait_until(local, timeout_ms, || {
+        BOARD.core(target).state() == CoreState::Stopped
+    })
 }

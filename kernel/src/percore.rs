@@ -42,8 +42,13 @@ impl CoreLocal {
     /// Frames from this core's pool; the free count is published for `cores`.
     fn allocate_frames(&self, count: usize) -> Result<u64, InitError> {
         let mut pool = self.frames.borrow_mut();
-        let start = pool.allocate_contiguous(count).ok_or(InitError::OutOfFrames { wanted: count })?;
-        BOARD.core(self.id).free_frames.store(pool.free_frames() as u64, Ordering::Relaxed);
+        let start = pool
+            .allocate_contiguous(count)
+            .ok_or(InitError::OutOfFrames { wanted: count })?;
+        BOARD
+            .core(self.id)
+            .free_frames
+            .store(pool.free_frames() as u64, Ordering::Relaxed);
         Ok(start)
     }
 }
@@ -69,9 +74,14 @@ impl core::fmt::Display for InitError {
         match self {
             Self::Pool(error) => write!(f, "frame pool: {error}"),
             Self::BitmapOutsideUsableMemory { start, end } => {
-                write!(f, "frame bitmap {start:#x}-{end:#x} does not lie in usable memory")
+                write!(
+                    f,
+                    "frame bitmap {start:#x}-{end:#x} does not lie in usable memory"
+                )
             }
-            Self::OutOfFrames { wanted } => write!(f, "no {wanted} contiguous free frames in the pool"),
+            Self::OutOfFrames { wanted } => {
+                write!(f, "no {wanted} contiguous free frames in the pool")
+            }
         }
     }
 }
@@ -90,8 +100,15 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
     // usable memory; check that all of it is.
     let words = FramePool::bitmap_words(end - start);
     let bitmap_end = start + (words * 8) as u64;
-    if !facts.usable.iter().any(|(s, e)| s <= start && bitmap_end <= e) {
-        return Err(InitError::BitmapOutsideUsableMemory { start, end: bitmap_end });
+    if !facts
+        .usable
+        .iter()
+        .any(|(s, e)| s <= start && bitmap_end <= e)
+    {
+        return Err(InitError::BitmapOutsideUsableMemory {
+            start,
+            end: bitmap_end,
+        });
     }
     // SAFETY: the range is usable RAM inside this core's span, which the
     // boot core carved for this core alone; u64 needs 8-byte alignment and
@@ -105,9 +122,15 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
 
     let block = pool
         .allocate_contiguous(frames_for(core_local::BLOCK_SIZE))
-        .ok_or(InitError::OutOfFrames { wanted: frames_for(core_local::BLOCK_SIZE) })?;
+        .ok_or(InitError::OutOfFrames {
+            wanted: frames_for(core_local::BLOCK_SIZE),
+        })?;
     let heap_frames = (pool.free_frames() / HEAP_SHARE).clamp(HEAP_MIN_FRAMES, HEAP_MAX_FRAMES);
-    let heap_start = pool.allocate_contiguous(heap_frames).ok_or(InitError::OutOfFrames { wanted: heap_frames })?;
+    let heap_start = pool
+        .allocate_contiguous(heap_frames)
+        .ok_or(InitError::OutOfFrames {
+            wanted: heap_frames,
+        })?;
     let heap_end = heap_start + heap_frames as u64 * FRAME_SIZE;
 
     // SAFETY: the MADT names this address as the local APIC, inside the
@@ -124,7 +147,10 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
     };
     // SAFETY: `block` is fresh, frame-aligned memory from this core's pool.
     let local: &'static CoreLocal = unsafe { core_local::install(block, local) };
-    BOARD.core(id).free_frames.store(local.frames.borrow().free_frames() as u64, Ordering::Relaxed);
+    BOARD.core(id).free_frames.store(
+        local.frames.borrow().free_frames() as u64,
+        Ordering::Relaxed,
+    );
 
     let ist_frames = frames_for(IST_STACK_SIZE);
     let mut ist_tops = [0; 3];
@@ -137,7 +163,10 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
     tables.load(ist_tops);
 
     lapic.enable(idt::SPURIOUS);
-    lapic.start_periodic_timer(idt::TIMER, (facts.apic_timer_per_ms * 1000 / TIMER_HZ) as u32);
+    lapic.start_periodic_timer(
+        idt::TIMER,
+        (facts.apic_timer_per_ms * 1000 / TIMER_HZ) as u32,
+    );
     BOARD.core(id).set_state(CoreState::Running);
     Ok(local)
 }

@@ -27,7 +27,8 @@ pub static BOOT: spin::Once<BootFacts> = spin::Once::new();
 
 /// The frozen boot facts. Every core starts after they are frozen.
 pub fn boot_facts() -> &'static BootFacts {
-    BOOT.get().expect("boot facts are frozen before any core uses them")
+    BOOT.get()
+        .expect("boot facts are frozen before any core uses them")
 }
 
 pub struct ApStart {
@@ -37,7 +38,10 @@ pub struct ApStart {
     pub alive: AtomicBool,
 }
 
-pub static AP_START: ApStart = ApStart { core: AtomicUsize::new(0), alive: AtomicBool::new(false) };
+pub static AP_START: ApStart = ApStart {
+    core: AtomicUsize::new(0),
+    alive: AtomicBool::new(false),
+};
 
 /// The stack the starting core switches to; read by `ap_entry64` in assembly.
 #[unsafe(no_mangle)]

@@ -59,7 +59,11 @@ fn run_script(local: &CoreLocal, script: &str) -> ! {
 
 fn finish_script(commands: usize, failed: usize) -> ! {
     println!("atoll: exec: {commands} commands, {failed} failed");
-    power::exit_qemu(if failed == 0 { ExitStatus::Success } else { ExitStatus::CommandFailed });
+    power::exit_qemu(if failed == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::CommandFailed
+    });
     println!("atoll: no debug-exit device; halting this core");
     cpu::halt_forever()
 }
@@ -73,11 +77,15 @@ fn interactive(local: &CoreLocal) -> ! {
         let mut busy = node::poll(local);
         while let Some(byte) = CONSOLE.read_byte(tag) {
             busy = true;
-            let Some(line) = editor.feed(byte, &mut |echo| CONSOLE.write_bytes(tag, echo)) else { continue };
+            let Some(line) = editor.feed(byte, &mut |echo| CONSOLE.write_bytes(tag, echo)) else {
+                continue;
+            };
             cpu::enable_interrupts();
             let outcome = match line {
                 Line::Text(text) => execute(local, &text),
-                Line::TooLong { len, max } => Err(format!("line too long ({len} bytes, at most {max}); ignored")),
+                Line::TooLong { len, max } => Err(format!(
+                    "line too long ({len} bytes, at most {max}); ignored"
+                )),
                 Line::NotUtf8 { len } => Err(format!("line of {len} bytes is not UTF-8; ignored")),
                 Line::Cancelled => Ok(Next::Continue),
             };
@@ -161,7 +169,10 @@ fn show_memory() {
         facts.usable.iter().count()
     );
     if facts.ignored_high_memory > 0 {
-        println!("not used: {} MiB above the 4 GiB identity map", facts.ignored_high_memory >> 20);
+        println!(
+            "not used: {} MiB above the 4 GiB identity map",
+            facts.ignored_high_memory >> 20
+        );
     }
     println!("core  pool span                      size MiB  free-frames");
     for (id, core) in facts.cores.iter().enumerate() {
@@ -172,23 +183,33 @@ fn show_memory() {
             BOARD.core(id).free_frames.load(Ordering::Relaxed)
         );
     }
-    println!("frames are {FRAME_SIZE} bytes; each pool holds its bitmap, core-local block, heap and stacks");
+    println!(
+        "frames are {FRAME_SIZE} bytes; each pool holds its bitmap, core-local block, heap and stacks"
+    );
 }
 
 fn check_core(command: &str, core: usize) -> Result<CoreState, String> {
     let count = boot_facts().cores.len();
     if core >= count {
-        return Err(format!("{command}: no core {core} (cores are 0 to {})", count - 1));
+        return Err(format!(
+            "{command}: no core {core} (cores are 0 to {})",
+            count - 1
+        ));
     }
     Ok(BOARD.core(core).state())
 }
 
 fn ipi(local: &CoreLocal, core: usize) -> Result<(), String> {
     if check_core("ipi", core)? == CoreState::Offline {
-        return Err(format!("ipi {core}: core {core} is offline (it never started)"));
+        return Err(format!(
+            "ipi {core}: core {core} is offline (it never started)"
+        ));
     }
     let cycles = node::ping(local, core, IPI_TIMEOUT_MS).map_err(|no_answer| {
-        format!("ipi {core}: no answer within {IPI_TIMEOUT_MS} ms (core {core} is {})", no_answer.state.name())
+        format!(
+            "ipi {core}: no answer within {IPI_TIMEOUT_MS} ms (core {core} is {})",
+            no_answer.state.name()
+        )
     })?;
     println!("ipi {core}: round trip {cycles} cycles");
     Ok(())
@@ -197,13 +218,20 @@ fn ipi(local: &CoreLocal, core: usize) -> Result<(), String> {
 fn fault(local: &CoreLocal, core: usize) -> Result<(), String> {
     let state = check_core("fault", core)?;
     if core == local.id {
-        return Err(format!("fault {core}: core {core} runs this shell; pick another core"));
+        return Err(format!(
+            "fault {core}: core {core} runs this shell; pick another core"
+        ));
     }
     if state != CoreState::Running {
-        return Err(format!("fault {core}: core {core} is {}, not running", state.name()));
+        return Err(format!(
+            "fault {core}: core {core} is {}, not running",
+            state.name()
+        ));
     }
     if !node::request_fault(local, core, FAULT_TIMEOUT_MS) {
-        return Err(format!("fault {core}: core {core} did not stop within {FAULT_TIMEOUT_MS} ms"));
+        return Err(format!(
+            "fault {core}: core {core} did not stop within {FAULT_TIMEOUT_MS} ms"
+        ));
     }
     println!("fault {core}: core {core} took a page fault and stopped; the other cores run on");
     Ok(())
@@ -227,5 +255,8 @@ fn halt() -> CommandResult {
 /// Whether the shell runs an `atoll.exec=` script, where `halt` ends the
 /// script and the exit status reports it.
 fn scripted() -> bool {
-    matches!(atoll_shell::exec_script_from_cmdline(boot_facts().info.cmdline()), Ok(Some(_)))
+    matches!(
+        atoll_shell::exec_script_from_cmdline(boot_facts().info.cmdline()),
+        Ok(Some(_))
+    )
 }

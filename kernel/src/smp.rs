@@ -31,8 +31,14 @@ pub fn start_other_cores(local: &CoreLocal) -> usize {
     // this purpose alone.
     unsafe { phys::write(facts.trampoline_page, boot::trampoline_code()) };
     let page = (facts.trampoline_page / 4096) as u8;
-    let withheld = atoll_shell::cmdline_option(facts.info.cmdline(), WITHHOLD_OPTION).and_then(|core| core.parse().ok());
-    for (id, core) in facts.cores.iter().enumerate().filter(|&(id, _)| id != local.id) {
+    let withheld = atoll_shell::cmdline_option(facts.info.cmdline(), WITHHOLD_OPTION)
+        .and_then(|core| core.parse().ok());
+    for (id, core) in facts
+        .cores
+        .iter()
+        .enumerate()
+        .filter(|&(id, _)| id != local.id)
+    {
         AP_START.core.store(id, Ordering::Relaxed);
         AP_START.alive.store(false, Ordering::Relaxed);
         AP_BOOT_STACK_TOP.store(core.stack_top, Ordering::Release);
@@ -52,7 +58,9 @@ pub fn start_other_cores(local: &CoreLocal) -> usize {
                 break;
             }
         }
-        if !crate::node::wait_until(local, ALIVE_TIMEOUT_MS, || AP_START.alive.load(Ordering::Acquire)) {
+        if !crate::node::wait_until(local, ALIVE_TIMEOUT_MS, || {
+            AP_START.alive.load(Ordering::Acquire)
+        }) {
             // Put it back to waiting for a start-up IPI, so that it cannot
             // wake later and use the mailbox meant for the next core.
             local.lapic.send_init(core.apic_id);
@@ -64,15 +72,25 @@ pub fn start_other_cores(local: &CoreLocal) -> usize {
         }
     }
     let mut running = 1;
-    for (id, core) in facts.cores.iter().enumerate().filter(|&(id, _)| id != local.id) {
+    for (id, core) in facts
+        .cores
+        .iter()
+        .enumerate()
+        .filter(|&(id, _)| id != local.id)
+    {
         let record = BOARD.core(id);
         if record.state() == CoreState::Offline {
             continue;
         }
-        if crate::node::wait_until(local, READY_TIMEOUT_MS, || record.state() != CoreState::Starting) {
+        if crate::node::wait_until(local, READY_TIMEOUT_MS, || {
+            record.state() != CoreState::Starting
+        }) {
             running += usize::from(record.state() == CoreState::Running);
         } else {
-            println!("atoll: core {id} (apic {}) started but did not finish setting up; skipped", core.apic_id);
+            println!(
+                "atoll: core {id} (apic {}) started but did not finish setting up; skipped",
+                core.apic_id
+            );
         }
     }
     running

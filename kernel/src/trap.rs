@@ -12,7 +12,9 @@ pub fn handle(frame: &mut TrapFrame) {
     if vector < idt::FIRST_INTERRUPT {
         stop_after_exception(frame);
     }
-    let Some(local) = percore::try_current() else { return };
+    let Some(local) = percore::try_current() else {
+        return;
+    };
     match vector {
         idt::TIMER => local.tick(),
         // The wake-up IPI only ends the core's halt; the node loop then
@@ -28,7 +30,11 @@ fn stop_after_exception(frame: &TrapFrame) -> ! {
     let core = percore::try_current().map(|local| local.id);
     let tag = crate::console::current_core_tag();
     CONSOLE.release_if_held_by(tag);
-    let address = if frame.vector == u64::from(idt::PAGE_FAULT) { cpu::page_fault_address() } else { 0 };
+    let address = if frame.vector == u64::from(idt::PAGE_FAULT) {
+        cpu::page_fault_address()
+    } else {
+        0
+    };
     let name = idt::exception_name(frame.vector);
     match core {
         Some(core) => println!(

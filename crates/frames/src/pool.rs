@@ -5,7 +5,10 @@ use crate::{FRAME_SIZE, align_down, align_up};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolError {
     /// The bitmap storage holds fewer bits than the span has frames.
-    BitmapTooSmall { needed_words: usize, given_words: usize },
+    BitmapTooSmall {
+        needed_words: usize,
+        given_words: usize,
+    },
     /// The address is not the start of a frame in this pool's span.
     NotInPool { addr: u64 },
     /// The frame is already free (a double free) or was never usable.
@@ -15,8 +18,14 @@ pub enum PoolError {
 impl core::fmt::Display for PoolError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::BitmapTooSmall { needed_words, given_words } => {
-                write!(f, "frame bitmap needs {needed_words} words, got {given_words}")
+            Self::BitmapTooSmall {
+                needed_words,
+                given_words,
+            } => {
+                write!(
+                    f,
+                    "frame bitmap needs {needed_words} words, got {given_words}"
+                )
             }
             Self::NotInPool { addr } => write!(f, "{addr:#x} is not a frame of this pool"),
             Self::NotAllocated { addr } => write!(f, "frame {addr:#x} is not allocated"),
@@ -49,9 +58,18 @@ impl<'bitmap> FramePool<'bitmap> {
         let given_words = bitmap.len();
         let used = bitmap
             .get_mut(..needed_words)
-            .ok_or(PoolError::BitmapTooSmall { needed_words, given_words })?;
+            .ok_or(PoolError::BitmapTooSmall {
+                needed_words,
+                given_words,
+            })?;
         used.fill(u64::MAX);
-        Ok(Self { start, frames: ((end - start) / FRAME_SIZE) as usize, used, free: 0, search_from: 0 })
+        Ok(Self {
+            start,
+            frames: ((end - start) / FRAME_SIZE) as usize,
+            used,
+            free: 0,
+            search_from: 0,
+        })
     }
 
     pub fn start(&self) -> u64 {
@@ -132,7 +150,8 @@ impl<'bitmap> FramePool<'bitmap> {
     }
 
     fn frame_indices(&self, start: u64, end: u64) -> core::ops::Range<usize> {
-        let clamp = |addr: u64| ((addr.clamp(self.start, self.end()) - self.start) / FRAME_SIZE) as usize;
+        let clamp =
+            |addr: u64| ((addr.clamp(self.start, self.end()) - self.start) / FRAME_SIZE) as usize;
         clamp(start)..clamp(end.max(start))
     }
 
@@ -169,7 +188,13 @@ mod tests {
     fn new_rejects_a_short_bitmap() {
         let mut bitmap = [0u64; 1];
         let result = FramePool::new(0, 65 * FRAME_SIZE, &mut bitmap);
-        assert_eq!(result.err(), Some(PoolError::BitmapTooSmall { needed_words: 2, given_words: 1 }));
+        assert_eq!(
+            result.err(),
+            Some(PoolError::BitmapTooSmall {
+                needed_words: 2,
+                given_words: 1
+            })
+        );
     }
 
     #[test]
@@ -189,10 +214,16 @@ mod tests {
         let mut bitmap = [0u64; 1];
         let mut pool = pool_with(&mut bitmap, 8);
         let frame = pool.allocate().unwrap();
-        assert_eq!(pool.free(frame + 1), Err(PoolError::NotInPool { addr: frame + 1 }));
+        assert_eq!(
+            pool.free(frame + 1),
+            Err(PoolError::NotInPool { addr: frame + 1 })
+        );
         assert_eq!(pool.free(0), Err(PoolError::NotInPool { addr: 0 }));
         assert_eq!(pool.free(frame), Ok(()));
-        assert_eq!(pool.free(frame), Err(PoolError::NotAllocated { addr: frame }));
+        assert_eq!(
+            pool.free(frame),
+            Err(PoolError::NotAllocated { addr: frame })
+        );
         assert_eq!(pool.free_frames(), 8);
     }
 
@@ -205,7 +236,10 @@ mod tests {
         assert_eq!(run, 0x10_0000 + 4 * FRAME_SIZE);
         assert_eq!(pool.free_frames(), 70 - 1 - 5);
         assert_eq!(pool.allocate_contiguous(62), None);
-        assert_eq!(pool.allocate_contiguous(61), Some(0x10_0000 + 9 * FRAME_SIZE));
+        assert_eq!(
+            pool.allocate_contiguous(61),
+            Some(0x10_0000 + 9 * FRAME_SIZE)
+        );
     }
 
     proptest! {

@@ -31,7 +31,10 @@ impl<const N: usize> Default for RangeSet<N> {
 
 impl<const N: usize> RangeSet<N> {
     pub const fn new() -> Self {
-        Self { ranges: [(0, 0); N], len: 0 }
+        Self {
+            ranges: [(0, 0); N],
+            len: 0,
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
@@ -77,7 +80,9 @@ impl<const N: usize> RangeSet<N> {
     /// range that holds them, and returns where they start.
     pub fn take_from_top(&mut self, bytes: u64) -> Option<u64> {
         let bytes = align_up(bytes);
-        let index = (0..self.len).rev().find(|&i| self.ranges[i].1 - self.ranges[i].0 >= bytes)?;
+        let index = (0..self.len)
+            .rev()
+            .find(|&i| self.ranges[i].1 - self.ranges[i].0 >= bytes)?;
         let start = self.ranges[index].1 - bytes;
         self.ranges[index].1 = start;
         if start == self.ranges[index].0 {
@@ -201,7 +206,10 @@ mod tests {
         set.insert(0, 16 * MIB).unwrap();
         set.remove(2 * MIB, 3 * MIB - 1).unwrap();
         assert_eq!(collect(&set), [(0, 2 * MIB), (3 * MIB, 16 * MIB)]);
-        assert_eq!(set.remove(4 * MIB, 5 * MIB), Err(RangeSetFull { capacity: 2 }));
+        assert_eq!(
+            set.remove(4 * MIB, 5 * MIB),
+            Err(RangeSetFull { capacity: 2 })
+        );
         set.remove(0, 2 * MIB).unwrap();
         assert_eq!(collect(&set), [(3 * MIB, 16 * MIB)]);
     }
@@ -225,7 +233,15 @@ mod tests {
         let spans: Vec<_> = carve(&set, 2).collect();
         assert_eq!(spans, [(MIB, 3 * MIB), (8 * MIB, 10 * MIB)]);
         let spans: Vec<_> = carve(&set, 4).collect();
-        assert_eq!(spans, [(MIB, 2 * MIB), (2 * MIB, 3 * MIB), (8 * MIB, 9 * MIB), (9 * MIB, 10 * MIB)]);
+        assert_eq!(
+            spans,
+            [
+                (MIB, 2 * MIB),
+                (2 * MIB, 3 * MIB),
+                (8 * MIB, 9 * MIB),
+                (9 * MIB, 10 * MIB)
+            ]
+        );
         let spans: Vec<_> = carve(&set, 3).collect();
         assert_eq!(spans.len(), 3);
         assert_eq!(spans[1], (0x256000, 0x8ab000));

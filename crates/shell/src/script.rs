@@ -65,7 +65,10 @@ pub fn cmdline_option<'c>(cmdline: &'c [u8], key: &str) -> Option<&'c str> {
     let options = &cmdline[..find_word(cmdline, EXEC_KEY).unwrap_or(cmdline.len())];
     let start = find_word(options, key.as_bytes())? + key.len();
     let value = &options[start..];
-    let end = value.iter().position(|byte| byte.is_ascii_whitespace() || *byte == 0).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .position(|byte| byte.is_ascii_whitespace() || *byte == 0)
+        .unwrap_or(value.len());
     core::str::from_utf8(&value[..end]).ok()
 }
 
@@ -140,7 +143,10 @@ mod tests {
     #[test]
     fn options_are_read_only_before_the_exec_script() {
         let cmdline = b"quiet atoll.test.withhold_startup=2 atoll.exec=cores; atoll.x=1";
-        assert_eq!(cmdline_option(cmdline, "atoll.test.withhold_startup="), Some("2"));
+        assert_eq!(
+            cmdline_option(cmdline, "atoll.test.withhold_startup="),
+            Some("2")
+        );
         assert_eq!(cmdline_option(cmdline, "atoll.x="), None);
         assert_eq!(cmdline_option(b"xatoll.a=1", "atoll.a="), None);
         assert_eq!(cmdline_option(b"atoll.a=1\0rest", "atoll.a="), Some("1"));

@@ -21,7 +21,15 @@ pub const BLOCK_SIZE: usize = core::mem::size_of::<Block>();
 /// core alone, aligned to 4096, and never reused.
 pub unsafe fn install(addr: u64, local: CoreLocal) -> &'static mut CoreLocal {
     // SAFETY: the caller hands over exclusive, mapped, aligned memory.
-    let block = unsafe { super::phys::place(addr, Block { self_address: addr, local }) };
+    let block = unsafe {
+        super::phys::place(
+            addr,
+            Block {
+                self_address: addr,
+                local,
+            },
+        )
+    };
     super::cpu::set_core_local_address(addr);
     &mut block.local
 }

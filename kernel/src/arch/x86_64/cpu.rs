@@ -1,14 +1,16 @@
 //! Single instructions and per-core registers.
 
 use core::arch::asm;
-use x86_64::registers::model_specific::GsBase;
 use x86_64::VirtAddr;
+use x86_64::registers::model_specific::GsBase;
 
 /// Cycles since reset, from this core's time-stamp counter.
 pub fn rdtsc() -> u64 {
     let (low, high): (u32, u32);
     // SAFETY: rdtsc reads a counter; it touches no memory.
-    unsafe { asm!("rdtsc", out("eax") low, out("edx") high, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdtsc", out("eax") low, out("edx") high, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(high) << 32) | u64::from(low)
 }
 

@@ -6,9 +6,9 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::RefCell;
 use core::ptr::{NonNull, null_mut};
+use talc::DefaultBinning;
 use talc::base::Talc;
 use talc::source::Manual;
-use talc::DefaultBinning;
 
 pub struct Heap {
     talc: RefCell<Talc<Manual, DefaultBinning>>,
@@ -26,7 +26,11 @@ impl Heap {
         let mut talc = Talc::new(Manual);
         // SAFETY: the caller hands the range to this allocator alone.
         unsafe { talc.claim(start as *mut u8, (end - start) as usize) };
-        Self { talc: RefCell::new(talc), start, end }
+        Self {
+            talc: RefCell::new(talc),
+            start,
+            end,
+        }
     }
 
     fn allocate(&self, layout: Layout) -> *mut u8 {
@@ -39,7 +43,9 @@ impl Heap {
     fn deallocate(&self, pointer: *mut u8, layout: Layout, core: usize) {
         let address = pointer as u64;
         if !(self.start..self.end).contains(&address) {
-            panic!("core {core} freed {address:#x}, which is not in its heap: memory crossed cores");
+            panic!(
+                "core {core} freed {address:#x}, which is not in its heap: memory crossed cores"
+            );
         }
         super::cpu::without_interrupts(|| {
             // SAFETY: the pointer lies in this heap and came from `allocate`

@@ -6,7 +6,9 @@ use atoll_firmware::{MemError, PhysMem};
 pub const IDENTITY_MAPPED_END: u64 = 4 << 30;
 
 fn mapped(addr: u64, len: usize) -> bool {
-    addr.checked_add(len as u64).is_some_and(|end| end <= IDENTITY_MAPPED_END) && addr != 0
+    addr.checked_add(len as u64)
+        .is_some_and(|end| end <= IDENTITY_MAPPED_END)
+        && addr != 0
 }
 
 /// Firmware tables and boot-loader data, read through the identity map.
@@ -15,7 +17,10 @@ pub struct IdentityMap;
 impl PhysMem for IdentityMap {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
         if !mapped(addr, buf.len()) {
-            return Err(MemError { addr, len: buf.len() });
+            return Err(MemError {
+                addr,
+                len: buf.len(),
+            });
         }
         // SAFETY: the range is identity mapped (checked above) and reading
         // firmware memory has no side effects; `buf` cannot overlap it in a

@@ -18,7 +18,10 @@ pub struct Console {
 
 impl Console {
     pub const fn new() -> Self {
-        Self { uart: Mutex::new(None), owner: AtomicU32::new(NO_OWNER) }
+        Self {
+            uart: Mutex::new(None),
+            owner: AtomicU32::new(NO_OWNER),
+        }
     }
 
     /// Sets up COM1. Called once by the boot core before anything prints.
@@ -32,7 +35,11 @@ impl Console {
         }
     }
 
-    fn with_uart<R>(&self, core: u32, f: impl FnOnce(&mut Uart16550<PioBackend>) -> R) -> Option<R> {
+    fn with_uart<R>(
+        &self,
+        core: u32,
+        f: impl FnOnce(&mut Uart16550<PioBackend>) -> R,
+    ) -> Option<R> {
         super::cpu::without_interrupts(|| {
             let mut guard = self.uart.lock();
             self.owner.store(core, Ordering::Relaxed);
@@ -55,7 +62,8 @@ impl Console {
     }
 
     pub fn read_byte(&self, core: u32) -> Option<u8> {
-        self.with_uart(core, |uart| uart.try_receive_byte().ok()).flatten()
+        self.with_uart(core, |uart| uart.try_receive_byte().ok())
+            .flatten()
     }
 
     /// Called on the way to stopping `core` after a fault or panic: if that

@@ -3,12 +3,12 @@
 //! an IDT of 256 gates pointing at the stubs in [`super::idt`].
 
 use super::idt::{self, TrapStubs};
+use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::{lidt, load_tss};
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
 use x86_64::structures::tss::TaskStateSegment;
-use x86_64::VirtAddr;
 
 /// Interrupt-stack-table slots (1-based in the gate, 0-based in the TSS).
 pub const IST_DOUBLE_FAULT: u8 = 1;
@@ -58,20 +58,29 @@ pub struct CpuTables {
 
 impl CpuTables {
     pub fn new() -> Self {
-        Self { gdt: GlobalDescriptorTable::new(), tss: TaskStateSegment::new(), idt: [Gate::default(); 256] }
+        Self {
+            gdt: GlobalDescriptorTable::new(),
+            tss: TaskStateSegment::new(),
+            idt: [Gate::default(); 256],
+        }
     }
 
     /// Fills in and loads the tables on this core. `ist_stacks` are the tops
     /// of three stacks of [`IST_STACK_SIZE`] bytes this core owns.
     pub fn load(&'static mut self, ist_stacks: [u64; 3]) {
-        for (slot, top) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK].into_iter().zip(ist_stacks) {
+        for (slot, top) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
+            .into_iter()
+            .zip(ist_stacks)
+        {
             self.tss.interrupt_stack_table[usize::from(slot - 1)] = VirtAddr::new(top);
         }
         let code = self.gdt.append(Descriptor::kernel_code_segment());
         let data = self.gdt.append(Descriptor::kernel_data_segment());
         // SAFETY: the TSS lives as long as the core, beside this GDT, and is
         // not written again once loaded.
-        let tss = self.gdt.append(unsafe { Descriptor::tss_segment_unchecked(&raw const self.tss) });
+        let tss = self
+            .gdt
+            .append(unsafe { Descriptor::tss_segment_unchecked(&raw const self.tss) });
         for (vector, stub) in TrapStubs::all() {
             let ist = match vector {
                 idt::DOUBLE_FAULT => IST_DOUBLE_FAULT,

@@ -1,0 +1,331 @@
+//! Command-line parsing for `cargo xtask`. Hand-written to keep the
+//! dependency list short; every bad argument gets an error that names it.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+
+use crate::qemu::Machine;
+
+pub const USAGE: &str = "\
+usage: cargo xtask <command> [flags]
+
+commands:
+  run    build the kernel and boot it in QEMU with the serial console on this terminal
+           --cores N      cores to boot, 1 to 255 (default 4)
+           --mem SIZE     guest memory, e.g. 512M or 2G (default 512M)
+           --exec SCRIPT  run \"cmd; cmd\" instead of the interactive shell, then power off;
+                          exits 0 only if every command succeeded
+           --timeout SECS with --exec: kill QEMU and fail after SECS seconds (default 300)
+  iso    build a GRUB rescue ISO that boots under BIOS and UEFI
+           --exec SCRIPT  boot straight into the script, as `run --exec` does
+           --out PATH     where to write it (default target/atoll.iso)
+  test   run the host unit tests, then the QEMU integration tests
+           --filter TEXT  run only the QEMU tests whose name contains TEXT
+           --skip-host    skip the host unit tests
+  help   print this text
+
+In `run` without --exec, quit with the shell's `halt` or with Ctrl-A X.";
+
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Run(RunOptions),
+    Iso(IsoOptions),
+    Test(TestOptions),
+    Help,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct RunOptions {
+    pub machine: Machine,
+    pub mode: RunMode,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum RunMode {
+    /// The shell reads the terminal; QEMU's exit status passes through.
+    Interactive,
+    /// The kernel runs `script` and reports through isa-debug-exit.
+    Exec { script: String, timeout: Duration },
+}
+
+#[derive(Debug, PartialEq)]
+pub struct IsoOptions {
+    pub exec: Option<String>,
+    /// `None` means the default, `target/atoll.iso`.
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct TestOptions {
+    pub filter: Option<String>,
+    pub skip_host: bool,
+}
+
+const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
+    let mut flags = Flags {
+        args: args.into_iter().collect(),
+    };
+    let Some(command) = flags.args.pop_front() else {
+        bail!("no command given");
+    };
+    match command.as_str() {
+        "run" => parse_run(flags).map(Command::Run),
+        "iso" => parse_iso(flags).map(Command::Iso),
+        "test" => parse_test(flags).map(Command::Test),
+        "help" | "-h" | "--help" => Ok(Command::Help),
+        other => bail!("unknown command `{other}`"),
+    }
+}
+
+fn parse_run(mut flags: Flags) -> Result<RunOptions> {
+    let mut machine = Machine::default();
+    let mut script = None;
+    let mut timeout = None;
+    while let Some(flag) = flags.next_flag("run")? {
+        match flag.name.as_str() {
+            "--cores" => machine.cores = parse_cores(&flags.value(flag)?)?,
+            "--mem" => {
+                let value = flags.value(flag)?;
+                machine.memory = value.parse().with_context(|| format!("--mem {value}"))?;
+            }
+            "--exec" => script = Some(parse_script(flags.value(flag)?)?),
+            "--timeout" => timeout = Some(parse_seconds(&flags.value(flag)?)?),
+            _ => return Err(flag.unknown("run")),
+        }
+    }
+    let mode = match (script, timeout) {
+        (Some(script), timeout) => RunMode::Exec {
+            script,
+            timeout: timeout.unwrap_or(DEFAULT_EXEC_TIMEOUT),
+        },
+        (None, Some(_)) => bail!("--timeout applies only with --exec"),
+        (None, None) => RunMode::Interactive,
+    };
+    Ok(RunOptions { machine, mode })
+}
+
+fn parse_iso(mut flags: Flags) -> Result<IsoOptions> {
+    let mut options = IsoOptions {
+        exec: None,
+        out: None,
+    };
+    while let Some(flag) = flags.next_flag("iso")? {
+        match flag.name.as_str() {
+            "--exec" => options.exec = Some(parse_script(flags.value(flag)?)?),
+            "--out" => options.out = Some(PathBuf::from(flags.value(flag)?)),
+            _ => return Err(flag.unknown("iso")),
+        }
+    }
+    Ok(options)
+}
+
+fn parse_test(mut flags: Flags) -> Result<TestOptions> {
+    let mut options = TestOptions {
+        filter: None,
+        skip_host: false,
+    };
+    while let Some(flag) = flags.next_flag("test")? {
+        match flag.name.as_str() {
+            "--filter" => options.filter = Some(flags.value(flag)?),
+            "--skip-host" => {
+                flag.expect_no_value()?;
+                options.skip_host = true;
+            }
+            _ => return Err(flag.unknown("test")),
+        }
+    }
+    Ok(options)
+}
+
+/// The xAPIC gives each core an 8-bit id, so 255 is as far as the kernel can count.
+fn parse_cores(value: &str) -> Result<u8> {
+    match value.parse::<u8>() {
+        Ok(cores) if cores >= 1 => Ok(cores),
+        _ => bail!("--cores expects a whole number from 1 to 255, got `{value}`"),
+    }
+}
+
+fn parse_seconds(value: &str) -> Result<Duration> {
+    match value.parse::<u64>() {
+        Ok(seconds) if seconds >= 1 => Ok(Duration::from_secs(seconds)),
+        _ => bail!("--timeout expects a whole number of seconds, at least 1, got `{value}`"),
+    }
+}
+
+/// The script travels on the kernel command line (and through grub.cfg for
+/// the ISO), which is one line of text.
+fn parse_script(script: String) -> Result<String> {
+    ensure!(
+        !script.trim().is_empty(),
+        "--exec needs at least one command"
+    );
+    ensure!(
+        !script.chars().any(char::is_control),
+        "--exec script must be one line without control characters"
+    );
+    Ok(script)
+}
+
+struct Flags {
+    args: VecDeque<String>,
+}
+
+struct Flag {
+    name: String,
+    /// The part after `=` in `--name=value`.
+    inline_value: Option<String>,
+}
+
+impl Flags {
+    fn next_flag(&mut self, command: &str) -> Result<Option<Flag>> {
+        let Some(arg) = self.args.pop_front() else {
+            return Ok(None);
+        };
+        ensure!(
+            arg.starts_with("--"),
+            "unexpected argument `{arg}` for `cargo xtask {command}`"
+        );
+        let (name, inline_value) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        Ok(Some(Flag { name, inline_value }))
+    }
+
+    /// The flag's value: after `=`, or else the next argument.
+    fn value(&mut self, flag: Flag) -> Result<String> {
+        flag.inline_value
+            .or_else(|| self.args.pop_front())
+            .ok_or_else(|| anyhow!("{} needs a value", flag.name))
+    }
+}
+
+impl Flag {
+    fn expect_no_value(&self) -> Result<()> {
+        ensure!(self.inline_value.is_none(), "{} takes no value", self.name);
+        Ok(())
+    }
+
+    fn unknown(&self, command: &str) -> anyhow::Error {
+        anyhow!("unknown flag `{}` for `cargo xtask {command}`", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::MemorySize;
+
+    fn parse_words(line: &str) -> Result<Command> {
+        parse(line.split_whitespace().map(str::to_owned))
+    }
+
+    fn error_of(line: &str) -> String {
+        format!("{:#}", parse_words(line).unwrap_err())
+    }
+
+    #[test]
+    fn run_defaults_to_four_cores_interactive() {
+        let expected = RunOptions {
+            machine: Machine {
+                cores: 4,
+                memory: MemorySize::from_mib(512),
+            },
+            mode: RunMode::Interactive,
+        };
+        assert_eq!(parse_words("run").unwrap(), Command::Run(expected));
+    }
+
+    #[test]
+    fn run_takes_flags_in_both_spellings() {
+        let parsed =
+            parse(["run", "--cores=8", "--mem", "1G", "--exec", "cores; ipi 1"].map(str::to_owned))
+                .unwrap();
+        let expected = RunOptions {
+            machine: Machine {
+                cores: 8,
+                memory: MemorySize::from_mib(1024),
+            },
+            mode: RunMode::Exec {
+                script: "cores; ipi 1".to_owned(),
+                timeout: DEFAULT_EXEC_TIMEOUT,
+            },
+        };
+        assert_eq!(parsed, Command::Run(expected));
+    }
+
+    #[test]
+    fn run_exec_takes_a_timeout() {
+        let Command::Run(options) = parse_words("run --exec cores --timeout 20").unwrap() else {
+            panic!("not a run command");
+        };
+        assert_eq!(
+            options.mode,
+            RunMode::Exec {
+                script: "cores".to_owned(),
+                timeout: Duration::from_secs(20)
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_core_counts() {
+        for bad in ["0", "abc", "256", "-1", ""] {
+            let message = format!("{:#}", parse_cores(bad).unwrap_err());
+            assert!(message.contains("1 to 255"), "{bad}: {message}");
+        }
+        assert_eq!(parse_cores("255").unwrap(), 255);
+        assert_eq!(parse_cores("1").unwrap(), 1);
+    }
+
+    #[test]
+    fn rejects_bad_run_arguments() {
+        assert!(error_of("run --cores 0").contains("--cores"));
+        assert!(error_of("run --cores").contains("--cores needs a value"));
+        assert!(
+            error_of("run --verbose").contains("unknown flag `--verbose` for `cargo xtask run`")
+        );
+        assert!(error_of("run extra").contains("unexpected argument `extra`"));
+        assert!(error_of("run --timeout 5").contains("only with --exec"));
+        assert!(error_of("run --exec cores --timeout 0").contains("--timeout"));
+        assert!(error_of("run --mem lots").contains("--mem lots"));
+    }
+
+    #[test]
+    fn rejects_empty_and_multiline_scripts() {
+        assert!(error_of("run --exec=").contains("at least one command"));
+        let multiline = parse(["iso", "--exec", "cores\nhalt"].map(str::to_owned));
+        assert!(format!("{:#}", multiline.unwrap_err()).contains("one line"));
+    }
+
+    #[test]
+    fn parses_iso_and_test() {
+        assert_eq!(
+            parse_words("iso --out x.iso --exec cores").unwrap(),
+            Command::Iso(IsoOptions {
+                exec: Some("cores".to_owned()),
+                out: Some(PathBuf::from("x.iso")),
+            })
+        );
+        assert_eq!(
+            parse_words("test --filter boot --skip-host").unwrap(),
+            Command::Test(TestOptions {
+                filter: Some("boot".to_owned()),
+                skip_host: true,
+            })
+        );
+        assert!(error_of("test --skip-host=yes").contains("takes no value"));
+    }
+
+    #[test]
+    fn rejects_unknown_and_missing_commands() {
+        assert!(error_of("").contains("no command"));
+        assert!(error_of("bench").contains("unknown command `bench`"));
+        assert_eq!(parse_words("--help").unwrap(), Command::Help);
+    }
+}

@@ -1,0 +1,534 @@
+//! The QEMU integration tests: what each one boots, and what the serial
+//! output must then show (see `docs/serial-protocol.md`).
+
+use std::time::Duration;
+
+use super::{ExecRun, QemuTest, TestContext};
+use crate::protocol::{self, STATUS_COMMAND_FAILED};
+use crate::qemu::{Boot, Firmware, Machine, QemuExit};
+
+/// The test ISO's script. Its `;` and space check that the command line
+/// survives GRUB's parser and its multiboot2 quoting.
+pub const ISO_SCRIPT: &str = "cores; ipi 1";
+/// Cores for every test that does not vary them: `Machine::default()`'s count.
+const CORES: u8 = 4;
+const CORE_COUNTS: [u8; 5] = [1, 2, 4, 8, 16];
+const SEABIOS_TIMEOUT: Duration = Duration::from_secs(180);
+/// OVMF boots far slower than SeaBIOS under TCG: seconds on an idle fast
+/// host, minutes on a slow or busy one.
+const OVMF_TIMEOUT: Duration = Duration::from_secs(300);
+const PAGE_FAULT: u32 = 14;
+
+pub fn all() -> Vec<QemuTest> {
+    // Slowest first, so that the two workers finish at about the same time.
+    let mut tests = vec![
+        QemuTest::new("iso_boot_ovmf", |context| {
+            iso_boot(context, IsoFirmware::Ovmf)
+        }),
+        QemuTest::new("iso_boot_seabios", |context| {
+            iso_boot(context, IsoFirmware::SeaBios)
+        }),
+    ];
+    tests.extend(CORE_COUNTS.iter().rev().map(|&cores| {
+        QemuTest::new(format!("boot_smp_{cores}"), move |context| {
+            boot_all_cores(context, cores)
+        })
+    }));
+    tests.extend([
+        QemuTest::new("shell_session", shell_session),
+        QemuTest::new("shell_rejects_garbage", shell_rejects_garbage),
+        QemuTest::new("ipi_round_trip_to_every_core", ipi_round_trip_to_every_core),
+        QemuTest::new("fault_on_core_1_is_contained", |context| {
+            fault_is_contained(context, 1, "fault 1; cores; ipi 0; ipi 2; ipi 3")
+        }),
+        QemuTest::new("fault_on_core_2_is_contained", |context| {
+            fault_is_contained(context, 2, "fault 2; ipi 1; ipi 3; cores")
+        }),
+        QemuTest::new(
+            "silent_core_is_reported_and_skipped",
+            silent_core_is_skipped,
+        ),
+        QemuTest::new("ipi_to_faulted_core_1_fails", |context| {
+            ipi_to_faulted_core_fails(context, 1)
+        }),
+        QemuTest::new("ipi_to_faulted_core_2_fails", |context| {
+            ipi_to_faulted_core_fails(context, 2)
+        }),
+    ]);
+    tests
+}
+
+fn boot_all_cores(context: &mut TestContext, cores: u8) -> Result<(), String> {
+    let run = context.exec(cores, "cores")?;
+    expect_success(&run, "cores")?;
+    expect_boot_path(&run.serial, "pvh")?;
+    expect_cores_up(&run.serial, cores)?;
+    expect_cores_table(&run.serial, cores, |_| "running")
+}
+
+fn ipi_round_trip_to_every_core(context: &mut TestContext) -> Result<(), String> {
+    let script = "ipi 0; ipi 1; ipi 2; ipi 3";
+    let run = context.exec(CORES, script)?;
+    expect_success(&run, script)?;
+    (0..u32::from(CORES)).try_for_each(|core| expect_round_trip(&run.serial, core))
+}
+
+/// A page fault stops only the faulted core: the script, which must not
+/// `ipi` that core, succeeds, and every other core keeps running.
+fn fault_is_contained(context: &mut TestContext, faulted: u32, script: &str) -> Result<(), String> {
+    let run = context.exec(CORES, script)?;
+    expect_success(&run, script)?;
+    expect_page_fault(&run.serial, faulted)?;
+    expect_cores_table(&run.serial, CORES, |core| {
+        if core == faulted {
+            "stopped"
+        } else {
+            "running"
+        }
+    })?;
+    let ipi_targets = protocol::exec_commands(script)
+        .into_iter()
+        .filter_map(|command| command.strip_prefix("ipi ")?.parse().ok());
+    for target in ipi_targets {
+        expect_round_trip(&run.serial, target)?;
+    }
+    Ok(())
+}
+
+fn ipi_to_faulted_core_fails(context: &mut TestContext, faulted: u32) -> Result<(), String> {
+    let script = format!("fault {faulted}; ipi {faulted}");
+    let run = context.exec(CORES, &script)?;
+    expect_failure(&run, &script, 1)?;
+    expect_page_fault(&run.serial, faulted)?;
+    let error = format!("error: ipi {faulted}");
+    if !protocol::error_lines(&run.serial)
+        .iter()
+        .any(|line| line.starts_with(&error))
+    {
+        return Err(format!("no line beginning `{error}`"));
+    }
+    Ok(())
+}
+
+/// A core that never answers its start-up IPIs (the kernel is told to
+/// withhold them) is reported and skipped: the others boot, it stays
+/// `offline`, and `ipi` to it fails at once.
+fn silent_core_is_skipped(context: &mut TestContext) -> Result<(), String> {
+    const SILENT: u32 = 2;
+    let script = format!("cores; ipi 3; ipi {SILENT}");
+    let boot = Boot::Kernel {
+        elf: &context.env.kernel,
+        cmdline: Some(format!(
+            "atoll.test.withhold_startup={SILENT} {}",
+            protocol::exec_cmdline(&script)
+        )),
+    };
+    let machine = Machine {
+        cores: CORES,
+        ..Machine::default()
+    };
+    let run = context.exec_boot(&machine, &boot, SEABIOS_TIMEOUT)?;
+    expect_failure(&run, &script, 1)?;
+    let skipped = protocol::cores_skipped(&run.serial);
+    if !matches!(skipped.as_slice(), [line] if line.contains(&format!("core {SILENT} (apic"))) {
+        return Err(format!(
+            "expected one `did not start` line for core {SILENT}, got {skipped:?}"
+        ));
+    }
+    match protocol::cores_summary(&run.serial) {
+        Some((3, 4)) => {}
+        other => return Err(format!("expected `3 of 4 cores up`, got {other:?}")),
+    }
+    expect_cores_table(&run.serial, CORES, |core| {
+        if core == SILENT { "offline" } else { "running" }
+    })?;
+    expect_round_trip(&run.serial, 3)?;
+    let error = format!("error: ipi {SILENT}: core {SILENT} is offline");
+    if !protocol::error_lines(&run.serial)
+        .iter()
+        .any(|line| line.starts_with(&error))
+    {
+        return Err(format!("no line beginning `{error}`"));
+    }
+    Ok(())
+}
+
+fn shell_session(context: &mut TestContext) -> Result<(), String> {
+    let mut shell = context.shell(CORES)?;
+    expect_cores_up(&shell.serial(), CORES)?;
+
+    let help = shell.command(b"help")?;
+    expect_output("help", &help)?;
+    for command in ["cores", "mem", "ipi", "fault", "halt"] {
+        if !help.contains(command) {
+            return Err(format!("`help` does not mention `{command}`"));
+        }
+    }
+    expect_cores_table(&shell.command(b"cores")?, CORES, |_| "running")?;
+    expect_output("mem", &shell.command(b"mem")?)?;
+    // Typing mistakes fixed with DEL (what terminals send) and with BS.
+    let fixed_with_del = shell.command(b"corex\x7fs")?;
+    expect_cores_table(&fixed_with_del, CORES, |_| "running")
+        .map_err(|error| format!("`corex<DEL>s` did not act as `cores`: {error}"))?;
+    expect_output("mex<BS>m", &shell.command(b"mex\x08m")?)?;
+
+    expect_power_off(shell.halt()?)?;
+    expect_no_panic(&shell.serial())
+}
+
+/// Bad input gets an `error:` line, and the shell goes on working.
+fn shell_rejects_garbage(context: &mut TestContext) -> Result<(), String> {
+    let mut shell = context.shell(CORES)?;
+    let bad_lines: [(&str, Vec<u8>); 7] = [
+        ("an unknown command", b"frobnicate".to_vec()),
+        ("`ipi` without a core", b"ipi".to_vec()),
+        ("`ipi 99`", b"ipi 99".to_vec()),
+        ("`ipi -1`", b"ipi -1".to_vec()),
+        ("`fault abc`", b"fault abc".to_vec()),
+        ("a 5000-byte line", vec![b'x'; 5000]),
+        ("a line of random non-UTF-8 bytes", garbage_bytes()),
+    ];
+    for (what, line) in bad_lines {
+        let output = shell.command(&line)?;
+        if protocol::error_lines(&output).is_empty() {
+            return Err(format!("{what} got no `error:` line"));
+        }
+    }
+    expect_cores_table(&shell.command(b"cores")?, CORES, |_| "running")
+        .map_err(|error| format!("`cores` after the bad input: {error}"))?;
+    expect_power_off(shell.halt()?)?;
+    expect_no_panic(&shell.serial())
+}
+
+/// Random bytes from a fixed seed (so that a failure reproduces) around NULs,
+/// escape sequences and bytes that are never valid UTF-8. Control bytes that
+/// would end or edit the line (CR, LF, BS, DEL, Ctrl-U...) are moved to the
+/// high half, so that all of it arrives as one line. `ESC [ A` is the up
+/// arrow, so the shell's history recall meets the garbage too.
+fn garbage_bytes() -> Vec<u8> {
+    let mut state: u32 = 0x2545_f491;
+    let mut random_byte = || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let byte = state.to_le_bytes()[0];
+        if byte < 0x20 || byte == 0x7f {
+            byte | 0x80
+        } else {
+            byte
+        }
+    };
+    let mut line = vec![0xff, 0x00];
+    line.extend((0..24).map(|_| random_byte()));
+    line.extend(b"\x1b[2J\x1b[A");
+    line.extend((0..24).map(|_| random_byte()));
+    line.extend(b"\x00\x1bOP\xc3\x28");
+    line
+}
+
+#[derive(Clone, Copy)]
+enum IsoFirmware {
+    SeaBios,
+    Ovmf,
+}
+
+fn iso_boot(context: &mut TestContext, firmware: IsoFirmware) -> Result<(), String> {
+    let env = context.env;
+    let iso = env.test_iso()?;
+    let (firmware, timeout) = match firmware {
+        IsoFirmware::SeaBios => (Firmware::SeaBios, SEABIOS_TIMEOUT),
+        IsoFirmware::Ovmf => (Firmware::Ovmf(&env.ovmf), OVMF_TIMEOUT),
+    };
+    let run = context.exec_boot(&Machine::default(), &Boot::Cdrom { iso, firmware }, timeout)?;
+    expect_success(&run, ISO_SCRIPT)?;
+    expect_boot_path(&run.serial, "multiboot2")?;
+    expect_cores_up(&run.serial, CORES)?;
+    expect_cores_table(&run.serial, CORES, |_| "running")?;
+    expect_round_trip(&run.serial, 1)
+}
+
+/// QEMU says every command succeeded, the kernel ran as many as `script` has,
+/// and no core panicked.
+fn expect_success(run: &ExecRun, script: &str) -> Result<(), String> {
+    expect_no_panic(&run.serial)?;
+    let ran = protocol::exec_verdict(run.exit, &run.serial)?;
+    let commands = protocol::exec_commands(script).len();
+    if ran != commands {
+        return Err(format!(
+            "the kernel ran {ran} commands, the script has {commands}"
+        ));
+    }
+    Ok(())
+}
+
+fn expect_failure(run: &ExecRun, script: &str, failed: usize) -> Result<(), String> {
+    expect_no_panic(&run.serial)?;
+    if run.exit != QemuExit::Status(STATUS_COMMAND_FAILED) {
+        return Err(format!(
+            "expected QEMU status {STATUS_COMMAND_FAILED} (a command failed); {}",
+            run.exit
+        ));
+    }
+    let expected = (protocol::exec_commands(script).len(), failed);
+    match protocol::exec_summary(&run.serial) {
+        Some(summary) if summary == expected => Ok(()),
+        Some((commands, failed)) => Err(format!(
+            "the kernel reported {commands} commands, {failed} failed; expected {}, {}",
+            expected.0, expected.1
+        )),
+        None => Err("no `atoll: exec:` summary".to_owned()),
+    }
+}
+
+fn expect_no_panic(serial: &str) -> Result<(), String> {
+    match protocol::panic_lines(serial).first() {
+        Some(line) => Err(format!("the kernel panicked: {line}")),
+        None => Ok(()),
+    }
+}
+
+/// `halt` outside exec mode is an ACPI power-off, after which QEMU exits 0.
+fn expect_power_off(exit: QemuExit) -> Result<(), String> {
+    if exit != QemuExit::Status(0) {
+        return Err(format!("`halt` should power off (QEMU status 0); {exit}"));
+    }
+    Ok(())
+}
+
+fn expect_boot_path(serial: &str, path: &str) -> Result<(), String> {
+    match protocol::boot_path(serial) {
+        Some(found) if found == path => Ok(()),
+        Some(found) => Err(format!("booted via {found}, expected {path}")),
+        None => Err("no `atoll: booted via` line".to_owned()),
+    }
+}
+
+/// Every core from 0 to `cores - 1` reported itself up, and the summary agrees.
+fn expect_cores_up(serial: &str, cores: u8) -> Result<(), String> {
+    let cores = u32::from(cores);
+    let up = protocol::cores_up(serial);
+    let missing: Vec<u32> = (0..cores).filter(|core| !up.contains(core)).collect();
+    if !missing.is_empty() {
+        let skipped = protocol::cores_skipped(serial);
+        return Err(format!(
+            "no `atoll: core <id> up` line for cores {missing:?}{}",
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", skipped.join("; "))
+            }
+        ));
+    }
+    if let Some(extra) = up.iter().find(|&&core| core >= cores) {
+        return Err(format!(
+            "core {extra} reported up on a {cores}-core machine"
+        ));
+    }
+    match protocol::cores_summary(serial) {
+        Some((up, total)) if up == cores && total == cores => Ok(()),
+        Some((up, total)) => Err(format!(
+            "the kernel reported {up} of {total} cores up, expected {cores} of {cores}"
+        )),
+        None => Err("no `atoll: <up> of <total> cores up` line".to_owned()),
+    }
+}
+
+/// The last `cores` table lists cores 0 to `cores - 1` in order, each in the
+/// state `expected_state` gives, and every running core has free frames.
+fn expect_cores_table(
+    output: &str,
+    cores: u8,
+    expected_state: impl Fn(u32) -> &'static str,
+) -> Result<(), String> {
+    let table = protocol::last_cores_table(output).ok_or("no `cores` table")?;
+    let ids: Vec<u32> = table.iter().map(|row| row.id).collect();
+    if !ids.iter().copied().eq(0..u32::from(cores)) {
+        return Err(format!(
+            "the cores table lists cores {ids:?}, expected 0 to {}",
+            cores - 1
+        ));
+    }
+    for row in &table {
+        let expected = expected_state(row.id);
+        if row.state != expected {
+            return Err(format!(
+                "core {} is `{}` in the cores table, expected `{expected}`",
+                row.id, row.state
+            ));
+        }
+        if expected == "running" && row.free_frames == 0 {
+            return Err(format!("running core {} has no free frames", row.id));
+        }
+    }
+    Ok(())
+}
+
+fn expect_round_trip(serial: &str, core: u32) -> Result<(), String> {
+    match protocol::ipi_round_trip_cycles(serial, core) {
+        Some(cycles) if cycles > 0 => Ok(()),
+        Some(_) => Err(format!("`ipi {core}` took 0 cycles")),
+        None => Err(format!("no `ipi {core}: round trip <n> cycles` line")),
+    }
+}
+
+/// `core` reported a page fault and stopped; no other core reported an exception.
+fn expect_page_fault(serial: &str, core: u32) -> Result<(), String> {
+    let exceptions = protocol::exceptions(serial);
+    if let Some(other) = exceptions.iter().find(|exception| exception.core != core) {
+        return Err(format!(
+            "core {} reported exception {} too",
+            other.core, other.vector
+        ));
+    }
+    match exceptions.first() {
+        Some(exception) if exception.vector != PAGE_FAULT => Err(format!(
+            "core {core} reported exception {}, expected {PAGE_FAULT} (page fault)",
+            exception.vector
+        )),
+        Some(exception) if !exception.stopped => Err(format!(
+            "the exception line of core {core} does not end `; core {core} stopped`"
+        )),
+        Some(_) => Ok(()),
+        None => Err(format!("no `atoll: core {core}: exception` line")),
+    }
+}
+
+/// A shell command's output has something after the echoed line, and no error.
+fn expect_output(command: &str, output: &str) -> Result<(), String> {
+    if let Some(error) = protocol::error_lines(output).first() {
+        return Err(format!("`{command}` failed: {error}"));
+    }
+    if !protocol::lines(output)
+        .skip(1)
+        .any(|line| !line.trim().is_empty())
+    {
+        return Err(format!("`{command}` printed nothing"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_one_line_of_invalid_utf8_with_nul_and_escapes() {
+        let line = garbage_bytes();
+        assert!(std::str::from_utf8(&line).is_err());
+        assert!(line.contains(&0x00));
+        assert!(line.windows(4).any(|window| window == b"\x1b[2J"));
+        for editing in [b'\r', b'\n', 0x08, 0x7f, 0x03, 0x15] {
+            assert!(!line.contains(&editing), "contains {editing:#x}");
+        }
+        assert_eq!(line, garbage_bytes(), "the same bytes every run");
+    }
+
+    #[test]
+    fn test_names_are_unique() {
+        let tests = all();
+        let mut names: Vec<&str> = tests.iter().map(|test| test.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), tests.len());
+    }
+
+    const BOOT: &str = "atoll: booted via pvh\r\n\
+        atoll: core 0 up (apic 0)\r\n\
+        atoll: core 1 up (apic 1)\r\n\
+        atoll: 2 of 2 cores up\r\n";
+
+    #[test]
+    fn cores_up_needs_every_core_and_the_summary() {
+        assert_eq!(expect_cores_up(BOOT, 2), Ok(()));
+        let error = expect_cores_up(BOOT, 3).unwrap_err();
+        assert!(error.contains("cores [2]"), "{error}");
+        let error = expect_cores_up(BOOT, 1).unwrap_err();
+        assert!(
+            error.contains("core 1 reported up on a 1-core machine"),
+            "{error}"
+        );
+        let no_summary = BOOT.replace("atoll: 2 of 2 cores up", "");
+        assert!(
+            expect_cores_up(&no_summary, 2)
+                .unwrap_err()
+                .contains("no `atoll: <up>")
+        );
+    }
+
+    #[test]
+    fn cores_table_states() {
+        let table = "atoll> cores\r\n\
+            core  apic  state     ticks  free-frames\r\n\
+            0     0     running   10     500\r\n\
+            1     1     stopped   3      400\r\n";
+        let one_stopped = |core| if core == 1 { "stopped" } else { "running" };
+        assert_eq!(expect_cores_table(table, 2, one_stopped), Ok(()));
+        let error = expect_cores_table(table, 2, |_| "running").unwrap_err();
+        assert_eq!(
+            error,
+            "core 1 is `stopped` in the cores table, expected `running`"
+        );
+        let error = expect_cores_table(table, 3, one_stopped).unwrap_err();
+        assert!(
+            error.contains("lists cores [0, 1], expected 0 to 2"),
+            "{error}"
+        );
+        let starved = table.replace("running   10     500", "running   10     0");
+        assert!(
+            expect_cores_table(&starved, 2, one_stopped)
+                .unwrap_err()
+                .contains("no free frames")
+        );
+    }
+
+    #[test]
+    fn exec_runs_must_match_the_script() {
+        let serial = "atoll> fault 1\r\n\
+            atoll: core 1: exception 14 (page fault) error 0x2 rip 0x1 addr 0x0; core 1 stopped\r\n\
+            atoll> ipi 1\r\n\
+            error: ipi 1: core 1 is stopped\r\n\
+            atoll: exec: 2 commands, 1 failed\r\n";
+        let failed = ExecRun {
+            exit: QemuExit::Status(3),
+            serial: serial.to_owned(),
+        };
+        assert_eq!(expect_failure(&failed, "fault 1; ipi 1", 1), Ok(()));
+        assert!(expect_failure(&failed, "fault 1; ipi 1; cores", 1).is_err());
+        assert!(
+            expect_success(&failed, "fault 1; ipi 1")
+                .unwrap_err()
+                .contains("a command failed")
+        );
+        assert_eq!(expect_page_fault(serial, 1), Ok(()));
+        assert!(
+            expect_page_fault(serial, 2)
+                .unwrap_err()
+                .contains("core 1 reported exception 14 too")
+        );
+
+        let succeeded = ExecRun {
+            exit: QemuExit::Status(1),
+            serial: "ipi 2: round trip 900 cycles\r\natoll: exec: 1 commands, 0 failed\r\n"
+                .to_owned(),
+        };
+        assert_eq!(expect_success(&succeeded, "ipi 2"), Ok(()));
+        assert_eq!(expect_round_trip(&succeeded.serial, 2), Ok(()));
+        assert!(
+            expect_success(&succeeded, "ipi 2; ipi 3")
+                .unwrap_err()
+                .contains("ran 1 commands")
+        );
+    }
+
+    #[test]
+    fn shell_output_needs_text_after_the_echo() {
+        assert_eq!(expect_output("mem", "mem\r\nfree: 100 frames\r\n"), Ok(()));
+        assert_eq!(
+            expect_output("mem", "mem\r\n\r\n"),
+            Err("`mem` printed nothing".to_owned())
+        );
+        let error =
+            expect_output("mex<BS>m", "mex\x08 \x08m\r\nerror: unknown command\r\n").unwrap_err();
+        assert_eq!(error, "`mex<BS>m` failed: error: unknown command");
+    }
+}

@@ -1,0 +1,321 @@
+//! How Atoll is booted in QEMU: the machine, the command line, and what
+//! QEMU's exit status means.
+
+use std::fmt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+
+/// The emulated machine: a q35 PC under TCG.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Machine {
+    pub cores: u8,
+    pub memory: MemorySize,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Machine {
+            cores: 4,
+            memory: MemorySize::from_mib(512),
+        }
+    }
+}
+
+/// Guest memory, kept in MiB because that is QEMU's unit for `-m`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemorySize {
+    mib: u64,
+}
+
+impl MemorySize {
+    pub const fn from_mib(mib: u64) -> Self {
+        MemorySize { mib }
+    }
+}
+
+impl FromStr for MemorySize {
+    type Err = anyhow::Error;
+
+    /// Accepts `512`, `512M` or `2G` (either case); a bare number is MiB, as in QEMU.
+    fn from_str(text: &str) -> Result<Self> {
+        let expected = || anyhow!("expected a size like 512M or 2G");
+        let digits_end = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(digits_end);
+        let count: u64 = digits.parse().map_err(|_| expected())?;
+        let mib = match unit.to_ascii_uppercase().as_str() {
+            "" | "M" => Some(count),
+            "G" => count.checked_mul(1024),
+            _ => None,
+        };
+        match mib {
+            Some(mib) if mib > 0 => Ok(MemorySize { mib }),
+            _ => Err(expected()),
+        }
+    }
+}
+
+impl fmt::Display for MemorySize {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}M", self.mib)
+    }
+}
+
+pub enum Boot<'a> {
+    /// QEMU loads the ELF itself (PVH) and passes `cmdline`.
+    Kernel {
+        elf: &'a Path,
+        cmdline: Option<String>,
+    },
+    /// Firmware boots GRUB from the ISO, and GRUB loads the kernel (multiboot2).
+    Cdrom {
+        iso: &'a Path,
+        firmware: Firmware<'a>,
+    },
+}
+
+pub enum Firmware<'a> {
+    /// QEMU's default BIOS.
+    SeaBios,
+    Ovmf(&'a Ovmf),
+}
+
+/// Where Debian's `ovmf` package put the UEFI firmware.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ovmf {
+    /// Code and variables in one image, loaded with `-bios`.
+    Combined(PathBuf),
+    /// Separate code and variable-store images, mapped as two flash chips.
+    Split { code: PathBuf, vars: PathBuf },
+}
+
+impl Ovmf {
+    /// Bookworm ships the combined image; later releases may ship only the split 4M pair.
+    pub fn find() -> Option<Ovmf> {
+        const COMBINED: [&str; 2] = ["/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd"];
+        const SPLIT: [(&str, &str); 2] = [
+            (
+                "/usr/share/OVMF/OVMF_CODE_4M.fd",
+                "/usr/share/OVMF/OVMF_VARS_4M.fd",
+            ),
+            (
+                "/usr/share/OVMF/OVMF_CODE.fd",
+                "/usr/share/OVMF/OVMF_VARS.fd",
+            ),
+        ];
+        let combined = COMBINED
+            .into_iter()
+            .find(|image| Path::new(image).is_file())
+            .map(|image| Ovmf::Combined(image.into()));
+        let split = || {
+            SPLIT
+                .into_iter()
+                .find(|(code, vars)| Path::new(code).is_file() && Path::new(vars).is_file())
+                .map(|(code, vars)| Ovmf::Split {
+                    code: code.into(),
+                    vars: vars.into(),
+                })
+        };
+        combined.or_else(split)
+    }
+
+    fn qemu_args(&self) -> Vec<String> {
+        match self {
+            Ovmf::Combined(image) => vec!["-bios".to_owned(), image.display().to_string()],
+            // `snapshot=on` keeps the firmware's variable writes out of the shared system file.
+            Ovmf::Split { code, vars } => vec![
+                "-drive".to_owned(),
+                format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                    code.display()
+                ),
+                "-drive".to_owned(),
+                format!(
+                    "if=pflash,format=raw,unit=1,snapshot=on,file={}",
+                    vars.display()
+                ),
+            ],
+        }
+    }
+}
+
+/// How the guest's first serial port meets this process.
+#[derive(Clone, Copy)]
+pub enum Console {
+    /// Serial and QEMU monitor share the terminal, so Ctrl-A X quits.
+    Terminal,
+    /// Serial only, on QEMU's stdin and stdout, for scripts and tests.
+    Plain,
+}
+
+pub fn command(machine: &Machine, boot: &Boot, console: Console) -> Command {
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-machine", "q35", "-accel", "tcg", "-cpu", "max"])
+        .args(["-smp", &machine.cores.to_string()])
+        .args(["-m", &machine.memory.to_string()])
+        .args(["-display", "none", "-no-reboot"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-serial")
+        .arg(match console {
+            Console::Terminal => "mon:stdio",
+            Console::Plain => "stdio",
+        });
+    match boot {
+        Boot::Kernel { elf, cmdline } => {
+            qemu.arg("-kernel").arg(elf);
+            if let Some(cmdline) = cmdline {
+                qemu.arg("-append").arg(cmdline);
+            }
+        }
+        Boot::Cdrom { iso, firmware } => {
+            qemu.arg("-cdrom").arg(iso);
+            if let Firmware::Ovmf(ovmf) = firmware {
+                qemu.args(ovmf.qemu_args());
+            }
+        }
+    }
+    qemu
+}
+
+/// How a QEMU process ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum QemuExit {
+    Status(i32),
+    Signal(i32),
+    TimedOut(Duration),
+}
+
+impl QemuExit {
+    pub fn from_status(status: ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => QemuExit::Status(code),
+            (None, Some(signal)) => QemuExit::Signal(signal),
+            (None, None) => unreachable!("a Unix process ends with a code or a signal"),
+        }
+    }
+}
+
+impl fmt::Display for QemuExit {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            QemuExit::Status(code) => write!(f, "QEMU exited with status {code}"),
+            QemuExit::Signal(signal) => write!(f, "QEMU was killed by signal {signal}"),
+            QemuExit::TimedOut(limit) => {
+                write!(
+                    f,
+                    "QEMU ran past the {} s timeout and was killed",
+                    limit.as_secs()
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_of(command: &Command) -> Vec<String> {
+        command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn parses_memory_sizes() {
+        assert_eq!(
+            "512".parse::<MemorySize>().unwrap(),
+            MemorySize::from_mib(512)
+        );
+        assert_eq!(
+            "512M".parse::<MemorySize>().unwrap(),
+            MemorySize::from_mib(512)
+        );
+        assert_eq!(
+            "2g".parse::<MemorySize>().unwrap(),
+            MemorySize::from_mib(2048)
+        );
+        assert_eq!(MemorySize::from_mib(2048).to_string(), "2048M");
+        for bad in [
+            "",
+            "0",
+            "0G",
+            "M",
+            "12K",
+            "1.5G",
+            "-1",
+            "lots",
+            "99999999999999999999G",
+        ] {
+            assert!(bad.parse::<MemorySize>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn kernel_boot_command_line() {
+        let machine = Machine {
+            cores: 2,
+            memory: MemorySize::from_mib(256),
+        };
+        let boot = Boot::Kernel {
+            elf: Path::new("/k.elf"),
+            cmdline: Some("atoll.exec=cores; ipi 1".to_owned()),
+        };
+        let command = command(&machine, &boot, Console::Plain);
+        assert_eq!(command.get_program(), "qemu-system-x86_64");
+        assert_eq!(
+            args_of(&command).join(" "),
+            "-machine q35 -accel tcg -cpu max -smp 2 -m 256M -display none -no-reboot \
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04 -serial stdio \
+             -kernel /k.elf -append atoll.exec=cores; ipi 1"
+        );
+    }
+
+    #[test]
+    fn cdrom_boot_under_each_firmware() {
+        let machine = Machine::default();
+        let iso = Path::new("/a.iso");
+        let seabios = command(
+            &machine,
+            &Boot::Cdrom {
+                iso,
+                firmware: Firmware::SeaBios,
+            },
+            Console::Terminal,
+        );
+        let args = args_of(&seabios).join(" ");
+        assert!(args.ends_with("-serial mon:stdio -cdrom /a.iso"), "{args}");
+
+        let split = Ovmf::Split {
+            code: PathBuf::from("/c.fd"),
+            vars: PathBuf::from("/v.fd"),
+        };
+        let uefi = command(
+            &machine,
+            &Boot::Cdrom {
+                iso,
+                firmware: Firmware::Ovmf(&split),
+            },
+            Console::Plain,
+        );
+        let args = args_of(&uefi).join(" ");
+        assert!(
+            args.ends_with(
+                "-cdrom /a.iso -drive if=pflash,format=raw,unit=0,readonly=on,file=/c.fd \
+                 -drive if=pflash,format=raw,unit=1,snapshot=on,file=/v.fd"
+            ),
+            "{args}"
+        );
+        assert_eq!(
+            Ovmf::Combined(PathBuf::from("/o.fd")).qemu_args(),
+            ["-bios", "/o.fd"]
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! Where the workspace and its build outputs are, and the cargo builds that
+//! xtask drives.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+
+/// The kernel is built for this target only; the host crates never are.
+pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+
+pub struct Workspace {
+    pub root: PathBuf,
+    /// Cargo's target directory: `CARGO_TARGET_DIR` when set, as cargo itself
+    /// decides, else `target/` at the root.
+    pub target_dir: PathBuf,
+}
+
+impl Workspace {
+    pub fn locate() -> Result<Workspace> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("xtask's manifest directory has no parent")?
+            .to_path_buf();
+        let target_dir = match env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => env::current_dir()
+                .context("cannot read the current directory")?
+                .join(dir),
+            None => root.join("target"),
+        };
+        Ok(Workspace { root, target_dir })
+    }
+
+    /// `cargo` run from the workspace root, so that rust-toolchain.toml and
+    /// .cargo/config.toml apply. `CARGO` is the cargo that started xtask.
+    fn cargo(&self) -> Command {
+        let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cargo.current_dir(&self.root);
+        cargo
+    }
+
+    /// Builds the kernel and returns the path of its ELF file.
+    pub fn build_kernel(&self) -> Result<PathBuf> {
+        let status = self
+            .cargo()
+            .args([
+                "build",
+                "--package",
+                "atoll-kernel",
+                "--target",
+                KERNEL_TARGET,
+                "--release",
+            ])
+            .status()
+            .context("cannot run cargo")?;
+        ensure!(status.success(), "building the kernel failed ({status})");
+        let elf = self
+            .target_dir
+            .join(KERNEL_TARGET)
+            .join("release")
+            .join("atoll-kernel");
+        ensure!(
+            elf.is_file(),
+            "the kernel build produced no {}",
+            elf.display()
+        );
+        Ok(elf)
+    }
+
+    /// Runs the unit tests of the default members: every host crate, and
+    /// not the kernel, which `--workspace` would pull in.
+    pub fn run_host_tests(&self) -> Result<()> {
+        let status = self
+            .cargo()
+            .arg("test")
+            .status()
+            .context("cannot run cargo")?;
+        ensure!(status.success(), "host unit tests failed ({status})");
+        Ok(())
+    }
+}
