@@ -4,7 +4,7 @@
 
 use crate::arch::apic::LocalApic;
 use crate::arch::phys::{IDENTITY_MAPPED_END, IdentityMap};
-use crate::arch::{cpu, pit};
+use crate::arch::{boot, cpu, pit};
 use crate::shared::{BOOT, MAX_CORES};
 use atoll_firmware::{
     AcpiError, AcpiTables, BootInfo, BootInfoError, BootProtocol, MadtEntry, MemoryKind, Rsdp,
@@ -19,11 +19,6 @@ const CORE_STACK_SIZE: u64 = 64 * 1024;
 /// The first MiB holds the BIOS data, the trampoline and legacy devices.
 const LOW_MEMORY_END: u64 = 1 << 20;
 const CALIBRATION_MS: u64 = 10;
-
-unsafe extern "C" {
-    static __kernel_start: u8;
-    static __kernel_end: u8;
-}
 
 #[derive(Clone, Copy, Default)]
 pub struct CoreEntry {
@@ -48,7 +43,6 @@ pub struct BootFacts {
     pub info: BootInfo,
     pub cores: CoreTable,
     pub boot_core: usize,
-    pub local_apic_address: u64,
     pub tsc_per_ms: u64,
     pub apic_timer_per_ms: u64,
     pub usable: RangeSet<MAX_USABLE_RANGES>,
@@ -135,13 +129,6 @@ pub fn protocol_name(protocol: BootProtocol) -> &'static str {
     }
 }
 
-fn kernel_image() -> (u64, u64) {
-    (
-        &raw const __kernel_start as u64,
-        &raw const __kernel_end as u64,
-    )
-}
-
 fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     let (rsdp, _) = Rsdp::locate(&IdentityMap, info.rsdp.as_ref())?;
     let tables = AcpiTables::new(&IdentityMap, &rsdp)?;
@@ -171,8 +158,8 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     if listed > MAX_CORES {
         return Err(BootError::TooManyCores { listed });
     }
-    // SAFETY: the MADT gives the local APIC's address, inside the identity map.
-    let boot_apic_id = unsafe { LocalApic::at(madt.local_apic_address) }.id();
+    let lapic = LocalApic::current();
+    let boot_apic_id = lapic.id();
     let boot_core = cores
         .iter()
         .position(|core| core.apic_id == boot_apic_id)
@@ -215,7 +202,7 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
         .map(|(start, _)| start)
         .ok_or(BootError::NoTrampolinePage)?;
     usable.remove(0, LOW_MEMORY_END)?;
-    let (image_start, image_end) = kernel_image();
+    let (image_start, image_end) = boot::kernel_image();
     usable.remove(image_start, image_end)?;
     for (id, core) in cores.entries[..cores.count].iter_mut().enumerate() {
         if id != boot_core {
@@ -241,8 +228,6 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     }
 
     let tsc_per_ms = pit::tsc_cycles_per_ms().ok_or(BootError::NoPit)?;
-    // SAFETY: as above.
-    let lapic = unsafe { LocalApic::at(madt.local_apic_address) };
     lapic.start_timer_count();
     let deadline = cpu::rdtsc() + CALIBRATION_MS * tsc_per_ms;
     while cpu::rdtsc() < deadline {
@@ -254,7 +239,6 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
         info,
         cores,
         boot_core,
-        local_apic_address: madt.local_apic_address,
         tsc_per_ms,
         apic_timer_per_ms,
         usable,
@@ -266,7 +250,7 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
 
 fn fail(reason: impl core::fmt::Display) -> ! {
     println!("atoll: cannot boot: {reason}");
-    crate::power::exit_qemu(crate::power::ExitStatus::Panic);
+    crate::arch::power::exit_qemu(crate::arch::power::ExitStatus::Panic);
     cpu::halt_forever()
 }
 
@@ -280,10 +264,10 @@ extern "C" fn kernel_main(eax: u32, ebx: u32) -> ! {
     println!("atoll: booted via {}", protocol_name(info.protocol));
     let facts = discover(info).unwrap_or_else(|error| fail(error));
     let facts = BOOT.call_once(|| facts);
-    let local = crate::percore::init(facts.boot_core).unwrap_or_else(|error| fail(error));
+    let local = crate::arch::percore::init(facts.boot_core).unwrap_or_else(|error| fail(error));
     println!("atoll: core {} up (apic {})", local.id, local.apic_id);
     cpu::enable_interrupts();
-    let running = crate::smp::start_other_cores(local);
+    let running = crate::arch::smp::start_other_cores(local);
     println!("atoll: {running} of {} cores up", facts.cores.len());
     crate::shell::run(local)
 }

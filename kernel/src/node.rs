@@ -2,8 +2,8 @@
 //! stage: ping (answered with a ping reply) and the fault request. A sender
 //! sets a bit in the receiver's board record, then wakes it with an IPI.
 
+use crate::arch::percore::CoreLocal;
 use crate::arch::{cpu, idt};
-use crate::percore::CoreLocal;
 use crate::shared::{BOARD, CoreState, boot_facts};
 use core::sync::atomic::Ordering;
 

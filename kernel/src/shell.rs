@@ -4,10 +4,10 @@
 //! UART and to the kernel's own state.
 
 use crate::arch::cpu;
+use crate::arch::percore::CoreLocal;
+use crate::arch::power::{self, ExitStatus};
 use crate::boot::protocol_name;
 use crate::node;
-use crate::percore::CoreLocal;
-use crate::power::{self, ExitStatus};
 use crate::shared::{BOARD, CONSOLE, CoreState, boot_facts};
 use alloc::format;
 use alloc::string::String;

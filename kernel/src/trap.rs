@@ -3,8 +3,8 @@
 
 use crate::arch::cpu;
 use crate::arch::idt::{self, TrapFrame};
-use crate::percore;
-use crate::power;
+use crate::arch::percore;
+use crate::arch::power;
 use crate::shared::{BOARD, CONSOLE, CoreState};
 
 pub fn handle(frame: &mut TrapFrame) {

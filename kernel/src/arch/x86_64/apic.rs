@@ -19,6 +19,8 @@ const TIMER_DIVIDE: u32 = 0x3E0;
 
 const IA32_APIC_BASE: u32 = 0x1B;
 const APIC_GLOBAL_ENABLE: u64 = 1 << 11;
+/// Bits 12 to 51 of IA32_APIC_BASE: the APIC page's physical address.
+const APIC_BASE_ADDRESS: u64 = 0x000F_FFFF_FFFF_F000;
 const SOFTWARE_ENABLE: u32 = 1 << 8;
 const MASKED: u32 = 1 << 16;
 const TIMER_PERIODIC: u32 = 1 << 17;
@@ -29,23 +31,29 @@ const ICR_ASSERT: u32 = 1 << 14;
 /// Divide the timer's input clock by 16.
 const DIVIDE_BY_16: u32 = 0b0011;
 
-/// This core's local APIC, at the physical address the MADT gives (every
-/// core sees its own APIC at the same address).
+/// This core's local APIC (every core sees its own at the same address).
 #[derive(Clone, Copy)]
 pub struct LocalApic {
     base: u64,
 }
 
 impl LocalApic {
-    /// # Safety
-    /// `base` must be the local APIC's MMIO address, identity mapped.
-    pub const unsafe fn at(base: u64) -> Self {
+    /// This core's local APIC, at the address its IA32_APIC_BASE MSR holds
+    /// (the same on every core unless firmware moved one).
+    pub fn current() -> Self {
+        // SAFETY: IA32_APIC_BASE exists on every x86_64 processor; reading
+        // it has no side effects.
+        let base = unsafe { Msr::new(IA32_APIC_BASE).read() } & APIC_BASE_ADDRESS;
+        assert!(
+            base + 0x1000 <= super::phys::IDENTITY_MAPPED_END,
+            "the local APIC at {base:#x} lies outside the identity map"
+        );
         Self { base }
     }
 
     fn read(self, register: u32) -> u32 {
-        // SAFETY: `base` is the identity-mapped APIC page (the constructor's
-        // contract) and every register offset used here lies in it.
+        // SAFETY: `base` is the APIC page, identity mapped (checked in
+        // `current`), and every register offset used here lies in it.
         unsafe { core::ptr::read_volatile((self.base + u64::from(register)) as *const u32) }
     }
 

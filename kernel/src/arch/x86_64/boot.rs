@@ -201,6 +201,16 @@ boot_stack_top:
 unsafe extern "C" {
     static ap_trampoline_start: u8;
     static ap_trampoline_end: u8;
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+/// Where the kernel image lies in physical memory, from the linker script.
+pub fn kernel_image() -> (u64, u64) {
+    (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    )
 }
 
 /// The real-mode trampoline's code, to be copied to the SIPI page.

@@ -3,7 +3,7 @@
 //! [`CoreLocal`]. No table indexed by core id is needed, and no core can reach
 //! another's block through it.
 
-use crate::percore::CoreLocal;
+use crate::arch::percore::CoreLocal;
 
 #[repr(C)]
 struct Block {

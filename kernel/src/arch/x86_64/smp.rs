@@ -1,7 +1,7 @@
 //! Starting the other cores, one at a time, with INIT-SIPI-SIPI.
 
+use crate::arch::percore::CoreLocal;
 use crate::arch::{boot, cpu, phys};
-use crate::percore::CoreLocal;
 use crate::shared::{AP_BOOT_STACK_TOP, AP_START, BOARD, CoreState, boot_facts};
 use core::sync::atomic::Ordering;
 
@@ -101,7 +101,7 @@ pub fn start_other_cores(local: &CoreLocal) -> usize {
 extern "C" fn ap_main() -> ! {
     let id = AP_START.core.load(Ordering::Relaxed);
     AP_START.alive.store(true, Ordering::Release);
-    match crate::percore::init(id) {
+    match crate::arch::percore::init(id) {
         Ok(local) => {
             println!("atoll: core {id} up (apic {})", local.apic_id);
             crate::node::run(local)

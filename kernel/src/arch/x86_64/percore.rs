@@ -133,9 +133,7 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
         })?;
     let heap_end = heap_start + heap_frames as u64 * FRAME_SIZE;
 
-    // SAFETY: the MADT names this address as the local APIC, inside the
-    // identity map; each core reaches its own APIC there.
-    let lapic = unsafe { LocalApic::at(facts.local_apic_address) };
+    let lapic = LocalApic::current();
     let local = CoreLocal {
         id,
         apic_id: core.apic_id,

@@ -40,6 +40,6 @@ pub fn power_off(acpi: &AcpiPowerOff) {
     if let Some(port) = acpi.pm1b_control {
         write(port, acpi.sleep_types.1);
     }
-    let local = crate::percore::current();
+    let local = crate::arch::percore::current();
     crate::node::wait_until(local, POWER_OFF_WAIT_MS, || false);
 }
