@@ -1,0 +1,318 @@
+//! The ring: slots, the two lines the receiver owns, and the two endpoints.
+
+use crate::sync::{AtomicU64, Ordering, ProtocolCell};
+use crate::{PAYLOAD_SIZE, Payload, SLOT_SIZE};
+
+/// One message: the payload, then the sequence number that makes it visible.
+/// Only the sender writes a slot.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct Slot {
+    payload: ProtocolCell<Payload>,
+    /// 0 until the first message; then the sequence number (1, 2, ...) of
+    /// the last message written here, stored after the payload.
+    sequence: AtomicU64,
+}
+
+// SAFETY: the payload is written only by the one sender, and only while the
+// slot is free (the receiver has acknowledged the message that was in it);
+// it is read only by the one receiver after it has seen the sequence number
+// the sender stored after the payload. `channel` hands out exactly one of each.
+unsafe impl Sync for Slot {}
+
+const _: () = assert!(core::mem::size_of::<Slot>() == SLOT_SIZE);
+const _: () = assert!(PAYLOAD_SIZE + 8 == SLOT_SIZE);
+
+impl Slot {
+    pub fn new() -> Self {
+        Self { payload: ProtocolCell::new([0; PAYLOAD_SIZE]), sequence: AtomicU64::new(0) }
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A counter alone on its cache line, so that writes to it disturb nothing else.
+#[repr(C, align(64))]
+#[derive(Debug)]
+struct Line(AtomicU64);
+
+/// The receiver's two lines: how many messages it has consumed (written every
+/// half ring, read by the sender only when the ring looks full), and whether
+/// it sleeps (written when it goes to sleep; swapped by the sender that wakes it).
+#[repr(C)]
+#[derive(Debug)]
+pub struct RingHeader {
+    consumed: Line,
+    sleeping: Line,
+}
+
+impl RingHeader {
+    pub fn new() -> Self {
+        Self { consumed: Line(AtomicU64::new(0)), sleeping: Line(AtomicU64::new(0)) }
+    }
+}
+
+impl Default for RingHeader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether a sender must wake the receiver, which announced that it sleeps.
+#[must_use = "a receiver that sleeps and is not woken misses the message"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Needed,
+    NotNeeded,
+}
+
+/// The ring is full: the receiver has not yet acknowledged enough messages.
+/// The message was not sent; the caller still has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+/// Sets up a ring over `slots` and returns its two ends. The exclusive
+/// borrows make sure there is only one of each.
+///
+/// # Panics
+/// If `slots` is empty.
+pub fn channel<'m>(header: &'m mut RingHeader, slots: &'m mut [Slot]) -> (Sender<'m>, Receiver<'m>) {
+    assert!(!slots.is_empty(), "a URPC ring needs at least one slot");
+    *header = RingHeader::new();
+    slots.iter_mut().for_each(|slot| *slot = Slot::new());
+    let (header, slots): (&'m RingHeader, &'m [Slot]) = (header, slots);
+    let capacity = slots.len() as u64;
+    (
+        Sender { header, slots, next: 1, consumed_seen: 0 },
+        Receiver { header, slots, next: 1, acknowledged: 0, acknowledge_every: (capacity / 2).max(1) },
+    )
+}
+
+/// The sending end. Only this side writes the slots.
+#[derive(Debug)]
+pub struct Sender<'m> {
+    header: &'m RingHeader,
+    slots: &'m [Slot],
+    /// Sequence number of the next message.
+    next: u64,
+    /// The receiver's consumed count as last read; refreshed only when the
+    /// ring looks full, so that the sender rarely reads the receiver's line.
+    consumed_seen: u64,
+}
+
+impl Sender<'_> {
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.next - 1 - self.consumed_seen
+    }
+
+    /// Free slots, reading the receiver's acknowledgements afresh.
+    pub fn free_slots(&mut self) -> usize {
+        self.consumed_seen = self.header.consumed.0.load(Ordering::Acquire);
+        self.slots.len() - self.in_flight() as usize
+    }
+
+    /// Writes one message, without checking whether the receiver sleeps:
+    /// call [`flush`](Self::flush) after a batch, before waiting on anything.
+    pub fn try_send(&mut self, payload: &Payload) -> Result<(), Full> {
+        if self.in_flight() == self.slots.len() as u64 && self.free_slots() == 0 {
+            return Err(Full);
+        }
+        let slot = &self.slots[((self.next - 1) % self.slots.len() as u64) as usize];
+        // SAFETY: the receiver has acknowledged the message this slot held
+        // (checked above), so it no longer reads the payload; only this
+        // sender writes slots.
+        unsafe { slot.payload.write(*payload) };
+        slot.sequence.store(self.next, Ordering::Release);
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Makes the messages sent so far count for the sleep handshake: if the
+    /// receiver announced that it sleeps, the caller must wake it. Only one
+    /// sender (this one) can claim a given announcement.
+    pub fn flush(&self) -> Wake {
+        // An RMW on the sleep line orders the sequence stores before it with
+        // the receiver's announcement (an RMW on the same line): either this
+        // sees the announcement, or the receiver sees the messages.
+        if self.header.sleeping.0.swap(0, Ordering::AcqRel) != 0 { Wake::Needed } else { Wake::NotNeeded }
+    }
+
+    /// [`try_send`](Self::try_send) then [`flush`](Self::flush).
+    pub fn send(&mut self, payload: &Payload) -> Result<Wake, Full> {
+        self.try_send(payload)?;
+        Ok(self.flush())
+    }
+}
+
+/// The receiving end. It polls the sequence number of the slot it expects.
+#[derive(Debug)]
+pub struct Receiver<'m> {
+    header: &'m RingHeader,
+    slots: &'m [Slot],
+    /// Sequence number of the next message expected.
+    next: u64,
+    /// The consumed count last published.
+    acknowledged: u64,
+    acknowledge_every: u64,
+}
+
+impl Receiver<'_> {
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn expected_slot(&self) -> &Slot {
+        &self.slots[((self.next - 1) % self.slots.len() as u64) as usize]
+    }
+
+    /// Whether the next message has arrived.
+    pub fn has_message(&self) -> bool {
+        self.expected_slot().sequence.load(Ordering::Acquire) == self.next
+    }
+
+    /// The next message, if it has arrived.
+    pub fn try_recv(&mut self) -> Option<Payload> {
+        if !self.has_message() {
+            self.publish_consumed();
+            return None;
+        }
+        // SAFETY: the sequence number, stored by the sender after the
+        // payload, has been seen with Acquire; the sender will not write the
+        // slot again before this message is acknowledged, below or later.
+        let payload = unsafe { self.expected_slot().payload.read() };
+        self.next += 1;
+        if self.next - 1 - self.acknowledged >= self.acknowledge_every {
+            self.publish_consumed();
+        }
+        Some(payload)
+    }
+
+    /// Tells the sender about every message consumed so far, if it does not
+    /// know yet. Done every half ring, and whenever the ring runs dry, so
+    /// that a sender waiting for space is never left waiting on a receiver
+    /// with nothing to do.
+    fn publish_consumed(&mut self) {
+        let consumed = self.next - 1;
+        if consumed != self.acknowledged {
+            self.header.consumed.0.store(consumed, Ordering::Release);
+            self.acknowledged = consumed;
+        }
+    }
+
+    /// Announces that this receiver is about to sleep, then looks at the
+    /// ring once more. `true`: nothing came, and a sender that sends from now
+    /// on will be told to wake it ([`Wake::Needed`]); the caller may sleep.
+    /// `false`: a message came in the meantime; the announcement is withdrawn.
+    pub fn prepare_to_sleep(&mut self) -> bool {
+        self.publish_consumed();
+        self.header.sleeping.0.swap(1, Ordering::AcqRel);
+        if self.has_message() {
+            self.woken();
+            return false;
+        }
+        true
+    }
+
+    /// Withdraws a sleep announcement, after waking for whatever reason.
+    pub fn woken(&self) {
+        self.header.sleeping.0.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn message(value: u8) -> Payload {
+        let mut payload = [0; PAYLOAD_SIZE];
+        payload[0] = value;
+        payload[PAYLOAD_SIZE - 1] = value.wrapping_mul(3);
+        payload
+    }
+
+    fn ring(slots: usize) -> (RingHeader, Vec<Slot>) {
+        (RingHeader::new(), (0..slots).map(|_| Slot::new()).collect())
+    }
+
+    #[test]
+    fn messages_arrive_in_order_across_wrap_around() {
+        let (mut header, mut slots) = ring(3);
+        let (mut sender, mut receiver) = channel(&mut header, &mut slots);
+        for value in 0..20u8 {
+            assert_eq!(sender.try_send(&message(value)), Ok(()));
+            assert_eq!(receiver.try_recv(), Some(message(value)));
+            assert_eq!(receiver.try_recv(), None);
+        }
+    }
+
+    #[test]
+    fn a_full_ring_refuses_until_the_receiver_consumes() {
+        let (mut header, mut slots) = ring(4);
+        let (mut sender, mut receiver) = channel(&mut header, &mut slots);
+        for value in 0..4 {
+            sender.try_send(&message(value)).unwrap();
+        }
+        assert_eq!(sender.try_send(&message(9)), Err(Full));
+        assert_eq!(receiver.try_recv(), Some(message(0)));
+        // One consumed is not yet half a ring: not acknowledged.
+        assert_eq!(sender.try_send(&message(9)), Err(Full));
+        assert_eq!(receiver.try_recv(), Some(message(1)));
+        assert_eq!(sender.free_slots(), 2);
+        sender.try_send(&message(4)).unwrap();
+        let received: Vec<_> = core::iter::from_fn(|| receiver.try_recv()).collect();
+        assert_eq!(received, [message(2), message(3), message(4)]);
+    }
+
+    #[test]
+    fn a_receiver_that_runs_dry_acknowledges_everything() {
+        let (mut header, mut slots) = ring(8);
+        let (mut sender, mut receiver) = channel(&mut header, &mut slots);
+        sender.try_send(&message(1)).unwrap();
+        receiver.try_recv().unwrap();
+        assert_eq!(sender.free_slots(), 7);
+        assert_eq!(receiver.try_recv(), None);
+        assert_eq!(sender.free_slots(), 8);
+    }
+
+    #[test]
+    fn a_sleeping_receiver_is_woken_once() {
+        let (mut header, mut slots) = ring(2);
+        let (mut sender, mut receiver) = channel(&mut header, &mut slots);
+        assert!(receiver.prepare_to_sleep());
+        assert_eq!(sender.send(&message(1)), Ok(Wake::Needed));
+        assert_eq!(sender.send(&message(2)), Ok(Wake::NotNeeded));
+        assert_eq!(receiver.try_recv(), Some(message(1)));
+        assert_eq!(receiver.try_recv(), Some(message(2)));
+    }
+
+    #[test]
+    fn a_message_before_sleeping_cancels_the_sleep() {
+        let (mut header, mut slots) = ring(2);
+        let (mut sender, mut receiver) = channel(&mut header, &mut slots);
+        sender.try_send(&message(1)).unwrap();
+        assert!(!receiver.prepare_to_sleep());
+        assert_eq!(sender.flush(), Wake::NotNeeded);
+    }
+
+    #[test]
+    fn a_stale_slot_from_the_last_lap_is_not_fresh() {
+        let (mut header, mut slots) = ring(1);
+        let (mut sender, mut receiver) = channel(&mut header, &mut slots);
+        sender.try_send(&message(1)).unwrap();
+        assert_eq!(receiver.try_recv(), Some(message(1)));
+        // The slot still holds message 1 with sequence 1; the receiver now
+        // expects sequence 2 there.
+        assert_eq!(receiver.try_recv(), None);
+        sender.try_send(&message(2)).unwrap();
+        assert_eq!(receiver.try_recv(), Some(message(2)));
+    }
+}
