@@ -84,12 +84,9 @@ pub fn channel<'m>(header: &'m mut RingHeader, slots: &'m mut [Slot]) -> (Sender
     assert!(!slots.is_empty(), "a URPC ring needs at least one slot");
     *header = RingHeader::new();
     slots.iter_mut().for_each(|slot| *slot = Slot::new());
-    let (header, slots): (&'m RingHeader, &'m [Slot]) = (header, slots);
-    let capacity = slots.len() as u64;
-    (
-        Sender { header, slots, next: 1, consumed_seen: 0 },
-        Receiver { header, slots, next: 1, acknowledged: 0, acknowledge_every: (capacity / 2).max(1) },
-    )
+    // SAFETY: the ring was just reset, and the exclusive borrows end here,
+    // so these are the only two ends.
+    unsafe { (Sender::attach(header, slots), Receiver::attach(header, slots)) }
 }
 
 /// The sending end. Only this side writes the slots.
@@ -104,7 +101,21 @@ pub struct Sender<'m> {
     consumed_seen: u64,
 }
 
-impl Sender<'_> {
+impl<'m> Sender<'m> {
+    /// The sending end of a ring whose receiving end lives elsewhere (on
+    /// another core, or in another process sharing the memory).
+    ///
+    /// # Safety
+    /// The ring must be fresh (as [`RingHeader::new`] and [`Slot::new`] make
+    /// it: all-zero memory), and at most one sender may exist for it.
+    ///
+    /// # Panics
+    /// If `slots` is empty.
+    pub unsafe fn attach(header: &'m RingHeader, slots: &'m [Slot]) -> Self {
+        assert!(!slots.is_empty(), "a URPC ring needs at least one slot");
+        Self { header, slots, next: 1, consumed_seen: 0 }
+    }
+
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
@@ -164,7 +175,20 @@ pub struct Receiver<'m> {
     acknowledge_every: u64,
 }
 
-impl Receiver<'_> {
+impl<'m> Receiver<'m> {
+    /// The receiving end of a ring whose sending end lives elsewhere.
+    ///
+    /// # Safety
+    /// As for [`Sender::attach`]: a fresh ring, and at most one receiver.
+    ///
+    /// # Panics
+    /// If `slots` is empty.
+    pub unsafe fn attach(header: &'m RingHeader, slots: &'m [Slot]) -> Self {
+        assert!(!slots.is_empty(), "a URPC ring needs at least one slot");
+        let acknowledge_every = (slots.len() as u64 / 2).max(1);
+        Self { header, slots, next: 1, acknowledged: 0, acknowledge_every }
+    }
+
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
