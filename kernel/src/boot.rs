@@ -5,6 +5,7 @@
 use crate::arch::apic::LocalApic;
 use crate::arch::phys::{IDENTITY_MAPPED_END, IdentityMap};
 use crate::arch::{boot, cpu, pit};
+use crate::channels;
 use crate::shared::{BOOT, MAX_CORES};
 use atoll_firmware::{
     AcpiError, AcpiTables, BootInfo, BootInfoError, BootProtocol, MadtEntry, MemoryKind, Rsdp,
@@ -28,6 +29,9 @@ pub struct CoreEntry {
     pub stack_top: u64,
     /// The memory the core's frame pool covers.
     pub span: (u64, u64),
+    /// The rings other cores send this one (see `crate::channels`), just
+    /// above the span.
+    pub channels: (u64, u64),
 }
 
 /// ACPI's way to power off: write SLP_TYP with SLP_EN to PM1 control.
@@ -76,6 +80,7 @@ pub enum BootError {
     NoTrampolinePage,
     NoMemoryForStacks { cores: usize },
     NotEnoughMemory { cores: usize, pools: usize },
+    NoMemoryForChannels { core: usize, bytes: u64 },
     NoPit,
 }
 
@@ -103,6 +108,12 @@ impl core::fmt::Display for BootError {
                 write!(
                     f,
                     "usable memory splits into only {pools} frame pools for {cores} cores"
+                )
+            }
+            Self::NoMemoryForChannels { core, bytes } => {
+                write!(
+                    f,
+                    "core {core} has no {bytes} usable bytes at the top of its span for its channels"
                 )
             }
             Self::NoPit => write!(f, "the PIT did not count down; cannot calibrate the clocks"),
@@ -226,6 +237,19 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
             pools,
         });
     }
+    let channel_bytes = channels::region_bytes(listed);
+    for (id, core) in cores.entries[..cores.count].iter_mut().enumerate() {
+        let (start, end) = core.span;
+        let channels_start = end.saturating_sub(channel_bytes);
+        if channels_start <= start || !usable.iter().any(|(s, e)| s <= channels_start && end <= e) {
+            return Err(BootError::NoMemoryForChannels {
+                core: id,
+                bytes: channel_bytes,
+            });
+        }
+        core.span.1 = channels_start;
+        core.channels = (channels_start, end);
+    }
 
     let tsc_per_ms = pit::tsc_cycles_per_ms().ok_or(BootError::NoPit)?;
     lapic.start_timer_count();
@@ -264,6 +288,7 @@ extern "C" fn kernel_main(eax: u32, ebx: u32) -> ! {
     println!("atoll: booted via {}", protocol_name(info.protocol));
     let facts = discover(info).unwrap_or_else(|error| fail(error));
     let facts = BOOT.call_once(|| facts);
+    crate::arch::channels::reset_all(facts);
     let local = crate::arch::percore::init(facts.boot_core).unwrap_or_else(|error| fail(error));
     println!("atoll: core {} up (apic {})", local.id, local.apic_id);
     cpu::enable_interrupts();

@@ -18,6 +18,8 @@ mod console;
 #[path = "arch/x86_64/mod.rs"]
 mod arch;
 mod boot;
+mod channels;
+mod messages;
 mod node;
 mod shared;
 mod shell;

@@ -1,25 +1,52 @@
-//! The OS node's event loop on each core, and the doorbell messages of this
-//! stage: ping (answered with a ping reply) and the fault request. A sender
-//! sets a bit in the receiver's board record, then wakes it with an IPI.
+//! The OS node on each core: the event loop that polls the core's incoming
+//! URPC rings, answers requests, and sleeps through the URPC handshake when
+//! there is nothing to do; plus the measurements `urpc ping` and
+//! `urpc bench` run between two nodes.
+//!
+//! Cross-core work is split-phase: a request goes out as a message and the
+//! answer comes back as another, which the waiting code picks out of the
+//! node's pending queue while it keeps answering everyone else.
 
 use crate::arch::percore::CoreLocal;
-use crate::arch::{cpu, idt};
+use crate::arch::{channels, cpu, idt};
+use crate::channels::Channels;
+use crate::messages::{BenchReport, NodeMessage, Refusal};
 use crate::shared::{BOARD, CoreState, boot_facts};
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use atoll_urpc::{Full, Wake};
 use core::sync::atomic::Ordering;
 
-/// Answers whatever this core's doorbells ask. Returns whether there was any.
-pub fn poll(local: &CoreLocal) -> bool {
-    let record = BOARD.core(local.id);
-    let mut worked = false;
-    record.ping_requests.drain(|requester| {
-        worked = true;
-        BOARD.core(requester).ping_replies.insert(local.id);
-        wake(local, requester);
-    });
-    if record.fault_request.swap(false, Ordering::AcqRel) {
-        cpu::touch_unmapped_page();
+/// How long a node keeps polling after its last message before it sleeps:
+/// long enough that a request/response exchange stays on the fast path.
+const IDLE_SPIN_US: u64 = 200;
+/// Round trips per pair and measurement in `urpc bench` and `urpc ping`.
+pub const ROUNDS: u32 = 64;
+/// Messages per throughput stream.
+const STREAM_MESSAGES: u32 = 512;
+/// How long a node waits for a peer before giving up on it.
+pub const PEER_TIMEOUT_MS: u64 = 2000;
+
+/// One core's node state; it lives in the core's `CoreLocal`.
+pub struct NodeState {
+    channels: Channels,
+    /// Messages received but not yet handled: requests the node loop has not
+    /// reached, and answers that a waiting measurement has not taken.
+    pending: VecDeque<(usize, NodeMessage)>,
+    /// Stream messages received from each core in its current stream.
+    streamed: Vec<u32>,
+}
+
+impl NodeState {
+    pub fn new(channels: Channels) -> Self {
+        let cores = channels.receivers.len();
+        Self {
+            channels,
+            pending: VecDeque::new(),
+            streamed: vec![0; cores],
+        }
     }
-    worked
 }
 
 fn wake(local: &CoreLocal, core: usize) {
@@ -28,31 +55,276 @@ fn wake(local: &CoreLocal, core: usize) {
         .send_ipi(boot_facts().cores[core].apic_id, idt::WAKE);
 }
 
-/// The node loop of a core with nothing else to run: answer doorbells, and
-/// sleep until the next interrupt when there are none.
-pub fn run(local: &CoreLocal) -> ! {
+/// Sends `message` to `to`, waiting (and receiving) while its ring is full,
+/// and wakes `to` if it announced that it sleeps.
+pub fn send(local: &CoreLocal, to: usize, message: NodeMessage) {
+    let payload = message.encode();
     loop {
-        cpu::disable_interrupts();
+        let (sent, wake_needed) = {
+            let mut node = local.node.borrow_mut();
+            let sender = node.channels.senders[to]
+                .as_mut()
+                .expect("a ring to every other core");
+            let sent = sender.try_send(&payload) != Err(Full);
+            (sent, sender.flush() == Wake::Needed)
+        };
+        if wake_needed {
+            wake(local, to);
+        }
+        if sent {
+            return;
+        }
+        // The ring is full: take in what others sent, so that two nodes
+        // sending to each other both make progress.
+        receive_all(local);
+        core::hint::spin_loop();
+    }
+}
+
+/// Moves every message waiting in this core's rings to the pending queue.
+/// Returns how many there were.
+fn receive_all(local: &CoreLocal) -> usize {
+    let mut node = local.node.borrow_mut();
+    let NodeState {
+        channels, pending, ..
+    } = &mut *node;
+    let mut received = 0;
+    for (from, receiver) in channels.receivers.iter_mut().enumerate() {
+        let Some(receiver) = receiver else { continue };
+        while let Some(payload) = receiver.try_recv() {
+            received += 1;
+            match NodeMessage::decode(&payload) {
+                Ok(message) => pending.push_back((from, message)),
+                Err(error) => println!(
+                    "atoll: core {}: dropped a message from core {from}: {error}",
+                    local.id
+                ),
+            }
+        }
+    }
+    received
+}
+
+/// Whether a message asks for quick work, which is done even while this
+/// core waits for something else; requests that take long (measurements of
+/// its own) wait for the node loop.
+fn is_short_request(message: &NodeMessage) -> bool {
+    matches!(
+        message,
+        NodeMessage::Ping { .. } | NodeMessage::Stream { .. } | NodeMessage::SharedLine { .. }
+    )
+}
+
+/// Handles pending messages: all of them from the node loop (`top_level`),
+/// only the short requests from inside a wait. At top level, answers nobody
+/// is waiting for any more (after a timeout) are dropped.
+fn dispatch(local: &CoreLocal, top_level: bool) {
+    let mut index = 0;
+    loop {
+        let next = {
+            let mut node = local.node.borrow_mut();
+            let Some((from, message)) = node.pending.get(index).copied() else {
+                break;
+            };
+            if top_level || is_short_request(&message) {
+                node.pending.remove(index);
+                Some((from, message))
+            } else {
+                index += 1;
+                None
+            }
+        };
+        if let Some((from, message)) = next {
+            handle(local, from, message);
+        }
+    }
+}
+
+fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
+    match message {
+        NodeMessage::Ping { token } => send(local, from, NodeMessage::Pong { token }),
+        NodeMessage::Stream { index, total } => {
+            let received = {
+                let mut node = local.node.borrow_mut();
+                node.streamed[from] += 1;
+                node.streamed[from]
+            };
+            if index + 1 == total {
+                local.node.borrow_mut().streamed[from] = 0;
+                send(local, from, NodeMessage::StreamDone { received });
+            }
+        }
+        NodeMessage::SharedLine { rounds } => answer_shared_line(local, from, rounds),
+        NodeMessage::PingPeer { .. } | NodeMessage::BenchPeer { .. } => {
+            send(local, from, handle_here(local, message))
+        }
+        // An answer whose waiter gave up.
+        NodeMessage::Pong { .. }
+        | NodeMessage::PingReport { .. }
+        | NodeMessage::BenchReport(_)
+        | NodeMessage::StreamDone { .. }
+        | NodeMessage::Refused { .. } => {}
+    }
+}
+
+/// Runs a measurement request on this core itself (the shell's core asking
+/// itself) and returns what it would have sent back.
+pub fn handle_here(local: &CoreLocal, request: NodeMessage) -> NodeMessage {
+    let outcome = match request {
+        NodeMessage::PingPeer { peer, rounds } => urpc_round_trips(local, peer as usize, rounds)
+            .map(|samples| {
+                let stats = Stats::of(samples);
+                NodeMessage::PingReport {
+                    peer,
+                    median: stats.median,
+                    min: stats.min,
+                    max: stats.max,
+                }
+            }),
+        NodeMessage::BenchPeer { peer } => {
+            bench_pair(local, peer as usize).map(NodeMessage::BenchReport)
+        }
+        _ => Err(Refusal::NoAnswer),
+    };
+    outcome.unwrap_or_else(|reason| NodeMessage::Refused { reason })
+}
+
+/// Receives and handles everything waiting, and the fault doorbell.
+/// Returns whether there was anything.
+pub fn poll(local: &CoreLocal) -> bool {
+    let received = receive_all(local);
+    dispatch(local, true);
+    if BOARD
+        .core(local.id)
+        .fault_request
+        .swap(false, Ordering::AcqRel)
+    {
+        cpu::touch_unmapped_page();
+    }
+    received > 0
+}
+
+/// Announces sleep on every incoming ring and halts until an interrupt, unless
+/// a message slipped in meanwhile. Interrupts are off from the announcement
+/// to the halt, so a wake-up IPI cannot fall between them.
+pub fn sleep(local: &CoreLocal) {
+    cpu::disable_interrupts();
+    let may_sleep = {
+        let mut node = local.node.borrow_mut();
+        let ready = node
+            .channels
+            .receivers
+            .iter_mut()
+            .flatten()
+            .all(|receiver| receiver.prepare_to_sleep());
+        ready && !BOARD.core(local.id).fault_request.load(Ordering::Acquire)
+    };
+    if may_sleep {
+        cpu::enable_interrupts_and_wait();
+    } else {
+        cpu::enable_interrupts();
+    }
+    local
+        .node
+        .borrow()
+        .channels
+        .receivers
+        .iter()
+        .flatten()
+        .for_each(|receiver| receiver.woken());
+}
+
+/// The node loop of a core with nothing else to run.
+pub fn run(local: &CoreLocal) -> ! {
+    cpu::enable_interrupts();
+    let spin = IDLE_SPIN_US * boot_facts().tsc_per_ms / 1000;
+    let mut last_busy = cpu::rdtsc();
+    loop {
         if poll(local) {
-            cpu::enable_interrupts();
+            last_busy = cpu::rdtsc();
+        } else if cpu::rdtsc() - last_busy > spin {
+            sleep(local);
+            last_busy = cpu::rdtsc();
         } else {
-            cpu::enable_interrupts_and_wait();
+            core::hint::spin_loop();
         }
     }
 }
 
 /// Polls (so that this core keeps answering others) until `done` or until
-/// `timeout_ms` pass; whether it got done.
+/// `timeout_ms` pass; whether it got done. Like the node loop, it sleeps
+/// through the URPC handshake once nothing has come for a while, so that a
+/// long wait leaves the processor to others (which matters when cores share
+/// host CPUs, as under emulation).
 pub fn wait_until(local: &CoreLocal, timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = cpu::rdtsc() + timeout_ms * boot_facts().tsc_per_ms;
+    let tsc_per_ms = boot_facts().tsc_per_ms;
+    let deadline = cpu::rdtsc() + timeout_ms * tsc_per_ms;
+    let spin = IDLE_SPIN_US * tsc_per_ms / 1000;
+    let mut last_busy = cpu::rdtsc();
     while cpu::rdtsc() < deadline {
         if done() {
             return true;
         }
-        poll(local);
-        core::hint::spin_loop();
+        if receive_all(local) > 0 {
+            last_busy = cpu::rdtsc();
+        } else if cpu::rdtsc() - last_busy > spin {
+            sleep(local);
+            last_busy = cpu::rdtsc();
+        } else {
+            core::hint::spin_loop();
+        }
+        dispatch(local, false);
     }
     done()
+}
+
+/// Waits for a message from `from` that `wanted` accepts, answering short
+/// requests meanwhile.
+pub fn wait_for(
+    local: &CoreLocal,
+    from: usize,
+    timeout_ms: u64,
+    wanted: impl Fn(&NodeMessage) -> bool,
+) -> Option<NodeMessage> {
+    let mut found = None;
+    let take = |found: &mut Option<NodeMessage>| {
+        let mut node = local.node.borrow_mut();
+        let position = node
+            .pending
+            .iter()
+            .position(|(sender, message)| *sender == from && wanted(message));
+        *found = position
+            .and_then(|position| node.pending.remove(position))
+            .map(|(_, message)| message);
+        found.is_some()
+    };
+    wait_until(local, timeout_ms, || take(&mut found));
+    found
+}
+
+fn check_peer(peer: usize) -> Result<(), Refusal> {
+    let running = peer < boot_facts().cores.len() && BOARD.core(peer).state() == CoreState::Running;
+    if running {
+        Ok(())
+    } else {
+        Err(Refusal::PeerNotRunning)
+    }
+}
+
+/// `rounds` URPC round trips to `peer`, in cycles each.
+pub fn urpc_round_trips(local: &CoreLocal, peer: usize, rounds: u32) -> Result<Vec<u64>, Refusal> {
+    check_peer(peer)?;
+    (0..u64::from(rounds))
+        .map(|token| {
+            let start = cpu::rdtsc();
+            send(local, peer, NodeMessage::Ping { token });
+            wait_for(local, peer, PEER_TIMEOUT_MS, |message| {
+                *message == NodeMessage::Pong { token }
+            })
+            .map(|_| cpu::rdtsc() - start)
+            .ok_or(Refusal::NoAnswer)
+        })
+        .collect()
 }
 
 #[derive(Debug)]
@@ -60,14 +332,32 @@ pub struct NoAnswer {
     pub state: CoreState,
 }
 
-/// Round trip to `target` and back, by doorbell and IPI, in TSC cycles.
-pub fn ping(local: &CoreLocal, target: usize, timeout_ms: u64) -> Result<u64, NoAnswer> {
+/// Answers the IPI pings other cores left in this core's board record; runs
+/// in the wake-up interrupt handler, so an IPI round trip goes handler to
+/// handler without waiting for the node loop.
+pub fn answer_ipi_pings(local: &CoreLocal) {
+    local.count_wake_interrupt();
+    BOARD.core(local.id).ping_requests.drain(|requester| {
+        BOARD.core(requester).ping_replies.insert(local.id);
+        wake(local, requester);
+    });
+}
+
+/// One IPI round trip to `target` and back, interrupt handler to interrupt
+/// handler, in TSC cycles.
+pub fn ipi_round_trip(local: &CoreLocal, target: usize, timeout_ms: u64) -> Result<u64, NoAnswer> {
     let mine = BOARD.core(local.id);
     mine.ping_replies.take(target);
+    let interrupts_before = local.wake_interrupts();
     let start = cpu::rdtsc();
     BOARD.core(target).ping_requests.insert(local.id);
     wake(local, target);
-    if wait_until(local, timeout_ms, || mine.ping_replies.take(target)) {
+    let mut answered = false;
+    let done = wait_until(local, timeout_ms, || {
+        answered |= mine.ping_replies.take(target);
+        answered && local.wake_interrupts() != interrupts_before
+    });
+    if done {
         Ok(cpu::rdtsc() - start)
     } else {
         // Withdraw the request so that a late answer cannot be mistaken for
@@ -89,4 +379,137 @@ pub fn request_fault(local: &CoreLocal, target: usize, timeout_ms: u64) -> bool 
     wait_until(local, timeout_ms, || {
         BOARD.core(target).state() == CoreState::Stopped
     })
+}
+
+/// Spins until `line` holds `value`, or the peer timeout passes.
+fn await_line(line: &core::sync::atomic::AtomicU64, value: u64, deadline: u64) -> bool {
+    while line.load(Ordering::Acquire) != value {
+        if cpu::rdtsc() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+/// The peer's half of the shared-line ping-pong: wait for each odd value,
+/// answer with the next even one.
+fn answer_shared_line(local: &CoreLocal, from: usize, rounds: u32) {
+    let line = channels::baseline_line(boot_facts(), from, local.id);
+    let deadline = cpu::rdtsc() + PEER_TIMEOUT_MS * boot_facts().tsc_per_ms;
+    for round in 0..u64::from(rounds) {
+        if !await_line(line, 2 * round + 1, deadline) {
+            return;
+        }
+        line.store(2 * round + 2, Ordering::Release);
+    }
+}
+
+/// Round trips on one cache line both cores write: the cost of moving the
+/// line there and back, the floor for any message passing between them.
+fn shared_line_round_trips(
+    local: &CoreLocal,
+    peer: usize,
+    rounds: u32,
+) -> Result<Vec<u64>, Refusal> {
+    let line = channels::baseline_line(boot_facts(), local.id, peer);
+    line.store(0, Ordering::Release);
+    send(local, peer, NodeMessage::SharedLine { rounds });
+    let deadline = cpu::rdtsc() + PEER_TIMEOUT_MS * boot_facts().tsc_per_ms;
+    (0..u64::from(rounds))
+        .map(|round| {
+            let start = cpu::rdtsc();
+            line.store(2 * round + 1, Ordering::Release);
+            if await_line(line, 2 * round + 2, deadline) {
+                Ok(cpu::rdtsc() - start)
+            } else {
+                Err(Refusal::NoAnswer)
+            }
+        })
+        .collect()
+}
+
+/// Streams messages to `peer` and returns the cycles per message, from the
+/// first send to the peer's confirmation that it got them all.
+fn stream_cycles_per_message(local: &CoreLocal, peer: usize) -> Result<u64, Refusal> {
+    let start = cpu::rdtsc();
+    for index in 0..STREAM_MESSAGES {
+        let payload = NodeMessage::Stream {
+            index,
+            total: STREAM_MESSAGES,
+        }
+        .encode();
+        loop {
+            let (sent, wake_needed) = {
+                let mut node = local.node.borrow_mut();
+                let sender = node.channels.senders[peer]
+                    .as_mut()
+                    .expect("a ring to every other core");
+                match sender.try_send(&payload) {
+                    Ok(()) => (true, false),
+                    // Flush only when the ring fills: the peer may have
+                    // gone to sleep before the stream began.
+                    Err(Full) => (false, sender.flush() == Wake::Needed),
+                }
+            };
+            if wake_needed {
+                wake(local, peer);
+            }
+            if sent {
+                break;
+            }
+            receive_all(local);
+            dispatch(local, false);
+        }
+    }
+    let wake_needed = local.node.borrow().channels.senders[peer]
+        .as_ref()
+        .is_some_and(|sender| sender.flush() == Wake::Needed);
+    if wake_needed {
+        wake(local, peer);
+    }
+    match wait_for(local, peer, PEER_TIMEOUT_MS, |message| {
+        matches!(message, NodeMessage::StreamDone { .. })
+    }) {
+        Some(NodeMessage::StreamDone { received }) if received == STREAM_MESSAGES => {
+            Ok((cpu::rdtsc() - start) / u64::from(STREAM_MESSAGES))
+        }
+        _ => Err(Refusal::NoAnswer),
+    }
+}
+
+/// Every `urpc bench` measurement from this core to `peer`.
+pub fn bench_pair(local: &CoreLocal, peer: usize) -> Result<BenchReport, Refusal> {
+    check_peer(peer)?;
+    let urpc = Stats::of(urpc_round_trips(local, peer, ROUNDS)?);
+    let ipi: Result<Vec<u64>, Refusal> = (0..ROUNDS)
+        .map(|_| ipi_round_trip(local, peer, PEER_TIMEOUT_MS).map_err(|_| Refusal::NoAnswer))
+        .collect();
+    let ipi = Stats::of(ipi?);
+    let shared_line = Stats::of(shared_line_round_trips(local, peer, ROUNDS)?);
+    let stream_per_message = stream_cycles_per_message(local, peer)?;
+    Ok(BenchReport {
+        peer: peer as u32,
+        urpc_round_trip: urpc.median,
+        ipi_round_trip: ipi.median,
+        shared_line_round_trip: shared_line.median,
+        stream_per_message,
+    })
+}
+
+pub struct Stats {
+    pub median: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Stats {
+    pub fn of(mut samples: Vec<u64>) -> Self {
+        samples.sort_unstable();
+        Self {
+            median: samples.get(samples.len() / 2).copied().unwrap_or(0),
+            min: samples.first().copied().unwrap_or(0),
+            max: samples.last().copied().unwrap_or(0),
+        }
+    }
 }

@@ -7,10 +7,12 @@ use crate::arch::cpu;
 use crate::arch::percore::CoreLocal;
 use crate::arch::power::{self, ExitStatus};
 use crate::boot::protocol_name;
+use crate::messages::{NodeMessage, Refusal};
 use crate::node;
 use crate::shared::{BOARD, CONSOLE, CoreState, boot_facts};
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use atoll_firmware::MemoryKind;
 use atoll_frames::FRAME_SIZE;
 use atoll_shell::{Command, Line, LineEditor, help_text, parse, split_script};
@@ -97,12 +99,11 @@ fn interactive(local: &CoreLocal) -> ! {
             print!("{PROMPT}");
             cpu::disable_interrupts();
         }
-        if busy {
-            cpu::enable_interrupts();
-        } else {
+        cpu::enable_interrupts();
+        if !busy {
             // The UART raises no interrupt here; the timer tick wakes the
-            // core to look again.
-            cpu::enable_interrupts_and_wait();
+            // core to look again, and a message's wake-up IPI sooner.
+            node::sleep(local);
         }
     }
 }
@@ -122,6 +123,8 @@ fn execute(local: &CoreLocal, line: &str) -> CommandResult {
         Command::Ipi { core } => ipi(local, core as usize)?,
         Command::Fault { core } => fault(local, core as usize)?,
         Command::Halt => return halt(),
+        Command::UrpcPing { from, to } => urpc_ping(local, from as usize, to as usize)?,
+        Command::UrpcBench => urpc_bench(local)?,
     }
     Ok(Next::Continue)
 }
@@ -205,7 +208,7 @@ fn ipi(local: &CoreLocal, core: usize) -> Result<(), String> {
             "ipi {core}: core {core} is offline (it never started)"
         ));
     }
-    let cycles = node::ping(local, core, IPI_TIMEOUT_MS).map_err(|no_answer| {
+    let cycles = node::ipi_round_trip(local, core, IPI_TIMEOUT_MS).map_err(|no_answer| {
         format!(
             "ipi {core}: no answer within {IPI_TIMEOUT_MS} ms (core {core} is {})",
             no_answer.state.name()
@@ -259,4 +262,131 @@ fn scripted() -> bool {
         atoll_shell::exec_script_from_cmdline(boot_facts().info.cmdline()),
         Ok(Some(_))
     )
+}
+
+fn nanoseconds(cycles: u64) -> u64 {
+    cycles * 1_000_000 / boot_facts().tsc_per_ms
+}
+
+fn check_running(command: &str, core: usize) -> Result<(), String> {
+    match check_core(command, core)? {
+        CoreState::Running => Ok(()),
+        state => Err(format!("{command}: core {core} is {}", state.name())),
+    }
+}
+
+/// Asks `from` for its side of a measurement against `to`, or runs it here
+/// when `from` is this core, and waits for the answer.
+fn ask_node(local: &CoreLocal, from: usize, request: NodeMessage) -> Result<NodeMessage, String> {
+    if from == local.id {
+        return Ok(node::handle_here(local, request));
+    }
+    node::send(local, from, request);
+    node::wait_for(local, from, 4 * node::PEER_TIMEOUT_MS, |answer| {
+        matches!(
+            answer,
+            NodeMessage::PingReport { .. }
+                | NodeMessage::BenchReport(_)
+                | NodeMessage::Refused { .. }
+        )
+    })
+    .ok_or_else(|| format!("core {from} did not answer"))
+}
+
+fn urpc_ping(local: &CoreLocal, from: usize, to: usize) -> Result<(), String> {
+    check_running("urpc ping", from)?;
+    check_running("urpc ping", to)?;
+    if from == to {
+        return Err(format!(
+            "urpc ping: core {from} has no ring to itself; pick two cores"
+        ));
+    }
+    let request = NodeMessage::PingPeer {
+        peer: to as u32,
+        rounds: node::ROUNDS,
+    };
+    match ask_node(local, from, request)
+        .map_err(|error| format!("urpc ping {from} {to}: {error}"))?
+    {
+        NodeMessage::PingReport {
+            median, min, max, ..
+        } => {
+            println!(
+                "urpc ping {from} -> {to}: round trip median {median} cycles ({} ns), min {min}, max {max}, {} rounds",
+                nanoseconds(median),
+                node::ROUNDS
+            );
+            Ok(())
+        }
+        other => Err(format!("urpc ping {from} {to}: {}", refusal_text(&other))),
+    }
+}
+
+fn refusal_text(answer: &NodeMessage) -> &'static str {
+    match answer {
+        NodeMessage::Refused {
+            reason: Refusal::PeerNotRunning,
+        } => "the peer is not running",
+        NodeMessage::Refused {
+            reason: Refusal::NoAnswer,
+        } => "the peer stopped answering",
+        _ => "unexpected answer",
+    }
+}
+
+fn urpc_bench(local: &CoreLocal) -> Result<(), String> {
+    let cores = boot_facts().cores.len();
+    let running: Vec<usize> = (0..cores)
+        .filter(|&core| BOARD.core(core).state() == CoreState::Running)
+        .collect();
+    if running.len() < 2 {
+        return Err(String::from("urpc bench: needs at least two running cores"));
+    }
+    println!(
+        "urpc bench: medians of {} round trips; stream of one-way messages; cycles (ns)",
+        node::ROUNDS
+    );
+    println!(
+        "from  to   urpc-rtt          ipi-rtt           line-rtt          urpc/line  urpc/ipi  stream/msg"
+    );
+    let mut pairs = 0;
+    let mut ratios_to_line = Vec::new();
+    for &from in &running {
+        for &to in running.iter().filter(|&&to| to != from) {
+            let report = match ask_node(local, from, NodeMessage::BenchPeer { peer: to as u32 })
+                .map_err(|error| format!("urpc bench {from} -> {to}: {error}"))?
+            {
+                NodeMessage::BenchReport(report) => report,
+                other => {
+                    return Err(format!(
+                        "urpc bench {from} -> {to}: {}",
+                        refusal_text(&other)
+                    ));
+                }
+            };
+            let ratio =
+                |numerator: u64, denominator: u64| numerator as f64 / denominator.max(1) as f64;
+            ratios_to_line.push(ratio(report.urpc_round_trip, report.shared_line_round_trip));
+            println!(
+                "{from:>4}  {to:>2}   {:>7} ({:>6})  {:>7} ({:>6})  {:>7} ({:>6})  {:>9.2}  {:>8.2}  {:>5} ({} ns)",
+                report.urpc_round_trip,
+                nanoseconds(report.urpc_round_trip),
+                report.ipi_round_trip,
+                nanoseconds(report.ipi_round_trip),
+                report.shared_line_round_trip,
+                nanoseconds(report.shared_line_round_trip),
+                ratio(report.urpc_round_trip, report.shared_line_round_trip),
+                ratio(report.urpc_round_trip, report.ipi_round_trip),
+                report.stream_per_message,
+                nanoseconds(report.stream_per_message),
+            );
+            pairs += 1;
+        }
+    }
+    ratios_to_line.sort_unstable_by(f64::total_cmp);
+    println!(
+        "urpc bench: {pairs} ordered pairs; median urpc/line ratio {:.2}",
+        ratios_to_line[ratios_to_line.len() / 2]
+    );
+    Ok(())
 }

@@ -5,6 +5,7 @@ use crate::arch::cpu;
 use crate::arch::idt::{self, TrapFrame};
 use crate::arch::percore;
 use crate::arch::power;
+use crate::node;
 use crate::shared::{BOARD, CONSOLE, CoreState};
 
 pub fn handle(frame: &mut TrapFrame) {
@@ -17,9 +18,9 @@ pub fn handle(frame: &mut TrapFrame) {
     };
     match vector {
         idt::TIMER => local.tick(),
-        // The wake-up IPI only ends the core's halt; the node loop then
-        // reads its doorbells.
-        idt::WAKE => {}
+        // The wake-up IPI ends the core's halt, so that the node loop looks
+        // at its rings; IPI pings are answered right here.
+        idt::WAKE => node::answer_ipi_pings(local),
         idt::SPURIOUS => return,
         other => println!("atoll: core {}: unexpected interrupt {other:#x}", local.id),
     }

@@ -14,11 +14,13 @@ pub enum Command {
     Ipi { core: u32 },
     Fault { core: u32 },
     Halt,
+    UrpcPing { from: u32, to: u32 },
+    UrpcBench,
 }
 
 struct CommandSpec {
-    /// The command's name, then its arguments. The name is the first word, so
-    /// it is written once.
+    /// The command's name (one word, or a word and a subcommand), then its
+    /// `<arguments>`. The name is read from here, so it is written once.
     usage: &'static str,
     /// One line for `help`.
     summary: &'static str,
@@ -29,12 +31,34 @@ struct CommandSpec {
 impl CommandSpec {
     fn name(&self) -> &'static str {
         self.usage
-            .split_once(' ')
+            .split_once(" <")
             .map_or(self.usage, |(name, _)| name)
     }
 
+    /// The first word of the name: the command a subcommand belongs to.
+    fn command_word(&self) -> &'static str {
+        self.name()
+            .split_once(' ')
+            .map_or(self.name(), |(word, _)| word)
+    }
+
     fn takes_arguments(&self) -> bool {
-        self.usage.contains(' ')
+        self.usage.contains('<')
+    }
+
+    /// Whether `words` start with this spec's name; if so, consumes it.
+    fn take_name(&self, words: &mut SplitAsciiWhitespace<'_>) -> bool {
+        let mut after = words.clone();
+        if self
+            .name()
+            .split(' ')
+            .all(|part| after.next() == Some(part))
+        {
+            *words = after;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -77,6 +101,21 @@ const COMMANDS: &[CommandSpec] = &[
         summary: "power off",
         parse_arguments: |_| Ok(Command::Halt),
     },
+    CommandSpec {
+        usage: "urpc ping <from> <to>",
+        summary: "URPC round trip from one core to another, in cycles",
+        parse_arguments: |arguments| {
+            Ok(Command::UrpcPing {
+                from: arguments.number("core number")?,
+                to: arguments.number("core number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "urpc bench",
+        summary: "URPC latency and throughput for every core pair, with IPI and shared-line baselines",
+        parse_arguments: |_| Ok(Command::UrpcBench),
+    },
 ];
 
 /// `(usage, summary)` for every command, in the order `help` lists them.
@@ -93,13 +132,23 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         return Err(ParseError::ControlCharacters);
     }
     let mut words = line.split_ascii_whitespace();
-    let Some(name) = words.next() else {
+    let Some(first) = words.clone().next() else {
         return Ok(None);
+    };
+    let Some(command_word) = COMMANDS
+        .iter()
+        .map(CommandSpec::command_word)
+        .find(|&word| word == first)
+    else {
+        return Err(ParseError::UnknownCommand { name: first.into() });
     };
     let spec = COMMANDS
         .iter()
-        .find(|spec| spec.name() == name)
-        .ok_or_else(|| ParseError::UnknownCommand { name: name.into() })?;
+        .find(|spec| spec.take_name(&mut words))
+        .ok_or_else(|| ParseError::UnknownSubcommand {
+            command: command_word,
+            got: words.nth(1).map(String::from),
+        })?;
     let mut arguments = Arguments { spec, words };
     let command = (spec.parse_arguments)(&mut arguments)?;
     match arguments.words.next() {
@@ -179,6 +228,11 @@ pub enum ParseError {
         usage: &'static str,
         got: String,
     },
+    /// A command with subcommands, without a known one.
+    UnknownSubcommand {
+        command: &'static str,
+        got: Option<String>,
+    },
     /// The `atoll.exec=` script on the kernel command line is not UTF-8.
     ExecScriptNotUtf8,
 }
@@ -214,6 +268,19 @@ impl fmt::Display for ParseError {
                 "{command}: unexpected argument {} (usage: {usage})",
                 Shown(got)
             ),
+            Self::UnknownSubcommand { command, got } => {
+                match got {
+                    Some(got) => write!(f, "{command}: unknown subcommand {} (usage:", Shown(got))?,
+                    None => write!(f, "{command}: missing subcommand (usage:")?,
+                }
+                let forms = COMMANDS
+                    .iter()
+                    .filter(|spec| spec.command_word() == *command);
+                for (index, spec) in forms.enumerate() {
+                    write!(f, "{}{}", if index == 0 { " " } else { ", " }, spec.usage)?;
+                }
+                f.write_char(')')
+            }
             Self::ExecScriptNotUtf8 => {
                 write!(
                     f,
@@ -274,6 +341,33 @@ mod tests {
         assert_eq!(parse("ipi 3"), Ok(Some(Command::Ipi { core: 3 })));
         assert_eq!(parse("fault 1"), Ok(Some(Command::Fault { core: 1 })));
         assert_eq!(parse("halt"), Ok(Some(Command::Halt)));
+        assert_eq!(
+            parse("urpc ping 2 3"),
+            Ok(Some(Command::UrpcPing { from: 2, to: 3 }))
+        );
+        assert_eq!(parse("urpc bench"), Ok(Some(Command::UrpcBench)));
+    }
+
+    #[test]
+    fn subcommands_are_checked() {
+        let usage = "(usage: urpc ping <from> <to>, urpc bench)";
+        assert_eq!(
+            error_message("urpc"),
+            alloc::format!("urpc: missing subcommand {usage}")
+        );
+        assert_eq!(
+            error_message("urpc pong 1 2"),
+            alloc::format!("urpc: unknown subcommand 'pong' {usage}")
+        );
+        assert_eq!(
+            error_message("urpc bench 3"),
+            "urpc bench: takes no arguments"
+        );
+        assert_eq!(
+            error_message("urpc ping 1"),
+            "urpc ping: missing core number (usage: urpc ping <from> <to>)"
+        );
+        assert_eq!(error_message("ping"), "unknown command 'ping' (try 'help')");
     }
 
     #[test]
@@ -404,7 +498,16 @@ mod tests {
         let usages: Vec<_> = help_text().map(|(usage, _)| usage).collect();
         assert_eq!(
             usages,
-            ["help", "cores", "mem", "ipi <core>", "fault <core>", "halt"]
+            [
+                "help",
+                "cores",
+                "mem",
+                "ipi <core>",
+                "fault <core>",
+                "halt",
+                "urpc ping <from> <to>",
+                "urpc bench"
+            ]
         );
         assert!(help_text().all(|(_, summary)| !summary.is_empty() && !summary.contains('\n')));
     }
@@ -412,7 +515,11 @@ mod tests {
     #[test]
     fn every_usage_in_help_parses_with_example_arguments() {
         for (usage, _) in help_text() {
-            let example = usage.replace("<core>", "1");
+            let example = usage
+                .split(' ')
+                .map(|word| if word.starts_with('<') { "1" } else { word })
+                .collect::<Vec<_>>()
+                .join(" ");
             assert!(
                 matches!(parse(&example), Ok(Some(_))),
                 "{usage} does not parse as {example}"

@@ -20,12 +20,17 @@ pub struct Slot {
 // the sender stored after the payload. `channel` hands out exactly one of each.
 unsafe impl Sync for Slot {}
 
+// Loom's atomics and cells carry bookkeeping, so the layout holds only for the real ones.
+#[cfg(not(loom))]
 const _: () = assert!(core::mem::size_of::<Slot>() == SLOT_SIZE);
 const _: () = assert!(PAYLOAD_SIZE + 8 == SLOT_SIZE);
 
 impl Slot {
     pub fn new() -> Self {
-        Self { payload: ProtocolCell::new([0; PAYLOAD_SIZE]), sequence: AtomicU64::new(0) }
+        Self {
+            payload: ProtocolCell::new([0; PAYLOAD_SIZE]),
+            sequence: AtomicU64::new(0),
+        }
     }
 }
 
@@ -52,7 +57,10 @@ pub struct RingHeader {
 
 impl RingHeader {
     pub fn new() -> Self {
-        Self { consumed: Line(AtomicU64::new(0)), sleeping: Line(AtomicU64::new(0)) }
+        Self {
+            consumed: Line(AtomicU64::new(0)),
+            sleeping: Line(AtomicU64::new(0)),
+        }
     }
 }
 
@@ -80,13 +88,21 @@ pub struct Full;
 ///
 /// # Panics
 /// If `slots` is empty.
-pub fn channel<'m>(header: &'m mut RingHeader, slots: &'m mut [Slot]) -> (Sender<'m>, Receiver<'m>) {
+pub fn channel<'m>(
+    header: &'m mut RingHeader,
+    slots: &'m mut [Slot],
+) -> (Sender<'m>, Receiver<'m>) {
     assert!(!slots.is_empty(), "a URPC ring needs at least one slot");
     *header = RingHeader::new();
     slots.iter_mut().for_each(|slot| *slot = Slot::new());
     // SAFETY: the ring was just reset, and the exclusive borrows end here,
     // so these are the only two ends.
-    unsafe { (Sender::attach(header, slots), Receiver::attach(header, slots)) }
+    unsafe {
+        (
+            Sender::attach(header, slots),
+            Receiver::attach(header, slots),
+        )
+    }
 }
 
 /// The sending end. Only this side writes the slots.
@@ -113,7 +129,12 @@ impl<'m> Sender<'m> {
     /// If `slots` is empty.
     pub unsafe fn attach(header: &'m RingHeader, slots: &'m [Slot]) -> Self {
         assert!(!slots.is_empty(), "a URPC ring needs at least one slot");
-        Self { header, slots, next: 1, consumed_seen: 0 }
+        Self {
+            header,
+            slots,
+            next: 1,
+            consumed_seen: 0,
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -153,7 +174,11 @@ impl<'m> Sender<'m> {
         // An RMW on the sleep line orders the sequence stores before it with
         // the receiver's announcement (an RMW on the same line): either this
         // sees the announcement, or the receiver sees the messages.
-        if self.header.sleeping.0.swap(0, Ordering::AcqRel) != 0 { Wake::Needed } else { Wake::NotNeeded }
+        if self.header.sleeping.0.swap(0, Ordering::AcqRel) != 0 {
+            Wake::Needed
+        } else {
+            Wake::NotNeeded
+        }
     }
 
     /// [`try_send`](Self::try_send) then [`flush`](Self::flush).
@@ -186,7 +211,13 @@ impl<'m> Receiver<'m> {
     pub unsafe fn attach(header: &'m RingHeader, slots: &'m [Slot]) -> Self {
         assert!(!slots.is_empty(), "a URPC ring needs at least one slot");
         let acknowledge_every = (slots.len() as u64 / 2).max(1);
-        Self { header, slots, next: 1, acknowledged: 0, acknowledge_every }
+        Self {
+            header,
+            slots,
+            next: 1,
+            acknowledged: 0,
+            acknowledge_every,
+        }
     }
 
     pub fn capacity(&self) -> usize {

@@ -18,7 +18,9 @@ pub struct ProtocolCell<T> {
 
 impl<T: Copy> ProtocolCell<T> {
     pub fn new(value: T) -> Self {
-        Self { inner: From::from(value) }
+        Self {
+            inner: From::from(value),
+        }
     }
 
     /// # Safety
@@ -26,7 +28,8 @@ impl<T: Copy> ProtocolCell<T> {
     pub unsafe fn write(&self, value: T) {
         #[cfg(loom)]
         // SAFETY: exclusive access is the caller's promise; loom checks it.
-        self.inner.with_mut(|pointer| unsafe { pointer.write(value) });
+        self.inner
+            .with_mut(|pointer| unsafe { pointer.write(value) });
         #[cfg(not(loom))]
         // SAFETY: exclusive access is the caller's promise.
         unsafe {

@@ -5,6 +5,7 @@
 
 pub mod apic;
 pub mod boot;
+pub mod channels;
 pub mod core_local;
 pub mod cpu;
 pub mod heap;

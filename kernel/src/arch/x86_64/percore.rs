@@ -9,6 +9,8 @@ use crate::arch::heap::Heap;
 use crate::arch::idt;
 use crate::arch::phys;
 use crate::arch::tables::{CpuTables, IST_STACK_SIZE};
+use crate::channels::Channels;
+use crate::node::NodeState;
 use crate::shared::{BOARD, CoreState, boot_facts};
 use atoll_frames::{FRAME_SIZE, FramePool};
 use core::cell::{Cell, RefCell};
@@ -29,6 +31,10 @@ pub struct CoreLocal {
     pub heap: Heap,
     frames: RefCell<FramePool<'static>>,
     ticks: Cell<u64>,
+    /// Wake-up IPIs taken, so that an IPI round trip can wait for the
+    /// interrupt itself.
+    wake_interrupts: Cell<u64>,
+    pub node: RefCell<NodeState>,
 }
 
 impl CoreLocal {
@@ -37,6 +43,14 @@ impl CoreLocal {
         let ticks = self.ticks.get() + 1;
         self.ticks.set(ticks);
         BOARD.core(self.id).ticks.store(ticks, Ordering::Relaxed);
+    }
+
+    pub fn count_wake_interrupt(&self) {
+        self.wake_interrupts.set(self.wake_interrupts.get() + 1);
+    }
+
+    pub fn wake_interrupts(&self) -> u64 {
+        self.wake_interrupts.get()
     }
 
     /// Frames from this core's pool; the free count is published for `cores`.
@@ -142,6 +156,8 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
         heap: unsafe { Heap::new(heap_start, heap_end) },
         frames: RefCell::new(pool),
         ticks: Cell::new(0),
+        wake_interrupts: Cell::new(0),
+        node: RefCell::new(NodeState::new(Channels::empty())),
     };
     // SAFETY: `block` is fresh, frame-aligned memory from this core's pool.
     let local: &'static CoreLocal = unsafe { core_local::install(block, local) };
@@ -149,6 +165,10 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
         local.frames.borrow().free_frames() as u64,
         Ordering::Relaxed,
     );
+
+    // SAFETY: once, on this core, after the boot core reset the channel
+    // regions (before it started any core).
+    *local.node.borrow_mut() = NodeState::new(unsafe { super::channels::attach(facts, id) });
 
     let ist_frames = frames_for(IST_STACK_SIZE);
     let mut ist_tops = [0; 3];
