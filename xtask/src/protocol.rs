@@ -164,6 +164,41 @@ pub fn ipi_round_trip_cycles(text: &str, core: u32) -> Option<u64> {
     })
 }
 
+/// Median cycles from `urpc ping <from> -> <to>: round trip median <n> cycles ...`.
+pub fn urpc_ping_median(text: &str, from: u32, to: u32) -> Option<u64> {
+    let prefix = format!("urpc ping {from} -> {to}: round trip median ");
+    lines(text).find_map(|line| {
+        let rest = &line[line.find(&prefix)? + prefix.len()..];
+        rest.split_once(" cycles")?.0.parse().ok()
+    })
+}
+
+/// One row of the `urpc bench` table: the pair and its URPC round trip.
+#[derive(Debug, PartialEq)]
+pub struct UrpcBenchRow {
+    pub from: u32,
+    pub to: u32,
+    pub urpc_round_trip: u64,
+}
+
+/// The rows of the last `urpc bench` table: lines that start with two core
+/// ids and then the URPC round trip in cycles.
+pub fn urpc_bench_rows(text: &str) -> Vec<UrpcBenchRow> {
+    let table = text
+        .rfind("urpc bench: medians of")
+        .map_or("", |at| &text[at..]);
+    lines(table)
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some(UrpcBenchRow {
+                from: words.next()?.parse().ok()?,
+                to: words.next()?.parse().ok()?,
+                urpc_round_trip: words.next()?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
 #[derive(Debug, PartialEq)]
 pub struct Exception {
     pub core: u32,

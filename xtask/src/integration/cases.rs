@@ -48,6 +48,12 @@ pub fn all() -> Vec<QemuTest> {
             "silent_core_is_reported_and_skipped",
             silent_core_is_skipped,
         ),
+        QemuTest::new("urpc_ping_between_cores", urpc_ping_between_cores),
+        QemuTest::new(
+            "urpc_bench_covers_every_ordered_pair",
+            urpc_bench_covers_every_pair,
+        ),
+        QemuTest::new("urpc_skips_a_faulted_core", urpc_skips_a_faulted_core),
         QemuTest::new("ipi_to_faulted_core_1_fails", |context| {
             ipi_to_faulted_core_fails(context, 1)
         }),
@@ -147,6 +153,89 @@ fn silent_core_is_skipped(context: &mut TestContext) -> Result<(), String> {
     if !protocol::error_lines(&run.serial)
         .iter()
         .any(|line| line.starts_with(&error))
+    {
+        return Err(format!("no line beginning `{error}`"));
+    }
+    Ok(())
+}
+
+/// URPC round trips between cores that are not the shell's, from and to
+/// the shell's core, and errors for pairs that cannot work.
+fn urpc_ping_between_cores(context: &mut TestContext) -> Result<(), String> {
+    let pairs = [(1, 2), (0, 3), (3, 0), (2, 1)];
+    let good: Vec<String> = pairs
+        .iter()
+        .map(|(from, to)| format!("urpc ping {from} {to}"))
+        .collect();
+    let script = format!("{}; urpc ping 1 1; urpc ping 0 9", good.join("; "));
+    let run = context.exec(CORES, &script)?;
+    expect_failure(&run, &script, 2)?;
+    for (from, to) in pairs {
+        match protocol::urpc_ping_median(&run.serial, from, to) {
+            Some(cycles) if cycles > 0 => {}
+            other => return Err(format!("`urpc ping {from} {to}` gave {other:?}")),
+        }
+    }
+    for bad in [
+        "error: urpc ping: core 1 has no ring to itself",
+        "error: urpc ping: no core 9",
+    ] {
+        if !protocol::error_lines(&run.serial)
+            .iter()
+            .any(|line| line.starts_with(bad))
+        {
+            return Err(format!("no line beginning `{bad}`"));
+        }
+    }
+    Ok(())
+}
+
+/// `urpc bench` on 8 cores measures all 56 ordered pairs, each once.
+fn urpc_bench_covers_every_pair(context: &mut TestContext) -> Result<(), String> {
+    const BENCH_CORES: u8 = 8;
+    let run = context.exec(BENCH_CORES, "urpc bench")?;
+    expect_success(&run, "urpc bench")?;
+    let measured: Vec<(u32, u32)> = protocol::urpc_bench_rows(&run.serial)
+        .iter()
+        .filter(|row| row.urpc_round_trip > 0)
+        .map(|row| (row.from, row.to))
+        .collect();
+    let cores = u32::from(BENCH_CORES);
+    let expected: Vec<(u32, u32)> = (0..cores)
+        .flat_map(|from| {
+            (0..cores)
+                .filter(move |&to| to != from)
+                .map(move |to| (from, to))
+        })
+        .collect();
+    if measured != expected {
+        return Err(format!(
+            "`urpc bench` measured {} pairs {measured:?}, expected the 56 ordered pairs",
+            measured.len()
+        ));
+    }
+    Ok(())
+}
+
+/// After core 2 faults, `urpc bench` measures the pairs of the other three,
+/// and a `urpc ping` involving core 2 fails.
+fn urpc_skips_a_faulted_core(context: &mut TestContext) -> Result<(), String> {
+    let script = "fault 2; urpc bench; urpc ping 1 2";
+    let run = context.exec(CORES, script)?;
+    expect_failure(&run, script, 1)?;
+    let pairs: Vec<(u32, u32)> = protocol::urpc_bench_rows(&run.serial)
+        .iter()
+        .map(|row| (row.from, row.to))
+        .collect();
+    if pairs.len() != 6 || pairs.iter().any(|&(from, to)| from == 2 || to == 2) {
+        return Err(format!(
+            "expected the 6 pairs without core 2, got {pairs:?}"
+        ));
+    }
+    let error = "error: urpc ping: core 2 is stopped";
+    if !protocol::error_lines(&run.serial)
+        .iter()
+        .any(|line| line.starts_with(error))
     {
         return Err(format!("no line beginning `{error}`"));
     }
