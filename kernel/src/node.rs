@@ -10,11 +10,15 @@
 use crate::arch::percore::CoreLocal;
 use crate::arch::{channels, cpu, idt};
 use crate::channels::Channels;
-use crate::messages::{BenchReport, NodeMessage, Refusal};
+use crate::messages::{
+    BenchPeer, BenchReport, NodeMessage, Ping, PingPeer, PingReport, Pong, Refusal, SharedLine,
+    Stream, StreamDone,
+};
 use crate::shared::{BOARD, CoreState, boot_facts};
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
+use atoll_iface::{Reassembler, encode};
 use atoll_urpc::{Full, Wake};
 use core::sync::atomic::Ordering;
 
@@ -36,6 +40,9 @@ pub struct NodeState {
     pending: VecDeque<(usize, NodeMessage)>,
     /// Stream messages received from each core in its current stream.
     streamed: Vec<u32>,
+    /// Fragments of the message each core is sending this one. A core sends
+    /// one message at a time, so one partial message per ring is enough.
+    reassemblers: Vec<Reassembler<NodeMessage>>,
 }
 
 impl NodeState {
@@ -45,6 +52,7 @@ impl NodeState {
             channels,
             pending: VecDeque::new(),
             streamed: vec![0; cores],
+            reassemblers: (0..cores).map(|_| Reassembler::new(1)).collect(),
         }
     }
 }
@@ -57,27 +65,28 @@ fn wake(local: &CoreLocal, core: usize) {
 
 /// Sends `message` to `to`, waiting (and receiving) while its ring is full,
 /// and wakes `to` if it announced that it sleeps.
-pub fn send(local: &CoreLocal, to: usize, message: NodeMessage) {
-    let payload = message.encode();
-    loop {
-        let (sent, wake_needed) = {
-            let mut node = local.node.borrow_mut();
-            let sender = node.channels.senders[to]
-                .as_mut()
-                .expect("a ring to every other core");
-            let sent = sender.try_send(&payload) != Err(Full);
-            (sent, sender.flush() == Wake::Needed)
-        };
-        if wake_needed {
-            wake(local, to);
+pub fn send(local: &CoreLocal, to: usize, message: impl Into<NodeMessage>) {
+    for payload in encode(&message.into(), 0) {
+        loop {
+            let (sent, wake_needed) = {
+                let mut node = local.node.borrow_mut();
+                let sender = node.channels.senders[to]
+                    .as_mut()
+                    .expect("a ring to every other core");
+                let sent = sender.try_send(&payload) != Err(Full);
+                (sent, sender.flush() == Wake::Needed)
+            };
+            if wake_needed {
+                wake(local, to);
+            }
+            if sent {
+                break;
+            }
+            // The ring is full: take in what others sent, so that two nodes
+            // sending to each other both make progress.
+            receive_all(local);
+            core::hint::spin_loop();
         }
-        if sent {
-            return;
-        }
-        // The ring is full: take in what others sent, so that two nodes
-        // sending to each other both make progress.
-        receive_all(local);
-        core::hint::spin_loop();
     }
 }
 
@@ -86,18 +95,22 @@ pub fn send(local: &CoreLocal, to: usize, message: NodeMessage) {
 fn receive_all(local: &CoreLocal) -> usize {
     let mut node = local.node.borrow_mut();
     let NodeState {
-        channels, pending, ..
+        channels,
+        pending,
+        reassemblers,
+        ..
     } = &mut *node;
     let mut received = 0;
     for (from, receiver) in channels.receivers.iter_mut().enumerate() {
         let Some(receiver) = receiver else { continue };
         while let Some(payload) = receiver.try_recv() {
             received += 1;
-            match NodeMessage::decode(&payload) {
-                Ok(message) => pending.push_back((from, message)),
-                Err(error) => println!(
-                    "atoll: core {}: dropped a message from core {from}: {error}",
-                    local.id
+            match reassemblers[from].push(&payload) {
+                Ok(Some(envelope)) => pending.push_back((from, envelope.message)),
+                Ok(None) => {}
+                Err(rejected) => println!(
+                    "atoll: core {}: dropped a message from core {from}: {}",
+                    local.id, rejected.error
                 ),
             }
         }
@@ -111,7 +124,7 @@ fn receive_all(local: &CoreLocal) -> usize {
 fn is_short_request(message: &NodeMessage) -> bool {
     matches!(
         message,
-        NodeMessage::Ping { .. } | NodeMessage::Stream { .. } | NodeMessage::SharedLine { .. }
+        NodeMessage::Ping(_) | NodeMessage::Stream(_) | NodeMessage::SharedLine(_)
     )
 }
 
@@ -123,7 +136,7 @@ fn dispatch(local: &CoreLocal, top_level: bool) {
     loop {
         let next = {
             let mut node = local.node.borrow_mut();
-            let Some((from, message)) = node.pending.get(index).copied() else {
+            let Some((from, message)) = node.pending.get(index).cloned() else {
                 break;
             };
             if top_level || is_short_request(&message) {
@@ -142,8 +155,8 @@ fn dispatch(local: &CoreLocal, top_level: bool) {
 
 fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
     match message {
-        NodeMessage::Ping { token } => send(local, from, NodeMessage::Pong { token }),
-        NodeMessage::Stream { index, total } => {
+        NodeMessage::Ping(Ping { token }) => send(local, from, Pong { token }),
+        NodeMessage::Stream(Stream { index, total }) => {
             let received = {
                 let mut node = local.node.borrow_mut();
                 node.streamed[from] += 1;
@@ -151,19 +164,20 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
             };
             if index + 1 == total {
                 local.node.borrow_mut().streamed[from] = 0;
-                send(local, from, NodeMessage::StreamDone { received });
+                send(local, from, StreamDone { received });
             }
         }
-        NodeMessage::SharedLine { rounds } => answer_shared_line(local, from, rounds),
-        NodeMessage::PingPeer { .. } | NodeMessage::BenchPeer { .. } => {
-            send(local, from, handle_here(local, message))
+        NodeMessage::SharedLine(SharedLine { rounds }) => answer_shared_line(local, from, rounds),
+        NodeMessage::PingPeer(_) | NodeMessage::BenchPeer(_) => {
+            let answer = handle_here(local, message);
+            send(local, from, answer)
         }
         // An answer whose waiter gave up.
-        NodeMessage::Pong { .. }
-        | NodeMessage::PingReport { .. }
+        NodeMessage::Pong(_)
+        | NodeMessage::PingReport(_)
         | NodeMessage::BenchReport(_)
-        | NodeMessage::StreamDone { .. }
-        | NodeMessage::Refused { .. } => {}
+        | NodeMessage::StreamDone(_)
+        | NodeMessage::Refused(_) => {}
     }
 }
 
@@ -171,22 +185,24 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
 /// itself) and returns what it would have sent back.
 pub fn handle_here(local: &CoreLocal, request: NodeMessage) -> NodeMessage {
     let outcome = match request {
-        NodeMessage::PingPeer { peer, rounds } => urpc_round_trips(local, peer as usize, rounds)
-            .map(|samples| {
+        NodeMessage::PingPeer(PingPeer { peer, rounds }) => {
+            urpc_round_trips(local, peer as usize, rounds).map(|samples| {
                 let stats = Stats::of(samples);
-                NodeMessage::PingReport {
+                PingReport {
                     peer,
                     median: stats.median,
                     min: stats.min,
                     max: stats.max,
                 }
-            }),
-        NodeMessage::BenchPeer { peer } => {
-            bench_pair(local, peer as usize).map(NodeMessage::BenchReport)
+                .into()
+            })
+        }
+        NodeMessage::BenchPeer(BenchPeer { peer }) => {
+            bench_pair(local, peer as usize).map(NodeMessage::from)
         }
         _ => Err(Refusal::NoAnswer),
     };
-    outcome.unwrap_or_else(|reason| NodeMessage::Refused { reason })
+    outcome.unwrap_or_else(NodeMessage::from)
 }
 
 /// Receives and handles everything waiting, and the fault doorbell.
@@ -317,9 +333,9 @@ pub fn urpc_round_trips(local: &CoreLocal, peer: usize, rounds: u32) -> Result<V
     (0..u64::from(rounds))
         .map(|token| {
             let start = cpu::rdtsc();
-            send(local, peer, NodeMessage::Ping { token });
+            send(local, peer, Ping { token });
             wait_for(local, peer, PEER_TIMEOUT_MS, |message| {
-                *message == NodeMessage::Pong { token }
+                *message == Pong { token }.into()
             })
             .map(|_| cpu::rdtsc() - start)
             .ok_or(Refusal::NoAnswer)
@@ -414,7 +430,7 @@ fn shared_line_round_trips(
 ) -> Result<Vec<u64>, Refusal> {
     let line = channels::baseline_line(boot_facts(), local.id, peer);
     line.store(0, Ordering::Release);
-    send(local, peer, NodeMessage::SharedLine { rounds });
+    send(local, peer, SharedLine { rounds });
     let deadline = cpu::rdtsc() + PEER_TIMEOUT_MS * boot_facts().tsc_per_ms;
     (0..u64::from(rounds))
         .map(|round| {
@@ -434,11 +450,13 @@ fn shared_line_round_trips(
 fn stream_cycles_per_message(local: &CoreLocal, peer: usize) -> Result<u64, Refusal> {
     let start = cpu::rdtsc();
     for index in 0..STREAM_MESSAGES {
-        let payload = NodeMessage::Stream {
+        let message = NodeMessage::from(Stream {
             index,
             total: STREAM_MESSAGES,
-        }
-        .encode();
+        });
+        let payload = encode(&message, 0)
+            .next()
+            .expect("a stream message fits one slot");
         loop {
             let (sent, wake_needed) = {
                 let mut node = local.node.borrow_mut();
@@ -469,9 +487,9 @@ fn stream_cycles_per_message(local: &CoreLocal, peer: usize) -> Result<u64, Refu
         wake(local, peer);
     }
     match wait_for(local, peer, PEER_TIMEOUT_MS, |message| {
-        matches!(message, NodeMessage::StreamDone { .. })
+        matches!(message, NodeMessage::StreamDone(_))
     }) {
-        Some(NodeMessage::StreamDone { received }) if received == STREAM_MESSAGES => {
+        Some(NodeMessage::StreamDone(StreamDone { received })) if received == STREAM_MESSAGES => {
             Ok((cpu::rdtsc() - start) / u64::from(STREAM_MESSAGES))
         }
         _ => Err(Refusal::NoAnswer),

@@ -7,7 +7,7 @@ use crate::arch::cpu;
 use crate::arch::percore::CoreLocal;
 use crate::arch::power::{self, ExitStatus};
 use crate::boot::protocol_name;
-use crate::messages::{NodeMessage, Refusal};
+use crate::messages::{BenchPeer, NodeMessage, PingPeer, PingReport, Refusal, Refused};
 use crate::node;
 use crate::shared::{BOARD, CONSOLE, CoreState, boot_facts};
 use alloc::format;
@@ -285,9 +285,7 @@ fn ask_node(local: &CoreLocal, from: usize, request: NodeMessage) -> Result<Node
     node::wait_for(local, from, 4 * node::PEER_TIMEOUT_MS, |answer| {
         matches!(
             answer,
-            NodeMessage::PingReport { .. }
-                | NodeMessage::BenchReport(_)
-                | NodeMessage::Refused { .. }
+            NodeMessage::PingReport(_) | NodeMessage::BenchReport(_) | NodeMessage::Refused(_)
         )
     })
     .ok_or_else(|| format!("core {from} did not answer"))
@@ -301,16 +299,17 @@ fn urpc_ping(local: &CoreLocal, from: usize, to: usize) -> Result<(), String> {
             "urpc ping: core {from} has no ring to itself; pick two cores"
         ));
     }
-    let request = NodeMessage::PingPeer {
+    let request = PingPeer {
         peer: to as u32,
         rounds: node::ROUNDS,
-    };
+    }
+    .into();
     match ask_node(local, from, request)
         .map_err(|error| format!("urpc ping {from} {to}: {error}"))?
     {
-        NodeMessage::PingReport {
+        NodeMessage::PingReport(PingReport {
             median, min, max, ..
-        } => {
+        }) => {
             println!(
                 "urpc ping {from} -> {to}: round trip median {median} cycles ({} ns), min {min}, max {max}, {} rounds",
                 nanoseconds(median),
@@ -324,12 +323,7 @@ fn urpc_ping(local: &CoreLocal, from: usize, to: usize) -> Result<(), String> {
 
 fn refusal_text(answer: &NodeMessage) -> &'static str {
     match answer {
-        NodeMessage::Refused {
-            reason: Refusal::PeerNotRunning,
-        } => "the peer is not running",
-        NodeMessage::Refused {
-            reason: Refusal::NoAnswer,
-        } => "the peer stopped answering",
+        NodeMessage::Refused(Refused { reason }) => Refusal::text(*reason),
         _ => "unexpected answer",
     }
 }
@@ -353,7 +347,7 @@ fn urpc_bench(local: &CoreLocal) -> Result<(), String> {
     let mut ratios_to_line = Vec::new();
     for &from in &running {
         for &to in running.iter().filter(|&&to| to != from) {
-            let report = match ask_node(local, from, NodeMessage::BenchPeer { peer: to as u32 })
+            let report = match ask_node(local, from, BenchPeer { peer: to as u32 }.into())
                 .map_err(|error| format!("urpc bench {from} -> {to}: {error}"))?
             {
                 NodeMessage::BenchReport(report) => report,
