@@ -22,9 +22,10 @@ commands:
   iso    build a GRUB rescue ISO that boots under BIOS and UEFI
            --exec SCRIPT  boot straight into the script, as `run --exec` does
            --out PATH     where to write it (default target/atoll.iso)
-  test   run the host unit tests, then the QEMU integration tests
+  test   run the host unit tests, the checks (loom, Miri), then the QEMU integration tests
            --filter TEXT  run only the QEMU tests whose name contains TEXT
            --skip-host    skip the host unit tests
+           --skip-checks  skip the checks
   help   print this text
 
 In `run` without --exec, quit with the shell's `halt` or with Ctrl-A X.";
@@ -62,6 +63,7 @@ pub struct IsoOptions {
 pub struct TestOptions {
     pub filter: Option<String>,
     pub skip_host: bool,
+    pub skip_checks: bool,
 }
 
 const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(300);
@@ -128,6 +130,7 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
     let mut options = TestOptions {
         filter: None,
         skip_host: false,
+        skip_checks: false,
     };
     while let Some(flag) = flags.next_flag("test")? {
         match flag.name.as_str() {
@@ -135,6 +138,10 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
             "--skip-host" => {
                 flag.expect_no_value()?;
                 options.skip_host = true;
+            }
+            "--skip-checks" => {
+                flag.expect_no_value()?;
+                options.skip_checks = true;
             }
             _ => return Err(flag.unknown("test")),
         }
@@ -317,6 +324,15 @@ mod tests {
             Command::Test(TestOptions {
                 filter: Some("boot".to_owned()),
                 skip_host: true,
+                skip_checks: false,
+            })
+        );
+        assert_eq!(
+            parse_words("test --skip-checks").unwrap(),
+            Command::Test(TestOptions {
+                filter: None,
+                skip_host: false,
+                skip_checks: true,
             })
         );
         assert!(error_of("test --skip-host=yes").contains("takes no value"));

@@ -1,7 +1,8 @@
-//! `cargo xtask test`: the host unit tests, then the QEMU integration tests
-//! of `cases`, two at a time (the project's machines have two cores). Each
-//! test boots QEMU with a timeout and asserts on the serial output; a failure
-//! shows its reason and the tail of that output.
+//! `cargo xtask test`: the host unit tests, the `checks` (loom, Miri), then
+//! the QEMU integration tests of `cases`, two at a time (the project's
+//! machines have two cores). Each test boots QEMU with a timeout and asserts
+//! on the serial output; a failure shows its reason and the tail of that
+//! output. Checks and QEMU tests count together in the final tally.
 
 mod cases;
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 
+use crate::checks::{self, Tally};
 use crate::cli::TestOptions;
 use crate::iso;
 use crate::prereqs::{self, Need};
@@ -49,6 +51,11 @@ pub fn run(workspace: &Workspace, options: &TestOptions) -> Result<ExitCode> {
         println!("xtask: host unit tests");
         workspace.run_host_tests()?;
     }
+    let checks = if options.skip_checks {
+        Tally::default()
+    } else {
+        checks::run_all(workspace)
+    };
     let env = Env {
         workspace,
         kernel: workspace.build_kernel()?,
@@ -60,8 +67,10 @@ pub fn run(workspace: &Workspace, options: &TestOptions) -> Result<ExitCode> {
         tests.len(),
         PARALLEL.min(tests.len())
     );
-    let failed = run_all(&env, &tests);
-    println!("\n{} passed, {failed} failed", tests.len() - failed);
+    let qemu_failed = run_all(&env, &tests);
+    let passed = tests.len() - qemu_failed + checks.passed;
+    let failed = qemu_failed + checks.failed;
+    println!("\n{passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

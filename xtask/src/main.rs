@@ -4,6 +4,7 @@
 //! `docs/serial-protocol.md`). It runs on the developer's machine, never in the
 //! kernel, and depends only on std and `anyhow`.
 
+mod checks;
 mod cli;
 mod integration;
 mod iso;

@@ -34,7 +34,7 @@ impl Workspace {
 
     /// `cargo` run from the workspace root, so that rust-toolchain.toml and
     /// .cargo/config.toml apply. `CARGO` is the cargo that started xtask.
-    fn cargo(&self) -> Command {
+    pub fn cargo(&self) -> Command {
         let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cargo.current_dir(&self.root);
         cargo

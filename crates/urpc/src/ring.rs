@@ -278,7 +278,14 @@ impl<'m> Receiver<'m> {
 
     /// Withdraws a sleep announcement, after waking for whatever reason.
     pub fn woken(&self) {
-        self.header.sleeping.0.store(0, Ordering::Relaxed);
+        // A swap, not a store: a flush that found no announcement may have
+        // swapped this line just before, and the receiver's next
+        // announcement must still synchronise with that flush through this
+        // write. An RMW continues the flush's release sequence; a plain
+        // store would end it, and the next `prepare_to_sleep` could then
+        // miss the flushed message while the flush missed the announcement
+        // (the loom model `a_receiver_that_sleeps_twice_is_woken_each_time`).
+        self.header.sleeping.0.swap(0, Ordering::Relaxed);
     }
 }
 

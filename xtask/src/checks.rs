@@ -1,0 +1,228 @@
+//! The checks `cargo xtask test` runs after the host unit tests: the loom
+//! model of the URPC ring (`crates/urpc/tests/loom.rs`), which explores the
+//! interleavings of sender and receiver, and `atoll-urpc`'s tests under Miri,
+//! which checks the crate's unsafe code for undefined behaviour and data
+//! races. Miri needs a nightly toolchain; the one pinned here is installed
+//! with rustup when missing, as the prerequisites are.
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+
+use crate::workspace::Workspace;
+
+/// The nightly that runs Miri. Pinned so that a new nightly's Miri, with new
+/// checks and new bugs, comes in by a deliberate change of this line.
+pub const MIRI_TOOLCHAIN: &str = "nightly-2026-05-20";
+
+/// Loom's preemption bound for the model. The test file sets the same bound
+/// when the variable is unset; setting it here keeps the command that xtask
+/// prints complete on its own.
+const LOOM_MAX_PREEMPTIONS: &str = "3";
+
+/// How many checks passed and how many failed.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub passed: usize,
+    pub failed: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Check {
+    UrpcLoom,
+    UrpcMiri,
+}
+
+const CHECKS: [Check; 2] = [Check::UrpcLoom, Check::UrpcMiri];
+
+impl Check {
+    fn name(self) -> &'static str {
+        match self {
+            Check::UrpcLoom => "urpc-loom",
+            Check::UrpcMiri => "urpc-miri",
+        }
+    }
+
+    fn run(self, workspace: &Workspace) -> Result<()> {
+        match self {
+            Check::UrpcLoom => run(&mut loom_command(workspace)),
+            Check::UrpcMiri => {
+                ensure_miri(workspace)?;
+                run(&mut miri_command(workspace))
+            }
+        }
+    }
+}
+
+/// Runs every check, printing each one's result as `check NAME ... ok` or
+/// `... FAILED` with the reason; the commands' own output goes straight to
+/// the terminal.
+pub fn run_all(workspace: &Workspace) -> Tally {
+    let mut tally = Tally::default();
+    for check in CHECKS {
+        println!("\nxtask: check {}", check.name());
+        let started = Instant::now();
+        let result = check.run(workspace);
+        let seconds = started.elapsed().as_secs_f32();
+        match result {
+            Ok(()) => {
+                tally.passed += 1;
+                println!("check {} ... ok ({seconds:.1} s)", check.name());
+            }
+            Err(error) => {
+                tally.failed += 1;
+                println!(
+                    "check {} ... FAILED ({seconds:.1} s)\n    {error:#}",
+                    check.name()
+                );
+            }
+        }
+    }
+    tally
+}
+
+/// The loom model, in a target directory of its own: `--cfg loom` changes
+/// every crate's flags, and sharing the main one would rebuild everything
+/// twice per run.
+fn loom_command(workspace: &Workspace) -> Command {
+    let mut command = workspace.cargo();
+    command
+        .args([
+            "test",
+            "--package",
+            "atoll-urpc",
+            "--test",
+            "loom",
+            "--release",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("LOOM_MAX_PREEMPTIONS", LOOM_MAX_PREEMPTIONS)
+        .env("CARGO_TARGET_DIR", workspace.target_dir.join("loom"));
+    command
+}
+
+/// `cargo miri test` of the URPC crate: its unit tests and its property
+/// tests (which shrink themselves under Miri). Miri keeps its builds under
+/// `miri/` in the target directory.
+fn miri_command(workspace: &Workspace) -> Command {
+    let mut command = nightly_cargo(workspace);
+    command.args(["miri", "test", "--package", "atoll-urpc"]);
+    command
+}
+
+/// The pinned nightly's cargo, through rustup: the `cargo` that started
+/// xtask is the stable one of rust-toolchain.toml.
+fn nightly_cargo(workspace: &Workspace) -> Command {
+    let mut command = Command::new("rustup");
+    command
+        .args(["run", MIRI_TOOLCHAIN, "cargo"])
+        .current_dir(&workspace.root);
+    command
+}
+
+/// The rustup command that installs what the Miri check needs.
+const INSTALL_MIRI: [&str; 7] = [
+    "toolchain",
+    "install",
+    MIRI_TOOLCHAIN,
+    "--profile",
+    "minimal",
+    "--component",
+    "miri,rust-src",
+];
+
+/// Installs the pinned nightly with Miri when it is missing, then lets Miri
+/// build its sysroot (once; later runs find it in Miri's cache).
+fn ensure_miri(workspace: &Workspace) -> Result<()> {
+    if !miri_is_installed(workspace) {
+        let install = format!("rustup {}", INSTALL_MIRI.join(" "));
+        eprintln!("xtask: Miri's toolchain {MIRI_TOOLCHAIN} is missing; running {install}");
+        let installed = Command::new("rustup")
+            .args(INSTALL_MIRI)
+            .status()
+            .is_ok_and(|status| status.success());
+        ensure!(
+            installed && miri_is_installed(workspace),
+            "cannot install Miri; install it with:\n    {install}"
+        );
+    }
+    run(nightly_cargo(workspace).args(["miri", "setup"]))
+}
+
+fn miri_is_installed(workspace: &Workspace) -> bool {
+    nightly_cargo(workspace)
+        .args(["miri", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let shown = shown(command);
+    println!("xtask: {shown}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
+    ensure!(status.success(), "{shown} failed ({status})");
+    Ok(())
+}
+
+/// `command` as a person would type it: the environment it sets, the
+/// program, the arguments (the directory is always the workspace root).
+fn shown(command: &Command) -> String {
+    let mut words: Vec<String> = command
+        .get_envs()
+        .filter_map(|(name, value)| {
+            let value = value?.to_string_lossy();
+            let value = if value.contains(' ') {
+                format!("\"{value}\"")
+            } else {
+                value.into_owned()
+            };
+            Some(format!("{}={value}", name.to_string_lossy()))
+        })
+        .collect();
+    words.push(command.get_program().to_string_lossy().into_owned());
+    words.extend(
+        command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned()),
+    );
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn workspace() -> Workspace {
+        Workspace {
+            root: PathBuf::from("/atoll"),
+            target_dir: PathBuf::from("/atoll/target"),
+        }
+    }
+
+    #[test]
+    fn the_loom_command_is_bounded_and_builds_apart() {
+        let shown = shown(&loom_command(&workspace()));
+        for setting in [
+            "RUSTFLAGS=\"--cfg loom\"",
+            "LOOM_MAX_PREEMPTIONS=3",
+            "CARGO_TARGET_DIR=/atoll/target/loom",
+        ] {
+            assert!(shown.contains(setting), "{shown} lacks {setting}");
+        }
+        assert!(shown.ends_with(" test --package atoll-urpc --test loom --release"));
+    }
+
+    #[test]
+    fn miri_runs_on_the_pinned_nightly() {
+        assert_eq!(
+            shown(&miri_command(&workspace())),
+            format!("rustup run {MIRI_TOOLCHAIN} cargo miri test --package atoll-urpc")
+        );
+    }
+}
