@@ -26,6 +26,11 @@ commands:
            --filter TEXT  run only the QEMU tests whose name contains TEXT
            --skip-host    skip the host unit tests
            --skip-checks  skip the checks
+  bench  run a benchmark on two pinned CPUs, print its table and write
+         bench/results/<name>.json and .svg (see bench/results/README.md)
+           <name>           urpc (URPC against its floor and peers) or urpc-depth
+           --cpus A,B       the two CPUs (default: the first two this process may use)
+           --repetitions N  rounds, each with every row interleaved (default 15)
   help   print this text
 
 In `run` without --exec, quit with the shell's `halt` or with Ctrl-A X.";
@@ -35,6 +40,7 @@ pub enum Command {
     Run(RunOptions),
     Iso(IsoOptions),
     Test(TestOptions),
+    Bench(BenchOptions),
     Help,
 }
 
@@ -66,6 +72,28 @@ pub struct TestOptions {
     pub skip_checks: bool,
 }
 
+#[derive(Debug, PartialEq)]
+pub struct BenchOptions {
+    pub benchmark: Benchmark,
+    pub cpus: Option<(usize, usize)>,
+    pub repetitions: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Benchmark {
+    Urpc,
+    UrpcDepth,
+}
+
+impl Benchmark {
+    pub fn name(self) -> &'static str {
+        match self {
+            Benchmark::Urpc => "urpc",
+            Benchmark::UrpcDepth => "urpc-depth",
+        }
+    }
+}
+
 const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
@@ -79,6 +107,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
         "run" => parse_run(flags).map(Command::Run),
         "iso" => parse_iso(flags).map(Command::Iso),
         "test" => parse_test(flags).map(Command::Test),
+        "bench" => parse_bench(flags).map(Command::Bench),
         "help" | "-h" | "--help" => Ok(Command::Help),
         other => bail!("unknown command `{other}`"),
     }
@@ -147,6 +176,47 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
         }
     }
     Ok(options)
+}
+
+fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
+    let benchmark = match flags.args.pop_front().as_deref() {
+        Some("urpc") => Benchmark::Urpc,
+        Some("urpc-depth") => Benchmark::UrpcDepth,
+        Some(other) if !other.starts_with("--") => {
+            bail!("unknown benchmark `{other}` (expected urpc or urpc-depth)")
+        }
+        _ => bail!("bench needs a benchmark name: urpc or urpc-depth"),
+    };
+    let mut options = BenchOptions {
+        benchmark,
+        cpus: None,
+        repetitions: None,
+    };
+    while let Some(flag) = flags.next_flag("bench")? {
+        match flag.name.as_str() {
+            "--cpus" => options.cpus = Some(parse_cpu_pair(&flags.value(flag)?)?),
+            "--repetitions" => {
+                let value = flags.value(flag)?;
+                match value.parse::<u32>() {
+                    Ok(count) if count >= 1 => options.repetitions = Some(count),
+                    _ => bail!("--repetitions expects a whole number, at least 1, got `{value}`"),
+                }
+            }
+            _ => return Err(flag.unknown("bench")),
+        }
+    }
+    Ok(options)
+}
+
+/// Two different CPUs, `A,B`: the benchmark's initiator and responder.
+fn parse_cpu_pair(value: &str) -> Result<(usize, usize)> {
+    let pair = value
+        .split_once(',')
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    match pair {
+        Some((a, b)) if a != b => Ok((a, b)),
+        _ => bail!("--cpus expects two different CPU numbers like 0,1, got `{value}`"),
+    }
 }
 
 /// The xAPIC gives each core an 8-bit id, so 255 is as far as the kernel can count.
@@ -339,9 +409,40 @@ mod tests {
     }
 
     #[test]
+    fn parses_bench() {
+        assert_eq!(
+            parse_words("bench urpc-depth --cpus 2,3 --repetitions 5").unwrap(),
+            Command::Bench(BenchOptions {
+                benchmark: Benchmark::UrpcDepth,
+                cpus: Some((2, 3)),
+                repetitions: Some(5),
+            })
+        );
+        assert_eq!(
+            parse_words("bench urpc").unwrap(),
+            Command::Bench(BenchOptions {
+                benchmark: Benchmark::Urpc,
+                cpus: None,
+                repetitions: None,
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_bad_bench_arguments() {
+        assert!(error_of("bench").contains("needs a benchmark name"));
+        assert!(error_of("bench --cpus 0,1").contains("needs a benchmark name"));
+        assert!(error_of("bench ipc").contains("unknown benchmark `ipc`"));
+        assert!(error_of("bench urpc --cpus 1,1").contains("two different CPU numbers"));
+        assert!(error_of("bench urpc --cpus 0").contains("two different CPU numbers"));
+        assert!(error_of("bench urpc --repetitions 0").contains("--repetitions"));
+        assert!(error_of("bench urpc extra").contains("unexpected argument `extra`"));
+    }
+
+    #[test]
     fn rejects_unknown_and_missing_commands() {
         assert!(error_of("").contains("no command"));
-        assert!(error_of("bench").contains("unknown command `bench`"));
+        assert!(error_of("frobnicate").contains("unknown command `frobnicate`"));
         assert_eq!(parse_words("--help").unwrap(), Command::Help);
     }
 }

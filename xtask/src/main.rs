@@ -1,9 +1,11 @@
 //! `cargo xtask`: the host program that builds Atoll's kernel, boots it in QEMU,
 //! packs it into a GRUB ISO and runs the test suite (host unit tests, then QEMU
 //! integration tests that read the kernel's serial output as described in
-//! `docs/serial-protocol.md`). It runs on the developer's machine, never in the
+//! `docs/serial-protocol.md`), and runs the benchmarks (`bench`, which drives
+//! `hosted/benches`). It runs on the developer's machine, never in the
 //! kernel, and depends only on std and `anyhow`.
 
+mod bench;
 mod checks;
 mod cli;
 mod integration;
@@ -58,5 +60,6 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Test(options) => integration::run(&workspace, &options),
+        Command::Bench(options) => bench::run(&workspace, &options),
     }
 }

@@ -83,6 +83,11 @@ pub enum Wake {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
+/// The slot after `index` in a ring of `capacity` slots.
+fn next_index(index: usize, capacity: usize) -> usize {
+    if index + 1 == capacity { 0 } else { index + 1 }
+}
+
 /// Sets up a ring over `slots` and returns its two ends. The exclusive
 /// borrows make sure there is only one of each.
 ///
@@ -106,12 +111,22 @@ pub fn channel<'m>(
 }
 
 /// The sending end. Only this side writes the slots.
+///
+/// Each end is aligned to 128 bytes (a line pair, which x86 prefetchers
+/// fetch together) so that its counters, written on every message, never
+/// share a line with the other end's, wherever the host keeps the two: in
+/// hosted mode two ends allocated one after the other made every message
+/// pay for an extra line transfer (see `docs/urpc.md`).
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct Sender<'m> {
     header: &'m RingHeader,
     slots: &'m [Slot],
     /// Sequence number of the next message.
     next: u64,
+    /// The slot of the next message, `(next - 1) % capacity`, kept rather
+    /// than computed: a division costs more than the rest of a send.
+    index: usize,
     /// The receiver's consumed count as last read; refreshed only when the
     /// ring looks full, so that the sender rarely reads the receiver's line.
     consumed_seen: u64,
@@ -133,6 +148,7 @@ impl<'m> Sender<'m> {
             header,
             slots,
             next: 1,
+            index: 0,
             consumed_seen: 0,
         }
     }
@@ -157,13 +173,14 @@ impl<'m> Sender<'m> {
         if self.in_flight() == self.slots.len() as u64 && self.free_slots() == 0 {
             return Err(Full);
         }
-        let slot = &self.slots[((self.next - 1) % self.slots.len() as u64) as usize];
+        let slot = &self.slots[self.index];
         // SAFETY: the receiver has acknowledged the message this slot held
         // (checked above), so it no longer reads the payload; only this
         // sender writes slots.
         unsafe { slot.payload.write(*payload) };
         slot.sequence.store(self.next, Ordering::Release);
         self.next += 1;
+        self.index = next_index(self.index, self.slots.len());
         Ok(())
     }
 
@@ -189,12 +206,16 @@ impl<'m> Sender<'m> {
 }
 
 /// The receiving end. It polls the sequence number of the slot it expects.
+/// Aligned as [`Sender`] is, for the same reason.
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct Receiver<'m> {
     header: &'m RingHeader,
     slots: &'m [Slot],
     /// Sequence number of the next message expected.
     next: u64,
+    /// Its slot, `(next - 1) % capacity`, kept as the sender keeps it.
+    index: usize,
     /// The consumed count last published.
     acknowledged: u64,
     acknowledge_every: u64,
@@ -215,6 +236,7 @@ impl<'m> Receiver<'m> {
             header,
             slots,
             next: 1,
+            index: 0,
             acknowledged: 0,
             acknowledge_every,
         }
@@ -225,7 +247,7 @@ impl<'m> Receiver<'m> {
     }
 
     fn expected_slot(&self) -> &Slot {
-        &self.slots[((self.next - 1) % self.slots.len() as u64) as usize]
+        &self.slots[self.index]
     }
 
     /// Whether the next message has arrived.
@@ -244,6 +266,7 @@ impl<'m> Receiver<'m> {
         // slot again before this message is acknowledged, below or later.
         let payload = unsafe { self.expected_slot().payload.read() };
         self.next += 1;
+        self.index = next_index(self.index, self.slots.len());
         if self.next - 1 - self.acknowledged >= self.acknowledge_every {
             self.publish_consumed();
         }

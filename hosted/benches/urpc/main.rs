@@ -1,0 +1,180 @@
+//! The URPC benchmarks, run by `cargo xtask bench urpc` and
+//! `cargo xtask bench urpc-depth` (or directly with
+//! `cargo bench -p atoll-hosted --bench urpc -- <benchmark> [flags]`).
+//!
+//! Both pin the two ends of every channel to the same two CPUs, print a
+//! table, and write `<out>/<benchmark>.json` (every number, the machine as
+//! `lscpu` describes it, and the command) and `<out>/<benchmark>.svg`.
+//! `docs/urpc.md` explains what they measure and what they found.
+
+mod depth;
+mod harness;
+mod machine;
+mod mechanisms;
+mod model;
+mod report;
+mod stats;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use atoll_hosted::{allowed_cpus, pin_current_thread};
+use serde_json::json;
+
+use harness::{CpuPair, Plan};
+
+const USAGE: &str = "\
+usage: urpc <benchmark> [--out DIR] [--cpus A,B] [--repetitions N] [--command TEXT]
+benchmarks:
+  urpc        URPC against the one-line floor, rtrb, crossbeam-channel, std mpsc and pipes
+  urpc-depth  URPC round trips and streaming against ring depth
+  --out DIR         where to write <benchmark>.json and .svg (default bench/results)
+  --cpus A,B        the initiator's and the responder's CPU (default: the first two allowed)
+  --repetitions N   rounds (default 15)
+  --command TEXT    the command to record as having produced the results";
+
+struct Options {
+    benchmark: String,
+    out: PathBuf,
+    cpus: Option<CpuPair>,
+    repetitions: usize,
+    command: String,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut benchmark = None;
+    let mut options = Options {
+        benchmark: String::new(),
+        out: PathBuf::from("bench/results"),
+        cpus: None,
+        repetitions: 15,
+        command: String::new(),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
+        match arg.as_str() {
+            // cargo bench passes this to every benchmark binary.
+            "--bench" => {}
+            "--out" => options.out = PathBuf::from(value("--out")?),
+            "--command" => options.command = value("--command")?,
+            "--repetitions" => {
+                let text = value("--repetitions")?;
+                options.repetitions = text
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or(format!("--repetitions {text}: not a count"))?;
+            }
+            "--cpus" => {
+                let text = value("--cpus")?;
+                let parsed: Option<Vec<usize>> =
+                    text.split(',').map(|cpu| cpu.trim().parse().ok()).collect();
+                match parsed.as_deref() {
+                    Some(&[initiator, responder]) if initiator != responder => {
+                        options.cpus = Some(CpuPair {
+                            initiator,
+                            responder,
+                        })
+                    }
+                    _ => {
+                        return Err(format!(
+                            "--cpus {text}: expected two different CPUs, like 0,1"
+                        ));
+                    }
+                }
+            }
+            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
+            name if benchmark.is_none() => benchmark = Some(name.to_owned()),
+            extra => return Err(format!("unexpected argument {extra}")),
+        }
+    }
+    options.benchmark = benchmark.ok_or("no benchmark named")?;
+    Ok(options)
+}
+
+fn default_cpus() -> Result<CpuPair, String> {
+    let cpus =
+        allowed_cpus().map_err(|error| format!("cannot read this process's CPUs: {error}"))?;
+    match cpus[..] {
+        [initiator, responder, ..] => Ok(CpuPair {
+            initiator,
+            responder,
+        }),
+        _ => Err("the benchmark needs two CPUs".to_owned()),
+    }
+}
+
+fn run(options: Options) -> Result<(), String> {
+    let cpus = match options.cpus {
+        Some(cpus) => cpus,
+        None => default_cpus()?,
+    };
+    let plan = Plan {
+        repetitions: options.repetitions,
+        batches: 50,
+        round_trips: 200,
+        stream: 7 * 4096,
+    };
+    pin_current_thread(cpus.initiator)
+        .map_err(|error| format!("cannot pin to CPU {}: {error}", cpus.initiator))?;
+    let report = match options.benchmark.as_str() {
+        "urpc" => table::run(&plan, cpus)?,
+        "urpc-depth" => depth::run(&plan, cpus)?,
+        other => return Err(format!("no benchmark called {other}")),
+    };
+    let command = if options.command.is_empty() {
+        std::env::args().collect::<Vec<_>>().join(" ")
+    } else {
+        options.command
+    };
+    println!("{}", report.table);
+    let json = json!({
+        "benchmark": options.benchmark,
+        "command": command,
+        "cpus": [cpus.initiator, cpus.responder],
+        "plan": {
+            "rounds": plan.repetitions,
+            "timed_batches_per_cell_per_round": plan.batches,
+            "round_trips_per_latency_batch": plan.round_trips,
+            "messages_per_throughput_batch": plan.stream,
+            "value_per_round": "median batch; ratios are taken within a round",
+        },
+        "machine": machine::describe(cpus),
+        "results": report.json,
+        "table": report.table,
+    });
+    std::fs::create_dir_all(&options.out)
+        .map_err(|error| format!("cannot create {}: {error}", options.out.display()))?;
+    let write = |extension: &str, contents: String| {
+        let path = options
+            .out
+            .join(format!("{}.{extension}", options.benchmark));
+        std::fs::write(&path, contents)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        println!("wrote {}", path.display());
+        Ok::<_, String>(())
+    };
+    write(
+        "json",
+        serde_json::to_string_pretty(&json).expect("JSON values serialise") + "\n",
+    )?;
+    write("svg", report.plot)
+}
+
+fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {error}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The mechanisms the benchmark compares, each as a request channel and a
+//! reply channel, wrapped into a [`Cell`].
+//!
+//! Every receiver polls (spins on `try_recv` or its equivalent) except the
+//! pipe's, which blocks in `read`, and URPC's with the sleep handshake,
+//! which polls a while and then sleeps on its futex. Polling is each
+//! channel's fastest way to receive, so the peers are compared at their best.
+
+use std::io::{BufReader, PipeReader, PipeWriter, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use atoll_hosted::{Receiver, Ring, Sender, SharedMemory};
+use atoll_urpc::{PAYLOAD_SIZE, Payload};
+
+use crate::harness::{Cell, Inbound, Initiator, Metric, Outbound, Responder};
+use crate::model::ModelRing;
+
+/// Messages the peers' channels hold. Generous, so as not to handicap them.
+pub const PEER_CAPACITY: usize = 1024;
+
+/// Spins before a URPC receiver with the sleep handshake goes to sleep:
+/// some tens of microseconds, far longer than any wait in a measurement,
+/// so the handshake is armed on every message but sleeping never happens.
+const SPINS_BEFORE_SLEEP: u32 = 10_000;
+
+fn cell<'a, const N: usize>(
+    metric: Metric,
+    (request_sender, request_receiver): (impl Outbound<N> + 'a, impl Inbound<N> + 'a),
+    (reply_sender, reply_receiver): (impl Outbound<N> + 'a, impl Inbound<N> + 'a),
+) -> Cell<'a> {
+    let initiator: Initiator<_, _, N> = Initiator {
+        requests: request_sender,
+        replies: reply_receiver,
+    };
+    let responder: Responder<_, _, N> = Responder {
+        requests: request_receiver,
+        replies: reply_sender,
+    };
+    Cell::new(metric, initiator, responder)
+}
+
+/// A counter one side stores and the other polls for: the floors' "channel".
+/// The message is the counter itself; payload bytes are not carried.
+struct LineWriter<'a> {
+    line: &'a AtomicU64,
+    next: u64,
+    step: u64,
+}
+
+struct LineReader<'a> {
+    line: &'a AtomicU64,
+    expected: u64,
+    step: u64,
+}
+
+impl<const N: usize> Outbound<N> for LineWriter<'_> {
+    fn send(&mut self, _: &[u8; N]) {
+        self.line.store(self.next, Ordering::Release);
+        self.next += self.step;
+    }
+}
+
+impl<const N: usize> Inbound<N> for LineReader<'_> {
+    fn recv(&mut self) -> [u8; N] {
+        while self.line.load(Ordering::Acquire) != self.expected {
+            std::hint::spin_loop();
+        }
+        self.expected += self.step;
+        [0; N]
+    }
+}
+
+/// The physical floor: both threads take turns writing one cache line (the
+/// initiator odd numbers, the responder even ones), so each message is one
+/// line transfer. Latency only: it has no flow control for a burst.
+pub fn one_line_floor(lines: &SharedMemory) -> Cell<'_> {
+    let line = &lines.words()[0];
+    line.store(0, Ordering::Relaxed);
+    let writer = |first| LineWriter {
+        line,
+        next: first,
+        step: 2,
+    };
+    let reader = |first| LineReader {
+        line,
+        expected: first,
+        step: 2,
+    };
+    cell::<8>(
+        Metric::Latency,
+        (writer(1), reader(1)),
+        (writer(2), reader(2)),
+    )
+}
+
+/// The floor for a protocol in which no line is written by both sides:
+/// each direction has a line of its own, written by its sender only.
+pub fn two_line_floor(lines: &SharedMemory) -> Cell<'_> {
+    let (request, reply) = (&lines.words()[0], &lines.words()[8]);
+    request.store(0, Ordering::Relaxed);
+    reply.store(0, Ordering::Relaxed);
+    let direction = |line| {
+        (
+            LineWriter {
+                line,
+                next: 1,
+                step: 1,
+            },
+            LineReader {
+                line,
+                expected: 1,
+                step: 1,
+            },
+        )
+    };
+    cell::<8>(Metric::Latency, direction(request), direction(reply))
+}
+
+/// Whether URPC's sleep handshake runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// `try_send` only, and receivers that poll and never sleep, so no
+    /// flush is needed: the fastest correct use when neither side sleeps.
+    Off,
+    /// `send` (try_send + flush) for every message, and receivers that
+    /// would sleep if they polled long enough without a message.
+    EveryMessage,
+}
+
+struct UrpcOut<'m> {
+    sender: Sender<'m>,
+    handshake: Handshake,
+}
+
+struct UrpcIn<'m> {
+    receiver: Receiver<'m>,
+    handshake: Handshake,
+}
+
+impl<const N: usize> Outbound<N> for UrpcOut<'_> {
+    fn send(&mut self, message: &[u8; N]) {
+        let mut payload = [0; PAYLOAD_SIZE];
+        payload[..N].copy_from_slice(message);
+        match self.handshake {
+            Handshake::Off => self.sender.send_unflushed(&payload),
+            Handshake::EveryMessage => {
+                let _woke = self.sender.send(&payload);
+            }
+        }
+    }
+}
+
+impl<const N: usize> Inbound<N> for UrpcIn<'_> {
+    fn recv(&mut self) -> [u8; N] {
+        let payload = match self.handshake {
+            Handshake::Off => self.receiver.recv_polling(),
+            Handshake::EveryMessage => self.receiver.recv(SPINS_BEFORE_SLEEP),
+        };
+        payload[..N]
+            .try_into()
+            .expect("N is at most the payload size")
+    }
+}
+
+fn urpc_direction(ring: &mut Ring, handshake: Handshake) -> (UrpcOut<'_>, UrpcIn<'_>) {
+    let (sender, receiver) = ring.split();
+    (
+        UrpcOut { sender, handshake },
+        UrpcIn {
+            receiver,
+            handshake,
+        },
+    )
+}
+
+/// Atoll's URPC: one message per slot, a ring each way.
+pub fn urpc<'m, const N: usize>(
+    metric: Metric,
+    handshake: Handshake,
+    (requests, replies): (&'m mut Ring, &'m mut Ring),
+) -> Cell<'m> {
+    const { assert!(N <= PAYLOAD_SIZE) };
+    cell::<N>(
+        metric,
+        urpc_direction(requests, handshake),
+        urpc_direction(replies, handshake),
+    )
+}
+
+/// Eight-byte messages this many to a slot.
+pub const PACKED_PER_SLOT: usize = PAYLOAD_SIZE / 8;
+
+/// Streams 8-byte messages [`PACKED_PER_SLOT`] to a slot. A slot goes out
+/// when full, so a burst must be a multiple of [`PACKED_PER_SLOT`]; a
+/// general packed channel would also need a count for a partial slot.
+struct PackedOut<'m> {
+    sender: Sender<'m>,
+    slot: Payload,
+    filled: usize,
+}
+
+struct PackedIn<'m> {
+    receiver: Receiver<'m>,
+    slot: Payload,
+    unread: usize,
+}
+
+impl Outbound<8> for PackedOut<'_> {
+    fn send(&mut self, message: &[u8; 8]) {
+        self.slot[self.filled * 8..][..8].copy_from_slice(message);
+        self.filled += 1;
+        if self.filled == PACKED_PER_SLOT {
+            self.sender.send_unflushed(&self.slot);
+            self.filled = 0;
+        }
+    }
+}
+
+impl Inbound<8> for PackedIn<'_> {
+    fn recv(&mut self) -> [u8; 8] {
+        if self.unread == 0 {
+            self.slot = self.receiver.recv_polling();
+            self.unread = PACKED_PER_SLOT;
+        }
+        let word = PACKED_PER_SLOT - self.unread;
+        self.unread -= 1;
+        self.slot[word * 8..][..8]
+            .try_into()
+            .expect("a word is 8 bytes")
+    }
+}
+
+/// URPC streaming 8-byte messages packed into slots, polling; the reply
+/// direction (one message per burst) is plain URPC. Throughput only.
+pub fn urpc_packed<'m>((requests, replies): (&'m mut Ring, &'m mut Ring)) -> Cell<'m> {
+    let (sender, receiver) = requests.split();
+    let packed = (
+        PackedOut {
+            sender,
+            slot: [0; PAYLOAD_SIZE],
+            filled: 0,
+        },
+        PackedIn {
+            receiver,
+            slot: [0; PAYLOAD_SIZE],
+            unread: 0,
+        },
+    );
+    cell::<8>(
+        Metric::Throughput,
+        packed,
+        urpc_direction(replies, Handshake::Off),
+    )
+}
+
+/// The bare ring of [`crate::model`]: round trips only.
+pub fn model<'r>(requests: &'r mut ModelRing, replies: &'r mut ModelRing) -> Cell<'r> {
+    cell::<56>(Metric::Latency, requests.split(), replies.split())
+}
+
+impl<const N: usize> Outbound<N> for rtrb::Producer<[u8; N]> {
+    fn send(&mut self, message: &[u8; N]) {
+        while self.push(*message).is_err() {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+impl<const N: usize> Inbound<N> for rtrb::Consumer<[u8; N]> {
+    fn recv(&mut self) -> [u8; N] {
+        loop {
+            if let Ok(message) = self.pop() {
+                return message;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// `rtrb`: a wait-free single-producer single-consumer ring of items.
+pub fn rtrb<const N: usize>(metric: Metric) -> Cell<'static> {
+    let direction = || rtrb::RingBuffer::<[u8; N]>::new(PEER_CAPACITY);
+    cell::<N>(metric, direction(), direction())
+}
+
+impl<const N: usize> Outbound<N> for crossbeam_channel::Sender<[u8; N]> {
+    fn send(&mut self, message: &[u8; N]) {
+        while let Err(error) = self.try_send(*message) {
+            assert!(error.is_full(), "the crossbeam receiver is gone");
+            std::hint::spin_loop();
+        }
+    }
+}
+
+impl<const N: usize> Inbound<N> for crossbeam_channel::Receiver<[u8; N]> {
+    fn recv(&mut self) -> [u8; N] {
+        loop {
+            match self.try_recv() {
+                Ok(message) => return message,
+                Err(error) => assert!(error.is_empty(), "the crossbeam sender is gone"),
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// `crossbeam-channel`: a bounded multi-producer multi-consumer channel.
+pub fn crossbeam<const N: usize>(metric: Metric) -> Cell<'static> {
+    let direction = || crossbeam_channel::bounded::<[u8; N]>(PEER_CAPACITY);
+    cell::<N>(metric, direction(), direction())
+}
+
+impl<const N: usize> Outbound<N> for std::sync::mpsc::SyncSender<[u8; N]> {
+    fn send(&mut self, message: &[u8; N]) {
+        use std::sync::mpsc::TrySendError;
+        while let Err(error) = self.try_send(*message) {
+            assert!(
+                matches!(error, TrySendError::Full(_)),
+                "the mpsc receiver is gone"
+            );
+            std::hint::spin_loop();
+        }
+    }
+}
+
+impl<const N: usize> Inbound<N> for std::sync::mpsc::Receiver<[u8; N]> {
+    fn recv(&mut self) -> [u8; N] {
+        use std::sync::mpsc::TryRecvError;
+        loop {
+            match self.try_recv() {
+                Ok(message) => return message,
+                Err(error) => assert_eq!(error, TryRecvError::Empty, "the mpsc sender is gone"),
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// `std::sync::mpsc`: the standard library's bounded channel.
+pub fn mpsc<const N: usize>(metric: Metric) -> Cell<'static> {
+    let direction = || std::sync::mpsc::sync_channel::<[u8; N]>(PEER_CAPACITY);
+    cell::<N>(metric, direction(), direction())
+}
+
+impl<const N: usize> Outbound<N> for PipeWriter {
+    fn send(&mut self, message: &[u8; N]) {
+        self.write_all(message).expect("cannot write to the pipe");
+    }
+}
+
+impl<const N: usize> Inbound<N> for BufReader<PipeReader> {
+    fn recv(&mut self) -> [u8; N] {
+        let mut message = [0; N];
+        self.read_exact(&mut message)
+            .expect("cannot read from the pipe");
+        message
+    }
+}
+
+/// Pipes slow a batch down this much; see [`Cell::slowed`].
+const PIPE_SLOWDOWN: u64 = 16;
+
+/// A pipe each way: one `write` per message; the reader blocks in `read`
+/// and buffers, so one `read` can take many streamed messages.
+pub fn pipe<const N: usize>(metric: Metric) -> Cell<'static> {
+    let direction = || {
+        let (reader, writer) = std::io::pipe().expect("cannot create a pipe");
+        (writer, BufReader::new(reader))
+    };
+    cell::<N>(metric, direction(), direction()).slowed(PIPE_SLOWDOWN)
+}

@@ -1,0 +1,509 @@
+//! `cargo xtask bench urpc`: URPC against the physical floor and its peers,
+//! round trips and streaming at 8- and 56-byte messages, in one table.
+
+use std::collections::BTreeMap;
+
+use atoll_hosted::{Ring, SharedMemory};
+use serde_json::{Value, json};
+
+use crate::harness::{Cell, CpuPair, Metric, Placement, Plan, run_round};
+use crate::mechanisms::{
+    Handshake, PACKED_PER_SLOT, PEER_CAPACITY, crossbeam, mpsc, one_line_floor, pipe, rtrb,
+    two_line_floor, urpc, urpc_packed,
+};
+use crate::report::{self, Bar, Panel, Report};
+use crate::stats::Summary;
+
+/// Slots in every URPC ring of this benchmark.
+const RING_DEPTH: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Row {
+    OneLineFloor,
+    TwoLineFloor,
+    UrpcPolling,
+    UrpcHandshake,
+    UrpcPacked,
+    ProcessOneLineFloor,
+    ProcessUrpcPolling,
+    ProcessUrpcHandshake,
+    Rtrb,
+    Crossbeam,
+    Mpsc,
+    Pipe,
+}
+
+impl Row {
+    const ALL: [Row; 12] = [
+        Row::OneLineFloor,
+        Row::TwoLineFloor,
+        Row::UrpcPolling,
+        Row::UrpcHandshake,
+        Row::UrpcPacked,
+        Row::ProcessOneLineFloor,
+        Row::ProcessUrpcPolling,
+        Row::ProcessUrpcHandshake,
+        Row::Rtrb,
+        Row::Crossbeam,
+        Row::Mpsc,
+        Row::Pipe,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Row::OneLineFloor => "floor: 1 line, both write",
+            Row::TwoLineFloor => "floor: 2 lines, 1 writer each",
+            Row::UrpcPolling => "URPC threads, polling",
+            Row::UrpcHandshake => "URPC threads, handshake",
+            Row::UrpcPacked => "URPC threads, 7 x 8 B/slot",
+            Row::ProcessOneLineFloor => "floor: 1 line, 2 processes",
+            Row::ProcessUrpcPolling => "URPC processes, polling",
+            Row::ProcessUrpcHandshake => "URPC processes, handshake",
+            Row::Rtrb => "rtrb",
+            Row::Crossbeam => "crossbeam-channel",
+            Row::Mpsc => "std mpsc",
+            Row::Pipe => "pipe",
+        }
+    }
+
+    fn is_peer(self) -> bool {
+        matches!(self, Row::Rtrb | Row::Crossbeam | Row::Mpsc | Row::Pipe)
+    }
+
+    /// The floor measured in the same placement, which a latency is compared with.
+    fn floor(self) -> Row {
+        match self {
+            Row::ProcessOneLineFloor | Row::ProcessUrpcPolling | Row::ProcessUrpcHandshake => {
+                Row::ProcessOneLineFloor
+            }
+            _ => Row::OneLineFloor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Column {
+    throughput: bool,
+    size: usize,
+}
+
+impl Column {
+    const ALL: [Column; 4] = [
+        Column {
+            throughput: false,
+            size: 8,
+        },
+        Column {
+            throughput: false,
+            size: 56,
+        },
+        Column {
+            throughput: true,
+            size: 8,
+        },
+        Column {
+            throughput: true,
+            size: 56,
+        },
+    ];
+
+    fn new(metric: Metric, size: usize) -> Column {
+        Column {
+            throughput: metric == Metric::Throughput,
+            size,
+        }
+    }
+
+    fn name(self) -> String {
+        let metric = if self.throughput {
+            "streaming"
+        } else {
+            "round trip"
+        };
+        format!("{metric} {} B", self.size)
+    }
+}
+
+type Key = (Row, Column);
+
+/// Channels built once and reset every round.
+struct Resources {
+    rings: Vec<Ring>,
+    lines: SharedMemory,
+    two_lines: SharedMemory,
+}
+
+/// Rings for the most URPC cells a round has: two URPC rows of four cells,
+/// plus the packed cell, two rings each.
+const RINGS: usize = 2 * (2 * 4 + 1);
+
+impl Resources {
+    fn new() -> Resources {
+        Resources {
+            rings: (0..RINGS)
+                .map(|_| Ring::new(RING_DEPTH).expect("cannot map a ring"))
+                .collect(),
+            lines: SharedMemory::new(4096).expect("cannot map the floor's line"),
+            two_lines: SharedMemory::new(4096).expect("cannot map the floor's lines"),
+        }
+    }
+}
+
+fn ring_pairs(rings: &mut [Ring]) -> impl Iterator<Item = (&mut Ring, &mut Ring)> {
+    rings.chunks_exact_mut(2).map(|pair| match pair {
+        [requests, replies] => (requests, replies),
+        _ => unreachable!("chunks of two"),
+    })
+}
+
+fn thread_round(resources: &mut Resources) -> Vec<(Key, Cell<'_>)> {
+    let mut pairs = ring_pairs(&mut resources.rings);
+    let mut pair = || pairs.next().expect("RINGS covers every URPC cell");
+    let mut cells = vec![
+        (
+            (Row::OneLineFloor, Column::new(Metric::Latency, 8)),
+            one_line_floor(&resources.lines),
+        ),
+        (
+            (Row::TwoLineFloor, Column::new(Metric::Latency, 8)),
+            two_line_floor(&resources.two_lines),
+        ),
+        (
+            (Row::UrpcPacked, Column::new(Metric::Throughput, 8)),
+            urpc_packed(pair()),
+        ),
+    ];
+    for metric in [Metric::Latency, Metric::Throughput] {
+        let mut add = |row, size, cell| cells.push(((row, Column::new(metric, size)), cell));
+        for (row, handshake) in [
+            (Row::UrpcPolling, Handshake::Off),
+            (Row::UrpcHandshake, Handshake::EveryMessage),
+        ] {
+            add(row, 8, urpc::<8>(metric, handshake, pair()));
+            add(row, 56, urpc::<56>(metric, handshake, pair()));
+        }
+        add(Row::Rtrb, 8, rtrb::<8>(metric));
+        add(Row::Rtrb, 56, rtrb::<56>(metric));
+        add(Row::Crossbeam, 8, crossbeam::<8>(metric));
+        add(Row::Crossbeam, 56, crossbeam::<56>(metric));
+        add(Row::Mpsc, 8, mpsc::<8>(metric));
+        add(Row::Mpsc, 56, mpsc::<56>(metric));
+        add(Row::Pipe, 8, pipe::<8>(metric));
+        add(Row::Pipe, 56, pipe::<56>(metric));
+    }
+    cells
+}
+
+/// Only what lives in shared memory can cross to a forked responder. Its
+/// floor is the two-thread one-line floor, but with the line in a mapping
+/// that two processes share.
+fn process_round(resources: &mut Resources) -> Vec<(Key, Cell<'_>)> {
+    let mut pairs = ring_pairs(&mut resources.rings);
+    let mut pair = || pairs.next().expect("RINGS covers every URPC cell");
+    let mut cells = vec![(
+        (Row::ProcessOneLineFloor, Column::new(Metric::Latency, 8)),
+        one_line_floor(&resources.lines),
+    )];
+    for metric in [Metric::Latency, Metric::Throughput] {
+        for (row, handshake) in [
+            (Row::ProcessUrpcPolling, Handshake::Off),
+            (Row::ProcessUrpcHandshake, Handshake::EveryMessage),
+        ] {
+            cells.push((
+                (row, Column::new(metric, 8)),
+                urpc::<8>(metric, handshake, pair()),
+            ));
+            cells.push((
+                (row, Column::new(metric, 56)),
+                urpc::<56>(metric, handshake, pair()),
+            ));
+        }
+    }
+    cells
+}
+
+/// Runs `cells` as one round, its cell order rotated by `round` so that no
+/// cell always runs right after the same neighbour, and files the values.
+fn record(
+    plan: &Plan,
+    cpus: CpuPair,
+    placement: Placement,
+    round: usize,
+    mut cells: Vec<(Key, Cell<'_>)>,
+    values: &mut BTreeMap<Key, Vec<f64>>,
+) {
+    let shift = round % cells.len();
+    cells.rotate_left(shift);
+    let (keys, cells): (Vec<Key>, Vec<Cell<'_>>) = cells.into_iter().unzip();
+    for (key, value) in keys
+        .into_iter()
+        .zip(run_round(plan, cpus, placement, cells))
+    {
+        values.entry(key).or_default().push(value);
+    }
+}
+
+/// Per-round values of every cell, and per-round ratios derived from them.
+struct Results {
+    values: BTreeMap<Key, Vec<f64>>,
+}
+
+impl Results {
+    fn ratios(&self, key: Key, reference: impl Fn(usize) -> f64) -> Vec<f64> {
+        self.values[&key]
+            .iter()
+            .enumerate()
+            .map(|(round, value)| value / reference(round))
+            .collect()
+    }
+
+    /// Latency over the floor of the same placement, round by round. The
+    /// floor moves one 8-byte word, the physical minimum for either size.
+    fn latency_over_floor(&self, (row, column): Key) -> Vec<f64> {
+        let floor = &self.values[&(row.floor(), Column::new(Metric::Latency, 8))];
+        self.ratios((row, column), |round| floor[round])
+    }
+
+    /// Throughput over the best peer at the same size, round by round.
+    fn throughput_over_best_peer(&self, (row, column): Key) -> Vec<f64> {
+        let peers: Vec<&Vec<f64>> = Row::ALL
+            .iter()
+            .filter(|peer| peer.is_peer())
+            .map(|&peer| &self.values[&(peer, column)])
+            .collect();
+        self.ratios((row, column), |round| {
+            peers.iter().map(|values| values[round]).fold(0.0, f64::max)
+        })
+    }
+
+    fn ratio_to(&self, key: Key, reference: Key) -> Summary {
+        let reference = &self.values[&reference];
+        Summary::of(&self.ratios(key, |round| reference[round]))
+    }
+
+    /// The cell's value and its ratio (to the floor, or to the best peer).
+    fn cell(&self, key: Key) -> Option<(Summary, Summary)> {
+        let values = self.values.get(&key)?;
+        let ratios = if key.1.throughput {
+            self.throughput_over_best_peer(key)
+        } else {
+            self.latency_over_floor(key)
+        };
+        Some((Summary::of(values), Summary::of(&ratios)))
+    }
+}
+
+pub fn run(plan: &Plan, cpus: CpuPair) -> Result<Report, String> {
+    let mut resources = Resources::new();
+    let mut values = BTreeMap::new();
+    for round in 0..plan.repetitions {
+        record(
+            plan,
+            cpus,
+            Placement::Threads,
+            round,
+            thread_round(&mut resources),
+            &mut values,
+        );
+        record(
+            plan,
+            cpus,
+            Placement::Processes,
+            round,
+            process_round(&mut resources),
+            &mut values,
+        );
+        eprint!("\rround {}/{}", round + 1, plan.repetitions);
+    }
+    eprintln!();
+    report(&Results { values })
+}
+
+fn format_cell(key: Key, cell: Option<(Summary, Summary)>) -> String {
+    let Some((value, ratio)) = cell else {
+        return "-".to_owned();
+    };
+    if key.1.throughput {
+        let millions = |rate: f64| rate / 1e6;
+        format!(
+            "{:.1} ({:.1}-{:.1}) x{:.2}",
+            millions(value.median),
+            millions(value.p10),
+            millions(value.p90),
+            ratio.median
+        )
+    } else {
+        format!(
+            "{:.0} ({:.0}-{:.0}) x{:.2}",
+            value.median, value.p10, value.p90, ratio.median
+        )
+    }
+}
+
+struct Target {
+    claim: &'static str,
+    row: Row,
+    ratio: Summary,
+    goal: f64,
+    /// Whether a ratio below the goal is what we want (latency) or above (throughput).
+    at_most: bool,
+}
+
+impl Target {
+    fn met(&self) -> bool {
+        if self.at_most {
+            self.ratio.median <= self.goal
+        } else {
+            self.ratio.median >= self.goal
+        }
+    }
+}
+
+fn targets(results: &Results) -> Vec<Target> {
+    let round_trip = |size| Column::new(Metric::Latency, size);
+    let streaming = |size| Column::new(Metric::Throughput, size);
+    let mut targets = Vec::new();
+    for size in [8, 56] {
+        targets.push(Target {
+            claim: if size == 8 {
+                "round trip 8 B <= 1.15 x floor"
+            } else {
+                "round trip 56 B <= 1.15 x floor"
+            },
+            row: Row::UrpcPolling,
+            ratio: Summary::of(&results.latency_over_floor((Row::UrpcPolling, round_trip(size)))),
+            goal: 1.15,
+            at_most: true,
+        });
+    }
+    targets.push(Target {
+        claim: "streaming 56 B >= 2 x rtrb",
+        row: Row::UrpcPolling,
+        ratio: results.ratio_to(
+            (Row::UrpcPolling, streaming(56)),
+            (Row::Rtrb, streaming(56)),
+        ),
+        goal: 2.0,
+        at_most: false,
+    });
+    targets.push(Target {
+        claim: "streaming 8 B >= every peer",
+        row: Row::UrpcPacked,
+        ratio: Summary::of(&results.throughput_over_best_peer((Row::UrpcPacked, streaming(8)))),
+        goal: 1.0,
+        at_most: false,
+    });
+    targets
+}
+
+fn report(results: &Results) -> Result<Report, String> {
+    let mut table = format!(
+        "{:<28} | {:<24} | {:<24} | {:<24} | {:<24}\n",
+        "median (p10-p90) x ratio",
+        "round trip 8 B, ns",
+        "round trip 56 B, ns",
+        "streaming 8 B, M msg/s",
+        "streaming 56 B, M msg/s"
+    );
+    table.push_str(&format!(
+        "{:<28} | {:<24} | {:<24} | {:<24} | {:<24}\n",
+        "", "x floor", "x floor", "x best peer", "x best peer"
+    ));
+    let mut rows_json = Vec::new();
+    for row in Row::ALL {
+        table.push_str(&format!("{:<28}", row.name()));
+        let mut cells_json = serde_json::Map::new();
+        for column in Column::ALL {
+            let key = (row, column);
+            let cell = results.cell(key);
+            table.push_str(&format!(" | {:<24}", format_cell(key, cell)));
+            if let Some((value, ratio)) = cell {
+                let ratio_name = if column.throughput {
+                    "ratio_to_best_peer"
+                } else {
+                    "ratio_to_floor"
+                };
+                cells_json.insert(
+                    column.name(),
+                    json!({
+                        "unit": if column.throughput { "messages/s" } else { "ns per round trip" },
+                        "median": value.median, "p10": value.p10, "p90": value.p90,
+                        ratio_name: { "median": ratio.median, "p10": ratio.p10, "p90": ratio.p90 },
+                        "per_round": results.values[&key],
+                    }),
+                );
+            }
+        }
+        table.push('\n');
+        rows_json.push(json!({ "row": row.name(), "cells": cells_json }));
+    }
+    // The floor moves with where the host runs our two vCPUs; the ratios
+    // hold within a round, the absolute numbers only within a placement.
+    let floors = &results.values[&(Row::OneLineFloor, Column::new(Metric::Latency, 8))];
+    table.push_str(&format!(
+        "\none-line floor per round, ns: {}\n",
+        floors
+            .iter()
+            .map(|floor| format!("{floor:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    let targets = targets(results);
+    table.push_str("\ntargets (median of per-round ratios, p10-p90):\n");
+    for target in &targets {
+        table.push_str(&format!(
+            "  {:<34} {:<26} {:.2} ({:.2}-{:.2})  {}\n",
+            target.claim,
+            target.row.name(),
+            target.ratio.median,
+            target.ratio.p10,
+            target.ratio.p90,
+            if target.met() { "met" } else { "MISSED" }
+        ));
+    }
+    let targets_json: Vec<Value> = targets
+        .iter()
+        .map(|target| {
+            json!({
+                "target": target.claim, "row": target.row.name(), "met": target.met(),
+                "ratio": { "median": target.ratio.median, "p10": target.ratio.p10, "p90": target.ratio.p90 },
+            })
+        })
+        .collect();
+    let bars = |throughput: bool| -> Vec<Bar> {
+        Row::ALL
+            .iter()
+            .flat_map(|&row| [8, 56].map(|size| (row, Column { throughput, size })))
+            .filter_map(|key| {
+                let (_, ratio) = results.cell(key)?;
+                Some(Bar {
+                    label: format!("{}, {} B", key.0.name(), key.1.size),
+                    value: ratio,
+                })
+            })
+            .collect()
+    };
+    let plot = report::bar_panels([
+        Panel {
+            caption: "URPC round trip over the one-line floor",
+            y_axis: "x floor (median, p10-p90)",
+            content: bars(false),
+        },
+        Panel {
+            caption: "streaming over the best peer",
+            y_axis: "x best peer (median, p10-p90)",
+            content: bars(true),
+        },
+    ])?;
+    Ok(Report {
+        table,
+        json: json!({
+            "ring_depth": RING_DEPTH,
+            "peer_capacity": PEER_CAPACITY,
+            "packed_messages_per_slot": PACKED_PER_SLOT,
+            "rows": rows_json,
+            "targets": targets_json,
+        }),
+        plot,
+    })
+}

@@ -1,0 +1,162 @@
+//! A URPC ring in a shared mapping, with the futex wake path attached.
+//!
+//! Layout, in cache lines: the ring header's two lines (the receiver's
+//! consumed count and its sleep announcement), the doorbell, then the slots.
+//! Every line is written by one side only, except the sleep line, which the
+//! handshake swaps from both sides on purpose, and the doorbell, which only
+//! the sender writes.
+
+use std::io;
+use std::mem::{align_of, size_of};
+
+use atoll_urpc::{Payload, RingHeader, Slot, Wake};
+
+use crate::futex::Doorbell;
+use crate::shared_memory::SharedMemory;
+
+/// What precedes the slots.
+#[repr(C)]
+struct Control {
+    header: RingHeader,
+    doorbell: Doorbell,
+}
+
+const _: () = assert!(size_of::<Control>().is_multiple_of(align_of::<Slot>()));
+const _: () = assert!(align_of::<Control>() == 64 && align_of::<Slot>() == 64);
+
+/// One ring's memory: a shared mapping, so that a child forked after
+/// [`split`](Ring::split) can use one end while this process uses the other.
+#[derive(Debug)]
+pub struct Ring {
+    memory: SharedMemory,
+    depth: usize,
+}
+
+impl Ring {
+    /// A ring of `depth` slots (messages in flight).
+    pub fn new(depth: usize) -> io::Result<Ring> {
+        if depth == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a ring needs at least one slot",
+            ));
+        }
+        let memory = SharedMemory::new(size_of::<Control>() + depth * size_of::<Slot>())?;
+        Ok(Ring { memory, depth })
+    }
+
+    /// Resets the ring and returns its two ends.
+    pub fn split(&mut self) -> (Sender<'_>, Receiver<'_>) {
+        let control = self.memory.as_ptr().cast::<Control>();
+        // SAFETY: the mapping is page-aligned and holds a Control followed
+        // by `depth` slots (see `new`). Its bytes are a valid Control and
+        // valid slots: zeros in a fresh mapping, else what the last split
+        // left (`channel` resets them in any case). `&mut self` makes these
+        // the only references until the ends it returns are dropped.
+        let (control, slots) = unsafe {
+            let slots = control.add(1).cast::<Slot>();
+            (
+                &mut *control,
+                std::slice::from_raw_parts_mut(slots, self.depth),
+            )
+        };
+        let Control { header, doorbell } = control;
+        *doorbell = Doorbell::default();
+        let doorbell = &*doorbell;
+        let (sender, receiver) = atoll_urpc::channel(header, slots);
+        (
+            Sender {
+                ring: sender,
+                doorbell,
+            },
+            Receiver {
+                ring: receiver,
+                doorbell,
+            },
+        )
+    }
+}
+
+/// The sending end, which wakes a receiver that sleeps.
+#[derive(Debug)]
+pub struct Sender<'m> {
+    ring: atoll_urpc::Sender<'m>,
+    doorbell: &'m Doorbell,
+}
+
+impl Sender<'_> {
+    /// The sleep handshake for everything sent so far: wakes the receiver
+    /// if it announced that it sleeps. Returns whether it did.
+    pub fn flush(&self) -> Wake {
+        let wake = self.ring.flush();
+        if wake == Wake::Needed {
+            self.doorbell.ring();
+        }
+        wake
+    }
+
+    /// Sends one message, waiting while the ring is full, then flushes.
+    pub fn send(&mut self, payload: &Payload) -> Wake {
+        self.send_unflushed(payload);
+        self.flush()
+    }
+
+    /// Sends one message, waiting while the ring is full, without the
+    /// handshake: for a batch that ends with [`flush`](Self::flush), or for
+    /// a receiver that never sleeps.
+    pub fn send_unflushed(&mut self, payload: &Payload) {
+        if self.ring.try_send(payload).is_ok() {
+            return;
+        }
+        // A receiver asleep on unflushed messages would never free a slot.
+        let _ = self.flush();
+        while self.ring.try_send(payload).is_err() {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// The receiving end, which can sleep on the futex when the ring is empty.
+#[derive(Debug)]
+pub struct Receiver<'m> {
+    ring: atoll_urpc::Receiver<'m>,
+    doorbell: &'m Doorbell,
+}
+
+impl Receiver<'_> {
+    pub fn try_recv(&mut self) -> Option<Payload> {
+        self.ring.try_recv()
+    }
+
+    /// Polls until a message arrives, never sleeping: the sender need not
+    /// flush for this receiver.
+    pub fn recv_polling(&mut self) -> Payload {
+        loop {
+            if let Some(payload) = self.ring.try_recv() {
+                return payload;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Polls up to `spins` times, then sleeps until a sender's flush wakes
+    /// it, and so on until a message arrives.
+    pub fn recv(&mut self, spins: u32) -> Payload {
+        loop {
+            for _ in 0..spins {
+                if let Some(payload) = self.ring.try_recv() {
+                    return payload;
+                }
+                std::hint::spin_loop();
+            }
+            let ticket = self.doorbell.ticket();
+            if self.ring.prepare_to_sleep() {
+                self.doorbell.wait(ticket);
+                self.ring.woken();
+            }
+            if let Some(payload) = self.ring.try_recv() {
+                return payload;
+            }
+        }
+    }
+}
