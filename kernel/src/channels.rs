@@ -13,7 +13,7 @@ use atoll_frames::FRAME_SIZE;
 use atoll_urpc::{Receiver, RingHeader, SLOT_SIZE, Sender};
 
 /// Slots per ring.
-pub const RING_SLOTS: usize = 16;
+pub const RING_SLOTS: usize = 8;
 const LINE: u64 = 64;
 const HEADER_BYTES: u64 = core::mem::size_of::<RingHeader>() as u64;
 /// One ring and its baseline line.

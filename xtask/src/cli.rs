@@ -15,7 +15,8 @@ usage: cargo xtask <command> [flags]
 commands:
   run    build the kernel and boot it in QEMU with the serial console on this terminal
            --cores N      cores to boot, 1 to 255 (default 4)
-           --mem SIZE     guest memory, e.g. 512M or 2G (default 512M)
+                      --mem SIZE     guest memory, e.g. 512M or 2G (default 512M)
+           --numa NODES   split cores and memory evenly into NUMA nodes (default 1)
            --exec SCRIPT  run \"cmd; cmd\" instead of the interactive shell, then power off;
                           exits 0 only if every command succeeded
            --timeout SECS with --exec: kill QEMU and fail after SECS seconds (default 300)
@@ -120,6 +121,7 @@ fn parse_run(mut flags: Flags) -> Result<RunOptions> {
     while let Some(flag) = flags.next_flag("run")? {
         match flag.name.as_str() {
             "--cores" => machine.cores = parse_cores(&flags.value(flag)?)?,
+            "--numa" => machine.numa_nodes = parse_numa_nodes(&flags.value(flag)?)?,
             "--mem" => {
                 let value = flags.value(flag)?;
                 machine.memory = value.parse().with_context(|| format!("--mem {value}"))?;
@@ -129,6 +131,7 @@ fn parse_run(mut flags: Flags) -> Result<RunOptions> {
             _ => return Err(flag.unknown("run")),
         }
     }
+    check_numa(&machine)?;
     let mode = match (script, timeout) {
         (Some(script), timeout) => RunMode::Exec {
             script,
@@ -220,6 +223,31 @@ fn parse_cpu_pair(value: &str) -> Result<(usize, usize)> {
 }
 
 /// The xAPIC gives each core an 8-bit id, so 255 is as far as the kernel can count.
+fn parse_numa_nodes(value: &str) -> Result<u8> {
+    match value.parse::<u8>() {
+        Ok(nodes) if nodes >= 1 => Ok(nodes),
+        _ => bail!("--numa expects a whole number of nodes from 1 to 255, got `{value}`"),
+    }
+}
+
+/// Whether the cores and memory split evenly into the NUMA nodes.
+fn check_numa(machine: &Machine) -> Result<()> {
+    let nodes = u64::from(machine.numa_nodes);
+    if u64::from(machine.cores) % nodes != 0 {
+        bail!(
+            "--numa {nodes} needs a core count divisible by {nodes}, got --cores {}",
+            machine.cores
+        );
+    }
+    if machine.memory.mib() % nodes != 0 {
+        bail!(
+            "--numa {nodes} needs memory divisible into {nodes} whole MiB, got {}",
+            machine.memory
+        );
+    }
+    Ok(())
+}
+
 fn parse_cores(value: &str) -> Result<u8> {
     match value.parse::<u8>() {
         Ok(cores) if cores >= 1 => Ok(cores),
@@ -309,10 +337,7 @@ mod tests {
     #[test]
     fn run_defaults_to_four_cores_interactive() {
         let expected = RunOptions {
-            machine: Machine {
-                cores: 4,
-                memory: MemorySize::from_mib(512),
-            },
+            machine: Machine::default(),
             mode: RunMode::Interactive,
         };
         assert_eq!(parse_words("run").unwrap(), Command::Run(expected));
@@ -327,6 +352,7 @@ mod tests {
             machine: Machine {
                 cores: 8,
                 memory: MemorySize::from_mib(1024),
+                numa_nodes: 1,
             },
             mode: RunMode::Exec {
                 script: "cores; ipi 1".to_owned(),
@@ -363,6 +389,13 @@ mod tests {
     #[test]
     fn rejects_bad_run_arguments() {
         assert!(error_of("run --cores 0").contains("--cores"));
+        assert!(error_of("run --cores 6 --numa 4").contains("divisible by 4"));
+        assert!(error_of("run --numa 0").contains("--numa expects"));
+        assert!(error_of("run --numa 2 --mem 513M").contains("whole MiB"));
+        let Command::Run(options) = parse_words("run --cores 8 --numa 2").unwrap() else {
+            panic!("expected run")
+        };
+        assert_eq!(options.machine.numa_nodes, 2);
         assert!(error_of("run --cores").contains("--cores needs a value"));
         assert!(
             error_of("run --verbose").contains("unknown flag `--verbose` for `cargo xtask run`")

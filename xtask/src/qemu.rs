@@ -15,6 +15,9 @@ use anyhow::{Result, anyhow};
 pub struct Machine {
     pub cores: u8,
     pub memory: MemorySize,
+    /// NUMA nodes (sockets) the cores and memory are split into evenly; 1
+    /// gives QEMU no NUMA configuration at all.
+    pub numa_nodes: u8,
 }
 
 impl Default for Machine {
@@ -22,6 +25,7 @@ impl Default for Machine {
         Machine {
             cores: 4,
             memory: MemorySize::from_mib(512),
+            numa_nodes: 1,
         }
     }
 }
@@ -35,6 +39,44 @@ pub struct MemorySize {
 impl MemorySize {
     pub const fn from_mib(mib: u64) -> Self {
         MemorySize { mib }
+    }
+
+    pub const fn mib(self) -> u64 {
+        self.mib
+    }
+}
+
+impl Machine {
+    /// QEMU's `-smp` and, with more than one node, the sockets and the
+    /// `-numa` options that give each node its cores and its share of memory.
+    /// `cli` checks that the cores and memory divide evenly.
+    fn topology_args(&self) -> Vec<String> {
+        let nodes = u64::from(self.numa_nodes);
+        if nodes <= 1 {
+            return vec!["-smp".to_owned(), self.cores.to_string()];
+        }
+        let cores_per_node = u64::from(self.cores) / nodes;
+        let mib_per_node = self.memory.mib() / nodes;
+        let mut args = vec![
+            "-smp".to_owned(),
+            format!(
+                "{},sockets={nodes},cores={cores_per_node},threads=1",
+                self.cores
+            ),
+        ];
+        for node in 0..nodes {
+            let first = node * cores_per_node;
+            args.extend([
+                "-object".to_owned(),
+                format!("memory-backend-ram,id=node{node}-memory,size={mib_per_node}M"),
+                "-numa".to_owned(),
+                format!(
+                    "node,nodeid={node},cpus={first}-{},memdev=node{node}-memory",
+                    first + cores_per_node - 1
+                ),
+            ]);
+        }
+        args
     }
 }
 
@@ -157,7 +199,7 @@ pub enum Console {
 pub fn command(machine: &Machine, boot: &Boot, console: Console) -> Command {
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-machine", "q35", "-accel", "tcg", "-cpu", "max"])
-        .args(["-smp", &machine.cores.to_string()])
+        .args(machine.topology_args())
         .args(["-m", &machine.memory.to_string()])
         .args(["-display", "none", "-no-reboot"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
@@ -263,6 +305,7 @@ mod tests {
         let machine = Machine {
             cores: 2,
             memory: MemorySize::from_mib(256),
+            numa_nodes: 1,
         };
         let boot = Boot::Kernel {
             elf: Path::new("/k.elf"),
@@ -276,6 +319,24 @@ mod tests {
              -device isa-debug-exit,iobase=0xf4,iosize=0x04 -serial stdio \
              -kernel /k.elf -append atoll.exec=cores; ipi 1"
         );
+    }
+
+    #[test]
+    fn numa_nodes_get_equal_cores_and_memory() {
+        let machine = Machine {
+            cores: 8,
+            memory: MemorySize::from_mib(512),
+            numa_nodes: 2,
+        };
+        assert_eq!(
+            machine.topology_args().join(" "),
+            "-smp 8,sockets=2,cores=4,threads=1 \
+             -object memory-backend-ram,id=node0-memory,size=256M \
+             -numa node,nodeid=0,cpus=0-3,memdev=node0-memory \
+             -object memory-backend-ram,id=node1-memory,size=256M \
+             -numa node,nodeid=1,cpus=4-7,memdev=node1-memory"
+        );
+        assert_eq!(Machine::default().topology_args(), ["-smp", "4"]);
     }
 
     #[test]
