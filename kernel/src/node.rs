@@ -19,7 +19,7 @@ use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use atoll_iface::{Reassembler, encode};
-use atoll_urpc::{Full, Wake};
+use atoll_urpc::{Full, Payload, Wake};
 use core::sync::atomic::Ordering;
 
 /// How long a node keeps polling after its last message before it sleeps:
@@ -63,25 +63,39 @@ fn wake(local: &CoreLocal, core: usize) {
         .send_ipi(boot_facts().cores[core].apic_id, idt::WAKE);
 }
 
+/// When a send makes the receiver's sleep handshake count.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// After every message: for requests and answers, which someone waits on.
+    EachMessage,
+    /// Only when the ring fills (the receiver may have gone to sleep before
+    /// the batch began) and by the caller after the batch: for streams.
+    WhenFull,
+}
+
+/// One attempt to put `payload` into the ring to `to`; whether it went in.
+/// Wakes `to` when a flush finds it asleep.
+fn try_send_to(local: &CoreLocal, to: usize, payload: &Payload, flush: Flush) -> bool {
+    let (sent, wake_needed) = {
+        let mut node = local.node.borrow_mut();
+        let sender = node.channels.senders[to]
+            .as_mut()
+            .expect("a ring to every other core");
+        let sent = sender.try_send(payload) != Err(Full);
+        let flushes = flush == Flush::EachMessage || !sent;
+        (sent, flushes && sender.flush() == Wake::Needed)
+    };
+    if wake_needed {
+        wake(local, to);
+    }
+    sent
+}
+
 /// Sends `message` to `to`, waiting (and receiving) while its ring is full,
 /// and wakes `to` if it announced that it sleeps.
 pub fn send(local: &CoreLocal, to: usize, message: impl Into<NodeMessage>) {
     for payload in encode(&message.into(), 0) {
-        loop {
-            let (sent, wake_needed) = {
-                let mut node = local.node.borrow_mut();
-                let sender = node.channels.senders[to]
-                    .as_mut()
-                    .expect("a ring to every other core");
-                let sent = sender.try_send(&payload) != Err(Full);
-                (sent, sender.flush() == Wake::Needed)
-            };
-            if wake_needed {
-                wake(local, to);
-            }
-            if sent {
-                break;
-            }
+        while !try_send_to(local, to, &payload, Flush::EachMessage) {
             // The ring is full: take in what others sent, so that two nodes
             // sending to each other both make progress.
             receive_all(local);
@@ -457,25 +471,7 @@ fn stream_cycles_per_message(local: &CoreLocal, peer: usize) -> Result<u64, Refu
         let payload = encode(&message, 0)
             .next()
             .expect("a stream message fits one slot");
-        loop {
-            let (sent, wake_needed) = {
-                let mut node = local.node.borrow_mut();
-                let sender = node.channels.senders[peer]
-                    .as_mut()
-                    .expect("a ring to every other core");
-                match sender.try_send(&payload) {
-                    Ok(()) => (true, false),
-                    // Flush only when the ring fills: the peer may have
-                    // gone to sleep before the stream began.
-                    Err(Full) => (false, sender.flush() == Wake::Needed),
-                }
-            };
-            if wake_needed {
-                wake(local, peer);
-            }
-            if sent {
-                break;
-            }
+        while !try_send_to(local, peer, &payload, Flush::WhenFull) {
             receive_all(local);
             dispatch(local, false);
         }
