@@ -1,8 +1,10 @@
 //! The checks `cargo xtask test` runs after the host unit tests: the loom
 //! model of the URPC ring (`crates/urpc/tests/loom.rs`), which explores the
-//! interleavings of sender and receiver, and `atoll-urpc`'s tests under Miri,
+//! interleavings of sender and receiver; `atoll-urpc`'s tests under Miri,
 //! which checks the crate's unsafe code for undefined behaviour and data
-//! races. Miri needs a nightly toolchain; the one pinned here is installed
+//! races; the exhaustive model check of the agreement protocols on three
+//! nodes; and the deterministic simulator over many seeds (`sim/`), both
+//! optimised, with the larger scenarios that the debug `cargo test` skips. Miri needs a nightly toolchain; the one pinned here is installed
 //! with rustup when missing, as the prerequisites are.
 
 use std::process::{Command, Stdio};
@@ -32,15 +34,27 @@ pub struct Tally {
 enum Check {
     UrpcLoom,
     UrpcMiri,
+    ProtocolModel,
+    ProtocolSeeds,
 }
 
-const CHECKS: [Check; 2] = [Check::UrpcLoom, Check::UrpcMiri];
+const CHECKS: [Check; 4] = [
+    Check::UrpcLoom,
+    Check::UrpcMiri,
+    Check::ProtocolModel,
+    Check::ProtocolSeeds,
+];
+
+/// Simulator seeds per run: about 1 s each 15,000, optimised, on the CI machine.
+const SIMULATOR_SEEDS: &str = "50000";
 
 impl Check {
     fn name(self) -> &'static str {
         match self {
             Check::UrpcLoom => "urpc-loom",
             Check::UrpcMiri => "urpc-miri",
+            Check::ProtocolModel => "protocol-model-check",
+            Check::ProtocolSeeds => "protocol-simulator-seeds",
         }
     }
 
@@ -50,6 +64,10 @@ impl Check {
             Check::UrpcMiri => {
                 ensure_miri(workspace)?;
                 run(&mut miri_command(workspace))
+            }
+            Check::ProtocolModel => run(&mut simulator_test(workspace, "model_check")),
+            Check::ProtocolSeeds => {
+                run(simulator_test(workspace, "seeds").env("ATOLL_SIM_SEEDS", SIMULATOR_SEEDS))
             }
         }
     }
@@ -99,6 +117,21 @@ fn loom_command(workspace: &Workspace) -> Command {
         .env("RUSTFLAGS", "--cfg loom")
         .env("LOOM_MAX_PREEMPTIONS", LOOM_MAX_PREEMPTIONS)
         .env("CARGO_TARGET_DIR", workspace.target_dir.join("loom"));
+    command
+}
+
+/// One of the simulator's test files, optimised: the model check explores
+/// millions of states and the seeds run by the ten thousand.
+fn simulator_test(workspace: &Workspace, test: &str) -> Command {
+    let mut command = workspace.cargo();
+    command.args([
+        "test",
+        "--release",
+        "--package",
+        "atoll-sim",
+        "--test",
+        test,
+    ]);
     command
 }
 

@@ -1,0 +1,363 @@
+//! Nodes exchanging messages through their byte encoding, oldest first.
+
+use super::*;
+use alloc::vec;
+
+const SPACE: SpaceId = SpaceId(7);
+const TIMEOUTS: Timeouts = Timeouts {
+    vote: 8,
+    round: 8,
+    relay: 4,
+};
+
+struct Cores {
+    nodes: Vec<Node>,
+    queue: VecDeque<(NodeId, NodeId, [u8; MESSAGE_BYTES])>,
+    effects: Vec<Vec<Effect>>,
+    completions: Vec<Completion>,
+    down: BTreeSet<NodeId>,
+}
+
+impl Cores {
+    /// `domains.len()` nodes; `holders` hold `SPACE`.
+    fn new(domains: Vec<u32>, holders: &[u16]) -> Self {
+        let holders: Vec<NodeId> = holders.iter().map(|&h| NodeId(h)).collect();
+        let nodes: Vec<Node> = (0..domains.len() as u16)
+            .map(|n| {
+                let config = Config {
+                    timeouts: TIMEOUTS,
+                    domains: domains.clone(),
+                };
+                let mut node = Node::new(NodeId(n), config, MappingTable::new());
+                node.add_space(SPACE, &holders);
+                node
+            })
+            .collect();
+        Cores {
+            effects: vec![Vec::new(); nodes.len()],
+            nodes,
+            queue: VecDeque::new(),
+            completions: Vec::new(),
+            down: BTreeSet::new(),
+        }
+    }
+
+    fn absorb(&mut self, at: usize, out: Outbox) {
+        self.effects[at].extend(out.effects);
+        self.completions.extend(out.completions);
+        for (to, message) in out.messages {
+            assert_ne!(
+                to,
+                NodeId(at as u16),
+                "messages to self stay inside the node"
+            );
+            if !self.down.contains(&to) {
+                self.queue
+                    .push_back((NodeId(at as u16), to, message.to_bytes()));
+            }
+        }
+    }
+
+    fn submit(&mut self, at: usize, request: Request, shape: Shape) -> OpId {
+        let mut out = Outbox::default();
+        let id = self.nodes[at]
+            .submit(request, shape, &mut out)
+            .expect("valid request");
+        self.absorb(at, out);
+        id
+    }
+
+    fn step(&mut self) -> bool {
+        let Some((from, to, bytes)) = self.queue.pop_front() else {
+            return false;
+        };
+        let message = Message::from_bytes(&bytes).expect("decodes");
+        let at = usize::from(to.0);
+        let mut out = Outbox::default();
+        self.nodes[at].handle(Input::Message { from, message }, &mut out);
+        self.absorb(at, out);
+        true
+    }
+
+    fn run(&mut self) {
+        while self.step() {}
+    }
+
+    /// `node` stops; the others are told once its messages to them are in.
+    fn crash(&mut self, node: NodeId) {
+        self.down.insert(node);
+        self.queue.retain(|&(_, to, _)| to != node);
+        while let Some(at) = self.queue.iter().position(|&(from, _, _)| from == node) {
+            self.queue.swap(0, at);
+            self.step();
+        }
+        for at in 0..self.nodes.len() {
+            if !self.down.contains(&NodeId(at as u16)) {
+                let mut out = Outbox::default();
+                self.nodes[at].handle(Input::NodeDown(node), &mut out);
+                self.absorb(at, out);
+            }
+        }
+    }
+
+    fn hashes(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.replica().hash()).collect()
+    }
+}
+
+fn frame(n: u64) -> Mapping {
+    Mapping {
+        paddr: n * 0x1000,
+        flags: 0b11,
+    }
+}
+
+fn map(vaddr: u64, n: u64) -> Request {
+    Request::Map {
+        space: SPACE,
+        vaddr,
+        mapping: frame(n),
+    }
+}
+
+#[test]
+fn a_map_commits_on_every_holder_with_a_page_table_effect_each() {
+    let mut cores = Cores::new(vec![0; 3], &[0, 1, 2]);
+    let id = cores.submit(1, map(0x4000, 9), Shape::Unicast);
+    cores.run();
+    assert_eq!(
+        cores.completions,
+        [Completion::Committed {
+            id,
+            report: Report {
+                acked: 3,
+                unreached: 0
+            }
+        }]
+    );
+    let mapped = Effect::MapPage {
+        space: SPACE,
+        vaddr: 0x4000,
+        mapping: frame(9),
+    };
+    assert!(cores.effects.iter().all(|e| e == &[mapped]));
+    let hashes = cores.hashes();
+    assert!(hashes.iter().all(|&h| h == hashes[0]));
+    assert_ne!(hashes[0], MappingTable::new().hash());
+    assert!(cores.nodes.iter().all(Node::is_idle));
+}
+
+#[test]
+fn the_proposer_applies_tentatively_before_asking_the_others() {
+    let mut cores = Cores::new(vec![0; 3], &[0, 1, 2]);
+    let id = cores.submit(0, map(0x4000, 9), Shape::Unicast);
+    let entries = cores.nodes[0].replica().entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].pending.map(|(holder, _)| holder), Some(id));
+    assert!(cores.nodes[1].replica().entries().is_empty());
+    let destinations: Vec<NodeId> = cores.queue.iter().map(|&(_, to, _)| to).collect();
+    assert_eq!(destinations, [NodeId(1), NodeId(2)]);
+}
+
+#[test]
+fn an_unmap_completes_only_after_every_holder_unmapped_and_invalidated() {
+    // Domains {0, 1} and {2, 3}: node 0 leads its own, node 2 the other.
+    let mut cores = Cores::new(vec![0, 0, 1, 1], &[0, 1, 2, 3]);
+    cores.submit(0, map(0x4000, 9), Shape::ByDomain);
+    cores.run();
+    cores.effects.iter_mut().for_each(Vec::clear);
+    let id = cores.submit(
+        3,
+        Request::Unmap {
+            space: SPACE,
+            vaddr: 0x4000,
+        },
+        Shape::ByDomain,
+    );
+    let unmapped = [
+        Effect::UnmapPage {
+            space: SPACE,
+            vaddr: 0x4000,
+        },
+        Effect::InvalidateTlb {
+            space: SPACE,
+            vaddr: 0x4000,
+        },
+    ];
+    while cores.step() {
+        if let Some(done) = cores.completions.iter().find(|c| c.id() == id) {
+            assert_eq!(
+                *done,
+                Completion::Committed {
+                    id,
+                    report: Report {
+                        acked: 4,
+                        unreached: 0
+                    }
+                }
+            );
+            assert!(
+                cores.effects.iter().all(|e| e == &unmapped),
+                "completed before every holder invalidated"
+            );
+        }
+    }
+    assert_eq!(cores.completions.len(), 2);
+    assert!(cores.nodes.iter().all(|n| n.replica().entries().is_empty()));
+}
+
+#[test]
+fn conflicting_maps_submitted_at_once_both_abort_naming_each_other() {
+    let mut cores = Cores::new(vec![0; 3], &[0, 1, 2]);
+    let first = cores.submit(0, map(0x4000, 9), Shape::Flat);
+    let second = cores.submit(1, map(0x4000, 8), Shape::Flat);
+    cores.run();
+    let conflict = |by, with| AbortReason::Refused {
+        by: NodeId(by),
+        refusal: Refusal::Conflict { with },
+    };
+    assert!(cores.completions.contains(&Completion::Aborted {
+        id: first,
+        reason: conflict(1, second)
+    }));
+    assert!(cores.completions.contains(&Completion::Aborted {
+        id: second,
+        reason: conflict(0, first)
+    }));
+    assert!(
+        cores
+            .nodes
+            .iter()
+            .all(|n| n.replica().entries().is_empty() && n.is_idle())
+    );
+}
+
+#[test]
+fn a_change_the_replicas_refuse_aborts_with_the_reason() {
+    let mut cores = Cores::new(vec![0; 2], &[0, 1]);
+    let id = cores.submit(
+        0,
+        Request::Unmap {
+            space: SPACE,
+            vaddr: 0x4000,
+        },
+        Shape::Unicast,
+    );
+    cores.run();
+    let reason = AbortReason::Refused {
+        by: NodeId(0),
+        refusal: Refusal::NotMapped,
+    };
+    assert_eq!(cores.completions, [Completion::Aborted { id, reason }]);
+}
+
+#[test]
+fn a_shootdown_invalidates_on_every_holder_and_a_dead_one_is_reported() {
+    let mut cores = Cores::new(vec![0; 4], &[0, 1, 2, 3]);
+    let invalidated = Effect::InvalidateTlb {
+        space: SPACE,
+        vaddr: 0x4000,
+    };
+    let id = cores.submit(
+        2,
+        Request::Shootdown {
+            space: SPACE,
+            vaddr: 0x4000,
+        },
+        Shape::Flat,
+    );
+    cores.run();
+    assert_eq!(
+        cores.completions,
+        [Completion::ShootdownDone {
+            id,
+            report: Report {
+                acked: 4,
+                unreached: 0
+            }
+        }]
+    );
+    assert!(cores.effects.iter().all(|e| e == &[invalidated]));
+    // Flat from 2: {2} and {0: 1, 3}; take the aggregator down.
+    cores.crash(NodeId(0));
+    let id = cores.submit(
+        2,
+        Request::Shootdown {
+            space: SPACE,
+            vaddr: 0x4000,
+        },
+        Shape::Flat,
+    );
+    cores.run();
+    assert_eq!(
+        cores.completions[1],
+        Completion::ShootdownDone {
+            id,
+            report: Report {
+                acked: 3,
+                unreached: 1
+            }
+        }
+    );
+    assert_eq!(
+        cores.effects.iter().map(Vec::len).collect::<Vec<_>>(),
+        [1, 2, 2, 2]
+    );
+}
+
+#[test]
+fn a_node_that_holds_no_replica_can_still_propose() {
+    let mut cores = Cores::new(vec![0; 3], &[0, 1]);
+    let id = cores.submit(2, map(0x4000, 9), Shape::ByDomain);
+    cores.run();
+    assert_eq!(
+        cores.completions,
+        [Completion::Committed {
+            id,
+            report: Report {
+                acked: 2,
+                unreached: 0
+            }
+        }]
+    );
+    assert!(cores.nodes[2].replica().entries().is_empty() && cores.effects[2].is_empty());
+    assert_eq!(
+        cores.nodes[0].replica().hash(),
+        cores.nodes[1].replica().hash()
+    );
+}
+
+#[test]
+fn requests_for_unknown_spaces_or_unaligned_addresses_are_refused() {
+    let mut node = Node::new(
+        NodeId(0),
+        Config {
+            timeouts: TIMEOUTS,
+            domains: vec![],
+        },
+        MappingTable::new(),
+    );
+    node.add_space(SPACE, &[NodeId(0)]);
+    let mut out = Outbox::default();
+    let other = Request::Unmap {
+        space: SpaceId(8),
+        vaddr: 0,
+    };
+    assert_eq!(
+        node.submit(other, Shape::Unicast, &mut out),
+        Err(SubmitError::UnknownSpace)
+    );
+    let unaligned = Request::Map {
+        space: SPACE,
+        vaddr: 0x4000,
+        mapping: Mapping {
+            paddr: 0x10,
+            flags: 0,
+        },
+    };
+    assert_eq!(
+        node.submit(unaligned, Shape::Unicast, &mut out),
+        Err(SubmitError::Misaligned)
+    );
+    assert_eq!(out, Outbox::default());
+}

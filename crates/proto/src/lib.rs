@@ -1,0 +1,137 @@
+//! Atoll's agreement protocols, written as sans-IO state machines
+//! (design.md §2.3).
+//!
+//! A protocol instance lives on one node. It is fed one input at a time: a
+//! message from node `n`, a local request, a timer tick, or the membership's
+//! word that a node is down. It answers by pushing into an [`Outbox`]: the
+//! messages to send and the events for its host (things to apply here,
+//! operations that completed). It never touches a clock, a channel or the
+//! hardware, so the same code runs in the kernel, in hosted mode and in the
+//! deterministic simulator, and small configurations are model-checked.
+//! Time is counted in ticks: a timeout is a number of [`Tick`]s the host
+//! feeds, not a duration.
+//!
+//! The protocols:
+//! - [`multicast`]: a round that delivers a payload to every target of a
+//!   routing [`Tree`] and aggregates their acknowledgements (one aggregator
+//!   per group). It is the single-phase commit used for TLB shootdown; the
+//!   tree's [`Shape`] selects unicast, a flat multicast or a topology-aware
+//!   one.
+//! - [`two_phase`]: two-phase commit with abort. Participants vote through a
+//!   [`two_phase::Resource`] that locks what a proposal touches; the commit
+//!   decision travels as a multicast round, so an unmap's commit carries its
+//!   TLB invalidation over the same tree.
+//!
+//! Every message is a small fixed-size value with a [`wire`] encoding that
+//! fits a URPC slot.
+//!
+//! What the host must guarantee (the simulator and the model checks assume
+//! exactly this):
+//! - messages between two nodes arrive in the order they were sent, and none
+//!   is lost while both nodes are up (URPC rings give both);
+//! - the messages and events of one input are acted on together: a node does
+//!   not stop half way through sending them, and it executes the events
+//!   (for example a TLB invalidation) before it sends the messages (which
+//!   may acknowledge them);
+//! - a node that is down stays down (crash-stop), and a node is told
+//!   `node_down(n)` only after every message `n` sent it has been delivered
+//!   (the host drains the ring from `n` first).
+//!
+//! This crate depends on `core` and `alloc` only, and on nothing else of
+//! Atoll.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+use alloc::vec::Vec;
+
+pub mod multicast;
+#[cfg(test)]
+mod testnet;
+pub mod tree;
+pub mod two_phase;
+pub mod wire;
+
+pub use tree::{Group, Route, Shape, Tree};
+
+/// A node (one core's OS node). Node ids are the hosts' own numbering, for
+/// example core indices; nothing here treats any id as special.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u16);
+
+/// Names one protocol operation (a proposal or a multicast round): the node
+/// that started it and a sequence number there. The starting node picks
+/// numbers it has not used, so ids are unique across the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId {
+    pub origin: NodeId,
+    pub seq: u32,
+}
+
+/// How a delivery went: `acked` targets applied it and confirmed, and
+/// `unreached` did not confirm, because they are down or did not answer in
+/// time. A finished round accounts for every target exactly once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Report {
+    pub acked: u16,
+    pub unreached: u16,
+}
+
+impl Report {
+    /// Whether every target confirmed.
+    pub fn is_complete(&self) -> bool {
+        self.unreached == 0
+    }
+
+    fn add(&mut self, other: Report) {
+        self.acked += other.acked;
+        self.unreached += other.unreached;
+    }
+}
+
+/// What one input produced: messages to send (`(destination, message)`, in
+/// order; a destination may be the node itself, which its host delivers
+/// locally) and events for the host.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outbox<M, E> {
+    pub sends: Vec<(NodeId, M)>,
+    pub events: Vec<E>,
+}
+
+impl<M, E> Default for Outbox<M, E> {
+    fn default() -> Self {
+        Self {
+            sends: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
+impl<M, E> Outbox<M, E> {
+    fn send(&mut self, to: NodeId, message: M) {
+        self.sends.push((to, message));
+    }
+
+    fn emit(&mut self, event: E) {
+        self.events.push(event);
+    }
+}
+
+/// What a node knows about the others, which the protocols ask instead of
+/// holding a copy: the trees that routes describe, and the membership.
+pub trait Cluster {
+    /// The tree a round of `route` started by `initiator` travels. Every node
+    /// must give the same tree for the same arguments: an aggregator finds
+    /// the members it forwards to by asking for the initiator's tree.
+    fn tree(&self, initiator: NodeId, route: Route) -> Tree;
+    /// Whether the membership has declared `node` down.
+    fn is_down(&self, node: NodeId) -> bool;
+}
+
+/// The name the docs use for one unit of protocol time: the host feeds
+/// `tick` inputs at a rate of its choosing (the kernel from its timer), and
+/// timeouts are counted in them.
+pub type Tick = u32;

@@ -1,0 +1,696 @@
+//! Multicast over a routing tree, with acknowledgements aggregated on the
+//! way back: the single-phase commit.
+//!
+//! The initiator of a round sends `Request { forward: true }` to each
+//! group's aggregator. A node that receives a request applies it (the
+//! [`RoundEvent::Deliver`] event) and, as an aggregator, forwards it to its
+//! group's members with `forward: false`. Each member acknowledges to its
+//! aggregator, which acknowledges for its whole group to the initiator. The
+//! round is [`RoundEvent::Done`] when every group has acknowledged.
+//!
+//! Failures:
+//! - An aggregator the membership declares down is bypassed: the initiator
+//!   sends to its members directly (and counts it unreached). A member may
+//!   then get the payload twice, so payloads must be idempotent
+//!   (invalidating a TLB entry is; committing an already committed proposal
+//!   is a no-op in [`two_phase`](crate::two_phase)).
+//! - A member that is down, or does not answer within the relay timeout, is
+//!   counted unreached in its aggregator's acknowledgement.
+//! - When the round timeout passes, the initiator reports `Done` with the
+//!   missing targets counted unreached. It keeps tracking the round until
+//!   every group has answered or is down, so that it still bypasses an
+//!   aggregator that dies later; a late acknowledgement changes nothing
+//!   already reported.
+
+use crate::{Cluster, NodeId, OpId, Outbox, Report, Route, Tick, Tree};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+/// A round's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoundMsg<P> {
+    /// Apply `payload`. With `forward`, the receiver is an aggregator of
+    /// `route`'s tree and passes the payload on to its group's members.
+    Request {
+        round: OpId,
+        route: Route,
+        payload: P,
+        forward: bool,
+    },
+    /// The sender's share of the round: itself and, for an aggregator, its
+    /// members.
+    Ack { round: OpId, report: Report },
+}
+
+/// What a round asks of its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoundEvent<P> {
+    /// This node is a target: apply `payload` now. The acknowledgement is
+    /// among the sends of the same input, so apply before sending.
+    Deliver { round: OpId, payload: P },
+    /// The round this node started is over (or its timeout passed).
+    Done { round: OpId, report: Report },
+}
+
+/// Timeouts in ticks. `relay` should be shorter than `round`, so that an
+/// aggregator reports a silent member before the initiator gives up on the
+/// whole group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RoundTimeouts {
+    pub round: Tick,
+    pub relay: Tick,
+}
+
+pub type RoundOutbox<P> = Outbox<RoundMsg<P>, RoundEvent<P>>;
+
+/// One node's part in every multicast round it starts, forwards or receives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Multicast<P> {
+    me: NodeId,
+    timeouts: RoundTimeouts,
+    started: BTreeMap<OpId, Started<P>>,
+    relays: BTreeMap<OpId, Relay>,
+}
+
+/// A round this node started.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Started<P> {
+    route: Route,
+    payload: P,
+    awaited: Vec<Awaited>,
+    report: Report,
+    /// Ticks left before `Done` is reported without the missing answers;
+    /// `None` once `Done` has been reported.
+    ticks_left: Option<Tick>,
+}
+
+/// An answer a started round still waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Awaited {
+    /// The acknowledgement of a group, which counts `targets` targets.
+    Group { aggregator: NodeId, targets: u16 },
+    /// The acknowledgement of one target reached directly, because its
+    /// aggregator went down.
+    Target(NodeId),
+}
+
+impl Awaited {
+    fn targets(self) -> u16 {
+        match self {
+            Awaited::Group { targets, .. } => targets,
+            Awaited::Target(_) => 1,
+        }
+    }
+
+    fn answered_by(self, node: NodeId) -> bool {
+        match self {
+            Awaited::Group { aggregator, .. } => aggregator == node,
+            Awaited::Target(target) => target == node,
+        }
+    }
+}
+
+/// A round this node forwards as an aggregator.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Relay {
+    parent: NodeId,
+    waiting: Vec<NodeId>,
+    report: Report,
+    ticks_left: Tick,
+}
+
+impl<P: Copy> Multicast<P> {
+    pub fn new(me: NodeId, timeouts: RoundTimeouts) -> Self {
+        Self {
+            me,
+            timeouts,
+            started: BTreeMap::new(),
+            relays: BTreeMap::new(),
+        }
+    }
+
+    /// Starts round `round` (an id this node has not used) delivering
+    /// `payload` over `route`.
+    pub fn start(
+        &mut self,
+        round: OpId,
+        route: Route,
+        payload: P,
+        cluster: &impl Cluster,
+        out: &mut RoundOutbox<P>,
+    ) {
+        let tree = cluster.tree(self.me, route);
+        let mut started = Started {
+            route,
+            payload,
+            awaited: Vec::new(),
+            report: Report::default(),
+            ticks_left: Some(self.timeouts.round),
+        };
+        for group in &tree.groups {
+            if cluster.is_down(group.aggregator) {
+                started.bypass(round, &tree, group.aggregator, cluster, out);
+            } else {
+                let request = RoundMsg::Request {
+                    round,
+                    route,
+                    payload,
+                    forward: true,
+                };
+                out.send(group.aggregator, request);
+                started.awaited.push(Awaited::Group {
+                    aggregator: group.aggregator,
+                    targets: 1 + group.members.len() as u16,
+                });
+            }
+        }
+        self.started.insert(round, started);
+        self.finish_if_answered(round, out);
+    }
+
+    pub fn on_message(
+        &mut self,
+        from: NodeId,
+        message: RoundMsg<P>,
+        cluster: &impl Cluster,
+        out: &mut RoundOutbox<P>,
+    ) {
+        match message {
+            RoundMsg::Request {
+                round,
+                route,
+                payload,
+                forward,
+            } => {
+                out.emit(RoundEvent::Deliver { round, payload });
+                let members = match forward {
+                    true => cluster
+                        .tree(round.origin, route)
+                        .group_led_by(self.me)
+                        .map(|g| g.members.clone())
+                        .unwrap_or_default(),
+                    false => Vec::new(),
+                };
+                let mut relay = Relay {
+                    parent: from,
+                    waiting: Vec::new(),
+                    report: Report {
+                        acked: 1,
+                        unreached: 0,
+                    },
+                    ticks_left: self.timeouts.relay,
+                };
+                for member in members {
+                    if cluster.is_down(member) {
+                        relay.report.unreached += 1;
+                    } else {
+                        let request = RoundMsg::Request {
+                            round,
+                            route,
+                            payload,
+                            forward: false,
+                        };
+                        out.send(member, request);
+                        relay.waiting.push(member);
+                    }
+                }
+                if relay.waiting.is_empty() {
+                    out.send(
+                        from,
+                        RoundMsg::Ack {
+                            round,
+                            report: relay.report,
+                        },
+                    );
+                } else {
+                    self.relays.insert(round, relay);
+                }
+            }
+            RoundMsg::Ack { round, report } => self.on_ack(from, round, report, out),
+        }
+    }
+
+    fn on_ack(&mut self, from: NodeId, round: OpId, report: Report, out: &mut RoundOutbox<P>) {
+        // An initiator that leads a group of its own is both the relay and
+        // the initiator of the round; its members answer the relay.
+        if let Some(relay) = self.relays.get_mut(&round)
+            && let Some(at) = relay.waiting.iter().position(|&m| m == from)
+        {
+            relay.waiting.remove(at);
+            relay.report.add(report);
+            self.finish_relay_if_answered(round, out);
+        } else if let Some(started) = self.started.get_mut(&round)
+            && let Some(at) = started.awaited.iter().position(|a| a.answered_by(from))
+        {
+            started.awaited.remove(at);
+            started.report.add(report);
+            self.finish_if_answered(round, out);
+        }
+    }
+
+    /// The membership declared `node` down: stop waiting for it, bypass it
+    /// where it aggregates, and drop the rounds it asked this node to relay.
+    pub fn on_node_down(&mut self, node: NodeId, cluster: &impl Cluster, out: &mut RoundOutbox<P>) {
+        self.relays.retain(|_, relay| relay.parent != node);
+        let relayed: Vec<OpId> = self.relays.keys().copied().collect();
+        for round in relayed {
+            let relay = self.relays.get_mut(&round).expect("listed above");
+            if let Some(at) = relay.waiting.iter().position(|&m| m == node) {
+                relay.waiting.remove(at);
+                relay.report.unreached += 1;
+                self.finish_relay_if_answered(round, out);
+            }
+        }
+        let rounds: Vec<OpId> = self.started.keys().copied().collect();
+        for round in rounds {
+            let started = self.started.get_mut(&round).expect("listed above");
+            let Some(at) = started.awaited.iter().position(|a| a.answered_by(node)) else {
+                continue;
+            };
+            match started.awaited.remove(at) {
+                Awaited::Group { aggregator, .. } => {
+                    let tree = cluster.tree(self.me, started.route);
+                    started.bypass(round, &tree, aggregator, cluster, out);
+                }
+                Awaited::Target(_) => started.report.unreached += 1,
+            }
+            self.finish_if_answered(round, out);
+        }
+    }
+
+    /// One tick passed.
+    pub fn on_tick(&mut self, out: &mut RoundOutbox<P>) {
+        let relayed: Vec<OpId> = self.relays.keys().copied().collect();
+        for round in relayed {
+            let relay = self.relays.get_mut(&round).expect("listed above");
+            relay.ticks_left = relay.ticks_left.saturating_sub(1);
+            if relay.ticks_left == 0 {
+                relay.report.unreached += relay.waiting.len() as u16;
+                relay.waiting.clear();
+                self.finish_relay_if_answered(round, out);
+            }
+        }
+        for (&round, started) in &mut self.started {
+            let Some(ticks_left) = &mut started.ticks_left else {
+                continue;
+            };
+            *ticks_left = ticks_left.saturating_sub(1);
+            if *ticks_left == 0 {
+                started.ticks_left = None;
+                let missing: u16 = started.awaited.iter().map(|a| a.targets()).sum();
+                let report = Report {
+                    acked: started.report.acked,
+                    unreached: started.report.unreached + missing,
+                };
+                out.emit(RoundEvent::Done { round, report });
+            }
+        }
+    }
+
+    /// Whether a tick would change anything.
+    pub fn has_timers(&self) -> bool {
+        !self.relays.is_empty() || self.started.values().any(|s| s.ticks_left.is_some())
+    }
+
+    /// Whether no round is in progress here.
+    pub fn is_idle(&self) -> bool {
+        self.relays.is_empty() && self.started.is_empty()
+    }
+
+    fn finish_relay_if_answered(&mut self, round: OpId, out: &mut RoundOutbox<P>) {
+        if self.relays[&round].waiting.is_empty() {
+            let relay = self.relays.remove(&round).expect("looked up above");
+            out.send(
+                relay.parent,
+                RoundMsg::Ack {
+                    round,
+                    report: relay.report,
+                },
+            );
+        }
+    }
+
+    fn finish_if_answered(&mut self, round: OpId, out: &mut RoundOutbox<P>) {
+        if self.started[&round].awaited.is_empty() {
+            let started = self.started.remove(&round).expect("looked up above");
+            if started.ticks_left.is_some() {
+                out.emit(RoundEvent::Done {
+                    round,
+                    report: started.report,
+                });
+            }
+        }
+    }
+}
+
+impl<P: Copy> Started<P> {
+    /// Reaches the members of `aggregator`'s group directly, since it is
+    /// down, and counts it unreached.
+    fn bypass(
+        &mut self,
+        round: OpId,
+        tree: &Tree,
+        aggregator: NodeId,
+        cluster: &impl Cluster,
+        out: &mut RoundOutbox<P>,
+    ) {
+        self.report.unreached += 1;
+        let members = tree.group_led_by(aggregator).map(|g| g.members.as_slice());
+        for &member in members.unwrap_or_default() {
+            if cluster.is_down(member) {
+                self.report.unreached += 1;
+            } else {
+                let request = RoundMsg::Request {
+                    round,
+                    route: self.route,
+                    payload: self.payload,
+                    forward: false,
+                };
+                out.send(member, request);
+                self.awaited.push(Awaited::Target(member));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Shape;
+    use crate::testnet::{Net, Peer, Sends, TestCluster};
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    const TIMEOUTS: RoundTimeouts = RoundTimeouts { round: 6, relay: 3 };
+    const ROUND: OpId = OpId {
+        origin: NodeId(0),
+        seq: 1,
+    };
+
+    struct Target {
+        engine: Multicast<u32>,
+        delivered: Vec<(OpId, u32)>,
+        done: Vec<(OpId, Report)>,
+    }
+
+    impl Target {
+        fn record(&mut self, out: RoundOutbox<u32>) -> Sends<RoundMsg<u32>> {
+            for event in out.events {
+                match event {
+                    RoundEvent::Deliver { round, payload } => self.delivered.push((round, payload)),
+                    RoundEvent::Done { round, report } => self.done.push((round, report)),
+                }
+            }
+            out.sends
+        }
+    }
+
+    impl Peer for Target {
+        type Msg = RoundMsg<u32>;
+        fn receive(
+            &mut self,
+            from: NodeId,
+            m: Self::Msg,
+            cluster: &TestCluster,
+        ) -> Sends<Self::Msg> {
+            let mut out = RoundOutbox::default();
+            self.engine.on_message(from, m, cluster, &mut out);
+            self.record(out)
+        }
+        fn node_down(&mut self, node: NodeId, cluster: &TestCluster) -> Sends<Self::Msg> {
+            let mut out = RoundOutbox::default();
+            self.engine.on_node_down(node, cluster, &mut out);
+            self.record(out)
+        }
+        fn tick(&mut self, _: &TestCluster) -> Sends<Self::Msg> {
+            let mut out = RoundOutbox::default();
+            self.engine.on_tick(&mut out);
+            self.record(out)
+        }
+    }
+
+    fn net(domains: Vec<u32>) -> Net<Target> {
+        let peers = (0..domains.len() as u16)
+            .map(|n| Target {
+                engine: Multicast::new(NodeId(n), TIMEOUTS),
+                delivered: Vec::new(),
+                done: Vec::new(),
+            })
+            .collect();
+        Net::new(peers, domains)
+    }
+
+    /// Node 0 starts `ROUND` with payload 42.
+    fn start(net: &mut Net<Target>, shape: Shape) {
+        let mut out = RoundOutbox::default();
+        let route = Route { set: 0, shape };
+        net.peers[0]
+            .engine
+            .start(ROUND, route, 42, &net.clusters[0], &mut out);
+        let sends = net.peers[0].record(out);
+        net.send(NodeId(0), sends);
+    }
+
+    fn deliveries(net: &Net<Target>) -> Vec<usize> {
+        net.peers.iter().map(|p| p.delivered.len()).collect()
+    }
+
+    fn acks_to_initiator(net: &Net<Target>) -> Vec<(NodeId, Report)> {
+        let to_initiator = net.log.iter().filter(|(_, to, _)| *to == NodeId(0));
+        to_initiator
+            .filter_map(|&(from, _, m)| match m {
+                RoundMsg::Ack { report, .. } => Some((from, report)),
+                RoundMsg::Request { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unicast_delivers_to_every_target_and_collects_every_ack() {
+        let mut net = net(vec![0; 4]);
+        start(&mut net, Shape::Unicast);
+        net.run();
+        assert_eq!(deliveries(&net), [1, 1, 1, 1]);
+        assert!(net.peers.iter().all(|p| p.delivered == [(ROUND, 42)]));
+        assert_eq!(
+            net.peers[0].done,
+            [(
+                ROUND,
+                Report {
+                    acked: 4,
+                    unreached: 0
+                }
+            )]
+        );
+        assert_eq!(acks_to_initiator(&net).len(), 4);
+        assert!(net.peers.iter().all(|p| p.engine.is_idle()));
+    }
+
+    #[test]
+    fn aggregators_acknowledge_for_uneven_groups() {
+        // Groups: {0: 1, 2}, {3: 4}, {5}.
+        let mut net = net(vec![0, 0, 0, 1, 1, 2]);
+        start(&mut net, Shape::ByDomain);
+        net.run();
+        assert_eq!(deliveries(&net), [1; 6]);
+        let full = |acked| Report {
+            acked,
+            unreached: 0,
+        };
+        // Node 0 leads its own domain, so 1 and 2 acknowledge to it; 4 does
+        // not: its aggregator 3 answers for it.
+        let mut acks = acks_to_initiator(&net);
+        acks.sort_unstable_by_key(|&(from, _)| from);
+        assert_eq!(
+            acks,
+            [
+                (NodeId(0), full(3)),
+                (NodeId(1), full(1)),
+                (NodeId(2), full(1)),
+                (NodeId(3), full(2)),
+                (NodeId(5), full(1)),
+            ]
+        );
+        assert_eq!(net.peers[0].done, [(ROUND, full(6))]);
+        assert!(net.peers.iter().all(|p| p.engine.is_idle()));
+    }
+
+    #[test]
+    fn a_dead_aggregator_is_bypassed() {
+        let mut net = net(vec![0, 0, 0, 1, 1, 2]);
+        net.crash(NodeId(3));
+        start(&mut net, Shape::ByDomain);
+        net.run();
+        assert!(net.peers[0].done.is_empty(), "waits for the group of 3");
+        net.declare_down(NodeId(3));
+        net.run();
+        assert_eq!(deliveries(&net), [1, 1, 1, 0, 1, 1]);
+        assert!(net.log.contains(&(
+            NodeId(0),
+            NodeId(4),
+            RoundMsg::Request {
+                round: ROUND,
+                route: Route {
+                    set: 0,
+                    shape: Shape::ByDomain
+                },
+                payload: 42,
+                forward: false
+            }
+        )));
+        assert_eq!(
+            net.peers[0].done,
+            [(
+                ROUND,
+                Report {
+                    acked: 5,
+                    unreached: 1
+                }
+            )]
+        );
+        assert!(net.peers[0].engine.is_idle());
+    }
+
+    #[test]
+    fn an_aggregator_dying_after_forwarding_still_counts_every_target_once() {
+        let mut net = net(vec![0, 0, 0, 1, 1, 2]);
+        start(&mut net, Shape::ByDomain);
+        assert!(net.deliver_where(|_, to, _| to == NodeId(3)));
+        net.crash(NodeId(3));
+        assert!(net.deliver_where(|from, to, _| (from, to) == (NodeId(3), NodeId(4))));
+        net.declare_down(NodeId(3));
+        net.run();
+        assert_eq!(deliveries(&net), [1, 1, 1, 1, 2, 1], "4 gets it twice");
+        assert_eq!(
+            net.peers[0].done,
+            [(
+                ROUND,
+                Report {
+                    acked: 5,
+                    unreached: 1
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_silent_member_is_reported_by_its_aggregator_at_the_relay_timeout() {
+        let mut net = net(vec![0, 0, 0, 1, 1, 2]);
+        net.crash(NodeId(4));
+        start(&mut net, Shape::ByDomain);
+        net.run();
+        for _ in 1..TIMEOUTS.relay {
+            net.tick();
+            net.run();
+        }
+        assert!(net.peers[0].done.is_empty());
+        net.tick();
+        net.run();
+        assert!(acks_to_initiator(&net).contains(&(
+            NodeId(3),
+            Report {
+                acked: 1,
+                unreached: 1
+            }
+        )));
+        assert_eq!(
+            net.peers[0].done,
+            [(
+                ROUND,
+                Report {
+                    acked: 5,
+                    unreached: 1
+                }
+            )]
+        );
+        assert!(net.peers[0].engine.is_idle());
+    }
+
+    #[test]
+    fn the_round_timeout_reports_once_and_keeps_bypassing_aggregators_that_die_later() {
+        let mut net = net(vec![0, 0, 0, 1, 1, 2]);
+        start(&mut net, Shape::ByDomain);
+        // Everything arrives except what goes to or from node 3.
+        while net.deliver_where(|from, to, _| from != NodeId(3) && to != NodeId(3)) {}
+        for _ in 0..TIMEOUTS.round {
+            assert!(net.peers[0].done.is_empty());
+            net.tick();
+        }
+        assert_eq!(
+            net.peers[0].done,
+            [(
+                ROUND,
+                Report {
+                    acked: 4,
+                    unreached: 2
+                }
+            )]
+        );
+        assert!(
+            !net.peers[0].engine.is_idle(),
+            "still tracks the group of 3"
+        );
+        assert!(!net.peers[0].engine.has_timers());
+        net.crash(NodeId(3));
+        net.declare_down(NodeId(3));
+        net.run();
+        assert_eq!(
+            deliveries(&net),
+            [1, 1, 1, 0, 1, 1],
+            "4 reached by the bypass"
+        );
+        assert_eq!(net.peers[0].done.len(), 1, "reported once");
+        assert!(net.peers[0].engine.is_idle());
+    }
+
+    fn shape() -> impl Strategy<Value = Shape> {
+        prop_oneof![
+            Just(Shape::Unicast),
+            Just(Shape::Flat),
+            Just(Shape::ByDomain)
+        ]
+    }
+
+    proptest! {
+        /// Under any delivery order and any crashes of targets other than
+        /// the initiator, the round reports exactly once, accounts for every
+        /// target exactly once, and reaches every target that stays up.
+        #[test]
+        fn every_target_is_accounted_for_exactly_once(
+            shape in shape(),
+            domains in prop::collection::vec(0u32..3, 2..7),
+            schedule in prop::collection::vec((any::<u8>(), 0u8..16), 0..60),
+        ) {
+            let n = domains.len();
+            let mut net = net(domains);
+            start(&mut net, shape);
+            let mut crashed = Vec::new();
+            for (pick, action) in schedule {
+                let node = NodeId(u16::from(pick) % n as u16);
+                if action == 0 && node != NodeId(0) {
+                    if !crashed.contains(&node) {
+                        net.crash(node);
+                        crashed.push(node);
+                    }
+                } else {
+                    net.deliver_where(|_, to, _| to == node);
+                }
+            }
+            for &node in &crashed {
+                net.declare_down(node);
+            }
+            net.run();
+            let done = &net.peers[0].done;
+            prop_assert_eq!(done.len(), 1);
+            let report = done[0].1;
+            prop_assert_eq!(usize::from(report.acked + report.unreached), n);
+            prop_assert!(usize::from(report.acked) >= n - crashed.len());
+            for (i, peer) in net.peers.iter().enumerate() {
+                if !crashed.contains(&NodeId(i as u16)) {
+                    prop_assert!(!peer.delivered.is_empty());
+                    prop_assert!(peer.engine.is_idle());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! A small network for the unit tests: peers exchange messages through one
+//! queue, delivered oldest first or picked by the test, always in order
+//! between any two peers (what URPC guarantees). The simulator in `sim/` is
+//! the full harness; this one lets a test script one interleaving by hand.
+
+use crate::{Cluster, NodeId, Route, Tree};
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use core::fmt::Debug;
+
+/// One node's view: the route's targets, their domains, and who is down.
+#[derive(Debug, Clone)]
+pub struct TestCluster {
+    pub targets: Vec<NodeId>,
+    pub domains: Vec<u32>,
+    pub down: BTreeSet<NodeId>,
+}
+
+impl Cluster for TestCluster {
+    fn tree(&self, initiator: NodeId, route: Route) -> Tree {
+        Tree::build(route.shape, initiator, &self.targets, |n| {
+            self.domains[usize::from(n.0)]
+        })
+    }
+    fn is_down(&self, node: NodeId) -> bool {
+        self.down.contains(&node)
+    }
+}
+
+pub type Sends<M> = Vec<(NodeId, M)>;
+
+/// A protocol instance under test, with what it records of its events.
+pub trait Peer {
+    type Msg: Copy + Debug;
+    fn receive(
+        &mut self,
+        from: NodeId,
+        message: Self::Msg,
+        cluster: &TestCluster,
+    ) -> Sends<Self::Msg>;
+    fn node_down(&mut self, node: NodeId, cluster: &TestCluster) -> Sends<Self::Msg>;
+    fn tick(&mut self, cluster: &TestCluster) -> Sends<Self::Msg>;
+}
+
+pub struct Net<P: Peer> {
+    pub peers: Vec<P>,
+    pub clusters: Vec<TestCluster>,
+    queue: VecDeque<(NodeId, NodeId, P::Msg)>,
+    crashed: BTreeSet<NodeId>,
+    /// Every message delivered, as (from, to, message).
+    pub log: Vec<(NodeId, NodeId, P::Msg)>,
+}
+
+impl<P: Peer> Net<P> {
+    /// `peers[i]` is node `i`; all of them are the targets.
+    pub fn new(peers: Vec<P>, domains: Vec<u32>) -> Self {
+        let cluster = TestCluster {
+            targets: (0..peers.len() as u16).map(NodeId).collect(),
+            domains,
+            down: BTreeSet::new(),
+        };
+        Self {
+            clusters: alloc::vec![cluster; peers.len()],
+            peers,
+            queue: VecDeque::new(),
+            crashed: BTreeSet::new(),
+            log: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, from: NodeId, sends: Sends<P::Msg>) {
+        for (to, message) in sends {
+            if !self.crashed.contains(&to) {
+                self.queue.push_back((from, to, message));
+            }
+        }
+    }
+
+    /// Delivers the oldest message that `pick` accepts among those first in
+    /// their channel; false when there is none.
+    pub fn deliver_where(&mut self, pick: impl Fn(NodeId, NodeId, &P::Msg) -> bool) -> bool {
+        let mut blocked = BTreeSet::new();
+        let found = self.queue.iter().position(|&(from, to, ref m)| {
+            let first_in_channel = blocked.insert((from, to));
+            first_in_channel && pick(from, to, m)
+        });
+        let Some(at) = found else { return false };
+        let (from, to, message) = self.queue.remove(at).expect("found above");
+        self.log.push((from, to, message));
+        let i = usize::from(to.0);
+        let sends = self.peers[i].receive(from, message, &self.clusters[i]);
+        self.send(to, sends);
+        true
+    }
+
+    /// Delivers everything, oldest first.
+    pub fn run(&mut self) {
+        while self.deliver_where(|_, _, _| true) {}
+    }
+
+    /// `node` stops: messages to it are dropped from now on. The others are
+    /// not told (see `declare_down`).
+    pub fn crash(&mut self, node: NodeId) {
+        self.crashed.insert(node);
+        self.queue.retain(|&(_, to, _)| to != node);
+    }
+
+    /// Tells every live peer that `node` is down, each after the messages
+    /// `node` sent it were delivered (what a host guarantees).
+    pub fn declare_down(&mut self, node: NodeId) {
+        while self.deliver_where(|from, _, _| from == node) {}
+        for i in 0..self.peers.len() {
+            let me = NodeId(i as u16);
+            if !self.crashed.contains(&me) {
+                self.clusters[i].down.insert(node);
+                let sends = self.peers[i].node_down(node, &self.clusters[i]);
+                self.send(me, sends);
+            }
+        }
+    }
+
+    /// One tick on every live peer.
+    pub fn tick(&mut self) {
+        for i in 0..self.peers.len() {
+            let me = NodeId(i as u16);
+            if !self.crashed.contains(&me) {
+                let sends = self.peers[i].tick(&self.clusters[i]);
+                self.send(me, sends);
+            }
+        }
+    }
+}

@@ -1,0 +1,685 @@
+//! Two-phase commit with abort.
+//!
+//! The coordinator (the node that proposes) sends `Prepare` to every live
+//! target of the proposal's route, itself included. Each participant asks
+//! its [`Resource`] to lock what the change touches and apply it
+//! tentatively, and votes `Yes`, or `No` with the resource's reason (for
+//! example "conflicts with proposal P"). One `No` aborts the proposal: the
+//! coordinator sends `Abort` to the participants that may hold its lock. All
+//! `Yes` commits it: the commit travels as a [multicast](crate::multicast)
+//! round over the route's tree, each participant makes its tentative change
+//! permanent on delivery, and the proposal is decided `Committed` when the
+//! round is done, with the round's report.
+//!
+//! Why conflicting proposals cannot both commit: a participant holds a
+//! proposal's lock from its `Yes` until the decision reaches it, so at the
+//! moment a coordinator decides to commit, every participant holds that
+//! proposal's lock, and so none holds a conflicting one. Two conflicting
+//! commits are thus decided at different moments, and every participant
+//! applies them in that order.
+//!
+//! Failures:
+//! - A participant that does not vote within the vote timeout aborts the
+//!   proposal (`Timeout`). A participant the membership declares down no
+//!   longer votes: its replica is gone, and its locks with it.
+//! - `Abort` goes straight from the coordinator to each participant, on the
+//!   same channel as its `Prepare`, so it can never overtake it. Only the
+//!   commit, which needs every participant's vote and so comes after every
+//!   `Prepare` was received, travels through aggregators.
+//! - A participant whose coordinator goes down while it holds a prepared
+//!   proposal resolves it. If it is an aggregator of the commit tree, it
+//!   aborts: it has received everything the coordinator sent it, and the
+//!   coordinator sends the commit to all aggregators in one step, so no one
+//!   got a commit. A member asks its aggregator (`Inquire`); the aggregator
+//!   answers `Settled` once it holds no such proposal, after it forwarded
+//!   any commit it had on the same channel, so a member still holding the
+//!   proposal when `Settled` arrives aborts it. If the aggregator is down as
+//!   well, the member aborts: with the coordinator and an aggregator down in
+//!   the same proposal, members of other groups may have committed it, which
+//!   the protocol does not repair (`docs/protocols.md`).
+
+use crate::multicast::{Multicast, RoundEvent, RoundMsg, RoundOutbox, RoundTimeouts};
+use crate::{Cluster, NodeId, OpId, Outbox, Report, Route, Tick};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+/// The state a participant's votes are about: its replica.
+pub trait Resource {
+    /// What a proposal changes.
+    type Change: Copy;
+    /// Why a participant votes no.
+    type Refusal: Copy;
+    /// Lock what `change` touches and apply it tentatively, or refuse: for
+    /// a conflict, name the proposal that holds the lock. Preparing an `id`
+    /// the resource already holds must succeed, so that cores sharing one
+    /// resource can each prepare the same proposal.
+    fn prepare(&mut self, id: OpId, change: &Self::Change) -> Result<(), Self::Refusal>;
+    /// Make the tentative change of `id` permanent and release its lock.
+    fn commit(&mut self, id: OpId, change: &Self::Change);
+    /// Roll the tentative change of `id` back and release its lock.
+    fn abort(&mut self, id: OpId, change: &Self::Change);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Vote<R> {
+    Yes,
+    No(R),
+}
+
+/// A two-phase commit message; `C` is the change, `R` the refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TwoPhaseMsg<C, R> {
+    /// Coordinator to participant: vote on `change`.
+    Prepare { id: OpId, route: Route, change: C },
+    /// Participant to coordinator.
+    Vote { id: OpId, vote: Vote<R> },
+    /// Coordinator to participant: roll `id` back.
+    Abort { id: OpId },
+    /// The commit round; its round id is the proposal's id.
+    Commit(RoundMsg<()>),
+    /// Member to aggregator, after the coordinator went down: tell me when
+    /// you hold no prepared `id`.
+    Inquire { id: OpId },
+    /// Aggregator to member: I hold no prepared `id`, and anything I had to
+    /// forward about it is already on its way to you.
+    Settled { id: OpId },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AbortReason<R> {
+    /// Participant `by` voted no.
+    Refused { by: NodeId, refusal: R },
+    /// The vote timeout passed; `waiting_for` is a participant that had not
+    /// voted (the lowest id of them).
+    Timeout { waiting_for: NodeId },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome<R> {
+    /// Committed; the report counts the participants that confirmed
+    /// applying it and those that did not (down, or silent past the commit
+    /// round's timeout).
+    Committed(Report),
+    Aborted(AbortReason<R>),
+}
+
+/// The event of a proposal this node coordinates: it is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Decided<R> {
+    pub id: OpId,
+    pub outcome: Outcome<R>,
+}
+
+pub type TwoPhaseOutbox<C, R> = Outbox<TwoPhaseMsg<C, R>, Decided<R>>;
+
+/// One node's part in every proposal it coordinates or votes on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TwoPhase<C> {
+    me: NodeId,
+    vote_timeout: Tick,
+    /// Proposals this node coordinates that are still collecting votes.
+    voting: BTreeMap<OpId, Voting>,
+    /// Proposals this node voted yes on and has not seen decided.
+    prepared: BTreeMap<OpId, Prepared<C>>,
+    /// Commit rounds, as initiator, aggregator or target.
+    commits: Multicast<()>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Voting {
+    route: Route,
+    /// The participants that were sent `Prepare`.
+    participants: Vec<NodeId>,
+    /// Those whose vote has not come.
+    waiting: Vec<NodeId>,
+    ticks_left: Tick,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Prepared<C> {
+    route: Route,
+    change: C,
+    /// Members that asked to hear when this node no longer holds it.
+    inquirers: Vec<NodeId>,
+    /// The aggregator this node asked, after the coordinator went down.
+    asked: Option<NodeId>,
+}
+
+impl<C: Copy> TwoPhase<C> {
+    /// `vote_timeout` bounds the voting phase; `commit` the commit round.
+    pub fn new(me: NodeId, vote_timeout: Tick, commit: RoundTimeouts) -> Self {
+        Self {
+            me,
+            vote_timeout,
+            voting: BTreeMap::new(),
+            prepared: BTreeMap::new(),
+            commits: Multicast::new(me, commit),
+        }
+    }
+
+    /// Proposes `change` to the targets of `route`, as proposal `id` (an id
+    /// this node has not used). The decision comes as a [`Decided`] event.
+    pub fn propose<X: Resource<Change = C>>(
+        &mut self,
+        id: OpId,
+        route: Route,
+        change: C,
+        cluster: &impl Cluster,
+        resource: &mut X,
+        out: &mut TwoPhaseOutbox<C, X::Refusal>,
+    ) {
+        let mut participants: Vec<NodeId> = cluster
+            .tree(self.me, route)
+            .targets()
+            .filter(|&n| !cluster.is_down(n))
+            .collect();
+        participants.sort_unstable();
+        for &participant in &participants {
+            out.send(participant, TwoPhaseMsg::Prepare { id, route, change });
+        }
+        let voting = Voting {
+            route,
+            waiting: participants.clone(),
+            participants,
+            ticks_left: self.vote_timeout,
+        };
+        self.voting.insert(id, voting);
+        self.commit_if_all_voted(id, cluster, resource, out);
+    }
+
+    pub fn on_message<X: Resource<Change = C>>(
+        &mut self,
+        from: NodeId,
+        message: TwoPhaseMsg<C, X::Refusal>,
+        cluster: &impl Cluster,
+        resource: &mut X,
+        out: &mut TwoPhaseOutbox<C, X::Refusal>,
+    ) {
+        match message {
+            TwoPhaseMsg::Prepare { id, route, change } => {
+                let vote = match resource.prepare(id, &change) {
+                    Ok(()) => {
+                        let prepared = Prepared {
+                            route,
+                            change,
+                            inquirers: Vec::new(),
+                            asked: None,
+                        };
+                        self.prepared.insert(id, prepared);
+                        Vote::Yes
+                    }
+                    Err(refusal) => Vote::No(refusal),
+                };
+                out.send(from, TwoPhaseMsg::Vote { id, vote });
+            }
+            TwoPhaseMsg::Vote { id, vote } => {
+                let Some(voting) = self.voting.get_mut(&id) else {
+                    return;
+                };
+                let Some(at) = voting.waiting.iter().position(|&n| n == from) else {
+                    return;
+                };
+                voting.waiting.remove(at);
+                match vote {
+                    Vote::Yes => self.commit_if_all_voted(id, cluster, resource, out),
+                    Vote::No(refusal) => {
+                        let reason = AbortReason::Refused { by: from, refusal };
+                        self.abort(id, reason, cluster, out);
+                    }
+                }
+            }
+            TwoPhaseMsg::Abort { id } => self.resolve(id, false, resource, out),
+            TwoPhaseMsg::Commit(round) => self.with_commits(resource, out, |commits, inner| {
+                commits.on_message(from, round, cluster, inner)
+            }),
+            TwoPhaseMsg::Inquire { id } => match self.prepared.get_mut(&id) {
+                Some(prepared) => prepared.inquirers.push(from),
+                None => out.send(from, TwoPhaseMsg::Settled { id }),
+            },
+            TwoPhaseMsg::Settled { id } => {
+                if self
+                    .prepared
+                    .get(&id)
+                    .is_some_and(|p| p.asked == Some(from))
+                {
+                    self.resolve(id, false, resource, out);
+                }
+            }
+        }
+    }
+
+    /// The membership declared `node` down.
+    pub fn on_node_down<X: Resource<Change = C>>(
+        &mut self,
+        node: NodeId,
+        cluster: &impl Cluster,
+        resource: &mut X,
+        out: &mut TwoPhaseOutbox<C, X::Refusal>,
+    ) {
+        let voting: Vec<OpId> = self.voting.keys().copied().collect();
+        for id in voting {
+            let waiting = &mut self.voting.get_mut(&id).expect("listed above").waiting;
+            if let Some(at) = waiting.iter().position(|&n| n == node) {
+                waiting.remove(at);
+                self.commit_if_all_voted(id, cluster, resource, out);
+            }
+        }
+        self.with_commits(resource, out, |commits, inner| {
+            commits.on_node_down(node, cluster, inner)
+        });
+        let prepared: Vec<OpId> = self.prepared.keys().copied().collect();
+        for id in prepared {
+            let prepared = self.prepared.get_mut(&id).expect("listed above");
+            if id.origin == node {
+                let tree = cluster.tree(node, prepared.route);
+                let aggregator = match tree.group_led_by(self.me) {
+                    Some(_) => None,
+                    None => tree.aggregator_of(self.me).filter(|&a| !cluster.is_down(a)),
+                };
+                match aggregator {
+                    Some(aggregator) => {
+                        prepared.asked = Some(aggregator);
+                        out.send(aggregator, TwoPhaseMsg::Inquire { id });
+                    }
+                    None => self.resolve(id, false, resource, out),
+                }
+            } else if prepared.asked == Some(node) {
+                self.resolve(id, false, resource, out);
+            }
+        }
+    }
+
+    /// One tick passed.
+    pub fn on_tick<X: Resource<Change = C>>(
+        &mut self,
+        cluster: &impl Cluster,
+        resource: &mut X,
+        out: &mut TwoPhaseOutbox<C, X::Refusal>,
+    ) {
+        let voting: Vec<OpId> = self.voting.keys().copied().collect();
+        for id in voting {
+            let voting = self.voting.get_mut(&id).expect("listed above");
+            voting.ticks_left = voting.ticks_left.saturating_sub(1);
+            if voting.ticks_left == 0 {
+                let reason = AbortReason::Timeout {
+                    waiting_for: voting.waiting[0],
+                };
+                self.abort(id, reason, cluster, out);
+            }
+        }
+        self.with_commits(resource, out, |commits, inner| commits.on_tick(inner));
+    }
+
+    /// Whether a tick would change anything.
+    pub fn has_timers(&self) -> bool {
+        !self.voting.is_empty() || self.commits.has_timers()
+    }
+
+    /// Whether no proposal is in progress here, as coordinator or
+    /// participant.
+    pub fn is_idle(&self) -> bool {
+        self.voting.is_empty() && self.prepared.is_empty() && self.commits.is_idle()
+    }
+
+    fn commit_if_all_voted<X: Resource<Change = C>>(
+        &mut self,
+        id: OpId,
+        cluster: &impl Cluster,
+        resource: &mut X,
+        out: &mut TwoPhaseOutbox<C, X::Refusal>,
+    ) {
+        if !self.voting[&id].waiting.is_empty() {
+            return;
+        }
+        let route = self.voting.remove(&id).expect("looked up above").route;
+        self.with_commits(resource, out, |commits, inner| {
+            commits.start(id, route, (), cluster, inner)
+        });
+    }
+
+    /// Decides to abort `id`, which is still voting, and tells every live
+    /// participant that may hold its lock: all but the one that refused.
+    fn abort<R>(
+        &mut self,
+        id: OpId,
+        reason: AbortReason<R>,
+        cluster: &impl Cluster,
+        out: &mut TwoPhaseOutbox<C, R>,
+    ) {
+        let voting = self.voting.remove(&id).expect("aborted while voting");
+        let refused_by = match reason {
+            AbortReason::Refused { by, .. } => Some(by),
+            AbortReason::Timeout { .. } => None,
+        };
+        for participant in voting.participants {
+            if Some(participant) != refused_by && !cluster.is_down(participant) {
+                out.send(participant, TwoPhaseMsg::Abort { id });
+            }
+        }
+        let outcome = Outcome::Aborted(reason);
+        out.emit(Decided { id, outcome });
+    }
+
+    /// Commits or rolls back this node's prepared `id`, if it holds it, and
+    /// tells the members waiting on it.
+    fn resolve<X: Resource<Change = C>>(
+        &mut self,
+        id: OpId,
+        commit: bool,
+        resource: &mut X,
+        out: &mut TwoPhaseOutbox<C, X::Refusal>,
+    ) {
+        let Some(prepared) = self.prepared.remove(&id) else {
+            return;
+        };
+        match commit {
+            true => resource.commit(id, &prepared.change),
+            false => resource.abort(id, &prepared.change),
+        }
+        for inquirer in prepared.inquirers {
+            out.send(inquirer, TwoPhaseMsg::Settled { id });
+        }
+    }
+
+    /// Runs `step` on the commit rounds and acts on what it produced.
+    fn with_commits<X: Resource<Change = C>>(
+        &mut self,
+        resource: &mut X,
+        out: &mut TwoPhaseOutbox<C, X::Refusal>,
+        step: impl FnOnce(&mut Multicast<()>, &mut RoundOutbox<()>),
+    ) {
+        let mut inner = RoundOutbox::default();
+        step(&mut self.commits, &mut inner);
+        // Forwards go out before any `Settled` that committing queues, so a
+        // member hears of the commit before it hears that its aggregator is
+        // settled.
+        for (to, round) in inner.sends {
+            out.send(to, TwoPhaseMsg::Commit(round));
+        }
+        for event in inner.events {
+            match event {
+                RoundEvent::Deliver { round, .. } => self.resolve(round, true, resource, out),
+                RoundEvent::Done { round, report } => {
+                    let outcome = Outcome::Committed(report);
+                    out.emit(Decided { id: round, outcome });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Shape;
+    use crate::testnet::{Net, Peer, Sends, TestCluster};
+    use alloc::vec;
+
+    const VOTE_TIMEOUT: Tick = 4;
+    const COMMIT: RoundTimeouts = RoundTimeouts { round: 6, relay: 3 };
+    const KEY: u8 = 7;
+
+    /// A lock per key; the change `(key, value)` sets the key's value; a
+    /// refusal names the proposal holding the lock.
+    #[derive(Default)]
+    struct Locks {
+        committed: BTreeMap<u8, u8>,
+        held: BTreeMap<u8, OpId>,
+    }
+
+    impl Resource for Locks {
+        type Change = (u8, u8);
+        type Refusal = OpId;
+        fn prepare(&mut self, id: OpId, &(key, _): &(u8, u8)) -> Result<(), OpId> {
+            match self.held.get(&key) {
+                Some(&holder) if holder != id => Err(holder),
+                _ => {
+                    self.held.insert(key, id);
+                    Ok(())
+                }
+            }
+        }
+        fn commit(&mut self, id: OpId, &(key, value): &(u8, u8)) {
+            assert_eq!(self.held.remove(&key), Some(id), "commit without the lock");
+            self.committed.insert(key, value);
+        }
+        fn abort(&mut self, id: OpId, &(key, _): &(u8, u8)) {
+            assert_eq!(self.held.remove(&key), Some(id), "abort without the lock");
+        }
+    }
+
+    struct Participant {
+        engine: TwoPhase<(u8, u8)>,
+        locks: Locks,
+        decided: Vec<Decided<OpId>>,
+    }
+
+    type Msg = TwoPhaseMsg<(u8, u8), OpId>;
+
+    impl Participant {
+        fn record(&mut self, out: TwoPhaseOutbox<(u8, u8), OpId>) -> Sends<Msg> {
+            self.decided.extend(out.events);
+            out.sends
+        }
+    }
+
+    impl Peer for Participant {
+        type Msg = Msg;
+        fn receive(&mut self, from: NodeId, m: Msg, cluster: &TestCluster) -> Sends<Msg> {
+            let mut out = Outbox::default();
+            self.engine
+                .on_message(from, m, cluster, &mut self.locks, &mut out);
+            self.record(out)
+        }
+        fn node_down(&mut self, node: NodeId, cluster: &TestCluster) -> Sends<Msg> {
+            let mut out = Outbox::default();
+            self.engine
+                .on_node_down(node, cluster, &mut self.locks, &mut out);
+            self.record(out)
+        }
+        fn tick(&mut self, cluster: &TestCluster) -> Sends<Msg> {
+            let mut out = Outbox::default();
+            self.engine.on_tick(cluster, &mut self.locks, &mut out);
+            self.record(out)
+        }
+    }
+
+    fn net(nodes: u16) -> Net<Participant> {
+        let peers = (0..nodes)
+            .map(|n| Participant {
+                engine: TwoPhase::new(NodeId(n), VOTE_TIMEOUT, COMMIT),
+                locks: Locks::default(),
+                decided: Vec::new(),
+            })
+            .collect();
+        Net::new(peers, vec![0; usize::from(nodes)])
+    }
+
+    /// Node `at` proposes `KEY := value`; returns the proposal's id.
+    fn propose(net: &mut Net<Participant>, at: u16, value: u8, shape: Shape) -> OpId {
+        let id = OpId {
+            origin: NodeId(at),
+            seq: 1,
+        };
+        let mut out = Outbox::default();
+        let peer = &mut net.peers[usize::from(at)];
+        let route = Route { set: 0, shape };
+        let cluster = &net.clusters[usize::from(at)];
+        peer.engine
+            .propose(id, route, (KEY, value), cluster, &mut peer.locks, &mut out);
+        let sends = peer.record(out);
+        net.send(NodeId(at), sends);
+        id
+    }
+
+    fn committed(net: &Net<Participant>, node: u16) -> Option<u8> {
+        net.peers[usize::from(node)]
+            .locks
+            .committed
+            .get(&KEY)
+            .copied()
+    }
+
+    fn assert_all_idle(net: &Net<Participant>, nodes: &[u16]) {
+        for &n in nodes {
+            let peer = &net.peers[usize::from(n)];
+            assert!(peer.engine.is_idle(), "node {n} is not idle");
+            assert!(peer.locks.held.is_empty(), "node {n} still holds a lock");
+        }
+    }
+
+    fn is_prepare_of(id: OpId) -> impl Fn(NodeId, NodeId, &Msg) -> bool {
+        move |_, _, m| matches!(m, TwoPhaseMsg::Prepare { id: p, .. } if *p == id)
+    }
+
+    #[test]
+    fn all_yes_commits_everywhere() {
+        let mut net = net(3);
+        let id = propose(&mut net, 1, 5, Shape::Unicast);
+        net.run();
+        let outcome = Outcome::Committed(Report {
+            acked: 3,
+            unreached: 0,
+        });
+        assert_eq!(net.peers[1].decided, [Decided { id, outcome }]);
+        assert!((0..3).all(|n| committed(&net, n) == Some(5)));
+        assert_all_idle(&net, &[0, 1, 2]);
+    }
+
+    #[test]
+    fn conflicting_proposals_that_each_lock_first_both_abort_naming_each_other() {
+        let mut net = net(3);
+        let first = propose(&mut net, 0, 1, Shape::Unicast);
+        let second = propose(&mut net, 1, 2, Shape::Unicast);
+        // Each coordinator locks its own replica first.
+        while net.deliver_where(|from, to, _| from == to) {}
+        net.run();
+        let refused = |by, refusal| Outcome::Aborted(AbortReason::Refused { by, refusal });
+        assert_eq!(
+            net.peers[0].decided,
+            [Decided {
+                id: first,
+                outcome: refused(NodeId(1), second)
+            }]
+        );
+        assert_eq!(
+            net.peers[1].decided,
+            [Decided {
+                id: second,
+                outcome: refused(NodeId(0), first)
+            }]
+        );
+        assert!((0..3).all(|n| committed(&net, n).is_none()));
+        assert_all_idle(&net, &[0, 1, 2]);
+    }
+
+    #[test]
+    fn of_two_conflicting_proposals_the_one_that_locks_everywhere_first_commits() {
+        let mut net = net(3);
+        let first = propose(&mut net, 0, 1, Shape::Flat);
+        let second = propose(&mut net, 2, 2, Shape::Flat);
+        while net.deliver_where(is_prepare_of(first)) {}
+        net.run();
+        let outcome = Outcome::Committed(Report {
+            acked: 3,
+            unreached: 0,
+        });
+        assert_eq!(net.peers[0].decided, [Decided { id: first, outcome }]);
+        assert!(matches!(
+            net.peers[2].decided[..],
+            [Decided { id, outcome: Outcome::Aborted(AbortReason::Refused { refusal, .. }) }]
+                if id == second && refusal == first
+        ));
+        assert!((0..3).all(|n| committed(&net, n) == Some(1)));
+        assert_all_idle(&net, &[0, 1, 2]);
+    }
+
+    #[test]
+    fn a_silent_participant_aborts_the_proposal_at_the_vote_timeout() {
+        let mut net = net(3);
+        net.crash(NodeId(2));
+        let id = propose(&mut net, 0, 1, Shape::Unicast);
+        net.run();
+        for _ in 1..VOTE_TIMEOUT {
+            net.tick();
+        }
+        assert!(net.peers[0].decided.is_empty());
+        net.tick();
+        net.run();
+        let outcome = Outcome::Aborted(AbortReason::Timeout {
+            waiting_for: NodeId(2),
+        });
+        assert_eq!(net.peers[0].decided, [Decided { id, outcome }]);
+        assert_all_idle(&net, &[0, 1]);
+    }
+
+    #[test]
+    fn a_participant_declared_down_no_longer_votes() {
+        let mut net = net(3);
+        net.crash(NodeId(2));
+        let id = propose(&mut net, 0, 1, Shape::Unicast);
+        net.run();
+        net.declare_down(NodeId(2));
+        net.run();
+        let outcome = Outcome::Committed(Report {
+            acked: 2,
+            unreached: 1,
+        });
+        assert_eq!(net.peers[0].decided, [Decided { id, outcome }]);
+        assert!(committed(&net, 1) == Some(1));
+        assert_all_idle(&net, &[0, 1]);
+    }
+
+    #[test]
+    fn participants_abort_when_the_coordinator_dies_before_deciding() {
+        let mut net = net(3);
+        let id = propose(&mut net, 0, 1, Shape::Unicast);
+        while net.deliver_where(is_prepare_of(id)) {}
+        net.crash(NodeId(0));
+        net.declare_down(NodeId(0));
+        net.run();
+        assert!(committed(&net, 1).is_none() && committed(&net, 2).is_none());
+        assert_all_idle(&net, &[1, 2]);
+    }
+
+    fn is_commit(_: NodeId, _: NodeId, m: &Msg) -> bool {
+        matches!(m, TwoPhaseMsg::Commit(_))
+    }
+
+    #[test]
+    fn a_member_in_doubt_learns_the_commit_its_aggregator_forwards() {
+        // Flat from 0 over {0, 1, 2}: groups {0} and {1: 2}.
+        let mut net = net(3);
+        let id = propose(&mut net, 0, 1, Shape::Flat);
+        while net.deliver_where(|f, t, m| !is_commit(f, t, m)) {}
+        // Node 0 decided and sent the commit to 1, then stops. Node 1
+        // forwards it to 2, but 2 hears that 0 is down first and asks 1.
+        net.crash(NodeId(0));
+        net.declare_down(NodeId(0));
+        net.run();
+        let inquiry = (NodeId(2), NodeId(1), TwoPhaseMsg::Inquire { id });
+        let settled = (NodeId(1), NodeId(2), TwoPhaseMsg::Settled { id });
+        assert!(net.log.contains(&inquiry) && net.log.contains(&settled));
+        assert_eq!(committed(&net, 1), Some(1));
+        assert_eq!(committed(&net, 2), Some(1));
+        assert_all_idle(&net, &[1, 2]);
+    }
+
+    #[test]
+    fn a_member_in_doubt_aborts_once_its_aggregator_settles_without_a_commit() {
+        let mut net = net(3);
+        let id = propose(&mut net, 0, 1, Shape::Flat);
+        // Every vote arrives but 2's, so 0 never decides.
+        while net.deliver_where(|from, _, m| {
+            !(from == NodeId(2) && matches!(m, TwoPhaseMsg::Vote { .. }))
+        }) {}
+        net.crash(NodeId(0));
+        net.declare_down(NodeId(0));
+        net.run();
+        let inquiry = (NodeId(2), NodeId(1), TwoPhaseMsg::Inquire { id });
+        let settled = (NodeId(1), NodeId(2), TwoPhaseMsg::Settled { id });
+        assert!(net.log.contains(&inquiry) && net.log.contains(&settled));
+        assert!(committed(&net, 1).is_none() && committed(&net, 2).is_none());
+        assert_all_idle(&net, &[1, 2]);
+    }
+}

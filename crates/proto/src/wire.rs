@@ -1,0 +1,399 @@
+//! Fixed-size encoding of protocol messages, so that each fits one URPC
+//! slot.
+//!
+//! Fields are written in declaration order, little-endian; an enum is a tag
+//! byte (its variant's index) followed by that variant's fields. Bytes past
+//! the end of the input read as zero, as `atoll-iface` hands back a message
+//! whose trailing zeros it did not send. [`Wire::MAX_SIZE`] is the most
+//! bytes a value takes, checked at compile time against the slot by
+//! [`encode`].
+
+use crate::multicast::RoundMsg;
+use crate::two_phase::{TwoPhaseMsg, Vote};
+use crate::{NodeId, OpId, Report, Route, Shape};
+
+pub struct Writer<'a> {
+    bytes: &'a mut [u8],
+    len: usize,
+}
+
+impl Writer<'_> {
+    pub fn put(&mut self, value: impl Wire) {
+        value.write(self);
+    }
+
+    fn put_bytes(&mut self, raw: &[u8]) {
+        self.bytes[self.len..self.len + raw.len()].copy_from_slice(raw);
+        self.len += raw.len();
+    }
+}
+
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    pub fn get<T: Wire>(&mut self) -> Option<T> {
+        T::read(self)
+    }
+
+    fn get_bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut raw = [0; N];
+        for byte in &mut raw {
+            *byte = self.bytes.get(self.pos).copied().unwrap_or(0);
+            self.pos += 1;
+        }
+        raw
+    }
+}
+
+/// A value with a fixed-size encoding.
+pub trait Wire: Sized + Copy {
+    /// The most bytes the encoding takes.
+    const MAX_SIZE: usize;
+    fn write(self, w: &mut Writer);
+    /// `None` for bytes no value encodes to (an unknown tag).
+    fn read(r: &mut Reader) -> Option<Self>;
+}
+
+/// Encodes `value` into the first bytes of an `N`-byte buffer, zeros after.
+/// Does not compile when `T` may not fit.
+pub fn encode<T: Wire, const N: usize>(value: T) -> [u8; N] {
+    const { assert!(T::MAX_SIZE <= N, "message does not fit its slot") };
+    let mut bytes = [0; N];
+    value.write(&mut Writer {
+        bytes: &mut bytes,
+        len: 0,
+    });
+    bytes
+}
+
+/// Decodes a value that [`encode`] wrote; missing trailing bytes read as zero.
+pub fn decode<T: Wire>(bytes: &[u8]) -> Option<T> {
+    T::read(&mut Reader { bytes, pos: 0 })
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+macro_rules! integers {
+    ($($int:ty),*) => {$(
+        impl Wire for $int {
+            const MAX_SIZE: usize = size_of::<$int>();
+            fn write(self, w: &mut Writer) {
+                w.put_bytes(&self.to_le_bytes());
+            }
+            fn read(r: &mut Reader) -> Option<Self> {
+                Some(<$int>::from_le_bytes(r.get_bytes()))
+            }
+        }
+    )*};
+}
+integers!(u8, u16, u32, u64);
+
+impl Wire for () {
+    const MAX_SIZE: usize = 0;
+    fn write(self, _: &mut Writer) {}
+    fn read(_: &mut Reader) -> Option<Self> {
+        Some(())
+    }
+}
+
+impl Wire for bool {
+    const MAX_SIZE: usize = 1;
+    fn write(self, w: &mut Writer) {
+        w.put(u8::from(self));
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        match r.get::<u8>()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+}
+
+impl Wire for NodeId {
+    const MAX_SIZE: usize = 2;
+    fn write(self, w: &mut Writer) {
+        w.put(self.0);
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(NodeId(r.get()?))
+    }
+}
+
+impl Wire for OpId {
+    const MAX_SIZE: usize = NodeId::MAX_SIZE + 4;
+    fn write(self, w: &mut Writer) {
+        w.put(self.origin);
+        w.put(self.seq);
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(OpId {
+            origin: r.get()?,
+            seq: r.get()?,
+        })
+    }
+}
+
+impl Wire for Report {
+    const MAX_SIZE: usize = 4;
+    fn write(self, w: &mut Writer) {
+        w.put(self.acked);
+        w.put(self.unreached);
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(Report {
+            acked: r.get()?,
+            unreached: r.get()?,
+        })
+    }
+}
+
+impl Wire for Shape {
+    const MAX_SIZE: usize = 1;
+    fn write(self, w: &mut Writer) {
+        w.put(self as u8);
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        [Shape::Unicast, Shape::Flat, Shape::ByDomain]
+            .get(usize::from(r.get::<u8>()?))
+            .copied()
+    }
+}
+
+impl Wire for Route {
+    const MAX_SIZE: usize = 4 + Shape::MAX_SIZE;
+    fn write(self, w: &mut Writer) {
+        w.put(self.set);
+        w.put(self.shape);
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(Route {
+            set: r.get()?,
+            shape: r.get()?,
+        })
+    }
+}
+
+impl<P: Wire> Wire for RoundMsg<P> {
+    const MAX_SIZE: usize = 1 + max(
+        OpId::MAX_SIZE + Route::MAX_SIZE + P::MAX_SIZE + bool::MAX_SIZE,
+        OpId::MAX_SIZE + Report::MAX_SIZE,
+    );
+    fn write(self, w: &mut Writer) {
+        match self {
+            RoundMsg::Request {
+                round,
+                route,
+                payload,
+                forward,
+            } => {
+                w.put(0u8);
+                w.put(round);
+                w.put(route);
+                w.put(payload);
+                w.put(forward);
+            }
+            RoundMsg::Ack { round, report } => {
+                w.put(1u8);
+                w.put(round);
+                w.put(report);
+            }
+        }
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(match r.get::<u8>()? {
+            0 => RoundMsg::Request {
+                round: r.get()?,
+                route: r.get()?,
+                payload: r.get()?,
+                forward: r.get()?,
+            },
+            1 => RoundMsg::Ack {
+                round: r.get()?,
+                report: r.get()?,
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl<R: Wire> Wire for Vote<R> {
+    const MAX_SIZE: usize = 1 + R::MAX_SIZE;
+    fn write(self, w: &mut Writer) {
+        match self {
+            Vote::Yes => w.put(0u8),
+            Vote::No(refusal) => {
+                w.put(1u8);
+                w.put(refusal);
+            }
+        }
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        match r.get::<u8>()? {
+            0 => Some(Vote::Yes),
+            1 => Some(Vote::No(r.get()?)),
+            _ => None,
+        }
+    }
+}
+
+impl<C: Wire, R: Wire> Wire for TwoPhaseMsg<C, R> {
+    const MAX_SIZE: usize = 1 + max(
+        max(
+            OpId::MAX_SIZE + Route::MAX_SIZE + C::MAX_SIZE,
+            OpId::MAX_SIZE + Vote::<R>::MAX_SIZE,
+        ),
+        RoundMsg::<()>::MAX_SIZE,
+    );
+    fn write(self, w: &mut Writer) {
+        match self {
+            TwoPhaseMsg::Prepare { id, route, change } => {
+                w.put(0u8);
+                w.put(id);
+                w.put(route);
+                w.put(change);
+            }
+            TwoPhaseMsg::Vote { id, vote } => {
+                w.put(1u8);
+                w.put(id);
+                w.put(vote);
+            }
+            TwoPhaseMsg::Abort { id } => {
+                w.put(2u8);
+                w.put(id);
+            }
+            TwoPhaseMsg::Commit(round) => {
+                w.put(3u8);
+                w.put(round);
+            }
+            TwoPhaseMsg::Inquire { id } => {
+                w.put(4u8);
+                w.put(id);
+            }
+            TwoPhaseMsg::Settled { id } => {
+                w.put(5u8);
+                w.put(id);
+            }
+        }
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(match r.get::<u8>()? {
+            0 => TwoPhaseMsg::Prepare {
+                id: r.get()?,
+                route: r.get()?,
+                change: r.get()?,
+            },
+            1 => TwoPhaseMsg::Vote {
+                id: r.get()?,
+                vote: r.get()?,
+            },
+            2 => TwoPhaseMsg::Abort { id: r.get()? },
+            3 => TwoPhaseMsg::Commit(r.get()?),
+            4 => TwoPhaseMsg::Inquire { id: r.get()? },
+            5 => TwoPhaseMsg::Settled { id: r.get()? },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn op_id() -> impl Strategy<Value = OpId> {
+        (any::<u16>(), any::<u32>()).prop_map(|(n, seq)| OpId {
+            origin: NodeId(n),
+            seq,
+        })
+    }
+
+    fn route() -> impl Strategy<Value = Route> {
+        let shape = prop_oneof![
+            Just(Shape::Unicast),
+            Just(Shape::Flat),
+            Just(Shape::ByDomain)
+        ];
+        (any::<u32>(), shape).prop_map(|(set, shape)| Route { set, shape })
+    }
+
+    fn round_msg() -> impl Strategy<Value = RoundMsg<u64>> {
+        prop_oneof![
+            (op_id(), route(), any::<u64>(), any::<bool>()).prop_map(
+                |(round, route, payload, forward)| RoundMsg::Request {
+                    round,
+                    route,
+                    payload,
+                    forward
+                }
+            ),
+            (op_id(), any::<u16>(), any::<u16>()).prop_map(|(round, acked, unreached)| {
+                RoundMsg::Ack {
+                    round,
+                    report: Report { acked, unreached },
+                }
+            }),
+        ]
+    }
+
+    fn two_phase_msg() -> impl Strategy<Value = TwoPhaseMsg<u64, u32>> {
+        let unit_round = (op_id(), route(), any::<bool>()).prop_map(|(round, route, forward)| {
+            RoundMsg::Request {
+                round,
+                route,
+                payload: (),
+                forward,
+            }
+        });
+        prop_oneof![
+            (op_id(), route(), any::<u64>()).prop_map(|(id, route, change)| TwoPhaseMsg::Prepare {
+                id,
+                route,
+                change
+            }),
+            (op_id(), prop::option::of(any::<u32>())).prop_map(|(id, no)| TwoPhaseMsg::Vote {
+                id,
+                vote: no.map_or(Vote::Yes, Vote::No),
+            }),
+            op_id().prop_map(|id| TwoPhaseMsg::Abort { id }),
+            unit_round.prop_map(TwoPhaseMsg::Commit),
+            op_id().prop_map(|id| TwoPhaseMsg::Inquire { id }),
+            op_id().prop_map(|id| TwoPhaseMsg::Settled { id }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_messages_round_trip(message in round_msg()) {
+            let bytes: [u8; 48] = encode(message);
+            prop_assert_eq!(decode::<RoundMsg<u64>>(&bytes), Some(message));
+        }
+
+        #[test]
+        fn two_phase_messages_round_trip_even_with_trailing_zeros_cut(message in two_phase_msg()) {
+            let bytes: [u8; 48] = encode(message);
+            let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
+            prop_assert_eq!(decode::<TwoPhaseMsg<u64, u32>>(&bytes[..used]), Some(message));
+        }
+
+        #[test]
+        fn encoding_stays_within_max_size(message in two_phase_msg()) {
+            let bytes: [u8; 64] = encode(message);
+            let max = TwoPhaseMsg::<u64, u32>::MAX_SIZE;
+            prop_assert!(bytes[max..].iter().all(|&b| b == 0));
+        }
+    }
+
+    #[test]
+    fn unknown_tags_are_rejected() {
+        assert_eq!(decode::<RoundMsg<()>>(&[2]), None);
+        assert_eq!(decode::<TwoPhaseMsg<u8, u8>>(&[6]), None);
+        assert_eq!(decode::<Shape>(&[3]), None);
+        assert_eq!(decode::<bool>(&[2]), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! Seeded random runs: a seed picks a scenario and a schedule, so a seed
+//! alone replays a run bit for bit.
+
+use crate::world::{Action, SPACE, Scenario, Tally, Violation, World};
+use atoll_node::{Mapping, NodeId, Request, Timeouts};
+use atoll_proto::Shape;
+
+/// SplitMix64: small, fast, and the same on every host.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound` (`bound` > 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+
+    /// True with probability `numerator / denominator`.
+    pub fn chance(&mut self, numerator: u64, denominator: u64) -> bool {
+        self.below(denominator) < numerator
+    }
+}
+
+/// Pages the workloads touch: few, so that proposals conflict.
+const PAGES: u64 = 3;
+/// Frames they map pages to.
+const FRAMES: u64 = 3;
+/// Steps after which a run that has not settled counts as a livelock.
+const MAX_STEPS: usize = 100_000;
+
+/// The scenario of `seed`: 2 to 6 nodes in up to 3 domains, some or all of
+/// them holders, a random shape, short or long timeouts, maybe one crash,
+/// and up to 4 requests per node on 3 pages.
+pub fn scenario(seed: u64) -> Scenario {
+    let mut rng = Rng::new(seed);
+    let nodes = 2 + rng.below(5) as u16;
+    let domains = (0..nodes).map(|_| rng.below(3) as u32).collect();
+    let mut holders: Vec<NodeId> = (0..nodes)
+        .map(NodeId)
+        .filter(|_| rng.chance(3, 4))
+        .collect();
+    if holders.len() < 2 {
+        holders = (0..nodes).map(NodeId).collect();
+    }
+    let shape = [Shape::Unicast, Shape::Flat, Shape::ByDomain][rng.below(3) as usize];
+    let round = match rng.chance(1, 2) {
+        true => 2 + rng.below(6) as u32,
+        false => 30 + rng.below(40) as u32,
+    };
+    let timeouts = Timeouts {
+        vote: round,
+        round,
+        relay: (round / 2).max(1),
+    };
+    let mapping = |rng: &mut Rng| Mapping {
+        paddr: (1 + rng.below(FRAMES)) * 0x1000,
+        flags: 0b11,
+    };
+    let mut preload = Vec::new();
+    for page in 0..PAGES {
+        if rng.chance(1, 3) {
+            preload.push((page * 0x1000, mapping(&mut rng)));
+        }
+    }
+    let scripts = (0..nodes)
+        .map(|_| {
+            (0..rng.below(5))
+                .map(|_| {
+                    let vaddr = rng.below(PAGES) * 0x1000;
+                    match rng.below(20) {
+                        0..9 => Request::Map {
+                            space: SPACE,
+                            vaddr,
+                            mapping: mapping(&mut rng),
+                        },
+                        9..16 => Request::Unmap {
+                            space: SPACE,
+                            vaddr,
+                        },
+                        _ => Request::Shootdown {
+                            space: SPACE,
+                            vaddr,
+                        },
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Scenario {
+        domains,
+        holders,
+        shape,
+        timeouts,
+        ticks: true,
+        crashes: u8::from(rng.chance(1, 3)),
+        preload,
+        scripts,
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub steps: usize,
+    pub tally: Tally,
+}
+
+/// A run that broke an invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub seed: u64,
+    pub step: usize,
+    pub violation: Violation,
+}
+
+/// Runs `seed`'s scenario under `seed`'s schedule to the end. `trace`
+/// sees each action with the world it is about to change.
+pub fn run(seed: u64, mut trace: impl FnMut(usize, &World, Action)) -> Result<Run, Failure> {
+    let fail = |step, violation| Failure {
+        seed,
+        step,
+        violation,
+    };
+    let mut world = World::new(&scenario(seed)).map_err(|v| fail(0, v))?;
+    // A stream of its own, so that the schedule does not shift when the
+    // scenario draws change.
+    let mut rng = Rng::new(seed ^ 0x5eed_5eed_5eed_5eed);
+    for step in 1..=MAX_STEPS {
+        let actions = world.actions();
+        if actions.is_empty() {
+            world.check_quiescent().map_err(|v| fail(step, v))?;
+            return Ok(Run {
+                steps: step - 1,
+                tally: world.tally(),
+            });
+        }
+        let action = pick(&mut rng, &actions);
+        trace(step, &world, action);
+        world.step(action).map_err(|v| fail(step, v))?;
+    }
+    Err(fail(
+        MAX_STEPS,
+        Violation(format!("no end after {MAX_STEPS} steps")),
+    ))
+}
+
+/// Picks uniformly among the actions, except that a crash is rare: it is
+/// considered on one step in 50.
+fn pick(rng: &mut Rng, actions: &[Action]) -> Action {
+    let crash_now = rng.chance(1, 50);
+    let eligible: Vec<Action> = actions
+        .iter()
+        .copied()
+        .filter(|a| crash_now || !matches!(a, Action::Crash(_)))
+        .collect();
+    let choices = if eligible.is_empty() {
+        actions
+    } else {
+        &eligible
+    };
+    choices[rng.below(choices.len() as u64) as usize]
+}

@@ -1,0 +1,523 @@
+//! A world of OS nodes, the channels between them, and the invariants.
+//!
+//! The world is a value: every [`Action`] takes it from one state to the
+//! next, and it derives `Hash` and `Clone`, so the random simulator walks
+//! one path through its states and the explorer walks all of them, running
+//! the same node code.
+//!
+//! Each host keeps what the kernel would keep for a core: a page table and
+//! a TLB. The TLB caches every mapping the moment it is entered (the worst
+//! case) and forgets a page only on an `InvalidateTlb`, so a stale
+//! translation shows up as a TLB entry that the page table no longer has.
+
+use atoll_node::{
+    Completion, Config, Effect, Input, Mapping, MappingTable, Message, Node, NodeId, OpId, Replica,
+    Request, SpaceId, Timeouts,
+};
+use atoll_proto::Shape;
+use atoll_proto::two_phase::AbortReason;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+
+/// The one address space of every scenario.
+pub const SPACE: SpaceId = SpaceId(1);
+
+/// A configuration and workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// Domains of the nodes, one per node (so also how many there are).
+    pub domains: Vec<u32>,
+    /// The nodes that hold `SPACE`.
+    pub holders: Vec<NodeId>,
+    pub shape: Shape,
+    pub timeouts: Timeouts,
+    /// Whether ticks happen (they are what makes timeouts fire).
+    pub ticks: bool,
+    /// How many nodes may crash.
+    pub crashes: u8,
+    /// Pages mapped (by node 0, to completion) before the run starts.
+    pub preload: Vec<(u64, Mapping)>,
+    /// What each node submits, in order, each at a moment of the
+    /// schedule's choosing.
+    pub scripts: Vec<Vec<Request>>,
+}
+
+/// One step of the world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The node submits the next request of its script.
+    Submit(NodeId),
+    /// The oldest envelope on the channel from `from` to `to` arrives.
+    Deliver { from: NodeId, to: NodeId },
+    /// One tick passes on every node that is up.
+    Tick,
+    /// The node crashes: it does nothing more, messages to it are lost, and
+    /// each other node hears of it after the messages it had sent them.
+    Crash(NodeId),
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Action::Submit(n) => write!(f, "submit on {}", n.0),
+            Action::Deliver { from, to } => write!(f, "deliver {} -> {}", from.0, to.0),
+            Action::Tick => write!(f, "tick"),
+            Action::Crash(n) => write!(f, "crash {}", n.0),
+        }
+    }
+}
+
+/// A broken invariant, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation(pub String);
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! violation {
+    ($($arg:tt)*) => { Err(Violation(format!($($arg)*))) };
+}
+
+/// What travels on a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Envelope {
+    /// A message, in its wire encoding.
+    Message([u8; atoll_node::MESSAGE_BYTES]),
+    /// The sender is down; the receiver's membership hears it after the
+    /// sender's earlier messages.
+    Down,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Host {
+    node: Node,
+    up: bool,
+    script: VecDeque<Request>,
+    page_table: BTreeMap<(SpaceId, u64), Mapping>,
+    tlb: BTreeSet<(SpaceId, u64, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct World {
+    shape: Shape,
+    ticks: bool,
+    holders: Vec<NodeId>,
+    hosts: Vec<Host>,
+    /// Channel `from * n + to`.
+    channels: Vec<VecDeque<Envelope>>,
+    crashes_left: u8,
+    submitted: BTreeMap<OpId, Request>,
+    completed: BTreeMap<OpId, Completion>,
+}
+
+impl World {
+    /// The world of `scenario`, with its preload done.
+    pub fn new(scenario: &Scenario) -> Result<World, Violation> {
+        let n = scenario.domains.len();
+        let hosts = (0..n)
+            .map(|i| {
+                let config = Config {
+                    timeouts: scenario.timeouts,
+                    domains: scenario.domains.clone(),
+                };
+                let mut node = Node::new(node_id(i), config, MappingTable::new());
+                node.add_space(SPACE, &scenario.holders);
+                Host {
+                    node,
+                    up: true,
+                    script: VecDeque::new(),
+                    page_table: BTreeMap::new(),
+                    tlb: BTreeSet::new(),
+                }
+            })
+            .collect();
+        let mut world = World {
+            shape: scenario.shape,
+            ticks: false,
+            holders: scenario.holders.clone(),
+            hosts,
+            channels: vec![VecDeque::new(); n * n],
+            crashes_left: 0,
+            submitted: BTreeMap::new(),
+            completed: BTreeMap::new(),
+        };
+        world.hosts[0].script = scenario
+            .preload
+            .iter()
+            .map(|&(vaddr, mapping)| Request::Map {
+                space: SPACE,
+                vaddr,
+                mapping,
+            })
+            .collect();
+        while let Some(&action) = world.actions().first() {
+            world.step(action)?;
+        }
+        world.check_quiescent()?;
+        for (host, script) in world.hosts.iter_mut().zip(&scenario.scripts) {
+            host.script = script.iter().copied().collect();
+        }
+        world.ticks = scenario.ticks;
+        world.crashes_left = scenario.crashes;
+        Ok(world)
+    }
+
+    /// The actions possible now; none means the run is over.
+    pub fn actions(&self) -> Vec<Action> {
+        let n = self.hosts.len();
+        let mut actions = Vec::new();
+        for (i, host) in self.hosts.iter().enumerate() {
+            if host.up && !host.script.is_empty() {
+                actions.push(Action::Submit(node_id(i)));
+            }
+        }
+        for (c, channel) in self.channels.iter().enumerate() {
+            if !channel.is_empty() {
+                let (from, to) = (node_id(c / n), node_id(c % n));
+                actions.push(Action::Deliver { from, to });
+            }
+        }
+        if self.ticks && self.hosts.iter().any(|h| h.up && h.node.has_timers()) {
+            actions.push(Action::Tick);
+        }
+        if self.crashes_left > 0 {
+            let up = self.hosts.iter().enumerate().filter(|(_, h)| h.up);
+            actions.extend(up.map(|(i, _)| Action::Crash(node_id(i))));
+        }
+        actions
+    }
+
+    /// `action` in words, with the message it would deliver.
+    pub fn describe(&self, action: Action) -> String {
+        let Action::Deliver { from, to } = action else {
+            return action.to_string();
+        };
+        let channel = &self.channels[usize::from(from.0) * self.hosts.len() + usize::from(to.0)];
+        match channel.front() {
+            Some(Envelope::Message(bytes)) => format!("{action}: {:?}", Message::from_bytes(bytes)),
+            Some(Envelope::Down) => format!("{action}: node {} is down", from.0),
+            None => format!("{action}: nothing to deliver"),
+        }
+    }
+
+    /// Takes `action` (one of `actions()`) and checks the invariants that
+    /// hold after every step.
+    pub fn step(&mut self, action: Action) -> Result<(), Violation> {
+        let n = self.hosts.len();
+        match action {
+            Action::Submit(node) => {
+                let host = &mut self.hosts[usize::from(node.0)];
+                let request = host
+                    .script
+                    .pop_front()
+                    .expect("submit with an empty script");
+                let mut out = atoll_node::Outbox::default();
+                let Ok(id) = host.node.submit(request, self.shape, &mut out) else {
+                    return violation!("node {} refused request {request:?}", node.0);
+                };
+                self.submitted.insert(id, request);
+                self.absorb(node, out)
+            }
+            Action::Deliver { from, to } => {
+                let channel = &mut self.channels[usize::from(from.0) * n + usize::from(to.0)];
+                let input = match channel.pop_front().expect("deliver from an empty channel") {
+                    Envelope::Message(bytes) => {
+                        let Some(message) = Message::from_bytes(&bytes) else {
+                            return violation!("undecodable message from {} to {}", from.0, to.0);
+                        };
+                        Input::Message { from, message }
+                    }
+                    Envelope::Down => Input::NodeDown(from),
+                };
+                let mut out = atoll_node::Outbox::default();
+                self.hosts[usize::from(to.0)].node.handle(input, &mut out);
+                self.absorb(to, out)
+            }
+            Action::Tick => {
+                for i in 0..n {
+                    if self.hosts[i].up {
+                        let mut out = atoll_node::Outbox::default();
+                        self.hosts[i].node.handle(Input::Tick, &mut out);
+                        self.absorb(node_id(i), out)?;
+                    }
+                }
+                Ok(())
+            }
+            Action::Crash(node) => {
+                let crashed = usize::from(node.0);
+                self.crashes_left -= 1;
+                self.hosts[crashed].up = false;
+                self.hosts[crashed].script.clear();
+                for other in 0..n {
+                    self.channels[other * n + crashed].clear();
+                    if self.hosts[other].up {
+                        self.channels[crashed * n + other].push_back(Envelope::Down);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Acts on what `node` produced, as its host would: effects, then
+    /// messages, then completions.
+    fn absorb(&mut self, node: NodeId, out: atoll_node::Outbox) -> Result<(), Violation> {
+        let n = self.hosts.len();
+        let at = usize::from(node.0);
+        for effect in out.effects {
+            self.apply(node, effect)?;
+        }
+        for (to, message) in out.messages {
+            if to == node {
+                return violation!("node {} sent itself a message through its host", node.0);
+            }
+            if self.hosts[usize::from(to.0)].up {
+                let channel = &mut self.channels[at * n + usize::from(to.0)];
+                channel.push_back(Envelope::Message(message.to_bytes()));
+            }
+        }
+        for completion in out.completions {
+            self.complete(node, completion)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, node: NodeId, effect: Effect) -> Result<(), Violation> {
+        let host = &mut self.hosts[usize::from(node.0)];
+        match effect {
+            Effect::MapPage {
+                space,
+                vaddr,
+                mapping,
+            } => {
+                if let Some(old) = host.page_table.insert((space, vaddr), mapping) {
+                    return violation!(
+                        "conflicting commits: node {} mapped {vaddr:#x} to {:#x} over {:#x}",
+                        node.0,
+                        mapping.paddr,
+                        old.paddr
+                    );
+                }
+                host.tlb.insert((space, vaddr, mapping.paddr));
+            }
+            Effect::UnmapPage { space, vaddr } => {
+                if host.page_table.remove(&(space, vaddr)).is_none() {
+                    return violation!(
+                        "conflicting commits: node {} unmapped unmapped {vaddr:#x}",
+                        node.0
+                    );
+                }
+            }
+            Effect::InvalidateTlb { space, vaddr } => {
+                host.tlb.retain(|&(s, v, _)| (s, v) != (space, vaddr));
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, node: NodeId, completion: Completion) -> Result<(), Violation> {
+        let id = completion.id();
+        let Some(&request) = self.submitted.get(&id) else {
+            return violation!("completion of unknown request {id:?}");
+        };
+        if id.origin != node {
+            return violation!(
+                "node {} completed {id:?}, which node {} submitted",
+                node.0,
+                id.origin.0
+            );
+        }
+        if let Some(earlier) = self.completed.insert(id, completion) {
+            return violation!("{id:?} completed twice: {earlier:?}, then {completion:?}");
+        }
+        match completion {
+            Completion::Committed { report, .. } | Completion::ShootdownDone { report, .. } => {
+                let targets = usize::from(report.acked + report.unreached);
+                if targets != self.holders.len() {
+                    return violation!(
+                        "{id:?} accounts for {targets} of {} holders",
+                        self.holders.len()
+                    );
+                }
+                if report.is_complete() {
+                    self.check_applied_everywhere(id, request)?;
+                }
+            }
+            Completion::Aborted {
+                reason:
+                    AbortReason::Refused {
+                        refusal: atoll_node::Refusal::Conflict { with },
+                        ..
+                    },
+                ..
+            } => {
+                let same_page = self
+                    .submitted
+                    .get(&with)
+                    .is_some_and(|other| page(other) == page(&request));
+                if with == id || !same_page {
+                    return violation!(
+                        "{id:?} aborted for a conflict with {with:?}, which is not a rival"
+                    );
+                }
+            }
+            Completion::Aborted { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// A completion that every holder confirmed: each one that is up has
+    /// decided the change, and none still caches a translation its page
+    /// table dropped.
+    fn check_applied_everywhere(&self, id: OpId, request: Request) -> Result<(), Violation> {
+        let (space, vaddr) = page(&request);
+        for &holder in &self.holders {
+            let host = &self.hosts[usize::from(holder.0)];
+            if !host.up {
+                continue;
+            }
+            let entries = host.node.replica().entries();
+            if entries
+                .iter()
+                .any(|e| e.pending.is_some_and(|(p, _)| p == id))
+            {
+                return violation!(
+                    "{id:?} completed while node {} had not applied it",
+                    holder.0
+                );
+            }
+            let stale = host.tlb.iter().find(|&&(s, v, paddr)| {
+                (s, v) == (space, vaddr)
+                    && host
+                        .page_table
+                        .get(&(s, v))
+                        .is_none_or(|m| m.paddr != paddr)
+            });
+            if let Some(&(_, _, paddr)) = stale {
+                return violation!(
+                    "{id:?} completed while node {} still caches {vaddr:#x} -> {paddr:#x}",
+                    holder.0
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a world with no action left: every request of a node that is
+    /// up completed, no protocol state is left, and the replicas that are
+    /// up agree with each other and with their page tables and TLBs.
+    pub fn check_quiescent(&self) -> Result<(), Violation> {
+        for (&id, request) in &self.submitted {
+            let origin_up = self.hosts[usize::from(id.origin.0)].up;
+            if origin_up && !self.completed.contains_key(&id) {
+                return violation!("{request:?} ({id:?}) never completed");
+            }
+        }
+        let mut agreed: Option<(NodeId, u64)> = None;
+        for (i, host) in self.hosts.iter().enumerate().filter(|(_, h)| h.up) {
+            let entries = host.node.replica().entries();
+            if !host.node.is_idle() || entries.iter().any(|e| e.pending.is_some()) {
+                return violation!("node {i} is left with a proposal in progress: {entries:?}");
+            }
+            let committed: BTreeMap<(SpaceId, u64), Mapping> = entries
+                .iter()
+                .filter_map(|e| Some(((e.space, e.vaddr), e.committed?)))
+                .collect();
+            if committed != host.page_table {
+                return violation!(
+                    "node {i}: replica {committed:?} but page table {:?}",
+                    host.page_table
+                );
+            }
+            if let Some(stale) = host
+                .tlb
+                .iter()
+                .find(|&&(s, v, p)| committed.get(&(s, v)).is_none_or(|m| m.paddr != p))
+            {
+                return violation!("node {i} caches a stale translation {stale:?}");
+            }
+            if !self.holders.contains(&node_id(i)) {
+                if !entries.is_empty() {
+                    return violation!("node {i} holds no replica but has entries {entries:?}");
+                }
+                continue;
+            }
+            let hash = host.node.replica().hash();
+            match agreed {
+                Some((first, expected)) if expected != hash => {
+                    return violation!(
+                        "replicas diverge: node {} hashes {expected:#018x}, node {i} {hash:#018x}",
+                        first.0
+                    );
+                }
+                Some(_) => {}
+                None => agreed = Some((node_id(i), hash)),
+            }
+        }
+        Ok(())
+    }
+
+    /// What happened in the run so far.
+    pub fn tally(&self) -> Tally {
+        let mut tally = Tally {
+            crashes: self.hosts.iter().filter(|h| !h.up).count(),
+            ..Tally::default()
+        };
+        for completion in self.completed.values() {
+            match *completion {
+                Completion::Committed { report, .. } => {
+                    tally.committed += 1;
+                    tally.partial += usize::from(!report.is_complete());
+                }
+                Completion::ShootdownDone { report, .. } => {
+                    tally.shootdowns += 1;
+                    tally.partial += usize::from(!report.is_complete());
+                }
+                Completion::Aborted { reason, .. } => {
+                    tally.aborted += 1;
+                    tally.timed_out += usize::from(matches!(reason, AbortReason::Timeout { .. }));
+                }
+            }
+        }
+        tally
+    }
+}
+
+/// Counts of what happened in runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub committed: usize,
+    pub aborted: usize,
+    /// Aborts because a vote did not come in time.
+    pub timed_out: usize,
+    pub shootdowns: usize,
+    /// Commits and shootdowns that some holder did not confirm.
+    pub partial: usize,
+    pub crashes: usize,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.committed += other.committed;
+        self.aborted += other.aborted;
+        self.timed_out += other.timed_out;
+        self.shootdowns += other.shootdowns;
+        self.partial += other.partial;
+        self.crashes += other.crashes;
+    }
+}
+
+fn node_id(index: usize) -> NodeId {
+    NodeId(u16::try_from(index).expect("fewer than 65536 nodes"))
+}
+
+fn page(request: &Request) -> (SpaceId, u64) {
+    match *request {
+        Request::Map { space, vaddr, .. }
+        | Request::Unmap { space, vaddr }
+        | Request::Shootdown { space, vaddr } => (space, vaddr),
+    }
+}
