@@ -54,13 +54,3 @@ pub struct Channels {
     pub senders: Vec<Option<Sender<'static>>>,
     pub receivers: Vec<Option<Receiver<'static>>>,
 }
-
-impl Channels {
-    /// No rings yet: what a core holds until it attaches its own.
-    pub const fn empty() -> Self {
-        Self {
-            senders: Vec::new(),
-            receivers: Vec::new(),
-        }
-    }
-}

@@ -24,3 +24,4 @@ mod node;
 mod shared;
 mod shell;
 mod trap;
+mod vm;

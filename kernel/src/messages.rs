@@ -29,6 +29,18 @@ atoll_iface::interface! {
         SharedLine { rounds: u32 }
         /// A measurement request could not be carried out.
         Refused { reason: u8 }
+        /// A message of the agreement protocols (`atoll-node`), in its own
+        /// fixed encoding.
+        Protocol { body: [u8; 48] }
+        /// From the shell's core: propose mapping (`change` 0) or unmapping
+        /// (1) page `page` of the test space, and report how it ended.
+        VmPropose { change: u8, page: u32 } -> VmDone { page: u32, outcome: u8, acked: u16, unreached: u16 }
+        /// From the shell's core: propose `operations` random maps and
+        /// unmaps of the first `pages` pages at once, wait for them all, and
+        /// report.
+        VmStorm { operations: u32, pages: u32, seed: u32 } -> VmStormDone { committed: u32, aborted: u32 }
+        /// From the shell's core: report this core's replica.
+        VmHash { space: u32 } -> VmHashReply { hash: u64, mapped: u32 }
     }
 }
 

@@ -12,13 +12,15 @@ use crate::arch::{channels, cpu, idt};
 use crate::channels::Channels;
 use crate::messages::{
     BenchPeer, BenchReport, NodeMessage, Ping, PingPeer, PingReport, Pong, Refusal, SharedLine,
-    Stream, StreamDone,
+    Stream, StreamDone, VmDone, VmHashReply, VmPropose,
 };
 use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::vm::{self, Vm, VmChange};
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use atoll_iface::{Reassembler, encode};
+use atoll_node::Replica;
 use atoll_urpc::{Full, Payload, Wake};
 use core::sync::atomic::Ordering;
 
@@ -43,16 +45,19 @@ pub struct NodeState {
     /// Fragments of the message each core is sending this one. A core sends
     /// one message at a time, so one partial message per ring is enough.
     reassemblers: Vec<Reassembler<NodeMessage>>,
+    /// This core's replica of the test address space.
+    pub vm: Vm,
 }
 
 impl NodeState {
-    pub fn new(channels: Channels) -> Self {
+    pub fn new(channels: Channels, vm: Vm) -> Self {
         let cores = channels.receivers.len();
         Self {
             channels,
             pending: VecDeque::new(),
             streamed: vec![0; cores],
             reassemblers: (0..cores).map(|_| Reassembler::new(1)).collect(),
+            vm,
         }
     }
 }
@@ -77,7 +82,7 @@ enum Flush {
 /// Wakes `to` when a flush finds it asleep.
 fn try_send_to(local: &CoreLocal, to: usize, payload: &Payload, flush: Flush) -> bool {
     let (sent, wake_needed) = {
-        let mut node = local.node.borrow_mut();
+        let mut node = local.node().borrow_mut();
         let sender = node.channels.senders[to]
             .as_mut()
             .expect("a ring to every other core");
@@ -107,7 +112,7 @@ pub fn send(local: &CoreLocal, to: usize, message: impl Into<NodeMessage>) {
 /// Moves every message waiting in this core's rings to the pending queue.
 /// Returns how many there were.
 fn receive_all(local: &CoreLocal) -> usize {
-    let mut node = local.node.borrow_mut();
+    let mut node = local.node().borrow_mut();
     let NodeState {
         channels,
         pending,
@@ -138,7 +143,12 @@ fn receive_all(local: &CoreLocal) -> usize {
 fn is_short_request(message: &NodeMessage) -> bool {
     matches!(
         message,
-        NodeMessage::Ping(_) | NodeMessage::Stream(_) | NodeMessage::SharedLine(_)
+        NodeMessage::Ping(_)
+            | NodeMessage::Stream(_)
+            | NodeMessage::SharedLine(_)
+            | NodeMessage::Protocol(_)
+            | NodeMessage::VmPropose(_)
+            | NodeMessage::VmHash(_)
     )
 }
 
@@ -146,10 +156,11 @@ fn is_short_request(message: &NodeMessage) -> bool {
 /// only the short requests from inside a wait. At top level, answers nobody
 /// is waiting for any more (after a timeout) are dropped.
 fn dispatch(local: &CoreLocal, top_level: bool) {
+    vm::tick(local);
     let mut index = 0;
     loop {
         let next = {
-            let mut node = local.node.borrow_mut();
+            let mut node = local.node().borrow_mut();
             let Some((from, message)) = node.pending.get(index).cloned() else {
                 break;
             };
@@ -172,16 +183,52 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
         NodeMessage::Ping(Ping { token }) => send(local, from, Pong { token }),
         NodeMessage::Stream(Stream { index, total }) => {
             let received = {
-                let mut node = local.node.borrow_mut();
+                let mut node = local.node().borrow_mut();
                 node.streamed[from] += 1;
                 node.streamed[from]
             };
             if index + 1 == total {
-                local.node.borrow_mut().streamed[from] = 0;
+                local.node().borrow_mut().streamed[from] = 0;
                 send(local, from, StreamDone { received });
             }
         }
         NodeMessage::SharedLine(SharedLine { rounds }) => answer_shared_line(local, from, rounds),
+        NodeMessage::Protocol(message) => vm::receive(local, from, &message),
+        NodeMessage::VmPropose(VmPropose { change, page }) => {
+            let change = if change == 0 {
+                VmChange::Map
+            } else {
+                VmChange::Unmap
+            };
+            let requester = vm::Requester::Core { core: from, page };
+            if vm::propose(local, change, u64::from(page), requester).is_err() {
+                send(
+                    local,
+                    from,
+                    VmDone {
+                        page,
+                        outcome: u8::MAX,
+                        acked: 0,
+                        unreached: 0,
+                    },
+                );
+            }
+        }
+        NodeMessage::VmStorm(storm) => {
+            let done = vm::storm(local, &storm);
+            send(local, from, done);
+        }
+        NodeMessage::VmHash(_) => {
+            let reply = {
+                let state = local.node().borrow();
+                let replica = state.vm.replica();
+                VmHashReply {
+                    hash: replica.hash(),
+                    mapped: vm::mapped_pages(replica),
+                }
+            };
+            send(local, from, reply);
+        }
         NodeMessage::PingPeer(_) | NodeMessage::BenchPeer(_) => {
             let answer = handle_here(local, message);
             send(local, from, answer)
@@ -191,7 +238,10 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
         | NodeMessage::PingReport(_)
         | NodeMessage::BenchReport(_)
         | NodeMessage::StreamDone(_)
-        | NodeMessage::Refused(_) => {}
+        | NodeMessage::Refused(_)
+        | NodeMessage::VmDone(_)
+        | NodeMessage::VmStormDone(_)
+        | NodeMessage::VmHashReply(_) => {}
     }
 }
 
@@ -240,7 +290,7 @@ pub fn poll(local: &CoreLocal) -> bool {
 pub fn sleep(local: &CoreLocal) {
     cpu::disable_interrupts();
     let may_sleep = {
-        let mut node = local.node.borrow_mut();
+        let mut node = local.node().borrow_mut();
         let ready = node
             .channels
             .receivers
@@ -255,7 +305,7 @@ pub fn sleep(local: &CoreLocal) {
         cpu::enable_interrupts();
     }
     local
-        .node
+        .node()
         .borrow()
         .channels
         .receivers
@@ -318,7 +368,7 @@ pub fn wait_for(
 ) -> Option<NodeMessage> {
     let mut found = None;
     let take = |found: &mut Option<NodeMessage>| {
-        let mut node = local.node.borrow_mut();
+        let mut node = local.node().borrow_mut();
         let position = node
             .pending
             .iter()
@@ -476,7 +526,7 @@ fn stream_cycles_per_message(local: &CoreLocal, peer: usize) -> Result<u64, Refu
             dispatch(local, false);
         }
     }
-    let wake_needed = local.node.borrow().channels.senders[peer]
+    let wake_needed = local.node().borrow().channels.senders[peer]
         .as_ref()
         .is_some_and(|sender| sender.flush() == Wake::Needed);
     if wake_needed {

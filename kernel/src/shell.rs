@@ -7,14 +7,19 @@ use crate::arch::cpu;
 use crate::arch::percore::CoreLocal;
 use crate::arch::power::{self, ExitStatus};
 use crate::boot::protocol_name;
-use crate::messages::{BenchPeer, NodeMessage, PingPeer, PingReport, Refusal, Refused};
+use crate::messages::{
+    BenchPeer, NodeMessage, PingPeer, PingReport, Refusal, Refused, VmHash, VmHashReply, VmPropose,
+    VmStorm,
+};
 use crate::node;
 use crate::shared::{BOARD, CONSOLE, CoreState, boot_facts};
+use crate::vm::{self, VmChange};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use atoll_firmware::MemoryKind;
 use atoll_frames::FRAME_SIZE;
+use atoll_node::Replica;
 use atoll_shell::{Command, Line, LineEditor, help_text, parse, split_script};
 use core::sync::atomic::Ordering;
 
@@ -125,6 +130,13 @@ fn execute(local: &CoreLocal, line: &str) -> CommandResult {
         Command::Halt => return halt(),
         Command::UrpcPing { from, to } => urpc_ping(local, from as usize, to as usize)?,
         Command::UrpcBench => urpc_bench(local)?,
+        Command::VmMap { core, page } => vm_propose(local, VmChange::Map, core as usize, page)?,
+        Command::VmUnmap { core, page } => vm_propose(local, VmChange::Unmap, core as usize, page)?,
+        Command::VmShow => vm::show(local),
+        Command::VmHash => {
+            replica_hashes(local)?;
+        }
+        Command::VmStorm { operations } => vm_storm(local, operations)?,
     }
     Ok(Next::Continue)
 }
@@ -383,4 +395,156 @@ fn urpc_bench(local: &CoreLocal) -> Result<(), String> {
         ratios_to_line[ratios_to_line.len() / 2]
     );
     Ok(())
+}
+
+/// How long the shell waits for a core to finish a proposal or a storm.
+const VM_TIMEOUT_MS: u64 = 30_000;
+
+fn vm_propose(local: &CoreLocal, change: VmChange, core: usize, page: u32) -> Result<(), String> {
+    let command = match change {
+        VmChange::Map => "vm map",
+        VmChange::Unmap => "vm unmap",
+    };
+    check_running(command, core)?;
+    if u64::from(page) >= vm::TEST_SPACE_PAGES {
+        return Err(format!(
+            "{command}: page {page} is outside the test space (pages 0 to {})",
+            vm::TEST_SPACE_PAGES - 1
+        ));
+    }
+    let outcome = if core == local.id {
+        let id = vm::propose(local, change, u64::from(page), vm::Requester::Here)
+            .map_err(|error| format!("{command}: {error:?}"))?;
+        let mut completion = None;
+        node::wait_until(local, VM_TIMEOUT_MS, || {
+            completion = local.node().borrow_mut().vm.take_finished(id);
+            completion.is_some()
+        });
+        let completion =
+            completion.ok_or_else(|| format!("{command}: no outcome within {VM_TIMEOUT_MS} ms"))?;
+        (
+            vm::completion_committed(&completion),
+            vm::describe(&completion),
+        )
+    } else {
+        let change_code = match change {
+            VmChange::Map => 0,
+            VmChange::Unmap => 1,
+        };
+        node::send(
+            local,
+            core,
+            VmPropose {
+                change: change_code,
+                page,
+            },
+        );
+        let done = node::wait_for(local, core, VM_TIMEOUT_MS, |answer| {
+            matches!(answer, NodeMessage::VmDone(_))
+        });
+        let Some(NodeMessage::VmDone(done)) = done else {
+            return Err(format!("{command}: core {core} did not answer"));
+        };
+        (vm::done_committed(&done), vm::describe_done(&done))
+    };
+    match outcome {
+        (true, text) => {
+            println!(
+                "{command} {core} {page}: {:#x} {text}",
+                vm::page_address(u64::from(page))
+            );
+            Ok(())
+        }
+        (false, text) => Err(format!("{command} {core} {page}: {text}")),
+    }
+}
+
+/// Every running core's replica hash, printed; the hash if they all agree.
+fn replica_hashes(local: &CoreLocal) -> Result<u64, String> {
+    let mut hashes = Vec::new();
+    for core in running_cores() {
+        let reply = if core == local.id {
+            let state = local.node().borrow();
+            VmHashReply {
+                hash: state.vm.replica().hash(),
+                mapped: vm::mapped_pages(state.vm.replica()),
+            }
+        } else {
+            node::send(
+                local,
+                core,
+                VmHash {
+                    space: vm::TEST_SPACE.0,
+                },
+            );
+            match node::wait_for(local, core, VM_TIMEOUT_MS, |answer| {
+                matches!(answer, NodeMessage::VmHashReply(_))
+            }) {
+                Some(NodeMessage::VmHashReply(reply)) => reply,
+                _ => return Err(format!("vm hash: core {core} did not answer")),
+            }
+        };
+        println!(
+            "vm hash: core {core}: replica hash {:#018x}, {} pages mapped",
+            reply.hash, reply.mapped
+        );
+        hashes.push(reply.hash);
+    }
+    match hashes.first() {
+        Some(&first) if hashes.iter().all(|&hash| hash == first) => {
+            println!("vm hash: all {} replicas agree", hashes.len());
+            Ok(first)
+        }
+        _ => Err(String::from("vm hash: the replicas differ")),
+    }
+}
+
+fn running_cores() -> Vec<usize> {
+    (0..boot_facts().cores.len())
+        .filter(|&core| BOARD.core(core).state() == CoreState::Running)
+        .collect()
+}
+
+/// Pages a storm works on: few, so that proposals collide.
+const STORM_PAGES: u32 = 8;
+
+fn vm_storm(local: &CoreLocal, operations: u32) -> Result<(), String> {
+    let seed = cpu::rdtsc() as u32;
+    let storm = VmStorm {
+        operations,
+        pages: STORM_PAGES,
+        seed,
+    };
+    let others: Vec<usize> = running_cores()
+        .into_iter()
+        .filter(|&core| core != local.id)
+        .collect();
+    for &core in &others {
+        node::send(local, core, storm.clone());
+    }
+    let mine = vm::storm(local, &storm);
+    let (mut committed, mut aborted) = (mine.committed, mine.aborted);
+    for &core in &others {
+        match node::wait_for(local, core, VM_TIMEOUT_MS, |answer| {
+            matches!(answer, NodeMessage::VmStormDone(_))
+        }) {
+            Some(NodeMessage::VmStormDone(done)) => {
+                committed += done.committed;
+                aborted += done.aborted;
+            }
+            _ => return Err(format!("vm storm: core {core} did not finish")),
+        }
+    }
+    let proposed = operations * (others.len() as u32 + 1);
+    println!(
+        "vm storm: {proposed} proposals from {} cores: {committed} committed, {aborted} aborted",
+        others.len() + 1
+    );
+    if committed + aborted != proposed {
+        return Err(format!(
+            "vm storm: {} proposals did not finish",
+            proposed - committed - aborted
+        ));
+    }
+    replica_hashes(local).map(|_| ())
 }

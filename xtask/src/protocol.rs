@@ -199,6 +199,39 @@ pub fn urpc_bench_rows(text: &str) -> Vec<UrpcBenchRow> {
         .collect()
 }
 
+/// Mapped-page counts from each `vm show: core <id>: <n> pages mapped; ...`.
+pub fn vm_show_summaries(text: &str) -> Vec<u32> {
+    lines(text)
+        .filter_map(|line| {
+            let rest = line.strip_prefix("vm show: core ")?;
+            rest.split_once(": ")?
+                .1
+                .split_once(" pages mapped")?
+                .0
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// `(proposals, committed, aborted)` from
+/// `vm storm: <n> proposals from <k> cores: <c> committed, <a> aborted`.
+pub fn vm_storm_counts(text: &str) -> Option<(u32, u32, u32)> {
+    lines(text).find_map(|line| {
+        let rest = line.strip_prefix("vm storm: ")?;
+        let (proposals, rest) = rest.split_once(" proposals from ")?;
+        let counts = rest.split_once(" cores: ")?.1;
+        let (committed, aborted) = counts
+            .strip_suffix(" aborted")?
+            .split_once(" committed, ")?;
+        Some((
+            proposals.parse().ok()?,
+            committed.parse().ok()?,
+            aborted.parse().ok()?,
+        ))
+    })
+}
+
 #[derive(Debug, PartialEq)]
 pub struct Exception {
     pub core: u32,

@@ -16,6 +16,11 @@ pub enum Command {
     Halt,
     UrpcPing { from: u32, to: u32 },
     UrpcBench,
+    VmMap { core: u32, page: u32 },
+    VmUnmap { core: u32, page: u32 },
+    VmShow,
+    VmHash,
+    VmStorm { operations: u32 },
 }
 
 struct CommandSpec {
@@ -108,6 +113,45 @@ const COMMANDS: &[CommandSpec] = &[
             Ok(Command::UrpcPing {
                 from: arguments.number("core number")?,
                 to: arguments.number("core number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "vm map <core> <page>",
+        summary: "from that core, propose mapping a page of the test space on every core (2PC)",
+        parse_arguments: |arguments| {
+            Ok(Command::VmMap {
+                core: arguments.number("core number")?,
+                page: arguments.number("page number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "vm unmap <core> <page>",
+        summary: "from that core, propose unmapping a page (2PC, then TLB shootdown)",
+        parse_arguments: |arguments| {
+            Ok(Command::VmUnmap {
+                core: arguments.number("core number")?,
+                page: arguments.number("page number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "vm show",
+        summary: "this core's replica of the test space, checked against its page tables",
+        parse_arguments: |_| Ok(Command::VmShow),
+    },
+    CommandSpec {
+        usage: "vm hash",
+        summary: "every core's replica hash; fails if they differ",
+        parse_arguments: |_| Ok(Command::VmHash),
+    },
+    CommandSpec {
+        usage: "vm storm <operations>",
+        summary: "every core proposes that many conflicting maps and unmaps at once; replicas must agree",
+        parse_arguments: |arguments| {
+            Ok(Command::VmStorm {
+                operations: arguments.number("operation count")?,
             })
         },
     },
@@ -506,6 +550,11 @@ mod tests {
                 "fault <core>",
                 "halt",
                 "urpc ping <from> <to>",
+                "vm map <core> <page>",
+                "vm unmap <core> <page>",
+                "vm show",
+                "vm hash",
+                "vm storm <operations>",
                 "urpc bench"
             ]
         );

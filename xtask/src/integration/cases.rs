@@ -18,6 +18,7 @@ const SEABIOS_TIMEOUT: Duration = Duration::from_secs(180);
 /// host, minutes on a slow or busy one.
 const OVMF_TIMEOUT: Duration = Duration::from_secs(300);
 const PAGE_FAULT: u32 = 14;
+const STORM_CORE_COUNTS: [u8; 3] = [2, 4, 8];
 
 pub fn all() -> Vec<QemuTest> {
     // Slowest first, so that the two workers finish at about the same time.
@@ -33,6 +34,12 @@ pub fn all() -> Vec<QemuTest> {
         QemuTest::new(format!("boot_smp_{cores}"), move |context| {
             boot_all_cores(context, cores)
         })
+    }));
+    tests.extend(STORM_CORE_COUNTS.iter().map(|&cores| {
+        QemuTest::new(
+            format!("vm_storm_{cores}_cores_keeps_replicas_identical"),
+            move |context| vm_storm_keeps_replicas_identical(context, cores),
+        )
     }));
     tests.extend([
         QemuTest::new("shell_session", shell_session),
@@ -54,6 +61,7 @@ pub fn all() -> Vec<QemuTest> {
             urpc_bench_covers_every_pair,
         ),
         QemuTest::new("urpc_skips_a_faulted_core", urpc_skips_a_faulted_core),
+        QemuTest::new("vm_map_and_unmap_replicate", vm_map_and_unmap_replicate),
         QemuTest::new("ipi_to_faulted_core_1_fails", |context| {
             ipi_to_faulted_core_fails(context, 1)
         }),
@@ -238,6 +246,70 @@ fn urpc_skips_a_faulted_core(context: &mut TestContext) -> Result<(), String> {
         .any(|line| line.starts_with(error))
     {
         return Err(format!("no line beginning `{error}`"));
+    }
+    Ok(())
+}
+
+/// Maps proposed from different cores commit on every replica and show in
+/// the shell core's page tables; a map of a mapped page aborts; an unmap
+/// commits everywhere; every replica hash agrees at each point.
+fn vm_map_and_unmap_replicate(context: &mut TestContext) -> Result<(), String> {
+    let script =
+        "vm map 0 3; vm map 2 5; vm map 1 3; vm show; vm hash; vm unmap 3 3; vm show; vm hash";
+    let run = context.exec(CORES, script)?;
+    expect_failure(&run, script, 1)?;
+    for line in [
+        "vm map 0 3: 0x10000003000 committed: 4 holders applied it, 0 unreached",
+        "vm map 2 5: 0x10000005000 committed: 4 holders applied it, 0 unreached",
+        "vm unmap 3 3: 0x10000003000 committed: 4 holders applied it, 0 unreached",
+    ] {
+        if !protocol::lines(&run.serial).any(|output| output == line) {
+            return Err(format!("no line `{line}`"));
+        }
+    }
+    if !protocol::error_lines(&run.serial)
+        .iter()
+        .any(|line| line.starts_with("error: vm map 1 3: aborted"))
+    {
+        return Err("`vm map 1 3` of a mapped page did not abort".to_owned());
+    }
+    let shows = protocol::vm_show_summaries(&run.serial);
+    if shows != [2, 1] {
+        return Err(format!(
+            "`vm show` counted {shows:?} mapped pages, expected [2, 1]"
+        ));
+    }
+    if protocol::lines(&run.serial).any(|line| line.contains("NOT in this core's page tables")) {
+        return Err("a committed mapping is missing from the page tables".to_owned());
+    }
+    expect_replicas_agree(&run.serial, 2)
+}
+
+/// Every core proposes conflicting maps and unmaps at once; afterwards all
+/// proposals have finished and every replica has the same hash.
+fn vm_storm_keeps_replicas_identical(context: &mut TestContext, cores: u8) -> Result<(), String> {
+    let script = "vm storm 25";
+    let run = context.exec(cores, script)?;
+    expect_success(&run, script)?;
+    let (proposals, committed, aborted) =
+        protocol::vm_storm_counts(&run.serial).ok_or("no `vm storm:` summary")?;
+    if proposals != 25 * u32::from(cores) || committed + aborted != proposals || committed == 0 {
+        return Err(format!(
+            "storm of {proposals}: {committed} committed, {aborted} aborted"
+        ));
+    }
+    expect_replicas_agree(&run.serial, 1)
+}
+
+/// `times` `vm hash` runs each ended with every replica agreeing.
+fn expect_replicas_agree(serial: &str, times: usize) -> Result<(), String> {
+    let agreements = protocol::lines(serial)
+        .filter(|line| line.starts_with("vm hash: all ") && line.ends_with(" replicas agree"))
+        .count();
+    if agreements != times {
+        return Err(format!(
+            "{agreements} `vm hash` agreements, expected {times}"
+        ));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod core_local;
 pub mod cpu;
 pub mod heap;
 pub mod idt;
+pub mod paging;
 pub mod percore;
 pub mod phys;
 pub mod pit;

@@ -3,17 +3,18 @@
 //! on itself, over the span of memory the boot core carved for it, and never
 //! touches another core's pool or heap afterwards.
 
+use super::paging::PageTables;
 use crate::arch::apic::LocalApic;
 use crate::arch::core_local;
 use crate::arch::heap::Heap;
 use crate::arch::idt;
 use crate::arch::phys;
 use crate::arch::tables::{CpuTables, IST_STACK_SIZE};
-use crate::channels::Channels;
 use crate::node::NodeState;
 use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::vm::Vm;
 use atoll_frames::{FRAME_SIZE, FramePool};
-use core::cell::{Cell, RefCell};
+use core::cell::{Cell, OnceCell, RefCell};
 use core::sync::atomic::Ordering;
 
 /// Timer interrupts per second on every core.
@@ -34,7 +35,9 @@ pub struct CoreLocal {
     /// Wake-up IPIs taken, so that an IPI round trip can wait for the
     /// interrupt itself.
     wake_interrupts: Cell<u64>,
-    pub node: RefCell<NodeState>,
+    page_tables: PageTables,
+    /// The OS node's state; set once the heap exists.
+    node: OnceCell<RefCell<NodeState>>,
 }
 
 impl CoreLocal {
@@ -43,6 +46,25 @@ impl CoreLocal {
         let ticks = self.ticks.get() + 1;
         self.ticks.set(ticks);
         BOARD.core(self.id).ticks.store(ticks, Ordering::Relaxed);
+    }
+
+    pub fn ticks(&self) -> u64 {
+        self.ticks.get()
+    }
+
+    pub fn node(&self) -> &RefCell<NodeState> {
+        self.node
+            .get()
+            .expect("the node state is set up during core start-up")
+    }
+
+    pub fn page_tables(&self) -> &PageTables {
+        &self.page_tables
+    }
+
+    /// One frame from this core's pool, for its own use (page tables).
+    pub fn allocate_frame(&self) -> Option<u64> {
+        self.allocate_frames(1).ok()
     }
 
     pub fn count_wake_interrupt(&self) {
@@ -147,6 +169,16 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
         })?;
     let heap_end = heap_start + heap_frames as u64 * FRAME_SIZE;
 
+    let pml4 = pool
+        .allocate()
+        .ok_or(InitError::OutOfFrames { wanted: 1 })?;
+    let page_tables = PageTables::install(pml4);
+    let test_frame = pool
+        .allocate()
+        .ok_or(InitError::OutOfFrames { wanted: 1 })?;
+    // SAFETY: a fresh frame from this core's pool, for the test space alone.
+    unsafe { phys::write(test_frame, &[id as u8; FRAME_SIZE as usize]) };
+
     let lapic = LocalApic::current();
     let local = CoreLocal {
         id,
@@ -157,7 +189,8 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
         frames: RefCell::new(pool),
         ticks: Cell::new(0),
         wake_interrupts: Cell::new(0),
-        node: RefCell::new(NodeState::new(Channels::empty())),
+        page_tables,
+        node: OnceCell::new(),
     };
     // SAFETY: `block` is fresh, frame-aligned memory from this core's pool.
     let local: &'static CoreLocal = unsafe { core_local::install(block, local) };
@@ -168,7 +201,15 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
 
     // SAFETY: once, on this core, after the boot core reset the channel
     // regions (before it started any core).
-    *local.node.borrow_mut() = NodeState::new(unsafe { super::channels::attach(facts, id) });
+    let channels = unsafe { super::channels::attach(facts, id) };
+    let vm = Vm::new(id, facts.cores.len(), test_frame);
+    if local
+        .node
+        .set(RefCell::new(NodeState::new(channels, vm)))
+        .is_err()
+    {
+        unreachable!("each core sets up its node state once");
+    }
 
     let ist_frames = frames_for(IST_STACK_SIZE);
     let mut ist_tops = [0; 3];
