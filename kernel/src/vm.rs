@@ -255,23 +255,20 @@ pub fn show(local: &CoreLocal) {
         .filter(|entry| entry.space == TEST_SPACE)
     {
         let page = (entry.vaddr - TEST_SPACE_BASE) / 4096;
-        match entry.committed {
-            Some(mapping) => {
-                mapped += 1;
-                let translated = local.page_tables().translate(entry.vaddr);
-                let owner = translated.map(|_| paging::read_mapped(entry.vaddr));
-                match owner {
-                    Some(owner) => println!(
-                        "  page {page:>4}  {:#x} -> frame {:#x} (core {owner}'s)  page tables agree",
-                        entry.vaddr, mapping.paddr
-                    ),
-                    None => println!(
-                        "  page {page:>4}  {:#x} -> frame {:#x}  NOT in this core's page tables",
-                        entry.vaddr, mapping.paddr
-                    ),
-                }
+        if let Some(mapping) = entry.committed {
+            mapped += 1;
+            let translated = local.page_tables().translate(entry.vaddr);
+            let owner = translated.map(|_| paging::read_mapped(entry.vaddr));
+            match owner {
+                Some(owner) => println!(
+                    "  page {page:>4}  {:#x} -> frame {:#x} (core {owner}'s)  page tables agree",
+                    entry.vaddr, mapping.paddr
+                ),
+                None => println!(
+                    "  page {page:>4}  {:#x} -> frame {:#x}  NOT in this core's page tables",
+                    entry.vaddr, mapping.paddr
+                ),
             }
-            None => {}
         }
         if let Some((id, _)) = entry.pending {
             println!(

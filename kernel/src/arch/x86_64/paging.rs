@@ -85,7 +85,7 @@ impl PageTables {
     }
 
     fn check(vaddr: u64) -> Result<(), PagingError> {
-        if vaddr % 4096 != 0 || !(MAPPABLE_START..MAPPABLE_END).contains(&vaddr) {
+        if !vaddr.is_multiple_of(4096) || !(MAPPABLE_START..MAPPABLE_END).contains(&vaddr) {
             return Err(PagingError::BadAddress { vaddr });
         }
         Ok(())
