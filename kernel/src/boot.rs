@@ -32,6 +32,9 @@ pub struct CoreEntry {
     /// The rings other cores send this one (see `crate::channels`), just
     /// above the span.
     pub channels: (u64, u64),
+    /// The package (socket) the core is in, from its APIC id and CPUID's
+    /// topology: the domain of topology-aware multicast trees.
+    pub package: u32,
 }
 
 /// ACPI's way to power off: write SLP_TYP with SLP_EN to PM1 control.
@@ -171,6 +174,10 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     }
     let lapic = LocalApic::current();
     let boot_apic_id = lapic.id();
+    let package_shift = cpu::package_shift();
+    for core in cores.entries[..cores.count].iter_mut() {
+        core.package = core.apic_id >> package_shift;
+    }
     let boot_core = cores
         .iter()
         .position(|core| core.apic_id == boot_apic_id)

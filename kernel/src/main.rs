@@ -23,5 +23,6 @@ mod messages;
 mod node;
 mod shared;
 mod shell;
+mod shootdown;
 mod trap;
 mod vm;

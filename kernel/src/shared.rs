@@ -13,7 +13,8 @@
 //!    its state, timer ticks and free frames there; other cores only read
 //!    those. The doorbell bits in it are the message-channel buffers of this
 //!    stage: a sender sets a bit in the receiver's record and wakes it with an
-//!    IPI. URPC rings replace them as the cores' channels.
+//!    IPI. URPC rings replace them as the cores' channels. The shootdown
+//!    fields are the shared-memory baseline `bench shootdown` compares with.
 //! 4. [`CONSOLE`]: the debug console and its lock.
 
 use crate::arch::serial::Console;
@@ -111,6 +112,13 @@ pub struct CoreRecord {
     pub ping_replies: CoreSet,
     /// Asks this core to take a page fault (the `fault` shell command).
     pub fault_request: AtomicBool,
+    /// The baseline shootdown of `bench shootdown`, the way a shared-memory
+    /// kernel does it: the initiator writes the page and its own id here and
+    /// sends an IPI; the handler invalidates the page and increments the
+    /// initiator's `shootdown_acks`, one counter all targets write.
+    pub shootdown_page: AtomicU64,
+    pub shootdown_from: AtomicUsize,
+    pub shootdown_acks: AtomicU64,
 }
 
 impl CoreRecord {
@@ -122,6 +130,9 @@ impl CoreRecord {
             ping_requests: CoreSet::new(),
             ping_replies: CoreSet::new(),
             fault_request: AtomicBool::new(false),
+            shootdown_page: AtomicU64::new(0),
+            shootdown_from: AtomicUsize::new(0),
+            shootdown_acks: AtomicU64::new(0),
         }
     }
 

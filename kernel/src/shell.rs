@@ -137,6 +137,7 @@ fn execute(local: &CoreLocal, line: &str) -> CommandResult {
             replica_hashes(local)?;
         }
         Command::VmStorm { operations } => vm_storm(local, operations)?,
+        Command::BenchShootdown => crate::shootdown::run(local)?,
     }
     Ok(Next::Continue)
 }

@@ -21,6 +21,7 @@ pub fn handle(frame: &mut TrapFrame) {
         // The wake-up IPI ends the core's halt, so that the node loop looks
         // at its rings; IPI pings are answered right here.
         idt::WAKE => node::answer_ipi_pings(local),
+        idt::SHOOTDOWN => crate::shootdown::answer_ipi_shootdown(local),
         idt::SPURIOUS => return,
         other => println!("atoll: core {}: unexpected interrupt {other:#x}", local.id),
     }

@@ -17,6 +17,7 @@ use crate::arch::paging;
 use crate::arch::percore::CoreLocal;
 use crate::messages::{Protocol, VmDone, VmStorm, VmStormDone};
 use crate::node::send;
+use crate::shared::boot_facts;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use atoll_node::{
@@ -64,14 +65,20 @@ pub struct Vm {
 impl Vm {
     /// This core's replica of the test space, which every core holds, and
     /// the frame its mappings use.
-    pub fn new(core: usize, cores: usize, frame: u64) -> Self {
+    pub fn new(core: usize, frame: u64) -> Self {
+        let facts = boot_facts();
+        let domains = facts.cores.iter().map(|core| core.package).collect();
         let config = Config {
             timeouts: TIMEOUTS,
-            domains: Vec::new(),
+            domains,
         };
         let mut node = Node::new(node_id(core), config, MappingTable::new());
-        let holders: Vec<NodeId> = (0..cores).map(node_id).collect();
+        let holders: Vec<NodeId> = (0..facts.cores.len()).map(node_id).collect();
         node.add_space(TEST_SPACE, &holders);
+        for (targets, space) in shootdown_spaces() {
+            let holders: Vec<NodeId> = targets.into_iter().map(node_id).collect();
+            node.add_space(space, &holders);
+        }
         Self {
             node,
             frame,
@@ -99,6 +106,25 @@ fn node_id(core: usize) -> NodeId {
     NodeId(core as u16)
 }
 
+/// The spaces `bench shootdown` invalidates in: for each n from 1 to the
+/// number of other cores, one held by the boot core and the first n others.
+/// Every core derives the same list from the boot facts.
+pub fn shootdown_spaces() -> impl Iterator<Item = (Vec<usize>, SpaceId)> {
+    let facts = boot_facts();
+    let others: Vec<usize> = (0..facts.cores.len())
+        .filter(|&core| core != facts.boot_core)
+        .collect();
+    (1..=others.len()).map(move |targets| {
+        let holders = core::iter::once(facts.boot_core)
+            .chain(others[..targets].iter().copied())
+            .collect();
+        (holders, SpaceId(SHOOTDOWN_SPACES + targets as u32))
+    })
+}
+
+/// Space ids from here on are `bench shootdown`'s.
+const SHOOTDOWN_SPACES: u32 = 1000;
+
 /// The page address of page `page` of the test space.
 pub fn page_address(page: u64) -> u64 {
     TEST_SPACE_BASE + page * 4096
@@ -120,26 +146,38 @@ pub fn propose(
     requester: Requester,
 ) -> Result<OpId, SubmitError> {
     let vaddr = page_address(page);
-    let mut out = Outbox::default();
-    let id = {
-        let mut state = local.node().borrow_mut();
-        let vm = &mut state.vm;
-        let request = match change {
-            VmChange::Map => Request::Map {
+    let request = match change {
+        VmChange::Map => {
+            let paddr = local.node().borrow().vm.frame;
+            Request::Map {
                 space: TEST_SPACE,
                 vaddr,
                 mapping: Mapping {
-                    paddr: vm.frame,
+                    paddr,
                     flags: PAGE_FLAGS,
                 },
-            },
-            VmChange::Unmap => Request::Unmap {
-                space: TEST_SPACE,
-                vaddr,
-            },
-        };
-        let id = vm.node.submit(request, Shape::Unicast, &mut out)?;
-        vm.requesters.insert(id, requester);
+            }
+        }
+        VmChange::Unmap => Request::Unmap {
+            space: TEST_SPACE,
+            vaddr,
+        },
+    };
+    submit(local, request, Shape::Unicast, requester)
+}
+
+/// Starts `request` on this core's node, routed over a tree of `shape`.
+pub fn submit(
+    local: &CoreLocal,
+    request: Request,
+    shape: Shape,
+    requester: Requester,
+) -> Result<OpId, SubmitError> {
+    let mut out = Outbox::default();
+    let id = {
+        let mut state = local.node().borrow_mut();
+        let id = state.vm.node.submit(request, shape, &mut out)?;
+        state.vm.requesters.insert(id, requester);
         id
     };
     act(local, out);

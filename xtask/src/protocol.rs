@@ -199,6 +199,29 @@ pub fn urpc_bench_rows(text: &str) -> Vec<UrpcBenchRow> {
         .collect()
 }
 
+/// `(targets, [cycles of the four methods])` from the rows of the
+/// `bench shootdown` table: `<targets> <ipi> <unicast> (<ratio>) <flat> (<ratio>) <tree> (<ratio>)`.
+pub fn shootdown_rows(text: &str) -> Vec<(u32, [u64; 4])> {
+    let table = text
+        .rfind("bench shootdown: from core")
+        .map_or("", |at| &text[at..]);
+    lines(table)
+        .filter_map(|line| {
+            let numbers: Vec<u64> = line
+                .split_whitespace()
+                .filter(|word| !word.starts_with('(') && !word.ends_with(')'))
+                .map(|word| word.parse().ok())
+                .collect::<Option<_>>()?;
+            match numbers[..] {
+                [targets, ipi, unicast, flat, tree] => {
+                    Some((targets as u32, [ipi, unicast, flat, tree]))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Mapped-page counts from each `vm show: core <id>: <n> pages mapped; ...`.
 pub fn vm_show_summaries(text: &str) -> Vec<u32> {
     lines(text)

@@ -21,6 +21,7 @@ pub enum Command {
     VmShow,
     VmHash,
     VmStorm { operations: u32 },
+    BenchShootdown,
 }
 
 struct CommandSpec {
@@ -154,6 +155,11 @@ const COMMANDS: &[CommandSpec] = &[
                 operations: arguments.number("operation count")?,
             })
         },
+    },
+    CommandSpec {
+        usage: "bench shootdown",
+        summary: "TLB shootdown to 1..all cores: IPI broadcast vs unicast, flat and per-package multicast",
+        parse_arguments: |_| Ok(Command::BenchShootdown),
     },
     CommandSpec {
         usage: "urpc bench",
@@ -555,6 +561,7 @@ mod tests {
                 "vm show",
                 "vm hash",
                 "vm storm <operations>",
+                "bench shootdown",
                 "urpc bench"
             ]
         );

@@ -62,6 +62,10 @@ pub fn all() -> Vec<QemuTest> {
         ),
         QemuTest::new("urpc_skips_a_faulted_core", urpc_skips_a_faulted_core),
         QemuTest::new("vm_map_and_unmap_replicate", vm_map_and_unmap_replicate),
+        QemuTest::new(
+            "bench_shootdown_on_two_numa_nodes",
+            bench_shootdown_on_two_numa_nodes,
+        ),
         QemuTest::new("ipi_to_faulted_core_1_fails", |context| {
             ipi_to_faulted_core_fails(context, 1)
         }),
@@ -299,6 +303,36 @@ fn vm_storm_keeps_replicas_identical(context: &mut TestContext, cores: u8) -> Re
         ));
     }
     expect_replicas_agree(&run.serial, 1)
+}
+
+/// `bench shootdown` on 8 cores in 2 NUMA nodes measures all four methods
+/// for 1 to 7 targets, and sees the cores' packages as QEMU laid them out.
+fn bench_shootdown_on_two_numa_nodes(context: &mut TestContext) -> Result<(), String> {
+    let script = "bench shootdown";
+    let boot = Boot::Kernel {
+        elf: &context.env.kernel,
+        cmdline: Some(protocol::exec_cmdline(script)),
+    };
+    let machine = Machine {
+        cores: 8,
+        numa_nodes: 2,
+        ..Machine::default()
+    };
+    let run = context.exec_boot(&machine, &boot, SEABIOS_TIMEOUT)?;
+    expect_success(&run, script)?;
+    if !protocol::lines(&run.serial)
+        .any(|line| line == "packages of cores 0..: [0, 0, 0, 0, 1, 1, 1, 1]")
+    {
+        return Err("the kernel did not see two packages of four cores".to_owned());
+    }
+    let rows = protocol::shootdown_rows(&run.serial);
+    let targets: Vec<u32> = rows.iter().map(|row| row.0).collect();
+    if targets != (1..=7).collect::<Vec<u32>>() || rows.iter().any(|row| row.1.contains(&0)) {
+        return Err(format!(
+            "expected rows for 1 to 7 targets with four non-zero medians, got {rows:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// `times` `vm hash` runs each ended with every replica agreeing.

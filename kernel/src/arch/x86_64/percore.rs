@@ -202,7 +202,7 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
     // SAFETY: once, on this core, after the boot core reset the channel
     // regions (before it started any core).
     let channels = unsafe { super::channels::attach(facts, id) };
-    let vm = Vm::new(id, facts.cores.len(), test_frame);
+    let vm = Vm::new(id, test_frame);
     if local
         .node
         .set(RefCell::new(NodeState::new(channels, vm)))
