@@ -11,7 +11,7 @@ use atoll_firmware::{
     AcpiError, AcpiTables, BootInfo, BootInfoError, BootProtocol, MadtEntry, MemoryKind, Rsdp,
     parse_boot_info, s5_sleep_types,
 };
-use atoll_frames::{RangeSet, RangeSetFull, carve};
+use atoll_frames::{FRAME_SIZE, RangeSet, RangeSetFull, carve};
 
 /// Disjoint usable ranges the boot core can track.
 pub const MAX_USABLE_RANGES: usize = 128;
@@ -56,6 +56,9 @@ pub struct BootFacts {
     /// Usable bytes above the identity map, which this kernel does not use.
     pub ignored_high_memory: u64,
     pub trampoline_page: u64,
+    /// One page that `bench fig3` shares between cores on purpose: the
+    /// structure its shared-memory method updates under a lock.
+    pub fig3_page: u64,
     pub power_off: Result<AcpiPowerOff, AcpiError>,
 }
 
@@ -82,6 +85,7 @@ pub enum BootError {
     TooManyRanges(RangeSetFull),
     NoTrampolinePage,
     NoMemoryForStacks { cores: usize },
+    NoFig3Page,
     NotEnoughMemory { cores: usize, pools: usize },
     NoMemoryForChannels { core: usize, bytes: u64 },
     NoPit,
@@ -104,6 +108,7 @@ impl core::fmt::Display for BootError {
             Self::NoTrampolinePage => {
                 write!(f, "no usable page below 1 MiB for the start-up trampoline")
             }
+            Self::NoFig3Page => write!(f, "no page for bench fig3's shared structure"),
             Self::NoMemoryForStacks { cores } => {
                 write!(f, "no memory for the stacks of {cores} cores")
             }
@@ -230,6 +235,9 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
             core.stack_top = bottom + CORE_STACK_SIZE;
         }
     }
+    let fig3_page = usable
+        .take_from_top(FRAME_SIZE)
+        .ok_or(BootError::NoFig3Page)?;
     let mut pools = 0;
     for (core, span) in cores.entries[..cores.count]
         .iter_mut()
@@ -275,6 +283,7 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
         usable,
         ignored_high_memory,
         trampoline_page,
+        fig3_page,
         power_off,
     })
 }
@@ -295,7 +304,7 @@ extern "C" fn kernel_main(eax: u32, ebx: u32) -> ! {
     println!("atoll: booted via {}", protocol_name(info.protocol));
     let facts = discover(info).unwrap_or_else(|error| fail(error));
     let facts = BOOT.call_once(|| facts);
-    crate::arch::channels::reset_all(facts);
+    crate::arch::channels::reset_shared_memory(facts);
     let local = crate::arch::percore::init(facts.boot_core).unwrap_or_else(|error| fail(error));
     println!("atoll: core {} up (apic {})", local.id, local.apic_id);
     cpu::enable_interrupts();

@@ -19,6 +19,7 @@ mod console;
 mod arch;
 mod boot;
 mod channels;
+mod fig3;
 mod messages;
 mod node;
 mod shared;

@@ -10,6 +10,7 @@
 use crate::arch::percore::CoreLocal;
 use crate::arch::{channels, cpu, idt};
 use crate::channels::Channels;
+use crate::fig3;
 use crate::messages::{
     BenchPeer, BenchReport, NodeMessage, Ping, PingPeer, PingReport, Pong, Refusal, SharedLine,
     Stream, StreamDone, VmDone, VmHashReply, VmPropose,
@@ -47,6 +48,9 @@ pub struct NodeState {
     reassemblers: Vec<Reassembler<NodeMessage>>,
     /// This core's replica of the test address space.
     pub vm: Vm,
+    /// `bench fig3`'s structure as the owner of the message method keeps it:
+    /// lines of eight words, in this core's memory.
+    pub fig3_copy: Vec<[u64; 8]>,
 }
 
 impl NodeState {
@@ -58,6 +62,7 @@ impl NodeState {
             streamed: vec![0; cores],
             reassemblers: (0..cores).map(|_| Reassembler::new(1)).collect(),
             vm,
+            fig3_copy: vec![[0; 8]; 8],
         }
     }
 }
@@ -149,6 +154,7 @@ fn is_short_request(message: &NodeMessage) -> bool {
             | NodeMessage::Protocol(_)
             | NodeMessage::VmPropose(_)
             | NodeMessage::VmHash(_)
+            | NodeMessage::Fig3Update(_)
     )
 }
 
@@ -218,6 +224,11 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
             let done = vm::storm(local, &storm);
             send(local, from, done);
         }
+        NodeMessage::Fig3Run(run) => {
+            let done = fig3::client(local, from, &run);
+            send(local, from, done);
+        }
+        NodeMessage::Fig3Update(update) => fig3::serve_update(local, from, &update),
         NodeMessage::VmHash(_) => {
             let reply = {
                 let state = local.node().borrow();
@@ -241,7 +252,9 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
         | NodeMessage::Refused(_)
         | NodeMessage::VmDone(_)
         | NodeMessage::VmStormDone(_)
-        | NodeMessage::VmHashReply(_) => {}
+        | NodeMessage::VmHashReply(_)
+        | NodeMessage::Fig3Done(_)
+        | NodeMessage::Fig3Updated(_) => {}
     }
 }
 

@@ -16,6 +16,9 @@
 //!    IPI. URPC rings replace them as the cores' channels. The shootdown
 //!    fields are the shared-memory baseline `bench shootdown` compares with.
 //! 4. [`CONSOLE`]: the debug console and its lock.
+//! 5. The page `BootFacts::fig3_page`: the structure `bench fig3` updates
+//!    under a lock from several cores, as the shared-memory side of the
+//!    paper's Figure 3 (see `crate::fig3`); nothing else uses it.
 
 use crate::arch::serial::Console;
 use crate::boot::BootFacts;

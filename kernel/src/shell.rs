@@ -138,6 +138,7 @@ fn execute(local: &CoreLocal, line: &str) -> CommandResult {
         }
         Command::VmStorm { operations } => vm_storm(local, operations)?,
         Command::BenchShootdown => crate::shootdown::run(local)?,
+        Command::BenchFig3 => crate::fig3::run(local)?,
     }
     Ok(Next::Continue)
 }

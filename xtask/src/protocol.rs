@@ -222,6 +222,23 @@ pub fn shootdown_rows(text: &str) -> Vec<(u32, [u64; 4])> {
         .collect()
 }
 
+/// `(lines, clients, shared-memory cycles, message cycles)` from the rows of
+/// the `bench fig3` table.
+pub fn fig3_rows(text: &str) -> Vec<(u32, u32, u64, u64)> {
+    let table = text.rfind("bench fig3: ").map_or("", |at| &text[at..]);
+    lines(table)
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((
+                words.next()?.parse().ok()?,
+                words.next()?.parse().ok()?,
+                words.next()?.parse().ok()?,
+                words.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
 /// Mapped-page counts from each `vm show: core <id>: <n> pages mapped; ...`.
 pub fn vm_show_summaries(text: &str) -> Vec<u32> {
     lines(text)

@@ -22,6 +22,7 @@ pub enum Command {
     VmHash,
     VmStorm { operations: u32 },
     BenchShootdown,
+    BenchFig3,
 }
 
 struct CommandSpec {
@@ -160,6 +161,11 @@ const COMMANDS: &[CommandSpec] = &[
         usage: "bench shootdown",
         summary: "TLB shootdown to 1..all cores: IPI broadcast vs unicast, flat and per-package multicast",
         parse_arguments: |_| Ok(Command::BenchShootdown),
+    },
+    CommandSpec {
+        usage: "bench fig3",
+        summary: "the paper's Figure 3: k lines updated under a shared lock vs by messages to their owner",
+        parse_arguments: |_| Ok(Command::BenchFig3),
     },
     CommandSpec {
         usage: "urpc bench",
@@ -562,6 +568,7 @@ mod tests {
                 "vm hash",
                 "vm storm <operations>",
                 "bench shootdown",
+                "bench fig3",
                 "urpc bench"
             ]
         );

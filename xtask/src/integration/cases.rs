@@ -66,6 +66,10 @@ pub fn all() -> Vec<QemuTest> {
             "bench_shootdown_on_two_numa_nodes",
             bench_shootdown_on_two_numa_nodes,
         ),
+        QemuTest::new(
+            "bench_fig3_measures_both_methods",
+            bench_fig3_measures_both_methods,
+        ),
         QemuTest::new("ipi_to_faulted_core_1_fails", |context| {
             ipi_to_faulted_core_fails(context, 1)
         }),
@@ -330,6 +334,26 @@ fn bench_shootdown_on_two_numa_nodes(context: &mut TestContext) -> Result<(), St
     if targets != (1..=7).collect::<Vec<u32>>() || rows.iter().any(|row| row.1.contains(&0)) {
         return Err(format!(
             "expected rows for 1 to 7 targets with four non-zero medians, got {rows:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// `bench fig3` on 4 cores measures both methods for k = 1, 2, 4, 8 lines
+/// and 1 and 2 clients (powers of two up to the 3 other cores).
+fn bench_fig3_measures_both_methods(context: &mut TestContext) -> Result<(), String> {
+    let script = "bench fig3";
+    let run = context.exec(CORES, script)?;
+    expect_success(&run, script)?;
+    let rows = protocol::fig3_rows(&run.serial);
+    let shape: Vec<(u32, u32)> = rows.iter().map(|row| (row.0, row.1)).collect();
+    let expected: Vec<(u32, u32)> = [1, 2, 4, 8]
+        .iter()
+        .flat_map(|&lines| [(lines, 1), (lines, 2)])
+        .collect();
+    if shape != expected || rows.iter().any(|row| row.2 == 0 || row.3 == 0) {
+        return Err(format!(
+            "expected rows {expected:?} with non-zero costs, got {rows:?}"
         ));
     }
     Ok(())

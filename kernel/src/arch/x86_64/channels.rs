@@ -8,20 +8,21 @@ use alloc::vec::Vec;
 use atoll_urpc::{Receiver, RingHeader, Sender, Slot};
 use core::sync::atomic::AtomicU64;
 
-/// Zeroes every core's channel region: all-zero memory is a fresh ring.
-/// Called by the boot core once, before any other core starts.
-pub fn reset_all(facts: &BootFacts) {
-    for core in facts.cores.iter() {
-        let (start, end) = core.channels;
-        // SAFETY: the region was carved out of usable memory for channels
-        // alone, lies in the identity map, and no core attached to it yet.
+/// Zeroes every core's channel region (all-zero memory is a fresh ring)
+/// and the page `bench fig3` shares (an unlocked lock). Called by the boot
+/// core once, before any other core starts.
+pub fn reset_shared_memory(facts: &BootFacts) {
+    let regions = facts.cores.iter().map(|core| core.channels);
+    for (start, end) in regions.chain([(facts.fig3_page, facts.fig3_page + 4096)]) {
+        // SAFETY: each region was carved out of usable memory for sharing
+        // alone, lies in the identity map, and no core uses it yet.
         unsafe { phys::claim_zeroed::<u8>(start, (end - start) as usize) };
     }
 }
 
 fn header(address: u64) -> &'static RingHeader {
     // SAFETY: `address` is a ring header inside a channel region (placed by
-    // `ring_place`, 64-byte aligned), zeroed by `reset_all`; all-zero bytes
+    // `ring_place`, 64-byte aligned), zeroed by `reset_shared_memory`; all-zero bytes
     // are a valid `RingHeader`, and its fields are atomics, so shared
     // references from two cores are sound.
     unsafe { &*(address as *const RingHeader) }
@@ -36,7 +37,7 @@ fn slots(address: u64) -> &'static [Slot] {
 /// This core's ends of every ring it sends or receives on.
 ///
 /// # Safety
-/// Called once per core, on that core, after `reset_all`: every ring then
+/// Called once per core, on that core, after `reset_shared_memory`: every ring then
 /// has exactly one sender (core `s`) and one receiver (core `r`).
 pub unsafe fn attach(facts: &BootFacts, me: usize) -> Channels {
     let cores = facts.cores.len();

@@ -69,3 +69,16 @@ pub unsafe fn place<T>(addr: u64, value: T) -> &'static mut T {
         &mut *pointer
     }
 }
+
+/// Words of a page that cores share on purpose (the list in
+/// `crate::shared`), as atomics.
+pub fn shared_words(addr: u64, count: usize) -> &'static [core::sync::atomic::AtomicU64] {
+    assert!(
+        addr % 8 == 0 && mapped(addr, count * 8),
+        "shared words at {addr:#x} are not mapped"
+    );
+    // SAFETY: the range is mapped (checked) and aligned, set aside at boot
+    // for this sharing alone; atomics may be shared between cores, and any
+    // bit pattern is a valid `AtomicU64`.
+    unsafe { core::slice::from_raw_parts(addr as *const core::sync::atomic::AtomicU64, count) }
+}
