@@ -74,7 +74,7 @@ pub unsafe fn place<T>(addr: u64, value: T) -> &'static mut T {
 /// `crate::shared`), as atomics.
 pub fn shared_words(addr: u64, count: usize) -> &'static [core::sync::atomic::AtomicU64] {
     assert!(
-        addr % 8 == 0 && mapped(addr, count * 8),
+        addr.is_multiple_of(8) && mapped(addr, count * 8),
         "shared words at {addr:#x} are not mapped"
     );
     // SAFETY: the range is mapped (checked) and aligned, set aside at boot
