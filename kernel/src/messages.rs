@@ -40,7 +40,10 @@ atoll_iface::interface! {
         /// report.
         VmStorm { operations: u32, pages: u32, seed: u32 } -> VmStormDone { committed: u32, aborted: u32 }
         /// From the shell's core: report this core's replica.
-                VmHash { space: u32 } -> VmHashReply { hash: u64, mapped: u32 }
+                        VmHash { space: u32 } -> VmHashReply { hash: u64, mapped: u32 }
+        /// From the shell's core: cores `first` to `last` now hold the test
+        /// space (sent only while no core has anything mapped in it).
+        VmSpan { first: u32, last: u32 }
         /// From the shell's core: make `updates` updates of `lines` cache
         /// lines, by `method` (0: under the shared lock; 1: by messages to
         /// the shell's core, which owns its copy), and report the cycles per

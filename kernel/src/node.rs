@@ -154,6 +154,7 @@ fn is_short_request(message: &NodeMessage) -> bool {
             | NodeMessage::Protocol(_)
             | NodeMessage::VmPropose(_)
             | NodeMessage::VmHash(_)
+            | NodeMessage::VmSpan(_)
             | NodeMessage::Fig3Update(_)
     )
 }
@@ -223,6 +224,13 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
         NodeMessage::VmStorm(storm) => {
             let done = vm::storm(local, &storm);
             send(local, from, done);
+        }
+        NodeMessage::VmSpan(span) => {
+            local
+                .node()
+                .borrow_mut()
+                .vm
+                .span(span.first as usize..=span.last as usize);
         }
         NodeMessage::Fig3Run(run) => {
             let done = fig3::client(local, from, &run);

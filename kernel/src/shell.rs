@@ -9,7 +9,7 @@ use crate::arch::power::{self, ExitStatus};
 use crate::boot::protocol_name;
 use crate::messages::{
     BenchPeer, NodeMessage, PingPeer, PingReport, Refusal, Refused, VmHash, VmHashReply, VmPropose,
-    VmStorm,
+    VmSpan, VmStorm,
 };
 use crate::node;
 use crate::shared::{BOARD, CONSOLE, CoreState, boot_facts};
@@ -137,6 +137,7 @@ fn execute(local: &CoreLocal, line: &str) -> CommandResult {
             replica_hashes(local)?;
         }
         Command::VmStorm { operations } => vm_storm(local, operations)?,
+        Command::VmSpan { first, last } => vm_span(local, first as usize, last as usize)?,
         Command::BenchShootdown => crate::shootdown::run(local)?,
         Command::BenchFig3 => crate::fig3::run(local)?,
     }
@@ -461,9 +462,9 @@ fn vm_propose(local: &CoreLocal, change: VmChange, core: usize, page: u32) -> Re
     }
 }
 
-/// Every running core's replica hash, printed; the hash if they all agree.
-fn replica_hashes(local: &CoreLocal) -> Result<u64, String> {
-    let mut hashes = Vec::new();
+/// Every running core's replica hash and mapped pages, by core.
+fn replica_reports(local: &CoreLocal) -> Result<Vec<(usize, VmHashReply)>, String> {
+    let mut reports = Vec::new();
     for core in running_cores() {
         let reply = if core == local.id {
             let state = local.node().borrow();
@@ -486,6 +487,19 @@ fn replica_hashes(local: &CoreLocal) -> Result<u64, String> {
                 _ => return Err(format!("vm hash: core {core} did not answer")),
             }
         };
+        reports.push((core, reply));
+    }
+    Ok(reports)
+}
+
+/// Every running holder's replica hash, printed; the hash if they agree.
+fn replica_hashes(local: &CoreLocal) -> Result<u64, String> {
+    let holders = local.node().borrow().vm.holders();
+    let mut hashes = Vec::new();
+    for (core, reply) in replica_reports(local)?
+        .into_iter()
+        .filter(|(core, _)| holders.contains(core))
+    {
         println!(
             "vm hash: core {core}: replica hash {:#018x}, {} pages mapped",
             reply.hash, reply.mapped
@@ -499,6 +513,37 @@ fn replica_hashes(local: &CoreLocal) -> Result<u64, String> {
         }
         _ => Err(String::from("vm hash: the replicas differ")),
     }
+}
+
+fn vm_span(local: &CoreLocal, first: usize, last: usize) -> Result<(), String> {
+    check_core("vm span", last)?;
+    if first > last {
+        return Err(format!(
+            "vm span: {first} to {last} is an empty range of cores"
+        ));
+    }
+    if let Some((core, report)) = replica_reports(local)?
+        .into_iter()
+        .find(|(_, report)| report.mapped > 0)
+    {
+        return Err(format!(
+            "vm span: core {core} has {} pages mapped; unmap them first",
+            report.mapped
+        ));
+    }
+    for core in running_cores().into_iter().filter(|&core| core != local.id) {
+        node::send(
+            local,
+            core,
+            VmSpan {
+                first: first as u32,
+                last: last as u32,
+            },
+        );
+    }
+    local.node().borrow_mut().vm.span(first..=last);
+    println!("vm span: cores {first} to {last} hold the test space");
+    Ok(())
 }
 
 fn running_cores() -> Vec<usize> {

@@ -60,6 +60,8 @@ pub struct Vm {
     requesters: BTreeMap<OpId, Requester>,
     /// Completions of requests from this core's own code, until taken.
     finished: Vec<Completion>,
+    /// The cores that hold the test space.
+    holders: core::ops::RangeInclusive<usize>,
 }
 
 impl Vm {
@@ -85,11 +87,23 @@ impl Vm {
             ticks_fed: 0,
             requesters: BTreeMap::new(),
             finished: Vec::new(),
+            holders: 0..=facts.cores.len() - 1,
         }
     }
 
     pub fn replica(&self) -> &MappingTable {
         self.node.replica()
+    }
+
+    pub fn holders(&self) -> core::ops::RangeInclusive<usize> {
+        self.holders.clone()
+    }
+
+    /// Makes cores `holders` the test space's holders.
+    pub fn span(&mut self, holders: core::ops::RangeInclusive<usize>) {
+        let nodes: Vec<NodeId> = holders.clone().map(node_id).collect();
+        self.node.add_space(TEST_SPACE, &nodes);
+        self.holders = holders;
     }
 
     /// Takes the completion of `id`, if it has come.

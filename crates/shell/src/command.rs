@@ -20,6 +20,7 @@ pub enum Command {
     VmUnmap { core: u32, page: u32 },
     VmShow,
     VmHash,
+    VmSpan { first: u32, last: u32 },
     VmStorm { operations: u32 },
     BenchShootdown,
     BenchFig3,
@@ -135,6 +136,16 @@ const COMMANDS: &[CommandSpec] = &[
             Ok(Command::VmUnmap {
                 core: arguments.number("core number")?,
                 page: arguments.number("page number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "vm span <first> <last>",
+        summary: "make cores first to last the test space's holders (while nothing is mapped)",
+        parse_arguments: |arguments| {
+            Ok(Command::VmSpan {
+                first: arguments.number("core number")?,
+                last: arguments.number("core number")?,
             })
         },
     },
@@ -564,6 +575,7 @@ mod tests {
                 "urpc ping <from> <to>",
                 "vm map <core> <page>",
                 "vm unmap <core> <page>",
+                "vm span <first> <last>",
                 "vm show",
                 "vm hash",
                 "vm storm <operations>",

@@ -62,6 +62,7 @@ pub fn all() -> Vec<QemuTest> {
         ),
         QemuTest::new("urpc_skips_a_faulted_core", urpc_skips_a_faulted_core),
         QemuTest::new("vm_map_and_unmap_replicate", vm_map_and_unmap_replicate),
+        QemuTest::new("vm_space_on_chosen_cores", vm_space_on_chosen_cores),
         QemuTest::new(
             "bench_shootdown_on_two_numa_nodes",
             bench_shootdown_on_two_numa_nodes,
@@ -289,6 +290,29 @@ fn vm_map_and_unmap_replicate(context: &mut TestContext) -> Result<(), String> {
     }
     if protocol::lines(&run.serial).any(|line| line.contains("NOT in this core's page tables")) {
         return Err("a committed mapping is missing from the page tables".to_owned());
+    }
+    expect_replicas_agree(&run.serial, 2)
+}
+
+/// With cores 1 to 3 holding the test space, maps proposed from core 0 (not
+/// a holder) and core 2 commit on the three holders, and a storm from every
+/// core leaves the three replicas equal; core 0 keeps no replica of it.
+fn vm_space_on_chosen_cores(context: &mut TestContext) -> Result<(), String> {
+    let script = "vm span 1 3; vm map 0 2; vm map 2 4; vm hash; vm storm 10; vm show";
+    let run = context.exec(CORES, script)?;
+    expect_success(&run, script)?;
+    for line in [
+        "vm span: cores 1 to 3 hold the test space",
+        "vm map 0 2: 0x10000002000 committed: 3 holders applied it, 0 unreached",
+        "vm hash: all 3 replicas agree",
+        "vm show: core 0: 0 pages mapped; replica hash 0xcbf29ce484222325",
+    ] {
+        if !protocol::lines(&run.serial).any(|output| output == line) {
+            return Err(format!("no line `{line}`"));
+        }
+    }
+    if protocol::lines(&run.serial).any(|line| line.starts_with("vm hash: core 0:")) {
+        return Err("core 0 holds no replica, yet `vm hash` compared it".to_owned());
     }
     expect_replicas_agree(&run.serial, 2)
 }
