@@ -87,6 +87,7 @@ pub struct Sender<'m> {
 impl Sender<'_> {
     /// The sleep handshake for everything sent so far: wakes the receiver
     /// if it announced that it sleeps. Returns whether it did.
+    #[inline]
     pub fn flush(&self) -> Wake {
         let wake = self.ring.flush();
         if wake == Wake::Needed {
@@ -96,21 +97,39 @@ impl Sender<'_> {
     }
 
     /// Sends one message, waiting while the ring is full, then flushes.
+    #[inline]
     pub fn send(&mut self, payload: &Payload) -> Wake {
-        self.send_unflushed(payload);
+        self.send_with(|slot| *slot = *payload)
+    }
+
+    /// Sends one message written in place by `fill` (see
+    /// [`atoll_urpc::Sender::try_send_with`]), waiting while the ring is
+    /// full, then flushes. `fill` runs once, when there is room.
+    #[inline]
+    pub fn send_with(&mut self, fill: impl FnMut(&mut Payload)) -> Wake {
+        self.send_unflushed_with(fill);
         self.flush()
     }
 
     /// Sends one message, waiting while the ring is full, without the
     /// handshake: for a batch that ends with [`flush`](Self::flush), or for
     /// a receiver that never sleeps.
+    #[inline]
     pub fn send_unflushed(&mut self, payload: &Payload) {
-        if self.ring.try_send(payload).is_ok() {
+        self.send_unflushed_with(|slot| *slot = *payload);
+    }
+
+    /// [`send_with`](Self::send_with) without the handshake, as
+    /// [`send_unflushed`](Self::send_unflushed).
+    #[inline]
+    pub fn send_unflushed_with(&mut self, mut fill: impl FnMut(&mut Payload)) {
+        // `try_send_with` calls `fill` only when it sends.
+        if self.ring.try_send_with(&mut fill).is_ok() {
             return;
         }
         // A receiver asleep on unflushed messages would never free a slot.
         let _ = self.flush();
-        while self.ring.try_send(payload).is_err() {
+        while self.ring.try_send_with(&mut fill).is_err() {
             std::hint::spin_loop();
         }
     }
@@ -124,12 +143,14 @@ pub struct Receiver<'m> {
 }
 
 impl Receiver<'_> {
+    #[inline]
     pub fn try_recv(&mut self) -> Option<Payload> {
         self.ring.try_recv()
     }
 
     /// Polls until a message arrives, never sleeping: the sender need not
     /// flush for this receiver.
+    #[inline]
     pub fn recv_polling(&mut self) -> Payload {
         loop {
             if let Some(payload) = self.ring.try_recv() {

@@ -27,10 +27,12 @@ commands:
            --filter TEXT  run only the QEMU tests whose name contains TEXT
            --skip-host    skip the host unit tests
            --skip-checks  skip the checks
-  bench  run a benchmark on two pinned CPUs, print its table and write
+  bench  run a benchmark on pinned CPUs, print its table and write
          bench/results/<name>.json and .svg (see bench/results/README.md)
-           <name>           urpc (URPC against its floor and peers) or urpc-depth
-           --cpus A,B       the two CPUs (default: the first two this process may use)
+           <name>           urpc (URPC against its floor and peers) or urpc-depth;
+                            fig3, replication or sharing (shared state over cores)
+           --cpus A,B       the two CPUs (default: the first two this process may use;
+                            fig3, replication and sharing: every CPU it may use)
            --repetitions N  rounds, each with every row interleaved (default 15)
   help   print this text
 
@@ -84,6 +86,9 @@ pub struct BenchOptions {
 pub enum Benchmark {
     Urpc,
     UrpcDepth,
+    Fig3,
+    Replication,
+    Sharing,
 }
 
 impl Benchmark {
@@ -91,6 +96,17 @@ impl Benchmark {
         match self {
             Benchmark::Urpc => "urpc",
             Benchmark::UrpcDepth => "urpc-depth",
+            Benchmark::Fig3 => "fig3",
+            Benchmark::Replication => "replication",
+            Benchmark::Sharing => "sharing",
+        }
+    }
+
+    /// The `hosted/benches` target that runs it.
+    pub fn target(self) -> &'static str {
+        match self {
+            Benchmark::Urpc | Benchmark::UrpcDepth => "urpc",
+            Benchmark::Fig3 | Benchmark::Replication | Benchmark::Sharing => "scaling",
         }
     }
 }
@@ -181,14 +197,19 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
     Ok(options)
 }
 
+const BENCHMARKS: &str = "urpc, urpc-depth, fig3, replication or sharing";
+
 fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
     let benchmark = match flags.args.pop_front().as_deref() {
         Some("urpc") => Benchmark::Urpc,
         Some("urpc-depth") => Benchmark::UrpcDepth,
+        Some("fig3") => Benchmark::Fig3,
+        Some("replication") => Benchmark::Replication,
+        Some("sharing") => Benchmark::Sharing,
         Some(other) if !other.starts_with("--") => {
-            bail!("unknown benchmark `{other}` (expected urpc or urpc-depth)")
+            bail!("unknown benchmark `{other}` (expected {BENCHMARKS})")
         }
-        _ => bail!("bench needs a benchmark name: urpc or urpc-depth"),
+        _ => bail!("bench needs a benchmark name: {BENCHMARKS}"),
     };
     let mut options = BenchOptions {
         benchmark,
@@ -233,13 +254,13 @@ fn parse_numa_nodes(value: &str) -> Result<u8> {
 /// Whether the cores and memory split evenly into the NUMA nodes.
 fn check_numa(machine: &Machine) -> Result<()> {
     let nodes = u64::from(machine.numa_nodes);
-    if u64::from(machine.cores) % nodes != 0 {
+    if !u64::from(machine.cores).is_multiple_of(nodes) {
         bail!(
             "--numa {nodes} needs a core count divisible by {nodes}, got --cores {}",
             machine.cores
         );
     }
-    if machine.memory.mib() % nodes != 0 {
+    if !machine.memory.mib().is_multiple_of(nodes) {
         bail!(
             "--numa {nodes} needs memory divisible into {nodes} whole MiB, got {}",
             machine.memory
@@ -459,6 +480,20 @@ mod tests {
                 repetitions: None,
             })
         );
+        for (name, benchmark) in [
+            ("fig3", Benchmark::Fig3),
+            ("replication", Benchmark::Replication),
+            ("sharing", Benchmark::Sharing),
+        ] {
+            let Command::Bench(options) = parse_words(&format!("bench {name}")).unwrap() else {
+                panic!("bench {name} is a bench command");
+            };
+            assert_eq!(
+                (options.benchmark, options.benchmark.target()),
+                (benchmark, "scaling")
+            );
+            assert_eq!(options.benchmark.name(), name);
+        }
     }
 
     #[test]

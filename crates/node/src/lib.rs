@@ -9,14 +9,15 @@
 //! tree, and committing an unmap on a core also invalidates that core's
 //! TLB entry, so an unmap completes only when every holder has stopped
 //! using the old translation. A TLB shootdown on its own is a multicast
-//! round (single-phase commit).
+//! round (single-phase commit). Cores of one cache domain may share one
+//! table behind a lock instead, each through a [`SharedReplica`].
 //!
 //! The [`Node`] is sans-IO like the protocols: its host (the kernel's node
 //! loop, the hosted runtime, or the simulator) feeds it [`Input`]s and
 //! requests and acts on what it puts in the [`Outbox`]: messages to send,
 //! [`Effect`]s on this core's page tables and TLB, and [`Completion`]s of
-//! requests. It depends on `atoll-proto`, `core` and `alloc`, and on no
-//! hardware.
+//! requests. It depends on `atoll-proto`, `core`, `alloc` and `spin` (the
+//! shared replica's lock), and on no hardware.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -24,9 +25,11 @@ extern crate alloc;
 
 mod message;
 mod replica;
+mod shared;
 
 pub use message::{MESSAGE_BYTES, Message};
 pub use replica::{Entry, MappingTable, Replica};
+pub use shared::SharedReplica;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;

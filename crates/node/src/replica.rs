@@ -20,11 +20,11 @@ pub struct Entry {
 /// How the node reads and changes its replica of the mapping table.
 ///
 /// [`MappingTable`] is the per-core replica. Cores that share a cache may
-/// instead share one table behind a lock (design.md §2.4) by implementing
-/// this trait over it: each sharing core's node then prepares, commits and
-/// aborts the same proposals on the same table, which is why preparing an
-/// id the table already holds must succeed, and committing or aborting an
-/// id it no longer holds must do nothing.
+/// instead share one table behind a lock (design.md §2.4), each through a
+/// [`SharedReplica`](crate::SharedReplica) handle: each sharing core's node
+/// then prepares, commits and aborts the same proposals on the same table,
+/// which is why preparing an id the table already holds must succeed, and
+/// committing or aborting an id it no longer holds must do nothing.
 pub trait Replica {
     /// Lock the page `change` touches and record the change as pending, or
     /// refuse: the page is locked by another proposal, or the change does
@@ -34,6 +34,9 @@ pub trait Replica {
     fn commit(&mut self, id: OpId, change: &Change);
     /// Drop the pending change of `id` and release the page.
     fn abort(&mut self, id: OpId, change: &Change);
+    /// The committed mapping of the page at `vaddr`, if any: what a page
+    /// fault reads. A pending change does not show until it commits.
+    fn lookup(&self, space: SpaceId, vaddr: u64) -> Option<Mapping>;
     /// Every page with a committed mapping or a pending change, ordered by
     /// space and address.
     fn entries(&self) -> Vec<Entry>;
@@ -127,6 +130,12 @@ impl Replica for MappingTable {
 
     fn abort(&mut self, id: OpId, change: &Change) {
         self.resolve(id, change, false);
+    }
+
+    fn lookup(&self, space: SpaceId, vaddr: u64) -> Option<Mapping> {
+        self.pages
+            .get(&(space, vaddr))
+            .and_then(|slot| slot.committed)
     }
 
     fn entries(&self) -> Vec<Entry> {
@@ -237,6 +246,24 @@ mod tests {
         table.commit(id(3), &unmap(0x1000));
         assert!(table.entries().is_empty());
         assert_eq!(table.hash(), empty);
+    }
+
+    #[test]
+    fn lookup_sees_committed_mappings_only() {
+        let mut table = MappingTable::new();
+        let mapping = Mapping {
+            paddr: 0x5000,
+            flags: 3,
+        };
+        table.prepare(id(1), &map(0x1000, 0x5000)).unwrap();
+        assert_eq!(table.lookup(SPACE, 0x1000), None, "pending");
+        table.commit(id(1), &map(0x1000, 0x5000));
+        assert_eq!(table.lookup(SPACE, 0x1000), Some(mapping));
+        assert_eq!(table.lookup(SpaceId(2), 0x1000), None, "another space");
+        table.prepare(id(2), &unmap(0x1000)).unwrap();
+        assert_eq!(table.lookup(SPACE, 0x1000), Some(mapping), "pending unmap");
+        table.commit(id(2), &unmap(0x1000));
+        assert_eq!(table.lookup(SPACE, 0x1000), None);
     }
 
     #[test]

@@ -37,6 +37,23 @@ impl<T: Copy> ProtocolCell<T> {
         };
     }
 
+    /// Lets `change` change the contents in place.
+    ///
+    /// # Safety
+    /// No other thread may access the cell during the call.
+    #[inline(always)]
+    pub unsafe fn with_mut<R>(&self, change: impl FnOnce(&mut T) -> R) -> R {
+        #[cfg(loom)]
+        // SAFETY: exclusive access is the caller's promise; loom checks it.
+        return self
+            .inner
+            .with_mut(|pointer| change(unsafe { &mut *pointer }));
+        #[cfg(not(loom))]
+        // SAFETY: exclusive access is the caller's promise, and the
+        // reference does not outlive the call.
+        change(unsafe { &mut *self.inner.get() })
+    }
+
     /// # Safety
     /// No other thread may write the cell during the call.
     pub unsafe fn read(&self) -> T {

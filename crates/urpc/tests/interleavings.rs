@@ -11,51 +11,21 @@
 //! that the run stays within minutes.
 #![cfg(not(loom))]
 
+mod common;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
 
-use atoll_urpc::{Full, PAYLOAD_SIZE, Payload, RingHeader, Slot, Wake, channel};
+use atoll_urpc::{Full, RingHeader, Slot, Wake, channel};
+use common::{MAX_MESSAGES, MAX_OPERATIONS, Schedule, config, message, schedule, wait_for_wake_up};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-
-/// `native` cases normally, `under_miri` under Miri, which runs each case
-/// thousands of times slower and cannot write proptest's regression files.
-fn config(native: u32, under_miri: u32) -> Config {
-    if cfg!(miri) {
-        Config {
-            cases: under_miri,
-            failure_persistence: None,
-            ..Config::default()
-        }
-    } else {
-        Config::with_cases(native)
-    }
-}
-
-/// The most operations in one single-threaded case.
-const MAX_OPERATIONS: usize = if cfg!(miri) { 40 } else { 300 };
-/// The most messages in one multi-threaded case.
-const MAX_MESSAGES: u64 = if cfg!(miri) { 30 } else { 2_000 };
-/// How long a sleeping receiver waits for its wake-up before the test calls
-/// it lost. Far beyond any real delay, so that only a lost wake-up hits it.
-const LOST_WAKE_UP_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Message `number`: the number, then bytes derived from it, so that a
-/// message overwritten, torn or delivered from the wrong lap shows.
-fn message(number: u64) -> Payload {
-    let mut payload = [0; PAYLOAD_SIZE];
-    payload[..8].copy_from_slice(&number.to_le_bytes());
-    for (index, byte) in payload.iter_mut().enumerate().skip(8) {
-        *byte = (number as u8).wrapping_mul(31) ^ index as u8;
-    }
-    payload
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Operation {
     TrySend,
+    TrySendWith,
     Flush,
     Send,
     FreeSlots,
@@ -68,7 +38,8 @@ enum Operation {
 fn operation() -> impl Strategy<Value = Operation> {
     // Sends and receives dominate, so that rings fill, empty and wrap.
     prop_oneof![
-        4 => Just(Operation::TrySend),
+        2 => Just(Operation::TrySend),
+        2 => Just(Operation::TrySendWith),
         1 => Just(Operation::Flush),
         2 => Just(Operation::Send),
         1 => Just(Operation::FreeSlots),
@@ -173,6 +144,20 @@ fn check_against_model(capacity: usize, operations: &[Operation]) -> Result<(), 
                     model.send();
                 }
             }
+            Operation::TrySendWith => {
+                let fits = model.send_fits();
+                let mut filled = false;
+                let result = sender.try_send_with(|payload| {
+                    // Whatever the slot held before, the message replaces it.
+                    *payload = message(model.sent + 1);
+                    filled = true;
+                });
+                prop_assert_eq!(result.is_ok(), fits, "step {}: try_send_with", step);
+                prop_assert_eq!(filled, fits, "step {}: fill ran iff sent", step);
+                if fits {
+                    model.send();
+                }
+            }
             Operation::Send => {
                 let result = sender.send(&message(model.sent + 1));
                 let expected = if model.send_fits() {
@@ -225,52 +210,6 @@ proptest! {
     ) {
         check_against_model(capacity, &operations)?;
     }
-}
-
-/// A pause between two steps of one side, to vary how the threads overlap.
-#[derive(Debug, Clone, Copy)]
-enum Pause {
-    None,
-    Spin(u16),
-    Yield,
-}
-
-impl Pause {
-    fn take(self) {
-        match self {
-            Pause::None => {}
-            Pause::Spin(turns) => (0..turns).for_each(|_| std::hint::spin_loop()),
-            Pause::Yield => thread::yield_now(),
-        }
-    }
-}
-
-fn pause() -> impl Strategy<Value = Pause> {
-    prop_oneof![
-        3 => Just(Pause::None),
-        2 => (1..200u16).prop_map(Pause::Spin),
-        1 => Just(Pause::Yield),
-    ]
-}
-
-/// One side's behaviour: the pauses it takes in turn, and for the sender
-/// how many messages it writes between flushes, for the receiver after how
-/// many empty polls it goes to sleep.
-#[derive(Debug, Clone)]
-struct Schedule {
-    pauses: Vec<Pause>,
-    every: u64,
-}
-
-impl Schedule {
-    fn pause(&self, step: usize) {
-        self.pauses[step % self.pauses.len()].take();
-    }
-}
-
-fn schedule() -> impl Strategy<Value = Schedule> {
-    (prop::collection::vec(pause(), 1..16), 1..8u64)
-        .prop_map(|(pauses, every)| Schedule { pauses, every })
 }
 
 /// Sends `count` messages from one thread to another through a ring of
@@ -334,20 +273,6 @@ fn two_threads(capacity: usize, count: u64, sending: &Schedule, receiving: &Sche
         }
         receiving_thread.join().unwrap();
     });
-}
-
-/// Parks until the sender's wake-up sets `flag` (and clears it), failing
-/// the test if that takes so long that it must have been lost.
-fn wait_for_wake_up(flag: &AtomicBool) {
-    let started = Instant::now();
-    while !flag.swap(false, Ordering::Acquire) {
-        let waited = started.elapsed();
-        assert!(
-            waited < LOST_WAKE_UP_DEADLINE,
-            "lost wake-up: asleep for {waited:?}"
-        );
-        thread::park_timeout(LOST_WAKE_UP_DEADLINE - waited);
-    }
 }
 
 proptest! {

@@ -1,15 +1,18 @@
-//! Loom models of the ring: every interleaving of one sender and one
-//! receiver, and every value the C11 memory model lets each atomic load
+//! Loom models of the ring and of the call channel: every interleaving of
+//! the two ends, and every value the C11 memory model lets each atomic load
 //! return, up to a preemption bound. The payload cells are loom cells, so a
 //! payload read that is not ordered after its write (or a write that races
 //! the read of the message before it) fails the model too. The API allows
-//! one sender and one receiver per ring, so these are the only shapes.
+//! one end of each kind per channel, so these are the only shapes.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p atoll-urpc --test loom --release`;
 //! `LOOM_MAX_PREEMPTIONS` overrides the bound set here.
 #![cfg(loom)]
 
-use atoll_urpc::{Full, PAYLOAD_SIZE, Payload, Receiver, RingHeader, Sender, Slot, Wake, channel};
+use atoll_urpc::{
+    CallHeader, Client, Full, PAYLOAD_SIZE, Payload, Receiver, RingHeader, Sender, Server, Slot,
+    Wake, call_channel, channel,
+};
 use loom::sync::{Arc, Notify};
 use loom::thread;
 
@@ -145,4 +148,135 @@ fn a_sender_waiting_for_space_and_a_sleeping_receiver_make_progress() {
 #[test]
 fn a_batch_flushed_once_wakes_the_receiver() {
     a_sleeping_receiver_gets_every_message(2, 3, 2);
+}
+
+/// A fresh call channel whose ends threads can take, leaked as
+/// [`leaked_ring`] leaks its ring.
+fn leaked_call_channel(slots: usize) -> (Client<'static>, Server<'static>) {
+    let header = Box::leak(Box::new(CallHeader::new()));
+    let slots = Box::leak((0..slots).map(|_| Slot::new()).collect::<Box<[Slot]>>());
+    call_channel(header, slots)
+}
+
+/// The server's answer to a request: every byte changed, so that a reply
+/// read before the server wrote it, or a request taken for its reply, shows.
+fn answer(request: &Payload) -> Payload {
+    request.map(|byte| !byte)
+}
+
+/// Makes calls through a channel of `slots` slots in `bursts`: each burst
+/// makes its calls, then takes their replies, so that the first call of a
+/// burst reuses the slot of the call before it (none is outstanding) and the
+/// others take the next slots. The server answers each request as it takes
+/// it. Every request must reach the server once, in order, intact, and
+/// every reply the client, likewise.
+fn calls_are_answered_in_order(slots: usize, bursts: &'static [u8]) {
+    explore(move || {
+        let (mut client, mut server) = leaked_call_channel(slots);
+        let count: u8 = bursts.iter().sum();
+        let serving = thread::spawn(move || {
+            for number in 1..=count {
+                let request = loop {
+                    match server.try_recv() {
+                        Some(request) => break request,
+                        None => thread::yield_now(),
+                    }
+                };
+                assert_eq!(request.payload(), &message(number), "request {number}");
+                let reply = answer(request.payload());
+                server.reply_unflushed(request, &reply);
+            }
+            assert!(server.try_recv().is_none(), "a request arrived twice");
+        });
+        let mut number = 0;
+        for &burst in bursts {
+            for call in number + 1..=number + burst {
+                client.try_call(&message(call)).expect("a burst fits");
+            }
+            for call in number + 1..=number + burst {
+                let reply = loop {
+                    match client.poll_reply() {
+                        Some(reply) => break reply,
+                        None => thread::yield_now(),
+                    }
+                };
+                assert_eq!(reply, answer(&message(call)), "reply {call}");
+            }
+            number += burst;
+        }
+        serving.join().unwrap();
+        assert_eq!(client.poll_reply(), None, "a reply arrived twice");
+    });
+}
+
+#[test]
+fn one_slot_call_channel_reuses_its_slot() {
+    calls_are_answered_in_order(1, &[1, 1, 1]);
+}
+
+#[test]
+fn two_slot_call_channel_reuses_a_slot_then_takes_the_next() {
+    calls_are_answered_in_order(2, &[1, 2]);
+}
+
+#[test]
+fn two_slot_call_channel_wraps_around_between_reuses() {
+    calls_are_answered_in_order(2, &[2, 1, 2]);
+}
+
+/// The sleep handshake on both sides of a call channel: the server sleeps
+/// whenever no request has come, the client whenever its reply has not, each
+/// only if its `prepare_to_sleep` says it may, and each is woken only by the
+/// other side's flush saying [`Wake::Needed`]. A lost wake-up leaves one side
+/// asleep for good, which loom reports as a deadlock.
+fn both_sides_of_a_call_sleep_and_are_woken(slots: usize, count: u8) {
+    explore(move || {
+        let (mut client, mut server) = leaked_call_channel(slots);
+        let (wake_server, wake_client) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let (server_bell, client_bell) = (wake_server.clone(), wake_client.clone());
+        let serving = thread::spawn(move || {
+            for number in 1..=count {
+                let request = loop {
+                    if let Some(request) = server.try_recv() {
+                        break request;
+                    }
+                    if server.prepare_to_sleep() {
+                        server_bell.wait();
+                        server.woken();
+                    }
+                };
+                assert_eq!(request.payload(), &message(number), "request {number}");
+                let reply = answer(request.payload());
+                if server.reply(request, &reply) == Wake::Needed {
+                    wake_client.notify();
+                }
+            }
+        });
+        for number in 1..=count {
+            if client.call(&message(number)).unwrap() == Wake::Needed {
+                wake_server.notify();
+            }
+            let reply = loop {
+                if let Some(reply) = client.poll_reply() {
+                    break reply;
+                }
+                if client.prepare_to_sleep() {
+                    client_bell.wait();
+                    client.woken();
+                }
+            };
+            assert_eq!(reply, answer(&message(number)), "reply {number}");
+        }
+        serving.join().unwrap();
+    });
+}
+
+#[test]
+fn a_sleeping_server_and_a_sleeping_client_are_woken() {
+    both_sides_of_a_call_sleep_and_are_woken(1, 1);
+}
+
+#[test]
+fn both_sides_sleep_twice_and_are_woken_each_time() {
+    both_sides_of_a_call_sleep_and_are_woken(2, 2);
 }

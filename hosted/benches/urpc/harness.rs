@@ -1,6 +1,7 @@
 //! The measuring machinery every row shares.
 //!
-//! A mechanism is a pair of one-way channels, request and reply. A
+//! A mechanism is a pair of one-way channels, request and reply (or one
+//! call channel, whose two sides are [`Part`]s of their own). A
 //! measurement is a run of *exchanges*: the initiator sends a burst of
 //! messages and then waits for one reply; the responder takes the burst and
 //! answers with the last message. A burst of one is a round trip (latency);
@@ -27,6 +28,11 @@ use crate::stats::median;
 /// channel is full.
 pub trait Outbound<const N: usize>: Send {
     fn send(&mut self, message: &[u8; N]);
+
+    /// Called after the last message of a burst, before the sender waits
+    /// for anything: where a mechanism whose receiver may sleep makes sure
+    /// it is woken (URPC's flush).
+    fn end_burst(&mut self) {}
 }
 
 /// One direction of a mechanism: receives `N`-byte messages, waiting (by
@@ -59,6 +65,7 @@ impl<const N: usize, O: Outbound<N>, I: Inbound<N>> Part for Initiator<O, I, N> 
             for _ in 0..burst {
                 self.requests.send(black_box(&message));
             }
+            self.requests.end_burst();
             black_box(self.replies.recv());
         }
     }
@@ -72,6 +79,7 @@ impl<const N: usize, I: Inbound<N>, O: Outbound<N>> Part for Responder<I, O, N> 
                 last = black_box(self.requests.recv());
             }
             self.replies.send(&last);
+            self.replies.end_burst();
         }
     }
 }

@@ -9,16 +9,14 @@
 
 mod depth;
 mod harness;
-mod machine;
 mod mechanisms;
 mod model;
-mod report;
-mod stats;
 mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use atoll_bench_report::{machine, output, report, stats};
 use atoll_hosted::{allowed_cpus, pin_current_thread};
 use serde_json::json;
 
@@ -27,8 +25,8 @@ use harness::{CpuPair, Plan};
 const USAGE: &str = "\
 usage: urpc <benchmark> [--out DIR] [--cpus A,B] [--repetitions N] [--command TEXT]
 benchmarks:
-  urpc        URPC against the one-line floor, rtrb, crossbeam-channel, std mpsc and pipes
-  urpc-depth  URPC round trips and streaming against ring depth
+  urpc        URPC calls and rings against the one-line floor, rtrb, crossbeam-channel, std mpsc and pipes
+  urpc-depth  URPC round trips and streaming against ring and call-channel depth
   --out DIR         where to write <benchmark>.json and .svg (default bench/results)
   --cpus A,B        the initiator's and the responder's CPU (default: the first two allowed)
   --repetitions N   rounds (default 15)
@@ -123,15 +121,10 @@ fn run(options: Options) -> Result<(), String> {
         "urpc-depth" => depth::run(&plan, cpus)?,
         other => return Err(format!("no benchmark called {other}")),
     };
-    let command = if options.command.is_empty() {
-        std::env::args().collect::<Vec<_>>().join(" ")
-    } else {
-        options.command
-    };
     println!("{}", report.table);
     let json = json!({
         "benchmark": options.benchmark,
-        "command": command,
+        "command": output::recorded_command(options.command),
         "cpus": [cpus.initiator, cpus.responder],
         "plan": {
             "rounds": plan.repetitions,
@@ -140,26 +133,11 @@ fn run(options: Options) -> Result<(), String> {
             "messages_per_throughput_batch": plan.stream,
             "value_per_round": "median batch; ratios are taken within a round",
         },
-        "machine": machine::describe(cpus),
+        "machine": machine::describe(&[cpus.initiator, cpus.responder]),
         "results": report.json,
         "table": report.table,
     });
-    std::fs::create_dir_all(&options.out)
-        .map_err(|error| format!("cannot create {}: {error}", options.out.display()))?;
-    let write = |extension: &str, contents: String| {
-        let path = options
-            .out
-            .join(format!("{}.{extension}", options.benchmark));
-        std::fs::write(&path, contents)
-            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
-        println!("wrote {}", path.display());
-        Ok::<_, String>(())
-    };
-    write(
-        "json",
-        serde_json::to_string_pretty(&json).expect("JSON values serialise") + "\n",
-    )?;
-    write("svg", report.plot)
+    output::write_results(&options.out, &options.benchmark, &json, &report.plot)
 }
 
 fn main() -> ExitCode {

@@ -1,5 +1,6 @@
 //! The mechanisms the benchmark compares, each as a request channel and a
-//! reply channel, wrapped into a [`Cell`].
+//! reply channel, or as a URPC call channel (both directions in one), wrapped
+//! into a [`Cell`].
 //!
 //! Every receiver polls (spins on `try_recv` or its equivalent) except the
 //! pipe's, which blocks in `read`, and URPC's with the sleep handshake,
@@ -9,11 +10,13 @@
 use std::io::{BufReader, PipeReader, PipeWriter, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use atoll_hosted::{Receiver, Ring, Sender, SharedMemory};
+use std::hint::black_box;
+
+use atoll_hosted::{CallChannel, Client, Receiver, Ring, Sender, Server, SharedMemory};
 use atoll_urpc::{PAYLOAD_SIZE, Payload};
 
-use crate::harness::{Cell, Inbound, Initiator, Metric, Outbound, Responder};
-use crate::model::ModelRing;
+use crate::harness::{Cell, Inbound, Initiator, Metric, Outbound, Part, Responder};
+use crate::model::{ModelCall, ModelRing};
 
 /// Messages the peers' channels hold. Generous, so as not to handicap them.
 pub const PEER_CAPACITY: usize = 1024;
@@ -119,12 +122,14 @@ pub fn two_line_floor(lines: &SharedMemory) -> Cell<'_> {
 /// Whether URPC's sleep handshake runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handshake {
-    /// `try_send` only, and receivers that poll and never sleep, so no
-    /// flush is needed: the fastest correct use when neither side sleeps.
+    /// No flush, and receivers that poll and never sleep: the fastest
+    /// correct use when neither side sleeps.
     Off,
-    /// `send` (try_send + flush) for every message, and receivers that
-    /// would sleep if they polled long enough without a message.
-    EveryMessage,
+    /// A flush after every burst (after every message in a round trip), as
+    /// a sender must before it waits, and receivers that would sleep if
+    /// they polled long enough without a message. Calls flush every call
+    /// and every reply.
+    Armed,
 }
 
 struct UrpcOut<'m> {
@@ -137,15 +142,20 @@ struct UrpcIn<'m> {
     handshake: Handshake,
 }
 
+/// URPC writes each message straight into its slot: the message's bytes,
+/// and the rest of the payload left as the slot's last message left it.
+/// Padding the message into a payload on the stack first, and sending that,
+/// streamed 8-byte messages two to four and a half times slower (see
+/// [`atoll_urpc::Sender::try_send_with`]).
 impl<const N: usize> Outbound<N> for UrpcOut<'_> {
     fn send(&mut self, message: &[u8; N]) {
-        let mut payload = [0; PAYLOAD_SIZE];
-        payload[..N].copy_from_slice(message);
-        match self.handshake {
-            Handshake::Off => self.sender.send_unflushed(&payload),
-            Handshake::EveryMessage => {
-                let _woke = self.sender.send(&payload);
-            }
+        self.sender
+            .send_unflushed_with(|payload| payload[..N].copy_from_slice(message));
+    }
+
+    fn end_burst(&mut self) {
+        if self.handshake == Handshake::Armed {
+            let _woke = self.sender.flush();
         }
     }
 }
@@ -154,7 +164,7 @@ impl<const N: usize> Inbound<N> for UrpcIn<'_> {
     fn recv(&mut self) -> [u8; N] {
         let payload = match self.handshake {
             Handshake::Off => self.receiver.recv_polling(),
-            Handshake::EveryMessage => self.receiver.recv(SPINS_BEFORE_SLEEP),
+            Handshake::Armed => self.receiver.recv(SPINS_BEFORE_SLEEP),
         };
         payload[..N]
             .try_into()
@@ -184,6 +194,77 @@ pub fn urpc<'m, const N: usize>(
         metric,
         urpc_direction(requests, handshake),
         urpc_direction(replies, handshake),
+    )
+}
+
+/// The client of a call channel: one call at a time, each waiting for its
+/// reply, which comes back in the request's slot.
+struct Caller<'m, const N: usize> {
+    client: Client<'m>,
+    handshake: Handshake,
+}
+
+/// The server of a call channel: answers each request with its own bytes.
+struct Answerer<'m, const N: usize> {
+    server: Server<'m>,
+    handshake: Handshake,
+}
+
+impl<const N: usize> Part for Caller<'_, N> {
+    fn run(&mut self, exchanges: u64, burst: u64) {
+        debug_assert_eq!(burst, 1, "calls are measured as round trips");
+        let mut request = [0; PAYLOAD_SIZE];
+        request[..N].fill(0x5a);
+        for _ in 0..exchanges {
+            let reply = match self.handshake {
+                Handshake::Off => {
+                    self.client
+                        .try_call(black_box(&request))
+                        .expect("one call at a time fits");
+                    self.client.wait_reply_polling()
+                }
+                Handshake::Armed => {
+                    let _woke = self
+                        .client
+                        .call(black_box(&request))
+                        .expect("one call at a time fits");
+                    self.client.wait_reply(SPINS_BEFORE_SLEEP)
+                }
+            };
+            black_box(&reply[..N]);
+        }
+    }
+}
+
+impl<const N: usize> Part for Answerer<'_, N> {
+    fn run(&mut self, exchanges: u64, burst: u64) {
+        debug_assert_eq!(burst, 1, "calls are measured as round trips");
+        for _ in 0..exchanges {
+            let request = match self.handshake {
+                Handshake::Off => self.server.recv_polling(),
+                Handshake::Armed => self.server.recv(SPINS_BEFORE_SLEEP),
+            };
+            let mut reply = [0; PAYLOAD_SIZE];
+            reply[..N].copy_from_slice(&request.payload()[..N]);
+            match self.handshake {
+                Handshake::Off => self.server.reply_unflushed(request, &reply),
+                Handshake::Armed => {
+                    let _woke = self.server.reply(request, &reply);
+                }
+            }
+        }
+    }
+}
+
+/// A URPC call channel: the request and its reply in the same slot, one
+/// line moving each way per call. Round trips only.
+pub fn urpc_call<const N: usize>(handshake: Handshake, channel: &mut CallChannel) -> Cell<'_> {
+    const { assert!(N <= PAYLOAD_SIZE) };
+    let (client, server) = channel.split();
+    Cell::new(
+        Metric::Latency,
+        Caller::<N> { client, handshake },
+        Answerer::<N> { server, handshake },
     )
 }
 
@@ -256,6 +337,12 @@ pub fn urpc_packed<'m>((requests, replies): (&'m mut Ring, &'m mut Ring)) -> Cel
 /// The bare ring of [`crate::model`]: round trips only.
 pub fn model<'r>(requests: &'r mut ModelRing, replies: &'r mut ModelRing) -> Cell<'r> {
     cell::<56>(Metric::Latency, requests.split(), replies.split())
+}
+
+/// The bare call channel of [`crate::model`]: round trips only.
+pub fn model_call(channel: &mut ModelCall) -> Cell<'_> {
+    let (caller, answerer) = channel.split();
+    Cell::new(Metric::Latency, caller, answerer)
 }
 
 impl<const N: usize> Outbound<N> for rtrb::Producer<[u8; N]> {

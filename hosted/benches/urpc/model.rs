@@ -1,17 +1,22 @@
-//! A bare ring, to test why deep URPC rings make round trips slower. It
-//! keeps what a URPC message costs in cache lines (56 payload bytes, then
-//! the sequence number, stored last, in the same line; the receiver polls
-//! the sequence number of the slot it expects) and drops everything else:
-//! no acknowledgements (a round trip has one message in flight, so no flow
-//! control is needed) and no sleep line. What it varies is where the slots
-//! are (how many, in which order the messages visit them, how far apart)
-//! and whether the payload is written at all.
+//! Bare channels, to test what makes round trips slower than the one-line
+//! floor. They keep what a URPC message costs in cache lines (56 payload
+//! bytes, then the control word, stored last, in the same line; the
+//! receiving side polls the control word of the slot it expects) and drop
+//! everything else: no acknowledgements (a round trip has one message in
+//! flight, so no flow control is needed) and no sleep line.
+//!
+//! A bare ring ([`ModelRing`]) varies where the slots are (how many, in
+//! which order the messages visit them, how far apart) and whether the
+//! payload is written at all. A bare call channel ([`ModelCall`]) answers
+//! each request in its own slot and varies one thing: whether every call
+//! takes the next slot, or one call at a time keeps to one slot, as URPC's
+//! call channel does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_hosted::SharedMemory;
 
-use crate::harness::{Inbound, Outbound};
+use crate::harness::{Inbound, Outbound, Part};
 
 const WORDS_PER_LINE: usize = 8;
 
@@ -123,5 +128,106 @@ impl Inbound<56> for ModelReceiver<'_> {
             }
         }
         message
+    }
+}
+
+/// A bare call channel: the client writes a request (payload, then `2n`)
+/// and polls the same slot for the reply (payload, then `2n + 1`), which
+/// the server writes in place.
+pub struct ModelCall {
+    memory: SharedMemory,
+    slots: usize,
+    /// Every call in the next slot, round the ring; otherwise all in the first.
+    next_slot_each_call: bool,
+}
+
+impl ModelCall {
+    pub fn new(slots: usize, next_slot_each_call: bool) -> ModelCall {
+        ModelCall {
+            memory: SharedMemory::new(slots * 64).expect("cannot map a model call channel"),
+            slots,
+            next_slot_each_call,
+        }
+    }
+
+    /// Resets the channel and returns its two ends.
+    pub fn split(&mut self) -> (ModelCaller<'_>, ModelAnswerer<'_>) {
+        self.memory
+            .words()
+            .iter()
+            .for_each(|word| word.store(0, Ordering::Relaxed));
+        (
+            ModelCaller {
+                channel: self,
+                calls: 0,
+            },
+            ModelAnswerer {
+                channel: self,
+                calls: 0,
+            },
+        )
+    }
+
+    /// The slot of call `call` (1, 2, ...): its payload words and its control word.
+    fn slot(&self, call: u64) -> (&[AtomicU64], &AtomicU64) {
+        let slot = if self.next_slot_each_call {
+            (call % self.slots as u64) as usize
+        } else {
+            0
+        };
+        let line = &self.memory.words()[slot * WORDS_PER_LINE..][..WORDS_PER_LINE];
+        let (payload, control) = line.split_at(WORDS_PER_LINE - 1);
+        (payload, &control[0])
+    }
+}
+
+pub struct ModelCaller<'c> {
+    channel: &'c ModelCall,
+    calls: u64,
+}
+
+pub struct ModelAnswerer<'c> {
+    channel: &'c ModelCall,
+    calls: u64,
+}
+
+impl Part for ModelCaller<'_> {
+    fn run(&mut self, exchanges: u64, _burst: u64) {
+        for _ in 0..exchanges {
+            self.calls += 1;
+            let (payload, control) = self.channel.slot(self.calls);
+            for word in payload {
+                word.store(self.calls, Ordering::Relaxed);
+            }
+            control.store(2 * self.calls, Ordering::Release);
+            while control.load(Ordering::Acquire) != 2 * self.calls + 1 {
+                std::hint::spin_loop();
+            }
+            let reply: u64 = payload
+                .iter()
+                .map(|word| word.load(Ordering::Relaxed))
+                .sum();
+            std::hint::black_box(reply);
+        }
+    }
+}
+
+impl Part for ModelAnswerer<'_> {
+    fn run(&mut self, exchanges: u64, _burst: u64) {
+        for _ in 0..exchanges {
+            self.calls += 1;
+            let (payload, control) = self.channel.slot(self.calls);
+            while control.load(Ordering::Acquire) != 2 * self.calls {
+                std::hint::spin_loop();
+            }
+            let request: u64 = payload
+                .iter()
+                .map(|word| word.load(Ordering::Relaxed))
+                .sum();
+            for word in payload {
+                word.store(request, Ordering::Relaxed);
+            }
+            control.store(2 * self.calls + 1, Ordering::Release);
+        }
     }
 }

@@ -1,30 +1,40 @@
 //! `cargo xtask bench urpc`: URPC against the physical floor and its peers,
-//! round trips and streaming at 8- and 56-byte messages, in one table.
+//! round trips and streaming at 8- and 56-byte messages, in one table: call
+//! channels for round trips, and rings (a pair of them for round trips) for
+//! both.
 
 use std::collections::BTreeMap;
 
-use atoll_hosted::{Ring, SharedMemory};
+use atoll_hosted::{CallChannel, Ring, SharedMemory};
 use serde_json::{Value, json};
 
 use crate::harness::{Cell, CpuPair, Metric, Placement, Plan, run_round};
 use crate::mechanisms::{
     Handshake, PACKED_PER_SLOT, PEER_CAPACITY, crossbeam, mpsc, one_line_floor, pipe, rtrb,
-    two_line_floor, urpc, urpc_packed,
+    two_line_floor, urpc, urpc_call, urpc_packed,
 };
 use crate::report::{self, Bar, Panel, Report};
 use crate::stats::Summary;
 
-/// Slots in every URPC ring of this benchmark.
-const RING_DEPTH: usize = 8;
+/// Slots in every URPC ring of this benchmark: deep enough to stream at
+/// full speed (`cargo xtask bench urpc-depth`).
+const RING_DEPTH: usize = 64;
+/// Slots in every call channel of this benchmark. One call at a time uses
+/// one slot whatever the depth; more slots allow more calls outstanding.
+const CALL_DEPTH: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Row {
     OneLineFloor,
     TwoLineFloor,
+    UrpcCallPolling,
+    UrpcCallHandshake,
     UrpcPolling,
     UrpcHandshake,
     UrpcPacked,
     ProcessOneLineFloor,
+    ProcessUrpcCallPolling,
+    ProcessUrpcCallHandshake,
     ProcessUrpcPolling,
     ProcessUrpcHandshake,
     Rtrb,
@@ -34,13 +44,17 @@ pub enum Row {
 }
 
 impl Row {
-    const ALL: [Row; 12] = [
+    const ALL: [Row; 16] = [
         Row::OneLineFloor,
         Row::TwoLineFloor,
+        Row::UrpcCallPolling,
+        Row::UrpcCallHandshake,
         Row::UrpcPolling,
         Row::UrpcHandshake,
         Row::UrpcPacked,
         Row::ProcessOneLineFloor,
+        Row::ProcessUrpcCallPolling,
+        Row::ProcessUrpcCallHandshake,
         Row::ProcessUrpcPolling,
         Row::ProcessUrpcHandshake,
         Row::Rtrb,
@@ -53,10 +67,14 @@ impl Row {
         match self {
             Row::OneLineFloor => "floor: 1 line, both write",
             Row::TwoLineFloor => "floor: 2 lines, 1 writer each",
+            Row::UrpcCallPolling => "URPC call threads, polling",
+            Row::UrpcCallHandshake => "URPC call threads, handshake",
             Row::UrpcPolling => "URPC threads, polling",
             Row::UrpcHandshake => "URPC threads, handshake",
             Row::UrpcPacked => "URPC threads, 7 x 8 B/slot",
             Row::ProcessOneLineFloor => "floor: 1 line, 2 processes",
+            Row::ProcessUrpcCallPolling => "URPC call processes, polling",
+            Row::ProcessUrpcCallHandshake => "URPC call processes, handshake",
             Row::ProcessUrpcPolling => "URPC processes, polling",
             Row::ProcessUrpcHandshake => "URPC processes, handshake",
             Row::Rtrb => "rtrb",
@@ -73,9 +91,11 @@ impl Row {
     /// The floor measured in the same placement, which a latency is compared with.
     fn floor(self) -> Row {
         match self {
-            Row::ProcessOneLineFloor | Row::ProcessUrpcPolling | Row::ProcessUrpcHandshake => {
-                Row::ProcessOneLineFloor
-            }
+            Row::ProcessOneLineFloor
+            | Row::ProcessUrpcCallPolling
+            | Row::ProcessUrpcCallHandshake
+            | Row::ProcessUrpcPolling
+            | Row::ProcessUrpcHandshake => Row::ProcessOneLineFloor,
             _ => Row::OneLineFloor,
         }
     }
@@ -129,6 +149,7 @@ type Key = (Row, Column);
 /// Channels built once and reset every round.
 struct Resources {
     rings: Vec<Ring>,
+    calls: Vec<CallChannel>,
     lines: SharedMemory,
     two_lines: SharedMemory,
 }
@@ -136,12 +157,17 @@ struct Resources {
 /// Rings for the most URPC cells a round has: two URPC rows of four cells,
 /// plus the packed cell, two rings each.
 const RINGS: usize = 2 * (2 * 4 + 1);
+/// Call channels for the most call cells a round has: two rows of two.
+const CALLS: usize = 2 * 2;
 
 impl Resources {
     fn new() -> Resources {
         Resources {
             rings: (0..RINGS)
                 .map(|_| Ring::new(RING_DEPTH).expect("cannot map a ring"))
+                .collect(),
+            calls: (0..CALLS)
+                .map(|_| CallChannel::new(CALL_DEPTH).expect("cannot map a call channel"))
                 .collect(),
             lines: SharedMemory::new(4096).expect("cannot map the floor's line"),
             two_lines: SharedMemory::new(4096).expect("cannot map the floor's lines"),
@@ -156,10 +182,31 @@ fn ring_pairs(rings: &mut [Ring]) -> impl Iterator<Item = (&mut Ring, &mut Ring)
     })
 }
 
+/// The call cells of a round: round trips at 8 and 56 bytes, without and
+/// with the sleep handshake.
+fn call_cells<'r>(
+    calls: &'r mut [CallChannel],
+    [polling, handshake]: [Row; 2],
+) -> Vec<(Key, Cell<'r>)> {
+    let mut calls = calls.iter_mut();
+    let mut call = || calls.next().expect("CALLS covers every call cell");
+    let mut cells = Vec::new();
+    for (row, mode) in [(polling, Handshake::Off), (handshake, Handshake::Armed)] {
+        let latency = |size| (row, Column::new(Metric::Latency, size));
+        cells.push((latency(8), urpc_call::<8>(mode, call())));
+        cells.push((latency(56), urpc_call::<56>(mode, call())));
+    }
+    cells
+}
+
 fn thread_round(resources: &mut Resources) -> Vec<(Key, Cell<'_>)> {
     let mut pairs = ring_pairs(&mut resources.rings);
     let mut pair = || pairs.next().expect("RINGS covers every URPC cell");
-    let mut cells = vec![
+    let mut cells = call_cells(
+        &mut resources.calls,
+        [Row::UrpcCallPolling, Row::UrpcCallHandshake],
+    );
+    cells.extend([
         (
             (Row::OneLineFloor, Column::new(Metric::Latency, 8)),
             one_line_floor(&resources.lines),
@@ -172,12 +219,12 @@ fn thread_round(resources: &mut Resources) -> Vec<(Key, Cell<'_>)> {
             (Row::UrpcPacked, Column::new(Metric::Throughput, 8)),
             urpc_packed(pair()),
         ),
-    ];
+    ]);
     for metric in [Metric::Latency, Metric::Throughput] {
         let mut add = |row, size, cell| cells.push(((row, Column::new(metric, size)), cell));
         for (row, handshake) in [
             (Row::UrpcPolling, Handshake::Off),
-            (Row::UrpcHandshake, Handshake::EveryMessage),
+            (Row::UrpcHandshake, Handshake::Armed),
         ] {
             add(row, 8, urpc::<8>(metric, handshake, pair()));
             add(row, 56, urpc::<56>(metric, handshake, pair()));
@@ -200,14 +247,18 @@ fn thread_round(resources: &mut Resources) -> Vec<(Key, Cell<'_>)> {
 fn process_round(resources: &mut Resources) -> Vec<(Key, Cell<'_>)> {
     let mut pairs = ring_pairs(&mut resources.rings);
     let mut pair = || pairs.next().expect("RINGS covers every URPC cell");
-    let mut cells = vec![(
+    let mut cells = call_cells(
+        &mut resources.calls,
+        [Row::ProcessUrpcCallPolling, Row::ProcessUrpcCallHandshake],
+    );
+    cells.push((
         (Row::ProcessOneLineFloor, Column::new(Metric::Latency, 8)),
         one_line_floor(&resources.lines),
-    )];
+    ));
     for metric in [Metric::Latency, Metric::Throughput] {
         for (row, handshake) in [
             (Row::ProcessUrpcPolling, Handshake::Off),
-            (Row::ProcessUrpcHandshake, Handshake::EveryMessage),
+            (Row::ProcessUrpcHandshake, Handshake::Armed),
         ] {
             cells.push((
                 (row, Column::new(metric, 8)),
@@ -363,6 +414,8 @@ fn targets(results: &Results) -> Vec<Target> {
     let round_trip = |size| Column::new(Metric::Latency, size);
     let streaming = |size| Column::new(Metric::Throughput, size);
     let mut targets = Vec::new();
+    // Request/response is the call channel's job; a pair of rings shows its
+    // round trips in the table, for comparison.
     for size in [8, 56] {
         targets.push(Target {
             claim: if size == 8 {
@@ -370,8 +423,10 @@ fn targets(results: &Results) -> Vec<Target> {
             } else {
                 "round trip 56 B <= 1.15 x floor"
             },
-            row: Row::UrpcPolling,
-            ratio: Summary::of(&results.latency_over_floor((Row::UrpcPolling, round_trip(size)))),
+            row: Row::UrpcCallPolling,
+            ratio: Summary::of(
+                &results.latency_over_floor((Row::UrpcCallPolling, round_trip(size))),
+            ),
             goal: 1.15,
             at_most: true,
         });
@@ -499,6 +554,7 @@ fn report(results: &Results) -> Result<Report, String> {
         table,
         json: json!({
             "ring_depth": RING_DEPTH,
+            "call_channel_depth": CALL_DEPTH,
             "peer_capacity": PEER_CAPACITY,
             "packed_messages_per_slot": PACKED_PER_SLOT,
             "rows": rows_json,

@@ -2,10 +2,13 @@
 //! only: the SVG's text is real text, so no font files are needed).
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use serde_json::Value;
 
 use crate::stats::Summary;
+
+pub use plotters::chart::SeriesLabelPosition;
 
 /// A benchmark's results: the table to print, the numbers for the JSON
 /// file (the caller adds the machine and the command), and the SVG plot.
@@ -21,7 +24,7 @@ pub struct Bar {
     pub value: Summary,
 }
 
-/// A line over ring depths (or any positive x, drawn on a log2 axis).
+/// A line over ring depths, core counts or any positive x, drawn on a log2 axis.
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, Summary)>,
@@ -37,11 +40,14 @@ pub struct Panel<T> {
 const WIDTH: u32 = 1000;
 const BAR_HEIGHT: u32 = 22;
 const PANEL_CHROME: u32 = 90;
-const COLORS: [RGBColor; 4] = [
+const LINE_PANEL_HEIGHT: u32 = 420;
+const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
 ];
 
 fn draw_error(error: impl std::fmt::Debug) -> String {
@@ -123,39 +129,80 @@ fn draw_bars<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Line panels side by side, x on a log2 axis.
+/// How line panels draw their axes and legend.
+#[derive(Debug, Clone)]
+pub struct Axes<'a> {
+    /// The x axis's name; x is drawn on a log2 axis.
+    pub x: &'a str,
+    /// A log10 y axis, for values that span orders of magnitude.
+    pub log_y: bool,
+    /// Where the legend goes: where the lines are not.
+    pub legend: SeriesLabelPosition,
+}
+
+/// The ring-depth sweep's two line panels, side by side.
 pub fn line_panels(panels: [Panel<Series>; 2]) -> Result<String, String> {
+    let axes = Axes {
+        x: "ring depth (slots)",
+        log_y: false,
+        legend: SeriesLabelPosition::MiddleRight,
+    };
+    line_grid(&axes, &panels)
+}
+
+/// Line panels, two to a row.
+pub fn line_grid(axes: &Axes<'_>, panels: &[Panel<Series>]) -> Result<String, String> {
+    let rows = panels.len().div_ceil(2);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, 420)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, rows as u32 * LINE_PANEL_HEIGHT))
+            .into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        let (left, right) = root.split_horizontally(WIDTH / 2);
-        for (area, panel) in [left, right].iter().zip(&panels) {
-            draw_lines(area, panel).map_err(draw_error)?;
+        for (area, panel) in root.split_evenly((rows, 2)).iter().zip(panels) {
+            let values = || {
+                panel
+                    .content
+                    .iter()
+                    .flat_map(|series| &series.points)
+                    .map(|(_, value)| value)
+            };
+            let high = values().map(|value| value.p90).fold(0.0, f64::max) * 1.1;
+            if axes.log_y {
+                let low = values().map(|value| value.p10).fold(high, f64::min) / 1.1;
+                draw_lines(area, panel, axes, (low..high).log_scale())
+            } else {
+                draw_lines(area, panel, axes, 0.0..high)
+            }
+            .map_err(draw_error)?;
         }
         root.present().map_err(draw_error)?;
     }
     Ok(svg)
 }
 
-fn draw_lines<DB: DrawingBackend>(
+fn draw_lines<DB: DrawingBackend, Y>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel<Series>,
-) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    axes: &Axes<'_>,
+    y_range: Y,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
     let points = || panel.content.iter().flat_map(|series| &series.points);
     let x_max = points().map(|(x, _)| x.log2()).fold(0.0, f64::max);
-    let y_max = points().map(|(_, value)| value.p90).fold(0.0, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(area)
         .caption(panel.caption, ("sans-serif", 16))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(50)
-        .build_cartesian_2d(-0.3..x_max + 0.3, 0.0..y_max)?;
+        .build_cartesian_2d(-0.3..x_max + 0.3, y_range)?;
     chart
         .configure_mesh()
         .x_labels(x_max as usize + 1)
         .x_label_formatter(&|log: &f64| format!("{}", 2f64.powf(log.round())))
-        .x_desc("ring depth (slots)")
+        .x_desc(axes.x)
         .y_desc(panel.y_axis)
         .draw()?;
     for (index, series) in panel.content.iter().enumerate() {
@@ -177,6 +224,7 @@ fn draw_lines<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
+        .position(axes.legend.clone())
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;

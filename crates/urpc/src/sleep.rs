@@ -1,0 +1,75 @@
+//! The sleep announcement that both channel kinds use: a line on which a
+//! side that waits for messages says it is about to sleep, and which the
+//! other side checks after publishing, so that no wake-up is lost.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// A counter alone on its cache line, so that writes to it disturb nothing else.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct Line(pub(crate) AtomicU64);
+
+impl Line {
+    pub(crate) fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+}
+
+/// Whether the side that published must wake the other, which announced
+/// that it sleeps.
+#[must_use = "a side that sleeps and is not woken misses the message"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Needed,
+    NotNeeded,
+}
+
+/// The line where a waiting side announces that it sleeps. Both sides change
+/// it only with read-modify-writes, so all changes are totally ordered:
+///
+/// - the waiting side publishes what it has to (its acknowledgements),
+///   [`announce`](Self::announce)s, then looks for work once more, and sleeps
+///   only if it finds none;
+/// - the publishing side stores its message, then [`claim`](Self::claim)s.
+///
+/// If the claim comes second it reads the announcement and the publisher
+/// wakes the sleeper. If the announcement comes second it reads from the
+/// claim, a release, so the sleeper's second look sees the message. Either
+/// way the message is not stranded (`docs/urpc.md`, and the loom models).
+#[derive(Debug)]
+pub(crate) struct SleepLine(Line);
+
+impl SleepLine {
+    pub(crate) fn new() -> Self {
+        Self(Line::new())
+    }
+
+    /// The waiting side is about to sleep. The caller must look for work
+    /// again after this and sleep only if there is none.
+    pub(crate) fn announce(&self) {
+        self.0.0.swap(1, Ordering::AcqRel);
+    }
+
+    /// The waiting side is awake again, whatever woke it.
+    pub(crate) fn withdraw(&self) {
+        // A swap, not a store: a claim that found no announcement may have
+        // swapped this line just before, and the sleeper's next announcement
+        // must still synchronise with that claim through this write. An RMW
+        // continues the claim's release sequence; a plain store would end
+        // it, and the next announcement could then miss the published
+        // message while the claim missed the announcement (the loom model
+        // `a_receiver_that_sleeps_twice_is_woken_each_time`).
+        self.0.0.swap(0, Ordering::Relaxed);
+    }
+
+    /// Called by the publishing side after its stores: whether the waiting
+    /// side announced that it sleeps. Only one claim gets a given
+    /// announcement.
+    pub(crate) fn claim(&self) -> Wake {
+        if self.0.0.swap(0, Ordering::AcqRel) != 0 {
+            Wake::Needed
+        } else {
+            Wake::NotNeeded
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! How OS state scales over cores, hosted on real CPUs: the benchmarks run
+//! by `cargo xtask bench fig3`, `bench replication` and `bench sharing`
+//! (or directly with
+//! `cargo bench -p atoll-hosted --bench scaling -- <benchmark> [flags]`).
+//!
+//! - `fig3`: the multikernel paper's Figure 3 (Baumann et al., SOSP 2009):
+//!   clients update k cache lines of a shared structure under a lock, or
+//!   without one, or by sending a URPC message to a server that owns it.
+//! - `replication`: a replicated counter and map, Atoll style (a replica
+//!   per thread, updates shipped over URPC rings), against the
+//!   `node-replication` crate and one global locked copy.
+//! - `sharing`: the mapping table (`atoll-node`) as a replica per core, a
+//!   replica per pair of cores behind a lock, or one global locked copy.
+//!
+//! Each prints a table and writes `<out>/<benchmark>.json` (every number
+//! per round, the machine as `lscpu` describes it, the command) and
+//! `<out>/<benchmark>.svg`. `docs/benchmarks.md` explains what they
+//! measure and what they found. A cell with more threads than CPUs is
+//! oversubscribed, and marked so: its threads time-share the CPUs.
+
+mod clock;
+mod common;
+mod fig3;
+mod links;
+mod probe;
+mod replication;
+mod sharing;
+mod team;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use atoll_bench_report::{machine, output};
+use atoll_hosted::allowed_cpus;
+use serde_json::json;
+
+use common::Settings;
+
+const USAGE: &str = "\
+usage: scaling <benchmark> [--out DIR] [--cpus A,B,...] [--repetitions N] [--command TEXT]
+benchmarks:
+  fig3         cost per update of k shared cache lines: locked, unlocked, or by message to an owner
+  replication  a replicated counter and map: Atoll replicas, node-replication, one locked copy
+  sharing      the mapping table: a replica per core, per pair of cores, or one locked copy
+  --out DIR         where to write <benchmark>.json and .svg (default bench/results)
+  --cpus A,B,...    the CPUs to place threads on (default: every CPU this process may use)
+  --repetitions N   rounds (default 10)
+  --command TEXT    the command to record as having produced the results";
+
+struct Options {
+    benchmark: String,
+    out: PathBuf,
+    cpus: Option<Vec<usize>>,
+    rounds: usize,
+    command: String,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut benchmark = None;
+    let mut options = Options {
+        benchmark: String::new(),
+        out: PathBuf::from("bench/results"),
+        cpus: None,
+        rounds: 10,
+        command: String::new(),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
+        match arg.as_str() {
+            // cargo bench passes this to every benchmark binary.
+            "--bench" => {}
+            "--out" => options.out = PathBuf::from(value("--out")?),
+            "--command" => options.command = value("--command")?,
+            "--repetitions" => {
+                let text = value("--repetitions")?;
+                options.rounds = text
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or(format!("--repetitions {text}: not a count"))?;
+            }
+            "--cpus" => {
+                let text = value("--cpus")?;
+                let cpus: Option<Vec<usize>> =
+                    text.split(',').map(|cpu| cpu.trim().parse().ok()).collect();
+                match cpus {
+                    Some(cpus)
+                        if !cpus.is_empty()
+                            && cpus
+                                .iter()
+                                .enumerate()
+                                .all(|(i, cpu)| !cpus[..i].contains(cpu)) =>
+                    {
+                        options.cpus = Some(cpus)
+                    }
+                    _ => return Err(format!("--cpus {text}: expected different CPUs, like 0,1")),
+                }
+            }
+            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
+            name if benchmark.is_none() => benchmark = Some(name.to_owned()),
+            extra => return Err(format!("unexpected argument {extra}")),
+        }
+    }
+    options.benchmark = benchmark.ok_or("no benchmark named")?;
+    Ok(options)
+}
+
+fn run(options: Options) -> Result<(), String> {
+    let cpus = match options.cpus {
+        Some(cpus) => cpus,
+        None => {
+            allowed_cpus().map_err(|error| format!("cannot read this process's CPUs: {error}"))?
+        }
+    };
+    let settings = Settings {
+        cpus,
+        rounds: options.rounds,
+        tsc_ghz: clock::tsc_ghz(),
+    };
+    let report = match options.benchmark.as_str() {
+        "fig3" => fig3::run(&settings)?,
+        "replication" => replication::run(&settings)?,
+        "sharing" => sharing::run(&settings)?,
+        other => return Err(format!("no benchmark called {other}")),
+    };
+    println!("{}", report.table);
+    let json = json!({
+        "benchmark": options.benchmark,
+        "command": output::recorded_command(options.command),
+        "cpus": settings.cpus,
+        "rounds": settings.rounds,
+        "tsc_ghz": settings.tsc_ghz,
+        "machine": machine::describe(&settings.cpus),
+        "results": report.json,
+        "table": report.table,
+    });
+    output::write_results(&options.out, &options.benchmark, &json, &report.plot)
+}
+
+fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {error}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
