@@ -27,9 +27,9 @@ mod replication;
 mod sharing;
 mod team;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use atoll_bench_report::args::{self, BenchArgs};
 use atoll_bench_report::{machine, output};
 use atoll_hosted::allowed_cpus;
 use serde_json::json;
@@ -47,65 +47,7 @@ benchmarks:
   --repetitions N   rounds (default 10)
   --command TEXT    the command to record as having produced the results";
 
-struct Options {
-    benchmark: String,
-    out: PathBuf,
-    cpus: Option<Vec<usize>>,
-    rounds: usize,
-    command: String,
-}
-
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut benchmark = None;
-    let mut options = Options {
-        benchmark: String::new(),
-        out: PathBuf::from("bench/results"),
-        cpus: None,
-        rounds: 10,
-        command: String::new(),
-    };
-    while let Some(arg) = args.next() {
-        let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
-        match arg.as_str() {
-            // cargo bench passes this to every benchmark binary.
-            "--bench" => {}
-            "--out" => options.out = PathBuf::from(value("--out")?),
-            "--command" => options.command = value("--command")?,
-            "--repetitions" => {
-                let text = value("--repetitions")?;
-                options.rounds = text
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or(format!("--repetitions {text}: not a count"))?;
-            }
-            "--cpus" => {
-                let text = value("--cpus")?;
-                let cpus: Option<Vec<usize>> =
-                    text.split(',').map(|cpu| cpu.trim().parse().ok()).collect();
-                match cpus {
-                    Some(cpus)
-                        if !cpus.is_empty()
-                            && cpus
-                                .iter()
-                                .enumerate()
-                                .all(|(i, cpu)| !cpus[..i].contains(cpu)) =>
-                    {
-                        options.cpus = Some(cpus)
-                    }
-                    _ => return Err(format!("--cpus {text}: expected different CPUs, like 0,1")),
-                }
-            }
-            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
-            name if benchmark.is_none() => benchmark = Some(name.to_owned()),
-            extra => return Err(format!("unexpected argument {extra}")),
-        }
-    }
-    options.benchmark = benchmark.ok_or("no benchmark named")?;
-    Ok(options)
-}
-
-fn run(options: Options) -> Result<(), String> {
+fn run(options: BenchArgs) -> Result<(), String> {
     let cpus = match options.cpus {
         Some(cpus) => cpus,
         None => {
@@ -114,7 +56,7 @@ fn run(options: Options) -> Result<(), String> {
     };
     let settings = Settings {
         cpus,
-        rounds: options.rounds,
+        rounds: options.repetitions,
         tsc_ghz: clock::tsc_ghz(),
     };
     let report = match options.benchmark.as_str() {
@@ -138,7 +80,7 @@ fn run(options: Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
+    let options = match args::parse(std::env::args().skip(1), 10) {
         Ok(options) => options,
         Err(error) => {
             eprintln!("error: {error}\n\n{USAGE}");

@@ -13,9 +13,9 @@ mod mechanisms;
 mod model;
 mod table;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use atoll_bench_report::args::{self, BenchArgs};
 use atoll_bench_report::{machine, output, report, stats};
 use atoll_hosted::{allowed_cpus, pin_current_thread};
 use serde_json::json;
@@ -32,63 +32,16 @@ benchmarks:
   --repetitions N   rounds (default 15)
   --command TEXT    the command to record as having produced the results";
 
-struct Options {
-    benchmark: String,
-    out: PathBuf,
-    cpus: Option<CpuPair>,
-    repetitions: usize,
-    command: String,
-}
-
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut benchmark = None;
-    let mut options = Options {
-        benchmark: String::new(),
-        out: PathBuf::from("bench/results"),
-        cpus: None,
-        repetitions: 15,
-        command: String::new(),
-    };
-    while let Some(arg) = args.next() {
-        let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
-        match arg.as_str() {
-            // cargo bench passes this to every benchmark binary.
-            "--bench" => {}
-            "--out" => options.out = PathBuf::from(value("--out")?),
-            "--command" => options.command = value("--command")?,
-            "--repetitions" => {
-                let text = value("--repetitions")?;
-                options.repetitions = text
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or(format!("--repetitions {text}: not a count"))?;
-            }
-            "--cpus" => {
-                let text = value("--cpus")?;
-                let parsed: Option<Vec<usize>> =
-                    text.split(',').map(|cpu| cpu.trim().parse().ok()).collect();
-                match parsed.as_deref() {
-                    Some(&[initiator, responder]) if initiator != responder => {
-                        options.cpus = Some(CpuPair {
-                            initiator,
-                            responder,
-                        })
-                    }
-                    _ => {
-                        return Err(format!(
-                            "--cpus {text}: expected two different CPUs, like 0,1"
-                        ));
-                    }
-                }
-            }
-            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
-            name if benchmark.is_none() => benchmark = Some(name.to_owned()),
-            extra => return Err(format!("unexpected argument {extra}")),
-        }
+/// The pair `--cpus` names, which must be exactly two CPUs.
+fn cpu_pair(cpus: Option<Vec<usize>>) -> Result<Option<CpuPair>, String> {
+    match cpus.as_deref() {
+        None => Ok(None),
+        Some(&[initiator, responder]) => Ok(Some(CpuPair {
+            initiator,
+            responder,
+        })),
+        Some(_) => Err("--cpus: expected two different CPUs, like 0,1".to_owned()),
     }
-    options.benchmark = benchmark.ok_or("no benchmark named")?;
-    Ok(options)
 }
 
 fn default_cpus() -> Result<CpuPair, String> {
@@ -103,8 +56,8 @@ fn default_cpus() -> Result<CpuPair, String> {
     }
 }
 
-fn run(options: Options) -> Result<(), String> {
-    let cpus = match options.cpus {
+fn run(options: BenchArgs) -> Result<(), String> {
+    let cpus = match cpu_pair(options.cpus)? {
         Some(cpus) => cpus,
         None => default_cpus()?,
     };
@@ -141,7 +94,7 @@ fn run(options: Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
+    let options = match args::parse(std::env::args().skip(1), 15) {
         Ok(options) => options,
         Err(error) => {
             eprintln!("error: {error}\n\n{USAGE}");

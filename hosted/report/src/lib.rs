@@ -1,4 +1,5 @@
-//! What Atoll's hosted benchmarks share: order statistics ([`stats`]), the
+//! What Atoll's hosted benchmarks share: their command line ([`args`]),
+//! order statistics ([`stats`]), the
 //! machine a run used ([`machine`]), SVG plots ([`report`]) and the result
 //! files ([`output`]).
 //!
@@ -7,6 +8,7 @@
 //! `cargo test` builds none of their code. It depends on `plotters` (SVG
 //! backend only) and `serde_json`.
 
+pub mod args;
 pub mod machine;
 pub mod output;
 pub mod report;
