@@ -94,18 +94,5 @@ fn run(options: BenchArgs) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match args::parse(std::env::args().skip(1), 15) {
-        Ok(options) => options,
-        Err(error) => {
-            eprintln!("error: {error}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    args::run_main(USAGE, 15, run)
 }

@@ -2,6 +2,7 @@
 //! `<benchmark> [--out DIR] [--cpus A,B,...] [--repetitions N] [--command TEXT]`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Debug)]
 pub struct BenchArgs {
@@ -67,6 +68,30 @@ pub fn parse(
     }
     parsed.benchmark = benchmark.ok_or("no benchmark named")?;
     Ok(parsed)
+}
+
+/// A benchmark binary's `main`: parses the command line (printing `usage`
+/// on a bad one, exit status 2), runs the benchmark, and reports its error
+/// (exit status 1).
+pub fn run_main(
+    usage: &str,
+    default_repetitions: usize,
+    run: impl FnOnce(BenchArgs) -> Result<(), String>,
+) -> ExitCode {
+    let args = match parse(std::env::args().skip(1), default_repetitions) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("error: {error}\n\n{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]
