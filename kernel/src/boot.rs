@@ -9,12 +9,16 @@ use crate::channels;
 use crate::shared::{BOOT, MAX_CORES};
 use atoll_firmware::{
     AcpiError, AcpiTables, BootInfo, BootInfoError, BootProtocol, MadtEntry, MemoryKind, Rsdp,
-    parse_boot_info, s5_sleep_types,
+    SratEntry, parse_boot_info, s5_sleep_types,
 };
 use atoll_frames::{FRAME_SIZE, RangeSet, RangeSetFull, carve};
 
 /// Disjoint usable ranges the boot core can track.
 pub const MAX_USABLE_RANGES: usize = 128;
+/// SRAT memory ranges the boot core can track.
+pub const MAX_NUMA_RANGES: usize = 64;
+/// SLIT localities (NUMA nodes) the boot core can keep distances for.
+pub const MAX_NUMA_NODES: usize = 64;
 /// Stack of each core other than the boot core.
 const CORE_STACK_SIZE: u64 = 64 * 1024;
 /// The first MiB holds the BIOS data, the trampoline and legacy devices.
@@ -32,9 +36,36 @@ pub struct CoreEntry {
     /// The rings other cores send this one (see `crate::channels`), just
     /// above the span.
     pub channels: (u64, u64),
-    /// The package (socket) the core is in, from its APIC id and CPUID's
-    /// topology: the domain of topology-aware multicast trees.
-    pub package: u32,
+    /// The NUMA node (SRAT proximity domain) the core is in; 0 on a
+    /// machine without an SRAT.
+    pub node: u32,
+}
+
+/// What the SRAT and the SLIT say about NUMA nodes, kept without a heap
+/// because the boot core needs it to carve memory before it has one.
+pub struct NumaFacts {
+    /// Enabled SRAT memory ranges `(start, end, node)`, in table order.
+    memory: [(u64, u64, u32); MAX_NUMA_RANGES],
+    memory_count: usize,
+    /// SLIT distances, row = from, column = to; `None` without a SLIT.
+    distances: Option<[[u8; MAX_NUMA_NODES]; MAX_NUMA_NODES]>,
+    localities: usize,
+}
+
+impl NumaFacts {
+    pub fn memory(&self) -> &[(u64, u64, u32)] {
+        &self.memory[..self.memory_count]
+    }
+
+    /// The SLIT's distance from node `from` to node `to`, if there is a SLIT
+    /// and it covers both.
+    pub fn distance(&self, from: u32, to: u32) -> Option<u8> {
+        let (from, to) = (from as usize, to as usize);
+        if from >= self.localities || to >= self.localities {
+            return None;
+        }
+        self.distances.map(|rows| rows[from][to])
+    }
 }
 
 /// ACPI's way to power off: write SLP_TYP with SLP_EN to PM1 control.
@@ -60,6 +91,10 @@ pub struct BootFacts {
     /// structure its shared-memory method updates under a lock.
     pub fig3_page: u64,
     pub power_off: Result<AcpiPowerOff, AcpiError>,
+    pub numa: NumaFacts,
+    /// Whether each core's frame pool (and so its channels, heap and page
+    /// tables) lies on the core's own NUMA node.
+    pub pools_node_local: bool,
 }
 
 /// The cores the MADT lists as enabled, in MADT order; the index is the core id.
@@ -89,6 +124,8 @@ pub enum BootError {
     NotEnoughMemory { cores: usize, pools: usize },
     NoMemoryForChannels { core: usize, bytes: u64 },
     NoPit,
+    TooManyNumaRanges,
+    TooManyLocalities { localities: u64 },
 }
 
 impl core::fmt::Display for BootError {
@@ -125,6 +162,14 @@ impl core::fmt::Display for BootError {
                 )
             }
             Self::NoPit => write!(f, "the PIT did not count down; cannot calibrate the clocks"),
+            Self::TooManyNumaRanges => write!(
+                f,
+                "the SRAT lists more than {MAX_NUMA_RANGES} memory ranges"
+            ),
+            Self::TooManyLocalities { localities } => write!(
+                f,
+                "the SLIT has {localities} localities; at most {MAX_NUMA_NODES} supported"
+            ),
         }
     }
 }
@@ -179,10 +224,7 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     }
     let lapic = LocalApic::current();
     let boot_apic_id = lapic.id();
-    let package_shift = cpu::package_shift();
-    for core in cores.entries[..cores.count].iter_mut() {
-        core.package = core.apic_id >> package_shift;
-    }
+    let numa = read_numa(&tables, &mut cores.entries[..cores.count])?;
     let boot_core = cores
         .iter()
         .position(|core| core.apic_id == boot_apic_id)
@@ -238,19 +280,22 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     let fig3_page = usable
         .take_from_top(FRAME_SIZE)
         .ok_or(BootError::NoFig3Page)?;
-    let mut pools = 0;
-    for (core, span) in cores.entries[..cores.count]
-        .iter_mut()
-        .zip(carve(&usable, listed))
-    {
-        core.span = span;
-        pools += 1;
-    }
-    if pools < listed {
-        return Err(BootError::NotEnoughMemory {
-            cores: listed,
-            pools,
-        });
+    let pools_node_local = carve_on_nodes(&usable, &numa, &mut cores.entries[..cores.count]);
+    if !pools_node_local {
+        let mut pools = 0;
+        for (core, span) in cores.entries[..cores.count]
+            .iter_mut()
+            .zip(carve(&usable, listed))
+        {
+            core.span = span;
+            pools += 1;
+        }
+        if pools < listed {
+            return Err(BootError::NotEnoughMemory {
+                cores: listed,
+                pools,
+            });
+        }
     }
     let channel_bytes = channels::region_bytes(listed);
     for (id, core) in cores.entries[..cores.count].iter_mut().enumerate() {
@@ -285,7 +330,139 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
         trampoline_page,
         fig3_page,
         power_off,
+        numa,
+        pools_node_local,
     })
+}
+
+/// Reads the SRAT (each core's node, the memory ranges' nodes) and the SLIT.
+/// A core the SRAT does not place is taken to be on node 0, and said so.
+fn read_numa(
+    tables: &AcpiTables<'_, IdentityMap>,
+    cores: &mut [CoreEntry],
+) -> Result<NumaFacts, BootError> {
+    let mut numa = NumaFacts {
+        memory: [(0, 0, 0); MAX_NUMA_RANGES],
+        memory_count: 0,
+        distances: None,
+        localities: 0,
+    };
+    if let Some(srat) = tables.srat()? {
+        let mut placed = [false; MAX_CORES];
+        for entry in srat.entries() {
+            match entry? {
+                SratEntry::ProcessorAffinity {
+                    apic_id,
+                    domain,
+                    enabled: true,
+                } => {
+                    for (id, core) in cores.iter_mut().enumerate() {
+                        if core.apic_id == apic_id {
+                            core.node = domain;
+                            placed[id] = true;
+                        }
+                    }
+                }
+                SratEntry::MemoryAffinity {
+                    domain,
+                    base,
+                    length,
+                    enabled: true,
+                    ..
+                } => {
+                    let slot = numa
+                        .memory
+                        .get_mut(numa.memory_count)
+                        .ok_or(BootError::TooManyNumaRanges)?;
+                    *slot = (base, base.saturating_add(length), domain);
+                    numa.memory_count += 1;
+                }
+                _ => {}
+            }
+        }
+        for (id, core) in cores.iter().enumerate().filter(|&(id, _)| !placed[id]) {
+            println!(
+                "atoll: the SRAT gives core {id} (apic {}) no NUMA node; taken as node 0",
+                core.apic_id
+            );
+        }
+    }
+    if let Some(slit) = tables.slit()? {
+        let localities = slit.localities();
+        if localities > MAX_NUMA_NODES as u64 {
+            return Err(BootError::TooManyLocalities { localities });
+        }
+        let mut rows = [[0; MAX_NUMA_NODES]; MAX_NUMA_NODES];
+        for (from, row) in rows.iter_mut().enumerate().take(localities as usize) {
+            for (to, distance) in row.iter_mut().enumerate().take(localities as usize) {
+                *distance = slit.distance(from as u64, to as u64)?;
+            }
+        }
+        numa.distances = Some(rows);
+        numa.localities = localities as usize;
+    }
+    Ok(numa)
+}
+
+/// Gives each core a span of the usable memory on its own NUMA node, so that
+/// what it reads most (its rings, heap, page tables and the frames of its
+/// address spaces) is local. Returns false, changing nothing that matters,
+/// when there is no SRAT memory map or a node cannot give each of its cores
+/// a span of its own; the caller then carves without regard to nodes.
+fn carve_on_nodes(
+    usable: &RangeSet<MAX_USABLE_RANGES>,
+    numa: &NumaFacts,
+    cores: &mut [CoreEntry],
+) -> bool {
+    if numa.memory().is_empty() {
+        return false;
+    }
+    let mut nodes: [u32; MAX_CORES] = [0; MAX_CORES];
+    for (slot, core) in nodes.iter_mut().zip(cores.iter()) {
+        *slot = core.node;
+    }
+    let nodes = &mut nodes[..cores.len()];
+    nodes.sort_unstable();
+    let mut previous = None;
+    for &node in nodes.iter() {
+        if previous == Some(node) {
+            continue;
+        }
+        previous = Some(node);
+        let mut local = RangeSet::<MAX_USABLE_RANGES>::new();
+        for (start, end) in usable.iter() {
+            for &(node_start, node_end, _) in numa.memory().iter().filter(|range| range.2 == node) {
+                let (start, end) = (start.max(node_start), end.min(node_end));
+                if start < end && local.insert(start, end).is_err() {
+                    return false;
+                }
+            }
+        }
+        let on_node = cores.iter().filter(|core| core.node == node).count();
+        let mut spans = carve(&local, on_node);
+        for core in cores.iter_mut().filter(|core| core.node == node) {
+            match spans.next() {
+                Some(span) => core.span = span,
+                None => {
+                    println!(
+                        "atoll: NUMA node {node} has too little usable memory for its {on_node} cores; frame pools ignore the NUMA layout"
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+    // A span may cover a hole in its node's memory; if another node's memory
+    // sits in that hole (interleaved nodes), two pools would share frames.
+    let overlapping = cores.iter().enumerate().any(|(id, a)| {
+        cores[id + 1..]
+            .iter()
+            .any(|b| a.span.0 < b.span.1 && b.span.0 < a.span.1)
+    });
+    if overlapping {
+        println!("atoll: NUMA nodes' memory interleaves; frame pools ignore the NUMA layout");
+    }
+    !overlapping
 }
 
 fn fail(reason: impl core::fmt::Display) -> ! {
@@ -310,5 +487,6 @@ extern "C" fn kernel_main(eax: u32, ebx: u32) -> ! {
     cpu::enable_interrupts();
     let running = crate::arch::smp::start_other_cores(local);
     println!("atoll: {running} of {} cores up", facts.cores.len());
+    crate::skb::fill_replicas(local);
     crate::shell::run(local)
 }

@@ -25,5 +25,6 @@ mod node;
 mod shared;
 mod shell;
 mod shootdown;
+mod skb;
 mod trap;
 mod vm;

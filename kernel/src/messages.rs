@@ -51,6 +51,16 @@ atoll_iface::interface! {
         Fig3Run { method: u8, lines: u8, updates: u32 } -> Fig3Done { cycles_per_update: u64 }
         /// Update `lines` lines of the owner's structure and answer.
         Fig3Update { lines: u8 } -> Fig3Updated { lines: u8 }
+        /// From the boot core: measure `samples` round trips to every other
+        /// running core, send each of them this core's own facts (CPUID,
+        /// the round trips' medians) for its knowledge base replica, and
+        /// report how many `SkbFacts` batches each was sent.
+        SkbGather { samples: u32 } -> SkbGathered { batches: u32 }
+        /// Facts for the receiver's knowledge base replica, as program text.
+        SkbFacts { text: atoll_iface::Bytes<480> }
+        /// From the boot core: once `batches` batches of facts have come,
+        /// derive the multicast trees from the replica and report it.
+        SkbReady { batches: u32 } -> SkbLoaded { facts: u32, hash: u64 }
     }
 }
 

@@ -16,6 +16,7 @@ use crate::messages::{
     Stream, StreamDone, VmDone, VmHashReply, VmPropose,
 };
 use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::skb::{self, Replica as SkbReplica};
 use crate::vm::{self, Vm, VmChange};
 use alloc::collections::VecDeque;
 use alloc::vec;
@@ -48,13 +49,15 @@ pub struct NodeState {
     reassemblers: Vec<Reassembler<NodeMessage>>,
     /// This core's replica of the test address space.
     pub vm: Vm,
+    /// This core's replica of the system knowledge base.
+    pub skb: SkbReplica,
     /// `bench fig3`'s structure as the owner of the message method keeps it:
     /// lines of eight words, in this core's memory.
     pub fig3_copy: Vec<[u64; 8]>,
 }
 
 impl NodeState {
-    pub fn new(channels: Channels, vm: Vm) -> Self {
+    pub fn new(channels: Channels, vm: Vm, skb: SkbReplica) -> Self {
         let cores = channels.receivers.len();
         Self {
             channels,
@@ -62,6 +65,7 @@ impl NodeState {
             streamed: vec![0; cores],
             reassemblers: (0..cores).map(|_| Reassembler::new(1)).collect(),
             vm,
+            skb,
             fig3_copy: vec![[0; 8]; 8],
         }
     }
@@ -156,6 +160,7 @@ fn is_short_request(message: &NodeMessage) -> bool {
             | NodeMessage::VmHash(_)
             | NodeMessage::VmSpan(_)
             | NodeMessage::Fig3Update(_)
+            | NodeMessage::SkbFacts(_)
     )
 }
 
@@ -237,6 +242,15 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
             send(local, from, done);
         }
         NodeMessage::Fig3Update(update) => fig3::serve_update(local, from, &update),
+        NodeMessage::SkbGather(request) => {
+            let answer = skb::answer_gather(local, &request);
+            send(local, from, answer)
+        }
+        NodeMessage::SkbFacts(facts) => skb::receive_facts(local, from, &facts),
+        NodeMessage::SkbReady(ready) => {
+            let answer = skb::answer_ready(local, &ready);
+            send(local, from, answer)
+        }
         NodeMessage::VmHash(_) => {
             let reply = {
                 let state = local.node().borrow();
@@ -262,7 +276,9 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
         | NodeMessage::VmStormDone(_)
         | NodeMessage::VmHashReply(_)
         | NodeMessage::Fig3Done(_)
-        | NodeMessage::Fig3Updated(_) => {}
+        | NodeMessage::Fig3Updated(_)
+        | NodeMessage::SkbGathered(_)
+        | NodeMessage::SkbLoaded(_) => {}
     }
 }
 

@@ -140,6 +140,9 @@ fn execute(local: &CoreLocal, line: &str) -> CommandResult {
         Command::VmSpan { first, last } => vm_span(local, first as usize, last as usize)?,
         Command::BenchShootdown => crate::shootdown::run(local)?,
         Command::BenchFig3 => crate::fig3::run(local)?,
+        Command::SkbFacts { predicate } => crate::skb::show_facts(local, predicate.as_deref())?,
+        Command::SkbQuery { body } => crate::skb::query(local, &body)?,
+        Command::SkbTree { root } => crate::skb::show_tree(local, root as usize)?,
     }
     Ok(Next::Continue)
 }
@@ -191,6 +194,11 @@ fn show_memory() {
             "not used: {} MiB above the 4 GiB identity map",
             facts.ignored_high_memory >> 20
         );
+    }
+    if facts.pools_node_local {
+        println!("frame pools: each on its core's NUMA node");
+    } else {
+        println!("frame pools: carved without regard to NUMA nodes");
     }
     println!("core  pool span                      size MiB  free-frames");
     for (id, core) in facts.cores.iter().enumerate() {

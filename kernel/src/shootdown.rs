@@ -5,7 +5,8 @@
 //!    (how shared-memory kernels do it; the baseline);
 //! 2. URPC messages to every target, each acknowledging (unicast);
 //! 3. multicast through one aggregator that fans out (flat);
-//! 4. multicast through one aggregator per package (topology-aware tree).
+//! 4. multicast down the system knowledge base's tree: one aggregator per
+//!    NUMA node, the nearest by measured round trip, farthest group first.
 //!
 //! Methods 2 to 4 are the single-phase commit of `atoll-proto`, run by the
 //! node's replicated-state code exactly as an unmap's shootdown is.
@@ -79,7 +80,7 @@ fn message_shootdown(local: &CoreLocal, space: SpaceId, shape: Shape) -> Option<
     }
 }
 
-const METHODS: [&str; 4] = ["ipi-broadcast", "unicast", "flat-multicast", "package-tree"];
+const METHODS: [&str; 4] = ["ipi-broadcast", "unicast", "flat-multicast", "skb-tree"];
 
 /// One shootdown by method `index` (in `METHODS` order).
 fn shoot(local: &CoreLocal, method: usize, targets: &[usize], space: SpaceId) -> Option<u64> {
@@ -96,12 +97,11 @@ pub fn run(local: &CoreLocal) -> Result<(), String> {
     if local.id != facts.boot_core {
         return Err(String::from("bench shootdown: runs on the boot core"));
     }
-    let packages: Vec<u32> = facts.cores.iter().map(|core| core.package).collect();
     println!(
         "bench shootdown: from core {}, medians of {ROUNDS} rounds, TSC cycles (ratio to ipi-broadcast)",
         local.id
     );
-    println!("packages of cores 0..: {packages:?}");
+    crate::skb::show_tree(local, local.id)?;
     println!(
         "targets  {:>14}  {:>20}  {:>20}  {:>20}",
         METHODS[0], METHODS[1], METHODS[2], METHODS[3]

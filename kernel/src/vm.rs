@@ -24,7 +24,7 @@ use atoll_node::{
     Completion, Config, Effect, Input, Mapping, MappingTable, Message, Node, NodeId, OpId, Outbox,
     Replica, Request, SpaceId, SubmitError, Timeouts,
 };
-use atoll_proto::Shape;
+use atoll_proto::{Shape, TreePlan};
 
 /// The test address space, held by every core.
 pub const TEST_SPACE: SpaceId = SpaceId(1);
@@ -69,10 +69,11 @@ impl Vm {
     /// the frame its mappings use.
     pub fn new(core: usize, frame: u64) -> Self {
         let facts = boot_facts();
-        let domains = facts.cores.iter().map(|core| core.package).collect();
+        // `ByDomain` rounds go unicast until the knowledge base's trees are
+        // installed (`set_plan`), which happens before the shell starts.
         let config = Config {
             timeouts: TIMEOUTS,
-            domains,
+            plan: TreePlan::new(),
         };
         let mut node = Node::new(node_id(core), config, MappingTable::new());
         let holders: Vec<NodeId> = (0..facts.cores.len()).map(node_id).collect();
@@ -93,6 +94,12 @@ impl Vm {
 
     pub fn replica(&self) -> &MappingTable {
         self.node.replica()
+    }
+
+    /// Routes `ByDomain` rounds by `plan` from now on; every core installs
+    /// the plan its own knowledge base replica gives.
+    pub fn set_plan(&mut self, plan: TreePlan) {
+        self.node.set_plan(plan);
     }
 
     pub fn holders(&self) -> core::ops::RangeInclusive<usize> {

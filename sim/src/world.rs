@@ -12,7 +12,7 @@
 
 use atoll_node::{
     Completion, Config, Effect, Input, Mapping, MappingTable, Message, Node, NodeId, OpId, Replica,
-    Request, SpaceId, Timeouts,
+    Request, SpaceId, Timeouts, TreePlan,
 };
 use atoll_proto::Shape;
 use atoll_proto::two_phase::AbortReason;
@@ -26,6 +26,7 @@ pub const SPACE: SpaceId = SpaceId(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
     /// Domains of the nodes, one per node (so also how many there are).
+    /// `ByDomain` rounds route by [`TreePlan::from_domains`] of them.
     pub domains: Vec<u32>,
     /// The nodes that hold `SPACE`.
     pub holders: Vec<NodeId>,
@@ -117,11 +118,12 @@ impl World {
     /// The world of `scenario`, with its preload done.
     pub fn new(scenario: &Scenario) -> Result<World, Violation> {
         let n = scenario.domains.len();
+        let plan = TreePlan::from_domains(&scenario.domains);
         let hosts = (0..n)
             .map(|i| {
                 let config = Config {
                     timeouts: scenario.timeouts,
-                    domains: scenario.domains.clone(),
+                    plan: plan.clone(),
                 };
                 let mut node = Node::new(node_id(i), config, MappingTable::new());
                 node.add_space(SPACE, &scenario.holders);

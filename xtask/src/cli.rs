@@ -15,8 +15,13 @@ usage: cargo xtask <command> [flags]
 commands:
   run    build the kernel and boot it in QEMU with the serial console on this terminal
            --cores N      cores to boot, 1 to 255 (default 4)
-                      --mem SIZE     guest memory, e.g. 512M or 2G (default 512M)
+           --mem SIZE     guest memory, e.g. 512M or 2G (default 512M)
            --numa NODES   split cores and memory evenly into NUMA nodes (default 1)
+           --numa-distances ROWS
+                          with --numa 2 or more: the distance from each node (row) to each
+                          node (column) for the ACPI SLIT, rows split by `/`, columns by `,`,
+                          e.g. 10,20/30,10; 10 on the diagonal, 10 to 255 elsewhere, may be
+                          asymmetric (default: none, and QEMU builds no SLIT)
            --exec SCRIPT  run \"cmd; cmd\" instead of the interactive shell, then power off;
                           exits 0 only if every command succeeded
            --timeout SECS with --exec: kill QEMU and fail after SECS seconds (default 300)
@@ -138,6 +143,9 @@ fn parse_run(mut flags: Flags) -> Result<RunOptions> {
         match flag.name.as_str() {
             "--cores" => machine.cores = parse_cores(&flags.value(flag)?)?,
             "--numa" => machine.numa_nodes = parse_numa_nodes(&flags.value(flag)?)?,
+            "--numa-distances" => {
+                machine.numa_distances = Some(parse_numa_distances(&flags.value(flag)?)?);
+            }
             "--mem" => {
                 let value = flags.value(flag)?;
                 machine.memory = value.parse().with_context(|| format!("--mem {value}"))?;
@@ -251,8 +259,38 @@ fn parse_numa_nodes(value: &str) -> Result<u8> {
     }
 }
 
-/// Whether the cores and memory split evenly into the NUMA nodes.
+/// QEMU 7.2 refuses a distance below 10 (the local distance) and reads it
+/// as a `uint8_t`; 255 stands for "unreachable" in the SLIT.
+const NUMA_DISTANCES: &str = "a whole number from 10 to 255";
+
+/// `10,20/30,10`: rows split by `/`, a row's distances by `,`. The numbers
+/// are checked here; the shape and the diagonal in [`check_numa`], once
+/// `--numa` is known.
+fn parse_numa_distances(value: &str) -> Result<Vec<Vec<u8>>> {
+    value
+        .split('/')
+        .enumerate()
+        .map(|(from, row)| {
+            row.split(',')
+                .enumerate()
+                .map(|(to, entry)| match entry.trim().parse::<u8>() {
+                    Ok(distance) if distance >= 10 => Ok(distance),
+                    _ => bail!(
+                        "--numa-distances: the distance from node {from} to node {to} \
+                         (row {from}, column {to}) must be {NUMA_DISTANCES}, got `{entry}`"
+                    ),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether the cores and memory split evenly into the NUMA nodes, and
+/// whether the distances, if given, have a row and a column per node.
 fn check_numa(machine: &Machine) -> Result<()> {
+    if let Some(rows) = &machine.numa_distances {
+        check_numa_distances(rows, machine.numa_nodes)?;
+    }
     let nodes = u64::from(machine.numa_nodes);
     if !u64::from(machine.cores).is_multiple_of(nodes) {
         bail!(
@@ -264,6 +302,34 @@ fn check_numa(machine: &Machine) -> Result<()> {
         bail!(
             "--numa {nodes} needs memory divisible into {nodes} whole MiB, got {}",
             machine.memory
+        );
+    }
+    Ok(())
+}
+
+fn check_numa_distances(rows: &[Vec<u8>], nodes: u8) -> Result<()> {
+    let nodes = usize::from(nodes);
+    ensure!(
+        nodes >= 2,
+        "--numa-distances needs --numa 2 or more (one node has no distances), got --numa {nodes}"
+    );
+    ensure!(
+        rows.len() == nodes,
+        "--numa-distances needs {nodes} rows split by `/`, one per node of --numa {nodes}, got {}",
+        rows.len()
+    );
+    for (from, row) in rows.iter().enumerate() {
+        ensure!(
+            row.len() == nodes,
+            "--numa-distances row {from} needs {nodes} distances split by `,`, \
+             one per node of --numa {nodes}, got {}",
+            row.len()
+        );
+        ensure!(
+            row[from] == 10,
+            "--numa-distances: node {from}'s distance to itself (row {from}, column {from}) \
+             must be 10, got {}",
+            row[from]
         );
     }
     Ok(())
@@ -374,6 +440,7 @@ mod tests {
                 cores: 8,
                 memory: MemorySize::from_mib(1024),
                 numa_nodes: 1,
+                numa_distances: None,
             },
             mode: RunMode::Exec {
                 script: "cores; ipi 1".to_owned(),
@@ -425,6 +492,105 @@ mod tests {
         assert!(error_of("run --timeout 5").contains("only with --exec"));
         assert!(error_of("run --exec cores --timeout 0").contains("--timeout"));
         assert!(error_of("run --mem lots").contains("--mem lots"));
+    }
+
+    fn numa_distances_of(line: &str) -> Option<Vec<Vec<u8>>> {
+        match parse_words(line) {
+            Ok(Command::Run(options)) => options.machine.numa_distances,
+            other => panic!("{line}: expected a run command, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_takes_numa_distances() {
+        assert_eq!(numa_distances_of("run --cores 8 --numa 2"), None);
+        assert_eq!(
+            numa_distances_of("run --numa 2 --numa-distances 10,20/30,10"),
+            Some(vec![vec![10, 20], vec![30, 10]])
+        );
+        // Either order, either spelling; 10 and 255 are QEMU's bounds.
+        assert_eq!(
+            numa_distances_of("run --numa-distances=10,255/10,10 --cores 2 --numa=2"),
+            Some(vec![vec![10, 255], vec![10, 10]])
+        );
+        assert_eq!(
+            parse(
+                ["run", "--cores", "3", "--mem", "384M", "--numa", "3"]
+                    .into_iter()
+                    .chain(["--numa-distances", " 10, 20,30/ 21,10,31 /32,33,10 "])
+                    .map(str::to_owned)
+            )
+            .map(|command| match command {
+                Command::Run(options) => options.machine.numa_distances,
+                _ => None,
+            })
+            .unwrap(),
+            Some(vec![vec![10, 20, 30], vec![21, 10, 31], vec![32, 33, 10]])
+        );
+    }
+
+    #[test]
+    fn rejects_bad_numa_distances() {
+        for (line, expected) in [
+            (
+                "run --numa-distances 10,20/20,10",
+                "--numa-distances needs --numa 2 or more (one node has no distances), got --numa 1",
+            ),
+            ("run --numa 1 --numa-distances 10", "needs --numa 2 or more"),
+            (
+                "run --numa 2 --numa-distances 10,20",
+                "--numa-distances needs 2 rows split by `/`, one per node of --numa 2, got 1",
+            ),
+            (
+                "run --numa 2 --numa-distances 10,20/20,10/10,10",
+                "needs 2 rows split by `/`, one per node of --numa 2, got 3",
+            ),
+            (
+                "run --numa 2 --numa-distances 10,20/20",
+                "--numa-distances row 1 needs 2 distances split by `,`, \
+                 one per node of --numa 2, got 1",
+            ),
+            (
+                "run --numa 2 --numa-distances 10,20,30/20,10",
+                "row 0 needs 2 distances split by `,`, one per node of --numa 2, got 3",
+            ),
+            (
+                "run --numa 2 --numa-distances 20,20/20,10",
+                "--numa-distances: node 0's distance to itself (row 0, column 0) \
+                 must be 10, got 20",
+            ),
+            (
+                "run --numa 2 --numa-distances 10,9/20,10",
+                "--numa-distances: the distance from node 0 to node 1 (row 0, column 1) \
+                 must be a whole number from 10 to 255, got `9`",
+            ),
+            (
+                "run --numa 2 --numa-distances 10,20/256,10",
+                "from node 1 to node 0 (row 1, column 0) must be a whole number from 10 to 255, \
+                 got `256`",
+            ),
+            (
+                "run --numa 2 --numa-distances 10,20/x,10",
+                "must be a whole number from 10 to 255, got `x`",
+            ),
+            ("run --numa 2 --numa-distances 10,-20/20,10", "got `-20`"),
+            (
+                "run --numa 2 --numa-distances 10,20/20,10/",
+                "from node 2 to node 0 (row 2, column 0) must be a whole number from 10 to 255, \
+                 got ``",
+            ),
+            (
+                "run --numa 2 --numa-distances 10,,20/20,10",
+                "(row 0, column 1) must be a whole number from 10 to 255, got ``",
+            ),
+            (
+                "run --numa 2 --numa-distances",
+                "--numa-distances needs a value",
+            ),
+        ] {
+            let error = error_of(line);
+            assert!(error.contains(expected), "{line}: {error}");
+        }
     }
 
     #[test]

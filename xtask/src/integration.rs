@@ -5,6 +5,7 @@
 //! output. Checks and QEMU tests count together in the final tally.
 
 mod cases;
+mod skb;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 
 use crate::qemu::QemuExit;
 
+pub mod skb;
+
 /// QEMU exits with `(value << 1) | 1` when the guest writes `value` to
 /// isa-debug-exit; the kernel writes 0, 1 or 2.
 pub const STATUS_ALL_SUCCEEDED: i32 = 1;
@@ -19,10 +21,24 @@ pub fn exec_cmdline(script: &str) -> String {
     format!("atoll.exec={script}")
 }
 
-/// The commands of an exec script, as the kernel splits it.
+/// The commands of an exec script, as the kernel splits it: at each `;`
+/// outside double quotes.
 pub fn exec_commands(script: &str) -> Vec<&str> {
-    script
-        .split(';')
+    let mut commands = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (at, byte) in script.bytes().enumerate() {
+        match byte {
+            b'"' => quoted = !quoted,
+            b';' if !quoted => {
+                commands.push(&script[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    commands.push(&script[start..]);
+    commands
+        .into_iter()
         .map(str::trim)
         .filter(|command| !command.is_empty())
         .collect()

@@ -11,13 +11,19 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 /// The emulated machine: a q35 PC under TCG.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Machine {
     pub cores: u8,
     pub memory: MemorySize,
     /// NUMA nodes (sockets) the cores and memory are split into evenly; 1
     /// gives QEMU no NUMA configuration at all.
     pub numa_nodes: u8,
+    /// The distance from each node (row) to each node (column), one row and
+    /// one column per node, 10 on the diagonal; QEMU puts it in an ACPI SLIT
+    /// as given, so it may be asymmetric. `None` gives QEMU no distances, and
+    /// then it builds no SLIT. Ignored with a single node. `cli` checks the
+    /// shape and the values (QEMU 7.2 takes 10 to 255 off the diagonal).
+    pub numa_distances: Option<Vec<Vec<u8>>>,
 }
 
 impl Default for Machine {
@@ -26,6 +32,7 @@ impl Default for Machine {
             cores: 4,
             memory: MemorySize::from_mib(512),
             numa_nodes: 1,
+            numa_distances: None,
         }
     }
 }
@@ -48,7 +55,9 @@ impl MemorySize {
 
 impl Machine {
     /// QEMU's `-smp` and, with more than one node, the sockets and the
-    /// `-numa` options that give each node its cores and its share of memory.
+    /// `-numa` options that give each node its cores and its share of memory,
+    /// then one `-numa dist` per ordered pair of different nodes if
+    /// distances are given (QEMU fills in 10 on the diagonal).
     /// `cli` checks that the cores and memory divide evenly.
     fn topology_args(&self) -> Vec<String> {
         let nodes = u64::from(self.numa_nodes);
@@ -75,6 +84,16 @@ impl Machine {
                     first + cores_per_node - 1
                 ),
             ]);
+        }
+        for (from, row) in self.numa_distances.iter().flatten().enumerate() {
+            for (to, distance) in row.iter().enumerate() {
+                if from != to {
+                    args.extend([
+                        "-numa".to_owned(),
+                        format!("dist,src={from},dst={to},val={distance}"),
+                    ]);
+                }
+            }
         }
         args
     }
@@ -306,6 +325,7 @@ mod tests {
             cores: 2,
             memory: MemorySize::from_mib(256),
             numa_nodes: 1,
+            numa_distances: None,
         };
         let boot = Boot::Kernel {
             elf: Path::new("/k.elf"),
@@ -327,6 +347,7 @@ mod tests {
             cores: 8,
             memory: MemorySize::from_mib(512),
             numa_nodes: 2,
+            numa_distances: None,
         };
         assert_eq!(
             machine.topology_args().join(" "),
@@ -337,6 +358,37 @@ mod tests {
              -numa node,nodeid=1,cpus=4-7,memdev=node1-memory"
         );
         assert_eq!(Machine::default().topology_args(), ["-smp", "4"]);
+    }
+
+    #[test]
+    fn numa_distances_become_one_dist_option_per_ordered_pair() {
+        let machine = Machine {
+            cores: 3,
+            memory: MemorySize::from_mib(384),
+            numa_nodes: 3,
+            numa_distances: Some(vec![vec![10, 20, 30], vec![21, 10, 255], vec![31, 11, 10]]),
+        };
+        let args = machine.topology_args().join(" ");
+        let (nodes, distances) = args
+            .split_once(" -numa dist")
+            .expect("distances follow the nodes");
+        assert!(
+            nodes.ends_with("-numa node,nodeid=2,cpus=2-2,memdev=node2-memory"),
+            "{nodes}"
+        );
+        assert_eq!(
+            format!("-numa dist{distances}"),
+            "-numa dist,src=0,dst=1,val=20 -numa dist,src=0,dst=2,val=30 \
+             -numa dist,src=1,dst=0,val=21 -numa dist,src=1,dst=2,val=255 \
+             -numa dist,src=2,dst=0,val=31 -numa dist,src=2,dst=1,val=11"
+        );
+
+        // One node has no NUMA options, so no distances either.
+        let single = Machine {
+            numa_distances: Some(vec![vec![10]]),
+            ..Machine::default()
+        };
+        assert_eq!(single.topology_args(), ["-smp", "4"]);
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! ACPI tables: finding the RSDP, looking tables up through the XSDT (or RSDT), and decoding the
-//! MADT, the FADT and the `\_S5` sleep types in the DSDT. Each table is checked for its
-//! signature, length and checksum before any field of it is trusted.
+//! MADT, the FADT, the `\_S5` sleep types in the DSDT, and the NUMA topology in the SRAT and the
+//! SLIT. Each table is checked for its signature, length and checksum before any field of it is
+//! trusted.
 
 mod aml;
 mod fadt;
 mod madt;
+mod slit;
+mod srat;
 
 pub use aml::s5_sleep_types;
 pub use fadt::Fadt;
 pub use madt::{Madt, MadtEntries, MadtEntry};
+pub use slit::Slit;
+pub use srat::{Srat, SratEntries, SratEntry};
 
 use core::fmt;
 
@@ -270,6 +275,22 @@ impl<'m, M: PhysMem> AcpiTables<'m, M> {
         Fadt::parse(self.mem, self.require(b"FACP")?)
     }
 
+    /// The SRAT, when the machine describes its NUMA nodes: which node each processor and
+    /// memory range belongs to. Machines with a single node commonly have none.
+    pub fn srat(&self) -> Result<Option<Srat<'m, M>>, AcpiError> {
+        self.find(b"SRAT")?
+            .map(|table| Srat::parse(self.mem, table))
+            .transpose()
+    }
+
+    /// The SLIT, when the machine gives distances between its NUMA nodes; it may have an SRAT
+    /// without one.
+    pub fn slit(&self) -> Result<Option<Slit<'m, M>>, AcpiError> {
+        self.find(b"SLIT")?
+            .map(|table| Slit::parse(self.mem, table))
+            .transpose()
+    }
+
     fn require(&self, signature: &[u8; 4]) -> Result<TableAt, AcpiError> {
         self.find(signature)?.ok_or(AcpiError::TableNotFound {
             signature: *signature,
@@ -306,6 +327,22 @@ pub enum AcpiError {
     /// runs past the end of the table.
     BadMadtEntry {
         offset: u32,
+    },
+    /// An SRAT entry (at this offset in the table) whose length is too small for its type or
+    /// runs past the end of the table.
+    BadSratEntry {
+        offset: u32,
+    },
+    /// The SLIT is too short for its matrix of `localities`² distances.
+    SlitTooShort {
+        localities: u64,
+        length: u32,
+    },
+    /// A distance asked for between localities of which at least one is not in the SLIT.
+    LocalityOutOfRange {
+        from: u64,
+        to: u64,
+        localities: u64,
     },
     /// The FADT has no usable PM1a control block.
     NoPm1aControl,
@@ -376,6 +413,22 @@ impl fmt::Display for AcpiError {
             AcpiError::BadMadtEntry { offset } => write!(
                 f,
                 "MADT entry at offset {offset} is too short for its type or runs past the table"
+            ),
+            AcpiError::BadSratEntry { offset } => write!(
+                f,
+                "SRAT entry at offset {offset} is too short for its type or runs past the table"
+            ),
+            AcpiError::SlitTooShort { localities, length } => write!(
+                f,
+                "SLIT of length {length} is too short for {localities}x{localities} distances"
+            ),
+            AcpiError::LocalityOutOfRange {
+                from,
+                to,
+                localities,
+            } => write!(
+                f,
+                "SLIT distance from locality {from} to {to} asked for, but it has {localities}"
             ),
             AcpiError::NoPm1aControl => write!(f, "FADT gives no PM1a control block"),
             AcpiError::Pm1ControlNotAPort { address } => {

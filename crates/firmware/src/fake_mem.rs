@@ -123,6 +123,56 @@ pub fn local_apic(processor_uid: u8, apic_id: u8, flags: u32) -> Vec<u8> {
     entry
 }
 
+/// An SRAT with these raw entries after its two reserved fields.
+pub fn srat(entries: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&1u32.to_le_bytes());
+    body.extend_from_slice(&0u64.to_le_bytes());
+    body.extend_from_slice(entries);
+    table(b"SRAT", 3, &body)
+}
+
+/// A type 0 SRAT entry, with the domain split into its low byte and its three high bytes.
+pub fn srat_local_apic(domain: u32, apic_id: u8, flags: u32) -> Vec<u8> {
+    let [d0, d1, d2, d3] = domain.to_le_bytes();
+    let mut entry = std::vec![0, 16, d0, apic_id];
+    entry.extend_from_slice(&flags.to_le_bytes());
+    entry.extend_from_slice(&[0, d1, d2, d3]); // SAPIC EID, domain bits 8..32
+    entry.extend_from_slice(&0u32.to_le_bytes()); // clock domain
+    entry
+}
+
+/// A type 1 SRAT entry.
+pub fn srat_memory(domain: u32, base: u64, length: u64, flags: u32) -> Vec<u8> {
+    let mut entry = std::vec![1, 40];
+    entry.extend_from_slice(&domain.to_le_bytes());
+    entry.extend_from_slice(&[0; 2]);
+    entry.extend_from_slice(&base.to_le_bytes());
+    entry.extend_from_slice(&length.to_le_bytes());
+    entry.extend_from_slice(&[0; 4]);
+    entry.extend_from_slice(&flags.to_le_bytes());
+    entry.extend_from_slice(&[0; 8]);
+    entry
+}
+
+/// A type 2 SRAT entry.
+pub fn srat_x2apic(domain: u32, x2apic_id: u32, flags: u32) -> Vec<u8> {
+    let mut entry = std::vec![2, 24, 0, 0];
+    entry.extend_from_slice(&domain.to_le_bytes());
+    entry.extend_from_slice(&x2apic_id.to_le_bytes());
+    entry.extend_from_slice(&flags.to_le_bytes());
+    entry.extend_from_slice(&[0; 8]); // clock domain, reserved
+    entry
+}
+
+/// A SLIT claiming `localities` localities, followed by these distances (row by row).
+pub fn slit(localities: u64, distances: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&localities.to_le_bytes());
+    body.extend_from_slice(distances);
+    table(b"SLIT", 1, &body)
+}
+
 /// A multiboot2 information structure with these {type, payload} tags and the end tag.
 pub fn multiboot2(tags: &[(u32, Vec<u8>)]) -> Vec<u8> {
     let mut image = std::vec![0; 8];

@@ -1,12 +1,13 @@
 //! Parsers for what the boot loader and the firmware hand over to Atoll: the PVH start info,
-//! the multiboot2 boot information and the ACPI tables (RSDP, RSDT/XSDT, MADT, FADT, and the
-//! `\_S5` object of the DSDT).
+//! the multiboot2 boot information and the ACPI tables (RSDP, RSDT/XSDT, MADT, FADT, the `\_S5`
+//! object of the DSDT, and the SRAT and SLIT that describe NUMA nodes).
 //!
 //! Every parser reads physical memory only through the [`PhysMem`] trait, so the crate touches
 //! no hardware and runs its tests on the host. It needs no heap either: the kernel parses the
-//! boot information before it has one, so results are copied into fixed-size values and the
-//! MADT is walked by an iterator that reads as it goes. The parsers are total: any input, however
-//! malformed, gives a value or an error, never a panic or an endless loop.
+//! boot information before it has one, so results are copied into fixed-size values, the MADT
+//! and the SRAT are walked by iterators that read as they go, and SLIT distances are read when
+//! asked for. The parsers are total: any input, however malformed, gives a value or an error,
+//! never a panic or an endless loop.
 //!
 //! It depends on nothing but `core`; the kernel depends on it.
 
@@ -25,8 +26,8 @@ mod fake_mem;
 mod proptests;
 
 pub use acpi::{
-    AcpiError, AcpiTables, Fadt, Madt, MadtEntries, MadtEntry, Rsdp, RsdpOrigin, TableAt,
-    s5_sleep_types,
+    AcpiError, AcpiTables, Fadt, Madt, MadtEntries, MadtEntry, Rsdp, RsdpOrigin, Slit, Srat,
+    SratEntries, SratEntry, TableAt, s5_sleep_types,
 };
 pub use boot::{
     BootInfo, BootInfoError, BootProtocol, MAX_CMDLINE, MAX_MEMORY_REGIONS, MULTIBOOT2_MAGIC,

@@ -7,7 +7,9 @@ use std::vec::Vec;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use crate::fake_mem::{FakeMem, fix_checksum, madt, multiboot2, pvh_start_info, table, xsdt};
+use crate::fake_mem::{
+    FakeMem, fix_checksum, madt, multiboot2, pvh_start_info, slit, srat, table, xsdt,
+};
 use crate::*;
 
 const BASE: u64 = 0x1_0000;
@@ -148,6 +150,64 @@ proptest! {
         }
         let _ = tables.madt();
         let _ = tables.fadt();
+        let _ = tables.srat();
+        let _ = tables.slit();
+    }
+
+    #[test]
+    fn srat_of_random_bytes(body in vec(any::<u8>(), 0..300)) {
+        let image = table(b"SRAT", 3, &body);
+        let mem = CountingMem::with(BASE, &image);
+        let parsed = Srat::parse(&mem, TableAt::read(&mem, BASE, b"SRAT").unwrap());
+        // Each entry is at least 2 bytes long and takes at most 6 reads; the checksum reads
+        // the table in 64-byte chunks after one read of the header.
+        let bound = body.len().saturating_sub(12) / 2;
+        let reads = mem.reads.get();
+        prop_assert!(reads <= 1 + image.len() / 64 + 1 + 6 * (bound + 1), "{reads} reads");
+        if let Ok(srat) = parsed {
+            // A valid SRAT yields no errors.
+            let seen: Vec<_> = srat.entries().take(bound + 1).collect();
+            prop_assert!(seen.len() <= bound);
+            prop_assert!(seen.iter().all(Result::is_ok));
+        }
+    }
+
+    #[test]
+    fn srat_of_well_formed_entries_of_random_content(
+        entries in vec((prop_oneof![Just(0u8), Just(1), Just(2), any::<u8>()], 40u8..64, any::<u8>()), 0..20),
+    ) {
+        let image: Vec<u8> = entries.iter().flat_map(|&(kind, length, fill)| {
+            let mut entry = std::vec![fill; usize::from(length)];
+            entry[..2].copy_from_slice(&[kind, length]);
+            entry
+        }).collect();
+        let mem = CountingMem::with(BASE, &srat(&image));
+        let srat = Srat::parse(&mem, TableAt::read(&mem, BASE, b"SRAT").unwrap()).unwrap();
+        prop_assert_eq!(srat.entries().filter(Result::is_ok).count(), entries.len());
+    }
+
+    #[test]
+    fn slit_of_random_bytes(
+        localities in prop_oneof![0u64..20, Just(1 << 32), any::<u64>()],
+        fit_the_matrix: bool,
+        distances in vec(any::<u8>(), 0..300),
+        from in prop_oneof![0u64..20, any::<u64>()],
+        to in prop_oneof![0u64..20, any::<u64>()],
+    ) {
+        let localities = if fit_the_matrix { distances.len().isqrt() as u64 } else { localities };
+        let mem = CountingMem::with(BASE, &slit(localities, &distances));
+        let Ok(slit) = Slit::parse(&mem, TableAt::read(&mem, BASE, b"SLIT").unwrap()) else {
+            prop_assert!(!fit_the_matrix);
+            return Ok(());
+        };
+        prop_assert_eq!(slit.localities(), localities);
+        let matrix = localities.checked_mul(localities).unwrap();
+        prop_assert!(matrix <= distances.len() as u64);
+        if from < localities && to < localities {
+            prop_assert_eq!(slit.distance(from, to), Ok(distances[(from * localities + to) as usize]));
+        } else {
+            prop_assert_eq!(slit.distance(from, to), Err(AcpiError::LocalityOutOfRange { from, to, localities }));
+        }
     }
 
     #[test]

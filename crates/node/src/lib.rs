@@ -36,7 +36,7 @@ use alloc::vec::Vec;
 use atoll_proto::multicast::{Multicast, RoundEvent, RoundOutbox, RoundTimeouts};
 use atoll_proto::two_phase::{AbortReason, Outcome, Resource, TwoPhase, TwoPhaseOutbox};
 use atoll_proto::{Cluster, Route, Shape, Tick, Tree};
-pub use atoll_proto::{NodeId, OpId, Report};
+pub use atoll_proto::{NodeId, OpId, Report, TreePlan};
 
 /// An address space whose mappings are replicated on its holders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -194,10 +194,12 @@ pub struct Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Config {
     pub timeouts: Timeouts,
-    /// The domain (NUMA node or package) of each node, indexed by node id,
-    /// for [`Shape::ByDomain`] trees; a node past the end is in domain 0.
-    /// Every node must be given the same list.
-    pub domains: Vec<u32>,
+    /// The groups of the [`Shape::ByDomain`] trees, for each initiator (see
+    /// [`TreePlan`]). Every node must be given the same plan: an aggregator
+    /// finds its members in the initiator's tree as its own plan makes it.
+    /// [`TreePlan::new`] (no groups: every holder is reached on its own)
+    /// will do until a plan is known; [`Node::set_plan`] installs it.
+    pub plan: TreePlan,
 }
 
 /// What a step produced. The host executes `effects` in order, then sends
@@ -211,12 +213,12 @@ pub struct Outbox {
     pub completions: Vec<Completion>,
 }
 
-/// What this node knows of the others: the spaces' holders, the domains,
+/// What this node knows of the others: the spaces' holders, the tree plan,
 /// and who is down.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Directory {
     spaces: BTreeMap<SpaceId, Vec<NodeId>>,
-    domains: Vec<u32>,
+    plan: TreePlan,
     down: BTreeSet<NodeId>,
 }
 
@@ -226,8 +228,7 @@ impl Cluster for Directory {
             .spaces
             .get(&SpaceId(route.set))
             .map_or(&[][..], Vec::as_slice);
-        let domain_of = |n: NodeId| self.domains.get(usize::from(n.0)).copied().unwrap_or(0);
-        Tree::build(route.shape, initiator, holders, domain_of)
+        Tree::build(route.shape, initiator, holders, &self.plan)
     }
 
     fn is_down(&self, node: NodeId) -> bool {
@@ -298,7 +299,7 @@ impl<R: Replica> Node<R> {
             me,
             directory: Directory {
                 spaces: BTreeMap::new(),
-                domains: config.domains,
+                plan: config.plan,
                 down: BTreeSet::new(),
             },
             agreement: TwoPhase::new(me, vote, rounds),
@@ -310,6 +311,20 @@ impl<R: Replica> Node<R> {
 
     pub fn id(&self) -> NodeId {
         self.me
+    }
+
+    /// Installs `plan` for the [`Shape::ByDomain`] trees from now on, in
+    /// place of the one in the [`Config`] or the last one set (the kernel
+    /// builds it from the SKB after its boot measurements).
+    ///
+    /// Every node must be given the same plan, and a round must not
+    /// straddle the change: an aggregator routing a round by another plan
+    /// than its initiator's may leave targets out of it and still report it
+    /// complete. So install it on every node while no `ByDomain` round (no
+    /// commit or shootdown over such a route) is in flight anywhere, for
+    /// example before the first request that uses the shape.
+    pub fn set_plan(&mut self, plan: TreePlan) {
+        self.directory.plan = plan;
     }
 
     /// Declares `space`, held by `holders` (this node among them or not).

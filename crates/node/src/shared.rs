@@ -74,7 +74,9 @@ impl<R: Replica, Relax: RelaxStrategy> Replica for SharedReplica<'_, R, Relax> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Completion, Config, Input, MappingTable, Node, NodeId, Outbox, Request, Timeouts};
+    use crate::{
+        Completion, Config, Input, MappingTable, Node, NodeId, Outbox, Request, Timeouts, TreePlan,
+    };
     use alloc::collections::VecDeque;
     use atoll_proto::Shape;
 
@@ -131,7 +133,7 @@ mod tests {
                         round: 8,
                         relay: 4,
                     },
-                    domains: Vec::new(),
+                    plan: TreePlan::new(),
                 };
                 let mut node = Node::new(NodeId(n as u16), config, SharedReplica::new(table));
                 node.add_space(SPACE, &holders);

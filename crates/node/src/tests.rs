@@ -19,14 +19,15 @@ struct Cores {
 }
 
 impl Cores {
-    /// `domains.len()` nodes; `holders` hold `SPACE`.
+    /// `domains.len()` nodes, routing `ByDomain` by their domains; `holders`
+    /// hold `SPACE`.
     fn new(domains: Vec<u32>, holders: &[u16]) -> Self {
         let holders: Vec<NodeId> = holders.iter().map(|&h| NodeId(h)).collect();
         let nodes: Vec<Node> = (0..domains.len() as u16)
             .map(|n| {
                 let config = Config {
                     timeouts: TIMEOUTS,
-                    domains: domains.clone(),
+                    plan: TreePlan::from_domains(&domains),
                 };
                 let mut node = Node::new(NodeId(n), config, MappingTable::new());
                 node.add_space(SPACE, &holders);
@@ -306,6 +307,51 @@ fn a_shootdown_invalidates_on_every_holder_and_a_dead_one_is_reported() {
 }
 
 #[test]
+fn a_plan_set_later_routes_by_its_group_and_member_order() {
+    let mut cores = Cores::new(vec![0; 5], &[0, 1, 2, 3, 4]);
+    let ids = |raw: &[u16]| raw.iter().map(|&n| NodeId(n)).collect::<Vec<_>>();
+    let mut plan = TreePlan::new();
+    plan.set_root(NodeId(0), vec![ids(&[4, 3]), ids(&[2, 0, 1])]);
+    cores
+        .nodes
+        .iter_mut()
+        .for_each(|n| n.set_plan(plan.clone()));
+    let shootdown = Request::Shootdown {
+        space: SPACE,
+        vaddr: 0x4000,
+    };
+    let id = cores.submit(0, shootdown, Shape::ByDomain);
+    // 0 leads its own group, so it sends to 4 first, then forwards to 2 and
+    // 1 in the plan's order.
+    let sent = |cores: &Cores| -> Vec<(NodeId, NodeId)> {
+        cores
+            .queue
+            .iter()
+            .map(|&(from, to, _)| (from, to))
+            .collect()
+    };
+    let from_0 = [
+        (NodeId(0), NodeId(4)),
+        (NodeId(0), NodeId(2)),
+        (NodeId(0), NodeId(1)),
+    ];
+    assert_eq!(sent(&cores), from_0);
+    assert!(cores.step());
+    assert_eq!(sent(&cores)[2..], [(NodeId(4), NodeId(3))]);
+    cores.run();
+    assert_eq!(
+        cores.completions,
+        [Completion::ShootdownDone {
+            id,
+            report: Report {
+                acked: 5,
+                unreached: 0
+            }
+        }]
+    );
+}
+
+#[test]
 fn a_node_that_holds_no_replica_can_still_propose() {
     let mut cores = Cores::new(vec![0; 3], &[0, 1]);
     let id = cores.submit(2, map(0x4000, 9), Shape::ByDomain);
@@ -333,7 +379,7 @@ fn requests_for_unknown_spaces_or_unaligned_addresses_are_refused() {
         NodeId(0),
         Config {
             timeouts: TIMEOUTS,
-            domains: vec![],
+            plan: TreePlan::new(),
         },
         MappingTable::new(),
     );

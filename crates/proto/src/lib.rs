@@ -16,7 +16,7 @@
 //!   routing [`Tree`] and aggregates their acknowledgements (one aggregator
 //!   per group). It is the single-phase commit used for TLB shootdown; the
 //!   tree's [`Shape`] selects unicast, a flat multicast or a topology-aware
-//!   one.
+//!   one, whose groups a [`TreePlan`] gives.
 //! - [`two_phase`]: two-phase commit with abort. Participants vote through a
 //!   [`two_phase::Resource`] that locks what a proposal touches; the commit
 //!   decision travels as a multicast round, so an unmap's commit carries its
@@ -55,7 +55,7 @@ pub mod tree;
 pub mod two_phase;
 pub mod wire;
 
-pub use tree::{Group, Route, Shape, Tree};
+pub use tree::{Group, Route, Shape, Tree, TreePlan};
 
 /// A node (one core's OS node). Node ids are the hosts' own numbering, for
 /// example core indices; nothing here treats any id as special.

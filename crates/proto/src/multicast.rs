@@ -8,6 +8,12 @@
 //! aggregator, which acknowledges for its whole group to the initiator. The
 //! round is [`RoundEvent::Done`] when every group has acknowledged.
 //!
+//! Sends follow the tree's order: the initiator's requests go out in the
+//! order of the tree's groups, and an aggregator's (or, bypassing a dead
+//! aggregator, the initiator's) in the order of the group's members, so a
+//! [`TreePlan`](crate::TreePlan) that lists the farthest first has their
+//! requests leave first.
+//!
 //! Failures:
 //! - An aggregator the membership declares down is bypassed: the initiator
 //!   sends to its members directly (and counts it unreached). A member may
@@ -376,8 +382,8 @@ impl<P: Copy> Started<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Shape;
     use crate::testnet::{Net, Peer, Sends, TestCluster};
+    use crate::{Shape, TreePlan};
     use alloc::vec;
     use proptest::prelude::*;
 
@@ -429,15 +435,21 @@ mod tests {
         }
     }
 
+    /// `domains.len()` targets, routing `ByDomain` by their domains.
     fn net(domains: Vec<u32>) -> Net<Target> {
-        let peers = (0..domains.len() as u16)
+        planned(domains.len(), TreePlan::from_domains(&domains))
+    }
+
+    /// `nodes` targets, routing `ByDomain` by `plan`.
+    fn planned(nodes: usize, plan: TreePlan) -> Net<Target> {
+        let peers = (0..nodes as u16)
             .map(|n| Target {
                 engine: Multicast::new(NodeId(n), TIMEOUTS),
                 delivered: Vec::new(),
                 done: Vec::new(),
             })
             .collect();
-        Net::new(peers, domains)
+        Net::new(peers, plan)
     }
 
     /// Node 0 starts `ROUND` with payload 42.
@@ -513,6 +525,43 @@ mod tests {
         );
         assert_eq!(net.peers[0].done, [(ROUND, full(6))]);
         assert!(net.peers.iter().all(|p| p.engine.is_idle()));
+    }
+
+    #[test]
+    fn requests_go_out_in_the_plans_group_and_member_order() {
+        let ids = |raw: &[u16]| raw.iter().map(|&n| NodeId(n)).collect::<Vec<_>>();
+        let mut plan = TreePlan::new();
+        plan.set_root(
+            NodeId(0),
+            vec![ids(&[5, 4, 3]), ids(&[2, 1]), ids(&[6, 0, 7])],
+        );
+        let mut net = planned(8, plan);
+        start(&mut net, Shape::ByDomain);
+        net.run();
+        assert_eq!(deliveries(&net), [1; 8]);
+        let requests = |from: u16, forward: bool| -> Vec<NodeId> {
+            let from = NodeId(from);
+            let sent = net.log.iter().filter(|&&(f, _, _)| f == from);
+            sent.filter_map(|&(_, to, m)| match m {
+                RoundMsg::Request { forward: f, .. } if f == forward => Some(to),
+                _ => None,
+            })
+            .collect()
+        };
+        assert_eq!(requests(0, true), ids(&[5, 2, 0]), "groups in order");
+        assert_eq!(requests(5, false), ids(&[4, 3]), "members in order");
+        assert_eq!(requests(2, false), ids(&[1]));
+        assert_eq!(requests(0, false), ids(&[6, 7]), "the initiator leads");
+        assert_eq!(
+            net.peers[0].done,
+            [(
+                ROUND,
+                Report {
+                    acked: 8,
+                    unreached: 0
+                }
+            )]
+        );
     }
 
     #[test]
@@ -651,6 +700,23 @@ mod tests {
         ]
     }
 
+    /// 2 to 6 targets and a plan: by domains, or groups from node 0 that
+    /// may leave targets out, list one twice or name nodes that are not
+    /// targets.
+    fn targets_and_plan() -> impl Strategy<Value = (usize, TreePlan)> {
+        (2usize..7).prop_flat_map(|n| {
+            let by_domains =
+                prop::collection::vec(0u32..3, n).prop_map(|d| TreePlan::from_domains(&d));
+            let group = prop::collection::vec((0u16..8).prop_map(NodeId), 0..5);
+            let by_hand = prop::collection::vec(group, 0..4).prop_map(|groups| {
+                let mut plan = TreePlan::new();
+                plan.set_root(NodeId(0), groups);
+                plan
+            });
+            (Just(n), prop_oneof![by_domains, by_hand])
+        })
+    }
+
     proptest! {
         /// Under any delivery order and any crashes of targets other than
         /// the initiator, the round reports exactly once, accounts for every
@@ -658,11 +724,10 @@ mod tests {
         #[test]
         fn every_target_is_accounted_for_exactly_once(
             shape in shape(),
-            domains in prop::collection::vec(0u32..3, 2..7),
+            (n, plan) in targets_and_plan(),
             schedule in prop::collection::vec((any::<u8>(), 0u8..16), 0..60),
         ) {
-            let n = domains.len();
-            let mut net = net(domains);
+            let mut net = planned(n, plan);
             start(&mut net, shape);
             let mut crashed = Vec::new();
             for (pick, action) in schedule {

@@ -3,24 +3,22 @@
 //! between any two peers (what URPC guarantees). The simulator in `sim/` is
 //! the full harness; this one lets a test script one interleaving by hand.
 
-use crate::{Cluster, NodeId, Route, Tree};
+use crate::{Cluster, NodeId, Route, Tree, TreePlan};
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::fmt::Debug;
 
-/// One node's view: the route's targets, their domains, and who is down.
+/// One node's view: the route's targets, the tree plan, and who is down.
 #[derive(Debug, Clone)]
 pub struct TestCluster {
     pub targets: Vec<NodeId>,
-    pub domains: Vec<u32>,
+    pub plan: TreePlan,
     pub down: BTreeSet<NodeId>,
 }
 
 impl Cluster for TestCluster {
     fn tree(&self, initiator: NodeId, route: Route) -> Tree {
-        Tree::build(route.shape, initiator, &self.targets, |n| {
-            self.domains[usize::from(n.0)]
-        })
+        Tree::build(route.shape, initiator, &self.targets, &self.plan)
     }
     fn is_down(&self, node: NodeId) -> bool {
         self.down.contains(&node)
@@ -52,11 +50,12 @@ pub struct Net<P: Peer> {
 }
 
 impl<P: Peer> Net<P> {
-    /// `peers[i]` is node `i`; all of them are the targets.
-    pub fn new(peers: Vec<P>, domains: Vec<u32>) -> Self {
+    /// `peers[i]` is node `i`; all of them are the targets, and every peer
+    /// routes `ByDomain` rounds by `plan`.
+    pub fn new(peers: Vec<P>, plan: TreePlan) -> Self {
         let cluster = TestCluster {
             targets: (0..peers.len() as u16).map(NodeId).collect(),
-            domains,
+            plan,
             down: BTreeSet::new(),
         };
         Self {

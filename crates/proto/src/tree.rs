@@ -1,10 +1,11 @@
 //! Routing trees for multicast rounds, given as data.
 //!
 //! A tree is a list of groups. The initiator sends to each group's
-//! aggregator; the aggregator applies the payload, forwards it to the
-//! group's members, and acknowledges for the whole group once they have
-//! acknowledged. [`Tree::build`] makes the three shapes the shootdown
-//! benchmark compares, and a host may make any other tree by hand.
+//! aggregator, in the tree's order; the aggregator applies the payload,
+//! forwards it to the group's members, in their order, and acknowledges for
+//! the whole group once they have acknowledged. [`Tree::build`] makes the
+//! three shapes the shootdown benchmark compares, the topology-aware one
+//! from a [`TreePlan`], and a host may make any other tree by hand.
 
 use crate::NodeId;
 use alloc::collections::BTreeMap;
@@ -14,13 +15,19 @@ use alloc::vec::Vec;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Shape {
     /// The initiator sends to every target itself, and every target
-    /// acknowledges to it.
+    /// acknowledges to it. Ignores the plan.
     Unicast,
     /// One aggregator, chosen without regard to the topology, fans out to
-    /// every other target.
+    /// every other target. Ignores the plan.
     Flat,
-    /// One aggregator per domain (NUMA node or package) fans out within its
-    /// domain.
+    /// The topology-aware tree that a [`TreePlan`] describes: the groups the
+    /// plan gives for the initiator, in the plan's order, each cut down to
+    /// the targets it holds (groups left empty are dropped). A group's
+    /// aggregator is the initiator when it is in the group, otherwise the
+    /// first of the group's targets in the plan's order, and the others are
+    /// its members in the plan's order. Targets the plan does not place
+    /// (all of them when it has no entry for the initiator) follow as groups
+    /// of their own, in ascending id, so a plan never loses a target.
     ByDomain,
 }
 
@@ -36,31 +43,95 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Group {
     /// Receives the payload from the initiator, applies it, and forwards it
-    /// to `members`.
+    /// to `members`, in their order.
     pub aggregator: NodeId,
     pub members: Vec<NodeId>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Tree {
+    /// In the order the initiator sends to them.
     pub groups: Vec<Group>,
+}
+
+/// For each initiator, the groups of the topology-aware tree over all
+/// nodes, which [`Shape::ByDomain`] cuts down to a round's targets.
+///
+/// A root's groups are listed in the order its initiator sends to them (the
+/// kernel's plan puts the farthest, by measured latency, first). Each
+/// group's nodes are listed in order of preference for its aggregator, then
+/// in the order the aggregator forwards to them: the first node that is a
+/// target aggregates, unless the initiator itself is in the group.
+///
+/// The plan is data, so every node that is given the same plan derives the
+/// same trees. A node listed twice for one initiator counts where it is
+/// first listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TreePlan {
+    roots: BTreeMap<NodeId, Vec<Vec<NodeId>>>,
+}
+
+impl TreePlan {
+    /// The empty plan: every `ByDomain` tree has a group per target, like
+    /// `Unicast`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the groups of `initiator`'s trees, replacing any it had: in the
+    /// order it sends to them, each with its preferred aggregator first and
+    /// then the members in the order the aggregator forwards to them.
+    pub fn set_root(&mut self, initiator: NodeId, groups: Vec<Vec<NodeId>>) {
+        self.roots.insert(initiator, groups);
+    }
+
+    /// The groups planned for `initiator`; empty when it has none.
+    pub fn groups(&self, initiator: NodeId) -> &[Vec<NodeId>] {
+        self.roots.get(&initiator).map_or(&[], Vec::as_slice)
+    }
+
+    /// The rule of fixed domains, for tests and the simulator: node `i` (for
+    /// every `i` in `0..domains.len()`) is in domain `domains[i]`, and every
+    /// node, as a root, has one group per domain, in ascending domain
+    /// order, with the nodes in ascending id. So the initiator leads its own
+    /// domain and the lowest target id leads each other one.
+    pub fn from_domains(domains: &[u32]) -> Self {
+        let nodes = (0..domains.len()).map(|i| NodeId(u16::try_from(i).expect("node ids are u16")));
+        let mut by_domain: BTreeMap<u32, Vec<NodeId>> = BTreeMap::new();
+        for (node, &domain) in nodes.clone().zip(domains) {
+            by_domain.entry(domain).or_default().push(node);
+        }
+        let groups: Vec<Vec<NodeId>> = by_domain.into_values().collect();
+        let mut plan = Self::new();
+        for node in nodes {
+            plan.set_root(node, groups.clone());
+        }
+        plan
+    }
 }
 
 impl Tree {
     /// The tree of `shape` over `targets` for a round that `initiator`
-    /// starts; `domain_of` gives each target's domain for
-    /// [`Shape::ByDomain`]. Duplicate targets count once.
+    /// starts; `plan` gives the groups for [`Shape::ByDomain`] (see there),
+    /// and the other shapes ignore it. Duplicate targets count once, and
+    /// every target is in exactly one group.
     ///
     /// The initiator, when it is a target, is always an aggregator, so it
     /// applies the payload without a message travelling: in its own group
-    /// for `Unicast` and `Flat`, and leading its domain for `ByDomain`.
-    /// Otherwise the lowest id leads, so every node derives the same tree.
-    pub fn build(
-        shape: Shape,
-        initiator: NodeId,
-        targets: &[NodeId],
-        domain_of: impl Fn(NodeId) -> u32,
-    ) -> Tree {
+    /// for `Unicast` and `Flat`, and leading its planned group (or its own
+    /// group, when the plan does not place it) for `ByDomain`. Otherwise
+    /// `Flat` takes the lowest id as the aggregator and `ByDomain` the
+    /// first target of each planned group, so every node given the same
+    /// plan derives the same tree.
+    ///
+    /// - `Unicast`: one group per target, in ascending id.
+    /// - `Flat`: the initiator alone (when a target), then one group of all
+    ///   the other targets, in ascending id.
+    /// - `ByDomain`: the initiator's planned groups, in the plan's order,
+    ///   each holding the targets the plan puts in it (members in the plan's
+    ///   order; groups without targets dropped); then every target the plan
+    ///   does not place, alone, in ascending id.
+    pub fn build(shape: Shape, initiator: NodeId, targets: &[NodeId], plan: &TreePlan) -> Tree {
         let mut targets = targets.to_vec();
         targets.sort_unstable();
         targets.dedup();
@@ -75,11 +146,25 @@ impl Tree {
                     .collect()
             }
             Shape::ByDomain => {
-                let mut domains: BTreeMap<u32, Vec<NodeId>> = BTreeMap::new();
-                for target in targets {
-                    domains.entry(domain_of(target)).or_default().push(target);
+                let mut placed = alloc::vec![false; targets.len()];
+                let mut partitions = Vec::new();
+                for planned in plan.groups(initiator) {
+                    let mut nodes = Vec::new();
+                    for node in planned {
+                        if let Ok(at) = targets.binary_search(node)
+                            && !placed[at]
+                        {
+                            placed[at] = true;
+                            nodes.push(*node);
+                        }
+                    }
+                    if !nodes.is_empty() {
+                        partitions.push(nodes);
+                    }
                 }
-                domains.into_values().collect()
+                let unplaced = targets.iter().zip(&placed).filter(|(_, placed)| !**placed);
+                partitions.extend(unplaced.map(|(&t, _)| alloc::vec![t]));
+                partitions
             }
         };
         let groups = partitions
@@ -127,9 +212,17 @@ mod tests {
         raw.iter().map(|&n| NodeId(n)).collect()
     }
 
+    fn group(aggregator: u16, members: &[u16]) -> Group {
+        Group {
+            aggregator: NodeId(aggregator),
+            members: ids(members),
+        }
+    }
+
     #[test]
     fn unicast_makes_one_group_per_target() {
-        let tree = Tree::build(Shape::Unicast, NodeId(0), &ids(&[2, 0, 1]), |_| 0);
+        let plan = TreePlan::from_domains(&[0, 1, 0]);
+        let tree = Tree::build(Shape::Unicast, NodeId(0), &ids(&[2, 0, 1]), &plan);
         let aggregators: Vec<_> = tree.groups.iter().map(|g| g.aggregator).collect();
         assert_eq!(aggregators, ids(&[0, 1, 2]));
         assert!(tree.groups.iter().all(|g| g.members.is_empty()));
@@ -137,52 +230,19 @@ mod tests {
 
     #[test]
     fn flat_puts_the_initiator_alone_and_one_aggregator_over_the_rest() {
-        let tree = Tree::build(Shape::Flat, NodeId(2), &ids(&[0, 1, 2, 3]), |_| 0);
-        assert_eq!(
-            tree.groups,
-            vec![
-                Group {
-                    aggregator: NodeId(2),
-                    members: vec![]
-                },
-                Group {
-                    aggregator: NodeId(0),
-                    members: ids(&[1, 3])
-                },
-            ]
-        );
+        let plan = TreePlan::from_domains(&[1, 0, 1, 0]);
+        let tree = Tree::build(Shape::Flat, NodeId(2), &ids(&[0, 1, 2, 3]), &plan);
+        assert_eq!(tree.groups, vec![group(2, &[]), group(0, &[1, 3])]);
     }
 
     #[test]
     fn by_domain_leads_each_domain_and_the_initiator_leads_its_own() {
-        // Domains: 0,1,2 in domain 0; 3,4 in domain 1; 5 alone in domain 7.
-        let domain = |n: NodeId| match n.0 {
-            0..=2 => 0,
-            3 | 4 => 1,
-            _ => 7,
-        };
-        let tree = Tree::build(
-            Shape::ByDomain,
-            NodeId(1),
-            &ids(&[0, 1, 2, 3, 4, 5]),
-            domain,
-        );
+        // Domains: 0,1,2 in domain 7; 3,4 in domain 1; 5 alone in domain 0.
+        let plan = TreePlan::from_domains(&[7, 7, 7, 1, 1, 0]);
+        let tree = Tree::build(Shape::ByDomain, NodeId(1), &ids(&[0, 1, 2, 3, 4, 5]), &plan);
         assert_eq!(
             tree.groups,
-            vec![
-                Group {
-                    aggregator: NodeId(1),
-                    members: ids(&[0, 2])
-                },
-                Group {
-                    aggregator: NodeId(3),
-                    members: ids(&[4])
-                },
-                Group {
-                    aggregator: NodeId(5),
-                    members: vec![]
-                },
-            ]
+            vec![group(5, &[]), group(3, &[4]), group(1, &[0, 2])]
         );
         assert_eq!(tree.aggregator_of(NodeId(4)), Some(NodeId(3)));
         assert_eq!(tree.aggregator_of(NodeId(3)), None);
@@ -192,11 +252,87 @@ mod tests {
         );
     }
 
+    #[test]
+    fn by_domain_follows_the_plan_in_group_and_member_order() {
+        let mut plan = TreePlan::new();
+        // From node 0: the farthest group first, each led by its first node
+        // that is a target, members in the order given.
+        plan.set_root(
+            NodeId(0),
+            vec![ids(&[6, 9, 7, 8]), ids(&[5, 3, 4]), ids(&[2, 0, 1])],
+        );
+        let targets = ids(&[0, 1, 2, 3, 4, 5, 7, 8, 9]);
+        let tree = Tree::build(Shape::ByDomain, NodeId(0), &targets, &plan);
+        assert_eq!(
+            tree.groups,
+            vec![group(9, &[7, 8]), group(5, &[3, 4]), group(0, &[2, 1])]
+        );
+        // Another initiator of the same plan has no entry: every target is
+        // a group of its own, in ascending id.
+        let tree = Tree::build(Shape::ByDomain, NodeId(3), &ids(&[4, 3, 1]), &plan);
+        assert_eq!(
+            tree.groups,
+            vec![group(1, &[]), group(3, &[]), group(4, &[])]
+        );
+    }
+
+    #[test]
+    fn by_domain_keeps_targets_the_plan_omits_and_counts_a_node_once() {
+        let mut plan = TreePlan::new();
+        plan.set_root(
+            NodeId(4),
+            vec![ids(&[3, 1]), ids(&[]), ids(&[7]), ids(&[1, 2, 3])],
+        );
+        // 7 is not a target, so its group is dropped; 1 and 3 count in the
+        // first group; 0 and the initiator are not placed.
+        let tree = Tree::build(Shape::ByDomain, NodeId(4), &ids(&[0, 1, 2, 3, 4, 1]), &plan);
+        assert_eq!(
+            tree.groups,
+            vec![group(3, &[1]), group(2, &[]), group(0, &[]), group(4, &[])]
+        );
+    }
+
+    #[test]
+    fn from_domains_plans_every_node_alike() {
+        let plan = TreePlan::from_domains(&[2, 0, 2, 1]);
+        for root in 0..4 {
+            assert_eq!(
+                plan.groups(NodeId(root)),
+                [ids(&[1]), ids(&[3]), ids(&[0, 2])]
+            );
+        }
+        assert!(plan.groups(NodeId(4)).is_empty());
+        assert!(TreePlan::new().groups(NodeId(0)).is_empty());
+        assert_eq!(TreePlan::from_domains(&[]), TreePlan::new());
+    }
+
     fn shape() -> impl Strategy<Value = Shape> {
         prop_oneof![
             Just(Shape::Unicast),
             Just(Shape::Flat),
             Just(Shape::ByDomain)
+        ]
+    }
+
+    /// A plan over nodes 0..8 for some of them: each root's groups may
+    /// leave nodes out, list a node twice, or hold nodes past 7.
+    fn plan() -> impl Strategy<Value = TreePlan> {
+        let groups = prop::collection::vec(prop::collection::vec(0u16..10, 0..5), 0..5);
+        prop::collection::btree_map(0u16..8, groups, 0..8).prop_map(|roots| {
+            let mut plan = TreePlan::new();
+            for (root, groups) in roots {
+                let groups = groups.iter().map(|g| ids(g)).collect();
+                plan.set_root(NodeId(root), groups);
+            }
+            plan
+        })
+    }
+
+    /// Either a random plan or one of domains (every node placed).
+    fn any_plan() -> impl Strategy<Value = TreePlan> {
+        prop_oneof![
+            plan(),
+            prop::collection::vec(0u32..3, 0..9).prop_map(|d| TreePlan::from_domains(&d)),
         ]
     }
 
@@ -208,10 +344,10 @@ mod tests {
             shape in shape(),
             initiator in 0u16..8,
             raw in prop::collection::vec(0u16..8, 0..12),
-            domains in prop::collection::vec(0u32..3, 8),
+            plan in any_plan(),
         ) {
             let targets = ids(&raw);
-            let tree = Tree::build(shape, NodeId(initiator), &targets, |n| domains[usize::from(n.0)]);
+            let tree = Tree::build(shape, NodeId(initiator), &targets, &plan);
             let mut seen: Vec<NodeId> = tree.targets().collect();
             seen.sort_unstable();
             let mut expected = targets.clone();
@@ -221,11 +357,52 @@ mod tests {
             if targets.contains(&NodeId(initiator)) {
                 prop_assert!(tree.group_led_by(NodeId(initiator)).is_some());
             }
-            if shape == Shape::ByDomain {
-                for group in &tree.groups {
-                    let domain = domains[usize::from(group.aggregator.0)];
-                    prop_assert!(group.members.iter().all(|m| domains[usize::from(m.0)] == domain));
+        }
+
+        /// A `ByDomain` tree is the plan cut down to the targets: each group
+        /// keeps the order of the plan's nodes (the initiator moved to the
+        /// front), the groups keep the plan's order, and the unplaced
+        /// targets follow alone in ascending id.
+        #[test]
+        fn by_domain_trees_follow_the_plan(
+            initiator in 0u16..8,
+            raw in prop::collection::vec(0u16..8, 0..12),
+            plan in any_plan(),
+        ) {
+            let initiator = NodeId(initiator);
+            let targets = ids(&raw);
+            let tree = Tree::build(Shape::ByDomain, initiator, &targets, &plan);
+            // Where each node is first planned: (group, position).
+            let mut first: BTreeMap<NodeId, (usize, usize)> = BTreeMap::new();
+            for (g, nodes) in plan.groups(initiator).iter().enumerate() {
+                for (at, &n) in nodes.iter().enumerate() {
+                    first.entry(n).or_insert((g, at));
                 }
+            }
+            let mut last_planned = None;
+            let mut last_unplanned = None;
+            for group in &tree.groups {
+                let Some(&(g, _)) = first.get(&group.aggregator) else {
+                    prop_assert!(group.members.is_empty());
+                    prop_assert!(last_unplanned < Some(group.aggregator));
+                    last_unplanned = Some(group.aggregator);
+                    continue;
+                };
+                prop_assert!(last_unplanned.is_none(), "planned groups come first");
+                prop_assert!(last_planned < Some(g), "in the plan's order");
+                last_planned = Some(g);
+                let mut nodes = vec![group.aggregator];
+                nodes.extend(&group.members);
+                let positions: Vec<(usize, usize)> = nodes.iter().map(|n| first[n]).collect();
+                prop_assert!(positions.iter().all(|&(of, _)| of == g));
+                let mut order = nodes.clone();
+                order.sort_by_key(|n| first[n].1);
+                if nodes.contains(&initiator) {
+                    prop_assert_eq!(group.aggregator, initiator);
+                    order.retain(|&n| n != initiator);
+                    order.insert(0, initiator);
+                }
+                prop_assert_eq!(order, nodes, "in the plan's order");
             }
         }
     }

@@ -411,8 +411,8 @@ impl<C: Copy> TwoPhase<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Shape;
     use crate::testnet::{Net, Peer, Sends, TestCluster};
+    use crate::{Shape, TreePlan};
     use alloc::vec;
 
     const VOTE_TIMEOUT: Tick = 4;
@@ -492,7 +492,7 @@ mod tests {
                 decided: Vec::new(),
             })
             .collect();
-        Net::new(peers, vec![0; usize::from(nodes)])
+        Net::new(peers, TreePlan::from_domains(&vec![0; usize::from(nodes)]))
     }
 
     /// Node `at` proposes `KEY := value`; returns the proposal's id.

@@ -3,32 +3,62 @@
 
 use alloc::string::String;
 use core::fmt::{self, Write};
-use core::str::SplitAsciiWhitespace;
 
 /// A parsed shell command, ready for the kernel to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Help,
     Cores,
     Mem,
-    Ipi { core: u32 },
-    Fault { core: u32 },
+    Ipi {
+        core: u32,
+    },
+    Fault {
+        core: u32,
+    },
     Halt,
-    UrpcPing { from: u32, to: u32 },
+    UrpcPing {
+        from: u32,
+        to: u32,
+    },
     UrpcBench,
-    VmMap { core: u32, page: u32 },
-    VmUnmap { core: u32, page: u32 },
+    VmMap {
+        core: u32,
+        page: u32,
+    },
+    VmUnmap {
+        core: u32,
+        page: u32,
+    },
     VmShow,
     VmHash,
-    VmSpan { first: u32, last: u32 },
-    VmStorm { operations: u32 },
+    VmSpan {
+        first: u32,
+        last: u32,
+    },
+    VmStorm {
+        operations: u32,
+    },
     BenchShootdown,
     BenchFig3,
+    /// The facts the knowledge base holds: all of them, or one predicate's.
+    SkbFacts {
+        predicate: Option<String>,
+    },
+    /// A rule body to evaluate against the knowledge base, as typed (quotes removed).
+    SkbQuery {
+        body: String,
+    },
+    /// The multicast tree rooted at a core, as the knowledge base derives it.
+    SkbTree {
+        root: u32,
+    },
 }
 
 struct CommandSpec {
     /// The command's name (one word, or a word and a subcommand), then its
-    /// `<arguments>`. The name is read from here, so it is written once.
+    /// arguments: `<argument>`, `[<optional argument>]`, or `"<text>"` for
+    /// the rest of the line. The name is read from here, so it is written once.
     usage: &'static str,
     /// One line for `help`.
     summary: &'static str,
@@ -37,10 +67,14 @@ struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// The usage up to its first argument: before ` <`, ` [` or ` "`.
     fn name(&self) -> &'static str {
-        self.usage
-            .split_once(" <")
-            .map_or(self.usage, |(name, _)| name)
+        let end = [" <", " [", " \""]
+            .into_iter()
+            .filter_map(|start| self.usage.find(start))
+            .min()
+            .unwrap_or(self.usage.len());
+        &self.usage[..end]
     }
 
     /// The first word of the name: the command a subcommand belongs to.
@@ -54,20 +88,32 @@ impl CommandSpec {
         self.usage.contains('<')
     }
 
-    /// Whether `words` start with this spec's name; if so, consumes it.
-    fn take_name(&self, words: &mut SplitAsciiWhitespace<'_>) -> bool {
-        let mut after = words.clone();
+    /// Whether `line` starts with this spec's name; if so, consumes it.
+    fn take_name(&self, line: &mut &str) -> bool {
+        let mut after = *line;
         if self
             .name()
             .split(' ')
-            .all(|part| after.next() == Some(part))
+            .all(|part| next_word(&mut after) == Some(part))
         {
-            *words = after;
+            *line = after;
             true
         } else {
             false
         }
     }
+}
+
+/// The next word of `line`, split on ASCII whitespace as
+/// `str::split_ascii_whitespace` does; `line` keeps what follows it.
+fn next_word<'a>(line: &mut &'a str) -> Option<&'a str> {
+    let rest = line.trim_ascii_start();
+    let end = rest
+        .find(|c: char| c.is_ascii_whitespace())
+        .unwrap_or(rest.len());
+    let (word, after) = rest.split_at(end);
+    *line = after;
+    (!word.is_empty()).then_some(word)
 }
 
 const COMMANDS: &[CommandSpec] = &[
@@ -183,6 +229,33 @@ const COMMANDS: &[CommandSpec] = &[
         summary: "URPC latency and throughput for every core pair, with IPI and shared-line baselines",
         parse_arguments: |_| Ok(Command::UrpcBench),
     },
+    CommandSpec {
+        usage: "skb facts [<predicate>]",
+        summary: "facts the knowledge base holds, all or one predicate's",
+        parse_arguments: |arguments| {
+            Ok(Command::SkbFacts {
+                predicate: arguments.optional_word().map(String::from),
+            })
+        },
+    },
+    CommandSpec {
+        usage: "skb query \"<rule body>\"",
+        summary: "evaluate a rule body against the knowledge base and print its answers",
+        parse_arguments: |arguments| {
+            Ok(Command::SkbQuery {
+                body: arguments.rest_of_line("rule body")?.into(),
+            })
+        },
+    },
+    CommandSpec {
+        usage: "skb tree <root>",
+        summary: "the multicast tree from that core, from the knowledge base",
+        parse_arguments: |arguments| {
+            Ok(Command::SkbTree {
+                root: arguments.number("core number")?,
+            })
+        },
+    },
 ];
 
 /// `(usage, summary)` for every command, in the order `help` lists them.
@@ -198,8 +271,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     {
         return Err(ParseError::ControlCharacters);
     }
-    let mut words = line.split_ascii_whitespace();
-    let Some(first) = words.clone().next() else {
+    let mut rest = line;
+    let Some(first) = next_word(&mut { line }) else {
         return Ok(None);
     };
     let Some(command_word) = COMMANDS
@@ -211,14 +284,18 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     };
     let spec = COMMANDS
         .iter()
-        .find(|spec| spec.take_name(&mut words))
-        .ok_or_else(|| ParseError::UnknownSubcommand {
-            command: command_word,
-            got: words.nth(1).map(String::from),
+        .find(|spec| spec.take_name(&mut rest))
+        .ok_or_else(|| {
+            // `rest` is the whole line still: the second word is the subcommand.
+            next_word(&mut rest);
+            ParseError::UnknownSubcommand {
+                command: command_word,
+                got: next_word(&mut rest).map(String::from),
+            }
         })?;
-    let mut arguments = Arguments { spec, words };
+    let mut arguments = Arguments { spec, rest };
     let command = (spec.parse_arguments)(&mut arguments)?;
-    match arguments.words.next() {
+    match next_word(&mut arguments.rest) {
         None => Ok(Some(command)),
         Some(_) if !spec.takes_arguments() => Err(ParseError::TakesNoArguments {
             command: spec.name(),
@@ -231,22 +308,51 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     }
 }
 
-/// The words after a command's name, with the spec to name in errors.
+/// The line after a command's name, with the spec to name in errors.
 struct Arguments<'a> {
     spec: &'static CommandSpec,
-    words: SplitAsciiWhitespace<'a>,
+    rest: &'a str,
 }
 
-impl Arguments<'_> {
+impl<'a> Arguments<'a> {
+    fn missing(&self, what: &'static str) -> ParseError {
+        ParseError::MissingArgument {
+            command: self.spec.name(),
+            what,
+            usage: self.spec.usage,
+        }
+    }
+
+    /// The next word, if there is one.
+    fn optional_word(&mut self) -> Option<&'a str> {
+        next_word(&mut self.rest)
+    }
+
+    /// All the rest of the line, trimmed; if it starts with a double quote
+    /// it must end with one, and both are removed (what is between is kept
+    /// as it is, quotes included). Blank is missing.
+    fn rest_of_line(&mut self, what: &'static str) -> Result<&'a str, ParseError> {
+        let text = core::mem::take(&mut self.rest).trim_ascii();
+        let text = match text.strip_prefix('"') {
+            Some(quoted) => quoted
+                .strip_suffix('"')
+                .ok_or(ParseError::UnterminatedQuote {
+                    command: self.spec.name(),
+                    usage: self.spec.usage,
+                })?,
+            None => text,
+        };
+        if text.trim_ascii().is_empty() {
+            return Err(self.missing(what));
+        }
+        Ok(text)
+    }
+
     /// The next word as a plain decimal `u32`: digits only, no sign.
     fn number(&mut self, what: &'static str) -> Result<u32, ParseError> {
         let command = self.spec.name();
-        let Some(word) = self.words.next() else {
-            return Err(ParseError::MissingArgument {
-                command,
-                what,
-                usage: self.spec.usage,
-            });
+        let Some(word) = next_word(&mut self.rest) else {
+            return Err(self.missing(what));
         };
         if !word.bytes().all(|byte| byte.is_ascii_digit()) {
             return Err(ParseError::ExpectedNumber {
@@ -295,6 +401,11 @@ pub enum ParseError {
         usage: &'static str,
         got: String,
     },
+    /// Text that starts with a double quote and does not end with one.
+    UnterminatedQuote {
+        command: &'static str,
+        usage: &'static str,
+    },
     /// A command with subcommands, without a known one.
     UnknownSubcommand {
         command: &'static str,
@@ -334,6 +445,11 @@ impl fmt::Display for ParseError {
                 f,
                 "{command}: unexpected argument {} (usage: {usage})",
                 Shown(got)
+            ),
+            Self::UnterminatedQuote { command, usage } => write!(
+                f,
+                "{command}: unterminated quote: text that starts with \" must end with \" \
+                 (usage: {usage})"
             ),
             Self::UnknownSubcommand { command, got } => {
                 match got {
@@ -581,25 +697,178 @@ mod tests {
                 "vm storm <operations>",
                 "bench shootdown",
                 "bench fig3",
-                "urpc bench"
+                "urpc bench",
+                "skb facts [<predicate>]",
+                "skb query \"<rule body>\"",
+                "skb tree <root>",
             ]
         );
         assert!(help_text().all(|(_, summary)| !summary.is_empty() && !summary.contains('\n')));
+        let names: Vec<_> = COMMANDS.iter().map(CommandSpec::name).collect();
+        for (index, name) in names.iter().enumerate() {
+            assert!(!names[..index].contains(name), "{name} is listed twice");
+            assert!(!name.contains(['<', '[', '"']), "{name} is not a name");
+        }
+    }
+
+    /// The usage with every `<placeholder>` (which may hold spaces) replaced
+    /// by `1`, once without and once with each `[optional]` part.
+    fn examples(usage: &str) -> Vec<String> {
+        if let Some(open) = usage.find('[') {
+            let close = open + usage[open..].find(']').expect("`[` is closed");
+            let (before, inside, after) =
+                (&usage[..open], &usage[open + 1..close], &usage[close + 1..]);
+            let without = alloc::format!("{}{after}", before.trim_end());
+            let with = alloc::format!("{before}{inside}{after}");
+            return examples(&without)
+                .into_iter()
+                .chain(examples(&with))
+                .collect();
+        }
+        let mut example = String::new();
+        let mut rest = usage;
+        while let Some(open) = rest.find('<') {
+            let close = open + rest[open..].find('>').expect("`<` is closed");
+            example.push_str(&rest[..open]);
+            example.push('1');
+            rest = &rest[close + 1..];
+        }
+        example.push_str(rest);
+        alloc::vec![example]
     }
 
     #[test]
     fn every_usage_in_help_parses_with_example_arguments() {
+        let mut all = Vec::new();
         for (usage, _) in help_text() {
-            let example = usage
-                .split(' ')
-                .map(|word| if word.starts_with('<') { "1" } else { word })
-                .collect::<Vec<_>>()
-                .join(" ");
-            assert!(
-                matches!(parse(&example), Ok(Some(_))),
-                "{usage} does not parse as {example}"
-            );
+            for example in examples(usage) {
+                assert!(
+                    !example.contains(['<', '>', '[', ']']),
+                    "{usage}: placeholder left in {example}"
+                );
+                assert!(
+                    matches!(parse(&example), Ok(Some(_))),
+                    "{usage} does not parse as {example}"
+                );
+                all.push(example);
+            }
         }
+        assert!(all.contains(&"skb facts".into()));
+        assert!(all.contains(&"skb facts 1".into()));
+        assert!(all.contains(&"skb query \"1\"".into()));
+    }
+
+    #[test]
+    fn usage_names_end_before_the_first_argument() {
+        let name_of = |usage| {
+            CommandSpec {
+                usage,
+                summary: "",
+                parse_arguments: |_| Ok(Command::Help),
+            }
+            .name()
+        };
+        assert_eq!(name_of("skb facts [<predicate>]"), "skb facts");
+        assert_eq!(name_of("skb query \"<rule body>\""), "skb query");
+        assert_eq!(name_of("urpc ping <from> <to>"), "urpc ping");
+        assert_eq!(name_of("x [<a>] <b>"), "x");
+        assert_eq!(name_of("vm show"), "vm show");
+    }
+
+    #[test]
+    fn skb_facts_takes_an_optional_predicate() {
+        assert_eq!(
+            parse("skb facts"),
+            Ok(Some(Command::SkbFacts { predicate: None }))
+        );
+        assert_eq!(
+            parse(" skb \t facts  core_of  "),
+            Ok(Some(Command::SkbFacts {
+                predicate: Some("core_of".into())
+            }))
+        );
+        assert_eq!(
+            error_message("skb facts a b"),
+            "skb facts: unexpected argument 'b' (usage: skb facts [<predicate>])"
+        );
+    }
+
+    #[test]
+    fn skb_query_takes_the_rest_of_the_line() {
+        let query = |line| match parse(line) {
+            Ok(Some(Command::SkbQuery { body })) => body,
+            other => panic!("{line:?} gave {other:?}"),
+        };
+        assert_eq!(
+            query("skb query \"package(C, P), C != 0\""),
+            "package(C, P), C != 0"
+        );
+        assert_eq!(
+            query("  skb  query   package(C, P),  C != 0 \t"),
+            "package(C, P),  C != 0"
+        );
+        // Only the outer quotes go; what is inside stays as it is.
+        assert_eq!(
+            query("skb query \" name(X, \"a; b\") \" "),
+            " name(X, \"a; b\") "
+        );
+        assert_eq!(query("skb query a(\"x\")"), "a(\"x\")");
+        assert_eq!(query("skb query a(X); b(X)"), "a(X); b(X)");
+    }
+
+    #[test]
+    fn skb_query_needs_a_body_in_closed_quotes() {
+        let missing = "skb query: missing rule body (usage: skb query \"<rule body>\")";
+        for line in [
+            "skb query",
+            "skb query   ",
+            "skb query \"\"",
+            "skb query \"  \"",
+        ] {
+            assert_eq!(error_message(line), missing, "{line:?}");
+        }
+        let unterminated = "skb query: unterminated quote: text that starts with \" must end with \" \
+                            (usage: skb query \"<rule body>\")";
+        for line in ["skb query \"", "skb query \"a(X)", "skb query \"a(X)\" b"] {
+            assert_eq!(error_message(line), unterminated, "{line:?}");
+        }
+        // A lone closing quote has nothing to close: it is part of the body.
+        assert_eq!(
+            parse("skb query a(X)\""),
+            Ok(Some(Command::SkbQuery {
+                body: "a(X)\"".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn skb_tree_takes_a_root_core() {
+        assert_eq!(parse("skb tree 2"), Ok(Some(Command::SkbTree { root: 2 })));
+        assert_eq!(
+            error_message("skb tree"),
+            "skb tree: missing core number (usage: skb tree <root>)"
+        );
+        assert_eq!(
+            error_message("skb tree x"),
+            "skb tree: expected a core number, got 'x'"
+        );
+        assert_eq!(
+            error_message("skb tree 1 2"),
+            "skb tree: unexpected argument '2' (usage: skb tree <root>)"
+        );
+    }
+
+    #[test]
+    fn skb_lists_its_subcommands() {
+        let usage = "(usage: skb facts [<predicate>], skb query \"<rule body>\", skb tree <root>)";
+        assert_eq!(
+            error_message("skb"),
+            alloc::format!("skb: missing subcommand {usage}")
+        );
+        assert_eq!(
+            error_message("skb rules"),
+            alloc::format!("skb: unknown subcommand 'rules' {usage}")
+        );
     }
 
     proptest! {
@@ -612,10 +881,44 @@ mod tests {
         }
 
         #[test]
+        fn parse_never_panics_on_skb_lines(
+            subcommand in "(facts|query|tree|)",
+            rest in "(?s)[ \t\"a-z0-9(),;!=]{0,12}|.{0,12}",
+        ) {
+            if let Err(error) = parse(&alloc::format!("skb {subcommand} {rest}")) {
+                let message = error.to_string();
+                prop_assert!(message.bytes().all(|byte| (b' '..=b'~').contains(&byte)), "{}", message);
+            }
+        }
+
+        #[test]
         fn parse_reads_any_core_number(core: u32, padding in "[ \t]{0,3}") {
             prop_assert_eq!(
                 parse(&alloc::format!("{padding}fault{padding} {core}{padding}")),
                 Ok(Some(Command::Fault { core }))
+            );
+            prop_assert_eq!(
+                parse(&alloc::format!("{padding}skb{padding} tree {core}{padding}")),
+                Ok(Some(Command::SkbTree { root: core }))
+            );
+        }
+
+        #[test]
+        fn skb_query_keeps_a_quoted_body_as_it_is(
+            body in "[ -~]*[!-~][ -~]*",
+            padding in "[ \t]{0,3}",
+        ) {
+            prop_assert_eq!(
+                parse(&alloc::format!("skb query{padding} \"{body}\"{padding}")),
+                Ok(Some(Command::SkbQuery { body }))
+            );
+        }
+
+        #[test]
+        fn skb_query_trims_an_unquoted_body(body in "[!#-~]([ -~]*[!-~])?", padding in "[ \t]{0,3}") {
+            prop_assert_eq!(
+                parse(&alloc::format!("skb query {padding}{body}{padding}")),
+                Ok(Some(Command::SkbQuery { body }))
             );
         }
     }

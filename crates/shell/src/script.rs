@@ -8,11 +8,32 @@ use crate::ParseError;
 const EXEC_KEY: &[u8] = b"atoll.exec=";
 
 /// The commands of a script: split on `;`, trimmed, empty pieces skipped.
+/// A `;` between double quotes belongs to its command (`skb query "a(X); b"`
+/// is one command); after a quote that is never closed, the rest of the
+/// script is one command, for the parser to refuse.
 pub fn split_script(script: &str) -> impl Iterator<Item = &str> {
-    script
-        .split(';')
-        .map(str::trim_ascii)
-        .filter(|command| !command.is_empty())
+    let mut rest = Some(script);
+    core::iter::from_fn(move || {
+        let text = rest?;
+        let mut quoted = false;
+        // Both are ASCII, so no byte of a multi-byte character matches.
+        let end = text.bytes().position(|byte| {
+            quoted ^= byte == b'"';
+            byte == b';' && !quoted
+        });
+        Some(match end {
+            Some(end) => {
+                rest = Some(&text[end + 1..]);
+                &text[..end]
+            }
+            None => {
+                rest = None;
+                text
+            }
+        })
+    })
+    .map(str::trim_ascii)
+    .filter(|command| !command.is_empty())
 }
 
 /// Finds `atoll.exec=` in the kernel command line and returns the rest of the
@@ -90,6 +111,7 @@ fn undo_backslash_escapes(text: &str) -> String {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+    use proptest::prelude::*;
 
     fn script_of(cmdline: &str) -> Option<String> {
         exec_script_from_cmdline(cmdline.as_bytes()).expect("the command line is UTF-8")
@@ -100,6 +122,64 @@ mod tests {
         let commands: Vec<_> = split_script(" cores;ipi 1 ;; \t;mem;").collect();
         assert_eq!(commands, ["cores", "ipi 1", "mem"]);
         assert_eq!(split_script(" ; ;").count(), 0);
+    }
+
+    #[test]
+    fn semicolons_in_double_quotes_stay_in_their_command() {
+        let commands: Vec<_> =
+            split_script("skb query \"a(X); b(X)\"; cores;skb query \";\";mem").collect();
+        assert_eq!(
+            commands,
+            [
+                "skb query \"a(X); b(X)\"",
+                "cores",
+                "skb query \";\"",
+                "mem"
+            ]
+        );
+        // Quotes open and close anywhere in a command, not only around it.
+        let commands: Vec<_> = split_script("skb query p(\"a;b\", X);mem").collect();
+        assert_eq!(commands, ["skb query p(\"a;b\", X)", "mem"]);
+        // Single quotes do not quote.
+        let commands: Vec<_> = split_script("skb facts ';' ").collect();
+        assert_eq!(commands, ["skb facts '", "'"]);
+    }
+
+    #[test]
+    fn an_unclosed_quote_takes_the_rest_of_the_script() {
+        let commands: Vec<_> = split_script("cores; skb query \"a(X); halt ;").collect();
+        assert_eq!(commands, ["cores", "skb query \"a(X); halt ;"]);
+        assert_eq!(
+            crate::parse(commands[1]),
+            Err(ParseError::UnterminatedQuote {
+                command: "skb query",
+                usage: "skb query \"<rule body>\"",
+            })
+        );
+    }
+
+    proptest! {
+        /// Joined with `;`, commands without `;` or `"` come back as they were,
+        /// and so do quoted ones, whatever `;` they hold.
+        #[test]
+        fn split_undoes_a_join(
+            commands in proptest::collection::vec("[a-z ]*[a-z][a-z ]*|\"[a-z ;]*\"", 0..6),
+        ) {
+            let script = commands.join(";");
+            let split: Vec<_> = split_script(&script).collect();
+            let expected: Vec<_> = commands.iter().map(|command| command.trim_ascii()).collect();
+            prop_assert_eq!(split, expected);
+        }
+
+        #[test]
+        fn split_never_panics_and_gives_trimmed_commands(script in "(?s).*") {
+            let kept: usize = split_script(&script).map(str::len).sum();
+            prop_assert!(kept <= script.len());
+            for command in split_script(&script) {
+                prop_assert!(!command.is_empty());
+                prop_assert!(command.trim_ascii() == command);
+            }
+        }
     }
 
     #[test]

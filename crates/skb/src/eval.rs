@@ -1,8 +1,13 @@
 //! Evaluation: joining a body's literals against relations, and running
 //! rules semi-naively to a fixpoint.
 //!
-//! Joins scan relations without indexes: the knowledge base describes one
-//! machine, a few thousand facts at most, and a scan keeps the engine small.
+//! Relations are sorted sets of tuples, so they need no separate index: an
+//! atom whose leading arguments are bound when it is reached, such as
+//! `urpc_rtt(R, B, L)` after `R` and `B` are, visits only the tuples that
+//! start with those values, found by a range lookup. Later arguments are
+//! checked tuple by tuple. Rules therefore run fastest when each atom leads
+//! with arguments that earlier literals bind; the engine keeps the written
+//! order, so that a rule's cost can be read off its text.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -19,13 +24,6 @@ pub(crate) type Relations = BTreeMap<String, BTreeSet<Vec<Value>>>;
 #[derive(Debug)]
 pub(crate) struct TooManyFacts;
 
-/// Every fact that `facts` and `rules` imply.
-///
-/// Semi-naive: each round joins only derivations that use at least one fact
-/// new in the round before (the delta), since any derivation from older
-/// facts alone was already made. A rule with several body atoms is joined
-/// once per atom, with that atom over the delta and the others over all
-/// facts.
 /// Groups rules into strata, lowest first, so that a rule negates only
 /// predicates that earlier strata complete. `None` when a predicate depends
 /// on its own negation, which has no single meaning.
@@ -87,47 +85,37 @@ pub(crate) fn evaluate(
     Ok(all)
 }
 
+/// Runs one stratum's rules to their fixpoint over `all`.
+///
+/// Semi-naive: each round joins only derivations that use at least one fact
+/// new in the round before (the delta), since any derivation from older
+/// facts alone was already made. A rule with several body atoms is joined
+/// once per atom, with that atom over the delta and the others over all
+/// facts.
 fn evaluate_stratum(
     mut all: Relations,
     rules: &[Rule],
     limit: usize,
 ) -> Result<Relations, TooManyFacts> {
-    let mut delta = all.clone();
-    // A rule without positive atoms, such as `two(X) :- X = 1 + 1.`, takes
-    // no facts in, so no delta ever triggers it: it is run once, up front, and what it
-    // derives joins the first delta.
-    let mut seeded = Relations::new();
-    for rule in rules.iter().filter(|rule| !rule.body.has_positive_atom()) {
-        derive(rule, &all, None, &mut seeded);
-    }
-    for (predicate, tuples) in seeded {
-        all.entry(predicate.clone())
-            .or_default()
-            .extend(tuples.iter().cloned());
-        delta.entry(predicate).or_default().extend(tuples);
-    }
     let mut count: usize = all.values().map(BTreeSet::len).sum();
-    if count > limit {
-        return Err(TooManyFacts);
+    // Every fact is new to the first round, so the delta would be all of
+    // them: one join of each rule over everything covers each of its atoms'
+    // turns at once. It also runs rules without positive atoms, such as
+    // `two(X) :- X = 1 + 1.`, which no later delta triggers.
+    let mut new = Relations::new();
+    for rule in rules {
+        derive(rule, &all, None, &mut new);
     }
-    while !delta.is_empty() {
-        let mut new = Relations::new();
-        for rule in rules {
-            for (index, literal) in rule.body.literals.iter().enumerate() {
-                let Literal::Atom(atom) = literal else {
-                    continue;
-                };
-                if delta.contains_key(&atom.predicate) {
-                    derive(rule, &all, Some((index, &delta)), &mut new);
-                }
-            }
-        }
+    loop {
         new.retain(|predicate, tuples| {
             if let Some(known) = all.get(predicate) {
                 tuples.retain(|tuple| !known.contains(tuple));
             }
             !tuples.is_empty()
         });
+        if new.is_empty() {
+            return Ok(all);
+        }
         for (predicate, tuples) in &new {
             count += tuples.len();
             if count > limit {
@@ -137,9 +125,17 @@ fn evaluate_stratum(
                 .or_default()
                 .extend(tuples.iter().cloned());
         }
-        delta = new;
+        let delta = core::mem::take(&mut new);
+        for rule in rules {
+            for (index, literal) in rule.body.literals.iter().enumerate() {
+                if let Literal::Atom(atom) = literal
+                    && delta.contains_key(&atom.predicate)
+                {
+                    derive(rule, &all, Some((index, &delta)), &mut new);
+                }
+            }
+        }
     }
-    Ok(all)
 }
 
 /// Adds to `into` the head of `rule` for each match of its body.
@@ -154,9 +150,16 @@ fn derive(rule: &Rule, all: &Relations, delta: Option<(usize, &Relations)>, into
         // The parser checks that the body binds every head variable, so the
         // tuple is always complete.
         if let Some(tuple) = tuple {
-            into.entry(rule.head.predicate.clone())
-                .or_default()
-                .insert(tuple);
+            // Looking up before inserting spares a copy of the name for each
+            // match after the first.
+            match into.get_mut(&rule.head.predicate) {
+                Some(tuples) => {
+                    tuples.insert(tuple);
+                }
+                None => {
+                    into.insert(rule.head.predicate.clone(), BTreeSet::from([tuple]));
+                }
+            }
         }
     });
 }
@@ -196,7 +199,7 @@ fn match_from(
                 return;
             };
             let mut newly_bound = Vec::with_capacity(atom.terms.len());
-            for tuple in tuples {
+            for tuple in matching(tuples, &atom.terms, slots) {
                 if unify(&atom.terms, tuple, slots, &mut newly_bound) {
                     match_from(literals, index + 1, slots, all, delta, found);
                 }
@@ -209,7 +212,7 @@ fn match_from(
         Literal::Negated(atom) => {
             let mut newly_bound = Vec::with_capacity(atom.terms.len());
             let matched = all.get(&atom.predicate).is_some_and(|tuples| {
-                tuples.iter().any(|tuple| {
+                matching(tuples, &atom.terms, slots).any(|tuple| {
                     let unified = unify(&atom.terms, tuple, slots, &mut newly_bound);
                     // Only `_` is free here; unbind it for the next tuple.
                     for slot in newly_bound.drain(..) {
@@ -243,6 +246,27 @@ fn match_from(
             }
         }
     }
+}
+
+/// The tuples that may match `terms`: those that start with the values of
+/// its leading bound terms, or all of them when its first term is free.
+fn matching<'a>(
+    tuples: &'a BTreeSet<Vec<Value>>,
+    terms: &[Term],
+    slots: &[Option<Value>],
+) -> impl Iterator<Item = &'a Vec<Value>> + use<'a> {
+    let prefix: Vec<Value> = terms
+        .iter()
+        .map_while(|term| resolve(term, slots))
+        .collect();
+    // A tuple sorts after every proper prefix of it, so the tuples that start
+    // with `prefix` follow it in one run.
+    let run = if prefix.is_empty() {
+        tuples.range::<Vec<Value>, _>(..)
+    } else {
+        tuples.range(prefix.clone()..)
+    };
+    run.take_while(move |tuple| tuple.starts_with(&prefix))
 }
 
 /// Matches an atom's terms against a tuple, binding free variables and
@@ -406,6 +430,34 @@ mod tests {
             let paths = semi_naive.get("path").map_or(0, BTreeSet::len);
             let unreached = semi_naive.get("unreached").map_or(0, BTreeSet::len);
             prop_assert_eq!(paths + unreached, nodes * nodes);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn lookups_find_what_a_scan_finds(
+            tuples in proptest::collection::btree_set(
+                proptest::collection::vec(0..3i64, 3), 0..27
+            ),
+            pattern in proptest::collection::vec(proptest::option::of(0..3i64), 3),
+        ) {
+            let tuples: BTreeSet<Vec<Value>> = tuples
+                .into_iter()
+                .map(|tuple| tuple.into_iter().map(Value::Int).collect())
+                .collect();
+            // Bound slots for the pattern's values, free ones elsewhere.
+            let slots: Vec<Option<Value>> =
+                pattern.iter().map(|value| value.map(Value::Int)).collect();
+            let terms: Vec<Term> = (0..3).map(Term::Var).collect();
+            let fits = |tuple: &&Vec<Value>| {
+                tuple
+                    .iter()
+                    .zip(&slots)
+                    .all(|(value, slot)| slot.as_ref().is_none_or(|slot| slot == value))
+            };
+            let found: Vec<_> = matching(&tuples, &terms, &slots).filter(fits).collect();
+            let scanned: Vec<_> = tuples.iter().filter(fits).collect();
+            prop_assert_eq!(found, scanned);
         }
     }
 

@@ -2,29 +2,58 @@
 //! runs on, and the rules it asks questions with.
 //!
 //! Facts are named tuples of integers and symbols, such as `core(0, 0)`,
-//! `core_node(3, 1)` or `latency(0, 1, 812)`. Questions about the topology
-//! (which core aggregates a NUMA node, which cores can reach which) are
-//! written as rules in a small Datalog-style language, not as Rust code:
+//! `core_node(3, 1)` or `urpc_rtt(0, 1, 812)`. Questions about the topology
+//! (which cores share a cache, which core aggregates a NUMA node for a
+//! multicast) are written as rules in a small Datalog-style language, not
+//! as Rust code:
 //!
 //! ```text
 //! % Two distinct cores on the same NUMA node.
 //! same_node(A, B) :- core_node(A, N), core_node(B, N), A != B.
-//! % A node's aggregator is its lowest-numbered core.
+//! % A node's first core is one with no lower-numbered core beside it.
 //! has_lower(C) :- core_node(C, N), core_node(L, N), L < C.
-//! aggregator(N, C) :- core_node(C, N), not has_lower(C).
-//! % Hops through a latency matrix, with their total cost.
-//! path(A, B, C) :- latency(A, B, C).
-//! path(A, C, D) :- path(A, B, X), latency(B, C, Y), D = X + Y, D < 5000.
+//! first_core(N, C) :- core_node(C, N), not has_lower(C).
+//! % Hops between cores, with their total cost.
+//! path(A, B, C) :- urpc_rtt(A, B, C).
+//! path(A, C, D) :- path(A, B, X), urpc_rtt(B, C, Y), D = X + Y, D < 5000.
 //! ```
 //!
 //! A rule's body joins atoms, negates them (`not p(X)`, stratified: no
 //! predicate may depend on its own negation), compares values (`<`, `<=`,
 //! `==`, `!=`, `>`, `>=`) and computes them (`D = X + Y`, with `+`, `-` and
-//! `*`). Recursive rules are evaluated semi-naively to a fixpoint, one
-//! stratum at a time. A query is a rule body whose bindings come back as
-//! answers ([`KnowledgeBase::query`]). Malformed text is rejected with its
-//! line, column and reason ([`SyntaxError`]); the parser does not panic on
-//! any input.
+//! `*`). There are no aggregates: a minimum is what nothing beats, written
+//! with a negation. Recursive rules are evaluated semi-naively to a
+//! fixpoint, one stratum at a time. Literals are joined in the order they
+//! are written, and an atom whose leading arguments are bound by then looks
+//! up the tuples that start with them instead of scanning its relation, so
+//! a rule is fast when each atom leads with bound arguments. A query is a
+//! rule body whose bindings come back as answers
+//! ([`KnowledgeBase::query`]); [`KnowledgeBase::facts`] lists a predicate's
+//! facts, and [`Fact`] prints one as program text that loads back. Symbols
+//! are written `intel` or, with Rust's string escapes, `"GenuineIntel"`.
+//! Malformed text is rejected with its line, column and reason
+//! ([`SyntaxError`]); the parser does not panic on any input.
+//!
+//! # The boot facts
+//!
+//! The kernel fills a knowledge base at boot with these facts, which
+//! [`topology::RULES`] reads. Cores are numbered by their index in the
+//! MADT; memory ranges are `Base` and `End` addresses, in one convention
+//! throughout.
+//!
+//! | Fact | Source and meaning |
+//! |---|---|
+//! | `core(C, Apic)` | MADT: core `C` has local APIC id `Apic` |
+//! | `core_node(C, N)` | SRAT: core `C` is on NUMA node (proximity domain) `N`; every core on node 0 without an SRAT |
+//! | `memory(Base, End, Kind)` | boot memory map; `Kind` is `usable`, `reserved`, `acpi_reclaimable`, `acpi_nvs`, `bad`, or `other` for a type the map does not name |
+//! | `mem_node(Base, End, N)` | SRAT: an enabled memory range of node `N`; none without an SRAT |
+//! | `distance(From, To, D)` | SLIT: relative distance between nodes; 10 local and 20 remote without a SLIT |
+//! | `cpu(C, Vendor, Family, Model, Stepping)` | CPUID of core `C`; `Vendor` a symbol such as `"AuthenticAMD"` |
+//! | `cpu_topology(C, Package, Core, Thread)` | CPUID leaf 0xB applied to core `C`'s APIC id |
+//! | `cache(C, Level, Kind, Bytes, Instance)` | CPUID cache leaves; `Kind` is `data`, `instruction` or `unified`; cores with equal `Level`, `Kind` and `Instance` share the cache |
+//! | `urpc_rtt(A, B, Cycles)` | median measured URPC round trip from core `A` to another core `B`, at most one per pair |
+//! | `span(C, Base, End)` | memory of core `C`'s frame pool |
+//! | `channels(C, Base, End)` | core `C`'s incoming URPC ring buffers |
 //!
 //! The crate is `no_std` with `alloc` and forbids `unsafe`, so the kernel
 //! and the hosted build share it. It depends on `core` and `alloc` only, and
@@ -43,6 +72,7 @@ extern crate alloc;
 
 mod eval;
 mod syntax;
+pub mod topology;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -140,6 +170,24 @@ pub enum Error {
         /// The limit that was exceeded.
         limit: usize,
     },
+    /// [`KnowledgeBase::facts`] was asked for a predicate that no fact,
+    /// rule or query has mentioned, which is more likely a misspelling than
+    /// a relation that happens to be empty.
+    UnknownPredicate {
+        /// The predicate asked for.
+        predicate: String,
+        /// Every predicate the knowledge base knows, in ascending order.
+        known: Vec<String>,
+    },
+    /// A helper that answers from a set of rules, such as
+    /// [`topology::multicast_groups`], was called on a knowledge base into
+    /// which they were not loaded.
+    MissingRules {
+        /// The rules to load, such as `topology::RULES`.
+        rules: &'static str,
+        /// A predicate they define that no rule derives.
+        predicate: &'static str,
+    },
 }
 
 impl From<SyntaxError> for Error {
@@ -163,7 +211,82 @@ impl fmt::Display for Error {
             Error::TooManyFacts { limit } => {
                 write!(f, "evaluation derived more than {limit} facts")
             }
+            Error::UnknownPredicate { predicate, known } => {
+                write!(f, "no fact, rule or query mentions `{predicate}`")?;
+                if known.is_empty() {
+                    return write!(f, "; the knowledge base is empty");
+                }
+                // The nearest names first: the likely intended one, if it
+                // was misspelt, and otherwise a sample of what there is.
+                let mut nearest: Vec<(usize, &String)> = known
+                    .iter()
+                    .map(|name| (edit_distance(predicate, name), name))
+                    .collect();
+                nearest.sort();
+                write!(f, "; known predicates include")?;
+                for (index, (_, name)) in nearest.iter().take(SUGGESTIONS).enumerate() {
+                    let separator = if index == 0 { " " } else { ", " };
+                    write!(f, "{separator}`{name}`")?;
+                }
+                if known.len() > SUGGESTIONS {
+                    write!(f, " and {} more", known.len() - SUGGESTIONS)?;
+                }
+                Ok(())
+            }
+            Error::MissingRules { rules, predicate } => write!(
+                f,
+                "no rule derives `{predicate}`: load `{rules}` into the knowledge base first"
+            ),
         }
+    }
+}
+
+/// How many known predicates [`Error::UnknownPredicate`] names when shown.
+const SUGGESTIONS: usize = 5;
+
+/// The Levenshtein distance between two names, in characters.
+fn edit_distance(from: &str, to: &str) -> usize {
+    let to: Vec<char> = to.chars().collect();
+    // The distances from the prefix of `from` read so far to each prefix of
+    // `to`, one row of the usual table at a time.
+    let mut row: Vec<usize> = (0..=to.len()).collect();
+    for (i, from_char) in from.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &to_char) in to.iter().enumerate() {
+            let above = row[j + 1];
+            let substitute = diagonal + usize::from(from_char != to_char);
+            row[j + 1] = substitute.min(above + 1).min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[to.len()]
+}
+
+/// A fact, shown as program text: `core_node(3, 1)`, or
+/// `cpu(0, "AuthenticAMD", 25, 17, 1)`.
+///
+/// Followed by a period, the text loads back as the same fact, provided the
+/// predicate is a name in the language (one starting with a lower-case
+/// letter, as every predicate loaded from text is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fact<'a> {
+    /// The predicate's name.
+    pub predicate: &'a str,
+    /// Its arguments.
+    pub values: &'a [Value],
+}
+
+impl fmt::Display for Fact<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}(", self.predicate)?;
+        for (index, value) in self.values.iter().enumerate() {
+            if index > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{value}")?;
+        }
+        write!(f, ")")
     }
 }
 
@@ -286,15 +409,16 @@ impl KnowledgeBase {
     /// distinct binding of its named variables that makes the body hold, in
     /// ascending order; a query without variables that holds has one empty
     /// answer.
+    ///
+    /// A query fixes the arity of a predicate it is the first to mention,
+    /// as a rule would, and makes it known to [`KnowledgeBase::facts`].
     pub fn query(&mut self, body: &str) -> Result<Vec<Answer>, Error> {
         let query = syntax::parse_query(body)?;
+        let mut arities = self.arities.clone();
         for atom in query.atoms() {
-            if let Some(&expected) = self.arities.get(&atom.predicate)
-                && expected != atom.terms.len()
-            {
-                return Err(arity_error(atom, expected).into());
-            }
+            check_arity(&mut arities, atom)?;
         }
+        self.arities = arities;
         let model = self.model()?;
         let mut answers = BTreeSet::new();
         eval::for_each_match(&query, model, None, &mut |slots| {
@@ -310,6 +434,35 @@ impl KnowledgeBase {
         Ok(answers.into_iter().collect())
     }
 
+    /// The facts of `predicate` in the evaluated model, stored and derived,
+    /// in ascending order; with `None`, every stored fact (none derived),
+    /// ordered by predicate and then by arguments.
+    ///
+    /// Fails with [`Error::UnknownPredicate`] for a predicate that no fact,
+    /// rule or query has mentioned; one that is known but holds for nothing
+    /// has no facts. Each fact prints as program text with [`Fact`].
+    pub fn facts(&mut self, predicate: Option<&str>) -> Result<Vec<(String, Vec<Value>)>, Error> {
+        let Some(predicate) = predicate else {
+            return Ok(flatten(self.facts.iter()));
+        };
+        if !self.arities.contains_key(predicate) {
+            return Err(Error::UnknownPredicate {
+                predicate: predicate.into(),
+                known: self.arities.keys().cloned().collect(),
+            });
+        }
+        Ok(flatten(self.model()?.get_key_value(predicate).into_iter()))
+    }
+
+    /// Whether some rule derives `predicate`, for helpers that need their
+    /// rules loaded to give meaningful answers.
+    pub(crate) fn derives(&self, predicate: &str) -> bool {
+        self.strata
+            .iter()
+            .flatten()
+            .any(|rule| rule.head.predicate == predicate)
+    }
+
     /// Every stored and derived fact, evaluating the rules if a fact or a
     /// rule was added since they last were.
     fn model(&mut self) -> Result<&Relations, Error> {
@@ -323,6 +476,19 @@ impl KnowledgeBase {
         }
         Ok(self.model.get_or_insert_default())
     }
+}
+
+/// Relations' facts as predicate and values.
+fn flatten<'a>(
+    relations: impl Iterator<Item = (&'a String, &'a BTreeSet<Vec<Value>>)>,
+) -> Vec<(String, Vec<Value>)> {
+    relations
+        .flat_map(|(predicate, tuples)| {
+            tuples
+                .iter()
+                .map(move |values| (predicate.clone(), values.clone()))
+        })
+        .collect()
 }
 
 fn check_arity(arities: &mut BTreeMap<String, usize>, atom: &Atom) -> Result<(), SyntaxError> {

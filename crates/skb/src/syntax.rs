@@ -84,14 +84,6 @@ impl Body {
             _ => None,
         })
     }
-
-    /// Whether some atom that is not negated can bind variables and take
-    /// new facts.
-    pub(crate) fn has_positive_atom(&self) -> bool {
-        self.literals
-            .iter()
-            .any(|literal| matches!(literal, Literal::Atom(_)))
-    }
 }
 
 /// A rule; a fact is a rule with a ground head and an empty body.
@@ -156,8 +148,10 @@ enum TokenKind {
     Name(String),
     /// An upper-case or `_`-led name.
     Variable(String),
-    Int(i64),
-    /// A double-quoted symbol constant.
+    /// An unsigned integer; the parser applies a leading `-`, so that
+    /// `-9223372036854775808` is read although its magnitude is no `i64`.
+    Int(u64),
+    /// A double-quoted symbol constant, its escapes resolved.
     Str(String),
     LeftParen,
     RightParen,
@@ -289,19 +283,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SyntaxError> {
             'A'..='Z' | '_' => TokenKind::Variable(cursor.take_while(is_name_char).to_string()),
             '0'..='9' => {
                 let digits = cursor.take_while(|c| c.is_ascii_digit());
-                let value = digits
-                    .parse()
-                    .map_err(|_| error(format!("integer `{digits}` does not fit in 64 bits")))?;
+                let value = digits.parse().map_err(|_| error(out_of_range(digits)))?;
                 TokenKind::Int(value)
             }
-            '"' => {
-                cursor.advance();
-                let contents = cursor.take_while(|c| c != '"');
-                if cursor.advance().is_none() {
-                    return Err(error("string is not closed by `\"`".into()));
-                }
-                TokenKind::Str(contents.to_string())
-            }
+            '"' => TokenKind::Str(string(&mut cursor)?),
             _ => {
                 let (kind, length) = match first {
                     ':' if two('-') => (TokenKind::If, 2),
@@ -330,6 +315,64 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SyntaxError> {
         };
         tokens.push(Token { kind, position });
     }
+}
+
+/// Reads a double-quoted string from the cursor, on its opening quote.
+///
+/// The escapes are those Rust's `Debug` writes for a `str` (`\\`, `\"`,
+/// `\'`, `\n`, `\r`, `\t`, `\0` and `\u{..}`), so that every symbol
+/// [`Value`]'s `Display` prints reads back as itself.
+fn string(cursor: &mut Cursor<'_>) -> Result<String, SyntaxError> {
+    let start = cursor.position;
+    cursor.advance();
+    let mut contents = String::new();
+    loop {
+        let position = cursor.position;
+        let error = |reason: &str| SyntaxError {
+            position,
+            reason: reason.into(),
+        };
+        match cursor.advance() {
+            None => {
+                return Err(SyntaxError {
+                    position: start,
+                    reason: "string is not closed by `\"`".into(),
+                });
+            }
+            Some('"') => return Ok(contents),
+            Some('\\') => {
+                let escaped = match cursor.advance() {
+                    Some(c @ ('\\' | '"' | '\'')) => c,
+                    Some('n') => '\n',
+                    Some('r') => '\r',
+                    Some('t') => '\t',
+                    Some('0') => '\0',
+                    Some('u') if cursor.peek() == Some('{') => {
+                        cursor.advance();
+                        let digits = cursor.take_while(|c| c.is_ascii_hexdigit());
+                        let closed = cursor.advance() == Some('}');
+                        let value = u32::from_str_radix(digits, 16).ok();
+                        match value.and_then(char::from_u32) {
+                            Some(c) if closed && digits.len() <= 6 => c,
+                            _ => return Err(error("`\\u{..}` does not name a character")),
+                        }
+                    }
+                    _ => {
+                        return Err(error(
+                            "unknown escape; a string knows `\\\\`, `\\\"`, `\\'`, `\\n`, \
+                             `\\r`, `\\t`, `\\0` and `\\u{..}`",
+                        ));
+                    }
+                };
+                contents.push(escaped);
+            }
+            Some(c) => contents.push(c),
+        }
+    }
+}
+
+fn out_of_range(digits: impl core::fmt::Display) -> String {
+    format!("integer `{digits}` does not fit in 64 bits")
 }
 
 /// The variables of the rule or query being parsed, and which of them the
@@ -553,11 +596,23 @@ impl Parser {
         let term = match self.peek().kind.clone() {
             TokenKind::Variable(name) => Term::Var(scope.variable(&name)),
             TokenKind::Name(name) | TokenKind::Str(name) => Term::Const(Value::Sym(name)),
-            TokenKind::Int(value) => Term::Const(Value::Int(value)),
+            TokenKind::Int(value) => {
+                Term::Const(Value::Int(i64::try_from(value).map_err(|_| {
+                    SyntaxError {
+                        position,
+                        reason: out_of_range(value),
+                    }
+                })?))
+            }
             TokenKind::Minus => {
                 self.next();
                 match self.peek().kind {
-                    TokenKind::Int(value) => Term::Const(Value::Int(-value)),
+                    TokenKind::Int(value) => Term::Const(Value::Int(
+                        i64::try_from(-i128::from(value)).map_err(|_| SyntaxError {
+                            position,
+                            reason: out_of_range(format!("-{value}")),
+                        })?,
+                    )),
                     _ => return Err(self.unexpected("an integer after `-`")),
                 }
             }
@@ -652,6 +707,33 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn strings_take_the_escapes_debug_writes() {
+        let rules =
+            parse_program(r#"s("a\"b\\c\'\n\r\t\0\u{1f980}\u{7f}", -9223372036854775808)."#)
+                .unwrap();
+        assert_eq!(
+            rules[0].ground_head().unwrap(),
+            [
+                "a\"b\\c'\n\r\t\0\u{1f980}\u{7f}".into(),
+                Value::Int(i64::MIN)
+            ]
+        );
+        for (text, column, reason) in [
+            (r#"s("ab\q")."#, 6, "unknown escape"),
+            (r#"s("\u{110000}")."#, 4, "does not name a character"),
+            (r#"s("\u{d800}")."#, 4, "does not name a character"),
+            (r#"s("\u{}")."#, 4, "does not name a character"),
+            (r#"s("\u{41")."#, 4, "does not name a character"),
+            ("s(9223372036854775808).", 3, "does not fit in 64 bits"),
+            ("s(-9223372036854775809).", 3, "does not fit in 64 bits"),
+        ] {
+            let e = error(text);
+            assert_eq!(e.position.column, column, "{text}");
+            assert!(e.reason.contains(reason), "{text}: {}", e.reason);
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub const ISO_SCRIPT: &str = "cores; ipi 1";
 /// Cores for every test that does not vary them: `Machine::default()`'s count.
 const CORES: u8 = 4;
 const CORE_COUNTS: [u8; 5] = [1, 2, 4, 8, 16];
-const SEABIOS_TIMEOUT: Duration = Duration::from_secs(180);
+pub(super) const SEABIOS_TIMEOUT: Duration = Duration::from_secs(180);
 /// OVMF boots far slower than SeaBIOS under TCG: seconds on an idle fast
 /// host, minutes on a slow or busy one.
 const OVMF_TIMEOUT: Duration = Duration::from_secs(300);
@@ -78,6 +78,7 @@ pub fn all() -> Vec<QemuTest> {
             ipi_to_faulted_core_fails(context, 2)
         }),
     ]);
+    tests.extend(super::skb::tests());
     tests
 }
 
@@ -334,7 +335,8 @@ fn vm_storm_keeps_replicas_identical(context: &mut TestContext, cores: u8) -> Re
 }
 
 /// `bench shootdown` on 8 cores in 2 NUMA nodes measures all four methods
-/// for 1 to 7 targets, and sees the cores' packages as QEMU laid them out.
+/// for 1 to 7 targets, and its tree from the knowledge base groups the
+/// cores by node as QEMU laid them out, the boot core's own node last.
 fn bench_shootdown_on_two_numa_nodes(context: &mut TestContext) -> Result<(), String> {
     let script = "bench shootdown";
     let boot = Boot::Kernel {
@@ -348,10 +350,13 @@ fn bench_shootdown_on_two_numa_nodes(context: &mut TestContext) -> Result<(), St
     };
     let run = context.exec_boot(&machine, &boot, SEABIOS_TIMEOUT)?;
     expect_success(&run, script)?;
-    if !protocol::lines(&run.serial)
-        .any(|line| line == "packages of cores 0..: [0, 0, 0, 0, 1, 1, 1, 1]")
-    {
-        return Err("the kernel did not see two packages of four cores".to_owned());
+    let tree = protocol::skb::command_output(&run.serial, script)
+        .and_then(|output| protocol::skb::tree(&output))
+        .map(|(_, groups)| groups.iter().map(|group| group.cores()).collect::<Vec<_>>());
+    if tree != Some(vec![vec![4, 5, 6, 7], vec![0, 1, 2, 3]]) {
+        return Err(format!(
+            "expected the knowledge base's tree from core 0 to group cores 4-7, then 0-3; got {tree:?}"
+        ));
     }
     let rows = protocol::shootdown_rows(&run.serial);
     let targets: Vec<u32> = rows.iter().map(|row| row.0).collect();
@@ -492,7 +497,7 @@ fn iso_boot(context: &mut TestContext, firmware: IsoFirmware) -> Result<(), Stri
 
 /// QEMU says every command succeeded, the kernel ran as many as `script` has,
 /// and no core panicked.
-fn expect_success(run: &ExecRun, script: &str) -> Result<(), String> {
+pub(super) fn expect_success(run: &ExecRun, script: &str) -> Result<(), String> {
     expect_no_panic(&run.serial)?;
     let ran = protocol::exec_verdict(run.exit, &run.serial)?;
     let commands = protocol::exec_commands(script).len();
@@ -504,7 +509,7 @@ fn expect_success(run: &ExecRun, script: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn expect_failure(run: &ExecRun, script: &str, failed: usize) -> Result<(), String> {
+pub(super) fn expect_failure(run: &ExecRun, script: &str, failed: usize) -> Result<(), String> {
     expect_no_panic(&run.serial)?;
     if run.exit != QemuExit::Status(STATUS_COMMAND_FAILED) {
         return Err(format!(

@@ -3,7 +3,8 @@ use std::vec::Vec;
 
 use super::*;
 use crate::fake_mem::{
-    FakeMem, fix_checksum, local_apic, madt, rsdp_v1, rsdp_v2, rsdt, table, xsdt,
+    FakeMem, fix_checksum, local_apic, madt, rsdp_v1, rsdp_v2, rsdt, slit, srat, srat_local_apic,
+    srat_memory, srat_x2apic, table, xsdt,
 };
 
 const RSDP_ADDR: u64 = 0xF_5A60;
@@ -13,6 +14,8 @@ const FADT_ADDR: u64 = 0x7FE_2000;
 const MADT_ADDR: u64 = 0x7FE_3000;
 const DSDT_ADDR: u64 = 0x7FE_4000;
 const HPET_ADDR: u64 = 0x7FE_5000;
+const SRAT_ADDR: u64 = 0x7FE_6000;
+const SLIT_ADDR: u64 = 0x7FE_7000;
 
 /// QEMU q35's shutdown object: `Name (_S5, Package (0x04) { 0x05, Zero, Zero, Zero })`.
 const S5_WITH_ZERO_OPS: [u8; 13] = [
@@ -566,4 +569,249 @@ fn dsdt_cut_short_in_memory_is_unreadable() {
             len: 64
         })
     );
+}
+
+/// The SRAT entries of a two-node machine as QEMU q35 describes it with `-numa`, plus an x2APIC
+/// processor, a non-volatile range and an entry of a type the parser does not decode (a GICC).
+fn two_node_srat_entries() -> Vec<u8> {
+    let mut entries = Vec::new();
+    entries.extend(srat_local_apic(0, 0, 1));
+    entries.extend(srat_local_apic(1, 1, 1));
+    entries.extend(srat_local_apic(1, 2, 0));
+    entries.extend(srat_x2apic(1, 300, 1));
+    entries.extend(srat_memory(0, 0, 0xA_0000, 1));
+    entries.extend(srat_memory(0, 0x10_0000, 0x3FF0_0000, 1));
+    entries.extend(srat_memory(1, 0x4000_0000, 0x4000_0000, 0b101));
+    entries.extend(srat_memory(0, 0, 0, 0));
+    entries.extend(srat_memory(1, 0x1_0000_0000, 0x2_0000_0000, 0b11));
+    entries.extend([3, 18]);
+    entries.extend([0; 16]);
+    entries
+}
+
+/// Asymmetric distances between three localities, row by row: from 0, from 1, from 2.
+const THREE_NODE_DISTANCES: [u8; 9] = [10, 20, 30, 21, 10, 25, 31, 26, 10];
+
+/// [`machine`] with NUMA nodes: an SRAT and a SLIT listed in the XSDT.
+fn numa_machine() -> FakeMem {
+    let mut mem = machine();
+    mem.put(
+        XSDT_ADDR,
+        &xsdt(&[HPET_ADDR, FADT_ADDR, MADT_ADDR, SRAT_ADDR, SLIT_ADDR]),
+    );
+    mem.put(SRAT_ADDR, &srat(&two_node_srat_entries()));
+    mem.put(SLIT_ADDR, &slit(3, &THREE_NODE_DISTANCES));
+    mem
+}
+
+#[test]
+fn srat_gives_the_domains_of_processors_and_memory() {
+    let mem = numa_machine();
+    let srat = tables(&mem).srat().unwrap().unwrap();
+    let entries: Vec<_> = srat.entries().collect::<Result<_, _>>().unwrap();
+    let cpu = |apic_id, domain, enabled| SratEntry::ProcessorAffinity {
+        apic_id,
+        domain,
+        enabled,
+    };
+    let memory = |domain, base, length, flags: u32| SratEntry::MemoryAffinity {
+        domain,
+        base,
+        length,
+        enabled: flags & 1 != 0,
+        hot_pluggable: flags & 2 != 0,
+        non_volatile: flags & 4 != 0,
+    };
+    assert_eq!(
+        entries,
+        [
+            cpu(0, 0, true),
+            cpu(1, 1, true),
+            cpu(2, 1, false),
+            cpu(300, 1, true),
+            memory(0, 0, 0xA_0000, 1),
+            memory(0, 0x10_0000, 0x3FF0_0000, 1),
+            memory(1, 0x4000_0000, 0x4000_0000, 0b101),
+            memory(0, 0, 0, 0),
+            memory(1, 0x1_0000_0000, 0x2_0000_0000, 0b11),
+            SratEntry::Other { kind: 3 },
+        ]
+    );
+}
+
+#[test]
+fn srat_local_apic_domain_joins_its_low_and_high_bytes() {
+    let mut mem = numa_machine();
+    mem.put(SRAT_ADDR, &srat(&srat_local_apic(0x0302_0105, 7, 1)));
+    let srat = tables(&mem).srat().unwrap().unwrap();
+    assert_eq!(
+        srat.entries().collect::<Vec<_>>(),
+        [Ok(SratEntry::ProcessorAffinity {
+            apic_id: 7,
+            domain: 0x0302_0105,
+            enabled: true
+        })]
+    );
+}
+
+#[test]
+fn malformed_srat_entries_are_errors_at_their_offset() {
+    let one_cpu = srat_local_apic(0, 0, 1);
+    let zero_length = [&one_cpu[..], &[0, 0, 0, 0]].concat();
+    let past_the_end = [&one_cpu[..], &srat_memory(0, 0, 0x1000, 1)[..39]].concat();
+    let memory_too_short = [&one_cpu[..], &[1, 24], &srat_memory(0, 0, 0x1000, 1)[2..24]].concat();
+    let cpu_too_short = [&one_cpu[..], &[0, 12], &one_cpu[2..12]].concat();
+    let x2apic_too_short = [&one_cpu[..], &[2, 16], &srat_x2apic(0, 0, 1)[2..16]].concat();
+    let lone_byte = [&one_cpu[..], &[0]].concat();
+    for entries in [
+        zero_length,
+        past_the_end,
+        memory_too_short,
+        cpu_too_short,
+        x2apic_too_short,
+        lone_byte,
+    ] {
+        let mut mem = numa_machine();
+        mem.put(SRAT_ADDR, &srat(&entries));
+        let error = tables(&mem).srat().err();
+        assert_eq!(
+            error,
+            Some(AcpiError::BadSratEntry { offset: 48 + 16 }),
+            "entries {entries:02x?}"
+        );
+    }
+    assert_eq!(
+        AcpiError::BadSratEntry { offset: 64 }.to_string(),
+        "SRAT entry at offset 64 is too short for its type or runs past the table"
+    );
+}
+
+#[test]
+fn srat_too_short_for_its_reserved_fields_is_rejected() {
+    let mut mem = numa_machine();
+    mem.put(SRAT_ADDR, &table(b"SRAT", 3, &[1, 0, 0, 0, 0, 0, 0]));
+    assert_eq!(
+        tables(&mem).srat().err(),
+        Some(AcpiError::BadLength {
+            signature: *b"SRAT",
+            length: 43
+        })
+    );
+}
+
+#[test]
+fn srat_with_bad_checksum_is_rejected() {
+    let mut mem = numa_machine();
+    mem.put(SRAT_ADDR + 50, &[0x55]);
+    assert_eq!(
+        tables(&mem).srat().err(),
+        Some(AcpiError::BadChecksum {
+            signature: *b"SRAT"
+        })
+    );
+}
+
+#[test]
+fn slit_gives_asymmetric_distances() {
+    let mem = numa_machine();
+    let slit = tables(&mem).slit().unwrap().unwrap();
+    assert_eq!(slit.localities(), 3);
+    for from in 0..3 {
+        for to in 0..3 {
+            assert_eq!(
+                slit.distance(from, to),
+                Ok(THREE_NODE_DISTANCES[(from * 3 + to) as usize]),
+                "from {from} to {to}"
+            );
+        }
+    }
+}
+
+#[test]
+fn slit_distance_to_an_unknown_locality_is_an_error() {
+    let mem = numa_machine();
+    let slit = tables(&mem).slit().unwrap().unwrap();
+    for (from, to) in [(3, 0), (0, 3), (u64::MAX, 1), (u64::MAX, u64::MAX)] {
+        assert_eq!(
+            slit.distance(from, to),
+            Err(AcpiError::LocalityOutOfRange {
+                from,
+                to,
+                localities: 3
+            })
+        );
+    }
+    assert_eq!(
+        slit.distance(1, 3).unwrap_err().to_string(),
+        "SLIT distance from locality 1 to 3 asked for, but it has 3"
+    );
+}
+
+#[test]
+fn slit_of_no_localities_has_no_distances() {
+    let mut mem = numa_machine();
+    mem.put(SLIT_ADDR, &slit(0, &[]));
+    let slit = tables(&mem).slit().unwrap().unwrap();
+    assert_eq!(slit.localities(), 0);
+    assert!(slit.distance(0, 0).is_err());
+}
+
+#[test]
+fn slit_too_short_for_its_matrix_is_rejected() {
+    // The last two claim more than the table, and so much that N×N (and N×N + 44) overflow.
+    for (localities, distances) in [
+        (3, &THREE_NODE_DISTANCES[..8]),
+        (4, &THREE_NODE_DISTANCES[..]),
+        ((1 << 32) - 1, &THREE_NODE_DISTANCES[..]),
+        (1 << 32, &THREE_NODE_DISTANCES[..]),
+        (u64::MAX, &THREE_NODE_DISTANCES[..]),
+    ] {
+        let mut mem = numa_machine();
+        let image = slit(localities, distances);
+        let length = u32::try_from(image.len()).unwrap();
+        mem.put(SLIT_ADDR, &image);
+        assert_eq!(
+            tables(&mem).slit().err(),
+            Some(AcpiError::SlitTooShort { localities, length }),
+            "{localities} localities"
+        );
+    }
+    assert_eq!(
+        AcpiError::SlitTooShort {
+            localities: 3,
+            length: 52
+        }
+        .to_string(),
+        "SLIT of length 52 is too short for 3x3 distances"
+    );
+}
+
+#[test]
+fn slit_too_short_for_its_locality_count_is_rejected() {
+    let mut mem = numa_machine();
+    mem.put(SLIT_ADDR, &table(b"SLIT", 1, &[3, 0, 0, 0]));
+    assert_eq!(
+        tables(&mem).slit().err(),
+        Some(AcpiError::BadLength {
+            signature: *b"SLIT",
+            length: 40
+        })
+    );
+}
+
+#[test]
+fn srat_and_slit_are_none_when_the_root_table_lists_none() {
+    let mem = machine();
+    let tables = tables(&mem);
+    assert!(matches!(tables.srat(), Ok(None)));
+    assert!(matches!(tables.slit(), Ok(None)));
+}
+
+#[test]
+fn slit_without_srat_is_found() {
+    let mut mem = numa_machine();
+    mem.put(XSDT_ADDR, &xsdt(&[FADT_ADDR, SLIT_ADDR]));
+    let tables = tables(&mem);
+    assert!(matches!(tables.srat(), Ok(None)));
+    assert_eq!(tables.slit().unwrap().unwrap().distance(2, 1), Ok(26));
 }

@@ -15,7 +15,9 @@
 use core::arch::global_asm;
 
 /// Kernel stack of the boot core (the APs get theirs from the carved memory).
-pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+/// The boot facts, tens of KiB in fixed-size tables because they are built
+/// before any heap, pass through it by value more than once.
+pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 
 /// Selectors of the boot GDT, which the trampoline and the long-mode switch use
 /// until each core loads its own GDT.

@@ -69,26 +69,3 @@ pub fn touch_unmapped_page() {
     // handler stops this core and never resumes here.
     unsafe { core::ptr::read_volatile(UNMAPPED_ADDRESS as *const u64) };
 }
-
-/// How far right to shift an APIC id to get its package (socket) number,
-/// from CPUID's topology leaf 0xB (the core level's shift), or, without it,
-/// from the logical-processor count of leaf 1.
-pub fn package_shift() -> u32 {
-    use core::arch::x86_64::__cpuid_count;
-    let max_leaf = __cpuid_count(0, 0).eax;
-    if max_leaf >= 0xB {
-        for level in 0..8 {
-            let leaf = __cpuid_count(0xB, level);
-            let level_type = (leaf.ecx >> 8) & 0xFF;
-            if level_type == 0 {
-                break;
-            }
-            // Level type 2 is "core": its shift leaves the package number.
-            if level_type == 2 {
-                return leaf.eax & 0x1F;
-            }
-        }
-    }
-    let logical = (__cpuid_count(1, 0).ebx >> 16) & 0xFF;
-    logical.max(1).next_power_of_two().trailing_zeros()
-}

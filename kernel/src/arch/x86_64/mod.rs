@@ -8,6 +8,7 @@ pub mod boot;
 pub mod channels;
 pub mod core_local;
 pub mod cpu;
+pub mod cpuid;
 pub mod heap;
 pub mod idt;
 pub mod paging;

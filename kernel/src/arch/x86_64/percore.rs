@@ -203,9 +203,10 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
     // regions (before it started any core).
     let channels = unsafe { super::channels::attach(facts, id) };
     let vm = Vm::new(id, test_frame);
+    let skb = crate::skb::Replica::new(id);
     if local
         .node
-        .set(RefCell::new(NodeState::new(channels, vm)))
+        .set(RefCell::new(NodeState::new(channels, vm, skb)))
         .is_err()
     {
         unreachable!("each core sets up its node state once");

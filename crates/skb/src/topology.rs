@@ -1,0 +1,140 @@
+//! Topology rules over the boot facts, and the NUMA-aware multicast tree
+//! they define.
+//!
+//! [`RULES`] is program text: load it into a [`KnowledgeBase`] that holds
+//! the boot facts, and query its predicates like any others. It defines:
+//!
+//! | Predicate | Holds when |
+//! |---|---|
+//! | `node_core(N, C)` | core `C` is on node `N` (`core_node` turned around, for lookups) |
+//! | `cache_user(Level, Kind, Instance, C)` | core `C` uses that physical cache |
+//! | `same_node(A, B)` | distinct cores `A` and `B` are on one NUMA node |
+//! | `shares_cache(A, B, Level, Kind)` | distinct cores `A` and `B` use one physical cache |
+//! | `closer(R, C)` | a core of `C`'s node is nearer to `R` than `C`, or as near and lower-numbered |
+//! | `aggregator(R, N, A)` | in the multicast tree from `R`, core `A` leads node `N`'s group |
+//! | `member(R, A, C)` | in that tree, aggregator `A` forwards to core `C` |
+//! | `memory_affinity_known()` | the SRAT gave memory ranges (`mem_node` facts) |
+//! | `channels_in(C, Base, N)` | core `C`'s channel buffers at `Base` lie in node `N`'s memory |
+//! | `channels_home(C, N)` | some of core `C`'s channel buffers lie in node `N`'s memory |
+//! | `misplaced_channels(C)` | some of core `C`'s channel buffers lie outside its node's memory |
+//! | `span_in(C, Base, N)`, `span_home(C, N)`, `misplaced_span(C)` | the same for core `C`'s frame pool |
+//!
+//! The multicast tree from root `R` reaches the cores in two hops: `R`
+//! sends to one core of each other node, the node's aggregator (the core
+//! with the lowest `urpc_rtt` from `R`, the lowest-numbered of those tied),
+//! which forwards to the rest of its node; `R` sends to the rest of its own
+//! node itself. A core of another node belongs to the tree only if `R` has
+//! measured it (`urpc_rtt(R, C, _)`), so a node without measured cores has
+//! no group; `R`'s own node belongs whole. The placement checks only flag
+//! anything when there are `mem_node` facts, since without an SRAT no
+//! memory is known to be on any node. The rules file explains each choice.
+//!
+//! [`format_fact`] writes a boot fact as program text, so that facts one core
+//! gathers can be loaded into the other cores' knowledge bases.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+
+use crate::{Answer, Error, Fact, KnowledgeBase, Value};
+
+/// The topology rules, as program text for [`KnowledgeBase::load`].
+pub const RULES: &str = include_str!("topology.dl");
+
+/// A fact as program text without its closing period, such as
+/// `core_node(3, 1)` or `cpu(0, "AuthenticAMD", 25, 17, 1)`: the form in
+/// which boot facts travel between replicas and are shown. Each, followed by
+/// a period, loads back as the same fact (see [`Fact`]).
+pub fn format_fact(predicate: &str, values: &[Value]) -> String {
+    Fact { predicate, values }.to_string()
+}
+
+/// One group of a multicast tree: a node's cores, led by its aggregator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeGroup {
+    /// The NUMA node.
+    pub node: i64,
+    /// The core that receives the message from the root and forwards it to
+    /// the members: the root itself in the root's own group.
+    pub aggregator: i64,
+    /// The round trip from the root to the aggregator, in cycles; `None`
+    /// for the root's own group.
+    pub rtt: Option<i64>,
+    /// The other cores of the group, each with the round trip from the
+    /// aggregator to it if one was measured, in the order the aggregator
+    /// sends to them: farthest first, then the unmeasured by ascending id.
+    pub members: Vec<(i64, Option<i64>)>,
+}
+
+/// The multicast tree from core `root`, as the groups the `aggregator` and
+/// `member` rules of [`RULES`] define, in the order the root sends to them.
+///
+/// The root sends to the farthest aggregator first (the highest
+/// `urpc_rtt(root, aggregator)`, ties by node id) and serves its own group
+/// last, and each aggregator likewise sends to its farthest member first.
+/// Sends leave one after another, but travel in parallel: starting the
+/// longest trip first lets it overlap all the shorter ones, so the slowest
+/// group starts earliest and the whole multicast finishes close to the
+/// single longest trip rather than after the sum of the sends. This is the
+/// NUMA-aware multicast of the multikernel paper and Barrelfish.
+///
+/// Empty when no `core_node` fact places `root`. Fails with
+/// [`Error::MissingRules`] when [`RULES`] was not loaded into `kb`. This
+/// code only orders the answers; which core leads which group is decided by
+/// the rules.
+pub fn multicast_groups(kb: &mut KnowledgeBase, root: i64) -> Result<Vec<TreeGroup>, Error> {
+    for predicate in ["aggregator", "member"] {
+        if !kb.derives(predicate) {
+            return Err(Error::MissingRules {
+                rules: "topology::RULES",
+                predicate,
+            });
+        }
+    }
+    let leader_rtt: BTreeMap<i64, i64> = kb
+        .query(&format!("aggregator({root}, _, A), urpc_rtt({root}, A, L)"))?
+        .iter()
+        .filter_map(|answer| Some((int(answer, "A")?, int(answer, "L")?)))
+        .collect();
+    let member_rtt: BTreeMap<(i64, i64), i64> = kb
+        .query(&format!("member({root}, A, C), urpc_rtt(A, C, L)"))?
+        .iter()
+        .filter_map(|answer| Some(((int(answer, "A")?, int(answer, "C")?), int(answer, "L")?)))
+        .collect();
+    let mut members: BTreeMap<i64, Vec<(i64, Option<i64>)>> = BTreeMap::new();
+    for answer in kb.query(&format!("member({root}, A, C)"))? {
+        if let (Some(leader), Some(core)) = (int(&answer, "A"), int(&answer, "C")) {
+            let rtt = member_rtt.get(&(leader, core)).copied();
+            members.entry(leader).or_default().push((core, rtt));
+        }
+    }
+    let mut groups: Vec<TreeGroup> = kb
+        .query(&format!("aggregator({root}, N, A)"))?
+        .iter()
+        .filter_map(|answer| {
+            let aggregator = int(answer, "A")?;
+            let mut members = members.remove(&aggregator).unwrap_or_default();
+            members.sort_by_key(|&(core, rtt)| (rtt.is_none(), Reverse(rtt), core));
+            Some(TreeGroup {
+                node: int(answer, "N")?,
+                aggregator,
+                rtt: leader_rtt.get(&aggregator).copied(),
+                members,
+            })
+        })
+        .collect();
+    groups.sort_by_key(|group| (group.aggregator == root, Reverse(group.rtt), group.node));
+    Ok(groups)
+}
+
+/// The integer a variable is bound to; `None` for a symbol, which the boot
+/// facts never hold where the rules expect a core, node or cycle count, so
+/// such an answer is skipped.
+fn int(answer: &Answer, variable: &str) -> Option<i64> {
+    match answer.get(variable)? {
+        Value::Int(value) => Some(*value),
+        Value::Sym(_) => None,
+    }
+}
