@@ -159,7 +159,10 @@ pub enum VmChange {
 }
 
 /// Proposes `change` of `page` from this core; its completion goes to
-/// `requester`.
+/// `requester`. Votes, the commit and an unmap's TLB invalidation travel
+/// down the knowledge base's multicast tree (`ByDomain` with the installed
+/// plan). The tree's one known limit (`docs/protocols.md`: the coordinator
+/// and an aggregator both failing in one proposal) is a double failure.
 pub fn propose(
     local: &CoreLocal,
     change: VmChange,
@@ -184,7 +187,7 @@ pub fn propose(
             vaddr,
         },
     };
-    submit(local, request, Shape::Unicast, requester)
+    submit(local, request, Shape::ByDomain, requester)
 }
 
 /// Starts `request` on this core's node, routed over a tree of `shape`.

@@ -8,6 +8,7 @@ mod fadt;
 mod madt;
 mod slit;
 mod srat;
+mod subtables;
 
 pub use aml::s5_sleep_types;
 pub use fadt::Fadt;

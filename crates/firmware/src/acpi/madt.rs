@@ -1,9 +1,11 @@
 //! The Multiple APIC Description Table ("APIC"): the local APIC address, then a stream of
 //! variable-length entries {type u8, length u8, ...} describing processors and interrupt
-//! controllers. The entries are read through [`PhysMem`] as they are iterated, so no heap is needed.
+//! controllers. The walk through the entries is shared with the SRAT (in `subtables`); only the
+//! entry types are decoded here.
 
+use super::subtables::{Subtable, Subtables};
 use super::{AcpiError, TableAt};
-use crate::{PhysMem, read_u8, read_u16, read_u32, read_u64};
+use crate::{PhysMem, read_u32};
 
 /// The header, then the local APIC address and the flags (u32 each).
 const ENTRIES_OFFSET: u32 = 44;
@@ -38,12 +40,9 @@ impl<'m, M: PhysMem> Madt<'m, M> {
 
     /// The entries in table order. Iteration stops after the first error.
     pub fn entries(&self) -> MadtEntries<'m, M> {
-        MadtEntries {
-            mem: self.mem,
-            table: self.table.address,
-            offset: ENTRIES_OFFSET,
-            end: self.table.length,
-        }
+        Subtables::new(self.mem, self.table, ENTRIES_OFFSET, decode, |offset| {
+            AcpiError::BadMadtEntry { offset }
+        })
     }
 }
 
@@ -78,110 +77,62 @@ pub enum MadtEntry {
     },
 }
 
-/// Reads MADT entries one at a time. Each step moves forward by the entry's length, which
-/// must be at least 2 and stay within the table, so iteration always ends.
-pub struct MadtEntries<'m, M> {
-    mem: &'m M,
-    table: u64,
-    offset: u32,
-    end: u32,
-}
+/// Reads MADT entries one at a time, as they are iterated.
+pub type MadtEntries<'m, M> = Subtables<'m, M, MadtEntry>;
 
-impl<M: PhysMem> Iterator for MadtEntries<'_, M> {
-    type Item = Result<MadtEntry, AcpiError>;
+fn decode<M: PhysMem>(entry: &Subtable<'_, M>) -> Result<MadtEntry, AcpiError> {
+    const PROCESSOR_LOCAL_APIC: u8 = 0;
+    const IO_APIC: u8 = 1;
+    const INTERRUPT_OVERRIDE: u8 = 2;
+    const LOCAL_APIC_ADDRESS_OVERRIDE: u8 = 5;
+    const PROCESSOR_LOCAL_X2APIC: u8 = 9;
+    const ENABLED: u32 = 1 << 0;
+    const ONLINE_CAPABLE: u32 = 1 << 1;
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.offset >= self.end {
-            return None;
+    Ok(match entry.kind() {
+        PROCESSOR_LOCAL_APIC => {
+            entry.require(8)?;
+            let flags = entry.read_u32(4)?;
+            MadtEntry::LocalApic {
+                processor_uid: u32::from(entry.read_u8(2)?),
+                apic_id: u32::from(entry.read_u8(3)?),
+                enabled: flags & ENABLED != 0,
+                online_capable: flags & ONLINE_CAPABLE != 0,
+            }
         }
-        let entry = self.read_entry();
-        if entry.is_err() {
-            self.offset = self.end;
+        PROCESSOR_LOCAL_X2APIC => {
+            entry.require(16)?;
+            let flags = entry.read_u32(8)?;
+            MadtEntry::LocalApic {
+                processor_uid: entry.read_u32(12)?,
+                apic_id: entry.read_u32(4)?,
+                enabled: flags & ENABLED != 0,
+                online_capable: flags & ONLINE_CAPABLE != 0,
+            }
         }
-        Some(entry)
-    }
-}
-
-impl<M: PhysMem> MadtEntries<'_, M> {
-    fn read_entry(&mut self) -> Result<MadtEntry, AcpiError> {
-        const PROCESSOR_LOCAL_APIC: u8 = 0;
-        const IO_APIC: u8 = 1;
-        const INTERRUPT_OVERRIDE: u8 = 2;
-        const LOCAL_APIC_ADDRESS_OVERRIDE: u8 = 5;
-        const PROCESSOR_LOCAL_X2APIC: u8 = 9;
-        const ENABLED: u32 = 1 << 0;
-        const ONLINE_CAPABLE: u32 = 1 << 1;
-
-        let bad_entry = AcpiError::BadMadtEntry {
-            offset: self.offset,
-        };
-        if self.end - self.offset < 2 {
-            return Err(bad_entry);
+        IO_APIC => {
+            entry.require(12)?;
+            MadtEntry::IoApic {
+                id: entry.read_u8(2)?,
+                address: entry.read_u32(4)?,
+                gsi_base: entry.read_u32(8)?,
+            }
         }
-        let (mem, table, at) = (self.mem, self.table, u64::from(self.offset));
-        let kind = read_u8(mem, table, at)?;
-        let length = read_u8(mem, table, at + 1)?;
-        let next = self
-            .offset
-            .checked_add(u32::from(length))
-            .ok_or(bad_entry)?;
-        if length < 2 || next > self.end {
-            return Err(bad_entry);
+        INTERRUPT_OVERRIDE => {
+            entry.require(10)?;
+            MadtEntry::InterruptOverride {
+                bus: entry.read_u8(2)?,
+                source: entry.read_u8(3)?,
+                gsi: entry.read_u32(4)?,
+                flags: entry.read_u16(8)?,
+            }
         }
-        let fits = |needed: u8| {
-            if length >= needed {
-                Ok(())
-            } else {
-                Err(bad_entry)
+        LOCAL_APIC_ADDRESS_OVERRIDE => {
+            entry.require(12)?;
+            MadtEntry::LocalApicAddressOverride {
+                address: entry.read_u64(4)?,
             }
-        };
-        let entry = match kind {
-            PROCESSOR_LOCAL_APIC => {
-                fits(8)?;
-                let flags = read_u32(mem, table, at + 4)?;
-                MadtEntry::LocalApic {
-                    processor_uid: u32::from(read_u8(mem, table, at + 2)?),
-                    apic_id: u32::from(read_u8(mem, table, at + 3)?),
-                    enabled: flags & ENABLED != 0,
-                    online_capable: flags & ONLINE_CAPABLE != 0,
-                }
-            }
-            PROCESSOR_LOCAL_X2APIC => {
-                fits(16)?;
-                let flags = read_u32(mem, table, at + 8)?;
-                MadtEntry::LocalApic {
-                    processor_uid: read_u32(mem, table, at + 12)?,
-                    apic_id: read_u32(mem, table, at + 4)?,
-                    enabled: flags & ENABLED != 0,
-                    online_capable: flags & ONLINE_CAPABLE != 0,
-                }
-            }
-            IO_APIC => {
-                fits(12)?;
-                MadtEntry::IoApic {
-                    id: read_u8(mem, table, at + 2)?,
-                    address: read_u32(mem, table, at + 4)?,
-                    gsi_base: read_u32(mem, table, at + 8)?,
-                }
-            }
-            INTERRUPT_OVERRIDE => {
-                fits(10)?;
-                MadtEntry::InterruptOverride {
-                    bus: read_u8(mem, table, at + 2)?,
-                    source: read_u8(mem, table, at + 3)?,
-                    gsi: read_u32(mem, table, at + 4)?,
-                    flags: read_u16(mem, table, at + 8)?,
-                }
-            }
-            LOCAL_APIC_ADDRESS_OVERRIDE => {
-                fits(12)?;
-                MadtEntry::LocalApicAddressOverride {
-                    address: read_u64(mem, table, at + 4)?,
-                }
-            }
-            kind => MadtEntry::Other { kind },
-        };
-        self.offset = next;
-        Ok(entry)
-    }
+        }
+        kind => MadtEntry::Other { kind },
+    })
 }
