@@ -11,7 +11,7 @@ use atoll_firmware::{
     AcpiError, AcpiTables, BootInfo, BootInfoError, BootProtocol, MadtEntry, MemoryKind, Rsdp,
     SratEntry, parse_boot_info, s5_sleep_types,
 };
-use atoll_frames::{FRAME_SIZE, RangeSet, RangeSetFull, carve};
+use atoll_frames::{FRAME_SIZE, NumaSpan, RangeSet, RangeSetFull, carve, carve_numa};
 
 /// Disjoint usable ranges the boot core can track.
 pub const MAX_USABLE_RANGES: usize = 128;
@@ -57,14 +57,15 @@ impl NumaFacts {
         &self.memory[..self.memory_count]
     }
 
-    /// The SLIT's distance from node `from` to node `to`, if there is a SLIT
-    /// and it covers both.
-    pub fn distance(&self, from: u32, to: u32) -> Option<u8> {
-        let (from, to) = (from as usize, to as usize);
-        if from >= self.localities || to >= self.localities {
-            return None;
+    /// The SLIT's distance from node `from` to node `to`, or without a SLIT
+    /// that covers both, ACPI's defaults: 10 within a node, 20 between.
+    pub fn distance_or_default(&self, from: u32, to: u32) -> u8 {
+        let (row, column) = (from as usize, to as usize);
+        match self.distances {
+            Some(rows) if row < self.localities && column < self.localities => rows[row][column],
+            _ if from == to => 10,
+            _ => 20,
         }
-        self.distances.map(|rows| rows[from][to])
     }
 }
 
@@ -92,8 +93,9 @@ pub struct BootFacts {
     pub fig3_page: u64,
     pub power_off: Result<AcpiPowerOff, AcpiError>,
     pub numa: NumaFacts,
-    /// Whether each core's frame pool (and so its channels, heap and page
-    /// tables) lies on the core's own NUMA node.
+    /// Whether the frame pools (and so each core's channels, heap and page
+    /// tables) were carved by NUMA node: each on its core's node, or the
+    /// nearest node with memory for a core whose node has none.
     pub pools_node_local: bool,
 }
 
@@ -224,7 +226,7 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     }
     let lapic = LocalApic::current();
     let boot_apic_id = lapic.id();
-    let numa = read_numa(&tables, &mut cores.entries[..cores.count])?;
+    let numa = read_numa(&tables, &mut cores.entries[..cores.count]);
     let boot_core = cores
         .iter()
         .position(|core| core.apic_id == boot_apic_id)
@@ -336,133 +338,134 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
 }
 
 /// Reads the SRAT (each core's node, the memory ranges' nodes) and the SLIT.
-/// A core the SRAT does not place is taken to be on node 0, and said so.
-fn read_numa(
-    tables: &AcpiTables<'_, IdentityMap>,
-    cores: &mut [CoreEntry],
-) -> Result<NumaFacts, BootError> {
+/// A table that cannot be read or is too large is reported and ignored, as
+/// if the firmware had left it out: NUMA only tunes placement and routing,
+/// so it is no reason to stop the machine.
+fn read_numa(tables: &AcpiTables<'_, IdentityMap>, cores: &mut [CoreEntry]) -> NumaFacts {
     let mut numa = NumaFacts {
         memory: [(0, 0, 0); MAX_NUMA_RANGES],
         memory_count: 0,
         distances: None,
         localities: 0,
     };
-    if let Some(srat) = tables.srat()? {
-        let mut placed = [false; MAX_CORES];
-        for entry in srat.entries() {
-            match entry? {
-                SratEntry::ProcessorAffinity {
-                    apic_id,
-                    domain,
-                    enabled: true,
-                } => {
-                    for (id, core) in cores.iter_mut().enumerate() {
-                        if core.apic_id == apic_id {
-                            core.node = domain;
-                            placed[id] = true;
-                        }
+    if let Err(error) = read_srat(tables, cores, &mut numa) {
+        println!("atoll: ignoring the SRAT: {error}; every core is taken as NUMA node 0");
+        cores.iter_mut().for_each(|core| core.node = 0);
+        numa.memory_count = 0;
+    }
+    if let Err(error) = read_slit(tables, &mut numa) {
+        println!(
+            "atoll: ignoring the SLIT: {error}; distances default to 10 within and 20 between nodes"
+        );
+        numa.distances = None;
+        numa.localities = 0;
+    }
+    numa
+}
+
+/// A core the SRAT does not place is taken to be on node 0, and said so.
+fn read_srat(
+    tables: &AcpiTables<'_, IdentityMap>,
+    cores: &mut [CoreEntry],
+    numa: &mut NumaFacts,
+) -> Result<(), BootError> {
+    let Some(srat) = tables.srat()? else {
+        return Ok(());
+    };
+    let mut placed = [false; MAX_CORES];
+    for entry in srat.entries() {
+        match entry? {
+            SratEntry::ProcessorAffinity {
+                apic_id,
+                domain,
+                enabled: true,
+            } => {
+                for (id, core) in cores.iter_mut().enumerate() {
+                    if core.apic_id == apic_id {
+                        core.node = domain;
+                        placed[id] = true;
                     }
                 }
-                SratEntry::MemoryAffinity {
-                    domain,
-                    base,
-                    length,
-                    enabled: true,
-                    ..
-                } => {
-                    let slot = numa
-                        .memory
-                        .get_mut(numa.memory_count)
-                        .ok_or(BootError::TooManyNumaRanges)?;
-                    *slot = (base, base.saturating_add(length), domain);
-                    numa.memory_count += 1;
-                }
-                _ => {}
             }
-        }
-        for (id, core) in cores.iter().enumerate().filter(|&(id, _)| !placed[id]) {
-            println!(
-                "atoll: the SRAT gives core {id} (apic {}) no NUMA node; taken as node 0",
-                core.apic_id
-            );
+            SratEntry::MemoryAffinity {
+                domain,
+                base,
+                length,
+                enabled: true,
+                ..
+            } => {
+                let slot = numa
+                    .memory
+                    .get_mut(numa.memory_count)
+                    .ok_or(BootError::TooManyNumaRanges)?;
+                *slot = (base, base.saturating_add(length), domain);
+                numa.memory_count += 1;
+            }
+            _ => {}
         }
     }
-    if let Some(slit) = tables.slit()? {
-        let localities = slit.localities();
-        if localities > MAX_NUMA_NODES as u64 {
-            return Err(BootError::TooManyLocalities { localities });
-        }
-        let mut rows = [[0; MAX_NUMA_NODES]; MAX_NUMA_NODES];
-        for (from, row) in rows.iter_mut().enumerate().take(localities as usize) {
-            for (to, distance) in row.iter_mut().enumerate().take(localities as usize) {
-                *distance = slit.distance(from as u64, to as u64)?;
-            }
-        }
-        numa.distances = Some(rows);
-        numa.localities = localities as usize;
+    for (id, core) in cores.iter().enumerate().filter(|&(id, _)| !placed[id]) {
+        println!(
+            "atoll: the SRAT gives core {id} (apic {}) no NUMA node; taken as node 0",
+            core.apic_id
+        );
     }
-    Ok(numa)
+    Ok(())
+}
+
+fn read_slit(tables: &AcpiTables<'_, IdentityMap>, numa: &mut NumaFacts) -> Result<(), BootError> {
+    let Some(slit) = tables.slit()? else {
+        return Ok(());
+    };
+    let localities = slit.localities();
+    if localities > MAX_NUMA_NODES as u64 {
+        return Err(BootError::TooManyLocalities { localities });
+    }
+    let mut rows = [[0; MAX_NUMA_NODES]; MAX_NUMA_NODES];
+    for (from, row) in rows.iter_mut().enumerate().take(localities as usize) {
+        for (to, distance) in row.iter_mut().enumerate().take(localities as usize) {
+            *distance = slit.distance(from as u64, to as u64)?;
+        }
+    }
+    numa.distances = Some(rows);
+    numa.localities = localities as usize;
+    Ok(())
 }
 
 /// Gives each core a span of the usable memory on its own NUMA node, so that
 /// what it reads most (its rings, heap, page tables and the frames of its
-/// address spaces) is local. Returns false, changing nothing that matters,
-/// when there is no SRAT memory map or a node cannot give each of its cores
-/// a span of its own; the caller then carves without regard to nodes.
+/// address spaces) is local; a core whose node has no memory of its own gets
+/// a span on the nearest node that has, by the SLIT's distances. Returns
+/// false, and the caller carves without regard to nodes, when there is no
+/// SRAT memory map or the layout cannot be carved that way.
 fn carve_on_nodes(
     usable: &RangeSet<MAX_USABLE_RANGES>,
     numa: &NumaFacts,
     cores: &mut [CoreEntry],
 ) -> bool {
-    if numa.memory().is_empty() {
+    let mut nodes = [0; MAX_CORES];
+    let mut pools = [NumaSpan::default(); MAX_CORES];
+    let (nodes, pools) = (&mut nodes[..cores.len()], &mut pools[..cores.len()]);
+    for (node, core) in nodes.iter_mut().zip(cores.iter()) {
+        *node = core.node;
+    }
+    let distance = |from, to| numa.distance_or_default(from, to);
+    if let Err(error) = carve_numa(usable, numa.memory(), nodes, distance, pools) {
+        if !numa.memory().is_empty() {
+            println!("atoll: {error}; frame pools ignore the NUMA layout");
+        }
         return false;
     }
-    let mut nodes: [u32; MAX_CORES] = [0; MAX_CORES];
-    for (slot, core) in nodes.iter_mut().zip(cores.iter()) {
-        *slot = core.node;
-    }
-    let nodes = &mut nodes[..cores.len()];
-    nodes.sort_unstable();
-    let mut previous = None;
-    for &node in nodes.iter() {
-        if previous == Some(node) {
-            continue;
-        }
-        previous = Some(node);
-        let mut local = RangeSet::<MAX_USABLE_RANGES>::new();
-        for (start, end) in usable.iter() {
-            for &(node_start, node_end, _) in numa.memory().iter().filter(|range| range.2 == node) {
-                let (start, end) = (start.max(node_start), end.min(node_end));
-                if start < end && local.insert(start, end).is_err() {
-                    return false;
-                }
-            }
-        }
-        let on_node = cores.iter().filter(|core| core.node == node).count();
-        let mut spans = carve(&local, on_node);
-        for core in cores.iter_mut().filter(|core| core.node == node) {
-            match spans.next() {
-                Some(span) => core.span = span,
-                None => {
-                    println!(
-                        "atoll: NUMA node {node} has too little usable memory for its {on_node} cores; frame pools ignore the NUMA layout"
-                    );
-                    return false;
-                }
-            }
+    for (id, (core, pool)) in cores.iter_mut().zip(pools.iter()).enumerate() {
+        core.span = pool.span;
+        if pool.memory_node != core.node {
+            println!(
+                "atoll: core {id} is on NUMA node {}, which has too little memory; its frame pool is on node {}, the nearest",
+                core.node, pool.memory_node
+            );
         }
     }
-    // A span may cover a hole in its node's memory; if another node's memory
-    // sits in that hole (interleaved nodes), two pools would share frames.
-    let overlapping = cores.iter().enumerate().any(|(id, a)| {
-        cores[id + 1..]
-            .iter()
-            .any(|b| a.span.0 < b.span.1 && b.span.0 < a.span.1)
-    });
-    if overlapping {
-        println!("atoll: NUMA nodes' memory interleaves; frame pools ignore the NUMA layout");
-    }
-    !overlapping
+    true
 }
 
 fn fail(reason: impl core::fmt::Display) -> ! {

@@ -59,8 +59,12 @@ atoll_iface::interface! {
         /// Facts for the receiver's knowledge base replica, as program text.
         SkbFacts { text: atoll_iface::Bytes<480> }
         /// From the boot core: once `batches` batches of facts have come,
-        /// derive the multicast trees from the replica and report it.
+        /// report the replica.
         SkbReady { batches: u32 } -> SkbLoaded { facts: u32, hash: u64 }
+        /// From the boot core, once every replica reported the same `hash`:
+        /// install the multicast trees this replica gives, if its hash is
+        /// that one, and say whether it did.
+        SkbInstall { hash: u64 } -> SkbInstalled { installed: bool }
     }
 }
 

@@ -251,6 +251,10 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
             let answer = skb::answer_ready(local, &ready);
             send(local, from, answer)
         }
+        NodeMessage::SkbInstall(install) => {
+            let answer = skb::answer_install(local, &install);
+            send(local, from, answer)
+        }
         NodeMessage::VmHash(_) => {
             let reply = {
                 let state = local.node().borrow();
@@ -278,7 +282,8 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
         | NodeMessage::Fig3Done(_)
         | NodeMessage::Fig3Updated(_)
         | NodeMessage::SkbGathered(_)
-        | NodeMessage::SkbLoaded(_) => {}
+        | NodeMessage::SkbLoaded(_)
+        | NodeMessage::SkbInstalled(_) => {}
     }
 }
 

@@ -196,7 +196,7 @@ fn show_memory() {
         );
     }
     if facts.pools_node_local {
-        println!("frame pools: each on its core's NUMA node");
+        println!("frame pools: each on its core's NUMA node, or the nearest with memory");
     } else {
         println!("frame pools: carved without regard to NUMA nodes");
     }

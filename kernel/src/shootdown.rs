@@ -88,7 +88,7 @@ fn shoot(local: &CoreLocal, method: usize, targets: &[usize], space: SpaceId) ->
         0 => ipi_broadcast(local, targets),
         1 => message_shootdown(local, space, Shape::Unicast),
         2 => message_shootdown(local, space, Shape::Flat),
-        _ => message_shootdown(local, space, Shape::ByDomain),
+        _ => message_shootdown(local, space, Shape::Planned),
     }
 }
 

@@ -8,14 +8,19 @@
 //! round trips to the others, it sends every other node as program text
 //! over URPC. The boot core runs the gathering one core at a time, so that
 //! no two measurements disturb each other, then has each node confirm its
-//! replica (fact count and hash) and install the multicast plan it derives
-//! from its own replica: a cached answer to the routing query, which every
-//! node derives alike because their facts are equal.
+//! replica (fact count and hash). Only when every replica is equal does it
+//! have each node install the multicast plan it derives from its own
+//! replica: a cached answer to the routing query, which every node derives
+//! alike because their facts are equal. An aggregator routes by its own
+//! plan, so plans that differ could leave cores out of a round; until the
+//! plans are installed, and for good if the replicas differ, planned rounds
+//! go unicast.
 
 use crate::arch::cpuid;
 use crate::arch::percore::CoreLocal;
 use crate::messages::{
-    NodeMessage, Refusal, SkbFacts, SkbGather, SkbGathered, SkbLoaded, SkbReady,
+    NodeMessage, Refusal, SkbFacts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded,
+    SkbReady,
 };
 use crate::node::{self, Stats, send};
 use crate::shared::{BOARD, CoreState, boot_facts};
@@ -28,7 +33,7 @@ use atoll_iface::Bytes;
 use atoll_node::NodeId;
 use atoll_proto::TreePlan;
 use atoll_skb::topology::{self, TreeGroup};
-use atoll_skb::{KnowledgeBase, Value};
+use atoll_skb::{KnowledgeBase, Limits, Value};
 
 /// Round trips per ordered pair of cores; the median becomes `urpc_rtt`.
 pub const RTT_SAMPLES: u32 = 32;
@@ -36,6 +41,14 @@ pub const RTT_SAMPLES: u32 = 32;
 const GATHER_TIMEOUT_MS: u64 = 30_000;
 /// How long a node waits for the facts the boot core says are on their way.
 const LOAD_TIMEOUT_MS: u64 = 10_000;
+/// What a replica may hold and a query may cost: a few hundred facts on the
+/// largest machine the tests boot, each costing heap on every core, and
+/// answers a shell user can read. Past these, a query gets an error.
+const LIMITS: Limits = Limits {
+    facts: 20_000,
+    answers: 1024,
+    ..Limits::DEFAULT
+};
 /// Bytes of program text per `SkbFacts` message (it takes several slots).
 const BATCH_BYTES: usize = 480;
 
@@ -48,7 +61,7 @@ pub struct Replica {
 impl Replica {
     /// The rules and the firmware's facts; the rest comes by message.
     pub fn new(core: usize) -> Self {
-        let mut kb = KnowledgeBase::new();
+        let mut kb = KnowledgeBase::with_limits(LIMITS);
         let loaded = kb
             .load(topology::RULES)
             .and_then(|()| add_all(&mut kb, firmware_facts()));
@@ -131,11 +144,9 @@ fn firmware_facts() -> Vec<Fact> {
     }
     nodes.sort_unstable();
     nodes.dedup();
-    // Without a SLIT, ACPI's defaults: 10 within a node, 20 between nodes.
     for &from in &nodes {
         for &to in &nodes {
-            let default = if from == to { 10 } else { 20 };
-            let distance = facts.numa.distance(from, to).unwrap_or(default);
+            let distance = facts.numa.distance_or_default(from, to);
             out.push(("distance", vec![int(from), int(to), int(distance)]));
         }
     }
@@ -268,15 +279,32 @@ pub fn receive_facts(local: &CoreLocal, from: usize, facts: &SkbFacts) {
     }
 }
 
-/// Waits for the facts the boot core announced, installs the multicast plan
-/// this replica gives, and reports the replica.
+/// Waits for the facts the boot core announced and reports the replica.
 pub fn answer_ready(local: &CoreLocal, ready: &SkbReady) -> NodeMessage {
-    node::wait_until(local, LOAD_TIMEOUT_MS, || {
+    let complete = node::wait_until(local, LOAD_TIMEOUT_MS, || {
         local.node().borrow().skb.batches >= ready.batches
     });
-    install_plan(local);
+    if !complete {
+        println!(
+            "atoll: core {}: skb: {} of {} batches of facts came within {LOAD_TIMEOUT_MS} ms",
+            local.id,
+            local.node().borrow().skb.batches,
+            ready.batches
+        );
+    }
     let (facts, hash) = local.node().borrow_mut().skb.summary();
     SkbLoaded { facts, hash }.into()
+}
+
+/// Installs this replica's multicast plan if the replica is the one every
+/// core agreed on.
+pub fn answer_install(local: &CoreLocal, install: &SkbInstall) -> NodeMessage {
+    let (_, hash) = local.node().borrow_mut().skb.summary();
+    let installed = hash == install.hash;
+    if installed {
+        install_plan(local);
+    }
+    SkbInstalled { installed }.into()
 }
 
 /// The multicast tree from `root` that this core's replica gives.
@@ -285,7 +313,7 @@ fn tree(local: &CoreLocal, root: usize) -> Result<Vec<TreeGroup>, atoll_skb::Err
 }
 
 /// Makes the trees from this core's replica the ones its replicated-state
-/// node routes `ByDomain` rounds by.
+/// node routes `Planned` rounds by.
 fn install_plan(local: &CoreLocal) {
     let mut plan = TreePlan::new();
     for root in running_cores() {
@@ -335,15 +363,21 @@ pub fn fill_replicas(local: &CoreLocal) {
             _ => println!("atoll: skb: core {core} did not send its facts"),
         }
     }
-    let total: u32 = sent.iter().sum();
-    for &core in cores.iter().filter(|&&core| core != local.id) {
-        let batches = total - sent[core];
+    let total = sent
+        .iter()
+        .fold(0u32, |sum, &batches| sum.saturating_add(batches));
+    let others: Vec<usize> = cores
+        .iter()
+        .copied()
+        .filter(|&core| core != local.id)
+        .collect();
+    for &core in &others {
+        let batches = total.saturating_sub(sent[core]);
         send(local, core, SkbReady { batches });
     }
-    install_plan(local);
     let (facts, hash) = local.node().borrow_mut().skb.summary();
     let mut equal = 1;
-    for &core in cores.iter().filter(|&&core| core != local.id) {
+    for &core in &others {
         match node::wait_for(local, core, LOAD_TIMEOUT_MS, |message| {
             matches!(message, NodeMessage::SkbLoaded(_))
         }) {
@@ -359,10 +393,42 @@ pub fn fill_replicas(local: &CoreLocal) {
             _ => println!("atoll: skb: core {core} did not confirm its replica"),
         }
     }
+    let outcome = if equal == cores.len() {
+        install_everywhere(local, &others, hash)
+    } else {
+        "multicast trees not installed (replicas differ); planned rounds go unicast"
+    };
     println!(
-        "atoll: skb: {facts} facts, replicas equal on {equal} of {} cores (hash {hash:#018x}); multicast trees from the knowledge base",
+        "atoll: skb: {facts} facts, replicas equal on {equal} of {} cores (hash {hash:#018x}); {outcome}",
         cores.len()
     );
+}
+
+/// Has every core install the plan from its replica, all of which hash to
+/// `hash`, and waits until each has.
+fn install_everywhere(local: &CoreLocal, others: &[usize], hash: u64) -> &'static str {
+    for &core in others {
+        send(local, core, SkbInstall { hash });
+    }
+    install_plan(local);
+    let mut all = true;
+    for &core in others {
+        let installed = node::wait_for(local, core, LOAD_TIMEOUT_MS, |message| {
+            matches!(message, NodeMessage::SkbInstalled(_))
+        });
+        if !matches!(
+            installed,
+            Some(NodeMessage::SkbInstalled(SkbInstalled { installed: true }))
+        ) {
+            println!("atoll: skb: core {core} did not install its multicast trees");
+            all = false;
+        }
+    }
+    if all {
+        "multicast trees from the knowledge base"
+    } else {
+        "multicast trees not installed on every core"
+    }
 }
 
 /// `skb facts [<predicate>]`.
@@ -418,12 +484,14 @@ pub fn show_tree(local: &CoreLocal, root: usize) -> Result<(), String> {
             cores - 1
         ));
     }
-    let groups = tree(local, root).map_err(|error| format!("skb tree: {error}"))?;
-    if groups.is_empty() {
+    let state = BOARD.core(root).state();
+    if state != CoreState::Running {
         return Err(format!(
-            "skb tree: the knowledge base has no tree from core {root} (no round trips measured from it)"
+            "skb tree: core {root} is {}; only running cores start rounds",
+            state.name()
         ));
     }
+    let groups = tree(local, root).map_err(|error| format!("skb tree: {error}"))?;
     println!(
         "skb tree from core {root}: {} groups, farthest first (rtt in cycles)",
         groups.len()

@@ -69,7 +69,7 @@ impl Vm {
     /// the frame its mappings use.
     pub fn new(core: usize, frame: u64) -> Self {
         let facts = boot_facts();
-        // `ByDomain` rounds go unicast until the knowledge base's trees are
+        // `Planned` rounds go unicast until the knowledge base's trees are
         // installed (`set_plan`), which happens before the shell starts.
         let config = Config {
             timeouts: TIMEOUTS,
@@ -96,7 +96,7 @@ impl Vm {
         self.node.replica()
     }
 
-    /// Routes `ByDomain` rounds by `plan` from now on; every core installs
+    /// Routes `Planned` rounds by `plan` from now on; every core installs
     /// the plan its own knowledge base replica gives.
     pub fn set_plan(&mut self, plan: TreePlan) {
         self.node.set_plan(plan);
@@ -160,7 +160,7 @@ pub enum VmChange {
 
 /// Proposes `change` of `page` from this core; its completion goes to
 /// `requester`. Votes, the commit and an unmap's TLB invalidation travel
-/// down the knowledge base's multicast tree (`ByDomain` with the installed
+/// down the knowledge base's multicast tree (`Planned` with the installed
 /// plan). The tree's one known limit (`docs/protocols.md`: the coordinator
 /// and an aggregator both failing in one proposal) is a double failure.
 pub fn propose(
@@ -187,7 +187,7 @@ pub fn propose(
             vaddr,
         },
     };
-    submit(local, request, Shape::ByDomain, requester)
+    submit(local, request, Shape::Planned, requester)
 }
 
 /// Starts `request` on this core's node, routed over a tree of `shape`.

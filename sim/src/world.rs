@@ -26,7 +26,7 @@ pub const SPACE: SpaceId = SpaceId(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
     /// Domains of the nodes, one per node (so also how many there are).
-    /// `ByDomain` rounds route by [`TreePlan::from_domains`] of them.
+    /// `Planned` rounds route by [`TreePlan::from_domains`] of them.
     pub domains: Vec<u32>,
     /// The nodes that hold `SPACE`.
     pub holders: Vec<NodeId>,

@@ -37,7 +37,7 @@ const SHOOTDOWN: Request = Request::Shootdown {
 };
 
 /// Three nodes, all holding the space; nodes 0 and 1 share a domain, so a
-/// `ByDomain` tree from node 2 has an aggregator with a member.
+/// `Planned` tree from node 2 has an aggregator with a member.
 fn three_nodes(shape: Shape, scripts: [Vec<Request>; 3]) -> Scenario {
     Scenario {
         domains: vec![0, 0, 1],
@@ -75,7 +75,7 @@ fn check(name: &str, scenario: Scenario) -> u64 {
 
 #[test]
 fn conflicting_maps_and_a_shootdown_in_every_shape() {
-    for shape in [Shape::Unicast, Shape::Flat, Shape::ByDomain] {
+    for shape in [Shape::Unicast, Shape::Flat, Shape::Planned] {
         let scripts = [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]];
         check(
             &format!("conflicting maps + shootdown, {shape:?}"),
@@ -90,7 +90,7 @@ fn conflicting_maps_and_a_shootdown_in_every_shape() {
     ignore = "hundreds of thousands of states: run with --release"
 )]
 fn unmaps_racing_a_map_of_a_mapped_page_in_every_shape() {
-    for shape in [Shape::Unicast, Shape::Flat, Shape::ByDomain] {
+    for shape in [Shape::Unicast, Shape::Flat, Shape::Planned] {
         let mut scenario = three_nodes(shape, [vec![UNMAP], vec![map(2)], vec![UNMAP]]);
         scenario.preload = vec![(
             PAGE,
@@ -112,7 +112,7 @@ fn unmaps_racing_a_map_of_a_mapped_page_in_every_shape() {
     ignore = "hundreds of thousands of states: run with --release"
 )]
 fn conflicting_maps_with_a_crash_of_any_node_at_any_moment() {
-    for shape in [Shape::Unicast, Shape::Flat, Shape::ByDomain] {
+    for shape in [Shape::Unicast, Shape::Flat, Shape::Planned] {
         let mut scenario = three_nodes(shape, [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]]);
         scenario.crashes = 1;
         check(
@@ -128,7 +128,7 @@ fn conflicting_maps_with_a_crash_of_any_node_at_any_moment() {
     ignore = "hundreds of thousands of states: run with --release"
 )]
 fn conflicting_maps_with_timeouts_firing_at_any_moment() {
-    for shape in [Shape::Unicast, Shape::Flat, Shape::ByDomain] {
+    for shape in [Shape::Unicast, Shape::Flat, Shape::Planned] {
         let mut scenario = three_nodes(shape, [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]]);
         scenario.ticks = true;
         check(
@@ -147,11 +147,8 @@ fn a_map_then_unmap_against_a_remap_with_timeouts_and_a_crash() {
     // From node 2 the tree is {2} and {0: 1}, so its commits pass through
     // an aggregator that may crash, time out or both.
     let scripts = [vec![], vec![map(2)], vec![map(1), UNMAP]];
-    let mut scenario = three_nodes(Shape::ByDomain, scripts);
+    let mut scenario = three_nodes(Shape::Planned, scripts);
     scenario.ticks = true;
     scenario.crashes = 1;
-    check(
-        "map, unmap + remap + timeouts + a crash, ByDomain",
-        scenario,
-    );
+    check("map, unmap + remap + timeouts + a crash, Planned", scenario);
 }

@@ -16,7 +16,8 @@ commands:
   run    build the kernel and boot it in QEMU with the serial console on this terminal
            --cores N      cores to boot, 1 to 255 (default 4)
            --mem SIZE     guest memory, e.g. 512M or 2G (default 512M)
-           --numa NODES   split cores and memory evenly into NUMA nodes (default 1)
+           --numa NODES   split cores and memory evenly into NUMA nodes, described in an
+                          ACPI SRAT (default: no NUMA configuration and no SRAT)
            --numa-distances ROWS
                           with --numa 2 or more: the distance from each node (row) to each
                           node (column) for the ACPI SLIT, rows split by `/`, columns by `,`,
@@ -292,6 +293,9 @@ fn check_numa(machine: &Machine) -> Result<()> {
         check_numa_distances(rows, machine.numa_nodes)?;
     }
     let nodes = u64::from(machine.numa_nodes);
+    if nodes == 0 {
+        return Ok(());
+    }
     if !u64::from(machine.cores).is_multiple_of(nodes) {
         bail!(
             "--numa {nodes} needs a core count divisible by {nodes}, got --cores {}",
@@ -309,6 +313,10 @@ fn check_numa(machine: &Machine) -> Result<()> {
 
 fn check_numa_distances(rows: &[Vec<u8>], nodes: u8) -> Result<()> {
     let nodes = usize::from(nodes);
+    ensure!(
+        nodes > 0,
+        "--numa-distances needs --numa 2 or more, got no --numa"
+    );
     ensure!(
         nodes >= 2,
         "--numa-distances needs --numa 2 or more (one node has no distances), got --numa {nodes}"
@@ -439,7 +447,7 @@ mod tests {
             machine: Machine {
                 cores: 8,
                 memory: MemorySize::from_mib(1024),
-                numa_nodes: 1,
+                numa_nodes: 0,
                 numa_distances: None,
             },
             mode: RunMode::Exec {
@@ -534,7 +542,7 @@ mod tests {
         for (line, expected) in [
             (
                 "run --numa-distances 10,20/20,10",
-                "--numa-distances needs --numa 2 or more (one node has no distances), got --numa 1",
+                "--numa-distances needs --numa 2 or more, got no --numa",
             ),
             ("run --numa 1 --numa-distances 10", "needs --numa 2 or more"),
             (

@@ -15,8 +15,9 @@ use anyhow::{Result, anyhow};
 pub struct Machine {
     pub cores: u8,
     pub memory: MemorySize,
-    /// NUMA nodes (sockets) the cores and memory are split into evenly; 1
-    /// gives QEMU no NUMA configuration at all.
+    /// NUMA nodes (sockets) the cores and memory are split into evenly,
+    /// which QEMU describes in an ACPI SRAT (even a single node); 0 gives
+    /// QEMU no NUMA configuration at all, and it builds no SRAT.
     pub numa_nodes: u8,
     /// The distance from each node (row) to each node (column), one row and
     /// one column per node, 10 on the diagonal; QEMU puts it in an ACPI SLIT
@@ -31,7 +32,7 @@ impl Default for Machine {
         Machine {
             cores: 4,
             memory: MemorySize::from_mib(512),
-            numa_nodes: 1,
+            numa_nodes: 0,
             numa_distances: None,
         }
     }
@@ -61,7 +62,7 @@ impl Machine {
     /// `cli` checks that the cores and memory divide evenly.
     fn topology_args(&self) -> Vec<String> {
         let nodes = u64::from(self.numa_nodes);
-        if nodes <= 1 {
+        if nodes == 0 {
             return vec!["-smp".to_owned(), self.cores.to_string()];
         }
         let cores_per_node = u64::from(self.cores) / nodes;
@@ -324,7 +325,7 @@ mod tests {
         let machine = Machine {
             cores: 2,
             memory: MemorySize::from_mib(256),
-            numa_nodes: 1,
+            numa_nodes: 0,
             numa_distances: None,
         };
         let boot = Boot::Kernel {
@@ -358,6 +359,16 @@ mod tests {
              -numa node,nodeid=1,cpus=4-7,memdev=node1-memory"
         );
         assert_eq!(Machine::default().topology_args(), ["-smp", "4"]);
+        let one_node = Machine {
+            numa_nodes: 1,
+            ..Machine::default()
+        };
+        assert_eq!(
+            one_node.topology_args().join(" "),
+            "-smp 4,sockets=1,cores=4,threads=1 \
+             -object memory-backend-ram,id=node0-memory,size=512M \
+             -numa node,nodeid=0,cpus=0-3,memdev=node0-memory"
+        );
     }
 
     #[test]

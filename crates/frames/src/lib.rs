@@ -4,6 +4,8 @@
 //! frames, carves it into one span per core with [`carve`], and each core then
 //! builds its own [`FramePool`] over its span. A pool is touched only by the
 //! core that owns it: there is no lock in here because nothing is shared.
+//! On a NUMA machine [`carve_numa`] carves instead, giving each core a span
+//! on its own node's memory (or the nearest node's, for a memoryless node).
 //!
 //! The crate knows nothing about page tables or addresses being mapped; the
 //! kernel hands it storage for the bitmap. It may depend on `core` only.
@@ -13,9 +15,11 @@
 #[cfg(test)]
 extern crate std;
 
+mod numa;
 mod pool;
 mod ranges;
 
+pub use numa::{NumaCarveError, NumaSpan, carve_numa};
 pub use pool::{FramePool, PoolError};
 pub use ranges::{RangeSet, RangeSetFull, carve};
 

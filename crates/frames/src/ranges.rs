@@ -37,6 +37,11 @@ impl<const N: usize> RangeSet<N> {
         }
     }
 
+    /// Empties the set, keeping its storage.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.ranges[..self.len].iter().copied()
     }

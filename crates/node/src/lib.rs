@@ -194,7 +194,7 @@ pub struct Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Config {
     pub timeouts: Timeouts,
-    /// The groups of the [`Shape::ByDomain`] trees, for each initiator (see
+    /// The groups of the [`Shape::Planned`] trees, for each initiator (see
     /// [`TreePlan`]). Every node must be given the same plan: an aggregator
     /// finds its members in the initiator's tree as its own plan makes it.
     /// [`TreePlan::new`] (no groups: every holder is reached on its own)
@@ -313,16 +313,21 @@ impl<R: Replica> Node<R> {
         self.me
     }
 
-    /// Installs `plan` for the [`Shape::ByDomain`] trees from now on, in
+    /// Installs `plan` for the [`Shape::Planned`] trees from now on, in
     /// place of the one in the [`Config`] or the last one set (the kernel
     /// builds it from the SKB after its boot measurements).
     ///
     /// Every node must be given the same plan, and a round must not
     /// straddle the change: an aggregator routing a round by another plan
-    /// than its initiator's may leave targets out of it and still report it
-    /// complete. So install it on every node while no `ByDomain` round (no
-    /// commit or shootdown over such a route) is in flight anywhere, for
-    /// example before the first request that uses the shape.
+    /// than its initiator's may leave targets out of it. The initiator
+    /// holds each group to the size its own tree gives it, so a group that
+    /// comes up short is reported unreached, but it checks counts only: a
+    /// plan that swaps a member for a target of another group can still
+    /// miss that member in a complete report, and a participant missed by
+    /// a commit keeps the proposal's lock. So install it on every node
+    /// while no `Planned` round (no commit or shootdown over such a route)
+    /// is in flight anywhere, for example before the first request that
+    /// uses the shape.
     pub fn set_plan(&mut self, plan: TreePlan) {
         self.directory.plan = plan;
     }

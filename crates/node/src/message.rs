@@ -179,7 +179,7 @@ mod tests {
             },
             route: Route {
                 set: u32::MAX,
-                shape: Shape::ByDomain,
+                shape: Shape::Planned,
             },
             change: Change::Map {
                 space: SpaceId(u32::MAX),
@@ -208,7 +208,7 @@ mod tests {
     fn message() -> impl Strategy<Value = Message> {
         let route = (any::<u32>(), 0u8..3).prop_map(|(set, s)| Route {
             set,
-            shape: [Shape::Unicast, Shape::Flat, Shape::ByDomain][usize::from(s)],
+            shape: [Shape::Unicast, Shape::Flat, Shape::Planned][usize::from(s)],
         });
         let change = prop_oneof![
             (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(s, v, p, f)| {

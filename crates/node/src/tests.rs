@@ -19,8 +19,8 @@ struct Cores {
 }
 
 impl Cores {
-    /// `domains.len()` nodes, routing `ByDomain` by their domains; `holders`
-    /// hold `SPACE`.
+    /// `domains.len()` nodes, routing `Planned` rounds by the plan of their
+    /// domains; `holders` hold `SPACE`.
     fn new(domains: Vec<u32>, holders: &[u16]) -> Self {
         let holders: Vec<NodeId> = holders.iter().map(|&h| NodeId(h)).collect();
         let nodes: Vec<Node> = (0..domains.len() as u16)
@@ -164,7 +164,7 @@ fn the_proposer_applies_tentatively_before_asking_the_others() {
 fn an_unmap_completes_only_after_every_holder_unmapped_and_invalidated() {
     // Domains {0, 1} and {2, 3}: node 0 leads its own, node 2 the other.
     let mut cores = Cores::new(vec![0, 0, 1, 1], &[0, 1, 2, 3]);
-    cores.submit(0, map(0x4000, 9), Shape::ByDomain);
+    cores.submit(0, map(0x4000, 9), Shape::Planned);
     cores.run();
     cores.effects.iter_mut().for_each(Vec::clear);
     let id = cores.submit(
@@ -173,7 +173,7 @@ fn an_unmap_completes_only_after_every_holder_unmapped_and_invalidated() {
             space: SPACE,
             vaddr: 0x4000,
         },
-        Shape::ByDomain,
+        Shape::Planned,
     );
     let unmapped = [
         Effect::UnmapPage {
@@ -320,7 +320,7 @@ fn a_plan_set_later_routes_by_its_group_and_member_order() {
         space: SPACE,
         vaddr: 0x4000,
     };
-    let id = cores.submit(0, shootdown, Shape::ByDomain);
+    let id = cores.submit(0, shootdown, Shape::Planned);
     // 0 leads its own group, so it sends to 4 first, then forwards to 2 and
     // 1 in the plan's order.
     let sent = |cores: &Cores| -> Vec<(NodeId, NodeId)> {
@@ -354,7 +354,7 @@ fn a_plan_set_later_routes_by_its_group_and_member_order() {
 #[test]
 fn a_node_that_holds_no_replica_can_still_propose() {
     let mut cores = Cores::new(vec![0; 3], &[0, 1]);
-    let id = cores.submit(2, map(0x4000, 9), Shape::ByDomain);
+    let id = cores.submit(2, map(0x4000, 9), Shape::Planned);
     cores.run();
     assert_eq!(
         cores.completions,

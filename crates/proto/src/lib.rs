@@ -74,6 +74,14 @@ pub struct OpId {
 /// How a delivery went: `acked` targets applied it and confirmed, and
 /// `unreached` did not confirm, because they are down or did not answer in
 /// time. A finished round accounts for every target exactly once.
+///
+/// The counts are the initiator's, over its own tree: it holds each group's
+/// acknowledgement to the size that tree gives the group, so a group whose
+/// aggregator acknowledges fewer targets (it derived its members from
+/// another plan) counts the shortfall as unreached, and one that
+/// acknowledges more counts no more than the group. It checks counts, not
+/// which targets answered, so every node must still route by the same plan
+/// (see [`multicast`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Report {
     pub acked: u16,
@@ -81,7 +89,8 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether every target confirmed.
+    /// Whether every target confirmed: no target of the initiator's tree,
+    /// and no shortfall of a group's acknowledgement, counts unreached.
     pub fn is_complete(&self) -> bool {
         self.unreached == 0
     }

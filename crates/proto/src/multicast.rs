@@ -27,6 +27,21 @@
 //!   every group has answered or is down, so that it still bypasses an
 //!   aggregator that dies later; a late acknowledgement changes nothing
 //!   already reported.
+//!
+//! The initiator holds each group to the size its own tree gives it
+//! (`1 + members.len()`), whatever the aggregator's acknowledgement says:
+//! the acknowledged count, capped at that size, counts as acked, and the
+//! rest of the group as unreached. An aggregator derives its members from
+//! its own [`Cluster`]; if it routes by another plan than the initiator (a
+//! misconfiguration, or a plan installed while the round was in flight),
+//! it may forward to fewer members than the initiator's
+//! tree expects, and the shortfall then shows in the report as unreached
+//! instead of the round reporting complete. An aggregator that forwards to
+//! more members than expected cannot raise `acked` past the group's size.
+//! The check is by count only: an aggregator whose plan swaps one of its
+//! members for a target of another group acknowledges the expected number
+//! while that member is missed, so the plans must still agree (see
+//! `Config::plan` in `atoll-node`).
 
 use crate::{Cluster, NodeId, OpId, Outbox, Report, Route, Tick, Tree};
 use alloc::collections::BTreeMap;
@@ -105,6 +120,22 @@ impl Awaited {
         match self {
             Awaited::Group { targets, .. } => targets,
             Awaited::Target(_) => 1,
+        }
+    }
+
+    /// What `report`, the answer to this, counts for in the round: held to
+    /// the targets the initiator's own tree gives it. Acknowledgements past
+    /// that number count for nothing, and every target the answer does not
+    /// acknowledge is unreached, whatever the answer says of it. So an
+    /// aggregator that found fewer members than the initiator's tree gives
+    /// its group (it routes by another plan) cannot make the round look
+    /// complete, and one that found more cannot count a target twice.
+    fn hold_to(self, report: Report) -> Report {
+        let targets = self.targets();
+        let acked = report.acked.min(targets);
+        Report {
+            acked,
+            unreached: targets - acked,
         }
     }
 
@@ -248,8 +279,8 @@ impl<P: Copy> Multicast<P> {
         } else if let Some(started) = self.started.get_mut(&round)
             && let Some(at) = started.awaited.iter().position(|a| a.answered_by(from))
         {
-            started.awaited.remove(at);
-            started.report.add(report);
+            let answered = started.awaited.remove(at);
+            started.report.add(answered.hold_to(report));
             self.finish_if_answered(round, out);
         }
     }
@@ -435,12 +466,13 @@ mod tests {
         }
     }
 
-    /// `domains.len()` targets, routing `ByDomain` by their domains.
+    /// `domains.len()` targets, routing `Planned` rounds by the plan of
+    /// their domains.
     fn net(domains: Vec<u32>) -> Net<Target> {
         planned(domains.len(), TreePlan::from_domains(&domains))
     }
 
-    /// `nodes` targets, routing `ByDomain` by `plan`.
+    /// `nodes` targets, routing `Planned` rounds by `plan`.
     fn planned(nodes: usize, plan: TreePlan) -> Net<Target> {
         let peers = (0..nodes as u16)
             .map(|n| Target {
@@ -502,7 +534,7 @@ mod tests {
     fn aggregators_acknowledge_for_uneven_groups() {
         // Groups: {0: 1, 2}, {3: 4}, {5}.
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
-        start(&mut net, Shape::ByDomain);
+        start(&mut net, Shape::Planned);
         net.run();
         assert_eq!(deliveries(&net), [1; 6]);
         let full = |acked| Report {
@@ -528,6 +560,65 @@ mod tests {
     }
 
     #[test]
+    fn an_aggregator_with_another_plan_that_leaves_a_member_out_is_held_to_its_group() {
+        // The initiator's tree: {0: 1, 2}, {3: 4}, {5}. Node 3 routes by a
+        // plan in which 4 is a group of its own, so from where 3 stands it
+        // leads {3} alone: it never forwards to 4 and acknowledges 1.
+        let mut net = net(vec![0, 0, 0, 1, 1, 2]);
+        net.clusters[3].plan = TreePlan::from_domains(&[0, 0, 0, 1, 2, 2]);
+        start(&mut net, Shape::Planned);
+        net.run();
+        assert_eq!(deliveries(&net), [1, 1, 1, 1, 0, 1], "4 is missed");
+        assert!(acks_to_initiator(&net).contains(&(
+            NodeId(3),
+            Report {
+                acked: 1,
+                unreached: 0
+            }
+        )));
+        let report = Report {
+            acked: 5,
+            unreached: 1,
+        };
+        assert_eq!(net.peers[0].done, [(ROUND, report)]);
+        assert!(!report.is_complete());
+        assert!(net.peers.iter().all(|p| p.engine.is_idle()));
+    }
+
+    #[test]
+    fn an_aggregator_with_another_plan_that_adds_a_member_does_not_inflate_acked() {
+        // The initiator's tree: {0: 1, 2}, {3: 4}, {5}. Node 5 routes by a
+        // plan in which it leads {5: 4}, so 4 gets the payload from 3 and
+        // from 5, and 5 acknowledges 2 for a group of 1.
+        let ids = |raw: &[u16]| raw.iter().map(|&n| NodeId(n)).collect::<Vec<_>>();
+        let mut net = net(vec![0, 0, 0, 1, 1, 2]);
+        let mut other = TreePlan::new();
+        other.set_root(NodeId(0), vec![ids(&[0, 1, 2]), ids(&[3]), ids(&[5, 4])]);
+        net.clusters[5].plan = other;
+        start(&mut net, Shape::Planned);
+        net.run();
+        assert_eq!(deliveries(&net), [1, 1, 1, 1, 2, 1]);
+        assert!(acks_to_initiator(&net).contains(&(
+            NodeId(5),
+            Report {
+                acked: 2,
+                unreached: 0
+            }
+        )));
+        assert_eq!(
+            net.peers[0].done,
+            [(
+                ROUND,
+                Report {
+                    acked: 6,
+                    unreached: 0
+                }
+            )]
+        );
+        assert!(net.peers.iter().all(|p| p.engine.is_idle()));
+    }
+
+    #[test]
     fn requests_go_out_in_the_plans_group_and_member_order() {
         let ids = |raw: &[u16]| raw.iter().map(|&n| NodeId(n)).collect::<Vec<_>>();
         let mut plan = TreePlan::new();
@@ -536,7 +627,7 @@ mod tests {
             vec![ids(&[5, 4, 3]), ids(&[2, 1]), ids(&[6, 0, 7])],
         );
         let mut net = planned(8, plan);
-        start(&mut net, Shape::ByDomain);
+        start(&mut net, Shape::Planned);
         net.run();
         assert_eq!(deliveries(&net), [1; 8]);
         let requests = |from: u16, forward: bool| -> Vec<NodeId> {
@@ -568,7 +659,7 @@ mod tests {
     fn a_dead_aggregator_is_bypassed() {
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
         net.crash(NodeId(3));
-        start(&mut net, Shape::ByDomain);
+        start(&mut net, Shape::Planned);
         net.run();
         assert!(net.peers[0].done.is_empty(), "waits for the group of 3");
         net.declare_down(NodeId(3));
@@ -581,7 +672,7 @@ mod tests {
                 round: ROUND,
                 route: Route {
                     set: 0,
-                    shape: Shape::ByDomain
+                    shape: Shape::Planned
                 },
                 payload: 42,
                 forward: false
@@ -603,7 +694,7 @@ mod tests {
     #[test]
     fn an_aggregator_dying_after_forwarding_still_counts_every_target_once() {
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
-        start(&mut net, Shape::ByDomain);
+        start(&mut net, Shape::Planned);
         assert!(net.deliver_where(|_, to, _| to == NodeId(3)));
         net.crash(NodeId(3));
         assert!(net.deliver_where(|from, to, _| (from, to) == (NodeId(3), NodeId(4))));
@@ -626,7 +717,7 @@ mod tests {
     fn a_silent_member_is_reported_by_its_aggregator_at_the_relay_timeout() {
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
         net.crash(NodeId(4));
-        start(&mut net, Shape::ByDomain);
+        start(&mut net, Shape::Planned);
         net.run();
         for _ in 1..TIMEOUTS.relay {
             net.tick();
@@ -658,7 +749,7 @@ mod tests {
     #[test]
     fn the_round_timeout_reports_once_and_keeps_bypassing_aggregators_that_die_later() {
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
-        start(&mut net, Shape::ByDomain);
+        start(&mut net, Shape::Planned);
         // Everything arrives except what goes to or from node 3.
         while net.deliver_where(|from, to, _| from != NodeId(3) && to != NodeId(3)) {}
         for _ in 0..TIMEOUTS.round {
@@ -696,7 +787,7 @@ mod tests {
         prop_oneof![
             Just(Shape::Unicast),
             Just(Shape::Flat),
-            Just(Shape::ByDomain)
+            Just(Shape::Planned)
         ]
     }
 
@@ -707,13 +798,17 @@ mod tests {
         (2usize..7).prop_flat_map(|n| {
             let by_domains =
                 prop::collection::vec(0u32..3, n).prop_map(|d| TreePlan::from_domains(&d));
-            let group = prop::collection::vec((0u16..8).prop_map(NodeId), 0..5);
-            let by_hand = prop::collection::vec(group, 0..4).prop_map(|groups| {
-                let mut plan = TreePlan::new();
-                plan.set_root(NodeId(0), groups);
-                plan
-            });
-            (Just(n), prop_oneof![by_domains, by_hand])
+            (Just(n), prop_oneof![by_domains, plan_by_hand()])
+        })
+    }
+
+    /// A plan over nodes 0..8 with groups from node 0 only.
+    fn plan_by_hand() -> impl Strategy<Value = TreePlan> {
+        let group = prop::collection::vec((0u16..8).prop_map(NodeId), 0..5);
+        prop::collection::vec(group, 0..4).prop_map(|groups| {
+            let mut plan = TreePlan::new();
+            plan.set_root(NodeId(0), groups);
+            plan
         })
     }
 
@@ -756,6 +851,37 @@ mod tests {
                     prop_assert!(peer.engine.is_idle());
                 }
             }
+        }
+
+        /// When nodes route by plans that differ from the initiator's, the
+        /// round still reports exactly once and accounts for every target
+        /// of the initiator's tree exactly once (no group counts for more
+        /// or less than its size), under any delivery order, and every node
+        /// ends idle.
+        #[test]
+        fn plans_that_differ_cannot_inflate_or_lose_the_count(
+            (n, plan) in targets_and_plan(),
+            others in prop::collection::vec(plan_by_hand(), 6),
+            differ in prop::collection::vec(any::<bool>(), 6),
+            picks in prop::collection::vec(any::<u8>(), 0..60),
+        ) {
+            let mut net = planned(n, plan);
+            for (node, other) in others.into_iter().enumerate().take(n) {
+                if differ[node] {
+                    net.clusters[node].plan = other;
+                }
+            }
+            start(&mut net, Shape::Planned);
+            for pick in picks {
+                let node = NodeId(u16::from(pick) % n as u16);
+                net.deliver_where(|_, to, _| to == node);
+            }
+            net.run();
+            let done = &net.peers[0].done;
+            prop_assert_eq!(done.len(), 1);
+            let report = done[0].1;
+            prop_assert_eq!(usize::from(report.acked + report.unreached), n);
+            prop_assert!(net.peers.iter().all(|p| p.engine.is_idle()));
         }
     }
 }

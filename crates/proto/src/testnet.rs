@@ -51,7 +51,7 @@ pub struct Net<P: Peer> {
 
 impl<P: Peer> Net<P> {
     /// `peers[i]` is node `i`; all of them are the targets, and every peer
-    /// routes `ByDomain` rounds by `plan`.
+    /// routes `Planned` rounds by `plan`.
     pub fn new(peers: Vec<P>, plan: TreePlan) -> Self {
         let cluster = TestCluster {
             targets: (0..peers.len() as u16).map(NodeId).collect(),

@@ -28,7 +28,7 @@ pub enum Shape {
     /// its members in the plan's order. Targets the plan does not place
     /// (all of them when it has no entry for the initiator) follow as groups
     /// of their own, in ascending id, so a plan never loses a target.
-    ByDomain,
+    Planned,
 }
 
 /// The route of a round, as messages carry it: which set of targets (an id
@@ -55,7 +55,7 @@ pub struct Tree {
 }
 
 /// For each initiator, the groups of the topology-aware tree over all
-/// nodes, which [`Shape::ByDomain`] cuts down to a round's targets.
+/// nodes, which [`Shape::Planned`] cuts down to a round's targets.
 ///
 /// A root's groups are listed in the order its initiator sends to them (the
 /// kernel's plan puts the farthest, by measured latency, first). Each
@@ -72,7 +72,7 @@ pub struct TreePlan {
 }
 
 impl TreePlan {
-    /// The empty plan: every `ByDomain` tree has a group per target, like
+    /// The empty plan: every `Planned` tree has a group per target, like
     /// `Unicast`.
     pub fn new() -> Self {
         Self::default()
@@ -112,22 +112,22 @@ impl TreePlan {
 
 impl Tree {
     /// The tree of `shape` over `targets` for a round that `initiator`
-    /// starts; `plan` gives the groups for [`Shape::ByDomain`] (see there),
+    /// starts; `plan` gives the groups for [`Shape::Planned`] (see there),
     /// and the other shapes ignore it. Duplicate targets count once, and
     /// every target is in exactly one group.
     ///
     /// The initiator, when it is a target, is always an aggregator, so it
     /// applies the payload without a message travelling: in its own group
     /// for `Unicast` and `Flat`, and leading its planned group (or its own
-    /// group, when the plan does not place it) for `ByDomain`. Otherwise
-    /// `Flat` takes the lowest id as the aggregator and `ByDomain` the
+    /// group, when the plan does not place it) for `Planned`. Otherwise
+    /// `Flat` takes the lowest id as the aggregator and `Planned` the
     /// first target of each planned group, so every node given the same
     /// plan derives the same tree.
     ///
     /// - `Unicast`: one group per target, in ascending id.
     /// - `Flat`: the initiator alone (when a target), then one group of all
     ///   the other targets, in ascending id.
-    /// - `ByDomain`: the initiator's planned groups, in the plan's order,
+    /// - `Planned`: the initiator's planned groups, in the plan's order,
     ///   each holding the targets the plan puts in it (members in the plan's
     ///   order; groups without targets dropped); then every target the plan
     ///   does not place, alone, in ascending id.
@@ -145,7 +145,7 @@ impl Tree {
                     .filter(|p| !p.is_empty())
                     .collect()
             }
-            Shape::ByDomain => {
+            Shape::Planned => {
                 let mut placed = alloc::vec![false; targets.len()];
                 let mut partitions = Vec::new();
                 for planned in plan.groups(initiator) {
@@ -236,10 +236,10 @@ mod tests {
     }
 
     #[test]
-    fn by_domain_leads_each_domain_and_the_initiator_leads_its_own() {
+    fn planned_leads_each_domain_and_the_initiator_leads_its_own() {
         // Domains: 0,1,2 in domain 7; 3,4 in domain 1; 5 alone in domain 0.
         let plan = TreePlan::from_domains(&[7, 7, 7, 1, 1, 0]);
-        let tree = Tree::build(Shape::ByDomain, NodeId(1), &ids(&[0, 1, 2, 3, 4, 5]), &plan);
+        let tree = Tree::build(Shape::Planned, NodeId(1), &ids(&[0, 1, 2, 3, 4, 5]), &plan);
         assert_eq!(
             tree.groups,
             vec![group(5, &[]), group(3, &[4]), group(1, &[0, 2])]
@@ -253,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn by_domain_follows_the_plan_in_group_and_member_order() {
+    fn planned_follows_the_plan_in_group_and_member_order() {
         let mut plan = TreePlan::new();
         // From node 0: the farthest group first, each led by its first node
         // that is a target, members in the order given.
@@ -262,14 +262,14 @@ mod tests {
             vec![ids(&[6, 9, 7, 8]), ids(&[5, 3, 4]), ids(&[2, 0, 1])],
         );
         let targets = ids(&[0, 1, 2, 3, 4, 5, 7, 8, 9]);
-        let tree = Tree::build(Shape::ByDomain, NodeId(0), &targets, &plan);
+        let tree = Tree::build(Shape::Planned, NodeId(0), &targets, &plan);
         assert_eq!(
             tree.groups,
             vec![group(9, &[7, 8]), group(5, &[3, 4]), group(0, &[2, 1])]
         );
         // Another initiator of the same plan has no entry: every target is
         // a group of its own, in ascending id.
-        let tree = Tree::build(Shape::ByDomain, NodeId(3), &ids(&[4, 3, 1]), &plan);
+        let tree = Tree::build(Shape::Planned, NodeId(3), &ids(&[4, 3, 1]), &plan);
         assert_eq!(
             tree.groups,
             vec![group(1, &[]), group(3, &[]), group(4, &[])]
@@ -277,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn by_domain_keeps_targets_the_plan_omits_and_counts_a_node_once() {
+    fn planned_keeps_targets_the_plan_omits_and_counts_a_node_once() {
         let mut plan = TreePlan::new();
         plan.set_root(
             NodeId(4),
@@ -285,7 +285,7 @@ mod tests {
         );
         // 7 is not a target, so its group is dropped; 1 and 3 count in the
         // first group; 0 and the initiator are not placed.
-        let tree = Tree::build(Shape::ByDomain, NodeId(4), &ids(&[0, 1, 2, 3, 4, 1]), &plan);
+        let tree = Tree::build(Shape::Planned, NodeId(4), &ids(&[0, 1, 2, 3, 4, 1]), &plan);
         assert_eq!(
             tree.groups,
             vec![group(3, &[1]), group(2, &[]), group(0, &[]), group(4, &[])]
@@ -310,7 +310,7 @@ mod tests {
         prop_oneof![
             Just(Shape::Unicast),
             Just(Shape::Flat),
-            Just(Shape::ByDomain)
+            Just(Shape::Planned)
         ]
     }
 
@@ -359,19 +359,19 @@ mod tests {
             }
         }
 
-        /// A `ByDomain` tree is the plan cut down to the targets: each group
+        /// A `Planned` tree is the plan cut down to the targets: each group
         /// keeps the order of the plan's nodes (the initiator moved to the
         /// front), the groups keep the plan's order, and the unplaced
         /// targets follow alone in ascending id.
         #[test]
-        fn by_domain_trees_follow_the_plan(
+        fn planned_trees_follow_the_plan(
             initiator in 0u16..8,
             raw in prop::collection::vec(0u16..8, 0..12),
             plan in any_plan(),
         ) {
             let initiator = NodeId(initiator);
             let targets = ids(&raw);
-            let tree = Tree::build(Shape::ByDomain, initiator, &targets, &plan);
+            let tree = Tree::build(Shape::Planned, initiator, &targets, &plan);
             // Where each node is first planned: (group, position).
             let mut first: BTreeMap<NodeId, (usize, usize)> = BTreeMap::new();
             for (g, nodes) in plan.groups(initiator).iter().enumerate() {

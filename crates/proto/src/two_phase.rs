@@ -642,6 +642,46 @@ mod tests {
         assert_all_idle(&net, &[1, 2]);
     }
 
+    #[test]
+    fn a_commit_whose_aggregator_routes_by_another_plan_and_misses_a_member_is_not_complete() {
+        // From node 0 the tree is {0}, {1: 2}. Node 1 routes by a plan in
+        // which 2 is a group of its own, so it leads {1} alone and never
+        // forwards the commit to 2.
+        let mut net = net(3);
+        for cluster in &mut net.clusters {
+            cluster.plan = TreePlan::from_domains(&[0, 1, 1]);
+        }
+        net.clusters[1].plan = TreePlan::from_domains(&[0, 1, 2]);
+        let id = propose(&mut net, 0, 5, Shape::Planned);
+        net.run();
+        // Votes do not pass through aggregators: each participant of the
+        // coordinator's own tree votes to it directly, and it commits only
+        // with all of them.
+        for voter in [0, 1, 2] {
+            let vote = TwoPhaseMsg::Vote {
+                id,
+                vote: Vote::Yes,
+            };
+            assert!(net.log.contains(&(NodeId(voter), NodeId(0), vote)));
+        }
+        // The commit round holds the group of 1 to its two targets.
+        let report = Report {
+            acked: 2,
+            unreached: 1,
+        };
+        assert_eq!(
+            net.peers[0].decided,
+            [Decided {
+                id,
+                outcome: Outcome::Committed(report)
+            }]
+        );
+        assert_eq!(committed(&net, 0), Some(5));
+        assert_eq!(committed(&net, 1), Some(5));
+        assert_eq!(committed(&net, 2), None, "2 never got the commit");
+        assert_all_idle(&net, &[0, 1]);
+    }
+
     fn is_commit(_: NodeId, _: NodeId, m: &Msg) -> bool {
         matches!(m, TwoPhaseMsg::Commit(_))
     }

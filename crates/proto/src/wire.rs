@@ -153,13 +153,19 @@ impl Wire for Report {
     }
 }
 
+/// One byte, the variant's index: 0 `Unicast`, 1 `Flat`, 2 `Planned`. The
+/// values are fixed: a renamed or reordered variant keeps its byte.
 impl Wire for Shape {
     const MAX_SIZE: usize = 1;
     fn write(self, w: &mut Writer) {
-        w.put(self as u8);
+        w.put(match self {
+            Shape::Unicast => 0u8,
+            Shape::Flat => 1,
+            Shape::Planned => 2,
+        });
     }
     fn read(r: &mut Reader) -> Option<Self> {
-        [Shape::Unicast, Shape::Flat, Shape::ByDomain]
+        [Shape::Unicast, Shape::Flat, Shape::Planned]
             .get(usize::from(r.get::<u8>()?))
             .copied()
     }
@@ -317,7 +323,7 @@ mod tests {
         let shape = prop_oneof![
             Just(Shape::Unicast),
             Just(Shape::Flat),
-            Just(Shape::ByDomain)
+            Just(Shape::Planned)
         ];
         (any::<u32>(), shape).prop_map(|(set, shape)| Route { set, shape })
     }
@@ -386,6 +392,15 @@ mod tests {
             let bytes: [u8; 64] = encode(message);
             let max = TwoPhaseMsg::<u64, u32>::MAX_SIZE;
             prop_assert!(bytes[max..].iter().all(|&b| b == 0));
+        }
+    }
+
+    #[test]
+    fn shapes_keep_their_bytes() {
+        let shapes = [Shape::Unicast, Shape::Flat, Shape::Planned];
+        for (byte, shape) in (0u8..).zip(shapes) {
+            assert_eq!(encode::<Shape, 1>(shape), [byte]);
+            assert_eq!(decode::<Shape>(&[byte]), Some(shape));
         }
     }
 

@@ -9,10 +9,11 @@
 //! with arguments that earlier literals bind; the engine keeps the written
 //! order, so that a rule's cost can be read off its text.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::{BTreeMap, BTreeSet, btree_set};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 
 use crate::Value;
 use crate::syntax::{Body, Comparison, Expr, Literal, Rule, Term};
@@ -97,30 +98,24 @@ fn evaluate_stratum(
     rules: &[Rule],
     limit: usize,
 ) -> Result<Relations, TooManyFacts> {
-    let mut count: usize = all.values().map(BTreeSet::len).sum();
+    let count: usize = all.values().map(BTreeSet::len).sum();
+    // How many more facts the limit allows: a round stops as soon as it
+    // derives one more, so no round holds more than the limit in memory.
+    let mut room = limit.checked_sub(count).ok_or(TooManyFacts)?;
     // Every fact is new to the first round, so the delta would be all of
     // them: one join of each rule over everything covers each of its atoms'
     // turns at once. It also runs rules without positive atoms, such as
     // `two(X) :- X = 1 + 1.`, which no later delta triggers.
     let mut new = Relations::new();
     for rule in rules {
-        derive(rule, &all, None, &mut new);
+        derive(rule, &all, None, &mut new, &mut room)?;
     }
     loop {
-        new.retain(|predicate, tuples| {
-            if let Some(known) = all.get(predicate) {
-                tuples.retain(|tuple| !known.contains(tuple));
-            }
-            !tuples.is_empty()
-        });
+        // `derive` adds only facts that `all` lacks, each set non-empty.
         if new.is_empty() {
             return Ok(all);
         }
         for (predicate, tuples) in &new {
-            count += tuples.len();
-            if count > limit {
-                return Err(TooManyFacts);
-            }
             all.entry(predicate.clone())
                 .or_default()
                 .extend(tuples.iter().cloned());
@@ -131,17 +126,26 @@ fn evaluate_stratum(
                 if let Literal::Atom(atom) = literal
                     && delta.contains_key(&atom.predicate)
                 {
-                    derive(rule, &all, Some((index, &delta)), &mut new);
+                    derive(rule, &all, Some((index, &delta)), &mut new, &mut room)?;
                 }
             }
         }
     }
 }
 
-/// Adds to `into` the head of `rule` for each match of its body.
-fn derive(rule: &Rule, all: &Relations, delta: Option<(usize, &Relations)>, into: &mut Relations) {
-    for_each_match(&rule.body, all, delta, &mut |slots| {
-        let tuple = rule
+/// Adds to `into` the head of `rule` for each match of its body that `all`
+/// does not hold yet, using up one of `room` for each fact that is new to
+/// `into`; fails when `room` runs out.
+fn derive(
+    rule: &Rule,
+    all: &Relations,
+    delta: Option<(usize, &Relations)>,
+    into: &mut Relations,
+    room: &mut usize,
+) -> Result<(), TooManyFacts> {
+    let known = all.get(&rule.head.predicate);
+    let outcome = for_each_match(&rule.body, all, delta, usize::MAX, &mut |slots| {
+        let tuple: Option<Vec<Value>> = rule
             .head
             .terms
             .iter()
@@ -149,101 +153,237 @@ fn derive(rule: &Rule, all: &Relations, delta: Option<(usize, &Relations)>, into
             .collect();
         // The parser checks that the body binds every head variable, so the
         // tuple is always complete.
-        if let Some(tuple) = tuple {
-            // Looking up before inserting spares a copy of the name for each
-            // match after the first.
-            match into.get_mut(&rule.head.predicate) {
-                Some(tuples) => {
-                    tuples.insert(tuple);
-                }
-                None => {
-                    into.insert(rule.head.predicate.clone(), BTreeSet::from([tuple]));
-                }
-            }
+        let Some(tuple) = tuple else {
+            return ControlFlow::Continue(());
+        };
+        if known.is_some_and(|known| known.contains(&tuple)) {
+            return ControlFlow::Continue(());
         }
+        // Looking up before inserting spares a copy of the name for each
+        // match after the first.
+        let added = match into.get_mut(&rule.head.predicate) {
+            Some(tuples) if tuples.contains(&tuple) => false,
+            Some(tuples) if *room > 0 => tuples.insert(tuple),
+            None if *room > 0 => {
+                into.insert(rule.head.predicate.clone(), BTreeSet::from([tuple]));
+                true
+            }
+            _ => return ControlFlow::Break(()),
+        };
+        if added {
+            *room -= 1;
+        }
+        ControlFlow::Continue(())
     });
+    match outcome {
+        ControlFlow::Continue(()) => Ok(()),
+        // Evaluation has no step limit, so only the room runs out.
+        ControlFlow::Break(_) => Err(TooManyFacts),
+    }
+}
+
+/// Why a search stopped before it tried every way the body holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// The callback asked it to.
+    Stopped,
+    /// It took its limit of steps.
+    OutOfSteps,
 }
 
 /// Calls `found` with the variables' values for each way the body holds,
 /// with body literal `delta.0` (an atom) ranging over `delta.1` and the other
-/// atoms over `all`.
+/// atoms over `all`, until `found` breaks or the search has taken `steps`
+/// steps.
+///
+/// A step is one literal tried on one partial binding, or one tuple an atom
+/// or negated atom examines, so the steps bound the time a search takes
+/// whether or not it finds anything. The search keeps its place in a stack
+/// of its own, not in recursive calls, so a body of any length cannot
+/// overflow the call stack; it holds one frame per literal.
 pub(crate) fn for_each_match(
     body: &Body,
     all: &Relations,
     delta: Option<(usize, &Relations)>,
-    found: &mut dyn FnMut(&[Option<Value>]),
-) {
+    steps: usize,
+    found: &mut dyn FnMut(&[Option<Value>]) -> ControlFlow<()>,
+) -> ControlFlow<Halt> {
+    let literals = body.literals.as_slice();
     let mut slots = vec![None; body.variables.len()];
-    match_from(&body.literals, 0, &mut slots, all, delta, found);
-}
-
-fn match_from(
-    literals: &[Literal],
-    index: usize,
-    slots: &mut [Option<Value>],
-    all: &Relations,
-    delta: Option<(usize, &Relations)>,
-    found: &mut dyn FnMut(&[Option<Value>]),
-) {
-    let Some(literal) = literals.get(index) else {
-        found(slots);
-        return;
+    let mut steps_left = steps;
+    let mut step = || {
+        if steps_left == 0 {
+            return ControlFlow::Break(Halt::OutOfSteps);
+        }
+        steps_left -= 1;
+        ControlFlow::Continue(())
     };
-    match literal {
-        Literal::Atom(atom) => {
-            let relations = match delta {
-                Some((delta_index, delta)) if delta_index == index => delta,
-                _ => all,
-            };
-            let Some(tuples) = relations.get(&atom.predicate) else {
-                return;
-            };
-            let mut newly_bound = Vec::with_capacity(atom.terms.len());
-            for tuple in matching(tuples, &atom.terms, slots) {
-                if unify(&atom.terms, tuple, slots, &mut newly_bound) {
-                    match_from(literals, index + 1, slots, all, delta, found);
+    // The frames of the literals matched so far, one per literal before
+    // `frames.len()`; the next to try is `literals[frames.len()]`.
+    let mut frames: Vec<Frame<'_>> = Vec::new();
+    // Whether to try the next literal on the current bindings (true) or to
+    // find the next way the last frame's literal holds (false).
+    let mut descend = true;
+    loop {
+        if descend {
+            step()?;
+            let index = frames.len();
+            match literals.get(index) {
+                None => {
+                    if found(&slots).is_break() {
+                        return ControlFlow::Break(Halt::Stopped);
+                    }
+                    descend = false;
                 }
-                // Unbind what this tuple bound before trying the next one.
+                Some(Literal::Atom(atom)) => {
+                    let relations = match delta {
+                        Some((delta_index, delta)) if delta_index == index => delta,
+                        _ => all,
+                    };
+                    match relations.get(&atom.predicate) {
+                        Some(tuples) => frames.push(Frame::Scan {
+                            terms: &atom.terms,
+                            run: matching(tuples, &atom.terms, &slots),
+                            newly_bound: Vec::with_capacity(atom.terms.len()),
+                        }),
+                        None => descend = false,
+                    }
+                }
+                Some(Literal::Negated(atom)) => {
+                    let mut matched = false;
+                    if let Some(tuples) = all.get(&atom.predicate) {
+                        let mut newly_bound = Vec::with_capacity(atom.terms.len());
+                        for tuple in matching(tuples, &atom.terms, &slots) {
+                            step()?;
+                            matched = unify(&atom.terms, tuple, &mut slots, &mut newly_bound);
+                            // Only `_` is free here; unbind it for the next
+                            // tuple.
+                            for slot in newly_bound.drain(..) {
+                                slots[slot] = None;
+                            }
+                            if matched {
+                                break;
+                            }
+                        }
+                    }
+                    if matched {
+                        descend = false;
+                    } else {
+                        frames.push(Frame::Once {
+                            tried: false,
+                            bound: None,
+                        });
+                    }
+                }
+                Some(Literal::Compare {
+                    left,
+                    comparison,
+                    right,
+                }) => {
+                    let holds = match (compute(left, &slots), compute(right, &slots)) {
+                        (Some(left), Some(right)) => compare(&left, *comparison, &right),
+                        _ => false,
+                    };
+                    if holds {
+                        frames.push(Frame::Once {
+                            tried: false,
+                            bound: None,
+                        });
+                    } else {
+                        descend = false;
+                    }
+                }
+                Some(Literal::Assign { variable, value }) => match compute(value, &slots) {
+                    Some(value) => {
+                        slots[*variable] = Some(value);
+                        frames.push(Frame::Once {
+                            tried: false,
+                            bound: Some(*variable),
+                        });
+                    }
+                    None => descend = false,
+                },
+            }
+            if !descend {
+                continue;
+            }
+        }
+        // The next way the last frame's literal holds, if there is one.
+        let Some(frame) = frames.last_mut() else {
+            return ControlFlow::Continue(());
+        };
+        match frame {
+            Frame::Scan {
+                terms,
+                run,
+                newly_bound,
+            } => {
+                // Unbind what the tuple before bound, then try the next ones.
                 for slot in newly_bound.drain(..) {
                     slots[slot] = None;
                 }
-            }
-        }
-        Literal::Negated(atom) => {
-            let mut newly_bound = Vec::with_capacity(atom.terms.len());
-            let matched = all.get(&atom.predicate).is_some_and(|tuples| {
-                matching(tuples, &atom.terms, slots).any(|tuple| {
-                    let unified = unify(&atom.terms, tuple, slots, &mut newly_bound);
-                    // Only `_` is free here; unbind it for the next tuple.
+                descend = false;
+                for tuple in run.by_ref() {
+                    step()?;
+                    if unify(terms, tuple, &mut slots, newly_bound) {
+                        descend = true;
+                        break;
+                    }
                     for slot in newly_bound.drain(..) {
                         slots[slot] = None;
                     }
-                    unified
-                })
-            });
-            if !matched {
-                match_from(literals, index + 1, slots, all, delta, found);
+                }
+            }
+            Frame::Once { tried, bound } => {
+                descend = !*tried;
+                *tried = true;
+                if !descend && let Some(slot) = bound {
+                    slots[*slot] = None;
+                }
             }
         }
-        Literal::Compare {
-            left,
-            comparison,
-            right,
-        } => {
-            let holds = match (compute(left, slots), compute(right, slots)) {
-                (Some(left), Some(right)) => compare(&left, *comparison, &right),
-                _ => false,
-            };
-            if holds {
-                match_from(literals, index + 1, slots, all, delta, found);
-            }
+        if !descend {
+            frames.pop();
         }
-        Literal::Assign { variable, value } => {
-            if let Some(value) = compute(value, slots) {
-                slots[*variable] = Some(value);
-                match_from(literals, index + 1, slots, all, delta, found);
-                slots[*variable] = None;
-            }
+    }
+}
+
+/// Where the search stands on one literal that held.
+enum Frame<'a> {
+    /// A positive atom, going through the tuples that may match it.
+    Scan {
+        terms: &'a [Term],
+        run: Run<'a>,
+        /// The variables the current tuple bound, to unbind before the next.
+        newly_bound: Vec<usize>,
+    },
+    /// A literal that holds at most once: a negated atom, a comparison or an
+    /// assignment.
+    Once {
+        /// Whether the search has gone past it once already.
+        tried: bool,
+        /// The variable it assigned, to unbind when the search backs out.
+        bound: Option<usize>,
+    },
+}
+
+/// The tuples of a relation that start with some values, in order.
+pub(crate) struct Run<'a> {
+    tuples: btree_set::Range<'a, Vec<Value>>,
+    prefix: Vec<Value>,
+}
+
+impl<'a> Iterator for Run<'a> {
+    type Item = &'a Vec<Value>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let tuple = self.tuples.next()?;
+        if tuple.starts_with(&self.prefix) {
+            Some(tuple)
+        } else {
+            // Nothing after it starts with the prefix either.
+            self.tuples = btree_set::Range::default();
+            None
         }
     }
 }
@@ -254,19 +394,19 @@ fn matching<'a>(
     tuples: &'a BTreeSet<Vec<Value>>,
     terms: &[Term],
     slots: &[Option<Value>],
-) -> impl Iterator<Item = &'a Vec<Value>> + use<'a> {
+) -> Run<'a> {
     let prefix: Vec<Value> = terms
         .iter()
         .map_while(|term| resolve(term, slots))
         .collect();
     // A tuple sorts after every proper prefix of it, so the tuples that start
     // with `prefix` follow it in one run.
-    let run = if prefix.is_empty() {
+    let tuples = if prefix.is_empty() {
         tuples.range::<Vec<Value>, _>(..)
     } else {
-        tuples.range(prefix.clone()..)
+        tuples.range::<Vec<Value>, _>(&prefix..)
     };
-    run.take_while(move |tuple| tuple.starts_with(&prefix))
+    Run { tuples, prefix }
 }
 
 /// Matches an atom's terms against a tuple, binding free variables and
@@ -364,8 +504,9 @@ mod tests {
         for stratum in stratify(rules).unwrap() {
             loop {
                 let mut next = all.clone();
+                let mut room = usize::MAX;
                 for rule in &stratum {
-                    derive(rule, &all, None, &mut next);
+                    derive(rule, &all, None, &mut next, &mut room).unwrap();
                 }
                 if next == all {
                     break;

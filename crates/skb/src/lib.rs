@@ -34,6 +34,58 @@
 //! Malformed text is rejected with its line, column and reason
 //! ([`SyntaxError`]); the parser does not panic on any input.
 //!
+//! # Limits
+//!
+//! A knowledge base may serve a shell on a kernel with a few MiB of heap,
+//! where running out of memory is fatal, so everything a query or an
+//! evaluation may consume is bounded by its [`Limits`], and exceeding one is
+//! an error that leaves the knowledge base as it was:
+//!
+//! - [`Limits::facts`]: evaluation holds at most this many facts, stored
+//!   and derived; a round of evaluation stops at the first fact over it,
+//!   with [`Error::TooManyFacts`]. The default, [`DEFAULT_FACT_LIMIT`]
+//!   (about a million), suits a hosted process. A fact of a few integer
+//!   arguments takes about 120 bytes stored and 100 derived, and evaluating
+//!   holds the stored facts twice (as stored and in the model) and briefly
+//!   up to about 250 bytes a fact, so a kernel should set a limit such as
+//!   20 000, about 5 MiB at worst; the boot facts and topology model of a
+//!   16-core machine are a few thousand.
+//! - [`Limits::answers`]: a query with more distinct answers fails with
+//!   [`Error::TooManyAnswers`] as soon as it finds the one over the limit,
+//!   before enumerating the rest. An answer of a few variables takes about
+//!   600 bytes, so the default, [`DEFAULT_ANSWER_LIMIT`] (4096, every
+//!   ordered pair of cores of a 64-core machine), can take about 2.5 MiB; a
+//!   kernel short of heap may want 1024.
+//! - [`Limits::steps`]: a query whose join takes more steps (a literal tried
+//!   on a partial binding, or a tuple examined) fails with
+//!   [`Error::QueryTooExpensive`], so a join that finds nothing, such as a
+//!   cross product filtered by a comparison that never holds, still ends
+//!   soon. The default, [`DEFAULT_STEP_LIMIT`] (about a million, some 30 ms
+//!   in an optimised build on a current x86 core), is several times what
+//!   a join of three relations of a few hundred facts takes when its later
+//!   atoms look up bound arguments, and well short of one that scans them
+//!   all.
+//!
+//! A query may name only predicates that a fact or rule has mentioned: any
+//! other is more likely misspelt than empty, so it is a syntax error at the
+//! atom, with the known names it may have meant. Queries never change what
+//! the knowledge base knows; they only fill its cache of derived facts.
+//! Neither parsing nor the join recurses, so no text, however long, can
+//! overflow the stack.
+//!
+//! For example, a kernel might make its knowledge bases with
+//!
+//! ```
+//! use atoll_skb::{KnowledgeBase, Limits};
+//!
+//! let kb = KnowledgeBase::with_limits(Limits {
+//!     facts: 20_000,
+//!     answers: 1024,
+//!     ..Limits::DEFAULT
+//! });
+//! # assert_eq!(kb.limits().steps, atoll_skb::DEFAULT_STEP_LIMIT);
+//! ```
+//!
 //! # The boot facts
 //!
 //! The kernel fills a knowledge base at boot with these facts, which
@@ -78,6 +130,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::ControlFlow;
 
 use eval::Relations;
 use syntax::{Atom, Rule};
@@ -170,14 +223,28 @@ pub enum Error {
         /// The limit that was exceeded.
         limit: usize,
     },
-    /// [`KnowledgeBase::facts`] was asked for a predicate that no fact,
-    /// rule or query has mentioned, which is more likely a misspelling than
-    /// a relation that happens to be empty.
+    /// [`KnowledgeBase::facts`] was asked for a predicate that no fact or
+    /// rule has mentioned, which is more likely a misspelling than a
+    /// relation that happens to be empty. (A query naming such a predicate
+    /// fails with an [`Error::Syntax`] at the atom that names it.)
     UnknownPredicate {
         /// The predicate asked for.
         predicate: String,
         /// Every predicate the knowledge base knows, in ascending order.
         known: Vec<String>,
+    },
+    /// A query has more than the knowledge base's limit of answers
+    /// ([`Limits::answers`]); the search stopped at the first answer over
+    /// the limit.
+    TooManyAnswers {
+        /// The limit that was exceeded.
+        limit: usize,
+    },
+    /// A query's join took more than the knowledge base's limit of steps
+    /// ([`Limits::steps`]) without finishing, whatever it had found so far.
+    QueryTooExpensive {
+        /// The limit that was exceeded.
+        limit: usize,
     },
     /// A helper that answers from a set of rules, such as
     /// [`topology::multicast_groups`], was called on a knowledge base into
@@ -212,27 +279,17 @@ impl fmt::Display for Error {
                 write!(f, "evaluation derived more than {limit} facts")
             }
             Error::UnknownPredicate { predicate, known } => {
-                write!(f, "no fact, rule or query mentions `{predicate}`")?;
-                if known.is_empty() {
-                    return write!(f, "; the knowledge base is empty");
-                }
-                // The nearest names first: the likely intended one, if it
-                // was misspelt, and otherwise a sample of what there is.
-                let mut nearest: Vec<(usize, &String)> = known
-                    .iter()
-                    .map(|name| (edit_distance(predicate, name), name))
-                    .collect();
-                nearest.sort();
-                write!(f, "; known predicates include")?;
-                for (index, (_, name)) in nearest.iter().take(SUGGESTIONS).enumerate() {
-                    let separator = if index == 0 { " " } else { ", " };
-                    write!(f, "{separator}`{name}`")?;
-                }
-                if known.len() > SUGGESTIONS {
-                    write!(f, " and {} more", known.len() - SUGGESTIONS)?;
-                }
-                Ok(())
+                write!(f, "no fact or rule mentions `{predicate}`")?;
+                suggest(f, predicate, known.iter().map(String::as_str))
             }
+            Error::TooManyAnswers { limit } => {
+                write!(f, "the query has more than {limit} answers; narrow it")
+            }
+            Error::QueryTooExpensive { limit } => write!(
+                f,
+                "the query took more than {limit} steps; narrow it, or order its \
+                 atoms so that each leads with arguments bound before it"
+            ),
             Error::MissingRules { rules, predicate } => write!(
                 f,
                 "no rule derives `{predicate}`: load `{rules}` into the knowledge base first"
@@ -241,8 +298,44 @@ impl fmt::Display for Error {
     }
 }
 
-/// How many known predicates [`Error::UnknownPredicate`] names when shown.
+/// How many known predicates an unknown predicate's error names, when none
+/// is near enough to be the one meant.
 const SUGGESTIONS: usize = 5;
+
+/// Writes what to try instead of the unknown `predicate`: the one `known`
+/// name it is a likely misspelling of, as "; did you mean `core_node`?", or
+/// else the nearest few known names.
+fn suggest<'a>(
+    out: &mut dyn fmt::Write,
+    predicate: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> fmt::Result {
+    let mut nearest: Vec<(usize, &str)> = known
+        .map(|name| (edit_distance(predicate, name), name))
+        .collect();
+    nearest.sort();
+    // A misspelling is a typo or two away; a short name, one.
+    let near = (predicate.chars().count() / 3).clamp(1, 2);
+    match nearest.as_slice() {
+        [] => write!(out, "; the knowledge base is empty"),
+        [(distance, name), ..]
+            if *distance <= near && nearest.get(1).is_none_or(|next| next.0 > *distance) =>
+        {
+            write!(out, "; did you mean `{name}`?")
+        }
+        _ => {
+            write!(out, "; known predicates include")?;
+            for (index, (_, name)) in nearest.iter().take(SUGGESTIONS).enumerate() {
+                let separator = if index == 0 { " " } else { ", " };
+                write!(out, "{separator}`{name}`")?;
+            }
+            if nearest.len() > SUGGESTIONS {
+                write!(out, " and {} more", nearest.len() - SUGGESTIONS)?;
+            }
+            Ok(())
+        }
+    }
+}
 
 /// The Levenshtein distance between two names, in characters.
 fn edit_distance(from: &str, to: &str) -> usize {
@@ -295,19 +388,65 @@ impl fmt::Display for Fact<'_> {
 pub type Answer = BTreeMap<String, Value>;
 
 /// The limit on stored and derived facts that [`KnowledgeBase::new`] uses.
+///
+/// Generous, for hosted use; a kernel with a few MiB of heap should use a
+/// far lower one (see [the crate documentation](crate#limits)).
 pub const DEFAULT_FACT_LIMIT: usize = 1 << 20;
+
+/// The limit on a query's answers that [`KnowledgeBase::new`] uses: enough
+/// for every ordered pair of cores of a 64-core machine.
+pub const DEFAULT_ANSWER_LIMIT: usize = 4096;
+
+/// The limit on a query's steps that [`KnowledgeBase::new`] uses: several
+/// times what a join of three relations of a few hundred facts each takes
+/// when its later atoms look up bound arguments, and a small part of one
+/// that scans them.
+pub const DEFAULT_STEP_LIMIT: usize = 1 << 20;
+
+/// What a knowledge base may hold and a query may cost; see [the crate
+/// documentation](crate#limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most facts, stored and derived, that evaluation may hold before
+    /// it fails with [`Error::TooManyFacts`].
+    pub facts: usize,
+    /// The most distinct answers a query may have before it fails with
+    /// [`Error::TooManyAnswers`].
+    pub answers: usize,
+    /// The most steps a query's join may take before it fails with
+    /// [`Error::QueryTooExpensive`]. A step is one literal tried on one
+    /// partial binding, or one tuple examined for an atom or a negated one.
+    pub steps: usize,
+}
+
+impl Limits {
+    /// [`DEFAULT_FACT_LIMIT`], [`DEFAULT_ANSWER_LIMIT`] and
+    /// [`DEFAULT_STEP_LIMIT`].
+    pub const DEFAULT: Limits = Limits {
+        facts: DEFAULT_FACT_LIMIT,
+        answers: DEFAULT_ANSWER_LIMIT,
+        steps: DEFAULT_STEP_LIMIT,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
 
 /// Facts, rules, and the answers to queries over them.
 #[derive(Clone, Debug)]
 pub struct KnowledgeBase {
-    /// How many arguments each predicate seen so far takes, in facts, rule
+    /// How many arguments each predicate loaded so far takes, in facts, rule
     /// heads and rule bodies alike, so a misspelt arity is caught at load.
+    /// Queries only read it.
     arities: BTreeMap<String, usize>,
     facts: Relations,
     /// The rules, grouped so that each group only negates predicates the
     /// groups before it complete.
     strata: Vec<Vec<Rule>>,
-    fact_limit: usize,
+    limits: Limits,
     /// Every fact, stored or derived, from the last evaluation; dropped when
     /// a fact or a rule is added.
     model: Option<Relations>,
@@ -320,22 +459,44 @@ impl Default for KnowledgeBase {
 }
 
 impl KnowledgeBase {
-    /// An empty knowledge base that derives at most [`DEFAULT_FACT_LIMIT`]
-    /// facts.
+    /// An empty knowledge base with the default [`Limits`].
     pub fn new() -> Self {
-        Self::with_fact_limit(DEFAULT_FACT_LIMIT)
+        Self::with_limits(Limits::DEFAULT)
     }
 
     /// An empty knowledge base whose evaluation fails with
-    /// [`Error::TooManyFacts`] once it holds more than `limit` facts.
+    /// [`Error::TooManyFacts`] once it holds more than `limit` facts, with
+    /// the default limits on queries.
     pub fn with_fact_limit(limit: usize) -> Self {
+        Self::with_limits(Limits {
+            facts: limit,
+            ..Limits::DEFAULT
+        })
+    }
+
+    /// An empty knowledge base with the given limits.
+    pub fn with_limits(limits: Limits) -> Self {
         KnowledgeBase {
             arities: BTreeMap::new(),
             facts: Relations::new(),
             strata: Vec::new(),
-            fact_limit: limit,
+            limits,
             model: None,
         }
+    }
+
+    /// The knowledge base's limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Changes the knowledge base's limits; the next query or listing
+    /// evaluates the rules again if the fact limit changed.
+    pub fn set_limits(&mut self, limits: Limits) {
+        if limits.facts != self.limits.facts {
+            self.model = None;
+        }
+        self.limits = limits;
     }
 
     /// Adds the facts and rules of `program`, each ended by a period, such
@@ -410,18 +571,36 @@ impl KnowledgeBase {
     /// ascending order; a query without variables that holds has one empty
     /// answer.
     ///
-    /// A query fixes the arity of a predicate it is the first to mention,
-    /// as a rule would, and makes it known to [`KnowledgeBase::facts`].
+    /// Each atom, negated or not, must name a predicate that a fact or rule
+    /// has mentioned, with the same number of arguments; otherwise the query
+    /// fails with an [`Error::Syntax`] at the atom, which suggests the known
+    /// predicates it may have meant. A query with more than
+    /// [`Limits::answers`] answers fails with [`Error::TooManyAnswers`], and
+    /// one whose join takes more than [`Limits::steps`] steps with
+    /// [`Error::QueryTooExpensive`]; either stops the search at once.
+    ///
+    /// A query changes nothing in the knowledge base but its cache of
+    /// derived facts, which it fills if a fact or rule was added since the
+    /// last evaluation (which may fail with [`Error::TooManyFacts`]).
     pub fn query(&mut self, body: &str) -> Result<Vec<Answer>, Error> {
         let query = syntax::parse_query(body)?;
-        let mut arities = self.arities.clone();
         for atom in query.atoms() {
-            check_arity(&mut arities, atom)?;
+            match self.arities.get(&atom.predicate) {
+                Some(&expected) if expected != atom.terms.len() => {
+                    return Err(arity_error(atom, expected).into());
+                }
+                Some(_) => {}
+                None => return Err(self.unknown_in_query(atom).into()),
+            }
         }
-        self.arities = arities;
+        let Limits {
+            answers: limit,
+            steps,
+            ..
+        } = self.limits;
         let model = self.model()?;
         let mut answers = BTreeSet::new();
-        eval::for_each_match(&query, model, None, &mut |slots| {
+        let outcome = eval::for_each_match(&query, model, None, steps, &mut |slots| {
             let answer: Answer = query
                 .variables
                 .iter()
@@ -430,17 +609,43 @@ impl KnowledgeBase {
                 .filter_map(|(name, value)| Some((name.clone(), value.clone()?)))
                 .collect();
             answers.insert(answer);
+            if answers.len() > limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         });
-        Ok(answers.into_iter().collect())
+        match outcome {
+            ControlFlow::Continue(()) => Ok(answers.into_iter().collect()),
+            ControlFlow::Break(eval::Halt::Stopped) => Err(Error::TooManyAnswers { limit }),
+            ControlFlow::Break(eval::Halt::OutOfSteps) => {
+                Err(Error::QueryTooExpensive { limit: steps })
+            }
+        }
+    }
+
+    /// The error for a query atom whose predicate no fact or rule mentions.
+    fn unknown_in_query(&self, atom: &Atom) -> SyntaxError {
+        let mut reason = alloc::format!("unknown predicate `{}`", atom.predicate);
+        // Writing to a string cannot fail.
+        let _ = suggest(
+            &mut reason,
+            &atom.predicate,
+            self.arities.keys().map(String::as_str),
+        );
+        SyntaxError {
+            position: atom.position,
+            reason,
+        }
     }
 
     /// The facts of `predicate` in the evaluated model, stored and derived,
     /// in ascending order; with `None`, every stored fact (none derived),
     /// ordered by predicate and then by arguments.
     ///
-    /// Fails with [`Error::UnknownPredicate`] for a predicate that no fact,
-    /// rule or query has mentioned; one that is known but holds for nothing
-    /// has no facts. Each fact prints as program text with [`Fact`].
+    /// Fails with [`Error::UnknownPredicate`] for a predicate that no fact
+    /// or rule has mentioned (queries make none known); one that is known
+    /// but holds for nothing has no facts. Each fact prints as program text with [`Fact`].
     pub fn facts(&mut self, predicate: Option<&str>) -> Result<Vec<(String, Vec<Value>)>, Error> {
         let Some(predicate) = predicate else {
             return Ok(flatten(self.facts.iter()));
@@ -467,11 +672,9 @@ impl KnowledgeBase {
     /// rule was added since they last were.
     fn model(&mut self) -> Result<&Relations, Error> {
         if self.model.is_none() {
-            let model = eval::evaluate(&self.facts, &self.strata, self.fact_limit).map_err(
-                |eval::TooManyFacts| Error::TooManyFacts {
-                    limit: self.fact_limit,
-                },
-            )?;
+            let limit = self.limits.facts;
+            let model = eval::evaluate(&self.facts, &self.strata, limit)
+                .map_err(|eval::TooManyFacts| Error::TooManyFacts { limit })?;
             self.model = Some(model);
         }
         Ok(self.model.get_or_insert_default())

@@ -60,23 +60,37 @@ fn known_predicates_without_facts_are_empty_and_unknown_ones_fail() {
     };
     assert_eq!(predicate, "core_nod");
     assert_eq!(known, ["core_node", "link", "reach"]);
-    // A query mentions a predicate too.
-    assert!(kb.query("urpc_rtt(0, B, L)").unwrap().is_empty());
-    assert_eq!(kb.facts(Some("urpc_rtt")).unwrap(), []);
-    // Shown, the error leads with the nearest names.
+    // A query does not make a predicate known, not even one it fails on.
+    assert!(kb.query("urpc_rtt(0, B, L)").is_err());
+    assert!(matches!(
+        kb.facts(Some("urpc_rtt")),
+        Err(Error::UnknownPredicate { .. })
+    ));
+    // Shown, the error names the predicate meant when one is a typo away...
     for name in ["core_idle", "cpu", "mem", "span", "zone"] {
         kb.load(&format!("{name}(1).")).unwrap();
     }
     let error = kb.facts(Some("core_nod")).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "no fact, rule or query mentions `core_nod`; known predicates include \
-         `core_node`, `core_idle`, `reach`, `zone`, `cpu` and 4 more"
+        "no fact or rule mentions `core_nod`; did you mean `core_node`?"
+    );
+    // ...and otherwise leads with the nearest names.
+    let error = kb.facts(Some("core_nodes_x")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "no fact or rule mentions `core_nodes_x`; known predicates include \
+         `core_node`, `core_idle`, `zone`, `reach`, `cpu` and 3 more"
+    );
+    let error = kb.facts(Some("spa")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "no fact or rule mentions `spa`; did you mean `span`?"
     );
     let error = KnowledgeBase::new().facts(Some("core")).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "no fact, rule or query mentions `core`; the knowledge base is empty"
+        "no fact or rule mentions `core`; the knowledge base is empty"
     );
 }
 

@@ -195,7 +195,11 @@ fn arities_are_checked_at_load_and_query() {
         error.reason
     );
     // The failed load added nothing, not even the well-formed fact before it.
-    assert!(kb.query("ok(X)").unwrap().is_empty());
+    assert!(matches!(kb.query("ok(X)"), Err(Error::Syntax(_))));
+    assert!(matches!(
+        kb.facts(Some("ok")),
+        Err(Error::UnknownPredicate { .. })
+    ));
     let Err(Error::Syntax(error)) = kb.query("core_node(X, Y, Z)") else {
         panic!()
     };

@@ -15,9 +15,16 @@ const MEMORY_MIB: u64 = 512;
 
 pub fn tests() -> Vec<QemuTest> {
     vec![
+        QemuTest::new("skb_facts_and_tree_without_numa_tables", |context| {
+            topology_matches(context, &Layout::new(4, 0, None), &[1])
+        }),
         QemuTest::new("skb_facts_and_tree_on_one_node", |context| {
             topology_matches(context, &Layout::new(4, 1, None), &[2])
         }),
+        QemuTest::new(
+            "skb_facts_and_tree_on_two_nodes_without_a_slit",
+            |context| topology_matches(context, &Layout::new(4, 2, None), &[1]),
+        ),
         QemuTest::new("skb_facts_and_tree_on_two_asymmetric_nodes", |context| {
             topology_matches(
                 context,
@@ -41,7 +48,8 @@ pub fn tests() -> Vec<QemuTest> {
     ]
 }
 
-/// What QEMU is given: `cores` split evenly into `nodes` nodes, memory too.
+/// What QEMU is given: `cores` split evenly into `nodes` nodes, memory too;
+/// no NUMA tables at all with 0 nodes.
 struct Layout {
     cores: u32,
     nodes: u32,
@@ -59,7 +67,12 @@ impl Layout {
 
     /// QEMU's node of `core`: consecutive cores fill one node after another.
     fn node_of(&self, core: u32) -> u32 {
-        core / (self.cores / self.nodes)
+        core / (self.cores / self.nodes.max(1))
+    }
+
+    /// The nodes the kernel should see: node 0 alone without NUMA tables.
+    fn nodes_seen(&self) -> u32 {
+        self.nodes.max(1)
     }
 
     fn distance(&self, from: u32, to: u32) -> u32 {
@@ -142,8 +155,9 @@ fn topology_matches(
     })?;
 
     let distances = skb::int_facts(&output(&run, &commands[1])?, "distance");
-    let expected: Vec<Vec<i64>> = (0..layout.nodes)
-        .flat_map(|from| (0..layout.nodes).map(move |to| (from, to)))
+    let nodes = layout.nodes_seen();
+    let expected: Vec<Vec<i64>> = (0..nodes)
+        .flat_map(|from| (0..nodes).map(move |to| (from, to)))
         .map(|(from, to)| {
             vec![
                 i64::from(from),
@@ -160,10 +174,8 @@ fn topology_matches(
         layout,
         &skb::int_facts(&output(&run, &commands[2])?, "mem_node"),
     )?;
-    check_round_trips(
-        layout,
-        &skb::int_facts(&output(&run, &commands[3])?, "urpc_rtt"),
-    )?;
+    let round_trips = skb::int_facts(&output(&run, &commands[3])?, "urpc_rtt");
+    check_round_trips(layout, &round_trips)?;
 
     let cpus = skb::answers(&output(&run, &commands[4])?);
     check(
@@ -176,7 +188,7 @@ fn topology_matches(
             format!("`{command}` found misplaced memory: {placed:?}")
         })?;
     }
-    if layout.nodes > 1 {
+    if layout.nodes > 0 {
         let homes = skb::answers(&output(&run, &commands[7])?);
         let homes: BTreeSet<(String, String)> = homes
             .into_iter()
@@ -191,7 +203,8 @@ fn topology_matches(
     }
     check_packages(layout, &run, &commands[8], &commands[9])?;
     for &root in roots {
-        check_tree(layout, root, &output(&run, &format!("skb tree {root}"))?)?;
+        let tree = output(&run, &format!("skb tree {root}"))?;
+        check_tree(layout, root, &round_trips, &tree)?;
     }
     Ok(())
 }
@@ -199,7 +212,7 @@ fn topology_matches(
 /// Each node's memory ranges add up to its share of the RAM, less what
 /// QEMU leaves out of the SRAT below 1 MiB (the legacy hole).
 fn check_memory_nodes(layout: &Layout, ranges: &[Vec<i64>]) -> Result<(), String> {
-    if layout.nodes == 1 {
+    if layout.nodes == 0 {
         // QEMU builds no SRAT without `-numa`.
         return check(ranges.is_empty(), || {
             format!("mem_node facts without NUMA: {ranges:?}")
@@ -271,14 +284,25 @@ fn check_round_trips(layout: &Layout, round_trips: &[Vec<i64>]) -> Result<(), St
 
 /// The tree from `root` has one group per node holding exactly that node's
 /// cores; the root leads its own node's group, which comes last; every other
-/// group is led by its member nearest the root, and groups come farthest
-/// first.
-fn check_tree(layout: &Layout, root: u32, output: &[&str]) -> Result<(), String> {
+/// group is led by its core nearest the root by the measured round trips
+/// (the lower id among equals), and groups come farthest first.
+fn check_tree(
+    layout: &Layout,
+    root: u32,
+    round_trips: &[Vec<i64>],
+    output: &[&str],
+) -> Result<(), String> {
+    let rtt_from_root = |core: u32| {
+        round_trips
+            .iter()
+            .find(|rtt| rtt[0] == i64::from(root) && rtt[1] == i64::from(core))
+            .map(|rtt| rtt[2] as u64)
+    };
     let (shown_root, groups) =
         skb::tree(output).ok_or_else(|| format!("unreadable tree: {output:?}"))?;
     let describe = || format!("tree from {root}: {groups:?}");
     check(
-        shown_root == root && groups.len() == layout.nodes as usize,
+        shown_root == root && groups.len() == layout.nodes_seen() as usize,
         describe,
     )?;
     for group in &groups {
@@ -292,6 +316,17 @@ fn check_tree(layout: &Layout, root: u32, output: &[&str]) -> Result<(), String>
         own.aggregator == root && own.node == layout.node_of(root) && own.rtt.is_none(),
         describe,
     )?;
+    for group in others {
+        let nearest = group
+            .cores()
+            .into_iter()
+            .min_by_key(|&core| (rtt_from_root(core).unwrap_or(u64::MAX), core))
+            .ok_or_else(describe)?;
+        check(
+            group.aggregator == nearest && group.rtt == rtt_from_root(nearest),
+            describe,
+        )?;
+    }
     let rtts: Vec<u64> = others.iter().map(|group| group.rtt.unwrap_or(0)).collect();
     check(
         rtts.iter().all(|&rtt| rtt > 0) && rtts.windows(2).all(|pair| pair[0] >= pair[1]),
@@ -300,18 +335,21 @@ fn check_tree(layout: &Layout, root: u32, output: &[&str]) -> Result<(), String>
     Ok(())
 }
 
-/// Malformed queries, unknown predicates and cores fail with clear errors,
-/// and the knowledge base answers afterwards as before.
+/// Malformed queries, unknown predicates and cores, and a query with too
+/// many answers fail with clear errors, and the knowledge base answers
+/// afterwards as before.
 fn skb_rejects_bad_input(context: &mut TestContext) -> Result<(), String> {
     let script = "skb query \"core_node(C\"; skb query \"core_node(C, N), N >\"; \
                   skb query \"core_node(C)\"; skb facts no_such_fact; skb tree 9; \
+                  skb query \"core_nod(C, N)\"; \
+                  skb query \"urpc_rtt(A, B, C), urpc_rtt(D, E, F), urpc_rtt(G, H, I)\"; \
                   skb query \"core_node(C, N)\"";
     let machine = Machine {
         cores: 4,
         ..Machine::default()
     };
     let run = run(context, &machine, script)?;
-    expect_failure(&run, script, 5)?;
+    expect_failure(&run, script, 7)?;
     let errors = protocol::error_lines(&run.serial);
     let expected = [
         "error: skb query: 1:12:",
@@ -319,6 +357,8 @@ fn skb_rejects_bad_input(context: &mut TestContext) -> Result<(), String> {
         "error: skb query: 1:1: predicate `core_node` has 2 arguments",
         "error: skb facts: ",
         "error: skb tree: no core 9",
+        "error: skb query: 1:1: unknown predicate `core_nod`; did you mean `core_node`?",
+        "error: skb query: the query has more than 1024 answers",
     ];
     check(
         errors.len() == expected.len()
