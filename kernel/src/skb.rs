@@ -16,8 +16,8 @@
 //! plans are installed, and for good if the replicas differ, planned rounds
 //! go unicast.
 
-use crate::arch::cpuid;
 use crate::arch::percore::CoreLocal;
+use crate::arch::{cpu, cpuid};
 use crate::messages::{
     NodeMessage, Refusal, SkbFacts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded,
     SkbReady,
@@ -342,6 +342,7 @@ fn install_plan(local: &CoreLocal) {
 /// Fills every running core's replica and has each install its multicast
 /// plan; run by the boot core once the cores are up.
 pub fn fill_replicas(local: &CoreLocal) {
+    let start = cpu::rdtsc();
     let cores: Vec<usize> = running_cores().collect();
     let mut sent = vec![0u32; boot_facts().cores.len()];
     for &core in &cores {
@@ -399,8 +400,9 @@ pub fn fill_replicas(local: &CoreLocal) {
         "multicast trees not installed (replicas differ); planned rounds go unicast"
     };
     println!(
-        "atoll: skb: {facts} facts, replicas equal on {equal} of {} cores (hash {hash:#018x}); {outcome}",
-        cores.len()
+        "atoll: skb: {facts} facts, replicas equal on {equal} of {} cores (hash {hash:#018x}); {outcome}; {} ms",
+        cores.len(),
+        (cpu::rdtsc() - start) / boot_facts().tsc_per_ms.max(1)
     );
 }
 
