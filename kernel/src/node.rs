@@ -44,6 +44,9 @@ pub struct NodeState {
     pending: VecDeque<(usize, NodeMessage)>,
     /// Stream messages received from each core in its current stream.
     streamed: Vec<u32>,
+    /// The cores whose full rings made this one drop a message, so that
+    /// each is reported once.
+    dropped_to: Vec<bool>,
     /// Fragments of the message each core is sending this one. A core sends
     /// one message at a time, so one partial message per ring is enough.
     reassemblers: Vec<Reassembler<NodeMessage>>,
@@ -63,6 +66,7 @@ impl NodeState {
             channels,
             pending: VecDeque::new(),
             streamed: vec![0; cores],
+            dropped_to: vec![false; cores],
             reassemblers: (0..cores).map(|_| Reassembler::new(1)).collect(),
             vm,
             skb,
@@ -105,16 +109,54 @@ fn try_send_to(local: &CoreLocal, to: usize, payload: &Payload, flush: Flush) ->
     sent
 }
 
+/// Waits for room in the ring to `to`: `false` once `to` is no longer
+/// running or has not taken a message for `PEER_TIMEOUT_MS`, so that a
+/// stopped or hung core cannot stop this one too.
+struct RingWait {
+    deadline: u64,
+}
+
+impl RingWait {
+    fn new() -> Self {
+        Self {
+            deadline: cpu::rdtsc() + PEER_TIMEOUT_MS * boot_facts().tsc_per_ms,
+        }
+    }
+
+    fn peer_may_drain(&self, to: usize) -> bool {
+        BOARD.core(to).state() == CoreState::Running && cpu::rdtsc() < self.deadline
+    }
+}
+
 /// Sends `message` to `to`, waiting (and receiving) while its ring is full,
-/// and wakes `to` if it announced that it sleeps.
+/// and wakes `to` if it announced that it sleeps. A message to a core that
+/// stopped, or that leaves its ring full for `PEER_TIMEOUT_MS`, is dropped
+/// and said so (once per core): the protocols treat it as lost, as they do
+/// any message to a failed core.
 pub fn send(local: &CoreLocal, to: usize, message: impl Into<NodeMessage>) {
+    let wait = RingWait::new();
     for payload in encode(&message.into(), 0) {
         while !try_send_to(local, to, &payload, Flush::EachMessage) {
+            if !wait.peer_may_drain(to) {
+                report_dropped(local, to);
+                return;
+            }
             // The ring is full: take in what others sent, so that two nodes
             // sending to each other both make progress.
             receive_all(local);
             core::hint::spin_loop();
         }
+    }
+}
+
+fn report_dropped(local: &CoreLocal, to: usize) {
+    let first = !core::mem::replace(&mut local.node().borrow_mut().dropped_to[to], true);
+    if first {
+        println!(
+            "atoll: core {}: core {to} is {} and its ring is full; messages to it are dropped",
+            local.id,
+            BOARD.core(to).state().name()
+        );
     }
 }
 
@@ -563,7 +605,11 @@ fn stream_cycles_per_message(local: &CoreLocal, peer: usize) -> Result<u64, Refu
         let payload = encode(&message, 0)
             .next()
             .expect("a stream message fits one slot");
+        let wait = RingWait::new();
         while !try_send_to(local, peer, &payload, Flush::WhenFull) {
+            if !wait.peer_may_drain(peer) {
+                return Err(Refusal::NoAnswer);
+            }
             receive_all(local);
             dispatch(local, false);
         }

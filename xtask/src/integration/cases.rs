@@ -61,6 +61,10 @@ pub fn all() -> Vec<QemuTest> {
             urpc_bench_covers_every_pair,
         ),
         QemuTest::new("urpc_skips_a_faulted_core", urpc_skips_a_faulted_core),
+        QemuTest::new(
+            "messages_to_a_faulted_core_do_not_stall_the_sender",
+            messages_to_a_faulted_core_do_not_stall_the_sender,
+        ),
         QemuTest::new("vm_map_and_unmap_replicate", vm_map_and_unmap_replicate),
         QemuTest::new("vm_space_on_chosen_cores", vm_space_on_chosen_cores),
         QemuTest::new(
@@ -258,6 +262,45 @@ fn urpc_skips_a_faulted_core(context: &mut TestContext) -> Result<(), String> {
         return Err(format!("no line beginning `{error}`"));
     }
     Ok(())
+}
+
+/// Proposals keep sending to a stopped holder until its ring is full; the
+/// sender then drops what it cannot deliver (saying so once) instead of
+/// waiting forever, each proposal aborts for want of its vote, and the
+/// shell goes on.
+fn messages_to_a_faulted_core_do_not_stall_the_sender(
+    context: &mut TestContext,
+) -> Result<(), String> {
+    const PROPOSALS: usize = 7;
+    let maps: Vec<String> = (1..=PROPOSALS)
+        .map(|page| format!("vm map 0 {page}"))
+        .collect();
+    let script = format!("fault 2; {}; urpc ping 0 3", maps.join("; "));
+    let run = context.exec(CORES, &script)?;
+    expect_failure(&run, &script, PROPOSALS)?;
+    let dropped = protocol::lines(&run.serial)
+        .filter(|line| {
+            *line == "atoll: core 0: core 2 is stopped and its ring is full; messages to it are dropped"
+        })
+        .count();
+    if dropped != 1 {
+        return Err(format!(
+            "{dropped} lines saying messages to core 2 are dropped, expected 1"
+        ));
+    }
+    let aborted = protocol::error_lines(&run.serial)
+        .iter()
+        .filter(|line| line.ends_with("aborted: no vote from core 2 in time"))
+        .count();
+    if aborted != PROPOSALS {
+        return Err(format!(
+            "{aborted} of {PROPOSALS} maps aborted for core 2's vote"
+        ));
+    }
+    match protocol::urpc_ping_median(&run.serial, 0, 3) {
+        Some(_) => Ok(()),
+        None => Err("no `urpc ping 0 3` round trip after the aborted maps".to_owned()),
+    }
 }
 
 /// Maps proposed from different cores commit on every replica and show in
