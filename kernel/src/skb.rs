@@ -404,6 +404,37 @@ pub fn fill_replicas(local: &CoreLocal) {
         cores.len(),
         (cpu::rdtsc() - start) / boot_facts().tsc_per_ms.max(1)
     );
+    report_placement(local);
+}
+
+/// Asks the knowledge base whether every core's frame pool and incoming
+/// rings lie on the core's own NUMA node, and says which do not.
+fn report_placement(local: &CoreLocal) {
+    let mut misplaced = Vec::new();
+    for (what, query) in [
+        ("frame pool", "misplaced_span(C)"),
+        ("rings", "misplaced_channels(C)"),
+    ] {
+        match local.node().borrow_mut().skb.kb.query(query) {
+            Ok(answers) => misplaced.extend(
+                answers
+                    .iter()
+                    .filter_map(|answer| answer.get("C"))
+                    .map(|core| format!("core {core}'s {what}")),
+            ),
+            Err(error) => misplaced.push(format!("`{query}` failed: {error}")),
+        }
+    }
+    if misplaced.is_empty() {
+        println!(
+            "atoll: skb: placement: every core's frame pool and rings are on its own NUMA node"
+        );
+    } else {
+        println!(
+            "atoll: skb: placement: not on the core's own NUMA node: {}",
+            misplaced.join(", ")
+        );
+    }
 }
 
 /// Has every core install the plan from its replica, all of which hash to

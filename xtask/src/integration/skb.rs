@@ -146,6 +146,13 @@ fn topology_matches(
         },
     )?;
 
+    let placed =
+        "atoll: skb: placement: every core's frame pool and rings are on its own NUMA node";
+    check(
+        protocol::lines(&run.serial).any(|line| line == placed),
+        || format!("no boot line `{placed}`"),
+    )?;
+
     let core_nodes = skb::int_facts(&output(&run, &commands[0])?, "core_node");
     let expected: Vec<Vec<i64>> = (0..layout.cores)
         .map(|core| vec![i64::from(core), i64::from(layout.node_of(core))])
