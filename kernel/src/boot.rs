@@ -61,7 +61,7 @@ impl NumaFacts {
     /// that covers both, ACPI's defaults: 10 within a node, 20 between.
     pub fn distance_or_default(&self, from: u32, to: u32) -> u8 {
         let (row, column) = (from as usize, to as usize);
-        match self.distances {
+        match &self.distances {
             Some(rows) if row < self.localities && column < self.localities => rows[row][column],
             _ if from == to => 10,
             _ => 20,

@@ -62,9 +62,10 @@ atoll_iface::interface! {
         /// report the replica.
         SkbReady { batches: u32 } -> SkbLoaded { facts: u32, hash: u64 }
         /// From the boot core, once every replica reported the same `hash`:
-        /// install the multicast trees this replica gives, if its hash is
-        /// that one, and say whether it did.
-        SkbInstall { hash: u64 } -> SkbInstalled { installed: bool }
+        /// with `install`, install the multicast trees this replica gives if
+        /// its hash is that one, and say whether it did; without, go back to
+        /// no trees (planned rounds unicast), because some core could not.
+        SkbInstall { hash: u64, install: bool } -> SkbInstalled { installed: bool }
     }
 }
 

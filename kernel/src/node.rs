@@ -109,35 +109,22 @@ fn try_send_to(local: &CoreLocal, to: usize, payload: &Payload, flush: Flush) ->
     sent
 }
 
-/// Waits for room in the ring to `to`: `false` once `to` is no longer
-/// running or has not taken a message for `PEER_TIMEOUT_MS`, so that a
-/// stopped or hung core cannot stop this one too.
-struct RingWait {
-    deadline: u64,
-}
-
-impl RingWait {
-    fn new() -> Self {
-        Self {
-            deadline: cpu::rdtsc() + PEER_TIMEOUT_MS * boot_facts().tsc_per_ms,
-        }
-    }
-
-    fn peer_may_drain(&self, to: usize) -> bool {
-        BOARD.core(to).state() == CoreState::Running && cpu::rdtsc() < self.deadline
-    }
+/// Whether `to` can still drain its rings. A stopped core never runs again
+/// (faults and panics halt it for good), so a message to it can only be
+/// lost; a core that runs, however slowly, gets its messages in order.
+fn peer_gone(to: usize) -> bool {
+    BOARD.core(to).state() == CoreState::Stopped
 }
 
 /// Sends `message` to `to`, waiting (and receiving) while its ring is full,
 /// and wakes `to` if it announced that it sleeps. A message to a core that
-/// stopped, or that leaves its ring full for `PEER_TIMEOUT_MS`, is dropped
-/// and said so (once per core): the protocols treat it as lost, as they do
-/// any message to a failed core.
+/// has stopped is dropped once its ring is full, and that is said once per
+/// core: the protocols treat it as lost, as they do any message to a failed
+/// core, and the sender does not wait forever for it.
 pub fn send(local: &CoreLocal, to: usize, message: impl Into<NodeMessage>) {
-    let wait = RingWait::new();
     for payload in encode(&message.into(), 0) {
         while !try_send_to(local, to, &payload, Flush::EachMessage) {
-            if !wait.peer_may_drain(to) {
+            if peer_gone(to) {
                 report_dropped(local, to);
                 return;
             }
@@ -153,9 +140,8 @@ fn report_dropped(local: &CoreLocal, to: usize) {
     let first = !core::mem::replace(&mut local.node().borrow_mut().dropped_to[to], true);
     if first {
         println!(
-            "atoll: core {}: core {to} is {} and its ring is full; messages to it are dropped",
-            local.id,
-            BOARD.core(to).state().name()
+            "atoll: core {}: core {to} is stopped and its ring is full; messages to it are dropped",
+            local.id
         );
     }
 }
@@ -605,9 +591,8 @@ fn stream_cycles_per_message(local: &CoreLocal, peer: usize) -> Result<u64, Refu
         let payload = encode(&message, 0)
             .next()
             .expect("a stream message fits one slot");
-        let wait = RingWait::new();
         while !try_send_to(local, peer, &payload, Flush::WhenFull) {
-            if !wait.peer_may_drain(peer) {
+            if peer_gone(peer) {
                 return Err(Refusal::NoAnswer);
             }
             receive_all(local);

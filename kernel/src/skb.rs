@@ -37,6 +37,11 @@ use atoll_skb::{KnowledgeBase, Limits, Value};
 
 /// Round trips per ordered pair of cores; the median becomes `urpc_rtt`.
 pub const RTT_SAMPLES: u32 = 32;
+/// The most running cores whose whole round-trip matrix is measured: the
+/// matrix and what the rules derive from it grow with the square of the
+/// cores, on every core's heap. Past this, no round trips are measured and
+/// the trees reach other NUMA nodes unicast.
+const MAX_MEASURED_CORES: usize = 32;
 /// How long the boot core waits for one core to measure and send its facts.
 const GATHER_TIMEOUT_MS: u64 = 30_000;
 /// How long a node waits for the facts the boot core says are on their way.
@@ -232,8 +237,13 @@ fn running_cores() -> impl Iterator<Item = usize> {
 /// the batches each of them was sent.
 fn gather_here(local: &CoreLocal, samples: u32) -> u32 {
     let peers: Vec<usize> = running_cores().filter(|&core| core != local.id).collect();
+    let measured = if peers.len() < MAX_MEASURED_CORES {
+        &peers[..]
+    } else {
+        &[]
+    };
     let mut round_trips = Vec::new();
-    for &peer in &peers {
+    for &peer in measured {
         match node::urpc_round_trips(local, peer, samples) {
             Ok(cycles) => round_trips.push((peer, Stats::of(cycles).median)),
             Err(refusal) => println!(
@@ -299,11 +309,12 @@ pub fn answer_ready(local: &CoreLocal, ready: &SkbReady) -> NodeMessage {
 /// Installs this replica's multicast plan if the replica is the one every
 /// core agreed on.
 pub fn answer_install(local: &CoreLocal, install: &SkbInstall) -> NodeMessage {
-    let (_, hash) = local.node().borrow_mut().skb.summary();
-    let installed = hash == install.hash;
-    if installed {
-        install_plan(local);
+    if !install.install {
+        local.node().borrow_mut().vm.set_plan(TreePlan::new());
+        return SkbInstalled { installed: false }.into();
     }
+    let (_, hash) = local.node().borrow_mut().skb.summary();
+    let installed = hash == install.hash && install_plan(local);
     SkbInstalled { installed }.into()
 }
 
@@ -313,8 +324,9 @@ fn tree(local: &CoreLocal, root: usize) -> Result<Vec<TreeGroup>, atoll_skb::Err
 }
 
 /// Makes the trees from this core's replica the ones its replicated-state
-/// node routes `Planned` rounds by.
-fn install_plan(local: &CoreLocal) {
+/// node routes `Planned` rounds by; whether it could derive every running
+/// core's tree (if not, it installs none).
+fn install_plan(local: &CoreLocal) -> bool {
     let mut plan = TreePlan::new();
     for root in running_cores() {
         match tree(local, root) {
@@ -330,13 +342,17 @@ fn install_plan(local: &CoreLocal) {
                     })
                     .collect(),
             ),
-            Err(error) => println!(
-                "atoll: core {}: skb: no multicast tree from core {root}: {error}",
-                local.id
-            ),
+            Err(error) => {
+                println!(
+                    "atoll: core {}: skb: no multicast tree from core {root}: {error}",
+                    local.id
+                );
+                return false;
+            }
         }
     }
     local.node().borrow_mut().vm.set_plan(plan);
+    true
 }
 
 /// Fills every running core's replica and has each install its multicast
@@ -410,6 +426,17 @@ pub fn fill_replicas(local: &CoreLocal) {
 /// Asks the knowledge base whether every core's frame pool and incoming
 /// rings lie on the core's own NUMA node, and says which do not.
 fn report_placement(local: &CoreLocal) {
+    let known = local
+        .node()
+        .borrow_mut()
+        .skb
+        .kb
+        .query("memory_affinity_known()")
+        .is_ok_and(|answers| !answers.is_empty());
+    if !known {
+        println!("atoll: skb: placement: unknown (the SRAT gives no memory ranges)");
+        return;
+    }
     let mut misplaced = Vec::new();
     for (what, query) in [
         ("frame pool", "misplaced_span(C)"),
@@ -439,29 +466,43 @@ fn report_placement(local: &CoreLocal) {
 
 /// Has every core install the plan from its replica, all of which hash to
 /// `hash`, and waits until each has.
+/// If any core cannot, all go back to none: a core without trees that others
+/// route through would forward to nobody.
 fn install_everywhere(local: &CoreLocal, others: &[usize], hash: u64) -> &'static str {
-    for &core in others {
-        send(local, core, SkbInstall { hash });
-    }
-    install_plan(local);
-    let mut all = true;
-    for &core in others {
-        let installed = node::wait_for(local, core, LOAD_TIMEOUT_MS, |message| {
-            matches!(message, NodeMessage::SkbInstalled(_))
-        });
-        if !matches!(
-            installed,
-            Some(NodeMessage::SkbInstalled(SkbInstalled { installed: true }))
-        ) {
-            println!("atoll: skb: core {core} did not install its multicast trees");
-            all = false;
+    let ask_all = |install: bool| {
+        for &core in others {
+            send(local, core, SkbInstall { hash, install });
         }
+        others
+            .iter()
+            .filter(|&&core| {
+                let answer = node::wait_for(local, core, LOAD_TIMEOUT_MS, |message| {
+                    matches!(message, NodeMessage::SkbInstalled(_))
+                });
+                let installed = matches!(
+                    answer,
+                    Some(NodeMessage::SkbInstalled(SkbInstalled { installed: true }))
+                );
+                if install && !installed {
+                    println!("atoll: skb: core {core} did not install its multicast trees");
+                }
+                installed
+            })
+            .count()
+    };
+    let mine = install_plan(local);
+    if !mine {
+        println!(
+            "atoll: skb: core {} did not install its multicast trees",
+            local.id
+        );
     }
-    if all {
-        "multicast trees from the knowledge base"
-    } else {
-        "multicast trees not installed on every core"
+    if ask_all(true) == others.len() && mine {
+        return "multicast trees from the knowledge base";
     }
+    ask_all(false);
+    local.node().borrow_mut().vm.set_plan(TreePlan::new());
+    "multicast trees not installed (not every core could); planned rounds go unicast"
 }
 
 /// `skb facts [<predicate>]`.

@@ -5,19 +5,30 @@ use std::collections::BTreeMap;
 
 use super::{PROMPT, kernel_messages, lines};
 
-/// `(facts, cores with equal replicas, running cores)` from
-/// `atoll: skb: <facts> facts, replicas equal on <equal> of <cores> cores ...`.
-pub fn boot_summary(text: &str) -> Option<(u32, u32, u32)> {
+/// The boot line `atoll: skb: <facts> facts, replicas equal on <equal> of
+/// <cores> cores (hash <hex>); <outcome>; <ms> ms`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BootSummary<'t> {
+    pub facts: u32,
+    pub equal: u32,
+    pub cores: u32,
+    pub outcome: &'t str,
+}
+
+pub fn boot_summary(text: &str) -> Option<BootSummary<'_>> {
     kernel_messages(text).find_map(|message| {
         let rest = message.strip_prefix("skb: ")?;
         let (facts, rest) = rest.split_once(" facts, replicas equal on ")?;
         let (equal, rest) = rest.split_once(" of ")?;
-        let (cores, _) = rest.split_once(" cores")?;
-        Some((
-            facts.parse().ok()?,
-            equal.parse().ok()?,
-            cores.parse().ok()?,
-        ))
+        let (cores, rest) = rest.split_once(" cores (hash ")?;
+        let (_, rest) = rest.split_once("); ")?;
+        let (outcome, _) = rest.rsplit_once("; ")?;
+        Some(BootSummary {
+            facts: facts.parse().ok()?,
+            equal: equal.parse().ok()?,
+            cores: cores.parse().ok()?,
+            outcome,
+        })
     })
 }
 
@@ -162,7 +173,7 @@ mod tests {
     use super::*;
 
     const SERIAL: &str = "atoll: 4 of 4 cores up\r\n\
-        atoll: skb: 77 facts, replicas equal on 4 of 4 cores (hash 0x1); multicast trees from the knowledge base\r\n\
+        atoll: skb: 77 facts, replicas equal on 4 of 4 cores (hash 0x1); multicast trees from the knowledge base; 12 ms\r\n\
         atoll> skb facts core_node\r\n  core_node(0, 0).\r\n  core_node(1, 1).\r\nskb: 2 facts\r\n\
         atoll> skb query \"cpu(C, V, _, _, _)\"\r\n  C = 0, V = \"AuthenticAMD\"\r\nskb: 1 answers\r\n\
         atoll> skb tree 1\r\nskb tree from core 1: 2 groups, farthest first (rtt in cycles)\r\n\
@@ -172,7 +183,15 @@ mod tests {
 
     #[test]
     fn reads_each_command_of_a_run() {
-        assert_eq!(boot_summary(SERIAL), Some((77, 4, 4)));
+        assert_eq!(
+            boot_summary(SERIAL),
+            Some(BootSummary {
+                facts: 77,
+                equal: 4,
+                cores: 4,
+                outcome: "multicast trees from the knowledge base",
+            })
+        );
         let output = command_output(SERIAL, "skb facts core_node").unwrap();
         assert_eq!(int_facts(&output, "core_node"), [[0, 0], [1, 1]]);
         assert_eq!(count(&output, "facts"), Some(2));
