@@ -39,8 +39,9 @@ use atoll_skb::{KnowledgeBase, Limits, Value};
 pub const RTT_SAMPLES: u32 = 32;
 /// The most running cores whose whole round-trip matrix is measured: the
 /// matrix and what the rules derive from it grow with the square of the
-/// cores, on every core's heap. Past this, no round trips are measured and
-/// the trees reach other NUMA nodes unicast.
+/// cores, on every core's heap. Past this, no round trips are measured, and
+/// the topology rules lead each NUMA node by its lowest core and order the
+/// nodes by the SLIT's distance instead.
 const MAX_MEASURED_CORES: usize = 32;
 /// How long the boot core waits for one core to measure and send its facts.
 const GATHER_TIMEOUT_MS: u64 = 30_000;
@@ -576,9 +577,14 @@ pub fn show_tree(local: &CoreLocal, root: usize) -> Result<(), String> {
             .iter()
             .map(|&(core, rtt)| format!("{core} (rtt {})", rtt_text(rtt)))
             .collect();
-        let lead = match group.rtt {
-            Some(rtt) => format!("aggregator {} (rtt {rtt})", group.aggregator),
-            None => format!("aggregator {} (root)", group.aggregator),
+        let lead = if group.aggregator == root as i64 {
+            format!("aggregator {} (root)", group.aggregator)
+        } else {
+            format!(
+                "aggregator {} (rtt {})",
+                group.aggregator,
+                rtt_text(group.rtt)
+            )
         };
         println!(
             "  node {}: {lead}; members: {}",

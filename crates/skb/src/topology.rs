@@ -18,14 +18,19 @@
 //! | `channels_home(C, N)` | some of core `C`'s channel buffers lie in node `N`'s memory |
 //! | `misplaced_channels(C)` | some of core `C`'s channel buffers lie outside its node's memory |
 //! | `span_in(C, Base, N)`, `span_home(C, N)`, `misplaced_span(C)` | the same for core `C`'s frame pool |
+//! | `measured_node(R, N)` | `R` has measured a round trip to some core of node `N` |
+//! | `lower_in_node(C)` | another core of `C`'s node has a lower number |
+//! | `distance_from(R, N, D)` | node `N` is at SLIT distance `D` from core `R`'s node |
 //!
 //! The multicast tree from root `R` reaches the cores in two hops: `R`
 //! sends to one core of each other node, the node's aggregator (the core
 //! with the lowest `urpc_rtt` from `R`, the lowest-numbered of those tied),
 //! which forwards to the rest of its node; `R` sends to the rest of its own
-//! node itself. A core of another node belongs to the tree only if `R` has
-//! measured it (`urpc_rtt(R, C, _)`), so a node without measured cores has
-//! no group; `R`'s own node belongs whole. The placement checks only flag
+//! node itself. In a node where `R` has measured some cores, a core belongs
+//! to the tree only if `R` has measured it (`urpc_rtt(R, C, _)`); a node
+//! where `R` has measured none (a machine too large to measure every pair)
+//! belongs whole, led by its lowest-numbered core; `R`'s own node belongs
+//! whole. The placement checks only flag
 //! anything when there are `mem_node` facts, since without an SRAT no
 //! memory is known to be on any node. The rules file explains each choice.
 //!
@@ -60,7 +65,7 @@ pub struct TreeGroup {
     /// the members: the root itself in the root's own group.
     pub aggregator: i64,
     /// The round trip from the root to the aggregator, in cycles; `None`
-    /// for the root's own group.
+    /// for the root's own group, and for a node the root has not measured.
     pub rtt: Option<i64>,
     /// The other cores of the group, each with the round trip from the
     /// aggregator to it if one was measured, in the order the aggregator
@@ -72,7 +77,8 @@ pub struct TreeGroup {
 /// `member` rules of [`RULES`] define, in the order the root sends to them.
 ///
 /// The root sends to the farthest aggregator first (the highest
-/// `urpc_rtt(root, aggregator)`, ties by node id) and serves its own group
+/// `urpc_rtt(root, aggregator)`, ties by node id; nodes it has not measured
+/// after those, the farthest by `distance` first) and serves its own group
 /// last, and each aggregator likewise sends to its farthest member first.
 /// Sends leave one after another, but travel in parallel: starting the
 /// longest trip first lets it overlap all the shorter ones, so the slowest
@@ -125,7 +131,22 @@ pub fn multicast_groups(kb: &mut KnowledgeBase, root: i64) -> Result<Vec<TreeGro
             })
         })
         .collect();
-    groups.sort_by_key(|group| (group.aggregator == root, Reverse(group.rtt), group.node));
+    // Groups whose aggregator the root has not measured come after the
+    // measured ones (`Reverse(None)` is the greatest), the farthest by the
+    // SLIT's distance first.
+    let distance: BTreeMap<i64, i64> = kb
+        .query(&format!("distance_from({root}, N, D)"))?
+        .iter()
+        .filter_map(|answer| Some((int(answer, "N")?, int(answer, "D")?)))
+        .collect();
+    groups.sort_by_key(|group| {
+        (
+            group.aggregator == root,
+            Reverse(group.rtt),
+            Reverse(distance.get(&group.node).copied()),
+            group.node,
+        )
+    });
     Ok(groups)
 }
 

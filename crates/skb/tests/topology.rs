@@ -143,10 +143,52 @@ fn one_node_is_the_roots_own_group() {
     );
 }
 
+/// On a machine too large to measure, the groups of unmeasured nodes follow
+/// the measured ones, the farthest by the SLIT's distance first.
+#[test]
+fn unmeasured_nodes_go_farthest_first_by_distance() {
+    let machine = Machine {
+        nodes: vec![0, 0, 1, 1, 2, 2, 3, 3],
+        rtt: BTreeMap::from([((0, 3), 500)]),
+    };
+    let mut kb = machine.knowledge_base();
+    for (to, distance) in [(0, 10), (1, 30), (2, 40), (3, 20)] {
+        kb.add_fact(
+            "distance",
+            vec![0.into(), Value::Int(to), Value::Int(distance)],
+        )
+        .unwrap();
+    }
+    let order: Vec<(i64, i64, Option<i64>)> = topology::multicast_groups(&mut kb, 1)
+        .unwrap()
+        .iter()
+        .map(|group| (group.node, group.aggregator, group.rtt))
+        .collect();
+    // From core 1 nothing is measured: nodes 2 (40), 1 (30), 3 (20), then
+    // the root's own.
+    assert_eq!(
+        order,
+        [(2, 4, None), (1, 2, None), (3, 6, None), (0, 1, None)]
+    );
+    let order: Vec<(i64, i64, Option<i64>)> = topology::multicast_groups(&mut kb, 0)
+        .unwrap()
+        .iter()
+        .map(|group| (group.node, group.aggregator, group.rtt))
+        .collect();
+    // From core 0, node 1 is measured (through core 3) and goes first.
+    assert_eq!(
+        order,
+        [(1, 3, Some(500)), (2, 4, None), (3, 6, None), (0, 0, None)]
+    );
+}
+
 #[test]
 fn two_nodes_and_a_node_the_root_has_not_measured() {
-    // Node 2 (cores 4, 5) has no measurement from core 0, and core 3 of
-    // node 1 has none either: both stay out of the tree from 0.
+    // Core 3 of node 1 has no measurement from core 0, while core 2 of the
+    // same node has: core 3 stays out of the tree from 0 (a core the root
+    // has not exchanged messages with). Node 2 (cores 4, 5) has none at all,
+    // as on a machine too large to measure: it still gets a group, led by
+    // its lowest core, after the measured groups.
     let machine = Machine {
         nodes: vec![0, 0, 1, 1, 2, 2],
         rtt: BTreeMap::from([
@@ -160,7 +202,11 @@ fn two_nodes_and_a_node_the_root_has_not_measured() {
     let mut kb = machine.knowledge_base();
     assert_eq!(
         topology::multicast_groups(&mut kb, 0).unwrap(),
-        [group(1, 2, Some(400), &[]), group(0, 0, None, &[(1, None)])]
+        [
+            group(1, 2, Some(400), &[]),
+            group(2, 4, None, &[(5, Some(50))]),
+            group(0, 0, None, &[(1, None)])
+        ]
     );
     // From core 4, both other nodes have one measured core each; their
     // round trips tie, so node 0 goes first.
@@ -372,9 +418,16 @@ proptest! {
         for root in machine.cores() {
             let groups = topology::multicast_groups(&mut kb, root).unwrap();
             let rtt = |from: i64, to: i64| machine.rtt.get(&(from, to)).copied();
+            let measured_node = |node: i64| {
+                machine.cores().any(|core| machine.node(core) == node && rtt(root, core).is_some())
+            };
             let expected: BTreeSet<i64> = machine
                 .cores()
-                .filter(|&core| machine.node(core) == machine.node(root) || rtt(root, core).is_some())
+                .filter(|&core| {
+                    machine.node(core) == machine.node(root)
+                        || rtt(root, core).is_some()
+                        || !measured_node(machine.node(core))
+                })
                 .collect();
             let mut reached = BTreeSet::new();
             for group in &groups {
@@ -401,14 +454,19 @@ proptest! {
             prop_assert_eq!(own.rtt, None);
             for group in others {
                 // The aggregator is the measured core with the lowest round
-                // trip from the root, the lowest-numbered on a tie.
-                let best = machine
-                    .cores()
-                    .filter(|&core| machine.node(core) == group.node)
-                    .filter_map(|core| Some((rtt(root, core)?, core)))
-                    .min()
-                    .unwrap();
-                prop_assert_eq!((group.rtt, group.aggregator), (Some(best.0), best.1));
+                // trip from the root, the lowest-numbered on a tie; in a
+                // node the root has not measured, its lowest core.
+                let node_cores = machine.cores().filter(|&core| machine.node(core) == group.node);
+                if measured_node(group.node) {
+                    let best = node_cores
+                        .filter_map(|core| Some((rtt(root, core)?, core)))
+                        .min()
+                        .unwrap();
+                    prop_assert_eq!((group.rtt, group.aggregator), (Some(best.0), best.1));
+                } else {
+                    let lowest = node_cores.min().unwrap();
+                    prop_assert_eq!((group.rtt, group.aggregator), (None, lowest));
+                }
             }
             prop_assert!(
                 others.windows(2).all(|pair| (std::cmp::Reverse(pair[0].rtt), pair[0].node)

@@ -45,6 +45,10 @@ pub fn tests() -> Vec<QemuTest> {
             "skb_rejects_bad_input_and_keeps_answering",
             skb_rejects_bad_input,
         ),
+        QemuTest::new(
+            "skb_trees_by_distance_on_40_cores_without_measurements",
+            trees_by_distance_without_measurements,
+        ),
     ]
 }
 
@@ -345,6 +349,65 @@ fn check_tree(
         rtts.iter().all(|&rtt| rtt > 0) && rtts.windows(2).all(|pair| pair[0] >= pair[1]),
         describe,
     )?;
+    Ok(())
+}
+
+/// Past 32 running cores nothing is measured; the trees still have one
+/// group per node, led by its lowest core, the farthest node by the SLIT
+/// first and the root's own last.
+fn trees_by_distance_without_measurements(context: &mut TestContext) -> Result<(), String> {
+    let distances = vec![
+        vec![10, 16, 22, 28],
+        vec![17, 10, 23, 29],
+        vec![24, 25, 10, 31],
+        vec![32, 33, 34, 10],
+    ];
+    let layout = Layout::new(40, 4, Some(distances));
+    let script = "skb facts urpc_rtt; skb tree 0; skb tree 25";
+    let run = run(context, &layout.machine(), script)?;
+    expect_success(&run, script)?;
+    let summary = skb::boot_summary(&run.serial).ok_or("no `atoll: skb:` boot summary")?;
+    check(
+        summary.equal == 40 && summary.outcome == "multicast trees from the knowledge base",
+        || format!("boot summary {summary:?}"),
+    )?;
+    let measured = skb::count(&output(&run, "skb facts urpc_rtt")?, "facts");
+    check(measured == Some(0), || {
+        format!("{measured:?} round trips measured on 40 cores")
+    })?;
+    for (root, order) in [(0, [3, 2, 1, 0]), (25, [3, 1, 0, 2])] {
+        let command = format!("skb tree {root}");
+        let (_, groups) =
+            skb::tree(&output(&run, &command)?).ok_or_else(|| format!("unreadable `{command}`"))?;
+        let shown: Vec<(u32, u32)> = groups
+            .iter()
+            .map(|group| (group.node, group.aggregator))
+            .collect();
+        let expected: Vec<(u32, u32)> = order
+            .iter()
+            .map(|&node| {
+                (
+                    node,
+                    if node == layout.node_of(root) {
+                        root
+                    } else {
+                        node * 10
+                    },
+                )
+            })
+            .collect();
+        check(shown == expected, || {
+            format!("tree from {root}: {groups:?}, expected (node, aggregator) {expected:?}")
+        })?;
+        for group in &groups {
+            let cores: Vec<u32> = (0..40)
+                .filter(|&core| layout.node_of(core) == group.node)
+                .collect();
+            check(group.cores() == cores, || {
+                format!("tree from {root}: {groups:?}")
+            })?;
+        }
+    }
     Ok(())
 }
 
