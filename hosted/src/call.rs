@@ -8,15 +8,15 @@
 //! the other.
 
 use std::io;
-use std::mem::{align_of, size_of};
 
-use atoll_urpc::{CallHeader, Full, Payload, Request, Slot, Wake};
+use atoll_urpc::{CallHeader, Full, Payload, Request, Wake};
 
 use crate::futex::Doorbell;
-use crate::shared_memory::SharedMemory;
+use crate::shared_memory::ChannelMemory;
 
 /// What precedes the slots.
 #[repr(C)]
+#[derive(Debug, Default)]
 struct Control {
     header: CallHeader,
     /// Rung by the client for a server asleep waiting for requests.
@@ -25,53 +25,32 @@ struct Control {
     client_doorbell: Doorbell,
 }
 
-const _: () = assert!(size_of::<Control>().is_multiple_of(align_of::<Slot>()));
-const _: () = assert!(align_of::<Control>() == 64);
-
 /// One call channel's memory: a shared mapping, so that a child forked
 /// after [`split`](CallChannel::split) can use one end while this process
 /// uses the other.
 #[derive(Debug)]
 pub struct CallChannel {
-    memory: SharedMemory,
-    depth: usize,
+    memory: ChannelMemory<Control>,
 }
 
 impl CallChannel {
     /// A call channel of `depth` slots (calls outstanding at most).
     pub fn new(depth: usize) -> io::Result<CallChannel> {
-        if depth == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a call channel needs at least one slot",
-            ));
-        }
-        let memory = SharedMemory::new(size_of::<Control>() + depth * size_of::<Slot>())?;
-        Ok(CallChannel { memory, depth })
+        Ok(CallChannel {
+            memory: ChannelMemory::new(depth, "call channel")?,
+        })
     }
 
     /// Resets the channel and returns its two ends.
     pub fn split(&mut self) -> (Client<'_>, Server<'_>) {
-        let control = self.memory.as_ptr().cast::<Control>();
-        // SAFETY: the mapping is page-aligned and holds a Control followed
-        // by `depth` slots (see `new`). Its bytes are a valid Control and
-        // valid slots: zeros in a fresh mapping, else what the last split
-        // left (`call_channel` resets them in any case). `&mut self` makes
-        // these the only references until the ends it returns are dropped.
-        let (control, slots) = unsafe {
-            let slots = control.add(1).cast::<Slot>();
-            (
-                &mut *control,
-                std::slice::from_raw_parts_mut(slots, self.depth),
-            )
-        };
-        let Control {
-            header,
-            server_doorbell,
-            client_doorbell,
-        } = control;
-        *server_doorbell = Doorbell::default();
-        *client_doorbell = Doorbell::default();
+        let (
+            Control {
+                header,
+                server_doorbell,
+                client_doorbell,
+            },
+            slots,
+        ) = self.memory.parts();
         let (server_doorbell, client_doorbell) = (&*server_doorbell, &*client_doorbell);
         let (client, server) = atoll_urpc::call_channel(header, slots);
         (
@@ -110,11 +89,7 @@ impl Client<'_> {
     /// it announced that it sleeps. Returns whether it did.
     #[inline]
     pub fn flush(&self) -> Wake {
-        let wake = self.channel.flush();
-        if wake == Wake::Needed {
-            self.server_doorbell.ring();
-        }
-        wake
+        self.server_doorbell.ring_if_needed(self.channel.flush())
     }
 
     /// Makes a call and flushes; [`Full`] while every slot holds an
@@ -155,22 +130,13 @@ impl Client<'_> {
     /// If no call is outstanding: no reply would ever come.
     pub fn wait_reply(&mut self, spins: u32) -> Payload {
         assert!(self.channel.outstanding() > 0, "no call awaits a reply");
-        loop {
-            for _ in 0..spins {
-                if let Some(reply) = self.channel.poll_reply() {
-                    return reply;
-                }
-                std::hint::spin_loop();
-            }
-            let ticket = self.client_doorbell.ticket();
-            if self.channel.prepare_to_sleep() {
-                self.client_doorbell.wait(ticket);
-                self.channel.woken();
-            }
-            if let Some(reply) = self.channel.poll_reply() {
-                return reply;
-            }
-        }
+        self.client_doorbell.wait_for(
+            &mut self.channel,
+            spins,
+            atoll_urpc::Client::poll_reply,
+            atoll_urpc::Client::prepare_to_sleep,
+            atoll_urpc::Client::woken,
+        )
     }
 }
 
@@ -204,22 +170,13 @@ impl<'m> Server<'m> {
     /// Polls up to `spins` times, then sleeps until a client's flush wakes
     /// it, and so on until a request arrives.
     pub fn recv(&mut self, spins: u32) -> Request<'m> {
-        loop {
-            for _ in 0..spins {
-                if let Some(request) = self.channel.try_recv() {
-                    return request;
-                }
-                std::hint::spin_loop();
-            }
-            let ticket = self.server_doorbell.ticket();
-            if self.channel.prepare_to_sleep() {
-                self.server_doorbell.wait(ticket);
-                self.channel.woken();
-            }
-            if let Some(request) = self.channel.try_recv() {
-                return request;
-            }
-        }
+        self.server_doorbell.wait_for(
+            &mut self.channel,
+            spins,
+            atoll_urpc::Server::try_recv,
+            atoll_urpc::Server::prepare_to_sleep,
+            atoll_urpc::Server::woken,
+        )
     }
 
     /// Answers without the sleep handshake: for a batch of replies that
@@ -233,11 +190,7 @@ impl<'m> Server<'m> {
     /// if it announced that it sleeps. Returns whether it did.
     #[inline]
     pub fn flush(&self) -> Wake {
-        let wake = self.channel.flush();
-        if wake == Wake::Needed {
-            self.client_doorbell.ring();
-        }
-        wake
+        self.client_doorbell.ring_if_needed(self.channel.flush())
     }
 
     /// Answers `request` and flushes.

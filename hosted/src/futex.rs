@@ -1,6 +1,6 @@
 //! The hosted wake path: a futex word on a cache line of its own, which a
 //! receiver sleeps on and a sender rings when the ring's sleep handshake
-//! answers [`Wake::Needed`](atoll_urpc::Wake::Needed).
+//! answers [`Wake::Needed`].
 //!
 //! It is an event count. The receiver reads the count (its ticket) *before*
 //! it announces that it sleeps, then sleeps only while the count still
@@ -10,9 +10,12 @@
 //! bump comes after the ticket was read: either the receiver's FUTEX_WAIT
 //! sees a changed count and returns at once, or it is asleep when the wake
 //! arrives. Spurious wake-ups are harmless: the receiver looks at the ring
-//! again. The futex is not process-private, so a forked peer can share it.
+//! again. [`Doorbell::wait_for`] is that wait, for every end that sleeps.
+//! The futex is not process-private, so a forked peer can share it.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use atoll_urpc::Wake;
 
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
@@ -40,6 +43,46 @@ impl Doorbell {
                 std::ptr::null::<libc::timespec>(),
             )
         };
+    }
+
+    /// Polls `end` with `poll` up to `spins` times, then sleeps on this
+    /// doorbell until it is rung, and so on until `poll` gives something.
+    /// The ticket is taken before `prepare_to_sleep` announces the sleep
+    /// (and looks once more); `woken` withdraws the announcement.
+    pub(crate) fn wait_for<E, T>(
+        &self,
+        end: &mut E,
+        spins: u32,
+        poll: impl Fn(&mut E) -> Option<T>,
+        prepare_to_sleep: impl Fn(&mut E) -> bool,
+        woken: impl Fn(&E),
+    ) -> T {
+        loop {
+            for _ in 0..spins {
+                if let Some(item) = poll(end) {
+                    return item;
+                }
+                std::hint::spin_loop();
+            }
+            let ticket = self.ticket();
+            if prepare_to_sleep(end) {
+                self.wait(ticket);
+                woken(end);
+            }
+            if let Some(item) = poll(end) {
+                return item;
+            }
+        }
+    }
+
+    /// Rings if `wake`, a flush's answer, says that the other side sleeps;
+    /// returns `wake`.
+    #[inline]
+    pub(crate) fn ring_if_needed(&self, wake: Wake) -> Wake {
+        if wake == Wake::Needed {
+            self.ring();
+        }
+        wake
     }
 
     /// Wakes the receiver sleeping on this doorbell, or makes its next

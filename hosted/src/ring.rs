@@ -7,61 +7,38 @@
 //! the sender writes.
 
 use std::io;
-use std::mem::{align_of, size_of};
 
-use atoll_urpc::{Payload, RingHeader, Slot, Wake};
+use atoll_urpc::{Payload, RingHeader, Wake};
 
 use crate::futex::Doorbell;
-use crate::shared_memory::SharedMemory;
+use crate::shared_memory::ChannelMemory;
 
 /// What precedes the slots.
 #[repr(C)]
+#[derive(Debug, Default)]
 struct Control {
     header: RingHeader,
     doorbell: Doorbell,
 }
 
-const _: () = assert!(size_of::<Control>().is_multiple_of(align_of::<Slot>()));
-const _: () = assert!(align_of::<Control>() == 64 && align_of::<Slot>() == 64);
-
 /// One ring's memory: a shared mapping, so that a child forked after
 /// [`split`](Ring::split) can use one end while this process uses the other.
 #[derive(Debug)]
 pub struct Ring {
-    memory: SharedMemory,
-    depth: usize,
+    memory: ChannelMemory<Control>,
 }
 
 impl Ring {
     /// A ring of `depth` slots (messages in flight).
     pub fn new(depth: usize) -> io::Result<Ring> {
-        if depth == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a ring needs at least one slot",
-            ));
-        }
-        let memory = SharedMemory::new(size_of::<Control>() + depth * size_of::<Slot>())?;
-        Ok(Ring { memory, depth })
+        Ok(Ring {
+            memory: ChannelMemory::new(depth, "ring")?,
+        })
     }
 
     /// Resets the ring and returns its two ends.
     pub fn split(&mut self) -> (Sender<'_>, Receiver<'_>) {
-        let control = self.memory.as_ptr().cast::<Control>();
-        // SAFETY: the mapping is page-aligned and holds a Control followed
-        // by `depth` slots (see `new`). Its bytes are a valid Control and
-        // valid slots: zeros in a fresh mapping, else what the last split
-        // left (`channel` resets them in any case). `&mut self` makes these
-        // the only references until the ends it returns are dropped.
-        let (control, slots) = unsafe {
-            let slots = control.add(1).cast::<Slot>();
-            (
-                &mut *control,
-                std::slice::from_raw_parts_mut(slots, self.depth),
-            )
-        };
-        let Control { header, doorbell } = control;
-        *doorbell = Doorbell::default();
+        let (Control { header, doorbell }, slots) = self.memory.parts();
         let doorbell = &*doorbell;
         let (sender, receiver) = atoll_urpc::channel(header, slots);
         (
@@ -89,11 +66,7 @@ impl Sender<'_> {
     /// if it announced that it sleeps. Returns whether it did.
     #[inline]
     pub fn flush(&self) -> Wake {
-        let wake = self.ring.flush();
-        if wake == Wake::Needed {
-            self.doorbell.ring();
-        }
-        wake
+        self.doorbell.ring_if_needed(self.ring.flush())
     }
 
     /// Sends one message, waiting while the ring is full, then flushes.
@@ -163,21 +136,12 @@ impl Receiver<'_> {
     /// Polls up to `spins` times, then sleeps until a sender's flush wakes
     /// it, and so on until a message arrives.
     pub fn recv(&mut self, spins: u32) -> Payload {
-        loop {
-            for _ in 0..spins {
-                if let Some(payload) = self.ring.try_recv() {
-                    return payload;
-                }
-                std::hint::spin_loop();
-            }
-            let ticket = self.doorbell.ticket();
-            if self.ring.prepare_to_sleep() {
-                self.doorbell.wait(ticket);
-                self.ring.woken();
-            }
-            if let Some(payload) = self.ring.try_recv() {
-                return payload;
-            }
-        }
+        self.doorbell.wait_for(
+            &mut self.ring,
+            spins,
+            atoll_urpc::Receiver::try_recv,
+            atoll_urpc::Receiver::prepare_to_sleep,
+            atoll_urpc::Receiver::woken,
+        )
     }
 }

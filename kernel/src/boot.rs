@@ -303,7 +303,7 @@ fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     for (id, core) in cores.entries[..cores.count].iter_mut().enumerate() {
         let (start, end) = core.span;
         let channels_start = end.saturating_sub(channel_bytes);
-        if channels_start <= start || !usable.iter().any(|(s, e)| s <= channels_start && end <= e) {
+        if channels_start <= start || !usable.contains(channels_start, end) {
             return Err(BootError::NoMemoryForChannels {
                 core: id,
                 bytes: channel_bytes,

@@ -15,14 +15,16 @@ use crate::arch::percore::CoreLocal;
 use crate::arch::{cpu, phys};
 use crate::messages::{Fig3Done, Fig3Run, Fig3Update, Fig3Updated, NodeMessage};
 use crate::node;
-use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::shared::{boot_facts, running_cores};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-const LINE_WORDS: usize = 8;
-const MAX_LINES: usize = 8;
+/// Words of a cache line.
+pub const LINE_WORDS: usize = 8;
+/// The most lines an update touches: the structure's size in lines.
+pub const MAX_LINES: usize = 8;
 const UPDATES: u32 = 200;
 const LINE_COUNTS: [u8; 4] = [1, 2, 4, 8];
 const TIMEOUT_MS: u64 = 30_000;
@@ -126,9 +128,7 @@ fn measure(local: &CoreLocal, clients: &[usize], method: u8, lines: u8) -> Resul
 }
 
 pub fn run(local: &CoreLocal) -> Result<(), String> {
-    let clients: Vec<usize> = (0..boot_facts().cores.len())
-        .filter(|&core| core != local.id && BOARD.core(core).state() == CoreState::Running)
-        .collect();
+    let clients: Vec<usize> = running_cores().filter(|&core| core != local.id).collect();
     if clients.is_empty() {
         return Err(String::from(
             "bench fig3: needs at least one other running core",

@@ -13,17 +13,16 @@ use crate::channels::Channels;
 use crate::fig3;
 use crate::messages::{
     BenchPeer, BenchReport, NodeMessage, Ping, PingPeer, PingReport, Pong, Refusal, SharedLine,
-    Stream, StreamDone, VmDone, VmHashReply, VmPropose,
+    Stream, StreamDone,
 };
 use crate::shared::{BOARD, CoreState, boot_facts};
 use crate::skb::{self, Replica as SkbReplica};
-use crate::vm::{self, Vm, VmChange};
+use crate::vm::{self, Vm};
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use atoll_iface::{Reassembler, encode};
-use atoll_node::Replica;
-use atoll_urpc::{Full, Payload, Wake};
+use atoll_urpc::{Payload, Wake};
 use core::sync::atomic::Ordering;
 
 /// How long a node keeps polling after its last message before it sleeps:
@@ -54,9 +53,9 @@ pub struct NodeState {
     pub vm: Vm,
     /// This core's replica of the system knowledge base.
     pub skb: SkbReplica,
-    /// `bench fig3`'s structure as the owner of the message method keeps it:
-    /// lines of eight words, in this core's memory.
-    pub fig3_copy: Vec<[u64; 8]>,
+    /// `bench fig3`'s structure as the owner of the message method keeps it,
+    /// in this core's memory.
+    pub fig3_copy: [[u64; fig3::LINE_WORDS]; fig3::MAX_LINES],
 }
 
 impl NodeState {
@@ -70,7 +69,7 @@ impl NodeState {
             reassemblers: (0..cores).map(|_| Reassembler::new(1)).collect(),
             vm,
             skb,
-            fig3_copy: vec![[0; 8]; 8],
+            fig3_copy: [[0; fig3::LINE_WORDS]; fig3::MAX_LINES],
         }
     }
 }
@@ -92,14 +91,15 @@ enum Flush {
 }
 
 /// One attempt to put `payload` into the ring to `to`; whether it went in.
-/// Wakes `to` when a flush finds it asleep.
+/// Wakes `to` when a flush finds it asleep. One borrow of the node state
+/// covers the send and the flush: this is every message's path.
 fn try_send_to(local: &CoreLocal, to: usize, payload: &Payload, flush: Flush) -> bool {
     let (sent, wake_needed) = {
         let mut node = local.node().borrow_mut();
         let sender = node.channels.senders[to]
             .as_mut()
             .expect("a ring to every other core");
-        let sent = sender.try_send(payload) != Err(Full);
+        let sent = sender.try_send(payload).is_ok();
         let flushes = flush == Flush::EachMessage || !sent;
         (sent, flushes && sender.flush() == Wake::Needed)
     };
@@ -107,6 +107,17 @@ fn try_send_to(local: &CoreLocal, to: usize, payload: &Payload, flush: Flush) ->
         wake(local, to);
     }
     sent
+}
+
+/// Makes what was sent to `to` count for its sleep handshake, and wakes `to`
+/// if it announced that it sleeps: the end of a stream sent without flushes.
+fn flush_to(local: &CoreLocal, to: usize) {
+    let wake_needed = local.node().borrow().channels.senders[to]
+        .as_ref()
+        .is_some_and(|sender| sender.flush() == Wake::Needed);
+    if wake_needed {
+        wake(local, to);
+    }
 }
 
 /// Whether `to` can still drain its rings. A stopped core never runs again
@@ -201,12 +212,11 @@ fn dispatch(local: &CoreLocal, top_level: bool) {
     loop {
         let next = {
             let mut node = local.node().borrow_mut();
-            let Some((from, message)) = node.pending.get(index).cloned() else {
+            let Some((_, message)) = node.pending.get(index) else {
                 break;
             };
-            if top_level || is_short_request(&message) {
-                node.pending.remove(index);
-                Some((from, message))
+            if top_level || is_short_request(message) {
+                node.pending.remove(index)
             } else {
                 index += 1;
                 None
@@ -222,38 +232,19 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
     match message {
         NodeMessage::Ping(Ping { token }) => send(local, from, Pong { token }),
         NodeMessage::Stream(Stream { index, total }) => {
-            let received = {
+            let finished = {
                 let mut node = local.node().borrow_mut();
-                node.streamed[from] += 1;
-                node.streamed[from]
+                let streamed = &mut node.streamed[from];
+                *streamed += 1;
+                (index + 1 == total).then(|| core::mem::take(streamed))
             };
-            if index + 1 == total {
-                local.node().borrow_mut().streamed[from] = 0;
+            if let Some(received) = finished {
                 send(local, from, StreamDone { received });
             }
         }
         NodeMessage::SharedLine(SharedLine { rounds }) => answer_shared_line(local, from, rounds),
         NodeMessage::Protocol(message) => vm::receive(local, from, &message),
-        NodeMessage::VmPropose(VmPropose { change, page }) => {
-            let change = if change == 0 {
-                VmChange::Map
-            } else {
-                VmChange::Unmap
-            };
-            let requester = vm::Requester::Core { core: from, page };
-            if vm::propose(local, change, u64::from(page), requester).is_err() {
-                send(
-                    local,
-                    from,
-                    VmDone {
-                        page,
-                        outcome: u8::MAX,
-                        acked: 0,
-                        unreached: 0,
-                    },
-                );
-            }
-        }
+        NodeMessage::VmPropose(request) => vm::answer_propose(local, from, &request),
         NodeMessage::VmStorm(storm) => {
             let done = vm::storm(local, &storm);
             send(local, from, done);
@@ -284,14 +275,7 @@ fn handle(local: &CoreLocal, from: usize, message: NodeMessage) {
             send(local, from, answer)
         }
         NodeMessage::VmHash(_) => {
-            let reply = {
-                let state = local.node().borrow();
-                let replica = state.vm.replica();
-                VmHashReply {
-                    hash: replica.hash(),
-                    mapped: vm::mapped_pages(replica),
-                }
-            };
+            let reply = local.node().borrow().vm.hash_reply();
             send(local, from, reply);
         }
         NodeMessage::PingPeer(_) | NodeMessage::BenchPeer(_) => {
@@ -344,11 +328,10 @@ pub fn handle_here(local: &CoreLocal, request: NodeMessage) -> NodeMessage {
 pub fn poll(local: &CoreLocal) -> bool {
     let received = receive_all(local);
     dispatch(local, true);
-    if BOARD
-        .core(local.id)
-        .fault_request
-        .swap(false, Ordering::AcqRel)
-    {
+    // Read before it is cleared, so that an idle poll does not write the
+    // line other cores read this core's state from.
+    let fault_request = &BOARD.core(local.id).fault_request;
+    if fault_request.load(Ordering::Relaxed) && fault_request.swap(false, Ordering::AcqRel) {
         cpu::touch_unmapped_page();
     }
     received > 0
@@ -599,12 +582,7 @@ fn stream_cycles_per_message(local: &CoreLocal, peer: usize) -> Result<u64, Refu
             dispatch(local, false);
         }
     }
-    let wake_needed = local.node().borrow().channels.senders[peer]
-        .as_ref()
-        .is_some_and(|sender| sender.flush() == Wake::Needed);
-    if wake_needed {
-        wake(local, peer);
-    }
+    flush_to(local, peer);
     match wait_for(local, peer, PEER_TIMEOUT_MS, |message| {
         matches!(message, NodeMessage::StreamDone(_))
     }) {

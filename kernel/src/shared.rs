@@ -1,7 +1,7 @@
 //! Everything that more than one core can reach, in one place.
 //!
 //! Atoll's cores share no kernel data (design.md §2.1). The exceptions are
-//! exactly the statics below; a `static` elsewhere that two cores can mutate
+//! exactly those listed below; a `static` elsewhere that two cores can mutate
 //! is a bug.
 //!
 //! 1. [`BOOT`]: facts about the machine, written once by the boot core and
@@ -11,14 +11,17 @@
 //!    and says it is alive. One core starts at a time.
 //! 3. [`BOARD`]: one cache-line-aligned record per core. Its owner publishes
 //!    its state, timer ticks and free frames there; other cores only read
-//!    those. The doorbell bits in it are the message-channel buffers of this
-//!    stage: a sender sets a bit in the receiver's record and wakes it with an
-//!    IPI. URPC rings replace them as the cores' channels. The shootdown
-//!    fields are the shared-memory baseline `bench shootdown` compares with.
+//!    those. The ping bits in it carry IPI round trips (`ipi`, `urpc bench`):
+//!    a core sets a bit in the other's record and wakes it with an IPI, whose
+//!    handler answers the same way; `fault_request` asks the core to fault.
+//!    The shootdown fields are the shared-memory baseline `bench shootdown`
+//!    compares with. Messages between cores go over the rings (6).
 //! 4. [`CONSOLE`]: the debug console and its lock.
 //! 5. The page `BootFacts::fig3_page`: the structure `bench fig3` updates
 //!    under a lock from several cores, as the shared-memory side of the
 //!    paper's Figure 3 (see `crate::fig3`); nothing else uses it.
+//! 6. The channel regions (`crate::channels`): the URPC rings, each with
+//!    one sending and one receiving core.
 
 use crate::arch::serial::Console;
 use crate::boot::BootFacts;
@@ -162,5 +165,10 @@ impl Board {
 }
 
 pub static BOARD: Board = Board([const { CoreRecord::new() }; MAX_CORES]);
+
+/// The ids of the cores running now, by their board records.
+pub fn running_cores() -> impl Iterator<Item = usize> {
+    (0..boot_facts().cores.len()).filter(|&core| BOARD.core(core).state() == CoreState::Running)
+}
 
 pub static CONSOLE: Console = Console::new();

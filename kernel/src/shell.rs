@@ -12,14 +12,13 @@ use crate::messages::{
     VmSpan, VmStorm,
 };
 use crate::node;
-use crate::shared::{BOARD, CONSOLE, CoreState, boot_facts};
+use crate::shared::{BOARD, CONSOLE, CoreState, boot_facts, running_cores};
 use crate::vm::{self, VmChange};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use atoll_firmware::MemoryKind;
 use atoll_frames::FRAME_SIZE;
-use atoll_node::Replica;
 use atoll_shell::{Command, Line, LineEditor, help_text, parse, split_script};
 use core::sync::atomic::Ordering;
 
@@ -119,8 +118,9 @@ fn execute(local: &CoreLocal, line: &str) -> CommandResult {
     };
     match command {
         Command::Help => {
+            let width = help_text().map(|(usage, _)| usage.len()).max().unwrap_or(0);
             for (usage, summary) in help_text() {
-                println!("  {usage:<16} {summary}");
+                println!("  {usage:<width$}  {summary}");
             }
         }
         Command::Cores => show_cores(),
@@ -352,10 +352,7 @@ fn refusal_text(answer: &NodeMessage) -> &'static str {
 }
 
 fn urpc_bench(local: &CoreLocal) -> Result<(), String> {
-    let cores = boot_facts().cores.len();
-    let running: Vec<usize> = (0..cores)
-        .filter(|&core| BOARD.core(core).state() == CoreState::Running)
-        .collect();
+    let running: Vec<usize> = running_cores().collect();
     if running.len() < 2 {
         return Err(String::from("urpc bench: needs at least two running cores"));
     }
@@ -426,27 +423,18 @@ fn vm_propose(local: &CoreLocal, change: VmChange, core: usize, page: u32) -> Re
     let outcome = if core == local.id {
         let id = vm::propose(local, change, u64::from(page), vm::Requester::Here)
             .map_err(|error| format!("{command}: {error:?}"))?;
-        let mut completion = None;
-        node::wait_until(local, VM_TIMEOUT_MS, || {
-            completion = local.node().borrow_mut().vm.take_finished(id);
-            completion.is_some()
-        });
-        let completion =
-            completion.ok_or_else(|| format!("{command}: no outcome within {VM_TIMEOUT_MS} ms"))?;
+        let completion = vm::wait_finished(local, id, VM_TIMEOUT_MS)
+            .ok_or_else(|| format!("{command}: no outcome within {VM_TIMEOUT_MS} ms"))?;
         (
             vm::completion_committed(&completion),
             vm::describe(&completion),
         )
     } else {
-        let change_code = match change {
-            VmChange::Map => 0,
-            VmChange::Unmap => 1,
-        };
         node::send(
             local,
             core,
             VmPropose {
-                change: change_code,
+                change: change as u8,
                 page,
             },
         );
@@ -475,11 +463,7 @@ fn replica_reports(local: &CoreLocal) -> Result<Vec<(usize, VmHashReply)>, Strin
     let mut reports = Vec::new();
     for core in running_cores() {
         let reply = if core == local.id {
-            let state = local.node().borrow();
-            VmHashReply {
-                hash: state.vm.replica().hash(),
-                mapped: vm::mapped_pages(state.vm.replica()),
-            }
+            local.node().borrow().vm.hash_reply()
         } else {
             node::send(
                 local,
@@ -539,7 +523,7 @@ fn vm_span(local: &CoreLocal, first: usize, last: usize) -> Result<(), String> {
             report.mapped
         ));
     }
-    for core in running_cores().into_iter().filter(|&core| core != local.id) {
+    for core in running_cores().filter(|&core| core != local.id) {
         node::send(
             local,
             core,
@@ -554,12 +538,6 @@ fn vm_span(local: &CoreLocal, first: usize, last: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn running_cores() -> Vec<usize> {
-    (0..boot_facts().cores.len())
-        .filter(|&core| BOARD.core(core).state() == CoreState::Running)
-        .collect()
-}
-
 /// Pages a storm works on: few, so that proposals collide.
 const STORM_PAGES: u32 = 8;
 
@@ -570,10 +548,7 @@ fn vm_storm(local: &CoreLocal, operations: u32) -> Result<(), String> {
         pages: STORM_PAGES,
         seed,
     };
-    let others: Vec<usize> = running_cores()
-        .into_iter()
-        .filter(|&core| core != local.id)
-        .collect();
+    let others: Vec<usize> = running_cores().filter(|&core| core != local.id).collect();
     for &core in &others {
         node::send(local, core, storm.clone());
     }

@@ -13,7 +13,7 @@
 
 use crate::arch::percore::CoreLocal;
 use crate::arch::{cpu, idt, paging};
-use crate::node::{self, Stats};
+use crate::node::Stats;
 use crate::shared::{BOARD, CoreState, boot_facts};
 use crate::vm::{self, Requester};
 use alloc::format;
@@ -67,12 +67,7 @@ fn message_shootdown(local: &CoreLocal, space: SpaceId, shape: Shape) -> Option<
     let start = cpu::rdtsc();
     let request = Request::Shootdown { space, vaddr: PAGE };
     let id = vm::submit(local, request, shape, Requester::Here).ok()?;
-    let mut completion = None;
-    node::wait_until(local, TIMEOUT_MS, || {
-        completion = local.node().borrow_mut().vm.take_finished(id);
-        completion.is_some()
-    });
-    match completion? {
+    match vm::wait_finished(local, id, TIMEOUT_MS)? {
         Completion::ShootdownDone { report, .. } if report.is_complete() => {
             Some(cpu::rdtsc() - start)
         }

@@ -23,17 +23,18 @@ use crate::messages::{
     SkbReady,
 };
 use crate::node::{self, Stats, send};
-use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::shared::{BOARD, CoreState, boot_facts, running_cores};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use atoll_firmware::MemoryKind;
 use atoll_iface::Bytes;
-use atoll_node::NodeId;
+use atoll_node::{Fnv1a, NodeId};
 use atoll_proto::TreePlan;
 use atoll_skb::topology::{self, TreeGroup};
 use atoll_skb::{KnowledgeBase, Limits, Value};
+use core::hash::Hasher;
 
 /// Round trips per ordered pair of cores; the median becomes `urpc_rtt`.
 pub const RTT_SAMPLES: u32 = 32;
@@ -80,26 +81,12 @@ impl Replica {
     /// How many facts are stored (not derived), and a hash of them.
     fn summary(&mut self) -> (u32, u64) {
         let facts = self.kb.facts(None).unwrap_or_default();
-        let mut hash = Fnv::new();
+        let mut hash = Fnv1a::new();
         for (predicate, values) in &facts {
             hash.write(topology::format_fact(predicate, values).as_bytes());
+            hash.write(b"\n");
         }
-        (facts.len() as u32, hash.0)
-    }
-}
-
-/// FNV-1a: a replica hash to compare across cores, not a defence.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes.iter().chain(b"\n") {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
-        }
+        (facts.len() as u32, hash.finish())
     }
 }
 
@@ -227,10 +214,6 @@ fn batches(core: usize, facts: &[Fact]) -> Vec<Bytes<BATCH_BYTES>> {
         .iter()
         .filter_map(|batch| Bytes::new(batch.as_bytes()))
         .collect()
-}
-
-fn running_cores() -> impl Iterator<Item = usize> {
-    (0..boot_facts().cores.len()).filter(|&core| BOARD.core(core).state() == CoreState::Running)
 }
 
 /// This core's part of the gathering: measure the round trips to every other

@@ -15,8 +15,8 @@
 
 use crate::arch::paging;
 use crate::arch::percore::CoreLocal;
-use crate::messages::{Protocol, VmDone, VmStorm, VmStormDone};
-use crate::node::send;
+use crate::messages::{Protocol, VmDone, VmHashReply, VmPropose, VmStorm, VmStormDone};
+use crate::node::{self, send};
 use crate::shared::boot_facts;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -96,6 +96,21 @@ impl Vm {
         self.node.replica()
     }
 
+    /// This replica's hash and its mapped pages of the test space, as
+    /// `vm hash` shows them.
+    pub fn hash_reply(&self) -> VmHashReply {
+        let replica = self.replica();
+        let mapped = replica
+            .entries()
+            .into_iter()
+            .filter(|entry| entry.space == TEST_SPACE && entry.committed.is_some())
+            .count();
+        VmHashReply {
+            hash: replica.hash(),
+            mapped: mapped as u32,
+        }
+    }
+
     /// Routes `Planned` rounds by `plan` from now on; every core installs
     /// the plan its own knowledge base replica gives.
     pub fn set_plan(&mut self, plan: TreePlan) {
@@ -151,11 +166,13 @@ pub fn page_address(page: u64) -> u64 {
     TEST_SPACE_BASE + page * 4096
 }
 
-/// What a shell or a peer asks this core to propose.
+/// What a shell or a peer asks this core to propose; as a number, the
+/// `change` of a `VmPropose`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum VmChange {
-    Map,
-    Unmap,
+    Map = 0,
+    Unmap = 1,
 }
 
 /// Proposes `change` of `page` from this core; its completion goes to
@@ -188,6 +205,27 @@ pub fn propose(
         },
     };
     submit(local, request, Shape::Planned, requester)
+}
+
+/// A peer's `VmPropose`: proposed from this core, which answers with a
+/// `VmDone` when it completes, or at once if it cannot be proposed.
+pub fn answer_propose(local: &CoreLocal, from: usize, request: &VmPropose) {
+    let change = if request.change == VmChange::Map as u8 {
+        VmChange::Map
+    } else {
+        VmChange::Unmap
+    };
+    let page = request.page;
+    let requester = Requester::Core { core: from, page };
+    if propose(local, change, u64::from(page), requester).is_err() {
+        let done = VmDone {
+            page,
+            outcome: NOT_PROPOSED,
+            acked: 0,
+            unreached: 0,
+        };
+        send(local, from, done);
+    }
 }
 
 /// Starts `request` on this core's node, routed over a tree of `shape`.
@@ -349,6 +387,7 @@ pub fn show(local: &CoreLocal) {
 /// Outcome codes of `VmDone`.
 const COMMITTED: u8 = 0;
 const ABORTED: u8 = 1;
+const NOT_PROPOSED: u8 = u8::MAX;
 
 fn done_message(page: u32, completion: &Completion) -> VmDone {
     let (outcome, acked, unreached) = match *completion {
@@ -370,14 +409,25 @@ pub fn completion_committed(completion: &Completion) -> bool {
     !matches!(completion, Completion::Aborted { .. })
 }
 
+/// Waits up to `timeout_ms` for the completion of `id`, a request this
+/// core's own code submitted (`Requester::Here`), answering others meanwhile.
+pub fn wait_finished(local: &CoreLocal, id: OpId, timeout_ms: u64) -> Option<Completion> {
+    let mut completion = None;
+    node::wait_until(local, timeout_ms, || {
+        completion = local.node().borrow_mut().vm.take_finished(id);
+        completion.is_some()
+    });
+    completion
+}
+
+fn describe_commit(acked: u16, unreached: u16) -> alloc::string::String {
+    alloc::format!("committed: {acked} holders applied it, {unreached} unreached")
+}
+
 /// One line on how a peer's proposal ended, from its `VmDone`.
 pub fn describe_done(done: &VmDone) -> alloc::string::String {
     match done.outcome {
-        COMMITTED => alloc::format!(
-            "committed: {} holders applied it, {} unreached",
-            done.acked,
-            done.unreached
-        ),
+        COMMITTED => describe_commit(done.acked, done.unreached),
         ABORTED => alloc::string::String::from("aborted (refused by a holder, or no vote in time)"),
         _ => alloc::string::String::from("could not be proposed"),
     }
@@ -394,10 +444,7 @@ pub fn describe(completion: &Completion) -> alloc::string::String {
     use atoll_proto::two_phase::AbortReason;
     match completion {
         Completion::Committed { report, .. } | Completion::ShootdownDone { report, .. } => {
-            format!(
-                "committed: {} holders applied it, {} unreached",
-                report.acked, report.unreached
-            )
+            describe_commit(report.acked, report.unreached)
         }
         Completion::Aborted {
             reason: AbortReason::Refused { by, refusal },
@@ -412,15 +459,6 @@ pub fn describe(completion: &Completion) -> alloc::string::String {
             format!("aborted: no vote from core {} in time", waiting_for.0)
         }
     }
-}
-
-/// Pages of the test space mapped in `replica`.
-pub fn mapped_pages(replica: &MappingTable) -> u32 {
-    replica
-        .entries()
-        .into_iter()
-        .filter(|entry| entry.space == TEST_SPACE && entry.committed.is_some())
-        .count() as u32
 }
 
 /// How long one proposal of a storm may take, under emulation with every
@@ -452,12 +490,7 @@ pub fn storm(local: &CoreLocal, storm: &VmStorm) -> VmStormDone {
             done.aborted += 1;
             continue;
         };
-        let mut completion = None;
-        crate::node::wait_until(local, STORM_TIMEOUT_MS, || {
-            completion = local.node().borrow_mut().vm.take_finished(id);
-            completion.is_some()
-        });
-        match completion {
+        match wait_finished(local, id, STORM_TIMEOUT_MS) {
             Some(completion) if completion_committed(&completion) => done.committed += 1,
             Some(_) => done.aborted += 1,
             // Left open: neither count, and the shell reports the gap.

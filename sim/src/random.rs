@@ -54,7 +54,7 @@ pub fn scenario(seed: u64) -> Scenario {
     if holders.len() < 2 {
         holders = (0..nodes).map(NodeId).collect();
     }
-    let shape = [Shape::Unicast, Shape::Flat, Shape::Planned][rng.below(3) as usize];
+    let shape = Shape::ALL[rng.below(Shape::ALL.len() as u64) as usize];
     let round = match rng.chance(1, 2) {
         true => 2 + rng.below(6) as u32,
         false => 30 + rng.below(40) as u32,

@@ -16,14 +16,18 @@ use atoll_sim::{Scenario, World};
 
 const PAGE: u64 = 0x1000;
 
+fn mapping(frame: u64) -> Mapping {
+    Mapping {
+        paddr: frame * 0x1000,
+        flags: 0b11,
+    }
+}
+
 fn map(frame: u64) -> Request {
     Request::Map {
         space: SPACE,
         vaddr: PAGE,
-        mapping: Mapping {
-            paddr: frame * 0x1000,
-            flags: 0b11,
-        },
+        mapping: mapping(frame),
     }
 }
 
@@ -55,33 +59,35 @@ fn three_nodes(shape: Shape, scripts: [Vec<Request>; 3]) -> Scenario {
     }
 }
 
-fn check(name: &str, scenario: Scenario) -> u64 {
+fn check(name: &str, scenario: Scenario) {
     let world = World::new(&scenario).expect("the preload runs");
     match explore(world) {
-        Ok(explored) => {
-            println!(
-                "{name}: {} states, {} transitions, {} terminal, depth {}, {:.2?}",
-                explored.states,
-                explored.transitions,
-                explored.terminal,
-                explored.depth,
-                explored.elapsed
-            );
-            explored.states
-        }
+        Ok(explored) => println!(
+            "{name}: {} states, {} transitions, {} terminal, depth {}, {:.2?}",
+            explored.states,
+            explored.transitions,
+            explored.terminal,
+            explored.depth,
+            explored.elapsed
+        ),
         Err(counterexample) => panic!("{name}: {counterexample}"),
+    }
+}
+
+/// Checks `scripts` on [`three_nodes`] in every shape, each scenario first
+/// changed by `vary`.
+fn check_every_shape(name: &str, scripts: [Vec<Request>; 3], vary: impl Fn(&mut Scenario)) {
+    for shape in Shape::ALL {
+        let mut scenario = three_nodes(shape, scripts.clone());
+        vary(&mut scenario);
+        check(&format!("{name}, {shape:?}"), scenario);
     }
 }
 
 #[test]
 fn conflicting_maps_and_a_shootdown_in_every_shape() {
-    for shape in [Shape::Unicast, Shape::Flat, Shape::Planned] {
-        let scripts = [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]];
-        check(
-            &format!("conflicting maps + shootdown, {shape:?}"),
-            three_nodes(shape, scripts),
-        );
-    }
+    let scripts = [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]];
+    check_every_shape("conflicting maps + shootdown", scripts, |_| {});
 }
 
 #[test]
@@ -90,20 +96,10 @@ fn conflicting_maps_and_a_shootdown_in_every_shape() {
     ignore = "hundreds of thousands of states: run with --release"
 )]
 fn unmaps_racing_a_map_of_a_mapped_page_in_every_shape() {
-    for shape in [Shape::Unicast, Shape::Flat, Shape::Planned] {
-        let mut scenario = three_nodes(shape, [vec![UNMAP], vec![map(2)], vec![UNMAP]]);
-        scenario.preload = vec![(
-            PAGE,
-            Mapping {
-                paddr: 0x1000,
-                flags: 0b11,
-            },
-        )];
-        check(
-            &format!("unmaps + map of a mapped page, {shape:?}"),
-            scenario,
-        );
-    }
+    let scripts = [vec![UNMAP], vec![map(2)], vec![UNMAP]];
+    check_every_shape("unmaps + map of a mapped page", scripts, |scenario| {
+        scenario.preload = vec![(PAGE, mapping(1))];
+    });
 }
 
 #[test]
@@ -112,14 +108,12 @@ fn unmaps_racing_a_map_of_a_mapped_page_in_every_shape() {
     ignore = "hundreds of thousands of states: run with --release"
 )]
 fn conflicting_maps_with_a_crash_of_any_node_at_any_moment() {
-    for shape in [Shape::Unicast, Shape::Flat, Shape::Planned] {
-        let mut scenario = three_nodes(shape, [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]]);
-        scenario.crashes = 1;
-        check(
-            &format!("conflicting maps + shootdown + a crash, {shape:?}"),
-            scenario,
-        );
-    }
+    let scripts = [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]];
+    check_every_shape(
+        "conflicting maps + shootdown + a crash",
+        scripts,
+        |scenario| scenario.crashes = 1,
+    );
 }
 
 #[test]
@@ -128,14 +122,12 @@ fn conflicting_maps_with_a_crash_of_any_node_at_any_moment() {
     ignore = "hundreds of thousands of states: run with --release"
 )]
 fn conflicting_maps_with_timeouts_firing_at_any_moment() {
-    for shape in [Shape::Unicast, Shape::Flat, Shape::Planned] {
-        let mut scenario = three_nodes(shape, [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]]);
-        scenario.ticks = true;
-        check(
-            &format!("conflicting maps + shootdown + timeouts, {shape:?}"),
-            scenario,
-        );
-    }
+    let scripts = [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]];
+    check_every_shape(
+        "conflicting maps + shootdown + timeouts",
+        scripts,
+        |scenario| scenario.ticks = true,
+    );
 }
 
 #[test]

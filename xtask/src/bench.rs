@@ -21,10 +21,8 @@ pub fn run(workspace: &Workspace, options: &BenchOptions) -> Result<ExitCode> {
     if let Some(repetitions) = options.repetitions {
         flags.extend(["--repetitions".to_owned(), repetitions.to_string()]);
     }
-    let command = [format!("cargo xtask bench {name}")]
-        .into_iter()
-        .chain(flags.iter().cloned())
-        .collect::<Vec<_>>()
+    let command = [vec![format!("cargo xtask bench {name}")], flags.clone()]
+        .concat()
         .join(" ");
     let status = workspace
         .cargo()

@@ -4,15 +4,16 @@
 //! which checks the crate's unsafe code for undefined behaviour and data
 //! races; the exhaustive model check of the agreement protocols on three
 //! nodes; and the deterministic simulator over many seeds (`sim/`), both
-//! optimised, with the larger scenarios that the debug `cargo test` skips. Miri needs a nightly toolchain; the one pinned here is installed
-//! with rustup when missing, as the prerequisites are.
+//! optimised, with the larger scenarios that the debug `cargo test` skips.
+//! Miri needs a nightly toolchain; the one pinned here is installed with
+//! rustup when missing, as the prerequisites are.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 
-use crate::workspace::Workspace;
+use crate::workspace::{Workspace, run};
 
 /// The nightly that runs Miri. Pinned so that a new nightly's Miri, with new
 /// checks and new bugs, comes in by a deliberate change of this line.
@@ -192,43 +193,10 @@ fn miri_is_installed(workspace: &Workspace) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-fn run(command: &mut Command) -> Result<()> {
-    let shown = shown(command);
-    println!("xtask: {shown}");
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {shown}"))?;
-    ensure!(status.success(), "{shown} failed ({status})");
-    Ok(())
-}
-
-/// `command` as a person would type it: the environment it sets, the
-/// program, the arguments (the directory is always the workspace root).
-fn shown(command: &Command) -> String {
-    let mut words: Vec<String> = command
-        .get_envs()
-        .filter_map(|(name, value)| {
-            let value = value?.to_string_lossy();
-            let value = if value.contains(' ') {
-                format!("\"{value}\"")
-            } else {
-                value.into_owned()
-            };
-            Some(format!("{}={value}", name.to_string_lossy()))
-        })
-        .collect();
-    words.push(command.get_program().to_string_lossy().into_owned());
-    words.extend(
-        command
-            .get_args()
-            .map(|arg| arg.to_string_lossy().into_owned()),
-    );
-    words.join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workspace::shown;
     use std::path::PathBuf;
 
     fn workspace() -> Workspace {

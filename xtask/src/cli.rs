@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -29,7 +30,8 @@ commands:
   iso    build a GRUB rescue ISO that boots under BIOS and UEFI
            --exec SCRIPT  boot straight into the script, as `run --exec` does
            --out PATH     where to write it (default target/atoll.iso)
-  test   run the host unit tests, the checks (loom, Miri), then the QEMU integration tests
+  test   run the host unit tests, the checks (loom, Miri, protocol model check, simulator
+         seeds), then the QEMU integration tests
            --filter TEXT  run only the QEMU tests whose name contains TEXT
            --skip-host    skip the host unit tests
            --skip-checks  skip the checks
@@ -39,7 +41,8 @@ commands:
                             fig3, replication or sharing (shared state over cores)
            --cpus A,B       the two CPUs (default: the first two this process may use;
                             fig3, replication and sharing: every CPU it may use)
-           --repetitions N  rounds, each with every row interleaved (default 15)
+           --repetitions N  rounds, each with every row interleaved (default 15;
+                            fig3, replication and sharing: 10)
   help   print this text
 
 In `run` without --exec, quit with the shell's `halt` or with Ctrl-A X.";
@@ -229,11 +232,10 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
         match flag.name.as_str() {
             "--cpus" => options.cpus = Some(parse_cpu_pair(&flags.value(flag)?)?),
             "--repetitions" => {
-                let value = flags.value(flag)?;
-                match value.parse::<u32>() {
-                    Ok(count) if count >= 1 => options.repetitions = Some(count),
-                    _ => bail!("--repetitions expects a whole number, at least 1, got `{value}`"),
-                }
+                options.repetitions = Some(at_least_one(
+                    &flags.value(flag)?,
+                    "--repetitions expects a whole number, at least 1",
+                )?);
             }
             _ => return Err(flag.unknown("bench")),
         }
@@ -252,12 +254,11 @@ fn parse_cpu_pair(value: &str) -> Result<(usize, usize)> {
     }
 }
 
-/// The xAPIC gives each core an 8-bit id, so 255 is as far as the kernel can count.
 fn parse_numa_nodes(value: &str) -> Result<u8> {
-    match value.parse::<u8>() {
-        Ok(nodes) if nodes >= 1 => Ok(nodes),
-        _ => bail!("--numa expects a whole number of nodes from 1 to 255, got `{value}`"),
-    }
+    at_least_one(
+        value,
+        "--numa expects a whole number of nodes from 1 to 255",
+    )
 }
 
 /// QEMU 7.2 refuses a distance below 10 (the local distance) and reads it
@@ -343,17 +344,25 @@ fn check_numa_distances(rows: &[Vec<u8>], nodes: u8) -> Result<()> {
     Ok(())
 }
 
+/// The xAPIC gives each core an 8-bit id, so 255 is as far as the kernel can count.
 fn parse_cores(value: &str) -> Result<u8> {
-    match value.parse::<u8>() {
-        Ok(cores) if cores >= 1 => Ok(cores),
-        _ => bail!("--cores expects a whole number from 1 to 255, got `{value}`"),
-    }
+    at_least_one(value, "--cores expects a whole number from 1 to 255")
 }
 
 fn parse_seconds(value: &str) -> Result<Duration> {
-    match value.parse::<u64>() {
-        Ok(seconds) if seconds >= 1 => Ok(Duration::from_secs(seconds)),
-        _ => bail!("--timeout expects a whole number of seconds, at least 1, got `{value}`"),
+    at_least_one(
+        value,
+        "--timeout expects a whole number of seconds, at least 1",
+    )
+    .map(Duration::from_secs)
+}
+
+/// `value` as a whole number of at least 1 that fits `T`; otherwise
+/// `expected`, followed by the value given, is the error.
+fn at_least_one<T: FromStr + PartialOrd + From<u8>>(value: &str, expected: &str) -> Result<T> {
+    match value.parse::<T>() {
+        Ok(number) if number >= T::from(1) => Ok(number),
+        _ => bail!("{expected}, got `{value}`"),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `cargo xtask test`: the host unit tests, the `checks` (loom, Miri), then
-//! the QEMU integration tests of `cases`, two at a time (the project's
+//! `cargo xtask test`: the host unit tests, the `checks` (loom, Miri, the
+//! protocol model check and simulator seeds), then the QEMU integration
+//! tests of `cases` and `skb`, two at a time (the project's
 //! machines have two cores). Each test boots QEMU with a timeout and asserts
 //! on the serial output; a failure shows its reason and the tail of that
 //! output. Checks and QEMU tests count together in the final tally.
@@ -229,15 +230,25 @@ impl TestContext<'_> {
 
     /// Boots the kernel directly (PVH) on `cores` cores and runs `script`.
     fn exec(&mut self, cores: u8, script: &str) -> Result<ExecRun, String> {
-        let boot = Boot::Kernel {
-            elf: &self.env.kernel,
-            cmdline: Some(protocol::exec_cmdline(script)),
-        };
         let machine = Machine {
             cores,
             ..Machine::default()
         };
-        self.exec_boot(&machine, &boot, EXEC_TIMEOUT)
+        self.exec_on(&machine, script, EXEC_TIMEOUT)
+    }
+
+    /// Boots the kernel directly (PVH) on `machine` and runs `script`.
+    fn exec_on(
+        &mut self,
+        machine: &Machine,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<ExecRun, String> {
+        let boot = Boot::Kernel {
+            elf: &self.env.kernel,
+            cmdline: Some(protocol::exec_cmdline(script)),
+        };
+        self.exec_boot(machine, &boot, timeout)
     }
 
     /// Boots `boot`, which must run an exec script, and waits for the end.

@@ -10,7 +10,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::qemu::Ovmf;
-use crate::workspace::{KERNEL_TARGET, Workspace};
+use crate::workspace::{KERNEL_TARGET, Workspace, run};
 
 #[derive(Clone, Copy, PartialEq)]
 pub enum Need {
@@ -181,15 +181,6 @@ fn running_as_root() -> Result<bool> {
 fn on_path(tool: &str) -> bool {
     env::var_os("PATH")
         .is_some_and(|path| env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-}
-
-fn run(command: &mut Command) -> Result<()> {
-    let shown = format!("{command:?}");
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {shown}"))?;
-    ensure!(status.success(), "{shown} failed ({status})");
-    Ok(())
 }
 
 #[cfg(test)]

@@ -21,27 +21,9 @@ pub fn exec_cmdline(script: &str) -> String {
     format!("atoll.exec={script}")
 }
 
-/// The commands of an exec script, as the kernel splits it: at each `;`
-/// outside double quotes.
+/// The commands of an exec script, split by the kernel's own code.
 pub fn exec_commands(script: &str) -> Vec<&str> {
-    let mut commands = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (at, byte) in script.bytes().enumerate() {
-        match byte {
-            b'"' => quoted = !quoted,
-            b';' if !quoted => {
-                commands.push(&script[start..at]);
-                start = at + 1;
-            }
-            _ => {}
-        }
-    }
-    commands.push(&script[start..]);
-    commands
-        .into_iter()
-        .map(str::trim)
-        .filter(|command| !command.is_empty())
-        .collect()
+    atoll_shell::split_script(script).collect()
 }
 
 /// The verdict on an exec run: `Ok` with the number of commands run only

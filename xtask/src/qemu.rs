@@ -55,7 +55,7 @@ impl MemorySize {
 }
 
 impl Machine {
-    /// QEMU's `-smp` and, with more than one node, the sockets and the
+    /// QEMU's `-smp` and, with NUMA nodes (even one), the sockets and the
     /// `-numa` options that give each node its cores and its share of memory,
     /// then one `-numa dist` per ordered pair of different nodes if
     /// distances are given (QEMU fills in 10 on the diagonal).
@@ -394,7 +394,7 @@ mod tests {
              -numa dist,src=2,dst=0,val=31 -numa dist,src=2,dst=1,val=11"
         );
 
-        // One node has no NUMA options, so no distances either.
+        // Without NUMA nodes there are no NUMA options, so no distances either.
         let single = Machine {
             numa_distances: Some(vec![vec![10]]),
             ..Machine::default()

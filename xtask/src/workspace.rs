@@ -80,3 +80,39 @@ impl Workspace {
         Ok(())
     }
 }
+
+/// Runs `command`, its output on this terminal, after printing it as
+/// `xtask: <command>`; fails unless it succeeds.
+pub fn run(command: &mut Command) -> Result<()> {
+    let shown = shown(command);
+    println!("xtask: {shown}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
+    ensure!(status.success(), "{shown} failed ({status})");
+    Ok(())
+}
+
+/// `command` as a person would type it: the environment it sets, the
+/// program, the arguments (not the directory it runs in).
+pub fn shown(command: &Command) -> String {
+    let mut words: Vec<String> = command
+        .get_envs()
+        .filter_map(|(name, value)| {
+            let value = value?.to_string_lossy();
+            let value = if value.contains(' ') {
+                format!("\"{value}\"")
+            } else {
+                value.into_owned()
+            };
+            Some(format!("{}={value}", name.to_string_lossy()))
+        })
+        .collect();
+    words.push(command.get_program().to_string_lossy().into_owned());
+    words.extend(
+        command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned()),
+    );
+    words.join(" ")
+}

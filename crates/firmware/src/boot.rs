@@ -116,16 +116,19 @@ impl BootInfo {
         Ok(())
     }
 
-    /// Stores a region in a slot that `make_room` has promised.
-    fn push_region(&mut self, base: u64, len: u64, kind: u32) {
+    /// Reads the E820-style entry {base u64, len u64, type u32, ...} at `offset` from `table`,
+    /// which both protocols' memory maps are made of, into a slot that `make_room` has promised.
+    fn read_region(&mut self, mem: &impl PhysMem, table: u64, offset: u64) -> Result<(), MemError> {
+        let region = MemoryRegion {
+            base: read_u64(mem, table, offset)?,
+            len: read_u64(mem, table, offset + 8)?,
+            kind: MemoryKind::from_e820(read_u32(mem, table, offset + 16)?),
+        };
         if let Some(slot) = self.regions.get_mut(self.region_count) {
-            *slot = MemoryRegion {
-                base,
-                len,
-                kind: MemoryKind::from_e820(kind),
-            };
+            *slot = region;
             self.region_count += 1;
         }
+        Ok(())
     }
 
     /// Copies the NUL-terminated command line at `addr`, reading at most `limit` bytes.
@@ -307,13 +310,9 @@ fn parse_pvh(mem: &impl PhysMem, start_info: u64) -> Result<BootInfo, BootInfoEr
 
     let mut info = BootInfo::new(BootProtocol::Pvh);
     info.make_room(u64::from(memmap_entries))?;
-    // `index` is below 2^32, so the offsets below cannot overflow.
+    // `index` is below 2^32, so no offset into the map can overflow.
     for index in 0..u64::from(memmap_entries) {
-        let entry = index * MEMMAP_ENTRY_SIZE;
-        let base = read_u64(mem, memmap, entry)?;
-        let len = read_u64(mem, memmap, entry + 8)?;
-        let kind = read_u32(mem, memmap, entry + 16)?;
-        info.push_region(base, len, kind);
+        info.read_region(mem, memmap, index * MEMMAP_ENTRY_SIZE)?;
     }
     if cmdline != 0 {
         info.read_cmdline(mem, cmdline, u64::MAX)?;
@@ -406,11 +405,7 @@ fn read_multiboot2_memory_map(
     let count = entries_len / u64::from(entry_size);
     info.make_room(count)?;
     for index in 0..count {
-        let entry = ENTRIES_OFFSET + index * u64::from(entry_size);
-        let base = read_u64(mem, payload, entry)?;
-        let len = read_u64(mem, payload, entry + 8)?;
-        let kind = read_u32(mem, payload, entry + 16)?;
-        info.push_region(base, len, kind);
+        info.read_region(mem, payload, ENTRIES_OFFSET + index * u64::from(entry_size))?;
     }
     Ok(())
 }

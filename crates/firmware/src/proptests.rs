@@ -44,6 +44,18 @@ fn check_boot_info(info: &BootInfo) {
     assert!(info.memory().is_sorted_by_key(|region| region.base));
 }
 
+/// Well-formed MADT or SRAT entries {type, length, ...}, each filled with its one byte.
+fn filled_entries(entries: &[(u8, u8, u8)]) -> Vec<u8> {
+    entries
+        .iter()
+        .flat_map(|&(kind, length, fill)| {
+            let mut entry = std::vec![fill; usize::from(length)];
+            entry[..2].copy_from_slice(&[kind, length]);
+            entry
+        })
+        .collect()
+}
+
 /// Tags of the kinds the parser reads, and others, with arbitrary payloads.
 fn multiboot2_tags() -> impl Strategy<Value = Vec<(u32, Vec<u8>)>> {
     let kind = prop_oneof![Just(1u32), Just(6), Just(14), Just(15), 0u32..32];
@@ -130,12 +142,7 @@ proptest! {
     fn madt_of_well_formed_entries_of_random_content(
         entries in vec((prop_oneof![Just(0u8), Just(1), Just(2), Just(5), Just(9), any::<u8>()], 16u8..40, any::<u8>()), 0..20),
     ) {
-        let image: Vec<u8> = entries.iter().flat_map(|&(kind, length, fill)| {
-            let mut entry = std::vec![fill; usize::from(length)];
-            entry[..2].copy_from_slice(&[kind, length]);
-            entry
-        }).collect();
-        let mem = CountingMem::with(BASE, &madt(&image));
+        let mem = CountingMem::with(BASE, &madt(&filled_entries(&entries)));
         let madt = Madt::parse(&mem, TableAt::read(&mem, BASE, b"APIC").unwrap()).unwrap();
         prop_assert_eq!(madt.entries().filter(Result::is_ok).count(), entries.len());
     }
@@ -176,12 +183,7 @@ proptest! {
     fn srat_of_well_formed_entries_of_random_content(
         entries in vec((prop_oneof![Just(0u8), Just(1), Just(2), any::<u8>()], 40u8..64, any::<u8>()), 0..20),
     ) {
-        let image: Vec<u8> = entries.iter().flat_map(|&(kind, length, fill)| {
-            let mut entry = std::vec![fill; usize::from(length)];
-            entry[..2].copy_from_slice(&[kind, length]);
-            entry
-        }).collect();
-        let mem = CountingMem::with(BASE, &srat(&image));
+        let mem = CountingMem::with(BASE, &srat(&filled_entries(&entries)));
         let srat = Srat::parse(&mem, TableAt::read(&mem, BASE, b"SRAT").unwrap()).unwrap();
         prop_assert_eq!(srat.entries().filter(Result::is_ok).count(), entries.len());
     }

@@ -51,6 +51,11 @@ impl<const N: usize> RangeSet<N> {
         self.iter().map(|(start, end)| end - start).sum()
     }
 
+    /// Whether `[start, end)` lies wholly inside one range of the set.
+    pub fn contains(&self, start: u64, end: u64) -> bool {
+        self.iter().any(|(s, e)| s <= start && end <= e)
+    }
+
     /// Adds `[start, end)`, shrunk inwards to whole frames, merging with
     /// neighbours it touches or overlaps.
     pub fn insert(&mut self, start: u64, end: u64) -> Result<(), RangeSetFull> {
@@ -203,6 +208,17 @@ mod tests {
         assert_eq!(collect(&set), [(0x2000, 0x8000), (0x10000, 0x11000)]);
         set.insert(0x7000, 0x10000).unwrap();
         assert_eq!(collect(&set), [(0x2000, 0x11000)]);
+    }
+
+    #[test]
+    fn contains_only_what_one_range_holds() {
+        let mut set = RangeSet::<4>::new();
+        set.insert(0, 2 * MIB).unwrap();
+        set.insert(2 * MIB + 0x1000, 4 * MIB).unwrap();
+        assert!(set.contains(0, 2 * MIB));
+        assert!(set.contains(3 * MIB, 4 * MIB));
+        assert!(!set.contains(MIB, 3 * MIB), "across the hole");
+        assert!(!set.contains(3 * MIB, 5 * MIB), "past the end");
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod replica;
 mod shared;
 
 pub use message::{MESSAGE_BYTES, Message};
-pub use replica::{Entry, MappingTable, Replica};
+pub use replica::{Entry, Fnv1a, MappingTable, Replica};
 pub use shared::SharedReplica;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -132,15 +132,10 @@ impl Wire for Refusal {
 }
 
 impl Wire for Message {
-    const MAX_SIZE: usize = 1 + {
-        let agreement = TwoPhaseMsg::<Change, Refusal>::MAX_SIZE;
-        let shootdown = RoundMsg::<Invalidation>::MAX_SIZE;
-        if agreement > shootdown {
-            agreement
-        } else {
-            shootdown
-        }
-    };
+    const MAX_SIZE: usize = 1 + wire::max(
+        TwoPhaseMsg::<Change, Refusal>::MAX_SIZE,
+        RoundMsg::<Invalidation>::MAX_SIZE,
+    );
     fn write(self, w: &mut Writer) {
         match self {
             Message::Agreement(m) => {
@@ -206,10 +201,8 @@ mod tests {
     }
 
     fn message() -> impl Strategy<Value = Message> {
-        let route = (any::<u32>(), 0u8..3).prop_map(|(set, s)| Route {
-            set,
-            shape: [Shape::Unicast, Shape::Flat, Shape::Planned][usize::from(s)],
-        });
+        let shape = prop::sample::select(Shape::ALL.to_vec());
+        let route = (any::<u32>(), shape).prop_map(|(set, shape)| Route { set, shape });
         let change = prop_oneof![
             (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(s, v, p, f)| {
                 Change::Map {

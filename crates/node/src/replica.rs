@@ -5,6 +5,7 @@ use crate::{Change, Mapping, Refusal, SpaceId};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use atoll_proto::OpId;
+use core::hash::Hasher;
 
 /// One page of the table as a replica holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,9 +46,7 @@ pub trait Replica {
     /// space, vaddr, paddr and flags, each little-endian. Pending changes
     /// do not count, so replicas that agree hash alike while proposals run.
     fn hash(&self) -> u64 {
-        const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0100_0000_01b3;
-        let mut hash = OFFSET_BASIS;
+        let mut hash = Fnv1a::new();
         for entry in self.entries() {
             let Some(mapping) = entry.committed else {
                 continue;
@@ -58,11 +57,42 @@ pub trait Replica {
                 &mapping.paddr.to_le_bytes(),
                 &mapping.flags.to_le_bytes(),
             ];
-            for byte in fields.into_iter().flatten() {
-                hash = (hash ^ u64::from(*byte)).wrapping_mul(PRIME);
+            for field in fields {
+                hash.write(field);
             }
         }
-        hash
+        hash.finish()
+    }
+}
+
+/// FNV-1a, 64-bit: the hash replicas are compared by across cores. Cheap
+/// and stable across builds and machines (unlike `core`'s `SipHash` keys),
+/// which is all a comparison of equal states needs; it is no defence
+/// against a peer that forges a collision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fnv1a(u64);
+
+impl Fnv1a {
+    pub const fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::hash::Hasher for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -108,20 +138,18 @@ impl MappingTable {
 
 impl Replica for MappingTable {
     fn prepare(&mut self, id: OpId, change: &Change) -> Result<(), Refusal> {
-        let slot = self.pages.entry(change.page()).or_default();
+        let page = change.page();
+        let slot = self.pages.get(&page).copied().unwrap_or_default();
         match (slot.pending, change) {
-            (Some((holder, _)), _) if holder == id => return Ok(()),
-            (Some((holder, _)), _) => return Err(Refusal::Conflict { with: holder }),
-            (None, Change::Map { .. }) if slot.committed.is_some() => {
-                return Err(Refusal::AlreadyMapped);
+            (Some((holder, _)), _) if holder == id => Ok(()),
+            (Some((holder, _)), _) => Err(Refusal::Conflict { with: holder }),
+            (None, Change::Map { .. }) if slot.committed.is_some() => Err(Refusal::AlreadyMapped),
+            (None, Change::Unmap { .. }) if slot.committed.is_none() => Err(Refusal::NotMapped),
+            (None, _) => {
+                self.pages.entry(page).or_default().pending = Some((id, *change));
+                Ok(())
             }
-            (None, Change::Unmap { .. }) if slot.committed.is_none() => {
-                self.pages.remove(&change.page());
-                return Err(Refusal::NotMapped);
-            }
-            (None, _) => slot.pending = Some((id, *change)),
         }
-        Ok(())
     }
 
     fn commit(&mut self, id: OpId, change: &Change) {

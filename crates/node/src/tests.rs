@@ -121,6 +121,24 @@ fn map(vaddr: u64, n: u64) -> Request {
     }
 }
 
+fn unmap(vaddr: u64) -> Request {
+    Request::Unmap {
+        space: SPACE,
+        vaddr,
+    }
+}
+
+fn shootdown(vaddr: u64) -> Request {
+    Request::Shootdown {
+        space: SPACE,
+        vaddr,
+    }
+}
+
+fn report(acked: u16, unreached: u16) -> Report {
+    Report { acked, unreached }
+}
+
 #[test]
 fn a_map_commits_on_every_holder_with_a_page_table_effect_each() {
     let mut cores = Cores::new(vec![0; 3], &[0, 1, 2]);
@@ -130,10 +148,7 @@ fn a_map_commits_on_every_holder_with_a_page_table_effect_each() {
         cores.completions,
         [Completion::Committed {
             id,
-            report: Report {
-                acked: 3,
-                unreached: 0
-            }
+            report: report(3, 0)
         }]
     );
     let mapped = Effect::MapPage {
@@ -167,14 +182,7 @@ fn an_unmap_completes_only_after_every_holder_unmapped_and_invalidated() {
     cores.submit(0, map(0x4000, 9), Shape::Planned);
     cores.run();
     cores.effects.iter_mut().for_each(Vec::clear);
-    let id = cores.submit(
-        3,
-        Request::Unmap {
-            space: SPACE,
-            vaddr: 0x4000,
-        },
-        Shape::Planned,
-    );
+    let id = cores.submit(3, unmap(0x4000), Shape::Planned);
     let unmapped = [
         Effect::UnmapPage {
             space: SPACE,
@@ -191,10 +199,7 @@ fn an_unmap_completes_only_after_every_holder_unmapped_and_invalidated() {
                 *done,
                 Completion::Committed {
                     id,
-                    report: Report {
-                        acked: 4,
-                        unreached: 0
-                    }
+                    report: report(4, 0)
                 }
             );
             assert!(
@@ -236,14 +241,7 @@ fn conflicting_maps_submitted_at_once_both_abort_naming_each_other() {
 #[test]
 fn a_change_the_replicas_refuse_aborts_with_the_reason() {
     let mut cores = Cores::new(vec![0; 2], &[0, 1]);
-    let id = cores.submit(
-        0,
-        Request::Unmap {
-            space: SPACE,
-            vaddr: 0x4000,
-        },
-        Shape::Unicast,
-    );
+    let id = cores.submit(0, unmap(0x4000), Shape::Unicast);
     cores.run();
     let reason = AbortReason::Refused {
         by: NodeId(0),
@@ -259,45 +257,25 @@ fn a_shootdown_invalidates_on_every_holder_and_a_dead_one_is_reported() {
         space: SPACE,
         vaddr: 0x4000,
     };
-    let id = cores.submit(
-        2,
-        Request::Shootdown {
-            space: SPACE,
-            vaddr: 0x4000,
-        },
-        Shape::Flat,
-    );
+    let id = cores.submit(2, shootdown(0x4000), Shape::Flat);
     cores.run();
     assert_eq!(
         cores.completions,
         [Completion::ShootdownDone {
             id,
-            report: Report {
-                acked: 4,
-                unreached: 0
-            }
+            report: report(4, 0)
         }]
     );
     assert!(cores.effects.iter().all(|e| e == &[invalidated]));
     // Flat from 2: {2} and {0: 1, 3}; take the aggregator down.
     cores.crash(NodeId(0));
-    let id = cores.submit(
-        2,
-        Request::Shootdown {
-            space: SPACE,
-            vaddr: 0x4000,
-        },
-        Shape::Flat,
-    );
+    let id = cores.submit(2, shootdown(0x4000), Shape::Flat);
     cores.run();
     assert_eq!(
         cores.completions[1],
         Completion::ShootdownDone {
             id,
-            report: Report {
-                acked: 3,
-                unreached: 1
-            }
+            report: report(3, 1)
         }
     );
     assert_eq!(
@@ -316,11 +294,7 @@ fn a_plan_set_later_routes_by_its_group_and_member_order() {
         .nodes
         .iter_mut()
         .for_each(|n| n.set_plan(plan.clone()));
-    let shootdown = Request::Shootdown {
-        space: SPACE,
-        vaddr: 0x4000,
-    };
-    let id = cores.submit(0, shootdown, Shape::Planned);
+    let id = cores.submit(0, shootdown(0x4000), Shape::Planned);
     // 0 leads its own group, so it sends to 4 first, then forwards to 2 and
     // 1 in the plan's order.
     let sent = |cores: &Cores| -> Vec<(NodeId, NodeId)> {
@@ -343,10 +317,7 @@ fn a_plan_set_later_routes_by_its_group_and_member_order() {
         cores.completions,
         [Completion::ShootdownDone {
             id,
-            report: Report {
-                acked: 5,
-                unreached: 0
-            }
+            report: report(5, 0)
         }]
     );
 }
@@ -360,10 +331,7 @@ fn a_node_that_holds_no_replica_can_still_propose() {
         cores.completions,
         [Completion::Committed {
             id,
-            report: Report {
-                acked: 2,
-                unreached: 0
-            }
+            report: report(2, 0)
         }]
     );
     assert!(cores.nodes[2].replica().entries().is_empty() && cores.effects[2].is_empty());

@@ -413,7 +413,7 @@ impl<P: Copy> Started<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testnet::{Net, Peer, Sends, TestCluster};
+    use crate::testnet::{Net, Peer, Sends, TestCluster, ids, report, shape};
     use crate::{Shape, TreePlan};
     use alloc::vec;
     use proptest::prelude::*;
@@ -516,16 +516,7 @@ mod tests {
         net.run();
         assert_eq!(deliveries(&net), [1, 1, 1, 1]);
         assert!(net.peers.iter().all(|p| p.delivered == [(ROUND, 42)]));
-        assert_eq!(
-            net.peers[0].done,
-            [(
-                ROUND,
-                Report {
-                    acked: 4,
-                    unreached: 0
-                }
-            )]
-        );
+        assert_eq!(net.peers[0].done, [(ROUND, report(4, 0))]);
         assert_eq!(acks_to_initiator(&net).len(), 4);
         assert!(net.peers.iter().all(|p| p.engine.is_idle()));
     }
@@ -537,10 +528,6 @@ mod tests {
         start(&mut net, Shape::Planned);
         net.run();
         assert_eq!(deliveries(&net), [1; 6]);
-        let full = |acked| Report {
-            acked,
-            unreached: 0,
-        };
         // Node 0 leads its own domain, so 1 and 2 acknowledge to it; 4 does
         // not: its aggregator 3 answers for it.
         let mut acks = acks_to_initiator(&net);
@@ -548,14 +535,14 @@ mod tests {
         assert_eq!(
             acks,
             [
-                (NodeId(0), full(3)),
-                (NodeId(1), full(1)),
-                (NodeId(2), full(1)),
-                (NodeId(3), full(2)),
-                (NodeId(5), full(1)),
+                (NodeId(0), report(3, 0)),
+                (NodeId(1), report(1, 0)),
+                (NodeId(2), report(1, 0)),
+                (NodeId(3), report(2, 0)),
+                (NodeId(5), report(1, 0)),
             ]
         );
-        assert_eq!(net.peers[0].done, [(ROUND, full(6))]);
+        assert_eq!(net.peers[0].done, [(ROUND, report(6, 0))]);
         assert!(net.peers.iter().all(|p| p.engine.is_idle()));
     }
 
@@ -569,19 +556,10 @@ mod tests {
         start(&mut net, Shape::Planned);
         net.run();
         assert_eq!(deliveries(&net), [1, 1, 1, 1, 0, 1], "4 is missed");
-        assert!(acks_to_initiator(&net).contains(&(
-            NodeId(3),
-            Report {
-                acked: 1,
-                unreached: 0
-            }
-        )));
-        let report = Report {
-            acked: 5,
-            unreached: 1,
-        };
-        assert_eq!(net.peers[0].done, [(ROUND, report)]);
-        assert!(!report.is_complete());
+        assert!(acks_to_initiator(&net).contains(&(NodeId(3), report(1, 0))));
+        let partial = report(5, 1);
+        assert_eq!(net.peers[0].done, [(ROUND, partial)]);
+        assert!(!partial.is_complete());
         assert!(net.peers.iter().all(|p| p.engine.is_idle()));
     }
 
@@ -590,7 +568,6 @@ mod tests {
         // The initiator's tree: {0: 1, 2}, {3: 4}, {5}. Node 5 routes by a
         // plan in which it leads {5: 4}, so 4 gets the payload from 3 and
         // from 5, and 5 acknowledges 2 for a group of 1.
-        let ids = |raw: &[u16]| raw.iter().map(|&n| NodeId(n)).collect::<Vec<_>>();
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
         let mut other = TreePlan::new();
         other.set_root(NodeId(0), vec![ids(&[0, 1, 2]), ids(&[3]), ids(&[5, 4])]);
@@ -598,29 +575,13 @@ mod tests {
         start(&mut net, Shape::Planned);
         net.run();
         assert_eq!(deliveries(&net), [1, 1, 1, 1, 2, 1]);
-        assert!(acks_to_initiator(&net).contains(&(
-            NodeId(5),
-            Report {
-                acked: 2,
-                unreached: 0
-            }
-        )));
-        assert_eq!(
-            net.peers[0].done,
-            [(
-                ROUND,
-                Report {
-                    acked: 6,
-                    unreached: 0
-                }
-            )]
-        );
+        assert!(acks_to_initiator(&net).contains(&(NodeId(5), report(2, 0))));
+        assert_eq!(net.peers[0].done, [(ROUND, report(6, 0))]);
         assert!(net.peers.iter().all(|p| p.engine.is_idle()));
     }
 
     #[test]
     fn requests_go_out_in_the_plans_group_and_member_order() {
-        let ids = |raw: &[u16]| raw.iter().map(|&n| NodeId(n)).collect::<Vec<_>>();
         let mut plan = TreePlan::new();
         plan.set_root(
             NodeId(0),
@@ -643,16 +604,7 @@ mod tests {
         assert_eq!(requests(5, false), ids(&[4, 3]), "members in order");
         assert_eq!(requests(2, false), ids(&[1]));
         assert_eq!(requests(0, false), ids(&[6, 7]), "the initiator leads");
-        assert_eq!(
-            net.peers[0].done,
-            [(
-                ROUND,
-                Report {
-                    acked: 8,
-                    unreached: 0
-                }
-            )]
-        );
+        assert_eq!(net.peers[0].done, [(ROUND, report(8, 0))]);
     }
 
     #[test]
@@ -678,16 +630,7 @@ mod tests {
                 forward: false
             }
         )));
-        assert_eq!(
-            net.peers[0].done,
-            [(
-                ROUND,
-                Report {
-                    acked: 5,
-                    unreached: 1
-                }
-            )]
-        );
+        assert_eq!(net.peers[0].done, [(ROUND, report(5, 1))]);
         assert!(net.peers[0].engine.is_idle());
     }
 
@@ -701,16 +644,7 @@ mod tests {
         net.declare_down(NodeId(3));
         net.run();
         assert_eq!(deliveries(&net), [1, 1, 1, 1, 2, 1], "4 gets it twice");
-        assert_eq!(
-            net.peers[0].done,
-            [(
-                ROUND,
-                Report {
-                    acked: 5,
-                    unreached: 1
-                }
-            )]
-        );
+        assert_eq!(net.peers[0].done, [(ROUND, report(5, 1))]);
     }
 
     #[test]
@@ -726,23 +660,8 @@ mod tests {
         assert!(net.peers[0].done.is_empty());
         net.tick();
         net.run();
-        assert!(acks_to_initiator(&net).contains(&(
-            NodeId(3),
-            Report {
-                acked: 1,
-                unreached: 1
-            }
-        )));
-        assert_eq!(
-            net.peers[0].done,
-            [(
-                ROUND,
-                Report {
-                    acked: 5,
-                    unreached: 1
-                }
-            )]
-        );
+        assert!(acks_to_initiator(&net).contains(&(NodeId(3), report(1, 1))));
+        assert_eq!(net.peers[0].done, [(ROUND, report(5, 1))]);
         assert!(net.peers[0].engine.is_idle());
     }
 
@@ -756,16 +675,7 @@ mod tests {
             assert!(net.peers[0].done.is_empty());
             net.tick();
         }
-        assert_eq!(
-            net.peers[0].done,
-            [(
-                ROUND,
-                Report {
-                    acked: 4,
-                    unreached: 2
-                }
-            )]
-        );
+        assert_eq!(net.peers[0].done, [(ROUND, report(4, 2))]);
         assert!(
             !net.peers[0].engine.is_idle(),
             "still tracks the group of 3"
@@ -781,14 +691,6 @@ mod tests {
         );
         assert_eq!(net.peers[0].done.len(), 1, "reported once");
         assert!(net.peers[0].engine.is_idle());
-    }
-
-    fn shape() -> impl Strategy<Value = Shape> {
-        prop_oneof![
-            Just(Shape::Unicast),
-            Just(Shape::Flat),
-            Just(Shape::Planned)
-        ]
     }
 
     /// 2 to 6 targets and a plan: by domains, or groups from node 0 that

@@ -2,11 +2,27 @@
 //! queue, delivered oldest first or picked by the test, always in order
 //! between any two peers (what URPC guarantees). The simulator in `sim/` is
 //! the full harness; this one lets a test script one interleaving by hand.
+//! Also the small helpers the unit tests share.
 
-use crate::{Cluster, NodeId, Route, Tree, TreePlan};
+use crate::{Cluster, NodeId, Report, Route, Shape, Tree, TreePlan};
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::fmt::Debug;
+use proptest::prelude::*;
+
+/// Node ids from their numbers.
+pub fn ids(raw: &[u16]) -> Vec<NodeId> {
+    raw.iter().map(|&n| NodeId(n)).collect()
+}
+
+pub fn report(acked: u16, unreached: u16) -> Report {
+    Report { acked, unreached }
+}
+
+/// Any shape.
+pub fn shape() -> impl Strategy<Value = Shape> {
+    prop::sample::select(Shape::ALL.to_vec())
+}
 
 /// One node's view: the route's targets, the tree plan, and who is down.
 #[derive(Debug, Clone)]

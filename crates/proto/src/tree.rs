@@ -31,6 +31,11 @@ pub enum Shape {
     Planned,
 }
 
+impl Shape {
+    /// Every shape, in the order of their wire bytes (see [`wire`](crate::wire)).
+    pub const ALL: [Shape; 3] = [Shape::Unicast, Shape::Flat, Shape::Planned];
+}
+
 /// The route of a round, as messages carry it: which set of targets (an id
 /// the host's [`Cluster`](crate::Cluster) resolves, such as an address
 /// space whose holders are the targets) and which shape of tree.
@@ -205,12 +210,9 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testnet::{ids, shape};
     use alloc::vec;
     use proptest::prelude::*;
-
-    fn ids(raw: &[u16]) -> Vec<NodeId> {
-        raw.iter().map(|&n| NodeId(n)).collect()
-    }
 
     fn group(aggregator: u16, members: &[u16]) -> Group {
         Group {
@@ -304,14 +306,6 @@ mod tests {
         assert!(plan.groups(NodeId(4)).is_empty());
         assert!(TreePlan::new().groups(NodeId(0)).is_empty());
         assert_eq!(TreePlan::from_domains(&[]), TreePlan::new());
-    }
-
-    fn shape() -> impl Strategy<Value = Shape> {
-        prop_oneof![
-            Just(Shape::Unicast),
-            Just(Shape::Flat),
-            Just(Shape::Planned)
-        ]
     }
 
     /// A plan over nodes 0..8 for some of them: each root's groups may

@@ -411,7 +411,7 @@ impl<C: Copy> TwoPhase<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testnet::{Net, Peer, Sends, TestCluster};
+    use crate::testnet::{Net, Peer, Sends, TestCluster, report};
     use crate::{Shape, TreePlan};
     use alloc::vec;
 
@@ -537,10 +537,7 @@ mod tests {
         let mut net = net(3);
         let id = propose(&mut net, 1, 5, Shape::Unicast);
         net.run();
-        let outcome = Outcome::Committed(Report {
-            acked: 3,
-            unreached: 0,
-        });
+        let outcome = Outcome::Committed(report(3, 0));
         assert_eq!(net.peers[1].decided, [Decided { id, outcome }]);
         assert!((0..3).all(|n| committed(&net, n) == Some(5)));
         assert_all_idle(&net, &[0, 1, 2]);
@@ -580,10 +577,7 @@ mod tests {
         let second = propose(&mut net, 2, 2, Shape::Flat);
         while net.deliver_where(is_prepare_of(first)) {}
         net.run();
-        let outcome = Outcome::Committed(Report {
-            acked: 3,
-            unreached: 0,
-        });
+        let outcome = Outcome::Committed(report(3, 0));
         assert_eq!(net.peers[0].decided, [Decided { id: first, outcome }]);
         assert!(matches!(
             net.peers[2].decided[..],
@@ -621,10 +615,7 @@ mod tests {
         net.run();
         net.declare_down(NodeId(2));
         net.run();
-        let outcome = Outcome::Committed(Report {
-            acked: 2,
-            unreached: 1,
-        });
+        let outcome = Outcome::Committed(report(2, 1));
         assert_eq!(net.peers[0].decided, [Decided { id, outcome }]);
         assert!(committed(&net, 1) == Some(1));
         assert_all_idle(&net, &[0, 1]);
@@ -665,17 +656,8 @@ mod tests {
             assert!(net.log.contains(&(NodeId(voter), NodeId(0), vote)));
         }
         // The commit round holds the group of 1 to its two targets.
-        let report = Report {
-            acked: 2,
-            unreached: 1,
-        };
-        assert_eq!(
-            net.peers[0].decided,
-            [Decided {
-                id,
-                outcome: Outcome::Committed(report)
-            }]
-        );
+        let outcome = Outcome::Committed(report(2, 1));
+        assert_eq!(net.peers[0].decided, [Decided { id, outcome }]);
         assert_eq!(committed(&net, 0), Some(5));
         assert_eq!(committed(&net, 1), Some(5));
         assert_eq!(committed(&net, 2), None, "2 never got the commit");

@@ -74,7 +74,9 @@ pub fn decode<T: Wire>(bytes: &[u8]) -> Option<T> {
     T::read(&mut Reader { bytes, pos: 0 })
 }
 
-const fn max(a: usize, b: usize) -> usize {
+/// The larger of two sizes, for `MAX_SIZE` of an enum: its tag byte plus
+/// the largest of its variants.
+pub const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
@@ -165,9 +167,7 @@ impl Wire for Shape {
         });
     }
     fn read(r: &mut Reader) -> Option<Self> {
-        [Shape::Unicast, Shape::Flat, Shape::Planned]
-            .get(usize::from(r.get::<u8>()?))
-            .copied()
+        Shape::ALL.get(usize::from(r.get::<u8>()?)).copied()
     }
 }
 
@@ -310,6 +310,7 @@ impl<C: Wire, R: Wire> Wire for TwoPhaseMsg<C, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testnet::shape;
     use proptest::prelude::*;
 
     fn op_id() -> impl Strategy<Value = OpId> {
@@ -320,12 +321,7 @@ mod tests {
     }
 
     fn route() -> impl Strategy<Value = Route> {
-        let shape = prop_oneof![
-            Just(Shape::Unicast),
-            Just(Shape::Flat),
-            Just(Shape::Planned)
-        ];
-        (any::<u32>(), shape).prop_map(|(set, shape)| Route { set, shape })
+        (any::<u32>(), shape()).prop_map(|(set, shape)| Route { set, shape })
     }
 
     fn round_msg() -> impl Strategy<Value = RoundMsg<u64>> {

@@ -216,7 +216,7 @@ const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         usage: "bench shootdown",
-        summary: "TLB shootdown to 1..all cores: IPI broadcast vs unicast, flat and per-package multicast",
+        summary: "TLB shootdown to 1..all cores: IPI broadcast vs unicast, flat multicast and the knowledge base's tree",
         parse_arguments: |_| Ok(Command::BenchShootdown),
     },
     CommandSpec {

@@ -557,11 +557,15 @@ impl KnowledgeBase {
                 found: values.len(),
             });
         }
-        self.facts
+        // A fact already held changes nothing, so the model stays.
+        if self
+            .facts
             .entry(predicate.into())
             .or_default()
-            .insert(values);
-        self.model = None;
+            .insert(values)
+        {
+            self.model = None;
+        }
         Ok(())
     }
 

@@ -159,25 +159,22 @@ fn unmeasured_nodes_go_farthest_first_by_distance() {
         )
         .unwrap();
     }
-    let order: Vec<(i64, i64, Option<i64>)> = topology::multicast_groups(&mut kb, 1)
-        .unwrap()
-        .iter()
-        .map(|group| (group.node, group.aggregator, group.rtt))
-        .collect();
+    let mut order = |root| -> Vec<(i64, i64, Option<i64>)> {
+        topology::multicast_groups(&mut kb, root)
+            .unwrap()
+            .iter()
+            .map(|group| (group.node, group.aggregator, group.rtt))
+            .collect()
+    };
     // From core 1 nothing is measured: nodes 2 (40), 1 (30), 3 (20), then
     // the root's own.
     assert_eq!(
-        order,
+        order(1),
         [(2, 4, None), (1, 2, None), (3, 6, None), (0, 1, None)]
     );
-    let order: Vec<(i64, i64, Option<i64>)> = topology::multicast_groups(&mut kb, 0)
-        .unwrap()
-        .iter()
-        .map(|group| (group.node, group.aggregator, group.rtt))
-        .collect();
     // From core 0, node 1 is measured (through core 3) and goes first.
     assert_eq!(
-        order,
+        order(0),
         [(1, 3, Some(500)), (2, 4, None), (3, 6, None), (0, 0, None)]
     );
 }

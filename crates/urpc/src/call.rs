@@ -237,12 +237,9 @@ impl<'m> Client<'m> {
     /// server's next reply will say [`Wake::Needed`]; the caller may sleep.
     /// `false`: a reply came in the meantime; the announcement is withdrawn.
     pub fn prepare_to_sleep(&mut self) -> bool {
-        self.header.client_sleeping.announce();
-        if self.has_reply() {
-            self.woken();
-            return false;
-        }
-        true
+        self.header
+            .client_sleeping
+            .prepare_to_sleep(|| self.has_reply())
     }
 
     /// Withdraws a sleep announcement, after waking for whatever reason.
@@ -393,12 +390,9 @@ impl<'m> Server<'m> {
     /// sleep. `false`: a request came in the meantime; the announcement is
     /// withdrawn.
     pub fn prepare_to_sleep(&mut self) -> bool {
-        self.header.server_sleeping.announce();
-        if self.has_request() {
-            self.woken();
-            return false;
-        }
-        true
+        self.header
+            .server_sleeping
+            .prepare_to_sleep(|| self.has_request())
     }
 
     /// Withdraws a sleep announcement, after waking for whatever reason.
@@ -410,22 +404,15 @@ impl<'m> Server<'m> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::PAYLOAD_SIZE;
+    use crate::ring::tests::{fresh_slots, message};
     use std::vec::Vec;
-
-    fn message(value: u8) -> Payload {
-        let mut payload = [0; PAYLOAD_SIZE];
-        payload[0] = value;
-        payload[PAYLOAD_SIZE - 1] = value.wrapping_mul(3);
-        payload
-    }
 
     fn answer(request: &Payload) -> Payload {
         request.map(|byte| !byte)
     }
 
     fn channel_memory(slots: usize) -> (CallHeader, Vec<Slot>) {
-        (CallHeader::new(), (0..slots).map(|_| Slot::new()).collect())
+        (CallHeader::new(), fresh_slots(slots))
     }
 
     #[test]

@@ -345,12 +345,7 @@ impl<'m> Receiver<'m> {
     /// `false`: a message came in the meantime; the announcement is withdrawn.
     pub fn prepare_to_sleep(&mut self) -> bool {
         self.publish_consumed();
-        self.header.sleeping.announce();
-        if self.has_message() {
-            self.woken();
-            return false;
-        }
-        true
+        self.header.sleeping.prepare_to_sleep(|| self.has_message())
     }
 
     /// Withdraws a sleep announcement, after waking for whatever reason.
@@ -359,20 +354,25 @@ impl<'m> Receiver<'m> {
     }
 }
 
+/// Also what the call channel's unit tests use.
 #[cfg(all(test, not(loom)))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::vec::Vec;
 
-    fn message(value: u8) -> Payload {
+    pub(crate) fn message(value: u8) -> Payload {
         let mut payload = [0; PAYLOAD_SIZE];
         payload[0] = value;
         payload[PAYLOAD_SIZE - 1] = value.wrapping_mul(3);
         payload
     }
 
+    pub(crate) fn fresh_slots(count: usize) -> Vec<Slot> {
+        (0..count).map(|_| Slot::new()).collect()
+    }
+
     fn ring(slots: usize) -> (RingHeader, Vec<Slot>) {
-        (RingHeader::new(), (0..slots).map(|_| Slot::new()).collect())
+        (RingHeader::new(), fresh_slots(slots))
     }
 
     #[test]

@@ -27,9 +27,9 @@ pub enum Wake {
 /// The line where a waiting side announces that it sleeps. Both sides change
 /// it only with read-modify-writes, so all changes are totally ordered:
 ///
-/// - the waiting side publishes what it has to (its acknowledgements),
-///   [`announce`](Self::announce)s, then looks for work once more, and sleeps
-///   only if it finds none;
+/// - the waiting side publishes what it has to (its acknowledgements), then
+///   [`prepare_to_sleep`](Self::prepare_to_sleep): announces, looks for work
+///   once more, and sleeps only if it finds none;
 /// - the publishing side stores its message, then [`claim`](Self::claim)s.
 ///
 /// If the claim comes second it reads the announcement and the publisher
@@ -44,10 +44,18 @@ impl SleepLine {
         Self(Line::new())
     }
 
-    /// The waiting side is about to sleep. The caller must look for work
-    /// again after this and sleep only if there is none.
-    pub(crate) fn announce(&self) {
+    /// The waiting side is about to sleep: announces it, then looks for work
+    /// once more with `has_work`. `true`: none came, and the other side's
+    /// next [`claim`](Self::claim) will say [`Wake::Needed`]; the caller may
+    /// sleep. `false`: work came in the meantime; the announcement is
+    /// withdrawn.
+    pub(crate) fn prepare_to_sleep(&self, has_work: impl FnOnce() -> bool) -> bool {
         self.0.0.swap(1, Ordering::AcqRel);
+        if has_work() {
+            self.withdraw();
+            return false;
+        }
+        true
     }
 
     /// The waiting side is awake again, whatever woke it.

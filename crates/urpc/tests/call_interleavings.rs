@@ -16,11 +16,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread;
 
-use atoll_urpc::{CallHeader, Full, Payload, Request, Slot, Wake, call_channel};
-use common::{MAX_MESSAGES, MAX_OPERATIONS, Schedule, config, message, schedule, wait_for_wake_up};
+use atoll_urpc::{CallHeader, Full, Payload, Request, Wake, call_channel};
+use common::{
+    MAX_MESSAGES, MAX_OPERATIONS, Schedule, claim, config, fresh_slots, message, schedule,
+    wait_for_wake_up, wake_up,
+};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -93,15 +96,6 @@ struct Model {
     client_announced: bool,
 }
 
-/// A flush: whether the other side's announcement stood, which it claims.
-fn claim(announced: &mut bool) -> Wake {
-    if std::mem::take(announced) {
-        Wake::Needed
-    } else {
-        Wake::NotNeeded
-    }
-}
-
 impl Model {
     fn new(capacity: usize) -> Self {
         Model {
@@ -133,7 +127,7 @@ impl Model {
 /// channel and checks that every call is answered.
 fn check_against_model(capacity: usize, operations: &[Operation]) -> Result<(), TestCaseError> {
     let mut header = CallHeader::new();
-    let mut slots: Vec<Slot> = (0..capacity).map(|_| Slot::new()).collect();
+    let mut slots = fresh_slots(capacity);
     let (mut client, mut server) = call_channel(&mut header, &mut slots);
     let mut model = Model::new(capacity);
     // Requests taken and not yet answered, in the order taken.
@@ -271,7 +265,7 @@ proptest! {
 /// `prepare_to_sleep` says it may.
 fn two_threads(capacity: usize, count: u64, calling: &Schedule, serving: &Schedule) {
     let mut header = CallHeader::new();
-    let mut slots: Vec<Slot> = (0..capacity).map(|_| Slot::new()).collect();
+    let mut slots = fresh_slots(capacity);
     let (mut client, mut server) = call_channel(&mut header, &mut slots);
     let (server_flag, client_flag) = (AtomicBool::new(false), AtomicBool::new(false));
     let client_thread = thread::current();
@@ -292,8 +286,7 @@ fn two_threads(capacity: usize, count: u64, calling: &Schedule, serving: &Schedu
                     );
                     let reply = answer(request.payload());
                     if server.reply(request, &reply) == Wake::Needed {
-                        client_flag.store(true, Ordering::Release);
-                        client_thread.unpark();
+                        wake_up(&client_flag, &client_thread);
                     }
                     answered += 1;
                     empty_polls = 0;
@@ -323,8 +316,7 @@ fn two_threads(capacity: usize, count: u64, calling: &Schedule, serving: &Schedu
                 made_calls = true;
             }
             if made_calls && client.flush() == Wake::Needed {
-                server_flag.store(true, Ordering::Release);
-                server_thread.thread().unpark();
+                wake_up(&server_flag, server_thread.thread());
             }
             if let Some(reply) = client.poll_reply() {
                 replied += 1;

@@ -14,11 +14,14 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread;
 
-use atoll_urpc::{Full, RingHeader, Slot, Wake, channel};
-use common::{MAX_MESSAGES, MAX_OPERATIONS, Schedule, config, message, schedule, wait_for_wake_up};
+use atoll_urpc::{Full, RingHeader, Wake, channel};
+use common::{
+    MAX_MESSAGES, MAX_OPERATIONS, Schedule, claim, config, fresh_slots, message, schedule,
+    wait_for_wake_up, wake_up,
+};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -95,12 +98,7 @@ impl Model {
     }
 
     fn flush(&mut self) -> Wake {
-        let announced = std::mem::take(&mut self.sleep_announced);
-        if announced {
-            Wake::Needed
-        } else {
-            Wake::NotNeeded
-        }
+        claim(&mut self.sleep_announced)
     }
 
     fn publish(&mut self) {
@@ -131,7 +129,7 @@ impl Model {
 /// checks that each result is the one the model gives.
 fn check_against_model(capacity: usize, operations: &[Operation]) -> Result<(), TestCaseError> {
     let mut header = RingHeader::new();
-    let mut slots: Vec<Slot> = (0..capacity).map(|_| Slot::new()).collect();
+    let mut slots = fresh_slots(capacity);
     let (mut sender, mut receiver) = channel(&mut header, &mut slots);
     let mut model = Model::new(capacity);
     for (step, operation) in operations.iter().enumerate() {
@@ -218,7 +216,7 @@ proptest! {
 /// ring empty for a while.
 fn two_threads(capacity: usize, count: u64, sending: &Schedule, receiving: &Schedule) {
     let mut header = RingHeader::new();
-    let mut slots: Vec<Slot> = (0..capacity).map(|_| Slot::new()).collect();
+    let mut slots = fresh_slots(capacity);
     let (mut sender, mut receiver) = channel(&mut header, &mut slots);
     let wake_flag = AtomicBool::new(false);
     thread::scope(|scope| {
@@ -246,8 +244,7 @@ fn two_threads(capacity: usize, count: u64, sending: &Schedule, receiving: &Sche
         let receiver_thread = receiving_thread.thread().clone();
         let wake_if_needed = |wake: Wake| {
             if wake == Wake::Needed {
-                wake_flag.store(true, Ordering::Release);
-                receiver_thread.unpark();
+                wake_up(&wake_flag, &receiver_thread);
             }
         };
         let mut step = 0;

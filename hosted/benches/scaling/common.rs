@@ -1,10 +1,13 @@
 //! What the three benchmarks share beyond threads and rings: their
-//! settings, the order of a round, a random number generator for
-//! workloads, and how a cell's values go into the JSON file and the table.
+//! settings, their rounds and the order of each, a random number generator
+//! and the read/write mixes of workloads, a team's throughput, and how a
+//! cell's values go into the JSON file and the table.
 
-use atoll_bench_report::stats::Summary;
+use atoll_bench_report::stats::{Summary, median};
 use serde_json::{Value, json};
 
+use crate::clock::Span;
+use crate::probe;
 use crate::team::Placement;
 
 /// Threads (clients, replicas) per cell: the x axis of every plot.
@@ -55,13 +58,72 @@ impl Rng {
 /// shuffle of its own, so that a slow stretch of the host (another tenant,
 /// a vCPU moved) falls on different groups in different rounds, while the
 /// cells of one group, which are compared with each other, run back to back.
-pub fn round_order(groups: usize, round: usize) -> Vec<usize> {
+fn round_order(groups: usize, round: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..groups).collect();
     let mut rng = Rng::new(round as u64);
     for last in (1..order.len()).rev() {
         order.swap(last, rng.below(last as u64 + 1) as usize);
     }
     order
+}
+
+/// Runs every round of a benchmark over `cells`, whose groups are
+/// `per_group` cells in a row: each round runs the groups in an order of its
+/// own ([`round_order`]), measures the one-line floor before each group, and
+/// hands each cell of the group to `measure`, with that floor.
+pub fn run_rounds<C>(
+    settings: &Settings,
+    cells: &mut [C],
+    per_group: usize,
+    mut measure: impl FnMut(&mut C, Option<f64>),
+) {
+    for round in 0..settings.rounds {
+        for group in round_order(cells.len() / per_group, round) {
+            let floor = probe::one_line_floor(&settings.cpus);
+            for cell in &mut cells[group * per_group..][..per_group] {
+                measure(cell, floor);
+            }
+        }
+        eprintln!("round {} of {} done", round + 1, settings.rounds);
+    }
+}
+
+/// A workload's mix of operations that read and that change the state;
+/// each benchmark names them in its own words (writes, updates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    ReadHeavy,
+    WriteHeavy,
+}
+
+impl Mix {
+    pub const ALL: [Mix; 2] = [Mix::ReadHeavy, Mix::WriteHeavy];
+
+    /// The share of operations that change the state, in percent.
+    pub fn write_percent(self) -> u64 {
+        match self {
+            Mix::ReadHeavy => 10,
+            Mix::WriteHeavy => 90,
+        }
+    }
+}
+
+/// Millions of operations per second of a team whose threads each ran
+/// `operations` per batch: all the threads' operations over the batch's
+/// wall time (the first start to the last end), median batch.
+pub fn million_operations_per_second<'a>(
+    spans: impl IntoIterator<Item = &'a [Span]>,
+    operations: u64,
+) -> f64 {
+    let spans: Vec<&[Span]> = spans.into_iter().collect();
+    median(
+        (0..spans[0].len())
+            .map(|batch| {
+                let wall = Span::covering(spans.iter().map(|thread| thread[batch]));
+                (operations * spans.len() as u64) as f64 / wall.nanos() * 1e3
+            })
+            .collect(),
+    )
 }
 
 /// A cell's per-round values and their summary, for the JSON file.

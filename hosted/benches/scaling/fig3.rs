@@ -36,10 +36,9 @@ use spin::mutex::TicketMutex;
 
 use crate::clock::{Span, ticks};
 use crate::common::{
-    Settings, THREAD_COUNTS, floor_line, format_summary, ratios, round_order, summary_json,
+    Settings, THREAD_COUNTS, floor_line, format_summary, ratios, run_rounds, summary_json,
 };
 use crate::links::{self, Links};
-use crate::probe;
 use crate::team::{
     Barrier, Body, Patience, Placement, SpinOrYield, run_team, timed_batches, wait_for,
 };
@@ -346,20 +345,14 @@ pub fn run(settings: &Settings) -> Result<Report, String> {
             })
         })
         .collect();
-    for round in 0..settings.rounds {
-        for group in round_order(groups.len(), round) {
-            let floor = probe::one_line_floor(&settings.cpus);
-            for cell in &mut cells[group * Method::ALL.len()..][..Method::ALL.len()] {
-                cell.floors.push(floor);
-                let (value, placement) = measure(cell.method, cell.clients, cell.k, &settings.cpus);
-                cell.threads_per_cpu = placement.threads_per_cpu();
-                cell.nanos.push(value.nanos);
-                cell.ticks.push(value.ticks);
-                cell.server_ticks.extend(value.server_ticks);
-            }
-        }
-        eprintln!("round {} of {} done", round + 1, settings.rounds);
-    }
+    run_rounds(settings, &mut cells, Method::ALL.len(), |cell, floor| {
+        cell.floors.push(floor);
+        let (value, placement) = measure(cell.method, cell.clients, cell.k, &settings.cpus);
+        cell.threads_per_cpu = placement.threads_per_cpu();
+        cell.nanos.push(value.nanos);
+        cell.ticks.push(value.ticks);
+        cell.server_ticks.extend(value.server_ticks);
+    });
     Ok(Report {
         table: table(&cells, settings),
         json: results_json(&cells),

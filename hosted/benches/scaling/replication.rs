@@ -23,11 +23,12 @@
 //! of writes made, and map replicas end identical.
 
 use std::collections::BTreeMap;
+use std::hash::Hasher;
 use std::hint::black_box;
 use std::sync::Arc;
 
 use atoll_bench_report::report::{Axes, Panel, Report, Series, SeriesLabelPosition, line_grid};
-use atoll_bench_report::stats::{Summary, median};
+use atoll_bench_report::stats::Summary;
 use atoll_urpc::{Receiver, Sender};
 use node_replication::{Dispatch, Log, Replica, ReplicaToken};
 use serde_json::{Value, json};
@@ -35,11 +36,10 @@ use spin::mutex::TicketMutex;
 
 use crate::clock::Span;
 use crate::common::{
-    Rng, Settings, THREAD_COUNTS, floor_line, format_summary, operations_per_thread, ratios,
-    round_order, summary_json,
+    Mix, Rng, Settings, THREAD_COUNTS, floor_line, format_summary, million_operations_per_second,
+    operations_per_thread, ratios, run_rounds, summary_json,
 };
 use crate::links::{self, Links};
-use crate::probe;
 use crate::team::{Barrier, Body, Patience, Placement, SpinOrYield, run_team, timed_batches};
 
 /// Keys of the map, all present from the start.
@@ -124,13 +124,12 @@ impl Data for Map {
 
     /// FNV-1a over the keys and values, stamps left out.
     fn digest(&self) -> u64 {
-        self.entries
-            .iter()
-            .flat_map(|(key, (value, _))| [*key, *value])
-            .flat_map(u64::to_le_bytes)
-            .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-            })
+        let mut hash = atoll_node::Fnv1a::new();
+        for (key, (value, _)) in &self.entries {
+            hash.write(&key.to_le_bytes());
+            hash.write(&value.to_le_bytes());
+        }
+        hash.finish()
     }
 }
 
@@ -202,27 +201,11 @@ impl Approach {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mix {
-    ReadHeavy,
-    WriteHeavy,
-}
-
-impl Mix {
-    const ALL: [Mix; 2] = [Mix::ReadHeavy, Mix::WriteHeavy];
-
-    fn write_percent(self) -> u64 {
-        match self {
-            Mix::ReadHeavy => 10,
-            Mix::WriteHeavy => 90,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Mix::ReadHeavy => "read-heavy (10% writes)",
-            Mix::WriteHeavy => "write-heavy (90% writes)",
-        }
+/// A mix in this benchmark's words.
+fn mix_name(mix: Mix) -> &'static str {
+    match mix {
+        Mix::ReadHeavy => "read-heavy (10% writes)",
+        Mix::WriteHeavy => "write-heavy (90% writes)",
     }
 }
 
@@ -498,13 +481,10 @@ fn run_cell<D: Data>(approach: Approach, mix: Mix, placement: &Placement) -> f64
         }
     };
     check::<D>(approach, &results);
-    let per_batch = (0..BATCHES)
-        .map(|batch| {
-            let wall = Span::covering(results.iter().map(|(spans, ..)| spans[batch]));
-            (operations * threads as u64) as f64 / wall.nanos() * 1e3
-        })
-        .collect();
-    median(per_batch)
+    million_operations_per_second(
+        results.iter().map(|(spans, ..)| spans.as_slice()),
+        operations,
+    )
 }
 
 /// Counter replicas end at the number of writes; every copy ends the same.
@@ -540,61 +520,39 @@ struct Cell {
     floors: Vec<Option<f64>>,
 }
 
-/// A group: the cells of one structure, mix and thread count, which run
-/// back to back and are compared with each other.
-#[derive(Debug, Clone, Copy)]
-struct Group {
-    structure: &'static str,
-    mix: Mix,
-    threads: usize,
-}
-
-fn run_group(group: Group, approach: Approach, placement: &Placement) -> f64 {
-    match group.structure {
-        Counter::NAME => run_cell::<Counter>(approach, group.mix, placement),
-        _ => run_cell::<Map>(approach, group.mix, placement),
+/// Runs `cell` once: its value in this round.
+fn measure(cell: &Cell, placement: &Placement) -> f64 {
+    match cell.structure {
+        Counter::NAME => run_cell::<Counter>(cell.approach, cell.mix, placement),
+        _ => run_cell::<Map>(cell.approach, cell.mix, placement),
     }
 }
 
 pub fn run(settings: &Settings) -> Result<Report, String> {
-    let groups: Vec<Group> = [Counter::NAME, Map::NAME]
+    // Groups of one structure, mix and thread count, whose cells run back
+    // to back and are compared with each other.
+    let mut cells: Vec<Cell> = [Counter::NAME, Map::NAME]
         .into_iter()
         .flat_map(|structure| Mix::ALL.map(|mix| (structure, mix)))
-        .flat_map(|(structure, mix)| {
-            THREAD_COUNTS.map(|threads| Group {
+        .flat_map(|(structure, mix)| THREAD_COUNTS.map(|threads| (structure, mix, threads)))
+        .flat_map(|(structure, mix, threads)| {
+            Approach::ALL.map(|approach| Cell {
                 structure,
                 mix,
                 threads,
-            })
-        })
-        .collect();
-    let mut cells: Vec<Cell> = groups
-        .iter()
-        .flat_map(|group| {
-            Approach::ALL.map(|approach| Cell {
-                structure: group.structure,
-                mix: group.mix,
-                threads: group.threads,
                 approach,
-                threads_per_cpu: Placement::spread(group.threads, &settings.cpus).threads_per_cpu(),
+                threads_per_cpu: Placement::spread(threads, &settings.cpus).threads_per_cpu(),
                 throughput: Vec::new(),
                 floors: Vec::new(),
             })
         })
         .collect();
-    for round in 0..settings.rounds {
-        for index in round_order(groups.len(), round) {
-            let group = groups[index];
-            let placement = Placement::spread(group.threads, &settings.cpus);
-            let floor = probe::one_line_floor(&settings.cpus);
-            for cell in &mut cells[index * Approach::ALL.len()..][..Approach::ALL.len()] {
-                cell.floors.push(floor);
-                cell.throughput
-                    .push(run_group(group, cell.approach, &placement));
-            }
-        }
-        eprintln!("round {} of {} done", round + 1, settings.rounds);
-    }
+    run_rounds(settings, &mut cells, Approach::ALL.len(), |cell, floor| {
+        cell.floors.push(floor);
+        let placement = Placement::spread(cell.threads, &settings.cpus);
+        let throughput = measure(cell, &placement);
+        cell.throughput.push(throughput);
+    });
     Ok(Report {
         table: table(&cells, settings),
         json: results_json(&cells),
@@ -633,7 +591,7 @@ fn table(cells: &[Cell], settings: &Settings) -> String {
     );
     for structure in [Counter::NAME, Map::NAME] {
         for mix in Mix::ALL {
-            table += &format!("\n{structure}, {}\n{:>3}", mix.name(), "N");
+            table += &format!("\n{structure}, {}\n{:>3}", mix_name(mix), "N");
             for approach in Approach::ALL {
                 table += &format!(" | {:<36}", approach.name());
             }
@@ -672,7 +630,7 @@ fn results_json(cells: &[Cell]) -> Value {
             let group = group_cells(cells, cell.structure, cell.mix, cell.threads);
             json!({
                 "structure": cell.structure,
-                "mix": cell.mix.name(),
+                "mix": mix_name(cell.mix),
                 "threads": cell.threads,
                 "approach": cell.approach.name(),
                 "threads_per_cpu": cell.threads_per_cpu,

@@ -24,7 +24,7 @@
 use std::hint::black_box;
 
 use atoll_bench_report::report::{Axes, Panel, Report, Series, SeriesLabelPosition, line_grid};
-use atoll_bench_report::stats::{Summary, median};
+use atoll_bench_report::stats::Summary;
 use atoll_node::{Change, MappingTable, NodeId, OpId, Replica, SharedReplica, SpaceId};
 use atoll_proto::wire::{self, Reader, Wire, Writer};
 use atoll_urpc::{PAYLOAD_SIZE, Receiver, Sender};
@@ -33,11 +33,10 @@ use spin::mutex::TicketMutex;
 
 use crate::clock::Span;
 use crate::common::{
-    Rng, Settings, THREAD_COUNTS, floor_line, format_summary, operations_per_thread, ratios,
-    round_order, summary_json,
+    Mix, Rng, Settings, THREAD_COUNTS, floor_line, format_summary, million_operations_per_second,
+    operations_per_thread, ratios, run_rounds, summary_json,
 };
 use crate::links::{self, Links};
-use crate::probe;
 use crate::team::{Barrier, Body, Patience, Placement, SpinOrYield, run_team, timed_batches};
 
 const SPACE: SpaceId = SpaceId(1);
@@ -138,27 +137,11 @@ impl Layout {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mix {
-    LookupHeavy,
-    UpdateHeavy,
-}
-
-impl Mix {
-    const ALL: [Mix; 2] = [Mix::LookupHeavy, Mix::UpdateHeavy];
-
-    fn update_percent(self) -> u64 {
-        match self {
-            Mix::LookupHeavy => 10,
-            Mix::UpdateHeavy => 90,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Mix::LookupHeavy => "lookup-heavy (10% updates)",
-            Mix::UpdateHeavy => "update-heavy (90% updates)",
-        }
+/// A mix in this benchmark's words: its reads are lookups, its writes updates.
+fn mix_name(mix: Mix) -> &'static str {
+    match mix {
+        Mix::ReadHeavy => "lookup-heavy (10% updates)",
+        Mix::WriteHeavy => "update-heavy (90% updates)",
     }
 }
 
@@ -241,7 +224,7 @@ impl<'m, R: Replica> Core<'m, R> {
 
     fn run(&mut self, mix: Mix, rng: &mut Rng, operations: u64) {
         for _ in 0..operations {
-            if rng.below(100) < mix.update_percent() {
+            if rng.below(100) < mix.write_percent() {
                 self.update(rng.below(PAGES_PER_THREAD) as usize);
             } else {
                 self.lookup(rng.below(self.threads as u64 * PAGES_PER_THREAD));
@@ -359,13 +342,9 @@ fn run_cell(layout: Layout, mix: Mix, placement: &Placement) -> Rates {
     );
     let lookups: u64 = results.iter().map(|result| result.lookups).sum();
     let updates: u64 = results.iter().map(|result| result.updates).sum();
-    let operations_per_us = median(
-        (0..BATCHES)
-            .map(|batch| {
-                let wall = Span::covering(results.iter().map(|result| result.spans[batch]));
-                (operations * threads as u64) as f64 / wall.nanos() * 1e3
-            })
-            .collect(),
+    let operations_per_us = million_operations_per_second(
+        results.iter().map(|result| result.spans.as_slice()),
+        operations,
     );
     // Split by the mix as drawn, over the whole cell.
     let update_share = updates as f64 / (lookups + updates) as f64;
@@ -417,20 +396,13 @@ pub fn run(settings: &Settings) -> Result<Report, String> {
             })
         })
         .collect();
-    for round in 0..settings.rounds {
-        for index in round_order(groups.len(), round) {
-            let (mix, threads) = groups[index];
-            let placement = Placement::spread(threads, &settings.cpus);
-            let floor = probe::one_line_floor(&settings.cpus);
-            for cell in &mut cells[index * Layout::ALL.len()..][..Layout::ALL.len()] {
-                cell.floors.push(floor);
-                let rates = run_cell(cell.layout, mix, &placement);
-                cell.lookups.push(rates.lookups);
-                cell.updates.push(rates.updates);
-            }
-        }
-        eprintln!("round {} of {} done", round + 1, settings.rounds);
-    }
+    run_rounds(settings, &mut cells, Layout::ALL.len(), |cell, floor| {
+        cell.floors.push(floor);
+        let placement = Placement::spread(cell.threads, &settings.cpus);
+        let rates = run_cell(cell.layout, cell.mix, &placement);
+        cell.lookups.push(rates.lookups);
+        cell.updates.push(rates.updates);
+    });
     Ok(Report {
         table: table(&cells, settings),
         json: results_json(&cells),
@@ -466,7 +438,7 @@ fn table(cells: &[Cell], settings: &Settings) -> String {
         )
     );
     for mix in Mix::ALL {
-        table += &format!("\n{}\n{:>3}", mix.name(), "N");
+        table += &format!("\n{}\n{:>3}", mix_name(mix), "N");
         for layout in Layout::ALL {
             table += &format!(" | {:<48}", layout.name());
         }
@@ -504,7 +476,7 @@ fn results_json(cells: &[Cell]) -> Value {
         .map(|cell| {
             json!({
                 "layout": cell.layout.name(),
-                "mix": cell.mix.name(),
+                "mix": mix_name(cell.mix),
                 "threads": cell.threads,
                 "threads_per_cpu": cell.threads_per_cpu,
                 "oversubscribed": cell.threads_per_cpu > 1,

@@ -128,14 +128,7 @@ fn ipi_to_faulted_core_fails(context: &mut TestContext, faulted: u32) -> Result<
     let run = context.exec(CORES, &script)?;
     expect_failure(&run, &script, 1)?;
     expect_page_fault(&run.serial, faulted)?;
-    let error = format!("error: ipi {faulted}");
-    if !protocol::error_lines(&run.serial)
-        .iter()
-        .any(|line| line.starts_with(&error))
-    {
-        return Err(format!("no line beginning `{error}`"));
-    }
-    Ok(())
+    expect_error_line(&run.serial, &format!("error: ipi {faulted}"))
 }
 
 /// A core that never answers its start-up IPIs (the kernel is told to
@@ -171,14 +164,10 @@ fn silent_core_is_skipped(context: &mut TestContext) -> Result<(), String> {
         if core == SILENT { "offline" } else { "running" }
     })?;
     expect_round_trip(&run.serial, 3)?;
-    let error = format!("error: ipi {SILENT}: core {SILENT} is offline");
-    if !protocol::error_lines(&run.serial)
-        .iter()
-        .any(|line| line.starts_with(&error))
-    {
-        return Err(format!("no line beginning `{error}`"));
-    }
-    Ok(())
+    expect_error_line(
+        &run.serial,
+        &format!("error: ipi {SILENT}: core {SILENT} is offline"),
+    )
 }
 
 /// URPC round trips between cores that are not the shell's, from and to
@@ -202,12 +191,7 @@ fn urpc_ping_between_cores(context: &mut TestContext) -> Result<(), String> {
         "error: urpc ping: core 1 has no ring to itself",
         "error: urpc ping: no core 9",
     ] {
-        if !protocol::error_lines(&run.serial)
-            .iter()
-            .any(|line| line.starts_with(bad))
-        {
-            return Err(format!("no line beginning `{bad}`"));
-        }
+        expect_error_line(&run.serial, bad)?;
     }
     Ok(())
 }
@@ -254,14 +238,7 @@ fn urpc_skips_a_faulted_core(context: &mut TestContext) -> Result<(), String> {
             "expected the 6 pairs without core 2, got {pairs:?}"
         ));
     }
-    let error = "error: urpc ping: core 2 is stopped";
-    if !protocol::error_lines(&run.serial)
-        .iter()
-        .any(|line| line.starts_with(error))
-    {
-        return Err(format!("no line beginning `{error}`"));
-    }
-    Ok(())
+    expect_error_line(&run.serial, "error: urpc ping: core 2 is stopped")
 }
 
 /// Proposals keep sending to a stopped holder until its ring is full; the
@@ -316,16 +293,10 @@ fn vm_map_and_unmap_replicate(context: &mut TestContext) -> Result<(), String> {
         "vm map 2 5: 0x10000005000 committed: 4 holders applied it, 0 unreached",
         "vm unmap 3 3: 0x10000003000 committed: 4 holders applied it, 0 unreached",
     ] {
-        if !protocol::lines(&run.serial).any(|output| output == line) {
-            return Err(format!("no line `{line}`"));
-        }
+        expect_line(&run.serial, line)?;
     }
-    if !protocol::error_lines(&run.serial)
-        .iter()
-        .any(|line| line.starts_with("error: vm map 1 3: aborted"))
-    {
-        return Err("`vm map 1 3` of a mapped page did not abort".to_owned());
-    }
+    expect_error_line(&run.serial, "error: vm map 1 3: aborted")
+        .map_err(|error| format!("`vm map 1 3` of a mapped page did not abort: {error}"))?;
     let shows = protocol::vm_show_summaries(&run.serial);
     if shows != [2, 1] {
         return Err(format!(
@@ -351,9 +322,7 @@ fn vm_space_on_chosen_cores(context: &mut TestContext) -> Result<(), String> {
         "vm hash: all 3 replicas agree",
         "vm show: core 0: 0 pages mapped; replica hash 0xcbf29ce484222325",
     ] {
-        if !protocol::lines(&run.serial).any(|output| output == line) {
-            return Err(format!("no line `{line}`"));
-        }
+        expect_line(&run.serial, line)?;
     }
     if protocol::lines(&run.serial).any(|line| line.starts_with("vm hash: core 0:")) {
         return Err("core 0 holds no replica, yet `vm hash` compared it".to_owned());
@@ -382,16 +351,12 @@ fn vm_storm_keeps_replicas_identical(context: &mut TestContext, cores: u8) -> Re
 /// cores by node as QEMU laid them out, the boot core's own node last.
 fn bench_shootdown_on_two_numa_nodes(context: &mut TestContext) -> Result<(), String> {
     let script = "bench shootdown";
-    let boot = Boot::Kernel {
-        elf: &context.env.kernel,
-        cmdline: Some(protocol::exec_cmdline(script)),
-    };
     let machine = Machine {
         cores: 8,
         numa_nodes: 2,
         ..Machine::default()
     };
-    let run = context.exec_boot(&machine, &boot, SEABIOS_TIMEOUT)?;
+    let run = context.exec_on(&machine, script, SEABIOS_TIMEOUT)?;
     expect_success(&run, script)?;
     let tree = protocol::skb::command_output(&run.serial, script)
         .and_then(|output| protocol::skb::tree(&output))
@@ -568,6 +533,27 @@ pub(super) fn expect_failure(run: &ExecRun, script: &str, failed: usize) -> Resu
             expected.0, expected.1
         )),
         None => Err("no `atoll: exec:` summary".to_owned()),
+    }
+}
+
+/// Some line is exactly `line`.
+pub(super) fn expect_line(serial: &str, line: &str) -> Result<(), String> {
+    if protocol::lines(serial).any(|output| output == line) {
+        Ok(())
+    } else {
+        Err(format!("no line `{line}`"))
+    }
+}
+
+/// Some `error:` line starts with `prefix`.
+fn expect_error_line(serial: &str, prefix: &str) -> Result<(), String> {
+    if protocol::error_lines(serial)
+        .iter()
+        .any(|line| line.starts_with(prefix))
+    {
+        Ok(())
+    } else {
+        Err(format!("no line beginning `{prefix}`"))
     }
 }
 

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeSet;
 
-use super::cases::{SEABIOS_TIMEOUT, expect_failure, expect_success};
+use super::cases::{SEABIOS_TIMEOUT, expect_failure, expect_line, expect_success};
 use super::{ExecRun, QemuTest, TestContext};
 use crate::protocol::{self, skb};
-use crate::qemu::{Boot, Machine, MemorySize};
+use crate::qemu::{Machine, MemorySize};
 
 const MEMORY_MIB: u64 = 512;
 
@@ -97,14 +97,6 @@ impl Layout {
     }
 }
 
-fn run(context: &mut TestContext, machine: &Machine, script: &str) -> Result<ExecRun, String> {
-    let boot = Boot::Kernel {
-        elf: &context.env.kernel,
-        cmdline: Some(protocol::exec_cmdline(script)),
-    };
-    context.exec_boot(machine, &boot, SEABIOS_TIMEOUT)
-}
-
 fn output<'t>(run: &'t ExecRun, command: &str) -> Result<Vec<&'t str>, String> {
     skb::command_output(&run.serial, command).ok_or(format!("no output of `{command}`"))
 }
@@ -135,7 +127,7 @@ fn topology_matches(
     ];
     commands.extend(roots.iter().map(|root| format!("skb tree {root}")));
     let script = commands.join("; ");
-    let run = run(context, &layout.machine(), &script)?;
+    let run = context.exec_on(&layout.machine(), &script, SEABIOS_TIMEOUT)?;
     expect_success(&run, &script)?;
 
     let summary = skb::boot_summary(&run.serial).ok_or("no `atoll: skb:` boot summary")?;
@@ -158,10 +150,7 @@ fn topology_matches(
     } else {
         "atoll: skb: placement: every core's frame pool and rings are on its own NUMA node"
     };
-    check(
-        protocol::lines(&run.serial).any(|line| line == placed),
-        || format!("no boot line `{placed}`"),
-    )?;
+    expect_line(&run.serial, placed)?;
 
     let core_nodes = skb::int_facts(&output(&run, &commands[0])?, "core_node");
     let expected: Vec<Vec<i64>> = (0..layout.cores)
@@ -364,7 +353,7 @@ fn trees_by_distance_without_measurements(context: &mut TestContext) -> Result<(
     ];
     let layout = Layout::new(40, 4, Some(distances));
     let script = "skb facts urpc_rtt; skb tree 0; skb tree 25";
-    let run = run(context, &layout.machine(), script)?;
+    let run = context.exec_on(&layout.machine(), script, SEABIOS_TIMEOUT)?;
     expect_success(&run, script)?;
     let summary = skb::boot_summary(&run.serial).ok_or("no `atoll: skb:` boot summary")?;
     check(
@@ -424,7 +413,7 @@ fn skb_rejects_bad_input(context: &mut TestContext) -> Result<(), String> {
         cores: 4,
         ..Machine::default()
     };
-    let run = run(context, &machine, script)?;
+    let run = context.exec_on(&machine, script, SEABIOS_TIMEOUT)?;
     expect_failure(&run, script, 7)?;
     let errors = protocol::error_lines(&run.serial);
     let expected = [

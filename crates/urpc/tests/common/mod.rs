@@ -1,12 +1,13 @@
 //! What the property tests of both channel kinds share: case counts that
-//! shrink under Miri, message contents, the random pauses and schedules of
-//! the two-thread tests, and the wait for a wake-up that must not be lost.
+//! shrink under Miri, fresh slots, message contents, the models' sleep
+//! claim, the random pauses and schedules of the two-thread tests, and the
+//! wake-up that must not be lost.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use atoll_urpc::{PAYLOAD_SIZE, Payload};
+use atoll_urpc::{PAYLOAD_SIZE, Payload, Slot, Wake};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -31,6 +32,11 @@ pub const MAX_MESSAGES: u64 = if cfg!(miri) { 30 } else { 2_000 };
 /// How long a sleeping side waits for its wake-up before the test calls
 /// it lost. Far beyond any real delay, so that only a lost wake-up hits it.
 pub const LOST_WAKE_UP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The slots of a fresh channel of `capacity` slots.
+pub fn fresh_slots(capacity: usize) -> Vec<Slot> {
+    (0..capacity).map(|_| Slot::new()).collect()
+}
 
 /// Message `number`: the number, then bytes derived from it, so that a
 /// message overwritten, torn or delivered from the wrong lap shows.
@@ -88,6 +94,22 @@ impl Schedule {
 pub fn schedule() -> impl Strategy<Value = Schedule> {
     (prop::collection::vec(pause(), 1..16), 1..8u64)
         .prop_map(|(pauses, every)| Schedule { pauses, every })
+}
+
+/// A model's flush: whether the other side's sleep announcement stood,
+/// which the flush claims.
+pub fn claim(announced: &mut bool) -> Wake {
+    if std::mem::take(announced) {
+        Wake::Needed
+    } else {
+        Wake::NotNeeded
+    }
+}
+
+/// The host's wake-up of a side that sleeps in [`wait_for_wake_up`].
+pub fn wake_up(flag: &AtomicBool, sleeper: &Thread) {
+    flag.store(true, Ordering::Release);
+    sleeper.unpark();
 }
 
 /// Parks until the other side's wake-up sets `flag` (and clears it), failing

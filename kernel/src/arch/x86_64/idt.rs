@@ -12,7 +12,7 @@ pub const MACHINE_CHECK: u8 = 18;
 pub const FIRST_INTERRUPT: u8 = 32;
 /// The local APIC timer.
 pub const TIMER: u8 = 0x20;
-/// "Look at your doorbells": the only IPI Atoll sends between running cores.
+/// "Look at your rings", and answer the IPI pings in your board record.
 pub const WAKE: u8 = 0x40;
 /// The IPI-broadcast TLB shootdown that `bench shootdown` measures as the
 /// baseline: the handler invalidates and bumps the initiator's counter.

@@ -136,11 +136,7 @@ pub fn init(id: usize) -> Result<&'static CoreLocal, InitError> {
     // usable memory; check that all of it is.
     let words = FramePool::bitmap_words(end - start);
     let bitmap_end = start + (words * 8) as u64;
-    if !facts
-        .usable
-        .iter()
-        .any(|(s, e)| s <= start && bitmap_end <= e)
-    {
+    if !facts.usable.contains(start, bitmap_end) {
         return Err(InitError::BitmapOutsideUsableMemory {
             start,
             end: bitmap_end,
