@@ -42,7 +42,7 @@ impl CallChannel {
     }
 
     /// Resets the channel and returns its two ends.
-    pub fn split(&mut self) -> (Client<'_>, Server<'_>) {
+    pub fn split(&mut self) -> (FutexCallClient<'_>, FutexCallServer<'_>) {
         let (
             Control {
                 header,
@@ -54,12 +54,12 @@ impl CallChannel {
         let (server_doorbell, client_doorbell) = (&*server_doorbell, &*client_doorbell);
         let (client, server) = atoll_urpc::call_channel(header, slots);
         (
-            Client {
+            FutexCallClient {
                 channel: client,
                 server_doorbell,
                 client_doorbell,
             },
-            Server {
+            FutexCallServer {
                 channel: server,
                 server_doorbell,
                 client_doorbell,
@@ -71,13 +71,13 @@ impl CallChannel {
 /// The calling end, which wakes a server that sleeps and can sleep itself
 /// while it waits for a reply.
 #[derive(Debug)]
-pub struct Client<'m> {
-    channel: atoll_urpc::Client<'m>,
+pub struct FutexCallClient<'m> {
+    channel: atoll_urpc::CallClient<'m>,
     server_doorbell: &'m Doorbell,
     client_doorbell: &'m Doorbell,
 }
 
-impl Client<'_> {
+impl FutexCallClient<'_> {
     /// Writes a request without the sleep handshake: for a batch that ends
     /// with [`flush`](Self::flush), or for a server that never sleeps.
     #[inline]
@@ -133,9 +133,9 @@ impl Client<'_> {
         self.client_doorbell.wait_for(
             &mut self.channel,
             spins,
-            atoll_urpc::Client::poll_reply,
-            atoll_urpc::Client::prepare_to_sleep,
-            atoll_urpc::Client::woken,
+            atoll_urpc::CallClient::poll_reply,
+            atoll_urpc::CallClient::prepare_to_sleep,
+            atoll_urpc::CallClient::woken,
         )
     }
 }
@@ -143,13 +143,13 @@ impl Client<'_> {
 /// The answering end, which can sleep on its futex while no request comes,
 /// and wakes a client that sleeps waiting for a reply.
 #[derive(Debug)]
-pub struct Server<'m> {
-    channel: atoll_urpc::Server<'m>,
+pub struct FutexCallServer<'m> {
+    channel: atoll_urpc::CallServer<'m>,
     server_doorbell: &'m Doorbell,
     client_doorbell: &'m Doorbell,
 }
 
-impl<'m> Server<'m> {
+impl<'m> FutexCallServer<'m> {
     #[inline]
     pub fn try_recv(&mut self) -> Option<Request<'m>> {
         self.channel.try_recv()
@@ -173,9 +173,9 @@ impl<'m> Server<'m> {
         self.server_doorbell.wait_for(
             &mut self.channel,
             spins,
-            atoll_urpc::Server::try_recv,
-            atoll_urpc::Server::prepare_to_sleep,
-            atoll_urpc::Server::woken,
+            atoll_urpc::CallServer::try_recv,
+            atoll_urpc::CallServer::prepare_to_sleep,
+            atoll_urpc::CallServer::woken,
         )
     }
 

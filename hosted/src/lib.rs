@@ -24,7 +24,7 @@ mod ring;
 mod shared_memory;
 
 pub use affinity::{allowed_cpus, pin_current_thread};
-pub use call::{CallChannel, Client, Server};
+pub use call::{CallChannel, FutexCallClient, FutexCallServer};
 pub use process::{Peer, fork_peer};
 pub use ring::{Receiver, Ring, Sender};
 pub use shared_memory::SharedMemory;

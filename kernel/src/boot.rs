@@ -1,495 +1,151 @@
-//! The boot core's path from the 32-bit entry to the shell: read what the
-//! boot loader and firmware hand over, freeze it as [`BootFacts`], set up
-//! this core, start the others, and hand over to the shell.
+//! The boot core's path from the entry to the shell, and each other core's
+//! from its start to its node loop: read what the boot loader and firmware
+//! hand over, freeze it, set up this core, start the others, fill the
+//! knowledge base, and hand over to the shell.
 
-use crate::arch::apic::LocalApic;
-use crate::arch::phys::{IDENTITY_MAPPED_END, IdentityMap};
-use crate::arch::{boot, cpu, pit};
-use crate::channels;
-use crate::shared::{BOOT, MAX_CORES};
-use atoll_firmware::{
-    AcpiError, AcpiTables, BootInfo, BootInfoError, BootProtocol, MadtEntry, MemoryKind, Rsdp,
-    SratEntry, parse_boot_info, s5_sleep_types,
-};
-use atoll_frames::{FRAME_SIZE, NumaSpan, RangeSet, RangeSetFull, carve, carve_numa};
+use atoll_arch::boot::BootRegisters;
+use atoll_arch::percore::{self, CoreSetup, TIMER_HZ};
+use atoll_arch::phys::IdentityMap;
+use atoll_arch::power::{self, ExitStatus};
+use atoll_arch::smp::{self, CoreStart};
+use atoll_arch::{channels, cpu, idt};
+use atoll_firmware::parse_boot_info;
 
-/// Disjoint usable ranges the boot core can track.
-pub const MAX_USABLE_RANGES: usize = 128;
-/// SRAT memory ranges the boot core can track.
-pub const MAX_NUMA_RANGES: usize = 64;
-/// SLIT localities (NUMA nodes) the boot core can keep distances for.
-pub const MAX_NUMA_NODES: usize = 64;
-/// Stack of each core other than the boot core.
-const CORE_STACK_SIZE: u64 = 64 * 1024;
-/// The first MiB holds the BIOS data, the trampoline and legacy devices.
-const LOW_MEMORY_END: u64 = 1 << 20;
-const CALIBRATION_MS: u64 = 10;
+use crate::discover::{BootError, discover};
+use crate::facts::{MAX_CORES, protocol_name};
+use crate::host::Core;
+use crate::shared::{BOARD, BOOT, CoreState, boot_facts};
+use crate::{knowledge, shell, trap};
 
-#[derive(Clone, Copy, Default)]
-pub struct CoreEntry {
-    pub apic_id: u32,
-    /// Top of the stack the core starts on (0 for the boot core, which
-    /// keeps the boot stack).
-    pub stack_top: u64,
-    /// The memory the core's frame pool covers.
-    pub span: (u64, u64),
-    /// The rings other cores send this one (see `crate::channels`), just
-    /// above the span.
-    pub channels: (u64, u64),
-    /// The NUMA node (SRAT proximity domain) the core is in; 0 on a
-    /// machine without an SRAT.
-    pub node: u32,
-}
-
-/// What the SRAT and the SLIT say about NUMA nodes, kept without a heap
-/// because the boot core needs it to carve memory before it has one.
-pub struct NumaFacts {
-    /// Enabled SRAT memory ranges `(start, end, node)`, in table order.
-    memory: [(u64, u64, u32); MAX_NUMA_RANGES],
-    memory_count: usize,
-    /// SLIT distances, row = from, column = to; `None` without a SLIT.
-    distances: Option<[[u8; MAX_NUMA_NODES]; MAX_NUMA_NODES]>,
-    localities: usize,
-}
-
-impl NumaFacts {
-    pub fn memory(&self) -> &[(u64, u64, u32)] {
-        &self.memory[..self.memory_count]
-    }
-
-    /// The SLIT's distance from node `from` to node `to`, or without a SLIT
-    /// that covers both, ACPI's defaults: 10 within a node, 20 between.
-    pub fn distance_or_default(&self, from: u32, to: u32) -> u8 {
-        let (row, column) = (from as usize, to as usize);
-        match &self.distances {
-            Some(rows) if row < self.localities && column < self.localities => rows[row][column],
-            _ if from == to => 10,
-            _ => 20,
-        }
-    }
-}
-
-/// ACPI's way to power off: write SLP_TYP with SLP_EN to PM1 control.
-#[derive(Clone, Copy)]
-pub struct AcpiPowerOff {
-    pub pm1a_control: u16,
-    pub pm1b_control: Option<u16>,
-    pub sleep_types: (u8, u8),
-}
-
-/// Facts about the machine, frozen before any other core starts.
-pub struct BootFacts {
-    pub info: BootInfo,
-    pub cores: CoreTable,
-    pub boot_core: usize,
-    pub tsc_per_ms: u64,
-    pub apic_timer_per_ms: u64,
-    pub usable: RangeSet<MAX_USABLE_RANGES>,
-    /// Usable bytes above the identity map, which this kernel does not use.
-    pub ignored_high_memory: u64,
-    pub trampoline_page: u64,
-    /// One page that `bench fig3` shares between cores on purpose: the
-    /// structure its shared-memory method updates under a lock.
-    pub fig3_page: u64,
-    pub power_off: Result<AcpiPowerOff, AcpiError>,
-    pub numa: NumaFacts,
-    /// Whether the frame pools (and so each core's channels, heap and page
-    /// tables) were carved by NUMA node: each on its core's node, or the
-    /// nearest node with memory for a core whose node has none.
-    pub pools_node_local: bool,
-}
-
-/// The cores the MADT lists as enabled, in MADT order; the index is the core id.
-pub struct CoreTable {
-    entries: [CoreEntry; MAX_CORES],
-    count: usize,
-}
-
-impl core::ops::Deref for CoreTable {
-    type Target = [CoreEntry];
-    fn deref(&self) -> &[CoreEntry] {
-        &self.entries[..self.count]
-    }
-}
-
-#[derive(Debug)]
-pub enum BootError {
-    BootInfo(BootInfoError),
-    Acpi(AcpiError),
-    NoCores,
-    TooManyCores { listed: usize },
-    BootCoreNotListed { apic_id: u32 },
-    TooManyRanges(RangeSetFull),
-    NoTrampolinePage,
-    NoMemoryForStacks { cores: usize },
-    NoFig3Page,
-    NotEnoughMemory { cores: usize, pools: usize },
-    NoMemoryForChannels { core: usize, bytes: u64 },
-    NoPit,
-    TooManyNumaRanges,
-    TooManyLocalities { localities: u64 },
-}
-
-impl core::fmt::Display for BootError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::BootInfo(error) => write!(f, "boot information: {error}"),
-            Self::Acpi(error) => write!(f, "ACPI: {error}"),
-            Self::NoCores => write!(f, "the MADT lists no enabled core"),
-            Self::TooManyCores { listed } => write!(
-                f,
-                "the MADT lists {listed} cores; at most {MAX_CORES} supported"
-            ),
-            Self::BootCoreNotListed { apic_id } => {
-                write!(f, "the boot core (apic {apic_id}) is not in the MADT")
-            }
-            Self::TooManyRanges(error) => write!(f, "memory map: {error}"),
-            Self::NoTrampolinePage => {
-                write!(f, "no usable page below 1 MiB for the start-up trampoline")
-            }
-            Self::NoFig3Page => write!(f, "no page for bench fig3's shared structure"),
-            Self::NoMemoryForStacks { cores } => {
-                write!(f, "no memory for the stacks of {cores} cores")
-            }
-            Self::NotEnoughMemory { cores, pools } => {
-                write!(
-                    f,
-                    "usable memory splits into only {pools} frame pools for {cores} cores"
-                )
-            }
-            Self::NoMemoryForChannels { core, bytes } => {
-                write!(
-                    f,
-                    "core {core} has no {bytes} usable bytes at the top of its span for its channels"
-                )
-            }
-            Self::NoPit => write!(f, "the PIT did not count down; cannot calibrate the clocks"),
-            Self::TooManyNumaRanges => write!(
-                f,
-                "the SRAT lists more than {MAX_NUMA_RANGES} memory ranges"
-            ),
-            Self::TooManyLocalities { localities } => write!(
-                f,
-                "the SLIT has {localities} localities; at most {MAX_NUMA_NODES} supported"
-            ),
-        }
-    }
-}
-
-impl From<AcpiError> for BootError {
-    fn from(error: AcpiError) -> Self {
-        Self::Acpi(error)
-    }
-}
-
-impl From<RangeSetFull> for BootError {
-    fn from(error: RangeSetFull) -> Self {
-        Self::TooManyRanges(error)
-    }
-}
-
-pub fn protocol_name(protocol: BootProtocol) -> &'static str {
-    match protocol {
-        BootProtocol::Pvh => "pvh",
-        BootProtocol::Multiboot2 => "multiboot2",
-    }
-}
-
-fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
-    let (rsdp, _) = Rsdp::locate(&IdentityMap, info.rsdp.as_ref())?;
-    let tables = AcpiTables::new(&IdentityMap, &rsdp)?;
-    let madt = tables.madt()?;
-    let mut cores = CoreTable {
-        entries: [CoreEntry::default(); MAX_CORES],
-        count: 0,
-    };
-    let mut listed = 0;
-    for entry in madt.entries() {
-        if let MadtEntry::LocalApic {
-            apic_id,
-            enabled: true,
-            ..
-        } = entry?
-        {
-            listed += 1;
-            if let Some(slot) = cores.entries.get_mut(cores.count) {
-                slot.apic_id = apic_id;
-                cores.count += 1;
-            }
-        }
-    }
-    if listed == 0 {
-        return Err(BootError::NoCores);
-    }
-    if listed > MAX_CORES {
-        return Err(BootError::TooManyCores { listed });
-    }
-    let lapic = LocalApic::current();
-    let boot_apic_id = lapic.id();
-    let numa = read_numa(&tables, &mut cores.entries[..cores.count]);
-    let boot_core = cores
-        .iter()
-        .position(|core| core.apic_id == boot_apic_id)
-        .ok_or(BootError::BootCoreNotListed {
-            apic_id: boot_apic_id,
-        })?;
-
-    let power_off = tables.fadt().and_then(|fadt| {
-        Ok(AcpiPowerOff {
-            pm1a_control: fadt.pm1a_control,
-            pm1b_control: fadt.pm1b_control,
-            sleep_types: s5_sleep_types(&IdentityMap, fadt.dsdt)?,
-        })
-    });
-
-    let mut usable = RangeSet::<MAX_USABLE_RANGES>::new();
-    let mut ignored_high_memory = 0;
-    for region in info
-        .memory()
-        .iter()
-        .filter(|region| region.kind == MemoryKind::Usable)
-    {
-        let end = region.base.saturating_add(region.len);
-        ignored_high_memory += end.saturating_sub(region.base.max(IDENTITY_MAPPED_END));
-        usable.insert(region.base, end.min(IDENTITY_MAPPED_END))?;
-    }
-    // Boot loaders may hand over overlapping regions: a byte is usable only
-    // if no other kind of region claims it too.
-    for region in info
-        .memory()
-        .iter()
-        .filter(|region| region.kind != MemoryKind::Usable)
-    {
-        usable.remove(region.base, region.base.saturating_add(region.len))?;
-    }
-    let trampoline_page = usable
-        .iter()
-        .map(|(start, end)| (start.max(0x1000), end.min(LOW_MEMORY_END)))
-        .find(|(start, end)| end > start)
-        .map(|(start, _)| start)
-        .ok_or(BootError::NoTrampolinePage)?;
-    usable.remove(0, LOW_MEMORY_END)?;
-    let (image_start, image_end) = boot::kernel_image();
-    usable.remove(image_start, image_end)?;
-    for (id, core) in cores.entries[..cores.count].iter_mut().enumerate() {
-        if id != boot_core {
-            let bottom = usable
-                .take_from_top(CORE_STACK_SIZE)
-                .ok_or(BootError::NoMemoryForStacks { cores: listed })?;
-            core.stack_top = bottom + CORE_STACK_SIZE;
-        }
-    }
-    let fig3_page = usable
-        .take_from_top(FRAME_SIZE)
-        .ok_or(BootError::NoFig3Page)?;
-    let pools_node_local = carve_on_nodes(&usable, &numa, &mut cores.entries[..cores.count]);
-    if !pools_node_local {
-        let mut pools = 0;
-        for (core, span) in cores.entries[..cores.count]
-            .iter_mut()
-            .zip(carve(&usable, listed))
-        {
-            core.span = span;
-            pools += 1;
-        }
-        if pools < listed {
-            return Err(BootError::NotEnoughMemory {
-                cores: listed,
-                pools,
-            });
-        }
-    }
-    let channel_bytes = channels::region_bytes(listed);
-    for (id, core) in cores.entries[..cores.count].iter_mut().enumerate() {
-        let (start, end) = core.span;
-        let channels_start = end.saturating_sub(channel_bytes);
-        if channels_start <= start || !usable.contains(channels_start, end) {
-            return Err(BootError::NoMemoryForChannels {
-                core: id,
-                bytes: channel_bytes,
-            });
-        }
-        core.span.1 = channels_start;
-        core.channels = (channels_start, end);
-    }
-
-    let tsc_per_ms = pit::tsc_cycles_per_ms().ok_or(BootError::NoPit)?;
-    lapic.start_timer_count();
-    let deadline = cpu::rdtsc() + CALIBRATION_MS * tsc_per_ms;
-    while cpu::rdtsc() < deadline {
-        core::hint::spin_loop();
-    }
-    let apic_timer_per_ms = u64::from(lapic.timer_elapsed()) / CALIBRATION_MS;
-
-    Ok(BootFacts {
-        info,
-        cores,
-        boot_core,
-        tsc_per_ms,
-        apic_timer_per_ms,
-        usable,
-        ignored_high_memory,
-        trampoline_page,
-        fig3_page,
-        power_off,
-        numa,
-        pools_node_local,
-    })
-}
-
-/// Reads the SRAT (each core's node, the memory ranges' nodes) and the SLIT.
-/// A table that cannot be read or is too large is reported and ignored, as
-/// if the firmware had left it out: NUMA only tunes placement and routing,
-/// so it is no reason to stop the machine.
-fn read_numa(tables: &AcpiTables<'_, IdentityMap>, cores: &mut [CoreEntry]) -> NumaFacts {
-    let mut numa = NumaFacts {
-        memory: [(0, 0, 0); MAX_NUMA_RANGES],
-        memory_count: 0,
-        distances: None,
-        localities: 0,
-    };
-    if let Err(error) = read_srat(tables, cores, &mut numa) {
-        println!("atoll: ignoring the SRAT: {error}; every core is taken as NUMA node 0");
-        cores.iter_mut().for_each(|core| core.node = 0);
-        numa.memory_count = 0;
-    }
-    if let Err(error) = read_slit(tables, &mut numa) {
-        println!(
-            "atoll: ignoring the SLIT: {error}; distances default to 10 within and 20 between nodes"
-        );
-        numa.distances = None;
-        numa.localities = 0;
-    }
-    numa
-}
-
-/// A core the SRAT does not place is taken to be on node 0, and said so.
-fn read_srat(
-    tables: &AcpiTables<'_, IdentityMap>,
-    cores: &mut [CoreEntry],
-    numa: &mut NumaFacts,
-) -> Result<(), BootError> {
-    let Some(srat) = tables.srat()? else {
-        return Ok(());
-    };
-    let mut placed = [false; MAX_CORES];
-    for entry in srat.entries() {
-        match entry? {
-            SratEntry::ProcessorAffinity {
-                apic_id,
-                domain,
-                enabled: true,
-            } => {
-                for (id, core) in cores.iter_mut().enumerate() {
-                    if core.apic_id == apic_id {
-                        core.node = domain;
-                        placed[id] = true;
-                    }
-                }
-            }
-            SratEntry::MemoryAffinity {
-                domain,
-                base,
-                length,
-                enabled: true,
-                ..
-            } => {
-                let slot = numa
-                    .memory
-                    .get_mut(numa.memory_count)
-                    .ok_or(BootError::TooManyNumaRanges)?;
-                *slot = (base, base.saturating_add(length), domain);
-                numa.memory_count += 1;
-            }
-            _ => {}
-        }
-    }
-    for (id, core) in cores.iter().enumerate().filter(|&(id, _)| !placed[id]) {
-        println!(
-            "atoll: the SRAT gives core {id} (apic {}) no NUMA node; taken as node 0",
-            core.apic_id
-        );
-    }
-    Ok(())
-}
-
-fn read_slit(tables: &AcpiTables<'_, IdentityMap>, numa: &mut NumaFacts) -> Result<(), BootError> {
-    let Some(slit) = tables.slit()? else {
-        return Ok(());
-    };
-    let localities = slit.localities();
-    if localities > MAX_NUMA_NODES as u64 {
-        return Err(BootError::TooManyLocalities { localities });
-    }
-    let mut rows = [[0; MAX_NUMA_NODES]; MAX_NUMA_NODES];
-    for (from, row) in rows.iter_mut().enumerate().take(localities as usize) {
-        for (to, distance) in row.iter_mut().enumerate().take(localities as usize) {
-            *distance = slit.distance(from as u64, to as u64)?;
-        }
-    }
-    numa.distances = Some(rows);
-    numa.localities = localities as usize;
-    Ok(())
-}
-
-/// Gives each core a span of the usable memory on its own NUMA node, so that
-/// what it reads most (its rings, heap, page tables and the frames of its
-/// address spaces) is local; a core whose node has no memory of its own gets
-/// a span on the nearest node that has, by the SLIT's distances. Returns
-/// false, and the caller carves without regard to nodes, when there is no
-/// SRAT memory map or the layout cannot be carved that way.
-fn carve_on_nodes(
-    usable: &RangeSet<MAX_USABLE_RANGES>,
-    numa: &NumaFacts,
-    cores: &mut [CoreEntry],
-) -> bool {
-    let mut nodes = [0; MAX_CORES];
-    let mut pools = [NumaSpan::default(); MAX_CORES];
-    let (nodes, pools) = (&mut nodes[..cores.len()], &mut pools[..cores.len()]);
-    for (node, core) in nodes.iter_mut().zip(cores.iter()) {
-        *node = core.node;
-    }
-    let distance = |from, to| numa.distance_or_default(from, to);
-    if let Err(error) = carve_numa(usable, numa.memory(), nodes, distance, pools) {
-        if !numa.memory().is_empty() {
-            println!("atoll: {error}; frame pools ignore the NUMA layout");
-        }
-        return false;
-    }
-    for (id, (core, pool)) in cores.iter_mut().zip(pools.iter()).enumerate() {
-        core.span = pool.span;
-        if pool.memory_node != core.node {
-            println!(
-                "atoll: core {id} is on NUMA node {}, which has too little memory; its frame pool is on node {}, the nearest",
-                core.node, pool.memory_node
-            );
-        }
-    }
-    true
-}
+/// Kernel command-line option naming one core whose start-up IPIs are not
+/// sent, so that tests can watch the boot core report and skip a core that
+/// never answers.
+const WITHHOLD_OPTION: &str = "atoll.test.withhold_startup=";
+/// How long a started core may take to set itself up.
+const READY_TIMEOUT_MS: u64 = 5000;
 
 fn fail(reason: impl core::fmt::Display) -> ! {
     println!("atoll: cannot boot: {reason}");
-    crate::arch::power::exit_qemu(crate::arch::power::ExitStatus::Panic);
+    power::exit_qemu(ExitStatus::Panic);
     cpu::halt_forever()
 }
 
-/// Where the boot core lands from `boot_entry64`, with the registers the
-/// boot loader left in eax and ebx.
-#[unsafe(no_mangle)]
-extern "C" fn kernel_main(eax: u32, ebx: u32) -> ! {
-    crate::shared::CONSOLE.init();
-    let info = parse_boot_info(&IdentityMap, eax, ebx)
+/// Sets up the core that runs it: arch's part, then its kernel.
+fn set_up_core(id: usize) -> Result<&'static Core, percore::InitError> {
+    let facts = boot_facts();
+    let entry = &facts.cores[id];
+    let setup = CoreSetup {
+        id,
+        apic_id: entry.apic_id,
+        span: entry.span,
+        usable: &facts.usable,
+        timer_count: (facts.apic_timer_per_ms * 1000 / TIMER_HZ) as u32,
+    };
+    let local = percore::init(&setup)?;
+    let core = Core::start(local, knowledge::facts(local))?;
+    BOARD.set_state(id, CoreState::Running);
+    Ok(core)
+}
+
+/// The boot core, from the entry.
+pub fn main(registers: BootRegisters) -> ! {
+    atoll_arch::serial::CONSOLE.init();
+    let info = parse_boot_info(&IdentityMap, registers.eax, registers.ebx)
         .unwrap_or_else(|error| fail(BootError::BootInfo(error)));
     println!("atoll: booted via {}", protocol_name(info.protocol));
     let facts = discover(info).unwrap_or_else(|error| fail(error));
     let facts = BOOT.call_once(|| facts);
-    crate::arch::channels::reset_shared_memory(facts);
-    let local = crate::arch::percore::init(facts.boot_core).unwrap_or_else(|error| fail(error));
-    println!("atoll: core {} up (apic {})", local.id, local.apic_id);
+    // No heap yet: the regions go in an array on the boot stack.
+    let mut regions = [(0, 0); MAX_CORES];
+    for (region, entry) in regions.iter_mut().zip(facts.cores.iter()) {
+        *region = entry.channels;
+    }
+    channels::set_up(&regions[..facts.cores.len()]);
+    idt::set_handler(trap::handle);
+    let core = set_up_core(facts.boot_core).unwrap_or_else(|error| fail(error));
+    println!("atoll: core {} up (apic {})", core.id, core.local.apic_id);
     cpu::enable_interrupts();
-    let running = crate::arch::smp::start_other_cores(local);
+    let running = start_other_cores(core);
     println!("atoll: {running} of {} cores up", facts.cores.len());
-    crate::skb::fill_replicas(local);
-    crate::shell::run(local)
+    core.sync_membership();
+    knowledge::fill_replicas(core);
+    shell::run(core)
+}
+
+/// Where each other core lands, on its own stack.
+fn ap_main(id: usize) -> ! {
+    match set_up_core(id) {
+        Ok(core) => {
+            println!("atoll: core {id} up (apic {})", core.local.apic_id);
+            core.run()
+        }
+        Err(error) => {
+            println!("atoll: core {id} could not set itself up: {error}");
+            trap::stop_this_core(Some(id))
+        }
+    }
+}
+
+/// Starts every core but this one, one at a time, and waits for each to
+/// come up or fail. Returns how many cores run, this one included.
+fn start_other_cores(core: &Core) -> usize {
+    let facts = boot_facts();
+    let vector = smp::install_trampoline(facts.trampoline_page);
+    smp::set_entry(ap_main);
+    let withheld: Option<usize> =
+        atoll_shell::cmdline_option(facts.info.cmdline(), WITHHOLD_OPTION)
+            .and_then(|value| value.parse().ok());
+    for (id, entry) in facts
+        .cores
+        .iter()
+        .enumerate()
+        .filter(|&(id, _)| id != core.id)
+    {
+        BOARD.set_state(id, CoreState::Starting);
+        let send_startup = withheld != Some(id);
+        if !send_startup {
+            println!("atoll: test: not sending core {id} its start-up IPIs");
+        }
+        let start = CoreStart {
+            core: id,
+            apic_id: entry.apic_id,
+            stack_top: entry.stack_top,
+            vector,
+            tsc_per_ms: facts.tsc_per_ms,
+            send_startup,
+        };
+        if !smp::start_core(core.local.lapic, &start) {
+            BOARD.set_state(id, CoreState::Offline);
+            println!(
+                "atoll: core {id} (apic {}) did not start: no answer within {} ms; skipped",
+                entry.apic_id,
+                smp::ALIVE_TIMEOUT_MS
+            );
+        }
+    }
+    let mut running = 1;
+    for (id, entry) in facts
+        .cores
+        .iter()
+        .enumerate()
+        .filter(|&(id, _)| id != core.id)
+    {
+        let record = BOARD.core(id);
+        if record.state() == CoreState::Offline {
+            continue;
+        }
+        let deadline = cpu::rdtsc() + READY_TIMEOUT_MS * facts.tsc_per_ms;
+        while record.state() == CoreState::Starting && cpu::rdtsc() < deadline {
+            core.poll();
+        }
+        match record.state() {
+            CoreState::Running => running += 1,
+            CoreState::Starting => println!(
+                "atoll: core {id} (apic {}) started but did not finish setting up; skipped",
+                entry.apic_id
+            ),
+            CoreState::Offline | CoreState::Stopped => {}
+        }
+    }
+    running
 }

@@ -1,30 +1,32 @@
-//! Atoll's kernel: the CPU driver and OS node that every core runs, one
-//! instance per core (design.md §1). The boot core brings the machine up and
-//! runs the serial shell; after start-up all cores are peers that share
-//! nothing but the few statics listed in [`shared`].
+//! Atoll's kernel: one instance per core, each the host of that core's
+//! monitor (`atoll-monitor`). The boot core brings the machine up and runs
+//! the serial shell; after start-up all cores are peers that share nothing
+//! but the few things listed in [`shared`]. `docs/architecture.md` gives
+//! the layers and what each part may touch.
 //!
-//! It may depend on the host-testable crates (`atoll-firmware`,
-//! `atoll-frames`, `atoll-shell`); they never depend on it.
+//! It may depend on arch (`atoll-arch`, which holds every `unsafe` of the
+//! kernel), the monitor and the crates under it (`atoll-replica`,
+//! `atoll-skb`, `atoll-iface`, `atoll-urpc`), and `atoll-firmware`,
+//! `atoll-frames` and `atoll-shell`; nothing depends on it. It has no
+//! `unsafe` of its own: the compiler holds it to that.
 #![no_std]
 #![no_main]
-#![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
 #[macro_use]
 mod console;
 
-/// The one architecture Atoll runs on; the path keeps room for others.
-#[path = "arch/x86_64/mod.rs"]
-mod arch;
 mod boot;
-mod channels;
-mod fig3;
-mod messages;
-mod node;
+mod discover;
+mod facts;
+mod host;
+mod knowledge;
+mod measure;
 mod shared;
 mod shell;
-mod shootdown;
-mod skb;
+mod trace;
 mod trap;
-mod vm;
+
+atoll_arch::entry!(boot::main);

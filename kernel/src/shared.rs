@@ -1,34 +1,34 @@
 //! Everything that more than one core can reach, in one place.
 //!
-//! Atoll's cores share no kernel data (design.md §2.1). The exceptions are
-//! exactly those listed below; a `static` elsewhere that two cores can mutate
-//! is a bug.
+//! Atoll's cores share no kernel data. The exceptions are exactly those
+//! listed here (and in `docs/architecture.md`); a `static` elsewhere that
+//! two cores can mutate is a bug.
 //!
 //! 1. [`BOOT`]: facts about the machine, written once by the boot core and
-//!    frozen before any other core starts; read-only afterwards.
-//! 2. [`AP_START`] and [`AP_BOOT_STACK_TOP`]: the start-up mailbox. The boot
-//!    core fills it before each start-up IPI; the starting core reads it once
-//!    and says it is alive. One core starts at a time.
-//! 3. [`BOARD`]: one cache-line-aligned record per core. Its owner publishes
-//!    its state, timer ticks and free frames there; other cores only read
-//!    those. The ping bits in it carry IPI round trips (`ipi`, `urpc bench`):
-//!    a core sets a bit in the other's record and wakes it with an IPI, whose
-//!    handler answers the same way; `fault_request` asks the core to fault.
-//!    The shootdown fields are the shared-memory baseline `bench shootdown`
-//!    compares with. Messages between cores go over the rings (6).
-//! 4. [`CONSOLE`]: the debug console and its lock.
-//! 5. The page `BootFacts::fig3_page`: the structure `bench fig3` updates
-//!    under a lock from several cores, as the shared-memory side of the
-//!    paper's Figure 3 (see `crate::fig3`); nothing else uses it.
-//! 6. The channel regions (`crate::channels`): the URPC rings, each with
-//!    one sending and one receiving core.
+//!    frozen before any other core starts; read-only afterwards. The kernel
+//!    image and the boot page tables (arch) are read-only too.
+//! 2. The start-up mailbox (`atoll_arch::smp`): the boot core fills it
+//!    before each start-up IPI; the starting core reads it once and says it
+//!    is alive. One core starts at a time.
+//! 3. [`BOARD`]: one record per core, and a count of state changes that
+//!    every core reads to notice one. A record's owner publishes its state,
+//!    timer ticks and free frames on a line of their own (the boot core
+//!    writes the state of a core it starts); other cores only read it. Each of the other fields is on a line of its own too, written by
+//!    other cores: the ping bits of IPI round trips (`ipi`, `urpc bench`:
+//!    a core sets a bit in the other's record and wakes it with an IPI,
+//!    whose handler answers the same way), and `fault_request`, which asks
+//!    the core to fault. Messages between cores go over the rings (6).
+//! 4. The debug console and its lock (`atoll_arch::serial::CONSOLE`).
+//! 5. The shared-memory baselines of the benchmarks (`crate::measure`):
+//!    the structure `bench fig3` updates under a lock, and the slots of
+//!    `bench shootdown`'s IPI broadcast. Only benchmarks touch them.
+//! 6. The channel regions (`atoll_arch::channels`): the URPC rings, each
+//!    with one sending and one receiving core, and after each ring the
+//!    spare line `urpc bench` measures its floor on.
 
-use crate::arch::serial::Console;
-use crate::boot::BootFacts;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
-/// xAPIC ids are 8 bits, and 0xFF is the broadcast id.
-pub const MAX_CORES: usize = 255;
+use crate::facts::{BootFacts, MAX_CORES};
 
 pub static BOOT: spin::Once<BootFacts> = spin::Once::new();
 
@@ -37,22 +37,6 @@ pub fn boot_facts() -> &'static BootFacts {
     BOOT.get()
         .expect("boot facts are frozen before any core uses them")
 }
-
-pub struct ApStart {
-    /// The core id the starting core takes.
-    pub core: AtomicUsize,
-    /// Set by the starting core as soon as it runs Rust code.
-    pub alive: AtomicBool,
-}
-
-pub static AP_START: ApStart = ApStart {
-    core: AtomicUsize::new(0),
-    alive: AtomicBool::new(false),
-};
-
-/// The stack the starting core switches to; read by `ap_entry64` in assembly.
-#[unsafe(no_mangle)]
-pub static AP_BOOT_STACK_TOP: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -75,6 +59,11 @@ impl CoreState {
         }
     }
 }
+
+/// A value alone on its cache line, so that writes to it do not move the
+/// lines around it.
+#[repr(align(64))]
+pub struct Line<T>(pub T);
 
 /// A set of core ids, one bit each, that many cores may add to and the
 /// owner drains.
@@ -107,68 +96,84 @@ impl CoreSet {
     }
 }
 
-#[repr(align(64))]
-pub struct CoreRecord {
+/// What a core publishes about itself; only it writes here.
+pub struct Published {
     state: AtomicU8,
     pub ticks: AtomicU64,
     pub free_frames: AtomicU64,
+}
+
+/// One core's record. The owner's line and each line other cores write are
+/// apart, so that neither side's writes evict what the other reads.
+pub struct CoreRecord {
+    pub published: Line<Published>,
     /// Cores waiting for this one to answer a ping.
-    pub ping_requests: CoreSet,
+    pub ping_requests: Line<CoreSet>,
     /// Cores that have answered this one's pings.
-    pub ping_replies: CoreSet,
+    pub ping_replies: Line<CoreSet>,
     /// Asks this core to take a page fault (the `fault` shell command).
-    pub fault_request: AtomicBool,
-    /// The baseline shootdown of `bench shootdown`, the way a shared-memory
-    /// kernel does it: the initiator writes the page and its own id here and
-    /// sends an IPI; the handler invalidates the page and increments the
-    /// initiator's `shootdown_acks`, one counter all targets write.
-    pub shootdown_page: AtomicU64,
-    pub shootdown_from: AtomicUsize,
-    pub shootdown_acks: AtomicU64,
+    pub fault_request: Line<AtomicBool>,
 }
 
 impl CoreRecord {
     const fn new() -> Self {
         Self {
-            state: AtomicU8::new(CoreState::Offline as u8),
-            ticks: AtomicU64::new(0),
-            free_frames: AtomicU64::new(0),
-            ping_requests: CoreSet::new(),
-            ping_replies: CoreSet::new(),
-            fault_request: AtomicBool::new(false),
-            shootdown_page: AtomicU64::new(0),
-            shootdown_from: AtomicUsize::new(0),
-            shootdown_acks: AtomicU64::new(0),
+            published: Line(Published {
+                state: AtomicU8::new(CoreState::Offline as u8),
+                ticks: AtomicU64::new(0),
+                free_frames: AtomicU64::new(0),
+            }),
+            ping_requests: Line(CoreSet::new()),
+            ping_replies: Line(CoreSet::new()),
+            fault_request: Line(AtomicBool::new(false)),
         }
     }
 
     pub fn state(&self) -> CoreState {
-        match self.state.load(Ordering::Acquire) {
+        match self.published.0.state.load(Ordering::Acquire) {
             1 => CoreState::Starting,
             2 => CoreState::Running,
             3 => CoreState::Stopped,
             _ => CoreState::Offline,
         }
     }
-
-    pub fn set_state(&self, state: CoreState) {
-        self.state.store(state as u8, Ordering::Release);
-    }
 }
 
-pub struct Board([CoreRecord; MAX_CORES]);
+pub struct Board {
+    cores: [CoreRecord; MAX_CORES],
+    /// Counts the changes of any core's state, so that a core sees with one
+    /// load whether it must read the records again.
+    changes: Line<AtomicU64>,
+}
 
 impl Board {
     pub fn core(&self, core: usize) -> &CoreRecord {
-        &self.0[core]
+        &self.cores[core]
+    }
+
+    /// Sets `core`'s state; the core itself, or the boot core while it
+    /// starts it.
+    pub fn set_state(&self, core: usize, state: CoreState) {
+        self.cores[core]
+            .published
+            .0
+            .state
+            .store(state as u8, Ordering::Release);
+        self.changes.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many times a state has changed so far.
+    pub fn changes(&self) -> u64 {
+        self.changes.0.load(Ordering::Acquire)
     }
 }
 
-pub static BOARD: Board = Board([const { CoreRecord::new() }; MAX_CORES]);
+pub static BOARD: Board = Board {
+    cores: [const { CoreRecord::new() }; MAX_CORES],
+    changes: Line(AtomicU64::new(0)),
+};
 
 /// The ids of the cores running now, by their board records.
 pub fn running_cores() -> impl Iterator<Item = usize> {
     (0..boot_facts().cores.len()).filter(|&core| BOARD.core(core).state() == CoreState::Running)
 }
-
-pub static CONSOLE: Console = Console::new();

@@ -1,13 +1,20 @@
-//! What a core does with an interrupt or exception. Exceptions stop only the
-//! core that took them; the others run on.
+//! What a core does with an interrupt or exception, and with a panic.
+//! Exceptions and panics stop only the core that took them; the others run
+//! on.
 
-use crate::arch::cpu;
-use crate::arch::idt::{self, TrapFrame};
-use crate::arch::percore;
-use crate::arch::power;
-use crate::node;
-use crate::shared::{BOARD, CONSOLE, CoreState};
+use core::sync::atomic::Ordering;
 
+use atoll_arch::idt::{self, TrapFrame};
+use atoll_arch::power::{self, ExitStatus};
+use atoll_arch::serial::{self, CONSOLE};
+use atoll_arch::{cpu, percore};
+use atoll_monitor::{TraceEvent, TraceKind};
+
+use crate::host;
+use crate::measure;
+use crate::shared::{BOARD, CoreState, boot_facts};
+
+/// Handles every interrupt and exception; registered with arch at boot.
 pub fn handle(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     if vector < idt::FIRST_INTERRUPT {
@@ -17,11 +24,19 @@ pub fn handle(frame: &mut TrapFrame) {
         return;
     };
     match vector {
-        idt::TIMER => local.tick(),
+        idt::TIMER => {
+            let ticks = local.tick();
+            let published = &BOARD.core(local.id).published.0;
+            published.ticks.store(ticks, Ordering::Relaxed);
+        }
         // The wake-up IPI ends the core's halt, so that the node loop looks
         // at its rings; IPI pings are answered right here.
-        idt::WAKE => node::answer_ipi_pings(local),
-        idt::SHOOTDOWN => crate::shootdown::answer_ipi_shootdown(local),
+        idt::WAKE => {
+            if let Some(core) = host::try_current() {
+                measure::answer_ipi_pings(local, &core.recorder);
+            }
+        }
+        idt::SHOOTDOWN => measure::answer_ipi_shootdown(local),
         idt::SPURIOUS => return,
         other => println!("atoll: core {}: unexpected interrupt {other:#x}", local.id),
     }
@@ -30,8 +45,7 @@ pub fn handle(frame: &mut TrapFrame) {
 
 fn stop_after_exception(frame: &TrapFrame) -> ! {
     let core = percore::try_current().map(|local| local.id);
-    let tag = crate::console::current_core_tag();
-    CONSOLE.release_if_held_by(tag);
+    CONSOLE.release_if_held_by(serial::current_tag());
     let address = if frame.vector == u64::from(idt::PAGE_FAULT) {
         cpu::page_fault_address()
     } else {
@@ -48,7 +62,28 @@ fn stop_after_exception(frame: &TrapFrame) -> ! {
             frame.vector, frame.error_code, frame.rip
         ),
     }
+    flush_trace(TraceEvent {
+        detail: frame.vector,
+        ..TraceEvent::new(cpu::rdtsc(), TraceKind::Fault, name)
+    });
     stop_this_core(core)
+}
+
+/// A stopped core never answers a `trace dump`, so while tracing it prints
+/// its own events, `last` included, on the way down.
+fn flush_trace(last: TraceEvent) {
+    let Some(core) = host::try_current() else {
+        return;
+    };
+    if !core.recorder.is_on() {
+        return;
+    }
+    core.recorder.record(last);
+    let first_sends = core
+        .monitor_if_free(|monitor| monitor.trace_start().to_vec())
+        .unwrap_or_default();
+    core.recorder
+        .dump(core.id, boot_facts().tsc_per_ms, &first_sends);
 }
 
 /// Marks this core stopped and halts it. If it ran the shell, nobody is left
@@ -56,12 +91,12 @@ fn stop_after_exception(frame: &TrapFrame) -> ! {
 pub fn stop_this_core(core: Option<usize>) -> ! {
     match core {
         Some(core) => {
-            BOARD.core(core).set_state(CoreState::Stopped);
-            if core == crate::shared::boot_facts().boot_core {
-                power::exit_qemu(power::ExitStatus::Panic);
+            BOARD.set_state(core, CoreState::Stopped);
+            if core == boot_facts().boot_core {
+                power::exit_qemu(ExitStatus::Panic);
             }
         }
-        None => power::exit_qemu(power::ExitStatus::Panic),
+        None => power::exit_qemu(ExitStatus::Panic),
     }
     cpu::halt_forever()
 }
@@ -70,10 +105,11 @@ pub fn stop_this_core(core: Option<usize>) -> ! {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     cpu::disable_interrupts();
     let core = percore::try_current().map(|local| local.id);
-    CONSOLE.release_if_held_by(crate::console::current_core_tag());
+    CONSOLE.release_if_held_by(serial::current_tag());
     match core {
         Some(core) => println!("atoll: PANIC on core {core}: {info}"),
         None => println!("atoll: PANIC on the boot core before it was set up: {info}"),
     }
+    flush_trace(TraceEvent::new(cpu::rdtsc(), TraceKind::Fault, "panic"));
     stop_this_core(core)
 }

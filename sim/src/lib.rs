@@ -1,7 +1,7 @@
 //! A deterministic simulator and an exhaustive model checker for Atoll's
 //! protocols and replicated state (design.md §2.3).
 //!
-//! Both run the OS nodes of `atoll-node` (and through them the protocols of
+//! Both run the OS nodes of `atoll-replica` (and through them the protocols of
 //! `atoll-proto`) unchanged, on one thread, in a [`World`] that holds the
 //! nodes, the channels between them (in order per pair of nodes, as URPC
 //! rings are), each core's page table and TLB, and the invariants.
@@ -9,7 +9,7 @@
 //! walks every schedule of a small scenario. Nothing here reads a clock or
 //! iterates a hash map, so a seed replays bit for bit.
 //!
-//! This crate is a host program: it uses `std` and depends on `atoll-node`
+//! This crate is a host program: it uses `std` and depends on `atoll-replica`
 //! and `atoll-proto`; nothing depends on it.
 
 pub mod explore;

@@ -2,8 +2,8 @@
 //! alone replays a run bit for bit.
 
 use crate::world::{Action, SPACE, Scenario, Tally, Violation, World};
-use atoll_node::{Mapping, NodeId, Request, Timeouts};
 use atoll_proto::Shape;
+use atoll_replica::{CoreId, Mapping, Request, Timeouts};
 
 /// SplitMix64: small, fast, and the same on every host.
 #[derive(Debug, Clone)]
@@ -47,12 +47,12 @@ pub fn scenario(seed: u64) -> Scenario {
     let mut rng = Rng::new(seed);
     let nodes = 2 + rng.below(5) as u16;
     let domains = (0..nodes).map(|_| rng.below(3) as u32).collect();
-    let mut holders: Vec<NodeId> = (0..nodes)
-        .map(NodeId)
+    let mut holders: Vec<CoreId> = (0..nodes)
+        .map(CoreId)
         .filter(|_| rng.chance(3, 4))
         .collect();
     if holders.len() < 2 {
-        holders = (0..nodes).map(NodeId).collect();
+        holders = (0..nodes).map(CoreId).collect();
     }
     let shape = Shape::ALL[rng.below(Shape::ALL.len() as u64) as usize];
     let round = match rng.chance(1, 2) {

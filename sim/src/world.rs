@@ -10,12 +10,12 @@
 //! case) and forgets a page only on an `InvalidateTlb`, so a stale
 //! translation shows up as a TLB entry that the page table no longer has.
 
-use atoll_node::{
-    Completion, Config, Effect, Input, Mapping, MappingTable, Message, Node, NodeId, OpId, Replica,
-    Request, SpaceId, Timeouts, TreePlan,
-};
 use atoll_proto::Shape;
 use atoll_proto::two_phase::AbortReason;
+use atoll_replica::{
+    Completion, Config, CoreId, Effect, Input, Mapping, MappingTable, Message, OpId, Replica,
+    Replicator, Request, SpaceId, Timeouts, TreePlan,
+};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
@@ -29,7 +29,7 @@ pub struct Scenario {
     /// `Planned` rounds route by [`TreePlan::from_domains`] of them.
     pub domains: Vec<u32>,
     /// The nodes that hold `SPACE`.
-    pub holders: Vec<NodeId>,
+    pub holders: Vec<CoreId>,
     pub shape: Shape,
     pub timeouts: Timeouts,
     /// Whether ticks happen (they are what makes timeouts fire).
@@ -47,14 +47,14 @@ pub struct Scenario {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// The node submits the next request of its script.
-    Submit(NodeId),
+    Submit(CoreId),
     /// The oldest envelope on the channel from `from` to `to` arrives.
-    Deliver { from: NodeId, to: NodeId },
+    Deliver { from: CoreId, to: CoreId },
     /// One tick passes on every node that is up.
     Tick,
     /// The node crashes: it does nothing more, messages to it are lost, and
     /// each other node hears of it after the messages it had sent them.
-    Crash(NodeId),
+    Crash(CoreId),
 }
 
 impl fmt::Display for Action {
@@ -86,7 +86,7 @@ macro_rules! violation {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Envelope {
     /// A message, in its wire encoding.
-    Message([u8; atoll_node::MESSAGE_BYTES]),
+    Message([u8; atoll_replica::MESSAGE_BYTES]),
     /// The sender is down; the receiver's membership hears it after the
     /// sender's earlier messages.
     Down,
@@ -94,7 +94,7 @@ enum Envelope {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Host {
-    node: Node,
+    node: Replicator,
     up: bool,
     script: VecDeque<Request>,
     page_table: BTreeMap<(SpaceId, u64), Mapping>,
@@ -105,7 +105,7 @@ struct Host {
 pub struct World {
     shape: Shape,
     ticks: bool,
-    holders: Vec<NodeId>,
+    holders: Vec<CoreId>,
     hosts: Vec<Host>,
     /// Channel `from * n + to`.
     channels: Vec<VecDeque<Envelope>>,
@@ -125,7 +125,7 @@ impl World {
                     timeouts: scenario.timeouts,
                     plan: plan.clone(),
                 };
-                let mut node = Node::new(node_id(i), config, MappingTable::new());
+                let mut node = Replicator::new(node_id(i), config, MappingTable::new());
                 node.add_space(SPACE, &scenario.holders);
                 Host {
                     node,
@@ -216,7 +216,7 @@ impl World {
                     .script
                     .pop_front()
                     .expect("submit with an empty script");
-                let mut out = atoll_node::Outbox::default();
+                let mut out = atoll_replica::Actions::default();
                 let Ok(id) = host.node.submit(request, self.shape, &mut out) else {
                     return violation!("node {} refused request {request:?}", node.0);
                 };
@@ -232,16 +232,16 @@ impl World {
                         };
                         Input::Message { from, message }
                     }
-                    Envelope::Down => Input::NodeDown(from),
+                    Envelope::Down => Input::CoreDown(from),
                 };
-                let mut out = atoll_node::Outbox::default();
+                let mut out = atoll_replica::Actions::default();
                 self.hosts[usize::from(to.0)].node.handle(input, &mut out);
                 self.absorb(to, out)
             }
             Action::Tick => {
                 for i in 0..n {
                     if self.hosts[i].up {
-                        let mut out = atoll_node::Outbox::default();
+                        let mut out = atoll_replica::Actions::default();
                         self.hosts[i].node.handle(Input::Tick, &mut out);
                         self.absorb(node_id(i), out)?;
                     }
@@ -266,7 +266,7 @@ impl World {
 
     /// Acts on what `node` produced, as its host would: effects, then
     /// messages, then completions.
-    fn absorb(&mut self, node: NodeId, out: atoll_node::Outbox) -> Result<(), Violation> {
+    fn absorb(&mut self, node: CoreId, out: atoll_replica::Actions) -> Result<(), Violation> {
         let n = self.hosts.len();
         let at = usize::from(node.0);
         for effect in out.effects {
@@ -287,7 +287,7 @@ impl World {
         Ok(())
     }
 
-    fn apply(&mut self, node: NodeId, effect: Effect) -> Result<(), Violation> {
+    fn apply(&mut self, node: CoreId, effect: Effect) -> Result<(), Violation> {
         let host = &mut self.hosts[usize::from(node.0)];
         match effect {
             Effect::MapPage {
@@ -320,7 +320,7 @@ impl World {
         Ok(())
     }
 
-    fn complete(&mut self, node: NodeId, completion: Completion) -> Result<(), Violation> {
+    fn complete(&mut self, node: CoreId, completion: Completion) -> Result<(), Violation> {
         let id = completion.id();
         let Some(&request) = self.submitted.get(&id) else {
             return violation!("completion of unknown request {id:?}");
@@ -351,7 +351,7 @@ impl World {
             Completion::Aborted {
                 reason:
                     AbortReason::Refused {
-                        refusal: atoll_node::Refusal::Conflict { with },
+                        refusal: atoll_replica::Refusal::Conflict { with },
                         ..
                     },
                 ..
@@ -418,7 +418,7 @@ impl World {
                 return violation!("{request:?} ({id:?}) never completed");
             }
         }
-        let mut agreed: Option<(NodeId, u64)> = None;
+        let mut agreed: Option<(CoreId, u64)> = None;
         for (i, host) in self.hosts.iter().enumerate().filter(|(_, h)| h.up) {
             let entries = host.node.replica().entries();
             if !host.node.is_idle() || entries.iter().any(|e| e.pending.is_some()) {
@@ -512,8 +512,8 @@ impl std::ops::AddAssign for Tally {
     }
 }
 
-fn node_id(index: usize) -> NodeId {
-    NodeId(u16::try_from(index).expect("fewer than 65536 nodes"))
+fn node_id(index: usize) -> CoreId {
+    CoreId(u16::try_from(index).expect("fewer than 65536 nodes"))
 }
 
 fn page(request: &Request) -> (SpaceId, u64) {

@@ -8,8 +8,8 @@
 //! each check prints its state count and time. A debug build runs only the
 //! smallest check and skips the rest, which take minutes unoptimised.
 
-use atoll_node::{Mapping, NodeId, Request, Timeouts};
 use atoll_proto::Shape;
+use atoll_replica::{CoreId, Mapping, Request, Timeouts};
 use atoll_sim::explore::explore;
 use atoll_sim::world::SPACE;
 use atoll_sim::{Scenario, World};
@@ -45,7 +45,7 @@ const SHOOTDOWN: Request = Request::Shootdown {
 fn three_nodes(shape: Shape, scripts: [Vec<Request>; 3]) -> Scenario {
     Scenario {
         domains: vec![0, 0, 1],
-        holders: (0..3).map(NodeId).collect(),
+        holders: (0..3).map(CoreId).collect(),
         shape,
         timeouts: Timeouts {
             vote: 1,

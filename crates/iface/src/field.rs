@@ -24,6 +24,9 @@ pub enum FieldError {
     NotABool(u8),
     /// A byte string longer than its type allows.
     BytesTooLong { length: u16, max: usize },
+    /// Bytes that no value of the field's type encodes to, for a type with
+    /// an encoding of its own (a protocol message carried as one field).
+    Invalid { type_name: &'static str },
 }
 
 impl fmt::Display for FieldError {
@@ -33,6 +36,7 @@ impl fmt::Display for FieldError {
             Self::BytesTooLong { length, max } => {
                 write!(formatter, "{length} bytes, more than the {max} allowed")
             }
+            Self::Invalid { type_name } => write!(formatter, "not a valid {type_name}"),
         }
     }
 }

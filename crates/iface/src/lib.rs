@@ -2,21 +2,20 @@
 //!
 //! An interface is declared once, with [`interface!`]: its one-way messages
 //! and its rpcs (a request and its reply). The declaration gives a struct per
-//! message, one enum of all of them, and their byte layout. [`encode`] cuts a
+//! message, one enum of all of them, their byte layout, and each message's
+//! [`Role`] (a request names the kind of its reply). [`encode`] cuts a
 //! message into 56-byte URPC slot payloads, each with a small header (kind,
 //! call id, fragment index and count, length); a [`Reassembler`] puts them
 //! back together and rejects, with an error and never a panic, whatever no
-//! honest sender writes. A [`Client`] makes split-phase calls: `call` returns
-//! a future at once, and the reply, fed in later by whoever owns the receive
-//! side, completes it. A [`Server`] hands requests to a handler and sends the
-//! replies under the requests' call ids. `docs/iface.md` has the wire format.
+//! honest sender writes. `docs/iface.md` has the wire format.
 //!
-//! Nothing here touches a ring or a clock (design §2.3): messages leave
-//! through a [`Transport`] (a URPC [`Sender`](atoll_urpc::Sender), or a host's
-//! wrapper of one), and received payloads are handed in by the caller.
+//! What a call id means, which reply answers which request, and what happens
+//! to a reply nobody waits for any more is the business of the code that
+//! owns the link (the monitor's links, `atoll-monitor`); nothing here keeps
+//! calls, touches a ring or reads a clock.
 //!
 //! It may depend on `core`, `alloc`, `zerocopy` (the byte layouts) and
-//! `atoll-urpc`'s payload, `Full` and `Sender` types; it has no `unsafe`.
+//! `atoll-urpc`'s payload type; it has no `unsafe`.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -25,27 +24,47 @@ extern crate alloc;
 mod field;
 mod frame;
 mod macros;
-pub mod ping;
-mod rpc;
 
 pub use field::{Bytes, BytesWire, Field, FieldError};
 pub use frame::{
     DecodeError, Envelope, FRAGMENT_SIZE, Fragments, MAX_FRAGMENTS, MAX_MESSAGE_SIZE, Reassembler,
     Rejected, encode,
 };
-pub use rpc::{Call, CallError, Client, Outbox, Server, Transport};
 
 use alloc::vec::Vec;
 
+/// What part a message plays on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A one-way message: sent under call id 0, answered by nothing.
+    OneWay,
+    /// A request: sent under a fresh call id, answered by one message of
+    /// kind `reply` under the same id.
+    Request { reply: u8 },
+    /// The reply to a request, under the request's call id.
+    Reply,
+}
+
 /// The enum of all messages of an interface, as [`interface!`] declares it.
 /// Its methods are the plumbing between messages and their bytes; the
-/// framing layer calls them, other code rarely needs to.
+/// framing layer calls them, and the owner of a link asks [`role`] and
+/// [`name`] to route and to report what it received.
+///
+/// [`role`]: Interface::role
+/// [`name`]: Interface::name
 pub trait Interface: Sized {
+    /// How many kinds of message the interface has; kinds are `0..KINDS`.
+    const KINDS: u8;
     /// This message's kind id: its position in the declaration.
     fn kind(&self) -> u8;
     /// The size of the fields of messages of `kind`, or `None` if no message
     /// of the interface has that kind.
     fn wire_size(kind: u8) -> Option<usize>;
+    /// What messages of `kind` are for, or `None` for an unknown kind.
+    fn role(kind: u8) -> Option<Role>;
+    /// The name of messages of `kind` as declared, or `None` for an unknown
+    /// kind.
+    fn name(kind: u8) -> Option<&'static str>;
     /// Appends the message's fields, in declaration order, packed and
     /// little-endian.
     fn encode_fields(&self, out: &mut Vec<u8>);
@@ -58,11 +77,12 @@ pub trait Interface: Sized {
 pub trait Message: Sized {
     type Interface: Interface;
     /// For an rpc request, its reply; `()` for a one-way message and for a
-    /// reply. A [`Handle`]r returns it.
-    type Reply: Answer<Self::Interface>;
+    /// reply.
+    type Reply;
     /// The struct's name, for error messages.
     const NAME: &'static str;
     const KIND: u8;
+    const ROLE: Role;
     /// Bytes of the fields on the wire, before trailing zeros are dropped.
     const WIRE_SIZE: usize;
 
@@ -74,35 +94,6 @@ pub trait Message: Sized {
     fn encode_fields(&self, out: &mut Vec<u8>);
     /// See [`Interface::decode_fields`].
     fn decode_fields(fields: &[u8]) -> Result<Self, DecodeError>;
-}
-
-/// What a handler returns for a message: `()` for a one-way message, the
-/// reply for a request. [`interface!`] implements it for every message.
-pub trait Answer<I> {
-    /// The reply to send, if any.
-    fn into_reply(self) -> Option<I>;
-}
-
-impl<I> Answer<I> for () {
-    fn into_reply(self) -> Option<I> {
-        None
-    }
-}
-
-/// Handles messages of type `M`: a server implements it for each request
-/// and one-way message of its interface.
-pub trait Handle<M: Message> {
-    fn handle(&mut self, message: M) -> M::Reply;
-}
-
-/// Hands a message to the handler `H` for its type; [`interface!`]
-/// implements it for every `H` that handles all the interface's requests and
-/// one-way messages.
-pub trait Dispatch<H>: Interface {
-    /// `Ok(reply)`: the handler took the message, and for a request returned
-    /// this reply. `Err(message)`: the message is a reply, which handlers do
-    /// not take (replies complete [`Call`]s).
-    fn dispatch(self, handler: &mut H) -> Result<Option<Self>, Self>;
 }
 
 /// What the code that [`interface!`] generates uses; not an API.

@@ -20,15 +20,16 @@
 /// assert_eq!(atoll_iface::encode(&get, 1).count(), 1);
 /// ```
 ///
-/// Each message becomes a struct of that name with `pub` fields (deriving
+/// Each message becomes a struct of that name with `pub` fields (doc comments
+/// before a field go on it) (deriving
 /// `Debug, Clone, PartialEq, Eq`; attributes before a message, doc comments
 /// or more derives, go on its struct), implementing [`Message`](crate::Message).
 /// The interface becomes an enum with one variant per message, named and
 /// holding it, in declaration order, which gives the kind ids: above, `Bye`
 /// is 0, `Get` 1, `Value` 2, `Set` 3, `Done` 4. It implements
-/// [`Interface`](crate::Interface), `From` each message, and
-/// [`Dispatch<H>`](crate::Dispatch) for every `H` that implements
-/// [`Handle<M>`](crate::Handle) for each request and one-way message `M`.
+/// [`Interface`](crate::Interface) and `From` each message, and gives each
+/// kind its [`Role`](crate::Role) (`Get` is a request answered by `Value`)
+/// and its name.
 ///
 /// Field types are those that implement [`Field`](crate::Field): `u8` to
 /// `u128`, `i8` to `i128`, `bool`, `[u8; N]` and [`Bytes<MAX>`](crate::Bytes).
@@ -41,29 +42,31 @@ macro_rules! interface {
         $visibility:vis interface $interface:ident {
             $(
                 $(#[$message_attribute:meta])*
-                $message:ident { $($field:ident : $field_type:ty),* $(,)? }
+                $message:ident { $($(#[$field_attribute:meta])* $field:ident : $field_type:ty),* $(,)? }
                 $(
                     -> $(#[$reply_attribute:meta])*
-                    $reply:ident { $($reply_field:ident : $reply_field_type:ty),* $(,)? }
+                    $reply:ident { $($(#[$reply_field_attribute:meta])* $reply_field:ident : $reply_field_type:ty),* $(,)? }
                 )?
             )*
         }
     ) => {
         // Requests, their replies and one-way messages, flattened into one
-        // list in declaration order, each with its reply type.
+        // list in declaration order, each with its reply type and role.
         $crate::__interface! {
             $(#[$interface_attribute])* $visibility $interface
             messages {
                 $(
                     $(#[$message_attribute])*
-                    $message { $($field: $field_type),* } reply $crate::__reply_type!($($reply)?);
+                    $message { $($(#[$field_attribute])* $field: $field_type),* }
+                        role ($crate::__request_role!($($reply)?))
+                        reply $crate::__reply_type!($($reply)?);
                     $(
                         $(#[$reply_attribute])*
-                        $reply { $($reply_field: $reply_field_type),* } reply ();
+                        $reply { $($(#[$reply_field_attribute])* $reply_field: $reply_field_type),* }
+                            role ($crate::Role::Reply) reply ();
                     )?
                 )*
             }
-            handled { $($message)* }
         }
     };
 }
@@ -80,6 +83,21 @@ macro_rules! __reply_type {
     };
 }
 
+/// The role of a declared message: a request with its reply's kind, or a
+/// one-way message.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __request_role {
+    () => {
+        $crate::Role::OneWay
+    };
+    ($reply:ident) => {
+        $crate::Role::Request {
+            reply: <$reply as $crate::Message>::KIND,
+        }
+    };
+}
+
 /// The items of an interface, from the flattened declaration.
 #[doc(hidden)]
 #[macro_export]
@@ -89,16 +107,16 @@ macro_rules! __interface {
         messages {
             $(
                 $(#[$message_attribute:meta])*
-                $message:ident { $($field:ident : $field_type:ty),* } reply $reply:ty;
+                $message:ident { $($(#[$field_attribute:meta])* $field:ident : $field_type:ty),* }
+                    role ($role:expr) reply $reply:ty;
             )*
         }
-        handled { $($handled:ident)* }
     ) => {
         $(
             $(#[$message_attribute])*
             #[derive(Debug, Clone, PartialEq, Eq)]
             $visibility struct $message {
-                $(pub $field: $field_type,)*
+                $($(#[$field_attribute])* pub $field: $field_type,)*
             }
         )*
 
@@ -127,6 +145,7 @@ macro_rules! __interface {
                     type Reply = $reply;
                     const NAME: &'static str = ::core::stringify!($message);
                     const KIND: u8 = InterfaceKind::$message as u8;
+                    const ROLE: $crate::Role = $role;
                     const WIRE_SIZE: usize =
                         0 $(+ ::core::mem::size_of::<<$field_type as $crate::Field>::Wire>())*;
 
@@ -153,12 +172,6 @@ macro_rules! __interface {
                     }
                 }
 
-                impl $crate::Answer<$interface> for $message {
-                    fn into_reply(self) -> ::core::option::Option<$interface> {
-                        ::core::option::Option::Some($crate::Message::into_interface(self))
-                    }
-                }
-
                 const _: () = ::core::assert!(
                     <$message as $crate::Message>::WIRE_SIZE <= $crate::MAX_MESSAGE_SIZE,
                     ::core::concat!("message ", ::core::stringify!($message), " is longer than MAX_MESSAGE_SIZE"),
@@ -166,6 +179,8 @@ macro_rules! __interface {
             )*
 
             impl $crate::Interface for $interface {
+                const KINDS: u8 = 0 $(+ { let _ = InterfaceKind::$message; 1 })*;
+
                 fn kind(&self) -> u8 {
                     match self {
                         $(Self::$message(_) => <$message as $crate::Message>::KIND,)*
@@ -176,6 +191,24 @@ macro_rules! __interface {
                     $(
                         if kind == <$message as $crate::Message>::KIND {
                             return ::core::option::Option::Some(<$message as $crate::Message>::WIRE_SIZE);
+                        }
+                    )*
+                    ::core::option::Option::None
+                }
+
+                fn role(kind: u8) -> ::core::option::Option<$crate::Role> {
+                    $(
+                        if kind == <$message as $crate::Message>::KIND {
+                            return ::core::option::Option::Some(<$message as $crate::Message>::ROLE);
+                        }
+                    )*
+                    ::core::option::Option::None
+                }
+
+                fn name(kind: u8) -> ::core::option::Option<&'static str> {
+                    $(
+                        if kind == <$message as $crate::Message>::KIND {
+                            return ::core::option::Option::Some(<$message as $crate::Message>::NAME);
                         }
                     )*
                     ::core::option::Option::None
@@ -194,23 +227,6 @@ macro_rules! __interface {
                         }
                     )*
                     ::core::result::Result::Err($crate::DecodeError::UnknownKind(kind))
-                }
-            }
-
-            impl<H> $crate::Dispatch<H> for $interface
-            where
-                H: $($crate::Handle<$handled> +)*
-            {
-                fn dispatch(self, handler: &mut H) -> ::core::result::Result<::core::option::Option<Self>, Self> {
-                    match self {
-                        $(
-                            Self::$handled(message) => ::core::result::Result::Ok($crate::Answer::into_reply(
-                                $crate::Handle::<$handled>::handle(handler, message),
-                            )),
-                        )*
-                        #[allow(unreachable_patterns, reason = "an interface without rpcs")]
-                        reply => ::core::result::Result::Err(reply),
-                    }
                 }
             }
         };

@@ -1,12 +1,13 @@
 //! Messages to slots and back: field layouts, fragmentation, and what the
 //! reassembler does with slots no honest sender writes.
 
-use atoll_iface::ping::{Echo, Hello, Ping, Put};
+mod ping;
 use atoll_iface::{
     Bytes, DecodeError, Envelope, FRAGMENT_SIZE, FieldError, Interface, Message, Reassembler,
     Rejected, encode,
 };
 use atoll_urpc::{PAYLOAD_SIZE, Payload};
+use ping::{Echo, Hello, Ping, Put};
 use proptest::prelude::*;
 use std::fmt::Debug;
 
@@ -113,6 +114,26 @@ fn fields_are_packed_little_endian_in_declaration_order() {
 fn kinds_follow_the_declaration_requests_before_their_replies() {
     let kinds = [Numbers::KIND, Flags::KIND, Blobs::KIND, Empty::KIND];
     assert_eq!(kinds, [0, 1, 2, 3]);
+}
+
+#[test]
+fn each_kind_has_its_role_and_name() {
+    use atoll_iface::Role;
+    assert_eq!(Ping::KINDS, 5);
+    let declared = [
+        (Hello::KIND, Role::OneWay, "Hello"),
+        (Echo::KIND, Role::Request { reply: 2 }, "Echo"),
+        (2, Role::Reply, "EchoReply"),
+        (Put::KIND, Role::Request { reply: 4 }, "Put"),
+        (4, Role::Reply, "PutAck"),
+    ];
+    for (kind, role, name) in declared {
+        assert_eq!(Ping::role(kind), Some(role), "{name}");
+        assert_eq!(Ping::name(kind), Some(name));
+    }
+    assert_eq!(Echo::ROLE, Role::Request { reply: 2 });
+    assert_eq!((Ping::role(5), Ping::name(5)), (None, None));
+    assert_eq!(Numbers::ROLE, Role::OneWay);
 }
 
 #[test]

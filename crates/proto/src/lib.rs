@@ -34,7 +34,7 @@
 //!   (for example a TLB invalidation) before it sends the messages (which
 //!   may acknowledge them);
 //! - a node that is down stays down (crash-stop), and a node is told
-//!   `node_down(n)` only after every message `n` sent it has been delivered
+//!   `core_down(n)` only after every message `n` sent it has been delivered
 //!   (the host drains the ring from `n` first).
 //!
 //! This crate depends on `core` and `alloc` only, and on nothing else of
@@ -60,14 +60,14 @@ pub use tree::{Group, Route, Shape, Tree, TreePlan};
 /// A node (one core's OS node). Node ids are the hosts' own numbering, for
 /// example core indices; nothing here treats any id as special.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeId(pub u16);
+pub struct CoreId(pub u16);
 
 /// Names one protocol operation (a proposal or a multicast round): the node
 /// that started it and a sequence number there. The starting node picks
 /// numbers it has not used, so ids are unique across the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OpId {
-    pub origin: NodeId,
+    pub origin: CoreId,
     pub seq: u32,
 }
 
@@ -106,7 +106,7 @@ impl Report {
 /// locally) and events for the host.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Outbox<M, E> {
-    pub sends: Vec<(NodeId, M)>,
+    pub sends: Vec<(CoreId, M)>,
     pub events: Vec<E>,
 }
 
@@ -120,7 +120,7 @@ impl<M, E> Default for Outbox<M, E> {
 }
 
 impl<M, E> Outbox<M, E> {
-    fn send(&mut self, to: NodeId, message: M) {
+    fn send(&mut self, to: CoreId, message: M) {
         self.sends.push((to, message));
     }
 
@@ -135,9 +135,9 @@ pub trait Cluster {
     /// The tree a round of `route` started by `initiator` travels. Every node
     /// must give the same tree for the same arguments: an aggregator finds
     /// the members it forwards to by asking for the initiator's tree.
-    fn tree(&self, initiator: NodeId, route: Route) -> Tree;
+    fn tree(&self, initiator: CoreId, route: Route) -> Tree;
     /// Whether the membership has declared `node` down.
-    fn is_down(&self, node: NodeId) -> bool;
+    fn is_down(&self, node: CoreId) -> bool;
 }
 
 /// The name the docs use for one unit of protocol time: the host feeds

@@ -41,9 +41,9 @@
 //! The check is by count only: an aggregator whose plan swaps one of its
 //! members for a target of another group acknowledges the expected number
 //! while that member is missed, so the plans must still agree (see
-//! `Config::plan` in `atoll-node`).
+//! `Config::plan` in `atoll-replica`).
 
-use crate::{Cluster, NodeId, OpId, Outbox, Report, Route, Tick, Tree};
+use crate::{Cluster, CoreId, OpId, Outbox, Report, Route, Tick, Tree};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -87,7 +87,7 @@ pub type RoundOutbox<P> = Outbox<RoundMsg<P>, RoundEvent<P>>;
 /// One node's part in every multicast round it starts, forwards or receives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Multicast<P> {
-    me: NodeId,
+    me: CoreId,
     timeouts: RoundTimeouts,
     started: BTreeMap<OpId, Started<P>>,
     relays: BTreeMap<OpId, Relay>,
@@ -109,10 +109,10 @@ struct Started<P> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Awaited {
     /// The acknowledgement of a group, which counts `targets` targets.
-    Group { aggregator: NodeId, targets: u16 },
+    Group { aggregator: CoreId, targets: u16 },
     /// The acknowledgement of one target reached directly, because its
     /// aggregator went down.
-    Target(NodeId),
+    Target(CoreId),
 }
 
 impl Awaited {
@@ -139,7 +139,7 @@ impl Awaited {
         }
     }
 
-    fn answered_by(self, node: NodeId) -> bool {
+    fn answered_by(self, node: CoreId) -> bool {
         match self {
             Awaited::Group { aggregator, .. } => aggregator == node,
             Awaited::Target(target) => target == node,
@@ -150,14 +150,14 @@ impl Awaited {
 /// A round this node forwards as an aggregator.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Relay {
-    parent: NodeId,
-    waiting: Vec<NodeId>,
+    parent: CoreId,
+    waiting: Vec<CoreId>,
     report: Report,
     ticks_left: Tick,
 }
 
 impl<P: Copy> Multicast<P> {
-    pub fn new(me: NodeId, timeouts: RoundTimeouts) -> Self {
+    pub fn new(me: CoreId, timeouts: RoundTimeouts) -> Self {
         Self {
             me,
             timeouts,
@@ -207,7 +207,7 @@ impl<P: Copy> Multicast<P> {
 
     pub fn on_message(
         &mut self,
-        from: NodeId,
+        from: CoreId,
         message: RoundMsg<P>,
         cluster: &impl Cluster,
         out: &mut RoundOutbox<P>,
@@ -267,7 +267,7 @@ impl<P: Copy> Multicast<P> {
         }
     }
 
-    fn on_ack(&mut self, from: NodeId, round: OpId, report: Report, out: &mut RoundOutbox<P>) {
+    fn on_ack(&mut self, from: CoreId, round: OpId, report: Report, out: &mut RoundOutbox<P>) {
         // An initiator that leads a group of its own is both the relay and
         // the initiator of the round; its members answer the relay.
         if let Some(relay) = self.relays.get_mut(&round)
@@ -287,7 +287,7 @@ impl<P: Copy> Multicast<P> {
 
     /// The membership declared `node` down: stop waiting for it, bypass it
     /// where it aggregates, and drop the rounds it asked this node to relay.
-    pub fn on_node_down(&mut self, node: NodeId, cluster: &impl Cluster, out: &mut RoundOutbox<P>) {
+    pub fn on_core_down(&mut self, node: CoreId, cluster: &impl Cluster, out: &mut RoundOutbox<P>) {
         self.relays.retain(|_, relay| relay.parent != node);
         let relayed: Vec<OpId> = self.relays.keys().copied().collect();
         for round in relayed {
@@ -387,7 +387,7 @@ impl<P: Copy> Started<P> {
         &mut self,
         round: OpId,
         tree: &Tree,
-        aggregator: NodeId,
+        aggregator: CoreId,
         cluster: &impl Cluster,
         out: &mut RoundOutbox<P>,
     ) {
@@ -420,7 +420,7 @@ mod tests {
 
     const TIMEOUTS: RoundTimeouts = RoundTimeouts { round: 6, relay: 3 };
     const ROUND: OpId = OpId {
-        origin: NodeId(0),
+        origin: CoreId(0),
         seq: 1,
     };
 
@@ -446,7 +446,7 @@ mod tests {
         type Msg = RoundMsg<u32>;
         fn receive(
             &mut self,
-            from: NodeId,
+            from: CoreId,
             m: Self::Msg,
             cluster: &TestCluster,
         ) -> Sends<Self::Msg> {
@@ -454,9 +454,9 @@ mod tests {
             self.engine.on_message(from, m, cluster, &mut out);
             self.record(out)
         }
-        fn node_down(&mut self, node: NodeId, cluster: &TestCluster) -> Sends<Self::Msg> {
+        fn core_down(&mut self, node: CoreId, cluster: &TestCluster) -> Sends<Self::Msg> {
             let mut out = RoundOutbox::default();
-            self.engine.on_node_down(node, cluster, &mut out);
+            self.engine.on_core_down(node, cluster, &mut out);
             self.record(out)
         }
         fn tick(&mut self, _: &TestCluster) -> Sends<Self::Msg> {
@@ -476,7 +476,7 @@ mod tests {
     fn planned(nodes: usize, plan: TreePlan) -> Net<Target> {
         let peers = (0..nodes as u16)
             .map(|n| Target {
-                engine: Multicast::new(NodeId(n), TIMEOUTS),
+                engine: Multicast::new(CoreId(n), TIMEOUTS),
                 delivered: Vec::new(),
                 done: Vec::new(),
             })
@@ -492,15 +492,15 @@ mod tests {
             .engine
             .start(ROUND, route, 42, &net.clusters[0], &mut out);
         let sends = net.peers[0].record(out);
-        net.send(NodeId(0), sends);
+        net.send(CoreId(0), sends);
     }
 
     fn deliveries(net: &Net<Target>) -> Vec<usize> {
         net.peers.iter().map(|p| p.delivered.len()).collect()
     }
 
-    fn acks_to_initiator(net: &Net<Target>) -> Vec<(NodeId, Report)> {
-        let to_initiator = net.log.iter().filter(|(_, to, _)| *to == NodeId(0));
+    fn acks_to_initiator(net: &Net<Target>) -> Vec<(CoreId, Report)> {
+        let to_initiator = net.log.iter().filter(|(_, to, _)| *to == CoreId(0));
         to_initiator
             .filter_map(|&(from, _, m)| match m {
                 RoundMsg::Ack { report, .. } => Some((from, report)),
@@ -535,11 +535,11 @@ mod tests {
         assert_eq!(
             acks,
             [
-                (NodeId(0), report(3, 0)),
-                (NodeId(1), report(1, 0)),
-                (NodeId(2), report(1, 0)),
-                (NodeId(3), report(2, 0)),
-                (NodeId(5), report(1, 0)),
+                (CoreId(0), report(3, 0)),
+                (CoreId(1), report(1, 0)),
+                (CoreId(2), report(1, 0)),
+                (CoreId(3), report(2, 0)),
+                (CoreId(5), report(1, 0)),
             ]
         );
         assert_eq!(net.peers[0].done, [(ROUND, report(6, 0))]);
@@ -556,7 +556,7 @@ mod tests {
         start(&mut net, Shape::Planned);
         net.run();
         assert_eq!(deliveries(&net), [1, 1, 1, 1, 0, 1], "4 is missed");
-        assert!(acks_to_initiator(&net).contains(&(NodeId(3), report(1, 0))));
+        assert!(acks_to_initiator(&net).contains(&(CoreId(3), report(1, 0))));
         let partial = report(5, 1);
         assert_eq!(net.peers[0].done, [(ROUND, partial)]);
         assert!(!partial.is_complete());
@@ -570,12 +570,12 @@ mod tests {
         // from 5, and 5 acknowledges 2 for a group of 1.
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
         let mut other = TreePlan::new();
-        other.set_root(NodeId(0), vec![ids(&[0, 1, 2]), ids(&[3]), ids(&[5, 4])]);
+        other.set_root(CoreId(0), vec![ids(&[0, 1, 2]), ids(&[3]), ids(&[5, 4])]);
         net.clusters[5].plan = other;
         start(&mut net, Shape::Planned);
         net.run();
         assert_eq!(deliveries(&net), [1, 1, 1, 1, 2, 1]);
-        assert!(acks_to_initiator(&net).contains(&(NodeId(5), report(2, 0))));
+        assert!(acks_to_initiator(&net).contains(&(CoreId(5), report(2, 0))));
         assert_eq!(net.peers[0].done, [(ROUND, report(6, 0))]);
         assert!(net.peers.iter().all(|p| p.engine.is_idle()));
     }
@@ -584,15 +584,15 @@ mod tests {
     fn requests_go_out_in_the_plans_group_and_member_order() {
         let mut plan = TreePlan::new();
         plan.set_root(
-            NodeId(0),
+            CoreId(0),
             vec![ids(&[5, 4, 3]), ids(&[2, 1]), ids(&[6, 0, 7])],
         );
         let mut net = planned(8, plan);
         start(&mut net, Shape::Planned);
         net.run();
         assert_eq!(deliveries(&net), [1; 8]);
-        let requests = |from: u16, forward: bool| -> Vec<NodeId> {
-            let from = NodeId(from);
+        let requests = |from: u16, forward: bool| -> Vec<CoreId> {
+            let from = CoreId(from);
             let sent = net.log.iter().filter(|&&(f, _, _)| f == from);
             sent.filter_map(|&(_, to, m)| match m {
                 RoundMsg::Request { forward: f, .. } if f == forward => Some(to),
@@ -610,16 +610,16 @@ mod tests {
     #[test]
     fn a_dead_aggregator_is_bypassed() {
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
-        net.crash(NodeId(3));
+        net.crash(CoreId(3));
         start(&mut net, Shape::Planned);
         net.run();
         assert!(net.peers[0].done.is_empty(), "waits for the group of 3");
-        net.declare_down(NodeId(3));
+        net.declare_down(CoreId(3));
         net.run();
         assert_eq!(deliveries(&net), [1, 1, 1, 0, 1, 1]);
         assert!(net.log.contains(&(
-            NodeId(0),
-            NodeId(4),
+            CoreId(0),
+            CoreId(4),
             RoundMsg::Request {
                 round: ROUND,
                 route: Route {
@@ -638,10 +638,10 @@ mod tests {
     fn an_aggregator_dying_after_forwarding_still_counts_every_target_once() {
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
         start(&mut net, Shape::Planned);
-        assert!(net.deliver_where(|_, to, _| to == NodeId(3)));
-        net.crash(NodeId(3));
-        assert!(net.deliver_where(|from, to, _| (from, to) == (NodeId(3), NodeId(4))));
-        net.declare_down(NodeId(3));
+        assert!(net.deliver_where(|_, to, _| to == CoreId(3)));
+        net.crash(CoreId(3));
+        assert!(net.deliver_where(|from, to, _| (from, to) == (CoreId(3), CoreId(4))));
+        net.declare_down(CoreId(3));
         net.run();
         assert_eq!(deliveries(&net), [1, 1, 1, 1, 2, 1], "4 gets it twice");
         assert_eq!(net.peers[0].done, [(ROUND, report(5, 1))]);
@@ -650,7 +650,7 @@ mod tests {
     #[test]
     fn a_silent_member_is_reported_by_its_aggregator_at_the_relay_timeout() {
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
-        net.crash(NodeId(4));
+        net.crash(CoreId(4));
         start(&mut net, Shape::Planned);
         net.run();
         for _ in 1..TIMEOUTS.relay {
@@ -660,7 +660,7 @@ mod tests {
         assert!(net.peers[0].done.is_empty());
         net.tick();
         net.run();
-        assert!(acks_to_initiator(&net).contains(&(NodeId(3), report(1, 1))));
+        assert!(acks_to_initiator(&net).contains(&(CoreId(3), report(1, 1))));
         assert_eq!(net.peers[0].done, [(ROUND, report(5, 1))]);
         assert!(net.peers[0].engine.is_idle());
     }
@@ -670,7 +670,7 @@ mod tests {
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
         start(&mut net, Shape::Planned);
         // Everything arrives except what goes to or from node 3.
-        while net.deliver_where(|from, to, _| from != NodeId(3) && to != NodeId(3)) {}
+        while net.deliver_where(|from, to, _| from != CoreId(3) && to != CoreId(3)) {}
         for _ in 0..TIMEOUTS.round {
             assert!(net.peers[0].done.is_empty());
             net.tick();
@@ -681,8 +681,8 @@ mod tests {
             "still tracks the group of 3"
         );
         assert!(!net.peers[0].engine.has_timers());
-        net.crash(NodeId(3));
-        net.declare_down(NodeId(3));
+        net.crash(CoreId(3));
+        net.declare_down(CoreId(3));
         net.run();
         assert_eq!(
             deliveries(&net),
@@ -706,10 +706,10 @@ mod tests {
 
     /// A plan over nodes 0..8 with groups from node 0 only.
     fn plan_by_hand() -> impl Strategy<Value = TreePlan> {
-        let group = prop::collection::vec((0u16..8).prop_map(NodeId), 0..5);
+        let group = prop::collection::vec((0u16..8).prop_map(CoreId), 0..5);
         prop::collection::vec(group, 0..4).prop_map(|groups| {
             let mut plan = TreePlan::new();
-            plan.set_root(NodeId(0), groups);
+            plan.set_root(CoreId(0), groups);
             plan
         })
     }
@@ -728,8 +728,8 @@ mod tests {
             start(&mut net, shape);
             let mut crashed = Vec::new();
             for (pick, action) in schedule {
-                let node = NodeId(u16::from(pick) % n as u16);
-                if action == 0 && node != NodeId(0) {
+                let node = CoreId(u16::from(pick) % n as u16);
+                if action == 0 && node != CoreId(0) {
                     if !crashed.contains(&node) {
                         net.crash(node);
                         crashed.push(node);
@@ -748,7 +748,7 @@ mod tests {
             prop_assert_eq!(usize::from(report.acked + report.unreached), n);
             prop_assert!(usize::from(report.acked) >= n - crashed.len());
             for (i, peer) in net.peers.iter().enumerate() {
-                if !crashed.contains(&NodeId(i as u16)) {
+                if !crashed.contains(&CoreId(i as u16)) {
                     prop_assert!(!peer.delivered.is_empty());
                     prop_assert!(peer.engine.is_idle());
                 }
@@ -775,7 +775,7 @@ mod tests {
             }
             start(&mut net, Shape::Planned);
             for pick in picks {
-                let node = NodeId(u16::from(pick) % n as u16);
+                let node = CoreId(u16::from(pick) % n as u16);
                 net.deliver_where(|_, to, _| to == node);
             }
             net.run();

@@ -4,15 +4,15 @@
 //! the full harness; this one lets a test script one interleaving by hand.
 //! Also the small helpers the unit tests share.
 
-use crate::{Cluster, NodeId, Report, Route, Shape, Tree, TreePlan};
+use crate::{Cluster, CoreId, Report, Route, Shape, Tree, TreePlan};
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::fmt::Debug;
 use proptest::prelude::*;
 
 /// Node ids from their numbers.
-pub fn ids(raw: &[u16]) -> Vec<NodeId> {
-    raw.iter().map(|&n| NodeId(n)).collect()
+pub fn ids(raw: &[u16]) -> Vec<CoreId> {
+    raw.iter().map(|&n| CoreId(n)).collect()
 }
 
 pub fn report(acked: u16, unreached: u16) -> Report {
@@ -27,42 +27,42 @@ pub fn shape() -> impl Strategy<Value = Shape> {
 /// One node's view: the route's targets, the tree plan, and who is down.
 #[derive(Debug, Clone)]
 pub struct TestCluster {
-    pub targets: Vec<NodeId>,
+    pub targets: Vec<CoreId>,
     pub plan: TreePlan,
-    pub down: BTreeSet<NodeId>,
+    pub down: BTreeSet<CoreId>,
 }
 
 impl Cluster for TestCluster {
-    fn tree(&self, initiator: NodeId, route: Route) -> Tree {
+    fn tree(&self, initiator: CoreId, route: Route) -> Tree {
         Tree::build(route.shape, initiator, &self.targets, &self.plan)
     }
-    fn is_down(&self, node: NodeId) -> bool {
+    fn is_down(&self, node: CoreId) -> bool {
         self.down.contains(&node)
     }
 }
 
-pub type Sends<M> = Vec<(NodeId, M)>;
+pub type Sends<M> = Vec<(CoreId, M)>;
 
 /// A protocol instance under test, with what it records of its events.
 pub trait Peer {
     type Msg: Copy + Debug;
     fn receive(
         &mut self,
-        from: NodeId,
+        from: CoreId,
         message: Self::Msg,
         cluster: &TestCluster,
     ) -> Sends<Self::Msg>;
-    fn node_down(&mut self, node: NodeId, cluster: &TestCluster) -> Sends<Self::Msg>;
+    fn core_down(&mut self, node: CoreId, cluster: &TestCluster) -> Sends<Self::Msg>;
     fn tick(&mut self, cluster: &TestCluster) -> Sends<Self::Msg>;
 }
 
 pub struct Net<P: Peer> {
     pub peers: Vec<P>,
     pub clusters: Vec<TestCluster>,
-    queue: VecDeque<(NodeId, NodeId, P::Msg)>,
-    crashed: BTreeSet<NodeId>,
+    queue: VecDeque<(CoreId, CoreId, P::Msg)>,
+    crashed: BTreeSet<CoreId>,
     /// Every message delivered, as (from, to, message).
-    pub log: Vec<(NodeId, NodeId, P::Msg)>,
+    pub log: Vec<(CoreId, CoreId, P::Msg)>,
 }
 
 impl<P: Peer> Net<P> {
@@ -70,7 +70,7 @@ impl<P: Peer> Net<P> {
     /// routes `Planned` rounds by `plan`.
     pub fn new(peers: Vec<P>, plan: TreePlan) -> Self {
         let cluster = TestCluster {
-            targets: (0..peers.len() as u16).map(NodeId).collect(),
+            targets: (0..peers.len() as u16).map(CoreId).collect(),
             plan,
             down: BTreeSet::new(),
         };
@@ -83,7 +83,7 @@ impl<P: Peer> Net<P> {
         }
     }
 
-    pub fn send(&mut self, from: NodeId, sends: Sends<P::Msg>) {
+    pub fn send(&mut self, from: CoreId, sends: Sends<P::Msg>) {
         for (to, message) in sends {
             if !self.crashed.contains(&to) {
                 self.queue.push_back((from, to, message));
@@ -93,7 +93,7 @@ impl<P: Peer> Net<P> {
 
     /// Delivers the oldest message that `pick` accepts among those first in
     /// their channel; false when there is none.
-    pub fn deliver_where(&mut self, pick: impl Fn(NodeId, NodeId, &P::Msg) -> bool) -> bool {
+    pub fn deliver_where(&mut self, pick: impl Fn(CoreId, CoreId, &P::Msg) -> bool) -> bool {
         let mut blocked = BTreeSet::new();
         let found = self.queue.iter().position(|&(from, to, ref m)| {
             let first_in_channel = blocked.insert((from, to));
@@ -115,20 +115,20 @@ impl<P: Peer> Net<P> {
 
     /// `node` stops: messages to it are dropped from now on. The others are
     /// not told (see `declare_down`).
-    pub fn crash(&mut self, node: NodeId) {
+    pub fn crash(&mut self, node: CoreId) {
         self.crashed.insert(node);
         self.queue.retain(|&(_, to, _)| to != node);
     }
 
     /// Tells every live peer that `node` is down, each after the messages
     /// `node` sent it were delivered (what a host guarantees).
-    pub fn declare_down(&mut self, node: NodeId) {
+    pub fn declare_down(&mut self, node: CoreId) {
         while self.deliver_where(|from, _, _| from == node) {}
         for i in 0..self.peers.len() {
-            let me = NodeId(i as u16);
+            let me = CoreId(i as u16);
             if !self.crashed.contains(&me) {
                 self.clusters[i].down.insert(node);
-                let sends = self.peers[i].node_down(node, &self.clusters[i]);
+                let sends = self.peers[i].core_down(node, &self.clusters[i]);
                 self.send(me, sends);
             }
         }
@@ -137,7 +137,7 @@ impl<P: Peer> Net<P> {
     /// One tick on every live peer.
     pub fn tick(&mut self) {
         for i in 0..self.peers.len() {
-            let me = NodeId(i as u16);
+            let me = CoreId(i as u16);
             if !self.crashed.contains(&me) {
                 let sends = self.peers[i].tick(&self.clusters[i]);
                 self.send(me, sends);

@@ -7,7 +7,7 @@
 //! three shapes the shootdown benchmark compares, the topology-aware one
 //! from a [`TreePlan`], and a host may make any other tree by hand.
 
-use crate::NodeId;
+use crate::CoreId;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -49,8 +49,8 @@ pub struct Route {
 pub struct Group {
     /// Receives the payload from the initiator, applies it, and forwards it
     /// to `members`, in their order.
-    pub aggregator: NodeId,
-    pub members: Vec<NodeId>,
+    pub aggregator: CoreId,
+    pub members: Vec<CoreId>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -73,7 +73,7 @@ pub struct Tree {
 /// first listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TreePlan {
-    roots: BTreeMap<NodeId, Vec<Vec<NodeId>>>,
+    roots: BTreeMap<CoreId, Vec<Vec<CoreId>>>,
 }
 
 impl TreePlan {
@@ -86,12 +86,12 @@ impl TreePlan {
     /// Sets the groups of `initiator`'s trees, replacing any it had: in the
     /// order it sends to them, each with its preferred aggregator first and
     /// then the members in the order the aggregator forwards to them.
-    pub fn set_root(&mut self, initiator: NodeId, groups: Vec<Vec<NodeId>>) {
+    pub fn set_root(&mut self, initiator: CoreId, groups: Vec<Vec<CoreId>>) {
         self.roots.insert(initiator, groups);
     }
 
     /// The groups planned for `initiator`; empty when it has none.
-    pub fn groups(&self, initiator: NodeId) -> &[Vec<NodeId>] {
+    pub fn groups(&self, initiator: CoreId) -> &[Vec<CoreId>] {
         self.roots.get(&initiator).map_or(&[], Vec::as_slice)
     }
 
@@ -101,12 +101,12 @@ impl TreePlan {
     /// order, with the nodes in ascending id. So the initiator leads its own
     /// domain and the lowest target id leads each other one.
     pub fn from_domains(domains: &[u32]) -> Self {
-        let nodes = (0..domains.len()).map(|i| NodeId(u16::try_from(i).expect("node ids are u16")));
-        let mut by_domain: BTreeMap<u32, Vec<NodeId>> = BTreeMap::new();
+        let nodes = (0..domains.len()).map(|i| CoreId(u16::try_from(i).expect("node ids are u16")));
+        let mut by_domain: BTreeMap<u32, Vec<CoreId>> = BTreeMap::new();
         for (node, &domain) in nodes.clone().zip(domains) {
             by_domain.entry(domain).or_default().push(node);
         }
-        let groups: Vec<Vec<NodeId>> = by_domain.into_values().collect();
+        let groups: Vec<Vec<CoreId>> = by_domain.into_values().collect();
         let mut plan = Self::new();
         for node in nodes {
             plan.set_root(node, groups.clone());
@@ -136,14 +136,14 @@ impl Tree {
     ///   each holding the targets the plan puts in it (members in the plan's
     ///   order; groups without targets dropped); then every target the plan
     ///   does not place, alone, in ascending id.
-    pub fn build(shape: Shape, initiator: NodeId, targets: &[NodeId], plan: &TreePlan) -> Tree {
+    pub fn build(shape: Shape, initiator: CoreId, targets: &[CoreId], plan: &TreePlan) -> Tree {
         let mut targets = targets.to_vec();
         targets.sort_unstable();
         targets.dedup();
-        let partitions: Vec<Vec<NodeId>> = match shape {
+        let partitions: Vec<Vec<CoreId>> = match shape {
             Shape::Unicast => targets.into_iter().map(|t| alloc::vec![t]).collect(),
             Shape::Flat => {
-                let (own, others): (Vec<NodeId>, Vec<NodeId>) =
+                let (own, others): (Vec<CoreId>, Vec<CoreId>) =
                     targets.into_iter().partition(|&t| t == initiator);
                 [own, others]
                     .into_iter()
@@ -187,19 +187,19 @@ impl Tree {
     }
 
     /// Every target: the aggregators and their members.
-    pub fn targets(&self) -> impl Iterator<Item = NodeId> + '_ {
+    pub fn targets(&self) -> impl Iterator<Item = CoreId> + '_ {
         self.groups
             .iter()
             .flat_map(|g| core::iter::once(g.aggregator).chain(g.members.iter().copied()))
     }
 
     /// The group `node` leads, if it is an aggregator.
-    pub fn group_led_by(&self, node: NodeId) -> Option<&Group> {
+    pub fn group_led_by(&self, node: CoreId) -> Option<&Group> {
         self.groups.iter().find(|g| g.aggregator == node)
     }
 
     /// The aggregator that forwards to `node`, if `node` is a member.
-    pub fn aggregator_of(&self, node: NodeId) -> Option<NodeId> {
+    pub fn aggregator_of(&self, node: CoreId) -> Option<CoreId> {
         self.groups
             .iter()
             .find(|g| g.members.contains(&node))
@@ -216,7 +216,7 @@ mod tests {
 
     fn group(aggregator: u16, members: &[u16]) -> Group {
         Group {
-            aggregator: NodeId(aggregator),
+            aggregator: CoreId(aggregator),
             members: ids(members),
         }
     }
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn unicast_makes_one_group_per_target() {
         let plan = TreePlan::from_domains(&[0, 1, 0]);
-        let tree = Tree::build(Shape::Unicast, NodeId(0), &ids(&[2, 0, 1]), &plan);
+        let tree = Tree::build(Shape::Unicast, CoreId(0), &ids(&[2, 0, 1]), &plan);
         let aggregators: Vec<_> = tree.groups.iter().map(|g| g.aggregator).collect();
         assert_eq!(aggregators, ids(&[0, 1, 2]));
         assert!(tree.groups.iter().all(|g| g.members.is_empty()));
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn flat_puts_the_initiator_alone_and_one_aggregator_over_the_rest() {
         let plan = TreePlan::from_domains(&[1, 0, 1, 0]);
-        let tree = Tree::build(Shape::Flat, NodeId(2), &ids(&[0, 1, 2, 3]), &plan);
+        let tree = Tree::build(Shape::Flat, CoreId(2), &ids(&[0, 1, 2, 3]), &plan);
         assert_eq!(tree.groups, vec![group(2, &[]), group(0, &[1, 3])]);
     }
 
@@ -241,15 +241,15 @@ mod tests {
     fn planned_leads_each_domain_and_the_initiator_leads_its_own() {
         // Domains: 0,1,2 in domain 7; 3,4 in domain 1; 5 alone in domain 0.
         let plan = TreePlan::from_domains(&[7, 7, 7, 1, 1, 0]);
-        let tree = Tree::build(Shape::Planned, NodeId(1), &ids(&[0, 1, 2, 3, 4, 5]), &plan);
+        let tree = Tree::build(Shape::Planned, CoreId(1), &ids(&[0, 1, 2, 3, 4, 5]), &plan);
         assert_eq!(
             tree.groups,
             vec![group(5, &[]), group(3, &[4]), group(1, &[0, 2])]
         );
-        assert_eq!(tree.aggregator_of(NodeId(4)), Some(NodeId(3)));
-        assert_eq!(tree.aggregator_of(NodeId(3)), None);
+        assert_eq!(tree.aggregator_of(CoreId(4)), Some(CoreId(3)));
+        assert_eq!(tree.aggregator_of(CoreId(3)), None);
         assert_eq!(
-            tree.group_led_by(NodeId(5)).map(|g| g.members.len()),
+            tree.group_led_by(CoreId(5)).map(|g| g.members.len()),
             Some(0)
         );
     }
@@ -260,18 +260,18 @@ mod tests {
         // From node 0: the farthest group first, each led by its first node
         // that is a target, members in the order given.
         plan.set_root(
-            NodeId(0),
+            CoreId(0),
             vec![ids(&[6, 9, 7, 8]), ids(&[5, 3, 4]), ids(&[2, 0, 1])],
         );
         let targets = ids(&[0, 1, 2, 3, 4, 5, 7, 8, 9]);
-        let tree = Tree::build(Shape::Planned, NodeId(0), &targets, &plan);
+        let tree = Tree::build(Shape::Planned, CoreId(0), &targets, &plan);
         assert_eq!(
             tree.groups,
             vec![group(9, &[7, 8]), group(5, &[3, 4]), group(0, &[2, 1])]
         );
         // Another initiator of the same plan has no entry: every target is
         // a group of its own, in ascending id.
-        let tree = Tree::build(Shape::Planned, NodeId(3), &ids(&[4, 3, 1]), &plan);
+        let tree = Tree::build(Shape::Planned, CoreId(3), &ids(&[4, 3, 1]), &plan);
         assert_eq!(
             tree.groups,
             vec![group(1, &[]), group(3, &[]), group(4, &[])]
@@ -282,12 +282,12 @@ mod tests {
     fn planned_keeps_targets_the_plan_omits_and_counts_a_node_once() {
         let mut plan = TreePlan::new();
         plan.set_root(
-            NodeId(4),
+            CoreId(4),
             vec![ids(&[3, 1]), ids(&[]), ids(&[7]), ids(&[1, 2, 3])],
         );
         // 7 is not a target, so its group is dropped; 1 and 3 count in the
         // first group; 0 and the initiator are not placed.
-        let tree = Tree::build(Shape::Planned, NodeId(4), &ids(&[0, 1, 2, 3, 4, 1]), &plan);
+        let tree = Tree::build(Shape::Planned, CoreId(4), &ids(&[0, 1, 2, 3, 4, 1]), &plan);
         assert_eq!(
             tree.groups,
             vec![group(3, &[1]), group(2, &[]), group(0, &[]), group(4, &[])]
@@ -299,12 +299,12 @@ mod tests {
         let plan = TreePlan::from_domains(&[2, 0, 2, 1]);
         for root in 0..4 {
             assert_eq!(
-                plan.groups(NodeId(root)),
+                plan.groups(CoreId(root)),
                 [ids(&[1]), ids(&[3]), ids(&[0, 2])]
             );
         }
-        assert!(plan.groups(NodeId(4)).is_empty());
-        assert!(TreePlan::new().groups(NodeId(0)).is_empty());
+        assert!(plan.groups(CoreId(4)).is_empty());
+        assert!(TreePlan::new().groups(CoreId(0)).is_empty());
         assert_eq!(TreePlan::from_domains(&[]), TreePlan::new());
     }
 
@@ -316,7 +316,7 @@ mod tests {
             let mut plan = TreePlan::new();
             for (root, groups) in roots {
                 let groups = groups.iter().map(|g| ids(g)).collect();
-                plan.set_root(NodeId(root), groups);
+                plan.set_root(CoreId(root), groups);
             }
             plan
         })
@@ -341,15 +341,15 @@ mod tests {
             plan in any_plan(),
         ) {
             let targets = ids(&raw);
-            let tree = Tree::build(shape, NodeId(initiator), &targets, &plan);
-            let mut seen: Vec<NodeId> = tree.targets().collect();
+            let tree = Tree::build(shape, CoreId(initiator), &targets, &plan);
+            let mut seen: Vec<CoreId> = tree.targets().collect();
             seen.sort_unstable();
             let mut expected = targets.clone();
             expected.sort_unstable();
             expected.dedup();
             prop_assert_eq!(seen, expected);
-            if targets.contains(&NodeId(initiator)) {
-                prop_assert!(tree.group_led_by(NodeId(initiator)).is_some());
+            if targets.contains(&CoreId(initiator)) {
+                prop_assert!(tree.group_led_by(CoreId(initiator)).is_some());
             }
         }
 
@@ -363,11 +363,11 @@ mod tests {
             raw in prop::collection::vec(0u16..8, 0..12),
             plan in any_plan(),
         ) {
-            let initiator = NodeId(initiator);
+            let initiator = CoreId(initiator);
             let targets = ids(&raw);
             let tree = Tree::build(Shape::Planned, initiator, &targets, &plan);
             // Where each node is first planned: (group, position).
-            let mut first: BTreeMap<NodeId, (usize, usize)> = BTreeMap::new();
+            let mut first: BTreeMap<CoreId, (usize, usize)> = BTreeMap::new();
             for (g, nodes) in plan.groups(initiator).iter().enumerate() {
                 for (at, &n) in nodes.iter().enumerate() {
                     first.entry(n).or_insert((g, at));

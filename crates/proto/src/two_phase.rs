@@ -39,7 +39,7 @@
 //!   the protocol does not repair (`docs/protocols.md`).
 
 use crate::multicast::{Multicast, RoundEvent, RoundMsg, RoundOutbox, RoundTimeouts};
-use crate::{Cluster, NodeId, OpId, Outbox, Report, Route, Tick};
+use crate::{Cluster, CoreId, OpId, Outbox, Report, Route, Tick};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -88,10 +88,10 @@ pub enum TwoPhaseMsg<C, R> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AbortReason<R> {
     /// Participant `by` voted no.
-    Refused { by: NodeId, refusal: R },
+    Refused { by: CoreId, refusal: R },
     /// The vote timeout passed; `waiting_for` is a participant that had not
     /// voted (the lowest id of them).
-    Timeout { waiting_for: NodeId },
+    Timeout { waiting_for: CoreId },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,7 +115,7 @@ pub type TwoPhaseOutbox<C, R> = Outbox<TwoPhaseMsg<C, R>, Decided<R>>;
 /// One node's part in every proposal it coordinates or votes on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TwoPhase<C> {
-    me: NodeId,
+    me: CoreId,
     vote_timeout: Tick,
     /// Proposals this node coordinates that are still collecting votes.
     voting: BTreeMap<OpId, Voting>,
@@ -129,9 +129,9 @@ pub struct TwoPhase<C> {
 struct Voting {
     route: Route,
     /// The participants that were sent `Prepare`.
-    participants: Vec<NodeId>,
+    participants: Vec<CoreId>,
     /// Those whose vote has not come.
-    waiting: Vec<NodeId>,
+    waiting: Vec<CoreId>,
     ticks_left: Tick,
 }
 
@@ -140,14 +140,14 @@ struct Prepared<C> {
     route: Route,
     change: C,
     /// Members that asked to hear when this node no longer holds it.
-    inquirers: Vec<NodeId>,
+    inquirers: Vec<CoreId>,
     /// The aggregator this node asked, after the coordinator went down.
-    asked: Option<NodeId>,
+    asked: Option<CoreId>,
 }
 
 impl<C: Copy> TwoPhase<C> {
     /// `vote_timeout` bounds the voting phase; `commit` the commit round.
-    pub fn new(me: NodeId, vote_timeout: Tick, commit: RoundTimeouts) -> Self {
+    pub fn new(me: CoreId, vote_timeout: Tick, commit: RoundTimeouts) -> Self {
         Self {
             me,
             vote_timeout,
@@ -168,7 +168,7 @@ impl<C: Copy> TwoPhase<C> {
         resource: &mut X,
         out: &mut TwoPhaseOutbox<C, X::Refusal>,
     ) {
-        let mut participants: Vec<NodeId> = cluster
+        let mut participants: Vec<CoreId> = cluster
             .tree(self.me, route)
             .targets()
             .filter(|&n| !cluster.is_down(n))
@@ -189,7 +189,7 @@ impl<C: Copy> TwoPhase<C> {
 
     pub fn on_message<X: Resource<Change = C>>(
         &mut self,
-        from: NodeId,
+        from: CoreId,
         message: TwoPhaseMsg<C, X::Refusal>,
         cluster: &impl Cluster,
         resource: &mut X,
@@ -249,9 +249,9 @@ impl<C: Copy> TwoPhase<C> {
     }
 
     /// The membership declared `node` down.
-    pub fn on_node_down<X: Resource<Change = C>>(
+    pub fn on_core_down<X: Resource<Change = C>>(
         &mut self,
-        node: NodeId,
+        node: CoreId,
         cluster: &impl Cluster,
         resource: &mut X,
         out: &mut TwoPhaseOutbox<C, X::Refusal>,
@@ -265,7 +265,7 @@ impl<C: Copy> TwoPhase<C> {
             }
         }
         self.with_commits(resource, out, |commits, inner| {
-            commits.on_node_down(node, cluster, inner)
+            commits.on_core_down(node, cluster, inner)
         });
         let prepared: Vec<OpId> = self.prepared.keys().copied().collect();
         for id in prepared {
@@ -465,16 +465,16 @@ mod tests {
 
     impl Peer for Participant {
         type Msg = Msg;
-        fn receive(&mut self, from: NodeId, m: Msg, cluster: &TestCluster) -> Sends<Msg> {
+        fn receive(&mut self, from: CoreId, m: Msg, cluster: &TestCluster) -> Sends<Msg> {
             let mut out = Outbox::default();
             self.engine
                 .on_message(from, m, cluster, &mut self.locks, &mut out);
             self.record(out)
         }
-        fn node_down(&mut self, node: NodeId, cluster: &TestCluster) -> Sends<Msg> {
+        fn core_down(&mut self, node: CoreId, cluster: &TestCluster) -> Sends<Msg> {
             let mut out = Outbox::default();
             self.engine
-                .on_node_down(node, cluster, &mut self.locks, &mut out);
+                .on_core_down(node, cluster, &mut self.locks, &mut out);
             self.record(out)
         }
         fn tick(&mut self, cluster: &TestCluster) -> Sends<Msg> {
@@ -487,7 +487,7 @@ mod tests {
     fn net(nodes: u16) -> Net<Participant> {
         let peers = (0..nodes)
             .map(|n| Participant {
-                engine: TwoPhase::new(NodeId(n), VOTE_TIMEOUT, COMMIT),
+                engine: TwoPhase::new(CoreId(n), VOTE_TIMEOUT, COMMIT),
                 locks: Locks::default(),
                 decided: Vec::new(),
             })
@@ -498,7 +498,7 @@ mod tests {
     /// Node `at` proposes `KEY := value`; returns the proposal's id.
     fn propose(net: &mut Net<Participant>, at: u16, value: u8, shape: Shape) -> OpId {
         let id = OpId {
-            origin: NodeId(at),
+            origin: CoreId(at),
             seq: 1,
         };
         let mut out = Outbox::default();
@@ -508,7 +508,7 @@ mod tests {
         peer.engine
             .propose(id, route, (KEY, value), cluster, &mut peer.locks, &mut out);
         let sends = peer.record(out);
-        net.send(NodeId(at), sends);
+        net.send(CoreId(at), sends);
         id
     }
 
@@ -528,7 +528,7 @@ mod tests {
         }
     }
 
-    fn is_prepare_of(id: OpId) -> impl Fn(NodeId, NodeId, &Msg) -> bool {
+    fn is_prepare_of(id: OpId) -> impl Fn(CoreId, CoreId, &Msg) -> bool {
         move |_, _, m| matches!(m, TwoPhaseMsg::Prepare { id: p, .. } if *p == id)
     }
 
@@ -556,14 +556,14 @@ mod tests {
             net.peers[0].decided,
             [Decided {
                 id: first,
-                outcome: refused(NodeId(1), second)
+                outcome: refused(CoreId(1), second)
             }]
         );
         assert_eq!(
             net.peers[1].decided,
             [Decided {
                 id: second,
-                outcome: refused(NodeId(0), first)
+                outcome: refused(CoreId(0), first)
             }]
         );
         assert!((0..3).all(|n| committed(&net, n).is_none()));
@@ -591,7 +591,7 @@ mod tests {
     #[test]
     fn a_silent_participant_aborts_the_proposal_at_the_vote_timeout() {
         let mut net = net(3);
-        net.crash(NodeId(2));
+        net.crash(CoreId(2));
         let id = propose(&mut net, 0, 1, Shape::Unicast);
         net.run();
         for _ in 1..VOTE_TIMEOUT {
@@ -601,7 +601,7 @@ mod tests {
         net.tick();
         net.run();
         let outcome = Outcome::Aborted(AbortReason::Timeout {
-            waiting_for: NodeId(2),
+            waiting_for: CoreId(2),
         });
         assert_eq!(net.peers[0].decided, [Decided { id, outcome }]);
         assert_all_idle(&net, &[0, 1]);
@@ -610,10 +610,10 @@ mod tests {
     #[test]
     fn a_participant_declared_down_no_longer_votes() {
         let mut net = net(3);
-        net.crash(NodeId(2));
+        net.crash(CoreId(2));
         let id = propose(&mut net, 0, 1, Shape::Unicast);
         net.run();
-        net.declare_down(NodeId(2));
+        net.declare_down(CoreId(2));
         net.run();
         let outcome = Outcome::Committed(report(2, 1));
         assert_eq!(net.peers[0].decided, [Decided { id, outcome }]);
@@ -626,8 +626,8 @@ mod tests {
         let mut net = net(3);
         let id = propose(&mut net, 0, 1, Shape::Unicast);
         while net.deliver_where(is_prepare_of(id)) {}
-        net.crash(NodeId(0));
-        net.declare_down(NodeId(0));
+        net.crash(CoreId(0));
+        net.declare_down(CoreId(0));
         net.run();
         assert!(committed(&net, 1).is_none() && committed(&net, 2).is_none());
         assert_all_idle(&net, &[1, 2]);
@@ -653,7 +653,7 @@ mod tests {
                 id,
                 vote: Vote::Yes,
             };
-            assert!(net.log.contains(&(NodeId(voter), NodeId(0), vote)));
+            assert!(net.log.contains(&(CoreId(voter), CoreId(0), vote)));
         }
         // The commit round holds the group of 1 to its two targets.
         let outcome = Outcome::Committed(report(2, 1));
@@ -664,7 +664,7 @@ mod tests {
         assert_all_idle(&net, &[0, 1]);
     }
 
-    fn is_commit(_: NodeId, _: NodeId, m: &Msg) -> bool {
+    fn is_commit(_: CoreId, _: CoreId, m: &Msg) -> bool {
         matches!(m, TwoPhaseMsg::Commit(_))
     }
 
@@ -676,11 +676,11 @@ mod tests {
         while net.deliver_where(|f, t, m| !is_commit(f, t, m)) {}
         // Node 0 decided and sent the commit to 1, then stops. Node 1
         // forwards it to 2, but 2 hears that 0 is down first and asks 1.
-        net.crash(NodeId(0));
-        net.declare_down(NodeId(0));
+        net.crash(CoreId(0));
+        net.declare_down(CoreId(0));
         net.run();
-        let inquiry = (NodeId(2), NodeId(1), TwoPhaseMsg::Inquire { id });
-        let settled = (NodeId(1), NodeId(2), TwoPhaseMsg::Settled { id });
+        let inquiry = (CoreId(2), CoreId(1), TwoPhaseMsg::Inquire { id });
+        let settled = (CoreId(1), CoreId(2), TwoPhaseMsg::Settled { id });
         assert!(net.log.contains(&inquiry) && net.log.contains(&settled));
         assert_eq!(committed(&net, 1), Some(1));
         assert_eq!(committed(&net, 2), Some(1));
@@ -693,13 +693,13 @@ mod tests {
         let id = propose(&mut net, 0, 1, Shape::Flat);
         // Every vote arrives but 2's, so 0 never decides.
         while net.deliver_where(|from, _, m| {
-            !(from == NodeId(2) && matches!(m, TwoPhaseMsg::Vote { .. }))
+            !(from == CoreId(2) && matches!(m, TwoPhaseMsg::Vote { .. }))
         }) {}
-        net.crash(NodeId(0));
-        net.declare_down(NodeId(0));
+        net.crash(CoreId(0));
+        net.declare_down(CoreId(0));
         net.run();
-        let inquiry = (NodeId(2), NodeId(1), TwoPhaseMsg::Inquire { id });
-        let settled = (NodeId(1), NodeId(2), TwoPhaseMsg::Settled { id });
+        let inquiry = (CoreId(2), CoreId(1), TwoPhaseMsg::Inquire { id });
+        let settled = (CoreId(1), CoreId(2), TwoPhaseMsg::Settled { id });
         assert!(net.log.contains(&inquiry) && net.log.contains(&settled));
         assert!(committed(&net, 1).is_none() && committed(&net, 2).is_none());
         assert_all_idle(&net, &[1, 2]);

@@ -10,7 +10,7 @@
 
 use crate::multicast::RoundMsg;
 use crate::two_phase::{TwoPhaseMsg, Vote};
-use crate::{NodeId, OpId, Report, Route, Shape};
+use crate::{CoreId, OpId, Report, Route, Shape};
 
 pub struct Writer<'a> {
     bytes: &'a mut [u8],
@@ -117,18 +117,18 @@ impl Wire for bool {
     }
 }
 
-impl Wire for NodeId {
+impl Wire for CoreId {
     const MAX_SIZE: usize = 2;
     fn write(self, w: &mut Writer) {
         w.put(self.0);
     }
     fn read(r: &mut Reader) -> Option<Self> {
-        Some(NodeId(r.get()?))
+        Some(CoreId(r.get()?))
     }
 }
 
 impl Wire for OpId {
-    const MAX_SIZE: usize = NodeId::MAX_SIZE + 4;
+    const MAX_SIZE: usize = CoreId::MAX_SIZE + 4;
     fn write(self, w: &mut Writer) {
         w.put(self.origin);
         w.put(self.seq);
@@ -315,7 +315,7 @@ mod tests {
 
     fn op_id() -> impl Strategy<Value = OpId> {
         (any::<u16>(), any::<u32>()).prop_map(|(n, seq)| OpId {
-            origin: NodeId(n),
+            origin: CoreId(n),
             seq,
         })
     }

@@ -41,6 +41,17 @@ pub enum Command {
     },
     BenchShootdown,
     BenchFig3,
+    /// Tracing's cost: the same work with tracing off and on.
+    BenchTrace,
+    /// Core `core` answers, then stops polling for `ms` milliseconds.
+    Stall {
+        core: u32,
+        ms: u32,
+    },
+    TraceOn,
+    TraceOff,
+    /// Every running core prints the events it recorded.
+    TraceDump,
     /// The facts the knowledge base holds: all of them, or one predicate's.
     SkbFacts {
         predicate: Option<String>,
@@ -151,6 +162,16 @@ const COMMANDS: &[CommandSpec] = &[
         },
     },
     CommandSpec {
+        usage: "stall <core> <ms>",
+        summary: "that core answers, then stops polling its rings for ms milliseconds, as a slow core would",
+        parse_arguments: |arguments| {
+            Ok(Command::Stall {
+                core: arguments.number("core number")?,
+                ms: arguments.number("milliseconds")?,
+            })
+        },
+    },
+    CommandSpec {
         usage: "halt",
         summary: "power off",
         parse_arguments: |_| Ok(Command::Halt),
@@ -223,6 +244,26 @@ const COMMANDS: &[CommandSpec] = &[
         usage: "bench fig3",
         summary: "the paper's Figure 3: k lines updated under a shared lock vs by messages to their owner",
         parse_arguments: |_| Ok(Command::BenchFig3),
+    },
+    CommandSpec {
+        usage: "bench trace",
+        summary: "what tracing costs: URPC round trips and map/unmap proposals with tracing off, on, and off again",
+        parse_arguments: |_| Ok(Command::BenchTrace),
+    },
+    CommandSpec {
+        usage: "trace on",
+        summary: "every running core records its messages, calls, protocol phases, IPIs and faults",
+        parse_arguments: |_| Ok(Command::TraceOn),
+    },
+    CommandSpec {
+        usage: "trace off",
+        summary: "every running core stops recording (what it recorded stays)",
+        parse_arguments: |_| Ok(Command::TraceOff),
+    },
+    CommandSpec {
+        usage: "trace dump",
+        summary: "every running core prints what it recorded, oldest first (cargo xtask trace reads it)",
+        parse_arguments: |_| Ok(Command::TraceDump),
     },
     CommandSpec {
         usage: "urpc bench",
@@ -529,6 +570,34 @@ mod tests {
             Ok(Some(Command::UrpcPing { from: 2, to: 3 }))
         );
         assert_eq!(parse("urpc bench"), Ok(Some(Command::UrpcBench)));
+        assert_eq!(
+            parse("stall 2 1500"),
+            Ok(Some(Command::Stall { core: 2, ms: 1500 }))
+        );
+        assert_eq!(parse("trace on"), Ok(Some(Command::TraceOn)));
+        assert_eq!(parse("trace off"), Ok(Some(Command::TraceOff)));
+        assert_eq!(parse("trace dump"), Ok(Some(Command::TraceDump)));
+        assert_eq!(parse("bench trace"), Ok(Some(Command::BenchTrace)));
+    }
+
+    #[test]
+    fn new_commands_check_their_arguments() {
+        assert_eq!(
+            error_message("stall 2"),
+            "stall: missing milliseconds (usage: stall <core> <ms>)"
+        );
+        assert_eq!(
+            error_message("trace"),
+            "trace: missing subcommand (usage: trace on, trace off, trace dump)"
+        );
+        assert_eq!(
+            error_message("trace start"),
+            "trace: unknown subcommand 'start' (usage: trace on, trace off, trace dump)"
+        );
+        assert_eq!(
+            error_message("trace dump all"),
+            "trace dump: takes no arguments"
+        );
     }
 
     #[test]
@@ -687,6 +756,7 @@ mod tests {
                 "mem",
                 "ipi <core>",
                 "fault <core>",
+                "stall <core> <ms>",
                 "halt",
                 "urpc ping <from> <to>",
                 "vm map <core> <page>",
@@ -697,6 +767,10 @@ mod tests {
                 "vm storm <operations>",
                 "bench shootdown",
                 "bench fig3",
+                "bench trace",
+                "trace on",
+                "trace off",
+                "trace dump",
                 "urpc bench",
                 "skb facts [<predicate>]",
                 "skb query \"<rule body>\"",

@@ -93,13 +93,18 @@ impl Default for CallHeader {
 pub fn call_channel<'m>(
     header: &'m mut CallHeader,
     slots: &'m mut [Slot],
-) -> (Client<'m>, Server<'m>) {
+) -> (CallClient<'m>, CallServer<'m>) {
     assert!(!slots.is_empty(), "a call channel needs at least one slot");
     *header = CallHeader::new();
     slots.iter_mut().for_each(|slot| *slot = Slot::new());
     // SAFETY: the channel was just reset, and the exclusive borrows end
     // here, so these are the only two ends.
-    unsafe { (Client::attach(header, slots), Server::attach(header, slots)) }
+    unsafe {
+        (
+            CallClient::attach(header, slots),
+            CallServer::attach(header, slots),
+        )
+    }
 }
 
 /// The calling end. It writes requests into free slots and takes the
@@ -109,7 +114,7 @@ pub fn call_channel<'m>(
 /// share a line (or a prefetched line pair) with the server's.
 #[derive(Debug)]
 #[repr(align(128))]
-pub struct Client<'m> {
+pub struct CallClient<'m> {
     header: &'m CallHeader,
     slots: &'m [Slot],
     /// Number of the next call.
@@ -125,7 +130,7 @@ pub struct Client<'m> {
     oldest_index: usize,
 }
 
-impl<'m> Client<'m> {
+impl<'m> CallClient<'m> {
     /// The client end of a call channel whose server lives elsewhere (on
     /// another core, or in another process sharing the memory).
     ///
@@ -250,7 +255,7 @@ impl<'m> Client<'m> {
 
 /// A request the server has taken and not yet answered. The client waits
 /// for the reply, and its slot stays taken until then, so every request
-/// must be answered, once, through [`Server::reply`].
+/// must be answered, once, through [`CallServer::reply`].
 #[must_use = "the client waits for a reply to every request"]
 #[derive(Debug)]
 pub struct Request<'m> {
@@ -268,10 +273,10 @@ impl Request<'_> {
 
 /// The answering end. It polls the slot of the next call for its request,
 /// and writes each reply into the slot its request came in.
-/// Aligned as [`Client`] is, for the same reason.
+/// Aligned as [`CallClient`] is, for the same reason.
 #[derive(Debug)]
 #[repr(align(128))]
-pub struct Server<'m> {
+pub struct CallServer<'m> {
     header: &'m CallHeader,
     slots: &'m [Slot],
     /// Number of the next call expected.
@@ -282,11 +287,11 @@ pub struct Server<'m> {
     index: usize,
 }
 
-impl<'m> Server<'m> {
+impl<'m> CallServer<'m> {
     /// The server end of a call channel whose client lives elsewhere.
     ///
     /// # Safety
-    /// As for [`Client::attach`]: a fresh channel, and at most one server.
+    /// As for [`CallClient::attach`]: a fresh channel, and at most one server.
     ///
     /// # Panics
     /// If `slots` is empty.
@@ -386,7 +391,7 @@ impl<'m> Server<'m> {
 
     /// Announces that this server is about to sleep until a request comes,
     /// then looks once more. `true`: none came, and the client's next
-    /// [`flush`](Client::flush) will say [`Wake::Needed`]; the caller may
+    /// [`flush`](CallClient::flush) will say [`Wake::Needed`]; the caller may
     /// sleep. `false`: a request came in the meantime; the announcement is
     /// withdrawn.
     pub fn prepare_to_sleep(&mut self) -> bool {

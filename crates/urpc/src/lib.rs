@@ -45,7 +45,7 @@ mod ring;
 mod sleep;
 mod sync;
 
-pub use call::{CallHeader, Client, Request, Server, call_channel};
+pub use call::{CallClient, CallHeader, CallServer, Request, call_channel};
 pub use ring::{Full, Receiver, RingHeader, Sender, Slot, channel};
 pub use sleep::Wake;
 

@@ -10,8 +10,8 @@
 #![cfg(loom)]
 
 use atoll_urpc::{
-    CallHeader, Client, Full, PAYLOAD_SIZE, Payload, Receiver, RingHeader, Sender, Server, Slot,
-    Wake, call_channel, channel,
+    CallClient, CallHeader, CallServer, Full, PAYLOAD_SIZE, Payload, Receiver, RingHeader, Sender,
+    Slot, Wake, call_channel, channel,
 };
 use loom::sync::{Arc, Notify};
 use loom::thread;
@@ -152,7 +152,7 @@ fn a_batch_flushed_once_wakes_the_receiver() {
 
 /// A fresh call channel whose ends threads can take, leaked as
 /// [`leaked_ring`] leaks its ring.
-fn leaked_call_channel(slots: usize) -> (Client<'static>, Server<'static>) {
+fn leaked_call_channel(slots: usize) -> (CallClient<'static>, CallServer<'static>) {
     let header = Box::leak(Box::new(CallHeader::new()));
     let slots = Box::leak((0..slots).map(|_| Slot::new()).collect::<Box<[Slot]>>());
     call_channel(header, slots)

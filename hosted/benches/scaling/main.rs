@@ -9,7 +9,7 @@
 //! - `replication`: a replicated counter and map, Atoll style (a replica
 //!   per thread, updates shipped over URPC rings), against the
 //!   `node-replication` crate and one global locked copy.
-//! - `sharing`: the mapping table (`atoll-node`) as a replica per core, a
+//! - `sharing`: the mapping table (`atoll-replica`) as a replica per core, a
 //!   replica per pair of cores behind a lock, or one global locked copy.
 //!
 //! Each prints a table and writes `<out>/<benchmark>.json` (every number

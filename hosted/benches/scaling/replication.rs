@@ -124,7 +124,7 @@ impl Data for Map {
 
     /// FNV-1a over the keys and values, stamps left out.
     fn digest(&self) -> u64 {
-        let mut hash = atoll_node::Fnv1a::new();
+        let mut hash = atoll_replica::Fnv1a::new();
         for (key, (value, _)) in &self.entries {
             hash.write(&key.to_le_bytes());
             hash.write(&value.to_le_bytes());

@@ -1,6 +1,6 @@
 //! `cargo xtask bench sharing`: design.md §2.4 ("replication first, sharing
 //! as an optimisation") and issue 4 item 4. Threads look up and change the
-//! mapping table of one address space (`atoll-node`'s [`MappingTable`],
+//! mapping table of one address space (`atoll-replica`'s [`MappingTable`],
 //! reached only through its [`Replica`] interface), kept three ways:
 //!
 //! - **a replica per core**: each thread changes its own table, and ships
@@ -8,7 +8,7 @@
 //!   it to its table (taking in its messages before each operation);
 //! - **a replica per pair of cores**: the two threads of a pair share one
 //!   table behind a spinlock, each through its own
-//!   [`SharedReplica`](atoll_node::SharedReplica) handle; a change goes to
+//!   [`SharedReplica`](atoll_replica::SharedReplica) handle; a change goes to
 //!   the writer's table and, as one message, to the first thread of every
 //!   other pair, which applies it to its pair's table;
 //! - **one locked copy**: every thread's handle reaches the same table,
@@ -25,8 +25,8 @@ use std::hint::black_box;
 
 use atoll_bench_report::report::{Axes, Panel, Report, Series, SeriesLabelPosition, line_grid};
 use atoll_bench_report::stats::Summary;
-use atoll_node::{Change, MappingTable, NodeId, OpId, Replica, SharedReplica, SpaceId};
 use atoll_proto::wire::{self, Reader, Wire, Writer};
+use atoll_replica::{Change, CoreId, MappingTable, OpId, Replica, SharedReplica, SpaceId};
 use atoll_urpc::{PAYLOAD_SIZE, Receiver, Sender};
 use serde_json::{Value, json};
 use spin::mutex::TicketMutex;
@@ -58,7 +58,7 @@ fn map(page: u64) -> Change {
     Change::Map {
         space: SPACE,
         vaddr: vaddr(page),
-        mapping: atoll_node::Mapping {
+        mapping: atoll_replica::Mapping {
             paddr: 0x1_0000_0000 + vaddr(page),
             flags: 3,
         },
@@ -75,7 +75,7 @@ fn unmap(page: u64) -> Change {
 /// A table in which thread `t`'s page `i` is mapped if `mapped_pages[t][i]`.
 fn table_with(mapped_pages: &[Vec<bool>]) -> MappingTable {
     let mut table = MappingTable::new();
-    let setup = NodeId(u16::MAX);
+    let setup = CoreId(u16::MAX);
     for (thread, pages) in mapped_pages.iter().enumerate() {
         for (index, _) in pages
             .iter()
@@ -202,7 +202,7 @@ impl<'m, R: Replica> Core<'m, R> {
         let change = if *is_mapped { unmap(page) } else { map(page) };
         *is_mapped = !*is_mapped;
         let id = OpId {
-            origin: NodeId(self.me as u16),
+            origin: CoreId(self.me as u16),
             seq: self.next_seq,
         };
         self.next_seq += 1;

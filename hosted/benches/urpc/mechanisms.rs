@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::hint::black_box;
 
-use atoll_hosted::{CallChannel, Client, Receiver, Ring, Sender, Server, SharedMemory};
+use atoll_hosted::{
+    CallChannel, FutexCallClient, FutexCallServer, Receiver, Ring, Sender, SharedMemory,
+};
 use atoll_urpc::{PAYLOAD_SIZE, Payload};
 
 use crate::harness::{Cell, Inbound, Initiator, Metric, Outbound, Part, Responder};
@@ -200,13 +202,13 @@ pub fn urpc<'m, const N: usize>(
 /// The client of a call channel: one call at a time, each waiting for its
 /// reply, which comes back in the request's slot.
 struct Caller<'m, const N: usize> {
-    client: Client<'m>,
+    client: FutexCallClient<'m>,
     handshake: Handshake,
 }
 
 /// The server of a call channel: answers each request with its own bytes.
 struct Answerer<'m, const N: usize> {
-    server: Server<'m>,
+    server: FutexCallServer<'m>,
     handshake: Handshake,
 }
 

@@ -1,0 +1,195 @@
+//! The `control` service: URPC round trips, tracing, and stalls.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use crate::{CallError, CoreId, Cx, Deferred, Effect, OpEvent, Requester, Service, ServiceId};
+
+/// How long a round trip may take before the peer counts as not answering,
+/// in ticks.
+pub const PEER_TIMEOUT: u64 = 200;
+
+atoll_iface::interface! {
+    /// Round trips, tracing and stalls.
+    pub interface ControlMessage {
+        /// One URPC round trip.
+        Ping {} -> Pong {}
+        /// Measure `rounds` round trips from the receiving core to `peer`
+        /// and report them in TSC cycles.
+        PingPeer { peer: u16, rounds: u32 } -> PingReport {
+            /// `PING_*`.
+            status: u8,
+            median: u64,
+            min: u64,
+            max: u64
+        }
+        /// Turn tracing on or off on the receiving core.
+        TraceSet { on: bool } -> TraceSetDone {}
+        /// Have the receiving core's host print its trace events, then
+        /// answer.
+        TraceDump {} -> TraceDumped {}
+        /// Answer at once, then stop polling for `ms` milliseconds, as a
+        /// slow core would.
+        Stall { ms: u32 } -> Stalled {}
+    }
+}
+
+/// `PingReport::status`.
+pub const PING_DONE: u8 = 0;
+pub const PING_PEER_NOT_RUNNING: u8 = 1;
+pub const PING_NO_ANSWER: u8 = 2;
+pub const PING_TO_ITSELF: u8 = 3;
+
+/// The median, least and greatest of `samples`; zeros for none.
+pub fn summary(mut samples: Vec<u64>) -> (u64, u64, u64) {
+    samples.sort_unstable();
+    (
+        samples.get(samples.len() / 2).copied().unwrap_or(0),
+        samples.first().copied().unwrap_or(0),
+        samples.last().copied().unwrap_or(0),
+    )
+}
+
+/// Round trips to one peer, one after another, each timed from its call to
+/// its reply.
+pub(crate) struct RoundTrips {
+    peer: CoreId,
+    rounds: u32,
+    started: u64,
+    samples: Vec<u64>,
+}
+
+impl RoundTrips {
+    /// Starts `rounds` (at least one) round trips to `peer` for `op`.
+    pub fn start(cx: &mut Cx<'_>, op: crate::OpRef, peer: CoreId, rounds: u32) -> Self {
+        let mut trips = RoundTrips {
+            peer,
+            rounds: rounds.max(1),
+            started: 0,
+            samples: Vec::new(),
+        };
+        trips.next(cx, op);
+        trips
+    }
+
+    pub fn peer(&self) -> CoreId {
+        self.peer
+    }
+
+    fn next(&mut self, cx: &mut Cx<'_>, op: crate::OpRef) {
+        self.started = cx.now();
+        cx.call(self.peer, Ping {}, op, PEER_TIMEOUT);
+    }
+
+    /// Takes one call's outcome: the samples once all round trips are done,
+    /// `None` while the next is on its way, or the error that ended them.
+    pub fn reply(
+        &mut self,
+        cx: &mut Cx<'_>,
+        op: crate::OpRef,
+        reply: Result<crate::Wire, CallError>,
+    ) -> Result<Option<Vec<u64>>, CallError> {
+        reply?;
+        self.samples.push(cx.now() - self.started);
+        if self.samples.len() < self.rounds as usize {
+            self.next(cx, op);
+            return Ok(None);
+        }
+        Ok(Some(core::mem::take(&mut self.samples)))
+    }
+}
+
+pub(crate) struct Control {
+    pings: BTreeMap<u32, (Requester, RoundTrips)>,
+}
+
+impl Control {
+    pub fn new() -> Self {
+        Self {
+            pings: BTreeMap::new(),
+        }
+    }
+}
+
+impl Service for Control {
+    type Message = ControlMessage;
+
+    fn receive(&mut self, cx: &mut Cx<'_>, from: CoreId, call: u32, message: ControlMessage) {
+        let requester = Requester { core: from, call };
+        match message {
+            ControlMessage::Ping(Ping {}) => cx.reply(requester, Pong {}),
+            ControlMessage::PingPeer(PingPeer { peer, rounds }) => {
+                let peer = CoreId(peer);
+                let refused = |status| PingReport {
+                    status,
+                    median: 0,
+                    min: 0,
+                    max: 0,
+                };
+                if peer == cx.me() {
+                    return cx.reply(requester, refused(PING_TO_ITSELF));
+                }
+                if !cx.is_up(peer) {
+                    return cx.reply(requester, refused(PING_PEER_NOT_RUNNING));
+                }
+                if rounds == 0 {
+                    return cx.reply(requester, refused(PING_DONE));
+                }
+                let op = cx.new_op(ServiceId::Control);
+                let trips = RoundTrips::start(cx, op, peer, rounds);
+                self.pings.insert(op.key, (requester, trips));
+            }
+            ControlMessage::TraceSet(TraceSet { on }) => {
+                cx.set_tracing(on);
+                cx.reply(requester, TraceSetDone {});
+            }
+            ControlMessage::TraceDump(TraceDump {}) => {
+                cx.effect(Effect::DumpTrace);
+                cx.reply(requester, TraceDumped {});
+            }
+            ControlMessage::Stall(Stall { ms }) => {
+                cx.reply(requester, Stalled {});
+                cx.defer(Deferred::Stall { ms });
+            }
+            ControlMessage::Pong(_)
+            | ControlMessage::PingReport(_)
+            | ControlMessage::TraceSetDone(_)
+            | ControlMessage::TraceDumped(_)
+            | ControlMessage::Stalled(_) => {}
+        }
+    }
+
+    fn event(&mut self, cx: &mut Cx<'_>, key: u32, event: OpEvent) {
+        let OpEvent::Reply(reply) = event else {
+            return;
+        };
+        let op = crate::OpRef {
+            service: ServiceId::Control,
+            key,
+        };
+        let Some((requester, trips)) = self.pings.get_mut(&key) else {
+            return;
+        };
+        let report = match trips.reply(cx, op, reply) {
+            Ok(None) => return,
+            Ok(Some(samples)) => {
+                let (median, min, max) = summary(samples);
+                PingReport {
+                    status: PING_DONE,
+                    median,
+                    min,
+                    max,
+                }
+            }
+            Err(_) => PingReport {
+                status: PING_NO_ANSWER,
+                median: 0,
+                min: 0,
+                max: 0,
+            },
+        };
+        let requester = *requester;
+        self.pings.remove(&key);
+        cx.reply(requester, report);
+    }
+}

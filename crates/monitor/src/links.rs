@@ -1,0 +1,105 @@
+//! One link per peer, this core included: the framing of what goes out and
+//! the reassembly of what comes in, with the per-link sequence numbers the
+//! trace pairs sends and receives by.
+//!
+//! A link is bidirectional: requests go out under this monitor's call ids
+//! and their replies come back on the same link, while the peer's requests
+//! come in under its ids. The link to this core itself is the loopback:
+//! what is sent on it is received in the same step, through the same
+//! reassembly and dispatch as any other message, so local and remote
+//! requests take one path.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use atoll_iface::{Envelope, Reassembler, Rejected, encode};
+use atoll_urpc::Payload;
+
+use crate::CoreId;
+use crate::wire::Wire;
+
+struct Link {
+    /// One message at a time is in reassembly: a sender sends each
+    /// message's slots back to back.
+    reassembler: Reassembler<Wire>,
+    /// Messages sent on the link so far.
+    sent: u32,
+    /// Messages received on the link so far.
+    received: u32,
+}
+
+pub(crate) struct Links {
+    me: CoreId,
+    links: Vec<Link>,
+    /// Slots sent on the loopback, to be received within the step.
+    loopback: VecDeque<Payload>,
+}
+
+impl Links {
+    pub fn new(me: CoreId, cores: u16) -> Self {
+        Self {
+            me,
+            links: (0..cores)
+                .map(|_| Link {
+                    reassembler: Reassembler::new(1),
+                    sent: 0,
+                    received: 0,
+                })
+                .collect(),
+            loopback: VecDeque::new(),
+        }
+    }
+
+    /// Frames `message` under `call` for `to` and returns its sequence
+    /// number on the link; its slots go to `sends` (or the loopback).
+    pub fn send(
+        &mut self,
+        to: CoreId,
+        call: u32,
+        message: &Wire,
+        sends: &mut Vec<(CoreId, Payload)>,
+    ) -> u32 {
+        let link = &mut self.links[usize::from(to.0)];
+        let seq = link.sent;
+        link.sent = link.sent.wrapping_add(1);
+        for slot in encode(message, call) {
+            if to == self.me {
+                self.loopback.push_back(slot);
+            } else {
+                sends.push((to, slot));
+            }
+        }
+        seq
+    }
+
+    /// Takes one slot from `from`: a whole message with its sequence number
+    /// on the link, `None` while a message is in reassembly, or the error
+    /// that dropped it.
+    pub fn receive(
+        &mut self,
+        from: CoreId,
+        slot: &Payload,
+    ) -> Result<Option<(Envelope<Wire>, u32)>, Rejected> {
+        let link = &mut self.links[usize::from(from.0)];
+        let envelope = link.reassembler.push(slot)?;
+        Ok(envelope.map(|envelope| {
+            let seq = link.received;
+            link.received = link.received.wrapping_add(1);
+            (envelope, seq)
+        }))
+    }
+
+    /// The next slot sent on the loopback, if any.
+    pub fn next_loopback(&mut self) -> Option<Payload> {
+        self.loopback.pop_front()
+    }
+
+    /// Messages sent so far on each link, by peer.
+    pub fn sent(&self) -> Vec<u32> {
+        self.links.iter().map(|link| link.sent).collect()
+    }
+
+    /// Whether `core` is a core of the machine.
+    pub fn exists(&self, core: CoreId) -> bool {
+        usize::from(core.0) < self.links.len()
+    }
+}

@@ -1,0 +1,183 @@
+//! Each core's own page tables.
+//!
+//! Every core runs on a PML4 of its own. Its first entry points at the boot
+//! identity map (the first 4 GiB, shared read-only by all cores); the rest
+//! is the core's to fill: mappings of address spaces that span cores are
+//! replicated state, and each core applies them to its own tables, with
+//! 4 KiB pages taken from its own frame pool, and invalidates its own TLB.
+
+use core::arch::asm;
+use x86_64::PhysAddr;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::PhysFrame;
+
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 1 << 1;
+const ENTRY_ADDRESS: u64 = 0x000F_FFFF_FFFF_F000;
+const ENTRIES: usize = 512;
+
+/// Where the mappings this module manages may lie: the second and later
+/// 512 GiB slots of the lower half (the first is the identity map).
+pub const MAPPABLE_START: u64 = 1 << 39;
+pub const MAPPABLE_END: u64 = 1 << 47;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagingError {
+    /// The address is outside [`MAPPABLE_START`, `MAPPABLE_END`) or not page aligned.
+    BadAddress {
+        vaddr: u64,
+    },
+    /// The page is already mapped (to the frame given).
+    AlreadyMapped {
+        vaddr: u64,
+        frame: u64,
+    },
+    NotMapped {
+        vaddr: u64,
+    },
+    /// No frame for a page table.
+    OutOfFrames,
+}
+
+impl core::fmt::Display for PagingError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadAddress { vaddr } => write!(
+                f,
+                "{vaddr:#x} is not a page-aligned address in {MAPPABLE_START:#x}..{MAPPABLE_END:#x}"
+            ),
+            Self::AlreadyMapped { vaddr, frame } => {
+                write!(f, "{vaddr:#x} is already mapped to {frame:#x}")
+            }
+            Self::NotMapped { vaddr } => write!(f, "{vaddr:#x} is not mapped"),
+            Self::OutOfFrames => write!(f, "no free frame for a page table"),
+        }
+    }
+}
+
+fn table(address: u64) -> &'static mut [u64; ENTRIES] {
+    // SAFETY: page-table frames come from this core's own pool (or are the
+    // core's PML4); they are identity mapped, aligned, and only this core's
+    // paging code touches them, one borrow at a time.
+    unsafe { &mut *(address as *mut [u64; ENTRIES]) }
+}
+
+/// A core's page tables, rooted at its own PML4.
+pub struct PageTables {
+    pml4: u64,
+}
+
+impl PageTables {
+    /// Builds this core's PML4 in `frame` (taken from its pool), sharing the
+    /// boot identity map, and switches the core to it.
+    pub fn install(frame: u64) -> Self {
+        let (boot_pml4, _) = Cr3::read();
+        let boot = table(boot_pml4.start_address().as_u64());
+        let own = table(frame);
+        own.fill(0);
+        own[0] = boot[0];
+        let root = PhysFrame::containing_address(PhysAddr::new(frame));
+        // SAFETY: the new PML4 maps the identity map exactly as the boot
+        // one does (same first entry, nothing else yet), so every address
+        // the kernel uses stays mapped the same way.
+        unsafe { Cr3::write(root, Cr3Flags::empty()) };
+        Self { pml4: frame }
+    }
+
+    fn check(vaddr: u64) -> Result<(), PagingError> {
+        if !vaddr.is_multiple_of(4096) || !(MAPPABLE_START..MAPPABLE_END).contains(&vaddr) {
+            return Err(PagingError::BadAddress { vaddr });
+        }
+        Ok(())
+    }
+
+    fn indices(vaddr: u64) -> [usize; 4] {
+        [39, 30, 21, 12].map(|shift| ((vaddr >> shift) & 0x1FF) as usize)
+    }
+
+    /// The page-table entry for `vaddr`; missing tables above it are made
+    /// with frames from `new_table`, or, without it, mean `Ok(None)`.
+    fn entry(
+        &self,
+        vaddr: u64,
+        mut new_table: Option<&mut dyn FnMut() -> Option<u64>>,
+    ) -> Result<Option<&'static mut u64>, PagingError> {
+        let [l4, l3, l2, l1] = Self::indices(vaddr);
+        let mut current = table(self.pml4);
+        for index in [l4, l3, l2] {
+            let entry = &mut current[index];
+            if *entry & PRESENT == 0 {
+                let Some(allocate) = new_table.as_mut() else {
+                    return Ok(None);
+                };
+                let frame = allocate().ok_or(PagingError::OutOfFrames)?;
+                table(frame).fill(0);
+                *entry = frame | PRESENT | WRITABLE;
+            }
+            current = table(*entry & ENTRY_ADDRESS);
+        }
+        Ok(Some(&mut current[l1]))
+    }
+
+    /// Maps the page at `vaddr` to `frame`, writable, taking page-table
+    /// frames from `allocate`.
+    pub fn map(
+        &self,
+        vaddr: u64,
+        frame: u64,
+        allocate: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<(), PagingError> {
+        Self::check(vaddr)?;
+        let entry = self
+            .entry(vaddr, Some(allocate))?
+            .ok_or(PagingError::OutOfFrames)?;
+        if *entry & PRESENT != 0 {
+            return Err(PagingError::AlreadyMapped {
+                vaddr,
+                frame: *entry & ENTRY_ADDRESS,
+            });
+        }
+        *entry = (frame & ENTRY_ADDRESS) | PRESENT | WRITABLE;
+        Ok(())
+    }
+
+    /// Removes the mapping of `vaddr` and invalidates it in this core's TLB.
+    /// Returns the frame it mapped. Page tables left empty are kept.
+    pub fn unmap(&self, vaddr: u64) -> Result<u64, PagingError> {
+        Self::check(vaddr)?;
+        let entry = self
+            .entry(vaddr, None)?
+            .filter(|entry| **entry & PRESENT != 0);
+        let entry = entry.ok_or(PagingError::NotMapped { vaddr })?;
+        let frame = *entry & ENTRY_ADDRESS;
+        *entry = 0;
+        invalidate(vaddr);
+        Ok(frame)
+    }
+
+    /// The frame `vaddr` maps to, if any.
+    pub fn translate(&self, vaddr: u64) -> Option<u64> {
+        Self::check(vaddr).ok()?;
+        let entry = self.entry(vaddr, None).ok()??;
+        (*entry & PRESENT != 0).then_some(*entry & ENTRY_ADDRESS)
+    }
+}
+
+/// Drops `vaddr` from this core's TLB.
+pub fn invalidate(vaddr: u64) {
+    // SAFETY: invlpg only discards a cached translation; it cannot make any
+    // memory access unsafe.
+    unsafe { asm!("invlpg [{}]", in(reg) vaddr, options(nostack, preserves_flags)) };
+}
+
+impl PageTables {
+    /// Reads the first byte of the page at `vaddr` through these page tables,
+    /// to show that a mapping took effect; `None` if the page is not mapped.
+    pub fn read_mapped(&self, vaddr: u64) -> Option<u8> {
+        self.translate(vaddr)?;
+        // SAFETY: these are the running core's page tables (the only ones a
+        // core holds), and they map `vaddr` to a frame; reading a byte of it
+        // has no side effect.
+        Some(unsafe { core::ptr::read_volatile(vaddr as *const u8) })
+    }
+}

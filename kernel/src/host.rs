@@ -1,0 +1,484 @@
+//! Each core's host of its monitor: the loop that feeds the monitor what
+//! happens on this core and carries out what it asks.
+//!
+//! The host polls the rings other cores send this one on and hands every
+//! slot to the monitor, feeds it timer ticks while it has something that
+//! can time out, and tells it which cores run (from their board records).
+//! After each step it carries out the monitor's output in order: the
+//! effects on this core (page tables, TLB, a trace dump), then the slots to
+//! send (queued per peer while a ring is full, and a wake-up IPI for a peer
+//! that sleeps), then the deferred work (measurements, whose results go
+//! back to the monitor, and stalls); completions wait in a mailbox for the
+//! local code that made the calls, and trace events go to the recorder.
+//!
+//! Nothing here waits inside a step. The only waits are at the top level:
+//! the node loop of a core with nothing else to run ([`Core::run`]), and
+//! the shell and the boot sequence waiting for their own calls
+//! ([`Core::wait`]), which poll like the node loop does.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::{Ref, RefCell};
+use core::sync::atomic::Ordering;
+
+use atoll_arch::cpu;
+use atoll_arch::percore::{CoreLocal, InitError, TIMER_HZ};
+use atoll_arch::{channels, paging};
+use atoll_monitor::skb::Facts;
+use atoll_monitor::{
+    CallError, Config, CoreId, Deferred, Effect, Input, Monitor, Output, Ticket, Wire,
+};
+use atoll_urpc::{Payload, Receiver, Sender, Wake};
+
+use crate::measure;
+use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::trace::Recorder;
+
+/// How long a core keeps polling after its last message before it sleeps:
+/// long enough that a request/response exchange stays on the fast path.
+const IDLE_SPIN_US: u64 = 200;
+
+/// This core's kernel: its arch block, its host, and its trace recorder.
+pub struct Core {
+    pub id: usize,
+    pub local: &'static CoreLocal,
+    host: RefCell<Host>,
+    pub recorder: Recorder,
+}
+
+/// This core's ends of the rings, and the slots waiting for room in them.
+struct Rings {
+    senders: Vec<Option<Sender<'static>>>,
+    receivers: Vec<Option<Receiver<'static>>>,
+    queues: Vec<VecDeque<Payload>>,
+    /// Slots in all queues.
+    queued: usize,
+    /// The stopped cores whose full rings made this one drop messages, so
+    /// that each is reported once.
+    dropped_to: Vec<bool>,
+}
+
+struct Host {
+    monitor: Monitor,
+    out: Output,
+    rings: Rings,
+    /// Completions of the calls local code made, until it takes them.
+    mailbox: Vec<(Ticket, Result<Wire, CallError>)>,
+    /// Timer ticks already fed to the monitor (or skipped while it wanted
+    /// none).
+    ticks_fed: u64,
+    /// When a stall the monitor asked for ends, in TSC cycles.
+    stall_until: Option<u64>,
+    /// The board's count of state changes when the monitor was last told
+    /// which cores run.
+    board_changes: u64,
+}
+
+/// This core's kernel, once it is set up.
+pub fn try_current() -> Option<&'static Core> {
+    atoll_arch::percore::try_current()?.os::<Core>()
+}
+
+/// Milliseconds as timer ticks, rounded up.
+pub fn ticks(ms: u64) -> u64 {
+    (ms * TIMER_HZ).div_ceil(1000)
+}
+
+impl Core {
+    /// Sets up this core's kernel on its arch block: its rings, its monitor
+    /// (given the knowledge base's `facts`), and the frame its test-space
+    /// mappings point at, filled with its id.
+    pub fn start(local: &'static CoreLocal, facts: Facts) -> Result<&'static Core, InitError> {
+        let boot = boot_facts();
+        let id = local.id;
+        let frame = local
+            .allocate_filled_frame(id as u8)
+            .ok_or(InitError::OutOfFrames { wanted: 1 })?;
+        let (senders, receivers) = channels::attach();
+        let cores = boot.cores.len();
+        let mut out = Output::default();
+        let config = Config {
+            me: CoreId(id as u16),
+            cores: cores as u16,
+            boot_core: CoreId(boot.boot_core as u16),
+            frame,
+            facts,
+        };
+        let monitor = Monitor::new(config, &mut out);
+        let core: &'static Core = Box::leak(Box::new(Core {
+            id,
+            local,
+            host: RefCell::new(Host {
+                monitor,
+                out,
+                rings: Rings {
+                    senders,
+                    receivers,
+                    queues: vec![VecDeque::new(); cores],
+                    queued: 0,
+                    dropped_to: vec![false; cores],
+                },
+                mailbox: Vec::new(),
+                ticks_fed: 0,
+                stall_until: None,
+                board_changes: u64::MAX,
+            }),
+            recorder: Recorder::new(),
+        }));
+        local.set_os(core);
+        core.host.borrow_mut().act(core);
+        core.publish();
+        Ok(core)
+    }
+
+    /// Publishes this core's timer ticks and free frames on its record.
+    fn publish(&self) {
+        let published = &BOARD.core(self.id).published.0;
+        published.ticks.store(self.local.ticks(), Ordering::Relaxed);
+        published
+            .free_frames
+            .store(self.local.free_frames() as u64, Ordering::Relaxed);
+    }
+
+    /// This core's monitor, to read.
+    pub fn monitor(&self) -> Ref<'_, Monitor> {
+        Ref::map(self.host.borrow(), |host| &host.monitor)
+    }
+
+    /// Runs `f` on this core's monitor unless the host is in the middle of
+    /// a step (as when a fault interrupts one).
+    pub fn monitor_if_free<R>(&self, f: impl FnOnce(&Monitor) -> R) -> Option<R> {
+        self.host.try_borrow().ok().map(|host| f(&host.monitor))
+    }
+
+    /// Runs `f` on this core's monitor, for local questions (its knowledge
+    /// base replica).
+    pub fn with_monitor<R>(&self, f: impl FnOnce(&mut Monitor) -> R) -> R {
+        f(&mut self.host.borrow_mut().monitor)
+    }
+
+    /// Calls `to` with `request`; the reply comes to [`wait`](Self::wait)
+    /// with the returned ticket. The monitor ends the call with
+    /// `CallError::NoAnswer` after `timeout_ms`.
+    pub fn call(&self, to: usize, request: impl Into<Wire>, timeout_ms: u64) -> Ticket {
+        let mut host = self.host.borrow_mut();
+        let Host { monitor, out, .. } = &mut *host;
+        let ticket = monitor.call(
+            cpu::rdtsc(),
+            CoreId(to as u16),
+            request,
+            ticks(timeout_ms),
+            out,
+        );
+        host.act(self);
+        ticket
+    }
+
+    /// Polls, and sleeps when there is nothing to do, until the call of
+    /// `ticket` ends; at the top level only (the shell, the boot sequence),
+    /// never inside a step.
+    pub fn wait(&self, ticket: Ticket) -> Result<Wire, CallError> {
+        let spin = IDLE_SPIN_US * boot_facts().tsc_per_ms / 1000;
+        let mut last_busy = cpu::rdtsc();
+        loop {
+            if let Some(result) = self.take_completion(ticket) {
+                return result;
+            }
+            if self.poll() {
+                last_busy = cpu::rdtsc();
+            } else if cpu::rdtsc() - last_busy > spin {
+                self.sleep();
+                last_busy = cpu::rdtsc();
+            }
+        }
+    }
+
+    /// [`call`](Self::call) then [`wait`](Self::wait).
+    pub fn ask(
+        &self,
+        to: usize,
+        request: impl Into<Wire>,
+        timeout_ms: u64,
+    ) -> Result<Wire, CallError> {
+        let ticket = self.call(to, request, timeout_ms);
+        self.wait(ticket)
+    }
+
+    fn take_completion(&self, ticket: Ticket) -> Option<Result<Wire, CallError>> {
+        let mut host = self.host.borrow_mut();
+        let index = host.mailbox.iter().position(|(t, _)| *t == ticket)?;
+        Some(host.mailbox.swap_remove(index).1)
+    }
+
+    /// Tells the monitor which cores run now, by their board records.
+    pub fn sync_membership(&self) {
+        let mut host = self.host.borrow_mut();
+        host.sync_membership();
+        host.act(self);
+    }
+
+    /// Tells the monitor of any change in which cores run, takes in
+    /// everything waiting in this core's rings, feeds the ticks that passed,
+    /// pushes queued slots, and answers the fault doorbell. Returns whether
+    /// there was anything to do.
+    pub fn poll(&self) -> bool {
+        let busy = {
+            let mut host = self.host.borrow_mut();
+            if host.board_changes != BOARD.changes() {
+                host.sync_membership();
+                host.act(self);
+            }
+            let received = host.receive(self);
+            host.feed_ticks(self);
+            let pushed = host.rings.push_all(self);
+            received || pushed
+        };
+        // Read before it is cleared, so that an idle poll does not write the
+        // line the shell writes.
+        let request = &BOARD.core(self.id).fault_request.0;
+        if request.load(Ordering::Relaxed) && request.swap(false, Ordering::AcqRel) {
+            cpu::touch_unmapped_page();
+        }
+        let stall = self.host.borrow_mut().stall_until.take();
+        if let Some(until) = stall {
+            while cpu::rdtsc() < until {
+                core::hint::spin_loop();
+            }
+        }
+        busy
+    }
+
+    /// Announces sleep on every incoming ring and halts until an interrupt,
+    /// unless a message slipped in meanwhile or slots wait to be sent.
+    /// Interrupts are off from the announcement to the halt, so a wake-up
+    /// IPI cannot fall between them.
+    pub fn sleep(&self) {
+        cpu::disable_interrupts();
+        let may_sleep = {
+            let mut host = self.host.borrow_mut();
+            let rings = &mut host.rings;
+            let ready = rings
+                .receivers
+                .iter_mut()
+                .flatten()
+                .all(|receiver| receiver.prepare_to_sleep());
+            ready
+                && rings.queued == 0
+                && !BOARD.core(self.id).fault_request.0.load(Ordering::Acquire)
+        };
+        if may_sleep {
+            cpu::enable_interrupts_and_wait();
+        } else {
+            cpu::enable_interrupts();
+        }
+        self.host
+            .borrow()
+            .rings
+            .receivers
+            .iter()
+            .flatten()
+            .for_each(|receiver| receiver.woken());
+    }
+
+    /// The node loop of a core with nothing else to run.
+    pub fn run(&self) -> ! {
+        cpu::enable_interrupts();
+        let spin = IDLE_SPIN_US * boot_facts().tsc_per_ms / 1000;
+        let mut last_busy = cpu::rdtsc();
+        loop {
+            if self.poll() {
+                last_busy = cpu::rdtsc();
+            } else if cpu::rdtsc() - last_busy > spin {
+                self.sleep();
+                last_busy = cpu::rdtsc();
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+impl Rings {
+    /// Queues `slot` for `to`.
+    fn queue(&mut self, to: usize, slot: Payload) {
+        self.queues[to].push_back(slot);
+        self.queued += 1;
+    }
+
+    /// Moves queued slots into the rings, as far as they have room, and
+    /// wakes each peer that sleeps. Slots for a stopped core whose ring is
+    /// full are dropped (it never runs again), which is said once per
+    /// core. Returns whether any slot moved.
+    fn push_all(&mut self, core: &Core) -> bool {
+        if self.queued == 0 {
+            return false;
+        }
+        let mut moved = false;
+        for to in 0..self.queues.len() {
+            if self.queues[to].is_empty() {
+                continue;
+            }
+            let Some(sender) = self.senders[to].as_mut() else {
+                continue;
+            };
+            let before = self.queues[to].len();
+            while let Some(slot) = self.queues[to].front() {
+                if sender.try_send(slot).is_err() {
+                    break;
+                }
+                self.queues[to].pop_front();
+            }
+            let sent = before - self.queues[to].len();
+            self.queued -= sent;
+            moved |= sent > 0;
+            if sent > 0 && sender.flush() == Wake::Needed {
+                measure::wake(core.local, &core.recorder, to);
+            }
+            if !self.queues[to].is_empty() && BOARD.core(to).state() == CoreState::Stopped {
+                self.queued -= self.queues[to].len();
+                self.queues[to].clear();
+                if !core::mem::replace(&mut self.dropped_to[to], true) {
+                    println!(
+                        "atoll: core {}: core {to} is stopped and its ring is full; messages to it are dropped",
+                        core.id
+                    );
+                }
+            }
+        }
+        moved
+    }
+}
+
+impl Host {
+    /// Hands the monitor every slot waiting in this core's rings.
+    fn receive(&mut self, core: &Core) -> bool {
+        let mut received = false;
+        for from in 0..self.rings.receivers.len() {
+            while let Some(slot) = self.rings.receivers[from]
+                .as_mut()
+                .and_then(Receiver::try_recv)
+            {
+                received = true;
+                let input = Input::Slot {
+                    from: CoreId(from as u16),
+                    slot: &slot,
+                };
+                self.monitor.step(cpu::rdtsc(), input, &mut self.out);
+                self.act(core);
+            }
+        }
+        received
+    }
+
+    /// Feeds the timer ticks that passed, while the monitor has something
+    /// that can time out, and the cores' states once per tick.
+    fn feed_ticks(&mut self, core: &Core) {
+        let now = core.local.ticks();
+        if now == self.ticks_fed {
+            return;
+        }
+        core.publish();
+        while self.ticks_fed < now {
+            self.ticks_fed += 1;
+            if !self.monitor.wants_ticks() {
+                // A monitor without timeouts does not need the ticks it missed.
+                self.ticks_fed = now;
+                break;
+            }
+            self.monitor.step(cpu::rdtsc(), Input::Tick, &mut self.out);
+        }
+        self.act(core);
+    }
+
+    fn sync_membership(&mut self) {
+        self.board_changes = BOARD.changes();
+        for id in 0..boot_facts().cores.len() {
+            let core = CoreId(id as u16);
+            let running = BOARD.core(id).state() == CoreState::Running;
+            let input = match (running, self.monitor.is_up(core)) {
+                (true, false) => Input::CoreUp(core),
+                (false, true) => Input::CoreDown(core),
+                _ => continue,
+            };
+            self.monitor.step(cpu::rdtsc(), input, &mut self.out);
+        }
+    }
+
+    /// Carries out what the monitor produced: effects, then sends, then
+    /// deferred work (whose measurements go back to the monitor, and so on
+    /// until nothing is left); completions to the mailbox, trace events to
+    /// the recorder, notices to the console.
+    fn act(&mut self, core: &Core) {
+        loop {
+            for effect in core::mem::take(&mut self.out.effects) {
+                match effect {
+                    Effect::Mapping(effect) => apply(core, effect),
+                    Effect::DumpTrace => core.recorder.dump(
+                        core.id,
+                        boot_facts().tsc_per_ms,
+                        self.monitor.trace_start(),
+                    ),
+                }
+            }
+            for (to, slot) in self.out.sends.drain(..) {
+                self.rings.queue(usize::from(to.0), slot);
+            }
+            self.rings.push_all(core);
+            self.mailbox.append(&mut self.out.completions);
+            if core.recorder.set(self.monitor.tracing()).is_err() {
+                println!(
+                    "atoll: core {}: no memory for the trace ring; not tracing",
+                    core.id
+                );
+            }
+            for event in self.out.trace.drain(..) {
+                core.recorder.record(event);
+            }
+            for line in self.out.notices.drain(..) {
+                println!("atoll: core {}: {line}", core.id);
+            }
+            let deferred = core::mem::take(&mut self.out.deferred);
+            if deferred.is_empty() {
+                return;
+            }
+            for work in deferred {
+                match work {
+                    Deferred::Stall { ms } => {
+                        let cycles = u64::from(ms) * boot_facts().tsc_per_ms;
+                        self.stall_until = Some(cpu::rdtsc() + cycles);
+                    }
+                    Deferred::Measure { op, measure } => {
+                        let cycles = measure::run(core.local, &core.recorder, &measure);
+                        let input = Input::Measured { op, cycles };
+                        self.monitor.step(cpu::rdtsc(), input, &mut self.out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Applies a mapping effect to this core's page tables and TLB.
+fn apply(core: &Core, effect: atoll_replica::Effect) {
+    let tables = core.local.page_tables();
+    let outcome = match effect {
+        atoll_replica::Effect::MapPage { vaddr, mapping, .. } => {
+            tables.map(vaddr, mapping.paddr, &mut || core.local.allocate_frame())
+        }
+        atoll_replica::Effect::UnmapPage { vaddr, .. } => tables.unmap(vaddr).map(|_| ()),
+        atoll_replica::Effect::InvalidateTlb { vaddr, .. } => {
+            paging::invalidate(vaddr);
+            Ok(())
+        }
+    };
+    if let Err(error) = outcome {
+        // The replica and the page tables change together, so this means a
+        // bug; report it with the core rather than stop the core.
+        println!(
+            "atoll: core {}: page tables disagree with the replica: {error}",
+            core.id
+        );
+    }
+}

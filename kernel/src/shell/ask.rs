@@ -1,0 +1,114 @@
+//! How the shell asks cores for things: calls through this core's monitor
+//! (to this core too, through its loopback), waited for at the shell's top
+//! level, with errors in words; and the checks of the core numbers a user
+//! typed.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use atoll_iface::Message;
+use atoll_monitor::wire::Held;
+use atoll_monitor::{CallError, Wire};
+
+use crate::host::Core;
+use crate::shared::{BOARD, CoreState, boot_facts};
+
+/// How long the shell waits for a call, unless the kernel command line
+/// says otherwise with `atoll.call_timeout_ms=`.
+const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
+const CALL_TIMEOUT_OPTION: &str = "atoll.call_timeout_ms=";
+
+/// How long the shell waits for each call.
+pub fn call_timeout_ms() -> u64 {
+    atoll_shell::cmdline_option(boot_facts().info.cmdline(), CALL_TIMEOUT_OPTION)
+        .and_then(|value| value.parse().ok())
+        .filter(|&ms| ms > 0)
+        .unwrap_or(DEFAULT_CALL_TIMEOUT_MS)
+}
+
+/// A failed call, in words.
+fn failure(error: CallError) -> String {
+    match error {
+        CallError::NoAnswer { core, .. } => format!(
+            "core {} did not answer within {} ms",
+            core.0,
+            call_timeout_ms()
+        ),
+        other => format!("{other}"),
+    }
+}
+
+/// The reply a request declares, from the `Wire` it came in.
+fn typed<T>(wire: Wire) -> Result<T, String>
+where
+    T: Message,
+    T::Interface: Held,
+{
+    let label = wire.label();
+    // The monitor delivers only replies of the kind their request
+    // declares, so this fails only if that check is broken.
+    wire.take::<T>()
+        .ok_or_else(|| format!("unexpected reply {label}"))
+}
+
+/// Calls core `to` with `request` (this core too, through its loopback)
+/// and waits for its reply.
+pub fn ask<R>(core: &Core, to: usize, request: R) -> Result<R::Reply, String>
+where
+    R: Message,
+    R::Interface: Into<Wire>,
+    R::Reply: Message,
+    <R::Reply as Message>::Interface: Held,
+{
+    let wire = core.ask(to, request, call_timeout_ms()).map_err(failure)?;
+    typed(wire)
+}
+
+/// Calls each core of `requests` at once, then waits for every reply; the
+/// replies in the order of `requests`.
+pub fn ask_all<R>(
+    core: &Core,
+    requests: impl IntoIterator<Item = (usize, R)>,
+) -> Vec<(usize, Result<R::Reply, String>)>
+where
+    R: Message,
+    R::Interface: Into<Wire>,
+    R::Reply: Message,
+    <R::Reply as Message>::Interface: Held,
+{
+    let timeout = call_timeout_ms();
+    let tickets: Vec<_> = requests
+        .into_iter()
+        .map(|(to, request)| (to, core.call(to, request, timeout)))
+        .collect();
+    tickets
+        .into_iter()
+        .map(|(to, ticket)| {
+            let reply = core.wait(ticket).map_err(failure).and_then(typed);
+            (to, reply)
+        })
+        .collect()
+}
+
+pub fn check_core(command: &str, core: usize) -> Result<CoreState, String> {
+    let count = boot_facts().cores.len();
+    if core >= count {
+        return Err(format!(
+            "{command}: no core {core} (cores are 0 to {})",
+            count - 1
+        ));
+    }
+    Ok(BOARD.core(core).state())
+}
+
+pub fn check_running(command: &str, core: usize) -> Result<(), String> {
+    match check_core(command, core)? {
+        CoreState::Running => Ok(()),
+        state => Err(format!("{command}: core {core} is {}", state.name())),
+    }
+}
+
+pub fn nanoseconds(cycles: u64) -> u64 {
+    cycles * 1_000_000 / boot_facts().tsc_per_ms.max(1)
+}

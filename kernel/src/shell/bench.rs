@@ -1,0 +1,334 @@
+//! The shell's measurements: `urpc ping`, `urpc bench`, `bench shootdown`,
+//! `bench fig3` and `bench trace`. The measuring is done by the monitors'
+//! `bench` and `control` services (and by the hosts, for what only they
+//! can measure); the shell asks for it and prints the tables.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use atoll_arch::cpu;
+use atoll_monitor::bench::{
+    BENCH_DONE, BenchPeer, BenchShootdown, FIG3_MESSAGES, FIG3_SHARED_MEMORY, Fig3Run,
+    SHOOTDOWN_METHODS, status_text,
+};
+use atoll_monitor::control::{
+    PING_DONE, PING_NO_ANSWER, PING_PEER_NOT_RUNNING, PING_TO_ITSELF, PingPeer, PingReport,
+    TraceSet, TraceSetDone, summary,
+};
+use atoll_monitor::vm::{Change, VmPropose};
+
+use super::ask::{ask, ask_all, check_running, nanoseconds};
+use super::skb::show_tree;
+use crate::host::Core;
+use crate::shared::{BOARD, CoreState, boot_facts, running_cores};
+
+/// Round trips per pair and measurement in `urpc bench` and `urpc ping`.
+const ROUNDS: u32 = atoll_monitor::bench::ROUNDS;
+
+fn ping_status_text(status: u8) -> &'static str {
+    match status {
+        PING_PEER_NOT_RUNNING => "the peer is not running",
+        PING_NO_ANSWER => "the peer stopped answering",
+        PING_TO_ITSELF => "a core has no ring to itself",
+        _ => "refused for an unknown reason",
+    }
+}
+
+/// `urpc ping <from> <to>`: core `from` measures round trips to `to`.
+pub fn urpc_ping(core: &Core, from: usize, to: usize) -> Result<(), String> {
+    check_running("urpc ping", from)?;
+    check_running("urpc ping", to)?;
+    if from == to {
+        return Err(format!(
+            "urpc ping: core {from} has no ring to itself; pick two cores"
+        ));
+    }
+    let request = PingPeer {
+        peer: to as u16,
+        rounds: ROUNDS,
+    };
+    let report =
+        ask(core, from, request).map_err(|error| format!("urpc ping {from} {to}: {error}"))?;
+    let PingReport {
+        status: PING_DONE,
+        median,
+        min,
+        max,
+    } = report
+    else {
+        return Err(format!(
+            "urpc ping {from} {to}: {}",
+            ping_status_text(report.status)
+        ));
+    };
+    println!(
+        "urpc ping {from} -> {to}: round trip median {median} cycles ({} ns), min {min}, max {max}, {ROUNDS} rounds",
+        nanoseconds(median),
+    );
+    Ok(())
+}
+
+/// `urpc bench`: every ordered pair of running cores, one after the other.
+pub fn urpc_bench(core: &Core) -> Result<(), String> {
+    let running: Vec<usize> = running_cores().collect();
+    if running.len() < 2 {
+        return Err(String::from("urpc bench: needs at least two running cores"));
+    }
+    println!(
+        "urpc bench: medians of {ROUNDS} round trips; stream of one-way messages; cycles (ns)"
+    );
+    println!(
+        "from  to   urpc-rtt          ipi-rtt           line-rtt          urpc/line  urpc/ipi  stream/msg"
+    );
+    let mut ratios_to_line = Vec::new();
+    for &from in &running {
+        for &to in running.iter().filter(|&&to| to != from) {
+            let report = ask(core, from, BenchPeer { peer: to as u16 })
+                .map_err(|error| format!("urpc bench {from} -> {to}: {error}"))?;
+            if report.status != BENCH_DONE {
+                return Err(format!(
+                    "urpc bench {from} -> {to}: {}",
+                    status_text(report.status)
+                ));
+            }
+            let ratio =
+                |numerator: u64, denominator: u64| numerator as f64 / denominator.max(1) as f64;
+            ratios_to_line.push(ratio(report.urpc_round_trip, report.shared_line_round_trip));
+            println!(
+                "{from:>4}  {to:>2}   {:>7} ({:>6})  {:>7} ({:>6})  {:>7} ({:>6})  {:>9.2}  {:>8.2}  {:>5} ({} ns)",
+                report.urpc_round_trip,
+                nanoseconds(report.urpc_round_trip),
+                report.ipi_round_trip,
+                nanoseconds(report.ipi_round_trip),
+                report.shared_line_round_trip,
+                nanoseconds(report.shared_line_round_trip),
+                ratio(report.urpc_round_trip, report.shared_line_round_trip),
+                ratio(report.urpc_round_trip, report.ipi_round_trip),
+                report.stream_per_message,
+                nanoseconds(report.stream_per_message),
+            );
+        }
+    }
+    ratios_to_line.sort_unstable_by(f64::total_cmp);
+    println!(
+        "urpc bench: {} ordered pairs; median urpc/line ratio {:.2}",
+        ratios_to_line.len(),
+        ratios_to_line[ratios_to_line.len() / 2]
+    );
+    Ok(())
+}
+
+/// Shootdowns per method and target count; the medians are reported.
+const SHOOTDOWN_ROUNDS: usize = 24;
+
+/// `bench shootdown`: from the boot core to 1 up to all other cores, each
+/// method in turn, round after round, in one boot.
+pub fn shootdown(core: &Core) -> Result<(), String> {
+    let facts = boot_facts();
+    if core.id != facts.boot_core {
+        return Err(String::from("bench shootdown: runs on the boot core"));
+    }
+    println!(
+        "bench shootdown: from core {}, medians of {SHOOTDOWN_ROUNDS} rounds, TSC cycles (ratio to ipi-broadcast)",
+        core.id
+    );
+    show_tree(core, core.id)?;
+    println!(
+        "targets  {:>14}  {:>20}  {:>20}  {:>20}",
+        SHOOTDOWN_METHODS[0], SHOOTDOWN_METHODS[1], SHOOTDOWN_METHODS[2], SHOOTDOWN_METHODS[3]
+    );
+    let others: Vec<usize> = (0..facts.cores.len()).filter(|&id| id != core.id).collect();
+    for targets in 1..=others.len() {
+        if let Some(&down) = others[..targets]
+            .iter()
+            .find(|&&id| BOARD.core(id).state() != CoreState::Running)
+        {
+            println!("{targets:>7}  skipped: core {down} is not running");
+            continue;
+        }
+        let mut samples: [Vec<u64>; 4] = Default::default();
+        for _ in 0..SHOOTDOWN_ROUNDS {
+            for (method, samples) in samples.iter_mut().enumerate() {
+                let request = BenchShootdown {
+                    method: method as u8,
+                    targets: targets as u16,
+                };
+                let shot = ask(core, core.id, request)
+                    .map_err(|error| format!("bench shootdown: {error}"))?;
+                if shot.status != BENCH_DONE {
+                    return Err(format!(
+                        "bench shootdown: {} to {targets} cores did not complete: {}",
+                        SHOOTDOWN_METHODS[method],
+                        status_text(shot.status)
+                    ));
+                }
+                samples.push(shot.cycles);
+            }
+        }
+        let medians = samples.map(|samples| summary(samples).0);
+        let ratio = |cycles: u64| cycles as f64 / medians[0].max(1) as f64;
+        println!(
+            "{targets:>7}  {:>14}  {:>12} ({:>5.2})  {:>12} ({:>5.2})  {:>12} ({:>5.2})",
+            medians[0],
+            medians[1],
+            ratio(medians[1]),
+            medians[2],
+            ratio(medians[2]),
+            medians[3],
+            ratio(medians[3]),
+        );
+    }
+    Ok(())
+}
+
+/// Updates per `bench fig3` client and measurement.
+const FIG3_UPDATES: u32 = 200;
+const FIG3_LINE_COUNTS: [u8; 4] = [1, 2, 4, 8];
+
+/// One `bench fig3` measurement: `clients` at once, by `method`; the mean
+/// cycles per update.
+fn fig3_measure(core: &Core, clients: &[usize], method: u8, lines: u8) -> Result<u64, String> {
+    let run = Fig3Run {
+        method,
+        lines,
+        updates: FIG3_UPDATES,
+    };
+    let mut total = 0u64;
+    for (client, reply) in ask_all(core, clients.iter().map(|&id| (id, run.clone()))) {
+        match reply {
+            Ok(done) if done.cycles_per_update != u64::MAX => total += done.cycles_per_update,
+            Ok(_) => return Err(format!("bench fig3: core {client} did not finish")),
+            Err(error) => return Err(format!("bench fig3: core {client}: {error}")),
+        }
+    }
+    Ok(total / clients.len() as u64)
+}
+
+/// `bench fig3`: k lines updated under a shared lock by each client, against
+/// one message per update to this core, which owns its copy of them.
+pub fn fig3(core: &Core) -> Result<(), String> {
+    let clients: Vec<usize> = running_cores().filter(|&id| id != core.id).collect();
+    if clients.is_empty() {
+        return Err(String::from(
+            "bench fig3: needs at least one other running core",
+        ));
+    }
+    println!(
+        "bench fig3: {FIG3_UPDATES} updates per client; mean TSC cycles per update; owner core {}",
+        core.id
+    );
+    println!("lines  clients  shared-memory  messages  messages/shared");
+    for lines in FIG3_LINE_COUNTS {
+        for count in (0..)
+            .map(|power| 1usize << power)
+            .take_while(|&count| count <= clients.len())
+        {
+            let group = &clients[..count];
+            let shared = fig3_measure(core, group, FIG3_SHARED_MEMORY, lines)?;
+            let messages = fig3_measure(core, group, FIG3_MESSAGES, lines)?;
+            println!(
+                "{lines:>5}  {count:>7}  {shared:>13}  {messages:>8}  {:>15.2}",
+                messages as f64 / shared.max(1) as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Rounds of each `bench trace` workload per setting.
+const TRACE_ROUNDS: usize = 32;
+/// The page `bench trace` maps and unmaps: the last of the test space, so
+/// that it stays clear of what other commands map.
+const TRACE_PAGE: u32 = atoll_monitor::vm::TEST_SPACE_PAGES - 1;
+
+/// Tracing on or off on every running core.
+fn set_tracing(core: &Core, on: bool) -> Result<(), String> {
+    for (id, reply) in ask_all(core, running_cores().map(|id| (id, TraceSet { on }))) {
+        let TraceSetDone {} = reply.map_err(|error| format!("bench trace: core {id}: {error}"))?;
+    }
+    Ok(())
+}
+
+/// The two `bench trace` workloads once: a URPC round trip through the
+/// monitors to `peer` (as `urpc ping` makes them, median of a few), and a
+/// map with its unmap proposed from this core; cycles of each.
+fn trace_workloads(core: &Core, peer: usize) -> Result<[u64; 2], String> {
+    let report = ask(
+        core,
+        core.id,
+        PingPeer {
+            peer: peer as u16,
+            rounds: 8,
+        },
+    )
+    .map_err(|error| format!("bench trace: {error}"))?;
+    if report.status != PING_DONE {
+        return Err(format!("bench trace: {}", ping_status_text(report.status)));
+    }
+    let start = cpu::rdtsc();
+    for change in [Change::Map, Change::Unmap] {
+        let request = VmPropose {
+            change: change as u8,
+            page: TRACE_PAGE,
+        };
+        let done = ask(core, core.id, request).map_err(|error| format!("bench trace: {error}"))?;
+        if !done.committed() {
+            return Err(format!(
+                "bench trace: page {TRACE_PAGE}: {}",
+                done.describe()
+            ));
+        }
+    }
+    Ok([report.median, cpu::rdtsc() - start])
+}
+
+/// `bench trace`: what recording costs. The same two workloads with
+/// tracing off, on, and off again on every core, interleaved round by
+/// round, in one boot; medians, with the ratios of on to off and of the
+/// second off to the first (the noise between two runs of the same code).
+pub fn trace_cost(core: &Core) -> Result<(), String> {
+    let Some(peer) = running_cores().find(|&id| id != core.id) else {
+        return Err(String::from(
+            "bench trace: needs at least two running cores",
+        ));
+    };
+    if core.with_monitor(|monitor| monitor.tracing()) {
+        return Err(String::from(
+            "bench trace: tracing is on; turn it off first",
+        ));
+    }
+    let mut samples: [[Vec<u64>; 2]; 3] = Default::default();
+    // One warm-up round, so that the trace rings are allocated before any
+    // round is timed.
+    for (setting, on) in [(None, false), (None, true)].into_iter().chain(
+        (0..TRACE_ROUNDS).flat_map(|_| [(Some(0), false), (Some(1), true), (Some(2), false)]),
+    ) {
+        set_tracing(core, on)?;
+        let cycles = trace_workloads(core, peer)?;
+        if let Some(setting) = setting {
+            for (workload, cycles) in cycles.into_iter().enumerate() {
+                samples[setting][workload].push(cycles);
+            }
+        }
+    }
+    set_tracing(core, false)?;
+    println!(
+        "bench trace: medians of {TRACE_ROUNDS} rounds from core {} with core {peer}, TSC cycles; tracing off, on, off again, interleaved",
+        core.id
+    );
+    println!("workload                    off         on  on/off  off-again  off-again/off");
+    for (workload, name) in ["urpc round trip", "vm map + unmap"]
+        .into_iter()
+        .enumerate()
+    {
+        let [off, on, again] =
+            [0, 1, 2].map(|setting| summary(samples[setting][workload].clone()).0);
+        println!(
+            "{name:<20}  {off:>9}  {on:>9}  {:>6.2}  {again:>9}  {:>13.2}",
+            on as f64 / off.max(1) as f64,
+            again as f64 / off.max(1) as f64,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The shell's `skb` commands: questions to this core's replica of the
+//! knowledge base, which answers them on its own.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use atoll_skb::topology;
+
+use crate::host::Core;
+use crate::shared::{BOARD, CoreState, boot_facts};
+
+/// `skb facts [<predicate>]`.
+pub fn show_facts(core: &Core, predicate: Option<&str>) -> Result<(), String> {
+    let facts = core
+        .with_monitor(|monitor| monitor.knowledge().facts(predicate))
+        .map_err(|error| format!("skb facts: {error}"))?;
+    for (predicate, values) in &facts {
+        println!("  {}.", topology::format_fact(predicate, values));
+    }
+    println!("skb: {} facts", facts.len());
+    Ok(())
+}
+
+/// `skb query "<rule body>"`.
+pub fn query(core: &Core, body: &str) -> Result<(), String> {
+    let answers = core
+        .with_monitor(|monitor| monitor.knowledge().query(body))
+        .map_err(|error| format!("skb query: {error}"))?;
+    for answer in &answers {
+        let bindings: Vec<String> = answer
+            .iter()
+            .map(|(variable, value)| format!("{variable} = {value}"))
+            .collect();
+        if bindings.is_empty() {
+            println!("  true");
+        } else {
+            println!("  {}", bindings.join(", "));
+        }
+    }
+    println!("skb: {} answers", answers.len());
+    Ok(())
+}
+
+fn rtt_text(rtt: Option<i64>) -> String {
+    rtt.map_or_else(|| String::from("unmeasured"), |cycles| format!("{cycles}"))
+}
+
+/// `skb tree <root>`: the groups in the order the root sends to them.
+pub fn show_tree(core: &Core, root: usize) -> Result<(), String> {
+    let cores = boot_facts().cores.len();
+    if root >= cores {
+        return Err(format!(
+            "skb tree: no core {root}; cores are 0 to {}",
+            cores - 1
+        ));
+    }
+    let state = BOARD.core(root).state();
+    if state != CoreState::Running {
+        return Err(format!(
+            "skb tree: core {root} is {}; only running cores start rounds",
+            state.name()
+        ));
+    }
+    let groups = core
+        .with_monitor(|monitor| topology::multicast_groups(monitor.knowledge(), root as i64))
+        .map_err(|error| format!("skb tree: {error}"))?;
+    println!(
+        "skb tree from core {root}: {} groups, farthest first (rtt in cycles)",
+        groups.len()
+    );
+    for group in &groups {
+        let members: Vec<String> = group
+            .members
+            .iter()
+            .map(|&(core, rtt)| format!("{core} (rtt {})", rtt_text(rtt)))
+            .collect();
+        let lead = if group.aggregator == root as i64 {
+            format!("aggregator {} (root)", group.aggregator)
+        } else {
+            format!(
+                "aggregator {} (rtt {})",
+                group.aggregator,
+                rtt_text(group.rtt)
+            )
+        };
+        println!(
+            "  node {}: {lead}; members: {}",
+            group.node,
+            if members.is_empty() {
+                String::from("none")
+            } else {
+                members.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
