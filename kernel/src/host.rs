@@ -230,8 +230,11 @@ impl Core {
                 host.sync_membership();
                 host.act(self);
             }
-            let received = host.receive(self);
+            // Ticks first: those that passed while the monitor had nothing
+            // that can time out are skipped, so that they do not count
+            // against what the slots below start.
             host.feed_ticks(self);
+            let received = host.receive(self);
             let pushed = host.rings.push_all(self);
             received || pushed
         };

@@ -6,7 +6,7 @@ use core::sync::atomic::Ordering;
 
 use atoll_arch::idt::{self, TrapFrame};
 use atoll_arch::power::{self, ExitStatus};
-use atoll_arch::serial::{self, CONSOLE};
+use atoll_arch::serial::CONSOLE;
 use atoll_arch::{cpu, percore};
 use atoll_monitor::{TraceEvent, TraceKind};
 
@@ -45,7 +45,7 @@ pub fn handle(frame: &mut TrapFrame) {
 
 fn stop_after_exception(frame: &TrapFrame) -> ! {
     let core = percore::try_current().map(|local| local.id);
-    CONSOLE.release_if_held_by(serial::current_tag());
+    CONSOLE.release_if_held_here();
     let address = if frame.vector == u64::from(idt::PAGE_FAULT) {
         cpu::page_fault_address()
     } else {
@@ -105,7 +105,7 @@ pub fn stop_this_core(core: Option<usize>) -> ! {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     cpu::disable_interrupts();
     let core = percore::try_current().map(|local| local.id);
-    CONSOLE.release_if_held_by(serial::current_tag());
+    CONSOLE.release_if_held_here();
     match core {
         Some(core) => println!("atoll: PANIC on core {core}: {info}"),
         None => println!("atoll: PANIC on the boot core before it was set up: {info}"),

@@ -27,6 +27,17 @@ commands:
            --exec SCRIPT  run \"cmd; cmd\" instead of the interactive shell, then power off;
                           exits 0 only if every command succeeded
            --timeout SECS with --exec: kill QEMU and fail after SECS seconds (default 300)
+  trace  run a script with tracing on every core, then write the trace for Perfetto
+         (Chrome Trace Event JSON) and print messages per core pair and latencies
+           --exec SCRIPT  the commands to trace (required)
+           --out PATH     where to write the JSON (required)
+           --cores, --mem, --numa, --numa-distances, --timeout  as for run
+  gdb    boot in QEMU stopped at the first instruction, with QEMU's gdbstub, and
+         start gdb with the kernel's symbols, attached to it (serial output goes to
+         target/gdb-serial.log)
+           --cores, --mem, --numa, --numa-distances, --exec  as for run
+           --port N       the gdbstub's TCP port (default 1234)
+           --batch FILE   run gdb's commands from FILE and exit, as a script would
   iso    build a GRUB rescue ISO that boots under BIOS and UEFI
            --exec SCRIPT  boot straight into the script, as `run --exec` does
            --out PATH     where to write it (default target/atoll.iso)
@@ -50,6 +61,8 @@ In `run` without --exec, quit with the shell's `halt` or with Ctrl-A X.";
 #[derive(Debug, PartialEq)]
 pub enum Command {
     Run(RunOptions),
+    Trace(TraceOptions),
+    Gdb(GdbOptions),
     Iso(IsoOptions),
     Test(TestOptions),
     Bench(BenchOptions),
@@ -68,6 +81,22 @@ pub enum RunMode {
     Interactive,
     /// The kernel runs `script` and reports through isa-debug-exit.
     Exec { script: String, timeout: Duration },
+}
+
+#[derive(Debug, PartialEq)]
+pub struct TraceOptions {
+    pub machine: Machine,
+    pub script: String,
+    pub out: PathBuf,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct GdbOptions {
+    pub machine: Machine,
+    pub script: Option<String>,
+    pub port: u16,
+    pub batch: Option<PathBuf>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -131,6 +160,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     };
     match command.as_str() {
         "run" => parse_run(flags).map(Command::Run),
+        "trace" => parse_trace(flags).map(Command::Trace),
+        "gdb" => parse_gdb(flags).map(Command::Gdb),
         "iso" => parse_iso(flags).map(Command::Iso),
         "test" => parse_test(flags).map(Command::Test),
         "bench" => parse_bench(flags).map(Command::Bench),
@@ -139,21 +170,33 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     }
 }
 
+/// Takes `flag` if it is one of the machine's (`--cores`, `--mem`,
+/// `--numa`, `--numa-distances`); gives it back otherwise.
+fn machine_flag(machine: &mut Machine, flags: &mut Flags, flag: Flag) -> Result<Option<Flag>> {
+    match flag.name.as_str() {
+        "--cores" => machine.cores = parse_cores(&flags.value(flag)?)?,
+        "--numa" => machine.numa_nodes = parse_numa_nodes(&flags.value(flag)?)?,
+        "--numa-distances" => {
+            machine.numa_distances = Some(parse_numa_distances(&flags.value(flag)?)?);
+        }
+        "--mem" => {
+            let value = flags.value(flag)?;
+            machine.memory = value.parse().with_context(|| format!("--mem {value}"))?;
+        }
+        _ => return Ok(Some(flag)),
+    }
+    Ok(None)
+}
+
 fn parse_run(mut flags: Flags) -> Result<RunOptions> {
     let mut machine = Machine::default();
     let mut script = None;
     let mut timeout = None;
     while let Some(flag) = flags.next_flag("run")? {
+        let Some(flag) = machine_flag(&mut machine, &mut flags, flag)? else {
+            continue;
+        };
         match flag.name.as_str() {
-            "--cores" => machine.cores = parse_cores(&flags.value(flag)?)?,
-            "--numa" => machine.numa_nodes = parse_numa_nodes(&flags.value(flag)?)?,
-            "--numa-distances" => {
-                machine.numa_distances = Some(parse_numa_distances(&flags.value(flag)?)?);
-            }
-            "--mem" => {
-                let value = flags.value(flag)?;
-                machine.memory = value.parse().with_context(|| format!("--mem {value}"))?;
-            }
             "--exec" => script = Some(parse_script(flags.value(flag)?)?),
             "--timeout" => timeout = Some(parse_seconds(&flags.value(flag)?)?),
             _ => return Err(flag.unknown("run")),
@@ -169,6 +212,58 @@ fn parse_run(mut flags: Flags) -> Result<RunOptions> {
         (None, None) => RunMode::Interactive,
     };
     Ok(RunOptions { machine, mode })
+}
+
+fn parse_trace(mut flags: Flags) -> Result<TraceOptions> {
+    let mut machine = Machine::default();
+    let (mut script, mut out, mut timeout) = (None, None, None);
+    while let Some(flag) = flags.next_flag("trace")? {
+        let Some(flag) = machine_flag(&mut machine, &mut flags, flag)? else {
+            continue;
+        };
+        match flag.name.as_str() {
+            "--exec" => script = Some(parse_script(flags.value(flag)?)?),
+            "--out" => out = Some(PathBuf::from(flags.value(flag)?)),
+            "--timeout" => timeout = Some(parse_seconds(&flags.value(flag)?)?),
+            _ => return Err(flag.unknown("trace")),
+        }
+    }
+    check_numa(&machine)?;
+    Ok(TraceOptions {
+        machine,
+        script: script.ok_or_else(|| anyhow!("trace needs --exec with the commands to trace"))?,
+        out: out.ok_or_else(|| anyhow!("trace needs --out with the JSON file to write"))?,
+        timeout: timeout.unwrap_or(DEFAULT_EXEC_TIMEOUT),
+    })
+}
+
+const DEFAULT_GDB_PORT: u16 = 1234;
+
+fn parse_gdb(mut flags: Flags) -> Result<GdbOptions> {
+    let mut options = GdbOptions {
+        machine: Machine::default(),
+        script: None,
+        port: DEFAULT_GDB_PORT,
+        batch: None,
+    };
+    while let Some(flag) = flags.next_flag("gdb")? {
+        let Some(flag) = machine_flag(&mut options.machine, &mut flags, flag)? else {
+            continue;
+        };
+        match flag.name.as_str() {
+            "--exec" => options.script = Some(parse_script(flags.value(flag)?)?),
+            "--port" => {
+                options.port = at_least_one(
+                    &flags.value(flag)?,
+                    "--port expects a TCP port number from 1 to 65535",
+                )?;
+            }
+            "--batch" => options.batch = Some(PathBuf::from(flags.value(flag)?)),
+            _ => return Err(flag.unknown("gdb")),
+        }
+    }
+    check_numa(&options.machine)?;
+    Ok(options)
 }
 
 fn parse_iso(mut flags: Flags) -> Result<IsoOptions> {
@@ -688,6 +783,42 @@ mod tests {
         assert!(error_of("bench urpc --cpus 0").contains("two different CPU numbers"));
         assert!(error_of("bench urpc --repetitions 0").contains("--repetitions"));
         assert!(error_of("bench urpc extra").contains("unexpected argument `extra`"));
+    }
+
+    #[test]
+    fn parses_trace_and_gdb() {
+        let Command::Trace(trace) =
+            parse_words("trace --cores 8 --numa 2 --exec vm --out t.json --timeout 60").unwrap()
+        else {
+            panic!("expected trace");
+        };
+        assert_eq!(trace.machine.cores, 8);
+        assert_eq!(trace.machine.numa_nodes, 2);
+        assert_eq!(trace.script, "vm");
+        assert_eq!(trace.out, PathBuf::from("t.json"));
+        assert_eq!(trace.timeout, Duration::from_secs(60));
+        assert!(error_of("trace --out t.json").contains("trace needs --exec"));
+        assert!(error_of("trace --exec cores").contains("trace needs --out"));
+        assert!(
+            error_of("trace --exec cores --out t --verbose")
+                .contains("unknown flag `--verbose` for `cargo xtask trace`")
+        );
+        assert!(error_of("trace --cores 6 --numa 4 --exec x --out t").contains("divisible by 4"));
+
+        assert_eq!(
+            parse_words("gdb --cores 2 --port 4321 --batch session.gdb").unwrap(),
+            Command::Gdb(GdbOptions {
+                machine: Machine {
+                    cores: 2,
+                    ..Machine::default()
+                },
+                script: None,
+                port: 4321,
+                batch: Some(PathBuf::from("session.gdb")),
+            })
+        );
+        assert!(error_of("gdb --port 0").contains("--port expects"));
+        assert!(error_of("gdb --port 70000").contains("--port expects"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! output. Checks and QEMU tests count together in the final tally.
 
 mod cases;
+mod monitor;
 mod skb;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +35,7 @@ const TAIL_LINES: usize = 40;
 const TAIL_LINE_CHARS: usize = 160;
 
 pub fn run(workspace: &Workspace, options: &TestOptions) -> Result<ExitCode> {
-    let tests: Vec<QemuTest> = cases::all()
+    let tests: Vec<QemuTest> = all_tests()
         .into_iter()
         .filter(|test| {
             options
@@ -78,6 +79,14 @@ pub fn run(workspace: &Workspace, options: &TestOptions) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Every QEMU test, slowest first as far as the lists go.
+fn all_tests() -> Vec<QemuTest> {
+    let mut tests = cases::all();
+    tests.extend(skb::tests());
+    tests.extend(monitor::tests());
+    tests
 }
 
 /// What every test may use: the kernel, the firmware, the test ISO.

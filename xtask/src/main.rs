@@ -1,20 +1,26 @@
 //! `cargo xtask`: the host program that builds Atoll's kernel, boots it in QEMU,
 //! packs it into a GRUB ISO and runs the test suite (host unit tests, then QEMU
 //! integration tests that read the kernel's serial output as described in
-//! `docs/serial-protocol.md`), and runs the benchmarks (`bench`, which drives
-//! `hosted/benches`). It runs on the developer's machine, never in the
-//! kernel, and depends only on std and `anyhow`.
+//! `docs/serial-protocol.md`), runs the benchmarks (`bench`, which drives
+//! `hosted/benches`), exports traces (`trace`) and starts debugging sessions
+//! (`gdb`). It runs on the developer's machine, never in the kernel, and
+//! depends on std, `anyhow`, `serde_json` (the trace's JSON) and
+//! `atoll-shell` (the kernel's own split of exec scripts).
 
 mod bench;
 mod checks;
 mod cli;
+mod gdb;
 mod integration;
 mod iso;
+#[cfg(test)]
+mod modules;
 mod prereqs;
 mod protocol;
 mod qemu;
 mod run;
 mod session;
+mod trace;
 mod workspace;
 
 use std::io::{self, Write};
@@ -49,6 +55,8 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(options) => run::run(&workspace, &options),
+        Command::Trace(options) => trace::run(&workspace, &options),
+        Command::Gdb(options) => gdb::run(&workspace, &options),
         Command::Iso(options) => {
             prereqs::ensure(&workspace, prereqs::Need::Everything)?;
             let kernel = workspace.build_kernel()?;

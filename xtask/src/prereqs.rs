@@ -14,9 +14,11 @@ use crate::workspace::{KERNEL_TARGET, Workspace, run};
 
 #[derive(Clone, Copy, PartialEq)]
 pub enum Need {
-    /// `run`: only QEMU.
+    /// `run` and `trace`: only QEMU.
     Qemu,
-    /// `iso` and `test`: QEMU, GRUB for BIOS and UEFI, and OVMF.
+    /// `gdb`: QEMU and gdb.
+    Gdb,
+    /// `iso` and `test`: QEMU, gdb, GRUB for BIOS and UEFI, and OVMF.
     Everything,
 }
 
@@ -33,11 +35,16 @@ struct Requirement {
     need: Need,
 }
 
-const REQUIREMENTS: [Requirement; 7] = [
+const REQUIREMENTS: [Requirement; 8] = [
     Requirement {
         probe: Probe::Tool("qemu-system-x86_64"),
         package: "qemu-system-x86",
         need: Need::Qemu,
+    },
+    Requirement {
+        probe: Probe::Tool("gdb"),
+        package: "gdb",
+        need: Need::Gdb,
     },
     Requirement {
         probe: Probe::Tool("grub-mkrescue"),
@@ -73,7 +80,7 @@ const REQUIREMENTS: [Requirement; 7] = [
 
 impl Requirement {
     fn applies_to(&self, need: Need) -> bool {
-        self.need == Need::Qemu || need == Need::Everything
+        self.need == Need::Qemu || need == Need::Everything || self.need == need
     }
 
     fn is_present(&self) -> bool {
@@ -195,12 +202,18 @@ mod tests {
             .map(|r| r.package)
             .collect();
         assert_eq!(for_run, ["qemu-system-x86"]);
+        let for_gdb: Vec<&str> = REQUIREMENTS
+            .iter()
+            .filter(|r| r.applies_to(Need::Gdb))
+            .map(|r| r.package)
+            .collect();
+        assert_eq!(for_gdb, ["qemu-system-x86", "gdb"]);
         assert!(REQUIREMENTS.iter().all(|r| r.applies_to(Need::Everything)));
     }
 
     #[test]
     fn lists_each_package_once() {
-        let [qemu, grub_mkrescue, ..] = &REQUIREMENTS;
+        let [qemu, _gdb, grub_mkrescue, ..] = &REQUIREMENTS;
         let missing = [qemu, grub_mkrescue, qemu];
         assert_eq!(packages_of(&missing), ["qemu-system-x86", "grub-common"]);
         assert_eq!(

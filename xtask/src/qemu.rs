@@ -209,11 +209,13 @@ impl Ovmf {
 
 /// How the guest's first serial port meets this process.
 #[derive(Clone, Copy)]
-pub enum Console {
+pub enum Console<'a> {
     /// Serial and QEMU monitor share the terminal, so Ctrl-A X quits.
     Terminal,
     /// Serial only, on QEMU's stdin and stdout, for scripts and tests.
     Plain,
+    /// Serial output to a file (the terminal is the debugger's).
+    File(&'a Path),
 }
 
 pub fn command(machine: &Machine, boot: &Boot, console: Console) -> Command {
@@ -225,8 +227,9 @@ pub fn command(machine: &Machine, boot: &Boot, console: Console) -> Command {
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-serial")
         .arg(match console {
-            Console::Terminal => "mon:stdio",
-            Console::Plain => "stdio",
+            Console::Terminal => "mon:stdio".to_owned(),
+            Console::Plain => "stdio".to_owned(),
+            Console::File(path) => format!("file:{}", path.display()),
         });
     match boot {
         Boot::Kernel { elf, cmdline } => {

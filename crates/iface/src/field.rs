@@ -7,7 +7,8 @@ use alloc::vec::Vec;
 use zerocopy::little_endian::{I16, I32, I64, I128, U16, U32, U64, U128};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::{DecodeError, MAX_MESSAGE_SIZE};
+use crate::error::{DecodeError, FieldError};
+use crate::frame::MAX_MESSAGE_SIZE;
 
 /// A type a message field may have. Its wire form is a plain byte layout,
 /// which any bytes fill; `from_wire` rejects the values that are not valid.
@@ -16,32 +17,6 @@ pub trait Field: Sized {
     fn to_wire(&self) -> Self::Wire;
     fn from_wire(wire: Self::Wire) -> Result<Self, FieldError>;
 }
-
-/// Bytes that are not a value of a field's type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldError {
-    /// A `bool` other than 0 or 1.
-    NotABool(u8),
-    /// A byte string longer than its type allows.
-    BytesTooLong { length: u16, max: usize },
-    /// Bytes that no value of the field's type encodes to, for a type with
-    /// an encoding of its own (a protocol message carried as one field).
-    Invalid { type_name: &'static str },
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotABool(value) => write!(formatter, "bool is {value}, not 0 or 1"),
-            Self::BytesTooLong { length, max } => {
-                write!(formatter, "{length} bytes, more than the {max} allowed")
-            }
-            Self::Invalid { type_name } => write!(formatter, "not a valid {type_name}"),
-        }
-    }
-}
-
-impl core::error::Error for FieldError {}
 
 /// Integers on the wire: little-endian, unaligned.
 macro_rules! little_endian_fields {

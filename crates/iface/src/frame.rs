@@ -1,7 +1,6 @@
 //! Framing: a message's fields cut into slot payloads, each behind a header,
 //! and put back together on the receiving side.
 
-use core::fmt;
 use core::marker::PhantomData;
 
 use alloc::vec::Vec;
@@ -9,7 +8,8 @@ use atoll_urpc::{PAYLOAD_SIZE, Payload};
 use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::{FieldError, Interface};
+use crate::error::{DecodeError, Rejected};
+use crate::interface::Interface;
 
 /// The header at the start of every slot payload.
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -122,113 +122,6 @@ impl Iterator for Fragments {
 }
 
 impl ExactSizeIterator for Fragments {}
-
-/// Why received slots do not make a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodeError {
-    /// No message of the interface has this kind id.
-    UnknownKind(u8),
-    /// A header no sender writes: no fragments, an index past the count,
-    /// more bytes than a slot holds, or a fragment before the last that is
-    /// not full.
-    BadFragmentHeader {
-        fragment: u8,
-        fragments: u8,
-        length: u8,
-    },
-    /// More fragments than messages of this kind ever need.
-    TooManyFragments { kind: u8, fragments: u8, max: usize },
-    /// More bytes than messages of this kind have.
-    TooLong { kind: u8, length: usize, max: usize },
-    /// A fragment that neither starts a message nor continues the one in
-    /// reassembly under its call id: a fragment went missing, came twice or
-    /// out of order, or belongs to another message. Both are dropped.
-    UnexpectedFragment {
-        kind: u8,
-        fragment: u8,
-        fragments: u8,
-    },
-    /// A message in reassembly was dropped to make room for a new one:
-    /// fragments of more than `limit` messages were interleaved, or one
-    /// message's last fragments never came.
-    TooManyPartial { limit: usize },
-    /// A field's bytes are not a value of its type.
-    BadField {
-        message: &'static str,
-        field: &'static str,
-        error: FieldError,
-    },
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownKind(kind) => write!(formatter, "unknown message kind {kind}"),
-            Self::BadFragmentHeader {
-                fragment,
-                fragments,
-                length,
-            } => {
-                write!(
-                    formatter,
-                    "bad fragment header: fragment {fragment} of {fragments}, {length} bytes"
-                )
-            }
-            Self::TooManyFragments {
-                kind,
-                fragments,
-                max,
-            } => {
-                write!(
-                    formatter,
-                    "message kind {kind} in {fragments} fragments; it needs at most {max}"
-                )
-            }
-            Self::TooLong { kind, length, max } => {
-                write!(
-                    formatter,
-                    "message kind {kind} of {length} bytes; it has at most {max}"
-                )
-            }
-            Self::UnexpectedFragment {
-                kind,
-                fragment,
-                fragments,
-            } => write!(
-                formatter,
-                "fragment {fragment} of {fragments} (kind {kind}) does not continue a message in reassembly"
-            ),
-            Self::TooManyPartial { limit } => {
-                write!(
-                    formatter,
-                    "partial message dropped: more than {limit} in reassembly at once"
-                )
-            }
-            Self::BadField {
-                message,
-                field,
-                error,
-            } => write!(formatter, "field {message}.{field}: {error}"),
-        }
-    }
-}
-
-impl core::error::Error for DecodeError {}
-
-/// A [`DecodeError`], with the call id of the message it concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rejected {
-    pub call: u32,
-    pub error: DecodeError,
-}
-
-impl fmt::Display for Rejected {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "call {}: {}", self.call, self.error)
-    }
-}
-
-impl core::error::Error for Rejected {}
 
 /// Puts received slots back together into messages of interface `I`.
 ///

@@ -10,7 +10,34 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::{CoreId, OpRef};
+use atoll_proto::CoreId;
+use atoll_replica::Completion;
+
+use crate::wire::{ServiceId, Wire};
+
+/// Names an operation of a service, for the host to return a measurement
+/// to. Opaque outside the monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpRef {
+    pub(crate) service: ServiceId,
+    pub(crate) key: u32,
+}
+
+/// What reaches an operation of a service after it started.
+#[derive(Debug)]
+pub(crate) enum OpEvent {
+    /// The reply to one of its calls, or the call's failure.
+    Reply(Result<Wire, CallError>),
+    /// A mapping request it submitted completed.
+    Mapping(Completion),
+    /// A measurement it asked the host for.
+    Measured(Option<u64>),
+}
+
+/// Something for a service, queued until the step's input is handled.
+pub(crate) enum Event {
+    Op { op: OpRef, event: OpEvent },
+}
 
 /// A local requester's handle on a call it made: its completion comes with
 /// the same ticket.

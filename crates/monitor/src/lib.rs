@@ -36,34 +36,38 @@
 
 extern crate alloc;
 
+mod base;
 pub mod bench;
 mod calls;
 pub mod control;
 mod links;
+mod mappings;
+mod output;
 pub mod skb;
 pub mod trace;
 pub mod vm;
 pub mod wire;
 
 pub use atoll_proto::CoreId;
-pub use calls::{CallError, Strays, Ticket};
+pub use calls::{CallError, OpRef, Strays, Ticket};
+pub use mappings::Mappings;
+pub use output::{Deferred, Effect, Input, Output};
 pub use trace::{TraceEvent, TraceKind};
 pub use wire::{ServiceId, Wire};
 
 use alloc::collections::VecDeque;
-use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use atoll_iface::{Interface, Role};
-use atoll_replica::Completion;
 use atoll_urpc::Payload;
 
+use base::{Base, Cx, Service};
 use bench::Bench;
-use calls::{Calls, Owner, Pending, Stray};
+use calls::{Calls, Event, OpEvent, Owner};
 use control::Control;
 use links::Links;
 use skb::Skb;
-use vm::{Mappings, Vm};
+use vm::Vm;
 
 /// What a monitor is told once, when its core starts.
 pub struct Config {
@@ -77,410 +81,6 @@ pub struct Config {
     /// The knowledge base's facts from the firmware (alike on every core)
     /// and this core's own (CPUID).
     pub facts: skb::Facts,
-}
-
-/// One input for [`Monitor::step`].
-#[derive(Debug)]
-pub enum Input<'a> {
-    /// A slot from the ring `from` sends this core on.
-    Slot { from: CoreId, slot: &'a Payload },
-    /// One timer tick passed (10 ms in the kernel).
-    Tick,
-    /// The host saw `core` running.
-    CoreUp(CoreId),
-    /// The host saw `core` stop (a fault or a panic) or never start.
-    CoreDown(CoreId),
-    /// The result of a [`Deferred::Measure`]: cycles, or `None` if the
-    /// measurement could not be made (no answer in time).
-    Measured { op: OpRef, cycles: Option<u64> },
-}
-
-/// What the host does on this core, in order, before it sends the step's
-/// slots (they may acknowledge it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// A change to this core's page tables or TLB from the mappings.
-    Mapping(atoll_replica::Effect),
-    /// Print the trace events this core's host recorded.
-    DumpTrace,
-}
-
-/// What the host does once the step's slots are sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Deferred {
-    /// Stop polling for `ms` milliseconds, as a slow core would.
-    Stall { ms: u32 },
-    /// Measure something only the host can (it spins on shared memory or
-    /// waits for interrupts), then feed the result back as
-    /// [`Input::Measured`] with `op`.
-    Measure { op: OpRef, measure: bench::Measure },
-}
-
-/// What one step produced. The host acts on it in field order: effects,
-/// then sends, then deferred work; completions go to their tickets' owners
-/// and trace events to the host's ring. It may reuse the output after
-/// draining every field.
-#[derive(Debug, Default)]
-pub struct Output {
-    pub effects: Vec<Effect>,
-    /// Slots to put in the rings, in order per peer; never to this core.
-    pub sends: Vec<(CoreId, Payload)>,
-    pub deferred: Vec<Deferred>,
-    pub completions: Vec<(Ticket, Result<Wire, CallError>)>,
-    /// Only while tracing is on.
-    pub trace: Vec<TraceEvent>,
-    /// Lines for the console about this core's monitor (dropped messages,
-    /// rejected facts), without the `atoll: core N:` prefix.
-    pub notices: Vec<String>,
-}
-
-/// Names an operation of a service, for the host to return a measurement
-/// to. Opaque outside the monitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OpRef {
-    service: ServiceId,
-    key: u32,
-}
-
-/// Who asked a service for something it answers later: a core (this one
-/// included) and the call id of its request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Requester {
-    pub core: CoreId,
-    pub call: u32,
-}
-
-/// What reaches an operation of a service after it started.
-#[derive(Debug)]
-pub(crate) enum OpEvent {
-    /// The reply to one of its calls, or the call's failure.
-    Reply(Result<Wire, CallError>),
-    /// A mapping request it submitted completed.
-    Mapping(Completion),
-    /// A measurement it asked the host for.
-    Measured(Option<u64>),
-}
-
-/// The one interface every service implements.
-pub(crate) trait Service {
-    /// The service's own messages.
-    type Message;
-    /// A request (`call` non-zero) or one-way message (`call` 0) from
-    /// `from`, which may be this core.
-    fn receive(&mut self, cx: &mut Cx, from: CoreId, call: u32, message: Self::Message);
-    /// Something for operation `op`, which the service started.
-    fn event(&mut self, cx: &mut Cx, op: u32, event: OpEvent);
-    /// A timer tick, for services with timeouts of their own.
-    fn tick(&mut self, _cx: &mut Cx) {}
-}
-
-/// Something for a service, queued until the step's input is handled.
-enum Event {
-    Op { op: OpRef, event: OpEvent },
-}
-
-/// What every service may use: the links, the calls, the mappings, the
-/// membership as the host sees it, the time and the output.
-pub(crate) struct Base {
-    me: CoreId,
-    cores: u16,
-    boot_core: CoreId,
-    now: u64,
-    tick: u64,
-    up: Vec<bool>,
-    links: Links,
-    calls: Calls,
-    mappings: Mappings,
-    tracing: bool,
-    /// Each link's send counter when tracing was last turned on.
-    trace_start: Vec<u32>,
-    strays: Strays,
-    events: VecDeque<Event>,
-    next_key: u32,
-    next_ticket: u32,
-}
-
-/// A service's handle on its monitor for one step.
-pub(crate) struct Cx<'a> {
-    base: &'a mut Base,
-    out: &'a mut Output,
-}
-
-impl Cx<'_> {
-    pub fn me(&self) -> CoreId {
-        self.base.me
-    }
-
-    pub fn cores(&self) -> u16 {
-        self.base.cores
-    }
-
-    pub fn boot_core(&self) -> CoreId {
-        self.base.boot_core
-    }
-
-    pub fn now(&self) -> u64 {
-        self.base.now
-    }
-
-    pub fn tick(&self) -> u64 {
-        self.base.tick
-    }
-
-    pub fn is_up(&self, core: CoreId) -> bool {
-        self.base.is_up(core)
-    }
-
-    /// The cores running, by the host's word, in id order.
-    pub fn up_cores(&self) -> Vec<CoreId> {
-        self.base.up_cores()
-    }
-
-    /// A new operation of `service`.
-    pub fn new_op(&mut self, service: ServiceId) -> OpRef {
-        let key = self.base.next_key;
-        self.base.next_key = self.base.next_key.wrapping_add(1);
-        OpRef { service, key }
-    }
-
-    /// Calls `to` for operation `op`: the reply, or the call's failure,
-    /// comes to the service as an [`OpEvent::Reply`] in a later step or
-    /// later in this one.
-    pub fn call(&mut self, to: CoreId, request: impl Into<Wire>, op: OpRef, timeout: u64) {
-        self.base
-            .call(to, request.into(), Owner::Op(op), timeout, self.out);
-    }
-
-    /// Sends a one-way message.
-    pub fn send(&mut self, to: CoreId, message: impl Into<Wire>) {
-        self.base.transmit(to, 0, &message.into(), self.out);
-    }
-
-    /// Answers `requester`'s request.
-    pub fn reply(&mut self, requester: Requester, reply: impl Into<Wire>) {
-        self.base
-            .transmit(requester.core, requester.call, &reply.into(), self.out);
-    }
-
-    pub fn effect(&mut self, effect: Effect) {
-        self.out.effects.push(effect);
-    }
-
-    pub fn defer(&mut self, deferred: Deferred) {
-        self.out.deferred.push(deferred);
-    }
-
-    pub fn notice(&mut self, line: String) {
-        self.out.notices.push(line);
-    }
-
-    /// Turns tracing on or off; turning it on records where each link's
-    /// sends start.
-    pub fn set_tracing(&mut self, on: bool) {
-        if on && !self.base.tracing {
-            self.base.trace_start = self.base.links.sent();
-        }
-        self.base.tracing = on;
-    }
-
-    pub fn mappings(&mut self) -> (&mut Mappings, MappingCx<'_>) {
-        let Base {
-            mappings,
-            now,
-            tracing,
-            links,
-            events,
-            ..
-        } = &mut *self.base;
-        (
-            mappings,
-            MappingCx {
-                now: *now,
-                tracing: *tracing,
-                links,
-                events,
-                out: self.out,
-            },
-        )
-    }
-}
-
-/// What the mappings may use while they run a step: the links to send
-/// their protocol messages on, the events for completions, the output.
-pub(crate) struct MappingCx<'a> {
-    now: u64,
-    tracing: bool,
-    links: &'a mut Links,
-    events: &'a mut VecDeque<Event>,
-    out: &'a mut Output,
-}
-
-impl MappingCx<'_> {
-    pub fn effect(&mut self, effect: Effect) {
-        self.out.effects.push(effect);
-    }
-
-    pub fn send(&mut self, to: CoreId, message: Wire) {
-        transmit(
-            self.links,
-            self.now,
-            self.tracing,
-            to,
-            0,
-            &message,
-            self.out,
-        );
-    }
-
-    pub fn complete(&mut self, op: OpRef, completion: Completion) {
-        self.events.push_back(Event::Op {
-            op,
-            event: OpEvent::Mapping(completion),
-        });
-    }
-
-    pub fn phase(&mut self, name: &'static str, detail: u64) {
-        if self.tracing {
-            self.out.trace.push(TraceEvent {
-                detail,
-                ..TraceEvent::new(self.now, TraceKind::Phase, name)
-            });
-        }
-    }
-}
-
-/// Frames and sends one message, recording it in the trace.
-fn transmit(
-    links: &mut Links,
-    now: u64,
-    tracing: bool,
-    to: CoreId,
-    call: u32,
-    message: &Wire,
-    out: &mut Output,
-) {
-    let seq = links.send(to, call, message, &mut out.sends);
-    if tracing {
-        out.trace.push(TraceEvent {
-            peer: to.0,
-            call,
-            seq,
-            ..TraceEvent::new(now, TraceKind::Send, message.label())
-        });
-    }
-}
-
-impl Base {
-    fn is_up(&self, core: CoreId) -> bool {
-        self.up.get(usize::from(core.0)).copied().unwrap_or(false)
-    }
-
-    fn up_cores(&self) -> Vec<CoreId> {
-        (0..self.cores)
-            .map(CoreId)
-            .filter(|&core| self.is_up(core))
-            .collect()
-    }
-
-    fn transmit(&mut self, to: CoreId, call: u32, message: &Wire, out: &mut Output) {
-        transmit(
-            &mut self.links,
-            self.now,
-            self.tracing,
-            to,
-            call,
-            message,
-            out,
-        );
-    }
-
-    /// Makes a call, or fails it at once (through the event queue, so that
-    /// the owner hears of it as of any other failure) if `to` is not up.
-    fn call(&mut self, to: CoreId, request: Wire, owner: Owner, timeout: u64, out: &mut Output) {
-        let Role::Request { reply } = request.link_role() else {
-            panic!("{} is not a request", request.label());
-        };
-        let name = request.label();
-        if !self.is_up(to) {
-            self.trace_call_end(out, to, 0, name, trace::NOT_RUNNING);
-            self.finish(owner, Err(CallError::NotRunning { core: to }), out);
-            return;
-        }
-        let call = self.calls.issue(Pending {
-            to,
-            owner,
-            reply_kind: reply,
-            name,
-            issued: self.tick,
-            deadline: self.tick + timeout.max(1),
-        });
-        if self.tracing {
-            out.trace.push(TraceEvent {
-                peer: to.0,
-                call,
-                ..TraceEvent::new(self.now, TraceKind::CallStart, name)
-            });
-        }
-        self.transmit(to, call, &request, out);
-    }
-
-    fn trace_call_end(
-        &self,
-        out: &mut Output,
-        to: CoreId,
-        call: u32,
-        name: &'static str,
-        how: u64,
-    ) {
-        if self.tracing {
-            out.trace.push(TraceEvent {
-                peer: to.0,
-                call,
-                detail: how,
-                ..TraceEvent::new(self.now, TraceKind::CallEnd, name)
-            });
-        }
-    }
-
-    /// Hands a call's outcome to its owner.
-    fn finish(&mut self, owner: Owner, reply: Result<Wire, CallError>, out: &mut Output) {
-        match owner {
-            Owner::Local(ticket) => out.completions.push((ticket, reply)),
-            Owner::Op(op) => self.events.push_back(Event::Op {
-                op,
-                event: OpEvent::Reply(reply),
-            }),
-        }
-    }
-
-    fn drop_stray(
-        &mut self,
-        out: &mut Output,
-        from: CoreId,
-        call: u32,
-        message: &Wire,
-        stray: Stray,
-    ) {
-        self.strays.count(stray);
-        let why = match stray {
-            Stray::Late => "its call had ended",
-            Stray::Unknown => "no such call was made",
-            Stray::WrongSender { .. } => "its call waits on another core",
-            Stray::WrongKind => "its call expects another reply",
-        };
-        out.notices.push(alloc::format!(
-            "dropped reply {} (call {call}) from core {}: {why}",
-            message.label(),
-            from.0
-        ));
-        if self.tracing {
-            out.trace.push(TraceEvent {
-                peer: from.0,
-                call,
-                ..TraceEvent::new(self.now, TraceKind::Drop, why)
-            });
-        }
-    }
 }
 
 /// One core's monitor.
@@ -679,7 +279,10 @@ impl Monitor {
         }
     }
 
-    /// Hands a request or one-way message to its service.
+    /// Hands a request or one-way message to its service. Never inlined,
+    /// so that a debugger can break on each message a core handles
+    /// (`docs/debugging.md`); one call per message costs nothing that shows.
+    #[inline(never)]
     fn dispatch(&mut self, from: CoreId, call: u32, message: Wire, out: &mut Output) {
         let cx = &mut Cx {
             base: &mut self.base,
@@ -709,7 +312,10 @@ impl Monitor {
             base: &mut self.base,
             out,
         };
-        Mappings::tick(cx);
+        {
+            let (mappings, mut mapping_cx) = cx.mappings();
+            mappings.tick(&mut mapping_cx);
+        }
         self.skb.tick(cx);
     }
 

@@ -14,7 +14,10 @@ use alloc::vec::Vec;
 use atoll_iface::{Envelope, Reassembler, Rejected, encode};
 use atoll_urpc::Payload;
 
-use crate::CoreId;
+use atoll_proto::CoreId;
+
+use crate::output::Output;
+use crate::trace::{TraceEvent, TraceKind};
 use crate::wire::Wire;
 
 struct Link {
@@ -86,6 +89,27 @@ impl Links {
             link.received = link.received.wrapping_add(1);
             (envelope, seq)
         }))
+    }
+
+    /// Frames and sends one message, recording it in the trace.
+    pub fn transmit(
+        &mut self,
+        now: u64,
+        tracing: bool,
+        to: CoreId,
+        call: u32,
+        message: &Wire,
+        out: &mut Output,
+    ) {
+        let seq = self.send(to, call, message, &mut out.sends);
+        if tracing {
+            out.trace.push(TraceEvent {
+                peer: to.0,
+                call,
+                seq,
+                ..TraceEvent::new(now, TraceKind::Send, message.label())
+            });
+        }
     }
 
     /// The next slot sent on the loopback, if any.

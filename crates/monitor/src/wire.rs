@@ -12,10 +12,10 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use atoll_iface::{DecodeError, Interface, Role};
 
-use crate::bench::BenchMessage;
-use crate::control::ControlMessage;
-use crate::skb::SkbMessage;
-use crate::vm::VmMessage;
+use crate::bench::messages::BenchMessage;
+use crate::control::messages::ControlMessage;
+use crate::skb::messages::SkbMessage;
+use crate::vm::messages::VmMessage;
 
 /// Kind bits that name a service's own message.
 const KIND_BITS: u8 = 5;

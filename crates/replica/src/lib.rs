@@ -23,10 +23,12 @@
 
 extern crate alloc;
 
+mod change;
 mod message;
 mod replica;
 mod shared;
 
+pub use change::{Change, Invalidation, Mapping, Refusal, SpaceId};
 pub use message::{MESSAGE_BYTES, Message};
 pub use replica::{Entry, Fnv1a, MappingTable, Replica};
 pub use shared::SharedReplica;
@@ -37,60 +39,6 @@ use atoll_proto::multicast::{Multicast, RoundEvent, RoundOutbox, RoundTimeouts};
 use atoll_proto::two_phase::{AbortReason, Outcome, Resource, TwoPhase, TwoPhaseOutbox};
 use atoll_proto::{Cluster, Route, Shape, Tick, Tree};
 pub use atoll_proto::{CoreId, OpId, Report, TreePlan};
-
-/// An address space whose mappings are replicated on its holders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SpaceId(pub u32);
-
-/// Where a page maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Mapping {
-    /// The frame's physical address (4 KiB aligned).
-    pub paddr: u64,
-    /// Page-table flags, as the host defines them (the kernel: x86_64 PTE
-    /// bits); the protocols only carry them.
-    pub flags: u64,
-}
-
-/// A change to one page of the mapping table, which proposals carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Change {
-    /// Map the unmapped page at `vaddr` (4 KiB aligned).
-    Map {
-        space: SpaceId,
-        vaddr: u64,
-        mapping: Mapping,
-    },
-    /// Unmap the mapped page at `vaddr`.
-    Unmap { space: SpaceId, vaddr: u64 },
-}
-
-impl Change {
-    /// The page the change touches, which its proposal locks.
-    pub fn page(&self) -> (SpaceId, u64) {
-        match *self {
-            Change::Map { space, vaddr, .. } | Change::Unmap { space, vaddr } => (space, vaddr),
-        }
-    }
-}
-
-/// Why a holder voted no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Refusal {
-    /// Proposal `with` holds the page's lock on that holder.
-    Conflict { with: OpId },
-    /// A map of a page that is mapped.
-    AlreadyMapped,
-    /// An unmap of a page that is not mapped.
-    NotMapped,
-}
-
-/// The payload of a TLB shootdown round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Invalidation {
-    pub space: SpaceId,
-    pub vaddr: u64,
-}
 
 /// What the host must do on this core, in order, before it sends the
 /// messages of the same step (they may acknowledge it).

@@ -2,7 +2,7 @@
 //! fixed-size encoding (see `atoll_proto::wire`): every message fits the
 //! 48 body bytes of one `atoll-iface` URPC slot.
 
-use crate::{Change, Invalidation, Mapping, Refusal, SpaceId};
+use crate::change::{Change, Invalidation, Mapping, Refusal, SpaceId};
 use atoll_proto::OpId;
 use atoll_proto::multicast::RoundMsg;
 use atoll_proto::two_phase::TwoPhaseMsg;

@@ -1,7 +1,7 @@
 //! The replicated table of virtual memory mappings, and the interface the
 //! node reaches it through.
 
-use crate::{Change, Mapping, Refusal, SpaceId};
+use crate::change::{Change, Mapping, Refusal, SpaceId};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use atoll_proto::OpId;

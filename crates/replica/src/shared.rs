@@ -10,7 +10,8 @@ use atoll_proto::OpId;
 use spin::RelaxStrategy;
 use spin::mutex::TicketMutex;
 
-use crate::{Change, Entry, Mapping, Refusal, Replica, SpaceId};
+use crate::change::{Change, Mapping, Refusal, SpaceId};
+use crate::replica::{Entry, Replica};
 
 /// One core's handle on a replica that its group shares. Every call takes
 /// the table's lock for its own duration, so a lookup never waits on more

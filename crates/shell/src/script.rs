@@ -3,7 +3,7 @@
 
 use alloc::string::String;
 
-use crate::ParseError;
+use crate::command::ParseError;
 
 const EXEC_KEY: &[u8] = b"atoll.exec=";
 

@@ -15,8 +15,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
-use crate::Value;
 use crate::syntax::{Body, Comparison, Expr, Literal, Rule, Term};
+use crate::value::Value;
 
 /// Each predicate's tuples.
 pub(crate) type Relations = BTreeMap<String, BTreeSet<Vec<Value>>>;

@@ -125,6 +125,10 @@ extern crate alloc;
 mod eval;
 mod syntax;
 pub mod topology;
+mod value;
+
+pub use syntax::{Position, SyntaxError};
+pub use value::Value;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -134,71 +138,6 @@ use core::ops::ControlFlow;
 
 use eval::Relations;
 use syntax::{Atom, Rule};
-
-/// One argument of a fact: an integer or a symbol.
-///
-/// Integers order before symbols, so that a relation's tuples have one
-/// total order.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Value {
-    /// A signed integer: a core number, a latency, an address.
-    Int(i64),
-    /// A name, written `intel` or `"GenuineIntel"` in program text.
-    Sym(String),
-}
-
-impl From<i64> for Value {
-    fn from(value: i64) -> Self {
-        Value::Int(value)
-    }
-}
-
-impl From<&str> for Value {
-    fn from(value: &str) -> Self {
-        Value::Sym(value.into())
-    }
-}
-
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Int(value) => write!(f, "{value}"),
-            Value::Sym(name) => write!(f, "{name:?}"),
-        }
-    }
-}
-
-/// A place in program or query text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Position {
-    /// Bytes from the start of the text; at most the text's length.
-    pub offset: usize,
-    /// 1-based line number.
-    pub line: usize,
-    /// 1-based column, counted in characters.
-    pub column: usize,
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
-}
-
-/// Why some program or query text was rejected, and where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyntaxError {
-    /// Where the problem is; the end of the text when it ended too early.
-    pub position: Position,
-    /// What is wrong, in words.
-    pub reason: String,
-}
-
-impl fmt::Display for SyntaxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.position, self.reason)
-    }
-}
 
 /// Why a knowledge base operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]

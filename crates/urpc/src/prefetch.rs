@@ -1,13 +1,11 @@
 //! Asking the cache for a line before the code needs it.
 
-use crate::ring::Slot;
-
-/// Fetches the line of `slot` into this core's cache with ownership, as a
-/// store would, without storing: the store that follows then finds the
-/// line here. A hint only: it changes no memory, cannot fault, and on a
-/// machine without one it does nothing.
+/// Fetches the line `slot` starts in (a ring's slot) into this core's cache
+/// with ownership, as a store would, without storing: the store that
+/// follows then finds the line here. A hint only: it changes no memory,
+/// cannot fault, and on a machine without one it does nothing.
 #[inline(always)]
-pub(crate) fn prefetch_for_write(slot: &Slot) {
+pub(crate) fn prefetch_for_write<T>(slot: &T) {
     // `PREFETCHW` itself, not `_mm_prefetch`: the kernel's target has SSE
     // turned off. CPUs without it (Intel before Broadwell) decode it as a
     // no-op. Miri cannot run inline assembly, and has no caches to warm.

@@ -1,9 +1,10 @@
 //! Each core's kernel heap: a `talc` allocator over frames from that core's
-//! own pool. The global allocator forwards to the heap of the core it runs on,
-//! so a core never touches another core's allocator; memory freed on the
-//! wrong core is caught and reported instead of corrupting a foreign heap.
+//! own pool. The global allocator (`crate::percore`) forwards to the heap of
+//! the core it runs on, so a core never touches another core's allocator;
+//! memory freed on the wrong core is caught and reported instead of
+//! corrupting a foreign heap.
 
-use core::alloc::{GlobalAlloc, Layout};
+use core::alloc::Layout;
 use core::cell::RefCell;
 use core::ptr::{NonNull, null_mut};
 use talc::DefaultBinning;
@@ -33,14 +34,14 @@ impl Heap {
         }
     }
 
-    fn allocate(&self, layout: Layout) -> *mut u8 {
+    pub fn allocate(&self, layout: Layout) -> *mut u8 {
         super::cpu::without_interrupts(|| {
             // SAFETY: the layout comes from the global allocator contract.
             unsafe { self.talc.borrow_mut().allocate(layout) }.map_or(null_mut(), NonNull::as_ptr)
         })
     }
 
-    fn deallocate(&self, pointer: *mut u8, layout: Layout, core: usize) {
+    pub fn deallocate(&self, pointer: *mut u8, layout: Layout, core: usize) {
         let address = pointer as u64;
         if !(self.start..self.end).contains(&address) {
             panic!(
@@ -54,22 +55,3 @@ impl Heap {
         });
     }
 }
-
-struct PerCoreAllocator;
-
-// SAFETY: allocation goes to the running core's heap, which only this core
-// uses, with interrupts off so that a handler cannot re-enter it.
-unsafe impl GlobalAlloc for PerCoreAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        super::core_local::current().map_or(null_mut(), |local| local.heap.allocate(layout))
-    }
-
-    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
-        if let Some(local) = super::core_local::current() {
-            local.heap.deallocate(pointer, layout, local.id);
-        }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: PerCoreAllocator = PerCoreAllocator;

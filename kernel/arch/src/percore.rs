@@ -5,8 +5,10 @@
 //! The kernel's own per-core state is handed to the block afterwards
 //! ([`CoreLocal::set_os`]), as a value arch stores without knowing its type.
 
+use core::alloc::{GlobalAlloc, Layout};
 use core::any::Any;
 use core::cell::{Cell, OnceCell, RefCell};
+use core::ptr::null_mut;
 
 use atoll_frames::{FRAME_SIZE, FramePool, RangeSet};
 
@@ -111,8 +113,29 @@ impl CoreLocal {
 
 /// This core's block, once [`init`] has run on it.
 pub fn try_current() -> Option<&'static CoreLocal> {
-    core_local::current()
+    // SAFETY: `init` is the one caller of `core_local::install`, and it
+    // installs a `CoreLocal`.
+    unsafe { core_local::current::<CoreLocal>() }
 }
+
+struct PerCoreAllocator;
+
+// SAFETY: allocation goes to the running core's heap, which only this core
+// uses, with interrupts off so that a handler cannot re-enter it.
+unsafe impl GlobalAlloc for PerCoreAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        try_current().map_or(null_mut(), |local| local.heap.allocate(layout))
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        if let Some(local) = try_current() {
+            local.heap.deallocate(pointer, layout, local.id);
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: PerCoreAllocator = PerCoreAllocator;
 
 pub fn current() -> &'static CoreLocal {
     try_current().expect("this core has set up its core-local block")
@@ -185,9 +208,9 @@ pub fn init<const RANGES: usize>(
     pool.reserve(start, bitmap_end);
 
     let block = pool
-        .allocate_contiguous(frames_for(core_local::BLOCK_SIZE))
+        .allocate_contiguous(frames_for(core_local::block_size::<CoreLocal>()))
         .ok_or(InitError::OutOfFrames {
-            wanted: frames_for(core_local::BLOCK_SIZE),
+            wanted: frames_for(core_local::block_size::<CoreLocal>()),
         })?;
     let heap_frames = (pool.free_frames() / HEAP_SHARE).clamp(HEAP_MIN_FRAMES, HEAP_MAX_FRAMES);
     let heap_start = pool

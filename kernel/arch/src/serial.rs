@@ -35,14 +35,10 @@ impl Console {
         }
     }
 
-    fn with_uart<R>(
-        &self,
-        core: u32,
-        f: impl FnOnce(&mut Uart16550<PioBackend>) -> R,
-    ) -> Option<R> {
+    fn with_uart<R>(&self, f: impl FnOnce(&mut Uart16550<PioBackend>) -> R) -> Option<R> {
         super::cpu::without_interrupts(|| {
             let mut guard = self.uart.lock();
-            self.owner.store(core, Ordering::Relaxed);
+            self.owner.store(owner_tag(), Ordering::Relaxed);
             let result = guard.as_mut().map(f);
             self.owner.store(NO_OWNER, Ordering::Relaxed);
             result
@@ -51,26 +47,26 @@ impl Console {
 
     /// Prints under one lock acquisition, so lines from different cores do
     /// not interleave; each `\n` becomes `\r\n` for terminals.
-    pub fn print(&self, core: u32, args: core::fmt::Arguments) {
-        self.with_uart(core, |uart| {
+    pub fn print(&self, args: core::fmt::Arguments) {
+        self.with_uart(|uart| {
             let _ = core::fmt::write(&mut Terminal(uart), args);
         });
     }
 
-    pub fn write_bytes(&self, core: u32, bytes: &[u8]) {
-        self.with_uart(core, |uart| uart.send_bytes_exact(bytes));
+    pub fn write_bytes(&self, bytes: &[u8]) {
+        self.with_uart(|uart| uart.send_bytes_exact(bytes));
     }
 
-    pub fn read_byte(&self, core: u32) -> Option<u8> {
-        self.with_uart(core, |uart| uart.try_receive_byte().ok())
+    pub fn read_byte(&self) -> Option<u8> {
+        self.with_uart(|uart| uart.try_receive_byte().ok())
             .flatten()
     }
 
-    /// Called on the way to stopping `core` after a fault or panic: if that
-    /// core held the lock when it was interrupted, release it, since the
-    /// interrupted writer will never run again.
-    pub fn release_if_held_by(&self, core: u32) {
-        if self.owner.load(Ordering::Relaxed) == core {
+    /// Called on the way to stopping the running core after a fault or
+    /// panic: if it held the lock when it was interrupted, release it, since
+    /// the interrupted writer will never run again.
+    pub fn release_if_held_here(&self) {
+        if self.owner.load(Ordering::Relaxed) == owner_tag() {
             self.owner.store(NO_OWNER, Ordering::Relaxed);
             // SAFETY: the holder is this core, whose interrupted critical
             // section will never resume; nobody else holds the guard.
@@ -96,13 +92,17 @@ impl core::fmt::Write for Terminal<'_> {
 /// The console every core prints on.
 pub static CONSOLE: Console = Console::new();
 
-/// The core printing, for the console lock's owner tag; boot code that runs
-/// before the core has its core-local block uses `u32::MAX - 1`.
-pub fn current_tag() -> u32 {
-    crate::percore::try_current().map_or(u32::MAX - 1, |local| local.id as u32)
+/// The console lock's owner tag of the running core: its core-local
+/// block's address (unique per core), or `NO_OWNER - 1` in boot code that
+/// runs before the core has its block.
+fn owner_tag() -> u32 {
+    match super::cpu::core_local_address() {
+        0 => NO_OWNER - 1,
+        block => (block >> 12) as u32,
+    }
 }
 
 /// Prints on the console as the running core.
 pub fn print(args: core::fmt::Arguments) {
-    CONSOLE.print(current_tag(), args);
+    CONSOLE.print(args);
 }

@@ -77,15 +77,14 @@ fn finish_script(commands: usize, failed: usize) -> ! {
 }
 
 fn interactive(core: &Core) -> ! {
-    let tag = core.id as u32;
     let mut editor = LineEditor::new(MAX_LINE);
     print!("{PROMPT}");
     loop {
         cpu::disable_interrupts();
         let mut busy = core.poll();
-        while let Some(byte) = CONSOLE.read_byte(tag) {
+        while let Some(byte) = CONSOLE.read_byte() {
             busy = true;
-            let Some(line) = editor.feed(byte, &mut |echo| CONSOLE.write_bytes(tag, echo)) else {
+            let Some(line) = editor.feed(byte, &mut |echo| CONSOLE.write_bytes(echo)) else {
                 continue;
             };
             cpu::enable_interrupts();

@@ -40,7 +40,8 @@ pub fn propose(core: &Core, change: Change, target: usize, page: u32) -> Result<
         change: change as u8,
         page,
     };
-    let done = ask(core, target, request).map_err(|error| format!("{command}: {error}"))?;
+    let done = ask(core, target, request)
+        .map_err(|error| format!("{command} {target} {page}: {error}"))?;
     if done.page != page {
         return Err(format!(
             "{command} {target} {page}: the answer is about page {}",

@@ -82,7 +82,6 @@ pub fn all() -> Vec<QemuTest> {
             ipi_to_faulted_core_fails(context, 2)
         }),
     ]);
-    tests.extend(super::skb::tests());
     tests
 }
 
@@ -702,7 +701,7 @@ mod tests {
 
     #[test]
     fn test_names_are_unique() {
-        let tests = all();
+        let tests = super::super::all_tests();
         let mut names: Vec<&str> = tests.iter().map(|test| test.name.as_str()).collect();
         names.sort_unstable();
         names.dedup();

@@ -27,8 +27,16 @@ use atoll_replica::Fnv1a;
 use atoll_skb::topology;
 use atoll_skb::{KnowledgeBase, Limits, Value};
 
+use atoll_proto::CoreId;
+
+pub use self::messages::*;
+use crate::base::{Cx, Requester, Service};
+use crate::calls::{OpEvent, OpRef};
 use crate::control::{RoundTrips, summary};
-use crate::{CoreId, Cx, OpEvent, OpRef, Output, Requester, Service, ServiceId};
+use crate::output::Output;
+use crate::wire::ServiceId;
+
+pub(crate) mod messages;
 
 /// A fact: its predicate and its values.
 pub type Fact = (&'static str, Vec<Value>);
@@ -58,26 +66,6 @@ const LIMITS: Limits = Limits {
     answers: 1024,
     ..Limits::DEFAULT
 };
-/// Bytes of program text per `SkbFacts` message (it takes several slots).
-pub const BATCH_BYTES: usize = 480;
-
-atoll_iface::interface! {
-    /// Filling the knowledge base replicas.
-    pub interface SkbMessage {
-        /// Measure `samples` round trips to every other running core, send
-        /// each of them this core's own facts (CPUID, the round trips'
-        /// medians), and report how many `SkbFacts` batches each was sent.
-        SkbGather { samples: u32 } -> SkbGathered { batches: u32 }
-        /// Facts for the receiver's replica, as program text.
-        SkbFacts { text: Bytes<BATCH_BYTES> }
-        /// Once `batches` batches of facts have come, report the replica.
-        SkbReady { batches: u32 } -> SkbLoaded { facts: u32, hash: u64 }
-        /// With `install`, install the multicast plan this replica gives if
-        /// its hash is `hash`, and say whether it did; without, go back to
-        /// no plan (planned rounds go unicast), because some core could not.
-        SkbInstall { hash: u64, install: bool } -> SkbInstalled { installed: bool }
-    }
-}
 
 fn int(value: impl TryInto<i64>) -> Value {
     // Addresses and ids all fit an i64; saturating keeps a wild one visible.

@@ -3,42 +3,19 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use crate::{CallError, CoreId, Cx, Deferred, Effect, OpEvent, Requester, Service, ServiceId};
+use atoll_proto::CoreId;
+
+pub use self::messages::*;
+use crate::base::{Cx, Requester, Service};
+use crate::calls::{CallError, OpEvent, OpRef};
+use crate::output::{Deferred, Effect};
+use crate::wire::{ServiceId, Wire};
+
+pub(crate) mod messages;
 
 /// How long a round trip may take before the peer counts as not answering,
 /// in ticks.
 pub const PEER_TIMEOUT: u64 = 200;
-
-atoll_iface::interface! {
-    /// Round trips, tracing and stalls.
-    pub interface ControlMessage {
-        /// One URPC round trip.
-        Ping {} -> Pong {}
-        /// Measure `rounds` round trips from the receiving core to `peer`
-        /// and report them in TSC cycles.
-        PingPeer { peer: u16, rounds: u32 } -> PingReport {
-            /// `PING_*`.
-            status: u8,
-            median: u64,
-            min: u64,
-            max: u64
-        }
-        /// Turn tracing on or off on the receiving core.
-        TraceSet { on: bool } -> TraceSetDone {}
-        /// Have the receiving core's host print its trace events, then
-        /// answer.
-        TraceDump {} -> TraceDumped {}
-        /// Answer at once, then stop polling for `ms` milliseconds, as a
-        /// slow core would.
-        Stall { ms: u32 } -> Stalled {}
-    }
-}
-
-/// `PingReport::status`.
-pub const PING_DONE: u8 = 0;
-pub const PING_PEER_NOT_RUNNING: u8 = 1;
-pub const PING_NO_ANSWER: u8 = 2;
-pub const PING_TO_ITSELF: u8 = 3;
 
 /// The median, least and greatest of `samples`; zeros for none.
 pub fn summary(mut samples: Vec<u64>) -> (u64, u64, u64) {
@@ -61,7 +38,7 @@ pub(crate) struct RoundTrips {
 
 impl RoundTrips {
     /// Starts `rounds` (at least one) round trips to `peer` for `op`.
-    pub fn start(cx: &mut Cx<'_>, op: crate::OpRef, peer: CoreId, rounds: u32) -> Self {
+    pub fn start(cx: &mut Cx<'_>, op: OpRef, peer: CoreId, rounds: u32) -> Self {
         let mut trips = RoundTrips {
             peer,
             rounds: rounds.max(1),
@@ -76,7 +53,7 @@ impl RoundTrips {
         self.peer
     }
 
-    fn next(&mut self, cx: &mut Cx<'_>, op: crate::OpRef) {
+    fn next(&mut self, cx: &mut Cx<'_>, op: OpRef) {
         self.started = cx.now();
         cx.call(self.peer, Ping {}, op, PEER_TIMEOUT);
     }
@@ -86,8 +63,8 @@ impl RoundTrips {
     pub fn reply(
         &mut self,
         cx: &mut Cx<'_>,
-        op: crate::OpRef,
-        reply: Result<crate::Wire, CallError>,
+        op: OpRef,
+        reply: Result<Wire, CallError>,
     ) -> Result<Option<Vec<u64>>, CallError> {
         reply?;
         self.samples.push(cx.now() - self.started);
@@ -163,7 +140,7 @@ impl Service for Control {
         let OpEvent::Reply(reply) = event else {
             return;
         };
-        let op = crate::OpRef {
+        let op = OpRef {
             service: ServiceId::Control,
             key,
         };

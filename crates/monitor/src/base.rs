@@ -1,0 +1,281 @@
+//! What every service of a monitor may use, and the one interface every
+//! service implements.
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use atoll_iface::Role;
+use atoll_proto::CoreId;
+
+use crate::calls::{CallError, Calls, Event, OpEvent, OpRef, Owner, Pending, Stray, Strays};
+use crate::links::Links;
+use crate::mappings::{MappingCx, Mappings};
+use crate::output::{Deferred, Effect, Output};
+use crate::trace::{self, TraceEvent, TraceKind};
+use crate::wire::{ServiceId, Wire};
+
+/// Who asked a service for something it answers later: a core (this one
+/// included) and the call id of its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Requester {
+    pub core: CoreId,
+    pub call: u32,
+}
+
+/// The one interface every service implements.
+pub(crate) trait Service {
+    /// The service's own messages.
+    type Message;
+    /// A request (`call` non-zero) or one-way message (`call` 0) from
+    /// `from`, which may be this core.
+    fn receive(&mut self, cx: &mut Cx, from: CoreId, call: u32, message: Self::Message);
+    /// Something for operation `op`, which the service started.
+    fn event(&mut self, cx: &mut Cx, op: u32, event: OpEvent);
+    /// A timer tick, for services with timeouts of their own.
+    fn tick(&mut self, _cx: &mut Cx) {}
+}
+
+/// What every service may use: the links, the calls, the mappings, the
+/// membership as the host sees it, the time and the output.
+pub(crate) struct Base {
+    pub(crate) me: CoreId,
+    pub(crate) cores: u16,
+    pub(crate) boot_core: CoreId,
+    pub(crate) now: u64,
+    pub(crate) tick: u64,
+    pub(crate) up: Vec<bool>,
+    pub(crate) links: Links,
+    pub(crate) calls: Calls,
+    pub(crate) mappings: Mappings,
+    pub(crate) tracing: bool,
+    /// Each link's send counter when tracing was last turned on.
+    pub(crate) trace_start: Vec<u32>,
+    pub(crate) strays: Strays,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) next_key: u32,
+    pub(crate) next_ticket: u32,
+}
+
+/// A service's handle on its monitor for one step.
+pub(crate) struct Cx<'a> {
+    pub(crate) base: &'a mut Base,
+    pub(crate) out: &'a mut Output,
+}
+
+impl Cx<'_> {
+    pub fn me(&self) -> CoreId {
+        self.base.me
+    }
+
+    pub fn cores(&self) -> u16 {
+        self.base.cores
+    }
+
+    pub fn boot_core(&self) -> CoreId {
+        self.base.boot_core
+    }
+
+    pub fn now(&self) -> u64 {
+        self.base.now
+    }
+
+    pub fn tick(&self) -> u64 {
+        self.base.tick
+    }
+
+    pub fn is_up(&self, core: CoreId) -> bool {
+        self.base.is_up(core)
+    }
+
+    /// The cores running, by the host's word, in id order.
+    pub fn up_cores(&self) -> Vec<CoreId> {
+        self.base.up_cores()
+    }
+
+    /// A new operation of `service`.
+    pub fn new_op(&mut self, service: ServiceId) -> OpRef {
+        let key = self.base.next_key;
+        self.base.next_key = self.base.next_key.wrapping_add(1);
+        OpRef { service, key }
+    }
+
+    /// Calls `to` for operation `op`: the reply, or the call's failure,
+    /// comes to the service as an [`OpEvent::Reply`] in a later step or
+    /// later in this one.
+    pub fn call(&mut self, to: CoreId, request: impl Into<Wire>, op: OpRef, timeout: u64) {
+        self.base
+            .call(to, request.into(), Owner::Op(op), timeout, self.out);
+    }
+
+    /// Sends a one-way message.
+    pub fn send(&mut self, to: CoreId, message: impl Into<Wire>) {
+        self.base.transmit(to, 0, &message.into(), self.out);
+    }
+
+    /// Answers `requester`'s request.
+    pub fn reply(&mut self, requester: Requester, reply: impl Into<Wire>) {
+        self.base
+            .transmit(requester.core, requester.call, &reply.into(), self.out);
+    }
+
+    pub fn effect(&mut self, effect: Effect) {
+        self.out.effects.push(effect);
+    }
+
+    pub fn defer(&mut self, deferred: Deferred) {
+        self.out.deferred.push(deferred);
+    }
+
+    pub fn notice(&mut self, line: String) {
+        self.out.notices.push(line);
+    }
+
+    /// Turns tracing on or off; turning it on records where each link's
+    /// sends start.
+    pub fn set_tracing(&mut self, on: bool) {
+        if on && !self.base.tracing {
+            self.base.trace_start = self.base.links.sent();
+        }
+        self.base.tracing = on;
+    }
+
+    pub fn mappings(&mut self) -> (&mut Mappings, MappingCx<'_>) {
+        let Base {
+            mappings,
+            now,
+            tracing,
+            links,
+            events,
+            ..
+        } = &mut *self.base;
+        (
+            mappings,
+            MappingCx {
+                now: *now,
+                tracing: *tracing,
+                links,
+                events,
+                out: self.out,
+            },
+        )
+    }
+}
+
+impl Base {
+    pub(crate) fn is_up(&self, core: CoreId) -> bool {
+        self.up.get(usize::from(core.0)).copied().unwrap_or(false)
+    }
+
+    pub(crate) fn up_cores(&self) -> Vec<CoreId> {
+        (0..self.cores)
+            .map(CoreId)
+            .filter(|&core| self.is_up(core))
+            .collect()
+    }
+
+    pub(crate) fn transmit(&mut self, to: CoreId, call: u32, message: &Wire, out: &mut Output) {
+        self.links
+            .transmit(self.now, self.tracing, to, call, message, out);
+    }
+
+    /// Makes a call, or fails it at once (through the event queue, so that
+    /// the owner hears of it as of any other failure) if `to` is not up.
+    pub(crate) fn call(
+        &mut self,
+        to: CoreId,
+        request: Wire,
+        owner: Owner,
+        timeout: u64,
+        out: &mut Output,
+    ) {
+        let Role::Request { reply } = request.link_role() else {
+            panic!("{} is not a request", request.label());
+        };
+        let name = request.label();
+        if !self.is_up(to) {
+            self.trace_call_end(out, to, 0, name, trace::NOT_RUNNING);
+            self.finish(owner, Err(CallError::NotRunning { core: to }), out);
+            return;
+        }
+        let call = self.calls.issue(Pending {
+            to,
+            owner,
+            reply_kind: reply,
+            name,
+            issued: self.tick,
+            deadline: self.tick + timeout.max(1),
+        });
+        if self.tracing {
+            out.trace.push(TraceEvent {
+                peer: to.0,
+                call,
+                ..TraceEvent::new(self.now, TraceKind::CallStart, name)
+            });
+        }
+        self.transmit(to, call, &request, out);
+    }
+
+    pub(crate) fn trace_call_end(
+        &self,
+        out: &mut Output,
+        to: CoreId,
+        call: u32,
+        name: &'static str,
+        how: u64,
+    ) {
+        if self.tracing {
+            out.trace.push(TraceEvent {
+                peer: to.0,
+                call,
+                detail: how,
+                ..TraceEvent::new(self.now, TraceKind::CallEnd, name)
+            });
+        }
+    }
+
+    /// Hands a call's outcome to its owner.
+    pub(crate) fn finish(
+        &mut self,
+        owner: Owner,
+        reply: Result<Wire, CallError>,
+        out: &mut Output,
+    ) {
+        match owner {
+            Owner::Local(ticket) => out.completions.push((ticket, reply)),
+            Owner::Op(op) => self.events.push_back(Event::Op {
+                op,
+                event: OpEvent::Reply(reply),
+            }),
+        }
+    }
+
+    pub(crate) fn drop_stray(
+        &mut self,
+        out: &mut Output,
+        from: CoreId,
+        call: u32,
+        message: &Wire,
+        stray: Stray,
+    ) {
+        self.strays.count(stray);
+        let why = match stray {
+            Stray::Late => "its call had ended",
+            Stray::Unknown => "no such call was made",
+            Stray::WrongSender { .. } => "its call waits on another core",
+            Stray::WrongKind => "its call expects another reply",
+        };
+        out.notices.push(alloc::format!(
+            "dropped reply {} (call {call}) from core {}: {why}",
+            message.label(),
+            from.0
+        ));
+        if self.tracing {
+            out.trace.push(TraceEvent {
+                peer: from.0,
+                call,
+                ..TraceEvent::new(self.now, TraceKind::Drop, why)
+            });
+        }
+    }
+}

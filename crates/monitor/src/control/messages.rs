@@ -1,0 +1,32 @@
+//! The messages of the `control` service.
+
+atoll_iface::interface! {
+    /// Round trips, tracing and stalls.
+    pub interface ControlMessage {
+        /// One URPC round trip.
+        Ping {} -> Pong {}
+        /// Measure `rounds` round trips from the receiving core to `peer`
+        /// and report them in TSC cycles.
+        PingPeer { peer: u16, rounds: u32 } -> PingReport {
+            /// `PING_*`.
+            status: u8,
+            median: u64,
+            min: u64,
+            max: u64
+        }
+        /// Turn tracing on or off on the receiving core.
+        TraceSet { on: bool } -> TraceSetDone {}
+        /// Have the receiving core's host print its trace events, then
+        /// answer.
+        TraceDump {} -> TraceDumped {}
+        /// Answer at once, then stop polling for `ms` milliseconds, as a
+        /// slow core would.
+        Stall { ms: u32 } -> Stalled {}
+    }
+}
+
+/// `PingReport::status`.
+pub const PING_DONE: u8 = 0;
+pub const PING_PEER_NOT_RUNNING: u8 = 1;
+pub const PING_NO_ANSWER: u8 = 2;
+pub const PING_TO_ITSELF: u8 = 3;

@@ -1,0 +1,119 @@
+//! `cargo xtask gdb`: boots the kernel in QEMU stopped before its first
+//! instruction, with QEMU's gdbstub listening on a local port, and runs gdb
+//! with the kernel's symbols loaded and attached to it. Each core is a gdb
+//! thread (thread N is core N - 1). The serial output goes to a file, since
+//! the terminal is gdb's. `docs/debugging.md` walks through a session.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+
+use anyhow::{Context, Result};
+
+use crate::cli::GdbOptions;
+use crate::prereqs::{self, Need};
+use crate::protocol;
+use crate::qemu::{self, Boot, Console, Machine};
+use crate::workspace::Workspace;
+
+/// The function each monitor hands every request and one-way message to:
+/// the place to break on a core's message handling.
+pub const MESSAGE_HANDLER: &str = "atoll_monitor::Monitor::dispatch";
+
+/// gdb's arguments: quiet, the kernel's symbols, attached to the gdbstub on
+/// `port`; with `batch`, its commands run and gdb exits.
+pub fn gdb_args(kernel: &Path, port: u16, batch: Option<&Path>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-q",
+        "-nx",
+        "-ex",
+        "set pagination off",
+        "-ex",
+        "set confirm off",
+        "-ex",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    args.push(format!("file {}", kernel.display()));
+    args.push("-ex".to_owned());
+    args.push(format!("target remote 127.0.0.1:{port}"));
+    if let Some(batch) = batch {
+        args.extend(["-batch".to_owned(), "-x".to_owned()]);
+        args.push(batch.display().to_string());
+    }
+    args
+}
+
+/// QEMU for `machine`, stopped at the first instruction with its gdbstub on
+/// `port` (local connections only), and the serial output in `serial`;
+/// QEMU's own messages go to `messages`.
+pub fn start_qemu(
+    kernel: &Path,
+    machine: &Machine,
+    script: Option<&str>,
+    port: u16,
+    serial: &Path,
+    messages: Stdio,
+) -> Result<Child> {
+    let boot = Boot::Kernel {
+        elf: kernel,
+        cmdline: script.map(protocol::exec_cmdline),
+    };
+    let mut qemu = qemu::command(machine, &boot, Console::File(serial));
+    qemu.args(["-S", "-gdb", &format!("tcp:127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(messages);
+    qemu.spawn().context("cannot start qemu-system-x86_64")
+}
+
+pub fn run(workspace: &Workspace, options: &GdbOptions) -> Result<ExitCode> {
+    prereqs::ensure(workspace, Need::Gdb)?;
+    let kernel = workspace.build_kernel()?;
+    let serial: PathBuf = workspace.target_dir.join("gdb-serial.log");
+    File::create(&serial).with_context(|| format!("creating {}", serial.display()))?;
+    let mut qemu = start_qemu(
+        &kernel,
+        &options.machine,
+        options.script.as_deref(),
+        options.port,
+        &serial,
+        Stdio::inherit(),
+    )?;
+    eprintln!(
+        "xtask: QEMU waits for gdb on 127.0.0.1:{}; the serial output goes to {}\n\
+         xtask: each core is a gdb thread (core N is thread N+1); try\n    \
+         break {MESSAGE_HANDLER} if self.base.me.0 == 2\n    continue",
+        options.port,
+        serial.display()
+    );
+    let status = Command::new("gdb")
+        .args(gdb_args(&kernel, options.port, options.batch.as_deref()))
+        .status();
+    // QEMU goes with the debugging session, whatever gdb left it doing.
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    let status = status.context("cannot start gdb")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdb_loads_the_symbols_and_attaches_to_the_stub() {
+        let args = gdb_args(Path::new("/k.elf"), 4321, None).join(" ");
+        assert_eq!(
+            args,
+            "-q -nx -ex set pagination off -ex set confirm off -ex file /k.elf -ex target remote 127.0.0.1:4321"
+        );
+        let batch = gdb_args(Path::new("/k.elf"), 1, Some(Path::new("s.gdb"))).join(" ");
+        assert!(batch.ends_with("-batch -x s.gdb"), "{batch}");
+    }
+}
