@@ -13,6 +13,7 @@
 //! and `atoll-proto`; nothing depends on it.
 
 pub mod explore;
+pub mod monitors;
 pub mod random;
 pub mod world;
 

@@ -3,8 +3,10 @@
 //! interleavings of sender and receiver; `atoll-urpc`'s tests under Miri,
 //! which checks the crate's unsafe code for undefined behaviour and data
 //! races; the exhaustive model check of the agreement protocols on three
-//! nodes; and the deterministic simulator over many seeds (`sim/`), both
-//! optimised, with the larger scenarios that the debug `cargo test` skips.
+//! cores; the deterministic simulator of the protocols over many seeds; and
+//! the simulator of whole monitors over many seeds (`sim/`), all optimised,
+//! with the larger scenarios and seed counts that the debug `cargo test`
+//! skips.
 //! Miri needs a nightly toolchain; the one pinned here is installed with
 //! rustup when missing, as the prerequisites are.
 
@@ -37,17 +39,21 @@ enum Check {
     UrpcMiri,
     ProtocolModel,
     ProtocolSeeds,
+    MonitorSeeds,
 }
 
-const CHECKS: [Check; 4] = [
+const CHECKS: [Check; 5] = [
     Check::UrpcLoom,
     Check::UrpcMiri,
     Check::ProtocolModel,
     Check::ProtocolSeeds,
+    Check::MonitorSeeds,
 ];
 
 /// Simulator seeds per run: about 1 s each 15,000, optimised, on the CI machine.
 const SIMULATOR_SEEDS: &str = "50000";
+/// Seeds of the simulator of whole monitors: about 1 s each 500, optimised.
+const MONITOR_SEEDS: &str = "10000";
 
 impl Check {
     fn name(self) -> &'static str {
@@ -56,6 +62,7 @@ impl Check {
             Check::UrpcMiri => "urpc-miri",
             Check::ProtocolModel => "protocol-model-check",
             Check::ProtocolSeeds => "protocol-simulator-seeds",
+            Check::MonitorSeeds => "monitor-simulator-seeds",
         }
     }
 
@@ -69,6 +76,9 @@ impl Check {
             Check::ProtocolModel => run(&mut simulator_test(workspace, "model_check")),
             Check::ProtocolSeeds => {
                 run(simulator_test(workspace, "seeds").env("ATOLL_SIM_SEEDS", SIMULATOR_SEEDS))
+            }
+            Check::MonitorSeeds => {
+                run(simulator_test(workspace, "monitors").env("ATOLL_SIM_SEEDS", MONITOR_SEEDS))
             }
         }
     }

@@ -87,12 +87,7 @@ fn named_paths(source: &str, children: &[String]) -> Vec<(String, Vec<String>)> 
 
 /// Reads one path from `text` (after its anchor and `::`), expanding a
 /// group `{a, b::c}` into its members.
-fn expand(
-    anchor: &str,
-    text: &str,
-    prefix: &[String],
-    out: &mut Vec<(String, Vec<String>)>,
-) {
+fn expand(anchor: &str, text: &str, prefix: &[String], out: &mut Vec<(String, Vec<String>)>) {
     let mut segments = prefix.to_vec();
     let mut rest = text;
     loop {

@@ -1,0 +1,785 @@
+//! The simulator of whole monitors: N `atoll-monitor` monitors, the links
+//! between them (in order per pair of cores, one slot at a time), a clock
+//! per core, and shells on several cores that make the calls the kernel's
+//! shell makes: `vm map`, `vm unmap`, `vm storm`, `vm hash`, round trips,
+//! tracing on and off, some with call timeouts short enough that replies
+//! come after them. A seed picks the scenario and the schedule (which
+//! slot is delivered, which core's clock ticks, when a shell calls), so a
+//! seed alone replays a run.
+//!
+//! Each host keeps what the kernel keeps for a core: a page table and a TLB
+//! that caches every mapping the moment it is entered. The invariants
+//! checked after every step:
+//! - no core maps a page over a mapping or unmaps an unmapped one;
+//! - every call ends once, with a reply of the kind its request declares
+//!   and about what it asked (a `VmDone` about its own page, a
+//!   `VmStormDone` that counts its own proposals), or with a failure;
+//! - no monitor drops a message as malformed, nor a reply as unknown or
+//!   mismatched (only as late, after its call ended);
+//!
+//! and at the end, with nothing left to deliver or tick: every call ended;
+//! every monitor is idle, its calls table empty; every replica equals its
+//! page table, no TLB entry is stale, and the replicas agree; each monitor
+//! dropped as late exactly the replies of its calls that timed out (every
+//! core runs to the end, so every request is answered), and said so; and
+//! every traced receive has its traced send.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use atoll_monitor::bench::{BenchShootdown, BenchShot};
+use atoll_monitor::control::{Ping, Pong, TraceSet, TraceSetDone};
+use atoll_monitor::skb::{
+    Facts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady,
+};
+use atoll_monitor::vm::{
+    Change, TEST_SPACE, VmDone, VmHash, VmHashReply, VmPropose, VmStorm, VmStormDone, page_address,
+};
+use atoll_monitor::{
+    CallError, Config, CoreId, Deferred, Effect, Input, Monitor, Output, Ticket, TraceEvent,
+    TraceKind, Wire,
+};
+use atoll_replica::{Mapping, Replica, SpaceId};
+use atoll_skb::Value;
+use atoll_urpc::Payload;
+
+use crate::random::Rng;
+use crate::world::Violation;
+
+macro_rules! violation {
+    ($($arg:tt)*) => { Err(Violation(format!($($arg)*))) };
+}
+
+/// Pages storms work on: few, so that proposals collide.
+const STORM_PAGES: u32 = 3;
+/// Single proposals work on pages of their own, from here on, so that a
+/// `VmDone` names the proposal it answers.
+const FIRST_OWN_PAGE: u32 = 100;
+/// Steps after which a run that has not settled counts as a livelock.
+const MAX_STEPS: usize = 400_000;
+/// A long call timeout, in ticks; short ones are drawn per call.
+const LONG_TIMEOUT: u64 = 100_000;
+
+/// What a shell asks of a core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Propose { change: Change, page: u32 },
+    Storm { operations: u32, seed: u32 },
+    Hash,
+    Ping,
+    Trace { on: bool },
+    Shootdown { method: u8, targets: u16 },
+}
+
+impl Request {
+    fn wire(&self) -> Wire {
+        match *self {
+            Request::Propose { change, page } => VmPropose {
+                change: change as u8,
+                page,
+            }
+            .into(),
+            Request::Storm { operations, seed } => VmStorm {
+                operations,
+                pages: STORM_PAGES,
+                seed,
+            }
+            .into(),
+            Request::Hash => VmHash {}.into(),
+            Request::Ping => Ping {}.into(),
+            Request::Trace { on } => TraceSet { on }.into(),
+            Request::Shootdown { method, targets } => BenchShootdown { method, targets }.into(),
+        }
+    }
+
+    /// Whether `reply` answers this request: of its reply's kind, and about
+    /// what it asked.
+    fn answered_by(&self, reply: Wire) -> Result<(), String> {
+        let wrong = |reply: &str| Err(format!("{self:?} answered by {reply}"));
+        let label = reply.label();
+        match *self {
+            Request::Propose { page, .. } => match reply.take::<VmDone>() {
+                Some(done) if done.page == page => Ok(()),
+                Some(done) => wrong(&format!("a VmDone about page {}", done.page)),
+                None => wrong(label),
+            },
+            Request::Storm { operations, .. } => match reply.take::<VmStormDone>() {
+                Some(done) if done.committed + done.aborted == operations => Ok(()),
+                Some(done) => wrong(&format!("{done:?}")),
+                None => wrong(label),
+            },
+            Request::Hash => reply
+                .take::<VmHashReply>()
+                .map(drop)
+                .ok_or(())
+                .or_else(|()| wrong(label)),
+            Request::Ping => reply
+                .take::<Pong>()
+                .map(drop)
+                .ok_or(())
+                .or_else(|()| wrong(label)),
+            Request::Trace { .. } => reply
+                .take::<TraceSetDone>()
+                .map(drop)
+                .ok_or(())
+                .or_else(|()| wrong(label)),
+            Request::Shootdown { .. } => match reply.take::<BenchShot>() {
+                Some(_) => Ok(()),
+                None => wrong(label),
+            },
+        }
+    }
+}
+
+/// One call a shell makes, at a moment of the schedule's choosing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The core whose shell makes it.
+    pub shell: u16,
+    pub to: u16,
+    pub request: Request,
+    /// In ticks of the shell's core.
+    pub timeout: u64,
+}
+
+/// A scenario: the cores, their NUMA nodes, and each shell's calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// The NUMA node of each core (so also how many cores there are).
+    pub nodes: Vec<u16>,
+    /// Each shell's calls, in order, by the core it runs on.
+    pub scripts: BTreeMap<u16, Vec<Call>>,
+}
+
+/// The scenario of `seed`: 2 to 6 cores on up to 2 NUMA nodes, shells on 1
+/// to 3 of them, each making 1 to 6 calls.
+pub fn scenario(seed: u64) -> Scenario {
+    let mut rng = Rng::new(seed);
+    let cores = 2 + rng.below(5) as u16;
+    let nodes = (0..cores).map(|_| rng.below(2) as u16).collect();
+    let mut scripts = BTreeMap::new();
+    let mut next_page = FIRST_OWN_PAGE;
+    for _ in 0..1 + rng.below(3) {
+        let shell = rng.below(u64::from(cores)) as u16;
+        let calls = (0..1 + rng.below(6))
+            .map(|_| {
+                let to = rng.below(u64::from(cores)) as u16;
+                let request = match rng.below(20) {
+                    0..6 => {
+                        next_page += 1;
+                        let change = if rng.chance(2, 3) {
+                            Change::Map
+                        } else {
+                            Change::Unmap
+                        };
+                        Request::Propose {
+                            change,
+                            page: next_page - rng.below(2) as u32,
+                        }
+                    }
+                    6..10 => Request::Storm {
+                        operations: 1 + rng.below(5) as u32,
+                        seed: rng.next_u64() as u32,
+                    },
+                    10..13 => Request::Hash,
+                    13..16 => Request::Ping,
+                    16..18 => Request::Trace {
+                        on: rng.chance(2, 3),
+                    },
+                    _ => Request::Shootdown {
+                        method: 1 + rng.below(3) as u8,
+                        targets: 1 + rng.below(u64::from(cores - 1)) as u16,
+                    },
+                };
+                let timeout = if rng.chance(1, 4) {
+                    1 + rng.below(8)
+                } else {
+                    LONG_TIMEOUT
+                };
+                Call {
+                    shell,
+                    to,
+                    request,
+                    timeout,
+                }
+            })
+            .collect::<Vec<_>>();
+        scripts.entry(shell).or_insert_with(Vec::new).extend(calls);
+    }
+    Scenario { nodes, scripts }
+}
+
+/// One step of the world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The shell on `core` makes its next call.
+    Call(u16),
+    /// The oldest slot on the link from `from` to `to` arrives.
+    Deliver { from: u16, to: u16 },
+    /// One tick passes on `core`'s clock.
+    Tick(u16),
+}
+
+/// What the world knows of one core.
+struct Host {
+    monitor: Monitor,
+    script: VecDeque<Call>,
+    page_table: BTreeMap<(SpaceId, u64), Mapping>,
+    tlb: BTreeSet<(SpaceId, u64, u64)>,
+    trace: Vec<TraceEvent>,
+}
+
+pub struct World {
+    hosts: Vec<Host>,
+    /// Slots in flight on link `from * n + to`.
+    links: Vec<VecDeque<Payload>>,
+    now: u64,
+    /// The scenario's calls made so far, and whether each has ended.
+    calls: BTreeMap<(u16, Ticket), (Call, bool)>,
+    /// The setup's calls' outcomes, until taken.
+    setup: Vec<(Ticket, Result<Wire, CallError>)>,
+    /// Per core: its calls that ended without their reply.
+    unanswered: Vec<u64>,
+    /// Per core: how many of those replies came later (and were dropped).
+    arrived_late: Vec<u64>,
+}
+
+fn facts(core: u16, nodes: &[u16]) -> Facts {
+    let int = |value: u16| Value::Int(i64::from(value));
+    let mut firmware = Vec::new();
+    for (id, &node) in nodes.iter().enumerate() {
+        let id = id as u16;
+        firmware.push(("core", vec![int(id), int(id)]));
+        firmware.push(("core_node", vec![int(id), int(node)]));
+    }
+    for from in 0..2 {
+        for to in 0..2 {
+            let distance = if from == to { 10 } else { 20 };
+            firmware.push(("distance", vec![int(from), int(to), int(distance)]));
+        }
+    }
+    Facts {
+        firmware,
+        own: vec![(
+            "cpu",
+            vec![int(core), Value::from("Simulated"), int(1), int(1), int(1)],
+        )],
+    }
+}
+
+/// A setup reply of the kind `pick` takes.
+fn setup_reply<T>(reply: Wire, pick: impl FnOnce(Wire) -> Option<T>) -> Result<T, Violation> {
+    let label = reply.label();
+    pick(reply).ok_or_else(|| Violation(format!("setup call answered by {label}")))
+}
+
+impl World {
+    /// The world of `scenario`, with every core up and the knowledge base
+    /// filled the way the kernel's boot core fills it, so that proposals
+    /// travel down the multicast trees it gives.
+    pub fn new(scenario: &Scenario) -> Result<World, Violation> {
+        let cores = scenario.nodes.len() as u16;
+        let mut world = World {
+            hosts: Vec::new(),
+            links: vec![VecDeque::new(); usize::from(cores) * usize::from(cores)],
+            now: 0,
+            calls: BTreeMap::new(),
+            setup: Vec::new(),
+            unanswered: vec![0; usize::from(cores)],
+            arrived_late: vec![0; usize::from(cores)],
+        };
+        for core in 0..cores {
+            let mut out = Output::default();
+            let config = Config {
+                me: CoreId(core),
+                cores,
+                boot_core: CoreId(0),
+                frame: 0x1000 * (u64::from(core) + 1),
+                facts: facts(core, &scenario.nodes),
+            };
+            let monitor = Monitor::new(config, &mut out);
+            world.hosts.push(Host {
+                monitor,
+                script: VecDeque::new(),
+                page_table: BTreeMap::new(),
+                tlb: BTreeSet::new(),
+                trace: Vec::new(),
+            });
+            world.absorb(core, out)?;
+        }
+        for core in 0..cores {
+            for other in 0..cores {
+                world.step(core, Input::CoreUp(CoreId(other)))?;
+            }
+        }
+        world.fill_knowledge()?;
+        for (&shell, calls) in &scenario.scripts {
+            world.hosts[usize::from(shell)].script = calls.iter().cloned().collect();
+        }
+        Ok(world)
+    }
+
+    fn n(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// The boot core's filling of the knowledge base, as the kernel does
+    /// it: every core gathers and sends its facts, every replica reports
+    /// its hash, and with all equal every core installs its plan.
+    fn fill_knowledge(&mut self) -> Result<(), Violation> {
+        let cores: Vec<u16> = (0..self.n() as u16).collect();
+        let mut sent = Vec::new();
+        for &core in &cores {
+            let reply = self.setup_call(core, SkbGather { samples: 1 })?;
+            sent.push(setup_reply(reply, |reply| reply.take::<SkbGathered>())?.batches);
+        }
+        let total: u32 = sent.iter().sum();
+        let mut hashes = BTreeSet::new();
+        for &core in &cores {
+            let ready = SkbReady {
+                batches: total - sent[usize::from(core)],
+            };
+            let reply = self.setup_call(core, ready)?;
+            hashes.insert(setup_reply(reply, |reply| reply.take::<SkbLoaded>())?.hash);
+        }
+        let [hash] = hashes.into_iter().collect::<Vec<_>>()[..] else {
+            return violation!("the knowledge base replicas differ after filling");
+        };
+        for &core in &cores {
+            let reply = self.setup_call(
+                core,
+                SkbInstall {
+                    hash,
+                    install: true,
+                },
+            )?;
+            if !setup_reply(reply, |reply| reply.take::<SkbInstalled>())?.installed {
+                return violation!("core {core} did not install its multicast plan");
+            }
+        }
+        Ok(())
+    }
+
+    /// A call from core 0, delivered link by link until it ends.
+    fn setup_call(&mut self, to: u16, request: impl Into<Wire>) -> Result<Wire, Violation> {
+        let mut out = Output::default();
+        self.now += 1;
+        let ticket =
+            self.hosts[0]
+                .monitor
+                .call(self.now, CoreId(to), request, LONG_TIMEOUT, &mut out);
+        self.absorb(0, out)?;
+        loop {
+            if let Some(index) = self.setup.iter().position(|(t, _)| *t == ticket) {
+                let (_, reply) = self.setup.remove(index);
+                return reply.map_err(|error| Violation(format!("setup call to {to}: {error}")));
+            }
+            let Some(link) = self.links.iter().position(|link| !link.is_empty()) else {
+                return violation!("setup call to {to} never ended");
+            };
+            let n = self.n();
+            self.deliver((link / n) as u16, (link % n) as u16)?;
+        }
+    }
+
+    /// The actions possible now; none means the run is over.
+    pub fn actions(&self) -> Vec<Action> {
+        let n = self.n();
+        let mut actions = Vec::new();
+        for (core, host) in self.hosts.iter().enumerate() {
+            if !host.script.is_empty() {
+                actions.push(Action::Call(core as u16));
+            }
+        }
+        for (link, slots) in self.links.iter().enumerate() {
+            if !slots.is_empty() {
+                actions.push(Action::Deliver {
+                    from: (link / n) as u16,
+                    to: (link % n) as u16,
+                });
+            }
+        }
+        for (core, host) in self.hosts.iter().enumerate() {
+            if host.monitor.wants_ticks() {
+                actions.push(Action::Tick(core as u16));
+            }
+        }
+        actions
+    }
+
+    /// Takes `action` (one of `actions()`) and checks the invariants that
+    /// hold after every step.
+    pub fn act(&mut self, action: Action) -> Result<(), Violation> {
+        match action {
+            Action::Call(core) => {
+                let call = self.hosts[usize::from(core)]
+                    .script
+                    .pop_front()
+                    .expect("a call from an empty script");
+                let mut out = Output::default();
+                self.now += 1;
+                let ticket = self.hosts[usize::from(core)].monitor.call(
+                    self.now,
+                    CoreId(call.to),
+                    call.request.wire(),
+                    call.timeout,
+                    &mut out,
+                );
+                self.calls.insert((core, ticket), (call, false));
+                self.absorb(core, out)
+            }
+            Action::Deliver { from, to } => self.deliver(from, to),
+            Action::Tick(core) => self.step(core, Input::Tick),
+        }
+    }
+
+    fn deliver(&mut self, from: u16, to: u16) -> Result<(), Violation> {
+        let n = self.n();
+        let slot = self.links[usize::from(from) * n + usize::from(to)]
+            .pop_front()
+            .expect("deliver from an empty link");
+        self.step(
+            to,
+            Input::Slot {
+                from: CoreId(from),
+                slot: &slot,
+            },
+        )
+    }
+
+    fn step(&mut self, core: u16, input: Input<'_>) -> Result<(), Violation> {
+        let mut out = Output::default();
+        self.now += 1;
+        self.hosts[usize::from(core)]
+            .monitor
+            .step(self.now, input, &mut out);
+        self.absorb(core, out)
+    }
+
+    /// Acts on what `core`'s monitor produced, as its host would.
+    fn absorb(&mut self, core: u16, mut out: Output) -> Result<(), Violation> {
+        loop {
+            let n = self.n();
+            for effect in out.effects.drain(..) {
+                self.apply(core, effect)?;
+            }
+            for (to, slot) in out.sends.drain(..) {
+                if to.0 == core {
+                    return violation!("core {core}'s monitor gave its host a slot for itself");
+                }
+                self.links[usize::from(core) * n + usize::from(to.0)].push_back(slot);
+            }
+            for (ticket, result) in out.completions.drain(..) {
+                self.complete(core, ticket, result)?;
+            }
+            self.hosts[usize::from(core)].trace.append(&mut out.trace);
+            for notice in out.notices.drain(..) {
+                if notice.starts_with("dropped reply ") && notice.ends_with("its call had ended") {
+                    self.arrived_late[usize::from(core)] += 1;
+                } else if notice.starts_with("dropped") {
+                    return violation!("core {core}: {notice}");
+                }
+            }
+            let deferred: Vec<Deferred> = out.deferred.drain(..).collect();
+            if deferred.is_empty() {
+                return Ok(());
+            }
+            for work in deferred {
+                // Only the benchmarks measure, and the scenarios run only
+                // the message methods of `bench shootdown`; a stall is a
+                // stretch of the schedule in which the core is not chosen.
+                if let Deferred::Measure { op, .. } = work {
+                    self.now += 1;
+                    self.hosts[usize::from(core)].monitor.step(
+                        self.now,
+                        Input::Measured { op, cycles: None },
+                        &mut out,
+                    );
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, core: u16, effect: Effect) -> Result<(), Violation> {
+        let host = &mut self.hosts[usize::from(core)];
+        match effect {
+            Effect::Mapping(atoll_replica::Effect::MapPage {
+                space,
+                vaddr,
+                mapping,
+            }) => {
+                if let Some(old) = host.page_table.insert((space, vaddr), mapping) {
+                    return violation!(
+                        "conflicting commits: core {core} mapped {vaddr:#x} to {:#x} over {:#x}",
+                        mapping.paddr,
+                        old.paddr
+                    );
+                }
+                host.tlb.insert((space, vaddr, mapping.paddr));
+            }
+            Effect::Mapping(atoll_replica::Effect::UnmapPage { space, vaddr }) => {
+                if host.page_table.remove(&(space, vaddr)).is_none() {
+                    return violation!(
+                        "conflicting commits: core {core} unmapped unmapped {vaddr:#x}"
+                    );
+                }
+            }
+            Effect::Mapping(atoll_replica::Effect::InvalidateTlb { space, vaddr }) => {
+                host.tlb.retain(|&(s, v, _)| (s, v) != (space, vaddr));
+            }
+            Effect::DumpTrace => {}
+        }
+        Ok(())
+    }
+
+    fn complete(
+        &mut self,
+        core: u16,
+        ticket: Ticket,
+        result: Result<Wire, CallError>,
+    ) -> Result<(), Violation> {
+        let Some((call, ended)) = self.calls.get_mut(&(core, ticket)) else {
+            if core == 0 {
+                self.setup.push((ticket, result));
+                return Ok(());
+            }
+            return violation!("core {core} completed {ticket:?}, which it never made");
+        };
+        if *ended {
+            return violation!("{call:?} ended twice");
+        }
+        *ended = true;
+        match result {
+            Ok(reply) => call
+                .request
+                .answered_by(reply)
+                .map_err(|error| Violation(format!("core {core}: {error}"))),
+            Err(CallError::NoAnswer { .. }) => {
+                self.unanswered[usize::from(core)] += 1;
+                Ok(())
+            }
+            Err(error) => violation!("{call:?} failed on a machine where every core runs: {error}"),
+        }
+    }
+
+    /// Checks a world with no action left.
+    pub fn check_quiescent(&self) -> Result<(), Violation> {
+        if let Some(((core, _), (call, _))) = self.calls.iter().find(|(_, (_, ended))| !ended) {
+            return violation!("core {core}'s call {call:?} never ended");
+        }
+        let mut agreed: Option<(usize, u64)> = None;
+        for (core, host) in self.hosts.iter().enumerate() {
+            let monitor = &host.monitor;
+            if monitor.calls_in_flight() != 0 {
+                return violation!(
+                    "core {core} still waits on {} calls",
+                    monitor.calls_in_flight()
+                );
+            }
+            let strays = monitor.strays();
+            if (strays.unknown, strays.mismatched, strays.malformed) != (0, 0, 0) {
+                return violation!("core {core} dropped replies it should not have: {strays:?}");
+            }
+            if strays.late != self.arrived_late[core] {
+                return violation!(
+                    "core {core} counted {} late replies and said so {} times",
+                    strays.late,
+                    self.arrived_late[core]
+                );
+            }
+            // Every core runs to the end, so every request is answered:
+            // each call that timed out has its reply dropped as late.
+            if strays.late != self.unanswered[core] {
+                return violation!(
+                    "core {core} dropped {} late replies for its {} calls that timed out",
+                    strays.late,
+                    self.unanswered[core]
+                );
+            }
+            let replica = monitor.mappings().replica();
+            let entries = replica.entries();
+            if entries.iter().any(|entry| entry.pending.is_some()) {
+                return violation!("core {core} is left with a lock: {entries:?}");
+            }
+            let committed: BTreeMap<(SpaceId, u64), Mapping> = entries
+                .iter()
+                .filter_map(|entry| Some(((entry.space, entry.vaddr), entry.committed?)))
+                .collect();
+            if committed != host.page_table {
+                return violation!(
+                    "core {core}: replica {committed:?} but page table {:?}",
+                    host.page_table
+                );
+            }
+            if let Some(stale) = host
+                .tlb
+                .iter()
+                .find(|&&(s, v, p)| committed.get(&(s, v)).is_none_or(|m| m.paddr != p))
+            {
+                return violation!("core {core} caches a stale translation {stale:?}");
+            }
+            let hash = replica.hash();
+            match agreed {
+                Some((first, expected)) if expected != hash => {
+                    return violation!(
+                        "replicas diverge: core {first} hashes {expected:#018x}, core {core} {hash:#018x}"
+                    );
+                }
+                Some(_) => {}
+                None => agreed = Some((core, hash)),
+            }
+        }
+        self.check_trace()
+    }
+
+    /// Every traced receive has its traced send, where the sender traced
+    /// from an earlier message on that link.
+    fn check_trace(&self) -> Result<(), Violation> {
+        let sends: BTreeSet<(u16, u16, u32)> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .flat_map(|(core, host)| {
+                host.trace
+                    .iter()
+                    .filter(|event| event.kind == TraceKind::Send)
+                    .map(move |event| (core as u16, event.peer, event.seq))
+            })
+            .collect();
+        for (core, host) in self.hosts.iter().enumerate() {
+            for receive in host
+                .trace
+                .iter()
+                .filter(|event| event.kind == TraceKind::Receive)
+            {
+                let sender = &self.hosts[usize::from(receive.peer)];
+                let traced_from = sender.monitor.trace_start()[core];
+                let key = (receive.peer, core as u16, receive.seq);
+                if sender.monitor.tracing() && receive.seq >= traced_from && !sends.contains(&key) {
+                    return violation!(
+                        "core {core} traced receiving {} (seq {}) from core {}, which traced no such send",
+                        receive.name,
+                        receive.seq,
+                        receive.peer
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What happened in the run so far.
+    pub fn tally(&self) -> Tally {
+        let mut tally = Tally::default();
+        for (call, _) in self.calls.values() {
+            tally.calls += 1;
+            if let Request::Propose { .. } = call.request {
+                tally.proposals += 1;
+            }
+        }
+        for (core, host) in self.hosts.iter().enumerate() {
+            tally.unanswered += self.unanswered[core];
+            tally.late += host.monitor.strays().late;
+            tally.mapped += host
+                .page_table
+                .keys()
+                .filter(|&&(space, vaddr)| space == TEST_SPACE && vaddr >= page_address(0))
+                .count();
+        }
+        tally
+    }
+
+    /// `action` in words.
+    pub fn describe(&self, action: Action) -> String {
+        match action {
+            Action::Call(core) => match self.hosts[usize::from(core)].script.front() {
+                Some(call) => format!("core {core} calls core {}: {:?}", call.to, call.request),
+                None => format!("core {core} calls: nothing left"),
+            },
+            Action::Deliver { from, to } => format!("deliver {from} -> {to}"),
+            Action::Tick(core) => format!("tick on core {core}"),
+        }
+    }
+}
+
+/// Counts of what happened in runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub calls: u64,
+    pub proposals: u64,
+    /// Calls that ended without their reply.
+    pub unanswered: u64,
+    /// Replies dropped because their call had ended.
+    pub late: u64,
+    /// Pages left mapped, summed over the cores.
+    pub mapped: usize,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.calls += other.calls;
+        self.proposals += other.proposals;
+        self.unanswered += other.unanswered;
+        self.late += other.late;
+        self.mapped += other.mapped;
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub steps: usize,
+    pub tally: Tally,
+}
+
+/// A run that broke an invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub seed: u64,
+    pub step: usize,
+    pub violation: Violation,
+}
+
+/// Runs `seed`'s scenario under `seed`'s schedule to the end. `trace` sees
+/// each action with the world it is about to change.
+pub fn run(seed: u64, mut trace: impl FnMut(usize, &World, Action)) -> Result<Run, Failure> {
+    let fail = |step, violation| Failure {
+        seed,
+        step,
+        violation,
+    };
+    let mut world = World::new(&scenario(seed)).map_err(|v| fail(0, v))?;
+    let mut rng = Rng::new(seed ^ 0x6d6f_6e69_746f_7273);
+    for step in 1..=MAX_STEPS {
+        let actions = world.actions();
+        if actions.is_empty() {
+            world.check_quiescent().map_err(|v| fail(step, v))?;
+            return Ok(Run {
+                steps: step - 1,
+                tally: world.tally(),
+            });
+        }
+        let action = pick(&mut rng, &actions);
+        trace(step, &world, action);
+        world.act(action).map_err(|v| fail(step, v))?;
+    }
+    Err(fail(
+        MAX_STEPS,
+        Violation(format!("no end after {MAX_STEPS} steps")),
+    ))
+}
+
+/// Picks a delivery most of the time, and a tick or a call less often, so
+/// that timeouts fire now and then rather than at every chance.
+fn pick(rng: &mut Rng, actions: &[Action]) -> Action {
+    let deliveries: Vec<Action> = actions
+        .iter()
+        .copied()
+        .filter(|action| matches!(action, Action::Deliver { .. }))
+        .collect();
+    let choices = if !deliveries.is_empty() && rng.chance(4, 5) {
+        &deliveries
+    } else {
+        actions
+    };
+    choices[rng.below(choices.len() as u64) as usize]
+}
