@@ -1,7 +1,7 @@
 //! Exhaustive exploration of a world's states: the model check.
 //!
 //! This is a small explorer of our own rather than `stateright`: it walks
-//! the simulator's own [`World`], so what is checked is the unchanged node
+//! the simulator's own [`World`], so what is checked is the unchanged core
 //! and protocol code with the simulator's invariants, not a model written
 //! beside it; and it adds no dependencies to build on two cores.
 //!

@@ -1,9 +1,9 @@
 //! A deterministic simulator and an exhaustive model checker for Atoll's
-//! protocols and replicated state (design.md §2.3).
+//! protocols and replicated state (`docs/architecture.md` §2.3).
 //!
-//! Both run the OS nodes of `atoll-replica` (and through them the protocols of
+//! Both run the replicators of `atoll-replica` (and through them the protocols of
 //! `atoll-proto`) unchanged, on one thread, in a [`World`] that holds the
-//! nodes, the channels between them (in order per pair of nodes, as URPC
+//! cores, the channels between them (in order per pair of cores, as URPC
 //! rings are), each core's page table and TLB, and the invariants.
 //! [`random::run`] walks one schedule that a seed picks; [`explore::explore`]
 //! walks every schedule of a small scenario. Nothing here reads a clock or

@@ -40,19 +40,19 @@ const FRAMES: u64 = 3;
 /// Steps after which a run that has not settled counts as a livelock.
 const MAX_STEPS: usize = 100_000;
 
-/// The scenario of `seed`: 2 to 6 nodes in up to 3 domains, some or all of
+/// The scenario of `seed`: 2 to 6 cores in up to 3 domains, some or all of
 /// them holders, a random shape, short or long timeouts, maybe one crash,
-/// and up to 4 requests per node on 3 pages.
+/// and up to 4 requests per core on 3 pages.
 pub fn scenario(seed: u64) -> Scenario {
     let mut rng = Rng::new(seed);
-    let nodes = 2 + rng.below(5) as u16;
-    let domains = (0..nodes).map(|_| rng.below(3) as u32).collect();
-    let mut holders: Vec<CoreId> = (0..nodes)
+    let cores = 2 + rng.below(5) as u16;
+    let domains = (0..cores).map(|_| rng.below(3) as u32).collect();
+    let mut holders: Vec<CoreId> = (0..cores)
         .map(CoreId)
         .filter(|_| rng.chance(3, 4))
         .collect();
     if holders.len() < 2 {
-        holders = (0..nodes).map(CoreId).collect();
+        holders = (0..cores).map(CoreId).collect();
     }
     let shape = Shape::ALL[rng.below(Shape::ALL.len() as u64) as usize];
     let round = match rng.chance(1, 2) {
@@ -74,7 +74,7 @@ pub fn scenario(seed: u64) -> Scenario {
             preload.push((page * 0x1000, mapping(&mut rng)));
         }
     }
-    let scripts = (0..nodes)
+    let scripts = (0..cores)
         .map(|_| {
             (0..rng.below(5))
                 .map(|_| {

@@ -1,9 +1,10 @@
-//! A world of OS nodes, the channels between them, and the invariants.
+//! A world of cores' replicators, the channels between them, and the
+//! invariants.
 //!
 //! The world is a value: every [`Action`] takes it from one state to the
 //! next, and it derives `Hash` and `Clone`, so the random simulator walks
 //! one path through its states and the explorer walks all of them, running
-//! the same node code.
+//! the same core code.
 //!
 //! Each host keeps what the kernel would keep for a core: a page table and
 //! a TLB. The TLB caches every mapping the moment it is entered (the worst
@@ -25,20 +26,20 @@ pub const SPACE: SpaceId = SpaceId(1);
 /// A configuration and workload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
-    /// Domains of the nodes, one per node (so also how many there are).
+    /// Domains of the cores, one per core (so also how many there are).
     /// `Planned` rounds route by [`TreePlan::from_domains`] of them.
     pub domains: Vec<u32>,
-    /// The nodes that hold `SPACE`.
+    /// The cores that hold `SPACE`.
     pub holders: Vec<CoreId>,
     pub shape: Shape,
     pub timeouts: Timeouts,
     /// Whether ticks happen (they are what makes timeouts fire).
     pub ticks: bool,
-    /// How many nodes may crash.
+    /// How many cores may crash.
     pub crashes: u8,
-    /// Pages mapped (by node 0, to completion) before the run starts.
+    /// Pages mapped (by core 0, to completion) before the run starts.
     pub preload: Vec<(u64, Mapping)>,
-    /// What each node submits, in order, each at a moment of the
+    /// What each core submits, in order, each at a moment of the
     /// schedule's choosing.
     pub scripts: Vec<Vec<Request>>,
 }
@@ -46,14 +47,14 @@ pub struct Scenario {
 /// One step of the world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// The node submits the next request of its script.
+    /// The core submits the next request of its script.
     Submit(CoreId),
     /// The oldest envelope on the channel from `from` to `to` arrives.
     Deliver { from: CoreId, to: CoreId },
-    /// One tick passes on every node that is up.
+    /// One tick passes on every core that is up.
     Tick,
-    /// The node crashes: it does nothing more, messages to it are lost, and
-    /// each other node hears of it after the messages it had sent them.
+    /// The core crashes: it does nothing more, messages to it are lost, and
+    /// each other core hears of it after the messages it had sent them.
     Crash(CoreId),
 }
 
@@ -94,7 +95,7 @@ enum Envelope {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Host {
-    node: Replicator,
+    core: Replicator,
     up: bool,
     script: VecDeque<Request>,
     page_table: BTreeMap<(SpaceId, u64), Mapping>,
@@ -125,10 +126,10 @@ impl World {
                     timeouts: scenario.timeouts,
                     plan: plan.clone(),
                 };
-                let mut node = Replicator::new(node_id(i), config, MappingTable::new());
-                node.add_space(SPACE, &scenario.holders);
+                let mut core = Replicator::new(node_id(i), config, MappingTable::new());
+                core.add_space(SPACE, &scenario.holders);
                 Host {
-                    node,
+                    core,
                     up: true,
                     script: VecDeque::new(),
                     page_table: BTreeMap::new(),
@@ -182,7 +183,7 @@ impl World {
                 actions.push(Action::Deliver { from, to });
             }
         }
-        if self.ticks && self.hosts.iter().any(|h| h.up && h.node.has_timers()) {
+        if self.ticks && self.hosts.iter().any(|h| h.up && h.core.has_timers()) {
             actions.push(Action::Tick);
         }
         if self.crashes_left > 0 {
@@ -200,7 +201,7 @@ impl World {
         let channel = &self.channels[usize::from(from.0) * self.hosts.len() + usize::from(to.0)];
         match channel.front() {
             Some(Envelope::Message(bytes)) => format!("{action}: {:?}", Message::from_bytes(bytes)),
-            Some(Envelope::Down) => format!("{action}: node {} is down", from.0),
+            Some(Envelope::Down) => format!("{action}: core {} is down", from.0),
             None => format!("{action}: nothing to deliver"),
         }
     }
@@ -210,18 +211,18 @@ impl World {
     pub fn step(&mut self, action: Action) -> Result<(), Violation> {
         let n = self.hosts.len();
         match action {
-            Action::Submit(node) => {
-                let host = &mut self.hosts[usize::from(node.0)];
+            Action::Submit(core) => {
+                let host = &mut self.hosts[usize::from(core.0)];
                 let request = host
                     .script
                     .pop_front()
                     .expect("submit with an empty script");
                 let mut out = atoll_replica::Actions::default();
-                let Ok(id) = host.node.submit(request, self.shape, &mut out) else {
-                    return violation!("node {} refused request {request:?}", node.0);
+                let Ok(id) = host.core.submit(request, self.shape, &mut out) else {
+                    return violation!("core {} refused request {request:?}", core.0);
                 };
                 self.submitted.insert(id, request);
-                self.absorb(node, out)
+                self.absorb(core, out)
             }
             Action::Deliver { from, to } => {
                 let channel = &mut self.channels[usize::from(from.0) * n + usize::from(to.0)];
@@ -235,21 +236,21 @@ impl World {
                     Envelope::Down => Input::CoreDown(from),
                 };
                 let mut out = atoll_replica::Actions::default();
-                self.hosts[usize::from(to.0)].node.handle(input, &mut out);
+                self.hosts[usize::from(to.0)].core.handle(input, &mut out);
                 self.absorb(to, out)
             }
             Action::Tick => {
                 for i in 0..n {
                     if self.hosts[i].up {
                         let mut out = atoll_replica::Actions::default();
-                        self.hosts[i].node.handle(Input::Tick, &mut out);
+                        self.hosts[i].core.handle(Input::Tick, &mut out);
                         self.absorb(node_id(i), out)?;
                     }
                 }
                 Ok(())
             }
-            Action::Crash(node) => {
-                let crashed = usize::from(node.0);
+            Action::Crash(core) => {
+                let crashed = usize::from(core.0);
                 self.crashes_left -= 1;
                 self.hosts[crashed].up = false;
                 self.hosts[crashed].script.clear();
@@ -264,17 +265,17 @@ impl World {
         }
     }
 
-    /// Acts on what `node` produced, as its host would: effects, then
+    /// Acts on what `core` produced, as its host would: effects, then
     /// messages, then completions.
-    fn absorb(&mut self, node: CoreId, out: atoll_replica::Actions) -> Result<(), Violation> {
+    fn absorb(&mut self, core: CoreId, out: atoll_replica::Actions) -> Result<(), Violation> {
         let n = self.hosts.len();
-        let at = usize::from(node.0);
+        let at = usize::from(core.0);
         for effect in out.effects {
-            self.apply(node, effect)?;
+            self.apply(core, effect)?;
         }
         for (to, message) in out.messages {
-            if to == node {
-                return violation!("node {} sent itself a message through its host", node.0);
+            if to == core {
+                return violation!("core {} sent itself a message through its host", core.0);
             }
             if self.hosts[usize::from(to.0)].up {
                 let channel = &mut self.channels[at * n + usize::from(to.0)];
@@ -282,13 +283,13 @@ impl World {
             }
         }
         for completion in out.completions {
-            self.complete(node, completion)?;
+            self.complete(core, completion)?;
         }
         Ok(())
     }
 
-    fn apply(&mut self, node: CoreId, effect: Effect) -> Result<(), Violation> {
-        let host = &mut self.hosts[usize::from(node.0)];
+    fn apply(&mut self, core: CoreId, effect: Effect) -> Result<(), Violation> {
+        let host = &mut self.hosts[usize::from(core.0)];
         match effect {
             Effect::MapPage {
                 space,
@@ -297,8 +298,8 @@ impl World {
             } => {
                 if let Some(old) = host.page_table.insert((space, vaddr), mapping) {
                     return violation!(
-                        "conflicting commits: node {} mapped {vaddr:#x} to {:#x} over {:#x}",
-                        node.0,
+                        "conflicting commits: core {} mapped {vaddr:#x} to {:#x} over {:#x}",
+                        core.0,
                         mapping.paddr,
                         old.paddr
                     );
@@ -308,8 +309,8 @@ impl World {
             Effect::UnmapPage { space, vaddr } => {
                 if host.page_table.remove(&(space, vaddr)).is_none() {
                     return violation!(
-                        "conflicting commits: node {} unmapped unmapped {vaddr:#x}",
-                        node.0
+                        "conflicting commits: core {} unmapped unmapped {vaddr:#x}",
+                        core.0
                     );
                 }
             }
@@ -320,15 +321,15 @@ impl World {
         Ok(())
     }
 
-    fn complete(&mut self, node: CoreId, completion: Completion) -> Result<(), Violation> {
+    fn complete(&mut self, core: CoreId, completion: Completion) -> Result<(), Violation> {
         let id = completion.id();
         let Some(&request) = self.submitted.get(&id) else {
             return violation!("completion of unknown request {id:?}");
         };
-        if id.origin != node {
+        if id.origin != core {
             return violation!(
-                "node {} completed {id:?}, which node {} submitted",
-                node.0,
+                "core {} completed {id:?}, which core {} submitted",
+                core.0,
                 id.origin.0
             );
         }
@@ -381,13 +382,13 @@ impl World {
             if !host.up {
                 continue;
             }
-            let entries = host.node.replica().entries();
+            let entries = host.core.replica().entries();
             if entries
                 .iter()
                 .any(|e| e.pending.is_some_and(|(p, _)| p == id))
             {
                 return violation!(
-                    "{id:?} completed while node {} had not applied it",
+                    "{id:?} completed while core {} had not applied it",
                     holder.0
                 );
             }
@@ -400,7 +401,7 @@ impl World {
             });
             if let Some(&(_, _, paddr)) = stale {
                 return violation!(
-                    "{id:?} completed while node {} still caches {vaddr:#x} -> {paddr:#x}",
+                    "{id:?} completed while core {} still caches {vaddr:#x} -> {paddr:#x}",
                     holder.0
                 );
             }
@@ -408,7 +409,7 @@ impl World {
         Ok(())
     }
 
-    /// Checks a world with no action left: every request of a node that is
+    /// Checks a world with no action left: every request of a core that is
     /// up completed, no protocol state is left, and the replicas that are
     /// up agree with each other and with their page tables and TLBs.
     pub fn check_quiescent(&self) -> Result<(), Violation> {
@@ -420,9 +421,9 @@ impl World {
         }
         let mut agreed: Option<(CoreId, u64)> = None;
         for (i, host) in self.hosts.iter().enumerate().filter(|(_, h)| h.up) {
-            let entries = host.node.replica().entries();
-            if !host.node.is_idle() || entries.iter().any(|e| e.pending.is_some()) {
-                return violation!("node {i} is left with a proposal in progress: {entries:?}");
+            let entries = host.core.replica().entries();
+            if !host.core.is_idle() || entries.iter().any(|e| e.pending.is_some()) {
+                return violation!("core {i} is left with a proposal in progress: {entries:?}");
             }
             let committed: BTreeMap<(SpaceId, u64), Mapping> = entries
                 .iter()
@@ -430,7 +431,7 @@ impl World {
                 .collect();
             if committed != host.page_table {
                 return violation!(
-                    "node {i}: replica {committed:?} but page table {:?}",
+                    "core {i}: replica {committed:?} but page table {:?}",
                     host.page_table
                 );
             }
@@ -439,19 +440,19 @@ impl World {
                 .iter()
                 .find(|&&(s, v, p)| committed.get(&(s, v)).is_none_or(|m| m.paddr != p))
             {
-                return violation!("node {i} caches a stale translation {stale:?}");
+                return violation!("core {i} caches a stale translation {stale:?}");
             }
             if !self.holders.contains(&node_id(i)) {
                 if !entries.is_empty() {
-                    return violation!("node {i} holds no replica but has entries {entries:?}");
+                    return violation!("core {i} holds no replica but has entries {entries:?}");
                 }
                 continue;
             }
-            let hash = host.node.replica().hash();
+            let hash = host.core.replica().hash();
             match agreed {
                 Some((first, expected)) if expected != hash => {
                     return violation!(
-                        "replicas diverge: node {} hashes {expected:#018x}, node {i} {hash:#018x}",
+                        "replicas diverge: core {} hashes {expected:#018x}, core {i} {hash:#018x}",
                         first.0
                     );
                 }
@@ -513,7 +514,7 @@ impl std::ops::AddAssign for Tally {
 }
 
 fn node_id(index: usize) -> CoreId {
-    CoreId(u16::try_from(index).expect("fewer than 65536 nodes"))
+    CoreId(u16::try_from(index).expect("fewer than 65536 cores"))
 }
 
 fn page(request: &Request) -> (SpaceId, u64) {

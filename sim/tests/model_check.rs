@@ -1,7 +1,7 @@
 //! Exhaustive model checks of two-phase commit and the multicast
-//! single-phase commit on 3 nodes: every interleaving of deliveries (in
+//! single-phase commit on 3 cores: every interleaving of deliveries (in
 //! order per channel), submissions, and where enabled ticks (so timeouts
-//! fire at every possible moment) and a crash of any node at any moment.
+//! fire at every possible moment) and a crash of any core at any moment.
 //! See `atoll_sim::explore` for what is checked.
 //!
 //! Run: `cargo test --release -p atoll-sim --test model_check -- --nocapture`;
@@ -40,8 +40,8 @@ const SHOOTDOWN: Request = Request::Shootdown {
     vaddr: PAGE,
 };
 
-/// Three nodes, all holding the space; nodes 0 and 1 share a domain, so a
-/// `Planned` tree from node 2 has an aggregator with a member.
+/// Three cores, all holding the space; cores 0 and 1 share a domain, so a
+/// `Planned` tree from core 2 has an aggregator with a member.
 fn three_nodes(shape: Shape, scripts: [Vec<Request>; 3]) -> Scenario {
     Scenario {
         domains: vec![0, 0, 1],
@@ -136,7 +136,7 @@ fn conflicting_maps_with_timeouts_firing_at_any_moment() {
     ignore = "hundreds of thousands of states: run with --release"
 )]
 fn a_map_then_unmap_against_a_remap_with_timeouts_and_a_crash() {
-    // From node 2 the tree is {2} and {0: 1}, so its commits pass through
+    // From core 2 the tree is {2} and {0: 1}, so its commits pass through
     // an aggregator that may crash, time out or both.
     let scripts = [vec![], vec![map(2)], vec![map(1), UNMAP]];
     let mut scenario = three_nodes(Shape::Planned, scripts);

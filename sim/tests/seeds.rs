@@ -1,5 +1,5 @@
 //! Seeded random runs of the simulator. Each seed picks a scenario (2 to 6
-//! nodes, holders, shape, timeouts, maybe a crash, a workload) and a
+//! cores, holders, shape, timeouts, maybe a crash, a workload) and a
 //! schedule; a failure names its seed and the command that replays it.
 //!
 //! - `ATOLL_SIM_SEEDS=N` runs N seeds (default 10000), from

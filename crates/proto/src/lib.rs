@@ -1,9 +1,9 @@
 //! Atoll's agreement protocols, written as sans-IO state machines
-//! (design.md §2.3).
+//! (`docs/architecture.md` §2.3).
 //!
-//! A protocol instance lives on one node. It is fed one input at a time: a
-//! message from node `n`, a local request, a timer tick, or the membership's
-//! word that a node is down. It answers by pushing into an [`Outbox`]: the
+//! A protocol instance lives on one core. It is fed one input at a time: a
+//! message from core `n`, a local request, a timer tick, or the membership's
+//! word that a core is down. It answers by pushing into an [`Outbox`]: the
 //! messages to send and the events for its host (things to apply here,
 //! operations that completed). It never touches a clock, a channel or the
 //! hardware, so the same code runs in the kernel, in hosted mode and in the
@@ -27,13 +27,13 @@
 //!
 //! What the host must guarantee (the simulator and the model checks assume
 //! exactly this):
-//! - messages between two nodes arrive in the order they were sent, and none
-//!   is lost while both nodes are up (URPC rings give both);
-//! - the messages and events of one input are acted on together: a node does
+//! - messages between two cores arrive in the order they were sent, and none
+//!   is lost while both cores are up (URPC rings give both);
+//! - the messages and events of one input are acted on together: a core does
 //!   not stop half way through sending them, and it executes the events
 //!   (for example a TLB invalidation) before it sends the messages (which
 //!   may acknowledge them);
-//! - a node that is down stays down (crash-stop), and a node is told
+//! - a core that is down stays down (crash-stop), and a core is told
 //!   `core_down(n)` only after every message `n` sent it has been delivered
 //!   (the host drains the ring from `n` first).
 //!
@@ -57,13 +57,14 @@ pub mod wire;
 
 pub use tree::{Group, Route, Shape, Tree, TreePlan};
 
-/// A node (one core's OS node). Node ids are the hosts' own numbering, for
+/// A core, as a protocol participant (its monitor). Core ids are the hosts'
+/// own numbering, for
 /// example core indices; nothing here treats any id as special.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CoreId(pub u16);
 
-/// Names one protocol operation (a proposal or a multicast round): the node
-/// that started it and a sequence number there. The starting node picks
+/// Names one protocol operation (a proposal or a multicast round): the core
+/// that started it and a sequence number there. The starting core picks
 /// numbers it has not used, so ids are unique across the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OpId {
@@ -80,7 +81,7 @@ pub struct OpId {
 /// aggregator acknowledges fewer targets (it derived its members from
 /// another plan) counts the shortfall as unreached, and one that
 /// acknowledges more counts no more than the group. It checks counts, not
-/// which targets answered, so every node must still route by the same plan
+/// which targets answered, so every core must still route by the same plan
 /// (see [`multicast`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Report {
@@ -102,7 +103,7 @@ impl Report {
 }
 
 /// What one input produced: messages to send (`(destination, message)`, in
-/// order; a destination may be the node itself, which its host delivers
+/// order; a destination may be the core itself, which its host delivers
 /// locally) and events for the host.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Outbox<M, E> {
@@ -129,15 +130,15 @@ impl<M, E> Outbox<M, E> {
     }
 }
 
-/// What a node knows about the others, which the protocols ask instead of
+/// What a core knows about the others, which the protocols ask instead of
 /// holding a copy: the trees that routes describe, and the membership.
 pub trait Cluster {
-    /// The tree a round of `route` started by `initiator` travels. Every node
+    /// The tree a round of `route` started by `initiator` travels. Every core
     /// must give the same tree for the same arguments: an aggregator finds
     /// the members it forwards to by asking for the initiator's tree.
     fn tree(&self, initiator: CoreId, route: Route) -> Tree;
-    /// Whether the membership has declared `node` down.
-    fn is_down(&self, node: CoreId) -> bool;
+    /// Whether the membership has declared `core` down.
+    fn is_down(&self, core: CoreId) -> bool;
 }
 
 /// The name the docs use for one unit of protocol time: the host feeds

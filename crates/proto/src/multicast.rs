@@ -2,7 +2,7 @@
 //! way back: the single-phase commit.
 //!
 //! The initiator of a round sends `Request { forward: true }` to each
-//! group's aggregator. A node that receives a request applies it (the
+//! group's aggregator. A core that receives a request applies it (the
 //! [`RoundEvent::Deliver`] event) and, as an aggregator, forwards it to its
 //! group's members with `forward: false`. Each member acknowledges to its
 //! aggregator, which acknowledges for its whole group to the initiator. The
@@ -66,10 +66,10 @@ pub enum RoundMsg<P> {
 /// What a round asks of its host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RoundEvent<P> {
-    /// This node is a target: apply `payload` now. The acknowledgement is
+    /// This core is a target: apply `payload` now. The acknowledgement is
     /// among the sends of the same input, so apply before sending.
     Deliver { round: OpId, payload: P },
-    /// The round this node started is over (or its timeout passed).
+    /// The round this core started is over (or its timeout passed).
     Done { round: OpId, report: Report },
 }
 
@@ -84,7 +84,7 @@ pub struct RoundTimeouts {
 
 pub type RoundOutbox<P> = Outbox<RoundMsg<P>, RoundEvent<P>>;
 
-/// One node's part in every multicast round it starts, forwards or receives.
+/// One core's part in every multicast round it starts, forwards or receives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Multicast<P> {
     me: CoreId,
@@ -93,7 +93,7 @@ pub struct Multicast<P> {
     relays: BTreeMap<OpId, Relay>,
 }
 
-/// A round this node started.
+/// A round this core started.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Started<P> {
     route: Route,
@@ -139,15 +139,15 @@ impl Awaited {
         }
     }
 
-    fn answered_by(self, node: CoreId) -> bool {
+    fn answered_by(self, core: CoreId) -> bool {
         match self {
-            Awaited::Group { aggregator, .. } => aggregator == node,
-            Awaited::Target(target) => target == node,
+            Awaited::Group { aggregator, .. } => aggregator == core,
+            Awaited::Target(target) => target == core,
         }
     }
 }
 
-/// A round this node forwards as an aggregator.
+/// A round this core forwards as an aggregator.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Relay {
     parent: CoreId,
@@ -166,7 +166,7 @@ impl<P: Copy> Multicast<P> {
         }
     }
 
-    /// Starts round `round` (an id this node has not used) delivering
+    /// Starts round `round` (an id this core has not used) delivering
     /// `payload` over `route`.
     pub fn start(
         &mut self,
@@ -285,14 +285,14 @@ impl<P: Copy> Multicast<P> {
         }
     }
 
-    /// The membership declared `node` down: stop waiting for it, bypass it
-    /// where it aggregates, and drop the rounds it asked this node to relay.
-    pub fn on_core_down(&mut self, node: CoreId, cluster: &impl Cluster, out: &mut RoundOutbox<P>) {
-        self.relays.retain(|_, relay| relay.parent != node);
+    /// The membership declared `core` down: stop waiting for it, bypass it
+    /// where it aggregates, and drop the rounds it asked this core to relay.
+    pub fn on_core_down(&mut self, core: CoreId, cluster: &impl Cluster, out: &mut RoundOutbox<P>) {
+        self.relays.retain(|_, relay| relay.parent != core);
         let relayed: Vec<OpId> = self.relays.keys().copied().collect();
         for round in relayed {
             let relay = self.relays.get_mut(&round).expect("listed above");
-            if let Some(at) = relay.waiting.iter().position(|&m| m == node) {
+            if let Some(at) = relay.waiting.iter().position(|&m| m == core) {
                 relay.waiting.remove(at);
                 relay.report.unreached += 1;
                 self.finish_relay_if_answered(round, out);
@@ -301,7 +301,7 @@ impl<P: Copy> Multicast<P> {
         let rounds: Vec<OpId> = self.started.keys().copied().collect();
         for round in rounds {
             let started = self.started.get_mut(&round).expect("listed above");
-            let Some(at) = started.awaited.iter().position(|a| a.answered_by(node)) else {
+            let Some(at) = started.awaited.iter().position(|a| a.answered_by(core)) else {
                 continue;
             };
             match started.awaited.remove(at) {
@@ -454,9 +454,9 @@ mod tests {
             self.engine.on_message(from, m, cluster, &mut out);
             self.record(out)
         }
-        fn core_down(&mut self, node: CoreId, cluster: &TestCluster) -> Sends<Self::Msg> {
+        fn core_down(&mut self, core: CoreId, cluster: &TestCluster) -> Sends<Self::Msg> {
             let mut out = RoundOutbox::default();
-            self.engine.on_core_down(node, cluster, &mut out);
+            self.engine.on_core_down(core, cluster, &mut out);
             self.record(out)
         }
         fn tick(&mut self, _: &TestCluster) -> Sends<Self::Msg> {
@@ -472,9 +472,9 @@ mod tests {
         planned(domains.len(), TreePlan::from_domains(&domains))
     }
 
-    /// `nodes` targets, routing `Planned` rounds by `plan`.
-    fn planned(nodes: usize, plan: TreePlan) -> Net<Target> {
-        let peers = (0..nodes as u16)
+    /// `cores` targets, routing `Planned` rounds by `plan`.
+    fn planned(cores: usize, plan: TreePlan) -> Net<Target> {
+        let peers = (0..cores as u16)
             .map(|n| Target {
                 engine: Multicast::new(CoreId(n), TIMEOUTS),
                 delivered: Vec::new(),
@@ -484,7 +484,7 @@ mod tests {
         Net::new(peers, plan)
     }
 
-    /// Node 0 starts `ROUND` with payload 42.
+    /// Core 0 starts `ROUND` with payload 42.
     fn start(net: &mut Net<Target>, shape: Shape) {
         let mut out = RoundOutbox::default();
         let route = Route { set: 0, shape };
@@ -528,7 +528,7 @@ mod tests {
         start(&mut net, Shape::Planned);
         net.run();
         assert_eq!(deliveries(&net), [1; 6]);
-        // Node 0 leads its own domain, so 1 and 2 acknowledge to it; 4 does
+        // Core 0 leads its own domain, so 1 and 2 acknowledge to it; 4 does
         // not: its aggregator 3 answers for it.
         let mut acks = acks_to_initiator(&net);
         acks.sort_unstable_by_key(|&(from, _)| from);
@@ -548,7 +548,7 @@ mod tests {
 
     #[test]
     fn an_aggregator_with_another_plan_that_leaves_a_member_out_is_held_to_its_group() {
-        // The initiator's tree: {0: 1, 2}, {3: 4}, {5}. Node 3 routes by a
+        // The initiator's tree: {0: 1, 2}, {3: 4}, {5}. Core 3 routes by a
         // plan in which 4 is a group of its own, so from where 3 stands it
         // leads {3} alone: it never forwards to 4 and acknowledges 1.
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
@@ -565,7 +565,7 @@ mod tests {
 
     #[test]
     fn an_aggregator_with_another_plan_that_adds_a_member_does_not_inflate_acked() {
-        // The initiator's tree: {0: 1, 2}, {3: 4}, {5}. Node 5 routes by a
+        // The initiator's tree: {0: 1, 2}, {3: 4}, {5}. Core 5 routes by a
         // plan in which it leads {5: 4}, so 4 gets the payload from 3 and
         // from 5, and 5 acknowledges 2 for a group of 1.
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
@@ -669,7 +669,7 @@ mod tests {
     fn the_round_timeout_reports_once_and_keeps_bypassing_aggregators_that_die_later() {
         let mut net = net(vec![0, 0, 0, 1, 1, 2]);
         start(&mut net, Shape::Planned);
-        // Everything arrives except what goes to or from node 3.
+        // Everything arrives except what goes to or from core 3.
         while net.deliver_where(|from, to, _| from != CoreId(3) && to != CoreId(3)) {}
         for _ in 0..TIMEOUTS.round {
             assert!(net.peers[0].done.is_empty());
@@ -693,8 +693,8 @@ mod tests {
         assert!(net.peers[0].engine.is_idle());
     }
 
-    /// 2 to 6 targets and a plan: by domains, or groups from node 0 that
-    /// may leave targets out, list one twice or name nodes that are not
+    /// 2 to 6 targets and a plan: by domains, or groups from core 0 that
+    /// may leave targets out, list one twice or name cores that are not
     /// targets.
     fn targets_and_plan() -> impl Strategy<Value = (usize, TreePlan)> {
         (2usize..7).prop_flat_map(|n| {
@@ -704,7 +704,7 @@ mod tests {
         })
     }
 
-    /// A plan over nodes 0..8 with groups from node 0 only.
+    /// A plan over cores 0..8 with groups from core 0 only.
     fn plan_by_hand() -> impl Strategy<Value = TreePlan> {
         let group = prop::collection::vec((0u16..8).prop_map(CoreId), 0..5);
         prop::collection::vec(group, 0..4).prop_map(|groups| {
@@ -728,18 +728,18 @@ mod tests {
             start(&mut net, shape);
             let mut crashed = Vec::new();
             for (pick, action) in schedule {
-                let node = CoreId(u16::from(pick) % n as u16);
-                if action == 0 && node != CoreId(0) {
-                    if !crashed.contains(&node) {
-                        net.crash(node);
-                        crashed.push(node);
+                let core = CoreId(u16::from(pick) % n as u16);
+                if action == 0 && core != CoreId(0) {
+                    if !crashed.contains(&core) {
+                        net.crash(core);
+                        crashed.push(core);
                     }
                 } else {
-                    net.deliver_where(|_, to, _| to == node);
+                    net.deliver_where(|_, to, _| to == core);
                 }
             }
-            for &node in &crashed {
-                net.declare_down(node);
+            for &core in &crashed {
+                net.declare_down(core);
             }
             net.run();
             let done = &net.peers[0].done;
@@ -755,10 +755,10 @@ mod tests {
             }
         }
 
-        /// When nodes route by plans that differ from the initiator's, the
+        /// When cores route by plans that differ from the initiator's, the
         /// round still reports exactly once and accounts for every target
         /// of the initiator's tree exactly once (no group counts for more
-        /// or less than its size), under any delivery order, and every node
+        /// or less than its size), under any delivery order, and every core
         /// ends idle.
         #[test]
         fn plans_that_differ_cannot_inflate_or_lose_the_count(
@@ -768,15 +768,15 @@ mod tests {
             picks in prop::collection::vec(any::<u8>(), 0..60),
         ) {
             let mut net = planned(n, plan);
-            for (node, other) in others.into_iter().enumerate().take(n) {
-                if differ[node] {
-                    net.clusters[node].plan = other;
+            for (core, other) in others.into_iter().enumerate().take(n) {
+                if differ[core] {
+                    net.clusters[core].plan = other;
                 }
             }
             start(&mut net, Shape::Planned);
             for pick in picks {
-                let node = CoreId(u16::from(pick) % n as u16);
-                net.deliver_where(|_, to, _| to == node);
+                let core = CoreId(u16::from(pick) % n as u16);
+                net.deliver_where(|_, to, _| to == core);
             }
             net.run();
             let done = &net.peers[0].done;

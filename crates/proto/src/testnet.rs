@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use core::fmt::Debug;
 use proptest::prelude::*;
 
-/// Node ids from their numbers.
+/// Core ids from their numbers.
 pub fn ids(raw: &[u16]) -> Vec<CoreId> {
     raw.iter().map(|&n| CoreId(n)).collect()
 }
@@ -24,7 +24,7 @@ pub fn shape() -> impl Strategy<Value = Shape> {
     prop::sample::select(Shape::ALL.to_vec())
 }
 
-/// One node's view: the route's targets, the tree plan, and who is down.
+/// One core's view: the route's targets, the tree plan, and who is down.
 #[derive(Debug, Clone)]
 pub struct TestCluster {
     pub targets: Vec<CoreId>,
@@ -36,8 +36,8 @@ impl Cluster for TestCluster {
     fn tree(&self, initiator: CoreId, route: Route) -> Tree {
         Tree::build(route.shape, initiator, &self.targets, &self.plan)
     }
-    fn is_down(&self, node: CoreId) -> bool {
-        self.down.contains(&node)
+    fn is_down(&self, core: CoreId) -> bool {
+        self.down.contains(&core)
     }
 }
 
@@ -52,7 +52,7 @@ pub trait Peer {
         message: Self::Msg,
         cluster: &TestCluster,
     ) -> Sends<Self::Msg>;
-    fn core_down(&mut self, node: CoreId, cluster: &TestCluster) -> Sends<Self::Msg>;
+    fn core_down(&mut self, core: CoreId, cluster: &TestCluster) -> Sends<Self::Msg>;
     fn tick(&mut self, cluster: &TestCluster) -> Sends<Self::Msg>;
 }
 
@@ -66,7 +66,7 @@ pub struct Net<P: Peer> {
 }
 
 impl<P: Peer> Net<P> {
-    /// `peers[i]` is node `i`; all of them are the targets, and every peer
+    /// `peers[i]` is core `i`; all of them are the targets, and every peer
     /// routes `Planned` rounds by `plan`.
     pub fn new(peers: Vec<P>, plan: TreePlan) -> Self {
         let cluster = TestCluster {
@@ -113,22 +113,22 @@ impl<P: Peer> Net<P> {
         while self.deliver_where(|_, _, _| true) {}
     }
 
-    /// `node` stops: messages to it are dropped from now on. The others are
+    /// `core` stops: messages to it are dropped from now on. The others are
     /// not told (see `declare_down`).
-    pub fn crash(&mut self, node: CoreId) {
-        self.crashed.insert(node);
-        self.queue.retain(|&(_, to, _)| to != node);
+    pub fn crash(&mut self, core: CoreId) {
+        self.crashed.insert(core);
+        self.queue.retain(|&(_, to, _)| to != core);
     }
 
-    /// Tells every live peer that `node` is down, each after the messages
-    /// `node` sent it were delivered (what a host guarantees).
-    pub fn declare_down(&mut self, node: CoreId) {
-        while self.deliver_where(|from, _, _| from == node) {}
+    /// Tells every live peer that `core` is down, each after the messages
+    /// `core` sent it were delivered (what a host guarantees).
+    pub fn declare_down(&mut self, core: CoreId) {
+        while self.deliver_where(|from, _, _| from == core) {}
         for i in 0..self.peers.len() {
             let me = CoreId(i as u16);
             if !self.crashed.contains(&me) {
-                self.clusters[i].down.insert(node);
-                let sends = self.peers[i].core_down(node, &self.clusters[i]);
+                self.clusters[i].down.insert(core);
+                let sends = self.peers[i].core_down(core, &self.clusters[i]);
                 self.send(me, sends);
             }
         }

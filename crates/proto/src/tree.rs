@@ -60,16 +60,16 @@ pub struct Tree {
 }
 
 /// For each initiator, the groups of the topology-aware tree over all
-/// nodes, which [`Shape::Planned`] cuts down to a round's targets.
+/// cores, which [`Shape::Planned`] cuts down to a round's targets.
 ///
 /// A root's groups are listed in the order its initiator sends to them (the
 /// kernel's plan puts the farthest, by measured latency, first). Each
-/// group's nodes are listed in order of preference for its aggregator, then
-/// in the order the aggregator forwards to them: the first node that is a
+/// group's cores are listed in order of preference for its aggregator, then
+/// in the order the aggregator forwards to them: the first core that is a
 /// target aggregates, unless the initiator itself is in the group.
 ///
-/// The plan is data, so every node that is given the same plan derives the
-/// same trees. A node listed twice for one initiator counts where it is
+/// The plan is data, so every core that is given the same plan derives the
+/// same trees. A core listed twice for one initiator counts where it is
 /// first listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TreePlan {
@@ -95,21 +95,21 @@ impl TreePlan {
         self.roots.get(&initiator).map_or(&[], Vec::as_slice)
     }
 
-    /// The rule of fixed domains, for tests and the simulator: node `i` (for
+    /// The rule of fixed domains, for tests and the simulator: core `i` (for
     /// every `i` in `0..domains.len()`) is in domain `domains[i]`, and every
-    /// node, as a root, has one group per domain, in ascending domain
-    /// order, with the nodes in ascending id. So the initiator leads its own
+    /// core, as a root, has one group per domain, in ascending domain
+    /// order, with the cores in ascending id. So the initiator leads its own
     /// domain and the lowest target id leads each other one.
     pub fn from_domains(domains: &[u32]) -> Self {
-        let nodes = (0..domains.len()).map(|i| CoreId(u16::try_from(i).expect("node ids are u16")));
+        let cores = (0..domains.len()).map(|i| CoreId(u16::try_from(i).expect("core ids are u16")));
         let mut by_domain: BTreeMap<u32, Vec<CoreId>> = BTreeMap::new();
-        for (node, &domain) in nodes.clone().zip(domains) {
-            by_domain.entry(domain).or_default().push(node);
+        for (core, &domain) in cores.clone().zip(domains) {
+            by_domain.entry(domain).or_default().push(core);
         }
         let groups: Vec<Vec<CoreId>> = by_domain.into_values().collect();
         let mut plan = Self::new();
-        for node in nodes {
-            plan.set_root(node, groups.clone());
+        for core in cores {
+            plan.set_root(core, groups.clone());
         }
         plan
     }
@@ -126,7 +126,7 @@ impl Tree {
     /// for `Unicast` and `Flat`, and leading its planned group (or its own
     /// group, when the plan does not place it) for `Planned`. Otherwise
     /// `Flat` takes the lowest id as the aggregator and `Planned` the
-    /// first target of each planned group, so every node given the same
+    /// first target of each planned group, so every core given the same
     /// plan derives the same tree.
     ///
     /// - `Unicast`: one group per target, in ascending id.
@@ -154,17 +154,17 @@ impl Tree {
                 let mut placed = alloc::vec![false; targets.len()];
                 let mut partitions = Vec::new();
                 for planned in plan.groups(initiator) {
-                    let mut nodes = Vec::new();
-                    for node in planned {
-                        if let Ok(at) = targets.binary_search(node)
+                    let mut cores = Vec::new();
+                    for core in planned {
+                        if let Ok(at) = targets.binary_search(core)
                             && !placed[at]
                         {
                             placed[at] = true;
-                            nodes.push(*node);
+                            cores.push(*core);
                         }
                     }
-                    if !nodes.is_empty() {
-                        partitions.push(nodes);
+                    if !cores.is_empty() {
+                        partitions.push(cores);
                     }
                 }
                 let unplaced = targets.iter().zip(&placed).filter(|(_, placed)| !**placed);
@@ -174,12 +174,12 @@ impl Tree {
         };
         let groups = partitions
             .into_iter()
-            .map(|mut nodes| {
-                let lead = nodes.iter().position(|&n| n == initiator).unwrap_or(0);
-                let aggregator = nodes.remove(lead);
+            .map(|mut cores| {
+                let lead = cores.iter().position(|&n| n == initiator).unwrap_or(0);
+                let aggregator = cores.remove(lead);
                 Group {
                     aggregator,
-                    members: nodes,
+                    members: cores,
                 }
             })
             .collect();
@@ -193,16 +193,16 @@ impl Tree {
             .flat_map(|g| core::iter::once(g.aggregator).chain(g.members.iter().copied()))
     }
 
-    /// The group `node` leads, if it is an aggregator.
-    pub fn group_led_by(&self, node: CoreId) -> Option<&Group> {
-        self.groups.iter().find(|g| g.aggregator == node)
+    /// The group `core` leads, if it is an aggregator.
+    pub fn group_led_by(&self, core: CoreId) -> Option<&Group> {
+        self.groups.iter().find(|g| g.aggregator == core)
     }
 
-    /// The aggregator that forwards to `node`, if `node` is a member.
-    pub fn aggregator_of(&self, node: CoreId) -> Option<CoreId> {
+    /// The aggregator that forwards to `core`, if `core` is a member.
+    pub fn aggregator_of(&self, core: CoreId) -> Option<CoreId> {
         self.groups
             .iter()
-            .find(|g| g.members.contains(&node))
+            .find(|g| g.members.contains(&core))
             .map(|g| g.aggregator)
     }
 }
@@ -257,7 +257,7 @@ mod tests {
     #[test]
     fn planned_follows_the_plan_in_group_and_member_order() {
         let mut plan = TreePlan::new();
-        // From node 0: the farthest group first, each led by its first node
+        // From core 0: the farthest group first, each led by its first core
         // that is a target, members in the order given.
         plan.set_root(
             CoreId(0),
@@ -308,8 +308,8 @@ mod tests {
         assert_eq!(TreePlan::from_domains(&[]), TreePlan::new());
     }
 
-    /// A plan over nodes 0..8 for some of them: each root's groups may
-    /// leave nodes out, list a node twice, or hold nodes past 7.
+    /// A plan over cores 0..8 for some of them: each root's groups may
+    /// leave cores out, list a core twice, or hold cores past 7.
     fn plan() -> impl Strategy<Value = TreePlan> {
         let groups = prop::collection::vec(prop::collection::vec(0u16..10, 0..5), 0..5);
         prop::collection::btree_map(0u16..8, groups, 0..8).prop_map(|roots| {
@@ -322,7 +322,7 @@ mod tests {
         })
     }
 
-    /// Either a random plan or one of domains (every node placed).
+    /// Either a random plan or one of domains (every core placed).
     fn any_plan() -> impl Strategy<Value = TreePlan> {
         prop_oneof![
             plan(),
@@ -354,7 +354,7 @@ mod tests {
         }
 
         /// A `Planned` tree is the plan cut down to the targets: each group
-        /// keeps the order of the plan's nodes (the initiator moved to the
+        /// keeps the order of the plan's cores (the initiator moved to the
         /// front), the groups keep the plan's order, and the unplaced
         /// targets follow alone in ascending id.
         #[test]
@@ -366,10 +366,10 @@ mod tests {
             let initiator = CoreId(initiator);
             let targets = ids(&raw);
             let tree = Tree::build(Shape::Planned, initiator, &targets, &plan);
-            // Where each node is first planned: (group, position).
+            // Where each core is first planned: (group, position).
             let mut first: BTreeMap<CoreId, (usize, usize)> = BTreeMap::new();
-            for (g, nodes) in plan.groups(initiator).iter().enumerate() {
-                for (at, &n) in nodes.iter().enumerate() {
+            for (g, cores) in plan.groups(initiator).iter().enumerate() {
+                for (at, &n) in cores.iter().enumerate() {
                     first.entry(n).or_insert((g, at));
                 }
             }
@@ -385,18 +385,18 @@ mod tests {
                 prop_assert!(last_unplanned.is_none(), "planned groups come first");
                 prop_assert!(last_planned < Some(g), "in the plan's order");
                 last_planned = Some(g);
-                let mut nodes = vec![group.aggregator];
-                nodes.extend(&group.members);
-                let positions: Vec<(usize, usize)> = nodes.iter().map(|n| first[n]).collect();
+                let mut cores = vec![group.aggregator];
+                cores.extend(&group.members);
+                let positions: Vec<(usize, usize)> = cores.iter().map(|n| first[n]).collect();
                 prop_assert!(positions.iter().all(|&(of, _)| of == g));
-                let mut order = nodes.clone();
+                let mut order = cores.clone();
                 order.sort_by_key(|n| first[n].1);
-                if nodes.contains(&initiator) {
+                if cores.contains(&initiator) {
                     prop_assert_eq!(group.aggregator, initiator);
                     order.retain(|&n| n != initiator);
                     order.insert(0, initiator);
                 }
-                prop_assert_eq!(order, nodes, "in the plan's order");
+                prop_assert_eq!(order, cores, "in the plan's order");
             }
         }
     }

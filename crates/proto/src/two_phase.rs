@@ -1,6 +1,6 @@
 //! Two-phase commit with abort.
 //!
-//! The coordinator (the node that proposes) sends `Prepare` to every live
+//! The coordinator (the core that proposes) sends `Prepare` to every live
 //! target of the proposal's route, itself included. Each participant asks
 //! its [`Resource`] to lock what the change touches and apply it
 //! tentatively, and votes `Yes`, or `No` with the resource's reason (for
@@ -103,7 +103,7 @@ pub enum Outcome<R> {
     Aborted(AbortReason<R>),
 }
 
-/// The event of a proposal this node coordinates: it is decided.
+/// The event of a proposal this core coordinates: it is decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Decided<R> {
     pub id: OpId,
@@ -112,14 +112,14 @@ pub struct Decided<R> {
 
 pub type TwoPhaseOutbox<C, R> = Outbox<TwoPhaseMsg<C, R>, Decided<R>>;
 
-/// One node's part in every proposal it coordinates or votes on.
+/// One core's part in every proposal it coordinates or votes on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TwoPhase<C> {
     me: CoreId,
     vote_timeout: Tick,
-    /// Proposals this node coordinates that are still collecting votes.
+    /// Proposals this core coordinates that are still collecting votes.
     voting: BTreeMap<OpId, Voting>,
-    /// Proposals this node voted yes on and has not seen decided.
+    /// Proposals this core voted yes on and has not seen decided.
     prepared: BTreeMap<OpId, Prepared<C>>,
     /// Commit rounds, as initiator, aggregator or target.
     commits: Multicast<()>,
@@ -139,9 +139,9 @@ struct Voting {
 struct Prepared<C> {
     route: Route,
     change: C,
-    /// Members that asked to hear when this node no longer holds it.
+    /// Members that asked to hear when this core no longer holds it.
     inquirers: Vec<CoreId>,
-    /// The aggregator this node asked, after the coordinator went down.
+    /// The aggregator this core asked, after the coordinator went down.
     asked: Option<CoreId>,
 }
 
@@ -158,7 +158,7 @@ impl<C: Copy> TwoPhase<C> {
     }
 
     /// Proposes `change` to the targets of `route`, as proposal `id` (an id
-    /// this node has not used). The decision comes as a [`Decided`] event.
+    /// this core has not used). The decision comes as a [`Decided`] event.
     pub fn propose<X: Resource<Change = C>>(
         &mut self,
         id: OpId,
@@ -248,10 +248,10 @@ impl<C: Copy> TwoPhase<C> {
         }
     }
 
-    /// The membership declared `node` down.
+    /// The membership declared `core` down.
     pub fn on_core_down<X: Resource<Change = C>>(
         &mut self,
-        node: CoreId,
+        core: CoreId,
         cluster: &impl Cluster,
         resource: &mut X,
         out: &mut TwoPhaseOutbox<C, X::Refusal>,
@@ -259,19 +259,19 @@ impl<C: Copy> TwoPhase<C> {
         let voting: Vec<OpId> = self.voting.keys().copied().collect();
         for id in voting {
             let waiting = &mut self.voting.get_mut(&id).expect("listed above").waiting;
-            if let Some(at) = waiting.iter().position(|&n| n == node) {
+            if let Some(at) = waiting.iter().position(|&n| n == core) {
                 waiting.remove(at);
                 self.commit_if_all_voted(id, cluster, resource, out);
             }
         }
         self.with_commits(resource, out, |commits, inner| {
-            commits.on_core_down(node, cluster, inner)
+            commits.on_core_down(core, cluster, inner)
         });
         let prepared: Vec<OpId> = self.prepared.keys().copied().collect();
         for id in prepared {
             let prepared = self.prepared.get_mut(&id).expect("listed above");
-            if id.origin == node {
-                let tree = cluster.tree(node, prepared.route);
+            if id.origin == core {
+                let tree = cluster.tree(core, prepared.route);
                 let aggregator = match tree.group_led_by(self.me) {
                     Some(_) => None,
                     None => tree.aggregator_of(self.me).filter(|&a| !cluster.is_down(a)),
@@ -283,7 +283,7 @@ impl<C: Copy> TwoPhase<C> {
                     }
                     None => self.resolve(id, false, resource, out),
                 }
-            } else if prepared.asked == Some(node) {
+            } else if prepared.asked == Some(core) {
                 self.resolve(id, false, resource, out);
             }
         }
@@ -360,7 +360,7 @@ impl<C: Copy> TwoPhase<C> {
         out.emit(Decided { id, outcome });
     }
 
-    /// Commits or rolls back this node's prepared `id`, if it holds it, and
+    /// Commits or rolls back this core's prepared `id`, if it holds it, and
     /// tells the members waiting on it.
     fn resolve<X: Resource<Change = C>>(
         &mut self,
@@ -471,10 +471,10 @@ mod tests {
                 .on_message(from, m, cluster, &mut self.locks, &mut out);
             self.record(out)
         }
-        fn core_down(&mut self, node: CoreId, cluster: &TestCluster) -> Sends<Msg> {
+        fn core_down(&mut self, core: CoreId, cluster: &TestCluster) -> Sends<Msg> {
             let mut out = Outbox::default();
             self.engine
-                .on_core_down(node, cluster, &mut self.locks, &mut out);
+                .on_core_down(core, cluster, &mut self.locks, &mut out);
             self.record(out)
         }
         fn tick(&mut self, cluster: &TestCluster) -> Sends<Msg> {
@@ -484,18 +484,18 @@ mod tests {
         }
     }
 
-    fn net(nodes: u16) -> Net<Participant> {
-        let peers = (0..nodes)
+    fn net(cores: u16) -> Net<Participant> {
+        let peers = (0..cores)
             .map(|n| Participant {
                 engine: TwoPhase::new(CoreId(n), VOTE_TIMEOUT, COMMIT),
                 locks: Locks::default(),
                 decided: Vec::new(),
             })
             .collect();
-        Net::new(peers, TreePlan::from_domains(&vec![0; usize::from(nodes)]))
+        Net::new(peers, TreePlan::from_domains(&vec![0; usize::from(cores)]))
     }
 
-    /// Node `at` proposes `KEY := value`; returns the proposal's id.
+    /// Core `at` proposes `KEY := value`; returns the proposal's id.
     fn propose(net: &mut Net<Participant>, at: u16, value: u8, shape: Shape) -> OpId {
         let id = OpId {
             origin: CoreId(at),
@@ -512,19 +512,19 @@ mod tests {
         id
     }
 
-    fn committed(net: &Net<Participant>, node: u16) -> Option<u8> {
-        net.peers[usize::from(node)]
+    fn committed(net: &Net<Participant>, core: u16) -> Option<u8> {
+        net.peers[usize::from(core)]
             .locks
             .committed
             .get(&KEY)
             .copied()
     }
 
-    fn assert_all_idle(net: &Net<Participant>, nodes: &[u16]) {
-        for &n in nodes {
+    fn assert_all_idle(net: &Net<Participant>, cores: &[u16]) {
+        for &n in cores {
             let peer = &net.peers[usize::from(n)];
-            assert!(peer.engine.is_idle(), "node {n} is not idle");
-            assert!(peer.locks.held.is_empty(), "node {n} still holds a lock");
+            assert!(peer.engine.is_idle(), "core {n} is not idle");
+            assert!(peer.locks.held.is_empty(), "core {n} still holds a lock");
         }
     }
 
@@ -635,7 +635,7 @@ mod tests {
 
     #[test]
     fn a_commit_whose_aggregator_routes_by_another_plan_and_misses_a_member_is_not_complete() {
-        // From node 0 the tree is {0}, {1: 2}. Node 1 routes by a plan in
+        // From core 0 the tree is {0}, {1: 2}. Core 1 routes by a plan in
         // which 2 is a group of its own, so it leads {1} alone and never
         // forwards the commit to 2.
         let mut net = net(3);
@@ -674,7 +674,7 @@ mod tests {
         let mut net = net(3);
         let id = propose(&mut net, 0, 1, Shape::Flat);
         while net.deliver_where(|f, t, m| !is_commit(f, t, m)) {}
-        // Node 0 decided and sent the commit to 1, then stops. Node 1
+        // Core 0 decided and sent the commit to 1, then stops. Core 1
         // forwards it to 2, but 2 hears that 0 is down first and asks 1.
         net.crash(CoreId(0));
         net.declare_down(CoreId(0));

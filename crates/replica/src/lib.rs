@@ -1,9 +1,9 @@
-//! The OS node's replicated state, built on the protocols of `atoll-proto`.
+//! Each core's replicated state, built on the protocols of `atoll-proto`.
 //!
 //! Address spaces that span several cores have their page mappings
 //! replicated on every core that holds them ([`MappingTable`], reached
 //! through the [`Replica`] trait). A change goes through two-phase commit:
-//! the proposing node applies it tentatively on its own replica, the other
+//! the proposing core applies it tentatively on its own replica, the other
 //! holders vote (locking the page), and the change is committed everywhere
 //! or rolled back. The commit travels as a multicast round over the route's
 //! tree, and committing an unmap on a core also invalidates that core's
@@ -12,8 +12,8 @@
 //! round (single-phase commit). Cores of one cache domain may share one
 //! table behind a lock instead, each through a [`SharedReplica`].
 //!
-//! The [`Replicator`] is sans-IO like the protocols: its host (the kernel's node
-//! loop, the hosted runtime, or the simulator) feeds it [`Input`]s and
+//! The [`Replicator`] is sans-IO like the protocols: its host (each core's
+//! monitor, `atoll-monitor`, or the simulator, `sim/`) feeds it [`Input`]s and
 //! requests and acts on what it puts in the [`Actions`]: messages to send,
 //! [`Effect`]s on this core's page tables and TLB, and [`Completion`]s of
 //! requests. It depends on `atoll-proto`, `core`, `alloc` and `spin` (the
@@ -59,7 +59,7 @@ pub enum Effect {
     InvalidateTlb { space: SpaceId, vaddr: u64 },
 }
 
-/// The end of a request submitted on this node.
+/// The end of a request submitted on this core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Completion {
     /// A map or unmap is committed. `report` counts the holders that
@@ -107,7 +107,7 @@ pub enum Request {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubmitError {
-    /// This node was not told of the space (`Replicator::add_space`).
+    /// This core was not told of the space (`Replicator::add_space`).
     UnknownSpace,
     /// An address is not 4 KiB aligned.
     Misaligned,
@@ -116,12 +116,12 @@ pub enum SubmitError {
 /// An input for [`Replicator::handle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
-    /// A message another node sent this one.
+    /// A message another core sent this one.
     Message { from: CoreId, message: Message },
     /// One tick of the host's timer passed.
     Tick,
-    /// The membership declared `node` down. Feed it only after every
-    /// message `node` sent this node has been handled, and never for a node
+    /// The membership declared `core` down. Feed it only after every
+    /// message `core` sent this core has been handled, and never for a core
     /// that comes back.
     CoreDown(CoreId),
 }
@@ -143,7 +143,7 @@ pub struct Timeouts {
 pub struct Config {
     pub timeouts: Timeouts,
     /// The groups of the [`Shape::Planned`] trees, for each initiator (see
-    /// [`TreePlan`]). Every node must be given the same plan: an aggregator
+    /// [`TreePlan`]). Every core must be given the same plan: an aggregator
     /// finds its members in the initiator's tree as its own plan makes it.
     /// [`TreePlan::new`] (no groups: every holder is reached on its own)
     /// will do until a plan is known; [`Replicator::set_plan`] installs it.
@@ -151,9 +151,9 @@ pub struct Config {
 }
 
 /// What a step produced. The host executes `effects` in order, then sends
-/// `messages` (never addressed to this node: it delivers those itself),
+/// `messages` (never addressed to this core: it delivers those itself),
 /// then hands `completions` to the requests' owners. It may reuse the
-/// outbox after draining it.
+/// actions after draining them.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Actions {
     pub messages: Vec<(CoreId, Message)>,
@@ -161,7 +161,7 @@ pub struct Actions {
     pub completions: Vec<Completion>,
 }
 
-/// What this node knows of the others: the spaces' holders, the tree plan,
+/// What this core knows of the others: the spaces' holders, the tree plan,
 /// and who is down.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Directory {
@@ -179,8 +179,8 @@ impl Cluster for Directory {
         Tree::build(route.shape, initiator, holders, &self.plan)
     }
 
-    fn is_down(&self, node: CoreId) -> bool {
-        self.down.contains(&node)
+    fn is_down(&self, core: CoreId) -> bool {
+        self.down.contains(&core)
     }
 }
 
@@ -225,7 +225,7 @@ impl<R: Replica> Resource for Applier<'_, R> {
 
 const PAGE_MASK: u64 = 0xfff;
 
-/// One core's OS node: its replica and its part in every protocol.
+/// One core's replicator: its replica and its part in every protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Replicator<R: Replica = MappingTable> {
     me: CoreId,
@@ -236,7 +236,7 @@ pub struct Replicator<R: Replica = MappingTable> {
     next_seq: u32,
 }
 
-/// Messages this node sent itself, delivered before the step returns.
+/// Messages this core sent itself, delivered before the step returns.
 type Local = VecDeque<Message>;
 
 impl<R: Replica> Replicator<R> {
@@ -265,14 +265,14 @@ impl<R: Replica> Replicator<R> {
     /// place of the one in the [`Config`] or the last one set (the kernel
     /// builds it from the SKB after its boot measurements).
     ///
-    /// Every node must be given the same plan, and a round must not
+    /// Every core must be given the same plan, and a round must not
     /// straddle the change: an aggregator routing a round by another plan
     /// than its initiator's may leave targets out of it. The initiator
     /// holds each group to the size its own tree gives it, so a group that
     /// comes up short is reported unreached, but it checks counts only: a
     /// plan that swaps a member for a target of another group can still
     /// miss that member in a complete report, and a participant missed by
-    /// a commit keeps the proposal's lock. So install it on every node
+    /// a commit keeps the proposal's lock. So install it on every core
     /// while no `Planned` round (no commit or shootdown over such a route)
     /// is in flight anywhere, for example before the first request that
     /// uses the shape.
@@ -280,8 +280,8 @@ impl<R: Replica> Replicator<R> {
         self.directory.plan = plan;
     }
 
-    /// Declares `space`, held by `holders` (this node among them or not).
-    /// Every node that takes part in the space's protocols must be told the
+    /// Declares `space`, held by `holders` (this core among them or not).
+    /// Every core that takes part in the space's protocols must be told the
     /// same holders, since they route by them.
     pub fn add_space(&mut self, space: SpaceId, holders: &[CoreId]) {
         let mut holders = holders.to_vec();
@@ -292,8 +292,8 @@ impl<R: Replica> Replicator<R> {
 
     /// Starts `request`, routed over a tree of `shape`; its [`Completion`]
     /// comes in a later (or this) step with the returned id. A map or unmap
-    /// is applied tentatively to this node's replica before this returns,
-    /// when this node holds the space.
+    /// is applied tentatively to this core's replica before this returns,
+    /// when this core holds the space.
     pub fn submit(
         &mut self,
         request: Request,
@@ -369,20 +369,20 @@ impl<R: Replica> Replicator<R> {
                     shootdowns.on_tick(inner)
                 });
             }
-            Input::CoreDown(node) => {
-                self.directory.down.insert(node);
+            Input::CoreDown(core) => {
+                self.directory.down.insert(core);
                 self.agree(&mut local, out, |agreement, directory, applier, inner| {
-                    agreement.on_core_down(node, directory, applier, inner)
+                    agreement.on_core_down(core, directory, applier, inner)
                 });
                 self.shoot(&mut local, out, |shootdowns, directory, inner| {
-                    shootdowns.on_core_down(node, directory, inner)
+                    shootdowns.on_core_down(core, directory, inner)
                 });
             }
         }
         self.deliver_local(local, out);
     }
 
-    /// This node's replica, to read (`entries`, `hash`).
+    /// This core's replica, to read (`entries`, `hash`).
     pub fn replica(&self) -> &R {
         &self.replica
     }
@@ -394,7 +394,7 @@ impl<R: Replica> Replicator<R> {
     }
 
     /// Whether a tick would change anything; a host may stop its timer for
-    /// this node while it is false.
+    /// this core while it is false.
     pub fn has_timers(&self) -> bool {
         self.agreement.has_timers() || self.shootdowns.has_timers()
     }
@@ -478,7 +478,7 @@ impl<R: Replica> Replicator<R> {
         }
     }
 
-    /// Queues messages to this node for local delivery, the rest for the
+    /// Queues messages to this core for local delivery, the rest for the
     /// host, keeping their order.
     fn route<M>(
         &self,

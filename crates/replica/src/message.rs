@@ -1,4 +1,4 @@
-//! The messages OS nodes exchange for the replicated state, and their
+//! The messages cores exchange for the replicated state, and their
 //! fixed-size encoding (see `atoll_proto::wire`): every message fits the
 //! 48 body bytes of one `atoll-iface` URPC slot.
 

@@ -1,5 +1,5 @@
 //! The replicated table of virtual memory mappings, and the interface the
-//! node reaches it through.
+//! core reaches it through.
 
 use crate::change::{Change, Mapping, Refusal, SpaceId};
 use alloc::collections::BTreeMap;
@@ -18,11 +18,11 @@ pub struct Entry {
     pub pending: Option<(OpId, Change)>,
 }
 
-/// How the node reads and changes its replica of the mapping table.
+/// How the core reads and changes its replica of the mapping table.
 ///
 /// [`MappingTable`] is the per-core replica. Cores that share a cache may
-/// instead share one table behind a lock (design.md §2.4), each through a
-/// [`SharedReplica`](crate::SharedReplica) handle: each sharing core's node
+/// instead share one table behind a lock (`docs/architecture.md` §2.4), each through a
+/// [`SharedReplica`](crate::SharedReplica) handle: each sharing core's replicator
 /// then prepares, commits and aborts the same proposals on the same table,
 /// which is why preparing an id the table already holds must succeed, and
 /// committing or aborting an id it no longer holds must do nothing.

@@ -1,4 +1,4 @@
-//! One replica shared by a group of cores behind a lock: design.md §2.4's
+//! One replica shared by a group of cores behind a lock: `docs/architecture.md` §2.4's
 //! "sharing as an optimisation", behind the same [`Replica`] interface as a
 //! per-core replica. `cargo xtask bench sharing` measures when it wins
 //! (`docs/benchmarks.md`).
@@ -17,7 +17,7 @@ use crate::replica::{Entry, Replica};
 /// the table's lock for its own duration, so a lookup never waits on more
 /// than one other call; the [`Replica`] contract (preparing a held id
 /// succeeds, resolving an id not held does nothing) lets each sharing
-/// core's node apply the same proposals through its own handle.
+/// core's replicator apply the same proposals through its own handle.
 ///
 /// The lock is a ticket lock: the cores of a group take it in turn, as
 /// Linux's spinlocks are fair, so none can starve the others by taking it
@@ -88,18 +88,18 @@ mod tests {
         flags: 3,
     };
 
-    /// Nodes 0 and 1 share `group`; node 2 holds `alone`. All three hold
-    /// `SPACE`. Runs `request` from node `at` until no message is left, and
+    /// Cores 0 and 1 share `group`; core 2 holds `alone`. All three hold
+    /// `SPACE`. Runs `request` from core `at` until no message is left, and
     /// returns its completion.
     fn agree(
-        nodes: &mut [Replicator<SharedReplica<'_, MappingTable>>],
+        cores: &mut [Replicator<SharedReplica<'_, MappingTable>>],
         at: usize,
         request: Request,
     ) -> Completion {
         let mut queue = VecDeque::new();
         let mut completions = Vec::new();
         let mut out = Actions::default();
-        nodes[at].submit(request, Shape::Flat, &mut out).unwrap();
+        cores[at].submit(request, Shape::Flat, &mut out).unwrap();
         let mut from = CoreId(at as u16);
         loop {
             completions.append(&mut out.completions);
@@ -114,7 +114,7 @@ mod tests {
                 from: sender,
                 message,
             };
-            nodes[usize::from(to.0)].handle(input, &mut out);
+            cores[usize::from(to.0)].handle(input, &mut out);
         }
         assert_eq!(completions.len(), 1);
         completions[0]
@@ -125,7 +125,7 @@ mod tests {
         let group = TicketMutex::new(MappingTable::new());
         let alone = TicketMutex::new(MappingTable::new());
         let holders = [CoreId(0), CoreId(1), CoreId(2)];
-        let mut nodes: Vec<_> = [&group, &group, &alone]
+        let mut cores: Vec<_> = [&group, &group, &alone]
             .into_iter()
             .enumerate()
             .map(|(n, table)| {
@@ -137,9 +137,9 @@ mod tests {
                     },
                     plan: TreePlan::new(),
                 };
-                let mut node = Replicator::new(CoreId(n as u16), config, SharedReplica::new(table));
-                node.add_space(SPACE, &holders);
-                node
+                let mut core = Replicator::new(CoreId(n as u16), config, SharedReplica::new(table));
+                core.add_space(SPACE, &holders);
+                core
             })
             .collect();
 
@@ -149,22 +149,22 @@ mod tests {
             mapping: MAPPING,
         };
         assert!(matches!(
-            agree(&mut nodes, 1, map),
+            agree(&mut cores, 1, map),
             Completion::Committed { .. }
         ));
         assert_eq!(group.lock().lookup(SPACE, 0x1000), Some(MAPPING));
         assert_eq!(group.lock().entries(), alone.lock().entries());
-        assert!(nodes.iter().all(|node| node.is_idle()));
+        assert!(cores.iter().all(|core| core.is_idle()));
 
         let unmap = Request::Unmap {
             space: SPACE,
             vaddr: 0x1000,
         };
         assert!(matches!(
-            agree(&mut nodes, 2, unmap),
+            agree(&mut cores, 2, unmap),
             Completion::Committed { .. }
         ));
-        assert_eq!(nodes[0].replica().lookup(SPACE, 0x1000), None);
+        assert_eq!(cores[0].replica().lookup(SPACE, 0x1000), None);
         assert!(group.lock().entries().is_empty() && alone.lock().entries().is_empty());
     }
 

@@ -1,4 +1,4 @@
-//! Nodes exchanging messages through their byte encoding, oldest first.
+//! Cores exchanging messages through their byte encoding, oldest first.
 
 use super::*;
 use alloc::vec;
@@ -11,7 +11,7 @@ const TIMEOUTS: Timeouts = Timeouts {
 };
 
 struct Cores {
-    nodes: Vec<Replicator>,
+    cores: Vec<Replicator>,
     queue: VecDeque<(CoreId, CoreId, [u8; MESSAGE_BYTES])>,
     effects: Vec<Vec<Effect>>,
     completions: Vec<Completion>,
@@ -19,24 +19,24 @@ struct Cores {
 }
 
 impl Cores {
-    /// `domains.len()` nodes, routing `Planned` rounds by the plan of their
+    /// `domains.len()` cores, routing `Planned` rounds by the plan of their
     /// domains; `holders` hold `SPACE`.
     fn new(domains: Vec<u32>, holders: &[u16]) -> Self {
         let holders: Vec<CoreId> = holders.iter().map(|&h| CoreId(h)).collect();
-        let nodes: Vec<Replicator> = (0..domains.len() as u16)
+        let cores: Vec<Replicator> = (0..domains.len() as u16)
             .map(|n| {
                 let config = Config {
                     timeouts: TIMEOUTS,
                     plan: TreePlan::from_domains(&domains),
                 };
-                let mut node = Replicator::new(CoreId(n), config, MappingTable::new());
-                node.add_space(SPACE, &holders);
-                node
+                let mut core = Replicator::new(CoreId(n), config, MappingTable::new());
+                core.add_space(SPACE, &holders);
+                core
             })
             .collect();
         Cores {
-            effects: vec![Vec::new(); nodes.len()],
-            nodes,
+            effects: vec![Vec::new(); cores.len()],
+            cores,
             queue: VecDeque::new(),
             completions: Vec::new(),
             down: BTreeSet::new(),
@@ -50,7 +50,7 @@ impl Cores {
             assert_ne!(
                 to,
                 CoreId(at as u16),
-                "messages to self stay inside the node"
+                "messages to self stay inside the core"
             );
             if !self.down.contains(&to) {
                 self.queue
@@ -61,7 +61,7 @@ impl Cores {
 
     fn submit(&mut self, at: usize, request: Request, shape: Shape) -> OpId {
         let mut out = Actions::default();
-        let id = self.nodes[at]
+        let id = self.cores[at]
             .submit(request, shape, &mut out)
             .expect("valid request");
         self.absorb(at, out);
@@ -75,7 +75,7 @@ impl Cores {
         let message = Message::from_bytes(&bytes).expect("decodes");
         let at = usize::from(to.0);
         let mut out = Actions::default();
-        self.nodes[at].handle(Input::Message { from, message }, &mut out);
+        self.cores[at].handle(Input::Message { from, message }, &mut out);
         self.absorb(at, out);
         true
     }
@@ -84,25 +84,25 @@ impl Cores {
         while self.step() {}
     }
 
-    /// `node` stops; the others are told once its messages to them are in.
-    fn crash(&mut self, node: CoreId) {
-        self.down.insert(node);
-        self.queue.retain(|&(_, to, _)| to != node);
-        while let Some(at) = self.queue.iter().position(|&(from, _, _)| from == node) {
+    /// `core` stops; the others are told once its messages to them are in.
+    fn crash(&mut self, core: CoreId) {
+        self.down.insert(core);
+        self.queue.retain(|&(_, to, _)| to != core);
+        while let Some(at) = self.queue.iter().position(|&(from, _, _)| from == core) {
             self.queue.swap(0, at);
             self.step();
         }
-        for at in 0..self.nodes.len() {
+        for at in 0..self.cores.len() {
             if !self.down.contains(&CoreId(at as u16)) {
                 let mut out = Actions::default();
-                self.nodes[at].handle(Input::CoreDown(node), &mut out);
+                self.cores[at].handle(Input::CoreDown(core), &mut out);
                 self.absorb(at, out);
             }
         }
     }
 
     fn hashes(&self) -> Vec<u64> {
-        self.nodes.iter().map(|n| n.replica().hash()).collect()
+        self.cores.iter().map(|n| n.replica().hash()).collect()
     }
 }
 
@@ -160,24 +160,24 @@ fn a_map_commits_on_every_holder_with_a_page_table_effect_each() {
     let hashes = cores.hashes();
     assert!(hashes.iter().all(|&h| h == hashes[0]));
     assert_ne!(hashes[0], MappingTable::new().hash());
-    assert!(cores.nodes.iter().all(Replicator::is_idle));
+    assert!(cores.cores.iter().all(Replicator::is_idle));
 }
 
 #[test]
 fn the_proposer_applies_tentatively_before_asking_the_others() {
     let mut cores = Cores::new(vec![0; 3], &[0, 1, 2]);
     let id = cores.submit(0, map(0x4000, 9), Shape::Unicast);
-    let entries = cores.nodes[0].replica().entries();
+    let entries = cores.cores[0].replica().entries();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].pending.map(|(holder, _)| holder), Some(id));
-    assert!(cores.nodes[1].replica().entries().is_empty());
+    assert!(cores.cores[1].replica().entries().is_empty());
     let destinations: Vec<CoreId> = cores.queue.iter().map(|&(_, to, _)| to).collect();
     assert_eq!(destinations, [CoreId(1), CoreId(2)]);
 }
 
 #[test]
 fn an_unmap_completes_only_after_every_holder_unmapped_and_invalidated() {
-    // Domains {0, 1} and {2, 3}: node 0 leads its own, node 2 the other.
+    // Domains {0, 1} and {2, 3}: core 0 leads its own, core 2 the other.
     let mut cores = Cores::new(vec![0, 0, 1, 1], &[0, 1, 2, 3]);
     cores.submit(0, map(0x4000, 9), Shape::Planned);
     cores.run();
@@ -209,7 +209,7 @@ fn an_unmap_completes_only_after_every_holder_unmapped_and_invalidated() {
         }
     }
     assert_eq!(cores.completions.len(), 2);
-    assert!(cores.nodes.iter().all(|n| n.replica().entries().is_empty()));
+    assert!(cores.cores.iter().all(|n| n.replica().entries().is_empty()));
 }
 
 #[test]
@@ -232,7 +232,7 @@ fn conflicting_maps_submitted_at_once_both_abort_naming_each_other() {
     }));
     assert!(
         cores
-            .nodes
+            .cores
             .iter()
             .all(|n| n.replica().entries().is_empty() && n.is_idle())
     );
@@ -291,7 +291,7 @@ fn a_plan_set_later_routes_by_its_group_and_member_order() {
     let mut plan = TreePlan::new();
     plan.set_root(CoreId(0), vec![ids(&[4, 3]), ids(&[2, 0, 1])]);
     cores
-        .nodes
+        .cores
         .iter_mut()
         .for_each(|n| n.set_plan(plan.clone()));
     let id = cores.submit(0, shootdown(0x4000), Shape::Planned);
@@ -334,16 +334,16 @@ fn a_node_that_holds_no_replica_can_still_propose() {
             report: report(2, 0)
         }]
     );
-    assert!(cores.nodes[2].replica().entries().is_empty() && cores.effects[2].is_empty());
+    assert!(cores.cores[2].replica().entries().is_empty() && cores.effects[2].is_empty());
     assert_eq!(
-        cores.nodes[0].replica().hash(),
-        cores.nodes[1].replica().hash()
+        cores.cores[0].replica().hash(),
+        cores.cores[1].replica().hash()
     );
 }
 
 #[test]
 fn requests_for_unknown_spaces_or_unaligned_addresses_are_refused() {
-    let mut node = Replicator::new(
+    let mut core = Replicator::new(
         CoreId(0),
         Config {
             timeouts: TIMEOUTS,
@@ -351,14 +351,14 @@ fn requests_for_unknown_spaces_or_unaligned_addresses_are_refused() {
         },
         MappingTable::new(),
     );
-    node.add_space(SPACE, &[CoreId(0)]);
+    core.add_space(SPACE, &[CoreId(0)]);
     let mut out = Actions::default();
     let other = Request::Unmap {
         space: SpaceId(8),
         vaddr: 0,
     };
     assert_eq!(
-        node.submit(other, Shape::Unicast, &mut out),
+        core.submit(other, Shape::Unicast, &mut out),
         Err(SubmitError::UnknownSpace)
     );
     let unaligned = Request::Map {
@@ -370,7 +370,7 @@ fn requests_for_unknown_spaces_or_unaligned_addresses_are_refused() {
         },
     };
     assert_eq!(
-        node.submit(unaligned, Shape::Unicast, &mut out),
+        core.submit(unaligned, Shape::Unicast, &mut out),
         Err(SubmitError::Misaligned)
     );
     assert_eq!(out, Actions::default());

@@ -4,7 +4,7 @@
 //! lines of one shared structure, over and over:
 //!
 //! - **locked**: each client takes a spinlock and increments a word in each
-//!   of the `k` lines itself (the method 1; design.md §5's model:
+//!   of the `k` lines itself (the method 1; `docs/architecture.md` §5's model:
 //!   `k` line transfers plus the lock line);
 //! - **unlocked**: each client increments the `k` lines with atomic adds and
 //!   no lock, as the paper's SHM curves do;

@@ -1,4 +1,4 @@
-//! `cargo xtask bench sharing`: design.md §2.4 ("replication first, sharing
+//! `cargo xtask bench sharing`: `docs/architecture.md` §2.4 ("replication first, sharing
 //! as an optimisation") and issue 4 item 4. Threads look up and change the
 //! mapping table of one address space (`atoll-replica`'s [`MappingTable`],
 //! reached only through its [`Replica`] interface), kept three ways:

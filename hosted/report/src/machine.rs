@@ -24,7 +24,7 @@ fn sysfs(cpu: usize, field: &str) -> String {
 
 /// `lscpu`, `uname`, and for each of `cpus` its package, core, hardware
 /// thread siblings and the CPUs it shares its last-level cache with (a cache
-/// domain, in which design.md §2.4 lets cores share a replica).
+/// domain, in which `docs/architecture.md` §2.4 lets cores share a replica).
 pub fn describe(cpus: &[usize]) -> Value {
     let placement = |&cpu: &usize| {
         json!({

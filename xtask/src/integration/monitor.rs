@@ -32,6 +32,10 @@ pub fn tests() -> Vec<QemuTest> {
             gdb_stops_in_a_message_handler,
         ),
         QemuTest::new("stall_refuses_bad_cores", stall_refuses_bad_cores),
+        QemuTest::new(
+            "bench_trace_measures_with_tracing_off_and_on",
+            bench_trace_measures_both_settings,
+        ),
     ]
 }
 
@@ -291,4 +295,47 @@ fn stall_refuses_bad_cores(context: &mut TestContext) -> Result<(), String> {
         &run.serial,
         "stall 2: core 2 stops polling its rings for 10 ms",
     )
+}
+
+/// `bench trace` measures both workloads with tracing off, on and off
+/// again, and prints each row with its ratios; it refuses to run while
+/// tracing is on, which would leave nothing to compare with.
+fn bench_trace_measures_both_settings(context: &mut TestContext) -> Result<(), String> {
+    let script = "trace on; bench trace; trace off; bench trace";
+    let run = context.exec(4, script)?;
+    super::cases::expect_failure(&run, script, 1)?;
+    expect_line(
+        &run.serial,
+        "error: bench trace: tracing is on; turn it off first",
+    )?;
+    for workload in ["urpc round trip", "vm map + unmap"] {
+        let row = protocol::lines(&run.serial)
+            .find_map(|line| line.strip_prefix(workload))
+            .ok_or_else(|| format!("no `{workload}` row"))?;
+        let numbers: Vec<f64> = row
+            .split_whitespace()
+            .map(|word| {
+                word.parse()
+                    .map_err(|_| format!("`{word}` in the `{workload}` row"))
+            })
+            .collect::<Result<_, _>>()?;
+        let [off, on, on_over_off, again, again_over_off] = numbers[..] else {
+            return Err(format!(
+                "the `{workload}` row has {} numbers: {row}",
+                numbers.len()
+            ));
+        };
+        if off <= 0.0 || on <= 0.0 || again <= 0.0 {
+            return Err(format!("`{workload}`: a setting measured nothing: {row}"));
+        }
+        let ratio = |a: f64, b: f64| (a / b * 100.0).round() / 100.0;
+        if (ratio(on, off) - on_over_off).abs() > 0.011
+            || (ratio(again, off) - again_over_off).abs() > 0.011
+        {
+            return Err(format!(
+                "`{workload}`: the ratios do not follow the cycles: {row}"
+            ));
+        }
+    }
+    Ok(())
 }
