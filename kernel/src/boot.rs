@@ -1,5 +1,5 @@
 //! The boot core's path from the entry to the shell, and each other core's
-//! from its start to its node loop: read what the boot loader and firmware
+//! from its start to its polling loop: read what the boot loader and firmware
 //! hand over, freeze it, set up this core, start the others, fill the
 //! knowledge base, and hand over to the shell.
 

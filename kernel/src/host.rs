@@ -12,9 +12,9 @@
 //! local code that made the calls, and trace events go to the recorder.
 //!
 //! Nothing here waits inside a step. The only waits are at the top level:
-//! the node loop of a core with nothing else to run ([`Core::run`]), and
+//! the polling loop of a core with nothing else to run ([`Core::run`]), and
 //! the shell and the boot sequence waiting for their own calls
-//! ([`Core::wait`]), which poll like the node loop does.
+//! ([`Core::wait`]), which poll as that loop does.
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -53,8 +53,8 @@ struct Rings {
     senders: Vec<Option<Sender<'static>>>,
     receivers: Vec<Option<Receiver<'static>>>,
     queues: Vec<VecDeque<Payload>>,
-    /// Slots in all queues.
-    queued: usize,
+    /// The peers whose queues hold slots, each once.
+    waiting: Vec<usize>,
     /// The stopped cores whose full rings made this one drop messages, so
     /// that each is reported once.
     dropped_to: Vec<bool>,
@@ -117,7 +117,7 @@ impl Core {
                     senders,
                     receivers,
                     queues: vec![VecDeque::new(); cores],
-                    queued: 0,
+                    waiting: Vec::new(),
                     dropped_to: vec![false; cores],
                 },
                 mailbox: Vec::new(),
@@ -129,15 +129,17 @@ impl Core {
         }));
         local.set_os(core);
         core.host.borrow_mut().act(core);
-        core.publish();
+        core.publish_free_frames();
         Ok(core)
     }
 
-    /// Publishes this core's timer ticks and free frames on its record.
-    fn publish(&self) {
-        let published = &BOARD.core(self.id).published.0;
-        published.ticks.store(self.local.ticks(), Ordering::Relaxed);
-        published
+    /// Publishes how many frames this core's pool has left on its record
+    /// (its timer ticks are published by the timer's handler).
+    fn publish_free_frames(&self) {
+        BOARD
+            .core(self.id)
+            .published
+            .0
             .free_frames
             .store(self.local.free_frames() as u64, Ordering::Relaxed);
     }
@@ -268,7 +270,7 @@ impl Core {
                 .flatten()
                 .all(|receiver| receiver.prepare_to_sleep());
             ready
-                && rings.queued == 0
+                && rings.waiting.is_empty()
                 && !BOARD.core(self.id).fault_request.0.load(Ordering::Acquire)
         };
         if may_sleep {
@@ -285,7 +287,7 @@ impl Core {
             .for_each(|receiver| receiver.woken());
     }
 
-    /// The node loop of a core with nothing else to run.
+    /// The polling loop of a core with nothing else to run.
     pub fn run(&self) -> ! {
         cpu::enable_interrupts();
         let spin = IDLE_SPIN_US * boot_facts().tsc_per_ms / 1000;
@@ -306,8 +308,10 @@ impl Core {
 impl Rings {
     /// Queues `slot` for `to`.
     fn queue(&mut self, to: usize, slot: Payload) {
+        if self.queues[to].is_empty() {
+            self.waiting.push(to);
+        }
         self.queues[to].push_back(slot);
-        self.queued += 1;
     }
 
     /// Moves queued slots into the rings, as far as they have room, and
@@ -315,39 +319,38 @@ impl Rings {
     /// full are dropped (it never runs again), which is said once per
     /// core. Returns whether any slot moved.
     fn push_all(&mut self, core: &Core) -> bool {
-        if self.queued == 0 {
-            return false;
-        }
         let mut moved = false;
-        for to in 0..self.queues.len() {
-            if self.queues[to].is_empty() {
-                continue;
-            }
-            let Some(sender) = self.senders[to].as_mut() else {
-                continue;
-            };
-            let before = self.queues[to].len();
-            while let Some(slot) = self.queues[to].front() {
+        let mut index = 0;
+        while let Some(&to) = self.waiting.get(index) {
+            let queue = &mut self.queues[to];
+            let sender = self.senders[to]
+                .as_mut()
+                .expect("slots are queued only for other cores");
+            let before = queue.len();
+            while let Some(slot) = queue.front() {
                 if sender.try_send(slot).is_err() {
                     break;
                 }
-                self.queues[to].pop_front();
+                queue.pop_front();
             }
-            let sent = before - self.queues[to].len();
-            self.queued -= sent;
+            let sent = before - queue.len();
             moved |= sent > 0;
             if sent > 0 && sender.flush() == Wake::Needed {
                 measure::wake(core.local, &core.recorder, to);
             }
-            if !self.queues[to].is_empty() && BOARD.core(to).state() == CoreState::Stopped {
-                self.queued -= self.queues[to].len();
-                self.queues[to].clear();
+            if !queue.is_empty() && BOARD.core(to).state() == CoreState::Stopped {
+                queue.clear();
                 if !core::mem::replace(&mut self.dropped_to[to], true) {
                     println!(
                         "atoll: core {}: core {to} is stopped and its ring is full; messages to it are dropped",
                         core.id
                     );
                 }
+            }
+            if queue.is_empty() {
+                self.waiting.swap_remove(index);
+            } else {
+                index += 1;
             }
         }
         moved
@@ -382,7 +385,7 @@ impl Host {
         if now == self.ticks_fed {
             return;
         }
-        core.publish();
+        core.publish_free_frames();
         while self.ticks_fed < now {
             self.ticks_fed += 1;
             if !self.monitor.wants_ticks() {

@@ -75,7 +75,7 @@ fn send_ipi(local: &CoreLocal, recorder: &Recorder, core: usize, vector: u8) {
 
 /// The wake-up interrupt's handler: counts it, and answers the IPI pings
 /// other cores left in this core's record, so that an IPI round trip goes
-/// handler to handler without waiting for the node loop.
+/// handler to handler without waiting for the polling loop.
 pub fn answer_ipi_pings(local: &CoreLocal, recorder: &Recorder) {
     local.count_wake_interrupt();
     BOARD.core(local.id).ping_requests.0.drain(|requester| {

@@ -29,7 +29,7 @@ pub fn handle(frame: &mut TrapFrame) {
             let published = &BOARD.core(local.id).published.0;
             published.ticks.store(ticks, Ordering::Relaxed);
         }
-        // The wake-up IPI ends the core's halt, so that the node loop looks
+        // The wake-up IPI ends the core's halt, so that its polling loop looks
         // at its rings; IPI pings are answered right here.
         idt::WAKE => {
             if let Some(core) = host::try_current() {

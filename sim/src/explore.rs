@@ -17,7 +17,8 @@
 //! - that no run can go on forever: an action leading back to a state on
 //!   the current path is a cycle without progress.
 
-use crate::world::{Action, Violation, World};
+use crate::seeded::Violation;
+use crate::world::{Action, World};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};

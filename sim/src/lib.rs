@@ -13,8 +13,11 @@
 //! and `atoll-proto`; nothing depends on it.
 
 pub mod explore;
+mod memory;
 pub mod monitors;
 pub mod random;
+pub mod seeded;
 pub mod world;
 
-pub use world::{Action, Scenario, Tally, Violation, World};
+pub use seeded::Violation;
+pub use world::{Action, Scenario, Tally, World};

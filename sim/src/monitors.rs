@@ -32,22 +32,19 @@ use atoll_monitor::skb::{
     Facts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady,
 };
 use atoll_monitor::vm::{
-    Change, TEST_SPACE, VmDone, VmHash, VmHashReply, VmPropose, VmStorm, VmStormDone, page_address,
+    Change, TEST_SPACE, VmDone, VmHash, VmHashReply, VmPropose, VmStorm, VmStormDone,
 };
 use atoll_monitor::{
     CallError, Config, CoreId, Deferred, Effect, Input, Monitor, Output, Ticket, TraceEvent,
     TraceKind, Wire,
 };
-use atoll_replica::{Mapping, Replica, SpaceId};
+use atoll_replica::Replica;
 use atoll_skb::Value;
 use atoll_urpc::Payload;
 
+use crate::memory::Memory;
 use crate::random::Rng;
-use crate::world::Violation;
-
-macro_rules! violation {
-    ($($arg:tt)*) => { Err(Violation(format!($($arg)*))) };
-}
+use crate::seeded::{self, Failure, Run, Simulation, Violation, violation};
 
 /// Pages storms work on: few, so that proposals collide.
 const STORM_PAGES: u32 = 3;
@@ -223,8 +220,7 @@ pub enum Action {
 struct Host {
     monitor: Monitor,
     script: VecDeque<Call>,
-    page_table: BTreeMap<(SpaceId, u64), Mapping>,
-    tlb: BTreeSet<(SpaceId, u64, u64)>,
+    memory: Memory,
     trace: Vec<TraceEvent>,
 }
 
@@ -300,8 +296,7 @@ impl World {
             world.hosts.push(Host {
                 monitor,
                 script: VecDeque::new(),
-                page_table: BTreeMap::new(),
-                tlb: BTreeSet::new(),
+                memory: Memory::default(),
                 trace: Vec::new(),
             });
             world.absorb(core, out)?;
@@ -500,35 +495,10 @@ impl World {
     }
 
     fn apply(&mut self, core: u16, effect: Effect) -> Result<(), Violation> {
-        let host = &mut self.hosts[usize::from(core)];
         match effect {
-            Effect::Mapping(atoll_replica::Effect::MapPage {
-                space,
-                vaddr,
-                mapping,
-            }) => {
-                if let Some(old) = host.page_table.insert((space, vaddr), mapping) {
-                    return violation!(
-                        "conflicting commits: core {core} mapped {vaddr:#x} to {:#x} over {:#x}",
-                        mapping.paddr,
-                        old.paddr
-                    );
-                }
-                host.tlb.insert((space, vaddr, mapping.paddr));
-            }
-            Effect::Mapping(atoll_replica::Effect::UnmapPage { space, vaddr }) => {
-                if host.page_table.remove(&(space, vaddr)).is_none() {
-                    return violation!(
-                        "conflicting commits: core {core} unmapped unmapped {vaddr:#x}"
-                    );
-                }
-            }
-            Effect::Mapping(atoll_replica::Effect::InvalidateTlb { space, vaddr }) => {
-                host.tlb.retain(|&(s, v, _)| (s, v) != (space, vaddr));
-            }
-            Effect::DumpTrace => {}
+            Effect::Mapping(effect) => self.hosts[usize::from(core)].memory.apply(core, effect),
+            Effect::DumpTrace => Ok(()),
         }
-        Ok(())
     }
 
     fn complete(
@@ -600,23 +570,7 @@ impl World {
             if entries.iter().any(|entry| entry.pending.is_some()) {
                 return violation!("core {core} is left with a lock: {entries:?}");
             }
-            let committed: BTreeMap<(SpaceId, u64), Mapping> = entries
-                .iter()
-                .filter_map(|entry| Some(((entry.space, entry.vaddr), entry.committed?)))
-                .collect();
-            if committed != host.page_table {
-                return violation!(
-                    "core {core}: replica {committed:?} but page table {:?}",
-                    host.page_table
-                );
-            }
-            if let Some(stale) = host
-                .tlb
-                .iter()
-                .find(|&&(s, v, p)| committed.get(&(s, v)).is_none_or(|m| m.paddr != p))
-            {
-                return violation!("core {core} caches a stale translation {stale:?}");
-            }
+            host.memory.agrees_with(core as u16, &entries)?;
             let hash = replica.hash();
             match agreed {
                 Some((first, expected)) if expected != hash => {
@@ -679,11 +633,7 @@ impl World {
         for (core, host) in self.hosts.iter().enumerate() {
             tally.unanswered += self.unanswered[core];
             tally.late += host.monitor.strays().late;
-            tally.mapped += host
-                .page_table
-                .keys()
-                .filter(|&&(space, vaddr)| space == TEST_SPACE && vaddr >= page_address(0))
-                .count();
+            tally.mapped += host.memory.mapped(TEST_SPACE);
         }
         tally
     }
@@ -724,48 +674,31 @@ impl std::ops::AddAssign for Tally {
     }
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Run {
-    pub steps: usize,
-    pub tally: Tally,
-}
-
-/// A run that broke an invariant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub seed: u64,
-    pub step: usize,
-    pub violation: Violation,
-}
-
 /// Runs `seed`'s scenario under `seed`'s schedule to the end. `trace` sees
 /// each action with the world it is about to change.
-pub fn run(seed: u64, mut trace: impl FnMut(usize, &World, Action)) -> Result<Run, Failure> {
-    let fail = |step, violation| Failure {
-        seed,
-        step,
-        violation,
-    };
-    let mut world = World::new(&scenario(seed)).map_err(|v| fail(0, v))?;
-    let mut rng = Rng::new(seed ^ 0x6d6f_6e69_746f_7273);
-    for step in 1..=MAX_STEPS {
-        let actions = world.actions();
-        if actions.is_empty() {
-            world.check_quiescent().map_err(|v| fail(step, v))?;
-            return Ok(Run {
-                steps: step - 1,
-                tally: world.tally(),
-            });
-        }
-        let action = pick(&mut rng, &actions);
-        trace(step, &world, action);
-        world.act(action).map_err(|v| fail(step, v))?;
+pub fn run(seed: u64, trace: impl FnMut(usize, &World, Action)) -> Result<Run<Tally>, Failure> {
+    seeded::run(seed, World::new(&scenario(seed)), MAX_STEPS, pick, trace)
+}
+
+impl Simulation for World {
+    type Action = Action;
+    type Tally = Tally;
+
+    fn actions(&self) -> Vec<Action> {
+        World::actions(self)
     }
-    Err(fail(
-        MAX_STEPS,
-        Violation(format!("no end after {MAX_STEPS} steps")),
-    ))
+
+    fn act(&mut self, action: Action) -> Result<(), Violation> {
+        World::act(self, action)
+    }
+
+    fn check_quiescent(&self) -> Result<(), Violation> {
+        World::check_quiescent(self)
+    }
+
+    fn tally(&self) -> Tally {
+        World::tally(self)
+    }
 }
 
 /// Picks a delivery most of the time, and a tick or a call less often, so

@@ -1,7 +1,8 @@
 //! Seeded random runs: a seed picks a scenario and a schedule, so a seed
 //! alone replays a run bit for bit.
 
-use crate::world::{Action, SPACE, Scenario, Tally, Violation, World};
+use crate::seeded::{self, Failure, Run};
+use crate::world::{Action, SPACE, Scenario, Tally, World};
 use atoll_proto::Shape;
 use atoll_replica::{CoreId, Mapping, Request, Timeouts};
 
@@ -110,50 +111,10 @@ pub fn scenario(seed: u64) -> Scenario {
     }
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Run {
-    pub steps: usize,
-    pub tally: Tally,
-}
-
-/// A run that broke an invariant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub seed: u64,
-    pub step: usize,
-    pub violation: Violation,
-}
-
 /// Runs `seed`'s scenario under `seed`'s schedule to the end. `trace`
 /// sees each action with the world it is about to change.
-pub fn run(seed: u64, mut trace: impl FnMut(usize, &World, Action)) -> Result<Run, Failure> {
-    let fail = |step, violation| Failure {
-        seed,
-        step,
-        violation,
-    };
-    let mut world = World::new(&scenario(seed)).map_err(|v| fail(0, v))?;
-    // A stream of its own, so that the schedule does not shift when the
-    // scenario draws change.
-    let mut rng = Rng::new(seed ^ 0x5eed_5eed_5eed_5eed);
-    for step in 1..=MAX_STEPS {
-        let actions = world.actions();
-        if actions.is_empty() {
-            world.check_quiescent().map_err(|v| fail(step, v))?;
-            return Ok(Run {
-                steps: step - 1,
-                tally: world.tally(),
-            });
-        }
-        let action = pick(&mut rng, &actions);
-        trace(step, &world, action);
-        world.step(action).map_err(|v| fail(step, v))?;
-    }
-    Err(fail(
-        MAX_STEPS,
-        Violation(format!("no end after {MAX_STEPS} steps")),
-    ))
+pub fn run(seed: u64, trace: impl FnMut(usize, &World, Action)) -> Result<Run<Tally>, Failure> {
+    seeded::run(seed, World::new(&scenario(seed)), MAX_STEPS, pick, trace)
 }
 
 /// Picks uniformly among the actions, except that a crash is rare: it is

@@ -7,9 +7,7 @@
 //! the same core code.
 //!
 //! Each host keeps what the kernel would keep for a core: a page table and
-//! a TLB. The TLB caches every mapping the moment it is entered (the worst
-//! case) and forgets a page only on an `InvalidateTlb`, so a stale
-//! translation shows up as a TLB entry that the page table no longer has.
+//! a TLB (`crate::memory`).
 
 use atoll_proto::Shape;
 use atoll_proto::two_phase::AbortReason;
@@ -17,8 +15,11 @@ use atoll_replica::{
     Completion, Config, CoreId, Effect, Input, Mapping, MappingTable, Message, OpId, Replica,
     Replicator, Request, SpaceId, Timeouts, TreePlan,
 };
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+
+use crate::memory::Memory;
+use crate::seeded::{Simulation, Violation, violation};
 
 /// The one address space of every scenario.
 pub const SPACE: SpaceId = SpaceId(1);
@@ -69,20 +70,6 @@ impl fmt::Display for Action {
     }
 }
 
-/// A broken invariant, in words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation(pub String);
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-macro_rules! violation {
-    ($($arg:tt)*) => { Err(Violation(format!($($arg)*))) };
-}
-
 /// What travels on a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Envelope {
@@ -95,11 +82,10 @@ enum Envelope {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Host {
-    core: Replicator,
+    replicator: Replicator,
     up: bool,
     script: VecDeque<Request>,
-    page_table: BTreeMap<(SpaceId, u64), Mapping>,
-    tlb: BTreeSet<(SpaceId, u64, u64)>,
+    memory: Memory,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -126,14 +112,13 @@ impl World {
                     timeouts: scenario.timeouts,
                     plan: plan.clone(),
                 };
-                let mut core = Replicator::new(node_id(i), config, MappingTable::new());
-                core.add_space(SPACE, &scenario.holders);
+                let mut replicator = Replicator::new(node_id(i), config, MappingTable::new());
+                replicator.add_space(SPACE, &scenario.holders);
                 Host {
-                    core,
+                    replicator,
                     up: true,
                     script: VecDeque::new(),
-                    page_table: BTreeMap::new(),
-                    tlb: BTreeSet::new(),
+                    memory: Memory::default(),
                 }
             })
             .collect();
@@ -183,7 +168,7 @@ impl World {
                 actions.push(Action::Deliver { from, to });
             }
         }
-        if self.ticks && self.hosts.iter().any(|h| h.up && h.core.has_timers()) {
+        if self.ticks && self.hosts.iter().any(|h| h.up && h.replicator.has_timers()) {
             actions.push(Action::Tick);
         }
         if self.crashes_left > 0 {
@@ -218,7 +203,7 @@ impl World {
                     .pop_front()
                     .expect("submit with an empty script");
                 let mut out = atoll_replica::Actions::default();
-                let Ok(id) = host.core.submit(request, self.shape, &mut out) else {
+                let Ok(id) = host.replicator.submit(request, self.shape, &mut out) else {
                     return violation!("core {} refused request {request:?}", core.0);
                 };
                 self.submitted.insert(id, request);
@@ -236,14 +221,16 @@ impl World {
                     Envelope::Down => Input::CoreDown(from),
                 };
                 let mut out = atoll_replica::Actions::default();
-                self.hosts[usize::from(to.0)].core.handle(input, &mut out);
+                self.hosts[usize::from(to.0)]
+                    .replicator
+                    .handle(input, &mut out);
                 self.absorb(to, out)
             }
             Action::Tick => {
                 for i in 0..n {
                     if self.hosts[i].up {
                         let mut out = atoll_replica::Actions::default();
-                        self.hosts[i].core.handle(Input::Tick, &mut out);
+                        self.hosts[i].replicator.handle(Input::Tick, &mut out);
                         self.absorb(node_id(i), out)?;
                     }
                 }
@@ -289,36 +276,7 @@ impl World {
     }
 
     fn apply(&mut self, core: CoreId, effect: Effect) -> Result<(), Violation> {
-        let host = &mut self.hosts[usize::from(core.0)];
-        match effect {
-            Effect::MapPage {
-                space,
-                vaddr,
-                mapping,
-            } => {
-                if let Some(old) = host.page_table.insert((space, vaddr), mapping) {
-                    return violation!(
-                        "conflicting commits: core {} mapped {vaddr:#x} to {:#x} over {:#x}",
-                        core.0,
-                        mapping.paddr,
-                        old.paddr
-                    );
-                }
-                host.tlb.insert((space, vaddr, mapping.paddr));
-            }
-            Effect::UnmapPage { space, vaddr } => {
-                if host.page_table.remove(&(space, vaddr)).is_none() {
-                    return violation!(
-                        "conflicting commits: core {} unmapped unmapped {vaddr:#x}",
-                        core.0
-                    );
-                }
-            }
-            Effect::InvalidateTlb { space, vaddr } => {
-                host.tlb.retain(|&(s, v, _)| (s, v) != (space, vaddr));
-            }
-        }
-        Ok(())
+        self.hosts[usize::from(core.0)].memory.apply(core.0, effect)
     }
 
     fn complete(&mut self, core: CoreId, completion: Completion) -> Result<(), Violation> {
@@ -382,7 +340,7 @@ impl World {
             if !host.up {
                 continue;
             }
-            let entries = host.core.replica().entries();
+            let entries = host.replicator.replica().entries();
             if entries
                 .iter()
                 .any(|e| e.pending.is_some_and(|(p, _)| p == id))
@@ -392,14 +350,7 @@ impl World {
                     holder.0
                 );
             }
-            let stale = host.tlb.iter().find(|&&(s, v, paddr)| {
-                (s, v) == (space, vaddr)
-                    && host
-                        .page_table
-                        .get(&(s, v))
-                        .is_none_or(|m| m.paddr != paddr)
-            });
-            if let Some(&(_, _, paddr)) = stale {
+            if let Some(paddr) = host.memory.stale(space, vaddr) {
                 return violation!(
                     "{id:?} completed while core {} still caches {vaddr:#x} -> {paddr:#x}",
                     holder.0
@@ -421,34 +372,18 @@ impl World {
         }
         let mut agreed: Option<(CoreId, u64)> = None;
         for (i, host) in self.hosts.iter().enumerate().filter(|(_, h)| h.up) {
-            let entries = host.core.replica().entries();
-            if !host.core.is_idle() || entries.iter().any(|e| e.pending.is_some()) {
+            let entries = host.replicator.replica().entries();
+            if !host.replicator.is_idle() || entries.iter().any(|e| e.pending.is_some()) {
                 return violation!("core {i} is left with a proposal in progress: {entries:?}");
             }
-            let committed: BTreeMap<(SpaceId, u64), Mapping> = entries
-                .iter()
-                .filter_map(|e| Some(((e.space, e.vaddr), e.committed?)))
-                .collect();
-            if committed != host.page_table {
-                return violation!(
-                    "core {i}: replica {committed:?} but page table {:?}",
-                    host.page_table
-                );
-            }
-            if let Some(stale) = host
-                .tlb
-                .iter()
-                .find(|&&(s, v, p)| committed.get(&(s, v)).is_none_or(|m| m.paddr != p))
-            {
-                return violation!("core {i} caches a stale translation {stale:?}");
-            }
+            host.memory.agrees_with(i as u16, &entries)?;
             if !self.holders.contains(&node_id(i)) {
                 if !entries.is_empty() {
                     return violation!("core {i} holds no replica but has entries {entries:?}");
                 }
                 continue;
             }
-            let hash = host.core.replica().hash();
+            let hash = host.replicator.replica().hash();
             match agreed {
                 Some((first, expected)) if expected != hash => {
                     return violation!(
@@ -522,5 +457,26 @@ fn page(request: &Request) -> (SpaceId, u64) {
         Request::Map { space, vaddr, .. }
         | Request::Unmap { space, vaddr }
         | Request::Shootdown { space, vaddr } => (space, vaddr),
+    }
+}
+
+impl Simulation for World {
+    type Action = Action;
+    type Tally = Tally;
+
+    fn actions(&self) -> Vec<Action> {
+        World::actions(self)
+    }
+
+    fn act(&mut self, action: Action) -> Result<(), Violation> {
+        self.step(action)
+    }
+
+    fn check_quiescent(&self) -> Result<(), Violation> {
+        World::check_quiescent(self)
+    }
+
+    fn tally(&self) -> Tally {
+        World::tally(self)
     }
 }

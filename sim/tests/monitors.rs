@@ -9,25 +9,10 @@
 //! - `ATOLL_SIM_SEED=S ATOLL_SIM_TRACE=1 cargo test -p atoll-sim --test monitors replay -- --nocapture`
 //!   replays seed S, printing its scenario and every action.
 
-use atoll_sim::monitors::{self, Action, Failure, Run, Tally};
+use atoll_sim::monitors::{self, Action, Tally};
+use atoll_sim::seeded::{Run, env_u64, explain};
 
 const DEFAULT_SEEDS: u64 = 500;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(value) => value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value} is not a number")),
-        Err(_) => default,
-    }
-}
-
-fn explain(failure: &Failure) -> String {
-    format!(
-        "seed {} broke an invariant at step {}: {}\nreplay it with: ATOLL_SIM_SEED={} ATOLL_SIM_TRACE=1 cargo test -p atoll-sim --test monitors replay -- --nocapture",
-        failure.seed, failure.step, failure.violation, failure.seed
-    )
-}
 
 #[test]
 fn seeds() {
@@ -37,7 +22,7 @@ fn seeds() {
     let (mut steps, mut tally) = (0, Tally::default());
     for seed in first..first + count {
         let run = monitors::run(seed, |_, _, _| {})
-            .unwrap_or_else(|failure| panic!("{}", explain(&failure)));
+            .unwrap_or_else(|failure| panic!("{}", explain("monitors", &failure)));
         steps += run.steps;
         tally += run.tally;
     }
@@ -82,6 +67,7 @@ fn replay() {
         result, again,
         "seed {seed} ended differently on a second run"
     );
-    let run: Run = result.unwrap_or_else(|failure| panic!("{}", explain(&failure)));
+    let run: Run<Tally> =
+        result.unwrap_or_else(|failure| panic!("{}", explain("monitors", &failure)));
     println!("seed {seed}: {run:?}");
 }

@@ -253,9 +253,26 @@ impl TestContext<'_> {
         script: &str,
         timeout: Duration,
     ) -> Result<ExecRun, String> {
+        self.exec_with_options(machine, "", script, timeout)
+    }
+
+    /// As [`exec_on`](Self::exec_on), with `options` (kernel command-line
+    /// options such as `atoll.call_timeout_ms=500`) before the script.
+    fn exec_with_options(
+        &mut self,
+        machine: &Machine,
+        options: &str,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<ExecRun, String> {
+        let cmdline = protocol::exec_cmdline(script);
         let boot = Boot::Kernel {
             elf: &self.env.kernel,
-            cmdline: Some(protocol::exec_cmdline(script)),
+            cmdline: Some(if options.is_empty() {
+                cmdline
+            } else {
+                format!("{options} {cmdline}")
+            }),
         };
         self.exec_boot(machine, &boot, timeout)
     }

@@ -1,4 +1,4 @@
-//! The monitor: each core's OS node as one sans-IO event loop.
+//! The monitor: each core's operating system as one sans-IO event loop.
 //!
 //! Every core runs one [`Monitor`]. Its host (the bare-metal kernel, or the
 //! simulator) feeds it [`Input`]s, one at a time, each with the time:

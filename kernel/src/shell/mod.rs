@@ -80,8 +80,8 @@ fn interactive(core: &Core) -> ! {
     let mut editor = LineEditor::new(MAX_LINE);
     print!("{PROMPT}");
     loop {
-        cpu::disable_interrupts();
         let mut busy = core.poll();
+        cpu::disable_interrupts();
         while let Some(byte) = CONSOLE.read_byte() {
             busy = true;
             let Some(line) = editor.feed(byte, &mut |echo| CONSOLE.write_bytes(echo)) else {

@@ -136,18 +136,16 @@ fn ipi_to_faulted_core_fails(context: &mut TestContext, faulted: u32) -> Result<
 fn silent_core_is_skipped(context: &mut TestContext) -> Result<(), String> {
     const SILENT: u32 = 2;
     let script = format!("cores; ipi 3; ipi {SILENT}");
-    let boot = Boot::Kernel {
-        elf: &context.env.kernel,
-        cmdline: Some(format!(
-            "atoll.test.withhold_startup={SILENT} {}",
-            protocol::exec_cmdline(&script)
-        )),
-    };
     let machine = Machine {
         cores: CORES,
         ..Machine::default()
     };
-    let run = context.exec_boot(&machine, &boot, SEABIOS_TIMEOUT)?;
+    let run = context.exec_with_options(
+        &machine,
+        &format!("atoll.test.withhold_startup={SILENT}"),
+        &script,
+        SEABIOS_TIMEOUT,
+    )?;
     expect_failure(&run, &script, 1)?;
     let skipped = protocol::cores_skipped(&run.serial);
     if !matches!(skipped.as_slice(), [line] if line.contains(&format!("core {SILENT} (apic"))) {

@@ -14,7 +14,7 @@ use super::cases::{SEABIOS_TIMEOUT, expect_line, expect_success};
 use super::{QemuTest, TestContext};
 use crate::gdb::{self, MESSAGE_HANDLER};
 use crate::protocol;
-use crate::qemu::{Boot, Machine};
+use crate::qemu::Machine;
 use crate::trace;
 
 pub fn tests() -> Vec<QemuTest> {
@@ -47,14 +47,12 @@ fn a_late_reply_is_dropped(context: &mut TestContext) -> Result<(), String> {
     const TIMEOUT_MS: u32 = 2000;
     const STALL_MS: u32 = 3000;
     let script = format!("stall 2 {STALL_MS}; vm map 2 5; vm map 2 6; vm show; vm hash");
-    let boot = Boot::Kernel {
-        elf: &context.env.kernel,
-        cmdline: Some(format!(
-            "atoll.call_timeout_ms={TIMEOUT_MS} {}",
-            protocol::exec_cmdline(&script)
-        )),
-    };
-    let run = context.exec_boot(&Machine::default(), &boot, SEABIOS_TIMEOUT)?;
+    let run = context.exec_with_options(
+        &Machine::default(),
+        &format!("atoll.call_timeout_ms={TIMEOUT_MS}"),
+        &script,
+        SEABIOS_TIMEOUT,
+    )?;
     super::cases::expect_failure(&run, &script, 1)?;
     expect_line(
         &run.serial,

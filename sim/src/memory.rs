@@ -1,0 +1,93 @@
+//! What a simulated core's host keeps besides its replica: a page table and
+//! a TLB. The TLB caches every mapping the moment it is entered (the worst
+//! case) and forgets a page only on an `InvalidateTlb`, so a stale
+//! translation shows up as a TLB entry that the page table no longer has.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use atoll_replica::{Effect, Entry, Mapping, SpaceId};
+
+use crate::seeded::{Violation, violation};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Memory {
+    page_table: BTreeMap<(SpaceId, u64), Mapping>,
+    tlb: BTreeSet<(SpaceId, u64, u64)>,
+}
+
+impl Memory {
+    /// Applies one of core `core`'s effects; mapping a mapped page or
+    /// unmapping an unmapped one means two conflicting changes committed.
+    pub fn apply(&mut self, core: u16, effect: Effect) -> Result<(), Violation> {
+        match effect {
+            Effect::MapPage {
+                space,
+                vaddr,
+                mapping,
+            } => {
+                if let Some(old) = self.page_table.insert((space, vaddr), mapping) {
+                    return violation!(
+                        "conflicting commits: core {core} mapped {vaddr:#x} to {:#x} over {:#x}",
+                        mapping.paddr,
+                        old.paddr
+                    );
+                }
+                self.tlb.insert((space, vaddr, mapping.paddr));
+            }
+            Effect::UnmapPage { space, vaddr } => {
+                if self.page_table.remove(&(space, vaddr)).is_none() {
+                    return violation!(
+                        "conflicting commits: core {core} unmapped unmapped {vaddr:#x}"
+                    );
+                }
+            }
+            Effect::InvalidateTlb { space, vaddr } => {
+                self.tlb.retain(|&(s, v, _)| (s, v) != (space, vaddr));
+            }
+        }
+        Ok(())
+    }
+
+    /// A translation of the page that the TLB caches and the page table no
+    /// longer has: its frame.
+    pub fn stale(&self, space: SpaceId, vaddr: u64) -> Option<u64> {
+        self.tlb
+            .iter()
+            .find(|&&(s, v, paddr)| {
+                (s, v) == (space, vaddr)
+                    && self
+                        .page_table
+                        .get(&(s, v))
+                        .is_none_or(|m| m.paddr != paddr)
+            })
+            .map(|&(_, _, paddr)| paddr)
+    }
+
+    /// Checks that the page table holds exactly the committed mappings of
+    /// `entries` (a replica's) and that the TLB caches nothing else.
+    pub fn agrees_with(&self, core: u16, entries: &[Entry]) -> Result<(), Violation> {
+        let committed: BTreeMap<(SpaceId, u64), Mapping> = entries
+            .iter()
+            .filter_map(|e| Some(((e.space, e.vaddr), e.committed?)))
+            .collect();
+        if committed != self.page_table {
+            return violation!(
+                "core {core}: replica {committed:?} but page table {:?}",
+                self.page_table
+            );
+        }
+        if let Some(stale) = self
+            .tlb
+            .iter()
+            .find(|&&(s, v, p)| committed.get(&(s, v)).is_none_or(|m| m.paddr != p))
+        {
+            return violation!("core {core} caches a stale translation {stale:?}");
+        }
+        Ok(())
+    }
+
+    /// Pages mapped in `space`.
+    pub fn mapped(&self, space: SpaceId) -> usize {
+        self.page_table.keys().filter(|&&(s, _)| s == space).count()
+    }
+}

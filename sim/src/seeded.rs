@@ -1,0 +1,117 @@
+//! What the simulators share: a broken invariant ([`Violation`]), the
+//! seeded run of a world to its end ([`run`]), and how a seed is chosen and
+//! a failure explained in the seed tests.
+
+use std::fmt;
+
+use crate::random::Rng;
+
+/// A broken invariant, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation(pub String);
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `Err(Violation(format!(...)))`.
+macro_rules! violation {
+    ($($arg:tt)*) => { Err($crate::seeded::Violation(format!($($arg)*))) };
+}
+pub(crate) use violation;
+
+/// A world a seed drives: the actions possible in each state, one step, and
+/// the checks of a state with no action left.
+pub trait Simulation {
+    type Action: Copy;
+    /// What a run counts, summed over seeds.
+    type Tally;
+    /// The actions possible now; none means the run is over.
+    fn actions(&self) -> Vec<Self::Action>;
+    /// Takes one of `actions()` and checks the invariants of every step.
+    fn act(&mut self, action: Self::Action) -> Result<(), Violation>;
+    /// Checks a world with no action left.
+    fn check_quiescent(&self) -> Result<(), Violation>;
+    fn tally(&self) -> Self::Tally;
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run<T> {
+    pub steps: usize,
+    pub tally: T,
+}
+
+/// A run that broke an invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub seed: u64,
+    pub step: usize,
+    pub violation: Violation,
+}
+
+/// Runs `world` (the world of `seed`'s scenario, or why it could not be
+/// set up) under the schedule `pick` draws from `seed` until no action is
+/// left, failing at the first broken invariant or after `max_steps` (a
+/// livelock). `trace` sees each action with the world it is about to
+/// change.
+pub fn run<W: Simulation>(
+    seed: u64,
+    world: Result<W, Violation>,
+    max_steps: usize,
+    mut pick: impl FnMut(&mut Rng, &[W::Action]) -> W::Action,
+    mut trace: impl FnMut(usize, &W, W::Action),
+) -> Result<Run<W::Tally>, Failure> {
+    let fail = |step, violation| Failure {
+        seed,
+        step,
+        violation,
+    };
+    let mut world = world.map_err(|violation| fail(0, violation))?;
+    // A stream of its own, so that the schedule does not shift when the
+    // scenario's draws change.
+    let mut rng = Rng::new(seed ^ 0x5eed_5eed_5eed_5eed);
+    for step in 1..=max_steps {
+        let actions = world.actions();
+        if actions.is_empty() {
+            world
+                .check_quiescent()
+                .map_err(|violation| fail(step, violation))?;
+            return Ok(Run {
+                steps: step - 1,
+                tally: world.tally(),
+            });
+        }
+        let action = pick(&mut rng, &actions);
+        trace(step, &world, action);
+        world
+            .act(action)
+            .map_err(|violation| fail(step, violation))?;
+    }
+    Err(fail(
+        max_steps,
+        Violation(format!("no end after {max_steps} steps")),
+    ))
+}
+
+/// A number from the environment variable `name`, or `default` when it is
+/// unset; a value that is no number is a panic that names it.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// A failure in words, with the command that replays it with the seed test
+/// `test` of this crate.
+pub fn explain(test: &str, failure: &Failure) -> String {
+    format!(
+        "seed {} broke an invariant at step {}: {}\nreplay it with: ATOLL_SIM_SEED={} ATOLL_SIM_TRACE=1 cargo test -p atoll-sim --test {test} replay -- --nocapture",
+        failure.seed, failure.step, failure.violation, failure.seed
+    )
+}
