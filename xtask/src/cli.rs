@@ -49,7 +49,8 @@ commands:
   bench  run a benchmark on pinned CPUs, print its table and write
          bench/results/<name>.json and .svg (see bench/results/README.md)
            <name>           urpc (URPC against its floor and peers) or urpc-depth;
-                            fig3, replication or sharing (shared state over cores)
+                            fig3, replication or sharing (shared state over cores);
+                            monitor (round trips through two monitors, tracing off and on)
            --cpus A,B       the two CPUs (default: the first two this process may use;
                             fig3, replication and sharing: every CPU it may use)
            --repetitions N  rounds, each with every row interleaved (default 15;
@@ -127,6 +128,7 @@ pub enum Benchmark {
     Fig3,
     Replication,
     Sharing,
+    Monitor,
 }
 
 impl Benchmark {
@@ -137,6 +139,7 @@ impl Benchmark {
             Benchmark::Fig3 => "fig3",
             Benchmark::Replication => "replication",
             Benchmark::Sharing => "sharing",
+            Benchmark::Monitor => "monitor",
         }
     }
 
@@ -145,6 +148,7 @@ impl Benchmark {
         match self {
             Benchmark::Urpc | Benchmark::UrpcDepth => "urpc",
             Benchmark::Fig3 | Benchmark::Replication | Benchmark::Sharing => "scaling",
+            Benchmark::Monitor => "monitor",
         }
     }
 }
@@ -304,7 +308,7 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
     Ok(options)
 }
 
-const BENCHMARKS: &str = "urpc, urpc-depth, fig3, replication or sharing";
+const BENCHMARKS: &str = "urpc, urpc-depth, fig3, replication, sharing or monitor";
 
 fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
     let benchmark = match flags.args.pop_front().as_deref() {
@@ -313,6 +317,7 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
         Some("fig3") => Benchmark::Fig3,
         Some("replication") => Benchmark::Replication,
         Some("sharing") => Benchmark::Sharing,
+        Some("monitor") => Benchmark::Monitor,
         Some(other) if !other.starts_with("--") => {
             bail!("unknown benchmark `{other}` (expected {BENCHMARKS})")
         }
@@ -772,6 +777,13 @@ mod tests {
             );
             assert_eq!(options.benchmark.name(), name);
         }
+        let Command::Bench(options) = parse_words("bench monitor --cpus 0,1").unwrap() else {
+            panic!("bench monitor is a bench command");
+        };
+        assert_eq!(
+            (options.benchmark, options.benchmark.target(), options.cpus),
+            (Benchmark::Monitor, "monitor", Some((0, 1)))
+        );
     }
 
     #[test]
