@@ -43,8 +43,7 @@ use atoll_skb::Value;
 use atoll_urpc::Payload;
 
 use crate::memory::Memory;
-use crate::random::Rng;
-use crate::seeded::{self, Failure, Run, Simulation, Violation, violation};
+use crate::seeded::{self, Failure, Rng, Run, Simulation, Violation, violation};
 
 /// Pages storms work on: few, so that proposals collide.
 const STORM_PAGES: u32 = 3;
@@ -698,6 +697,10 @@ impl Simulation for World {
 
     fn tally(&self) -> Tally {
         World::tally(self)
+    }
+
+    fn describe(&self, action: Action) -> String {
+        World::describe(self, action)
     }
 }
 

@@ -1,38 +1,10 @@
 //! Seeded random runs: a seed picks a scenario and a schedule, so a seed
 //! alone replays a run bit for bit.
 
-use crate::seeded::{self, Failure, Run};
+use crate::seeded::{self, Failure, Rng, Run};
 use crate::world::{Action, SPACE, Scenario, Tally, World};
 use atoll_proto::Shape;
 use atoll_replica::{CoreId, Mapping, Request, Timeouts};
-
-/// SplitMix64: small, fast, and the same on every host.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound` (`bound` > 0).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound
-    }
-
-    /// True with probability `numerator / denominator`.
-    pub fn chance(&mut self, numerator: u64, denominator: u64) -> bool {
-        self.below(denominator) < numerator
-    }
-}
 
 /// Pages the workloads touch: few, so that proposals conflict.
 const PAGES: u64 = 3;

@@ -1,10 +1,8 @@
-//! What the simulators share: a broken invariant ([`Violation`]), the
-//! seeded run of a world to its end ([`run`]), and how a seed is chosen and
-//! a failure explained in the seed tests.
+//! What the simulators share: the generator seeds drive ([`Rng`]), a
+//! broken invariant ([`Violation`]), the seeded run of a world to its end ([`run`]), and how a seed is chosen, a
+//! failure explained and a seed replayed in the seed tests.
 
 use std::fmt;
-
-use crate::random::Rng;
 
 /// A broken invariant, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +11,34 @@ pub struct Violation(pub String);
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// SplitMix64: small, fast, and the same on every host.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound` (`bound` > 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+
+    /// True with probability `numerator / denominator`.
+    pub fn chance(&mut self, numerator: u64, denominator: u64) -> bool {
+        self.below(denominator) < numerator
     }
 }
 
@@ -25,9 +51,9 @@ pub(crate) use violation;
 /// A world a seed drives: the actions possible in each state, one step, and
 /// the checks of a state with no action left.
 pub trait Simulation {
-    type Action: Copy;
+    type Action: Copy + PartialEq + fmt::Debug;
     /// What a run counts, summed over seeds.
-    type Tally;
+    type Tally: PartialEq + fmt::Debug;
     /// The actions possible now; none means the run is over.
     fn actions(&self) -> Vec<Self::Action>;
     /// Takes one of `actions()` and checks the invariants of every step.
@@ -35,6 +61,8 @@ pub trait Simulation {
     /// Checks a world with no action left.
     fn check_quiescent(&self) -> Result<(), Violation>;
     fn tally(&self) -> Self::Tally;
+    /// `action` in words, as it would change this world.
+    fn describe(&self, action: Self::Action) -> String;
 }
 
 /// How a run ended.
@@ -114,4 +142,38 @@ pub fn explain(test: &str, failure: &Failure) -> String {
         "seed {} broke an invariant at step {}: {}\nreplay it with: ATOLL_SIM_SEED={} ATOLL_SIM_TRACE=1 cargo test -p atoll-sim --test {test} replay -- --nocapture",
         failure.seed, failure.step, failure.violation, failure.seed
     )
+}
+
+/// The seed test `test`'s `replay`: runs `seed` twice with `run`, printing
+/// its `scenario` and, with `ATOLL_SIM_TRACE` set, every action; fails if
+/// the two runs took different actions or ended differently (the simulator
+/// must be deterministic for a seed to mean anything), or with the first
+/// run's broken invariant.
+pub fn replay<W: Simulation>(
+    test: &str,
+    seed: u64,
+    scenario: &impl fmt::Debug,
+    run: impl Fn(u64, &mut dyn FnMut(usize, &W, W::Action)) -> Result<Run<W::Tally>, Failure>,
+) {
+    let trace = std::env::var_os("ATOLL_SIM_TRACE").is_some();
+    println!("seed {seed}: {scenario:#?}");
+    let mut first = Vec::new();
+    let result = run(seed, &mut |step, world, action| {
+        if trace {
+            println!("{step:>6}. {}", world.describe(action));
+        }
+        first.push(action);
+    });
+    let mut second = Vec::new();
+    let again = run(seed, &mut |_, _, action| second.push(action));
+    assert_eq!(
+        first, second,
+        "seed {seed} took different actions on a second run"
+    );
+    assert_eq!(
+        result, again,
+        "seed {seed} ended differently on a second run"
+    );
+    let run = result.unwrap_or_else(|failure| panic!("{}", explain(test, &failure)));
+    println!("seed {seed}: {run:?}");
 }

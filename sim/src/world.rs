@@ -479,4 +479,8 @@ impl Simulation for World {
     fn tally(&self) -> Tally {
         World::tally(self)
     }
+
+    fn describe(&self, action: Action) -> String {
+        World::describe(self, action)
+    }
 }

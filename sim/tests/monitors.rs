@@ -9,8 +9,8 @@
 //! - `ATOLL_SIM_SEED=S ATOLL_SIM_TRACE=1 cargo test -p atoll-sim --test monitors replay -- --nocapture`
 //!   replays seed S, printing its scenario and every action.
 
-use atoll_sim::monitors::{self, Action, Tally};
-use atoll_sim::seeded::{Run, env_u64, explain};
+use atoll_sim::monitors::{self, Tally};
+use atoll_sim::seeded::{self, env_u64, explain};
 
 const DEFAULT_SEEDS: u64 = 500;
 
@@ -48,26 +48,10 @@ fn seeds() {
 #[test]
 fn replay() {
     let seed = env_u64("ATOLL_SIM_SEED", 0);
-    let trace = std::env::var_os("ATOLL_SIM_TRACE").is_some();
-    println!("seed {seed}: {:#?}", monitors::scenario(seed));
-    let mut first: Vec<Action> = Vec::new();
-    let result = monitors::run(seed, |step, world, action| {
-        if trace {
-            println!("{step:>6}. {}", world.describe(action));
-        }
-        first.push(action);
-    });
-    let mut second: Vec<Action> = Vec::new();
-    let again = monitors::run(seed, |_, _, action| second.push(action));
-    assert_eq!(
-        first, second,
-        "seed {seed} took different actions on a second run"
+    seeded::replay(
+        "monitors",
+        seed,
+        &monitors::scenario(seed),
+        |seed, trace| monitors::run(seed, trace),
     );
-    assert_eq!(
-        result, again,
-        "seed {seed} ended differently on a second run"
-    );
-    let run: Run<Tally> =
-        result.unwrap_or_else(|failure| panic!("{}", explain("monitors", &failure)));
-    println!("seed {seed}: {run:?}");
 }

@@ -8,9 +8,9 @@
 //!   replays seed S, printing its scenario and, with `ATOLL_SIM_TRACE=1`,
 //!   every action.
 
+use atoll_sim::Tally;
 use atoll_sim::random;
-use atoll_sim::seeded::{Run, env_u64, explain};
-use atoll_sim::{Action, Tally};
+use atoll_sim::seeded::{self, env_u64, explain};
 
 const DEFAULT_SEEDS: u64 = 10_000;
 
@@ -50,25 +50,7 @@ fn seeds() {
 #[test]
 fn replay() {
     let seed = env_u64("ATOLL_SIM_SEED", 0);
-    let trace = std::env::var_os("ATOLL_SIM_TRACE").is_some();
-    println!("seed {seed}: {:#?}", random::scenario(seed));
-    let mut first: Vec<Action> = Vec::new();
-    let result = random::run(seed, |step, world, action| {
-        if trace {
-            println!("{step:>6}. {}", world.describe(action));
-        }
-        first.push(action);
+    seeded::replay("seeds", seed, &random::scenario(seed), |seed, trace| {
+        random::run(seed, trace)
     });
-    let mut second: Vec<Action> = Vec::new();
-    let again = random::run(seed, |_, _, action| second.push(action));
-    assert_eq!(
-        first, second,
-        "seed {seed} took different actions on a second run"
-    );
-    assert_eq!(
-        result, again,
-        "seed {seed} ended differently on a second run"
-    );
-    let run: Run<Tally> = result.unwrap_or_else(|failure| panic!("{}", explain("seeds", &failure)));
-    println!("seed {seed}: {run:?}");
 }
