@@ -144,6 +144,31 @@ pub fn explain(test: &str, failure: &Failure) -> String {
     )
 }
 
+/// The seed test `test`'s `seeds`: runs `ATOLL_SIM_SEEDS` seeds (default
+/// `default`) from `ATOLL_SIM_FIRST_SEED` (default 0) with `run`, panicking
+/// at the first broken invariant with the command that replays it; prints
+/// and returns how many seeds ran and their tallies summed.
+pub fn run_seeds<T: Default + std::ops::AddAssign + fmt::Debug>(
+    test: &str,
+    default: u64,
+    run: impl Fn(u64) -> Result<Run<T>, Failure>,
+) -> (u64, T) {
+    let first = env_u64("ATOLL_SIM_FIRST_SEED", 0);
+    let count = env_u64("ATOLL_SIM_SEEDS", default);
+    let started = std::time::Instant::now();
+    let (mut steps, mut tally) = (0, T::default());
+    for seed in first..first + count {
+        let run = run(seed).unwrap_or_else(|failure| panic!("{}", explain(test, &failure)));
+        steps += run.steps;
+        tally += run.tally;
+    }
+    println!(
+        "{test}: {count} seeds from {first}: {steps} steps, {tally:?}, {:.2?}",
+        started.elapsed()
+    );
+    (count, tally)
+}
+
 /// The seed test `test`'s `replay`: runs `seed` twice with `run`, printing
 /// its `scenario` and, with `ATOLL_SIM_TRACE` set, every action; fails if
 /// the two runs took different actions or ended differently (the simulator

@@ -10,26 +10,15 @@
 //!   replays seed S, printing its scenario and every action.
 
 use atoll_sim::monitors::{self, Tally};
-use atoll_sim::seeded::{self, env_u64, explain};
+use atoll_sim::seeded::{self, env_u64};
 
 const DEFAULT_SEEDS: u64 = 500;
 
 #[test]
 fn seeds() {
-    let first = env_u64("ATOLL_SIM_FIRST_SEED", 0);
-    let count = env_u64("ATOLL_SIM_SEEDS", DEFAULT_SEEDS);
-    let started = std::time::Instant::now();
-    let (mut steps, mut tally) = (0, Tally::default());
-    for seed in first..first + count {
-        let run = monitors::run(seed, |_, _, _| {})
-            .unwrap_or_else(|failure| panic!("{}", explain("monitors", &failure)));
-        steps += run.steps;
-        tally += run.tally;
-    }
-    println!(
-        "{count} monitor seeds from {first}: {steps} steps, {tally:?}, {:.2?}",
-        started.elapsed()
-    );
+    let (count, tally) = seeded::run_seeds("monitors", DEFAULT_SEEDS, |seed| {
+        monitors::run(seed, |_, _, _| {})
+    });
     if count >= 500 {
         let Tally {
             calls,

@@ -10,26 +10,15 @@
 
 use atoll_sim::Tally;
 use atoll_sim::random;
-use atoll_sim::seeded::{self, env_u64, explain};
+use atoll_sim::seeded::{self, env_u64};
 
 const DEFAULT_SEEDS: u64 = 10_000;
 
 #[test]
 fn seeds() {
-    let first = env_u64("ATOLL_SIM_FIRST_SEED", 0);
-    let count = env_u64("ATOLL_SIM_SEEDS", DEFAULT_SEEDS);
-    let started = std::time::Instant::now();
-    let (mut steps, mut tally) = (0, Tally::default());
-    for seed in first..first + count {
-        let run = random::run(seed, |_, _, _| {})
-            .unwrap_or_else(|failure| panic!("{}", explain("seeds", &failure)));
-        steps += run.steps;
-        tally += run.tally;
-    }
-    println!(
-        "{count} seeds from {first}: {steps} steps, {tally:?}, {:.2?}",
-        started.elapsed()
-    );
+    let (count, tally) = seeded::run_seeds("seeds", DEFAULT_SEEDS, |seed| {
+        random::run(seed, |_, _, _| {})
+    });
     if count >= 1000 {
         let Tally {
             committed,
