@@ -7,7 +7,11 @@
 //! name: `crate::a::b::Item` is a dependency on `a::b` if that module
 //! exists, else on `a`; `super::x` and `self::x` are resolved the same way
 //! from where they are written. A module that declares another (`mod x;`)
-//! does not depend on it for that alone. Macros defined with
+//! does not depend on it for that alone, nor for re-exporting what the
+//! other declares (`pub use x::Item;`): that is part of declaring it, and a
+//! crate root that re-exports its modules' items while they use its own
+//! would otherwise always be a cycle. Items under `#[cfg(test)]` (unit
+//! tests may reach anything) are not read. Macros defined with
 //! `#[macro_use]` are not seen, so a crate's macros belong in a module that
 //! depends on nothing.
 
@@ -48,19 +52,46 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// A named path: where it is anchored (`crate`, `super` or `self`), its
+/// segments, and whether it is re-exported (`pub use`).
+#[derive(Debug, PartialEq)]
+struct Named {
+    anchor: String,
+    segments: Vec<String>,
+    reexport: bool,
+}
+
+/// `source` without comments and without the items under `#[cfg(test)]`:
+/// the attribute's item runs to the `;` or the closing brace that ends it.
+fn code_outside_tests(source: &str) -> String {
+    let mut kept = Vec::new();
+    let mut skipping = false;
+    let mut depth = 0i32;
+    for line in source.lines() {
+        let code = line.split("//").next().unwrap_or_default();
+        if !skipping && code.trim() == "#[cfg(test)]" {
+            skipping = true;
+            depth = 0;
+            continue;
+        }
+        if skipping {
+            depth += code.matches('{').count() as i32 - code.matches('}').count() as i32;
+            let trimmed = code.trim_end();
+            if depth <= 0 && (trimmed.ends_with(';') || trimmed.ends_with('}')) {
+                skipping = false;
+            }
+            continue;
+        }
+        kept.push(code);
+    }
+    kept.join("\n")
+}
+
 /// The paths a source text names after `crate::`, `super::` or `self::`
 /// (or after the name of one of `children`, the modules declared in it, as
-/// `use child::x` names them), each as its segments, with `{...}` groups of
-/// `use` items expanded. A
-/// module's unit tests (from `#[cfg(test)]` on, where this project puts
-/// them: at the end of the file) may reach anything, and are not read.
-fn named_paths(source: &str, children: &[String]) -> Vec<(String, Vec<String>)> {
-    let code: String = source
-        .lines()
-        .take_while(|line| line.trim() != "#[cfg(test)]")
-        .map(|line| line.split("//").next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n");
+/// `use child::x` names them), with `{...}` groups of `use` items expanded.
+fn named_paths(source: &str, children: &[String]) -> Vec<Named> {
+    let code = code_outside_tests(source);
     let mut paths = Vec::new();
     let roots = ["crate", "super", "self"]
         .into_iter()
@@ -71,15 +102,31 @@ fn named_paths(source: &str, children: &[String]) -> Vec<(String, Vec<String>)> 
                 .map(|child| (format!("{child}::"), "self".to_owned(), Some(child.clone()))),
         );
     for (root, anchor, first) in roots {
-        let mut rest = code.as_str();
-        while let Some(at) = rest.find(&root) {
-            let before = rest[..at].chars().last();
-            rest = &rest[at + root.len()..];
+        let mut offset = 0;
+        while let Some(found) = code[offset..].find(&root) {
+            let at = offset + found;
+            offset = at + root.len();
+            let before = code[..at].chars().last();
             if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == ':') {
                 continue;
             }
+            // The statement this path is in starts after the last `;`, `{`
+            // or `}` before it.
+            let statement_start = code[..at]
+                .rfind([';', '{', '}'])
+                .map_or(0, |index| index + 1);
+            let statement = code[statement_start..at].trim_start();
+            let reexport = ["pub use ", "pub(crate) use ", "pub(super) use "]
+                .iter()
+                .any(|start| statement.starts_with(start));
             let prefix: Vec<String> = first.iter().cloned().collect();
-            expand(&anchor, rest, &prefix, &mut paths);
+            let mut expanded = Vec::new();
+            expand(&anchor, &code[offset..], &prefix, &mut expanded);
+            paths.extend(expanded.into_iter().map(|(anchor, segments)| Named {
+                anchor,
+                segments,
+                reexport,
+            }));
         }
     }
     paths
@@ -189,15 +236,19 @@ pub fn graph(src: &Path) -> Result<Graph> {
             })
             .collect();
         let mut edges = BTreeSet::new();
-        for (anchor, segments) in named_paths(&source, &children) {
-            let base: Vec<String> = match anchor.as_str() {
+        for named in named_paths(&source, &children) {
+            let base: Vec<String> = match named.anchor.as_str() {
                 "crate" => Vec::new(),
                 "self" => own.clone(),
                 _ => own[..own.len().saturating_sub(1)].to_vec(),
             };
-            if let Some(target) = target(&modules, &base, &segments)
-                && target != module
+            let Some(target) = target(&modules, &base, &named.segments) else {
+                continue;
+            };
+            let descendant = module == "crate" || target.starts_with(&format!("{module}::"));
+            if target != module
                 && !own.join("::").starts_with(&format!("{target}::"))
+                && !(named.reexport && descendant)
             {
                 edges.insert(target);
             }
@@ -291,33 +342,63 @@ mod tests {
 
     #[test]
     fn paths_and_groups_are_read() {
-        let source = "use crate::shell::ask::{ask, ask_all};\n\
+        let source = "#[cfg(test)]\n\
+                      extern crate std;\n\
+                      use crate::shell::ask::{ask, ask_all};\n\
                       use super::{skb::show_tree, vm};\n\
                       // use crate::commented::out;\n\
                       let x = crate::shared::BOARD.core(1);\n\
                       use vm::Vm;\n\
+                      pub use vm::{Map, Unmap};\n\
                       assert!(a_crate::other);\n\
                       #[cfg(test)]\n\
-                      use crate::tests_reach_anything;\n";
+                      mod tests {\n\
+                          use crate::tests_reach_anything;\n\
+                      }\n\
+                      fn after_the_tests() { crate::after::it(); }\n";
         let paths = named_paths(source, &["vm".to_owned()]);
         let expected = [
-            ("crate", vec!["shell", "ask", "ask"]),
-            ("crate", vec!["shell", "ask", "ask_all"]),
-            ("crate", vec!["shared", "BOARD"]),
-            ("super", vec!["skb", "show_tree"]),
-            ("super", vec!["vm"]),
-            ("self", vec!["vm", "Vm"]),
+            ("crate", vec!["shell", "ask", "ask"], false),
+            ("crate", vec!["shell", "ask", "ask_all"], false),
+            ("crate", vec!["shared", "BOARD"], false),
+            ("crate", vec!["after", "it"], false),
+            ("super", vec!["skb", "show_tree"], false),
+            ("super", vec!["vm"], false),
+            ("self", vec!["vm", "Vm"], false),
+            ("self", vec!["vm", "Map"], true),
+            ("self", vec!["vm", "Unmap"], true),
         ];
-        for (anchor, segments) in expected {
-            assert!(
-                paths.contains(&(
-                    anchor.to_owned(),
-                    segments.iter().map(|s| s.to_string()).collect()
-                )),
-                "{anchor}::{segments:?} not in {paths:?}"
-            );
+        for (anchor, segments, reexport) in expected.clone() {
+            let named = Named {
+                anchor: anchor.to_owned(),
+                segments: segments.iter().map(|s| s.to_string()).collect(),
+                reexport,
+            };
+            assert!(paths.contains(&named), "{named:?} not in {paths:?}");
         }
-        assert_eq!(paths.len(), 6, "{paths:?}");
+        assert_eq!(paths.len(), expected.len(), "{paths:?}");
+    }
+
+    #[test]
+    fn a_re_export_of_a_child_is_no_dependency_but_a_use_is() {
+        let dir = std::env::temp_dir().join(format!("atoll-modules-{}", std::process::id()));
+        let src = dir.join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(
+            src.join("lib.rs"),
+            "mod a;\nmod b;\npub use a::Thing;\npub struct Root;\nfn f() { b::g(); }\n",
+        )
+        .unwrap();
+        fs::write(src.join("a.rs"), "use crate::Root;\npub struct Thing;\n").unwrap();
+        fs::write(src.join("b.rs"), "use crate::Root;\npub fn g() {}\n").unwrap();
+        let graph = graph(&src);
+        fs::remove_dir_all(&dir).unwrap();
+        let graph = graph.unwrap();
+        assert!(!graph["crate"].contains("a"), "{graph:?}");
+        assert_eq!(
+            find_cycle(&graph),
+            Some(vec!["crate".into(), "b".into(), "crate".into()])
+        );
     }
 
     #[test]
