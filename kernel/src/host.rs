@@ -18,6 +18,8 @@
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::{Ref, RefCell};
@@ -26,7 +28,9 @@ use core::sync::atomic::Ordering;
 use atoll_arch::cpu;
 use atoll_arch::percore::{CoreLocal, InitError, TIMER_HZ};
 use atoll_arch::{channels, paging};
+use atoll_iface::Message;
 use atoll_monitor::skb::Facts;
+use atoll_monitor::wire::Held;
 use atoll_monitor::{
     CallError, Config, CoreId, Deferred, Effect, Input, Monitor, Output, Ticket, Wire,
 };
@@ -84,6 +88,18 @@ pub fn try_current() -> Option<&'static Core> {
 /// Milliseconds as timer ticks, rounded up.
 pub fn ticks(ms: u64) -> u64 {
     (ms * TIMER_HZ).div_ceil(1000)
+}
+
+/// A failed call in words, with its timeout in milliseconds.
+fn call_failure(error: CallError) -> String {
+    match error {
+        CallError::NoAnswer { core, ticks } => format!(
+            "core {} did not answer within {} ms",
+            core.0,
+            ticks * 1000 / TIMER_HZ
+        ),
+        other => format!("{other}"),
+    }
 }
 
 impl Core {
@@ -197,15 +213,33 @@ impl Core {
         }
     }
 
-    /// [`call`](Self::call) then [`wait`](Self::wait).
-    pub fn ask(
-        &self,
-        to: usize,
-        request: impl Into<Wire>,
-        timeout_ms: u64,
-    ) -> Result<Wire, CallError> {
+    /// Waits for `ticket` (as [`wait`](Self::wait)) and takes its reply as
+    /// the type its request declares; a failure in words.
+    pub fn wait_for<T>(&self, ticket: Ticket) -> Result<T, String>
+    where
+        T: Message,
+        T::Interface: Held,
+    {
+        let wire = self.wait(ticket).map_err(call_failure)?;
+        let label = wire.label();
+        // The monitor delivers only replies of the kind their request
+        // declares, so this fails only if that check is broken.
+        wire.take::<T>()
+            .ok_or_else(|| format!("unexpected reply {label}"))
+    }
+
+    /// Calls core `to` with `request` (this core too, through its loopback)
+    /// and waits for its reply: [`call`](Self::call), then
+    /// [`wait_for`](Self::wait_for).
+    pub fn ask<R>(&self, to: usize, request: R, timeout_ms: u64) -> Result<R::Reply, String>
+    where
+        R: Message,
+        R::Interface: Into<Wire>,
+        R::Reply: Message,
+        <R::Reply as Message>::Interface: Held,
+    {
         let ticket = self.call(to, request, timeout_ms);
-        self.wait(ticket)
+        self.wait_for(ticket)
     }
 
     fn take_completion(&self, ticket: Ticket) -> Option<Result<Wire, CallError>> {

@@ -14,9 +14,8 @@ use atoll_arch::cpuid;
 use atoll_arch::percore::CoreLocal;
 use atoll_firmware::MemoryKind;
 use atoll_monitor::skb::{
-    Fact, Facts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbMessage, SkbReady,
+    Fact, Facts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady,
 };
-use atoll_monitor::{CallError, Wire};
 use atoll_skb::Value;
 
 use crate::host::Core;
@@ -127,18 +126,6 @@ fn own_facts(local: &CoreLocal) -> Vec<Fact> {
     out
 }
 
-/// An `skb` reply of the kind `pick` accepts, or why there is none.
-fn skb_reply<T>(
-    answer: Result<Wire, CallError>,
-    pick: impl FnOnce(SkbMessage) -> Option<T>,
-) -> Result<T, String> {
-    match answer {
-        Ok(Wire::Skb(message)) => pick(*message).ok_or_else(|| String::from("an unexpected reply")),
-        Ok(_) => Err(String::from("an unexpected reply")),
-        Err(error) => Err(format!("{error}")),
-    }
-}
-
 /// Fills every running core's replica and has each install its multicast
 /// plan; run by the boot core once the cores are up. Each core is asked in
 /// the same way, the boot core included (its calls go through its
@@ -155,11 +142,8 @@ pub fn fill_replicas(core: &Core) {
             },
             GATHER_TIMEOUT_MS,
         );
-        match skb_reply(answer, |reply| match reply {
-            SkbMessage::SkbGathered(SkbGathered { batches }) => Some(batches),
-            _ => None,
-        }) {
-            Ok(batches) => sent[id] = batches,
+        match answer {
+            Ok(SkbGathered { batches }) => sent[id] = batches,
             Err(error) => println!("atoll: skb: core {id} did not send its facts: {error}"),
         }
     }
@@ -177,11 +161,8 @@ pub fn fill_replicas(core: &Core) {
         .collect();
     let mut replicas = Vec::new();
     for (id, ticket) in tickets {
-        match skb_reply(core.wait(ticket), |reply| match reply {
-            SkbMessage::SkbLoaded(SkbLoaded { facts, hash }) => Some((facts, hash)),
-            _ => None,
-        }) {
-            Ok(replica) => replicas.push((id, replica)),
+        match core.wait_for(ticket) {
+            Ok(SkbLoaded { facts, hash }) => replicas.push((id, (facts, hash))),
             Err(error) => println!("atoll: skb: core {id} did not confirm its replica: {error}"),
         }
     }
@@ -231,10 +212,9 @@ fn install_everywhere(core: &Core, cores: &[usize], hash: u64) -> &'static str {
         tickets
             .into_iter()
             .filter(|&(id, ticket)| {
-                let installed = skb_reply(core.wait(ticket), |reply| match reply {
-                    SkbMessage::SkbInstalled(SkbInstalled { installed }) => Some(installed),
-                    _ => None,
-                });
+                let installed = core
+                    .wait_for(ticket)
+                    .map(|SkbInstalled { installed }| installed);
                 let installed = installed == Ok(true);
                 if install && !installed {
                     println!("atoll: skb: core {id} did not install its multicast trees");

@@ -8,8 +8,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use atoll_iface::Message;
+use atoll_monitor::Wire;
 use atoll_monitor::wire::Held;
-use atoll_monitor::{CallError, Wire};
 
 use crate::host::Core;
 use crate::shared::{BOARD, CoreState, boot_facts};
@@ -27,31 +27,6 @@ pub fn call_timeout_ms() -> u64 {
         .unwrap_or(DEFAULT_CALL_TIMEOUT_MS)
 }
 
-/// A failed call, in words.
-fn failure(error: CallError) -> String {
-    match error {
-        CallError::NoAnswer { core, .. } => format!(
-            "core {} did not answer within {} ms",
-            core.0,
-            call_timeout_ms()
-        ),
-        other => format!("{other}"),
-    }
-}
-
-/// The reply a request declares, from the `Wire` it came in.
-fn typed<T>(wire: Wire) -> Result<T, String>
-where
-    T: Message,
-    T::Interface: Held,
-{
-    let label = wire.label();
-    // The monitor delivers only replies of the kind their request
-    // declares, so this fails only if that check is broken.
-    wire.take::<T>()
-        .ok_or_else(|| format!("unexpected reply {label}"))
-}
-
 /// Calls core `to` with `request` (this core too, through its loopback)
 /// and waits for its reply.
 pub fn ask<R>(core: &Core, to: usize, request: R) -> Result<R::Reply, String>
@@ -61,8 +36,7 @@ where
     R::Reply: Message,
     <R::Reply as Message>::Interface: Held,
 {
-    let wire = core.ask(to, request, call_timeout_ms()).map_err(failure)?;
-    typed(wire)
+    core.ask(to, request, call_timeout_ms())
 }
 
 /// Calls each core of `requests` at once, then waits for every reply; the
@@ -84,10 +58,7 @@ where
         .collect();
     tickets
         .into_iter()
-        .map(|(to, ticket)| {
-            let reply = core.wait(ticket).map_err(failure).and_then(typed);
-            (to, reply)
-        })
+        .map(|(to, ticket)| (to, core.wait_for(ticket)))
         .collect()
 }
 
