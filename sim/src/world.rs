@@ -112,7 +112,7 @@ impl World {
                     timeouts: scenario.timeouts,
                     plan: plan.clone(),
                 };
-                let mut replicator = Replicator::new(node_id(i), config, MappingTable::new());
+                let mut replicator = Replicator::new(core_id(i), config, MappingTable::new());
                 replicator.add_space(SPACE, &scenario.holders);
                 Host {
                     replicator,
@@ -159,12 +159,12 @@ impl World {
         let mut actions = Vec::new();
         for (i, host) in self.hosts.iter().enumerate() {
             if host.up && !host.script.is_empty() {
-                actions.push(Action::Submit(node_id(i)));
+                actions.push(Action::Submit(core_id(i)));
             }
         }
         for (c, channel) in self.channels.iter().enumerate() {
             if !channel.is_empty() {
-                let (from, to) = (node_id(c / n), node_id(c % n));
+                let (from, to) = (core_id(c / n), core_id(c % n));
                 actions.push(Action::Deliver { from, to });
             }
         }
@@ -173,7 +173,7 @@ impl World {
         }
         if self.crashes_left > 0 {
             let up = self.hosts.iter().enumerate().filter(|(_, h)| h.up);
-            actions.extend(up.map(|(i, _)| Action::Crash(node_id(i))));
+            actions.extend(up.map(|(i, _)| Action::Crash(core_id(i))));
         }
         actions
     }
@@ -231,7 +231,7 @@ impl World {
                     if self.hosts[i].up {
                         let mut out = atoll_replica::Actions::default();
                         self.hosts[i].replicator.handle(Input::Tick, &mut out);
-                        self.absorb(node_id(i), out)?;
+                        self.absorb(core_id(i), out)?;
                     }
                 }
                 Ok(())
@@ -377,7 +377,7 @@ impl World {
                 return violation!("core {i} is left with a proposal in progress: {entries:?}");
             }
             host.memory.agrees_with(i as u16, &entries)?;
-            if !self.holders.contains(&node_id(i)) {
+            if !self.holders.contains(&core_id(i)) {
                 if !entries.is_empty() {
                     return violation!("core {i} holds no replica but has entries {entries:?}");
                 }
@@ -392,7 +392,7 @@ impl World {
                     );
                 }
                 Some(_) => {}
-                None => agreed = Some((node_id(i), hash)),
+                None => agreed = Some((core_id(i), hash)),
             }
         }
         Ok(())
@@ -448,7 +448,7 @@ impl std::ops::AddAssign for Tally {
     }
 }
 
-fn node_id(index: usize) -> CoreId {
+fn core_id(index: usize) -> CoreId {
     CoreId(u16::try_from(index).expect("fewer than 65536 cores"))
 }
 

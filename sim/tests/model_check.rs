@@ -107,7 +107,7 @@ fn unmaps_racing_a_map_of_a_mapped_page_in_every_shape() {
     debug_assertions,
     ignore = "hundreds of thousands of states: run with --release"
 )]
-fn conflicting_maps_with_a_crash_of_any_node_at_any_moment() {
+fn conflicting_maps_with_a_crash_of_any_core_at_any_moment() {
     let scripts = [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]];
     check_every_shape(
         "conflicting maps + shootdown + a crash",

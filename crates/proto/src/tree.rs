@@ -279,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn planned_keeps_targets_the_plan_omits_and_counts_a_node_once() {
+    fn planned_keeps_targets_the_plan_omits_and_counts_a_core_once() {
         let mut plan = TreePlan::new();
         plan.set_root(
             CoreId(4),
@@ -295,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn from_domains_plans_every_node_alike() {
+    fn from_domains_plans_every_core_alike() {
         let plan = TreePlan::from_domains(&[2, 0, 2, 1]);
         for root in 0..4 {
             assert_eq!(

@@ -121,7 +121,7 @@ mod tests {
     }
 
     #[test]
-    fn nodes_sharing_a_table_agree_with_a_node_that_has_its_own() {
+    fn cores_sharing_a_table_agree_with_a_core_that_has_its_own() {
         let group = TicketMutex::new(MappingTable::new());
         let alone = TicketMutex::new(MappingTable::new());
         let holders = [CoreId(0), CoreId(1), CoreId(2)];

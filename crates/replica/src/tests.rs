@@ -323,7 +323,7 @@ fn a_plan_set_later_routes_by_its_group_and_member_order() {
 }
 
 #[test]
-fn a_node_that_holds_no_replica_can_still_propose() {
+fn a_core_that_holds_no_replica_can_still_propose() {
     let mut cores = Cores::new(vec![0; 3], &[0, 1]);
     let id = cores.submit(2, map(0x4000, 9), Shape::Planned);
     cores.run();
