@@ -67,7 +67,6 @@ pub fn main(registers: BootRegisters) -> ! {
     cpu::enable_interrupts();
     let running = start_other_cores(core);
     println!("atoll: {running} of {} cores up", facts.cores.len());
-    core.sync_membership();
     knowledge::fill_replicas(core);
     shell::run(core)
 }

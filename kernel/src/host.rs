@@ -182,6 +182,9 @@ impl Core {
     /// `CallError::NoAnswer` after `timeout_ms`.
     pub fn call(&self, to: usize, request: impl Into<Wire>, timeout_ms: u64) -> Ticket {
         let mut host = self.host.borrow_mut();
+        // The monitor refuses calls to cores it thinks are down: it must
+        // know of a core that came up since the last poll.
+        host.sync_membership_if_changed(self);
         let Host { monitor, out, .. } = &mut *host;
         let ticket = monitor.call(
             cpu::rdtsc(),
@@ -198,10 +201,17 @@ impl Core {
     /// `ticket` ends; at the top level only (the shell, the boot sequence),
     /// never inside a step.
     pub fn wait(&self, ticket: Ticket) -> Result<Wire, CallError> {
+        self.idle_until(|| self.take_completion(ticket))
+    }
+
+    /// Polls until `done` has something, spinning while there is work and
+    /// for a while after, then sleeping until an interrupt. `done` is asked
+    /// before each poll, so what a poll brings is seen at once.
+    pub fn idle_until<R>(&self, mut done: impl FnMut() -> Option<R>) -> R {
         let spin = IDLE_SPIN_US * boot_facts().tsc_per_ms / 1000;
         let mut last_busy = cpu::rdtsc();
         loop {
-            if let Some(result) = self.take_completion(ticket) {
+            if let Some(result) = done() {
                 return result;
             }
             if self.poll() {
@@ -209,6 +219,8 @@ impl Core {
             } else if cpu::rdtsc() - last_busy > spin {
                 self.sleep();
                 last_busy = cpu::rdtsc();
+            } else {
+                core::hint::spin_loop();
             }
         }
     }
@@ -248,31 +260,24 @@ impl Core {
         Some(host.mailbox.swap_remove(index).1)
     }
 
-    /// Tells the monitor which cores run now, by their board records.
-    pub fn sync_membership(&self) {
-        let mut host = self.host.borrow_mut();
-        host.sync_membership();
-        host.act(self);
-    }
-
     /// Tells the monitor of any change in which cores run, takes in
     /// everything waiting in this core's rings, feeds the ticks that passed,
     /// pushes queued slots, and answers the fault doorbell. Returns whether
     /// there was anything to do.
     pub fn poll(&self) -> bool {
-        let busy = {
+        let (busy, stall) = {
             let mut host = self.host.borrow_mut();
-            if host.board_changes != BOARD.changes() {
-                host.sync_membership();
-                host.act(self);
-            }
+            let changed = host.sync_membership_if_changed(self);
             // Ticks first: those that passed while the monitor had nothing
             // that can time out are skipped, so that they do not count
             // against what the slots below start.
-            host.feed_ticks(self);
+            let ticked = host.feed_ticks(self);
             let received = host.receive(self);
             let pushed = host.rings.push_all(self);
-            received || pushed
+            (
+                changed || ticked || received || pushed,
+                host.stall_until.take(),
+            )
         };
         // Read before it is cleared, so that an idle poll does not write the
         // line the shell writes.
@@ -280,7 +285,6 @@ impl Core {
         if request.load(Ordering::Relaxed) && request.swap(false, Ordering::AcqRel) {
             cpu::touch_unmapped_page();
         }
-        let stall = self.host.borrow_mut().stall_until.take();
         if let Some(until) = stall {
             while cpu::rdtsc() < until {
                 core::hint::spin_loop();
@@ -324,18 +328,7 @@ impl Core {
     /// The polling loop of a core with nothing else to run.
     pub fn run(&self) -> ! {
         cpu::enable_interrupts();
-        let spin = IDLE_SPIN_US * boot_facts().tsc_per_ms / 1000;
-        let mut last_busy = cpu::rdtsc();
-        loop {
-            if self.poll() {
-                last_busy = cpu::rdtsc();
-            } else if cpu::rdtsc() - last_busy > spin {
-                self.sleep();
-                last_busy = cpu::rdtsc();
-            } else {
-                core::hint::spin_loop();
-            }
-        }
+        match self.idle_until(|| None::<core::convert::Infallible>) {}
     }
 }
 
@@ -414,12 +407,14 @@ impl Host {
 
     /// Feeds the timer ticks that passed, while the monitor has something
     /// that can time out, and the cores' states once per tick.
-    fn feed_ticks(&mut self, core: &Core) {
+    /// Feeds the monitor the ticks that passed; whether it took any.
+    fn feed_ticks(&mut self, core: &Core) -> bool {
         let now = core.local.ticks();
         if now == self.ticks_fed {
-            return;
+            return false;
         }
         core.publish_free_frames();
+        let mut fed = false;
         while self.ticks_fed < now {
             self.ticks_fed += 1;
             if !self.monitor.wants_ticks() {
@@ -428,22 +423,31 @@ impl Host {
                 break;
             }
             self.monitor.step(cpu::rdtsc(), Input::Tick, &mut self.out);
+            fed = true;
         }
         self.act(core);
+        fed
     }
 
-    fn sync_membership(&mut self) {
+    /// Tells the monitor which cores run now, by their board records, if
+    /// any changed since it was last told; whether any had.
+    fn sync_membership_if_changed(&mut self, core: &Core) -> bool {
+        if self.board_changes == BOARD.changes() {
+            return false;
+        }
         self.board_changes = BOARD.changes();
         for id in 0..boot_facts().cores.len() {
-            let core = CoreId(id as u16);
+            let peer = CoreId(id as u16);
             let running = BOARD.core(id).state() == CoreState::Running;
-            let input = match (running, self.monitor.is_up(core)) {
-                (true, false) => Input::CoreUp(core),
-                (false, true) => Input::CoreDown(core),
+            let input = match (running, self.monitor.is_up(peer)) {
+                (true, false) => Input::CoreUp(peer),
+                (false, true) => Input::CoreDown(peer),
                 _ => continue,
             };
             self.monitor.step(cpu::rdtsc(), input, &mut self.out);
         }
+        self.act(core);
+        true
     }
 
     /// Carries out what the monitor produced: effects, then sends, then

@@ -12,7 +12,6 @@ use alloc::vec::Vec;
 use atoll_arch::cpu;
 use atoll_arch::cpuid;
 use atoll_arch::percore::CoreLocal;
-use atoll_firmware::MemoryKind;
 use atoll_monitor::skb::{
     Fact, Facts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady,
 };
@@ -28,11 +27,6 @@ const GATHER_TIMEOUT_MS: u64 = 30_000;
 /// How long the boot core waits for a replica to load what was sent to it.
 const LOAD_TIMEOUT_MS: u64 = 15_000;
 
-fn int(value: impl TryInto<i64>) -> Value {
-    // Addresses and ids all fit an i64; saturating keeps a wild one visible.
-    Value::Int(value.try_into().unwrap_or(i64::MAX))
-}
-
 /// The facts core `local`'s monitor starts with.
 pub fn facts(local: &CoreLocal) -> Facts {
     Facts {
@@ -41,36 +35,41 @@ pub fn facts(local: &CoreLocal) -> Facts {
     }
 }
 
-fn memory_kind(kind: MemoryKind) -> &'static str {
-    match kind {
-        MemoryKind::Usable => "usable",
-        MemoryKind::Reserved => "reserved",
-        MemoryKind::AcpiReclaimable => "acpi_reclaimable",
-        MemoryKind::AcpiNvs => "acpi_nvs",
-        MemoryKind::Defective => "bad",
-        MemoryKind::Other(_) => "other",
-    }
-}
-
 /// What the boot facts say, alike on every core.
 fn firmware_facts() -> Vec<Fact> {
     let facts = boot_facts();
     let mut out = Vec::new();
     for (id, core) in facts.cores.iter().enumerate() {
-        out.push(("core", vec![int(id), int(core.apic_id)]));
-        out.push(("core_node", vec![int(id), int(core.node)]));
-        out.push(("span", vec![int(id), int(core.span.0), int(core.span.1)]));
+        out.push(("core", vec![Value::int(id), Value::int(core.apic_id)]));
+        out.push(("core_node", vec![Value::int(id), Value::int(core.node)]));
+        out.push((
+            "span",
+            vec![
+                Value::int(id),
+                Value::int(core.span.0),
+                Value::int(core.span.1),
+            ],
+        ));
         let (start, end) = core.channels;
-        out.push(("channels", vec![int(id), int(start), int(end)]));
+        out.push((
+            "channels",
+            vec![Value::int(id), Value::int(start), Value::int(end)],
+        ));
     }
     for region in facts.info.memory() {
         let end = region.base.saturating_add(region.len);
-        let kind = Value::from(memory_kind(region.kind));
-        out.push(("memory", vec![int(region.base), int(end), kind]));
+        let kind = Value::from(region.kind.name());
+        out.push((
+            "memory",
+            vec![Value::int(region.base), Value::int(end), kind],
+        ));
     }
     let mut nodes: Vec<u32> = facts.cores.iter().map(|core| core.node).collect();
     for &(start, end, node) in facts.numa.memory() {
-        out.push(("mem_node", vec![int(start), int(end), int(node)]));
+        out.push((
+            "mem_node",
+            vec![Value::int(start), Value::int(end), Value::int(node)],
+        ));
         nodes.push(node);
     }
     nodes.sort_unstable();
@@ -78,7 +77,10 @@ fn firmware_facts() -> Vec<Fact> {
     for &from in &nodes {
         for &to in &nodes {
             let distance = facts.numa.distance_or_default(from, to);
-            out.push(("distance", vec![int(from), int(to), int(distance)]));
+            out.push((
+                "distance",
+                vec![Value::int(from), Value::int(to), Value::int(distance)],
+            ));
         }
     }
     out
@@ -86,7 +88,7 @@ fn firmware_facts() -> Vec<Fact> {
 
 /// What this core's CPUID says about it.
 fn own_facts(local: &CoreLocal) -> Vec<Fact> {
-    let core = int(local.id);
+    let core = Value::int(local.id);
     let identity = cpuid::identity();
     let vendor = String::from_utf8_lossy(&identity.vendor);
     let mut out = vec![(
@@ -94,9 +96,9 @@ fn own_facts(local: &CoreLocal) -> Vec<Fact> {
         vec![
             core.clone(),
             Value::from(vendor.trim_end_matches('\0')),
-            int(identity.family),
-            int(identity.model),
-            int(identity.stepping),
+            Value::int(identity.family),
+            Value::int(identity.model),
+            Value::int(identity.stepping),
         ],
     )];
     let topology = cpuid::topology();
@@ -106,9 +108,9 @@ fn own_facts(local: &CoreLocal) -> Vec<Fact> {
         "cpu_topology",
         vec![
             core.clone(),
-            int(apic >> topology.package_shift),
-            int(low_bits(topology.package_shift) >> topology.thread_bits),
-            int(low_bits(topology.thread_bits)),
+            Value::int(apic >> topology.package_shift),
+            Value::int(low_bits(topology.package_shift) >> topology.thread_bits),
+            Value::int(low_bits(topology.thread_bits)),
         ],
     ));
     for cache in cpuid::caches(&topology) {
@@ -116,10 +118,10 @@ fn own_facts(local: &CoreLocal) -> Vec<Fact> {
             "cache",
             vec![
                 core.clone(),
-                int(cache.level),
+                Value::int(cache.level),
                 Value::from(cache.kind.name()),
-                int(cache.bytes),
-                int(apic >> cache.sharing_shift),
+                Value::int(cache.bytes),
+                Value::int(apic >> cache.sharing_shift),
             ],
         ));
     }

@@ -38,7 +38,12 @@ struct Ring {
 }
 
 pub struct Recorder {
+    /// Whether events are recorded: what the monitor last asked for, if
+    /// the ring could be had.
     on: Cell<bool>,
+    /// What the monitor last asked for, so that a ring that could not be
+    /// allocated is tried again only when tracing is next turned on.
+    wanted: Cell<bool>,
     ring: RefCell<Ring>,
 }
 
@@ -46,6 +51,7 @@ impl Recorder {
     pub fn new() -> Self {
         Self {
             on: Cell::new(false),
+            wanted: Cell::new(false),
             ring: RefCell::new(Ring {
                 events: Vec::new(),
                 next: 0,
@@ -59,11 +65,13 @@ impl Recorder {
     }
 
     /// Follows the monitor's word: records from now on, or not. Turning it
-    /// on empties the ring, allocating it the first time.
+    /// on empties the ring, allocating it the first time; if that fails,
+    /// nothing is recorded until the monitor turns tracing off and on again.
     pub fn set(&self, on: bool) -> Result<(), TryReserveError> {
-        if on == self.on.get() {
+        if on == self.wanted.replace(on) {
             return Ok(());
         }
+        self.on.set(false);
         if on {
             cpu::without_interrupts(|| {
                 let mut ring = self.ring.borrow_mut();
@@ -79,7 +87,8 @@ impl Recorder {
     }
 
     /// Records `event` if tracing is on. From an interrupt handler that
-    /// found the ring busy (it interrupted a record), the event is lost.
+    /// found the ring busy (it interrupted a dump), the event is dropped
+    /// without being counted.
     pub fn record(&self, event: TraceEvent) {
         if !self.on.get() {
             return;
@@ -113,33 +122,34 @@ impl Recorder {
     /// Prints this core's events, oldest first. `first_sends` is the
     /// monitor's [`trace_start`](atoll_monitor::Monitor::trace_start).
     pub fn dump(&self, core: usize, tsc_per_ms: u64, first_sends: &[u32]) {
-        cpu::without_interrupts(|| {
-            let Ok(ring) = self.ring.try_borrow() else {
-                println!("trace: core {core}: the ring is busy; nothing dumped");
-                return;
-            };
-            let held = ring.events.len() as u64;
-            let mut header = String::new();
-            for (peer, seq) in first_sends.iter().enumerate() {
-                let _ = write!(header, " {peer}:{seq}");
-            }
+        // Interrupts stay on: printing thousands of lines must not hold off
+        // the timer and wake-ups. A handler that records meanwhile finds
+        // the ring borrowed and drops its event.
+        let Ok(ring) = self.ring.try_borrow() else {
+            println!("trace: core {core}: the ring is busy; nothing dumped");
+            return;
+        };
+        let held = ring.events.len() as u64;
+        let mut header = String::new();
+        for (peer, seq) in first_sends.iter().enumerate() {
+            let _ = write!(header, " {peer}:{seq}");
+        }
+        println!(
+            "trace: core {core}: {held} events, {} lost, tsc_per_ms {tsc_per_ms}, first sends{header}",
+            ring.recorded - held
+        );
+        let (newer, older) = ring.events.split_at(ring.next);
+        for event in older.iter().chain(newer) {
             println!(
-                "trace: core {core}: {held} events, {} lost, tsc_per_ms {tsc_per_ms}, first sends{header}",
-                ring.recorded - held
+                "trace: {core} {} {} {} {} {} {} {}",
+                event.tsc,
+                event.kind.name(),
+                event.peer,
+                event.call,
+                event.seq,
+                event.detail,
+                event.name
             );
-            let (newer, older) = ring.events.split_at(ring.next);
-            for event in older.iter().chain(newer) {
-                println!(
-                    "trace: {core} {} {} {} {} {} {} {}",
-                    event.tsc,
-                    event.kind.name(),
-                    event.peer,
-                    event.call,
-                    event.seq,
-                    event.detail,
-                    event.name
-                );
-            }
-        });
+        }
     }
 }

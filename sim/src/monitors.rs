@@ -28,18 +28,16 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use atoll_monitor::bench::{BenchShootdown, BenchShot};
 use atoll_monitor::control::{Ping, Pong, TraceSet, TraceSetDone};
-use atoll_monitor::skb::{
-    Facts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady,
-};
+use atoll_monitor::skb::{SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady};
+use atoll_monitor::testing;
 use atoll_monitor::vm::{
     Change, TEST_SPACE, VmDone, VmHash, VmHashReply, VmPropose, VmStorm, VmStormDone,
 };
 use atoll_monitor::{
-    CallError, Config, CoreId, Deferred, Effect, Input, Monitor, Output, Ticket, TraceEvent,
-    TraceKind, Wire,
+    CallError, CoreId, Deferred, Effect, Input, Monitor, Output, Ticket, TraceEvent, TraceKind,
+    Wire,
 };
 use atoll_replica::Replica;
-use atoll_skb::Value;
 use atoll_urpc::Payload;
 
 use crate::memory::Memory;
@@ -238,29 +236,6 @@ pub struct World {
     arrived_late: Vec<u64>,
 }
 
-fn facts(core: u16, nodes: &[u16]) -> Facts {
-    let int = |value: u16| Value::Int(i64::from(value));
-    let mut firmware = Vec::new();
-    for (id, &node) in nodes.iter().enumerate() {
-        let id = id as u16;
-        firmware.push(("core", vec![int(id), int(id)]));
-        firmware.push(("core_node", vec![int(id), int(node)]));
-    }
-    for from in 0..2 {
-        for to in 0..2 {
-            let distance = if from == to { 10 } else { 20 };
-            firmware.push(("distance", vec![int(from), int(to), int(distance)]));
-        }
-    }
-    Facts {
-        firmware,
-        own: vec![(
-            "cpu",
-            vec![int(core), Value::from("Simulated"), int(1), int(1), int(1)],
-        )],
-    }
-}
-
 /// A setup reply of the kind `pick` takes.
 fn setup_reply<T>(reply: Wire, pick: impl FnOnce(Wire) -> Option<T>) -> Result<T, Violation> {
     let label = reply.label();
@@ -282,16 +257,7 @@ impl World {
             unanswered: vec![0; usize::from(cores)],
             arrived_late: vec![0; usize::from(cores)],
         };
-        for core in 0..cores {
-            let mut out = Output::default();
-            let config = Config {
-                me: CoreId(core),
-                cores,
-                boot_core: CoreId(0),
-                frame: 0x1000 * (u64::from(core) + 1),
-                facts: facts(core, &scenario.nodes),
-            };
-            let monitor = Monitor::new(config, &mut out);
+        for (core, (monitor, out)) in (0..cores).zip(testing::start(&scenario.nodes)) {
             world.hosts.push(Host {
                 monitor,
                 script: VecDeque::new(),

@@ -46,6 +46,19 @@ impl MemoryKind {
             other => MemoryKind::Other(other),
         }
     }
+
+    /// The kind's name, as the shell prints it and the knowledge base's
+    /// `memory` facts hold it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryKind::Usable => "usable",
+            MemoryKind::Reserved => "reserved",
+            MemoryKind::AcpiReclaimable => "acpi_reclaimable",
+            MemoryKind::AcpiNvs => "acpi_nvs",
+            MemoryKind::Defective => "bad",
+            MemoryKind::Other(_) => "other",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

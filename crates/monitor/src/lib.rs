@@ -44,6 +44,8 @@ mod links;
 mod mappings;
 mod output;
 pub mod skb;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trace;
 pub mod vm;
 pub mod wire;

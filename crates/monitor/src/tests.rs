@@ -9,7 +9,6 @@ use std::string::String;
 extern crate std;
 
 use atoll_iface::{Bytes, encode};
-use atoll_skb::Value;
 
 use crate::bench::BenchMessage;
 use crate::bench::{
@@ -22,9 +21,7 @@ use crate::control::{
     Stalled, TraceDump, TraceSet,
 };
 use crate::skb::SkbMessage;
-use crate::skb::{
-    Facts, SkbFacts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady,
-};
+use crate::skb::{SkbFacts, SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady};
 use crate::vm::VmMessage;
 use crate::vm::{
     Change, OUTCOME_COMMITTED, OUTCOME_NOT_PROPOSED, OUTCOME_REFUSED, OUTCOME_TIMED_OUT, VmDone,
@@ -48,30 +45,6 @@ struct Net {
     trace: Vec<(CoreId, TraceEvent)>,
 }
 
-fn facts(core: u16, cores: u16) -> Facts {
-    let int = |value: u16| Value::Int(i64::from(value));
-    Facts {
-        firmware: (0..cores)
-            .flat_map(|c| {
-                [
-                    ("core", vec![int(c), int(c)]),
-                    ("core_node", vec![int(c), int(c % 2)]),
-                ]
-            })
-            .chain([0, 1].into_iter().flat_map(|from| {
-                [0, 1].into_iter().map(move |to| {
-                    let distance = if from == to { 10 } else { 20 };
-                    ("distance", vec![int(from), int(to), int(distance)])
-                })
-            }))
-            .collect(),
-        own: vec![(
-            "cpu",
-            vec![int(core), Value::from("Test"), int(1), int(2), int(3)],
-        )],
-    }
-}
-
 impl Net {
     fn new(cores: u16) -> Net {
         let mut net = Net {
@@ -84,17 +57,10 @@ impl Net {
             notices: Vec::new(),
             trace: Vec::new(),
         };
-        for core in 0..cores {
-            let mut out = Output::default();
-            let config = Config {
-                me: CoreId(core),
-                cores,
-                boot_core: CoreId(0),
-                frame: 0x1000 * (u64::from(core) + 1),
-                facts: facts(core, cores),
-            };
-            net.monitors.push(Monitor::new(config, &mut out));
-            net.absorb(CoreId(core), out);
+        let nodes: Vec<u16> = (0..cores).map(|core| core % 2).collect();
+        for (core, (monitor, out)) in testing::start(&nodes).into_iter().enumerate() {
+            net.monitors.push(monitor);
+            net.absorb(CoreId(core as u16), out);
         }
         for core in 0..cores {
             for other in 0..cores {

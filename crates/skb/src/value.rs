@@ -15,6 +15,15 @@ pub enum Value {
     Sym(String),
 }
 
+impl Value {
+    /// An integer from any integer type. Addresses, ids and latencies all
+    /// fit an i64; one that does not saturates, so that it stays visible
+    /// rather than wrapping into a plausible number.
+    pub fn int(value: impl TryInto<i64>) -> Value {
+        Value::Int(value.try_into().unwrap_or(i64::MAX))
+    }
+}
+
 impl From<i64> for Value {
     fn from(value: i64) -> Self {
         Value::Int(value)

@@ -13,13 +13,13 @@ use atoll_monitor::bench::{
     SHOOTDOWN_METHODS, status_text,
 };
 use atoll_monitor::control::{
-    PING_DONE, PING_NO_ANSWER, PING_PEER_NOT_RUNNING, PING_TO_ITSELF, PingPeer, PingReport,
-    TraceSet, TraceSetDone, summary,
+    PING_DONE, PING_NO_ANSWER, PING_PEER_NOT_RUNNING, PING_TO_ITSELF, PingPeer, PingReport, summary,
 };
 use atoll_monitor::vm::{Change, VmPropose};
 
 use super::ask::{ask, ask_all, check_running, nanoseconds};
 use super::skb::show_tree;
+use super::trace;
 use crate::host::Core;
 use crate::shared::{BOARD, CoreState, boot_facts, running_cores};
 
@@ -242,14 +242,6 @@ const TRACE_ROUNDS: usize = 32;
 /// that it stays clear of what other commands map.
 const TRACE_PAGE: u32 = atoll_monitor::vm::TEST_SPACE_PAGES - 1;
 
-/// Tracing on or off on every running core.
-fn set_tracing(core: &Core, on: bool) -> Result<(), String> {
-    for (id, reply) in ask_all(core, running_cores().map(|id| (id, TraceSet { on }))) {
-        let TraceSetDone {} = reply.map_err(|error| format!("bench trace: core {id}: {error}"))?;
-    }
-    Ok(())
-}
-
 /// The two `bench trace` workloads once: a URPC round trip through the
 /// monitors to `peer` (as `urpc ping` makes them, median of a few), and a
 /// map with its unmap proposed from this core; cycles of each.
@@ -304,7 +296,7 @@ pub fn trace_cost(core: &Core) -> Result<(), String> {
     for (setting, on) in [(None, false), (None, true)].into_iter().chain(
         (0..TRACE_ROUNDS).flat_map(|_| [(Some(0), false), (Some(1), true), (Some(2), false)]),
     ) {
-        set_tracing(core, on)?;
+        trace::set_everywhere(core, on, "bench trace")?;
         let cycles = trace_workloads(core, peer)?;
         if let Some(setting) = setting {
             for (workload, cycles) in cycles.into_iter().enumerate() {
@@ -312,7 +304,7 @@ pub fn trace_cost(core: &Core) -> Result<(), String> {
             }
         }
     }
-    set_tracing(core, false)?;
+    trace::set_everywhere(core, false, "bench trace")?;
     println!(
         "bench trace: medians of {TRACE_ROUNDS} rounds from core {} with core {peer}, TSC cycles; tracing off, on, off again, interleaved",
         core.id

@@ -80,36 +80,26 @@ fn interactive(core: &Core) -> ! {
     let mut editor = LineEditor::new(MAX_LINE);
     print!("{PROMPT}");
     loop {
-        let mut busy = core.poll();
-        cpu::disable_interrupts();
-        while let Some(byte) = CONSOLE.read_byte() {
-            busy = true;
-            let Some(line) = editor.feed(byte, &mut |echo| CONSOLE.write_bytes(echo)) else {
-                continue;
-            };
-            cpu::enable_interrupts();
-            let outcome = match line {
-                Line::Text(text) => execute(core, &text),
-                Line::TooLong { len, max } => Err(format!(
-                    "line too long ({len} bytes, at most {max}); ignored"
-                )),
-                Line::NotUtf8 { len } => Err(format!("line of {len} bytes is not UTF-8; ignored")),
-                Line::Cancelled => Ok(Next::Continue),
-            };
-            match outcome {
-                Ok(Next::Continue) => {}
-                Ok(Next::Halt) => println!("error: halt: the machine did not power off"),
-                Err(error) => println!("error: {error}"),
-            }
-            print!("{PROMPT}");
-            cpu::disable_interrupts();
+        // The UART raises no interrupt here; the timer tick wakes the core
+        // to look again, and a message's wake-up IPI sooner.
+        let byte = core.idle_until(|| CONSOLE.read_byte());
+        let Some(line) = editor.feed(byte, &mut |echo| CONSOLE.write_bytes(echo)) else {
+            continue;
+        };
+        let outcome = match line {
+            Line::Text(text) => execute(core, &text),
+            Line::TooLong { len, max } => Err(format!(
+                "line too long ({len} bytes, at most {max}); ignored"
+            )),
+            Line::NotUtf8 { len } => Err(format!("line of {len} bytes is not UTF-8; ignored")),
+            Line::Cancelled => Ok(Next::Continue),
+        };
+        match outcome {
+            Ok(Next::Continue) => {}
+            Ok(Next::Halt) => println!("error: halt: the machine did not power off"),
+            Err(error) => println!("error: {error}"),
         }
-        cpu::enable_interrupts();
-        if !busy {
-            // The UART raises no interrupt here; the timer tick wakes the
-            // core to look again, and a message's wake-up IPI sooner.
-            core.sleep();
-        }
+        print!("{PROMPT}");
     }
 }
 
@@ -117,7 +107,6 @@ fn execute(core: &Core, line: &str) -> CommandResult {
     let Some(command) = parse(line).map_err(|error| format!("{error}"))? else {
         return Ok(Next::Continue);
     };
-    core.sync_membership();
     match command {
         Command::Help => system::help(),
         Command::Cores => system::show_cores(),

@@ -7,8 +7,8 @@ use alloc::vec::Vec;
 
 use atoll_skb::topology;
 
+use super::ask::check_running;
 use crate::host::Core;
-use crate::shared::{BOARD, CoreState, boot_facts};
 
 /// `skb facts [<predicate>]`.
 pub fn show_facts(core: &Core, predicate: Option<&str>) -> Result<(), String> {
@@ -48,20 +48,8 @@ fn rtt_text(rtt: Option<i64>) -> String {
 
 /// `skb tree <root>`: the groups in the order the root sends to them.
 pub fn show_tree(core: &Core, root: usize) -> Result<(), String> {
-    let cores = boot_facts().cores.len();
-    if root >= cores {
-        return Err(format!(
-            "skb tree: no core {root}; cores are 0 to {}",
-            cores - 1
-        ));
-    }
-    let state = BOARD.core(root).state();
-    if state != CoreState::Running {
-        return Err(format!(
-            "skb tree: core {root} is {}; only running cores start rounds",
-            state.name()
-        ));
-    }
+    // Only running cores start rounds.
+    check_running("skb tree", root)?;
     let groups = core
         .with_monitor(|monitor| topology::multicast_groups(monitor.knowledge(), root as i64))
         .map_err(|error| format!("skb tree: {error}"))?;

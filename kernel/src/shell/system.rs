@@ -6,7 +6,6 @@ use alloc::string::String;
 use core::sync::atomic::Ordering;
 
 use atoll_arch::power;
-use atoll_firmware::MemoryKind;
 use atoll_frames::FRAME_SIZE;
 use atoll_monitor::control::{Stall, Stalled};
 use atoll_shell::help_text;
@@ -41,17 +40,6 @@ pub fn show_cores() {
     }
 }
 
-fn kind_name(kind: MemoryKind) -> &'static str {
-    match kind {
-        MemoryKind::Usable => "usable",
-        MemoryKind::Reserved => "reserved",
-        MemoryKind::AcpiReclaimable => "acpi-reclaimable",
-        MemoryKind::AcpiNvs => "acpi-nvs",
-        MemoryKind::Defective => "defective",
-        MemoryKind::Other(_) => "other",
-    }
-}
-
 pub fn show_memory() {
     let facts = boot_facts();
     println!("memory map (from {}):", protocol_name(facts.info.protocol));
@@ -60,7 +48,7 @@ pub fn show_memory() {
             "  {:#014x}-{:#014x}  {:<16}  {:>8} KiB",
             region.base,
             region.base.saturating_add(region.len),
-            kind_name(region.kind),
+            region.kind.name(),
             region.len / 1024
         );
     }

@@ -13,13 +13,20 @@ use crate::shared::running_cores;
 /// `trace on` or `trace off` on every running core.
 pub fn set(core: &Core, on: bool) -> Result<(), String> {
     let word = if on { "on" } else { "off" };
-    let mut cores = 0;
-    for (id, reply) in ask_all(core, running_cores().map(|id| (id, TraceSet { on }))) {
-        let TraceSetDone {} = reply.map_err(|error| format!("trace {word}: core {id}: {error}"))?;
-        cores += 1;
-    }
+    let cores = set_everywhere(core, on, &format!("trace {word}"))?;
     println!("trace: {word} on {cores} cores");
     Ok(())
+}
+
+/// Tracing on or off on every running core, for `command` (which names
+/// an error); how many cores.
+pub fn set_everywhere(core: &Core, on: bool, command: &str) -> Result<usize, String> {
+    let mut cores = 0;
+    for (id, reply) in ask_all(core, running_cores().map(|id| (id, TraceSet { on }))) {
+        let TraceSetDone {} = reply.map_err(|error| format!("{command}: core {id}: {error}"))?;
+        cores += 1;
+    }
+    Ok(cores)
 }
 
 /// `trace dump`: each running core prints its events before the next is

@@ -67,11 +67,6 @@ const LIMITS: Limits = Limits {
     ..Limits::DEFAULT
 };
 
-fn int(value: impl TryInto<i64>) -> Value {
-    // Addresses and ids all fit an i64; saturating keeps a wild one visible.
-    Value::Int(value.try_into().unwrap_or(i64::MAX))
-}
-
 fn add_all(kb: &mut KnowledgeBase, facts: Vec<Fact>) -> Result<(), atoll_skb::Error> {
     facts
         .into_iter()
@@ -208,7 +203,10 @@ impl Skb {
         let me = cx.me();
         let mut facts = self.own.clone();
         for &(peer, cycles) in &gathering.round_trips {
-            facts.push(("urpc_rtt", alloc::vec![int(me.0), int(peer.0), int(cycles)]));
+            facts.push((
+                "urpc_rtt",
+                alloc::vec![Value::int(me.0), Value::int(peer.0), Value::int(cycles)],
+            ));
         }
         let mut notices = Vec::new();
         let batches = batches(&facts, &mut notices);
