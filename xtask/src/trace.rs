@@ -3,7 +3,7 @@
 //! in the Chrome Trace Event format, which Perfetto and `chrome://tracing`
 //! load: one track per core; each message a slice on its sender's track
 //! and on its receiver's, joined by a flow arrow; calls, and the serving of
-//! requests, as spans; protocol phases, IPIs, faults and dropped replies as
+//! requests, as spans; protocol phases, IPIs, faults and dropped messages as
 //! instants. It also prints a summary: messages per pair of cores, and
 //! latency percentiles per kind of message.
 //!

@@ -26,7 +26,8 @@ pub enum Role {
 /// [`role`]: Interface::role
 /// [`name`]: Interface::name
 pub trait Interface: Sized {
-    /// How many kinds of message the interface has; kinds are `0..KINDS`.
+    /// Every kind is below `KINDS`. An interface that [`interface!`]
+    /// generates has exactly the kinds `0..KINDS`.
     const KINDS: u8;
     /// This message's kind id: its position in the declaration.
     fn kind(&self) -> u8;

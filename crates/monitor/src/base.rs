@@ -31,7 +31,7 @@ pub(crate) trait Service {
     /// `from`, which may be this core.
     fn receive(&mut self, cx: &mut Cx, from: CoreId, call: u32, message: Self::Message);
     /// Something for operation `op`, which the service started.
-    fn event(&mut self, cx: &mut Cx, op: u32, event: OpEvent);
+    fn event(&mut self, cx: &mut Cx, op: OpRef, event: OpEvent);
     /// A timer tick, for services with timeouts of their own.
     fn tick(&mut self, _cx: &mut Cx) {}
 }
@@ -243,7 +243,7 @@ impl Base {
     ) {
         match owner {
             Owner::Local(ticket) => out.completions.push((ticket, reply)),
-            Owner::Op(op) => self.events.push_back(Event::Op {
+            Owner::Op(op) => self.events.push_back(Event {
                 op,
                 event: OpEvent::Reply(reply),
             }),
@@ -270,6 +270,25 @@ impl Base {
             message.label(),
             from.0
         ));
+        self.trace_drop(out, from, call, why);
+    }
+
+    /// Drops a malformed slot or message from `from` on arrival: counts
+    /// it, says so (`notice`) and traces it with the reason `why`.
+    pub(crate) fn drop_malformed(
+        &mut self,
+        out: &mut Output,
+        from: CoreId,
+        call: u32,
+        why: &'static str,
+        notice: String,
+    ) {
+        self.strays.malformed += 1;
+        out.notices.push(notice);
+        self.trace_drop(out, from, call, why);
+    }
+
+    fn trace_drop(&self, out: &mut Output, from: CoreId, call: u32, why: &'static str) {
         if self.tracing {
             out.trace.push(TraceEvent {
                 peer: from.0,

@@ -34,9 +34,11 @@ pub(crate) enum OpEvent {
     Measured(Option<u64>),
 }
 
-/// Something for a service, queued until the step's input is handled.
-pub(crate) enum Event {
-    Op { op: OpRef, event: OpEvent },
+/// Something for a service's operation `op`, queued until the step's
+/// input is handled.
+pub(crate) struct Event {
+    pub(crate) op: OpRef,
+    pub(crate) event: OpEvent,
 }
 
 /// A local requester's handle on a call it made: its completion comes with

@@ -20,13 +20,13 @@
 //! dispatch, so local and remote requests take one path and give one
 //! result.
 //!
-//! The services, each behind the one [`Service`] interface and each with
+//! The services, each behind the one `Service` interface and each with
 //! its own messages ([`wire`] multiplexes them):
 //! - [`control`]: round trips, tracing, stalls;
 //! - [`vm`]: the replicated mappings of the test address space
 //!   (`atoll-replica`, two-phase commit and TLB shootdown);
 //! - [`skb`]: this core's replica of the system knowledge base;
-//! - [`bench`]: the benchmarks' own messages and measurements.
+//! - [`bench`](mod@bench): the benchmarks' own messages and measurements.
 //!
 //! It depends on `atoll-iface` (framing), `atoll-urpc` (the slot type),
 //! `atoll-replica` and `atoll-proto` (the mappings and their protocols) and
@@ -58,8 +58,8 @@ pub use trace::{TraceEvent, TraceKind};
 pub use wire::{ServiceId, Wire};
 
 use alloc::collections::VecDeque;
+use alloc::format;
 use alloc::vec;
-use alloc::vec::Vec;
 use atoll_iface::{Interface, Role};
 use atoll_urpc::Payload;
 
@@ -95,8 +95,8 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// The monitor of core `config.me`. Cores count as down until the host
-    /// says they are up ([`Input::CoreUp`]), this one included.
+    /// The monitor of core `config.me`. Other cores count as down until the
+    /// host says they are up ([`Input::CoreUp`]).
     pub fn new(config: Config, out: &mut Output) -> Self {
         let cores = config.cores;
         let mut monitor = Monitor {
@@ -126,10 +126,6 @@ impl Monitor {
         monitor
     }
 
-    pub fn me(&self) -> CoreId {
-        self.base.me
-    }
-
     /// Handles one input and everything it sets off on this core.
     pub fn step(&mut self, now: u64, input: Input<'_>, out: &mut Output) {
         self.base.now = now;
@@ -142,7 +138,7 @@ impl Monitor {
                 }
             }
             Input::CoreDown(core) => self.core_down(core, out),
-            Input::Measured { op, cycles } => self.base.events.push_back(Event::Op {
+            Input::Measured { op, cycles } => self.base.events.push_back(Event {
                 op,
                 event: OpEvent::Measured(cycles),
             }),
@@ -174,10 +170,6 @@ impl Monitor {
     /// Whether the host has said `core` runs.
     pub fn is_up(&self, core: CoreId) -> bool {
         self.base.is_up(core)
-    }
-
-    pub fn up_cores(&self) -> Vec<CoreId> {
-        self.base.up_cores()
     }
 
     /// Whether a tick would do anything: calls or protocol rounds with
@@ -219,23 +211,17 @@ impl Monitor {
 
     fn receive_slot(&mut self, from: CoreId, slot: &Payload, out: &mut Output) {
         if !self.base.links.exists(from) {
-            self.base.strays.malformed += 1;
-            out.notices.push(alloc::format!(
-                "dropped a slot from core {}, which does not exist",
-                from.0
-            ));
-            return;
+            let notice = format!("dropped a slot from core {}, which does not exist", from.0);
+            return self
+                .base
+                .drop_malformed(out, from, 0, "no such core", notice);
         }
         let (envelope, seq) = match self.base.links.receive(from, slot) {
             Ok(Some(whole)) => whole,
             Ok(None) => return,
             Err(rejected) => {
-                self.base.strays.malformed += 1;
-                out.notices.push(alloc::format!(
-                    "dropped a message from core {}: {rejected}",
-                    from.0
-                ));
-                return;
+                let notice = format!("dropped a message from core {}: {rejected}", from.0);
+                return self.base.drop_malformed(out, from, 0, "malformed", notice);
             }
         };
         let (call, message) = (envelope.call, envelope.message);
@@ -251,20 +237,22 @@ impl Monitor {
         match role {
             Role::Reply => self.receive_reply(from, call, message, out),
             Role::Request { .. } if call == 0 => {
-                self.base.strays.malformed += 1;
-                out.notices.push(alloc::format!(
+                let notice = format!(
                     "dropped request {} from core {}: it has no call id",
                     message.label(),
                     from.0
-                ));
+                );
+                self.base
+                    .drop_malformed(out, from, call, "request without a call id", notice);
             }
             Role::OneWay if call != 0 => {
-                self.base.strays.malformed += 1;
-                out.notices.push(alloc::format!(
+                let notice = format!(
                     "dropped one-way message {} from core {}: it has call id {call}",
                     message.label(),
                     from.0
-                ));
+                );
+                self.base
+                    .drop_malformed(out, from, call, "one-way message with a call id", notice);
             }
             Role::Request { .. } | Role::OneWay => self.dispatch(from, call, message, out),
         }
@@ -338,16 +326,16 @@ impl Monitor {
     /// services, and slots sent on the loopback.
     fn settle(&mut self, out: &mut Output) {
         loop {
-            if let Some(Event::Op { op, event }) = self.base.events.pop_front() {
+            if let Some(Event { op, event }) = self.base.events.pop_front() {
                 let cx = &mut Cx {
                     base: &mut self.base,
                     out,
                 };
                 match op.service {
-                    ServiceId::Control => self.control.event(cx, op.key, event),
-                    ServiceId::Vm => self.vm.event(cx, op.key, event),
-                    ServiceId::Skb => self.skb.event(cx, op.key, event),
-                    ServiceId::Bench => self.bench.event(cx, op.key, event),
+                    ServiceId::Control => self.control.event(cx, op, event),
+                    ServiceId::Vm => self.vm.event(cx, op, event),
+                    ServiceId::Skb => self.skb.event(cx, op, event),
+                    ServiceId::Bench => self.bench.event(cx, op, event),
                 }
             } else if let Some(slot) = self.base.links.next_loopback() {
                 let me = self.base.me;

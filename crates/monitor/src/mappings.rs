@@ -16,18 +16,23 @@ use core::ops::RangeInclusive;
 use atoll_proto::{CoreId, Shape, TreePlan};
 use atoll_replica::{
     Actions, Completion, Config as ReplicaConfig, Input, MappingTable, OpId, Replica, Replicator,
-    Request, SpaceId, SubmitError,
+    Request, SubmitError,
 };
 
 use crate::calls::{Event, OpEvent, OpRef};
 use crate::links::Links;
 use crate::output::{Effect, Output};
 use crate::trace::{TraceEvent, TraceKind};
-use crate::vm::messages::{Protocol, Replicate, SHOOTDOWN_SPACES, TEST_SPACE, TIMEOUTS};
+use crate::vm::messages::{
+    Protocol, Replicate, TEST_SPACE, TIMEOUTS, shootdown_space, shootdown_targets,
+};
 use crate::wire::Wire;
 
 /// What the mappings may use while they run a step: the links to send
 /// their protocol messages on, the events for completions, the output.
+/// The mappings live in `Base` beside these fields, so a service borrows
+/// them apart (`Cx::mappings`) rather than through `Cx`, which would hold
+/// the mappings too.
 pub(crate) struct MappingCx<'a> {
     pub(crate) now: u64,
     pub(crate) tracing: bool,
@@ -47,7 +52,7 @@ impl MappingCx<'_> {
     }
 
     pub fn complete(&mut self, op: OpRef, completion: Completion) {
-        self.events.push_back(Event::Op {
+        self.events.push_back(Event {
             op,
             event: OpEvent::Mapping(completion),
         });
@@ -85,16 +90,11 @@ impl Mappings {
         let mut replicator = Replicator::new(me, config, MappingTable::new());
         let everyone: Vec<CoreId> = (0..cores).map(CoreId).collect();
         replicator.add_space(TEST_SPACE, &everyone);
-        let others: Vec<CoreId> = everyone
-            .iter()
-            .copied()
-            .filter(|&core| core != boot_core)
-            .collect();
-        for targets in 1..=others.len() {
+        for targets in 1..cores {
             let holders: Vec<CoreId> = core::iter::once(boot_core)
-                .chain(others[..targets].iter().copied())
+                .chain(shootdown_targets(cores, boot_core, targets))
                 .collect();
-            replicator.add_space(SpaceId(SHOOTDOWN_SPACES + targets as u32), &holders);
+            replicator.add_space(shootdown_space(targets), &holders);
         }
         Self {
             replicator,
@@ -168,8 +168,8 @@ impl Mappings {
         }
     }
 
-    /// Makes cores `first` to `last` the test space's holders; refused (with
-    /// its code) while this replica has pages mapped.
+    /// Makes cores `first` to `last` the test space's holders; whether it
+    /// did (it refuses while this replica has pages mapped).
     pub(crate) fn span(&mut self, first: u16, last: u16) -> bool {
         if self.mapped() > 0 {
             return false;

@@ -6,7 +6,8 @@
 //! beside it. A link carries all of them: the slot's kind byte holds the
 //! service in its top three bits and the service's own kind in the low
 //! five, so each service may declare up to 32 messages, checked at compile
-//! time. This is the one place that lists the services.
+//! time. This is the one place that gives the services their ids; the
+//! monitor (`lib.rs`) holds one of each and routes to them by it.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -70,17 +71,16 @@ macro_rules! services {
             }
         )*
 
-        impl Wire {
-            /// The service whose message this is.
-            pub fn service(&self) -> ServiceId {
-                match self {
-                    $(Wire::$service(_) => ServiceId::$service,)*
-                }
-            }
-        }
-
         impl Interface for Wire {
-            const KINDS: u8 = 0 $(+ <$message as Interface>::KINDS)*;
+            // A bound, not a count: a kind is its service's id above the
+            // service's own kind, so the kinds below it are sparse.
+            const KINDS: u8 = {
+                let mut services = 0;
+                $(if $id >= services {
+                    services = $id + 1;
+                })*
+                services << KIND_BITS
+            };
 
             fn kind(&self) -> u8 {
                 match self {

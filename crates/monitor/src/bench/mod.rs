@@ -14,14 +14,13 @@
 //!   unicast, a flat multicast, or the knowledge base's tree.
 //!
 //! What only the host can measure (IPIs, spinning on shared memory) it asks
-//! for as a [`Deferred::Measure`](crate::Deferred::Measure) and gets back as
+//! for as a [`crate::Deferred::Measure`] and gets back as
 //! [`Input::Measured`](crate::Input::Measured).
 
 use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
 
 use atoll_proto::Shape;
-use atoll_replica::{Completion, Request, SpaceId};
+use atoll_replica::{Completion, Request};
 
 use atoll_proto::CoreId;
 
@@ -30,8 +29,8 @@ use crate::base::{Cx, Requester, Service};
 use crate::calls::{OpEvent, OpRef};
 use crate::control::{RoundTrips, summary};
 use crate::output::Deferred;
-use crate::vm::messages::{SHOOTDOWN_SPACES, TEST_SPACE_BASE};
-use crate::wire::{Inline, ServiceId, Wire};
+use crate::vm::messages::{TEST_SPACE_BASE, shootdown_space, shootdown_targets};
+use crate::wire::{ServiceId, Wire};
 
 pub(crate) mod messages;
 
@@ -49,7 +48,7 @@ struct PairRun {
     requester: Requester,
     peer: CoreId,
     phase: Phase,
-    trips: Option<RoundTrips>,
+    trips: RoundTrips,
     started: u64,
     report: BenchReport,
 }
@@ -97,23 +96,20 @@ impl Bench {
     /// run's status once it is over.
     fn pair_step(cx: &mut Cx<'_>, op: OpRef, run: &mut PairRun, event: OpEvent) -> Option<u8> {
         match (run.phase, event) {
-            (Phase::Urpc, OpEvent::Reply(reply)) => {
-                let trips = run.trips.as_mut()?;
-                match trips.reply(cx, op, reply) {
-                    Ok(None) => None,
-                    Ok(Some(samples)) => {
-                        run.report.urpc_round_trip = summary(samples).0;
-                        run.phase = Phase::Ipi;
-                        let measure = Measure::IpiRoundTrips {
-                            peer: run.peer,
-                            rounds: ROUNDS,
-                        };
-                        cx.defer(Deferred::Measure { op, measure });
-                        None
-                    }
-                    Err(_) => Some(BENCH_NO_ANSWER),
+            (Phase::Urpc, OpEvent::Reply(reply)) => match run.trips.reply(cx, op, reply) {
+                Ok(None) => None,
+                Ok(Some(samples)) => {
+                    run.report.urpc_round_trip = summary(samples).0;
+                    run.phase = Phase::Ipi;
+                    let measure = Measure::IpiRoundTrips {
+                        peer: run.peer,
+                        rounds: ROUNDS,
+                    };
+                    cx.defer(Deferred::Measure { op, measure });
+                    None
                 }
-            }
+                Err(_) => Some(BENCH_NO_ANSWER),
+            },
             (Phase::Ipi, OpEvent::Measured(Some(cycles))) => {
                 run.report.ipi_round_trip = cycles;
                 run.phase = Phase::Line;
@@ -135,10 +131,11 @@ impl Bench {
                 cx.call(run.peer, StreamEnd {}, op, TIMEOUT);
                 None
             }
-            (
-                Phase::Stream,
-                OpEvent::Reply(Ok(Wire::Bench(Inline(BenchMessage::StreamCount(count))))),
-            ) if count.received == STREAM_MESSAGES => {
+            (Phase::Stream, OpEvent::Reply(reply)) => {
+                let count = reply.ok().and_then(Wire::take::<StreamCount>);
+                if count.is_none_or(|count| count.received != STREAM_MESSAGES) {
+                    return Some(BENCH_NO_ANSWER);
+                }
                 run.report.stream_per_message =
                     (cx.now() - run.started) / u64::from(STREAM_MESSAGES);
                 Some(BENCH_DONE)
@@ -177,17 +174,6 @@ impl Bench {
     }
 }
 
-/// The cores `bench shootdown` targets with `targets` others: the first
-/// `targets` cores other than the boot core, as its space's holders are.
-fn shootdown_targets(cx: &Cx<'_>, targets: u16) -> Vec<CoreId> {
-    let boot = cx.boot_core();
-    (0..cx.cores())
-        .map(CoreId)
-        .filter(|&core| core != boot)
-        .take(usize::from(targets))
-        .collect()
-}
-
 impl Service for Bench {
     type Message = BenchMessage;
 
@@ -207,21 +193,18 @@ impl Service for Bench {
                     report.status = BENCH_PEER_NOT_RUNNING;
                     return cx.reply(requester, report);
                 }
-                let op = self.start(
-                    cx,
-                    Run::Pair(PairRun {
-                        requester,
-                        peer,
-                        phase: Phase::Urpc,
-                        trips: None,
-                        started: 0,
-                        report,
-                    }),
-                );
+                // The trips' replies come to `event`, after this returns.
+                let op = cx.new_op(ServiceId::Bench);
                 let trips = RoundTrips::start(cx, op, peer, ROUNDS);
-                if let Some(Run::Pair(run)) = self.runs.get_mut(&op.key) {
-                    run.trips = Some(trips);
-                }
+                let run = PairRun {
+                    requester,
+                    peer,
+                    phase: Phase::Urpc,
+                    trips,
+                    started: 0,
+                    report,
+                };
+                self.runs.insert(op.key, Run::Pair(run));
             }
             BenchMessage::SharedLine(SharedLine { rounds }) => {
                 // The answer side has no operation here: its result is
@@ -241,36 +224,27 @@ impl Service for Bench {
                 updates,
             }) => {
                 let lines = lines.min(FIG3_LINES as u8);
-                let client = Fig3Client {
+                let mut client = Fig3Client {
                     requester,
                     lines,
                     left: updates,
                     updates,
                     started: cx.now(),
                 };
-                let op = self.start(cx, Run::Fig3(client));
-                match method {
+                let op = cx.new_op(ServiceId::Bench);
+                let done = match method {
                     FIG3_SHARED_MEMORY => {
                         let measure = Measure::LockedUpdates { lines, updates };
                         cx.defer(Deferred::Measure { op, measure });
+                        None
                     }
-                    FIG3_MESSAGES => {
-                        let Some(Run::Fig3(client)) = self.runs.get_mut(&op.key) else {
-                            return;
-                        };
-                        if let Some(cycles_per_update) = Self::fig3_next(cx, op, client) {
-                            self.runs.remove(&op.key);
-                            cx.reply(requester, Fig3Done { cycles_per_update });
-                        }
-                    }
-                    _ => {
-                        self.runs.remove(&op.key);
-                        cx.reply(
-                            requester,
-                            Fig3Done {
-                                cycles_per_update: u64::MAX,
-                            },
-                        );
+                    FIG3_MESSAGES => Self::fig3_next(cx, op, &mut client),
+                    _ => Some(u64::MAX),
+                };
+                match done {
+                    Some(cycles_per_update) => cx.reply(requester, Fig3Done { cycles_per_update }),
+                    None => {
+                        self.runs.insert(op.key, Run::Fig3(client));
                     }
                 }
             }
@@ -290,7 +264,8 @@ impl Service for Bench {
                 let op = self.start(cx, Run::Shootdown { requester, started });
                 let shape = match method {
                     0 => {
-                        let targets = shootdown_targets(cx, targets);
+                        let targets =
+                            shootdown_targets(cx.cores(), cx.boot_core(), targets).collect();
                         let measure = Measure::IpiShootdown { targets };
                         return cx.defer(Deferred::Measure { op, measure });
                     }
@@ -303,7 +278,7 @@ impl Service for Bench {
                     }
                 };
                 let request = Request::Shootdown {
-                    space: SpaceId(SHOOTDOWN_SPACES + u32::from(targets)),
+                    space: shootdown_space(targets),
                     vaddr: TEST_SPACE_BASE,
                 };
                 let (mappings, mut mapping_cx) = cx.mappings();
@@ -323,12 +298,8 @@ impl Service for Bench {
         }
     }
 
-    fn event(&mut self, cx: &mut Cx<'_>, key: u32, event: OpEvent) {
-        let op = OpRef {
-            service: ServiceId::Bench,
-            key,
-        };
-        let Some(run) = self.runs.get_mut(&key) else {
+    fn event(&mut self, cx: &mut Cx<'_>, op: OpRef, event: OpEvent) {
+        let Some(run) = self.runs.get_mut(&op.key) else {
             return;
         };
         match run {
@@ -337,14 +308,14 @@ impl Service for Bench {
                     let mut report = pair.report.clone();
                     report.status = status;
                     let requester = pair.requester;
-                    self.runs.remove(&key);
+                    self.runs.remove(&op.key);
                     cx.reply(requester, report);
                 }
             }
             Run::Fig3(client) => {
                 if let Some(cycles_per_update) = Self::fig3_step(cx, op, client, event) {
                     let requester = client.requester;
-                    self.runs.remove(&key);
+                    self.runs.remove(&op.key);
                     cx.reply(requester, Fig3Done { cycles_per_update });
                 }
             }
@@ -362,7 +333,7 @@ impl Service for Bench {
                     _ => (BENCH_NO_ANSWER, 0),
                 };
                 let requester = *requester;
-                self.runs.remove(&key);
+                self.runs.remove(&op.key);
                 cx.reply(requester, BenchShot { status, cycles });
             }
         }

@@ -30,3 +30,15 @@ pub const PING_DONE: u8 = 0;
 pub const PING_PEER_NOT_RUNNING: u8 = 1;
 pub const PING_NO_ANSWER: u8 = 2;
 pub const PING_TO_ITSELF: u8 = 3;
+
+impl PingReport {
+    /// A report of no round trips, for `status`.
+    pub fn refused(status: u8) -> Self {
+        Self {
+            status,
+            median: 0,
+            min: 0,
+            max: 0,
+        }
+    }
+}

@@ -97,20 +97,14 @@ impl Service for Control {
             ControlMessage::Ping(Ping {}) => cx.reply(requester, Pong {}),
             ControlMessage::PingPeer(PingPeer { peer, rounds }) => {
                 let peer = CoreId(peer);
-                let refused = |status| PingReport {
-                    status,
-                    median: 0,
-                    min: 0,
-                    max: 0,
-                };
                 if peer == cx.me() {
-                    return cx.reply(requester, refused(PING_TO_ITSELF));
+                    return cx.reply(requester, PingReport::refused(PING_TO_ITSELF));
                 }
                 if !cx.is_up(peer) {
-                    return cx.reply(requester, refused(PING_PEER_NOT_RUNNING));
+                    return cx.reply(requester, PingReport::refused(PING_PEER_NOT_RUNNING));
                 }
                 if rounds == 0 {
-                    return cx.reply(requester, refused(PING_DONE));
+                    return cx.reply(requester, PingReport::refused(PING_DONE));
                 }
                 let op = cx.new_op(ServiceId::Control);
                 let trips = RoundTrips::start(cx, op, peer, rounds);
@@ -136,15 +130,11 @@ impl Service for Control {
         }
     }
 
-    fn event(&mut self, cx: &mut Cx<'_>, key: u32, event: OpEvent) {
+    fn event(&mut self, cx: &mut Cx<'_>, op: OpRef, event: OpEvent) {
         let OpEvent::Reply(reply) = event else {
             return;
         };
-        let op = OpRef {
-            service: ServiceId::Control,
-            key,
-        };
-        let Some((requester, trips)) = self.pings.get_mut(&key) else {
+        let Some((requester, trips)) = self.pings.get_mut(&op.key) else {
             return;
         };
         let report = match trips.reply(cx, op, reply) {
@@ -158,15 +148,13 @@ impl Service for Control {
                     max,
                 }
             }
-            Err(_) => PingReport {
-                status: PING_NO_ANSWER,
-                median: 0,
-                min: 0,
-                max: 0,
-            },
+            Err(CallError::NoAnswer { .. }) => PingReport::refused(PING_NO_ANSWER),
+            Err(CallError::NotRunning { .. } | CallError::Down { .. }) => {
+                PingReport::refused(PING_PEER_NOT_RUNNING)
+            }
         };
         let requester = *requester;
-        self.pings.remove(&key);
+        self.pings.remove(&op.key);
         cx.reply(requester, report);
     }
 }

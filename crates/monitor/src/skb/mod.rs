@@ -185,21 +185,17 @@ impl Skb {
         cx.reply(requester, SkbLoaded { facts, hash });
     }
 
-    /// Measures the next peer of gathering `key`, or, with all measured,
+    /// Measures the next peer of gathering `op`, or, with all measured,
     /// shares this core's facts and answers.
-    fn gather_next(&mut self, cx: &mut Cx<'_>, key: u32) {
-        let op = OpRef {
-            service: ServiceId::Skb,
-            key,
-        };
-        let Some(gathering) = self.gatherings.get_mut(&key) else {
+    fn gather_next(&mut self, cx: &mut Cx<'_>, op: OpRef) {
+        let Some(gathering) = self.gatherings.get_mut(&op.key) else {
             return;
         };
         if let Some(peer) = gathering.to_measure.pop() {
             gathering.current = Some(RoundTrips::start(cx, op, peer, gathering.samples));
             return;
         }
-        let gathering = self.gatherings.remove(&key).expect("looked up above");
+        let gathering = self.gatherings.remove(&op.key).expect("looked up above");
         let me = cx.me();
         let mut facts = self.own.clone();
         for &(peer, cycles) in &gathering.round_trips {
@@ -292,7 +288,7 @@ impl Service for Skb {
                         round_trips: Vec::new(),
                     },
                 );
-                self.gather_next(cx, op.key);
+                self.gather_next(cx, op);
             }
             SkbMessage::SkbFacts(SkbFacts { text }) => {
                 self.batches += 1;
@@ -327,15 +323,11 @@ impl Service for Skb {
         }
     }
 
-    fn event(&mut self, cx: &mut Cx<'_>, key: u32, event: OpEvent) {
+    fn event(&mut self, cx: &mut Cx<'_>, op: OpRef, event: OpEvent) {
         let OpEvent::Reply(reply) = event else {
             return;
         };
-        let op = OpRef {
-            service: ServiceId::Skb,
-            key,
-        };
-        let Some(gathering) = self.gatherings.get_mut(&key) else {
+        let Some(gathering) = self.gatherings.get_mut(&op.key) else {
             return;
         };
         let Some(trips) = gathering.current.as_mut() else {
@@ -348,7 +340,7 @@ impl Service for Skb {
             Err(error) => cx.notice(format!("skb: no round trips to core {}: {error}", peer.0)),
         }
         gathering.current = None;
-        self.gather_next(cx, key);
+        self.gather_next(cx, op);
     }
 
     fn tick(&mut self, cx: &mut Cx<'_>) {

@@ -7,7 +7,7 @@ use alloc::string::String;
 use atoll_iface::{Field, FieldError};
 use atoll_proto::multicast::RoundMsg;
 use atoll_proto::two_phase::{AbortReason, TwoPhaseMsg};
-use atoll_replica::{Completion, MESSAGE_BYTES, Message, Refusal, SpaceId, Timeouts};
+use atoll_replica::{Completion, CoreId, MESSAGE_BYTES, Message, Refusal, SpaceId, Timeouts};
 
 /// The test address space, held by every core until `VmSpan` says
 /// otherwise.
@@ -17,8 +17,28 @@ pub const TEST_SPACE_BASE: u64 = 2 << 39;
 /// Pages a request may name.
 pub const TEST_SPACE_PAGES: u32 = 4096;
 /// Space ids from here on are `bench shootdown`'s: space
-/// `SHOOTDOWN_SPACES + n` is held by the boot core and the first `n` others.
+/// `SHOOTDOWN_SPACES + n` ([`shootdown_space`]) is held by the boot core
+/// and the first `n` cores that are not the boot core.
 pub const SHOOTDOWN_SPACES: u32 = 1000;
+
+/// The space `bench shootdown` uses with `targets` cores besides the boot
+/// core.
+pub fn shootdown_space(targets: u16) -> SpaceId {
+    SpaceId(SHOOTDOWN_SPACES + u32::from(targets))
+}
+
+/// The cores `bench shootdown` targets besides the boot core when it
+/// targets `targets` of the `cores`: the first that are not the boot core.
+pub(crate) fn shootdown_targets(
+    cores: u16,
+    boot_core: CoreId,
+    targets: u16,
+) -> impl Iterator<Item = CoreId> {
+    (0..cores)
+        .map(CoreId)
+        .filter(move |&core| core != boot_core)
+        .take(usize::from(targets))
+}
 /// Timeouts in ticks (10 ms each in the kernel): generous, because under
 /// emulation a core may not run for a while.
 pub(crate) const TIMEOUTS: Timeouts = Timeouts {

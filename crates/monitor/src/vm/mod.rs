@@ -2,14 +2,8 @@
 //! replicated mappings (`crate::mappings`), for any requester, and storms of
 //! them, and the replica's reports.
 //!
-//! Every core holds a replica of the test space's mapping table, run by an
-//! `atoll-replica` [`Replicator`]: a map or unmap is proposed by one core,
-//! agreed by two-phase commit with every holder, and an unmap is finished
-//! by a TLB shootdown carried by the commit's multicast. The [`Mappings`]
-//! host that replicator inside the monitor: they feed it the protocol
-//! messages that arrive (`Replicate`), the ticks, and the requests of the
-//! services, and turn what it produces into effects on this core's page
-//! tables, messages on the links, and events for the services that asked.
+//! How a proposal is agreed and carried out is `crate::mappings`'s; this
+//! service takes the requests and answers them.
 //!
 //! Each core maps pages of the test space to a frame of its own (the
 //! host fills it with the core's id), so reading a mapped page through the
@@ -190,7 +184,8 @@ impl Service for Vm {
         }
     }
 
-    fn event(&mut self, cx: &mut Cx<'_>, op: u32, event: OpEvent) {
+    fn event(&mut self, cx: &mut Cx<'_>, op: OpRef, event: OpEvent) {
+        let op = op.key;
         let OpEvent::Mapping(completion) = event else {
             return;
         };
