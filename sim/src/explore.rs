@@ -17,7 +17,7 @@
 //! - that no run can go on forever: an action leading back to a state on
 //!   the current path is a cycle without progress.
 
-use crate::seeded::Violation;
+use crate::seeded::{Simulation, Violation};
 use crate::world::{Action, World};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -140,7 +140,7 @@ pub fn explore(initial: World) -> Result<Explored, Counterexample> {
         frame.next += 1;
         let mut world = frame.world.clone();
         stats.transitions += 1;
-        if let Err(violation) = world.step(action) {
+        if let Err(violation) = world.act(action) {
             return Err(Counterexample {
                 path: path(&stack),
                 violation,

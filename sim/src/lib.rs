@@ -1,16 +1,23 @@
 //! A deterministic simulator and an exhaustive model checker for Atoll's
-//! protocols and replicated state (`docs/architecture.md` §2.3).
+//! protocols, replicated state and monitors (`docs/architecture.md` §2.3).
 //!
-//! Both run the replicators of `atoll-replica` (and through them the protocols of
-//! `atoll-proto`) unchanged, on one thread, in a [`World`] that holds the
-//! cores, the channels between them (in order per pair of cores, as URPC
-//! rings are), each core's page table and TLB, and the invariants.
-//! [`random::run`] walks one schedule that a seed picks; [`explore::explore`]
-//! walks every schedule of a small scenario. Nothing here reads a clock or
+//! Two worlds run the real code unchanged, on one thread:
+//! - [`World`] runs the replicators of `atoll-replica` (and through them the
+//!   protocols of `atoll-proto`) with the channels between cores (in order
+//!   per pair of cores, as URPC rings are), each core's page table and TLB,
+//!   crashes, and the invariants. [`random::run`] walks one schedule that a
+//!   seed picks; [`explore::explore`] walks every schedule of a small
+//!   scenario.
+//! - [`monitors::World`] runs whole `atoll-monitor` monitors over their
+//!   links, with shells that make the kernel shell's calls;
+//!   [`monitors::run`] walks one seeded schedule.
+//!
+//! [`seeded`] holds what seeded runs share. Nothing here reads a clock or
 //! iterates a hash map, so a seed replays bit for bit.
 //!
-//! This crate is a host program: it uses `std` and depends on `atoll-replica`
-//! and `atoll-proto`; nothing depends on it.
+//! This crate is a host program: it uses `std` and depends on
+//! `atoll-replica`, `atoll-proto`, `atoll-monitor` (with its `testing`
+//! feature) and `atoll-urpc`; nothing depends on it.
 
 pub mod explore;
 mod memory;

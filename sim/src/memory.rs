@@ -91,3 +91,17 @@ impl Memory {
         self.page_table.keys().filter(|&&(s, _)| s == space).count()
     }
 }
+
+/// Checks that the replicas whose hashes are `hashes` (by core) are equal.
+pub fn replicas_agree(hashes: impl IntoIterator<Item = (u16, u64)>) -> Result<(), Violation> {
+    let mut hashes = hashes.into_iter();
+    let Some((first, expected)) = hashes.next() else {
+        return Ok(());
+    };
+    match hashes.find(|&(_, hash)| hash != expected) {
+        Some((core, hash)) => violation!(
+            "replicas diverge: core {first} hashes {expected:#018x}, core {core} {hash:#018x}"
+        ),
+        None => Ok(()),
+    }
+}

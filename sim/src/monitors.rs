@@ -22,11 +22,11 @@
 //! page table, no TLB entry is stale, and the replicas agree; each monitor
 //! dropped as late exactly the replies of its calls that timed out (every
 //! core runs to the end, so every request is answered), and said so; and
-//! every traced receive has its traced send.
+//! every traced receive from a core still tracing has its traced send.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use atoll_monitor::bench::{BenchShootdown, BenchShot};
+use atoll_monitor::bench::{BENCH_DONE, BENCH_INCOMPLETE, BenchShootdown, BenchShot};
 use atoll_monitor::control::{Ping, Pong, TraceSet, TraceSetDone};
 use atoll_monitor::skb::{SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady};
 use atoll_monitor::testing;
@@ -34,19 +34,21 @@ use atoll_monitor::vm::{
     Change, TEST_SPACE, VmDone, VmHash, VmHashReply, VmPropose, VmStorm, VmStormDone,
 };
 use atoll_monitor::{
-    CallError, CoreId, Deferred, Effect, Input, Monitor, Output, Ticket, TraceEvent, TraceKind,
-    Wire,
+    CallError, CoreId, Deferred, Effect, Input, Monitor, Output, Strays, Ticket, TraceEvent,
+    TraceKind, Wire,
 };
 use atoll_replica::Replica;
 use atoll_urpc::Payload;
 
-use crate::memory::Memory;
+use crate::memory::{Memory, replicas_agree};
 use crate::seeded::{self, Failure, Rng, Run, Simulation, Violation, violation};
 
 /// Pages storms work on: few, so that proposals collide.
 const STORM_PAGES: u32 = 3;
-/// Single proposals work on pages of their own, from here on, so that a
-/// `VmDone` names the proposal it answers.
+/// Single proposals work on pages from here on, apart from the storms'.
+/// Each takes the next page or, half the time, the one before, so that
+/// proposals from different shells collide; a `VmDone` must name the page
+/// its proposal asked about (two proposals of one page are not told apart).
 const FIRST_OWN_PAGE: u32 = 100;
 /// Steps after which a run that has not settled counts as a livelock.
 const MAX_STEPS: usize = 400_000;
@@ -116,8 +118,11 @@ impl Request {
                 .map(drop)
                 .ok_or(())
                 .or_else(|()| wrong(label)),
+            // Protocol timeouts may pass before a holder's confirmation is
+            // delivered, so a shootdown may end incomplete; never refused.
             Request::Shootdown { .. } => match reply.take::<BenchShot>() {
-                Some(_) => Ok(()),
+                Some(shot) if [BENCH_DONE, BENCH_INCOMPLETE].contains(&shot.status) => Ok(()),
+                Some(shot) => wrong(&format!("{shot:?}")),
                 None => wrong(label),
             },
         }
@@ -184,6 +189,11 @@ pub fn scenario(seed: u64) -> Scenario {
                         targets: 1 + rng.below(u64::from(cores - 1)) as u16,
                     },
                 };
+                // Only the boot core runs `bench shootdown`.
+                let to = match request {
+                    Request::Shootdown { .. } => 0,
+                    _ => to,
+                };
                 let timeout = if rng.chance(1, 4) {
                     1 + rng.below(8)
                 } else {
@@ -228,12 +238,14 @@ pub struct World {
     now: u64,
     /// The scenario's calls made so far, and whether each has ended.
     calls: BTreeMap<(u16, Ticket), (Call, bool)>,
-    /// The setup's calls' outcomes, until taken.
-    setup: Vec<(Ticket, Result<Wire, CallError>)>,
+    /// The setup call in flight, and its outcome once it has one.
+    setup: Option<(Ticket, Option<Result<Wire, CallError>>)>,
     /// Per core: its calls that ended without their reply.
     unanswered: Vec<u64>,
-    /// Per core: how many of those replies came later (and were dropped).
-    arrived_late: Vec<u64>,
+    /// Per core: what its monitor had dropped as of its last step.
+    strays: Vec<Strays>,
+    /// Calls to `bench shootdown` that every holder confirmed.
+    shootdowns_done: u64,
 }
 
 /// A setup reply of the kind `pick` takes.
@@ -253,9 +265,10 @@ impl World {
             links: vec![VecDeque::new(); usize::from(cores) * usize::from(cores)],
             now: 0,
             calls: BTreeMap::new(),
-            setup: Vec::new(),
+            setup: None,
             unanswered: vec![0; usize::from(cores)],
-            arrived_late: vec![0; usize::from(cores)],
+            strays: vec![Strays::default(); usize::from(cores)],
+            shootdowns_done: 0,
         };
         for (core, (monitor, out)) in (0..cores).zip(testing::start(&scenario.nodes)) {
             world.hosts.push(Host {
@@ -327,10 +340,12 @@ impl World {
             self.hosts[0]
                 .monitor
                 .call(self.now, CoreId(to), request, LONG_TIMEOUT, &mut out);
+        self.setup = Some((ticket, None));
         self.absorb(0, out)?;
         loop {
-            if let Some(index) = self.setup.iter().position(|(t, _)| *t == ticket) {
-                let (_, reply) = self.setup.remove(index);
+            if let Some((_, Some(reply))) = &self.setup {
+                let reply = reply.clone();
+                self.setup = None;
                 return reply.map_err(|error| Violation(format!("setup call to {to}: {error}")));
             }
             let Some(link) = self.links.iter().position(|link| !link.is_empty()) else {
@@ -338,57 +353,6 @@ impl World {
             };
             let n = self.n();
             self.deliver((link / n) as u16, (link % n) as u16)?;
-        }
-    }
-
-    /// The actions possible now; none means the run is over.
-    pub fn actions(&self) -> Vec<Action> {
-        let n = self.n();
-        let mut actions = Vec::new();
-        for (core, host) in self.hosts.iter().enumerate() {
-            if !host.script.is_empty() {
-                actions.push(Action::Call(core as u16));
-            }
-        }
-        for (link, slots) in self.links.iter().enumerate() {
-            if !slots.is_empty() {
-                actions.push(Action::Deliver {
-                    from: (link / n) as u16,
-                    to: (link % n) as u16,
-                });
-            }
-        }
-        for (core, host) in self.hosts.iter().enumerate() {
-            if host.monitor.wants_ticks() {
-                actions.push(Action::Tick(core as u16));
-            }
-        }
-        actions
-    }
-
-    /// Takes `action` (one of `actions()`) and checks the invariants that
-    /// hold after every step.
-    pub fn act(&mut self, action: Action) -> Result<(), Violation> {
-        match action {
-            Action::Call(core) => {
-                let call = self.hosts[usize::from(core)]
-                    .script
-                    .pop_front()
-                    .expect("a call from an empty script");
-                let mut out = Output::default();
-                self.now += 1;
-                let ticket = self.hosts[usize::from(core)].monitor.call(
-                    self.now,
-                    CoreId(call.to),
-                    call.request.wire(),
-                    call.timeout,
-                    &mut out,
-                );
-                self.calls.insert((core, ticket), (call, false));
-                self.absorb(core, out)
-            }
-            Action::Deliver { from, to } => self.deliver(from, to),
-            Action::Tick(core) => self.step(core, Input::Tick),
         }
     }
 
@@ -432,13 +396,8 @@ impl World {
                 self.complete(core, ticket, result)?;
             }
             self.hosts[usize::from(core)].trace.append(&mut out.trace);
-            for notice in out.notices.drain(..) {
-                if notice.starts_with("dropped reply ") && notice.ends_with("its call had ended") {
-                    self.arrived_late[usize::from(core)] += 1;
-                } else if notice.starts_with("dropped") {
-                    return violation!("core {core}: {notice}");
-                }
-            }
+            self.check_drops(core, &out.notices)?;
+            out.notices.clear();
             let deferred: Vec<Deferred> = out.deferred.drain(..).collect();
             if deferred.is_empty() {
                 return Ok(());
@@ -459,6 +418,30 @@ impl World {
         }
     }
 
+    /// What `core`'s monitor dropped since its last step: only late
+    /// replies, each said in a notice.
+    fn check_drops(&mut self, core: u16, notices: &[String]) -> Result<(), Violation> {
+        let before = self.strays[usize::from(core)];
+        let now = self.hosts[usize::from(core)].monitor.strays();
+        self.strays[usize::from(core)] = now;
+        if (now.unknown, now.mismatched, now.malformed)
+            != (before.unknown, before.mismatched, before.malformed)
+        {
+            return violation!("core {core} dropped what it should not have: {now:?}: {notices:?}");
+        }
+        let said = notices
+            .iter()
+            .filter(|notice| notice.starts_with("dropped"))
+            .count() as u64;
+        if said != now.late - before.late {
+            return violation!(
+                "core {core} dropped {} late replies and said so {said} times: {notices:?}",
+                now.late - before.late
+            );
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, core: u16, effect: Effect) -> Result<(), Violation> {
         match effect {
             Effect::Mapping(effect) => self.hosts[usize::from(core)].memory.apply(core, effect),
@@ -473,8 +456,11 @@ impl World {
         result: Result<Wire, CallError>,
     ) -> Result<(), Violation> {
         let Some((call, ended)) = self.calls.get_mut(&(core, ticket)) else {
-            if core == 0 {
-                self.setup.push((ticket, result));
+            if let Some((awaited, outcome @ None)) = &mut self.setup
+                && core == 0
+                && *awaited == ticket
+            {
+                *outcome = Some(result);
                 return Ok(());
             }
             return violation!("core {core} completed {ticket:?}, which it never made");
@@ -483,75 +469,33 @@ impl World {
             return violation!("{call:?} ended twice");
         }
         *ended = true;
+        let request = call.request.clone();
         match result {
-            Ok(reply) => call
-                .request
-                .answered_by(reply)
-                .map_err(|error| Violation(format!("core {core}: {error}"))),
+            Ok(reply) => {
+                let confirmed = matches!(request, Request::Shootdown { .. })
+                    && reply
+                        .clone()
+                        .take::<BenchShot>()
+                        .is_some_and(|shot| shot.status == BENCH_DONE);
+                self.shootdowns_done += u64::from(confirmed);
+                request
+                    .answered_by(reply)
+                    .map_err(|error| Violation(format!("core {core}: {error}")))
+            }
             Err(CallError::NoAnswer { .. }) => {
                 self.unanswered[usize::from(core)] += 1;
                 Ok(())
             }
-            Err(error) => violation!("{call:?} failed on a machine where every core runs: {error}"),
-        }
-    }
-
-    /// Checks a world with no action left.
-    pub fn check_quiescent(&self) -> Result<(), Violation> {
-        if let Some(((core, _), (call, _))) = self.calls.iter().find(|(_, (_, ended))| !ended) {
-            return violation!("core {core}'s call {call:?} never ended");
-        }
-        let mut agreed: Option<(usize, u64)> = None;
-        for (core, host) in self.hosts.iter().enumerate() {
-            let monitor = &host.monitor;
-            if monitor.calls_in_flight() != 0 {
-                return violation!(
-                    "core {core} still waits on {} calls",
-                    monitor.calls_in_flight()
-                );
-            }
-            let strays = monitor.strays();
-            if (strays.unknown, strays.mismatched, strays.malformed) != (0, 0, 0) {
-                return violation!("core {core} dropped replies it should not have: {strays:?}");
-            }
-            if strays.late != self.arrived_late[core] {
-                return violation!(
-                    "core {core} counted {} late replies and said so {} times",
-                    strays.late,
-                    self.arrived_late[core]
-                );
-            }
-            // Every core runs to the end, so every request is answered:
-            // each call that timed out has its reply dropped as late.
-            if strays.late != self.unanswered[core] {
-                return violation!(
-                    "core {core} dropped {} late replies for its {} calls that timed out",
-                    strays.late,
-                    self.unanswered[core]
-                );
-            }
-            let replica = monitor.mappings().replica();
-            let entries = replica.entries();
-            if entries.iter().any(|entry| entry.pending.is_some()) {
-                return violation!("core {core} is left with a lock: {entries:?}");
-            }
-            host.memory.agrees_with(core as u16, &entries)?;
-            let hash = replica.hash();
-            match agreed {
-                Some((first, expected)) if expected != hash => {
-                    return violation!(
-                        "replicas diverge: core {first} hashes {expected:#018x}, core {core} {hash:#018x}"
-                    );
-                }
-                Some(_) => {}
-                None => agreed = Some((core, hash)),
+            Err(error) => {
+                violation!("{request:?} failed on a machine where every core runs: {error}")
             }
         }
-        self.check_trace()
     }
 
     /// Every traced receive has its traced send, where the sender traced
-    /// from an earlier message on that link.
+    /// from an earlier message on that link and still traces at the end
+    /// (a sender that turned tracing off since may have lost its sends'
+    /// events to a later `trace on`, which empties its ring).
     fn check_trace(&self) -> Result<(), Violation> {
         let sends: BTreeSet<(u16, u16, u32)> = self
             .hosts
@@ -585,35 +529,6 @@ impl World {
         }
         Ok(())
     }
-
-    /// What happened in the run so far.
-    pub fn tally(&self) -> Tally {
-        let mut tally = Tally::default();
-        for (call, _) in self.calls.values() {
-            tally.calls += 1;
-            if let Request::Propose { .. } = call.request {
-                tally.proposals += 1;
-            }
-        }
-        for (core, host) in self.hosts.iter().enumerate() {
-            tally.unanswered += self.unanswered[core];
-            tally.late += host.monitor.strays().late;
-            tally.mapped += host.memory.mapped(TEST_SPACE);
-        }
-        tally
-    }
-
-    /// `action` in words.
-    pub fn describe(&self, action: Action) -> String {
-        match action {
-            Action::Call(core) => match self.hosts[usize::from(core)].script.front() {
-                Some(call) => format!("core {core} calls core {}: {:?}", call.to, call.request),
-                None => format!("core {core} calls: nothing left"),
-            },
-            Action::Deliver { from, to } => format!("deliver {from} -> {to}"),
-            Action::Tick(core) => format!("tick on core {core}"),
-        }
-    }
 }
 
 /// Counts of what happened in runs.
@@ -621,10 +536,11 @@ impl World {
 pub struct Tally {
     pub calls: u64,
     pub proposals: u64,
-    /// Calls that ended without their reply.
+    /// Calls that ended without their reply (as many replies were dropped
+    /// as late: the end checks it).
     pub unanswered: u64,
-    /// Replies dropped because their call had ended.
-    pub late: u64,
+    /// Calls to `bench shootdown` that every holder confirmed.
+    pub shootdowns: u64,
     /// Pages left mapped, summed over the cores.
     pub mapped: usize,
 }
@@ -634,7 +550,7 @@ impl std::ops::AddAssign for Tally {
         self.calls += other.calls;
         self.proposals += other.proposals;
         self.unanswered += other.unanswered;
-        self.late += other.late;
+        self.shootdowns += other.shootdowns;
         self.mapped += other.mapped;
     }
 }
@@ -648,25 +564,124 @@ pub fn run(seed: u64, trace: impl FnMut(usize, &World, Action)) -> Result<Run<Ta
 impl Simulation for World {
     type Action = Action;
     type Tally = Tally;
-
+    /// The actions possible now; none means the run is over.
     fn actions(&self) -> Vec<Action> {
-        World::actions(self)
+        let n = self.n();
+        let mut actions = Vec::new();
+        for (core, host) in self.hosts.iter().enumerate() {
+            if !host.script.is_empty() {
+                actions.push(Action::Call(core as u16));
+            }
+        }
+        for (link, slots) in self.links.iter().enumerate() {
+            if !slots.is_empty() {
+                actions.push(Action::Deliver {
+                    from: (link / n) as u16,
+                    to: (link % n) as u16,
+                });
+            }
+        }
+        for (core, host) in self.hosts.iter().enumerate() {
+            if host.monitor.wants_ticks() {
+                actions.push(Action::Tick(core as u16));
+            }
+        }
+        actions
     }
 
+    /// Takes `action` (one of `actions()`) and checks the invariants that
+    /// hold after every step.
     fn act(&mut self, action: Action) -> Result<(), Violation> {
-        World::act(self, action)
+        match action {
+            Action::Call(core) => {
+                let call = self.hosts[usize::from(core)]
+                    .script
+                    .pop_front()
+                    .expect("a call from an empty script");
+                let mut out = Output::default();
+                self.now += 1;
+                let ticket = self.hosts[usize::from(core)].monitor.call(
+                    self.now,
+                    CoreId(call.to),
+                    call.request.wire(),
+                    call.timeout,
+                    &mut out,
+                );
+                self.calls.insert((core, ticket), (call, false));
+                self.absorb(core, out)
+            }
+            Action::Deliver { from, to } => self.deliver(from, to),
+            Action::Tick(core) => self.step(core, Input::Tick),
+        }
     }
 
+    /// Checks a world with no action left.
     fn check_quiescent(&self) -> Result<(), Violation> {
-        World::check_quiescent(self)
+        if let Some(((core, _), (call, _))) = self.calls.iter().find(|(_, (_, ended))| !ended) {
+            return violation!("core {core}'s call {call:?} never ended");
+        }
+        let mut hashes = Vec::new();
+        for (core, host) in self.hosts.iter().enumerate() {
+            let monitor = &host.monitor;
+            // No action is left, so no tick is wanted: a call in flight
+            // here means `wants_ticks` forgot the calls.
+            if monitor.calls_in_flight() != 0 {
+                return violation!(
+                    "core {core} still waits on {} calls",
+                    monitor.calls_in_flight()
+                );
+            }
+            let strays = monitor.strays();
+            // Every core runs to the end, so every request is answered:
+            // each call that timed out has its reply dropped as late.
+            if strays.late != self.unanswered[core] {
+                return violation!(
+                    "core {core} dropped {} late replies for its {} calls that timed out",
+                    strays.late,
+                    self.unanswered[core]
+                );
+            }
+            let replica = monitor.mappings().replica();
+            let entries = replica.entries();
+            if entries.iter().any(|entry| entry.pending.is_some()) {
+                return violation!("core {core} is left with a lock: {entries:?}");
+            }
+            host.memory.agrees_with(core as u16, &entries)?;
+            hashes.push((core as u16, replica.hash()));
+        }
+        replicas_agree(hashes)?;
+        self.check_trace()
     }
 
+    /// What happened in the run so far.
     fn tally(&self) -> Tally {
-        World::tally(self)
+        let mut tally = Tally {
+            shootdowns: self.shootdowns_done,
+            ..Tally::default()
+        };
+        for (call, _) in self.calls.values() {
+            tally.calls += 1;
+            if let Request::Propose { .. } = call.request {
+                tally.proposals += 1;
+            }
+        }
+        for (core, host) in self.hosts.iter().enumerate() {
+            tally.unanswered += self.unanswered[core];
+            tally.mapped += host.memory.mapped(TEST_SPACE);
+        }
+        tally
     }
 
+    /// `action` in words.
     fn describe(&self, action: Action) -> String {
-        World::describe(self, action)
+        match action {
+            Action::Call(core) => match self.hosts[usize::from(core)].script.front() {
+                Some(call) => format!("core {core} calls core {}: {:?}", call.to, call.request),
+                None => format!("core {core} calls: nothing left"),
+            },
+            Action::Deliver { from, to } => format!("deliver {from} -> {to}"),
+            Action::Tick(core) => format!("tick on core {core}"),
+        }
     }
 }
 

@@ -137,7 +137,7 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
 
 /// A failure in words, with the command that replays it with the seed test
 /// `test` of this crate.
-pub fn explain(test: &str, failure: &Failure) -> String {
+fn explain(test: &str, failure: &Failure) -> String {
     format!(
         "seed {} broke an invariant at step {}: {}\nreplay it with: ATOLL_SIM_SEED={} ATOLL_SIM_TRACE=1 cargo test -p atoll-sim --test {test} replay -- --nocapture",
         failure.seed, failure.step, failure.violation, failure.seed

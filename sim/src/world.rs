@@ -18,7 +18,7 @@ use atoll_replica::{
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
-use crate::memory::Memory;
+use crate::memory::{Memory, replicas_agree};
 use crate::seeded::{Simulation, Violation, violation};
 
 /// The one address space of every scenario.
@@ -142,7 +142,7 @@ impl World {
             })
             .collect();
         while let Some(&action) = world.actions().first() {
-            world.step(action)?;
+            world.act(action)?;
         }
         world.check_quiescent()?;
         for (host, script) in world.hosts.iter_mut().zip(&scenario.scripts) {
@@ -151,105 +151,6 @@ impl World {
         world.ticks = scenario.ticks;
         world.crashes_left = scenario.crashes;
         Ok(world)
-    }
-
-    /// The actions possible now; none means the run is over.
-    pub fn actions(&self) -> Vec<Action> {
-        let n = self.hosts.len();
-        let mut actions = Vec::new();
-        for (i, host) in self.hosts.iter().enumerate() {
-            if host.up && !host.script.is_empty() {
-                actions.push(Action::Submit(core_id(i)));
-            }
-        }
-        for (c, channel) in self.channels.iter().enumerate() {
-            if !channel.is_empty() {
-                let (from, to) = (core_id(c / n), core_id(c % n));
-                actions.push(Action::Deliver { from, to });
-            }
-        }
-        if self.ticks && self.hosts.iter().any(|h| h.up && h.replicator.has_timers()) {
-            actions.push(Action::Tick);
-        }
-        if self.crashes_left > 0 {
-            let up = self.hosts.iter().enumerate().filter(|(_, h)| h.up);
-            actions.extend(up.map(|(i, _)| Action::Crash(core_id(i))));
-        }
-        actions
-    }
-
-    /// `action` in words, with the message it would deliver.
-    pub fn describe(&self, action: Action) -> String {
-        let Action::Deliver { from, to } = action else {
-            return action.to_string();
-        };
-        let channel = &self.channels[usize::from(from.0) * self.hosts.len() + usize::from(to.0)];
-        match channel.front() {
-            Some(Envelope::Message(bytes)) => format!("{action}: {:?}", Message::from_bytes(bytes)),
-            Some(Envelope::Down) => format!("{action}: core {} is down", from.0),
-            None => format!("{action}: nothing to deliver"),
-        }
-    }
-
-    /// Takes `action` (one of `actions()`) and checks the invariants that
-    /// hold after every step.
-    pub fn step(&mut self, action: Action) -> Result<(), Violation> {
-        let n = self.hosts.len();
-        match action {
-            Action::Submit(core) => {
-                let host = &mut self.hosts[usize::from(core.0)];
-                let request = host
-                    .script
-                    .pop_front()
-                    .expect("submit with an empty script");
-                let mut out = atoll_replica::Actions::default();
-                let Ok(id) = host.replicator.submit(request, self.shape, &mut out) else {
-                    return violation!("core {} refused request {request:?}", core.0);
-                };
-                self.submitted.insert(id, request);
-                self.absorb(core, out)
-            }
-            Action::Deliver { from, to } => {
-                let channel = &mut self.channels[usize::from(from.0) * n + usize::from(to.0)];
-                let input = match channel.pop_front().expect("deliver from an empty channel") {
-                    Envelope::Message(bytes) => {
-                        let Some(message) = Message::from_bytes(&bytes) else {
-                            return violation!("undecodable message from {} to {}", from.0, to.0);
-                        };
-                        Input::Message { from, message }
-                    }
-                    Envelope::Down => Input::CoreDown(from),
-                };
-                let mut out = atoll_replica::Actions::default();
-                self.hosts[usize::from(to.0)]
-                    .replicator
-                    .handle(input, &mut out);
-                self.absorb(to, out)
-            }
-            Action::Tick => {
-                for i in 0..n {
-                    if self.hosts[i].up {
-                        let mut out = atoll_replica::Actions::default();
-                        self.hosts[i].replicator.handle(Input::Tick, &mut out);
-                        self.absorb(core_id(i), out)?;
-                    }
-                }
-                Ok(())
-            }
-            Action::Crash(core) => {
-                let crashed = usize::from(core.0);
-                self.crashes_left -= 1;
-                self.hosts[crashed].up = false;
-                self.hosts[crashed].script.clear();
-                for other in 0..n {
-                    self.channels[other * n + crashed].clear();
-                    if self.hosts[other].up {
-                        self.channels[crashed * n + other].push_back(Envelope::Down);
-                    }
-                }
-                Ok(())
-            }
-        }
     }
 
     /// Acts on what `core` produced, as its host would: effects, then
@@ -359,69 +260,6 @@ impl World {
         }
         Ok(())
     }
-
-    /// Checks a world with no action left: every request of a core that is
-    /// up completed, no protocol state is left, and the replicas that are
-    /// up agree with each other and with their page tables and TLBs.
-    pub fn check_quiescent(&self) -> Result<(), Violation> {
-        for (&id, request) in &self.submitted {
-            let origin_up = self.hosts[usize::from(id.origin.0)].up;
-            if origin_up && !self.completed.contains_key(&id) {
-                return violation!("{request:?} ({id:?}) never completed");
-            }
-        }
-        let mut agreed: Option<(CoreId, u64)> = None;
-        for (i, host) in self.hosts.iter().enumerate().filter(|(_, h)| h.up) {
-            let entries = host.replicator.replica().entries();
-            if !host.replicator.is_idle() || entries.iter().any(|e| e.pending.is_some()) {
-                return violation!("core {i} is left with a proposal in progress: {entries:?}");
-            }
-            host.memory.agrees_with(i as u16, &entries)?;
-            if !self.holders.contains(&core_id(i)) {
-                if !entries.is_empty() {
-                    return violation!("core {i} holds no replica but has entries {entries:?}");
-                }
-                continue;
-            }
-            let hash = host.replicator.replica().hash();
-            match agreed {
-                Some((first, expected)) if expected != hash => {
-                    return violation!(
-                        "replicas diverge: core {} hashes {expected:#018x}, core {i} {hash:#018x}",
-                        first.0
-                    );
-                }
-                Some(_) => {}
-                None => agreed = Some((core_id(i), hash)),
-            }
-        }
-        Ok(())
-    }
-
-    /// What happened in the run so far.
-    pub fn tally(&self) -> Tally {
-        let mut tally = Tally {
-            crashes: self.hosts.iter().filter(|h| !h.up).count(),
-            ..Tally::default()
-        };
-        for completion in self.completed.values() {
-            match *completion {
-                Completion::Committed { report, .. } => {
-                    tally.committed += 1;
-                    tally.partial += usize::from(!report.is_complete());
-                }
-                Completion::ShootdownDone { report, .. } => {
-                    tally.shootdowns += 1;
-                    tally.partial += usize::from(!report.is_complete());
-                }
-                Completion::Aborted { reason, .. } => {
-                    tally.aborted += 1;
-                    tally.timed_out += usize::from(matches!(reason, AbortReason::Timeout { .. }));
-                }
-            }
-        }
-        tally
-    }
 }
 
 /// Counts of what happened in runs.
@@ -463,24 +301,156 @@ fn page(request: &Request) -> (SpaceId, u64) {
 impl Simulation for World {
     type Action = Action;
     type Tally = Tally;
-
+    /// The actions possible now; none means the run is over.
     fn actions(&self) -> Vec<Action> {
-        World::actions(self)
+        let n = self.hosts.len();
+        let mut actions = Vec::new();
+        for (i, host) in self.hosts.iter().enumerate() {
+            if host.up && !host.script.is_empty() {
+                actions.push(Action::Submit(core_id(i)));
+            }
+        }
+        for (c, channel) in self.channels.iter().enumerate() {
+            if !channel.is_empty() {
+                let (from, to) = (core_id(c / n), core_id(c % n));
+                actions.push(Action::Deliver { from, to });
+            }
+        }
+        if self.ticks && self.hosts.iter().any(|h| h.up && h.replicator.has_timers()) {
+            actions.push(Action::Tick);
+        }
+        if self.crashes_left > 0 {
+            let up = self.hosts.iter().enumerate().filter(|(_, h)| h.up);
+            actions.extend(up.map(|(i, _)| Action::Crash(core_id(i))));
+        }
+        actions
     }
 
+    /// Takes `action` (one of `actions()`) and checks the invariants that
+    /// hold after every step.
     fn act(&mut self, action: Action) -> Result<(), Violation> {
-        self.step(action)
+        let n = self.hosts.len();
+        match action {
+            Action::Submit(core) => {
+                let host = &mut self.hosts[usize::from(core.0)];
+                let request = host
+                    .script
+                    .pop_front()
+                    .expect("submit with an empty script");
+                let mut out = atoll_replica::Actions::default();
+                let Ok(id) = host.replicator.submit(request, self.shape, &mut out) else {
+                    return violation!("core {} refused request {request:?}", core.0);
+                };
+                self.submitted.insert(id, request);
+                self.absorb(core, out)
+            }
+            Action::Deliver { from, to } => {
+                let channel = &mut self.channels[usize::from(from.0) * n + usize::from(to.0)];
+                let input = match channel.pop_front().expect("deliver from an empty channel") {
+                    Envelope::Message(bytes) => {
+                        let Some(message) = Message::from_bytes(&bytes) else {
+                            return violation!("undecodable message from {} to {}", from.0, to.0);
+                        };
+                        Input::Message { from, message }
+                    }
+                    Envelope::Down => Input::CoreDown(from),
+                };
+                let mut out = atoll_replica::Actions::default();
+                self.hosts[usize::from(to.0)]
+                    .replicator
+                    .handle(input, &mut out);
+                self.absorb(to, out)
+            }
+            Action::Tick => {
+                for i in 0..n {
+                    if self.hosts[i].up {
+                        let mut out = atoll_replica::Actions::default();
+                        self.hosts[i].replicator.handle(Input::Tick, &mut out);
+                        self.absorb(core_id(i), out)?;
+                    }
+                }
+                Ok(())
+            }
+            Action::Crash(core) => {
+                let crashed = usize::from(core.0);
+                self.crashes_left -= 1;
+                self.hosts[crashed].up = false;
+                self.hosts[crashed].script.clear();
+                for other in 0..n {
+                    self.channels[other * n + crashed].clear();
+                    if self.hosts[other].up {
+                        self.channels[crashed * n + other].push_back(Envelope::Down);
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
+    /// Checks a world with no action left: every request of a core that is
+    /// up completed, no protocol state is left, and the replicas that are
+    /// up agree with each other and with their page tables and TLBs.
     fn check_quiescent(&self) -> Result<(), Violation> {
-        World::check_quiescent(self)
+        for (&id, request) in &self.submitted {
+            let origin_up = self.hosts[usize::from(id.origin.0)].up;
+            if origin_up && !self.completed.contains_key(&id) {
+                return violation!("{request:?} ({id:?}) never completed");
+            }
+        }
+        let mut hashes = Vec::new();
+        for (i, host) in self.hosts.iter().enumerate().filter(|(_, h)| h.up) {
+            let entries = host.replicator.replica().entries();
+            if !host.replicator.is_idle() || entries.iter().any(|e| e.pending.is_some()) {
+                return violation!("core {i} is left with a proposal in progress: {entries:?}");
+            }
+            host.memory.agrees_with(i as u16, &entries)?;
+            if !self.holders.contains(&core_id(i)) {
+                if !entries.is_empty() {
+                    return violation!("core {i} holds no replica but has entries {entries:?}");
+                }
+                continue;
+            }
+            hashes.push((i as u16, host.replicator.replica().hash()));
+        }
+        replicas_agree(hashes)?;
+        Ok(())
     }
 
+    /// What happened in the run so far.
     fn tally(&self) -> Tally {
-        World::tally(self)
+        let mut tally = Tally {
+            crashes: self.hosts.iter().filter(|h| !h.up).count(),
+            ..Tally::default()
+        };
+        for completion in self.completed.values() {
+            match *completion {
+                Completion::Committed { report, .. } => {
+                    tally.committed += 1;
+                    tally.partial += usize::from(!report.is_complete());
+                }
+                Completion::ShootdownDone { report, .. } => {
+                    tally.shootdowns += 1;
+                    tally.partial += usize::from(!report.is_complete());
+                }
+                Completion::Aborted { reason, .. } => {
+                    tally.aborted += 1;
+                    tally.timed_out += usize::from(matches!(reason, AbortReason::Timeout { .. }));
+                }
+            }
+        }
+        tally
     }
 
+    /// `action` in words, with the message it would deliver.
     fn describe(&self, action: Action) -> String {
-        World::describe(self, action)
+        let Action::Deliver { from, to } = action else {
+            return action.to_string();
+        };
+        let channel = &self.channels[usize::from(from.0) * self.hosts.len() + usize::from(to.0)];
+        match channel.front() {
+            Some(Envelope::Message(bytes)) => format!("{action}: {:?}", Message::from_bytes(bytes)),
+            Some(Envelope::Down) => format!("{action}: core {} is down", from.0),
+            None => format!("{action}: nothing to deliver"),
+        }
     }
 }
