@@ -1,6 +1,7 @@
 //! `cargo xtask bench <name>`: runs one of the benchmarks of
-//! `hosted/benches` (`urpc`, `scaling` for fig3, replication and
-//! sharing, or `monitor`; built by `cargo bench`, so optimised), which prints
+//! `hosted/benches` (`urpc` for urpc, urpc-depth and monitor, `scaling` for
+//! fig3, replication and sharing; built by `cargo bench`, so optimised),
+//! which prints
 //! its table and writes `bench/results/<name>.json` and `.svg`, recording the
 //! command below as the one that produced them. Timed benchmarks are not
 //! tests: `cargo xtask test` never runs them.

@@ -146,9 +146,8 @@ impl Benchmark {
     /// The `hosted/benches` target that runs it.
     pub fn target(self) -> &'static str {
         match self {
-            Benchmark::Urpc | Benchmark::UrpcDepth => "urpc",
+            Benchmark::Urpc | Benchmark::UrpcDepth | Benchmark::Monitor => "urpc",
             Benchmark::Fig3 | Benchmark::Replication | Benchmark::Sharing => "scaling",
-            Benchmark::Monitor => "monitor",
         }
     }
 }
@@ -782,7 +781,7 @@ mod tests {
         };
         assert_eq!(
             (options.benchmark, options.benchmark.target(), options.cpus),
-            (Benchmark::Monitor, "monitor", Some((0, 1)))
+            (Benchmark::Monitor, "urpc", Some((0, 1)))
         );
     }
 

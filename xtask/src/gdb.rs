@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result};
 
@@ -45,27 +45,43 @@ pub fn gdb_args(kernel: &Path, port: u16, batch: Option<&Path>) -> Vec<String> {
     args
 }
 
-/// QEMU for `machine`, stopped at the first instruction with its gdbstub on
-/// `port` (local connections only), and the serial output in `serial`;
-/// QEMU's own messages go to `messages`.
-pub fn start_qemu(
-    kernel: &Path,
-    machine: &Machine,
-    script: Option<&str>,
-    port: u16,
-    serial: &Path,
+/// What a debugging session runs against.
+pub struct Target<'a> {
+    pub kernel: &'a Path,
+    pub machine: &'a Machine,
+    /// An exec script for the kernel, or none for the shell.
+    pub script: Option<&'a str>,
+    pub port: u16,
+    /// Where the serial output goes.
+    pub serial: &'a Path,
+    /// gdb's commands, run in batch; none for an interactive gdb.
+    pub batch: Option<&'a Path>,
+}
+
+/// A debugging session: QEMU for the target's machine, stopped at the first
+/// instruction with its gdbstub on `port` (local connections only) and its
+/// own messages going to `messages`; then gdb, given its arguments
+/// ([`gdb_args`]) by `run_gdb`, which runs it and returns what it gives.
+/// QEMU goes with the session, whatever gdb left it doing.
+pub fn session<T>(
+    target: &Target<'_>,
     messages: Stdio,
-) -> Result<Child> {
+    run_gdb: impl FnOnce(Vec<String>) -> T,
+) -> Result<T> {
     let boot = Boot::Kernel {
-        elf: kernel,
-        cmdline: script.map(protocol::exec_cmdline),
+        elf: target.kernel,
+        cmdline: target.script.map(protocol::exec_cmdline),
     };
-    let mut qemu = qemu::command(machine, &boot, Console::File(serial));
-    qemu.args(["-S", "-gdb", &format!("tcp:127.0.0.1:{port}")])
+    let mut qemu = qemu::command(target.machine, &boot, Console::File(target.serial));
+    qemu.args(["-S", "-gdb", &format!("tcp:127.0.0.1:{}", target.port)])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(messages);
-    qemu.spawn().context("cannot start qemu-system-x86_64")
+    let mut qemu = qemu.spawn().context("cannot start qemu-system-x86_64")?;
+    let outcome = run_gdb(gdb_args(target.kernel, target.port, target.batch));
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    Ok(outcome)
 }
 
 pub fn run(workspace: &Workspace, options: &GdbOptions) -> Result<ExitCode> {
@@ -73,14 +89,6 @@ pub fn run(workspace: &Workspace, options: &GdbOptions) -> Result<ExitCode> {
     let kernel = workspace.build_kernel()?;
     let serial: PathBuf = workspace.target_dir.join("gdb-serial.log");
     File::create(&serial).with_context(|| format!("creating {}", serial.display()))?;
-    let mut qemu = start_qemu(
-        &kernel,
-        &options.machine,
-        options.script.as_deref(),
-        options.port,
-        &serial,
-        Stdio::inherit(),
-    )?;
     eprintln!(
         "xtask: QEMU waits for gdb on 127.0.0.1:{}; the serial output goes to {}\n\
          xtask: each core is a gdb thread (core N is thread N+1); try\n    \
@@ -88,12 +96,17 @@ pub fn run(workspace: &Workspace, options: &GdbOptions) -> Result<ExitCode> {
         options.port,
         serial.display()
     );
-    let status = Command::new("gdb")
-        .args(gdb_args(&kernel, options.port, options.batch.as_deref()))
-        .status();
-    // QEMU goes with the debugging session, whatever gdb left it doing.
-    let _ = qemu.kill();
-    let _ = qemu.wait();
+    let target = Target {
+        kernel: &kernel,
+        machine: &options.machine,
+        script: options.script.as_deref(),
+        port: options.port,
+        serial: &serial,
+        batch: options.batch.as_deref(),
+    };
+    let status = session(&target, Stdio::inherit(), |args| {
+        Command::new("gdb").args(args).status()
+    })?;
     let status = status.context("cannot start gdb")?;
     Ok(if status.success() {
         ExitCode::SUCCESS

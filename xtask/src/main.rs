@@ -58,7 +58,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Trace(options) => trace::run(&workspace, &options),
         Command::Gdb(options) => gdb::run(&workspace, &options),
         Command::Iso(options) => {
-            prereqs::ensure(&workspace, prereqs::Need::Everything)?;
+            prereqs::ensure(&workspace, prereqs::Need::Iso)?;
             let kernel = workspace.build_kernel()?;
             let out = options
                 .out

@@ -18,7 +18,9 @@ pub enum Need {
     Qemu,
     /// `gdb`: QEMU and gdb.
     Gdb,
-    /// `iso` and `test`: QEMU, gdb, GRUB for BIOS and UEFI, and OVMF.
+    /// `iso`: QEMU, GRUB for BIOS and UEFI, and OVMF.
+    Iso,
+    /// `test`: all of them.
     Everything,
 }
 
@@ -49,32 +51,32 @@ const REQUIREMENTS: [Requirement; 8] = [
     Requirement {
         probe: Probe::Tool("grub-mkrescue"),
         package: "grub-common",
-        need: Need::Everything,
+        need: Need::Iso,
     },
     Requirement {
         probe: Probe::Tool("xorriso"),
         package: "xorriso",
-        need: Need::Everything,
+        need: Need::Iso,
     },
     Requirement {
         probe: Probe::Tool("mformat"),
         package: "mtools",
-        need: Need::Everything,
+        need: Need::Iso,
     },
     Requirement {
         probe: Probe::Dir("/usr/lib/grub/i386-pc"),
         package: "grub-pc-bin",
-        need: Need::Everything,
+        need: Need::Iso,
     },
     Requirement {
         probe: Probe::Dir("/usr/lib/grub/x86_64-efi"),
         package: "grub-efi-amd64-bin",
-        need: Need::Everything,
+        need: Need::Iso,
     },
     Requirement {
         probe: Probe::Ovmf,
         package: "ovmf",
-        need: Need::Everything,
+        need: Need::Iso,
     },
 ];
 
@@ -208,6 +210,15 @@ mod tests {
             .map(|r| r.package)
             .collect();
         assert_eq!(for_gdb, ["qemu-system-x86", "gdb"]);
+        let for_iso: Vec<&str> = REQUIREMENTS
+            .iter()
+            .filter(|r| r.applies_to(Need::Iso))
+            .map(|r| r.package)
+            .collect();
+        assert!(
+            !for_iso.contains(&"gdb") && for_iso.contains(&"ovmf"),
+            "{for_iso:?}"
+        );
         assert!(REQUIREMENTS.iter().all(|r| r.applies_to(Need::Everything)));
     }
 

@@ -25,8 +25,7 @@ use serde_json::{Value, json};
 use crate::cli::TraceOptions;
 use crate::prereqs::{self, Need};
 use crate::protocol;
-use crate::qemu::{self, Boot, Console};
-use crate::session::{Input, Session};
+use crate::run;
 use crate::workspace::Workspace;
 
 /// The script that runs `script` with tracing on and dumps it afterwards.
@@ -138,6 +137,12 @@ impl Trace {
                 continue;
             };
             if let Some(header) = rest.strip_prefix("core ") {
+                // A core whose ring was in use when it was asked dumps
+                // nothing, and says so.
+                if header.ends_with("the ring is busy; nothing dumped") {
+                    current = None;
+                    continue;
+                }
                 let (core, dump) = parse_header(header, line)?;
                 trace.dumps.insert(core, dump);
                 current = Some(core);
@@ -387,19 +392,16 @@ pub fn run(workspace: &Workspace, options: &TraceOptions) -> Result<ExitCode> {
     prereqs::ensure(workspace, Need::Qemu)?;
     let kernel = workspace.build_kernel()?;
     let script = wrap(&options.script);
-    let boot = Boot::Kernel {
-        elf: &kernel,
-        cmdline: Some(protocol::exec_cmdline(&script)),
-    };
-    let command = qemu::command(&options.machine, &boot, Console::Plain);
-    let mut session = Session::start(command, Input::Closed, false, options.timeout)?;
-    let exit = session.finish().map_err(|error| anyhow!(error))?;
-    let serial = session.logs().serial.text();
-    for line in protocol::lines(&serial).filter(|line| !is_event_line(line)) {
+    let serial = run::exec(&kernel, &options.machine, &script, options.timeout, false)?;
+    for line in protocol::lines(&serial.text).filter(|line| !is_event_line(line)) {
         println!("{line}");
     }
-    let verdict = protocol::exec_verdict(exit, &serial);
-    let trace = export(&serial, &options.out)?;
+    let verdict = protocol::exec_verdict(serial.exit, &serial.text);
+    let trace = match export(&serial.text, &options.out) {
+        Ok(trace) => trace,
+        // A boot that failed has a better reason than a missing dump.
+        Err(error) => return Err(verdict.err().map_or(error, |failure| anyhow!(failure))),
+    };
     print!("{}", trace.summary());
     println!("xtask: wrote {}", options.out.display());
     verdict.map_err(|error| anyhow!(error))?;
@@ -474,6 +476,42 @@ mod tests {
             "trace: 0 9000 recv 1 9 6 0 VmDone",
         );
         assert_eq!(Trace::parse(&earlier).unwrap().unmatched_receives(), 0);
+    }
+
+    #[test]
+    fn a_core_dumped_twice_keeps_its_last_dump_and_a_busy_ring_dumps_nothing() {
+        // A faulting core dumps itself on the way down; a later dump of the
+        // same core (here with one event less) replaces it.
+        let again = "trace: core 1: 1 events, 0 lost, tsc_per_ms 2000000, first sends 0:7 1:0\r\n\
+            trace: 1 7000 send 0 9 7 0 VmDone\r\n\
+            trace: core 0: the ring is busy; nothing dumped\r\n";
+        let trace = Trace::parse(&(SERIAL.to_owned() + again)).unwrap();
+        assert_eq!(trace.dumps[&1].events.len(), 1);
+        assert_eq!(
+            trace.dumps[&0].events.len(),
+            3,
+            "the busy line left core 0's dump"
+        );
+    }
+
+    #[test]
+    fn a_core_that_lost_events_is_owed_no_sends() {
+        // Core 1 lost events: its missing send is not counted against it,
+        // and the summary says that some cores lost events.
+        let lossy = SERIAL
+            .replace(
+                "3 events, 0 lost, tsc_per_ms 2000000, first sends 0:7",
+                "3 events, 2 lost, tsc_per_ms 2000000, first sends 0:7",
+            )
+            .replace("trace: 1 7000 send 0 9 7 0 VmDone\r\n", "");
+        let trace = Trace::parse(&lossy).unwrap();
+        assert_eq!(trace.dumps[&1].lost, 2);
+        assert_eq!(trace.unmatched_receives(), 0);
+        assert!(
+            trace.summary().contains("some cores lost events"),
+            "{}",
+            trace.summary()
+        );
     }
 
     #[test]

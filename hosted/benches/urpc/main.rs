@@ -1,16 +1,19 @@
-//! The URPC benchmarks, run by `cargo xtask bench urpc` and
-//! `cargo xtask bench urpc-depth` (or directly with
-//! `cargo bench -p atoll-hosted --bench urpc -- <benchmark> [flags]`).
+//! The URPC benchmarks, run by `cargo xtask bench urpc`,
+//! `cargo xtask bench urpc-depth` and `cargo xtask bench monitor` (or
+//! directly with `cargo bench -p atoll-hosted --bench urpc -- <benchmark>
+//! [flags]`).
 //!
-//! Both pin the two ends of every channel to the same two CPUs, print a
+//! All pin the two ends of every channel to the same two CPUs, print a
 //! table, and write `<out>/<benchmark>.json` (every number, the machine as
 //! `lscpu` describes it, and the command) and `<out>/<benchmark>.svg`.
-//! `docs/urpc.md` explains what they measure and what they found.
+//! `docs/urpc.md` explains what the first two measure and what they found,
+//! `docs/benchmarks.md` the third.
 
 mod depth;
 mod harness;
 mod mechanisms;
 mod model;
+mod monitor;
 mod table;
 
 use std::process::ExitCode;
@@ -27,6 +30,7 @@ usage: urpc <benchmark> [--out DIR] [--cpus A,B] [--repetitions N] [--command TE
 benchmarks:
   urpc        URPC calls and rings against the one-line floor, rtrb, crossbeam-channel, std mpsc and pipes
   urpc-depth  URPC round trips and streaming against ring and call-channel depth
+  monitor     round trips through two monitors against the bare ring pair, tracing off and on
   --out DIR         where to write <benchmark>.json and .svg (default bench/results)
   --cpus A,B        the initiator's and the responder's CPU (default: the first two allowed)
   --repetitions N   rounds (default 15)
@@ -72,6 +76,7 @@ fn run(options: BenchArgs) -> Result<(), String> {
     let report = match options.benchmark.as_str() {
         "urpc" => table::run(&plan, cpus)?,
         "urpc-depth" => depth::run(&plan, cpus)?,
+        "monitor" => monitor::run(&plan, cpus)?,
         other => return Err(format!("no benchmark called {other}")),
     };
     println!("{}", report.table);

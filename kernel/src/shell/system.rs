@@ -131,14 +131,17 @@ pub fn fault(core: &Core, target: usize) -> Result<(), String> {
         .store(true, Ordering::Release);
     measure::wake(core.local, &core.recorder, target);
     let deadline = atoll_arch::cpu::rdtsc() + FAULT_TIMEOUT_MS * boot_facts().tsc_per_ms;
-    while BOARD.core(target).state() != CoreState::Stopped {
-        if atoll_arch::cpu::rdtsc() > deadline {
-            return Err(format!(
+    core.idle_until(|| {
+        if BOARD.core(target).state() == CoreState::Stopped {
+            Some(Ok(()))
+        } else if atoll_arch::cpu::rdtsc() > deadline {
+            Some(Err(format!(
                 "fault {target}: core {target} did not stop within {FAULT_TIMEOUT_MS} ms"
-            ));
+            )))
+        } else {
+            None
         }
-        core.poll();
-    }
+    })?;
     println!("fault {target}: core {target} took a page fault and stopped; the other cores run on");
     Ok(())
 }

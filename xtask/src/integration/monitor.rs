@@ -1,8 +1,9 @@
 //! QEMU tests of the monitor as a whole: a reply that comes after its call
-//! timed out, a trace of a proposal across 8 cores, and a debugging session
-//! that stops in one core's message handler.
+//! timed out, a trace of a proposal across 8 cores, the dump of a core that
+//! faults while tracing, and a debugging session that stops in one core's
+//! message handler.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -30,6 +31,10 @@ pub fn tests() -> Vec<QemuTest> {
         QemuTest::new(
             "gdb_stops_in_a_chosen_core_s_message_handler",
             gdb_stops_in_a_message_handler,
+        ),
+        QemuTest::new(
+            "a_core_that_faults_while_tracing_dumps_its_own_trace",
+            fault_dumps_its_own_trace,
         ),
         QemuTest::new("stall_refuses_bad_cores", stall_refuses_bad_cores),
         QemuTest::new(
@@ -120,18 +125,27 @@ fn trace_shows_the_flow(context: &mut TestContext) -> Result<(), String> {
         return Err(format!("tracks for cores {tracks:?}, expected 0 to 7"));
     }
 
-    let ids = |phase: &str| -> BTreeSet<u64> {
+    // A message arrives after it leaves: every flow ends no earlier than
+    // it starts (QEMU keeps the cores' TSCs in step, and the export puts
+    // every core on one time base).
+    let flow_times = |phase: &str| -> BTreeMap<u64, f64> {
         events
             .iter()
             .filter(|event| event["ph"] == phase)
-            .filter_map(|event| event["id"].as_u64())
+            .filter_map(|event| Some((event["id"].as_u64()?, event["ts"].as_f64()?)))
             .collect()
     };
-    let (starts, finishes) = (ids("s"), ids("f"));
-    if finishes.is_empty() || !finishes.is_subset(&starts) {
+    let (starts, finishes) = (flow_times("s"), flow_times("f"));
+    if finishes.is_empty() {
+        return Err("no flows in the trace".to_owned());
+    }
+    if let Some((id, end)) = finishes
+        .iter()
+        .find(|&(id, end)| starts.get(id).is_none_or(|start| end < start))
+    {
         return Err(format!(
-            "{} flow ends without their start",
-            finishes.difference(&starts).count()
+            "flow {id:#x} ends at {end} us, before its start {:?}",
+            starts.get(id)
         ));
     }
     if exported.unmatched_receives() != 0 {
@@ -197,13 +211,13 @@ fn trace_shows_the_flow(context: &mut TestContext) -> Result<(), String> {
     if !commits.iter().any(|&(from, _)| from != 3 && from != 5) {
         return Err(format!("no Commit went through an aggregator: {commits:?}"));
     }
-    let calls = events
+    let proposals = events
         .iter()
-        .filter(|event| event["cat"] == "call" && event["ph"] == "b")
+        .filter(|event| event["ph"] == "b" && event["name"] == "call VmPropose")
         .count();
-    if calls < 2 {
+    if proposals != 2 {
         return Err(format!(
-            "{calls} call spans, expected the two proposals' at least"
+            "{proposals} VmPropose call spans, expected the map's and the unmap's"
         ));
     }
     let summary = exported.summary();
@@ -239,30 +253,30 @@ fn gdb_stops_in_a_message_handler(context: &mut TestContext) -> Result<(), Strin
         ),
     )
     .map_err(|error| error.to_string())?;
-    let port = free_port()?;
-    let mut qemu = gdb::start_qemu(
-        &context.env.kernel,
-        &Machine::default(),
-        Some("cores"),
-        port,
-        &serial,
-        Stdio::null(),
-    )
-    .map_err(|error| format!("{error:#}"))?;
-    // coreutils' `timeout` ends a gdb that never stops.
-    let output = Command::new("timeout")
-        .arg(GDB_TIMEOUT.as_secs().to_string())
-        .arg("gdb")
-        .args(gdb::gdb_args(&context.env.kernel, port, Some(&batch)))
-        .stdin(Stdio::null())
-        .output()
-        .map(|output| {
-            String::from_utf8_lossy(&output.stdout).into_owned()
-                + &String::from_utf8_lossy(&output.stderr)
-        })
-        .map_err(|error| format!("cannot start gdb: {error}"));
-    let _ = qemu.kill();
-    let _ = qemu.wait();
+    let target = gdb::Target {
+        kernel: &context.env.kernel,
+        machine: &Machine::default(),
+        script: Some("cores"),
+        port: free_port()?,
+        serial: &serial,
+        batch: Some(&batch),
+    };
+    let output = gdb::session(&target, Stdio::null(), |args| {
+        // coreutils' `timeout` ends a gdb that never stops.
+        Command::new("timeout")
+            .arg(GDB_TIMEOUT.as_secs().to_string())
+            .arg("gdb")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map(|output| {
+                String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr)
+            })
+            .map_err(|error| format!("cannot start gdb: {error}"))
+    })
+    .map_err(|error| format!("{error:#}"))
+    .and_then(|output| output);
     let _ = fs::remove_dir_all(&dir);
     let output = output?;
     let hit = format!("hit Breakpoint 1, {MESSAGE_HANDLER} (");
@@ -275,6 +289,37 @@ fn gdb_stops_in_a_message_handler(context: &mut TestContext) -> Result<(), Strin
         return Err(format!("no backtrace through receive_slot:\n{output}"));
     }
     Ok(())
+}
+
+/// Core 2 coordinates a map while tracing, then faults: nobody can ask a
+/// stopped core for its dump, so it prints its own on the way down, its
+/// fault the last event; the dump of the others follows, and the export
+/// reads all four.
+fn fault_dumps_its_own_trace(context: &mut TestContext) -> Result<(), String> {
+    let script = trace::wrap("vm map 2 1; fault 2");
+    let run = context.exec(4, &script)?;
+    expect_success(&run, &script)?;
+    let parsed = trace::Trace::parse(&run.serial).map_err(|error| format!("{error:#}"))?;
+    let cores: Vec<u32> = parsed.dumps.keys().copied().collect();
+    if cores != [0, 1, 2, 3] {
+        return Err(format!("dumps of cores {cores:?}, expected 0 to 3"));
+    }
+    let faulted = &parsed.dumps[&2].events;
+    let last = faulted.last().ok_or("core 2 dumped no events")?;
+    if last.kind != "fault" || last.name != "page fault" {
+        return Err(format!(
+            "core 2's last event is {last:?}, not its page fault"
+        ));
+    }
+    if !faulted
+        .iter()
+        .any(|event| event.kind == "recv" && event.name == "VmPropose")
+    {
+        return Err(format!(
+            "core 2's dump lacks the VmPropose it served: {faulted:?}"
+        ));
+    }
+    expect_line(&run.serial, "trace: dumped 3 cores")
 }
 
 /// `stall` names a core other than the shell's, and a running one.
