@@ -6,8 +6,8 @@ use atoll_arch::power::AcpiPowerOff;
 use atoll_firmware::{AcpiError, BootInfo, BootProtocol};
 use atoll_frames::RangeSet;
 
-/// xAPIC ids are 8 bits, and 0xFF is the broadcast id.
-pub const MAX_CORES: usize = 255;
+/// The most cores the kernel runs on: as many as xAPIC can address.
+pub const MAX_CORES: usize = atoll_arch::apic::MAX_CORES;
 /// Disjoint usable ranges the boot core can track.
 pub const MAX_USABLE_RANGES: usize = 128;
 /// SRAT memory ranges the boot core can track.

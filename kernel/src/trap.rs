@@ -32,7 +32,7 @@ pub fn handle(frame: &mut TrapFrame) {
         // The wake-up IPI ends the core's halt, so that its polling loop looks
         // at its rings; IPI pings are answered right here.
         idt::WAKE => {
-            if let Some(core) = host::try_current() {
+            if let Some(core) = local.os::<host::Core>() {
                 measure::answer_ipi_pings(local, &core.recorder);
             }
         }

@@ -3,6 +3,10 @@
 
 use x86_64::registers::model_specific::Msr;
 
+/// The most cores xAPIC can address: its ids are 8 bits, and 0xFF is the
+/// broadcast id.
+pub const MAX_CORES: usize = 255;
+
 const ID: u32 = 0x20;
 const EOI: u32 = 0xB0;
 const SPURIOUS: u32 = 0xF0;

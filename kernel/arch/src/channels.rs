@@ -25,9 +25,8 @@ const LINE: u64 = 64;
 const HEADER_BYTES: u64 = core::mem::size_of::<RingHeader>() as u64;
 /// One ring and its spare line.
 const RING_BYTES: u64 = HEADER_BYTES + (RING_SLOTS * SLOT_SIZE) as u64 + LINE;
-/// The most cores with a channel region (xAPIC ids are 8 bits, 0xFF is the
-/// broadcast id).
-const MAX_REGIONS: usize = 255;
+/// The most cores with a channel region: one per core xAPIC can address.
+const MAX_REGIONS: usize = crate::apic::MAX_CORES;
 
 /// Bytes of one core's channel region on a machine of `cores` cores.
 pub fn region_bytes(cores: usize) -> u64 {
