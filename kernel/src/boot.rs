@@ -10,6 +10,7 @@ use atoll_arch::power::{self, ExitStatus};
 use atoll_arch::smp::{self, CoreStart};
 use atoll_arch::{channels, cpu, idt};
 use atoll_firmware::parse_boot_info;
+use atoll_monitor::{CoreId, Members};
 
 use crate::discover::{BootError, discover};
 use crate::facts::{MAX_CORES, protocol_name};
@@ -23,6 +24,8 @@ use crate::{knowledge, shell, trap};
 const WITHHOLD_OPTION: &str = "atoll.test.withhold_startup=";
 /// How long a started core may take to set itself up.
 const READY_TIMEOUT_MS: u64 = 5000;
+/// How long the cores may take to agree on the first view.
+const VIEW_TIMEOUT_MS: u64 = 10_000;
 
 fn fail(reason: impl core::fmt::Display) -> ! {
     println!("atoll: cannot boot: {reason}");
@@ -42,7 +45,9 @@ fn set_up_core(id: usize) -> Result<&'static Core, percore::InitError> {
         timer_count: (facts.apic_timer_per_ms * 1000 / TIMER_HZ) as u32,
     };
     let local = percore::init(&setup)?;
-    let core = Core::start(local, knowledge::facts(local))?;
+    // At boot no core asks to join: the boot core admits every core it
+    // started, so that the first view holds them all.
+    let core = Core::start(local, knowledge::facts(local), None)?;
     BOARD.set_state(id, CoreState::Running);
     Ok(core)
 }
@@ -67,6 +72,7 @@ pub fn main(registers: BootRegisters) -> ! {
     cpu::enable_interrupts();
     let running = start_other_cores(core);
     println!("atoll: {running} of {} cores up", facts.cores.len());
+    form_first_view(core);
     knowledge::fill_replicas(core);
     shell::run(core)
 }
@@ -80,8 +86,32 @@ fn ap_main(id: usize) -> ! {
         }
         Err(error) => {
             println!("atoll: core {id} could not set itself up: {error}");
-            trap::stop_this_core(Some(id))
+            crate::host::stop_this_core(Some(id))
         }
+    }
+}
+
+/// Admits every core that came up into the boot core's view and waits
+/// until they all agree on it; a core that does not answer in time is left
+/// out by the same agreement, and the boot goes on without it.
+fn form_first_view(core: &Core) {
+    let started: Members = (0..boot_facts().cores.len())
+        .filter(|&id| BOARD.core(id).state() == CoreState::Running)
+        .map(|id| CoreId(id as u16))
+        .collect();
+    core.admit(started);
+    let deadline = cpu::rdtsc() + VIEW_TIMEOUT_MS * boot_facts().tsc_per_ms;
+    let view = core.idle_until(|| {
+        let monitor = core.monitor();
+        let view = monitor.view();
+        let settled = view.epoch > 0 && !monitor.has_timeouts();
+        (view.members == started || settled || cpu::rdtsc() > deadline).then_some(view)
+    });
+    if view.members != started {
+        println!(
+            "atoll: view {}: cores {} of the {} started",
+            view.epoch, view.members, started
+        );
     }
 }
 

@@ -2,14 +2,17 @@
 //! happens on this core and carries out what it asks.
 //!
 //! The host polls the rings other cores send this one on and hands every
-//! slot to the monitor, feeds it timer ticks while it has something that
-//! can time out, and tells it which cores run (from their board records).
-//! After each step it carries out the monitor's output in order: the
-//! effects on this core (page tables, TLB, a trace dump), then the slots to
-//! send (queued per peer while a ring is full, and a wake-up IPI for a peer
-//! that sleeps), then the deferred work (measurements, whose results go
-//! back to the monitor, and stalls); completions wait in a mailbox for the
-//! local code that made the calls, and trace events go to the recorder.
+//! slot to the monitor, and feeds it timer ticks while it has something
+//! that can time out or other members to watch. Which cores are members is
+//! the monitor's business: it agrees on views with the other monitors.
+//! After each step the host carries out the monitor's output in order: the
+//! effects on this core (page tables, TLB, a trace dump, stopping when the
+//! view leaves this core out), then the slots to send (queued per peer
+//! while a ring is full, and a wake-up IPI for a peer that sleeps), then the
+//! deferred work (measurements, whose results go back to the monitor,
+//! stalls, and draining the ring of a core the view leaves out);
+//! completions wait in a mailbox for the local code that made the calls,
+//! and trace events go to the recorder.
 //!
 //! Nothing here waits inside a step. The only waits are at the top level:
 //! the polling loop of a core with nothing else to run ([`Core::run`]), and
@@ -27,12 +30,14 @@ use core::sync::atomic::Ordering;
 
 use atoll_arch::cpu;
 use atoll_arch::percore::{CoreLocal, InitError, TIMER_HZ};
+use atoll_arch::power::{self, ExitStatus};
 use atoll_arch::{channels, paging};
 use atoll_iface::Message;
 use atoll_monitor::skb::Facts;
 use atoll_monitor::wire::Held;
 use atoll_monitor::{
-    CallError, Config, CoreId, Deferred, Effect, Input, Monitor, Output, Ticket, Wire,
+    CallError, Config, CoreId, Deferred, Detector, Effect, Input, Members, Monitor, Output, Ticket,
+    Wire,
 };
 use atoll_urpc::{Payload, Receiver, Sender, Wake};
 
@@ -43,6 +48,26 @@ use crate::trace::Recorder;
 /// How long a core keeps polling after its last message before it sleeps:
 /// long enough that a request/response exchange stays on the fast path.
 const IDLE_SPIN_US: u64 = 200;
+/// Kernel command-line option: how long a member may be silent before the
+/// others suspect it, in milliseconds (heartbeats go at a tenth of it).
+const SUSPECT_OPTION: &str = "atoll.suspect_ms=";
+
+/// The failure detector's settings: the monitor's default, or as the
+/// command line says.
+pub fn detector() -> Detector {
+    let default = Detector::DEFAULT;
+    let Some(ms) = atoll_shell::cmdline_option(boot_facts().info.cmdline(), SUSPECT_OPTION)
+        .and_then(|value| value.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+    else {
+        return default;
+    };
+    let suspect_after = ticks(ms).max(2);
+    Detector {
+        heartbeat: (suspect_after / 10).max(1),
+        suspect_after,
+    }
+}
 
 /// This core's kernel: its arch block, its host, and its trace recorder.
 pub struct Core {
@@ -59,8 +84,8 @@ struct Rings {
     queues: Vec<VecDeque<Payload>>,
     /// The peers whose queues hold slots, each once.
     waiting: Vec<usize>,
-    /// The stopped cores whose full rings made this one drop messages, so
-    /// that each is reported once.
+    /// The cores outside the view whose full rings made this one drop
+    /// messages, so that each is reported once.
     dropped_to: Vec<bool>,
 }
 
@@ -75,9 +100,8 @@ struct Host {
     ticks_fed: u64,
     /// When a stall the monitor asked for ends, in TSC cycles.
     stall_until: Option<u64>,
-    /// The board's count of state changes when the monitor was last told
-    /// which cores run.
-    board_changes: u64,
+    /// The view left this core out while it runs: it stops after the step.
+    fenced: bool,
 }
 
 /// This core's kernel, once it is set up.
@@ -104,9 +128,14 @@ fn call_failure(error: CallError) -> String {
 
 impl Core {
     /// Sets up this core's kernel on its arch block: its rings, its monitor
-    /// (given the knowledge base's `facts`), and the frame its test-space
-    /// mappings point at, filled with its id.
-    pub fn start(local: &'static CoreLocal, facts: Facts) -> Result<&'static Core, InitError> {
+    /// (given the knowledge base's `facts`, and the member it asks to join,
+    /// if any: at boot, the boot core admits every core instead), and the
+    /// frame its test-space mappings point at, filled with its id.
+    pub fn start(
+        local: &'static CoreLocal,
+        facts: Facts,
+        sponsor: Option<usize>,
+    ) -> Result<&'static Core, InitError> {
         let boot = boot_facts();
         let id = local.id;
         let frame = local
@@ -121,6 +150,8 @@ impl Core {
             boot_core: CoreId(boot.boot_core as u16),
             frame,
             facts,
+            detector: detector(),
+            sponsor: sponsor.map(|core| CoreId(core as u16)),
         };
         let monitor = Monitor::new(config, &mut out);
         let core: &'static Core = Box::leak(Box::new(Core {
@@ -139,7 +170,7 @@ impl Core {
                 mailbox: Vec::new(),
                 ticks_fed: 0,
                 stall_until: None,
-                board_changes: u64::MAX,
+                fenced: false,
             }),
             recorder: Recorder::new(),
         }));
@@ -160,6 +191,16 @@ impl Core {
             .store(self.local.free_frames() as u64, Ordering::Relaxed);
     }
 
+    /// The members of this core's view, in id order.
+    pub fn members(&self) -> Vec<usize> {
+        self.monitor()
+            .view()
+            .members
+            .iter()
+            .map(|core| usize::from(core.0))
+            .collect()
+    }
+
     /// This core's monitor, to read.
     pub fn monitor(&self) -> Ref<'_, Monitor> {
         Ref::map(self.host.borrow(), |host| &host.monitor)
@@ -177,14 +218,20 @@ impl Core {
         f(&mut self.host.borrow_mut().monitor)
     }
 
+    /// Takes `cores` into this core's view, by agreement (the boot core
+    /// admits the cores it started).
+    pub fn admit(&self, cores: Members) {
+        let mut host = self.host.borrow_mut();
+        let Host { monitor, out, .. } = &mut *host;
+        monitor.admit(cpu::rdtsc(), cores, out);
+        host.act(self);
+    }
+
     /// Calls `to` with `request`; the reply comes to [`wait`](Self::wait)
     /// with the returned ticket. The monitor ends the call with
     /// `CallError::NoAnswer` after `timeout_ms`.
     pub fn call(&self, to: usize, request: impl Into<Wire>, timeout_ms: u64) -> Ticket {
         let mut host = self.host.borrow_mut();
-        // The monitor refuses calls to cores it thinks are down: it must
-        // know of a core that came up since the last poll.
-        host.sync_membership_if_changed(self);
         let Host { monitor, out, .. } = &mut *host;
         let ticket = monitor.call(
             cpu::rdtsc(),
@@ -260,31 +307,20 @@ impl Core {
         Some(host.mailbox.swap_remove(index).1)
     }
 
-    /// Tells the monitor of any change in which cores run, takes in
-    /// everything waiting in this core's rings, feeds the ticks that passed,
-    /// pushes queued slots, and answers the fault doorbell. Returns whether
-    /// there was anything to do.
+    /// Takes in everything waiting in this core's rings, feeds the ticks
+    /// that passed, and pushes queued slots. Returns whether there was
+    /// anything to do.
     pub fn poll(&self) -> bool {
         let (busy, stall) = {
             let mut host = self.host.borrow_mut();
-            let changed = host.sync_membership_if_changed(self);
             // Ticks first: those that passed while the monitor had nothing
             // that can time out are skipped, so that they do not count
             // against what the slots below start.
             let ticked = host.feed_ticks(self);
             let received = host.receive(self);
-            let pushed = host.rings.push_all(self);
-            (
-                changed || ticked || received || pushed,
-                host.stall_until.take(),
-            )
+            let pushed = host.push_all(self);
+            (ticked || received || pushed, host.stall_until.take())
         };
-        // Read before it is cleared, so that an idle poll does not write the
-        // line the shell writes.
-        let request = &BOARD.core(self.id).fault_request.0;
-        if request.load(Ordering::Relaxed) && request.swap(false, Ordering::AcqRel) {
-            cpu::touch_unmapped_page();
-        }
         if let Some(until) = stall {
             while cpu::rdtsc() < until {
                 core::hint::spin_loop();
@@ -307,9 +343,7 @@ impl Core {
                 .iter_mut()
                 .flatten()
                 .all(|receiver| receiver.prepare_to_sleep());
-            ready
-                && rings.waiting.is_empty()
-                && !BOARD.core(self.id).fault_request.0.load(Ordering::Acquire)
+            ready && rings.waiting.is_empty()
         };
         if may_sleep {
             cpu::enable_interrupts_and_wait();
@@ -342,10 +376,10 @@ impl Rings {
     }
 
     /// Moves queued slots into the rings, as far as they have room, and
-    /// wakes each peer that sleeps. Slots for a stopped core whose ring is
-    /// full are dropped (it never runs again), which is said once per
+    /// wakes each peer that sleeps. Slots for a core outside the view whose
+    /// ring is full are dropped (nobody reads it), which is said once per
     /// core. Returns whether any slot moved.
-    fn push_all(&mut self, core: &Core) -> bool {
+    fn push_all(&mut self, core: &Core, is_member: impl Fn(usize) -> bool) -> bool {
         let mut moved = false;
         let mut index = 0;
         while let Some(&to) = self.waiting.get(index) {
@@ -365,11 +399,11 @@ impl Rings {
             if sent > 0 && sender.flush() == Wake::Needed {
                 measure::wake(core.local, &core.recorder, to);
             }
-            if !queue.is_empty() && BOARD.core(to).state() == CoreState::Stopped {
+            if !queue.is_empty() && !is_member(to) {
                 queue.clear();
                 if !core::mem::replace(&mut self.dropped_to[to], true) {
                     println!(
-                        "atoll: core {}: core {to} is stopped and its ring is full; messages to it are dropped",
+                        "atoll: core {}: core {to} is not a member and its ring is full; messages to it are dropped",
                         core.id
                     );
                 }
@@ -405,9 +439,8 @@ impl Host {
         received
     }
 
-    /// Feeds the timer ticks that passed, while the monitor has something
-    /// that can time out, and the cores' states once per tick.
-    /// Feeds the monitor the ticks that passed; whether it took any.
+    /// Feeds the monitor the ticks that passed, while it wants them; whether
+    /// it took any.
     fn feed_ticks(&mut self, core: &Core) -> bool {
         let now = core.local.ticks();
         if now == self.ticks_fed {
@@ -429,25 +462,23 @@ impl Host {
         fed
     }
 
-    /// Tells the monitor which cores run now, by their board records, if
-    /// any changed since it was last told; whether any had.
-    fn sync_membership_if_changed(&mut self, core: &Core) -> bool {
-        if self.board_changes == BOARD.changes() {
-            return false;
-        }
-        self.board_changes = BOARD.changes();
-        for id in 0..boot_facts().cores.len() {
-            let peer = CoreId(id as u16);
-            let running = BOARD.core(id).state() == CoreState::Running;
-            let input = match (running, self.monitor.is_up(peer)) {
-                (true, false) => Input::CoreUp(peer),
-                (false, true) => Input::CoreDown(peer),
-                _ => continue,
-            };
+    /// Pushes queued slots into the rings ([`Rings::push_all`]).
+    fn push_all(&mut self, core: &Core) -> bool {
+        let Host { monitor, rings, .. } = self;
+        rings.push_all(core, |to| monitor.is_member(CoreId(to as u16)))
+    }
+
+    /// Feeds the monitor every slot waiting from `from`, then says so.
+    fn drain(&mut self, from: CoreId) {
+        while let Some(slot) = self.rings.receivers[usize::from(from.0)]
+            .as_mut()
+            .and_then(Receiver::try_recv)
+        {
+            let input = Input::Slot { from, slot: &slot };
             self.monitor.step(cpu::rdtsc(), input, &mut self.out);
         }
-        self.act(core);
-        true
+        self.monitor
+            .step(cpu::rdtsc(), Input::Drained(from), &mut self.out);
     }
 
     /// Carries out what the monitor produced: effects, then sends, then
@@ -464,12 +495,13 @@ impl Host {
                         boot_facts().tsc_per_ms,
                         self.monitor.trace_start(),
                     ),
+                    Effect::Excluded { .. } => self.fenced = true,
                 }
             }
             for (to, slot) in self.out.sends.drain(..) {
                 self.rings.queue(usize::from(to.0), slot);
             }
-            self.rings.push_all(core);
+            self.push_all(core);
             self.mailbox.append(&mut self.out.completions);
             if core.recorder.set(self.monitor.tracing()).is_err() {
                 println!(
@@ -482,6 +514,11 @@ impl Host {
             }
             for line in self.out.notices.drain(..) {
                 println!("atoll: core {}: {line}", core.id);
+            }
+            if self.fenced {
+                // The members count this core stopped: it must not act on
+                // anything more. Its notice said why.
+                stop_this_core(Some(core.id));
             }
             let deferred = core::mem::take(&mut self.out.deferred);
             if deferred.is_empty() {
@@ -498,10 +535,26 @@ impl Host {
                         let input = Input::Measured { op, cycles };
                         self.monitor.step(cpu::rdtsc(), input, &mut self.out);
                     }
+                    Deferred::Drain { core: from } => self.drain(from),
                 }
             }
         }
     }
+}
+
+/// Marks this core stopped and halts it. If it ran the shell, nobody is left
+/// to report to, so a scripted run ends with the panic status.
+pub fn stop_this_core(core: Option<usize>) -> ! {
+    match core {
+        Some(core) => {
+            BOARD.set_state(core, CoreState::Stopped);
+            if core == boot_facts().boot_core {
+                power::exit_qemu(ExitStatus::Panic);
+            }
+        }
+        None => power::exit_qemu(ExitStatus::Panic),
+    }
+    cpu::halt_forever()
 }
 
 /// Applies a mapping effect to this core's page tables and TLB.

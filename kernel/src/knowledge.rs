@@ -18,7 +18,7 @@ use atoll_monitor::skb::{
 use atoll_skb::Value;
 
 use crate::host::Core;
-use crate::shared::{boot_facts, running_cores};
+use crate::shared::boot_facts;
 
 /// Round trips per ordered pair of cores; the median becomes `urpc_rtt`.
 const RTT_SAMPLES: u32 = 32;
@@ -134,7 +134,7 @@ fn own_facts(local: &CoreLocal) -> Vec<Fact> {
 /// loopback).
 pub fn fill_replicas(core: &Core) {
     let start = cpu::rdtsc();
-    let cores: Vec<usize> = running_cores().collect();
+    let cores: Vec<usize> = core.members().into_iter().collect();
     let mut sent = vec![0u32; boot_facts().cores.len()];
     for &id in &cores {
         let answer = core.ask(

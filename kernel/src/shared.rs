@@ -10,14 +10,15 @@
 //! 2. The start-up mailbox (`atoll_arch::smp`): the boot core fills it
 //!    before each start-up IPI; the starting core reads it once and says it
 //!    is alive. One core starts at a time.
-//! 3. [`BOARD`]: one record per core, and a count of state changes that
-//!    every core reads to notice one. A record's owner publishes its state,
+//! 3. [`BOARD`]: one record per core, for the shell's `cores` table and
+//!    the boot core's bring-up (membership is the monitors' views, agreed
+//!    by message). A record's owner publishes its state,
 //!    timer ticks and free frames on a line of their own (the boot core
 //!    writes the state of a core it starts); other cores only read it. Each of the other fields is on a line of its own too, written by
 //!    other cores: the ping bits of IPI round trips (`ipi`, `urpc bench`:
 //!    a core sets a bit in the other's record and wakes it with an IPI,
-//!    whose handler answers the same way), and `fault_request`, which asks
-//!    the core to fault. Messages between cores go over the rings (6).
+//!    whose handler answers the same way). Messages between cores go over
+//!    the rings (6).
 //! 4. The debug console and its lock (`atoll_arch::serial::CONSOLE`).
 //! 5. The shared-memory baselines of the benchmarks (`crate::measure`):
 //!    the structure `bench fig3` updates under a lock, and the slots of
@@ -26,7 +27,7 @@
 //!    with one sending and one receiving core, and after each ring the
 //!    spare line `urpc bench` measures its floor on.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use crate::facts::{BootFacts, MAX_CORES};
 
@@ -111,8 +112,6 @@ pub struct CoreRecord {
     pub ping_requests: Line<CoreSet>,
     /// Cores that have answered this one's pings.
     pub ping_replies: Line<CoreSet>,
-    /// Asks this core to take a page fault (the `fault` shell command).
-    pub fault_request: Line<AtomicBool>,
 }
 
 impl CoreRecord {
@@ -125,7 +124,6 @@ impl CoreRecord {
             }),
             ping_requests: Line(CoreSet::new()),
             ping_replies: Line(CoreSet::new()),
-            fault_request: Line(AtomicBool::new(false)),
         }
     }
 
@@ -141,9 +139,6 @@ impl CoreRecord {
 
 pub struct Board {
     cores: [CoreRecord; MAX_CORES],
-    /// Counts the changes of any core's state, so that a core sees with one
-    /// load whether it must read the records again.
-    changes: Line<AtomicU64>,
 }
 
 impl Board {
@@ -159,21 +154,9 @@ impl Board {
             .0
             .state
             .store(state as u8, Ordering::Release);
-        self.changes.0.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// How many times a state has changed so far.
-    pub fn changes(&self) -> u64 {
-        self.changes.0.load(Ordering::Acquire)
     }
 }
 
 pub static BOARD: Board = Board {
     cores: [const { CoreRecord::new() }; MAX_CORES],
-    changes: Line(AtomicU64::new(0)),
 };
-
-/// The ids of the cores running now, by their board records.
-pub fn running_cores() -> impl Iterator<Item = usize> {
-    (0..boot_facts().cores.len()).filter(|&core| BOARD.core(core).state() == CoreState::Running)
-}

@@ -5,18 +5,23 @@
 use core::sync::atomic::Ordering;
 
 use atoll_arch::idt::{self, TrapFrame};
-use atoll_arch::power::{self, ExitStatus};
 use atoll_arch::serial::CONSOLE;
 use atoll_arch::{cpu, percore};
 use atoll_monitor::{TraceEvent, TraceKind};
 
 use crate::host;
 use crate::measure;
-use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::shared::{BOARD, boot_facts};
 
 /// Handles every interrupt and exception; registered with arch at boot.
 pub fn handle(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
+    if vector == idt::NMI {
+        // The only NMI sent is the `fault` command's: it reaches this core
+        // wherever it is (mid-step, inside a handler, interrupts off), and
+        // the page fault it takes here stops the core like any other.
+        cpu::touch_unmapped_page();
+    }
     if vector < idt::FIRST_INTERRUPT {
         stop_after_exception(frame);
     }
@@ -37,6 +42,9 @@ pub fn handle(frame: &mut TrapFrame) {
             }
         }
         idt::SHOOTDOWN => measure::answer_ipi_shootdown(local),
+        // The `hang` command: stop answering, silently. The board still
+        // says the core runs; only the other monitors' detectors find out.
+        idt::HANG => cpu::halt_forever(),
         idt::SPURIOUS => return,
         other => println!("atoll: core {}: unexpected interrupt {other:#x}", local.id),
     }
@@ -66,7 +74,7 @@ fn stop_after_exception(frame: &TrapFrame) -> ! {
         detail: frame.vector,
         ..TraceEvent::new(cpu::rdtsc(), TraceKind::Fault, name)
     });
-    stop_this_core(core)
+    host::stop_this_core(core)
 }
 
 /// A stopped core never answers a `trace dump`, so while tracing it prints
@@ -86,21 +94,6 @@ fn flush_trace(last: TraceEvent) {
         .dump(core.id, boot_facts().tsc_per_ms, &first_sends);
 }
 
-/// Marks this core stopped and halts it. If it ran the shell, nobody is left
-/// to report to, so a scripted run ends with the panic status.
-pub fn stop_this_core(core: Option<usize>) -> ! {
-    match core {
-        Some(core) => {
-            BOARD.set_state(core, CoreState::Stopped);
-            if core == boot_facts().boot_core {
-                power::exit_qemu(ExitStatus::Panic);
-            }
-        }
-        None => power::exit_qemu(ExitStatus::Panic),
-    }
-    cpu::halt_forever()
-}
-
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     cpu::disable_interrupts();
@@ -111,5 +104,5 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         None => println!("atoll: PANIC on the boot core before it was set up: {info}"),
     }
     flush_trace(TraceEvent::new(cpu::rdtsc(), TraceKind::Fault, "panic"));
-    stop_this_core(core)
+    host::stop_this_core(core)
 }

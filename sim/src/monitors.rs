@@ -3,9 +3,16 @@
 //! per core, and shells on several cores that make the calls the kernel's
 //! shell makes: `vm map`, `vm unmap`, `vm storm`, `vm hash`, round trips,
 //! tracing on and off, some with call timeouts short enough that replies
-//! come after them. A seed picks the scenario and the schedule (which
-//! slot is delivered, which core's clock ticks, when a shell calls), so a
-//! seed alone replays a run.
+//! come after them. Some scenarios stop cores at moments the schedule
+//! picks: a core that crashes or hangs takes no more input and sends
+//! nothing more (to the other monitors the two look the same; what it sent
+//! stays in its links), and nobody announces it: the others' detectors
+//! must find it and agree on a view without it. A seed picks the scenario
+//! and the schedule (which slot is delivered, which core's clock ticks,
+//! when a shell calls, when a core stops), so a seed alone replays a run.
+//! The clocks tick apart, but none runs more than `MAX_DRIFT` ticks ahead
+//! of the slowest running one, as cores' timers do, and time passes only
+//! while something waits for it.
 //!
 //! Each host keeps what the kernel keeps for a core: a page table and a TLB
 //! that caches every mapping the moment it is entered. The invariants
@@ -15,18 +22,27 @@
 //!   and about what it asked (a `VmDone` about its own page, a
 //!   `VmStormDone` that counts its own proposals), or with a failure;
 //! - no monitor drops a message as malformed, nor a reply as unknown or
-//!   mismatched (only as late, after its call ended);
+//!   mismatched (only as late, after its call ended), and it says so for
+//!   every drop; only once a core has stopped does any monitor drop a
+//!   message sent in an older view or by a non-member, or not send one to
+//!   a non-member;
 //!
-//! and at the end, with nothing left to deliver or tick: every call ended;
-//! every monitor is idle, its calls table empty; every replica equals its
-//! page table, no TLB entry is stale, and the replicas agree; each monitor
-//! dropped as late exactly the replies of its calls that timed out (every
-//! core runs to the end, so every request is answered), and said so; and
-//! every traced receive from a core still tracing has its traced send.
+//! and at the end, with nothing left to deliver or tick: every call of a
+//! running shell ended, and a call failed for a core being down only if
+//! that core stopped; every running monitor is in the same view, whose
+//! members are exactly the running cores, and is idle, its calls table
+//! empty and no page locked; every running core's replica equals its page
+//! table, no TLB entry is stale, and the replicas agree; each monitor
+//! dropped as late the replies of its calls that timed out (exactly as
+//! many when no core stopped, else at least those to cores that kept
+//! running); and every traced receive from a core still tracing has its
+//! traced send.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use atoll_monitor::bench::{BENCH_DONE, BENCH_INCOMPLETE, BenchShootdown, BenchShot};
+use atoll_monitor::bench::{
+    BENCH_BAD_REQUEST, BENCH_DONE, BENCH_INCOMPLETE, BenchShootdown, BenchShot,
+};
 use atoll_monitor::control::{Ping, Pong, TraceSet, TraceSetDone};
 use atoll_monitor::skb::{SkbGather, SkbGathered, SkbInstall, SkbInstalled, SkbLoaded, SkbReady};
 use atoll_monitor::testing;
@@ -34,8 +50,8 @@ use atoll_monitor::vm::{
     Change, TEST_SPACE, VmDone, VmHash, VmHashReply, VmPropose, VmStorm, VmStormDone,
 };
 use atoll_monitor::{
-    CallError, CoreId, Deferred, Effect, Input, Monitor, Output, Strays, Ticket, TraceEvent,
-    TraceKind, Wire,
+    CallError, CoreId, Deferred, Effect, Input, Members, Monitor, Output, Strays, Ticket,
+    TraceEvent, TraceKind, Wire,
 };
 use atoll_replica::Replica;
 use atoll_urpc::Payload;
@@ -54,6 +70,10 @@ const FIRST_OWN_PAGE: u32 = 100;
 const MAX_STEPS: usize = 400_000;
 /// A long call timeout, in ticks; short ones are drawn per call.
 const LONG_TIMEOUT: u64 = 100_000;
+/// How many ticks a core's clock may run ahead of the slowest running
+/// core's: well under the detector's suspicion timeout, so that no core is
+/// suspected for a slow clock alone.
+const MAX_DRIFT: u64 = 20;
 
 /// What a shell asks of a core.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +140,10 @@ impl Request {
                 .or_else(|()| wrong(label)),
             // Protocol timeouts may pass before a holder's confirmation is
             // delivered, so a shootdown may end incomplete; never refused.
+            // (The scenarios' targets are at most the cores but one.)
             Request::Shootdown { .. } => match reply.take::<BenchShot>() {
                 Some(shot) if [BENCH_DONE, BENCH_INCOMPLETE].contains(&shot.status) => Ok(()),
+                Some(shot) if shot.status == BENCH_BAD_REQUEST => wrong("a refusal"),
                 Some(shot) => wrong(&format!("{shot:?}")),
                 None => wrong(label),
             },
@@ -140,21 +162,36 @@ pub struct Call {
     pub timeout: u64,
 }
 
-/// A scenario: the cores, their NUMA nodes, and each shell's calls.
+/// A scenario: the cores, their NUMA nodes, each shell's calls, and the
+/// cores that stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
     /// The NUMA node of each core (so also how many cores there are).
     pub nodes: Vec<u16>,
     /// Each shell's calls, in order, by the core it runs on.
     pub scripts: BTreeMap<u16, Vec<Call>>,
+    /// Cores that crash or hang, in order, each at a moment the schedule
+    /// picks; never all of them.
+    pub stops: Vec<u16>,
 }
 
 /// The scenario of `seed`: 2 to 6 cores on up to 2 NUMA nodes, shells on 1
-/// to 3 of them, each making 1 to 6 calls.
+/// to 3 of them, each making 1 to 6 calls; in about a third of them a core
+/// stops, and in some of those a second.
 pub fn scenario(seed: u64) -> Scenario {
     let mut rng = Rng::new(seed);
     let cores = 2 + rng.below(5) as u16;
     let nodes = (0..cores).map(|_| rng.below(2) as u16).collect();
+    let mut stops = Vec::new();
+    if rng.chance(1, 3) {
+        let wanted = if cores > 2 && rng.chance(1, 3) { 2 } else { 1 };
+        while stops.len() < wanted {
+            let core = rng.below(u64::from(cores)) as u16;
+            if !stops.contains(&core) {
+                stops.push(core);
+            }
+        }
+    }
     let mut scripts = BTreeMap::new();
     let mut next_page = FIRST_OWN_PAGE;
     for _ in 0..1 + rng.below(3) {
@@ -209,7 +246,11 @@ pub fn scenario(seed: u64) -> Scenario {
             .collect::<Vec<_>>();
         scripts.entry(shell).or_insert_with(Vec::new).extend(calls);
     }
-    Scenario { nodes, scripts }
+    Scenario {
+        nodes,
+        scripts,
+        stops,
+    }
 }
 
 /// One step of the world.
@@ -221,6 +262,8 @@ pub enum Action {
     Deliver { from: u16, to: u16 },
     /// One tick passes on `core`'s clock.
     Tick(u16),
+    /// `core` crashes or hangs: the next of the scenario's stops.
+    Stop(u16),
 }
 
 /// What the world knows of one core.
@@ -229,6 +272,11 @@ struct Host {
     script: VecDeque<Call>,
     memory: Memory,
     trace: Vec<TraceEvent>,
+    /// Ticks this core's clock has counted.
+    clock: u64,
+    /// Crashed, hung, or fenced (left out of a view while running): it
+    /// takes no more input.
+    stopped: bool,
 }
 
 pub struct World {
@@ -240,12 +288,23 @@ pub struct World {
     calls: BTreeMap<(u16, Ticket), (Call, bool)>,
     /// The setup call in flight, and its outcome once it has one.
     setup: Option<(Ticket, Option<Result<Wire, CallError>>)>,
-    /// Per core: its calls that ended without their reply.
-    unanswered: Vec<u64>,
+    /// The calls that ended without their reply: by caller, the callee.
+    unanswered: Vec<Vec<u16>>,
+    /// Calls that failed because their callee was down or left out: the
+    /// callee, which must have stopped.
+    failed_for: Vec<u16>,
     /// Per core: what its monitor had dropped as of its last step.
     strays: Vec<Strays>,
+    /// Whether a monitor dropped, or did not send, a message for its
+    /// sender's or receiver's view; allowed only in runs where a core
+    /// stopped.
+    view_drops: bool,
     /// Calls to `bench shootdown` that every holder confirmed.
     shootdowns_done: u64,
+    /// The stops still to come.
+    stops: VecDeque<u16>,
+    /// Cores that fenced themselves.
+    fenced: u64,
 }
 
 /// A setup reply of the kind `pick` takes.
@@ -266,29 +325,59 @@ impl World {
             now: 0,
             calls: BTreeMap::new(),
             setup: None,
-            unanswered: vec![0; usize::from(cores)],
+            unanswered: vec![Vec::new(); usize::from(cores)],
+            failed_for: Vec::new(),
             strays: vec![Strays::default(); usize::from(cores)],
+            view_drops: false,
             shootdowns_done: 0,
+            stops: scenario.stops.iter().copied().collect(),
+            fenced: 0,
         };
-        for (core, (monitor, out)) in (0..cores).zip(testing::start(&scenario.nodes)) {
+        let mut outputs = Vec::new();
+        for (monitor, out) in testing::start(&scenario.nodes) {
             world.hosts.push(Host {
                 monitor,
                 script: VecDeque::new(),
                 memory: Memory::default(),
                 trace: Vec::new(),
+                clock: 0,
+                stopped: false,
             });
+            outputs.push(out);
+        }
+        for (core, out) in (0..cores).zip(outputs) {
             world.absorb(core, out)?;
         }
-        for core in 0..cores {
-            for other in 0..cores {
-                world.step(core, Input::CoreUp(CoreId(other)))?;
-            }
+        // The cores ask to join and the boot core's view takes them in.
+        while let Some(link) = world.links.iter().position(|link| !link.is_empty()) {
+            let n = world.n();
+            world.deliver((link / n) as u16, (link % n) as u16)?;
+        }
+        let everyone: Members = (0..cores).map(CoreId).collect();
+        if let Some(core) =
+            (0..cores).find(|&c| world.hosts[usize::from(c)].monitor.view().members != everyone)
+        {
+            return violation!("core {core} is not in a view of every core after starting");
         }
         world.fill_knowledge()?;
+        if std::env::var_os("ATOLL_SIM_NOTICES").is_some() {
+            for core in 0..cores {
+                world.setup_call(core, TraceSet { on: true })?;
+            }
+        }
         for (&shell, calls) in &scenario.scripts {
             world.hosts[usize::from(shell)].script = calls.iter().cloned().collect();
         }
         Ok(world)
+    }
+
+    fn running(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..self.n() as u16).filter(|&core| !self.hosts[usize::from(core)].stopped)
+    }
+
+    /// Whether any core stopped in this run so far.
+    fn any_stopped(&self) -> bool {
+        self.hosts.iter().any(|host| host.stopped)
     }
 
     fn n(&self) -> usize {
@@ -371,6 +460,9 @@ impl World {
     }
 
     fn step(&mut self, core: u16, input: Input<'_>) -> Result<(), Violation> {
+        if self.hosts[usize::from(core)].stopped {
+            return Ok(());
+        }
         let mut out = Output::default();
         self.now += 1;
         self.hosts[usize::from(core)]
@@ -384,6 +476,9 @@ impl World {
         loop {
             let n = self.n();
             for effect in out.effects.drain(..) {
+                if std::env::var_os("ATOLL_SIM_NOTICES").is_some() {
+                    eprintln!("        core {core}: {effect:?}");
+                }
                 self.apply(core, effect)?;
             }
             for (to, slot) in out.sends.drain(..) {
@@ -395,7 +490,22 @@ impl World {
             for (ticket, result) in out.completions.drain(..) {
                 self.complete(core, ticket, result)?;
             }
+            if std::env::var_os("ATOLL_SIM_NOTICES").is_some() {
+                for event in &out.trace {
+                    if event.kind != TraceKind::Receive {
+                        eprintln!(
+                            "        core {core}: {:?} {} peer {} detail {:x}",
+                            event.kind, event.name, event.peer, event.detail
+                        );
+                    }
+                }
+            }
             self.hosts[usize::from(core)].trace.append(&mut out.trace);
+            if std::env::var_os("ATOLL_SIM_NOTICES").is_some() {
+                for notice in &out.notices {
+                    eprintln!("        core {core}: {notice}");
+                }
+            }
             self.check_drops(core, &out.notices)?;
             out.notices.clear();
             let deferred: Vec<Deferred> = out.deferred.drain(..).collect();
@@ -406,36 +516,56 @@ impl World {
                 // Only the benchmarks measure, and the scenarios run only
                 // the message methods of `bench shootdown`; a stall is a
                 // stretch of the schedule in which the core is not chosen.
-                if let Deferred::Measure { op, .. } = work {
-                    self.now += 1;
-                    self.hosts[usize::from(core)].monitor.step(
-                        self.now,
-                        Input::Measured { op, cycles: None },
-                        &mut out,
-                    );
+                // A drain reads what the core left out still has waiting.
+                let input = match work {
+                    Deferred::Measure { op, .. } => Input::Measured { op, cycles: None },
+                    Deferred::Drain { core: from } => {
+                        let n = self.n();
+                        let link = usize::from(from.0) * n + usize::from(core);
+                        while !self.links[link].is_empty() {
+                            self.deliver(from.0, core)?;
+                        }
+                        Input::Drained(from)
+                    }
+                    Deferred::Stall { .. } => continue,
+                };
+                if self.hosts[usize::from(core)].stopped {
+                    return Ok(());
                 }
+                self.now += 1;
+                self.hosts[usize::from(core)]
+                    .monitor
+                    .step(self.now, input, &mut out);
             }
         }
     }
 
-    /// What `core`'s monitor dropped since its last step: only late
-    /// replies, each said in a notice.
+    /// What `core`'s monitor dropped since its last step: late replies,
+    /// and messages of other views once a core has stopped, each said in a
+    /// notice.
     fn check_drops(&mut self, core: u16, notices: &[String]) -> Result<(), Violation> {
         let before = self.strays[usize::from(core)];
         let now = self.hosts[usize::from(core)].monitor.strays();
         self.strays[usize::from(core)] = now;
-        if (now.unknown, now.mismatched, now.malformed)
-            != (before.unknown, before.mismatched, before.malformed)
+        if (now.unknown, now.mismatched, now.malformed, now.overflow)
+            != (
+                before.unknown,
+                before.mismatched,
+                before.malformed,
+                before.overflow,
+            )
         {
             return violation!("core {core} dropped what it should not have: {now:?}: {notices:?}");
         }
+        let of_views = (now.old_epoch - before.old_epoch) + (now.non_member - before.non_member);
+        self.view_drops |= of_views + (now.unsent - before.unsent) > 0;
         let said = notices
             .iter()
             .filter(|notice| notice.starts_with("dropped"))
             .count() as u64;
-        if said != now.late - before.late {
+        if said != now.late - before.late + of_views {
             return violation!(
-                "core {core} dropped {} late replies and said so {said} times: {notices:?}",
+                "core {core} dropped {} late replies and {of_views} messages of other views, and said so {said} times: {notices:?}",
                 now.late - before.late
             );
         }
@@ -446,6 +576,11 @@ impl World {
         match effect {
             Effect::Mapping(effect) => self.hosts[usize::from(core)].memory.apply(core, effect),
             Effect::DumpTrace => Ok(()),
+            Effect::Excluded { .. } => {
+                self.hosts[usize::from(core)].stopped = true;
+                self.fenced += 1;
+                Ok(())
+            }
         }
     }
 
@@ -482,12 +617,13 @@ impl World {
                     .answered_by(reply)
                     .map_err(|error| Violation(format!("core {core}: {error}")))
             }
-            Err(CallError::NoAnswer { .. }) => {
-                self.unanswered[usize::from(core)] += 1;
+            Err(CallError::NoAnswer { core: callee, .. }) => {
+                self.unanswered[usize::from(core)].push(callee.0);
                 Ok(())
             }
-            Err(error) => {
-                violation!("{request:?} failed on a machine where every core runs: {error}")
+            Err(CallError::NotRunning { core: callee } | CallError::Down { core: callee }) => {
+                self.failed_for.push(callee.0);
+                Ok(())
             }
         }
     }
@@ -537,12 +673,20 @@ pub struct Tally {
     pub calls: u64,
     pub proposals: u64,
     /// Calls that ended without their reply (as many replies were dropped
-    /// as late: the end checks it).
+    /// as late, or, with cores stopped, at least those of running cores:
+    /// the end checks it).
     pub unanswered: u64,
     /// Calls to `bench shootdown` that every holder confirmed.
     pub shootdowns: u64,
-    /// Pages left mapped, summed over the cores.
+    /// Pages left mapped, summed over the running cores.
     pub mapped: usize,
+    /// Cores that crashed or hung, and that the others left out of their
+    /// view (all of them: the end checks it).
+    pub stopped: u64,
+    /// Cores that fenced themselves, left out while running.
+    pub fenced: u64,
+    /// Calls that failed because their callee had stopped.
+    pub failed: u64,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -552,6 +696,9 @@ impl std::ops::AddAssign for Tally {
         self.unanswered += other.unanswered;
         self.shootdowns += other.shootdowns;
         self.mapped += other.mapped;
+        self.stopped += other.stopped;
+        self.fenced += other.fenced;
+        self.failed += other.failed;
     }
 }
 
@@ -561,6 +708,23 @@ pub fn run(seed: u64, trace: impl FnMut(usize, &World, Action)) -> Result<Run<Ta
     seeded::run(seed, World::new(&scenario(seed)), MAX_STEPS, pick, trace)
 }
 
+impl World {
+    /// Whether time must pass: a running monitor waits for a timeout, or a
+    /// running core's view still holds a stopped core (its detector has
+    /// to find it).
+    fn time_passes(&self) -> bool {
+        self.running().any(|core| {
+            let monitor = &self.hosts[usize::from(core)].monitor;
+            monitor.has_timeouts()
+                || monitor
+                    .view()
+                    .members
+                    .iter()
+                    .any(|member| self.hosts[usize::from(member.0)].stopped)
+        })
+    }
+}
+
 impl Simulation for World {
     type Action = Action;
     type Tally = Tally;
@@ -568,23 +732,36 @@ impl Simulation for World {
     fn actions(&self) -> Vec<Action> {
         let n = self.n();
         let mut actions = Vec::new();
-        for (core, host) in self.hosts.iter().enumerate() {
-            if !host.script.is_empty() {
-                actions.push(Action::Call(core as u16));
+        for core in self.running() {
+            if !self.hosts[usize::from(core)].script.is_empty() {
+                actions.push(Action::Call(core));
             }
         }
         for (link, slots) in self.links.iter().enumerate() {
-            if !slots.is_empty() {
+            let to = (link % n) as u16;
+            if !slots.is_empty() && !self.hosts[usize::from(to)].stopped {
                 actions.push(Action::Deliver {
                     from: (link / n) as u16,
-                    to: (link % n) as u16,
+                    to,
                 });
             }
         }
-        for (core, host) in self.hosts.iter().enumerate() {
-            if host.monitor.wants_ticks() {
-                actions.push(Action::Tick(core as u16));
+        if self.time_passes() {
+            let slowest = self
+                .running()
+                .map(|core| self.hosts[usize::from(core)].clock)
+                .min()
+                .unwrap_or(0);
+            for core in self.running() {
+                if self.hosts[usize::from(core)].clock <= slowest + MAX_DRIFT {
+                    actions.push(Action::Tick(core));
+                }
             }
+        }
+        if let Some(&core) = self.stops.front()
+            && self.running().count() > 1
+        {
+            actions.push(Action::Stop(core));
         }
         actions
     }
@@ -611,34 +788,70 @@ impl Simulation for World {
                 self.absorb(core, out)
             }
             Action::Deliver { from, to } => self.deliver(from, to),
-            Action::Tick(core) => self.step(core, Input::Tick),
+            Action::Tick(core) => {
+                self.hosts[usize::from(core)].clock += 1;
+                self.step(core, Input::Tick)
+            }
+            Action::Stop(core) => {
+                self.stops.pop_front();
+                let host = &mut self.hosts[usize::from(core)];
+                host.stopped = true;
+                host.script.clear();
+                Ok(())
+            }
         }
     }
 
     /// Checks a world with no action left.
     fn check_quiescent(&self) -> Result<(), Violation> {
-        if let Some(((core, _), (call, _))) = self.calls.iter().find(|(_, (_, ended))| !ended) {
+        if let Some(((core, _), (call, _))) = self
+            .calls
+            .iter()
+            .find(|((shell, _), (_, ended))| !ended && !self.hosts[usize::from(*shell)].stopped)
+        {
             return violation!("core {core}'s call {call:?} never ended");
         }
+        if let Some(callee) = self
+            .failed_for
+            .iter()
+            .find(|&&callee| !self.hosts[usize::from(callee)].stopped)
+        {
+            return violation!("a call failed for core {callee} being down, which never stopped");
+        }
+        if self.view_drops && !self.any_stopped() {
+            return violation!("messages were dropped for their view, and no core stopped");
+        }
+        let running: Members = self.running().map(CoreId).collect();
         let mut hashes = Vec::new();
-        for (core, host) in self.hosts.iter().enumerate() {
-            let monitor = &host.monitor;
+        for core in self.running() {
+            let monitor = &self.hosts[usize::from(core)].monitor;
+            if monitor.view().members != running {
+                return violation!(
+                    "core {core}'s view {:?} is not the running cores {running:?}",
+                    monitor.view()
+                );
+            }
             // No action is left, so no tick is wanted: a call in flight
-            // here means `wants_ticks` forgot the calls.
+            // here means `has_timeouts` forgot the calls.
             if monitor.calls_in_flight() != 0 {
                 return violation!(
                     "core {core} still waits on {} calls",
                     monitor.calls_in_flight()
                 );
             }
+            // A call that timed out had its reply dropped as late, unless
+            // its callee stopped before it answered.
             let strays = monitor.strays();
-            // Every core runs to the end, so every request is answered:
-            // each call that timed out has its reply dropped as late.
-            if strays.late != self.unanswered[core] {
+            let unanswered = &self.unanswered[usize::from(core)];
+            let to_running = unanswered
+                .iter()
+                .filter(|&&callee| !self.hosts[usize::from(callee)].stopped)
+                .count() as u64;
+            if strays.late < to_running || strays.late > unanswered.len() as u64 {
                 return violation!(
-                    "core {core} dropped {} late replies for its {} calls that timed out",
+                    "core {core} dropped {} late replies for its {} calls that timed out ({to_running} to running cores)",
                     strays.late,
-                    self.unanswered[core]
+                    unanswered.len()
                 );
             }
             let replica = monitor.mappings().replica();
@@ -646,8 +859,10 @@ impl Simulation for World {
             if entries.iter().any(|entry| entry.pending.is_some()) {
                 return violation!("core {core} is left with a lock: {entries:?}");
             }
-            host.memory.agrees_with(core as u16, &entries)?;
-            hashes.push((core as u16, replica.hash()));
+            self.hosts[usize::from(core)]
+                .memory
+                .agrees_with(core, &entries)?;
+            hashes.push((core, replica.hash()));
         }
         replicas_agree(hashes)?;
         self.check_trace()
@@ -657,6 +872,8 @@ impl Simulation for World {
     fn tally(&self) -> Tally {
         let mut tally = Tally {
             shootdowns: self.shootdowns_done,
+            fenced: self.fenced,
+            failed: self.failed_for.len() as u64,
             ..Tally::default()
         };
         for (call, _) in self.calls.values() {
@@ -666,9 +883,14 @@ impl Simulation for World {
             }
         }
         for (core, host) in self.hosts.iter().enumerate() {
-            tally.unanswered += self.unanswered[core];
-            tally.mapped += host.memory.mapped(TEST_SPACE);
+            tally.unanswered += self.unanswered[core].len() as u64;
+            if host.stopped {
+                tally.stopped += 1;
+            } else {
+                tally.mapped += host.memory.mapped(TEST_SPACE);
+            }
         }
+        tally.stopped -= self.fenced;
         tally
     }
 
@@ -681,6 +903,7 @@ impl Simulation for World {
             },
             Action::Deliver { from, to } => format!("deliver {from} -> {to}"),
             Action::Tick(core) => format!("tick on core {core}"),
+            Action::Stop(core) => format!("core {core} stops (crash or hang)"),
         }
     }
 }

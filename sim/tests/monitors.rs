@@ -26,15 +26,19 @@ fn seeds() {
             unanswered,
             shootdowns,
             mapped,
+            stopped,
+            fenced: _,
+            failed,
         } = tally;
-        // Each call that timed out had its reply dropped as late: every
+        // Each call that timed out had its reply dropped as late, and each
+        // stopped core was left out of every running core's view: every
         // seed's end checks that.
         assert!(
-            [calls, proposals, unanswered, shootdowns]
+            [calls, proposals, unanswered, shootdowns, stopped, failed]
                 .iter()
                 .all(|&n| n > 0)
                 && mapped > 0,
-            "the seeds exercise calls, proposals, timeouts (so late replies), confirmed shootdowns and commits: {tally:?}"
+            "the seeds exercise calls, proposals, timeouts (so late replies), confirmed shootdowns, commits, stopped cores and calls that failed for them: {tally:?}"
         );
     }
 }

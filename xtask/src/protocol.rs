@@ -117,9 +117,11 @@ pub struct CoreRow {
     pub id: u32,
     pub state: String,
     pub free_frames: u64,
+    /// `member` or `out`: whether the shell core's view holds the core.
+    pub view: String,
 }
 
-const CORES_HEADER: [&str; 5] = ["core", "apic", "state", "ticks", "free-frames"];
+const CORES_HEADER: [&str; 6] = ["core", "apic", "state", "ticks", "free-frames", "view"];
 
 /// The rows of the last table printed by `cores`.
 pub fn last_cores_table(text: &str) -> Option<Vec<CoreRow>> {
@@ -137,7 +139,7 @@ pub fn last_cores_table(text: &str) -> Option<Vec<CoreRow>> {
 
 fn parse_core_row(line: &str) -> Option<CoreRow> {
     let fields: Vec<&str> = line.split_whitespace().collect();
-    let [id, apic, state, ticks, free_frames] = fields[..] else {
+    let [id, apic, state, ticks, free_frames, view] = fields[..] else {
         return None;
     };
     // Only rows whose every field has its type count as rows.
@@ -147,6 +149,7 @@ fn parse_core_row(line: &str) -> Option<CoreRow> {
         id: id.parse().ok()?,
         state: state.to_owned(),
         free_frames: free_frames.parse().ok()?,
+        view: view.to_owned(),
     })
 }
 
@@ -329,11 +332,11 @@ mod tests {
         atoll> fault 1\r\n\
         atoll: core 1: exception 14 (page fault) error 0x2 rip 0xffff800000012345 addr 0xdead0000; core 1 stopped\r\n\
         atoll> cores\r\n\
-        core  apic  state     ticks  free-frames\r\n\
-        0     0     running   120    30000\r\n\
-        1     1     stopped   97     30100\r\n\
-        2     2     running   118    30200\r\n\
-        3     3     offline   0      0\r\n\
+        core  apic  state     ticks  free-frames  view\r\n\
+        0     0     running   120    30000        member\r\n\
+        1     1     stopped   97     30100        out\r\n\
+        2     2     running   118    30200        member\r\n\
+        3     3     offline   0      0            out\r\n\
         atoll> ipi 1\r\n\
         error: ipi 1: core 1 is stopped\r\n\
         atoll> ipi 2\r\n\
@@ -411,7 +414,8 @@ mod tests {
             CoreRow {
                 id: 1,
                 state: "stopped".to_owned(),
-                free_frames: 30100
+                free_frames: 30100,
+                view: "out".to_owned(),
             }
         );
         assert_eq!(last_cores_table("no table here\n"), None);

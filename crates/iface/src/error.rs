@@ -48,7 +48,8 @@ pub enum DecodeError {
     TooLong { kind: u8, length: usize, max: usize },
     /// A fragment that neither starts a message nor continues the one in
     /// reassembly under its call id: a fragment went missing, came twice or
-    /// out of order, or belongs to another message. Both are dropped.
+    /// out of order, or belongs to another message (another kind, or the
+    /// same call id under another epoch). Both are dropped.
     UnexpectedFragment {
         kind: u8,
         fragment: u8,

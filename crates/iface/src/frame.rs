@@ -27,6 +27,9 @@ struct SlotHeader {
     /// The call a request starts and its reply answers; 0 for one-way
     /// messages.
     call: U32,
+    /// The sender's epoch: the membership view it sent the message in,
+    /// which the receiver checks against its own (`atoll-monitor`).
+    epoch: U32,
 }
 
 /// Bytes of a message that one slot carries after the header.
@@ -44,18 +47,19 @@ struct Slot {
     body: [u8; FRAGMENT_SIZE],
 }
 
-/// A message received whole, with the call id it came with.
+/// A message received whole, with the call id and epoch it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope<I> {
     pub call: u32,
+    pub epoch: u32,
     pub message: I,
 }
 
 /// Cuts `message` into the slot payloads that carry it, all marked with
-/// `call` (0 for a one-way message). The encoding's trailing zero bytes are
+/// `call` (0 for a one-way message) and the sender's `epoch`. The encoding's trailing zero bytes are
 /// not sent, since the receiver reads missing bytes as zeros: an unused byte
 /// string or padding at the end of a message costs no slots.
-pub fn encode<I: Interface>(message: &I, call: u32) -> Fragments {
+pub fn encode<I: Interface>(message: &I, call: u32, epoch: u32) -> Fragments {
     let mut body = Vec::new();
     message.encode_fields(&mut body);
     let length = body
@@ -66,6 +70,7 @@ pub fn encode<I: Interface>(message: &I, call: u32) -> Fragments {
     Fragments {
         kind: message.kind(),
         call,
+        epoch,
         body,
         next: 0,
     }
@@ -76,6 +81,7 @@ pub fn encode<I: Interface>(message: &I, call: u32) -> Fragments {
 pub struct Fragments {
     kind: u8,
     call: u32,
+    epoch: u32,
     body: Vec<u8>,
     next: usize,
 }
@@ -110,6 +116,7 @@ impl Iterator for Fragments {
             fragments: count as u8,
             length: chunk.len() as u8,
             call: U32::new(self.call),
+            epoch: U32::new(self.epoch),
         };
         self.next += 1;
         Some(zerocopy::transmute!(Slot { header, body }))
@@ -139,6 +146,7 @@ pub struct Reassembler<I> {
 #[derive(Debug)]
 struct Partial {
     call: u32,
+    epoch: u32,
     kind: u8,
     fragments: u8,
     next: u8,
@@ -167,8 +175,9 @@ impl<I: Interface> Reassembler<I> {
             fragments,
             length,
             call,
+            epoch,
         } = header;
-        let call = call.get();
+        let (call, epoch) = (call.get(), epoch.get());
         let reject = |error| Rejected { call, error };
         let is_last = fragment.checked_add(1) == Some(fragments);
         let data = match body.get(..usize::from(length)) {
@@ -196,7 +205,9 @@ impl<I: Interface> Reassembler<I> {
             .iter()
             .position(|partial| partial.call == call);
         match in_reassembly {
-            Some(index) if self.partials[index].continues_with(kind, fragment, fragments) => {
+            Some(index)
+                if self.partials[index].continues_with(kind, epoch, fragment, fragments) =>
+            {
                 let partial = &mut self.partials[index];
                 partial.body.extend_from_slice(data);
                 partial.next += 1;
@@ -204,7 +215,7 @@ impl<I: Interface> Reassembler<I> {
                     return Ok(None);
                 }
                 let partial = self.partials.remove(index);
-                decode(kind, call, &partial.body, wire_size).map(Some)
+                decode(kind, call, epoch, &partial.body, wire_size).map(Some)
             }
             Some(index) => {
                 self.partials.remove(index);
@@ -219,9 +230,10 @@ impl<I: Interface> Reassembler<I> {
                 fragment,
                 fragments,
             })),
-            None if is_last => decode(kind, call, data, wire_size).map(Some),
+            None if is_last => decode(kind, call, epoch, data, wire_size).map(Some),
             None => self.start(Partial {
                 call,
+                epoch,
                 kind,
                 fragments,
                 next: 1,
@@ -254,14 +266,18 @@ impl<I: Interface> Reassembler<I> {
 }
 
 impl Partial {
-    fn continues_with(&self, kind: u8, fragment: u8, fragments: u8) -> bool {
-        self.kind == kind && self.fragments == fragments && self.next == fragment
+    fn continues_with(&self, kind: u8, epoch: u32, fragment: u8, fragments: u8) -> bool {
+        self.kind == kind
+            && self.epoch == epoch
+            && self.fragments == fragments
+            && self.next == fragment
     }
 }
 
 fn decode<I: Interface>(
     kind: u8,
     call: u32,
+    epoch: u32,
     body: &[u8],
     wire_size: usize,
 ) -> Result<Envelope<I>, Rejected> {
@@ -276,5 +292,9 @@ fn decode<I: Interface>(
         });
     }
     let message = I::decode_fields(kind, body).map_err(|error| Rejected { call, error })?;
-    Ok(Envelope { call, message })
+    Ok(Envelope {
+        call,
+        epoch,
+        message,
+    })
 }

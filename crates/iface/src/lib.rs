@@ -5,7 +5,7 @@
 //! message, one enum of all of them, their byte layout, and each message's
 //! [`Role`] (a request names the kind of its reply). [`encode`] cuts a
 //! message into 56-byte URPC slot payloads, each with a small header (kind,
-//! call id, fragment index and count, length); a [`Reassembler`] puts them
+//! call id, the sender's epoch, fragment index and count, length); a [`Reassembler`] puts them
 //! back together and rejects, with an error and never a panic, whatever no
 //! honest sender writes. `docs/iface.md` has the wire format.
 //!

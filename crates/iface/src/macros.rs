@@ -17,7 +17,7 @@
 /// }
 ///
 /// let get = Store::from(Get { key: 7 });
-/// assert_eq!(atoll_iface::encode(&get, 1).count(), 1);
+/// assert_eq!(atoll_iface::encode(&get, 1, 0).count(), 1);
 /// ```
 ///
 /// Each message becomes a struct of that name with `pub` fields (doc comments

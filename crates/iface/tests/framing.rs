@@ -26,10 +26,14 @@ const FRAGMENT: usize = 1;
 const FRAGMENTS: usize = 2;
 const LENGTH: usize = 3;
 const CALL: usize = 4;
-const BODY: usize = 8;
+const EPOCH_AT: usize = 8;
+const BODY: usize = 12;
+
+/// The epoch every test message is sent in.
+const EPOCH: u32 = 0x0e0c_0003;
 
 fn encoded<I: Interface>(message: &I, call: u32) -> Vec<Payload> {
-    encode(message, call).collect()
+    encode(message, call, EPOCH).collect()
 }
 
 /// Pushes every slot; the result of the last one.
@@ -46,7 +50,14 @@ fn reassemble<I: Interface + Debug + PartialEq>(
 
 fn round_trip<I: Interface + Debug + PartialEq>(message: I) {
     let slots = encoded(&message, 9);
-    assert_eq!(reassemble(&slots), Ok(Some(Envelope { call: 9, message })));
+    assert_eq!(
+        reassemble(&slots),
+        Ok(Some(Envelope {
+            call: 9,
+            epoch: EPOCH,
+            message
+        }))
+    );
 }
 
 fn bytes<const MAX: usize>(contents: &[u8]) -> Bytes<MAX> {
@@ -155,6 +166,7 @@ fn a_200_byte_message_takes_five_slots_and_comes_back_whole() {
         reassemble(&slots),
         Ok(Some(Envelope {
             call: 0x1234_5678,
+            epoch: EPOCH,
             message: long_put()
         }))
     );
@@ -172,7 +184,7 @@ fn trailing_zeros_are_not_sent() {
     let zeros = encoded(
         &Ping::from(Echo {
             value: 0,
-            pad: [0; 40],
+            pad: [0; 36],
         }),
         3,
     );
@@ -185,7 +197,7 @@ fn a_full_echo_fills_exactly_one_slot() {
     let slots = encoded(
         &Ping::from(Echo {
             value: u64::MAX,
-            pad: [0xff; 40],
+            pad: [0xff; 36],
         }),
         1,
     );
@@ -265,7 +277,7 @@ fn bad_headers_are_errors() {
             DecodeError::BadFragmentHeader {
                 fragment: 0,
                 fragments: 0,
-                length: 48,
+                length: 44,
             },
         ),
         (
@@ -273,23 +285,23 @@ fn bad_headers_are_errors() {
             DecodeError::BadFragmentHeader {
                 fragment: 5,
                 fragments: 5,
-                length: 48,
+                length: 44,
             },
         ),
         (
-            with(LENGTH, 47),
+            with(LENGTH, 43),
             DecodeError::BadFragmentHeader {
                 fragment: 0,
                 fragments: 5,
-                length: 47,
+                length: 43,
             },
         ),
         (
-            with(LENGTH, 49),
+            with(LENGTH, 45),
             DecodeError::BadFragmentHeader {
                 fragment: 0,
                 fragments: 5,
-                length: 49,
+                length: 45,
             },
         ),
         (with(KIND, 200), DecodeError::UnknownKind(200)),
@@ -370,6 +382,24 @@ fn missing_repeated_and_reordered_fragments_drop_the_message() {
         restarted[6],
         Ok(Some(Envelope {
             call: 1,
+            epoch: EPOCH,
+            message: long_put()
+        }))
+    );
+}
+
+#[test]
+fn a_fragment_sent_in_another_epoch_does_not_continue_a_message() {
+    let s = encoded(&long_put(), 1);
+    let later: Vec<Payload> = encode(&long_put(), 1, EPOCH + 1).collect();
+    let mixed = outcomes(1, &[&s[0], &later[1]]);
+    assert_eq!(mixed, [Ok(None), unexpected(1, 1)]);
+    let whole = outcomes(1, &later.iter().collect::<Vec<_>>());
+    assert_eq!(
+        whole[4],
+        Ok(Some(Envelope {
+            call: 1,
+            epoch: EPOCH + 1,
             message: long_put()
         }))
     );
@@ -388,6 +418,7 @@ fn interleaving_past_the_limit_drops_the_oldest_message() {
         one[6],
         Ok(Some(Envelope {
             call: 2,
+            epoch: EPOCH,
             message: long_put()
         }))
     );
@@ -398,6 +429,7 @@ fn interleaving_past_the_limit_drops_the_oldest_message() {
         two[8],
         Ok(Some(Envelope {
             call: 1,
+            epoch: EPOCH,
             message: long_put()
         }))
     );
@@ -405,6 +437,7 @@ fn interleaving_past_the_limit_drops_the_oldest_message() {
         two[9],
         Ok(Some(Envelope {
             call: 2,
+            epoch: EPOCH,
             message: long_put()
         }))
     );
@@ -458,7 +491,7 @@ fn arbitrary_everything() -> impl Strategy<Value = Everything> {
 fn arbitrary_ping() -> impl Strategy<Value = Ping> {
     prop_oneof![
         any::<u32>().prop_map(|from_core| Ping::from(Hello { from_core })),
-        (any::<u64>(), any::<[u8; 40]>()).prop_map(|(value, pad)| Ping::from(Echo { value, pad })),
+        (any::<u64>(), any::<[u8; 36]>()).prop_map(|(value, pad)| Ping::from(Echo { value, pad })),
         (any::<u32>(), prop::collection::vec(any::<u8>(), 0..=200)).prop_map(|(id, data)| {
             Ping::from(Put {
                 id,
@@ -475,14 +508,16 @@ fn plausible_slot() -> impl Strategy<Value = Payload> {
         0..6u8,
         0..7u8,
         0..7u8,
-        prop_oneof![Just(48u8), 0..=50u8],
+        prop_oneof![Just(44u8), 0..=46u8],
         0..3u32,
+        0..2u32,
         any::<[u8; FRAGMENT_SIZE]>(),
     )
-        .prop_map(|(kind, fragment, fragments, length, call, body)| {
+        .prop_map(|(kind, fragment, fragments, length, call, epoch, body)| {
             let mut slot = [0; PAYLOAD_SIZE];
             slot[..4].copy_from_slice(&[kind, fragment, fragments, length]);
-            slot[CALL..BODY].copy_from_slice(&call.to_le_bytes());
+            slot[CALL..EPOCH_AT].copy_from_slice(&call.to_le_bytes());
+            slot[EPOCH_AT..BODY].copy_from_slice(&epoch.to_le_bytes());
             slot[BODY..].copy_from_slice(&body);
             slot
         })
@@ -492,13 +527,13 @@ proptest! {
     #[test]
     fn encode_then_decode_is_the_identity(message in arbitrary_everything(), call in any::<u32>()) {
         let slots = encoded(&message, call);
-        prop_assert_eq!(reassemble(&slots), Ok(Some(Envelope { call, message })));
+        prop_assert_eq!(reassemble(&slots), Ok(Some(Envelope { call, epoch: EPOCH, message })));
     }
 
     #[test]
     fn ping_messages_round_trip(message in arbitrary_ping(), call in any::<u32>()) {
         let slots = encoded(&message, call);
-        prop_assert_eq!(reassemble(&slots), Ok(Some(Envelope { call, message })));
+        prop_assert_eq!(reassemble(&slots), Ok(Some(Envelope { call, epoch: EPOCH, message })));
     }
 
     #[test]
@@ -522,10 +557,10 @@ proptest! {
         limit in 0..3usize,
     ) {
         // Each message under its own call id, its index.
-        let all: Vec<Payload> = (0..).zip(&messages).flat_map(|(call, message)| encode(message, call)).collect();
+        let all: Vec<Payload> = (0..).zip(&messages).flat_map(|(call, message)| encode(message, call, EPOCH)).collect();
         let mut reassembler = Reassembler::<Ping>::new(limit);
         for pick in &picks {
-            if let Ok(Some(Envelope { call, message })) = reassembler.push(pick.get(&all)) {
+            if let Ok(Some(Envelope { call, epoch: EPOCH, message })) = reassembler.push(pick.get(&all)) {
                 // Whatever comes out whole is the message sent under its call id.
                 prop_assert_eq!(&messages[call as usize], &message);
             }

@@ -13,6 +13,7 @@ use crate::links::Links;
 use crate::mappings::{MappingCx, Mappings};
 use crate::output::{Deferred, Effect, Output};
 use crate::trace::{self, TraceEvent, TraceKind};
+use crate::view::{Members, View};
 use crate::wire::{ServiceId, Wire};
 
 /// Who asked a service for something it answers later: a core (this one
@@ -37,14 +38,26 @@ pub(crate) trait Service {
 }
 
 /// What every service may use: the links, the calls, the mappings, the
-/// membership as the host sees it, the time and the output.
+/// view, the time and the output.
 pub(crate) struct Base {
     pub(crate) me: CoreId,
     pub(crate) cores: u16,
     pub(crate) boot_core: CoreId,
     pub(crate) now: u64,
     pub(crate) tick: u64,
-    pub(crate) up: Vec<bool>,
+    /// The installed view: the members this core takes messages from.
+    pub(crate) view: View,
+    /// The tick it was installed at.
+    pub(crate) installed_at: u64,
+    /// The view this core sends in: the installed one, or the committed
+    /// one it has sent its flush for.
+    pub(crate) stamp: View,
+    /// Every core that was ever a member of a view installed here.
+    pub(crate) ever: Members,
+    /// Left out of a view while running: the host stops this core.
+    pub(crate) excluded: bool,
+    /// The tick of the last message from each core.
+    pub(crate) heard: Vec<u64>,
     pub(crate) links: Links,
     pub(crate) calls: Calls,
     pub(crate) mappings: Mappings,
@@ -84,13 +97,14 @@ impl Cx<'_> {
         self.base.tick
     }
 
-    pub fn is_up(&self, core: CoreId) -> bool {
-        self.base.is_up(core)
+    /// Whether `core` is a member of the view this core is in or going to.
+    pub fn is_member(&self, core: CoreId) -> bool {
+        self.base.is_member(core)
     }
 
-    /// The cores running, by the host's word, in id order.
-    pub fn up_cores(&self) -> Vec<CoreId> {
-        self.base.up_cores()
+    /// The members of the installed view, in id order.
+    pub fn members(&self) -> Vec<CoreId> {
+        self.base.view.members.iter().collect()
     }
 
     /// A new operation of `service`.
@@ -144,6 +158,7 @@ impl Cx<'_> {
         let Base {
             mappings,
             now,
+            tick,
             tracing,
             links,
             events,
@@ -153,6 +168,7 @@ impl Cx<'_> {
             mappings,
             MappingCx {
                 now: *now,
+                tick: *tick,
                 tracing: *tracing,
                 links,
                 events,
@@ -163,20 +179,41 @@ impl Cx<'_> {
 }
 
 impl Base {
-    pub(crate) fn is_up(&self, core: CoreId) -> bool {
-        self.up.get(usize::from(core.0)).copied().unwrap_or(false)
+    pub(crate) fn is_member(&self, core: CoreId) -> bool {
+        self.view.members.union(self.stamp.members).contains(core)
     }
 
-    pub(crate) fn up_cores(&self) -> Vec<CoreId> {
-        (0..self.cores)
-            .map(CoreId)
-            .filter(|&core| self.is_up(core))
-            .collect()
+    /// From now on, sends in `view` (its flush is on its way).
+    pub(crate) fn stamp(&mut self, view: View) {
+        self.stamp = view;
+        self.links
+            .send_in(view.epoch, self.view.members.union(view.members));
+    }
+
+    /// Installs `view`: its members are heard from as of now.
+    pub(crate) fn install(&mut self, view: View) {
+        for core in view.members.minus(self.view.members).iter() {
+            self.heard[usize::from(core.0)] = self.tick;
+        }
+        self.view = view;
+        self.installed_at = self.tick;
+        self.ever = self.ever.union(view.members);
+        self.stamp(view);
+    }
+
+    /// The tick this core last sent to `core`.
+    pub(crate) fn sent_at(&self, core: CoreId) -> u64 {
+        self.links.last_sent(core)
+    }
+
+    /// The tick this core last heard from `core`.
+    pub(crate) fn heard_at(&self, core: CoreId) -> u64 {
+        self.heard.get(usize::from(core.0)).copied().unwrap_or(0)
     }
 
     pub(crate) fn transmit(&mut self, to: CoreId, call: u32, message: &Wire, out: &mut Output) {
         self.links
-            .transmit(self.now, self.tracing, to, call, message, out);
+            .transmit(self.now, self.tick, self.tracing, to, call, message, out);
     }
 
     /// Makes a call, or fails it at once (through the event queue, so that
@@ -193,7 +230,7 @@ impl Base {
             panic!("{} is not a request", request.label());
         };
         let name = request.label();
-        if !self.is_up(to) {
+        if !self.is_member(to) {
             self.trace_call_end(out, to, 0, name, trace::NOT_RUNNING);
             self.finish(owner, Err(CallError::NotRunning { core: to }), out);
             return;
@@ -288,7 +325,7 @@ impl Base {
         self.trace_drop(out, from, call, why);
     }
 
-    fn trace_drop(&self, out: &mut Output, from: CoreId, call: u32, why: &'static str) {
+    pub(crate) fn trace_drop(&self, out: &mut Output, from: CoreId, call: u32, why: &'static str) {
         if self.tracing {
             out.trace.push(TraceEvent {
                 peer: from.0,

@@ -119,6 +119,17 @@ pub struct Strays {
     /// Slots that did not make a message (`atoll_iface::DecodeError`), and
     /// requests or one-way messages under the wrong kind of call id.
     pub malformed: u64,
+    /// Services' messages sent in an epoch older than this core's view.
+    pub old_epoch: u64,
+    /// Services' messages, in this core's epoch, from a core outside its
+    /// view.
+    pub non_member: u64,
+    /// Services' messages sent in a newer epoch, dropped because too many
+    /// waited for this core to install it.
+    pub overflow: u64,
+    /// Services' messages this core did not send: they were for a core
+    /// outside its view.
+    pub unsent: u64,
 }
 
 impl Strays {

@@ -13,7 +13,9 @@
 //! Inside, one link per peer carries real call ids (`links`); the calls in
 //! flight are one table keyed by call id (`calls`), each owned by a local
 //! caller or by an operation of a service; a reply that matches no call in
-//! flight is dropped and counted ([`Strays`]). Nothing waits: a service
+//! flight is dropped and counted ([`Strays`]). Every message carries its
+//! sender's epoch: a service's message is handled only in the view it was
+//! sent in, or dropped (`membership` says why that loses nothing). Nothing waits: a service
 //! that needs other cores makes calls and goes on when their replies, or
 //! their failures, arrive as events. The local core is a peer like any
 //! other: a call to it goes through the loopback link and the same
@@ -22,6 +24,8 @@
 //!
 //! The services, each behind the one `Service` interface and each with
 //! its own messages ([`wire`] multiplexes them):
+//! - [`membership`]: the view of which cores are members, the failure
+//!   detector, and the agreement on each new view;
 //! - [`control`]: round trips, tracing, stalls;
 //! - [`vm`]: the replicated mappings of the test address space
 //!   (`atoll-replica`, two-phase commit and TLB shootdown);
@@ -42,25 +46,29 @@ mod calls;
 pub mod control;
 mod links;
 mod mappings;
+pub mod membership;
 mod output;
 pub mod skb;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace;
+mod view;
 pub mod vm;
 pub mod wire;
 
 pub use atoll_proto::CoreId;
 pub use calls::{CallError, OpRef, Strays, Ticket};
 pub use mappings::Mappings;
+pub use membership::Detector;
 pub use output::{Deferred, Effect, Input, Output};
 pub use trace::{TraceEvent, TraceKind};
+pub use view::{Members, View};
 pub use wire::{ServiceId, Wire};
 
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::vec;
-use atoll_iface::{Interface, Role};
+use atoll_iface::{Envelope, Interface, Role};
 use atoll_urpc::Payload;
 
 use base::{Base, Cx, Service};
@@ -68,6 +76,7 @@ use bench::Bench;
 use calls::{Calls, Event, OpEvent, Owner};
 use control::Control;
 use links::Links;
+use membership::{Installed, Membership};
 use skb::Skb;
 use vm::Vm;
 
@@ -83,11 +92,25 @@ pub struct Config {
     /// The knowledge base's facts from the firmware (alike on every core)
     /// and this core's own (CPUID).
     pub facts: skb::Facts,
+    /// When to send heartbeats and suspect a silent member.
+    pub detector: Detector,
+    /// The member this core asks to join the view, or `None` when a
+    /// member admits it ([`Monitor::admit`]): at boot, the boot core admits
+    /// every core it started, so that the first view holds them all.
+    pub sponsor: Option<CoreId>,
 }
+
+/// The most messages sent in a newer epoch than this core's view that wait
+/// for it to install that view; past this, the oldest are dropped.
+pub const MAX_HELD: usize = 4096;
 
 /// One core's monitor.
 pub struct Monitor {
     base: Base,
+    membership: Membership,
+    /// Services' messages sent in a newer epoch than the installed view's,
+    /// with their sender, until it is installed.
+    held: VecDeque<(CoreId, Envelope<Wire>)>,
     control: Control,
     vm: Vm,
     skb: Skb,
@@ -95,19 +118,29 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// The monitor of core `config.me`. Other cores count as down until the
-    /// host says they are up ([`Input::CoreUp`]).
+    /// The monitor of core `config.me`, alone in view 0; it asks its
+    /// sponsor, if it has one, to join the sponsor's view.
     pub fn new(config: Config, out: &mut Output) -> Self {
         let cores = config.cores;
+        let me = config.me;
+        let alone = View {
+            epoch: 0,
+            members: Members::one(me),
+        };
         let mut monitor = Monitor {
             base: Base {
-                me: config.me,
+                me,
                 cores,
                 boot_core: config.boot_core,
                 now: 0,
                 tick: 0,
-                up: vec![false; usize::from(cores)],
-                links: Links::new(config.me, cores),
+                view: alone,
+                installed_at: 0,
+                stamp: alone,
+                ever: alone.members,
+                excluded: false,
+                heard: vec![0; usize::from(cores)],
+                links: Links::new(me, cores),
                 calls: Calls::new(),
                 mappings: Mappings::new(config.me, cores, config.boot_core, config.frame),
                 tracing: false,
@@ -117,13 +150,33 @@ impl Monitor {
                 next_key: 0,
                 next_ticket: 0,
             },
+            membership: Membership::new(me, config.detector),
+            held: VecDeque::new(),
             control: Control::new(),
             vm: Vm::new(),
             skb: Skb::new(config.facts, out),
             bench: Bench::new(),
         };
-        monitor.base.up[usize::from(config.me.0)] = true;
+        if let Some(sponsor) = config.sponsor {
+            let cx = &mut Cx {
+                base: &mut monitor.base,
+                out,
+            };
+            monitor.membership.join(cx, sponsor);
+        }
         monitor
+    }
+
+    /// Takes `cores` into this core's view, by agreement, as if each had
+    /// asked to join; they must run monitors that have no sponsor.
+    pub fn admit(&mut self, now: u64, cores: Members, out: &mut Output) {
+        self.base.now = now;
+        let cx = &mut Cx {
+            base: &mut self.base,
+            out,
+        };
+        self.membership.admit(cx, cores);
+        self.settle(out);
     }
 
     /// Handles one input and everything it sets off on this core.
@@ -132,12 +185,13 @@ impl Monitor {
         match input {
             Input::Slot { from, slot } => self.receive_slot(from, slot, out),
             Input::Tick => self.tick(out),
-            Input::CoreUp(core) => {
-                if let Some(up) = self.base.up.get_mut(usize::from(core.0)) {
-                    *up = true;
-                }
+            Input::Drained(core) => {
+                let cx = &mut Cx {
+                    base: &mut self.base,
+                    out,
+                };
+                self.membership.drained(cx, core);
             }
-            Input::CoreDown(core) => self.core_down(core, out),
             Input::Measured { op, cycles } => self.base.events.push_back(Event {
                 op,
                 event: OpEvent::Measured(cycles),
@@ -167,15 +221,63 @@ impl Monitor {
         ticket
     }
 
-    /// Whether the host has said `core` runs.
-    pub fn is_up(&self, core: CoreId) -> bool {
-        self.base.is_up(core)
+    /// Whether `core` is a member of this core's view (or of the view it
+    /// is installing).
+    pub fn is_member(&self, core: CoreId) -> bool {
+        self.base.is_member(core)
     }
 
-    /// Whether a tick would do anything: calls or protocol rounds with
-    /// timeouts are in flight, or a service waits for something.
+    /// The installed view.
+    pub fn view(&self) -> View {
+        self.base.view
+    }
+
+    /// The tick (of this monitor's count, [`ticks`](Self::ticks)) at which
+    /// the view was installed.
+    pub fn view_installed_at(&self) -> u64 {
+        self.base.installed_at
+    }
+
+    /// Ticks this monitor has been fed.
+    pub fn ticks(&self) -> u64 {
+        self.base.tick
+    }
+
+    /// The members this core's detector suspects now.
+    pub fn suspects(&self) -> Members {
+        self.membership.suspects()
+    }
+
+    pub fn detector(&self) -> Detector {
+        self.membership.detector()
+    }
+
+    /// Changes when heartbeats go and silence counts as a failure, on this
+    /// core.
+    pub fn set_detector(&mut self, detector: Detector) {
+        self.membership.set_detector(detector);
+    }
+
+    /// Whether this core was left out of a view while running
+    /// ([`Effect::Excluded`]).
+    pub fn excluded(&self) -> bool {
+        self.base.excluded
+    }
+
+    /// Whether a tick would do anything: the view has other members to
+    /// watch and send heartbeats to, or [`has_timeouts`](Self::has_timeouts).
     pub fn wants_ticks(&self) -> bool {
-        self.base.calls.in_flight() > 0 || self.base.mappings.has_timers() || self.skb.waits()
+        self.base.view.members.len() > 1 || self.has_timeouts()
+    }
+
+    /// Whether something waits for time to pass, besides the detector: a
+    /// view change, calls or protocol rounds with timeouts, or a service
+    /// waiting for something.
+    pub fn has_timeouts(&self) -> bool {
+        self.membership.changing()
+            || self.base.calls.in_flight() > 0
+            || self.base.mappings.has_timers()
+            || self.skb.waits()
     }
 
     pub fn tracing(&self) -> bool {
@@ -188,9 +290,12 @@ impl Monitor {
         &self.base.trace_start
     }
 
-    /// Replies and slots dropped on arrival so far.
+    /// Replies and slots dropped on arrival so far, and messages not sent.
     pub fn strays(&self) -> Strays {
-        self.base.strays
+        Strays {
+            unsent: self.base.links.unsent,
+            ..self.base.strays
+        }
     }
 
     /// Calls in flight from this core.
@@ -224,16 +329,71 @@ impl Monitor {
                 return self.base.drop_malformed(out, from, 0, "malformed", notice);
             }
         };
-        let (call, message) = (envelope.call, envelope.message);
-        let role = message.link_role();
         if self.base.tracing {
             out.trace.push(TraceEvent {
                 peer: from.0,
-                call,
+                call: envelope.call,
                 seq,
-                ..TraceEvent::new(self.base.now, TraceKind::Receive, message.label())
+                ..TraceEvent::new(self.base.now, TraceKind::Receive, envelope.message.label())
             });
         }
+        if let Some(heard) = self.base.heard.get_mut(usize::from(from.0)) {
+            *heard = self.base.tick;
+        }
+        if matches!(envelope.message, Wire::Membership(_)) || envelope.epoch <= self.base.view.epoch
+        {
+            return self.accept(from, envelope, out);
+        }
+        // Sent in a view this core has not installed yet: handled once it
+        // has, so that no message is handled in another view than its own.
+        if self.held.len() == MAX_HELD {
+            let (sender, oldest) = self.held.pop_front().expect("full");
+            self.base.strays.overflow += 1;
+            out.notices.push(format!(
+                "dropped {} from core {}: {MAX_HELD} messages from newer views wait already",
+                oldest.message.label(),
+                sender.0
+            ));
+        }
+        self.held.push_back((from, envelope));
+    }
+
+    /// Takes a whole message in the view it was sent in, or drops it: a
+    /// service's message from an older view, or from a core outside this
+    /// one.
+    fn accept(&mut self, from: CoreId, envelope: Envelope<Wire>, out: &mut Output) {
+        let Envelope {
+            call,
+            epoch,
+            message,
+        } = envelope;
+        if !matches!(message, Wire::Membership(_)) {
+            let view = self.base.view;
+            let why = if epoch < view.epoch {
+                self.base.strays.old_epoch += 1;
+                "sent in an older view"
+            } else if !view.members.contains(from) {
+                self.base.strays.non_member += 1;
+                "not a member"
+            } else {
+                ""
+            };
+            if !why.is_empty() {
+                out.notices.push(format!(
+                    "dropped {} (call {call}) from core {}: {why} (epoch {epoch}, view {})",
+                    message.label(),
+                    from.0,
+                    view.epoch
+                ));
+                self.base.trace_drop(out, from, call, why);
+                let cx = &mut Cx {
+                    base: &mut self.base,
+                    out,
+                };
+                return self.membership.tell_left_out(cx, from);
+            }
+        }
+        let role = message.link_role();
         match role {
             Role::Reply => self.receive_reply(from, call, message, out),
             Role::Request { .. } if call == 0 => {
@@ -283,6 +443,7 @@ impl Monitor {
             Wire::Vm(message) => self.vm.receive(cx, from, call, message.0),
             Wire::Skb(message) => self.skb.receive(cx, from, call, *message),
             Wire::Bench(message) => self.bench.receive(cx, from, call, message.0),
+            Wire::Membership(message) => self.membership.receive(cx, from, call, message.0),
         }
     }
 
@@ -307,18 +468,53 @@ impl Monitor {
             mappings.tick(&mut mapping_cx);
         }
         self.skb.tick(cx);
+        self.membership.tick(cx);
     }
 
-    fn core_down(&mut self, core: CoreId, out: &mut Output) {
-        let Some(up) = self.base.up.get_mut(usize::from(core.0)) else {
-            return;
+    /// Acts on a view this core installed: the calls to cores it leaves
+    /// out fail, the mappings' protocols hear that they are down (every
+    /// message from them has been handled: their rings were drained), the
+    /// knowledge base derives the trees again, and the messages that waited
+    /// for the view are handled.
+    fn installed(&mut self, Installed { old, new }: Installed, out: &mut Output) {
+        let left = old.members.minus(new.members);
+        let joined = new.members.minus(old.members);
+        for core in left.iter() {
+            for (call, pending) in self.base.calls.waiting_on(core) {
+                self.base
+                    .trace_call_end(out, core, call, pending.name, trace::STOPPED);
+                self.base
+                    .finish(pending.owner, Err(CallError::Down { core }), out);
+            }
+        }
+        let cx = &mut Cx {
+            base: &mut self.base,
+            out,
         };
-        *up = false;
-        for (call, pending) in self.base.calls.waiting_on(core) {
-            self.base
-                .trace_call_end(out, core, call, pending.name, trace::STOPPED);
-            self.base
-                .finish(pending.owner, Err(CallError::Down { core }), out);
+        let first = old.epoch == 0;
+        let arrived = if first { new.members } else { joined };
+        cx.mappings().0.view_installed(first, arrived);
+        // Only cores that joined hold spaces, so only those that leave are
+        // down to the protocols; a core that never joined is in no round.
+        for core in left.iter() {
+            let (mappings, mut mapping_cx) = cx.mappings();
+            mappings.input(&mut mapping_cx, atoll_replica::Input::CoreDown(core));
+        }
+        self.skb.view_changed(cx);
+        let mut line = format!("view {}: cores {}", new.epoch, new.members);
+        if !joined.is_empty() && old.epoch > 0 {
+            line += &format!("; joined: {joined}");
+        }
+        if !left.is_empty() {
+            line += &format!("; left: {left}");
+        }
+        cx.notice(line);
+        let (ready, waiting): (VecDeque<_>, VecDeque<_>) = core::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(_, envelope)| envelope.epoch <= new.epoch);
+        self.held = waiting;
+        for (from, envelope) in ready {
+            self.accept(from, envelope, out);
         }
     }
 
@@ -326,7 +522,12 @@ impl Monitor {
     /// services, and slots sent on the loopback.
     fn settle(&mut self, out: &mut Output) {
         loop {
-            if let Some(Event { op, event }) = self.base.events.pop_front() {
+            let installed = self.membership.take_installed();
+            if !installed.is_empty() {
+                installed
+                    .into_iter()
+                    .for_each(|view| self.installed(view, out));
+            } else if let Some(Event { op, event }) = self.base.events.pop_front() {
                 let cx = &mut Cx {
                     base: &mut self.base,
                     out,
@@ -336,6 +537,7 @@ impl Monitor {
                     ServiceId::Vm => self.vm.event(cx, op, event),
                     ServiceId::Skb => self.skb.event(cx, op, event),
                     ServiceId::Bench => self.bench.event(cx, op, event),
+                    ServiceId::Membership => self.membership.event(cx, op, event),
                 }
             } else if let Some(slot) = self.base.links.next_loopback() {
                 let me = self.base.me;

@@ -8,6 +8,11 @@
 //! what is sent on it is received in the same step, through the same
 //! reassembly and dispatch as any other message, so local and remote
 //! requests take one path.
+//!
+//! Every message goes out stamped with the epoch of the view this core
+//! sends in. Only the membership service's messages go to cores outside
+//! that view; the others are dropped and counted (`Strays::unsent`), so
+//! that nothing piles up for a core that is not there.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -18,6 +23,7 @@ use atoll_proto::CoreId;
 
 use crate::output::Output;
 use crate::trace::{TraceEvent, TraceKind};
+use crate::view::Members;
 use crate::wire::Wire;
 
 struct Link {
@@ -28,11 +34,19 @@ struct Link {
     sent: u32,
     /// Messages received on the link so far.
     received: u32,
+    /// The tick of the last message sent on the link.
+    last_sent: u64,
 }
 
 pub(crate) struct Links {
     me: CoreId,
     links: Vec<Link>,
+    /// The epoch messages go out in, and the cores the services' messages
+    /// may go to.
+    epoch: u32,
+    reachable: Members,
+    /// The services' messages dropped for going to a non-member.
+    pub(crate) unsent: u64,
     /// Slots sent on the loopback, to be received within the step.
     loopback: VecDeque<Payload>,
 }
@@ -46,13 +60,30 @@ impl Links {
                     reassembler: Reassembler::new(1),
                     sent: 0,
                     received: 0,
+                    last_sent: 0,
                 })
                 .collect(),
+            epoch: 0,
+            reachable: Members::one(me),
+            unsent: 0,
             loopback: VecDeque::new(),
         }
     }
 
-    /// Frames `message` under `call` for `to` and returns its sequence
+    /// Sends in `epoch` from now on, the services' messages to `reachable`.
+    pub fn send_in(&mut self, epoch: u32, reachable: Members) {
+        self.epoch = epoch;
+        self.reachable = reachable;
+    }
+
+    /// The tick of the last message sent to `core`.
+    pub fn last_sent(&self, core: CoreId) -> u64 {
+        self.links
+            .get(usize::from(core.0))
+            .map_or(0, |link| link.last_sent)
+    }
+
+    /// Frames `message` under `call` for `to`, in this core's epoch, and returns its sequence
     /// number on the link; its slots go to `sends` (or the loopback).
     pub fn send(
         &mut self,
@@ -64,7 +95,7 @@ impl Links {
         let link = &mut self.links[usize::from(to.0)];
         let seq = link.sent;
         link.sent = link.sent.wrapping_add(1);
-        for slot in encode(message, call) {
+        for slot in encode(message, call, self.epoch) {
             if to == self.me {
                 self.loopback.push_back(slot);
             } else {
@@ -91,16 +122,31 @@ impl Links {
         }))
     }
 
-    /// Frames and sends one message, recording it in the trace.
+    /// Frames and sends one message, recording it in the trace, unless it
+    /// is a service's message for a core outside the view.
+    #[allow(clippy::too_many_arguments)]
     pub fn transmit(
         &mut self,
         now: u64,
+        tick: u64,
         tracing: bool,
         to: CoreId,
         call: u32,
         message: &Wire,
         out: &mut Output,
     ) {
+        if !matches!(message, Wire::Membership(_)) && !self.reachable.contains(to) {
+            self.unsent += 1;
+            if tracing {
+                out.trace.push(TraceEvent {
+                    peer: to.0,
+                    call,
+                    ..TraceEvent::new(now, TraceKind::Drop, "to a non-member")
+                });
+            }
+            return;
+        }
+        self.links[usize::from(to.0)].last_sent = tick;
         let seq = self.send(to, call, message, &mut out.sends);
         if tracing {
             out.trace.push(TraceEvent {

@@ -23,6 +23,7 @@ use crate::calls::{Event, OpEvent, OpRef};
 use crate::links::Links;
 use crate::output::{Effect, Output};
 use crate::trace::{TraceEvent, TraceKind};
+use crate::view::Members;
 use crate::vm::messages::{
     Protocol, Replicate, TEST_SPACE, TIMEOUTS, shootdown_space, shootdown_targets,
 };
@@ -35,6 +36,7 @@ use crate::wire::Wire;
 /// the mappings too.
 pub(crate) struct MappingCx<'a> {
     pub(crate) now: u64,
+    pub(crate) tick: u64,
     pub(crate) tracing: bool,
     pub(crate) links: &'a mut Links,
     pub(crate) events: &'a mut VecDeque<Event>,
@@ -48,7 +50,7 @@ impl MappingCx<'_> {
 
     pub fn send(&mut self, to: CoreId, message: Wire) {
         self.links
-            .transmit(self.now, self.tracing, to, 0, &message, self.out);
+            .transmit(self.now, self.tick, self.tracing, to, 0, &message, self.out);
     }
 
     pub fn complete(&mut self, op: OpRef, completion: Completion) {
@@ -75,7 +77,14 @@ pub struct Mappings {
     frame: u64,
     /// Which operation asked for each request this core submitted.
     owners: BTreeMap<OpId, OpRef>,
-    holders: RangeInclusive<u16>,
+    /// The cores `VmSpan` asked to hold the test space (all, at first).
+    span: RangeInclusive<u16>,
+    /// The cores of the span that are members: the test space's holders.
+    holders: Members,
+    /// The cores that may hold a space: every core until the first view is
+    /// installed, then its members.
+    members: Members,
+    boot_core: CoreId,
 }
 
 impl Mappings {
@@ -87,20 +96,54 @@ impl Mappings {
             timeouts: TIMEOUTS,
             plan: TreePlan::new(),
         };
-        let mut replicator = Replicator::new(me, config, MappingTable::new());
-        let everyone: Vec<CoreId> = (0..cores).map(CoreId).collect();
-        replicator.add_space(TEST_SPACE, &everyone);
-        for targets in 1..cores {
-            let holders: Vec<CoreId> = core::iter::once(boot_core)
-                .chain(shootdown_targets(cores, boot_core, targets))
-                .collect();
-            replicator.add_space(shootdown_space(targets), &holders);
-        }
-        Self {
+        let replicator = Replicator::new(me, config, MappingTable::new());
+        let mut mappings = Self {
             replicator,
             frame,
             owners: BTreeMap::new(),
-            holders: 0..=cores.saturating_sub(1),
+            span: 0..=cores.saturating_sub(1),
+            holders: Members::new(),
+            members: (0..cores).map(CoreId).collect(),
+            boot_core,
+        };
+        mappings.declare_spaces();
+        mappings
+    }
+
+    /// Declares every space with its holders among the members: the test
+    /// space held by the span, and `bench shootdown`'s spaces by the boot
+    /// core and the first members that are not the boot core.
+    fn declare_spaces(&mut self) {
+        let span = self.span.clone();
+        self.holders = self
+            .members
+            .iter()
+            .filter(|core| span.contains(&core.0))
+            .collect();
+        let holders: Vec<CoreId> = self.holders.iter().collect();
+        self.replicator.add_space(TEST_SPACE, &holders);
+        let members: Vec<CoreId> = self.members.iter().collect();
+        for targets in 1..self.members.len() as u16 {
+            let holders: Vec<CoreId> = core::iter::once(self.boot_core)
+                .chain(shootdown_targets(&members, self.boot_core, targets))
+                .collect();
+            self.replicator
+                .add_space(shootdown_space(targets), &holders);
+        }
+    }
+
+    /// A view is installed: from the first one on, only cores that joined
+    /// a view hold spaces, so a core that never started holds none. A
+    /// member that leaves stays a holder, which the protocols count
+    /// unreached (they are told it is down).
+    pub(crate) fn view_installed(&mut self, first: bool, joined: Members) {
+        let members = match first {
+            true => joined,
+            false => self.members.union(joined),
+        };
+        if members != self.members {
+            self.members = members;
+            self.declare_spaces();
         }
     }
 
@@ -109,8 +152,14 @@ impl Mappings {
     }
 
     /// The cores that hold the test space.
-    pub fn holders(&self) -> RangeInclusive<u16> {
-        self.holders.clone()
+    pub fn holders(&self) -> Members {
+        self.holders
+    }
+
+    /// The cores that may hold spaces: those that ever joined a view
+    /// installed here (a member that left stays one).
+    pub fn members(&self) -> Members {
+        self.members
     }
 
     /// The frame this core maps test pages to.
@@ -168,15 +217,14 @@ impl Mappings {
         }
     }
 
-    /// Makes cores `first` to `last` the test space's holders; whether it
-    /// did (it refuses while this replica has pages mapped).
+    /// Makes the members among cores `first` to `last` the test space's
+    /// holders; whether it did (it refuses while this replica has pages mapped).
     pub(crate) fn span(&mut self, first: u16, last: u16) -> bool {
         if self.mapped() > 0 {
             return false;
         }
-        let holders: Vec<CoreId> = (first..=last).map(CoreId).collect();
-        self.replicator.add_space(TEST_SPACE, &holders);
-        self.holders = first..=last;
+        self.span = first..=last;
+        self.declare_spaces();
         true
     }
 

@@ -18,10 +18,9 @@ pub enum Input<'a> {
     Slot { from: CoreId, slot: &'a Payload },
     /// One timer tick passed (10 ms in the kernel).
     Tick,
-    /// The host saw `core` running.
-    CoreUp(CoreId),
-    /// The host saw `core` stop (a fault or a panic) or never start.
-    CoreDown(CoreId),
+    /// The host has read every slot waiting in `core`'s ring to this one
+    /// ([`Deferred::Drain`]).
+    Drained(CoreId),
     /// The result of a [`Deferred::Measure`]: cycles, or `None` if the
     /// measurement could not be made (no answer in time).
     Measured { op: OpRef, cycles: Option<u64> },
@@ -35,6 +34,10 @@ pub enum Effect {
     Mapping(atoll_replica::Effect),
     /// Print the trace events this core's host recorded.
     DumpTrace,
+    /// This core was left out of view `epoch` while it still runs (it was
+    /// suspected wrongly): stop it, as the members already count it
+    /// stopped.
+    Excluded { epoch: u32 },
 }
 
 /// What the host does once the step's slots are sent.
@@ -46,6 +49,10 @@ pub enum Deferred {
     /// waits for interrupts), then feed the result back as
     /// [`Input::Measured`] with `op`.
     Measure { op: OpRef, measure: Measure },
+    /// Read every slot waiting in `core`'s ring to this core, feeding each
+    /// as an [`Input::Slot`], then say so with [`Input::Drained`]. `core`
+    /// is being left out of the view, so it sends nothing more that counts.
+    Drain { core: CoreId },
 }
 
 /// What one step produced. The host acts on it in field order: effects,

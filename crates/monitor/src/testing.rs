@@ -45,7 +45,8 @@ pub fn facts(core: u16, nodes: &[u16]) -> Facts {
 
 /// A monitor for each core of `nodes` (see [`facts`]), core 0 the boot
 /// core and core `c`'s frame at `0x1000 * (c + 1)`, each with the output
-/// it produced on starting. Every other core is still down to each.
+/// it produced on starting: each core but 0 asks core 0 to join its view,
+/// and none is in a view with another yet.
 pub fn start(nodes: &[u16]) -> Vec<(Monitor, Output)> {
     let cores = nodes.len() as u16;
     (0..cores)
@@ -57,8 +58,42 @@ pub fn start(nodes: &[u16]) -> Vec<(Monitor, Output)> {
                 boot_core: CoreId(0),
                 frame: 0x1000 * (u64::from(core) + 1),
                 facts: facts(core, nodes),
+                detector: crate::Detector::DEFAULT,
+                sponsor: (core != 0).then_some(CoreId(0)),
             };
             (Monitor::new(config, &mut out), out)
         })
         .collect()
+}
+
+/// Delivers what `monitors` (as [`start`] made them) send each other, in
+/// order per pair of cores, until nothing is left: the view forms with
+/// every core. Their completions, notices and trace are cleared.
+pub fn form_view(monitors: &mut [(Monitor, Output)]) {
+    let mut now = 0;
+    loop {
+        let mut slots = Vec::new();
+        for (core, (_, out)) in monitors.iter_mut().enumerate() {
+            for (to, slot) in out.sends.drain(..) {
+                slots.push((CoreId(core as u16), to, slot));
+            }
+            for deferred in out.deferred.drain(..) {
+                assert!(
+                    matches!(deferred, crate::Deferred::Drain { .. }),
+                    "only drains before the view forms: {deferred:?}"
+                );
+            }
+            out.completions.clear();
+            out.notices.clear();
+            out.trace.clear();
+        }
+        if slots.is_empty() {
+            return;
+        }
+        for (from, to, slot) in slots {
+            now += 1;
+            let (monitor, out) = &mut monitors[usize::from(to.0)];
+            monitor.step(now, crate::Input::Slot { from, slot: &slot }, out);
+        }
+    }
 }

@@ -15,6 +15,7 @@ use atoll_iface::{DecodeError, Interface, Role};
 
 use crate::bench::messages::BenchMessage;
 use crate::control::messages::ControlMessage;
+use crate::membership::messages::MembershipMessage;
 use crate::skb::messages::SkbMessage;
 use crate::vm::messages::VmMessage;
 
@@ -181,6 +182,7 @@ services! {
     Vm(VmMessage in Inline) = 1,
     Skb(SkbMessage in Box) = 2,
     Bench(BenchMessage in Inline) = 3,
+    Membership(MembershipMessage in Inline) = 4,
 }
 
 impl Wire {
@@ -240,7 +242,7 @@ mod tests {
         for message in [Wire::from(SkbFacts { text }), Wire::from(Ping {})] {
             let mut reassembler = Reassembler::<Wire>::new(1);
             let mut whole = None;
-            for slot in encode(&message, 9) {
+            for slot in encode(&message, 9, 0) {
                 whole = reassembler.push(&slot).unwrap();
             }
             let envelope = whole.expect("the last slot completes the message");
@@ -250,7 +252,7 @@ mod tests {
 
     #[test]
     fn an_unknown_service_is_rejected_not_misread() {
-        let mut slot = encode(&Wire::from(Ping {}), 0).next().unwrap();
+        let mut slot = encode(&Wire::from(Ping {}), 0, 0).next().unwrap();
         slot[0] = 6 << KIND_BITS;
         let rejected = Reassembler::<Wire>::new(1).push(&slot).unwrap_err();
         assert_eq!(rejected.error, DecodeError::UnknownKind(6 << KIND_BITS));

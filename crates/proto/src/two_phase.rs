@@ -27,20 +27,23 @@
 //!   commit, which needs every participant's vote and so comes after every
 //!   `Prepare` was received, travels through aggregators.
 //! - A participant whose coordinator goes down while it holds a prepared
-//!   proposal resolves it. If it is an aggregator of the commit tree, it
-//!   aborts: it has received everything the coordinator sent it, and the
-//!   coordinator sends the commit to all aggregators in one step, so no one
-//!   got a commit. A member asks its aggregator (`Inquire`); the aggregator
-//!   answers `Settled` once it holds no such proposal, after it forwarded
-//!   any commit it had on the same channel, so a member still holding the
-//!   proposal when `Settled` arrives aborts it. If the aggregator is down as
-//!   well, the member aborts: with the coordinator and an aggregator down in
-//!   the same proposal, members of other groups may have committed it, which
-//!   the protocol does not repair (`docs/protocols.md`).
+//!   proposal resolves it with the other live participants (cooperative
+//!   termination): it asks each of them (`Inquire`), and each answers what
+//!   it knows (`Settled`) once the coordinator is down to it as well, so
+//!   once it has handled everything the coordinator sent it. If any
+//!   committed the proposal, the commit reached a live core, and everyone
+//!   commits; if any never voted yes, or aborted, the coordinator cannot
+//!   have committed, and everyone aborts; if every live participant is in
+//!   doubt, no live replica holds the commit, and everyone aborts. A
+//!   participant that goes down meanwhile is no longer waited for. So the
+//!   coordinator and aggregators may fail together, in any order, and the
+//!   live replicas still agree. A participant remembers its last
+//!   `DECIDED_MEMORY` decisions to answer with; one asked about a proposal
+//!   it decided longer ago, and holds no longer, answers `Unknown`.
 
 use crate::multicast::{Multicast, RoundEvent, RoundMsg, RoundOutbox, RoundTimeouts};
 use crate::{Cluster, CoreId, OpId, Outbox, Report, Route, Tick};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 /// The state a participant's votes are about: its replica.
@@ -77,13 +80,31 @@ pub enum TwoPhaseMsg<C, R> {
     Abort { id: OpId },
     /// The commit round; its round id is the proposal's id.
     Commit(RoundMsg<()>),
-    /// Member to aggregator, after the coordinator went down: tell me when
-    /// you hold no prepared `id`.
+    /// Participant to participant, after the coordinator went down: what
+    /// became of `id` at your end?
     Inquire { id: OpId },
-    /// Aggregator to member: I hold no prepared `id`, and anything I had to
-    /// forward about it is already on its way to you.
-    Settled { id: OpId },
+    /// The answer, given once the coordinator is down to the sender too.
+    Settled { id: OpId, known: Known },
 }
+
+/// What a participant knows of a proposal whose coordinator went down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Known {
+    /// It committed the proposal.
+    Committed,
+    /// It aborted it.
+    Aborted,
+    /// It voted yes and has no decision: it is in doubt too.
+    InDoubt,
+    /// It holds no such proposal and remembers no decision of it: it never
+    /// voted yes (the coordinator cannot have committed it), or it decided
+    /// more than `DECIDED_MEMORY` decisions ago.
+    Unknown,
+}
+
+/// How many of its last decisions a participant remembers, to answer an
+/// inquiry about a proposal whose coordinator went down.
+pub const DECIDED_MEMORY: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AbortReason<R> {
@@ -121,6 +142,12 @@ pub struct TwoPhase<C> {
     voting: BTreeMap<OpId, Voting>,
     /// Proposals this core voted yes on and has not seen decided.
     prepared: BTreeMap<OpId, Prepared<C>>,
+    /// The last decisions of prepared proposals, oldest first: committed
+    /// or not.
+    decided: VecDeque<(OpId, bool)>,
+    /// Inquiries about proposals this core does not hold, whose
+    /// coordinator is not down to it yet: answered once it is.
+    deferred: BTreeMap<OpId, Vec<CoreId>>,
     /// Commit rounds, as initiator, aggregator or target.
     commits: Multicast<()>,
 }
@@ -139,10 +166,12 @@ struct Voting {
 struct Prepared<C> {
     route: Route,
     change: C,
-    /// Members that asked to hear when this core no longer holds it.
+    /// Participants that asked what became of it, to answer once this core
+    /// knows: when it decides, or when the coordinator is down to it.
     inquirers: Vec<CoreId>,
-    /// The aggregator this core asked, after the coordinator went down.
-    asked: Option<CoreId>,
+    /// The participants still to answer this core's inquiry, once the
+    /// coordinator went down; `None` before.
+    asked: Option<Vec<CoreId>>,
 }
 
 impl<C: Copy> TwoPhase<C> {
@@ -153,6 +182,8 @@ impl<C: Copy> TwoPhase<C> {
             vote_timeout,
             voting: BTreeMap::new(),
             prepared: BTreeMap::new(),
+            decided: VecDeque::new(),
+            deferred: BTreeMap::new(),
             commits: Multicast::new(me, commit),
         }
     }
@@ -232,19 +263,74 @@ impl<C: Copy> TwoPhase<C> {
             TwoPhaseMsg::Commit(round) => self.with_commits(resource, out, |commits, inner| {
                 commits.on_message(from, round, cluster, inner)
             }),
-            TwoPhaseMsg::Inquire { id } => match self.prepared.get_mut(&id) {
-                Some(prepared) => prepared.inquirers.push(from),
-                None => out.send(from, TwoPhaseMsg::Settled { id }),
-            },
-            TwoPhaseMsg::Settled { id } => {
-                if self
-                    .prepared
-                    .get(&id)
-                    .is_some_and(|p| p.asked == Some(from))
-                {
-                    self.resolve(id, false, resource, out);
+            TwoPhaseMsg::Inquire { id } => {
+                let down = cluster.is_down(id.origin);
+                match self.prepared.get_mut(&id) {
+                    Some(_) if down => out.send(
+                        from,
+                        TwoPhaseMsg::Settled {
+                            id,
+                            known: Known::InDoubt,
+                        },
+                    ),
+                    Some(prepared) => prepared.inquirers.push(from),
+                    None if down => {
+                        let known = self.known(id);
+                        out.send(from, TwoPhaseMsg::Settled { id, known });
+                    }
+                    None => self.deferred.entry(id).or_default().push(from),
                 }
             }
+            TwoPhaseMsg::Settled { id, known } => {
+                let Some(asked) = self
+                    .prepared
+                    .get_mut(&id)
+                    .and_then(|prepared| prepared.asked.as_mut())
+                else {
+                    return;
+                };
+                let Some(at) = asked.iter().position(|&core| core == from) else {
+                    return;
+                };
+                asked.remove(at);
+                match known {
+                    Known::Committed => self.resolve(id, true, resource, out),
+                    Known::Aborted | Known::Unknown => self.resolve(id, false, resource, out),
+                    Known::InDoubt => self.abort_if_all_in_doubt(id, resource, out),
+                }
+            }
+        }
+    }
+
+    /// What this core knows of `id`, which it does not hold prepared.
+    fn known(&self, id: OpId) -> Known {
+        match self
+            .decided
+            .iter()
+            .rev()
+            .find(|(decided, _)| *decided == id)
+        {
+            Some((_, true)) => Known::Committed,
+            Some((_, false)) => Known::Aborted,
+            None => Known::Unknown,
+        }
+    }
+
+    /// Aborts `id` if every participant asked answered that it is in doubt
+    /// (or went down): then no live replica committed it.
+    fn abort_if_all_in_doubt<X: Resource<Change = C>>(
+        &mut self,
+        id: OpId,
+        resource: &mut X,
+        out: &mut TwoPhaseOutbox<C, X::Refusal>,
+    ) {
+        if self
+            .prepared
+            .get(&id)
+            .and_then(|prepared| prepared.asked.as_ref())
+            .is_some_and(Vec::is_empty)
+        {
+            self.resolve(id, false, resource, out);
         }
     }
 
@@ -269,22 +355,47 @@ impl<C: Copy> TwoPhase<C> {
         });
         let prepared: Vec<OpId> = self.prepared.keys().copied().collect();
         for id in prepared {
+            let me = self.me;
             let prepared = self.prepared.get_mut(&id).expect("listed above");
             if id.origin == core {
-                let tree = cluster.tree(core, prepared.route);
-                let aggregator = match tree.group_led_by(self.me) {
-                    Some(_) => None,
-                    None => tree.aggregator_of(self.me).filter(|&a| !cluster.is_down(a)),
-                };
-                match aggregator {
-                    Some(aggregator) => {
-                        prepared.asked = Some(aggregator);
-                        out.send(aggregator, TwoPhaseMsg::Inquire { id });
-                    }
-                    None => self.resolve(id, false, resource, out),
+                // Everything the coordinator sent is in: this core's doubt
+                // is final, so answer those who asked, then ask the others.
+                for inquirer in core::mem::take(&mut prepared.inquirers) {
+                    out.send(
+                        inquirer,
+                        TwoPhaseMsg::Settled {
+                            id,
+                            known: Known::InDoubt,
+                        },
+                    );
                 }
-            } else if prepared.asked == Some(core) {
-                self.resolve(id, false, resource, out);
+                let others: Vec<CoreId> = cluster
+                    .tree(core, prepared.route)
+                    .targets()
+                    .filter(|&n| n != me && n != core && !cluster.is_down(n))
+                    .collect();
+                for &other in &others {
+                    out.send(other, TwoPhaseMsg::Inquire { id });
+                }
+                prepared.asked = Some(others);
+                self.abort_if_all_in_doubt(id, resource, out);
+            } else if let Some(asked) = prepared.asked.as_mut()
+                && let Some(at) = asked.iter().position(|&n| n == core)
+            {
+                asked.remove(at);
+                self.abort_if_all_in_doubt(id, resource, out);
+            }
+        }
+        let deferred: Vec<OpId> = self
+            .deferred
+            .keys()
+            .copied()
+            .filter(|id| id.origin == core)
+            .collect();
+        for id in deferred {
+            let known = self.known(id);
+            for inquirer in self.deferred.remove(&id).expect("listed above") {
+                out.send(inquirer, TwoPhaseMsg::Settled { id, known });
             }
         }
     }
@@ -318,7 +429,10 @@ impl<C: Copy> TwoPhase<C> {
     /// Whether no proposal is in progress here, as coordinator or
     /// participant.
     pub fn is_idle(&self) -> bool {
-        self.voting.is_empty() && self.prepared.is_empty() && self.commits.is_idle()
+        self.voting.is_empty()
+            && self.prepared.is_empty()
+            && self.deferred.is_empty()
+            && self.commits.is_idle()
     }
 
     fn commit_if_all_voted<X: Resource<Change = C>>(
@@ -376,8 +490,16 @@ impl<C: Copy> TwoPhase<C> {
             true => resource.commit(id, &prepared.change),
             false => resource.abort(id, &prepared.change),
         }
+        if self.decided.len() == DECIDED_MEMORY {
+            self.decided.pop_front();
+        }
+        self.decided.push_back((id, commit));
+        let known = match commit {
+            true => Known::Committed,
+            false => Known::Aborted,
+        };
         for inquirer in prepared.inquirers {
-            out.send(inquirer, TwoPhaseMsg::Settled { id });
+            out.send(inquirer, TwoPhaseMsg::Settled { id, known });
         }
     }
 
@@ -391,8 +513,7 @@ impl<C: Copy> TwoPhase<C> {
         let mut inner = RoundOutbox::default();
         step(&mut self.commits, &mut inner);
         // Forwards go out before any `Settled` that committing queues, so a
-        // member hears of the commit before it hears that its aggregator is
-        // settled.
+        // member hears of the commit from its aggregator first.
         for (to, round) in inner.sends {
             out.send(to, TwoPhaseMsg::Commit(round));
         }
@@ -680,7 +801,14 @@ mod tests {
         net.declare_down(CoreId(0));
         net.run();
         let inquiry = (CoreId(2), CoreId(1), TwoPhaseMsg::Inquire { id });
-        let settled = (CoreId(1), CoreId(2), TwoPhaseMsg::Settled { id });
+        let settled = (
+            CoreId(1),
+            CoreId(2),
+            TwoPhaseMsg::Settled {
+                id,
+                known: Known::Committed,
+            },
+        );
         assert!(net.log.contains(&inquiry) && net.log.contains(&settled));
         assert_eq!(committed(&net, 1), Some(1));
         assert_eq!(committed(&net, 2), Some(1));
@@ -698,10 +826,92 @@ mod tests {
         net.crash(CoreId(0));
         net.declare_down(CoreId(0));
         net.run();
-        let inquiry = (CoreId(2), CoreId(1), TwoPhaseMsg::Inquire { id });
-        let settled = (CoreId(1), CoreId(2), TwoPhaseMsg::Settled { id });
-        assert!(net.log.contains(&inquiry) && net.log.contains(&settled));
+        // Both are in doubt: each asks the other and hears as much.
+        for (from, to) in [(1, 2), (2, 1)] {
+            let inquiry = (CoreId(from), CoreId(to), TwoPhaseMsg::Inquire { id });
+            let settled = (
+                CoreId(to),
+                CoreId(from),
+                TwoPhaseMsg::Settled {
+                    id,
+                    known: Known::InDoubt,
+                },
+            );
+            assert!(net.log.contains(&inquiry) && net.log.contains(&settled));
+        }
         assert!(committed(&net, 1).is_none() && committed(&net, 2).is_none());
         assert_all_idle(&net, &[1, 2]);
+    }
+
+    #[test]
+    fn the_coordinator_and_an_aggregator_failing_together_leave_the_survivors_alike() {
+        // From core 0 the tree is {0}, {1: 2}, {3: 4}. The commit reaches
+        // aggregator 3 (which forwards it to 4) and not aggregator 1; then
+        // cores 0 and 1 stop. Core 2, in doubt with its aggregator gone,
+        // learns from 3 that the proposal committed.
+        let mut net = net(5);
+        for cluster in &mut net.clusters {
+            cluster.plan = TreePlan::from_domains(&[0, 1, 1, 2, 2]);
+        }
+        let id = propose(&mut net, 0, 3, Shape::Planned);
+        while net.deliver_where(|from, to, m| !(is_commit(from, to, m) && to == CoreId(1))) {}
+        assert_eq!(committed(&net, 3), Some(3));
+        assert_eq!(committed(&net, 4), Some(3));
+        net.crash(CoreId(0));
+        net.crash(CoreId(1));
+        net.declare_down(CoreId(0));
+        net.declare_down(CoreId(1));
+        net.run();
+        assert_eq!(committed(&net, 2), Some(3), "core 2 learned the commit");
+        assert_all_idle(&net, &[2, 3, 4]);
+        let answer = (
+            CoreId(3),
+            CoreId(2),
+            TwoPhaseMsg::Settled {
+                id,
+                known: Known::Committed,
+            },
+        );
+        assert!(net.log.contains(&answer), "{:?}", net.log);
+    }
+
+    #[test]
+    fn an_inquiry_is_answered_only_once_the_coordinator_is_down_to_the_one_asked() {
+        // Core 0 commits by unicast and stops after sending the commit to 1
+        // and 2 but before sending it to 3. Core 3 hears first that 0 is
+        // down and asks 1 and 2, which have not heard yet: they answer once
+        // they have, 2 after taking the commit still on its way to it.
+        let mut net = net(4);
+        let id = propose(&mut net, 0, 4, Shape::Unicast);
+        while net.deliver_where(|from, to, m| !is_commit(from, to, m) || to == CoreId(1)) {}
+        net.crash(CoreId(0));
+        net.drop_where(|_, to, m| is_commit(CoreId(0), to, m) && to == CoreId(3));
+        net.clusters[3].down.insert(CoreId(0));
+        let sends = net.peers[3].core_down(CoreId(0), &net.clusters[3]);
+        net.send(CoreId(3), sends);
+        while net.deliver_where(|from, _, _| from != CoreId(0)) {}
+        assert!(
+            !net.log
+                .iter()
+                .any(|(_, to, m)| *to == CoreId(3) && matches!(m, TwoPhaseMsg::Settled { .. })),
+            "answered before the coordinator was down to the one asked"
+        );
+        assert_eq!(committed(&net, 3), None, "still in doubt");
+        net.declare_down(CoreId(0));
+        net.run();
+        assert_eq!(committed(&net, 2), Some(4));
+        assert_eq!(committed(&net, 3), Some(4), "core 3 learned the commit");
+        for answerer in [1, 2] {
+            let answer = (
+                CoreId(answerer),
+                CoreId(3),
+                TwoPhaseMsg::Settled {
+                    id,
+                    known: Known::Committed,
+                },
+            );
+            assert!(net.log.contains(&answer), "no answer from {answerer}");
+        }
+        assert_all_idle(&net, &[1, 2, 3]);
     }
 }

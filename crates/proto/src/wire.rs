@@ -9,7 +9,7 @@
 //! [`encode`].
 
 use crate::multicast::RoundMsg;
-use crate::two_phase::{TwoPhaseMsg, Vote};
+use crate::two_phase::{Known, TwoPhaseMsg, Vote};
 use crate::{CoreId, OpId, Report, Route, Shape};
 
 pub struct Writer<'a> {
@@ -248,6 +248,27 @@ impl<R: Wire> Wire for Vote<R> {
     }
 }
 
+impl Wire for Known {
+    const MAX_SIZE: usize = 1;
+    fn write(self, w: &mut Writer) {
+        w.put(match self {
+            Known::Committed => 0u8,
+            Known::Aborted => 1,
+            Known::InDoubt => 2,
+            Known::Unknown => 3,
+        });
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(match r.get::<u8>()? {
+            0 => Known::Committed,
+            1 => Known::Aborted,
+            2 => Known::InDoubt,
+            3 => Known::Unknown,
+            _ => return None,
+        })
+    }
+}
+
 impl<C: Wire, R: Wire> Wire for TwoPhaseMsg<C, R> {
     const MAX_SIZE: usize = 1 + max(
         max(
@@ -281,9 +302,10 @@ impl<C: Wire, R: Wire> Wire for TwoPhaseMsg<C, R> {
                 w.put(4u8);
                 w.put(id);
             }
-            TwoPhaseMsg::Settled { id } => {
+            TwoPhaseMsg::Settled { id, known } => {
                 w.put(5u8);
                 w.put(id);
+                w.put(known);
             }
         }
     }
@@ -301,7 +323,10 @@ impl<C: Wire, R: Wire> Wire for TwoPhaseMsg<C, R> {
             2 => TwoPhaseMsg::Abort { id: r.get()? },
             3 => TwoPhaseMsg::Commit(r.get()?),
             4 => TwoPhaseMsg::Inquire { id: r.get()? },
-            5 => TwoPhaseMsg::Settled { id: r.get()? },
+            5 => TwoPhaseMsg::Settled {
+                id: r.get()?,
+                known: r.get()?,
+            },
             _ => return None,
         })
     }
@@ -365,7 +390,15 @@ mod tests {
             op_id().prop_map(|id| TwoPhaseMsg::Abort { id }),
             unit_round.prop_map(TwoPhaseMsg::Commit),
             op_id().prop_map(|id| TwoPhaseMsg::Inquire { id }),
-            op_id().prop_map(|id| TwoPhaseMsg::Settled { id }),
+            (op_id(), 0..4u8).prop_map(|(id, known)| TwoPhaseMsg::Settled {
+                id,
+                known: [
+                    Known::Committed,
+                    Known::Aborted,
+                    Known::InDoubt,
+                    Known::Unknown
+                ][usize::from(known)],
+            }),
         ]
     }
 

@@ -63,6 +63,33 @@ pub trait Replica {
         }
         hash.finish()
     }
+
+    /// The pages locked by a pending change.
+    fn locks(&self) -> u32 {
+        self.entries()
+            .iter()
+            .filter(|entry| entry.pending.is_some())
+            .count() as u32
+    }
+
+    /// [`hash`](Self::hash), then each lock in `entries` order (space,
+    /// vaddr, the holding proposal's origin and sequence number): equal
+    /// only for replicas with the same mappings and the same locks, which
+    /// is what replicas at rest must have (none).
+    fn hash_with_locks(&self) -> u64 {
+        let mut hash = Fnv1a::new();
+        hash.write(&self.hash().to_le_bytes());
+        for entry in self.entries() {
+            let Some((id, _)) = entry.pending else {
+                continue;
+            };
+            hash.write(&entry.space.0.to_le_bytes());
+            hash.write(&entry.vaddr.to_le_bytes());
+            hash.write(&id.origin.0.to_le_bytes());
+            hash.write(&id.seq.to_le_bytes());
+        }
+        hash.finish()
+    }
 }
 
 /// FNV-1a, 64-bit: the hash replicas are compared by across cores. Cheap

@@ -16,6 +16,12 @@ pub enum Command {
     Fault {
         core: u32,
     },
+    /// Stop that core silently, with interrupts off.
+    Hang {
+        core: u32,
+    },
+    /// This core's view of the membership, and its detector.
+    View,
     Halt,
     UrpcPing {
         from: u32,
@@ -39,6 +45,11 @@ pub enum Command {
     VmStorm {
         operations: u32,
     },
+    /// A storm that runs while the shell goes on, until `vm storm wait`.
+    VmStormStart {
+        operations: u32,
+    },
+    VmStormWait,
     BenchShootdown,
     BenchFig3,
     /// Tracing's cost: the same work with tracing off and on.
@@ -154,12 +165,26 @@ const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         usage: "fault <core>",
-        summary: "make that core take a page fault (shows containment)",
+        summary: "an NMI makes that core take a page fault wherever it is (shows containment)",
         parse_arguments: |arguments| {
             Ok(Command::Fault {
                 core: arguments.number("core number")?,
             })
         },
+    },
+    CommandSpec {
+        usage: "hang <core>",
+        summary: "that core stops answering with interrupts off; only the failure detector finds it",
+        parse_arguments: |arguments| {
+            Ok(Command::Hang {
+                core: arguments.number("core number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "view",
+        summary: "the membership view (epoch and members), suspects, and the failure detector's timeouts",
+        parse_arguments: |_| Ok(Command::View),
     },
     CommandSpec {
         usage: "stall <core> <ms>",
@@ -225,6 +250,20 @@ const COMMANDS: &[CommandSpec] = &[
         usage: "vm hash",
         summary: "every core's replica hash; fails if they differ",
         parse_arguments: |_| Ok(Command::VmHash),
+    },
+    CommandSpec {
+        usage: "vm storm start <operations>",
+        summary: "start a storm and go on with the next commands (fault or hang cores in mid-storm)",
+        parse_arguments: |arguments| {
+            Ok(Command::VmStormStart {
+                operations: arguments.number("operation count")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "vm storm wait",
+        summary: "wait for the started storm: every proposal committed or aborted; replicas must agree",
+        parse_arguments: |_| Ok(Command::VmStormWait),
     },
     CommandSpec {
         usage: "vm storm <operations>",
@@ -564,6 +603,17 @@ mod tests {
         assert_eq!(parse("mem"), Ok(Some(Command::Mem)));
         assert_eq!(parse("ipi 3"), Ok(Some(Command::Ipi { core: 3 })));
         assert_eq!(parse("fault 1"), Ok(Some(Command::Fault { core: 1 })));
+        assert_eq!(parse("hang 3"), Ok(Some(Command::Hang { core: 3 })));
+        assert_eq!(
+            parse("vm storm start 40"),
+            Ok(Some(Command::VmStormStart { operations: 40 }))
+        );
+        assert_eq!(parse("vm storm wait"), Ok(Some(Command::VmStormWait)));
+        assert_eq!(
+            parse("vm storm 7"),
+            Ok(Some(Command::VmStorm { operations: 7 }))
+        );
+        assert_eq!(parse("view"), Ok(Some(Command::View)));
         assert_eq!(parse("halt"), Ok(Some(Command::Halt)));
         assert_eq!(
             parse("urpc ping 2 3"),
@@ -756,6 +806,8 @@ mod tests {
                 "mem",
                 "ipi <core>",
                 "fault <core>",
+                "hang <core>",
+                "view",
                 "stall <core> <ms>",
                 "halt",
                 "urpc ping <from> <to>",
@@ -764,6 +816,8 @@ mod tests {
                 "vm span <first> <last>",
                 "vm show",
                 "vm hash",
+                "vm storm start <operations>",
+                "vm storm wait",
                 "vm storm <operations>",
                 "bench shootdown",
                 "bench fig3",

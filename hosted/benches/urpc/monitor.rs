@@ -48,9 +48,11 @@ struct Side {
 }
 
 impl Side {
-    /// Both cores' monitors, each with the other up, tracing if `tracing`.
+    /// Both cores' monitors, in one view, tracing if `tracing`.
     fn pair(tracing: bool) -> [Side; 2] {
-        let mut started = testing::start(&[0, 0]).into_iter().enumerate();
+        let mut monitors = testing::start(&[0, 0]);
+        testing::form_view(&mut monitors);
+        let mut started = monitors.into_iter().enumerate();
         std::array::from_fn(|_| {
             let (me, (monitor, out)) = started.next().expect("two monitors");
             let mut side = Side {
@@ -60,7 +62,6 @@ impl Side {
                 trace: VecDeque::with_capacity(TRACE_EVENTS),
                 now: 0,
             };
-            side.step(Input::CoreUp(CoreId(1 - me as u16)));
             if tracing {
                 let ticket =
                     side.monitor

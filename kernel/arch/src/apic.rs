@@ -29,6 +29,7 @@ const SOFTWARE_ENABLE: u32 = 1 << 8;
 const MASKED: u32 = 1 << 16;
 const TIMER_PERIODIC: u32 = 1 << 17;
 const ICR_PENDING: u32 = 1 << 12;
+const ICR_NMI: u32 = 0b100 << 8;
 const ICR_INIT: u32 = 0b101 << 8;
 const ICR_STARTUP: u32 = 0b110 << 8;
 const ICR_ASSERT: u32 = 1 << 14;
@@ -104,6 +105,12 @@ impl LocalApic {
     /// A fixed-vector interrupt to the core with `apic_id`.
     pub fn send_ipi(self, apic_id: u32, vector: u8) {
         self.send(apic_id, u32::from(vector));
+    }
+
+    /// A non-maskable interrupt to the core with `apic_id`: it arrives
+    /// whatever the core is doing, interrupts off or inside a handler.
+    pub fn send_nmi(self, apic_id: u32) {
+        self.send(apic_id, ICR_NMI | ICR_ASSERT);
     }
 
     pub fn send_init(self, apic_id: u32) {

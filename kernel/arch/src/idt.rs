@@ -18,6 +18,9 @@ pub const WAKE: u8 = 0x40;
 /// The IPI-broadcast TLB shootdown that `bench shootdown` measures as the
 /// baseline: the handler invalidates and bumps the initiator's counter.
 pub const SHOOTDOWN: u8 = 0x41;
+/// "Stop answering": the handler turns interrupts off and halts for good,
+/// the silent failure the `hang` shell command injects.
+pub const HANG: u8 = 0x42;
 pub const SPURIOUS: u8 = 0xFF;
 
 /// The state the stubs save, lowest address first.
@@ -165,5 +168,6 @@ trap_stubs!(
     16 vector_16, 17 vector_17 error_code, 18 vector_18, 19 vector_19, 20 vector_20,
     21 vector_21 error_code, 22 vector_22, 23 vector_23, 24 vector_24, 25 vector_25,
     26 vector_26, 27 vector_27, 28 vector_28, 29 vector_29 error_code, 30 vector_30 error_code,
-    31 vector_31, 0x20 vector_timer, 0x40 vector_wake, 0x41 vector_shootdown, 0xFF vector_spurious,
+    31 vector_31, 0x20 vector_timer, 0x40 vector_wake, 0x41 vector_shootdown, 0x42 vector_hang,
+    0xFF vector_spurious,
 );

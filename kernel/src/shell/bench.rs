@@ -21,7 +21,7 @@ use super::ask::{ask, ask_all, check_running, nanoseconds};
 use super::skb::show_tree;
 use super::trace;
 use crate::host::Core;
-use crate::shared::{BOARD, CoreState, boot_facts, running_cores};
+use crate::shared::{BOARD, CoreState, boot_facts};
 
 /// Round trips per pair and measurement in `urpc bench` and `urpc ping`.
 const ROUNDS: u32 = atoll_monitor::bench::ROUNDS;
@@ -71,7 +71,7 @@ pub fn urpc_ping(core: &Core, from: usize, to: usize) -> Result<(), String> {
 
 /// `urpc bench`: every ordered pair of running cores, one after the other.
 pub fn urpc_bench(core: &Core) -> Result<(), String> {
-    let running: Vec<usize> = running_cores().collect();
+    let running: Vec<usize> = core.members().into_iter().collect();
     if running.len() < 2 {
         return Err(String::from("urpc bench: needs at least two running cores"));
     }
@@ -208,7 +208,11 @@ fn fig3_measure(core: &Core, clients: &[usize], method: u8, lines: u8) -> Result
 /// `bench fig3`: k lines updated under a shared lock by each client, against
 /// one message per update to this core, which owns its copy of them.
 pub fn fig3(core: &Core) -> Result<(), String> {
-    let clients: Vec<usize> = running_cores().filter(|&id| id != core.id).collect();
+    let clients: Vec<usize> = core
+        .members()
+        .into_iter()
+        .filter(|&id| id != core.id)
+        .collect();
     if clients.is_empty() {
         return Err(String::from(
             "bench fig3: needs at least one other running core",
@@ -280,7 +284,7 @@ fn trace_workloads(core: &Core, peer: usize) -> Result<[u64; 2], String> {
 /// round, in one boot; medians, with the ratios of on to off and of the
 /// second off to the first (the noise between two runs of the same code).
 pub fn trace_cost(core: &Core) -> Result<(), String> {
-    let Some(peer) = running_cores().find(|&id| id != core.id) else {
+    let Some(peer) = core.members().into_iter().find(|&id| id != core.id) else {
         return Err(String::from(
             "bench trace: needs at least two running cores",
         ));

@@ -48,12 +48,20 @@ pub fn run(core: &'static Core) -> ! {
     }
 }
 
+/// What the shell keeps between commands.
+#[derive(Default)]
+struct State {
+    /// A storm started with `vm storm start`, until `vm storm wait`.
+    storm: Option<vm::Storm>,
+}
+
 fn run_script(core: &Core, script: &str) -> ! {
     let (mut commands, mut failed) = (0, 0);
+    let mut state = State::default();
     for line in split_script(script) {
         println!("{PROMPT}{line}");
         commands += 1;
-        match execute(core, line) {
+        match execute(core, &mut state, line) {
             Ok(Next::Continue) => {}
             Ok(Next::Halt) => break,
             Err(error) => {
@@ -78,6 +86,7 @@ fn finish_script(commands: usize, failed: usize) -> ! {
 
 fn interactive(core: &Core) -> ! {
     let mut editor = LineEditor::new(MAX_LINE);
+    let mut state = State::default();
     print!("{PROMPT}");
     loop {
         // The UART raises no interrupt here; the timer tick wakes the core
@@ -87,7 +96,7 @@ fn interactive(core: &Core) -> ! {
             continue;
         };
         let outcome = match line {
-            Line::Text(text) => execute(core, &text),
+            Line::Text(text) => execute(core, &mut state, &text),
             Line::TooLong { len, max } => Err(format!(
                 "line too long ({len} bytes, at most {max}); ignored"
             )),
@@ -103,17 +112,19 @@ fn interactive(core: &Core) -> ! {
     }
 }
 
-fn execute(core: &Core, line: &str) -> CommandResult {
+fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
     let Some(command) = parse(line).map_err(|error| format!("{error}"))? else {
         return Ok(Next::Continue);
     };
     match command {
         Command::Help => system::help(),
-        Command::Cores => system::show_cores(),
+        Command::Cores => system::show_cores(core),
         Command::Mem => system::show_memory(),
         Command::Ipi { core: target } => system::ipi(core, target as usize)?,
         Command::Fault { core: target } => system::fault(core, target as usize)?,
         Command::Stall { core: target, ms } => system::stall(core, target as usize, ms)?,
+        Command::Hang { core: target } => system::hang(core, target as usize)?,
+        Command::View => system::view(core),
         Command::Halt => {
             system::halt()?;
             return Ok(Next::Halt);
@@ -129,6 +140,10 @@ fn execute(core: &Core, line: &str) -> CommandResult {
         Command::VmShow => vm::show(core),
         Command::VmHash => vm::hashes(core).map(|_| ())?,
         Command::VmStorm { operations } => vm::storm(core, operations)?,
+        Command::VmStormStart { operations } => {
+            vm::storm_start(core, &mut state.storm, operations)?
+        }
+        Command::VmStormWait => vm::storm_wait(core, &mut state.storm)?,
         Command::VmSpan { first, last } => vm::span(core, first as usize, last as usize)?,
         Command::BenchShootdown => bench::shootdown(core)?,
         Command::BenchFig3 => bench::fig3(core)?,

@@ -5,8 +5,10 @@ use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::Ordering;
 
+use atoll_arch::percore::TIMER_HZ;
 use atoll_arch::power;
 use atoll_frames::FRAME_SIZE;
+use atoll_monitor::CoreId;
 use atoll_monitor::control::{Stall, Stalled};
 use atoll_shell::help_text;
 
@@ -26,12 +28,19 @@ pub fn help() {
     }
 }
 
-pub fn show_cores() {
-    println!("core  apic  state     ticks  free-frames");
+/// Each core's state as it publishes it (a hung core still says
+/// `running`), and whether this core's view holds it.
+pub fn show_cores(shell: &Core) {
+    let view = shell.monitor().view();
+    println!("core  apic  state     ticks  free-frames  view");
     for (id, core) in boot_facts().cores.iter().enumerate() {
         let record = BOARD.core(id);
+        let member = match view.members.contains(CoreId(id as u16)) {
+            true => "member",
+            false => "out",
+        };
         println!(
-            "{id:>4}  {:>4}  {:<8}  {:>5}  {:>11}",
+            "{id:>4}  {:>4}  {:<8}  {:>5}  {:>11}  {member}",
             core.apic_id,
             record.state().name(),
             record.published.0.ticks.load(Ordering::Relaxed),
@@ -120,16 +129,13 @@ fn check_other_running(command: &str, core: &Core, target: usize) -> Result<(), 
     Ok(())
 }
 
-/// Asks `target` to take a page fault and waits, polling, until it has
-/// stopped.
+/// Sends `target` an NMI, on which it takes a page fault wherever it is,
+/// and waits, polling, until it has stopped.
 pub fn fault(core: &Core, target: usize) -> Result<(), String> {
     check_other_running("fault", core, target)?;
-    BOARD
-        .core(target)
-        .fault_request
-        .0
-        .store(true, Ordering::Release);
-    measure::wake(core.local, &core.recorder, target);
+    core.local
+        .lapic
+        .send_nmi(boot_facts().cores[target].apic_id);
     let deadline = atoll_arch::cpu::rdtsc() + FAULT_TIMEOUT_MS * boot_facts().tsc_per_ms;
     core.idle_until(|| {
         if BOARD.core(target).state() == CoreState::Stopped {
@@ -142,8 +148,67 @@ pub fn fault(core: &Core, target: usize) -> Result<(), String> {
             None
         }
     })?;
-    println!("fault {target}: core {target} took a page fault and stopped; the other cores run on");
+    // Nothing tells the others: their detectors find the silence, and the
+    // survivors agree on a view without it. Wait for that here, so that the
+    // next command runs in the new view.
+    let stopped = atoll_arch::cpu::rdtsc();
+    let suspect_ms = core.monitor().detector().suspect_after * 1000 / TIMER_HZ;
+    let limit_ms = 3 * suspect_ms + FAULT_TIMEOUT_MS;
+    let deadline = stopped + limit_ms * boot_facts().tsc_per_ms;
+    let view = core.idle_until(|| {
+        let view = core.monitor().view();
+        let now = atoll_arch::cpu::rdtsc();
+        (!view.members.contains(CoreId(target as u16)) || now > deadline).then_some(view)
+    });
+    if view.members.contains(CoreId(target as u16)) {
+        return Err(format!(
+            "fault {target}: core {target} stopped, but is still in view {} after {limit_ms} ms",
+            view.epoch
+        ));
+    }
+    let ms = (atoll_arch::cpu::rdtsc() - stopped) / boot_facts().tsc_per_ms;
+    println!(
+        "fault {target}: core {target} took a page fault and stopped; view {} left it out {ms} ms later; the other cores run on",
+        view.epoch
+    );
     Ok(())
+}
+
+/// Sends `target` the interrupt on which it stops answering, interrupts
+/// off, and returns at once: nothing tells the others, whose detectors
+/// must find it.
+pub fn hang(core: &Core, target: usize) -> Result<(), String> {
+    check_other_running("hang", core, target)?;
+    core.local
+        .lapic
+        .send_ipi(boot_facts().cores[target].apic_id, atoll_arch::idt::HANG);
+    let tick = core.monitor().ticks();
+    println!(
+        "hang {target}: core {target} stops answering with interrupts off at tick {tick}; the failure detector must find it"
+    );
+    Ok(())
+}
+
+/// This core's view: its epoch, members and leader, the cores it
+/// suspects, and the detector's timeouts.
+pub fn view(core: &Core) {
+    let monitor = core.monitor();
+    let view = monitor.view();
+    let detector = monitor.detector();
+    let ms = |ticks: u64| ticks * 1000 / atoll_arch::percore::TIMER_HZ;
+    println!(
+        "view {}: cores {} (installed at tick {}, now {})",
+        view.epoch,
+        view.members,
+        monitor.view_installed_at(),
+        monitor.ticks()
+    );
+    println!("suspects: {}", monitor.suspects());
+    println!(
+        "detector: heartbeat every {} ms, suspect after {} ms of silence",
+        ms(detector.heartbeat),
+        ms(detector.suspect_after)
+    );
 }
 
 /// Has `target` answer, then stop polling its rings for `ms`.

@@ -8,7 +8,6 @@ use atoll_monitor::control::{TraceDump, TraceDumped, TraceSet, TraceSetDone};
 
 use super::ask::{ask, ask_all};
 use crate::host::Core;
-use crate::shared::running_cores;
 
 /// `trace on` or `trace off` on every running core.
 pub fn set(core: &Core, on: bool) -> Result<(), String> {
@@ -22,7 +21,10 @@ pub fn set(core: &Core, on: bool) -> Result<(), String> {
 /// an error); how many cores.
 pub fn set_everywhere(core: &Core, on: bool, command: &str) -> Result<usize, String> {
     let mut cores = 0;
-    for (id, reply) in ask_all(core, running_cores().map(|id| (id, TraceSet { on }))) {
+    for (id, reply) in ask_all(
+        core,
+        core.members().into_iter().map(|id| (id, TraceSet { on })),
+    ) {
         let TraceSetDone {} = reply.map_err(|error| format!("{command}: core {id}: {error}"))?;
         cores += 1;
     }
@@ -33,7 +35,7 @@ pub fn set_everywhere(core: &Core, on: bool, command: &str) -> Result<usize, Str
 /// asked, so that the dumps do not interleave.
 pub fn dump(core: &Core) -> Result<(), String> {
     let mut cores = 0;
-    for id in running_cores() {
+    for id in core.members().into_iter() {
         let TraceDumped {} = ask(core, id, TraceDump {})
             .map_err(|error| format!("trace dump: core {id}: {error}"))?;
         cores += 1;

@@ -15,9 +15,10 @@ use atoll_replica::Replica;
 
 pub use atoll_monitor::vm::Change;
 
-use super::ask::{ask, ask_all, check_core, check_running};
+use atoll_monitor::{CallError, Ticket};
+
+use super::ask::{ask, ask_all, call_timeout_ms, check_core, check_running};
 use crate::host::Core;
-use crate::shared::running_cores;
 
 /// Pages a storm works on: few, so that proposals collide.
 const STORM_PAGES: u32 = 8;
@@ -102,29 +103,33 @@ pub fn show(core: &Core) {
 
 /// Every running core's replica hash and mapped pages, by core.
 fn reports(core: &Core) -> Result<Vec<(usize, VmHashReply)>, String> {
-    ask_all(core, running_cores().map(|id| (id, VmHash {})))
+    ask_all(core, core.members().into_iter().map(|id| (id, VmHash {})))
         .into_iter()
         .map(|(id, reply)| reply.map(|reply| (id, reply)))
         .collect::<Result<_, _>>()
         .map_err(|error| format!("vm hash: {error}"))
 }
 
-/// `vm hash`: every running holder's replica hash, printed; the hash if
-/// they agree.
+/// `vm hash`: every member holder's replica hash (over its mappings and
+/// its locks), printed; the hash if they agree and no page is locked, as
+/// at rest it must not be.
 pub fn hashes(core: &Core) -> Result<u64, String> {
     let holders = core.monitor().mappings().holders();
     let mut hashes = Vec::new();
+    let mut locks = 0;
     for (id, reply) in reports(core)?
         .into_iter()
-        .filter(|&(id, _)| holders.contains(&(id as u16)))
+        .filter(|&(id, _)| holders.contains(atoll_monitor::CoreId(id as u16)))
     {
         println!(
-            "vm hash: core {id}: replica hash {:#018x}, {} pages mapped",
-            reply.hash, reply.mapped
+            "vm hash: core {id}: replica hash {:#018x}, {} pages mapped, {} locked",
+            reply.hash, reply.mapped, reply.locks
         );
         hashes.push(reply.hash);
+        locks += reply.locks;
     }
     match hashes.first() {
+        Some(_) if locks > 0 => Err(format!("vm hash: {locks} pages left locked")),
         Some(&first) if hashes.iter().all(|&hash| hash == first) => {
             println!("vm hash: all {} replicas agree", hashes.len());
             Ok(first)
@@ -154,7 +159,10 @@ pub fn span(core: &Core, first: usize, last: usize) -> Result<(), String> {
         first: first as u16,
         last: last as u16,
     };
-    for (id, reply) in ask_all(core, running_cores().map(|id| (id, request.clone()))) {
+    for (id, reply) in ask_all(
+        core,
+        core.members().into_iter().map(|id| (id, request.clone())),
+    ) {
         match reply.map_err(|error| format!("vm span: {error}"))? {
             VmSpanned { refused: SPAN_DONE } => {}
             VmSpanned {
@@ -172,29 +180,93 @@ pub fn span(core: &Core, first: usize, last: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// `vm storm`: every running core proposes `operations` maps and unmaps of
-/// a few pages at once; then every replica must agree.
+/// A storm under way: each member's call, made with the shell going on.
+pub struct Storm {
+    operations: u32,
+    calls: Vec<(usize, Ticket)>,
+}
+
+/// `vm storm`: every member proposes `operations` maps and unmaps of a few
+/// pages at once; then every replica must agree.
 pub fn storm(core: &Core, operations: u32) -> Result<(), String> {
+    let started = start_storm(core, operations);
+    finish_storm(core, started)
+}
+
+/// `vm storm start`: the storm of `vm storm`, whose calls the shell does
+/// not wait for until `vm storm wait`; one at a time.
+pub fn storm_start(
+    core: &Core,
+    running: &mut Option<Storm>,
+    operations: u32,
+) -> Result<(), String> {
+    if running.is_some() {
+        return Err(String::from(
+            "vm storm start: a storm is under way; `vm storm wait` for it first",
+        ));
+    }
+    let storm = start_storm(core, operations);
+    println!(
+        "vm storm start: {} cores propose {operations} changes each",
+        storm.calls.len()
+    );
+    *running = Some(storm);
+    Ok(())
+}
+
+/// `vm storm wait`.
+pub fn storm_wait(core: &Core, running: &mut Option<Storm>) -> Result<(), String> {
+    let storm = running
+        .take()
+        .ok_or_else(|| String::from("vm storm wait: no storm was started"))?;
+    finish_storm(core, storm)
+}
+
+fn start_storm(core: &Core, operations: u32) -> Storm {
     let request = VmStorm {
         operations,
         pages: STORM_PAGES,
         seed: cpu::rdtsc() as u32,
     };
-    let replies = ask_all(core, running_cores().map(|id| (id, request.clone())));
-    let cores = replies.len() as u32;
+    let timeout = call_timeout_ms();
+    let calls = core
+        .members()
+        .into_iter()
+        .map(|id| (id, core.call(id, request.clone(), timeout)))
+        .collect();
+    Storm { operations, calls }
+}
+
+/// Waits for every core's storm: each one that runs must have finished
+/// every proposal, committed or aborted. A core that stopped mid-storm
+/// took its count with it (its proposals in flight were resolved by the
+/// others, which the replicas show); it is reported, not an error. Then
+/// every replica must agree, with no page left locked.
+fn finish_storm(core: &Core, storm: Storm) -> Result<(), String> {
     let (mut committed, mut aborted) = (0, 0);
-    for (id, reply) in replies {
-        let VmStormDone {
-            committed: c,
-            aborted: a,
-        } = reply.map_err(|error| format!("vm storm: core {id} did not finish: {error}"))?;
-        committed += c;
-        aborted += a;
+    let (mut finished, mut stopped) = (0u32, Vec::new());
+    for (id, ticket) in storm.calls {
+        match core.wait(ticket) {
+            Ok(reply) => {
+                let label = reply.label();
+                let done = reply
+                    .take::<VmStormDone>()
+                    .ok_or_else(|| format!("vm storm: core {id} answered {label}"))?;
+                committed += done.committed;
+                aborted += done.aborted;
+                finished += 1;
+            }
+            Err(CallError::Down { .. } | CallError::NotRunning { .. }) => stopped.push(id),
+            Err(error) => return Err(format!("vm storm: core {id} did not finish: {error}")),
+        }
     }
-    let proposed = operations * cores;
+    let proposed = storm.operations * finished;
     println!(
-        "vm storm: {proposed} proposals from {cores} cores: {committed} committed, {aborted} aborted"
+        "vm storm: {proposed} proposals from {finished} cores: {committed} committed, {aborted} aborted"
     );
+    if !stopped.is_empty() {
+        println!("vm storm: cores that stopped mid-storm: {stopped:?}");
+    }
     if committed + aborted != proposed {
         return Err(format!(
             "vm storm: {} proposals did not finish",

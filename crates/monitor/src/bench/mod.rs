@@ -189,7 +189,7 @@ impl Service for Bench {
                     shared_line_round_trip: 0,
                     stream_per_message: 0,
                 };
-                if peer == cx.me() || !cx.is_up(peer) {
+                if peer == cx.me() || !cx.is_member(peer) {
                     report.status = BENCH_PEER_NOT_RUNNING;
                     return cx.reply(requester, report);
                 }
@@ -256,7 +256,10 @@ impl Service for Bench {
             }
             BenchMessage::BenchShootdown(BenchShootdown { method, targets }) => {
                 let refused = |status| BenchShot { status, cycles: 0 };
-                let others = cx.cores().saturating_sub(1);
+                // The spaces' holders: a member that left stays one, and
+                // counts unreached.
+                let members: alloc::vec::Vec<CoreId> = cx.mappings().0.members().iter().collect();
+                let others = members.len().saturating_sub(1) as u16;
                 if cx.me() != cx.boot_core() || targets == 0 || targets > others {
                     return cx.reply(requester, refused(BENCH_BAD_REQUEST));
                 }
@@ -265,7 +268,7 @@ impl Service for Bench {
                 let shape = match method {
                     0 => {
                         let targets =
-                            shootdown_targets(cx.cores(), cx.boot_core(), targets).collect();
+                            shootdown_targets(&members, cx.boot_core(), targets).collect();
                         let measure = Measure::IpiShootdown { targets };
                         return cx.defer(Deferred::Measure { op, measure });
                     }

@@ -100,7 +100,7 @@ impl Service for Control {
                 if peer == cx.me() {
                     return cx.reply(requester, PingReport::refused(PING_TO_ITSELF));
                 }
-                if !cx.is_up(peer) {
+                if !cx.is_member(peer) {
                     return cx.reply(requester, PingReport::refused(PING_PEER_NOT_RUNNING));
                 }
                 if rounds == 0 {

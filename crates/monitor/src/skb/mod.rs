@@ -124,6 +124,9 @@ pub(crate) struct Skb {
     batches: u32,
     gatherings: BTreeMap<u32, Gathering>,
     waiting: Option<Waiting>,
+    /// Whether the mappings route by trees from this replica
+    /// (`SkbInstall`), which each new view then derives again.
+    planned: bool,
 }
 
 impl Skb {
@@ -142,6 +145,16 @@ impl Skb {
             batches: 0,
             gatherings: BTreeMap::new(),
             waiting: None,
+            planned: false,
+        }
+    }
+
+    /// A new view is installed: the trees are derived again for its
+    /// members, if this replica gave the trees.
+    pub(crate) fn view_changed(&mut self, cx: &mut Cx<'_>) {
+        if self.planned && !self.install_plan(cx) {
+            self.planned = false;
+            cx.mappings().0.set_plan(TreePlan::new());
         }
     }
 
@@ -212,7 +225,7 @@ impl Skb {
         if let Err(error) = add_all(&mut self.kb, facts) {
             cx.notice(format!("skb: {error}"));
         }
-        for peer in cx.up_cores().into_iter().filter(|&peer| peer != me) {
+        for peer in cx.members().into_iter().filter(|&peer| peer != me) {
             for &text in &batches {
                 cx.send(peer, SkbFacts { text });
             }
@@ -226,11 +239,14 @@ impl Skb {
     }
 
     /// Makes the trees from this replica the ones the mappings route
-    /// `Planned` rounds by; whether it could derive every running core's
-    /// tree (if not, it installs none).
+    /// `Planned` rounds by; whether it could derive every member's tree (if
+    /// not, it installs none). The trees hold only the view's members: the
+    /// knowledge base places every core it knows of, and a core outside the
+    /// view never leads a group.
     fn install_plan(&mut self, cx: &mut Cx<'_>) -> bool {
         let mut plan = TreePlan::new();
-        for root in cx.up_cores() {
+        let members = cx.base.view.members;
+        for root in cx.members() {
             match topology::multicast_groups(&mut self.kb, i64::from(root.0)) {
                 Ok(groups) => plan.set_root(
                     root,
@@ -240,8 +256,10 @@ impl Skb {
                             core::iter::once(group.aggregator)
                                 .chain(group.members.iter().map(|&(core, _)| core))
                                 .map(|core| CoreId(core as u16))
-                                .collect()
+                                .filter(|&core| members.contains(core))
+                                .collect::<Vec<_>>()
                         })
+                        .filter(|group| !group.is_empty())
                         .collect(),
                 ),
                 Err(error) => {
@@ -267,7 +285,7 @@ impl Service for Skb {
             SkbMessage::SkbGather(SkbGather { samples }) => {
                 let me = cx.me();
                 let peers: Vec<CoreId> = cx
-                    .up_cores()
+                    .members()
                     .into_iter()
                     .filter(|&peer| peer != me)
                     .collect();
@@ -316,6 +334,7 @@ impl Service for Skb {
                     cx.mappings().0.set_plan(TreePlan::new());
                     false
                 };
+                self.planned = installed;
                 cx.reply(requester, SkbInstalled { installed });
             }
             SkbMessage::SkbGathered(_) | SkbMessage::SkbLoaded(_) | SkbMessage::SkbInstalled(_) => {

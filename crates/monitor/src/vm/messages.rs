@@ -28,14 +28,16 @@ pub fn shootdown_space(targets: u16) -> SpaceId {
 }
 
 /// The cores `bench shootdown` targets besides the boot core when it
-/// targets `targets` of the `cores`: the first that are not the boot core.
+/// targets `targets` of the `members`: the first that are not the boot
+/// core.
 pub(crate) fn shootdown_targets(
-    cores: u16,
+    members: &[CoreId],
     boot_core: CoreId,
     targets: u16,
-) -> impl Iterator<Item = CoreId> {
-    (0..cores)
-        .map(CoreId)
+) -> impl Iterator<Item = CoreId> + '_ {
+    members
+        .iter()
+        .copied()
         .filter(move |&core| core != boot_core)
         .take(usize::from(targets))
 }
@@ -127,7 +129,13 @@ atoll_iface::interface! {
             aborted: u32
         }
         /// Report this core's replica of the test space.
-        VmHash {} -> VmHashReply { hash: u64, mapped: u32 }
+        VmHash {} -> VmHashReply {
+            /// `Replica::hash_with_locks`.
+            hash: u64,
+            mapped: u32,
+            /// Pages locked by a pending change.
+            locks: u32
+        }
         /// Cores `first` to `last` hold the test space from now on (sent
         /// while no core has anything mapped in it).
         VmSpan { first: u16, last: u16 } -> VmSpanned { refused: u8 }

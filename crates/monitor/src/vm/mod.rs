@@ -158,9 +158,11 @@ impl Service for Vm {
             }
             VmMessage::VmHash(VmHash {}) => {
                 let mappings = cx.mappings().0;
+                let replica = mappings.replica();
                 let reply = VmHashReply {
-                    hash: mappings.replica().hash(),
+                    hash: replica.hash_with_locks(),
                     mapped: mappings.mapped(),
+                    locks: replica.locks(),
                 };
                 cx.reply(requester, reply);
             }
