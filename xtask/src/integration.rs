@@ -6,6 +6,7 @@
 //! output. Checks and QEMU tests count together in the final tally.
 
 mod cases;
+mod membership;
 mod monitor;
 mod skb;
 
@@ -86,6 +87,7 @@ fn all_tests() -> Vec<QemuTest> {
     let mut tests = cases::all();
     tests.extend(skb::tests());
     tests.extend(monitor::tests());
+    tests.extend(membership::tests());
     tests
 }
 

@@ -1,0 +1,175 @@
+//! QEMU tests of membership and failure: a core that never starts is never
+//! a member, a hung core is found by the detector in the stated time, and
+//! faults on a coordinator and an aggregator in mid-storm leave the
+//! survivors in one view with equal replicas and no locks.
+
+use super::cases::{SEABIOS_TIMEOUT, expect_line, expect_success};
+use super::{QemuTest, TestContext};
+use crate::protocol;
+use crate::qemu::Machine;
+
+/// The kernel's failure detector by default: a heartbeat every 100 ms,
+/// suspicion after 1000 ms of silence (`atoll_monitor::Detector::DEFAULT`,
+/// in 10 ms ticks).
+const HEARTBEAT_TICKS: u64 = 10;
+const SUSPECT_TICKS: u64 = 100;
+/// What agreeing on a view may add to the suspicion, in ticks: a proposal,
+/// the accepts, the commit and the flushes, under emulation.
+const AGREEMENT_TICKS: u64 = 50;
+
+pub fn tests() -> Vec<QemuTest> {
+    vec![
+        QemuTest::new(
+            "a_withheld_core_is_never_a_member_and_20_maps_commit",
+            withheld_core_is_never_a_member,
+        ),
+        QemuTest::new(
+            "a_hung_core_is_found_within_the_stated_timeout",
+            hung_core_is_found_in_time,
+        ),
+        QemuTest::new(
+            "faults_on_a_coordinator_and_an_aggregator_mid_storm_on_8_cores_leave_equal_replicas",
+            faults_mid_storm_leave_equal_replicas,
+        ),
+    ]
+}
+
+/// Core 2 never gets its start-up IPIs: the first view holds cores 0, 1
+/// and 3 only, so it is no holder, and 20 maps proposed from every member
+/// all commit on the 3 holders.
+fn withheld_core_is_never_a_member(context: &mut TestContext) -> Result<(), String> {
+    const MAPS: u32 = 20;
+    let proposers = [0, 1, 3];
+    let maps: Vec<String> = (1..=MAPS)
+        .map(|page| format!("vm map {} {page}", proposers[page as usize % 3]))
+        .collect();
+    let script = format!("{}; vm hash; cores", maps.join("; "));
+    let run = context.exec_with_options(
+        &Machine::default(),
+        "atoll.test.withhold_startup=2",
+        &script,
+        SEABIOS_TIMEOUT,
+    )?;
+    expect_success(&run, &script)?;
+    for member in proposers {
+        expect_line(
+            &run.serial,
+            &format!("atoll: core {member}: view 1: cores 0 1 3"),
+        )?;
+    }
+    for (page, map) in (1..=MAPS).zip(&maps) {
+        expect_line(
+            &run.serial,
+            &format!(
+                "{map}: {:#x} committed: 3 holders applied it, 0 unreached",
+                0x100_0000_0000u64 + u64::from(page) * 4096
+            ),
+        )?;
+    }
+    expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
+    let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
+    let core_2 = table.iter().find(|row| row.id == 2).ok_or("no core 2 row")?;
+    if (core_2.state.as_str(), core_2.view.as_str()) != ("offline", "out") {
+        return Err(format!("core 2 is {core_2:?}, expected offline and out"));
+    }
+    Ok(())
+}
+
+/// `hang 2` stops core 2 with interrupts off and tells nobody. The next
+/// map waits for core 2's vote until the survivors leave it out, then
+/// commits without it; the view is installed within the suspicion timeout
+/// plus a heartbeat plus the agreement, counted from the hang.
+fn hung_core_is_found_in_time(context: &mut TestContext) -> Result<(), String> {
+    let script = "hang 2; vm map 0 1; view; cores";
+    let run = context.exec(4, script)?;
+    expect_success(&run, script)?;
+    let hung_at = protocol::lines(&run.serial)
+        .find_map(|line| {
+            line.strip_prefix("hang 2: core 2 stops answering with interrupts off at tick ")?
+                .split_once(';')?
+                .0
+                .parse::<u64>()
+                .ok()
+        })
+        .ok_or("no `hang 2` line with its tick")?;
+    let installed_at = protocol::lines(&run.serial)
+        .find_map(|line| {
+            line.strip_prefix("view 2: cores 0 1 3 (installed at tick ")?
+                .split_once(',')?
+                .0
+                .parse::<u64>()
+                .ok()
+        })
+        .ok_or("no `view` line for view 2 without core 2")?;
+    let ticks = installed_at.saturating_sub(hung_at);
+    let most = SUSPECT_TICKS + HEARTBEAT_TICKS + AGREEMENT_TICKS;
+    if !(SUSPECT_TICKS - HEARTBEAT_TICKS..=most).contains(&ticks) {
+        return Err(format!(
+            "core 2 was left out {ticks} ticks after it hung; expected {} to {most}",
+            SUSPECT_TICKS - HEARTBEAT_TICKS
+        ));
+    }
+    for survivor in [0, 1, 3] {
+        expect_line(
+            &run.serial,
+            &format!("atoll: core {survivor}: view 2: cores 0 1 3; left: 2"),
+        )?;
+    }
+    expect_line(
+        &run.serial,
+        "vm map 0 1: 0x10000001000 committed: 3 holders applied it, 1 unreached",
+    )?;
+    // A hung core still says it runs: only the view knows better.
+    let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
+    let core_2 = table.iter().find(|row| row.id == 2).ok_or("no core 2 row")?;
+    if (core_2.state.as_str(), core_2.view.as_str()) != ("running", "out") {
+        return Err(format!("core 2 is {core_2:?}, expected running and out"));
+    }
+    Ok(())
+}
+
+/// On 8 cores in 2 NUMA nodes, every core runs a storm of maps and unmaps;
+/// meanwhile core 3 (coordinating its own proposals, a participant in all
+/// the others') faults, then core 4 (which aggregates node 1's group of
+/// every commit from node 0, by the knowledge base's trees). The survivors
+/// agree on a view without each in turn; every survivor's storm ends with
+/// every proposal committed or aborted; the two faulted cores were still
+/// storming; and the survivors' replicas are equal with no page locked.
+fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<(), String> {
+    let script = "vm storm start 40; fault 3; fault 4; vm storm wait; vm hash";
+    let machine = Machine {
+        cores: 8,
+        numa_nodes: 2,
+        ..Machine::default()
+    };
+    let run = context.exec_on(&machine, script, SEABIOS_TIMEOUT)?;
+    expect_success(&run, script)?;
+    for survivor in [0, 1, 2, 4, 5, 6, 7] {
+        expect_line(
+            &run.serial,
+            &format!("atoll: core {survivor}: view 2: cores 0 1 2 4 5 6 7; left: 3"),
+        )?;
+    }
+    for survivor in [0, 1, 2, 5, 6, 7] {
+        expect_line(
+            &run.serial,
+            &format!("atoll: core {survivor}: view 3: cores 0 1 2 5 6 7; left: 4"),
+        )?;
+    }
+    expect_line(&run.serial, "vm storm: cores that stopped mid-storm: [3, 4]")?;
+    match protocol::vm_storm_counts(&run.serial) {
+        Some((240, committed, aborted)) if committed + aborted == 240 && committed > 0 => {}
+        other => {
+            return Err(format!(
+                "expected 240 proposals from the 6 survivors, all ended and some committed; got {other:?}"
+            ));
+        }
+    }
+    let locked = protocol::lines(&run.serial)
+        .filter(|line| line.starts_with("vm hash: core ") && !line.ends_with(", 0 locked"))
+        .count();
+    if locked > 0 {
+        return Err(format!("{locked} `vm hash` lines show pages left locked"));
+    }
+    expect_line(&run.serial, "vm hash: all 6 replicas agree")
+}
