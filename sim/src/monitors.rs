@@ -274,8 +274,7 @@ struct Host {
     trace: Vec<TraceEvent>,
     /// Ticks this core's clock has counted.
     clock: u64,
-    /// Crashed, hung, or fenced (left out of a view while running): it
-    /// takes no more input.
+    /// Crashed or hung: it takes no more input.
     stopped: bool,
 }
 
@@ -299,12 +298,14 @@ pub struct World {
     /// sender's or receiver's view; allowed only in runs where a core
     /// stopped.
     view_drops: bool,
+    /// The senders of the messages dropped for their view: each must have
+    /// stopped (a member that runs on flushes its older views' messages
+    /// before anyone installs a newer one).
+    dropped_from: BTreeSet<u16>,
     /// Calls to `bench shootdown` that every holder confirmed.
     shootdowns_done: u64,
     /// The stops still to come.
     stops: VecDeque<u16>,
-    /// Cores that fenced themselves.
-    fenced: u64,
 }
 
 /// A setup reply of the kind `pick` takes.
@@ -318,6 +319,7 @@ impl World {
     /// filled the way the kernel's boot core fills it, so that proposals
     /// travel down the multicast trees it gives.
     pub fn new(scenario: &Scenario) -> Result<World, Violation> {
+        crate::seeded::mutant_from_env()?;
         let cores = scenario.nodes.len() as u16;
         let mut world = World {
             hosts: Vec::new(),
@@ -329,9 +331,9 @@ impl World {
             failed_for: Vec::new(),
             strays: vec![Strays::default(); usize::from(cores)],
             view_drops: false,
+            dropped_from: BTreeSet::new(),
             shootdowns_done: 0,
             stops: scenario.stops.iter().copied().collect(),
-            fenced: 0,
         };
         let mut outputs = Vec::new();
         for (monitor, out) in testing::start(&scenario.nodes) {
@@ -559,6 +561,18 @@ impl World {
         }
         let of_views = (now.old_epoch - before.old_epoch) + (now.non_member - before.non_member);
         self.view_drops |= of_views + (now.unsent - before.unsent) > 0;
+        for notice in notices {
+            if notice.contains(": sent in an older view") || notice.contains(": not a member") {
+                let sender = notice
+                    .split_once(" from core ")
+                    .and_then(|(_, rest)| rest.split_once(':'))
+                    .and_then(|(core, _)| core.parse().ok());
+                match sender {
+                    Some(sender) => self.dropped_from.insert(sender),
+                    None => return violation!("core {core}: a drop names no sender: {notice}"),
+                };
+            }
+        }
         let said = notices
             .iter()
             .filter(|notice| notice.starts_with("dropped"))
@@ -576,10 +590,10 @@ impl World {
         match effect {
             Effect::Mapping(effect) => self.hosts[usize::from(core)].memory.apply(core, effect),
             Effect::DumpTrace => Ok(()),
-            Effect::Excluded { .. } => {
-                self.hosts[usize::from(core)].stopped = true;
-                self.fenced += 1;
-                Ok(())
+            // The schedule keeps every running core's heartbeats timely
+            // (`MAX_DRIFT`), so no running core may be taken for failed.
+            Effect::Excluded { epoch } => {
+                violation!("core {core} was left out of view {epoch} while it ran")
             }
         }
     }
@@ -683,8 +697,6 @@ pub struct Tally {
     /// Cores that crashed or hung, and that the others left out of their
     /// view (all of them: the end checks it).
     pub stopped: u64,
-    /// Cores that fenced themselves, left out while running.
-    pub fenced: u64,
     /// Calls that failed because their callee had stopped.
     pub failed: u64,
 }
@@ -697,7 +709,6 @@ impl std::ops::AddAssign for Tally {
         self.shootdowns += other.shootdowns;
         self.mapped += other.mapped;
         self.stopped += other.stopped;
-        self.fenced += other.fenced;
         self.failed += other.failed;
     }
 }
@@ -821,6 +832,15 @@ impl Simulation for World {
         if self.view_drops && !self.any_stopped() {
             return violation!("messages were dropped for their view, and no core stopped");
         }
+        if let Some(sender) = self
+            .dropped_from
+            .iter()
+            .find(|&&sender| !self.hosts[usize::from(sender)].stopped)
+        {
+            return violation!(
+                "a message of core {sender}, which kept running, was dropped for its view"
+            );
+        }
         let running: Members = self.running().map(CoreId).collect();
         let mut hashes = Vec::new();
         for core in self.running() {
@@ -872,7 +892,6 @@ impl Simulation for World {
     fn tally(&self) -> Tally {
         let mut tally = Tally {
             shootdowns: self.shootdowns_done,
-            fenced: self.fenced,
             failed: self.failed_for.len() as u64,
             ..Tally::default()
         };
@@ -890,7 +909,6 @@ impl Simulation for World {
                 tally.mapped += host.memory.mapped(TEST_SPACE);
             }
         }
-        tally.stopped -= self.fenced;
         tally
     }
 

@@ -65,6 +65,22 @@ pub trait Simulation {
     fn describe(&self, action: Self::Action) -> String;
 }
 
+/// Switches on the mutant that `ATOLL_MUTANT` names, if any
+/// (`atoll_proto::mutants`; the sim must be built with its `mutants`
+/// feature for one to take). Every world calls this as it is made, so that
+/// a check run under `ATOLL_MUTANT` runs the mutant.
+pub fn mutant_from_env() -> Result<(), Violation> {
+    use atoll_proto::mutants::{self, Mutant};
+    let mutant = match std::env::var("ATOLL_MUTANT") {
+        Ok(name) => match Mutant::from_name(&name) {
+            Some(mutant) => Some(mutant),
+            None => return violation!("ATOLL_MUTANT={name} names no mutant"),
+        },
+        Err(_) => None,
+    };
+    mutants::set(mutant).map_err(|why| Violation(format!("ATOLL_MUTANT: {why}")))
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run<T> {

@@ -104,6 +104,7 @@ pub struct World {
 impl World {
     /// The world of `scenario`, with its preload done.
     pub fn new(scenario: &Scenario) -> Result<World, Violation> {
+        crate::seeded::mutant_from_env()?;
         let n = scenario.domains.len();
         let plan = TreePlan::from_domains(&scenario.domains);
         let hosts = (0..n)

@@ -27,7 +27,6 @@ fn seeds() {
             shootdowns,
             mapped,
             stopped,
-            fenced: _,
             failed,
         } = tally;
         // Each call that timed out had its reply dropped as late, and each

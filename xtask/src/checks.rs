@@ -6,11 +6,14 @@
 //! cores; the deterministic simulator of the protocols over many seeds; and
 //! the simulator of whole monitors over many seeds (`sim/`), all optimised,
 //! with the larger scenarios and seed counts that the debug `cargo test`
-//! skips.
+//! skips; and the mutants: each deliberate bug of `atoll_proto::mutants`
+//! switched on in turn, under the simulator that must catch it.
 //! Miri needs a nightly toolchain; the one pinned here is installed with
 //! rustup when missing, as the prerequisites are.
 
 use std::process::{Command, Stdio};
+
+use atoll_proto::mutants::Mutant;
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
@@ -40,14 +43,16 @@ enum Check {
     ProtocolModel,
     ProtocolSeeds,
     MonitorSeeds,
+    Mutants,
 }
 
-const CHECKS: [Check; 5] = [
+const CHECKS: [Check; 6] = [
     Check::UrpcLoom,
     Check::UrpcMiri,
     Check::ProtocolModel,
     Check::ProtocolSeeds,
     Check::MonitorSeeds,
+    Check::Mutants,
 ];
 
 /// Simulator seeds per run: about 1 s each 15,000, optimised, on the CI machine.
@@ -63,6 +68,7 @@ impl Check {
             Check::ProtocolModel => "protocol-model-check",
             Check::ProtocolSeeds => "protocol-simulator-seeds",
             Check::MonitorSeeds => "monitor-simulator-seeds",
+            Check::Mutants => "mutants-are-caught",
         }
     }
 
@@ -80,8 +86,76 @@ impl Check {
             Check::MonitorSeeds => {
                 run(simulator_test(workspace, "monitors").env("ATOLL_SIM_SEEDS", MONITOR_SEEDS))
             }
+            Check::Mutants => run_mutants(workspace),
         }
     }
+}
+
+/// The simulator that must catch `mutant`: the simulator of the protocols
+/// (`seeds`) for the protocols' and the replica's bugs, the simulator of
+/// whole monitors (`monitors`) for the membership's. A new mutant must be
+/// given one here, or this does not compile.
+fn catcher(mutant: Mutant) -> &'static str {
+    match mutant {
+        Mutant::LockTwice
+        | Mutant::CommitOnFirstYes
+        | Mutant::UnmapKeepsTlb
+        | Mutant::AckBeforeMembers
+        | Mutant::AbortWithoutInquiry
+        | Mutant::AnswerBeforeDown
+        | Mutant::WaitForDeadCoordinator
+        | Mutant::AbortOnlyYesVoters
+        | Mutant::ForgetRoundAtTimeout => "seeds",
+        Mutant::InstallWithoutFlush
+        | Mutant::ViewWithoutCoreDown
+        | Mutant::NeverSuspect
+        | Mutant::NoHeartbeats => "monitors",
+    }
+}
+
+/// Runs each mutant under its simulator (built with the `mutants` feature)
+/// and fails unless every one breaks an invariant; prints the first
+/// invariant each broke.
+fn run_mutants(workspace: &Workspace) -> Result<()> {
+    let mut survivors = Vec::new();
+    for mutant in Mutant::ALL {
+        let test = catcher(mutant);
+        let mut command = simulator_test(workspace, test);
+        command
+            .args(["--features", "mutants", "--", "seeds", "--exact"])
+            .env("ATOLL_MUTANT", mutant.name())
+            .env("ATOLL_SIM_SEEDS", MONITOR_SEEDS)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let output = command.output()?;
+        let text = String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout);
+        let broke = text
+            .lines()
+            .find(|line| line.contains("broke an invariant"))
+            .map(str::to_owned);
+        match (output.status.success(), broke) {
+            (false, Some(line)) => println!("mutant {} caught by {test}: {line}", mutant.name()),
+            (success, _) => {
+                println!(
+                    "mutant {} SURVIVED {test} ({})",
+                    mutant.name(),
+                    if success {
+                        "every seed passed"
+                    } else {
+                        "it failed, but broke no invariant"
+                    }
+                );
+                survivors.push(mutant.name());
+            }
+        }
+    }
+    ensure!(
+        survivors.is_empty(),
+        "mutants not caught: {}",
+        survivors.join(", ")
+    );
+    Ok(())
 }
 
 /// Runs every check, printing each one's result as `check NAME ... ok` or

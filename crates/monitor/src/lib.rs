@@ -497,6 +497,9 @@ impl Monitor {
         // Only cores that joined hold spaces, so only those that leave are
         // down to the protocols; a core that never joined is in no round.
         for core in left.iter() {
+            if atoll_proto::mutants::active(atoll_proto::mutants::Mutant::ViewWithoutCoreDown) {
+                break;
+            }
             let (mappings, mut mapping_cx) = cx.mappings();
             mappings.input(&mut mapping_cx, atoll_replica::Input::CoreDown(core));
         }

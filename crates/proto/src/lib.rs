@@ -49,6 +49,7 @@ extern crate std;
 use alloc::vec::Vec;
 
 pub mod multicast;
+pub mod mutants;
 #[cfg(test)]
 mod testnet;
 pub mod tree;

@@ -43,6 +43,7 @@
 //! while that member is missed, so the plans must still agree (see
 //! `Config::plan` in `atoll-replica`).
 
+use crate::mutants::{self, Mutant};
 use crate::{Cluster, CoreId, OpId, Outbox, Report, Route, Tick, Tree};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -251,7 +252,13 @@ impl<P: Copy> Multicast<P> {
                         relay.waiting.push(member);
                     }
                 }
-                if relay.waiting.is_empty() {
+                if mutants::active(Mutant::AckBeforeMembers) && !relay.waiting.is_empty() {
+                    let report = Report {
+                        acked: 1 + relay.waiting.len() as u16,
+                        unreached: relay.report.unreached,
+                    };
+                    out.send(from, RoundMsg::Ack { round, report });
+                } else if relay.waiting.is_empty() {
                     out.send(
                         from,
                         RoundMsg::Ack {
@@ -341,6 +348,10 @@ impl<P: Copy> Multicast<P> {
                 };
                 out.emit(RoundEvent::Done { round, report });
             }
+        }
+        if mutants::active(Mutant::ForgetRoundAtTimeout) {
+            self.started
+                .retain(|_, started| started.ticks_left.is_some());
         }
     }
 

@@ -42,6 +42,7 @@
 //!   it decided longer ago, and holds no longer, answers `Unknown`.
 
 use crate::multicast::{Multicast, RoundEvent, RoundMsg, RoundOutbox, RoundTimeouts};
+use crate::mutants::{self, Mutant};
 use crate::{Cluster, CoreId, OpId, Outbox, Report, Route, Tick};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -251,6 +252,9 @@ impl<C: Copy> TwoPhase<C> {
                     return;
                 };
                 voting.waiting.remove(at);
+                if mutants::active(Mutant::CommitOnFirstYes) && matches!(vote, Vote::Yes) {
+                    voting.waiting.clear();
+                }
                 match vote {
                     Vote::Yes => self.commit_if_all_voted(id, cluster, resource, out),
                     Vote::No(refusal) => {
@@ -264,7 +268,7 @@ impl<C: Copy> TwoPhase<C> {
                 commits.on_message(from, round, cluster, inner)
             }),
             TwoPhaseMsg::Inquire { id } => {
-                let down = cluster.is_down(id.origin);
+                let down = cluster.is_down(id.origin) || mutants::active(Mutant::AnswerBeforeDown);
                 match self.prepared.get_mut(&id) {
                     Some(_) if down => out.send(
                         from,
@@ -357,7 +361,12 @@ impl<C: Copy> TwoPhase<C> {
         for id in prepared {
             let me = self.me;
             let prepared = self.prepared.get_mut(&id).expect("listed above");
-            if id.origin == core {
+            if id.origin == core && mutants::active(Mutant::WaitForDeadCoordinator) {
+                continue;
+            }
+            if id.origin == core && mutants::active(Mutant::AbortWithoutInquiry) {
+                self.resolve(id, false, resource, out);
+            } else if id.origin == core {
                 // Everything the coordinator sent is in: this core's doubt
                 // is final, so answer those who asked, then ask the others.
                 for inquirer in core::mem::take(&mut prepared.inquirers) {
@@ -466,6 +475,10 @@ impl<C: Copy> TwoPhase<C> {
             AbortReason::Timeout { .. } => None,
         };
         for participant in voting.participants {
+            if mutants::active(Mutant::AbortOnlyYesVoters) && voting.waiting.contains(&participant)
+            {
+                continue;
+            }
             if Some(participant) != refused_by && !cluster.is_down(participant) {
                 out.send(participant, TwoPhaseMsg::Abort { id });
             }

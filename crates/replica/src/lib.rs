@@ -36,6 +36,7 @@ pub use shared::SharedReplica;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use atoll_proto::multicast::{Multicast, RoundEvent, RoundOutbox, RoundTimeouts};
+use atoll_proto::mutants::{self, Mutant};
 use atoll_proto::two_phase::{AbortReason, Outcome, Resource, TwoPhase, TwoPhaseOutbox};
 use atoll_proto::{Cluster, Route, Shape, Tick, Tree};
 pub use atoll_proto::{CoreId, OpId, Report, TreePlan};
@@ -213,7 +214,9 @@ impl<R: Replica> Resource for Applier<'_, R> {
             }),
             Change::Unmap { space, vaddr } => {
                 self.effects.push(Effect::UnmapPage { space, vaddr });
-                self.effects.push(Effect::InvalidateTlb { space, vaddr });
+                if !mutants::active(Mutant::UnmapKeepsTlb) {
+                    self.effects.push(Effect::InvalidateTlb { space, vaddr });
+                }
             }
         }
     }

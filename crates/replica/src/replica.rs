@@ -5,6 +5,7 @@ use crate::change::{Change, Mapping, Refusal, SpaceId};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use atoll_proto::OpId;
+use atoll_proto::mutants::{self, Mutant};
 use core::hash::Hasher;
 
 /// One page of the table as a replica holds it.
@@ -167,7 +168,10 @@ impl Replica for MappingTable {
     fn prepare(&mut self, id: OpId, change: &Change) -> Result<(), Refusal> {
         let page = change.page();
         let slot = self.pages.get(&page).copied().unwrap_or_default();
-        match (slot.pending, change) {
+        let pending = slot
+            .pending
+            .filter(|&(holder, _)| holder == id || !mutants::active(Mutant::LockTwice));
+        match (pending, change) {
             (Some((holder, _)), _) if holder == id => Ok(()),
             (Some((holder, _)), _) => Err(Refusal::Conflict { with: holder }),
             (None, Change::Map { .. }) if slot.committed.is_some() => Err(Refusal::AlreadyMapped),

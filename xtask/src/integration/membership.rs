@@ -68,7 +68,10 @@ fn withheld_core_is_never_a_member(context: &mut TestContext) -> Result<(), Stri
     }
     expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
     let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
-    let core_2 = table.iter().find(|row| row.id == 2).ok_or("no core 2 row")?;
+    let core_2 = table
+        .iter()
+        .find(|row| row.id == 2)
+        .ok_or("no core 2 row")?;
     if (core_2.state.as_str(), core_2.view.as_str()) != ("offline", "out") {
         return Err(format!("core 2 is {core_2:?}, expected offline and out"));
     }
@@ -121,7 +124,10 @@ fn hung_core_is_found_in_time(context: &mut TestContext) -> Result<(), String> {
     )?;
     // A hung core still says it runs: only the view knows better.
     let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
-    let core_2 = table.iter().find(|row| row.id == 2).ok_or("no core 2 row")?;
+    let core_2 = table
+        .iter()
+        .find(|row| row.id == 2)
+        .ok_or("no core 2 row")?;
     if (core_2.state.as_str(), core_2.view.as_str()) != ("running", "out") {
         return Err(format!("core 2 is {core_2:?}, expected running and out"));
     }
@@ -156,7 +162,10 @@ fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<()
             &format!("atoll: core {survivor}: view 3: cores 0 1 2 5 6 7; left: 4"),
         )?;
     }
-    expect_line(&run.serial, "vm storm: cores that stopped mid-storm: [3, 4]")?;
+    expect_line(
+        &run.serial,
+        "vm storm: cores that stopped mid-storm: [3, 4]",
+    )?;
     match protocol::vm_storm_counts(&run.serial) {
         Some((240, committed, aborted)) if committed + aborted == 240 && committed > 0 => {}
         other => {

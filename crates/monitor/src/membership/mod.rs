@@ -51,6 +51,7 @@ use alloc::format;
 use alloc::string::String;
 
 use atoll_proto::CoreId;
+use atoll_proto::mutants::{self, Mutant};
 
 pub use self::messages::*;
 use crate::base::{Cx, Service};
@@ -406,11 +407,15 @@ impl Membership {
             cx.defer(Deferred::Drain { core });
         }
         self.drains_asked = self.drains_asked.union(left_out);
-        self.flushing = Some(Flushing {
+        let mut flushing = Flushing {
             view,
             waiting: others.minus(flushed),
             draining: left_out.minus(self.drained),
-        });
+        };
+        if mutants::active(Mutant::InstallWithoutFlush) {
+            flushing.waiting = Members::new();
+        }
+        self.flushing = Some(flushing);
         self.install_if_flushed(cx);
         self.lead_or_tell(cx);
     }
@@ -504,7 +509,9 @@ impl Service for Membership {
         let installed = cx.base.view.members;
         let sent_to = installed.union(self.committed.members);
         for core in sent_to.iter().filter(|&core| core != me) {
-            if tick.saturating_sub(cx.base.sent_at(core)) >= self.detector.heartbeat {
+            if tick.saturating_sub(cx.base.sent_at(core)) >= self.detector.heartbeat
+                && !mutants::active(Mutant::NoHeartbeats)
+            {
                 cx.send(core, Heartbeat {});
             }
         }
@@ -512,7 +519,7 @@ impl Service for Membership {
         // they answer the proposal, or are suspected for not answering.
         for core in installed.iter().filter(|&core| core != me) {
             let silent = tick.saturating_sub(cx.base.heard_at(core));
-            if silent > self.detector.suspect_after {
+            if silent > self.detector.suspect_after && !mutants::active(Mutant::NeverSuspect) {
                 self.suspect(cx, core, format!("nothing heard for {silent} ticks"));
             }
         }
