@@ -13,8 +13,8 @@ use crate::links::Links;
 use crate::mappings::{MappingCx, Mappings};
 use crate::output::{Deferred, Effect, Output};
 use crate::trace::{self, TraceEvent, TraceKind};
-use crate::view::{Members, View};
 use crate::wire::{ServiceId, Wire};
+use atoll_proto::membership::View;
 
 /// Who asked a service for something it answers later: a core (this one
 /// included) and the call id of its request.
@@ -50,12 +50,9 @@ pub(crate) struct Base {
     /// The tick it was installed at.
     pub(crate) installed_at: u64,
     /// The view this core sends in: the installed one, or the committed
-    /// one it has sent its flush for.
+    /// one it has sent its flush for (copies of the membership's, which
+    /// every service reads).
     pub(crate) stamp: View,
-    /// Every core that was ever a member of a view installed here.
-    pub(crate) ever: Members,
-    /// Left out of a view while running: the host stops this core.
-    pub(crate) excluded: bool,
     /// The tick of the last message from each core.
     pub(crate) heard: Vec<u64>,
     pub(crate) links: Links,
@@ -197,7 +194,6 @@ impl Base {
         }
         self.view = view;
         self.installed_at = self.tick;
-        self.ever = self.ever.union(view.members);
         self.stamp(view);
     }
 

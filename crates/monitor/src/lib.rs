@@ -52,17 +52,15 @@ pub mod skb;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace;
-mod view;
 pub mod vm;
 pub mod wire;
 
 pub use atoll_proto::CoreId;
+pub use atoll_proto::membership::{Detector, Members, View};
 pub use calls::{CallError, OpRef, Strays, Ticket};
 pub use mappings::Mappings;
-pub use membership::Detector;
 pub use output::{Deferred, Effect, Input, Output};
 pub use trace::{TraceEvent, TraceKind};
-pub use view::{Members, View};
 pub use wire::{ServiceId, Wire};
 
 use alloc::collections::VecDeque;
@@ -71,12 +69,13 @@ use alloc::vec;
 use atoll_iface::{Envelope, Interface, Role};
 use atoll_urpc::Payload;
 
+use atoll_proto::membership::Gate;
 use base::{Base, Cx, Service};
 use bench::Bench;
 use calls::{Calls, Event, OpEvent, Owner};
 use control::Control;
 use links::Links;
-use membership::{Installed, Membership};
+use membership::{Installed, MembershipService};
 use skb::Skb;
 use vm::Vm;
 
@@ -107,7 +106,7 @@ pub const MAX_HELD: usize = 4096;
 /// One core's monitor.
 pub struct Monitor {
     base: Base,
-    membership: Membership,
+    membership: MembershipService,
     /// Services' messages sent in a newer epoch than the installed view's,
     /// with their sender, until it is installed.
     held: VecDeque<(CoreId, Envelope<Wire>)>,
@@ -137,8 +136,6 @@ impl Monitor {
                 view: alone,
                 installed_at: 0,
                 stamp: alone,
-                ever: alone.members,
-                excluded: false,
                 heard: vec![0; usize::from(cores)],
                 links: Links::new(me, cores),
                 calls: Calls::new(),
@@ -150,7 +147,7 @@ impl Monitor {
                 next_key: 0,
                 next_ticket: 0,
             },
-            membership: Membership::new(me, config.detector),
+            membership: MembershipService::new(me, cores, config.detector),
             held: VecDeque::new(),
             control: Control::new(),
             vm: Vm::new(),
@@ -245,11 +242,11 @@ impl Monitor {
 
     /// The members this core's detector suspects now.
     pub fn suspects(&self) -> Members {
-        self.membership.suspects()
+        self.membership.protocol().suspects()
     }
 
     pub fn detector(&self) -> Detector {
-        self.membership.detector()
+        self.membership.protocol().detector()
     }
 
     /// Changes when heartbeats go and silence counts as a failure, on this
@@ -261,7 +258,12 @@ impl Monitor {
     /// Whether this core was left out of a view while running
     /// ([`Effect::Excluded`]).
     pub fn excluded(&self) -> bool {
-        self.base.excluded
+        self.membership.protocol().excluded()
+    }
+
+    /// The view this core proposes as leader and waits for accepts of.
+    pub fn proposing(&self) -> Option<View> {
+        self.membership.protocol().proposing()
     }
 
     /// Whether a tick would do anything: the view has other members to
@@ -274,7 +276,7 @@ impl Monitor {
     /// view change, calls or protocol rounds with timeouts, or a service
     /// waiting for something.
     pub fn has_timeouts(&self) -> bool {
-        self.membership.changing()
+        self.membership.protocol().changing()
             || self.base.calls.in_flight() > 0
             || self.base.mappings.has_timers()
             || self.skb.waits()
@@ -340,8 +342,9 @@ impl Monitor {
         if let Some(heard) = self.base.heard.get_mut(usize::from(from.0)) {
             *heard = self.base.tick;
         }
-        if matches!(envelope.message, Wire::Membership(_)) || envelope.epoch <= self.base.view.epoch
-        {
+        let held = !matches!(envelope.message, Wire::Membership(_))
+            && self.membership.protocol().gate(from, envelope.epoch) == Gate::Hold;
+        if !held {
             return self.accept(from, envelope, out);
         }
         // Sent in a view this core has not installed yet: handled once it
@@ -369,14 +372,16 @@ impl Monitor {
         } = envelope;
         if !matches!(message, Wire::Membership(_)) {
             let view = self.base.view;
-            let why = if epoch < view.epoch {
-                self.base.strays.old_epoch += 1;
-                "sent in an older view"
-            } else if !view.members.contains(from) {
-                self.base.strays.non_member += 1;
-                "not a member"
-            } else {
-                ""
+            let why = match self.membership.protocol().gate(from, epoch) {
+                Gate::Deliver | Gate::Hold => "",
+                Gate::OldEpoch => {
+                    self.base.strays.old_epoch += 1;
+                    "sent in an older view"
+                }
+                Gate::NonMember => {
+                    self.base.strays.non_member += 1;
+                    "not a member"
+                }
             };
             if !why.is_empty() {
                 out.notices.push(format!(

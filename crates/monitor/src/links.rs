@@ -23,8 +23,8 @@ use atoll_proto::CoreId;
 
 use crate::output::Output;
 use crate::trace::{TraceEvent, TraceKind};
-use crate::view::Members;
 use crate::wire::Wire;
+use atoll_proto::membership::Members;
 
 struct Link {
     /// One message at a time is in reassembly: a sender sends each

@@ -23,11 +23,11 @@ use crate::calls::{Event, OpEvent, OpRef};
 use crate::links::Links;
 use crate::output::{Effect, Output};
 use crate::trace::{TraceEvent, TraceKind};
-use crate::view::Members;
 use crate::vm::messages::{
     Protocol, Replicate, TEST_SPACE, TIMEOUTS, shootdown_space, shootdown_targets,
 };
 use crate::wire::Wire;
+use atoll_proto::membership::Members;
 
 /// What the mappings may use while they run a step: the links to send
 /// their protocol messages on, the events for completions, the output.

@@ -191,6 +191,9 @@ impl Wire {
     pub fn label(&self) -> &'static str {
         match self {
             Wire::Vm(Inline(VmMessage::Replicate(replicate))) => replicate.message.label(),
+            Wire::Membership(Inline(MembershipMessage::MembershipProtocol(membership))) => {
+                membership.message.0.label()
+            }
             other => Self::name(other.kind()).unwrap_or("?"),
         }
     }

@@ -48,6 +48,7 @@ extern crate std;
 
 use alloc::vec::Vec;
 
+pub mod membership;
 pub mod multicast;
 pub mod mutants;
 #[cfg(test)]

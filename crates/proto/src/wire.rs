@@ -8,6 +8,7 @@
 //! bytes a value takes, checked at compile time against the slot by
 //! [`encode`].
 
+use crate::membership::{Members, MembershipMsg, View};
 use crate::multicast::RoundMsg;
 use crate::two_phase::{Known, TwoPhaseMsg, Vote};
 use crate::{CoreId, OpId, Report, Route, Shape};
@@ -248,6 +249,100 @@ impl<R: Wire> Wire for Vote<R> {
     }
 }
 
+impl Wire for Members {
+    const MAX_SIZE: usize = 32;
+    fn write(self, w: &mut Writer) {
+        for word in self.words() {
+            w.put(word);
+        }
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(Members::from_words([
+            r.get()?,
+            r.get()?,
+            r.get()?,
+            r.get()?,
+        ]))
+    }
+}
+
+impl Wire for View {
+    const MAX_SIZE: usize = 4 + Members::MAX_SIZE;
+    fn write(self, w: &mut Writer) {
+        w.put(self.epoch);
+        w.put(self.members);
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(View {
+            epoch: r.get()?,
+            members: r.get()?,
+        })
+    }
+}
+
+impl Wire for MembershipMsg {
+    const MAX_SIZE: usize = 1 + View::MAX_SIZE;
+    fn write(self, w: &mut Writer) {
+        match self {
+            MembershipMsg::Heartbeat => w.put(0u8),
+            MembershipMsg::Join { core } => {
+                w.put(1u8);
+                w.put(core);
+            }
+            MembershipMsg::Suspect { core } => {
+                w.put(2u8);
+                w.put(core);
+            }
+            MembershipMsg::Propose { view } => {
+                w.put(3u8);
+                w.put(view);
+            }
+            MembershipMsg::Accept { epoch } => {
+                w.put(4u8);
+                w.put(epoch);
+            }
+            MembershipMsg::Refuse {
+                epoch,
+                newest,
+                leader,
+                excluded,
+            } => {
+                w.put(5u8);
+                w.put(epoch);
+                w.put(newest);
+                w.put(leader);
+                w.put(excluded);
+            }
+            MembershipMsg::Commit { view } => {
+                w.put(6u8);
+                w.put(view);
+            }
+            MembershipMsg::Flush { epoch } => {
+                w.put(7u8);
+                w.put(epoch);
+            }
+        }
+    }
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(match r.get::<u8>()? {
+            0 => MembershipMsg::Heartbeat,
+            1 => MembershipMsg::Join { core: r.get()? },
+            2 => MembershipMsg::Suspect { core: r.get()? },
+            3 => MembershipMsg::Propose { view: r.get()? },
+            4 => MembershipMsg::Accept { epoch: r.get()? },
+            5 => MembershipMsg::Refuse {
+                epoch: r.get()?,
+                newest: r.get()?,
+                leader: r.get()?,
+                excluded: r.get()?,
+            },
+            6 => MembershipMsg::Commit { view: r.get()? },
+            7 => MembershipMsg::Flush { epoch: r.get()? },
+            _ => return None,
+        })
+    }
+}
+
 impl Wire for Known {
     const MAX_SIZE: usize = 1;
     fn write(self, w: &mut Writer) {
@@ -402,6 +497,33 @@ mod tests {
         ]
     }
 
+    fn membership_msg() -> impl Strategy<Value = MembershipMsg> {
+        let core = any::<u16>().prop_map(CoreId);
+        let view = (any::<u32>(), any::<[u64; 4]>()).prop_map(|(epoch, words)| View {
+            epoch,
+            members: Members::from_words(words),
+        });
+        prop_oneof![
+            Just(MembershipMsg::Heartbeat),
+            core.clone().prop_map(|core| MembershipMsg::Join { core }),
+            core.clone()
+                .prop_map(|core| MembershipMsg::Suspect { core }),
+            view.clone()
+                .prop_map(|view| MembershipMsg::Propose { view }),
+            any::<u32>().prop_map(|epoch| MembershipMsg::Accept { epoch }),
+            (any::<u32>(), any::<u32>(), core, any::<bool>()).prop_map(
+                |(epoch, newest, leader, excluded)| MembershipMsg::Refuse {
+                    epoch,
+                    newest,
+                    leader,
+                    excluded
+                }
+            ),
+            view.prop_map(|view| MembershipMsg::Commit { view }),
+            any::<u32>().prop_map(|epoch| MembershipMsg::Flush { epoch }),
+        ]
+    }
+
     proptest! {
         #[test]
         fn round_messages_round_trip(message in round_msg()) {
@@ -414,6 +536,13 @@ mod tests {
             let bytes: [u8; 48] = encode(message);
             let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
             prop_assert_eq!(decode::<TwoPhaseMsg<u64, u32>>(&bytes[..used]), Some(message));
+        }
+
+        #[test]
+        fn membership_messages_round_trip_even_with_trailing_zeros_cut(message in membership_msg()) {
+            let bytes: [u8; 44] = encode(message);
+            let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
+            prop_assert_eq!(decode::<MembershipMsg>(&bytes[..used]), Some(message));
         }
 
         #[test]

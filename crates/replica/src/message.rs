@@ -1,6 +1,6 @@
 //! The messages cores exchange for the replicated state, and their
 //! fixed-size encoding (see `atoll_proto::wire`): every message fits the
-//! 48 body bytes of one `atoll-iface` URPC slot.
+//! 44 body bytes of one `atoll-iface` URPC slot.
 
 use crate::change::{Change, Invalidation, Mapping, Refusal, SpaceId};
 use atoll_proto::OpId;
@@ -9,7 +9,7 @@ use atoll_proto::two_phase::TwoPhaseMsg;
 use atoll_proto::wire::{self, Reader, Wire, Writer};
 
 /// Bytes of a message on the wire: one URPC slot's body in `atoll-iface`.
-pub const MESSAGE_BYTES: usize = 48;
+pub const MESSAGE_BYTES: usize = 44;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Message {

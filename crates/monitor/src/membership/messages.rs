@@ -1,33 +1,43 @@
-//! The messages of the `membership` service.
+//! The message of the `membership` service: one, which carries an
+//! `atoll_proto::membership` message in its own encoding.
 //!
-//! They are all one-way: a view change cannot wait on calls, since calls go
-//! only to members and a view change is how cores become and stop being
-//! members. Each is handled whatever the sender's membership and epoch
-//! (the other services' messages are checked against both).
+//! It is one-way: a view change cannot wait on calls, since calls go only
+//! to members and a view change is how cores become and stop being
+//! members. It is handled whatever the sender's membership and epoch (the
+//! other services' messages are checked against both).
+
+use atoll_iface::{Field, FieldError};
+use atoll_proto::membership::MembershipMsg;
+use atoll_proto::wire;
+
+/// Bytes of an encoded membership message: one slot's body.
+pub const MEMBERSHIP_BYTES: usize = 44;
+
+/// A membership protocol message as one field, in its own fixed encoding
+/// (`atoll_proto::wire`); bytes that are none are rejected by the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protocol(pub MembershipMsg);
+
+impl Field for Protocol {
+    type Wire = [u8; MEMBERSHIP_BYTES];
+
+    fn to_wire(&self) -> [u8; MEMBERSHIP_BYTES] {
+        wire::encode(self.0)
+    }
+
+    fn from_wire(bytes: [u8; MEMBERSHIP_BYTES]) -> Result<Self, FieldError> {
+        wire::decode(&bytes)
+            .map(Protocol)
+            .ok_or(FieldError::Invalid {
+                type_name: "membership message",
+            })
+    }
+}
 
 atoll_iface::interface! {
     /// Heartbeats, and the agreement on each new view.
     pub interface MembershipMessage {
-        /// I am alive; sent to a member only when nothing else was sent to
-        /// it for a heartbeat period.
-        Heartbeat {}
-        /// Core `core`, a new kernel, asks to become a member; whoever
-        /// receives it passes it to the core that leads view changes.
-        ViewJoin { core: u16 }
-        /// The sender's detector suspects `core`; to the leader.
-        ViewSuspect { core: u16 }
-        /// The leader proposes view `epoch` with `members` (a bit per core).
-        ViewPropose { epoch: u32, members: [u8; 32] }
-        /// The receiver accepted proposal `epoch`.
-        ViewAccept { epoch: u32 }
-        /// The receiver refused proposal `epoch`: it already accepted or
-        /// installed view `newest`, proposed by `leader`; with `excluded`,
-        /// the proposer is not a member of the receiver's view at all.
-        ViewRefuse { epoch: u32, newest: u32, leader: u16, excluded: bool }
-        /// Every proposed member accepted view `epoch`: install it.
-        ViewCommit { epoch: u32, members: [u8; 32] }
-        /// The sender has sent everything it will send in views before
-        /// `epoch`; from here on it sends in `epoch`.
-        ViewFlush { epoch: u32 }
+        /// A message of the membership protocol.
+        MembershipProtocol { message: Protocol }
     }
 }
