@@ -14,7 +14,8 @@ const FRAMES: u64 = 3;
 const MAX_STEPS: usize = 100_000;
 
 /// The scenario of `seed`: 2 to 6 cores in up to 3 domains, some or all of
-/// them holders, a random shape, short or long timeouts, maybe one crash,
+/// them holders, a random shape, short or long timeouts (each core's a
+/// little different), maybe one crash,
 /// and up to 4 requests per core on 3 pages.
 pub fn scenario(seed: u64) -> Scenario {
     let mut rng = Rng::new(seed);
@@ -32,11 +33,17 @@ pub fn scenario(seed: u64) -> Scenario {
         true => 2 + rng.below(6) as u32,
         false => 30 + rng.below(40) as u32,
     };
-    let timeouts = Timeouts {
-        vote: round,
-        round,
-        relay: (round / 2).max(1),
-    };
+    // Each core's timeouts of its own, around the scenario's.
+    let timeouts = (0..cores)
+        .map(|_| {
+            let round = round + rng.below(3) as u32;
+            Timeouts {
+                vote: round,
+                round,
+                relay: (round / 2).max(1),
+            }
+        })
+        .collect();
     let mapping = |rng: &mut Rng| Mapping {
         paddr: (1 + rng.below(FRAMES)) * 0x1000,
         flags: 0b11,

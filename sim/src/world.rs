@@ -7,9 +7,21 @@
 //! the same core code.
 //!
 //! Each host keeps what the kernel would keep for a core: a page table and
-//! a TLB (`crate::memory`).
+//! a TLB (`crate::memory`), its part in the membership
+//! (`atoll_proto::membership`), and the protocol messages held for a view
+//! it has not installed yet. Every protocol message carries its sender's
+//! epoch, and a host hands it to its replicator only in the view it was
+//! sent in, as the monitor does. A crash is announced to nobody: the
+//! survivors' detectors notice it (a `Notice` action, at any moment after
+//! the crash), and the membership agrees on a view without the crashed
+//! core; only then does each replicator hear that it is down. Each core
+//! ticks on its own clock, and cores may have timeouts of their own.
 
 use atoll_proto::Shape;
+use atoll_proto::membership::{
+    Detector, Gate, Members, Membership, MembershipEvent, MembershipMsg, MembershipOutbox,
+    Suspicion,
+};
 use atoll_proto::two_phase::AbortReason;
 use atoll_replica::{
     Completion, Config, CoreId, Effect, Input, Mapping, MappingTable, Message, OpId, Replica,
@@ -33,7 +45,8 @@ pub struct Scenario {
     /// The cores that hold `SPACE`.
     pub holders: Vec<CoreId>,
     pub shape: Shape,
-    pub timeouts: Timeouts,
+    /// Each core's timeouts, one per core.
+    pub timeouts: Vec<Timeouts>,
     /// Whether ticks happen (they are what makes timeouts fire).
     pub ticks: bool,
     /// How many cores may crash.
@@ -52,11 +65,13 @@ pub enum Action {
     Submit(CoreId),
     /// The oldest envelope on the channel from `from` to `to` arrives.
     Deliver { from: CoreId, to: CoreId },
-    /// One tick passes on every core that is up.
-    Tick,
-    /// The core crashes: it does nothing more, messages to it are lost, and
-    /// each other core hears of it after the messages it had sent them.
+    /// One tick passes on the core's clock.
+    Tick(CoreId),
+    /// The core crashes: it does nothing more, and messages to it are lost.
+    /// Nobody is told.
     Crash(CoreId),
+    /// Core `by`'s failure detector notices that `of` crashed.
+    Notice { by: CoreId, of: CoreId },
 }
 
 impl fmt::Display for Action {
@@ -64,29 +79,42 @@ impl fmt::Display for Action {
         match self {
             Action::Submit(n) => write!(f, "submit on {}", n.0),
             Action::Deliver { from, to } => write!(f, "deliver {} -> {}", from.0, to.0),
-            Action::Tick => write!(f, "tick"),
+            Action::Tick(n) => write!(f, "tick on {}", n.0),
             Action::Crash(n) => write!(f, "crash {}", n.0),
+            Action::Notice { by, of } => write!(f, "{} notices that {} crashed", by.0, of.0),
         }
     }
 }
 
+/// A protocol message in its wire encoding.
+type Bytes = [u8; atoll_replica::MESSAGE_BYTES];
+
 /// What travels on a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Envelope {
-    /// A message, in its wire encoding.
-    Message([u8; atoll_replica::MESSAGE_BYTES]),
-    /// The sender is down; the receiver's membership hears it after the
-    /// sender's earlier messages.
-    Down,
+    /// A protocol message, and the epoch its sender sent it in.
+    Message { bytes: Bytes, epoch: u32 },
+    /// A membership message.
+    Membership(MembershipMsg),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Host {
     replicator: Replicator,
+    membership: Membership,
+    /// Protocol messages sent in a view this core has not installed yet.
+    held: VecDeque<(CoreId, u32, Bytes)>,
     up: bool,
     script: VecDeque<Request>,
     memory: Memory,
 }
+
+/// The model's detector: it never suspects by silence (that is the
+/// `Notice` action's part), so its timeouts never run out.
+const NO_TIMEOUT: Detector = Detector {
+    heartbeat: u64::MAX / 4,
+    suspect_after: u64::MAX / 4,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct World {
@@ -106,17 +134,22 @@ impl World {
     pub fn new(scenario: &Scenario) -> Result<World, Violation> {
         crate::seeded::mutant_from_env()?;
         let n = scenario.domains.len();
+        if scenario.timeouts.len() != n {
+            return violation!("{} cores but {} timeouts", n, scenario.timeouts.len());
+        }
         let plan = TreePlan::from_domains(&scenario.domains);
         let hosts = (0..n)
             .map(|i| {
                 let config = Config {
-                    timeouts: scenario.timeouts,
+                    timeouts: scenario.timeouts[i],
                     plan: plan.clone(),
                 };
                 let mut replicator = Replicator::new(core_id(i), config, MappingTable::new());
                 replicator.add_space(SPACE, &scenario.holders);
                 Host {
                     replicator,
+                    membership: Membership::new(core_id(i), n as u16, NO_TIMEOUT),
+                    held: VecDeque::new(),
                     up: true,
                     script: VecDeque::new(),
                     memory: Memory::default(),
@@ -133,6 +166,17 @@ impl World {
             submitted: BTreeMap::new(),
             completed: BTreeMap::new(),
         };
+        // The first view: core 0 admits every core, as the boot core does.
+        let everyone: Members = (0..n).map(core_id).collect();
+        world.membership(CoreId(0), |membership, out| {
+            membership.admit(everyone, 0, out)
+        })?;
+        while let Some(&action) = world.actions().first() {
+            world.act(action)?;
+        }
+        if let Some(i) = (0..n).find(|&i| world.hosts[i].membership.view().members != everyone) {
+            return violation!("core {i} is not in a view of every core after starting");
+        }
         world.hosts[0].script = scenario
             .preload
             .iter()
@@ -162,19 +206,123 @@ impl World {
         for effect in out.effects {
             self.apply(core, effect)?;
         }
+        let epoch = self.hosts[at].membership.stamp().epoch;
         for (to, message) in out.messages {
             if to == core {
                 return violation!("core {} sent itself a message through its host", core.0);
             }
             if self.hosts[usize::from(to.0)].up {
                 let channel = &mut self.channels[at * n + usize::from(to.0)];
-                channel.push_back(Envelope::Message(message.to_bytes()));
+                let bytes = message.to_bytes();
+                channel.push_back(Envelope::Message { bytes, epoch });
             }
         }
         for completion in out.completions {
             self.complete(core, completion)?;
         }
         Ok(())
+    }
+
+    /// Runs `step` on `core`'s membership and acts on what it produced, as
+    /// the monitor does: events first (they stamp what follows), then
+    /// messages.
+    fn membership(
+        &mut self,
+        core: CoreId,
+        step: impl FnOnce(&mut Membership, &mut MembershipOutbox),
+    ) -> Result<(), Violation> {
+        let mut out = MembershipOutbox::default();
+        step(&mut self.hosts[usize::from(core.0)].membership, &mut out);
+        self.absorb_membership(core, out)
+    }
+
+    fn absorb_membership(&mut self, core: CoreId, out: MembershipOutbox) -> Result<(), Violation> {
+        let at = usize::from(core.0);
+        for event in out.events {
+            match event {
+                MembershipEvent::Suspects { .. } | MembershipEvent::Stamp(_) => {}
+                MembershipEvent::Drain(from) => {
+                    let n = self.hosts.len();
+                    while !self.channels[usize::from(from.0) * n + at].is_empty() {
+                        self.deliver(from, core)?;
+                    }
+                    let mut out = MembershipOutbox::default();
+                    self.hosts[at].membership.drained(from, &mut out);
+                    self.absorb_membership(core, out)?;
+                }
+                MembershipEvent::Installed { old, new } => {
+                    for left in old.members.minus(new.members).iter() {
+                        let mut actions = atoll_replica::Actions::default();
+                        self.hosts[at]
+                            .replicator
+                            .handle(Input::CoreDown(left), &mut actions);
+                        self.absorb(core, actions)?;
+                    }
+                    let held = std::mem::take(&mut self.hosts[at].held);
+                    for (from, epoch, bytes) in held {
+                        self.receive(from, core, epoch, bytes)?;
+                    }
+                }
+                MembershipEvent::Excluded { epoch } => {
+                    return violation!("core {} was left out of view {epoch} while it ran", core.0);
+                }
+            }
+        }
+        let n = self.hosts.len();
+        for (to, message) in out.sends {
+            if self.hosts[usize::from(to.0)].up {
+                self.channels[at * n + usize::from(to.0)].push_back(Envelope::Membership(message));
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers the oldest envelope on the channel from `from` to `to`.
+    fn deliver(&mut self, from: CoreId, to: CoreId) -> Result<(), Violation> {
+        let n = self.hosts.len();
+        let channel = &mut self.channels[usize::from(from.0) * n + usize::from(to.0)];
+        match channel.pop_front().expect("deliver from an empty channel") {
+            Envelope::Message { bytes, epoch } => self.receive(from, to, epoch, bytes),
+            Envelope::Membership(message) => self.membership(to, |membership, out| {
+                membership.on_message(from, message, 0, out)
+            }),
+        }
+    }
+
+    /// A protocol message from `from` sent in `epoch`: handed to `to`'s
+    /// replicator, held, or dropped, as `to`'s view says.
+    fn receive(
+        &mut self,
+        from: CoreId,
+        to: CoreId,
+        epoch: u32,
+        bytes: Bytes,
+    ) -> Result<(), Violation> {
+        let host = &mut self.hosts[usize::from(to.0)];
+        match host.membership.gate(from, epoch) {
+            Gate::Deliver => {}
+            Gate::Hold => {
+                host.held.push_back((from, epoch, bytes));
+                return Ok(());
+            }
+            Gate::OldEpoch | Gate::NonMember => {
+                if self.hosts[usize::from(from.0)].up {
+                    return violation!(
+                        "core {} dropped a message of core {}, which runs, for its view",
+                        to.0,
+                        from.0
+                    );
+                }
+                return Ok(());
+            }
+        }
+        let Some(message) = Message::from_bytes(&bytes) else {
+            return violation!("undecodable message from {} to {}", from.0, to.0);
+        };
+        let mut out = atoll_replica::Actions::default();
+        host.replicator
+            .handle(Input::Message { from, message }, &mut out);
+        self.absorb(to, out)
     }
 
     fn apply(&mut self, core: CoreId, effect: Effect) -> Result<(), Violation> {
@@ -317,12 +465,24 @@ impl Simulation for World {
                 actions.push(Action::Deliver { from, to });
             }
         }
-        if self.ticks && self.hosts.iter().any(|h| h.up && h.replicator.has_timers()) {
-            actions.push(Action::Tick);
+        if self.ticks {
+            for (i, host) in self.hosts.iter().enumerate() {
+                if host.up && host.replicator.has_timers() {
+                    actions.push(Action::Tick(core_id(i)));
+                }
+            }
         }
         if self.crashes_left > 0 {
             let up = self.hosts.iter().enumerate().filter(|(_, h)| h.up);
             actions.extend(up.map(|(i, _)| Action::Crash(core_id(i))));
+        }
+        for (i, host) in self.hosts.iter().enumerate().filter(|(_, h)| h.up) {
+            for (j, _) in self.hosts.iter().enumerate().filter(|(_, h)| !h.up) {
+                let of = core_id(j);
+                if host.membership.is_member(of) && !host.membership.suspects().contains(of) {
+                    actions.push(Action::Notice { by: core_id(i), of });
+                }
+            }
         }
         actions
     }
@@ -345,32 +505,13 @@ impl Simulation for World {
                 self.submitted.insert(id, request);
                 self.absorb(core, out)
             }
-            Action::Deliver { from, to } => {
-                let channel = &mut self.channels[usize::from(from.0) * n + usize::from(to.0)];
-                let input = match channel.pop_front().expect("deliver from an empty channel") {
-                    Envelope::Message(bytes) => {
-                        let Some(message) = Message::from_bytes(&bytes) else {
-                            return violation!("undecodable message from {} to {}", from.0, to.0);
-                        };
-                        Input::Message { from, message }
-                    }
-                    Envelope::Down => Input::CoreDown(from),
-                };
+            Action::Deliver { from, to } => self.deliver(from, to),
+            Action::Tick(core) => {
                 let mut out = atoll_replica::Actions::default();
-                self.hosts[usize::from(to.0)]
+                self.hosts[usize::from(core.0)]
                     .replicator
-                    .handle(input, &mut out);
-                self.absorb(to, out)
-            }
-            Action::Tick => {
-                for i in 0..n {
-                    if self.hosts[i].up {
-                        let mut out = atoll_replica::Actions::default();
-                        self.hosts[i].replicator.handle(Input::Tick, &mut out);
-                        self.absorb(core_id(i), out)?;
-                    }
-                }
-                Ok(())
+                    .handle(Input::Tick, &mut out);
+                self.absorb(core, out)
             }
             Action::Crash(core) => {
                 let crashed = usize::from(core.0);
@@ -379,12 +520,12 @@ impl Simulation for World {
                 self.hosts[crashed].script.clear();
                 for other in 0..n {
                     self.channels[other * n + crashed].clear();
-                    if self.hosts[other].up {
-                        self.channels[crashed * n + other].push_back(Envelope::Down);
-                    }
                 }
                 Ok(())
             }
+            Action::Notice { by, of } => self.membership(by, |membership, out| {
+                membership.suspect(of, Suspicion::Gone, 0, out)
+            }),
         }
     }
 
@@ -398,8 +539,20 @@ impl Simulation for World {
                 return violation!("{request:?} ({id:?}) never completed");
             }
         }
+        let running: Members = (0..self.hosts.len())
+            .filter(|&i| self.hosts[i].up)
+            .map(core_id)
+            .collect();
         let mut hashes = Vec::new();
         for (i, host) in self.hosts.iter().enumerate().filter(|(_, h)| h.up) {
+            let view = host.membership.view();
+            if view.members != running || host.membership.changing() || !host.held.is_empty() {
+                return violation!(
+                    "core {i} is in view {view:?} (changing: {}, {} messages held), not one of the running cores {running:?}",
+                    host.membership.changing(),
+                    host.held.len()
+                );
+            }
             let entries = host.replicator.replica().entries();
             if !host.replicator.is_idle() || entries.iter().any(|e| e.pending.is_some()) {
                 return violation!("core {i} is left with a proposal in progress: {entries:?}");
@@ -449,8 +602,13 @@ impl Simulation for World {
         };
         let channel = &self.channels[usize::from(from.0) * self.hosts.len() + usize::from(to.0)];
         match channel.front() {
-            Some(Envelope::Message(bytes)) => format!("{action}: {:?}", Message::from_bytes(bytes)),
-            Some(Envelope::Down) => format!("{action}: core {} is down", from.0),
+            Some(Envelope::Message { bytes, epoch }) => {
+                format!(
+                    "{action}: {:?} in epoch {epoch}",
+                    Message::from_bytes(bytes)
+                )
+            }
+            Some(Envelope::Membership(message)) => format!("{action}: {message:?}"),
             None => format!("{action}: nothing to deliver"),
         }
     }

@@ -47,11 +47,14 @@ fn three_nodes(shape: Shape, scripts: [Vec<Request>; 3]) -> Scenario {
         domains: vec![0, 0, 1],
         holders: (0..3).map(CoreId).collect(),
         shape,
-        timeouts: Timeouts {
-            vote: 1,
-            round: 1,
-            relay: 1,
-        },
+        timeouts: vec![
+            Timeouts {
+                vote: 1,
+                round: 1,
+                relay: 1,
+            };
+            3
+        ],
         ticks: false,
         crashes: 0,
         preload: Vec::new(),
@@ -143,4 +146,30 @@ fn a_map_then_unmap_against_a_remap_with_timeouts_and_a_crash() {
     scenario.ticks = true;
     scenario.crashes = 1;
     check("map, unmap + remap + timeouts + a crash, Planned", scenario);
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "hundreds of thousands of states: run with --release"
+)]
+fn conflicting_maps_with_timeouts_of_different_lengths_and_a_crash() {
+    // Each core counts its own ticks and has timeouts of its own: votes,
+    // rounds and relays run out at different moments on each, around a
+    // crash that only the survivors' detectors notice.
+    let scripts = [vec![map(1)], vec![], vec![map(2)]];
+    let mut scenario = three_nodes(Shape::Planned, scripts);
+    scenario.ticks = true;
+    scenario.crashes = 1;
+    scenario.timeouts = [1, 2, 1]
+        .map(|ticks| Timeouts {
+            vote: ticks,
+            round: ticks,
+            relay: ticks,
+        })
+        .to_vec();
+    check(
+        "conflicting maps + timeouts of 1 tick on cores 0 and 2, 2 on core 1 + a crash, Planned",
+        scenario,
+    );
 }

@@ -91,49 +91,110 @@ impl Check {
     }
 }
 
-/// The simulator that must catch `mutant`: the simulator of the protocols
-/// (`seeds`) for the protocols' and the replica's bugs, the simulator of
-/// whole monitors (`monitors`) for the membership's. A new mutant must be
-/// given one here, or this does not compile.
-fn catcher(mutant: Mutant) -> &'static str {
+/// The check that must catch a mutant.
+#[derive(Clone, Copy)]
+enum Catcher {
+    /// The simulator of the protocols and the replica, with membership.
+    ProtocolSeeds,
+    /// The simulator of whole monitors.
+    MonitorSeeds,
+    /// A unit test of `atoll-proto`, for a bug that the membership's
+    /// flush masks in the whole system but that breaks the protocol's own
+    /// contract with any other host.
+    ProtoTest(&'static str),
+}
+
+impl Catcher {
+    fn name(self) -> &'static str {
+        match self {
+            Catcher::ProtocolSeeds => "the protocol simulator",
+            Catcher::MonitorSeeds => "the monitor simulator",
+            Catcher::ProtoTest(test) => test,
+        }
+    }
+
+    fn command(self, workspace: &Workspace) -> Command {
+        match self {
+            Catcher::ProtocolSeeds | Catcher::MonitorSeeds => {
+                let test = match self {
+                    Catcher::ProtocolSeeds => "seeds",
+                    _ => "monitors",
+                };
+                let mut command = simulator_test(workspace, test);
+                command
+                    .args(["--features", "mutants", "--", "seeds", "--exact"])
+                    .env("ATOLL_SIM_SEEDS", MONITOR_SEEDS);
+                command
+            }
+            Catcher::ProtoTest(test) => {
+                let mut command = workspace.cargo();
+                command.args([
+                    "test",
+                    "--release",
+                    "--package",
+                    "atoll-proto",
+                    "--features",
+                    "mutants",
+                    "--lib",
+                    "--",
+                    test,
+                    "--exact",
+                ]);
+                command
+            }
+        }
+    }
+}
+
+/// The check that must catch `mutant`. A new mutant must be given one here,
+/// or this does not compile.
+fn catcher(mutant: Mutant) -> Catcher {
     match mutant {
         Mutant::LockTwice
         | Mutant::CommitOnFirstYes
         | Mutant::UnmapKeepsTlb
         | Mutant::AckBeforeMembers
         | Mutant::AbortWithoutInquiry
-        | Mutant::AnswerBeforeDown
         | Mutant::WaitForDeadCoordinator
         | Mutant::AbortOnlyYesVoters
-        | Mutant::ForgetRoundAtTimeout => "seeds",
-        Mutant::InstallWithoutFlush
-        | Mutant::ViewWithoutCoreDown
-        | Mutant::NeverSuspect
-        | Mutant::NoHeartbeats => "monitors",
+        | Mutant::ForgetRoundAtTimeout
+        | Mutant::InstallWithoutFlush => Catcher::ProtocolSeeds,
+        Mutant::AnswerBeforeDown => Catcher::ProtoTest(
+            "two_phase::tests::an_inquiry_is_answered_only_once_the_coordinator_is_down_to_the_one_asked",
+        ),
+        Mutant::ViewWithoutCoreDown | Mutant::NeverSuspect | Mutant::NoHeartbeats => {
+            Catcher::MonitorSeeds
+        }
     }
 }
 
-/// Runs each mutant under its simulator (built with the `mutants` feature)
-/// and fails unless every one breaks an invariant; prints the first
-/// invariant each broke.
+/// Runs each mutant under its check (built with the `mutants` feature) and
+/// fails unless every one is caught: a simulator's seed breaks an
+/// invariant, or the unit test fails its assertion; prints how.
 fn run_mutants(workspace: &Workspace) -> Result<()> {
     let mut survivors = Vec::new();
     for mutant in Mutant::ALL {
-        let test = catcher(mutant);
-        let mut command = simulator_test(workspace, test);
-        command
-            .args(["--features", "mutants", "--", "seeds", "--exact"])
+        let catcher = catcher(mutant);
+        let test = catcher.name();
+        let output = catcher
+            .command(workspace)
             .env("ATOLL_MUTANT", mutant.name())
-            .env("ATOLL_SIM_SEEDS", MONITOR_SEEDS)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let output = command.output()?;
+            .stderr(Stdio::piped())
+            .output()?;
         let text = String::from_utf8_lossy(&output.stderr).into_owned()
             + &String::from_utf8_lossy(&output.stdout);
+        // A seed's broken invariant, or else a unit test's failed assertion
+        // (the line after its panic line).
+        let mut lines = text.lines();
         let broke = text
             .lines()
             .find(|line| line.contains("broke an invariant"))
-            .map(str::to_owned);
+            .map(str::to_owned)
+            .or_else(|| {
+                lines.find(|line| line.contains("panicked at"))?;
+                lines.next().map(str::to_owned)
+            });
         match (output.status.success(), broke) {
             (false, Some(line)) => println!("mutant {} caught by {test}: {line}", mutant.name()),
             (success, _) => {

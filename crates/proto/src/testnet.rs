@@ -68,7 +68,14 @@ pub struct Net<P: Peer> {
 impl<P: Peer> Net<P> {
     /// `peers[i]` is core `i`; all of them are the targets, and every peer
     /// routes `Planned` rounds by `plan`.
+    /// (With the `mutants` feature, the mutant `ATOLL_MUTANT` names is
+    /// switched on, so that a mutant can be run against these tests.)
     pub fn new(peers: Vec<P>, plan: TreePlan) -> Self {
+        let mutant = std::env::var("ATOLL_MUTANT").ok().map(|name| {
+            crate::mutants::Mutant::from_name(&name)
+                .unwrap_or_else(|| panic!("ATOLL_MUTANT={name} names no mutant"))
+        });
+        crate::mutants::set(mutant).expect("ATOLL_MUTANT needs the mutants feature");
         let cluster = TestCluster {
             targets: (0..peers.len() as u16).map(CoreId).collect(),
             plan,
