@@ -50,7 +50,9 @@ commands:
          bench/results/<name>.json and .svg (see bench/results/README.md)
            <name>           urpc (URPC against its floor and peers) or urpc-depth;
                             fig3, replication or sharing (shared state over cores);
-                            monitor (round trips through two monitors, tracing off and on)
+                            monitor (round trips through two monitors, tracing off and on);
+                            membership (detection, view changes, heartbeats; 2 to 256
+                            simulated monitors)
            --cpus A,B       the two CPUs (default: the first two this process may use;
                             fig3, replication and sharing: every CPU it may use)
            --repetitions N  rounds, each with every row interleaved (default 15;
@@ -129,6 +131,7 @@ pub enum Benchmark {
     Replication,
     Sharing,
     Monitor,
+    Membership,
 }
 
 impl Benchmark {
@@ -140,6 +143,7 @@ impl Benchmark {
             Benchmark::Replication => "replication",
             Benchmark::Sharing => "sharing",
             Benchmark::Monitor => "monitor",
+            Benchmark::Membership => "membership",
         }
     }
 
@@ -147,7 +151,10 @@ impl Benchmark {
     pub fn target(self) -> &'static str {
         match self {
             Benchmark::Urpc | Benchmark::UrpcDepth | Benchmark::Monitor => "urpc",
-            Benchmark::Fig3 | Benchmark::Replication | Benchmark::Sharing => "scaling",
+            Benchmark::Fig3
+            | Benchmark::Replication
+            | Benchmark::Sharing
+            | Benchmark::Membership => "scaling",
         }
     }
 }
@@ -307,7 +314,7 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
     Ok(options)
 }
 
-const BENCHMARKS: &str = "urpc, urpc-depth, fig3, replication, sharing or monitor";
+const BENCHMARKS: &str = "urpc, urpc-depth, fig3, replication, sharing, monitor or membership";
 
 fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
     let benchmark = match flags.args.pop_front().as_deref() {
@@ -317,6 +324,7 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
         Some("replication") => Benchmark::Replication,
         Some("sharing") => Benchmark::Sharing,
         Some("monitor") => Benchmark::Monitor,
+        Some("membership") => Benchmark::Membership,
         Some(other) if !other.starts_with("--") => {
             bail!("unknown benchmark `{other}` (expected {BENCHMARKS})")
         }
@@ -766,6 +774,7 @@ mod tests {
             ("fig3", Benchmark::Fig3),
             ("replication", Benchmark::Replication),
             ("sharing", Benchmark::Sharing),
+            ("membership", Benchmark::Membership),
         ] {
             let Command::Bench(options) = parse_words(&format!("bench {name}")).unwrap() else {
                 panic!("bench {name} is a bench command");

@@ -11,6 +11,8 @@
 //!   `node-replication` crate and one global locked copy.
 //! - `sharing`: the mapping table (`atoll-replica`) as a replica per core, a
 //!   replica per pair of cores behind a lock, or one global locked copy.
+//! - `membership`: failure detection, view changes and heartbeats over 2 to
+//!   256 monitors, simulated (ticks and messages, not time).
 //!
 //! Each prints a table and writes `<out>/<benchmark>.json` (every number
 //! per round, the machine as `lscpu` describes it, the command) and
@@ -22,6 +24,7 @@ mod clock;
 mod common;
 mod fig3;
 mod links;
+mod membership;
 mod probe;
 mod replication;
 mod sharing;
@@ -42,6 +45,7 @@ benchmarks:
   fig3         cost per update of k shared cache lines: locked, unlocked, or by message to an owner
   replication  a replicated counter and map: Atoll replicas, node-replication, one locked copy
   sharing      the mapping table: a replica per core, per pair of cores, or one locked copy
+  membership   detection, view changes and heartbeats over 2 to 256 simulated monitors
   --out DIR         where to write <benchmark>.json and .svg (default bench/results)
   --cpus A,B,...    the CPUs to place threads on (default: every CPU this process may use)
   --repetitions N   rounds (default 10)
@@ -63,6 +67,7 @@ fn run(options: BenchArgs) -> Result<(), String> {
         "fig3" => fig3::run(&settings)?,
         "replication" => replication::run(&settings)?,
         "sharing" => sharing::run(&settings)?,
+        "membership" => membership::run(&settings)?,
         other => return Err(format!("no benchmark called {other}")),
     };
     println!("{}", report.table);
