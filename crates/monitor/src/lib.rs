@@ -342,7 +342,7 @@ impl Monitor {
         if let Some(heard) = self.base.heard.get_mut(usize::from(from.0)) {
             *heard = self.base.tick;
         }
-        let held = !matches!(envelope.message, Wire::Membership(_))
+        let held = !envelope.message.is_membership_protocol()
             && self.membership.protocol().gate(from, envelope.epoch) == Gate::Hold;
         if !held {
             return self.accept(from, envelope, out);
@@ -370,7 +370,7 @@ impl Monitor {
             epoch,
             message,
         } = envelope;
-        if !matches!(message, Wire::Membership(_)) {
+        if !message.is_membership_protocol() {
             let view = self.base.view;
             let why = match self.membership.protocol().gate(from, epoch) {
                 Gate::Deliver | Gate::Hold => "",

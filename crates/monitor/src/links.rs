@@ -10,7 +10,7 @@
 //! requests take one path.
 //!
 //! Every message goes out stamped with the epoch of the view this core
-//! sends in. Only the membership service's messages go to cores outside
+//! sends in. Only the membership protocol's messages go to cores outside
 //! that view; the others are dropped and counted (`Strays::unsent`), so
 //! that nothing piles up for a core that is not there.
 
@@ -135,7 +135,7 @@ impl Links {
         message: &Wire,
         out: &mut Output,
     ) {
-        if !matches!(message, Wire::Membership(_)) && !self.reachable.contains(to) {
+        if !message.is_membership_protocol() && !self.reachable.contains(to) {
             self.unsent += 1;
             if tracing {
                 out.trace.push(TraceEvent {

@@ -208,6 +208,15 @@ impl Wire {
         M::from_interface(message).ok()
     }
 
+    /// Whether this is a membership protocol message: the one kind that
+    /// goes to and comes from cores outside the view, whatever its epoch.
+    pub fn is_membership_protocol(&self) -> bool {
+        matches!(
+            self,
+            Wire::Membership(Inline(MembershipMessage::MembershipProtocol(_)))
+        )
+    }
+
     /// The message's role on the link.
     pub fn link_role(&self) -> Role {
         <Self as Interface>::role(self.kind()).unwrap_or(Role::OneWay)

@@ -54,6 +54,14 @@ pub enum Command {
     BenchFig3,
     /// Tracing's cost: the same work with tracing off and on.
     BenchTrace,
+    /// What heartbeats cost: the same work with them off, at the default,
+    /// and ten times as often.
+    BenchHeartbeats,
+    /// Every member's detector suspects after `ms` of silence, heartbeats
+    /// at a tenth of it.
+    ViewDetector {
+        ms: u32,
+    },
     /// Core `core` answers, then stops polling for `ms` milliseconds.
     Stall {
         core: u32,
@@ -182,6 +190,15 @@ const COMMANDS: &[CommandSpec] = &[
         },
     },
     CommandSpec {
+        usage: "view detector <ms>",
+        summary: "every member suspects a member after ms milliseconds of silence, and sends heartbeats every tenth of it",
+        parse_arguments: |arguments| {
+            Ok(Command::ViewDetector {
+                ms: arguments.number("milliseconds")?,
+            })
+        },
+    },
+    CommandSpec {
         usage: "view",
         summary: "the membership view (epoch and members), suspects, and the failure detector's timeouts",
         parse_arguments: |_| Ok(Command::View),
@@ -283,6 +300,11 @@ const COMMANDS: &[CommandSpec] = &[
         usage: "bench fig3",
         summary: "the paper's Figure 3: k lines updated under a shared lock vs by messages to their owner",
         parse_arguments: |_| Ok(Command::BenchFig3),
+    },
+    CommandSpec {
+        usage: "bench heartbeats",
+        summary: "what heartbeats cost: URPC round trips and map/unmap proposals with heartbeats off, every 100 ms and every 10 ms",
+        parse_arguments: |_| Ok(Command::BenchHeartbeats),
     },
     CommandSpec {
         usage: "bench trace",
@@ -614,6 +636,14 @@ mod tests {
             Ok(Some(Command::VmStorm { operations: 7 }))
         );
         assert_eq!(parse("view"), Ok(Some(Command::View)));
+        assert_eq!(
+            parse("view detector 2000"),
+            Ok(Some(Command::ViewDetector { ms: 2000 }))
+        );
+        assert_eq!(
+            parse("bench heartbeats"),
+            Ok(Some(Command::BenchHeartbeats))
+        );
         assert_eq!(parse("halt"), Ok(Some(Command::Halt)));
         assert_eq!(
             parse("urpc ping 2 3"),
@@ -807,6 +837,7 @@ mod tests {
                 "ipi <core>",
                 "fault <core>",
                 "hang <core>",
+                "view detector <ms>",
                 "view",
                 "stall <core> <ms>",
                 "halt",
@@ -821,6 +852,7 @@ mod tests {
                 "vm storm <operations>",
                 "bench shootdown",
                 "bench fig3",
+                "bench heartbeats",
                 "bench trace",
                 "trace on",
                 "trace off",

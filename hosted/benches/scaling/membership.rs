@@ -57,7 +57,9 @@ impl Machine {
         let monitors: Vec<Monitor> = started.into_iter().map(|(monitor, _)| monitor).collect();
         let everyone: Members = (0..cores as u16).map(CoreId).collect();
         assert!(
-            monitors.iter().all(|monitor| monitor.view().members == everyone),
+            monitors
+                .iter()
+                .all(|monitor| monitor.view().members == everyone),
             "the view formed"
         );
         Machine {
@@ -78,7 +80,11 @@ impl Machine {
                 // Everything from a stopped core was delivered in its round.
                 let mut drained = Output::default();
                 self.now += 1;
-                self.monitors[usize::from(core.0)].step(self.now, Input::Drained(from), &mut drained);
+                self.monitors[usize::from(core.0)].step(
+                    self.now,
+                    Input::Drained(from),
+                    &mut drained,
+                );
                 self.absorb(core, &mut drained);
             }
         }
@@ -134,7 +140,13 @@ impl Machine {
             for to in (0..cores).filter(|&to| to != from) {
                 let mut out = Output::default();
                 self.now += 1;
-                self.monitors[usize::from(from)].call(self.now, CoreId(to), Ping {}, 1000, &mut out);
+                self.monitors[usize::from(from)].call(
+                    self.now,
+                    CoreId(to),
+                    Ping {},
+                    1000,
+                    &mut out,
+                );
                 self.absorb(CoreId(from), &mut out);
             }
         }
@@ -186,20 +198,28 @@ fn failover(cores: usize, stopped: u16) -> Result<Failover, String> {
             - machine.sent("other")
     };
     let before = membership(&machine);
-    let survivors: Vec<usize> = (0..cores).filter(|&core| core != usize::from(stopped)).collect();
+    let survivors: Vec<usize> = (0..cores)
+        .filter(|&core| core != usize::from(stopped))
+        .collect();
     let (mut detected, mut installed) = (None, None);
     for tick in 1..=MOST_TICKS {
         machine.round();
         let suspected = survivors.iter().any(|&core| {
             machine.monitors[core].suspects().contains(CoreId(stopped))
-                || !machine.monitors[core].view().members.contains(CoreId(stopped))
+                || !machine.monitors[core]
+                    .view()
+                    .members
+                    .contains(CoreId(stopped))
         });
         if suspected && detected.is_none() {
             detected = Some(tick);
         }
-        let done = survivors
-            .iter()
-            .all(|&core| !machine.monitors[core].view().members.contains(CoreId(stopped)));
+        let done = survivors.iter().all(|&core| {
+            !machine.monitors[core]
+                .view()
+                .members
+                .contains(CoreId(stopped))
+        });
         if done {
             installed = Some(tick);
             break;

@@ -5,9 +5,11 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use atoll_arch::cpu;
+use atoll_arch::percore::TIMER_HZ;
 use atoll_monitor::bench::{
     BENCH_DONE, BenchPeer, BenchShootdown, FIG3_MESSAGES, FIG3_SHARED_MEMORY, Fig3Run,
     SHOOTDOWN_METHODS, status_text,
@@ -15,6 +17,7 @@ use atoll_monitor::bench::{
 use atoll_monitor::control::{
     PING_DONE, PING_NO_ANSWER, PING_PEER_NOT_RUNNING, PING_TO_ITSELF, PingPeer, PingReport, summary,
 };
+use atoll_monitor::membership::{DetectorSet, SetDetector};
 use atoll_monitor::vm::{Change, VmPropose};
 
 use super::ask::{ask, ask_all, check_running, nanoseconds};
@@ -279,52 +282,123 @@ fn trace_workloads(core: &Core, peer: usize) -> Result<[u64; 2], String> {
     Ok([report.median, cpu::rdtsc() - start])
 }
 
+/// Medians of [`trace_workloads`] under each of `settings` (each put in
+/// place by its function before its runs), interleaved round by round
+/// after one warm-up round of each (so that, for example, trace rings are
+/// allocated before any round is timed): by setting, by workload.
+fn workloads_under(
+    core: &Core,
+    peer: usize,
+    settings: &[&dyn Fn() -> Result<(), String>],
+) -> Result<Vec<[u64; 2]>, String> {
+    let mut samples = vec![[Vec::new(), Vec::new()]; settings.len()];
+    let warm_up = settings.iter().map(|setting| (None, setting));
+    let timed =
+        (0..TRACE_ROUNDS).flat_map(|_| settings.iter().enumerate().map(|(i, s)| (Some(i), s)));
+    for (index, setting) in warm_up.chain(timed) {
+        setting()?;
+        let cycles = trace_workloads(core, peer)?;
+        if let Some(index) = index {
+            for (workload, cycles) in cycles.into_iter().enumerate() {
+                samples[index][workload].push(cycles);
+            }
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .map(|[urpc, vm]| [summary(urpc).0, summary(vm).0])
+        .collect())
+}
+
+/// A core other than the shell's, for the workloads' round trips.
+fn workload_peer(core: &Core, command: &str) -> Result<usize, String> {
+    core.members()
+        .into_iter()
+        .find(|&id| id != core.id)
+        .ok_or_else(|| format!("{command}: needs at least two running cores"))
+}
+
+const WORKLOADS: [&str; 2] = ["urpc round trip", "vm map + unmap"];
+
 /// `bench trace`: what recording costs. The same two workloads with
 /// tracing off, on, and off again on every core, interleaved round by
 /// round, in one boot; medians, with the ratios of on to off and of the
 /// second off to the first (the noise between two runs of the same code).
 pub fn trace_cost(core: &Core) -> Result<(), String> {
-    let Some(peer) = core.members().into_iter().find(|&id| id != core.id) else {
-        return Err(String::from(
-            "bench trace: needs at least two running cores",
-        ));
-    };
+    let peer = workload_peer(core, "bench trace")?;
     if core.with_monitor(|monitor| monitor.tracing()) {
         return Err(String::from(
             "bench trace: tracing is on; turn it off first",
         ));
     }
-    let mut samples: [[Vec<u64>; 2]; 3] = Default::default();
-    // One warm-up round, so that the trace rings are allocated before any
-    // round is timed.
-    for (setting, on) in [(None, false), (None, true)].into_iter().chain(
-        (0..TRACE_ROUNDS).flat_map(|_| [(Some(0), false), (Some(1), true), (Some(2), false)]),
-    ) {
-        trace::set_everywhere(core, on, "bench trace")?;
-        let cycles = trace_workloads(core, peer)?;
-        if let Some(setting) = setting {
-            for (workload, cycles) in cycles.into_iter().enumerate() {
-                samples[setting][workload].push(cycles);
-            }
-        }
-    }
-    trace::set_everywhere(core, false, "bench trace")?;
+    let off = || trace::set_everywhere(core, false, "bench trace").map(drop);
+    let on = || trace::set_everywhere(core, true, "bench trace").map(drop);
+    let medians = workloads_under(core, peer, &[&off, &on, &off])?;
+    off()?;
     println!(
         "bench trace: medians of {TRACE_ROUNDS} rounds from core {} with core {peer}, TSC cycles; tracing off, on, off again, interleaved",
         core.id
     );
     println!("workload                    off         on  on/off  off-again  off-again/off");
-    for (workload, name) in ["urpc round trip", "vm map + unmap"]
-        .into_iter()
-        .enumerate()
-    {
-        let [off, on, again] =
-            [0, 1, 2].map(|setting| summary(samples[setting][workload].clone()).0);
+    for (workload, name) in WORKLOADS.into_iter().enumerate() {
+        let [off, on, again] = [0, 1, 2].map(|setting| medians[setting][workload]);
         println!(
             "{name:<20}  {off:>9}  {on:>9}  {:>6.2}  {again:>9}  {:>13.2}",
             on as f64 / off.max(1) as f64,
             again as f64 / off.max(1) as f64,
         );
+    }
+    Ok(())
+}
+
+/// `bench heartbeats`: what the failure detector's heartbeats cost. The
+/// same two workloads with heartbeats (practically) off, every 100 ms (the
+/// default) and every 10 ms on every member, interleaved round by round, in
+/// one boot; medians, with each setting's ratio to off. The boot's
+/// detector is put back at the end.
+pub fn heartbeat_cost(core: &Core) -> Result<(), String> {
+    let peer = workload_peer(core, "bench heartbeats")?;
+    const HOUR_MS: u64 = 3_600_000;
+    let set =
+        |suspect_ms: u64| move || set_detector_everywhere(core, suspect_ms, "bench heartbeats");
+    let (off, default, fast) = (set(HOUR_MS), set(1000), set(100));
+    let medians = workloads_under(core, peer, &[&off, &default, &fast])?;
+    let boot = crate::host::detector();
+    set_detector_everywhere(
+        core,
+        boot.suspect_after * 1000 / TIMER_HZ,
+        "bench heartbeats",
+    )?;
+    println!(
+        "bench heartbeats: medians of {TRACE_ROUNDS} rounds from core {} with core {peer}, TSC cycles, {} cores; heartbeats off, every 100 ms, every 10 ms, interleaved",
+        core.id,
+        core.members().len()
+    );
+    println!("workload                    off     100 ms      10 ms  100ms/off  10ms/off");
+    for (workload, name) in WORKLOADS.into_iter().enumerate() {
+        let [off, default, fast] = [0, 1, 2].map(|setting| medians[setting][workload]);
+        println!(
+            "{name:<20}  {off:>9}  {default:>9}  {fast:>9}  {:>9.2}  {:>8.2}",
+            default as f64 / off.max(1) as f64,
+            fast as f64 / off.max(1) as f64,
+        );
+    }
+    Ok(())
+}
+
+/// Has every member suspect a member after `suspect_ms` of silence, and
+/// send heartbeats every tenth of it.
+pub fn set_detector_everywhere(core: &Core, suspect_ms: u64, command: &str) -> Result<(), String> {
+    let suspect_after = crate::host::ticks(suspect_ms).max(2);
+    let request = SetDetector {
+        heartbeat: (suspect_after / 10).max(1),
+        suspect_after,
+    };
+    for (id, reply) in ask_all(
+        core,
+        core.members().into_iter().map(|id| (id, request.clone())),
+    ) {
+        let DetectorSet {} = reply.map_err(|error| format!("{command}: core {id}: {error}"))?;
     }
     Ok(())
 }

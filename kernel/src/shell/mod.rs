@@ -125,6 +125,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         Command::Stall { core: target, ms } => system::stall(core, target as usize, ms)?,
         Command::Hang { core: target } => system::hang(core, target as usize)?,
         Command::View => system::view(core),
+        Command::ViewDetector { ms } => system::view_detector(core, ms)?,
         Command::Halt => {
             system::halt()?;
             return Ok(Next::Halt);
@@ -148,6 +149,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         Command::BenchShootdown => bench::shootdown(core)?,
         Command::BenchFig3 => bench::fig3(core)?,
         Command::BenchTrace => bench::trace_cost(core)?,
+        Command::BenchHeartbeats => bench::heartbeat_cost(core)?,
         Command::TraceOn => trace::set(core, true)?,
         Command::TraceOff => trace::set(core, false)?,
         Command::TraceDump => trace::dump(core)?,

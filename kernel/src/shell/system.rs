@@ -211,6 +211,20 @@ pub fn view(core: &Core) {
     );
 }
 
+/// `view detector <ms>`: every member suspects after `ms` of silence, with
+/// heartbeats at a tenth of it; at least two ticks.
+pub fn view_detector(core: &Core, ms: u32) -> Result<(), String> {
+    let least = 2 * 1000 / TIMER_HZ;
+    if u64::from(ms) < least {
+        return Err(format!(
+            "view detector: {ms} ms is shorter than two timer ticks ({least} ms)"
+        ));
+    }
+    super::bench::set_detector_everywhere(core, u64::from(ms), "view detector")?;
+    view(core);
+    Ok(())
+}
+
 /// Has `target` answer, then stop polling its rings for `ms`.
 pub fn stall(core: &Core, target: usize, ms: u32) -> Result<(), String> {
     check_other_running("stall", core, target)?;

@@ -31,6 +31,10 @@ pub fn tests() -> Vec<QemuTest> {
             "faults_on_a_coordinator_and_an_aggregator_mid_storm_on_8_cores_leave_equal_replicas",
             faults_mid_storm_leave_equal_replicas,
         ),
+        QemuTest::new(
+            "view_detector_sets_every_member_and_bench_heartbeats_measures",
+            detector_is_set_and_heartbeats_measured,
+        ),
     ]
 }
 
@@ -181,4 +185,42 @@ fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<()
         return Err(format!("{locked} `vm hash` lines show pages left locked"));
     }
     expect_line(&run.serial, "vm hash: all 6 replicas agree")
+}
+
+/// `view detector` sets every member's detector (and refuses less than
+/// two ticks); `bench heartbeats` measures both workloads under three
+/// settings in one boot and puts the boot's detector back.
+fn detector_is_set_and_heartbeats_measured(context: &mut TestContext) -> Result<(), String> {
+    let script = "view detector 10; view detector 2500; bench heartbeats; view";
+    let run = context.exec(4, script)?;
+    super::cases::expect_failure(&run, script, 1)?;
+    expect_line(
+        &run.serial,
+        "error: view detector: 10 ms is shorter than two timer ticks (20 ms)",
+    )?;
+    expect_line(
+        &run.serial,
+        "detector: heartbeat every 250 ms, suspect after 2500 ms of silence",
+    )?;
+    for workload in ["urpc round trip", "vm map + unmap"] {
+        let row = protocol::lines(&run.serial)
+            .find(|line| line.starts_with(workload))
+            .ok_or(format!("no `{workload}` row"))?;
+        let numbers: Vec<f64> = row[workload.len()..]
+            .split_whitespace()
+            .map(|word| word.parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|error| format!("`{row}`: {error}"))?;
+        if numbers.len() != 5 || numbers.iter().any(|&n| n <= 0.0) {
+            return Err(format!("`{row}`: expected three medians and two ratios"));
+        }
+    }
+    // The boot's detector is back (the last `view`).
+    let last = protocol::lines(&run.serial)
+        .filter(|line| line.starts_with("detector: "))
+        .last();
+    if last != Some("detector: heartbeat every 100 ms, suspect after 1000 ms of silence") {
+        return Err(format!("the detector after the bench: {last:?}"));
+    }
+    Ok(())
 }

@@ -1,10 +1,11 @@
-//! The message of the `membership` service: one, which carries an
-//! `atoll_proto::membership` message in its own encoding.
+//! The messages of the `membership` service: the membership protocol's,
+//! one kind that carries an `atoll_proto::membership` message in its own
+//! encoding, and the detector's settings.
 //!
-//! It is one-way: a view change cannot wait on calls, since calls go only
-//! to members and a view change is how cores become and stop being
-//! members. It is handled whatever the sender's membership and epoch (the
-//! other services' messages are checked against both).
+//! The protocol's message is one-way: a view change cannot wait on calls,
+//! since calls go only to members and a view change is how cores become
+//! and stop being members. It is handled whatever the sender's membership
+//! and epoch (the other services' messages are checked against both).
 
 use atoll_iface::{Field, FieldError};
 use atoll_proto::membership::MembershipMsg;
@@ -39,5 +40,9 @@ atoll_iface::interface! {
     pub interface MembershipMessage {
         /// A message of the membership protocol.
         MembershipProtocol { message: Protocol }
+        /// Send heartbeats after `heartbeat` ticks without another message,
+        /// and suspect after `suspect_after` ticks of silence, from now on
+        /// (both at least 1); the silence so far is forgotten.
+        SetDetector { heartbeat: u64, suspect_after: u64 } -> DetectorSet {}
     }
 }

@@ -25,7 +25,7 @@ use atoll_proto::membership::{
 use atoll_proto::mutants::{self, Mutant};
 
 pub use self::messages::*;
-use crate::base::{Cx, Service};
+use crate::base::{Cx, Requester, Service};
 use crate::calls::{OpEvent, OpRef};
 use crate::output::{Deferred, Effect};
 
@@ -127,13 +127,30 @@ impl MembershipService {
 impl Service for MembershipService {
     type Message = MembershipMessage;
 
-    fn receive(&mut self, cx: &mut Cx<'_>, from: CoreId, _call: u32, message: MembershipMessage) {
-        let MembershipMessage::MembershipProtocol(MembershipProtocol {
-            message: Protocol(message),
-        }) = message;
-        self.run(cx, |protocol, tick, out| {
-            protocol.on_message(from, message, tick, out)
-        });
+    fn receive(&mut self, cx: &mut Cx<'_>, from: CoreId, call: u32, message: MembershipMessage) {
+        match message {
+            MembershipMessage::MembershipProtocol(MembershipProtocol {
+                message: Protocol(message),
+            }) => self.run(cx, |protocol, tick, out| {
+                protocol.on_message(from, message, tick, out)
+            }),
+            MembershipMessage::SetDetector(SetDetector {
+                heartbeat,
+                suspect_after,
+            }) => {
+                let detector = Detector {
+                    heartbeat: heartbeat.max(1),
+                    suspect_after: suspect_after.max(1),
+                };
+                self.protocol.set_detector(detector);
+                // Silence under the old settings does not count against the
+                // new ones: every member is heard from as of now.
+                let tick = cx.tick();
+                cx.base.heard.fill(tick);
+                cx.reply(Requester { core: from, call }, DetectorSet {});
+            }
+            MembershipMessage::DetectorSet(_) => {}
+        }
     }
 
     fn event(&mut self, _cx: &mut Cx<'_>, _op: OpRef, _event: OpEvent) {}
