@@ -447,6 +447,13 @@ impl Host {
             return false;
         }
         core.publish_free_frames();
+        // Ticks that piled up while this core did not poll (a stall, a
+        // long measurement, the emulator not running it) are no silence
+        // of the others: it could not hear them.
+        let missed = now - self.ticks_fed - 1;
+        if missed > 0 {
+            self.monitor.resumed(missed);
+        }
         let mut fed = false;
         while self.ticks_fed < now {
             self.ticks_fed += 1;

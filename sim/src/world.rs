@@ -260,7 +260,7 @@ impl World {
                     }
                     let held = std::mem::take(&mut self.hosts[at].held);
                     for (from, epoch, bytes) in held {
-                        self.receive(from, core, epoch, bytes)?;
+                        self.receive(from, core, epoch, bytes, Some(old.epoch))?;
                     }
                 }
                 MembershipEvent::Excluded { epoch } => {
@@ -282,7 +282,7 @@ impl World {
         let n = self.hosts.len();
         let channel = &mut self.channels[usize::from(from.0) * n + usize::from(to.0)];
         match channel.pop_front().expect("deliver from an empty channel") {
-            Envelope::Message { bytes, epoch } => self.receive(from, to, epoch, bytes),
+            Envelope::Message { bytes, epoch } => self.receive(from, to, epoch, bytes, None),
             Envelope::Membership(message) => self.membership(to, |membership, out| {
                 membership.on_message(from, message, 0, out)
             }),
@@ -290,16 +290,23 @@ impl World {
     }
 
     /// A protocol message from `from` sent in `epoch`: handed to `to`'s
-    /// replicator, held, or dropped, as `to`'s view says.
+    /// replicator, held, or dropped, as `to`'s view says. `released` is the
+    /// epoch of the view `to` left when it installed the one a held message
+    /// waited for.
     fn receive(
         &mut self,
         from: CoreId,
         to: CoreId,
         epoch: u32,
         bytes: Bytes,
+        released: Option<u32>,
     ) -> Result<(), Violation> {
         let host = &mut self.hosts[usize::from(to.0)];
-        match host.membership.gate(from, epoch) {
+        let gate = match released {
+            Some(old) => host.membership.gate_released(from, epoch, old),
+            None => host.membership.gate(from, epoch),
+        };
+        match gate {
             Gate::Deliver => {}
             Gate::Hold => {
                 host.held.push_back((from, epoch, bytes));

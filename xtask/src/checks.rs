@@ -120,10 +120,14 @@ impl Catcher {
                     Catcher::ProtocolSeeds => "seeds",
                     _ => "monitors",
                 };
+                let seeds = match self {
+                    Catcher::ProtocolSeeds => SIMULATOR_SEEDS,
+                    _ => MONITOR_SEEDS,
+                };
                 let mut command = simulator_test(workspace, test);
                 command
                     .args(["--features", "mutants", "--", "seeds", "--exact"])
-                    .env("ATOLL_SIM_SEEDS", MONITOR_SEEDS);
+                    .env("ATOLL_SIM_SEEDS", seeds);
                 command
             }
             Catcher::ProtoTest(test) => {
@@ -195,6 +199,8 @@ fn run_mutants(workspace: &Workspace) -> Result<()> {
                 lines.find(|line| line.contains("panicked at"))?;
                 lines.next().map(str::to_owned)
             });
+        // A run that could not switch the mutant on tested nothing.
+        let broke = broke.filter(|line| !line.contains("ATOLL_MUTANT"));
         match (output.status.success(), broke) {
             (false, Some(line)) => println!("mutant {} caught by {test}: {line}", mutant.name()),
             (success, _) => {

@@ -180,8 +180,16 @@ impl Base {
         self.view.members.union(self.stamp.members).contains(core)
     }
 
-    /// From now on, sends in `view` (its flush is on its way).
+    /// From now on, sends in `view` (its flush is on its way). Its new
+    /// members are heard from as of now, so that the detector watches them
+    /// from here (a joiner that dies before it flushes must be found too).
     pub(crate) fn stamp(&mut self, view: View) {
+        let known = self.view.members.union(self.stamp.members);
+        for core in view.members.minus(known).iter() {
+            if let Some(heard) = self.heard.get_mut(usize::from(core.0)) {
+                *heard = self.tick;
+            }
+        }
         self.stamp = view;
         self.links
             .send_in(view.epoch, self.view.members.union(view.members));

@@ -249,6 +249,15 @@ impl Monitor {
         self.membership.protocol().detector()
     }
 
+    /// This core did not run for `ticks` ticks (its host was stalled, or
+    /// not scheduled): the silence of the others over them is not theirs,
+    /// so the detector does not count it.
+    pub fn resumed(&mut self, ticks: u64) {
+        for heard in &mut self.base.heard {
+            *heard = heard.saturating_add(ticks);
+        }
+    }
+
     /// Changes when heartbeats go and silence counts as a failure, on this
     /// core.
     pub fn set_detector(&mut self, detector: Detector) {
@@ -345,7 +354,7 @@ impl Monitor {
         let held = !envelope.message.is_membership_protocol()
             && self.membership.protocol().gate(from, envelope.epoch) == Gate::Hold;
         if !held {
-            return self.accept(from, envelope, out);
+            return self.accept(from, envelope, None, out);
         }
         // Sent in a view this core has not installed yet: handled once it
         // has, so that no message is handled in another view than its own.
@@ -363,8 +372,15 @@ impl Monitor {
 
     /// Takes a whole message in the view it was sent in, or drops it: a
     /// service's message from an older view, or from a core outside this
-    /// one.
-    fn accept(&mut self, from: CoreId, envelope: Envelope<Wire>, out: &mut Output) {
+    /// one. `released` is the epoch of the view this core left when it
+    /// installed the one a held message waited for.
+    fn accept(
+        &mut self,
+        from: CoreId,
+        envelope: Envelope<Wire>,
+        released: Option<u32>,
+        out: &mut Output,
+    ) {
         let Envelope {
             call,
             epoch,
@@ -372,8 +388,14 @@ impl Monitor {
         } = envelope;
         if !message.is_membership_protocol() {
             let view = self.base.view;
-            let why = match self.membership.protocol().gate(from, epoch) {
-                Gate::Deliver | Gate::Hold => "",
+            let protocol = self.membership.protocol();
+            let gate = match released {
+                Some(old) => protocol.gate_released(from, epoch, old),
+                None => protocol.gate(from, epoch),
+            };
+            let why = match gate {
+                Gate::Deliver => "",
+                Gate::Hold => unreachable!("held messages are kept before they get here"),
                 Gate::OldEpoch => {
                     self.base.strays.old_epoch += 1;
                     "sent in an older view"
@@ -522,7 +544,7 @@ impl Monitor {
             .partition(|(_, envelope)| envelope.epoch <= new.epoch);
         self.held = waiting;
         for (from, envelope) in ready {
-            self.accept(from, envelope, out);
+            self.accept(from, envelope, Some(old.epoch), out);
         }
     }
 

@@ -45,7 +45,8 @@ pub(crate) struct Links {
     /// may go to.
     epoch: u32,
     reachable: Members,
-    /// The services' messages dropped for going to a non-member.
+    /// The services' messages dropped for going to a non-member (and any
+    /// message for a core the machine does not have).
     pub(crate) unsent: u64,
     /// Slots sent on the loopback, to be received within the step.
     loopback: VecDeque<Payload>,
@@ -135,7 +136,9 @@ impl Links {
         message: &Wire,
         out: &mut Output,
     ) {
-        if !message.is_membership_protocol() && !self.reachable.contains(to) {
+        if usize::from(to.0) >= self.links.len()
+            || !message.is_membership_protocol() && !self.reachable.contains(to)
+        {
             self.unsent += 1;
             if tracing {
                 out.trace.push(TraceEvent {

@@ -17,6 +17,9 @@
 //!   per group). It is the single-phase commit used for TLB shootdown; the
 //!   tree's [`Shape`] selects unicast, a flat multicast or a topology-aware
 //!   one, whose groups a [`TreePlan`] gives.
+//! - [`membership`]: the view of which cores take part, agreed on each
+//!   change by quorum and installed with a flush, and the gate that hands
+//!   a protocol message over only in the view it was sent in.
 //! - [`two_phase`]: two-phase commit with abort. Participants vote through a
 //!   [`two_phase::Resource`] that locks what a proposal touches; the commit
 //!   decision travels as a multicast round, so an unmap's commit carries its

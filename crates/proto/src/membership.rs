@@ -19,11 +19,18 @@
 //! commits the view, to them and to the cores it leaves out. A proposed
 //! member that does not accept within `suspect_after` ticks is suspected in
 //! turn, and the leader proposes again without it, under a new epoch.
-//! Epochs only grow, and a core accepts one proposal per epoch, so two
-//! different views never commit under one epoch. A leader that fails
-//! mid-change is suspected like any member; the next proposes past whatever
-//! epoch was accepted. A refused leader that sees a lower core's proposal
-//! preferred waits `suspect_after` ticks before it proposes again.
+//! A leader proposes only a view that keeps a quorum of its newest view:
+//! more than half of its members, or exactly half with the lowest of them.
+//! Two quorums of one view share a member, and a core accepts one proposal
+//! per epoch and epochs only grow, so two different views never commit
+//! under one epoch, and a core cut off from the others (or stalled, and
+//! suspecting them all) cannot make a view of its own. The price: when half
+//! or more of the members fail at once (on 2 cores, core 0), the survivors
+//! cannot leave them out, and the protocols go on waiting for them only
+//! until their own timeouts. A leader that fails mid-change is suspected
+//! like any member; the next proposes past whatever epoch was accepted. A
+//! refused leader that sees a lower core's proposal preferred waits
+//! `suspect_after` ticks before it proposes again.
 //!
 //! Installation (the flush): on a commit, a member sends `Flush` to every
 //! other member of the new view and from then on stamps its messages with
@@ -37,6 +44,9 @@
 //! are down. A core left out of a view while it runs (suspected wrongly)
 //! learns it from the commit or from a member that drops its messages, and
 //! must stop ([`MembershipEvent::Excluded`]).
+//!
+//! Messages from other cores are checked before they count: a view naming a
+//! core the machine does not have is ignored, and no epoch wraps.
 //!
 //! Failure detection is the host's: it tells this machine whom it suspects
 //! ([`Membership::suspect`]), from heartbeats and silence in the monitor,
@@ -166,6 +176,22 @@ impl fmt::Debug for Members {
 pub struct View {
     pub epoch: u32,
     pub members: Members,
+}
+
+impl View {
+    /// Whether `next` keeps a quorum of this view's members: more than
+    /// half of them, or exactly half with the lowest of them. Any two
+    /// quorums of one view share a member.
+    pub fn keeps_quorum(&self, next: Members) -> bool {
+        let kept = next.intersect(self.members).len();
+        let total = self.members.len();
+        2 * kept > total
+            || 2 * kept == total
+                && self
+                    .members
+                    .first()
+                    .is_some_and(|first| next.contains(first))
+    }
 }
 
 /// The failure detector's settings, in ticks.
@@ -441,6 +467,19 @@ impl Membership {
         }
     }
 
+    /// What to do with a protocol message held for a newer view, now that
+    /// this core installed `self.view()` in place of a view of epoch `old`:
+    /// one sent by a member of the new view in an epoch this core skipped
+    /// (it went from `old` straight past it) belongs before the install, as
+    /// that member's flush came after it, so it is delivered.
+    pub fn gate_released(&self, from: CoreId, epoch: u32, old: u32) -> Gate {
+        if old < epoch && epoch <= self.view.epoch && self.view.members.contains(from) {
+            Gate::Deliver
+        } else {
+            self.gate(from, epoch)
+        }
+    }
+
     /// Asks `sponsor` to let this core join: a new kernel's first message.
     pub fn join(&mut self, sponsor: CoreId, out: &mut MembershipOutbox) {
         out.send(sponsor, MembershipMsg::Join { core: self.me });
@@ -518,6 +557,15 @@ impl Membership {
         tick: u64,
         out: &mut MembershipOutbox,
     ) {
+        let machine: Members = (0..self.cores).map(CoreId).collect();
+        match message {
+            MembershipMsg::Propose { view } | MembershipMsg::Commit { view }
+                if !view.members.minus(machine).is_empty() =>
+            {
+                return;
+            }
+            _ => {}
+        }
         match message {
             MembershipMsg::Heartbeat => self.tell_left_out(from, out),
             MembershipMsg::Join { core } => self.admit(Members::one(core), tick, out),
@@ -588,11 +636,17 @@ impl Membership {
             }
             self.leading = None;
         }
-        if wanted == self.committed.members || tick < self.quiet_until {
+        if wanted == self.committed.members
+            || tick < self.quiet_until
+            || !self.committed.keeps_quorum(wanted)
+        {
             return;
         }
+        let Some(epoch) = self.newest_known().max(self.newest_seen).checked_add(1) else {
+            return;
+        };
         let view = View {
-            epoch: self.newest_known().max(self.newest_seen) + 1,
+            epoch,
             members: wanted,
         };
         self.accepted = Some((view, me));
@@ -772,6 +826,64 @@ mod tests {
         assert_eq!(alloc::format!("{set}"), "0 1 63 64 200 255");
         assert_eq!(alloc::format!("{}", Members::new()), "none");
         assert_eq!(set.minus(members(&[1, 255])), members(&[0, 63, 64, 200]));
+    }
+
+    #[test]
+    fn a_quorum_is_more_than_half_or_half_with_the_lowest() {
+        let view = |cores: &[u16]| View {
+            epoch: 1,
+            members: members(cores),
+        };
+        assert!(view(&[0, 1, 2]).keeps_quorum(members(&[1, 2])));
+        assert!(!view(&[0, 1, 2]).keeps_quorum(members(&[2])));
+        assert!(view(&[0, 1]).keeps_quorum(members(&[0])));
+        assert!(!view(&[0, 1]).keeps_quorum(members(&[1])));
+        assert!(view(&[0]).keeps_quorum(members(&[0, 1, 2, 3])));
+        assert!(!view(&[3, 5, 6, 7]).keeps_quorum(members(&[6, 7])));
+    }
+
+    #[test]
+    fn a_view_naming_a_core_the_machine_lacks_is_ignored() {
+        let mut membership = Membership::new(CoreId(1), 2, Detector::DEFAULT);
+        let mut out = MembershipOutbox::default();
+        let view = View {
+            epoch: 1,
+            members: members(&[0, 1, 200]),
+        };
+        membership.on_message(CoreId(0), MembershipMsg::Propose { view }, 0, &mut out);
+        membership.on_message(CoreId(0), MembershipMsg::Commit { view }, 0, &mut out);
+        assert!(out.sends.is_empty() && out.events.is_empty(), "{out:?}");
+        let refusal = MembershipMsg::Refuse {
+            epoch: 1,
+            newest: u32::MAX,
+            leader: CoreId(0),
+            excluded: false,
+        };
+        membership.on_message(CoreId(0), refusal, 0, &mut out);
+        membership.admit(members(&[0]), 0, &mut out);
+        assert!(out.sends.is_empty(), "no epoch past u32::MAX: {out:?}");
+    }
+
+    #[test]
+    fn a_core_alone_among_suspects_makes_no_view_of_its_own() {
+        let mut membership = Membership::new(CoreId(2), 3, Detector::DEFAULT);
+        membership.committed = View {
+            epoch: 1,
+            members: members(&[0, 1, 2]),
+        };
+        membership.view = membership.committed;
+        let mut out = MembershipOutbox::default();
+        for core in [0, 1] {
+            membership.suspect(CoreId(core), Suspicion::Gone, 0, &mut out);
+        }
+        assert!(
+            out.sends
+                .iter()
+                .all(|(_, message)| matches!(message, MembershipMsg::Suspect { .. })),
+            "it only tells what it suspects: {out:?}"
+        );
+        assert_eq!(membership.proposing(), None);
+        assert_eq!(membership.view().epoch, 1);
     }
 
     #[test]

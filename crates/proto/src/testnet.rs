@@ -120,13 +120,13 @@ impl<P: Peer> Net<P> {
         while self.deliver_where(|_, _, _| true) {}
     }
 
-    /// `core` stops: messages to it are dropped from now on. The others are
-    /// not told (see `declare_down`).
     /// Drops the messages in flight that `pick` picks, as if never sent.
     pub fn drop_where(&mut self, pick: impl Fn(CoreId, CoreId, &P::Msg) -> bool) {
         self.queue.retain(|(from, to, m)| !pick(*from, *to, m));
     }
 
+    /// `core` stops: messages to it are dropped from now on. The others are
+    /// not told (see `declare_down`).
     pub fn crash(&mut self, core: CoreId) {
         self.crashed.insert(core);
         self.queue.retain(|&(_, to, _)| to != core);

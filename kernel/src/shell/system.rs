@@ -189,8 +189,8 @@ pub fn hang(core: &Core, target: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// This core's view: its epoch, members and leader, the cores it
-/// suspects, and the detector's timeouts.
+/// This core's view: its epoch and members, when it was installed, the
+/// cores it suspects, and the detector's timeouts.
 pub fn view(core: &Core) {
     let monitor = core.monitor();
     let view = monitor.view();

@@ -161,9 +161,12 @@ impl Service for MembershipService {
         let me = cx.me();
         let tick = cx.tick();
         let detector = self.protocol.detector();
-        let installed = self.protocol.view().members;
-        let sent_to = installed.union(self.protocol.stamp().members);
-        for core in sent_to.iter().filter(|&core| core != me) {
+        let watched = self
+            .protocol
+            .view()
+            .members
+            .union(self.protocol.stamp().members);
+        for core in watched.iter().filter(|&core| core != me) {
             if tick.saturating_sub(cx.base.sent_at(core)) >= detector.heartbeat
                 && !mutants::active(Mutant::NoHeartbeats)
             {
@@ -175,9 +178,10 @@ impl Service for MembershipService {
                 );
             }
         }
-        // Joiners are heard from only once they are installed: until then
-        // they answer the proposal, or are suspected for not answering.
-        for core in installed.iter().filter(|&core| core != me) {
+        // A joiner is watched from the commit that takes it in (the stamp),
+        // before that it answers the proposal or is suspected for not
+        // answering.
+        for core in watched.iter().filter(|&core| core != me) {
             let silent = tick.saturating_sub(cx.base.heard_at(core));
             if silent > detector.suspect_after && !mutants::active(Mutant::NeverSuspect) {
                 let why = Suspicion::Silent { ticks: silent };

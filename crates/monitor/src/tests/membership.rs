@@ -210,10 +210,10 @@ fn a_coordinator_that_dies_mid_commit_leaves_every_survivor_alike() {
 
 #[test]
 fn a_leader_that_dies_mid_change_is_replaced_and_the_survivors_agree() {
-    let mut net = Net::new(4);
-    net.crash(3);
+    let mut net = Net::new(5);
+    net.crash(4);
     // Run until core 0, the leader, has sent its proposal of the view
-    // without core 3; it dies before any answer reaches it.
+    // without core 4; it dies before any answer reaches it.
     let mut ticks = 0;
     loop {
         net.tick_all();
@@ -226,8 +226,8 @@ fn a_leader_that_dies_mid_change_is_replaced_and_the_survivors_agree() {
     }
     net.crash(0);
     net.run_ticks(3 * Detector::DEFAULT.suspect_after);
-    let view = assert_view(&net, &[1, 2]);
-    let installed = format!("view {}: cores 1 2; left: 0 3", view.epoch);
+    let view = assert_view(&net, &[1, 2, 3]);
+    let installed = format!("view {}: cores 1 2 3; left: 0 4", view.epoch);
     assert!(
         net.notices
             .iter()
@@ -238,8 +238,28 @@ fn a_leader_that_dies_mid_change_is_replaced_and_the_survivors_agree() {
     let done = net.propose(1, 2, Change::Map, 3);
     assert_eq!(
         done.describe(),
-        "committed: 2 holders applied it, 2 unreached"
+        "committed: 3 holders applied it, 2 unreached"
     );
+}
+
+#[test]
+fn survivors_without_a_quorum_keep_the_failed_cores_in_their_view() {
+    // Cores 0 and 1 of 4 fail: cores 2 and 3 are half of the view without
+    // its lowest member, so they may not leave the others out (the other
+    // half could be running on, cut off, and do the same).
+    let mut net = Net::new(4);
+    let before = net.view(2);
+    net.crash(0);
+    net.crash(1);
+    net.run_ticks(3 * Detector::DEFAULT.suspect_after);
+    assert_eq!(net.view(2), before);
+    assert_eq!(net.view(3), before);
+    assert_eq!(net.monitors[2].suspects(), members(&[0, 1]));
+    // Proposals still end: the vote timeout aborts them.
+    let ticket = net.call(2, 3, VmPropose { change: 0, page: 5 }, 10_000);
+    net.run_ticks(300);
+    let done = net.vm_done(2, ticket);
+    assert_eq!(done.describe(), "aborted: no vote from core 0 in time");
 }
 
 #[test]
@@ -381,4 +401,35 @@ fn a_core_left_out_while_it_runs_fences_itself() {
         .count();
     assert_eq!(told, 1);
     assert_eq!(net.monitors[0].strays().old_epoch, 2);
+}
+
+#[test]
+fn a_core_back_from_a_stall_does_not_count_the_silence_it_missed() {
+    let mut net = Net::new(3);
+    // The others wait long for core 2; core 2 has the default detector.
+    for core in [0, 1] {
+        net.monitors[core].set_detector(Detector {
+            heartbeat: 10,
+            suspect_after: 10_000,
+        });
+    }
+    // Core 2 stalls: it neither ticks nor reads for 300 ticks.
+    net.muted[2] = true;
+    for _ in 0..300 {
+        for core in [0, 1] {
+            net.step(CoreId(core), Input::Tick);
+        }
+        for (from, to) in [(0, 1), (1, 0)] {
+            while net.deliver(from, to) {}
+        }
+    }
+    net.muted[2] = false;
+    // Its host feeds the ticks it missed, saying so first.
+    net.monitors[2].resumed(299);
+    for _ in 0..300 {
+        net.step(CoreId(2), Input::Tick);
+    }
+    assert_eq!(net.monitors[2].suspects(), Members::new());
+    net.settle();
+    assert_view(&net, &[0, 1, 2]);
 }
