@@ -340,15 +340,24 @@ pub fn trace_cost(core: &Core) -> Result<(), String> {
         core.id
     );
     println!("workload                    off         on  on/off  off-again  off-again/off");
-    for (workload, name) in WORKLOADS.into_iter().enumerate() {
-        let [off, on, again] = [0, 1, 2].map(|setting| medians[setting][workload]);
-        println!(
-            "{name:<20}  {off:>9}  {on:>9}  {:>6.2}  {again:>9}  {:>13.2}",
-            on as f64 / off.max(1) as f64,
-            again as f64 / off.max(1) as f64,
-        );
-    }
+    print_rows(&medians, |[off, on, again], ratio| {
+        format!(
+            "{off:>9}  {on:>9}  {:>6.2}  {again:>9}  {:>13.2}",
+            ratio(on),
+            ratio(again)
+        )
+    });
     Ok(())
+}
+
+/// One row per workload: its name, then what `row` makes of its medians
+/// under the three settings, given the ratio of a median to the first's.
+fn print_rows(medians: &[[u64; 2]], row: impl Fn([u64; 3], &dyn Fn(u64) -> f64) -> String) {
+    for (workload, name) in WORKLOADS.into_iter().enumerate() {
+        let settings = [0, 1, 2].map(|setting| medians[setting][workload]);
+        let ratio = |median: u64| median as f64 / settings[0].max(1) as f64;
+        println!("{name:<20}  {}", row(settings, &ratio));
+    }
 }
 
 /// `bench heartbeats`: what the failure detector's heartbeats cost. The
@@ -375,14 +384,13 @@ pub fn heartbeat_cost(core: &Core) -> Result<(), String> {
         core.members().len()
     );
     println!("workload                    off     100 ms      10 ms  100ms/off  10ms/off");
-    for (workload, name) in WORKLOADS.into_iter().enumerate() {
-        let [off, default, fast] = [0, 1, 2].map(|setting| medians[setting][workload]);
-        println!(
-            "{name:<20}  {off:>9}  {default:>9}  {fast:>9}  {:>9.2}  {:>8.2}",
-            default as f64 / off.max(1) as f64,
-            fast as f64 / off.max(1) as f64,
-        );
-    }
+    print_rows(&medians, |[off, default, fast], ratio| {
+        format!(
+            "{off:>9}  {default:>9}  {fast:>9}  {:>9.2}  {:>8.2}",
+            ratio(default),
+            ratio(fast)
+        )
+    });
     Ok(())
 }
 
