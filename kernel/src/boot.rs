@@ -12,7 +12,7 @@ use atoll_arch::{channels, cpu, idt};
 use atoll_firmware::parse_boot_info;
 use atoll_monitor::{CoreId, Members};
 
-use crate::discover::{BootError, discover};
+use crate::discover::{BootError, CORE_STACK_SIZE, discover};
 use crate::facts::{MAX_CORES, protocol_name};
 use crate::host::Core;
 use crate::shared::{BOARD, BOOT, CoreState, boot_facts};
@@ -37,12 +37,27 @@ fn fail(reason: impl core::fmt::Display) -> ! {
 fn set_up_core(id: usize) -> Result<&'static Core, percore::InitError> {
     let facts = boot_facts();
     let entry = &facts.cores[id];
+    // What this core may write besides its span: the kernel's statics, its
+    // stack, every channel region (one ring of each pair it talks over is in
+    // the other core's), the local APIC's page, and the start-up trampoline
+    // page (the page a core that starts another fills). No heap yet: on the
+    // stack.
+    let mut writable = [(0, 0); MAX_CORES + 4];
+    let cores = facts.cores.len();
+    writable[0] = atoll_arch::boot::kernel_data();
+    writable[1] = (entry.stack_top - CORE_STACK_SIZE, entry.stack_top);
+    writable[2] = atoll_arch::apic::LocalApic::current().page();
+    writable[3] = (facts.trampoline_page, facts.trampoline_page + 4096);
+    for (slot, core) in writable[4..].iter_mut().zip(facts.cores.iter()) {
+        *slot = core.channels;
+    }
     let setup = CoreSetup {
         id,
         apic_id: entry.apic_id,
         span: entry.span,
         usable: &facts.usable,
         timer_count: (facts.apic_timer_per_ms * 1000 / TIMER_HZ) as u32,
+        writable: &writable[..4 + cores],
     };
     let local = percore::init(&setup)?;
     // At boot no core asks to join: the boot core admits every core it

@@ -19,7 +19,7 @@ use crate::facts::{
     NumaFacts,
 };
 
-const CORE_STACK_SIZE: u64 = 64 * 1024;
+pub const CORE_STACK_SIZE: u64 = 64 * 1024;
 /// The first MiB holds the BIOS data, the trampoline and legacy devices.
 const LOW_MEMORY_END: u64 = 1 << 20;
 const CALIBRATION_MS: u64 = 10;

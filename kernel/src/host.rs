@@ -543,6 +543,7 @@ impl Host {
                         self.monitor.step(cpu::rdtsc(), input, &mut self.out);
                     }
                     Deferred::Drain { core: from } => self.drain(from),
+                    Deferred::Scribble { address } => cpu::scribble(address),
                 }
             }
         }

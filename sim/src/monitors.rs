@@ -537,7 +537,7 @@ impl World {
                         }
                         Input::Drained(from)
                     }
-                    Deferred::Stall { .. } => continue,
+                    Deferred::Stall { .. } | Deferred::Scribble { .. } => continue,
                 };
                 if self.hosts[usize::from(core)].stopped {
                     return Ok(());

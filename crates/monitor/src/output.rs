@@ -49,6 +49,9 @@ pub enum Deferred {
     /// waits for interrupts), then feed the result back as
     /// [`Input::Measured`] with `op`.
     Measure { op: OpRef, measure: Measure },
+    /// Write a byte at `address`, another core's memory, as a stray pointer
+    /// would: the host's page tables must make it fault.
+    Scribble { address: u64 },
     /// Read every slot waiting in `core`'s ring to this core, feeding each
     /// as an [`Input::Slot`], then say so with [`Input::Drained`]. `core`
     /// is being left out of the view, so it sends nothing more that counts.

@@ -851,7 +851,7 @@ fn urpc_bench_runs_every_measurement_of_a_pair() {
         .into_iter()
         .filter_map(|(core, deferred)| match deferred {
             Deferred::Measure { measure, .. } => Some((core.0, measure)),
-            Deferred::Stall { .. } | Deferred::Drain { .. } => None,
+            Deferred::Stall { .. } | Deferred::Drain { .. } | Deferred::Scribble { .. } => None,
         })
         .collect();
     assert_eq!(

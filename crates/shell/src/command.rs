@@ -20,6 +20,11 @@ pub enum Command {
     Hang {
         core: u32,
     },
+    /// Core `core` writes into core `victim`'s memory.
+    Scribble {
+        core: u32,
+        victim: u32,
+    },
     /// This core's view of the membership, and its detector.
     View,
     Halt,
@@ -186,6 +191,16 @@ const COMMANDS: &[CommandSpec] = &[
         parse_arguments: |arguments| {
             Ok(Command::Hang {
                 core: arguments.number("core number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "scribble <core> <victim>",
+        summary: "that core writes into the victim core's memory: its page tables must make it fault, and the victim runs on",
+        parse_arguments: |arguments| {
+            Ok(Command::Scribble {
+                core: arguments.number("core number")?,
+                victim: arguments.number("victim core number")?,
             })
         },
     },
@@ -627,6 +642,10 @@ mod tests {
         assert_eq!(parse("fault 1"), Ok(Some(Command::Fault { core: 1 })));
         assert_eq!(parse("hang 3"), Ok(Some(Command::Hang { core: 3 })));
         assert_eq!(
+            parse("scribble 2 3"),
+            Ok(Some(Command::Scribble { core: 2, victim: 3 }))
+        );
+        assert_eq!(
             parse("vm storm start 40"),
             Ok(Some(Command::VmStormStart { operations: 40 }))
         );
@@ -837,6 +856,7 @@ mod tests {
                 "ipi <core>",
                 "fault <core>",
                 "hang <core>",
+                "scribble <core> <victim>",
                 "view detector <ms>",
                 "view",
                 "stall <core> <ms>",

@@ -56,6 +56,11 @@ impl LocalApic {
         Self { base }
     }
 
+    /// The page of physical memory its registers occupy.
+    pub fn page(self) -> (u64, u64) {
+        (self.base, self.base + 0x1000)
+    }
+
     fn read(self, register: u32) -> u32 {
         // SAFETY: `base` is the APIC page, identity mapped (checked in
         // `current`), and every register offset used here lies in it.

@@ -214,7 +214,26 @@ unsafe extern "C" {
     static ap_trampoline_start: u8;
     static ap_trampoline_end: u8;
     static __kernel_start: u8;
+    static __data_start: u8;
     static __kernel_end: u8;
+}
+
+/// The kernel image's text and read-only data, which every core maps
+/// read-only.
+pub fn kernel_read_only() -> (u64, u64) {
+    (
+        &raw const __kernel_start as u64,
+        &raw const __data_start as u64,
+    )
+}
+
+/// The kernel image's data and bss: the statics, which are few and listed
+/// (the kernel's `shared.rs`), mapped writable on every core.
+pub fn kernel_data() -> (u64, u64) {
+    (
+        &raw const __data_start as u64,
+        &raw const __kernel_end as u64,
+    )
 }
 
 /// Where the kernel image lies in physical memory, from the linker script.

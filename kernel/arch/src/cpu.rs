@@ -62,6 +62,19 @@ pub fn core_local_address() -> u64 {
 /// (they cover the first 4 GiB only).
 pub const UNMAPPED_ADDRESS: u64 = 0x0000_0080_0000_0000;
 
+/// Writes a byte at `address`, as a stray pointer would: the `scribble`
+/// shell command aims it at another core's memory, to show that this
+/// core's page tables do not map it (the write faults, and the fault stays
+/// on this core).
+pub fn scribble(address: u64) {
+    // SAFETY: not sound in general, and not meant to be: it is the stray
+    // write that isolation must stop. The only caller aims it at memory
+    // that belongs to another core, which this core's page tables leave
+    // unmapped, so it faults before it writes; were isolation broken, the
+    // write would land, and the shell's test would see the damage.
+    unsafe { core::ptr::write_volatile(address as *mut u8, 0xA5) };
+}
+
 /// Reads [`UNMAPPED_ADDRESS`] and so takes a page fault on purpose, to show
 /// that a fault stays on the core that took it.
 pub fn touch_unmapped_page() {

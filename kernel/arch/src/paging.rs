@@ -1,10 +1,15 @@
 //! Each core's own page tables.
 //!
-//! Every core runs on a PML4 of its own. Its first entry points at the boot
-//! identity map (the first 4 GiB, shared read-only by all cores); the rest
-//! is the core's to fill: mappings of address spaces that span cores are
-//! replicated state, and each core applies them to its own tables, with
-//! 4 KiB pages taken from its own frame pool, and invalidates its own TLB.
+//! Every core runs on a PML4 of its own, built from its own frame pool.
+//! Its first 512 GiB slot identity-maps only what the core may touch of the
+//! first 4 GiB ([`Reach`]): the kernel's text and read-only data read-only,
+//! and writable its own memory, the kernel's statics, the channel regions
+//! and the local APIC. Everything else, other cores' pools, heaps and
+//! stacks included, is not mapped, so a stray access faults on the core
+//! that made it. The rest of the PML4 is the core's to fill: mappings of
+//! address spaces that span cores are replicated state, and each core
+//! applies them to its own tables, with 4 KiB pages taken from its own
+//! frame pool, and invalidates its own TLB.
 
 use core::arch::asm;
 use x86_64::PhysAddr;
@@ -13,6 +18,12 @@ use x86_64::structures::paging::PhysFrame;
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
+/// A 2 MiB page in a page directory entry.
+const LARGE: u64 = 1 << 7;
+const PAGE: u64 = 4096;
+const LARGE_PAGE: u64 = 2 << 20;
+/// The identity map covers the first 4 GiB.
+const IDENTITY_END: u64 = 4 << 30;
 const ENTRY_ADDRESS: u64 = 0x000F_FFFF_FFFF_F000;
 const ENTRIES: usize = 512;
 
@@ -62,26 +73,100 @@ fn table(address: u64) -> &'static mut [u64; ENTRIES] {
     unsafe { &mut *(address as *mut [u64; ENTRIES]) }
 }
 
+/// What a core's identity map reaches of the first 4 GiB: ranges of
+/// physical addresses, `[start, end)`, rounded out to whole pages.
+pub struct Reach<'a> {
+    /// Mapped read-only.
+    pub read_only: &'a [(u64, u64)],
+    /// Mapped writable.
+    pub writable: &'a [(u64, u64)],
+    /// The core's own span (its pool, heap and these tables), writable.
+    pub own: (u64, u64),
+}
+
+impl Reach<'_> {
+    /// The flags of the page at `address`: read-only before writable (the
+    /// kernel image may lie inside a core's span), or `None` when it is not
+    /// reached.
+    fn flags(&self, address: u64) -> Option<u64> {
+        let within = |ranges: &[(u64, u64)]| {
+            ranges
+                .iter()
+                .any(|&(start, end)| start & !(PAGE - 1) <= address && address < end)
+        };
+        if within(self.read_only) {
+            Some(PRESENT)
+        } else if within(self.writable) || within(&[self.own]) {
+            Some(PRESENT | WRITABLE)
+        } else {
+            None
+        }
+    }
+
+    /// The flags all of the 2 MiB page at `address` shares, if it does:
+    /// no range starts or ends (rounded out to pages) inside it.
+    fn large_flags(&self, address: u64) -> Option<Option<u64>> {
+        let inside = |boundary: u64| address < boundary && boundary < address + LARGE_PAGE;
+        let own = [self.own];
+        let split = self
+            .read_only
+            .iter()
+            .chain(self.writable)
+            .chain(&own)
+            .any(|&(start, end)| inside(start & !(PAGE - 1)) || inside(end.next_multiple_of(PAGE)));
+        (!split).then(|| self.flags(address))
+    }
+}
+
 /// A core's page tables, rooted at its own PML4.
 pub struct PageTables {
     pml4: u64,
 }
 
 impl PageTables {
-    /// Builds this core's PML4 in `frame` (taken from its pool), sharing the
-    /// boot identity map, and switches the core to it.
-    pub fn install(frame: u64) -> Self {
-        let (boot_pml4, _) = Cr3::read();
-        let boot = table(boot_pml4.start_address().as_u64());
+    /// Builds this core's PML4 in `frame` (taken from its pool), its
+    /// identity map reaching only `reach`, with page-table frames from
+    /// `allocate`, and switches the core to it.
+    pub fn install(
+        frame: u64,
+        reach: &Reach<'_>,
+        allocate: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<Self, PagingError> {
         let own = table(frame);
         own.fill(0);
-        own[0] = boot[0];
+        let pdpt = allocate().ok_or(PagingError::OutOfFrames)?;
+        table(pdpt).fill(0);
+        own[0] = pdpt | PRESENT | WRITABLE;
+        for gib in 0..IDENTITY_END / (1 << 30) {
+            let directory = allocate().ok_or(PagingError::OutOfFrames)?;
+            table(directory).fill(0);
+            table(pdpt)[gib as usize] = directory | PRESENT | WRITABLE;
+            for entry in 0..ENTRIES as u64 {
+                let base = (gib << 30) + entry * LARGE_PAGE;
+                table(directory)[entry as usize] = match reach.large_flags(base) {
+                    Some(None) => 0,
+                    Some(Some(flags)) => base | flags | LARGE,
+                    None => {
+                        let pages = allocate().ok_or(PagingError::OutOfFrames)?;
+                        let leaf = table(pages);
+                        for (page, slot) in leaf.iter_mut().enumerate() {
+                            let address = base + page as u64 * PAGE;
+                            *slot = reach.flags(address).map_or(0, |flags| address | flags);
+                        }
+                        pages | PRESENT | WRITABLE
+                    }
+                };
+            }
+        }
         let root = PhysFrame::containing_address(PhysAddr::new(frame));
-        // SAFETY: the new PML4 maps the identity map exactly as the boot
-        // one does (same first entry, nothing else yet), so every address
-        // the kernel uses stays mapped the same way.
+        // SAFETY: the new PML4 maps, at their own addresses, everything the
+        // kernel on this core touches from here on: its code and constants,
+        // its statics, its stack, its pool and heap (where these tables
+        // are), the channel regions and the local APIC, as the caller's
+        // `reach` lists them. What it leaves out, no code of this core
+        // reaches but by a bug, which then faults here.
         unsafe { Cr3::write(root, Cr3Flags::empty()) };
-        Self { pml4: frame }
+        Ok(Self { pml4: frame })
     }
 
     fn check(vaddr: u64) -> Result<(), PagingError> {

@@ -16,7 +16,7 @@ use crate::apic::LocalApic;
 use crate::core_local;
 use crate::heap::Heap;
 use crate::idt;
-use crate::paging::PageTables;
+use crate::paging::{self, PageTables};
 use crate::phys;
 use crate::tables::{CpuTables, IST_STACK_SIZE};
 
@@ -179,6 +179,11 @@ pub struct CoreSetup<'a, const RANGES: usize> {
     pub usable: &'a RangeSet<RANGES>,
     /// Local APIC timer counts between two timer interrupts.
     pub timer_count: u32,
+    /// What else of the first 4 GiB this core may write besides its span:
+    /// its stack, the kernel's statics, the channel regions, the local
+    /// APIC. Everything else but the kernel's code and constants stays
+    /// unmapped on it ([`paging::Reach`]).
+    pub writable: &'a [(u64, u64)],
 }
 
 /// Sets up the core that runs it, over the memory of `setup`.
@@ -223,7 +228,13 @@ pub fn init<const RANGES: usize>(
     let pml4 = pool
         .allocate()
         .ok_or(InitError::OutOfFrames { wanted: 1 })?;
-    let page_tables = PageTables::install(pml4);
+    let reach = paging::Reach {
+        read_only: &[crate::boot::kernel_read_only()],
+        writable: setup.writable,
+        own: setup.span,
+    };
+    let page_tables = PageTables::install(pml4, &reach, &mut || pool.allocate())
+        .map_err(|_| InitError::OutOfFrames { wanted: 1 })?;
 
     let lapic = LocalApic::current();
     let local = CoreLocal {

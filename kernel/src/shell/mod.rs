@@ -124,6 +124,10 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         Command::Fault { core: target } => system::fault(core, target as usize)?,
         Command::Stall { core: target, ms } => system::stall(core, target as usize, ms)?,
         Command::Hang { core: target } => system::hang(core, target as usize)?,
+        Command::Scribble {
+            core: target,
+            victim,
+        } => system::scribble(core, target as usize, victim as usize)?,
         Command::View => system::view(core),
         Command::ViewDetector { ms } => system::view_detector(core, ms)?,
         Command::Halt => {

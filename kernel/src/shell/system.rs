@@ -9,7 +9,7 @@ use atoll_arch::percore::TIMER_HZ;
 use atoll_arch::power;
 use atoll_frames::FRAME_SIZE;
 use atoll_monitor::CoreId;
-use atoll_monitor::control::{Stall, Stalled};
+use atoll_monitor::control::{Scribble, Scribbled, Stall, Stalled};
 use atoll_shell::help_text;
 
 use super::ask::{ask, check_core};
@@ -130,27 +130,62 @@ fn check_other_running(command: &str, core: &Core, target: usize) -> Result<(), 
 }
 
 /// Sends `target` an NMI, on which it takes a page fault wherever it is,
-/// and waits, polling, until it has stopped.
+/// and waits until it has stopped and the others have left it out.
 pub fn fault(core: &Core, target: usize) -> Result<(), String> {
     check_other_running("fault", core, target)?;
     core.local
         .lapic
         .send_nmi(boot_facts().cores[target].apic_id);
+    let (epoch, ms) = wait_stopped_and_left_out(core, target, "fault")?;
+    println!(
+        "fault {target}: core {target} took a page fault and stopped; view {epoch} left it out {ms} ms later; the other cores run on"
+    );
+    Ok(())
+}
+
+/// `scribble <core> <victim>`: `target` writes a byte at the start of
+/// `victim`'s span (its frame pool's bitmap), as a stray pointer would. Its
+/// page tables do not map another core's memory, so the write faults on
+/// `target`, which stops and is left out; `victim` runs on untouched.
+pub fn scribble(core: &Core, target: usize, victim: usize) -> Result<(), String> {
+    check_other_running("scribble", core, target)?;
+    check_core("scribble", victim)?;
+    if victim == target {
+        return Err(format!(
+            "scribble {target} {victim}: a core's own memory is its to write; pick another victim"
+        ));
+    }
+    let address = boot_facts().cores[victim].span.0;
+    let Scribbled {} = ask(core, target, Scribble { address })
+        .map_err(|error| format!("scribble {target} {victim}: {error}"))?;
+    let (epoch, ms) = wait_stopped_and_left_out(core, target, "scribble")?;
+    println!(
+        "scribble {target} {victim}: core {target} wrote to core {victim}'s memory at {address:#x}, took a page fault and stopped; view {epoch} left it out {ms} ms later; core {victim} runs on"
+    );
+    Ok(())
+}
+
+/// Waits until `target` has stopped (by its board record) and then until
+/// this core's view has left it out: nothing tells the others, whose
+/// detectors find the silence, so that the next command runs in the new
+/// view. Returns that view's epoch and the milliseconds from the stop.
+fn wait_stopped_and_left_out(
+    core: &Core,
+    target: usize,
+    command: &str,
+) -> Result<(u32, u64), String> {
     let deadline = atoll_arch::cpu::rdtsc() + FAULT_TIMEOUT_MS * boot_facts().tsc_per_ms;
     core.idle_until(|| {
         if BOARD.core(target).state() == CoreState::Stopped {
             Some(Ok(()))
         } else if atoll_arch::cpu::rdtsc() > deadline {
             Some(Err(format!(
-                "fault {target}: core {target} did not stop within {FAULT_TIMEOUT_MS} ms"
+                "{command}: core {target} did not stop within {FAULT_TIMEOUT_MS} ms"
             )))
         } else {
             None
         }
     })?;
-    // Nothing tells the others: their detectors find the silence, and the
-    // survivors agree on a view without it. Wait for that here, so that the
-    // next command runs in the new view.
     let stopped = atoll_arch::cpu::rdtsc();
     let suspect_ms = core.monitor().detector().suspect_after * 1000 / TIMER_HZ;
     let limit_ms = 3 * suspect_ms + FAULT_TIMEOUT_MS;
@@ -162,16 +197,12 @@ pub fn fault(core: &Core, target: usize) -> Result<(), String> {
     });
     if view.members.contains(CoreId(target as u16)) {
         return Err(format!(
-            "fault {target}: core {target} stopped, but is still in view {} after {limit_ms} ms",
+            "{command}: core {target} stopped, but is still in view {} after {limit_ms} ms",
             view.epoch
         ));
     }
     let ms = (atoll_arch::cpu::rdtsc() - stopped) / boot_facts().tsc_per_ms;
-    println!(
-        "fault {target}: core {target} took a page fault and stopped; view {} left it out {ms} ms later; the other cores run on",
-        view.epoch
-    );
-    Ok(())
+    Ok((view.epoch, ms))
 }
 
 /// Sends `target` the interrupt on which it stops answering, interrupts

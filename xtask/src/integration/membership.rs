@@ -1,7 +1,9 @@
 //! QEMU tests of membership and failure: a core that never starts is never
-//! a member, a hung core is found by the detector in the stated time, and
+//! a member, a hung core is found by the detector in the stated time,
 //! faults on a coordinator and an aggregator in mid-storm leave the
-//! survivors in one view with equal replicas and no locks.
+//! survivors in one view with equal replicas and no locks, the detector's
+//! timeout is set at run time, and a write into another core's memory
+//! faults on the writer alone (the page tables isolate the cores).
 
 use super::cases::{SEABIOS_TIMEOUT, expect_line, expect_success};
 use super::{QemuTest, TestContext};
@@ -34,6 +36,10 @@ pub fn tests() -> Vec<QemuTest> {
         QemuTest::new(
             "view_detector_sets_every_member_and_bench_heartbeats_measures",
             detector_is_set_and_heartbeats_measured,
+        ),
+        QemuTest::new(
+            "scribble_into_another_core_s_memory_faults_on_the_writer_only",
+            scribble_is_contained_to_the_writer,
         ),
     ]
 }
@@ -221,6 +227,57 @@ fn detector_is_set_and_heartbeats_measured(context: &mut TestContext) -> Result<
         .last();
     if last != Some("detector: heartbeat every 100 ms, suspect after 1000 ms of silence") {
         return Err(format!("the detector after the bench: {last:?}"));
+    }
+    Ok(())
+}
+
+/// `scribble 2 3`: core 2 writes at the start of core 3's memory. Its page
+/// tables map none of core 3's memory, so the write faults on core 2 (a
+/// write to a page that is not present, at that very address), core 2
+/// stops and is left out, and core 3 runs on: it proposes, answers round
+/// trips both ways, and its replica agrees.
+fn scribble_is_contained_to_the_writer(context: &mut TestContext) -> Result<(), String> {
+    let script = "scribble 2 3; vm map 3 4; urpc ping 0 3; urpc ping 3 1; vm hash; cores";
+    let run = context.exec(4, script)?;
+    expect_success(&run, script)?;
+    let address = protocol::lines(&run.serial)
+        .find_map(|line| {
+            line.strip_prefix("scribble 2 3: core 2 wrote to core 3's memory at ")?
+                .split_once(',')
+                .map(|(address, _)| address.to_owned())
+        })
+        .ok_or("no `scribble 2 3` line")?;
+    let fault = protocol::lines(&run.serial)
+        .find(|line| line.starts_with("atoll: core 2: exception 14 (page fault) error 0x2 "))
+        .ok_or("core 2 took no page fault on a write to a missing page")?;
+    if !fault.ends_with(&format!("addr {address}; core 2 stopped")) {
+        return Err(format!("core 2's fault is not at {address}: {fault}"));
+    }
+    expect_line(
+        &run.serial,
+        "vm map 3 4: 0x10000004000 committed: 3 holders applied it, 1 unreached",
+    )?;
+    for (from, to) in [(0, 3), (3, 1)] {
+        if protocol::urpc_ping_median(&run.serial, from, to).is_none() {
+            return Err(format!("no `urpc ping {from} {to}` round trip"));
+        }
+    }
+    expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
+    let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
+    let state = |id: u32| {
+        table
+            .iter()
+            .find(|row| row.id == id)
+            .map(|row| (row.state.clone(), row.view.clone()))
+    };
+    if state(2) != Some(("stopped".into(), "out".into()))
+        || state(3) != Some(("running".into(), "member".into()))
+    {
+        return Err(format!(
+            "cores 2 and 3 are {:?} and {:?}",
+            state(2),
+            state(3)
+        ));
     }
     Ok(())
 }

@@ -22,6 +22,9 @@ atoll_iface::interface! {
         /// Answer at once, then stop polling for `ms` milliseconds, as a
         /// slow core would.
         Stall { ms: u32 } -> Stalled {}
+        /// Answer at once, then write a byte at `address` (another core's
+        /// memory), as a stray pointer would: the write must fault.
+        Scribble { address: u64 } -> Scribbled {}
     }
 }
 

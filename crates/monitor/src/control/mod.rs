@@ -1,4 +1,5 @@
-//! The `control` service: URPC round trips, tracing, and stalls.
+//! The `control` service: URPC round trips, tracing, stalls, and stray
+//! writes to show isolation.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -122,11 +123,16 @@ impl Service for Control {
                 cx.reply(requester, Stalled {});
                 cx.defer(Deferred::Stall { ms });
             }
+            ControlMessage::Scribble(Scribble { address }) => {
+                cx.reply(requester, Scribbled {});
+                cx.defer(Deferred::Scribble { address });
+            }
             ControlMessage::Pong(_)
             | ControlMessage::PingReport(_)
             | ControlMessage::TraceSetDone(_)
             | ControlMessage::TraceDumped(_)
-            | ControlMessage::Stalled(_) => {}
+            | ControlMessage::Stalled(_)
+            | ControlMessage::Scribbled(_) => {}
         }
     }
 
