@@ -501,6 +501,7 @@ impl Host {
                         core.id,
                         boot_facts().tsc_per_ms,
                         self.monitor.trace_start(),
+                        &self.monitor.sent(),
                     ),
                     Effect::Excluded { .. } => self.fenced = true,
                 }

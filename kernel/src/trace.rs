@@ -8,14 +8,16 @@
 //! (`docs/serial-protocol.md`):
 //!
 //! ```text
-//! trace: core 3: 57 events, 0 lost, tsc_per_ms 2400000, first sends 0:5 1:3 2:0 3:0
+//! trace: core 3: 57 events, 0 lost, tsc_per_ms 2400000, first sends 0:5 1:3 2:0 3:0, sent 0:9 1:4 2:0 3:0
 //! trace: 3 123456789 send 5 17 4 0 VmPropose
 //! ```
 //!
 //! The fields of an event line: core, tsc, kind, peer, call, seq, detail,
 //! then the name (which may hold spaces). "first sends" gives, per peer, the
 //! sequence number of the first send to it recorded since tracing was
-//! turned on.
+//! turned on, and "sent" the sequence number the next send to it will take
+//! (so the dump holds the sends in between; one sent after the dump, which
+//! a peer dumping later may have received, is not in it).
 
 use alloc::collections::TryReserveError;
 use alloc::string::String;
@@ -121,7 +123,7 @@ impl Recorder {
 
     /// Prints this core's events, oldest first. `first_sends` is the
     /// monitor's [`trace_start`](atoll_monitor::Monitor::trace_start).
-    pub fn dump(&self, core: usize, tsc_per_ms: u64, first_sends: &[u32]) {
+    pub fn dump(&self, core: usize, tsc_per_ms: u64, first_sends: &[u32], sent: &[u32]) {
         // Interrupts stay on: printing thousands of lines must not hold off
         // the timer and wake-ups. A handler that records meanwhile finds
         // the ring borrowed and drops its event.
@@ -132,6 +134,10 @@ impl Recorder {
         let held = ring.events.len() as u64;
         let mut header = String::new();
         for (peer, seq) in first_sends.iter().enumerate() {
+            let _ = write!(header, " {peer}:{seq}");
+        }
+        header.push_str(", sent");
+        for (peer, seq) in sent.iter().enumerate() {
             let _ = write!(header, " {peer}:{seq}");
         }
         println!(

@@ -87,11 +87,11 @@ fn flush_trace(last: TraceEvent) {
         return;
     }
     core.recorder.record(last);
-    let first_sends = core
-        .monitor_if_free(|monitor| monitor.trace_start().to_vec())
+    let (first_sends, sent) = core
+        .monitor_if_free(|monitor| (monitor.trace_start().to_vec(), monitor.sent()))
         .unwrap_or_default();
     core.recorder
-        .dump(core.id, boot_facts().tsc_per_ms, &first_sends);
+        .dump(core.id, boot_facts().tsc_per_ms, &first_sends, &sent);
 }
 
 #[panic_handler]

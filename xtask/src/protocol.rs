@@ -129,9 +129,12 @@ pub fn last_cores_table(text: &str) -> Option<Vec<CoreRow>> {
     let header = lines
         .iter()
         .rposition(|line| line.split_whitespace().eq(CORES_HEADER))?;
+    // A core's own lines (`atoll: core N: ...`, say a view it installed)
+    // may come between the rows: each core prints when it runs.
     Some(
         lines[header + 1..]
             .iter()
+            .filter(|line| !line.starts_with("atoll: "))
             .map_while(|line| parse_core_row(line))
             .collect(),
     )
@@ -334,6 +337,7 @@ mod tests {
         atoll> cores\r\n\
         core  apic  state     ticks  free-frames  view\r\n\
         0     0     running   120    30000        member\r\n\
+        atoll: core 2: view 2: cores 0 2\r\n\
         1     1     stopped   97     30100        out\r\n\
         2     2     running   118    30200        member\r\n\
         3     3     offline   0      0            out\r\n\

@@ -54,6 +54,8 @@ pub struct Dump {
     pub tsc_per_ms: u64,
     /// By peer: the sequence number of the first send recorded.
     pub first_sends: BTreeMap<u32, u32>,
+    /// Per peer, the sequence number of the first send after the dump.
+    pub sent: BTreeMap<u32, u32>,
 }
 
 /// Every core's dump from one run.
@@ -74,7 +76,7 @@ fn number<T: std::str::FromStr>(word: Option<&str>, what: &str, line: &str) -> R
         .ok_or_else(|| anyhow!("trace line without its {what}: `{line}`"))
 }
 
-/// `trace: core 3: 57 events, 0 lost, tsc_per_ms 2400000, first sends 0:5 1:3`
+/// `trace: core 3: 57 events, 0 lost, tsc_per_ms 2400000, first sends 0:5 1:3, sent 0:9 1:3`
 fn parse_header(rest: &str, line: &str) -> Result<(u32, Dump)> {
     let (core, rest) = rest
         .split_once(": ")
@@ -88,22 +90,31 @@ fn parse_header(rest: &str, line: &str) -> Result<(u32, Dump)> {
     if words.next() != Some("first") || words.next() != Some("sends") {
         bail!("trace header without its first sends: `{line}`");
     }
-    let first_sends = words
-        .map(|pair| {
-            let (peer, seq) = pair
-                .split_once(':')
-                .ok_or_else(|| anyhow!("bad first send `{pair}` in `{line}`"))?;
-            Ok((
-                number(Some(peer), "peer", line)?,
-                number(Some(seq), "sequence", line)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
+    let pairs = |words: Vec<&str>| {
+        words
+            .into_iter()
+            .map(|pair| {
+                let (peer, seq) = pair
+                    .split_once(':')
+                    .ok_or_else(|| anyhow!("bad send counter `{pair}` in `{line}`"))?;
+                Ok((
+                    number(Some(peer), "peer", line)?,
+                    number(Some(seq), "sequence", line)?,
+                ))
+            })
+            .collect::<Result<BTreeMap<u32, u32>>>()
+    };
+    let rest: Vec<&str> = words.collect();
+    let at = rest
+        .iter()
+        .position(|&word| word == "sent")
+        .ok_or_else(|| anyhow!("trace header without its sent counters: `{line}`"))?;
     let dump = Dump {
         events: Vec::new(),
         lost,
         tsc_per_ms,
-        first_sends,
+        first_sends: pairs(rest[..at].to_vec())?,
+        sent: pairs(rest[at + 1..].to_vec())?,
     };
     Ok((number(Some(core), "core", line)?, dump))
 }
@@ -186,11 +197,18 @@ impl Trace {
             match sends.get(&key) {
                 Some(send) => flows.push(Flow { send, receive }),
                 None => {
-                    let sender = self.dumps.get(&receive.peer);
-                    let recorded_from = sender
-                        .filter(|dump| dump.lost == 0)
-                        .and_then(|dump| dump.first_sends.get(&receive.core));
-                    if recorded_from.is_some_and(|&first| receive.seq >= first) {
+                    // Owed only a send the sender's dump spans: from the
+                    // first send it recorded on the link to its last before
+                    // the dump (the peer may have dumped later and received
+                    // more), and only if it lost nothing.
+                    let sender = self.dumps.get(&receive.peer).filter(|dump| dump.lost == 0);
+                    let span = sender.and_then(|dump| {
+                        Some((
+                            *dump.first_sends.get(&receive.core)?,
+                            *dump.sent.get(&receive.core)?,
+                        ))
+                    });
+                    if span.is_some_and(|(first, next)| (first..next).contains(&receive.seq)) {
                         unmatched.push(receive);
                     }
                 }
@@ -422,11 +440,11 @@ mod tests {
     use super::*;
 
     const SERIAL: &str = "atoll> trace dump\r\n\
-        trace: core 0: 3 events, 0 lost, tsc_per_ms 2000000, first sends 0:0 1:4\r\n\
+        trace: core 0: 3 events, 0 lost, tsc_per_ms 2000000, first sends 0:0 1:4, sent 0:0 1:5\r\n\
         trace: 0 1000 call 1 9 0 0 VmPropose\r\n\
         trace: 0 1000 send 1 9 4 0 VmPropose\r\n\
         trace: 0 9000 recv 1 9 7 0 VmDone\r\n\
-        trace: core 1: 3 events, 0 lost, tsc_per_ms 2000000, first sends 0:7 1:0\r\n\
+        trace: core 1: 3 events, 0 lost, tsc_per_ms 2000000, first sends 0:7 1:0, sent 0:8 1:0\r\n\
         trace: 1 3000 recv 0 9 4 0 VmPropose\r\n\
         trace: 1 5000 phase 0 0 0 4294967296 2pc propose\r\n\
         trace: 1 7000 send 0 9 7 0 VmDone\r\n\
@@ -479,10 +497,23 @@ mod tests {
     }
 
     #[test]
+    fn a_send_after_the_sender_s_dump_is_not_owed() {
+        // Core 0 received sequence 8 from core 1, sent after core 1 had
+        // dumped (its next send then was 8): not a loss.
+        let later = SERIAL.replace(
+            "trace: 0 9000 recv 1 9 7 0 VmDone",
+            "trace: 0 9000 recv 1 9 7 0 VmDone\r\ntrace: 0 9500 recv 1 0 8 0 Heartbeat",
+        );
+        assert_eq!(Trace::parse(&later).unwrap().unmatched_receives(), 0);
+        let missing = SERIAL.replace("trace: 1 7000 send 0 9 7 0 VmDone\r\n", "");
+        assert_eq!(Trace::parse(&missing).unwrap().unmatched_receives(), 1);
+    }
+
+    #[test]
     fn a_core_dumped_twice_keeps_its_last_dump_and_a_busy_ring_dumps_nothing() {
         // A faulting core dumps itself on the way down; a later dump of the
         // same core (here with one event less) replaces it.
-        let again = "trace: core 1: 1 events, 0 lost, tsc_per_ms 2000000, first sends 0:7 1:0\r\n\
+        let again = "trace: core 1: 1 events, 0 lost, tsc_per_ms 2000000, first sends 0:7 1:0, sent 0:8 1:0\r\n\
             trace: 1 7000 send 0 9 7 0 VmDone\r\n\
             trace: core 0: the ring is busy; nothing dumped\r\n";
         let trace = Trace::parse(&(SERIAL.to_owned() + again)).unwrap();
@@ -524,8 +555,7 @@ mod tests {
                 .to_string()
                 .contains("outside its core's dump")
         );
-        let short =
-            "trace: core 0: 1 events, 0 lost, tsc_per_ms 5, first sends\r\ntrace: 0 x send\r\n";
+        let short = "trace: core 0: 1 events, 0 lost, tsc_per_ms 5, first sends, sent\r\ntrace: 0 x send\r\n";
         assert!(
             Trace::parse(short)
                 .unwrap_err()

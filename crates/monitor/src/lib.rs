@@ -301,6 +301,12 @@ impl Monitor {
         &self.base.trace_start
     }
 
+    /// Messages sent so far on each link, by peer: where a trace dump made
+    /// now ends.
+    pub fn sent(&self) -> alloc::vec::Vec<u32> {
+        self.base.links.sent()
+    }
+
     /// Replies and slots dropped on arrival so far, and messages not sent.
     pub fn strays(&self) -> Strays {
         Strays {
