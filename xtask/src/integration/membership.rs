@@ -151,6 +151,8 @@ fn hung_core_is_found_in_time(context: &mut TestContext) -> Result<(), String> {
 /// agree on a view without each in turn; every survivor's storm ends with
 /// every proposal committed or aborted; the two faulted cores were still
 /// storming; and the survivors' replicas are equal with no page locked.
+/// (The NMI may land while core 4 sends its flush of view 2, so some
+/// survivors go from view 1 straight to view 3.)
 fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<(), String> {
     let script = "vm storm start 40; fault 3; fault 4; vm storm wait; vm hash";
     let machine = Machine {
@@ -160,17 +162,21 @@ fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<()
     };
     let run = context.exec_on(&machine, script, SEABIOS_TIMEOUT)?;
     expect_success(&run, script)?;
-    for survivor in [0, 1, 2, 4, 5, 6, 7] {
-        expect_line(
-            &run.serial,
-            &format!("atoll: core {survivor}: view 2: cores 0 1 2 4 5 6 7; left: 3"),
-        )?;
-    }
+    // The shell's core installs view 2 before `fault 3` returns. Another
+    // core may skip it: when core 4 faults before its flush of view 2
+    // reaches that core, view 3 replaces view 2 there.
+    expect_line(
+        &run.serial,
+        "atoll: core 0: view 2: cores 0 1 2 4 5 6 7; left: 3",
+    )?;
     for survivor in [0, 1, 2, 5, 6, 7] {
-        expect_line(
-            &run.serial,
-            &format!("atoll: core {survivor}: view 3: cores 0 1 2 5 6 7; left: 4"),
-        )?;
+        let after_2 = format!("atoll: core {survivor}: view 3: cores 0 1 2 5 6 7; left: 4");
+        let skipped_2 = format!("atoll: core {survivor}: view 3: cores 0 1 2 5 6 7; left: 3 4");
+        if !protocol::lines(&run.serial).any(|line| line == after_2 || line == skipped_2) {
+            return Err(format!(
+                "core {survivor} did not install view 3 without cores 3 and 4"
+            ));
+        }
     }
     expect_line(
         &run.serial,
