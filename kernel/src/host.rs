@@ -227,6 +227,14 @@ impl Core {
         host.act(self);
     }
 
+    /// Has `core` leave the view, by agreement (`core off`).
+    pub fn remove(&self, core: usize) {
+        let mut host = self.host.borrow_mut();
+        let Host { monitor, out, .. } = &mut *host;
+        monitor.remove(cpu::rdtsc(), CoreId(core as u16), out);
+        host.act(self);
+    }
+
     /// Calls `to` with `request`; the reply comes to [`wait`](Self::wait)
     /// with the returned ticket. The monitor ends the call with
     /// `CallError::NoAnswer` after `timeout_ms`.

@@ -176,6 +176,19 @@ impl Monitor {
         self.settle(out);
     }
 
+    /// Has `core` leave this core's view, by agreement (`core off`): the
+    /// leader proposes a view without it, if that keeps a quorum; `core`
+    /// stops when the commit reaches it.
+    pub fn remove(&mut self, now: u64, core: CoreId, out: &mut Output) {
+        self.base.now = now;
+        let cx = &mut Cx {
+            base: &mut self.base,
+            out,
+        };
+        self.membership.remove(cx, core);
+        self.settle(out);
+    }
+
     /// Handles one input and everything it sets off on this core.
     pub fn step(&mut self, now: u64, input: Input<'_>, out: &mut Output) {
         self.base.now = now;

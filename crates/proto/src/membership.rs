@@ -272,6 +272,8 @@ pub enum Suspicion {
     NoAnswer { epoch: u32 },
     /// The host knows it is gone (in the model check: it crashed).
     Gone,
+    /// It is asked to leave (`core off`).
+    Leaving,
 }
 
 impl fmt::Display for Suspicion {
@@ -281,6 +283,7 @@ impl fmt::Display for Suspicion {
             Suspicion::ToldBy { by } => write!(f, "core {} suspects it", by.0),
             Suspicion::NoAnswer { epoch } => write!(f, "no answer to proposal {epoch}"),
             Suspicion::Gone => f.write_str("it is gone"),
+            Suspicion::Leaving => f.write_str("it is asked to leave"),
         }
     }
 }

@@ -20,6 +20,10 @@ pub enum Command {
     Hang {
         core: u32,
     },
+    /// Core `core` leaves the view and stops.
+    CoreOff {
+        core: u32,
+    },
     /// Core `core` writes into core `victim`'s memory.
     Scribble {
         core: u32,
@@ -190,6 +194,15 @@ const COMMANDS: &[CommandSpec] = &[
         summary: "that core stops answering with interrupts off; only the failure detector finds it",
         parse_arguments: |arguments| {
             Ok(Command::Hang {
+                core: arguments.number("core number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "core off <core>",
+        summary: "that core leaves the view by agreement, its messages drained, and halts with interrupts off",
+        parse_arguments: |arguments| {
+            Ok(Command::CoreOff {
                 core: arguments.number("core number")?,
             })
         },
@@ -641,6 +654,7 @@ mod tests {
         assert_eq!(parse("ipi 3"), Ok(Some(Command::Ipi { core: 3 })));
         assert_eq!(parse("fault 1"), Ok(Some(Command::Fault { core: 1 })));
         assert_eq!(parse("hang 3"), Ok(Some(Command::Hang { core: 3 })));
+        assert_eq!(parse("core off 2"), Ok(Some(Command::CoreOff { core: 2 })));
         assert_eq!(
             parse("scribble 2 3"),
             Ok(Some(Command::Scribble { core: 2, victim: 3 }))
@@ -856,6 +870,7 @@ mod tests {
                 "ipi <core>",
                 "fault <core>",
                 "hang <core>",
+                "core off <core>",
                 "scribble <core> <victim>",
                 "view detector <ms>",
                 "view",

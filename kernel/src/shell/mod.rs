@@ -124,6 +124,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         Command::Fault { core: target } => system::fault(core, target as usize)?,
         Command::Stall { core: target, ms } => system::stall(core, target as usize, ms)?,
         Command::Hang { core: target } => system::hang(core, target as usize)?,
+        Command::CoreOff { core: target } => system::core_off(core, target as usize)?,
         Command::Scribble {
             core: target,
             victim,

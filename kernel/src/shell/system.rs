@@ -143,6 +143,28 @@ pub fn fault(core: &Core, target: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// `core off <core>`: `target` leaves the view by agreement (the others
+/// drain its ring and install a view without it), and halts with
+/// interrupts off when the view's commit reaches it. (The shell runs on the
+/// lowest core, so the others always keep a quorum without `target`.)
+pub fn core_off(core: &Core, target: usize) -> Result<(), String> {
+    check_other_running("core off", core, target)?;
+    if !core
+        .monitor()
+        .view()
+        .members
+        .contains(CoreId(target as u16))
+    {
+        return Err(format!("core off {target}: core {target} is not a member"));
+    }
+    core.remove(target);
+    let (epoch, _) = wait_stopped_and_left_out(core, target, "core off")?;
+    println!(
+        "core off {target}: view {epoch} left core {target} out, and it halted with interrupts off"
+    );
+    Ok(())
+}
+
 /// `scribble <core> <victim>`: `target` writes a byte at the start of
 /// `victim`'s span (its frame pool's bitmap), as a stray pointer would. Its
 /// page tables do not map another core's memory, so the write faults on

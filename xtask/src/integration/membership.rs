@@ -41,6 +41,10 @@ pub fn tests() -> Vec<QemuTest> {
             "scribble_into_another_core_s_memory_faults_on_the_writer_only",
             scribble_is_contained_to_the_writer,
         ),
+        QemuTest::new(
+            "core_off_leaves_the_view_by_agreement",
+            core_off_leaves_by_agreement,
+        ),
     ]
 }
 
@@ -284,6 +288,56 @@ fn scribble_is_contained_to_the_writer(context: &mut TestContext) -> Result<(), 
             state(2),
             state(3)
         ));
+    }
+    Ok(())
+}
+
+/// `core off 2`: the others agree on a view without core 2 at once (no
+/// detector timeout: it is asked to leave), core 2 halts when the commit
+/// reaches it, and the rest go on: a map commits without it, round trips
+/// between the others work, the replicas agree. A second `core off 2` is
+/// refused.
+fn core_off_leaves_by_agreement(context: &mut TestContext) -> Result<(), String> {
+    let script = "core off 2; core off 2; cores; vm map 0 1; urpc ping 1 3; vm hash";
+    let run = context.exec(4, script)?;
+    super::cases::expect_failure(&run, script, 1)?;
+    expect_line(
+        &run.serial,
+        "core off 2: view 2 left core 2 out, and it halted with interrupts off",
+    )?;
+    expect_line(
+        &run.serial,
+        "atoll: core 0: suspects core 2: it is asked to leave",
+    )?;
+    for survivor in [0, 1, 3] {
+        expect_line(
+            &run.serial,
+            &format!("atoll: core {survivor}: view 2: cores 0 1 3; left: 2"),
+        )?;
+    }
+    expect_line(
+        &run.serial,
+        "atoll: core 2: left out of view 2 while running; stopping (fenced)",
+    )?;
+    expect_line(
+        &run.serial,
+        "error: core off 2: core 2 is stopped, not running",
+    )?;
+    expect_line(
+        &run.serial,
+        "vm map 0 1: 0x10000001000 committed: 3 holders applied it, 1 unreached",
+    )?;
+    if protocol::urpc_ping_median(&run.serial, 1, 3).is_none() {
+        return Err("no `urpc ping 1 3` round trip".to_owned());
+    }
+    expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
+    let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
+    let core_2 = table
+        .iter()
+        .find(|row| row.id == 2)
+        .ok_or("no core 2 row")?;
+    if (core_2.state.as_str(), core_2.view.as_str()) != ("stopped", "out") {
+        return Err(format!("core 2 is {core_2:?}, expected stopped and out"));
     }
     Ok(())
 }

@@ -73,6 +73,14 @@ impl MembershipService {
         self.run(cx, |protocol, tick, out| protocol.admit(cores, tick, out));
     }
 
+    /// Has `core` leave: a view without it, by agreement, as if it had
+    /// failed; it stops when it hears of the view.
+    pub fn remove(&mut self, cx: &mut Cx<'_>, core: CoreId) {
+        self.run(cx, |protocol, tick, out| {
+            protocol.suspect(core, Suspicion::Leaving, tick, out)
+        });
+    }
+
     /// The host has read every slot waiting from `core`.
     pub fn drained(&mut self, cx: &mut Cx<'_>, core: CoreId) {
         self.run(cx, |protocol, _, out| protocol.drained(core, out));

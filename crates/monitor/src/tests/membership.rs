@@ -433,3 +433,24 @@ fn a_core_back_from_a_stall_does_not_count_the_silence_it_missed() {
     net.settle();
     assert_view(&net, &[0, 1, 2]);
 }
+
+#[test]
+fn a_core_asked_to_leave_is_left_out_at_once_and_stops() {
+    let mut net = Net::new(4);
+    let before = net.epoch();
+    // Core 1 asks; core 0 leads the change; no tick passes.
+    let mut out = Output::default();
+    net.monitors[1].remove(0, CoreId(3), &mut out);
+    net.absorb(CoreId(1), out);
+    net.settle();
+    let view = assert_view(&net, &[0, 1, 2]);
+    assert_eq!(view.epoch, before + 1);
+    assert!(net.monitors[3].excluded());
+    assert!(
+        net.notices
+            .iter()
+            .any(|(core, line)| core.0 == 1 && line == "suspects core 3: it is asked to leave"),
+        "{:?}",
+        net.notices
+    );
+}
