@@ -81,15 +81,7 @@ fn withheld_core_is_never_a_member(context: &mut TestContext) -> Result<(), Stri
         )?;
     }
     expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
-    let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
-    let core_2 = table
-        .iter()
-        .find(|row| row.id == 2)
-        .ok_or("no core 2 row")?;
-    if (core_2.state.as_str(), core_2.view.as_str()) != ("offline", "out") {
-        return Err(format!("core 2 is {core_2:?}, expected offline and out"));
-    }
-    Ok(())
+    expect_core_row(&run.serial, 2, "offline", "out")
 }
 
 /// `hang 2` stops core 2 with interrupts off and tells nobody. The next
@@ -137,15 +129,7 @@ fn hung_core_is_found_in_time(context: &mut TestContext) -> Result<(), String> {
         "vm map 0 1: 0x10000001000 committed: 3 holders applied it, 1 unreached",
     )?;
     // A hung core still says it runs: only the view knows better.
-    let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
-    let core_2 = table
-        .iter()
-        .find(|row| row.id == 2)
-        .ok_or("no core 2 row")?;
-    if (core_2.state.as_str(), core_2.view.as_str()) != ("running", "out") {
-        return Err(format!("core 2 is {core_2:?}, expected running and out"));
-    }
-    Ok(())
+    expect_core_row(&run.serial, 2, "running", "out")
 }
 
 /// On 8 cores in 2 NUMA nodes, every core runs a storm of maps and unmaps;
@@ -273,23 +257,8 @@ fn scribble_is_contained_to_the_writer(context: &mut TestContext) -> Result<(), 
         }
     }
     expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
-    let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
-    let state = |id: u32| {
-        table
-            .iter()
-            .find(|row| row.id == id)
-            .map(|row| (row.state.clone(), row.view.clone()))
-    };
-    if state(2) != Some(("stopped".into(), "out".into()))
-        || state(3) != Some(("running".into(), "member".into()))
-    {
-        return Err(format!(
-            "cores 2 and 3 are {:?} and {:?}",
-            state(2),
-            state(3)
-        ));
-    }
-    Ok(())
+    expect_core_row(&run.serial, 2, "stopped", "out")?;
+    expect_core_row(&run.serial, 3, "running", "member")
 }
 
 /// `core off 2`: the others agree on a view without core 2 at once (no
@@ -331,13 +300,18 @@ fn core_off_leaves_by_agreement(context: &mut TestContext) -> Result<(), String>
         return Err("no `urpc ping 1 3` round trip".to_owned());
     }
     expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
-    let table = protocol::last_cores_table(&run.serial).ok_or("no `cores` table")?;
-    let core_2 = table
+    expect_core_row(&run.serial, 2, "stopped", "out")
+}
+
+/// Core `id`'s row of the last `cores` table shows `state` and `view`.
+fn expect_core_row(serial: &str, id: u32, state: &str, view: &str) -> Result<(), String> {
+    let table = protocol::last_cores_table(serial).ok_or("no `cores` table")?;
+    let row = table
         .iter()
-        .find(|row| row.id == 2)
-        .ok_or("no core 2 row")?;
-    if (core_2.state.as_str(), core_2.view.as_str()) != ("stopped", "out") {
-        return Err(format!("core 2 is {core_2:?}, expected stopped and out"));
+        .find(|row| row.id == id)
+        .ok_or(format!("no core {id} row"))?;
+    if (row.state.as_str(), row.view.as_str()) != (state, view) {
+        return Err(format!("core {id} is {row:?}, expected {state} and {view}"));
     }
     Ok(())
 }
