@@ -33,8 +33,9 @@ fn fail(reason: impl core::fmt::Display) -> ! {
     cpu::halt_forever()
 }
 
-/// Sets up the core that runs it: arch's part, then its kernel.
-fn set_up_core(id: usize) -> Result<&'static Core, percore::InitError> {
+/// Sets up the core that runs it: arch's part, then its kernel, which asks
+/// `sponsor` to join its view if it has one (a core that starts again).
+fn set_up_core(id: usize, sponsor: Option<usize>) -> Result<&'static Core, percore::InitError> {
     let facts = boot_facts();
     let entry = &facts.cores[id];
     // What this core may write besides its span: the kernel's statics, its
@@ -62,7 +63,7 @@ fn set_up_core(id: usize) -> Result<&'static Core, percore::InitError> {
     let local = percore::init(&setup)?;
     // At boot no core asks to join: the boot core admits every core it
     // started, so that the first view holds them all.
-    let core = Core::start(local, knowledge::facts(local), None)?;
+    let core = Core::start(local, knowledge::facts(local), sponsor)?;
     BOARD.set_state(id, CoreState::Running);
     Ok(core)
 }
@@ -82,7 +83,7 @@ pub fn main(registers: BootRegisters) -> ! {
     }
     channels::set_up(&regions[..facts.cores.len()]);
     idt::set_handler(trap::handle);
-    let core = set_up_core(facts.boot_core).unwrap_or_else(|error| fail(error));
+    let core = set_up_core(facts.boot_core, None).unwrap_or_else(|error| fail(error));
     println!("atoll: core {} up (apic {})", core.id, core.local.apic_id);
     cpu::enable_interrupts();
     let running = start_other_cores(core);
@@ -92,9 +93,20 @@ pub fn main(registers: BootRegisters) -> ! {
     shell::run(core)
 }
 
-/// Where each other core lands, on its own stack.
-fn ap_main(id: usize) -> ! {
-    match set_up_core(id) {
+/// Where each other core lands, on its own stack: at boot (incarnation 0),
+/// or started again by the shell's core (`core on`), which it then asks to
+/// join the view and catches up from.
+fn ap_main(id: usize, incarnation: u32) -> ! {
+    let sponsor = (incarnation > 0).then_some(boot_facts().boot_core);
+    match set_up_core(id, sponsor) {
+        Ok(core) if incarnation > 0 => {
+            println!(
+                "atoll: core {id} up (apic {}, incarnation {incarnation}); asking core {} to join",
+                core.local.apic_id,
+                boot_facts().boot_core
+            );
+            core.run()
+        }
         Ok(core) => {
             println!("atoll: core {id} up (apic {})", core.local.apic_id);
             core.run()
@@ -157,6 +169,7 @@ fn start_other_cores(core: &Core) -> usize {
             vector,
             tsc_per_ms: facts.tsc_per_ms,
             send_startup,
+            incarnation: 0,
         };
         if !smp::start_core(core.local.lapic, &start) {
             BOARD.set_state(id, CoreState::Offline);

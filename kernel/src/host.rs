@@ -48,6 +48,10 @@ use crate::trace::Recorder;
 /// How long a core keeps polling after its last message before it sleeps:
 /// long enough that a request/response exchange stays on the fast path.
 const IDLE_SPIN_US: u64 = 200;
+/// Slots queued for a core outside the view past which they are dropped:
+/// room for what a member sends a core that asks to join (its facts, its
+/// snapshot's start) while the core starts reading.
+const MAX_QUEUED_OUTSIDE_VIEW: usize = 1024;
 /// Kernel command-line option: how long a member may be silent before the
 /// others suspect it, in milliseconds (heartbeats go at a tenth of it).
 const SUSPECT_OPTION: &str = "atoll.suspect_ms=";
@@ -375,6 +379,20 @@ impl Core {
 }
 
 impl Rings {
+    /// Starts the rings with `peer` afresh, with new ends (the monitor
+    /// started its link with `peer` afresh: `peer` stopped, it is parked,
+    /// and its next kernel starts soon); the slots queued for the old one
+    /// are dropped.
+    fn reset(&mut self, peer: usize) {
+        self.queues[peer].clear();
+        self.waiting.retain(|&to| to != peer);
+        self.dropped_to[peer] = false;
+        let old = (self.senders[peer].take(), self.receivers[peer].take());
+        let (sender, receiver) = channels::reattach(peer, old);
+        self.senders[peer] = Some(sender);
+        self.receivers[peer] = Some(receiver);
+    }
+
     /// Queues `slot` for `to`.
     fn queue(&mut self, to: usize, slot: Payload) {
         if self.queues[to].is_empty() {
@@ -384,9 +402,10 @@ impl Rings {
     }
 
     /// Moves queued slots into the rings, as far as they have room, and
-    /// wakes each peer that sleeps. Slots for a core outside the view whose
-    /// ring is full are dropped (nobody reads it), which is said once per
-    /// core. Returns whether any slot moved.
+    /// wakes each peer that sleeps. Slots for a core outside the view wait
+    /// too (a core that joins reads them), but past
+    /// [`MAX_QUEUED_OUTSIDE_VIEW`] they are dropped (nobody reads that
+    /// ring), which is said once per core. Returns whether any slot moved.
     fn push_all(&mut self, core: &Core, is_member: impl Fn(usize) -> bool) -> bool {
         let mut moved = false;
         let mut index = 0;
@@ -407,11 +426,11 @@ impl Rings {
             if sent > 0 && sender.flush() == Wake::Needed {
                 measure::wake(core.local, &core.recorder, to);
             }
-            if !queue.is_empty() && !is_member(to) {
+            if queue.len() > MAX_QUEUED_OUTSIDE_VIEW && !is_member(to) {
                 queue.clear();
                 if !core::mem::replace(&mut self.dropped_to[to], true) {
                     println!(
-                        "atoll: core {}: core {to} is not a member and its ring is full; messages to it are dropped",
+                        "atoll: core {}: core {to} is not a member and reads nothing; messages to it are dropped",
                         core.id
                     );
                 }
@@ -512,6 +531,9 @@ impl Host {
                         &self.monitor.sent(),
                     ),
                     Effect::Excluded { .. } => self.fenced = true,
+                    Effect::ResetChannels { core: peer } => {
+                        self.rings.reset(usize::from(peer.0));
+                    }
                 }
             }
             for (to, slot) in self.out.sends.drain(..) {

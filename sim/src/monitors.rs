@@ -7,7 +7,11 @@
 //! picks: a core that crashes or hangs takes no more input and sends
 //! nothing more (to the other monitors the two look the same; what it sent
 //! stays in its links), and nobody announces it: the others' detectors
-//! must find it and agree on a view without it. A seed picks the scenario
+//! must find it and agree on a view without it. Some of those cores come
+//! back once every running core's view has left them out: the links to
+//! and from the core start afresh (as `core on` resets the rings) and a new
+//! monitor on it asks a running core to join, then catches up from it
+//! before it serves. A seed picks the scenario
 //! and the schedule (which slot is delivered, which core's clock ticks,
 //! when a shell calls, when a core stops), so a seed alone replays a run.
 //! The clocks tick apart, but none runs more than `MAX_DRIFT` ticks ahead
@@ -173,6 +177,11 @@ pub struct Scenario {
     /// Cores that crash or hang, in order, each at a moment the schedule
     /// picks; never all of them.
     pub stops: Vec<u16>,
+    /// Cores of `stops` that come back as new kernels (`core on`), each
+    /// once every running core's view has left it out, at a moment the
+    /// schedule picks; each asks a running core that is not catching up
+    /// itself to join, and catches up from it.
+    pub restarts: Vec<u16>,
 }
 
 /// The scenario of `seed`: 2 to 6 cores on up to 2 NUMA nodes, shells on 1
@@ -196,6 +205,7 @@ pub fn scenario(seed: u64) -> Scenario {
             }
         }
     }
+    let restarts = stops.iter().copied().filter(|_| rng.chance(1, 2)).collect();
     let mut scripts = BTreeMap::new();
     let mut next_page = FIRST_OWN_PAGE;
     for _ in 0..1 + rng.below(3) {
@@ -254,6 +264,7 @@ pub fn scenario(seed: u64) -> Scenario {
         nodes,
         scripts,
         stops,
+        restarts,
     }
 }
 
@@ -268,6 +279,10 @@ pub enum Action {
     Tick(u16),
     /// `core` crashes or hangs: the next of the scenario's stops.
     Stop(u16),
+    /// A new kernel starts on `core`, which stopped and which every running
+    /// core's view has left out: the links to and from it start afresh,
+    /// as the kernel's hosts reset the rings, and it asks `sponsor` to join.
+    Restart { core: u16, sponsor: u16 },
 }
 
 /// What the world knows of one core.
@@ -280,6 +295,8 @@ struct Host {
     clock: u64,
     /// Crashed or hung: it takes no more input.
     stopped: bool,
+    /// Stopped at some point of the run (it may have come back since).
+    ever_stopped: bool,
 }
 
 pub struct World {
@@ -313,6 +330,11 @@ pub struct World {
     shootdowns_done: u64,
     /// The stops still to come.
     stops: VecDeque<u16>,
+    /// The restarts still to come, and those done.
+    restarts: BTreeSet<u16>,
+    restarted: u64,
+    /// The NUMA node of each core, for a new kernel's facts.
+    nodes: Vec<u16>,
 }
 
 /// A setup reply of the kind `pick` takes.
@@ -342,6 +364,9 @@ impl World {
             dropped_from: BTreeSet::new(),
             shootdowns_done: 0,
             stops: scenario.stops.iter().copied().collect(),
+            restarts: scenario.restarts.iter().copied().collect(),
+            restarted: 0,
+            nodes: scenario.nodes.clone(),
         };
         let mut outputs = Vec::new();
         for (monitor, out) in testing::start(&scenario.nodes) {
@@ -352,6 +377,7 @@ impl World {
                 trace: Vec::new(),
                 clock: 0,
                 stopped: false,
+                ever_stopped: false,
             });
             outputs.push(out);
         }
@@ -387,7 +413,79 @@ impl World {
 
     /// Whether any core stopped in this run so far.
     fn any_stopped(&self) -> bool {
-        self.hosts.iter().any(|host| host.stopped)
+        self.hosts.iter().any(|host| host.ever_stopped)
+    }
+
+    /// Whether `core` stopped at some point of this run.
+    fn ever_stopped(&self, core: u16) -> bool {
+        self.hosts[usize::from(core)].ever_stopped
+    }
+
+    /// The next restart the schedule may pick: a core still to come back
+    /// that every running core's view leaves out, and the running core it
+    /// asks to join (the lowest that is not catching up itself).
+    fn restart_ready(&self) -> Option<Action> {
+        let sponsor = self
+            .running()
+            .find(|&core| !self.hosts[usize::from(core)].monitor.catching_up())?;
+        self.restarts
+            .iter()
+            .copied()
+            .find(|&core| {
+                self.hosts[usize::from(core)].stopped
+                    && self.running().all(|other| {
+                        !self.hosts[usize::from(other)]
+                            .monitor
+                            .is_member(CoreId(core))
+                    })
+            })
+            .map(|core| Action::Restart { core, sponsor })
+    }
+
+    /// Starts a new kernel on `core`, which asks `sponsor` to join.
+    fn restart(&mut self, core: u16, sponsor: u16) -> Result<(), Violation> {
+        let n = self.n();
+        for other in 0..n {
+            self.links[usize::from(core) * n + other].clear();
+            self.links[other * n + usize::from(core)].clear();
+        }
+        for other in self.running().collect::<Vec<_>>() {
+            if !self.hosts[usize::from(other)]
+                .monitor
+                .reset_link(CoreId(core))
+            {
+                return violation!("core {other} refused to reset its link to core {core}");
+            }
+        }
+        let clock = self
+            .running()
+            .map(|core| self.hosts[usize::from(core)].clock)
+            .min()
+            .unwrap_or(0);
+        let (monitor, out) = testing::restart(core, &self.nodes, Some(CoreId(sponsor)));
+        let host = &mut self.hosts[usize::from(core)];
+        host.monitor = monitor;
+        host.memory = Memory::default();
+        host.clock = clock;
+        host.stopped = false;
+        self.strays[usize::from(core)] = Strays::default();
+        self.restarts.remove(&core);
+        self.restarted += 1;
+        // The calls the old kernel's shell made end with it, and so does
+        // its count of late replies to drop.
+        for ((shell, _), (_, ended)) in &mut self.calls {
+            *ended |= *shell == core;
+        }
+        self.unanswered[usize::from(core)].clear();
+        // Sequence numbers on the links start again: what the old kernel
+        // traced, and the receives of its messages, can no longer be
+        // paired with the new one's.
+        self.hosts[usize::from(core)].trace.clear();
+        for host in &mut self.hosts {
+            host.trace
+                .retain(|event| !(event.kind == TraceKind::Receive && event.peer == core));
+        }
+        self.absorb(core, out)
     }
 
     fn n(&self) -> usize {
@@ -603,6 +701,10 @@ impl World {
             Effect::Excluded { epoch } => {
                 violation!("core {core} was left out of view {epoch} while it ran")
             }
+            // The world resets links itself (`restart`); no shell asks.
+            Effect::ResetChannels { core: peer } => {
+                violation!("core {core} reset its channels to core {} unasked", peer.0)
+            }
         }
     }
 
@@ -707,6 +809,8 @@ pub struct Tally {
     pub stopped: u64,
     /// Calls that failed because their callee had stopped.
     pub failed: u64,
+    /// Stopped cores that came back as new kernels and caught up.
+    pub restarted: u64,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -718,6 +822,7 @@ impl std::ops::AddAssign for Tally {
         self.mapped += other.mapped;
         self.stopped += other.stopped;
         self.failed += other.failed;
+        self.restarted += other.restarted;
     }
 }
 
@@ -782,6 +887,7 @@ impl Simulation for World {
         {
             actions.push(Action::Stop(core));
         }
+        actions.extend(self.restart_ready());
         actions
     }
 
@@ -815,9 +921,11 @@ impl Simulation for World {
                 self.stops.pop_front();
                 let host = &mut self.hosts[usize::from(core)];
                 host.stopped = true;
+                host.ever_stopped = true;
                 host.script.clear();
                 Ok(())
             }
+            Action::Restart { core, sponsor } => self.restart(core, sponsor),
         }
     }
 
@@ -833,7 +941,7 @@ impl Simulation for World {
         if let Some(callee) = self
             .failed_for
             .iter()
-            .find(|&&callee| !self.hosts[usize::from(callee)].stopped)
+            .find(|&&callee| !self.ever_stopped(callee))
         {
             return violation!("a call failed for core {callee} being down, which never stopped");
         }
@@ -843,7 +951,7 @@ impl Simulation for World {
         if let Some(sender) = self
             .dropped_from
             .iter()
-            .find(|&&sender| !self.hosts[usize::from(sender)].stopped)
+            .find(|&&sender| !self.ever_stopped(sender))
         {
             return violation!(
                 "a message of core {sender}, which kept running, was dropped for its view"
@@ -859,6 +967,9 @@ impl Simulation for World {
                     monitor.view()
                 );
             }
+            if monitor.catching_up() {
+                return violation!("core {core} never caught up");
+            }
             // No action is left, so no tick is wanted: a call in flight
             // here means `has_timeouts` forgot the calls.
             if monitor.calls_in_flight() != 0 {
@@ -873,7 +984,7 @@ impl Simulation for World {
             let unanswered = &self.unanswered[usize::from(core)];
             let to_running = unanswered
                 .iter()
-                .filter(|&&callee| !self.hosts[usize::from(callee)].stopped)
+                .filter(|&&callee| !self.ever_stopped(callee))
                 .count() as u64;
             if strays.late < to_running || strays.late > unanswered.len() as u64 {
                 return violation!(
@@ -901,6 +1012,7 @@ impl Simulation for World {
         let mut tally = Tally {
             shootdowns: self.shootdowns_done,
             failed: self.failed_for.len() as u64,
+            restarted: self.restarted,
             ..Tally::default()
         };
         for (call, _) in self.calls.values() {
@@ -911,9 +1023,8 @@ impl Simulation for World {
         }
         for (core, host) in self.hosts.iter().enumerate() {
             tally.unanswered += self.unanswered[core].len() as u64;
-            if host.stopped {
-                tally.stopped += 1;
-            } else {
+            tally.stopped += u64::from(host.ever_stopped);
+            if !host.stopped {
                 tally.mapped += host.memory.mapped(TEST_SPACE);
             }
         }
@@ -930,6 +1041,9 @@ impl Simulation for World {
             Action::Deliver { from, to } => format!("deliver {from} -> {to}"),
             Action::Tick(core) => format!("tick on core {core}"),
             Action::Stop(core) => format!("core {core} stops (crash or hang)"),
+            Action::Restart { core, sponsor } => {
+                format!("a new kernel on core {core} asks core {sponsor} to join")
+            }
         }
     }
 }

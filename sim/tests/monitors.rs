@@ -28,16 +28,19 @@ fn seeds() {
             mapped,
             stopped,
             failed,
+            restarted,
         } = tally;
         // Each call that timed out had its reply dropped as late, and each
         // stopped core was left out of every running core's view: every
         // seed's end checks that.
         assert!(
-            [calls, proposals, unanswered, shootdowns, stopped, failed]
-                .iter()
-                .all(|&n| n > 0)
+            [
+                calls, proposals, unanswered, shootdowns, stopped, failed, restarted
+            ]
+            .iter()
+            .all(|&n| n > 0)
                 && mapped > 0,
-            "the seeds exercise calls, proposals, timeouts (so late replies), confirmed shootdowns, commits, stopped cores and calls that failed for them: {tally:?}"
+            "the seeds exercise calls, proposals, timeouts (so late replies), confirmed shootdowns, commits, stopped cores, calls that failed for them and cores that came back: {tally:?}"
         );
     }
 }

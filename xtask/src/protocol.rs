@@ -259,21 +259,32 @@ pub fn vm_show_summaries(text: &str) -> Vec<u32> {
 }
 
 /// `(proposals, committed, aborted)` from
-/// `vm storm: <n> proposals from <k> cores: <c> committed, <a> aborted`.
-pub fn vm_storm_counts(text: &str) -> Option<(u32, u32, u32)> {
+/// `vm storm: <n> proposals from <k> cores: <c> committed, <a> aborted (<t> for want of a vote in time)`.
+pub fn vm_storm_counts(text: &str) -> Option<StormCounts> {
     lines(text).find_map(|line| {
         let rest = line.strip_prefix("vm storm: ")?;
         let (proposals, rest) = rest.split_once(" proposals from ")?;
         let counts = rest.split_once(" cores: ")?.1;
-        let (committed, aborted) = counts
-            .strip_suffix(" aborted")?
-            .split_once(" committed, ")?;
-        Some((
-            proposals.parse().ok()?,
-            committed.parse().ok()?,
-            aborted.parse().ok()?,
-        ))
+        let (committed, rest) = counts.split_once(" committed, ")?;
+        let (aborted, rest) = rest.split_once(" aborted (")?;
+        let timed_out = rest.strip_suffix(" for want of a vote in time)")?;
+        Some(StormCounts {
+            proposals: proposals.parse().ok()?,
+            committed: committed.parse().ok()?,
+            aborted: aborted.parse().ok()?,
+            timed_out: timed_out.parse().ok()?,
+        })
     })
+}
+
+/// What `vm storm` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StormCounts {
+    pub proposals: u32,
+    pub committed: u32,
+    pub aborted: u32,
+    /// Of the aborted: for want of a vote in time.
+    pub timed_out: u32,
 }
 
 #[derive(Debug, PartialEq)]
@@ -346,6 +357,24 @@ mod tests {
         atoll> ipi 2\r\n\
         ipi 2: round trip 1834 cycles\r\n\
         atoll: exec: 4 commands, 1 failed\r\n";
+
+    #[test]
+    fn a_storm_summary_reads_with_its_timeouts() {
+        let text = "vm storm: 1200 proposals from 3 cores: 461 committed, 739 aborted (2 for want of a vote in time)\n";
+        assert_eq!(
+            vm_storm_counts(text),
+            Some(StormCounts {
+                proposals: 1200,
+                committed: 461,
+                aborted: 739,
+                timed_out: 2,
+            })
+        );
+        assert_eq!(
+            vm_storm_counts("vm storm: 12 proposals from 3 cores: 4 committed, 8 aborted"),
+            None
+        );
+    }
 
     #[test]
     fn splits_exec_scripts_like_the_kernel() {

@@ -17,11 +17,14 @@ use crate::wire::{ServiceId, Wire};
 use atoll_proto::membership::View;
 
 /// Who asked a service for something it answers later: a core (this one
-/// included) and the call id of its request.
+/// included), the call id of its request, and which kernel on that core
+/// asked (the link's generation: a core that stops and starts again is a
+/// new kernel, which must not get the old one's answers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Requester {
     pub core: CoreId,
     pub call: u32,
+    generation: u32,
 }
 
 /// The one interface every service implements.
@@ -124,8 +127,23 @@ impl Cx<'_> {
         self.base.transmit(to, 0, &message.into(), self.out);
     }
 
-    /// Answers `requester`'s request.
+    /// Who made the request `call` from `from` that this step handles.
+    pub fn requester(&self, from: CoreId, call: u32) -> Requester {
+        Requester {
+            core: from,
+            call,
+            generation: self.base.links.generation(from),
+        }
+    }
+
+    /// Answers `requester`'s request, unless the kernel that made it has
+    /// stopped and another started on its core since (the answer is then
+    /// not sent, and counted with `Strays::unsent`).
     pub fn reply(&mut self, requester: Requester, reply: impl Into<Wire>) {
+        if self.base.links.generation(requester.core) != requester.generation {
+            self.base.links.unsent += 1;
+            return;
+        }
         self.base
             .transmit(requester.core, requester.call, &reply.into(), self.out);
     }
@@ -203,6 +221,18 @@ impl Base {
         self.view = view;
         self.installed_at = self.tick;
         self.stamp(view);
+    }
+
+    /// Starts the link to `core` afresh (see `Monitor::reset_link`);
+    /// whether it did.
+    pub(crate) fn reset_link(&mut self, core: CoreId) -> bool {
+        if core == self.me || self.is_member(core) || !self.links.reset(core) {
+            return false;
+        }
+        if let Some(start) = self.trace_start.get_mut(usize::from(core.0)) {
+            *start = 0;
+        }
+        true
     }
 
     /// The tick this core last sent to `core`.

@@ -43,6 +43,7 @@ extern crate alloc;
 mod base;
 pub mod bench;
 mod calls;
+pub mod catchup;
 pub mod control;
 mod links;
 mod mappings;
@@ -73,6 +74,7 @@ use atoll_proto::membership::Gate;
 use base::{Base, Cx, Service};
 use bench::Bench;
 use calls::{Calls, Event, OpEvent, Owner};
+use catchup::CatchUp;
 use control::Control;
 use links::Links;
 use membership::{Installed, MembershipService};
@@ -95,7 +97,9 @@ pub struct Config {
     pub detector: Detector,
     /// The member this core asks to join the view, or `None` when a
     /// member admits it ([`Monitor::admit`]): at boot, the boot core admits
-    /// every core it started, so that the first view holds them all.
+    /// every core it started, so that the first view holds them all. A core
+    /// with a sponsor joins a running system: it catches up with the
+    /// members' replicas before it serves (`catchup`).
     pub sponsor: Option<CoreId>,
 }
 
@@ -110,6 +114,7 @@ pub struct Monitor {
     /// Services' messages sent in a newer epoch than the installed view's,
     /// with their sender, until it is installed.
     held: VecDeque<(CoreId, Envelope<Wire>)>,
+    catch_up: CatchUp,
     control: Control,
     vm: Vm,
     skb: Skb,
@@ -149,6 +154,7 @@ impl Monitor {
             },
             membership: MembershipService::new(me, cores, config.detector),
             held: VecDeque::new(),
+            catch_up: CatchUp::new(config.sponsor),
             control: Control::new(),
             vm: Vm::new(),
             skb: Skb::new(config.facts, out),
@@ -235,6 +241,21 @@ impl Monitor {
     /// is installing).
     pub fn is_member(&self, core: CoreId) -> bool {
         self.base.is_member(core)
+    }
+
+    /// Whether this core joined a running system and still waits for a
+    /// member's snapshot of the replicas (`catchup`): until then it holds
+    /// the messages of the services that use them.
+    pub fn catching_up(&self) -> bool {
+        self.catch_up.catching_up()
+    }
+
+    /// Starts the link to `core` afresh, as its host does the rings between
+    /// them: `core` stopped and its next kernel is about to start, so
+    /// nothing of the old one's may be read by the new one. Refused
+    /// (`false`) for this core and for a member.
+    pub fn reset_link(&mut self, core: CoreId) -> bool {
+        self.base.reset_link(core)
     }
 
     /// The installed view.
@@ -370,7 +391,7 @@ impl Monitor {
         if let Some(heard) = self.base.heard.get_mut(usize::from(from.0)) {
             *heard = self.base.tick;
         }
-        let held = !envelope.message.is_membership_protocol()
+        let held = !envelope.message.crosses_views()
             && self.membership.protocol().gate(from, envelope.epoch) == Gate::Hold;
         if !held {
             return self.accept(from, envelope, None, out);
@@ -405,7 +426,7 @@ impl Monitor {
             epoch,
             message,
         } = envelope;
-        if !message.is_membership_protocol() {
+        if !message.crosses_views() {
             let view = self.base.view;
             let protocol = self.membership.protocol();
             let gate = match released {
@@ -486,10 +507,27 @@ impl Monitor {
         };
         match message {
             Wire::Control(message) => self.control.receive(cx, from, call, message.0),
-            Wire::Vm(message) => self.vm.receive(cx, from, call, message.0),
+            Wire::Vm(message) => {
+                if let Some(Wire::Vm(message)) =
+                    self.catch_up.hold(cx, from, call, Wire::Vm(message))
+                {
+                    self.vm.receive(cx, from, call, message.0);
+                }
+            }
+            Wire::CatchUp(message) => {
+                let held = self.catch_up.receive(cx, &mut self.skb, from, *message);
+                for (from, call, message) in held {
+                    self.dispatch(from, call, message, out);
+                }
+            }
             Wire::Skb(message) => self.skb.receive(cx, from, call, *message),
             Wire::Bench(message) => self.bench.receive(cx, from, call, message.0),
-            Wire::Membership(message) => self.membership.receive(cx, from, call, message.0),
+            Wire::Membership(message) => {
+                if message.0.is_join_of(from) {
+                    self.catch_up.welcome(cx, &mut self.skb, from);
+                }
+                self.membership.receive(cx, from, call, message.0)
+            }
         }
     }
 
@@ -537,19 +575,10 @@ impl Monitor {
             base: &mut self.base,
             out,
         };
-        let first = old.epoch == 0;
-        let arrived = if first { new.members } else { joined };
-        cx.mappings().0.view_installed(first, arrived);
-        // Only cores that joined hold spaces, so only those that leave are
-        // down to the protocols; a core that never joined is in no round.
-        for core in left.iter() {
-            if atoll_proto::mutants::active(atoll_proto::mutants::Mutant::ViewWithoutCoreDown) {
-                break;
-            }
+        {
             let (mappings, mut mapping_cx) = cx.mappings();
-            mappings.input(&mut mapping_cx, atoll_replica::Input::CoreDown(core));
+            mappings.view_installed(&mut mapping_cx, new.members);
         }
-        self.skb.view_changed(cx);
         let mut line = format!("view {}: cores {}", new.epoch, new.members);
         if !joined.is_empty() && old.epoch > 0 {
             line += &format!("; joined: {joined}");
@@ -558,6 +587,9 @@ impl Monitor {
             line += &format!("; left: {left}");
         }
         cx.notice(line);
+        // Before the messages sent in the new view are handled: the locks
+        // held now are those of rounds that leave the joiners out.
+        self.catch_up.installed(cx, old, new);
         let (ready, waiting): (VecDeque<_>, VecDeque<_>) = core::mem::take(&mut self.held)
             .into_iter()
             .partition(|(_, envelope)| envelope.epoch <= new.epoch);
@@ -587,12 +619,18 @@ impl Monitor {
                     ServiceId::Skb => self.skb.event(cx, op, event),
                     ServiceId::Bench => self.bench.event(cx, op, event),
                     ServiceId::Membership => self.membership.event(cx, op, event),
+                    // Catching up makes no calls.
+                    ServiceId::CatchUp => {}
                 }
             } else if let Some(slot) = self.base.links.next_loopback() {
                 let me = self.base.me;
                 self.receive_slot(me, &slot, out);
             } else {
-                return;
+                let cx = &mut Cx {
+                    base: &mut self.base,
+                    out,
+                };
+                return self.catch_up.answer(cx);
             }
         }
     }

@@ -10,9 +10,13 @@
 //! requests take one path.
 //!
 //! Every message goes out stamped with the epoch of the view this core
-//! sends in. Only the membership protocol's messages go to cores outside
+//! sends in. Only the messages that cross views (`Wire::crosses_views`:
+//! the membership protocol's, and a joiner's welcome) go to cores outside
 //! that view; the others are dropped and counted (`Strays::unsent`), so
-//! that nothing piles up for a core that is not there.
+//! that nothing piles up for a core that is not there. A link starts
+//! afresh when the core at its other end stops and a new kernel is about
+//! to start there (`reset`): its generation counts how often, so that an
+//! answer owed to the old kernel is not sent to the new one.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -36,6 +40,20 @@ struct Link {
     received: u32,
     /// The tick of the last message sent on the link.
     last_sent: u64,
+    /// How many times the link was started afresh (`reset`).
+    generation: u32,
+}
+
+impl Link {
+    fn new() -> Self {
+        Link {
+            reassembler: Reassembler::new(1),
+            sent: 0,
+            received: 0,
+            last_sent: 0,
+            generation: 0,
+        }
+    }
 }
 
 pub(crate) struct Links {
@@ -56,14 +74,7 @@ impl Links {
     pub fn new(me: CoreId, cores: u16) -> Self {
         Self {
             me,
-            links: (0..cores)
-                .map(|_| Link {
-                    reassembler: Reassembler::new(1),
-                    sent: 0,
-                    received: 0,
-                    last_sent: 0,
-                })
-                .collect(),
+            links: (0..cores).map(|_| Link::new()).collect(),
             epoch: 0,
             reachable: Members::one(me),
             unsent: 0,
@@ -137,7 +148,7 @@ impl Links {
         out: &mut Output,
     ) {
         if usize::from(to.0) >= self.links.len()
-            || !message.is_membership_protocol() && !self.reachable.contains(to)
+            || !message.crosses_views() && !self.reachable.contains(to)
         {
             self.unsent += 1;
             if tracing {
@@ -159,6 +170,27 @@ impl Links {
                 ..TraceEvent::new(now, TraceKind::Send, message.label())
             });
         }
+    }
+
+    /// Starts the link to `core` afresh: nothing in reassembly, no message
+    /// sent or received on it, as the rings under it are; whether `core`
+    /// exists.
+    pub fn reset(&mut self, core: CoreId) -> bool {
+        let Some(link) = self.links.get_mut(usize::from(core.0)) else {
+            return false;
+        };
+        *link = Link {
+            generation: link.generation.wrapping_add(1),
+            ..Link::new()
+        };
+        true
+    }
+
+    /// How many times the link to `core` was started afresh.
+    pub fn generation(&self, core: CoreId) -> u32 {
+        self.links
+            .get(usize::from(core.0))
+            .map_or(0, |link| link.generation)
     }
 
     /// The next slot sent on the loopback, if any.

@@ -13,10 +13,11 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::ops::RangeInclusive;
 
+use atoll_proto::mutants::{self, Mutant};
 use atoll_proto::{CoreId, Shape, TreePlan};
 use atoll_replica::{
-    Actions, Completion, Config as ReplicaConfig, Input, MappingTable, OpId, Replica, Replicator,
-    Request, SubmitError,
+    Actions, Completion, Config as ReplicaConfig, Input, Mapping, MappingTable, OpId, Replica,
+    Replicator, Request, SpaceId, SubmitError,
 };
 
 use crate::calls::{Event, OpEvent, OpRef};
@@ -82,8 +83,14 @@ pub struct Mappings {
     /// The cores of the span that are members: the test space's holders.
     holders: Members,
     /// The cores that may hold a space: every core until the first view is
-    /// installed, then its members.
+    /// committed here, then every core of a view committed here.
     members: Members,
+    /// Whether a view was committed here yet.
+    viewed: bool,
+    /// For each core counted up (back, or new) by the last view committed
+    /// here: the sequence number of the first proposal of this core that
+    /// includes it.
+    counted_up: BTreeMap<CoreId, u32>,
     boot_core: CoreId,
 }
 
@@ -104,6 +111,8 @@ impl Mappings {
             span: 0..=cores.saturating_sub(1),
             holders: Members::new(),
             members: (0..cores).map(CoreId).collect(),
+            viewed: false,
+            counted_up: BTreeMap::new(),
             boot_core,
         };
         mappings.declare_spaces();
@@ -132,19 +141,90 @@ impl Mappings {
         }
     }
 
-    /// A view is installed: from the first one on, only cores that joined
-    /// a view hold spaces, so a core that never started holds none. A
-    /// member that leaves stays a holder, which the protocols count
-    /// unreached (they are told it is down).
-    pub(crate) fn view_installed(&mut self, first: bool, joined: Members) {
-        let members = match first {
-            true => joined,
-            false => self.members.union(joined),
+    /// A view is committed here (this core sends in it from now on): its
+    /// members may hold spaces from now on, with those of the views before
+    /// (a member that left stays one, counted down), and a member that left
+    /// and is back counts up again, so that every round started from now on
+    /// includes it. Before the first view, every core may hold spaces.
+    pub(crate) fn view_stamped(&mut self, cx: &mut MappingCx<'_>, members: Members) {
+        let may_hold = match self.viewed {
+            true => self.members.union(members),
+            false => members,
         };
-        if members != self.members {
-            self.members = members;
+        self.viewed = true;
+        let arrived = may_hold.minus(self.members);
+        if may_hold != self.members {
+            self.members = may_hold;
             self.declare_spaces();
         }
+        let back: Vec<CoreId> = self
+            .replicator
+            .down()
+            .filter(|&core| members.contains(core))
+            .collect();
+        for &core in &back {
+            self.input(cx, Input::CoreUp(core));
+        }
+        let next = self.replicator.next_id().seq;
+        self.counted_up = back
+            .into_iter()
+            .chain(arrived.iter())
+            .map(|core| (core, next))
+            .collect();
+    }
+
+    /// Whether this core's proposal `id` includes `core`: it was proposed
+    /// after the view that counted `core` up, or `core` was never counted
+    /// up (it held the space from the first view on).
+    pub(crate) fn includes(&self, id: OpId, core: CoreId) -> bool {
+        self.counted_up
+            .get(&core)
+            .is_none_or(|&first| id.seq >= first)
+    }
+
+    /// A view of `members` is installed: every core that may hold spaces and
+    /// is not in it is down to the protocols. Every message from a core that
+    /// left has been handled by now (its ring was drained before the
+    /// install), and one that was only in a view this core skipped never
+    /// had a message handled here.
+    pub(crate) fn view_installed(&mut self, cx: &mut MappingCx<'_>, members: Members) {
+        let down: Members = self.replicator.down().collect();
+        for core in self.members.minus(members).minus(down).iter() {
+            if mutants::active(Mutant::ViewWithoutCoreDown) {
+                break;
+            }
+            self.input(cx, Input::CoreDown(core));
+        }
+    }
+
+    /// Takes a member's replica (`entries`), its test space's span and the
+    /// cores that may hold spaces there: this core comes back and catches
+    /// up, with the installed view's `members`.
+    pub(crate) fn restore(
+        &mut self,
+        cx: &mut MappingCx<'_>,
+        entries: &[(SpaceId, u64, Mapping)],
+        span: (u16, u16),
+        may_hold: Members,
+        members: Members,
+    ) {
+        self.span = span.0..=span.1;
+        self.members = may_hold.union(members);
+        self.declare_spaces();
+        let mut actions = Actions::default();
+        self.replicator.restore(entries, &mut actions);
+        self.absorb(cx, actions);
+        self.view_installed(cx, members);
+    }
+
+    /// The cores of the test space's span (`VmSpan`), first and last.
+    pub(crate) fn span_range(&self) -> (u16, u16) {
+        (*self.span.start(), *self.span.end())
+    }
+
+    /// Whether this core holds `space`.
+    pub(crate) fn holds(&self, space: SpaceId) -> bool {
+        self.replicator.holds(space)
     }
 
     pub fn replica(&self) -> &MappingTable {

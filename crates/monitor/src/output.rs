@@ -38,6 +38,10 @@ pub enum Effect {
     /// suspected wrongly): stop it, as the members already count it
     /// stopped.
     Excluded { epoch: u32 },
+    /// Start the rings between this core and `core` afresh (all-zero, as
+    /// at boot) with new ends: `core` has stopped and is not a member, and
+    /// its next kernel is about to start.
+    ResetChannels { core: CoreId },
 }
 
 /// What the host does once the step's slots are sent.

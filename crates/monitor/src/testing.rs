@@ -50,20 +50,25 @@ pub fn facts(core: u16, nodes: &[u16]) -> Facts {
 pub fn start(nodes: &[u16]) -> Vec<(Monitor, Output)> {
     let cores = nodes.len() as u16;
     (0..cores)
-        .map(|core| {
-            let mut out = Output::default();
-            let config = Config {
-                me: CoreId(core),
-                cores,
-                boot_core: CoreId(0),
-                frame: 0x1000 * (u64::from(core) + 1),
-                facts: facts(core, nodes),
-                detector: crate::Detector::DEFAULT,
-                sponsor: (core != 0).then_some(CoreId(0)),
-            };
-            (Monitor::new(config, &mut out), out)
-        })
+        .map(|core| restart(core, nodes, (core != 0).then_some(CoreId(0))))
         .collect()
+}
+
+/// The monitor of a new kernel on core `core` of `nodes`, as [`start`]
+/// makes them, which asks `sponsor` to join its view (and catches up from
+/// it), with the output it produced on starting.
+pub fn restart(core: u16, nodes: &[u16], sponsor: Option<CoreId>) -> (Monitor, Output) {
+    let mut out = Output::default();
+    let config = Config {
+        me: CoreId(core),
+        cores: nodes.len() as u16,
+        boot_core: CoreId(0),
+        frame: 0x1000 * (u64::from(core) + 1),
+        facts: facts(core, nodes),
+        detector: crate::Detector::DEFAULT,
+        sponsor,
+    };
+    (Monitor::new(config, &mut out), out)
 }
 
 /// Delivers what `monitors` (as [`start`] made them) send each other, in

@@ -111,6 +111,28 @@ impl Net {
 
     /// `ticks` ticks on every running core, each followed by delivering
     /// everything.
+    /// A new kernel starts on core `core`, which stopped and which every
+    /// running monitor left out: the links to and from it start afresh, as
+    /// the kernel's hosts reset the rings, and it asks `sponsor` to join.
+    fn restart(&mut self, core: u16, sponsor: u16) {
+        let n = self.n();
+        for other in 0..n {
+            self.links[usize::from(core) * n + other].clear();
+            self.links[other * n + usize::from(core)].clear();
+            if other != usize::from(core) && !self.stopped[other] {
+                assert!(
+                    self.monitors[other].reset_link(CoreId(core)),
+                    "core {other} refused to reset its link to core {core}"
+                );
+            }
+        }
+        let nodes: Vec<u16> = (0..n as u16).map(|core| core % 2).collect();
+        let (monitor, out) = testing::restart(core, &nodes, Some(CoreId(sponsor)));
+        self.monitors[usize::from(core)] = monitor;
+        self.stopped[usize::from(core)] = false;
+        self.absorb(CoreId(core), out);
+    }
+
     fn run_ticks(&mut self, ticks: u64) {
         for _ in 0..ticks {
             self.tick_all();
@@ -626,6 +648,7 @@ fn a_storm_on_every_core_finishes_every_proposal_and_leaves_equal_replicas() {
             Wire::Vm(Inline(VmMessage::VmStormDone(VmStormDone {
                 committed: c,
                 aborted: a,
+                ..
             }))) => {
                 committed += c;
                 aborted += a;

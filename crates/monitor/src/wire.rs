@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use atoll_iface::{DecodeError, Interface, Role};
 
 use crate::bench::messages::BenchMessage;
+use crate::catchup::messages::CatchUpMessage;
 use crate::control::messages::ControlMessage;
 use crate::membership::messages::MembershipMessage;
 use crate::skb::messages::SkbMessage;
@@ -183,6 +184,7 @@ services! {
     Skb(SkbMessage in Box) = 2,
     Bench(BenchMessage in Inline) = 3,
     Membership(MembershipMessage in Inline) = 4,
+    CatchUp(CatchUpMessage in Box) = 5,
 }
 
 impl Wire {
@@ -208,13 +210,19 @@ impl Wire {
         M::from_interface(message).ok()
     }
 
-    /// Whether this is a membership protocol message: the one kind that
-    /// goes to and comes from cores outside the view, whatever its epoch.
-    pub fn is_membership_protocol(&self) -> bool {
-        matches!(
-            self,
-            Wire::Membership(Inline(MembershipMessage::MembershipProtocol(_)))
-        )
+    /// Whether the message goes to and comes from cores outside the view,
+    /// whatever its epoch: the membership protocol's, and what a member
+    /// gives a core that asks it to join, before any view takes that core
+    /// in (its facts and plan: `catchup`).
+    pub fn crosses_views(&self) -> bool {
+        match self {
+            Wire::Membership(Inline(MembershipMessage::MembershipProtocol(_))) => true,
+            Wire::CatchUp(message) => matches!(
+                **message,
+                CatchUpMessage::CatchUpFacts(_) | CatchUpMessage::CatchUpPlan(_)
+            ),
+            _ => false,
+        }
     }
 
     /// The message's role on the link.

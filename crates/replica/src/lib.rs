@@ -122,9 +122,13 @@ pub enum Input {
     /// One tick of the host's timer passed.
     Tick,
     /// The membership declared `core` down. Feed it only after every
-    /// message `core` sent this core has been handled, and never for a core
-    /// that comes back.
+    /// message `core` sent this core has been handled.
     CoreDown(CoreId),
+    /// `core`, down until now, is back as a new kernel whose replica
+    /// catches up with the others' before it votes: rounds started from now
+    /// on include it. Rounds in flight keep the participants they started
+    /// with.
+    CoreUp(CoreId),
 }
 
 /// Timeouts in ticks; see `atoll_proto::two_phase` and
@@ -293,6 +297,23 @@ impl<R: Replica> Replicator<R> {
         self.directory.spaces.insert(space, holders);
     }
 
+    /// The id the next request submitted here will have: every request
+    /// from this id on is routed by the directory as it is now.
+    pub fn next_id(&self) -> OpId {
+        OpId {
+            origin: self.me,
+            seq: self.next_seq,
+        }
+    }
+
+    /// Whether this core is one of `space`'s holders.
+    pub fn holds(&self, space: SpaceId) -> bool {
+        self.directory
+            .spaces
+            .get(&space)
+            .is_some_and(|holders| holders.contains(&self.me))
+    }
+
     /// Starts `request`, routed over a tree of `shape`; its [`Completion`]
     /// comes in a later (or this) step with the returned id. A map or unmap
     /// is applied tentatively to this core's replica before this returns,
@@ -381,8 +402,33 @@ impl<R: Replica> Replicator<R> {
                     shootdowns.on_core_down(core, directory, inner)
                 });
             }
+            Input::CoreUp(core) => {
+                self.directory.down.remove(&core);
+            }
         }
         self.deliver_local(local, out);
+    }
+
+    /// The cores the membership declared down and that have not come back.
+    pub fn down(&self) -> impl Iterator<Item = CoreId> + '_ {
+        self.directory.down.iter().copied()
+    }
+
+    /// Takes `entries` (space, page address, mapping) as this replica's
+    /// committed mappings, as a member's replica holds them, and emits the
+    /// effects that enter them in this core's page tables: how a core that
+    /// comes back catches up. Call it while the replica is empty and no
+    /// protocol runs here (the host holds the protocols' messages until it
+    /// has), so that no lock or tentative change is overwritten.
+    pub fn restore(&mut self, entries: &[(SpaceId, u64, Mapping)], out: &mut Actions) {
+        for &(space, vaddr, mapping) in entries {
+            self.replica.restore(space, vaddr, mapping);
+            out.effects.push(Effect::MapPage {
+                space,
+                vaddr,
+                mapping,
+            });
+        }
     }
 
     /// This core's replica, to read (`entries`, `hash`).

@@ -39,6 +39,10 @@ pub trait Replica {
     /// The committed mapping of the page at `vaddr`, if any: what a page
     /// fault reads. A pending change does not show until it commits.
     fn lookup(&self, space: SpaceId, vaddr: u64) -> Option<Mapping>;
+    /// Take `mapping` of the page at `vaddr` as committed, as another
+    /// replica holds it: how a replica that starts empty catches up with a
+    /// member's. Only for a page no change is pending on here.
+    fn restore(&mut self, space: SpaceId, vaddr: u64, mapping: Mapping);
     /// Every page with a committed mapping or a pending change, ordered by
     /// space and address.
     fn entries(&self) -> Vec<Entry>;
@@ -195,6 +199,10 @@ impl Replica for MappingTable {
         self.pages
             .get(&(space, vaddr))
             .and_then(|slot| slot.committed)
+    }
+
+    fn restore(&mut self, space: SpaceId, vaddr: u64, mapping: Mapping) {
+        self.pages.entry((space, vaddr)).or_default().committed = Some(mapping);
     }
 
     fn entries(&self) -> Vec<Entry> {

@@ -67,6 +67,10 @@ impl<R: Replica, Relax: RelaxStrategy> Replica for SharedReplica<'_, R, Relax> {
         self.table.lock().lookup(space, vaddr)
     }
 
+    fn restore(&mut self, space: SpaceId, vaddr: u64, mapping: Mapping) {
+        self.table.lock().restore(space, vaddr, mapping);
+    }
+
     fn entries(&self) -> Vec<Entry> {
         self.table.lock().entries()
     }

@@ -24,6 +24,15 @@ pub enum Command {
     CoreOff {
         core: u32,
     },
+    /// Core `core`, stopped, starts again as a new kernel and rejoins.
+    CoreOn {
+        core: u32,
+    },
+    /// `core off`, then `core on`, `times` times.
+    CoreCycle {
+        core: u32,
+        times: u32,
+    },
     /// Core `core` writes into core `victim`'s memory.
     Scribble {
         core: u32,
@@ -204,6 +213,25 @@ const COMMANDS: &[CommandSpec] = &[
         parse_arguments: |arguments| {
             Ok(Command::CoreOff {
                 core: arguments.number("core number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "core on <core>",
+        summary: "that core, stopped and out of the view, starts again as a new kernel, rejoins by agreement and catches up before it serves",
+        parse_arguments: |arguments| {
+            Ok(Command::CoreOn {
+                core: arguments.number("core number")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "core cycle <core> <times>",
+        summary: "core off, then core on, that many times; then how long rejoining and catching up took",
+        parse_arguments: |arguments| {
+            Ok(Command::CoreCycle {
+                core: arguments.number("core number")?,
+                times: arguments.number("number of cycles")?,
             })
         },
     },
@@ -655,6 +683,14 @@ mod tests {
         assert_eq!(parse("fault 1"), Ok(Some(Command::Fault { core: 1 })));
         assert_eq!(parse("hang 3"), Ok(Some(Command::Hang { core: 3 })));
         assert_eq!(parse("core off 2"), Ok(Some(Command::CoreOff { core: 2 })));
+        assert_eq!(parse("core on 2"), Ok(Some(Command::CoreOn { core: 2 })));
+        assert_eq!(
+            parse("core cycle 2 100"),
+            Ok(Some(Command::CoreCycle {
+                core: 2,
+                times: 100
+            }))
+        );
         assert_eq!(
             parse("scribble 2 3"),
             Ok(Some(Command::Scribble { core: 2, victim: 3 }))
@@ -871,6 +907,8 @@ mod tests {
                 "fault <core>",
                 "hang <core>",
                 "core off <core>",
+                "core on <core>",
+                "core cycle <core> <times>",
                 "scribble <core> <victim>",
                 "view detector <ms>",
                 "view",

@@ -46,7 +46,7 @@ mod sleep;
 mod sync;
 
 pub use call::{CallClient, CallHeader, CallServer, Request, call_channel};
-pub use ring::{Full, Receiver, RingHeader, Sender, Slot, channel};
+pub use ring::{Full, Receiver, RingHeader, Sender, Slot, channel, reset};
 pub use sleep::Wake;
 
 /// Bytes in one slot: one cache line.

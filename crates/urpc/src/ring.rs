@@ -120,6 +120,24 @@ pub fn channel<'m>(
     }
 }
 
+/// Makes a ring that was in use fresh again, as all-zero memory is: the
+/// receiver's lines and every slot's control word go back to zero, so that
+/// ends attached afterwards ([`Sender::attach`], [`Receiver::attach`])
+/// start a new stream and read nothing of the old one. The payloads keep
+/// their bytes, which a fresh control word makes unreadable.
+///
+/// # Safety
+/// No end may be attached to the ring, nor attached until this returns: its
+/// old ends are dropped (on every core or process that held one), so that
+/// nobody reads or writes a slot while its control word changes under it.
+pub unsafe fn reset(header: &RingHeader, slots: &[Slot]) {
+    header.consumed.0.store(0, Ordering::Release);
+    header.sleeping.reset();
+    for slot in slots {
+        slot.control.store(0, Ordering::Release);
+    }
+}
+
 /// The sending end. Only this side writes the slots.
 ///
 /// Each end is aligned to 128 bytes (a line pair, which x86 prefetchers
@@ -432,6 +450,40 @@ pub(crate) mod tests {
         assert_eq!(sender.free_slots(), 7);
         assert_eq!(receiver.try_recv(), None);
         assert_eq!(sender.free_slots(), 8);
+    }
+
+    #[test]
+    fn a_reset_ring_gives_new_ends_nothing_of_the_old_stream() {
+        let (header, slots) = ring(4);
+        // SAFETY: fresh, and these are its only ends.
+        let (mut sender, mut receiver) = unsafe {
+            (
+                Sender::attach(&header, &slots),
+                Receiver::attach(&header, &slots),
+            )
+        };
+        for value in 0..3 {
+            sender.try_send(&message(value)).unwrap();
+            receiver.try_recv().unwrap();
+        }
+        // The old receiver sleeps with two messages on their way to it.
+        assert!(receiver.prepare_to_sleep());
+        assert_eq!(sender.send(&message(3)), Ok(Wake::Needed));
+        sender.try_send(&message(4)).unwrap();
+        let (_, _) = (sender, receiver);
+        // SAFETY: both ends were given up above.
+        unsafe { reset(&header, &slots) };
+        // SAFETY: the ring is fresh again, and these are its only ends.
+        let (mut sender, mut receiver) = unsafe {
+            (
+                Sender::attach(&header, &slots),
+                Receiver::attach(&header, &slots),
+            )
+        };
+        assert_eq!(receiver.try_recv(), None, "an old message was read");
+        assert_eq!(sender.free_slots(), 4);
+        assert_eq!(sender.send(&message(9)), Ok(Wake::NotNeeded));
+        assert_eq!(receiver.try_recv(), Some(message(9)));
     }
 
     #[test]

@@ -44,6 +44,11 @@ impl SleepLine {
         Self(Line::new())
     }
 
+    /// Back to nobody asleep, for a ring started afresh (`ring::reset`).
+    pub(crate) fn reset(&self) {
+        self.0.0.store(0, Ordering::Release);
+    }
+
     /// The waiting side is about to sleep: announces it, then looks for work
     /// once more with `has_work`. `true`: none came, and the other side's
     /// next [`claim`](Self::claim) will say [`Wake::Needed`]; the caller may

@@ -11,13 +11,21 @@
 //! ([`set_up`]), and they are zeroed then (all-zero memory is a fresh
 //! ring); each core then takes its ends once, on itself ([`attach`]). That
 //! is what makes every ring have exactly one sender and one receiver.
+//!
+//! When a core stops and is to start again as a new kernel, the rings to
+//! and from it start afresh before it does: each running core zeroes its
+//! pair with it and takes new ends on them in place of its old ones
+//! ([`reattach`]), and the pairs between it and other stopped cores are
+//! zeroed by the core that starts it ([`clear_pair`]). Both check that the
+//! stopped cores are held in INIT (`smp::park`), so that no code that held
+//! the old ends runs any more; the new kernel then attaches as at boot.
 
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU64;
 
 use atoll_urpc::{Receiver, RingHeader, SLOT_SIZE, Sender, Slot};
 
-use crate::{boot, percore, phys};
+use crate::{boot, percore, phys, smp};
 
 /// Slots per ring.
 pub const RING_SLOTS: usize = 8;
@@ -146,6 +154,56 @@ pub fn attach() -> (Vec<Option<Sender<'static>>>, Vec<Option<Receiver<'static>>>
         }
     }
     (senders, receivers)
+}
+
+/// Zeroes the ring from `sender` to `receiver`; see [`reattach`] and
+/// [`clear_pair`] for who may, and when.
+fn reset_ring(sender: usize, receiver: usize) {
+    let ring = ring_at(sender, receiver);
+    // SAFETY: the callers hold that no end of this ring is attached: one of
+    // its cores is parked, and any end the other held was dropped.
+    unsafe { atoll_urpc::reset(header(ring), slots(ring)) };
+}
+
+/// Starts the rings between this core and `other` afresh and returns this
+/// core's new ends on them, in place of its ends until now, which it gives
+/// up here. `other` must be held in INIT (`smp::park`) until this returns:
+/// it panics if not, or if `other` is this core. The ends were this core's
+/// alone, so with them dropped and `other` parked no end of either ring is
+/// attached anywhere while they are zeroed.
+pub fn reattach(
+    other: usize,
+    _old: (Option<Sender<'static>>, Option<Receiver<'static>>),
+) -> (Sender<'static>, Receiver<'static>) {
+    let me = percore::current().id;
+    assert!(
+        smp::is_parked(other),
+        "core {me} resets its rings with core {other}, which is not parked"
+    );
+    reset_ring(me, other);
+    reset_ring(other, me);
+    let (outgoing, incoming) = (ring_at(me, other), ring_at(other, me));
+    // SAFETY: both rings were just zeroed, the old ends dropped, and
+    // `other` is parked: these are the only ends on this side, and the other
+    // side has none until its next kernel attaches.
+    unsafe {
+        (
+            Sender::attach(header(outgoing), slots(outgoing)),
+            Receiver::attach(header(incoming), slots(incoming)),
+        )
+    }
+}
+
+/// Zeroes the rings between `a` and `b`, both held in INIT (`smp::park`):
+/// neither runs, so no end of them is attached anywhere. Panics if either
+/// is not parked.
+pub fn clear_pair(a: usize, b: usize) {
+    assert!(
+        smp::is_parked(a) && smp::is_parked(b),
+        "the rings between cores {a} and {b} are cleared while one of them may run"
+    );
+    reset_ring(a, b);
+    reset_ring(b, a);
 }
 
 /// The spare line after the ring from `sender` to `receiver`, which both

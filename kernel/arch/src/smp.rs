@@ -6,8 +6,14 @@
 //! it fills the start-up mailbox (the core's id and its stack), sends the
 //! IPIs, and waits for the core to say it is alive. The mailbox is memory
 //! two cores share, one core at a time; the kernel lists it with the rest.
+//!
+//! A core that stopped can start again as a new kernel (`core on`): the
+//! starting core first holds it in INIT ([`park`]), which no code it was
+//! running survives, so that the rings to and from it may be started
+//! afresh ([`crate::channels::reattach`] checks [`is_parked`]); then it
+//! starts it as at boot, with the next incarnation number.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::apic::LocalApic;
 use crate::{boot, cpu, phys};
@@ -17,26 +23,34 @@ const STARTUP_DELAY_US: u64 = 200;
 /// How long a core may take to answer its start-up IPIs.
 pub const ALIVE_TIMEOUT_MS: u64 = 1000;
 
-/// The start-up mailbox: the core id the starting core takes, and its word
-/// that it runs Rust code.
+/// The start-up mailbox: the core id the starting core takes, which of
+/// its kernels this is, and its word that it runs Rust code.
 struct ApStart {
     core: AtomicUsize,
+    incarnation: AtomicU32,
     alive: AtomicBool,
 }
 
 static AP_START: ApStart = ApStart {
     core: AtomicUsize::new(0),
+    incarnation: AtomicU32::new(0),
     alive: AtomicBool::new(false),
 };
+
+/// Which cores are held in INIT by [`park`] and not started since: written
+/// by the core that parks or starts one, read by the cores that start its
+/// rings afresh.
+static PARKED: [AtomicBool; crate::apic::MAX_CORES] =
+    [const { AtomicBool::new(false) }; crate::apic::MAX_CORES];
 
 /// The stack the starting core switches to; read by `ap_entry32` and
 /// `ap_entry64` in assembly.
 #[unsafe(no_mangle)]
 static AP_BOOT_STACK_TOP: AtomicU64 = AtomicU64::new(0);
 
-/// What every started core runs, with its core id; set once by the boot
-/// core before it starts any.
-static AP_ENTRY: spin::Once<fn(usize) -> !> = spin::Once::new();
+/// What every started core runs, with its core id and incarnation; set once
+/// by the boot core before it starts any.
+static AP_ENTRY: spin::Once<fn(usize, u32) -> !> = spin::Once::new();
 
 /// Busy-waits `microseconds`, by the TSC.
 pub fn delay_us(microseconds: u64, tsc_per_ms: u64) {
@@ -61,7 +75,7 @@ pub fn install_trampoline(page: u64) -> u8 {
 }
 
 /// Names the function every started core runs, once.
-pub fn set_entry(entry: fn(usize) -> !) {
+pub fn set_entry(entry: fn(usize, u32) -> !) {
     AP_ENTRY.call_once(|| entry);
 }
 
@@ -78,6 +92,24 @@ pub struct CoreStart {
     /// Whether to send the start-up IPIs at all (tests withhold them to
     /// see a silent core handled).
     pub send_startup: bool,
+    /// Which of the core's kernels this is: 0 at boot, then one more each
+    /// time it starts again.
+    pub incarnation: u32,
+}
+
+/// Holds core `core` (APIC id `apic_id`) in INIT, wherever it is, until it
+/// is started again: whatever it ran is gone. Call it only for a core the
+/// others count stopped.
+pub fn park(lapic: LocalApic, core: usize, apic_id: u32) {
+    lapic.send_init(apic_id);
+    PARKED[core].store(true, Ordering::Release);
+}
+
+/// Whether core `core` is held in INIT by [`park`], and not started since.
+pub fn is_parked(core: usize) -> bool {
+    PARKED
+        .get(core)
+        .is_some_and(|parked| parked.load(Ordering::Acquire))
 }
 
 /// Starts one core and waits up to [`ALIVE_TIMEOUT_MS`] for it to say it
@@ -85,7 +117,11 @@ pub struct CoreStart {
 /// cannot wake later and use the mailbox meant for the next core.
 pub fn start_core(lapic: LocalApic, start: &CoreStart) -> bool {
     assert!(AP_ENTRY.is_completed(), "start_core before set_entry");
+    PARKED[start.core].store(false, Ordering::Release);
     AP_START.core.store(start.core, Ordering::Relaxed);
+    AP_START
+        .incarnation
+        .store(start.incarnation, Ordering::Relaxed);
     AP_START.alive.store(false, Ordering::Relaxed);
     AP_BOOT_STACK_TOP.store(start.stack_top, Ordering::Release);
     lapic.send_init(start.apic_id);
@@ -113,9 +149,10 @@ pub fn start_core(lapic: LocalApic, start: &CoreStart) -> bool {
 #[unsafe(no_mangle)]
 extern "C" fn ap_main() -> ! {
     let id = AP_START.core.load(Ordering::Relaxed);
+    let incarnation = AP_START.incarnation.load(Ordering::Relaxed);
     AP_START.alive.store(true, Ordering::Release);
     let entry = AP_ENTRY
         .get()
         .expect("the boot core sets the entry before starting cores");
-    entry(id)
+    entry(id, incarnation)
 }

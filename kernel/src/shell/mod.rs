@@ -53,6 +53,10 @@ pub fn run(core: &'static Core) -> ! {
 struct State {
     /// A storm started with `vm storm start`, until `vm storm wait`.
     storm: Option<vm::Storm>,
+    /// How many times `core on` started each core again, by core: the
+    /// incarnation of its kernel (0 from boot). This core is the only one
+    /// that starts cores.
+    incarnations: alloc::collections::BTreeMap<usize, u32>,
 }
 
 fn run_script(core: &Core, script: &str) -> ! {
@@ -125,6 +129,13 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         Command::Stall { core: target, ms } => system::stall(core, target as usize, ms)?,
         Command::Hang { core: target } => system::hang(core, target as usize)?,
         Command::CoreOff { core: target } => system::core_off(core, target as usize)?,
+        Command::CoreOn { core: target } => {
+            system::core_on(core, &mut state.incarnations, target as usize)?
+        }
+        Command::CoreCycle {
+            core: target,
+            times,
+        } => system::core_cycle(core, &mut state.incarnations, target as usize, times)?,
         Command::Scribble {
             core: target,
             victim,

@@ -1,18 +1,25 @@
 //! The shell's commands about the machine and its cores: `help`, `cores`,
-//! `mem`, `ipi`, `fault`, `stall` and `halt`.
+//! `mem`, `ipi`, `fault`, `hang`, `scribble`, `core off` and `core on`,
+//! `view`, `stall` and `halt`.
 
 use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::Ordering;
 
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
 use atoll_arch::percore::TIMER_HZ;
-use atoll_arch::power;
+use atoll_arch::smp::{self, CoreStart};
+use atoll_arch::{channels, cpu, power};
 use atoll_frames::FRAME_SIZE;
 use atoll_monitor::CoreId;
 use atoll_monitor::control::{Scribble, Scribbled, Stall, Stalled};
+use atoll_monitor::membership::{ChannelsReset, ResetChannels};
+use atoll_monitor::vm::{VmHash, VmHashReply};
 use atoll_shell::help_text;
 
-use super::ask::{ask, check_core};
+use super::ask::{ask, ask_all, check_core};
 use crate::facts::protocol_name;
 use crate::host::Core;
 use crate::measure;
@@ -20,6 +27,8 @@ use crate::shared::{BOARD, CoreState, boot_facts};
 
 const IPI_TIMEOUT_MS: u64 = 1000;
 const FAULT_TIMEOUT_MS: u64 = 2000;
+/// How long `core on` waits for the view to take the core in.
+const JOIN_TIMEOUT_MS: u64 = 10_000;
 
 pub fn help() {
     let width = help_text().map(|(usage, _)| usage.len()).max().unwrap_or(0);
@@ -148,21 +157,209 @@ pub fn fault(core: &Core, target: usize) -> Result<(), String> {
 /// interrupts off when the view's commit reaches it. (The shell runs on the
 /// lowest core, so the others always keep a quorum without `target`.)
 pub fn core_off(core: &Core, target: usize) -> Result<(), String> {
-    check_other_running("core off", core, target)?;
+    let epoch = leave(core, target, "core off")?;
+    println!(
+        "core off {target}: view {epoch} left core {target} out, and it halted with interrupts off"
+    );
+    Ok(())
+}
+
+/// `target` leaves the view by agreement and halts (`core off`); the
+/// epoch of the view without it.
+fn leave(core: &Core, target: usize, command: &str) -> Result<u32, String> {
+    check_other_running(command, core, target)?;
     if !core
         .monitor()
         .view()
         .members
         .contains(CoreId(target as u16))
     {
-        return Err(format!("core off {target}: core {target} is not a member"));
+        return Err(format!("{command} {target}: core {target} is not a member"));
     }
     core.remove(target);
-    let (epoch, _) = wait_stopped_and_left_out(core, target, "core off")?;
+    let (epoch, _) = wait_stopped_and_left_out(core, target, command)?;
+    Ok(epoch)
+}
+
+/// A core back in the view, by [`rejoin`].
+struct Rejoined {
+    incarnation: u32,
+    epoch: u32,
+    /// From the start-up IPIs to the view that holds it, and to its
+    /// answer once it has caught up.
+    joined_ms: u64,
+    caught_up_ms: u64,
+    mapped: u32,
+    hash: u64,
+}
+
+/// `core on <core>`: starts `target` again and waits until it has rejoined
+/// and caught up ([`rejoin`]).
+pub fn core_on(
+    core: &Core,
+    incarnations: &mut BTreeMap<usize, u32>,
+    target: usize,
+) -> Result<(), String> {
+    let back = rejoin(core, incarnations, target, "core on")?;
     println!(
-        "core off {target}: view {epoch} left core {target} out, and it halted with interrupts off"
+        "core on {target}: core {target} started again (incarnation {}); view {} took it in after {} ms; it caught up after {} ms: {} pages mapped, replica hash {:#x}",
+        back.incarnation, back.epoch, back.joined_ms, back.caught_up_ms, back.mapped, back.hash
     );
     Ok(())
+}
+
+/// `core cycle <core> <times>`: `core off`, then `core on`, `times` times,
+/// stopping at the first that fails; then how long the rejoins took.
+pub fn core_cycle(
+    core: &Core,
+    incarnations: &mut BTreeMap<usize, u32>,
+    target: usize,
+    times: u32,
+) -> Result<(), String> {
+    let mut joins = Vec::new();
+    let mut catch_ups = Vec::new();
+    let mut last = None;
+    for cycle in 1..=times {
+        let failed =
+            |error: String| format!("core cycle {target}: cycle {cycle} of {times}: {error}");
+        leave(core, target, "core off").map_err(failed)?;
+        let back = rejoin(core, incarnations, target, "core on").map_err(failed)?;
+        joins.push(back.joined_ms);
+        catch_ups.push(back.caught_up_ms);
+        last = Some(back);
+    }
+    let Some(last) = last else {
+        return Err(format!("core cycle {target}: no cycle asked for"));
+    };
+    joins.sort_unstable();
+    catch_ups.sort_unstable();
+    let median = |values: &[u64]| values[values.len() / 2];
+    println!(
+        "core cycle {target}: {times} of {times} off/on cycles; now incarnation {} in view {}, {} pages mapped, replica hash {:#x}; rejoining took median {} ms (max {}), catching up median {} ms (max {})",
+        last.incarnation,
+        last.epoch,
+        last.mapped,
+        last.hash,
+        median(&joins),
+        joins[joins.len() - 1],
+        median(&catch_ups),
+        catch_ups[catch_ups.len() - 1]
+    );
+    Ok(())
+}
+
+/// Starts `target` again (`core on`): `target`, which left the view and stopped (by `core
+/// off`, `fault`, `hang` or `scribble`), starts again as a new kernel with
+/// the next incarnation number, rejoins by agreement and catches up.
+///
+/// First this core holds `target` in INIT, and every other core outside
+/// the view with it: whatever they ran is gone. Then every member starts
+/// its rings with `target` afresh (`ResetChannels`: it drops its old ends
+/// and what it queued for the old kernel, zeroes both rings and takes new
+/// ends), and this core zeroes the rings between `target` and the other
+/// cores outside the view; so the new kernel reads nothing that was sent to
+/// the old one, and nobody reads what the old one sent. Then it sends the
+/// start-up IPIs. The new kernel asks this core to join; once the view
+/// holds it, it asks this core for a snapshot of the replicas and serves
+/// only after (`catchup`), which the `VmHash` asked of it here waits for.
+fn rejoin(
+    core: &Core,
+    incarnations: &mut BTreeMap<usize, u32>,
+    target: usize,
+    command: &str,
+) -> Result<Rejoined, String> {
+    let state = check_core(command, target)?;
+    let id = CoreId(target as u16);
+    if target == core.id {
+        return Err(format!(
+            "{command} {target}: core {target} runs this shell, and runs"
+        ));
+    }
+    if core.monitor().is_member(id) {
+        return Err(format!(
+            "{command} {target}: core {target} is a member of view {}; `core off {target}` first",
+            core.monitor().view().epoch
+        ));
+    }
+    if state == CoreState::Offline {
+        return Err(format!(
+            "{command} {target}: core {target} never joined (it did not start at boot); only a core that left can come back"
+        ));
+    }
+    let facts = boot_facts();
+    let outside: Vec<usize> = (0..facts.cores.len())
+        .filter(|&other| other != core.id && !core.monitor().is_member(CoreId(other as u16)))
+        .collect();
+    for &other in &outside {
+        smp::park(core.local.lapic, other, facts.cores[other].apic_id);
+    }
+    let resets = core
+        .members()
+        .into_iter()
+        .map(|member| (member, ResetChannels { core: id.0 }));
+    for (member, reset) in ask_all(core, resets) {
+        match reset {
+            Ok(ChannelsReset { reset: true }) => {}
+            Ok(ChannelsReset { reset: false }) => {
+                return Err(format!(
+                    "{command} {target}: core {member} refused to reset its rings with core {target}: it counts it a member; core {target} stays parked"
+                ));
+            }
+            Err(error) => {
+                return Err(format!(
+                    "{command} {target}: core {member} did not reset its rings with core {target}: {error}; core {target} stays parked"
+                ));
+            }
+        }
+    }
+    for &other in outside.iter().filter(|&&other| other != target) {
+        channels::clear_pair(target, other);
+    }
+    let incarnation = incarnations.entry(target).or_insert(0);
+    *incarnation += 1;
+    let incarnation = *incarnation;
+    let entry = &facts.cores[target];
+    let start = CoreStart {
+        core: target,
+        apic_id: entry.apic_id,
+        stack_top: entry.stack_top,
+        vector: (facts.trampoline_page / 4096) as u8,
+        tsc_per_ms: facts.tsc_per_ms,
+        send_startup: true,
+        incarnation,
+    };
+    BOARD.set_state(target, CoreState::Starting);
+    let started = cpu::rdtsc();
+    if !smp::start_core(core.local.lapic, &start) {
+        BOARD.set_state(target, CoreState::Stopped);
+        return Err(format!(
+            "{command} {target}: core {target} did not answer its start-up IPIs within {} ms",
+            smp::ALIVE_TIMEOUT_MS
+        ));
+    }
+    let deadline = started + JOIN_TIMEOUT_MS * facts.tsc_per_ms;
+    let view = core.idle_until(|| {
+        let view = core.monitor().view();
+        (view.members.contains(id) || cpu::rdtsc() > deadline).then_some(view)
+    });
+    if !view.members.contains(id) {
+        return Err(format!(
+            "{command} {target}: core {target} started (incarnation {incarnation}) but view {} does not hold it after {JOIN_TIMEOUT_MS} ms",
+            view.epoch
+        ));
+    }
+    let joined_ms = (cpu::rdtsc() - started) / facts.tsc_per_ms;
+    // Answered only once the new kernel has caught up.
+    let VmHashReply { hash, mapped, .. } = ask(core, target, VmHash {})
+        .map_err(|error| format!("{command} {target}: no replica report: {error}"))?;
+    Ok(Rejoined {
+        incarnation,
+        epoch: view.epoch,
+        joined_ms,
+        caught_up_ms: (cpu::rdtsc() - started) / facts.tsc_per_ms,
+        mapped,
+        hash,
+    })
 }
 
 /// `scribble <core> <victim>`: `target` writes a byte at the start of

@@ -243,7 +243,7 @@ fn start_storm(core: &Core, operations: u32) -> Storm {
 /// others, which the replicas show); it is reported, not an error. Then
 /// every replica must agree, with no page left locked.
 fn finish_storm(core: &Core, storm: Storm) -> Result<(), String> {
-    let (mut committed, mut aborted) = (0, 0);
+    let (mut committed, mut aborted, mut timed_out) = (0, 0, 0);
     let (mut finished, mut stopped) = (0u32, Vec::new());
     for (id, ticket) in storm.calls {
         match core.wait(ticket) {
@@ -254,6 +254,7 @@ fn finish_storm(core: &Core, storm: Storm) -> Result<(), String> {
                     .ok_or_else(|| format!("vm storm: core {id} answered {label}"))?;
                 committed += done.committed;
                 aborted += done.aborted;
+                timed_out += done.timed_out;
                 finished += 1;
             }
             Err(CallError::Down { .. } | CallError::NotRunning { .. }) => stopped.push(id),
@@ -262,7 +263,7 @@ fn finish_storm(core: &Core, storm: Storm) -> Result<(), String> {
     }
     let proposed = storm.operations * finished;
     println!(
-        "vm storm: {proposed} proposals from {finished} cores: {committed} committed, {aborted} aborted"
+        "vm storm: {proposed} proposals from {finished} cores: {committed} committed, {aborted} aborted ({timed_out} for want of a vote in time)"
     );
     if !stopped.is_empty() {
         println!("vm storm: cores that stopped mid-storm: {stopped:?}");

@@ -2,8 +2,10 @@
 //! a member, a hung core is found by the detector in the stated time,
 //! faults on a coordinator and an aggregator in mid-storm leave the
 //! survivors in one view with equal replicas and no locks, the detector's
-//! timeout is set at run time, and a write into another core's memory
-//! faults on the writer alone (the page tables isolate the cores).
+//! timeout is set at run time, a write into another core's memory faults
+//! on the writer alone (the page tables isolate the cores), and a core
+//! that left comes back as a new kernel, a hundred times under a storm,
+//! catching up before it serves.
 
 use super::cases::{SEABIOS_TIMEOUT, expect_line, expect_success};
 use super::{QemuTest, TestContext};
@@ -44,6 +46,14 @@ pub fn tests() -> Vec<QemuTest> {
         QemuTest::new(
             "core_off_leaves_the_view_by_agreement",
             core_off_leaves_by_agreement,
+        ),
+        QemuTest::new(
+            "a_hundred_core_off_on_cycles_under_a_storm_end_with_equal_replicas",
+            core_off_on_cycles_under_a_storm,
+        ),
+        QemuTest::new(
+            "a_faulted_and_a_hung_core_come_back_and_core_on_refuses_members_and_never_started_cores",
+            faulted_and_hung_cores_come_back,
         ),
     ]
 }
@@ -171,7 +181,12 @@ fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<()
         "vm storm: cores that stopped mid-storm: [3, 4]",
     )?;
     match protocol::vm_storm_counts(&run.serial) {
-        Some((240, committed, aborted)) if committed + aborted == 240 && committed > 0 => {}
+        Some(protocol::StormCounts {
+            proposals: 240,
+            committed,
+            aborted,
+            ..
+        }) if committed + aborted == 240 && committed > 0 => {}
         other => {
             return Err(format!(
                 "expected 240 proposals from the 6 survivors, all ended and some committed; got {other:?}"
@@ -301,6 +316,145 @@ fn core_off_leaves_by_agreement(context: &mut TestContext) -> Result<(), String>
     }
     expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
     expect_core_row(&run.serial, 2, "stopped", "out")
+}
+
+/// Cycles of `core cycle`, and changes each core proposes in the storm
+/// around them: enough that the storm runs through every cycle.
+const CYCLES: u32 = 100;
+const STORM_CHANGES: u32 = 2500;
+
+/// On 4 cores in 2 NUMA nodes (core 2 leads the second node's group in the
+/// trees), every core runs a storm of maps and unmaps while core 2 leaves
+/// and comes back 100 times. Each time it starts as a new kernel with the
+/// next incarnation, rejoins and catches up from core 0, whose replica the
+/// storm keeps changing (most catch-ups see another replica than the one
+/// before). The storm's proposals all end, none for want of a vote (no
+/// round waits on a core that catches up), the replicas agree with no lock
+/// left, and the core that came back serves `vm map` and round trips both
+/// ways.
+fn core_off_on_cycles_under_a_storm(context: &mut TestContext) -> Result<(), String> {
+    let script = format!(
+        "vm storm start {STORM_CHANGES}; core cycle 2 {CYCLES}; vm storm wait; vm map 2 100; urpc ping 0 2; urpc ping 2 1; vm hash"
+    );
+    let machine = Machine {
+        cores: 4,
+        numa_nodes: 2,
+        ..Machine::default()
+    };
+    let run = context.exec_on(&machine, &script, SEABIOS_TIMEOUT)?;
+    expect_success(&run, &script)?;
+    let summary = format!(
+        "core cycle 2: {CYCLES} of {CYCLES} off/on cycles; now incarnation {CYCLES} in view "
+    );
+    if !protocol::lines(&run.serial).any(|line| line.starts_with(&summary)) {
+        return Err(format!("no line starting `{summary}`"));
+    }
+    for incarnation in 1..=CYCLES {
+        expect_line(
+            &run.serial,
+            &format!("atoll: core 2 up (apic 2, incarnation {incarnation}); asking core 0 to join"),
+        )?;
+    }
+    let catch_ups: Vec<&str> = protocol::lines(&run.serial)
+        .filter_map(|line| line.strip_prefix("atoll: core 2: caught up from core 0: "))
+        .collect();
+    if catch_ups.len() != CYCLES as usize {
+        return Err(format!(
+            "core 2 caught up {} times in {CYCLES} cycles",
+            catch_ups.len()
+        ));
+    }
+    let changed = catch_ups
+        .windows(2)
+        .filter(|pair| pair[0] != pair[1])
+        .count();
+    if changed < CYCLES as usize / 2 {
+        return Err(format!(
+            "only {changed} of {CYCLES} catch-ups saw the replica changed since the one before: the storm did not run through the cycles"
+        ));
+    }
+    expect_line(&run.serial, "vm storm: cores that stopped mid-storm: [2]")?;
+    let proposals = 3 * STORM_CHANGES;
+    match protocol::vm_storm_counts(&run.serial) {
+        Some(counts)
+            if counts.proposals == proposals
+                && counts.committed + counts.aborted == proposals
+                && counts.committed > 0
+                && counts.timed_out == 0 => {}
+        other => {
+            return Err(format!(
+                "expected {proposals} proposals from the 3 cores that stayed, all ended, some committed, none for want of a vote; got {other:?}"
+            ));
+        }
+    }
+    expect_line(
+        &run.serial,
+        "vm map 2 100: 0x10000064000 committed: 4 holders applied it, 0 unreached",
+    )?;
+    for (from, to) in [(0, 2), (2, 1)] {
+        if protocol::urpc_ping_median(&run.serial, from, to).is_none() {
+            return Err(format!("no `urpc ping {from} {to}` round trip"));
+        }
+    }
+    let locked = protocol::lines(&run.serial)
+        .filter(|line| line.starts_with("vm hash: core ") && !line.ends_with(", 0 locked"))
+        .count();
+    if locked > 0 {
+        return Err(format!("{locked} `vm hash` lines show pages left locked"));
+    }
+    expect_line(&run.serial, "vm hash: all 4 replicas agree")
+}
+
+/// A core that took a fault and one that hung (found by the detector) come
+/// back with `core on` and serve; `core on` refuses a member and a core
+/// that never started, and changes nothing.
+fn faulted_and_hung_cores_come_back(context: &mut TestContext) -> Result<(), String> {
+    let script = "vm map 0 1; core on 1; fault 1; core on 1; vm map 1 2; hang 3; vm map 0 3; view; core on 3; core on 2; vm map 3 4; urpc ping 3 1; vm hash; cores";
+    let run = context.exec_with_options(
+        &Machine::default(),
+        "atoll.test.withhold_startup=2",
+        script,
+        SEABIOS_TIMEOUT,
+    )?;
+    super::cases::expect_failure(&run, script, 2)?;
+    expect_line(
+        &run.serial,
+        "error: core on 1: core 1 is a member of view 1; `core off 1` first",
+    )?;
+    expect_line(
+        &run.serial,
+        "error: core on 2: core 2 never joined (it did not start at boot); only a core that left can come back",
+    )?;
+    for (core, incarnation) in [(1, 1), (3, 1)] {
+        expect_line(
+            &run.serial,
+            &format!(
+                "atoll: core {core} up (apic {core}, incarnation {incarnation}); asking core 0 to join"
+            ),
+        )?;
+        let back =
+            format!("core on {core}: core {core} started again (incarnation {incarnation}); view ");
+        if !protocol::lines(&run.serial).any(|line| line.starts_with(&back)) {
+            return Err(format!("no line starting `{back}`"));
+        }
+    }
+    for (line, holders) in [
+        ("vm map 1 2: 0x10000002000", 3),
+        ("vm map 3 4: 0x10000004000", 3),
+    ] {
+        expect_line(
+            &run.serial,
+            &format!("{line} committed: {holders} holders applied it, 0 unreached"),
+        )?;
+    }
+    if protocol::urpc_ping_median(&run.serial, 3, 1).is_none() {
+        return Err("no `urpc ping 3 1` round trip".to_owned());
+    }
+    expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
+    for core in [1, 3] {
+        expect_core_row(&run.serial, core, "running", "member")?;
+    }
+    expect_core_row(&run.serial, 2, "offline", "out")
 }
 
 /// Core `id`'s row of the last `cores` table shows `state` and `view`.

@@ -178,7 +178,7 @@ impl Service for Bench {
     type Message = BenchMessage;
 
     fn receive(&mut self, cx: &mut Cx<'_>, from: CoreId, call: u32, message: BenchMessage) {
-        let requester = Requester { core: from, call };
+        let requester = cx.requester(from, call);
         match message {
             BenchMessage::BenchPeer(BenchPeer { peer }) => {
                 let peer = CoreId(peer);

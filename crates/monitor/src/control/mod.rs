@@ -93,7 +93,7 @@ impl Service for Control {
     type Message = ControlMessage;
 
     fn receive(&mut self, cx: &mut Cx<'_>, from: CoreId, call: u32, message: ControlMessage) {
-        let requester = Requester { core: from, call };
+        let requester = cx.requester(from, call);
         match message {
             ControlMessage::Ping(Ping {}) => cx.reply(requester, Pong {}),
             ControlMessage::PingPeer(PingPeer { peer, rounds }) => {

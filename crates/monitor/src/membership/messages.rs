@@ -44,5 +44,24 @@ atoll_iface::interface! {
         /// and suspect after `suspect_after` ticks of silence, from now on
         /// (both at least 1); the silence so far is forgotten.
         SetDetector { heartbeat: u64, suspect_after: u64 } -> DetectorSet {}
+        /// `core` has stopped and is about to start again as a new kernel:
+        /// start the link and the rings to and from it afresh, so that the
+        /// new kernel reads nothing the old one was sent, nor this core
+        /// anything the old one sent. Refused (`reset` false) while `core`
+        /// is a member, or if it is the receiver.
+        ResetChannels { core: u16 } -> ChannelsReset { reset: bool }
+    }
+}
+
+impl MembershipMessage {
+    /// Whether this is `core` asking to join for itself (not a member
+    /// passing a joiner on to the leader).
+    pub(crate) fn is_join_of(&self, core: atoll_proto::CoreId) -> bool {
+        matches!(
+            self,
+            MembershipMessage::MembershipProtocol(MembershipProtocol {
+                message: Protocol(MembershipMsg::Join { core: joiner }),
+            }) if *joiner == core
+        )
     }
 }

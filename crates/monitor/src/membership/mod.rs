@@ -25,7 +25,7 @@ use atoll_proto::membership::{
 use atoll_proto::mutants::{self, Mutant};
 
 pub use self::messages::*;
-use crate::base::{Cx, Requester, Service};
+use crate::base::{Cx, Service};
 use crate::calls::{OpEvent, OpRef};
 use crate::output::{Deferred, Effect};
 
@@ -107,7 +107,11 @@ impl MembershipService {
                 MembershipEvent::Suspects { core, why } => {
                     cx.notice(format!("suspects core {}: {why}", core.0));
                 }
-                MembershipEvent::Stamp(view) => cx.base.stamp(view),
+                MembershipEvent::Stamp(view) => {
+                    cx.base.stamp(view);
+                    let (mappings, mut mapping_cx) = cx.mappings();
+                    mappings.view_stamped(&mut mapping_cx, view.members);
+                }
                 MembershipEvent::Drain(core) => cx.defer(Deferred::Drain { core }),
                 MembershipEvent::Installed { old, new } => {
                     cx.base.install(new);
@@ -155,9 +159,17 @@ impl Service for MembershipService {
                 // new ones: every member is heard from as of now.
                 let tick = cx.tick();
                 cx.base.heard.fill(tick);
-                cx.reply(Requester { core: from, call }, DetectorSet {});
+                cx.reply(cx.requester(from, call), DetectorSet {});
             }
-            MembershipMessage::DetectorSet(_) => {}
+            MembershipMessage::ResetChannels(ResetChannels { core }) => {
+                let core = CoreId(core);
+                let reset = cx.base.reset_link(core);
+                if reset {
+                    cx.effect(Effect::ResetChannels { core });
+                }
+                cx.reply(cx.requester(from, call), ChannelsReset { reset });
+            }
+            MembershipMessage::DetectorSet(_) | MembershipMessage::ChannelsReset(_) => {}
         }
     }
 

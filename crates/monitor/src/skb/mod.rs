@@ -76,9 +76,13 @@ fn add_all(kb: &mut KnowledgeBase, facts: Vec<Fact>) -> Result<(), atoll_skb::Er
 /// Facts as program text, cut into batches of whole facts. The facts a core
 /// gathers are integers and short names; one too long for a message is
 /// reported and left out rather than cut.
-fn batches(facts: &[Fact], notices: &mut Vec<String>) -> Vec<Bytes<BATCH_BYTES>> {
+fn batches<P: AsRef<str>>(
+    facts: &[(P, Vec<Value>)],
+    notices: &mut Vec<String>,
+) -> Vec<Bytes<BATCH_BYTES>> {
     let mut batches: Vec<String> = Vec::new();
     for (predicate, values) in facts {
+        let predicate = predicate.as_ref();
         let text = topology::format_fact(predicate, values) + ".";
         match batches.last_mut() {
             Some(batch) if batch.len() + 1 + text.len() <= BATCH_BYTES => {
@@ -125,7 +129,7 @@ pub(crate) struct Skb {
     gatherings: BTreeMap<u32, Gathering>,
     waiting: Option<Waiting>,
     /// Whether the mappings route by trees from this replica
-    /// (`SkbInstall`), which each new view then derives again.
+    /// (`SkbInstall`).
     planned: bool,
 }
 
@@ -149,11 +153,41 @@ impl Skb {
         }
     }
 
-    /// A new view is installed: the trees are derived again for its
-    /// members, if this replica gave the trees.
-    pub(crate) fn view_changed(&mut self, cx: &mut Cx<'_>) {
-        if self.planned && !self.install_plan(cx) {
-            self.planned = false;
+    /// Whether the mappings route by trees from this replica.
+    pub(crate) fn planned(&self) -> bool {
+        self.planned
+    }
+
+    /// Every fact this replica stores, as program text in batches: what a
+    /// core that catches up is sent.
+    pub(crate) fn all_facts(&mut self, cx: &mut Cx<'_>) -> Vec<Bytes<BATCH_BYTES>> {
+        let facts = self.kb.facts(None).unwrap_or_default();
+        let mut notices = Vec::new();
+        let batches = batches(&facts, &mut notices);
+        for notice in notices {
+            cx.notice(notice);
+        }
+        batches
+    }
+
+    /// Loads facts `from` sent as program text; a batch that does not load
+    /// is reported.
+    pub(crate) fn load(&mut self, cx: &mut Cx<'_>, from: CoreId, text: &Bytes<BATCH_BYTES>) {
+        let loaded = match core::str::from_utf8(text.as_slice()) {
+            Ok(text) => self.kb.load(text).map_err(|error| format!("{error}")),
+            Err(_) => Err(String::from("not UTF-8")),
+        };
+        if let Err(error) = loaded {
+            cx.notice(format!("skb: facts from core {} rejected: {error}", from.0));
+        }
+    }
+
+    /// A member whose mappings route by its replica's trees if `planned`
+    /// has sent this core, which joins, its facts: so do this core's, from
+    /// its own replica, which now holds the same facts.
+    pub(crate) fn plan_as(&mut self, cx: &mut Cx<'_>, planned: bool) {
+        self.planned = planned && self.install_plan(cx);
+        if !self.planned {
             cx.mappings().0.set_plan(TreePlan::new());
         }
     }
@@ -239,14 +273,24 @@ impl Skb {
     }
 
     /// Makes the trees from this replica the ones the mappings route
-    /// `Planned` rounds by; whether it could derive every member's tree (if
-    /// not, it installs none). The trees hold only the view's members: the
-    /// knowledge base places every core it knows of, and a core outside the
-    /// view never leads a group.
+    /// `Planned` rounds by; whether it could derive every core's tree (if
+    /// not, it installs none).
+    ///
+    /// The plan has a tree for every core that may hold a space, and places
+    /// every core the knowledge base knows, members or not; it does not
+    /// change with the view. A round's tree follows the
+    /// view all the same: it holds only the holders of the round's space,
+    /// and an aggregator the view has left out is bypassed (its members are
+    /// reached directly: `atoll_proto::multicast`). What must not change
+    /// while rounds are in flight is the plan: an aggregator routes by its
+    /// own, and a plan narrowed to each view would hand a group's lead back
+    /// to a core that comes back, so an aggregator that has installed the
+    /// new view would not forward a round its initiator started under the
+    /// old one, and that round's commit would miss the group.
     fn install_plan(&mut self, cx: &mut Cx<'_>) -> bool {
         let mut plan = TreePlan::new();
-        let members = cx.base.view.members;
-        for root in cx.members() {
+        let roots = cx.base.mappings.members();
+        for root in roots.iter() {
             match topology::multicast_groups(&mut self.kb, i64::from(root.0)) {
                 Ok(groups) => plan.set_root(
                     root,
@@ -256,10 +300,8 @@ impl Skb {
                             core::iter::once(group.aggregator)
                                 .chain(group.members.iter().map(|&(core, _)| core))
                                 .map(|core| CoreId(core as u16))
-                                .filter(|&core| members.contains(core))
                                 .collect::<Vec<_>>()
                         })
-                        .filter(|group| !group.is_empty())
                         .collect(),
                 ),
                 Err(error) => {
@@ -280,7 +322,7 @@ impl Service for Skb {
     type Message = SkbMessage;
 
     fn receive(&mut self, cx: &mut Cx<'_>, from: CoreId, call: u32, message: SkbMessage) {
-        let requester = Requester { core: from, call };
+        let requester = cx.requester(from, call);
         match message {
             SkbMessage::SkbGather(SkbGather { samples }) => {
                 let me = cx.me();
@@ -310,13 +352,7 @@ impl Service for Skb {
             }
             SkbMessage::SkbFacts(SkbFacts { text }) => {
                 self.batches += 1;
-                let loaded = match core::str::from_utf8(text.as_slice()) {
-                    Ok(text) => self.kb.load(text).map_err(|error| format!("{error}")),
-                    Err(_) => Err(String::from("not UTF-8")),
-                };
-                if let Err(error) = loaded {
-                    cx.notice(format!("skb: facts from core {} rejected: {error}", from.0));
-                }
+                self.load(cx, from, &text);
                 self.answer_ready(cx, false);
             }
             SkbMessage::SkbReady(SkbReady { batches }) => {

@@ -454,3 +454,88 @@ fn a_core_asked_to_leave_is_left_out_at_once_and_stops() {
         net.notices
     );
 }
+
+/// Four cores map pages; core 3 crashes, is left out, and pages change
+/// while it is away; then a new kernel on core 3 asks core 0 to join.
+fn net_with_core_3_back() -> Net {
+    let mut net = Net::new(4);
+    for page in 0..6 {
+        let done = net.propose(0, page as u16 % 4, Change::Map, page);
+        assert!(done.committed(), "page {page}: {}", done.describe());
+    }
+    net.crash(3);
+    ticks_until_view_changes(&mut net, 0, 1000);
+    assert_view(&net, &[0, 1, 2]);
+    for (change, page) in [(Change::Unmap, 0), (Change::Map, 10)] {
+        let done = net.propose(0, 1, change, page);
+        assert_eq!(
+            done.describe(),
+            "committed: 3 holders applied it, 1 unreached"
+        );
+    }
+    net.restart(3, 0);
+    net
+}
+
+#[test]
+fn a_core_that_comes_back_catches_up_then_serves() {
+    let mut net = net_with_core_3_back();
+    net.settle();
+    assert_view(&net, &[0, 1, 2, 3]);
+    assert!(!net.monitors[3].catching_up());
+    assert!(
+        net.notices
+            .iter()
+            .any(|(core, line)| core.0 == 3
+                && line.starts_with("caught up from core 0: 6 pages mapped")),
+        "{:?}",
+        net.notices
+    );
+    let hashes = net.hashes(0);
+    assert_eq!(hashes.len(), 4);
+    assert!(hashes.iter().all(|&hash| hash == hashes[0]), "{hashes:x?}");
+    // It proposes, and takes part in others' proposals, with every core.
+    for proposer in [3, 2] {
+        let done = net.propose(0, proposer, Change::Map, 20 + u32::from(proposer));
+        assert_eq!(
+            done.describe(),
+            "committed: 4 holders applied it, 0 unreached"
+        );
+    }
+    let ticket = net.call(0, 3, crate::control::Ping {}, 100);
+    net.settle();
+    assert_eq!(net.reply(0, ticket), Wire::from(crate::control::Pong {}));
+    assert_no_locks(&net);
+}
+
+#[test]
+fn a_proposal_that_reaches_a_core_catching_up_waits_for_its_snapshot() {
+    let mut net = net_with_core_3_back();
+    // Deliver until core 3 is in the view but has not had its snapshot.
+    while !(net.view(3).members.contains(CoreId(0)) && net.monitors[3].catching_up()) {
+        let link = net
+            .links
+            .iter()
+            .position(|link| !link.is_empty())
+            .expect("view forms");
+        let n = net.n();
+        assert!(net.deliver((link / n) as u16, (link % n) as u16));
+    }
+    let done = net.propose(0, 2, Change::Map, 30);
+    assert_eq!(
+        done.describe(),
+        "committed: 4 holders applied it, 0 unreached"
+    );
+    assert!(!net.monitors[3].catching_up());
+    let hashes = net.hashes(0);
+    assert!(hashes.iter().all(|&hash| hash == hashes[0]), "{hashes:x?}");
+    assert_no_locks(&net);
+}
+
+#[test]
+fn a_member_refuses_to_reset_its_link_to_a_member() {
+    let mut net = Net::new(3);
+    assert!(!net.monitors[0].reset_link(CoreId(1)));
+    assert!(!net.monitors[0].reset_link(CoreId(0)));
+    assert!(!net.monitors[0].reset_link(CoreId(7)));
+}

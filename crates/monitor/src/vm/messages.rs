@@ -126,7 +126,10 @@ atoll_iface::interface! {
         /// `pages` pages, one after the other, and report.
         VmStorm { operations: u32, pages: u32, seed: u32 } -> VmStormDone {
             committed: u32,
-            aborted: u32
+            aborted: u32,
+            /// Of the aborted: for want of a vote in time (the others were
+            /// refused, mostly for a page another proposal held).
+            timed_out: u32
         }
         /// Report this core's replica of the test space.
         VmHash {} -> VmHashReply {
@@ -139,6 +142,26 @@ atoll_iface::interface! {
         /// Cores `first` to `last` hold the test space from now on (sent
         /// while no core has anything mapped in it).
         VmSpan { first: u16, last: u16 } -> VmSpanned { refused: u8 }
+    }
+}
+
+impl VmMessage {
+    /// Whether handling the message reads or changes this core's replica,
+    /// so that a core catching up must hold it until its snapshot is in.
+    /// The multicast rounds' messages do not: a commit delivered for a
+    /// proposal this core never prepared changes nothing here (and one it
+    /// prepared cannot come before its snapshot: it votes only after), and
+    /// relaying a round, as an aggregator, must not wait for the snapshot,
+    /// which may itself wait for that round's commit to reach a member.
+    pub(crate) fn uses_replica(&self) -> bool {
+        !matches!(
+            self,
+            VmMessage::Replicate(Replicate {
+                message: Protocol(
+                    Message::Agreement(TwoPhaseMsg::Commit(_)) | Message::Shootdown(_)
+                ),
+            })
+        )
     }
 }
 

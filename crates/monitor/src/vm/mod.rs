@@ -11,6 +11,7 @@
 
 use alloc::collections::BTreeMap;
 
+use atoll_proto::two_phase::AbortReason;
 use atoll_proto::{CoreId, Shape};
 use atoll_replica::{Completion, Input, Mapping, OpId, Replica, Request, SubmitError};
 
@@ -107,7 +108,7 @@ impl Service for Vm {
     type Message = VmMessage;
 
     fn receive(&mut self, cx: &mut Cx<'_>, from: CoreId, call: u32, message: VmMessage) {
-        let requester = Requester { core: from, call };
+        let requester = cx.requester(from, call);
         match message {
             VmMessage::Replicate(Replicate { message }) => {
                 let (mappings, mut cx) = cx.mappings();
@@ -151,6 +152,7 @@ impl Service for Vm {
                     done: VmStormDone {
                         committed: 0,
                         aborted: 0,
+                        timed_out: 0,
                     },
                 };
                 self.storms.insert(op.key, storm);
@@ -195,7 +197,12 @@ impl Service for Vm {
             cx.reply(requester, VmDone::of(page, &completion));
         } else if let Some(storm) = self.storms.get_mut(&op) {
             match completion {
-                Completion::Aborted { .. } => storm.done.aborted += 1,
+                Completion::Aborted { reason, .. } => {
+                    storm.done.aborted += 1;
+                    if matches!(reason, AbortReason::Timeout { .. }) {
+                        storm.done.timed_out += 1;
+                    }
+                }
                 Completion::Committed { .. } | Completion::ShootdownDone { .. } => {
                     storm.done.committed += 1
                 }
