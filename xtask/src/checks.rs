@@ -102,6 +102,9 @@ enum Catcher {
     /// flush masks in the whole system but that breaks the protocol's own
     /// contract with any other host.
     ProtoTest(&'static str),
+    /// A unit test of `atoll-monitor`, for a bug whose window the
+    /// simulator's schedules reach too rarely to count on.
+    MonitorTest(&'static str),
 }
 
 impl Catcher {
@@ -109,7 +112,7 @@ impl Catcher {
         match self {
             Catcher::ProtocolSeeds => "the protocol simulator",
             Catcher::MonitorSeeds => "the monitor simulator",
-            Catcher::ProtoTest(test) => test,
+            Catcher::ProtoTest(test) | Catcher::MonitorTest(test) => test,
         }
     }
 
@@ -130,15 +133,19 @@ impl Catcher {
                     .env("ATOLL_SIM_SEEDS", seeds);
                 command
             }
-            Catcher::ProtoTest(test) => {
+            Catcher::ProtoTest(test) | Catcher::MonitorTest(test) => {
+                let (package, features) = match self {
+                    Catcher::ProtoTest(_) => ("atoll-proto", "mutants"),
+                    _ => ("atoll-monitor", "mutants,testing"),
+                };
                 let mut command = workspace.cargo();
                 command.args([
                     "test",
                     "--release",
                     "--package",
-                    "atoll-proto",
+                    package,
                     "--features",
-                    "mutants",
+                    features,
                     "--lib",
                     "--",
                     test,
@@ -166,9 +173,13 @@ fn catcher(mutant: Mutant) -> Catcher {
         Mutant::AnswerBeforeDown => Catcher::ProtoTest(
             "two_phase::tests::an_inquiry_is_answered_only_once_the_coordinator_is_down_to_the_one_asked",
         ),
-        Mutant::ViewWithoutCoreDown | Mutant::NeverSuspect | Mutant::NoHeartbeats => {
-            Catcher::MonitorSeeds
-        }
+        Mutant::ViewWithoutCoreDown
+        | Mutant::NeverSuspect
+        | Mutant::NoHeartbeats
+        | Mutant::SnapshotWithRoundsOpen => Catcher::MonitorSeeds,
+        Mutant::ServeBeforeSnapshot => Catcher::MonitorTest(
+            "tests::membership::a_proposal_that_reaches_a_core_catching_up_waits_for_its_snapshot",
+        ),
     }
 }
 

@@ -58,7 +58,14 @@ impl Net {
 
     /// `cores` monitors, of which those of `withheld` never start; the
     /// others' view has formed.
+    /// (With the `mutants` feature, the mutant `ATOLL_MUTANT` names is
+    /// switched on, so that a mutant can be run against these tests.)
     fn without(cores: u16, withheld: &[u16]) -> Net {
+        let mutant = std::env::var("ATOLL_MUTANT").ok().map(|name| {
+            atoll_proto::mutants::Mutant::from_name(&name)
+                .unwrap_or_else(|| panic!("ATOLL_MUTANT={name} names no mutant"))
+        });
+        atoll_proto::mutants::set(mutant).expect("ATOLL_MUTANT needs the mutants feature");
         let mut net = Net {
             monitors: Vec::new(),
             stopped: (0..cores).map(|core| withheld.contains(&core)).collect(),

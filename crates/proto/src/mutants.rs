@@ -42,10 +42,15 @@ pub enum Mutant {
     NeverSuspect,
     /// No heartbeats are sent.
     NoHeartbeats,
+    /// A member sends a joiner its snapshot at once, without waiting for
+    /// the rounds that leave the joiner out to be decided.
+    SnapshotWithRoundsOpen,
+    /// A joiner handles the protocols' messages before its snapshot is in.
+    ServeBeforeSnapshot,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 13] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::LockTwice,
         Mutant::CommitOnFirstYes,
         Mutant::UnmapKeepsTlb,
@@ -59,6 +64,8 @@ impl Mutant {
         Mutant::ViewWithoutCoreDown,
         Mutant::NeverSuspect,
         Mutant::NoHeartbeats,
+        Mutant::SnapshotWithRoundsOpen,
+        Mutant::ServeBeforeSnapshot,
     ];
 
     /// The mutant's name, as `ATOLL_MUTANT` takes it.
@@ -77,6 +84,8 @@ impl Mutant {
             Mutant::ViewWithoutCoreDown => "view-without-core-down",
             Mutant::NeverSuspect => "never-suspect",
             Mutant::NoHeartbeats => "no-heartbeats",
+            Mutant::SnapshotWithRoundsOpen => "snapshot-with-rounds-open",
+            Mutant::ServeBeforeSnapshot => "serve-before-snapshot",
         }
     }
 

@@ -42,6 +42,7 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use atoll_proto::membership::{Members, View};
+use atoll_proto::mutants::{self, Mutant};
 use atoll_proto::{CoreId, OpId};
 use atoll_replica::{Mapping, Replica, SpaceId};
 
@@ -121,7 +122,9 @@ impl CatchUp {
         let Some(joining) = &mut self.joining else {
             return Some(message);
         };
-        if !matches!(&message, Wire::Vm(vm) if vm.uses_replica()) {
+        if !matches!(&message, Wire::Vm(vm) if vm.uses_replica())
+            || mutants::active(Mutant::ServeBeforeSnapshot)
+        {
             return Some(message);
         }
         if joining.held.len() == MAX_HELD_WHILE_CATCHING_UP {
@@ -362,9 +365,9 @@ impl CatchUp {
             .iter()
             .filter(|(_, (rounds, asked))| {
                 *asked
-                    && rounds
-                        .as_ref()
-                        .is_some_and(|rounds| rounds.is_disjoint(&held))
+                    && rounds.as_ref().is_some_and(|rounds| {
+                        rounds.is_disjoint(&held) || mutants::active(Mutant::SnapshotWithRoundsOpen)
+                    })
             })
             .map(|(&core, _)| core)
             .collect();
