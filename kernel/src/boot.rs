@@ -15,15 +15,13 @@ use atoll_monitor::{CoreId, Members};
 use crate::discover::{BootError, CORE_STACK_SIZE, discover};
 use crate::facts::{MAX_CORES, protocol_name};
 use crate::host::Core;
-use crate::shared::{BOARD, BOOT, CoreState, boot_facts};
+use crate::shared::{BOOT, boot_facts};
 use crate::{knowledge, shell, trap};
 
 /// Kernel command-line option naming one core whose start-up IPIs are not
 /// sent, so that tests can watch the boot core report and skip a core that
 /// never answers.
 const WITHHOLD_OPTION: &str = "atoll.test.withhold_startup=";
-/// How long a started core may take to set itself up.
-const READY_TIMEOUT_MS: u64 = 5000;
 /// How long the cores may take to agree on the first view.
 const VIEW_TIMEOUT_MS: u64 = 10_000;
 
@@ -38,15 +36,19 @@ fn fail(reason: impl core::fmt::Display) -> ! {
 fn set_up_core(id: usize, sponsor: Option<usize>) -> Result<&'static Core, percore::InitError> {
     let facts = boot_facts();
     let entry = &facts.cores[id];
-    // What this core may write besides its span: the kernel's statics, its
-    // stack, every channel region (one ring of each pair it talks over is in
-    // the other core's), the local APIC's page, and the start-up trampoline
-    // page (the page a core that starts another fills). No heap yet: on the
-    // stack.
+    // What this core may write besides its span: the shared region (the
+    // kernel's other statics are read-only from here on), its stack (the
+    // boot core's is in the image), every channel region (one ring of each
+    // pair it talks over is in the other core's), the local APIC's page,
+    // and the start-up trampoline page (the page a core that starts
+    // another fills). No heap yet: on the stack.
     let mut writable = [(0, 0); MAX_CORES + 4];
     let cores = facts.cores.len();
-    writable[0] = atoll_arch::boot::kernel_data();
-    writable[1] = (entry.stack_top - CORE_STACK_SIZE, entry.stack_top);
+    writable[0] = atoll_arch::boot::shared_region();
+    writable[1] = match id == facts.boot_core {
+        true => atoll_arch::boot::boot_stack(),
+        false => (entry.stack_top - CORE_STACK_SIZE, entry.stack_top),
+    };
     writable[2] = atoll_arch::apic::LocalApic::current().page();
     writable[3] = (facts.trampoline_page, facts.trampoline_page + 4096);
     for (slot, core) in writable[4..].iter_mut().zip(facts.cores.iter()) {
@@ -63,9 +65,7 @@ fn set_up_core(id: usize, sponsor: Option<usize>) -> Result<&'static Core, perco
     let local = percore::init(&setup)?;
     // At boot no core asks to join: the boot core admits every core it
     // started, so that the first view holds them all.
-    let core = Core::start(local, knowledge::facts(local), sponsor)?;
-    BOARD.set_state(id, CoreState::Running);
-    Ok(core)
+    Core::start(local, knowledge::facts(local), sponsor)
 }
 
 /// The boot core, from the entry.
@@ -83,12 +83,19 @@ pub fn main(registers: BootRegisters) -> ! {
     }
     channels::set_up(&regions[..facts.cores.len()]);
     idt::set_handler(trap::handle);
+    // The last write to the statics: once the boot core's own page tables
+    // are on, every core maps them read-only.
+    smp::set_entry(ap_main);
     let core = set_up_core(facts.boot_core, None).unwrap_or_else(|error| fail(error));
     println!("atoll: core {} up (apic {})", core.id, core.local.apic_id);
     cpu::enable_interrupts();
-    let running = start_other_cores(core);
-    println!("atoll: {running} of {} cores up", facts.cores.len());
-    form_first_view(core);
+    let started = start_other_cores(core);
+    let view = form_first_view(core, started);
+    println!(
+        "atoll: {} of {} cores up",
+        view.members.len(),
+        facts.cores.len()
+    );
     knowledge::fill_replicas(core);
     shell::run(core)
 }
@@ -118,14 +125,16 @@ fn ap_main(id: usize, incarnation: u32) -> ! {
     }
 }
 
-/// Admits every core that came up into the boot core's view and waits
-/// until they all agree on it; a core that does not answer in time is left
-/// out by the same agreement, and the boot goes on without it.
-fn form_first_view(core: &Core) {
-    let started: Members = (0..boot_facts().cores.len())
-        .filter(|&id| BOARD.core(id).state() == CoreState::Running)
-        .map(|id| CoreId(id as u16))
-        .collect();
+/// Admits every core that answered its start-up IPIs (`started`, this one
+/// among them) into the boot core's view and waits until they all agree on
+/// it; a core that does not answer in time (it could not set itself up, or
+/// is slow) is left out by the same agreement, and the boot goes on without
+/// it. Returns the view.
+fn form_first_view(core: &Core, started: Members) -> atoll_monitor::View {
+    // The ticks that passed while this core started the others (a second
+    // for each that does not answer) are fed first, so that they do not
+    // count against the proposal made next.
+    core.poll();
     core.admit(started);
     let deadline = cpu::rdtsc() + VIEW_TIMEOUT_MS * boot_facts().tsc_per_ms;
     let view = core.idle_until(|| {
@@ -139,25 +148,35 @@ fn form_first_view(core: &Core) {
             "atoll: view {}: cores {} of the {} started",
             view.epoch, view.members, started
         );
+        for id in started.minus(view.members).iter() {
+            println!(
+                "atoll: core {} (apic {}) started but did not join view {}; skipped",
+                id.0,
+                boot_facts().cores[usize::from(id.0)].apic_id,
+                view.epoch
+            );
+        }
     }
+    view
 }
 
-/// Starts every core but this one, one at a time, and waits for each to
-/// come up or fail. Returns how many cores run, this one included.
-fn start_other_cores(core: &Core) -> usize {
+/// Starts every core but this one, one at a time, each waited for until it
+/// says it is alive. Returns the cores that did, this one included: they
+/// set themselves up meanwhile, and the first view takes in those that
+/// answer its proposal.
+fn start_other_cores(core: &Core) -> Members {
     let facts = boot_facts();
     let vector = smp::install_trampoline(facts.trampoline_page);
-    smp::set_entry(ap_main);
     let withheld: Option<usize> =
         atoll_shell::cmdline_option(facts.info.cmdline(), WITHHOLD_OPTION)
             .and_then(|value| value.parse().ok());
+    let mut started = Members::one(CoreId(core.id as u16));
     for (id, entry) in facts
         .cores
         .iter()
         .enumerate()
         .filter(|&(id, _)| id != core.id)
     {
-        BOARD.set_state(id, CoreState::Starting);
         let send_startup = withheld != Some(id);
         if !send_startup {
             println!("atoll: test: not sending core {id} its start-up IPIs");
@@ -171,8 +190,9 @@ fn start_other_cores(core: &Core) -> usize {
             send_startup,
             incarnation: 0,
         };
-        if !smp::start_core(core.local.lapic, &start) {
-            BOARD.set_state(id, CoreState::Offline);
+        if smp::start_core(core.local.lapic, &start) {
+            started.insert(CoreId(id as u16));
+        } else {
             println!(
                 "atoll: core {id} (apic {}) did not start: no answer within {} ms; skipped",
                 entry.apic_id,
@@ -180,29 +200,5 @@ fn start_other_cores(core: &Core) -> usize {
             );
         }
     }
-    let mut running = 1;
-    for (id, entry) in facts
-        .cores
-        .iter()
-        .enumerate()
-        .filter(|&(id, _)| id != core.id)
-    {
-        let record = BOARD.core(id);
-        if record.state() == CoreState::Offline {
-            continue;
-        }
-        let deadline = cpu::rdtsc() + READY_TIMEOUT_MS * facts.tsc_per_ms;
-        while record.state() == CoreState::Starting && cpu::rdtsc() < deadline {
-            core.poll();
-        }
-        match record.state() {
-            CoreState::Running => running += 1,
-            CoreState::Starting => println!(
-                "atoll: core {id} (apic {}) started but did not finish setting up; skipped",
-                entry.apic_id
-            ),
-            CoreState::Offline | CoreState::Stopped => {}
-        }
-    }
-    running
+    started
 }

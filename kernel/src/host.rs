@@ -7,7 +7,8 @@
 //! the monitor's business: it agrees on views with the other monitors.
 //! After each step the host carries out the monitor's output in order: the
 //! effects on this core (page tables, TLB, a trace dump, stopping when the
-//! view leaves this core out), then the slots to send (queued per peer
+//! view leaves this core out, starting the rings with a parked core
+//! afresh), then its notices on the console, then the slots to send (queued per peer
 //! while a ring is full, and a wake-up IPI for a peer that sleeps), then the
 //! deferred work (measurements, whose results go back to the monitor,
 //! stalls, and draining the ring of a core the view leaves out);
@@ -26,7 +27,6 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::{Ref, RefCell};
-use core::sync::atomic::Ordering;
 
 use atoll_arch::cpu;
 use atoll_arch::percore::{CoreLocal, InitError, TIMER_HZ};
@@ -42,7 +42,7 @@ use atoll_monitor::{
 use atoll_urpc::{Payload, Receiver, Sender, Wake};
 
 use crate::measure;
-use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::shared::boot_facts;
 use crate::trace::Recorder;
 
 /// How long a core keeps polling after its last message before it sleeps:
@@ -179,20 +179,11 @@ impl Core {
             recorder: Recorder::new(),
         }));
         local.set_os(core);
-        core.host.borrow_mut().act(core);
-        core.publish_free_frames();
+        let mut host = core.host.borrow_mut();
+        host.note_counters(local);
+        host.act(core);
+        drop(host);
         Ok(core)
-    }
-
-    /// Publishes how many frames this core's pool has left on its record
-    /// (its timer ticks are published by the timer's handler).
-    fn publish_free_frames(&self) {
-        BOARD
-            .core(self.id)
-            .published
-            .0
-            .free_frames
-            .store(self.local.free_frames() as u64, Ordering::Relaxed);
     }
 
     /// The members of this core's view, in id order.
@@ -466,6 +457,13 @@ impl Host {
         received
     }
 
+    /// Tells the monitor this core's timer ticks and free frames, which it
+    /// reports when asked.
+    fn note_counters(&mut self, local: &CoreLocal) {
+        self.monitor
+            .note_counters(local.ticks(), local.free_frames() as u64);
+    }
+
     /// Feeds the monitor the ticks that passed, while it wants them; whether
     /// it took any.
     fn feed_ticks(&mut self, core: &Core) -> bool {
@@ -473,7 +471,7 @@ impl Host {
         if now == self.ticks_fed {
             return false;
         }
-        core.publish_free_frames();
+        self.note_counters(core.local);
         // Ticks that piled up while this core did not poll (a stall, a
         // long measurement, the emulator not running it) are no silence
         // of the others: it could not hear them.
@@ -536,6 +534,12 @@ impl Host {
                     }
                 }
             }
+            // A step's notices go out before its messages, so that no reply
+            // overtakes the line that explains it (the core that gets the
+            // reply may act on it at once: stop this one, say).
+            for line in self.out.notices.drain(..) {
+                println!("atoll: core {}: {line}", core.id);
+            }
             for (to, slot) in self.out.sends.drain(..) {
                 self.rings.queue(usize::from(to.0), slot);
             }
@@ -549,9 +553,6 @@ impl Host {
             }
             for event in self.out.trace.drain(..) {
                 core.recorder.record(event);
-            }
-            for line in self.out.notices.drain(..) {
-                println!("atoll: core {}: {line}", core.id);
             }
             if self.fenced {
                 // The members count this core stopped: it must not act on
@@ -581,17 +582,12 @@ impl Host {
     }
 }
 
-/// Marks this core stopped and halts it. If it ran the shell, nobody is left
-/// to report to, so a scripted run ends with the panic status.
+/// Halts this core for good (the others find its silence). If it ran the
+/// shell, nobody is left to report to, so a scripted run ends with the
+/// panic status.
 pub fn stop_this_core(core: Option<usize>) -> ! {
-    match core {
-        Some(core) => {
-            BOARD.set_state(core, CoreState::Stopped);
-            if core == boot_facts().boot_core {
-                power::exit_qemu(ExitStatus::Panic);
-            }
-        }
-        None => power::exit_qemu(ExitStatus::Panic),
+    if core.is_none_or(|core| core == boot_facts().boot_core) {
+        power::exit_qemu(ExitStatus::Panic);
     }
     cpu::halt_forever()
 }

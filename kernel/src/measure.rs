@@ -6,7 +6,8 @@
 //!
 //! Each measurement spins on shared memory or waits for interrupts, with a
 //! deadline, and touches the shared-memory baselines listed in
-//! `crate::shared` (5) and the spare lines of the rings (6).
+//! `crate::shared` (5), which live here, in the shared region, and the
+//! spare lines of the rings (6).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -18,7 +19,7 @@ use atoll_monitor::control::summary;
 use atoll_monitor::vm::TEST_SPACE_BASE;
 
 use crate::facts::MAX_CORES;
-use crate::shared::{BOARD, CoreState, Line, boot_facts};
+use crate::shared::{CoreSet, Line, boot_facts};
 use crate::trace::Recorder;
 
 /// How long a measurement waits for the other side.
@@ -33,10 +34,13 @@ struct Fig3Structure {
     lines: [Line<[AtomicU64; 8]>; FIG3_LINES],
 }
 
-static FIG3: Fig3Structure = Fig3Structure {
-    lock: Line(AtomicU64::new(0)),
-    lines: [const { Line([const { AtomicU64::new(0) }; 8]) }; FIG3_LINES],
-};
+/// The IPI round trip's flags: a core sets its bit in the target's
+/// requests and wakes it with an IPI, whose handler sets its own bit in the
+/// requester's replies and wakes it back. Each set on a line of its own.
+struct Pings {
+    requests: Line<CoreSet>,
+    replies: Line<CoreSet>,
+}
 
 /// The IPI broadcast of `bench shootdown`, the way a shared-memory kernel
 /// does it: the initiator writes the page and its id into each target's
@@ -47,15 +51,29 @@ struct ShootdownSlot {
     initiator: AtomicUsize,
 }
 
-static SHOOTDOWN_SLOTS: [Line<ShootdownSlot>; MAX_CORES] = [const {
-    Line(ShootdownSlot {
-        page: AtomicU64::new(0),
-        initiator: AtomicUsize::new(0),
-    })
-}; MAX_CORES];
+atoll_arch::shared! {
+    static FIG3: Fig3Structure = Fig3Structure {
+        lock: Line(AtomicU64::new(0)),
+        lines: [const { Line([const { AtomicU64::new(0) }; 8]) }; FIG3_LINES],
+    };
 
-static SHOOTDOWN_ACKS: [Line<AtomicU64>; MAX_CORES] =
-    [const { Line(AtomicU64::new(0)) }; MAX_CORES];
+    static SHOOTDOWN_SLOTS: [Line<ShootdownSlot>; MAX_CORES] = [const {
+        Line(ShootdownSlot {
+            page: AtomicU64::new(0),
+            initiator: AtomicUsize::new(0),
+        })
+    }; MAX_CORES];
+
+    static SHOOTDOWN_ACKS: [Line<AtomicU64>; MAX_CORES] =
+        [const { Line(AtomicU64::new(0)) }; MAX_CORES];
+
+    static PINGS: [Pings; MAX_CORES] = [const {
+        Pings {
+            requests: Line(CoreSet::new()),
+            replies: Line(CoreSet::new()),
+        }
+    }; MAX_CORES];
+}
 
 fn deadline(timeout_ms: u64) -> u64 {
     cpu::rdtsc() + timeout_ms * boot_facts().tsc_per_ms
@@ -74,29 +92,33 @@ fn send_ipi(local: &CoreLocal, recorder: &Recorder, core: usize, vector: u8) {
 }
 
 /// The wake-up interrupt's handler: counts it, and answers the IPI pings
-/// other cores left in this core's record, so that an IPI round trip goes
-/// handler to handler without waiting for the polling loop.
+/// other cores left for this one, so that an IPI round trip goes handler to
+/// handler without waiting for the polling loop.
 pub fn answer_ipi_pings(local: &CoreLocal, recorder: &Recorder) {
     local.count_wake_interrupt();
-    BOARD.core(local.id).ping_requests.0.drain(|requester| {
-        BOARD.core(requester).ping_replies.0.insert(local.id);
+    PINGS[local.id].requests.0.drain(|requester| {
+        PINGS[requester].replies.0.insert(local.id);
         wake(local, recorder, requester);
     });
 }
 
+/// `target` did not answer an IPI ping in time.
+#[derive(Debug)]
+pub struct NoAnswer;
+
 /// One IPI round trip to `target` and back, interrupt handler to interrupt
-/// handler, in TSC cycles; the target's state if it did not answer.
+/// handler, in TSC cycles.
 pub fn ipi_round_trip(
     local: &CoreLocal,
     recorder: &Recorder,
     target: usize,
     timeout_ms: u64,
-) -> Result<u64, CoreState> {
-    let mine = &BOARD.core(local.id).ping_replies.0;
+) -> Result<u64, NoAnswer> {
+    let mine = &PINGS[local.id].replies.0;
     mine.take(target);
     let interrupts_before = local.wake_interrupts();
     let start = cpu::rdtsc();
-    BOARD.core(target).ping_requests.0.insert(local.id);
+    PINGS[target].requests.0.insert(local.id);
     wake(local, recorder, target);
     let deadline = deadline(timeout_ms);
     let mut answered = false;
@@ -109,8 +131,8 @@ pub fn ipi_round_trip(
     }
     // Withdraw the request so that a late answer cannot be mistaken for
     // the answer to a later ping.
-    BOARD.core(target).ping_requests.0.take(local.id);
-    Err(BOARD.core(target).state())
+    PINGS[target].requests.0.take(local.id);
+    Err(NoAnswer)
 }
 
 /// Spins until `line` holds `value`, or `deadline` passes.
@@ -210,7 +232,7 @@ fn ipi_shootdown(local: &CoreLocal, recorder: &Recorder, targets: &[usize]) -> O
 pub fn run(local: &CoreLocal, recorder: &Recorder, measure: &Measure) -> Option<u64> {
     match *measure {
         Measure::IpiRoundTrips { peer, rounds } => {
-            let samples: Result<Vec<u64>, CoreState> = (0..rounds)
+            let samples: Result<Vec<u64>, NoAnswer> = (0..rounds)
                 .map(|_| ipi_round_trip(local, recorder, usize::from(peer.0), PEER_TIMEOUT_MS))
                 .collect();
             samples.ok().map(|samples| summary(samples).0)

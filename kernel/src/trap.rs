@@ -2,8 +2,6 @@
 //! Exceptions and panics stop only the core that took them; the others run
 //! on.
 
-use core::sync::atomic::Ordering;
-
 use atoll_arch::idt::{self, TrapFrame};
 use atoll_arch::serial::CONSOLE;
 use atoll_arch::{cpu, percore};
@@ -11,7 +9,7 @@ use atoll_monitor::{TraceEvent, TraceKind};
 
 use crate::host;
 use crate::measure;
-use crate::shared::{BOARD, boot_facts};
+use crate::shared::boot_facts;
 
 /// Handles every interrupt and exception; registered with arch at boot.
 pub fn handle(frame: &mut TrapFrame) {
@@ -30,9 +28,7 @@ pub fn handle(frame: &mut TrapFrame) {
     };
     match vector {
         idt::TIMER => {
-            let ticks = local.tick();
-            let published = &BOARD.core(local.id).published.0;
-            published.ticks.store(ticks, Ordering::Relaxed);
+            local.tick();
         }
         // The wake-up IPI ends the core's halt, so that its polling loop looks
         // at its rings; IPI pings are answered right here.

@@ -116,7 +116,8 @@ pub fn exec_summary(text: &str) -> Option<(usize, usize)> {
 pub struct CoreRow {
     pub id: u32,
     pub state: String,
-    pub free_frames: u64,
+    /// What the core reported; `None` (`-`) for a core outside the view.
+    pub free_frames: Option<u64>,
     /// `member` or `out`: whether the shell core's view holds the core.
     pub view: String,
 }
@@ -145,13 +146,18 @@ fn parse_core_row(line: &str) -> Option<CoreRow> {
     let [id, apic, state, ticks, free_frames, view] = fields[..] else {
         return None;
     };
-    // Only rows whose every field has its type count as rows.
+    // Only rows whose every field has its type count as rows; a core
+    // outside the view reports no counters (`-`).
+    let counter = |field: &str| match field {
+        "-" => Some(None),
+        number => number.parse::<u64>().ok().map(Some),
+    };
     apic.parse::<u32>().ok()?;
-    ticks.parse::<u64>().ok()?;
+    counter(ticks)?;
     Some(CoreRow {
         id: id.parse().ok()?,
         state: state.to_owned(),
-        free_frames: free_frames.parse().ok()?,
+        free_frames: counter(free_frames)?,
         view: view.to_owned(),
     })
 }
@@ -349,9 +355,9 @@ mod tests {
         core  apic  state     ticks  free-frames  view\r\n\
         0     0     running   120    30000        member\r\n\
         atoll: core 2: view 2: cores 0 2\r\n\
-        1     1     stopped   97     30100        out\r\n\
+        1     1     stopped   -      -            out\r\n\
         2     2     running   118    30200        member\r\n\
-        3     3     offline   0      0            out\r\n\
+        3     3     offline   -      -            out\r\n\
         atoll> ipi 1\r\n\
         error: ipi 1: core 1 is stopped\r\n\
         atoll> ipi 2\r\n\
@@ -447,10 +453,11 @@ mod tests {
             CoreRow {
                 id: 1,
                 state: "stopped".to_owned(),
-                free_frames: 30100,
+                free_frames: None,
                 view: "out".to_owned(),
             }
         );
+        assert_eq!(table[2].free_frames, Some(30200));
         assert_eq!(last_cores_table("no table here\n"), None);
     }
 

@@ -58,6 +58,8 @@ pub(crate) struct Base {
     pub(crate) stamp: View,
     /// The tick of the last message from each core.
     pub(crate) heard: Vec<u64>,
+    /// The host's timer ticks and free frames, as it last said.
+    pub(crate) counters: (u64, u64),
     pub(crate) links: Links,
     pub(crate) calls: Calls,
     pub(crate) mappings: Mappings,

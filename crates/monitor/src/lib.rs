@@ -142,6 +142,7 @@ impl Monitor {
                 installed_at: 0,
                 stamp: alone,
                 heard: vec![0; usize::from(cores)],
+                counters: (0, 0),
                 links: Links::new(me, cores),
                 calls: Calls::new(),
                 mappings: Mappings::new(config.me, cores, config.boot_core, config.frame),
@@ -290,6 +291,12 @@ impl Monitor {
         for heard in &mut self.base.heard {
             *heard = heard.saturating_add(ticks);
         }
+    }
+
+    /// The host's count of timer ticks and of free frames, which this
+    /// monitor reports when asked (`CoreReport`).
+    pub fn note_counters(&mut self, ticks: u64, free_frames: u64) {
+        self.base.counters = (ticks, free_frames);
     }
 
     /// Changes when heartbeats go and silence counts as a failure, on this

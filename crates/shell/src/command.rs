@@ -33,10 +33,10 @@ pub enum Command {
         core: u32,
         times: u32,
     },
-    /// Core `core` writes into core `victim`'s memory.
+    /// Core `core` writes where it must not.
     Scribble {
         core: u32,
-        victim: u32,
+        victim: Victim,
     },
     /// This core's view of the membership, and its detector.
     View,
@@ -101,6 +101,15 @@ pub enum Command {
     SkbTree {
         root: u32,
     },
+}
+
+/// Where `scribble` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Victim {
+    /// The start of that core's memory.
+    Core(u32),
+    /// The kernel's statics, which every core maps read-only.
+    Statics,
 }
 
 struct CommandSpec {
@@ -237,12 +246,17 @@ const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         usage: "scribble <core> <victim>",
-        summary: "that core writes into the victim core's memory: its page tables must make it fault, and the victim runs on",
+        summary: "that core writes into the victim core's memory (or, with `statics`, the kernel's statics): its page tables must make it fault, and the others run on",
         parse_arguments: |arguments| {
-            Ok(Command::Scribble {
-                core: arguments.number("core number")?,
-                victim: arguments.number("victim core number")?,
-            })
+            let core = arguments.number("core number")?;
+            let victim = match arguments.peek_word() {
+                Some("statics") => {
+                    arguments.optional_word();
+                    Victim::Statics
+                }
+                _ => Victim::Core(arguments.number("victim core number or `statics`")?),
+            };
+            Ok(Command::Scribble { core, victim })
         },
     },
     CommandSpec {
@@ -486,6 +500,11 @@ impl<'a> Arguments<'a> {
         next_word(&mut self.rest)
     }
 
+    /// The next word, left for the next argument.
+    fn peek_word(&self) -> Option<&'a str> {
+        next_word(&mut { self.rest })
+    }
+
     /// All the rest of the line, trimmed; if it starts with a double quote
     /// it must end with one, and both are removed (what is between is kept
     /// as it is, quotes included). Blank is missing.
@@ -693,7 +712,17 @@ mod tests {
         );
         assert_eq!(
             parse("scribble 2 3"),
-            Ok(Some(Command::Scribble { core: 2, victim: 3 }))
+            Ok(Some(Command::Scribble {
+                core: 2,
+                victim: Victim::Core(3)
+            }))
+        );
+        assert_eq!(
+            parse("scribble 2 statics"),
+            Ok(Some(Command::Scribble {
+                core: 2,
+                victim: Victim::Statics
+            }))
         );
         assert_eq!(
             parse("vm storm start 40"),

@@ -188,7 +188,9 @@ boot_pdpt:
     .skip 4096
 boot_pd:
     .skip 4096 * 4
-    .balign 16
+
+    .section .boot_stack, "aw", @nobits
+    .balign 4096
 boot_stack_bottom:
     .skip {stack_size}
 boot_stack_top:
@@ -214,25 +216,45 @@ unsafe extern "C" {
     static ap_trampoline_start: u8;
     static ap_trampoline_end: u8;
     static __kernel_start: u8;
+    static __shared_start: u8;
+    static __shared_end: u8;
     static __data_start: u8;
+    static __boot_stack_start: u8;
+    static __boot_stack_end: u8;
     static __kernel_end: u8;
 }
 
-/// The kernel image's text and read-only data, which every core maps
-/// read-only.
-pub fn kernel_read_only() -> (u64, u64) {
+/// The kernel image's text and read-only data, and its statics (`.data`
+/// and `.bss`), which only the boot core writes, and only before any other
+/// core starts: every core maps them read-only on its own page tables.
+pub fn kernel_read_only() -> [(u64, u64); 2] {
+    [
+        (
+            &raw const __kernel_start as u64,
+            &raw const __shared_start as u64,
+        ),
+        (
+            &raw const __data_start as u64,
+            &raw const __boot_stack_start as u64,
+        ),
+    ]
+}
+
+/// The pages of what cores write after boot: the statics declared with
+/// [`shared!`](crate::shared) (and arch's own: the console, the start-up
+/// mailbox), mapped writable on every core.
+pub fn shared_region() -> (u64, u64) {
     (
-        &raw const __kernel_start as u64,
-        &raw const __data_start as u64,
+        &raw const __shared_start as u64,
+        &raw const __shared_end as u64,
     )
 }
 
-/// The kernel image's data and bss: the statics, which are few and listed
-/// (the kernel's `shared.rs`), mapped writable on every core.
-pub fn kernel_data() -> (u64, u64) {
+/// The boot core's stack, which it runs on from the entry on.
+pub fn boot_stack() -> (u64, u64) {
     (
-        &raw const __data_start as u64,
-        &raw const __kernel_end as u64,
+        &raw const __boot_stack_start as u64,
+        &raw const __boot_stack_end as u64,
     )
 }
 

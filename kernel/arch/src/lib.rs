@@ -38,8 +38,9 @@ mod tables;
 
 /// Defines the kernel's boot entry: the symbol the assembly entry calls once
 /// the boot core is in long mode, which calls `$main` with the registers
-/// the boot loader left (`eax`, `ebx`). The one item of arch's that lands in
-/// the kernel binary: its text, and its `unsafe` attribute, are here.
+/// the boot loader left (`eax`, `ebx`). With [`shared!`], one of the two
+/// items of arch's that land in the kernel binary: their text, and their
+/// `unsafe` attributes, are here.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
@@ -48,5 +49,21 @@ macro_rules! entry {
             let main: fn($crate::boot::BootRegisters) -> ! = $main;
             main($crate::boot::BootRegisters { eax, ebx })
         }
+    };
+}
+
+/// Declares statics that cores write after boot (`static NAME: TYPE =
+/// VALUE;`, one or more): they go in the shared region, the pages every
+/// core maps writable ([`boot::shared_region`]), while the kernel's other
+/// statics are mapped read-only once the other cores start. The kernel
+/// declares only the items `docs/architecture.md` §7 lists this way.
+#[macro_export]
+macro_rules! shared {
+    ($($(#[$attribute:meta])* $visibility:vis static $name:ident: $type:ty = $value:expr;)+) => {
+        $(
+            $(#[$attribute])*
+            #[unsafe(link_section = ".shared")]
+            $visibility static $name: $type = $value;
+        )+
     };
 }

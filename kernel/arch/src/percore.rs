@@ -229,7 +229,7 @@ pub fn init<const RANGES: usize>(
         .allocate()
         .ok_or(InitError::OutOfFrames { wanted: 1 })?;
     let reach = paging::Reach {
-        read_only: &[crate::boot::kernel_read_only()],
+        read_only: &crate::boot::kernel_read_only(),
         writable: setup.writable,
         own: setup.span,
     };

@@ -62,6 +62,19 @@ impl Console {
             .flatten()
     }
 
+    /// Runs `f` with the console lock held, so that no core is halfway
+    /// through printing meanwhile: a core stopped from outside (`smp::park`)
+    /// must not be stopped holding the lock, which would silence every core.
+    pub fn between_prints<R>(&self, f: impl FnOnce() -> R) -> R {
+        super::cpu::without_interrupts(|| {
+            let _guard = self.uart.lock();
+            self.owner.store(owner_tag(), Ordering::Relaxed);
+            let result = f();
+            self.owner.store(NO_OWNER, Ordering::Relaxed);
+            result
+        })
+    }
+
     /// Called on the way to stopping the running core after a fault or
     /// panic: if it held the lock when it was interrupted, release it, since
     /// the interrupted writer will never run again.
@@ -90,6 +103,7 @@ impl core::fmt::Write for Terminal<'_> {
 }
 
 /// The console every core prints on.
+#[unsafe(link_section = ".shared")]
 pub static CONSOLE: Console = Console::new();
 
 /// The console lock's owner tag of the running core: its core-local

@@ -31,6 +31,7 @@ struct ApStart {
     alive: AtomicBool,
 }
 
+#[unsafe(link_section = ".shared")]
 static AP_START: ApStart = ApStart {
     core: AtomicUsize::new(0),
     incarnation: AtomicU32::new(0),
@@ -40,12 +41,14 @@ static AP_START: ApStart = ApStart {
 /// Which cores are held in INIT by [`park`] and not started since: written
 /// by the core that parks or starts one, read by the cores that start its
 /// rings afresh.
+#[unsafe(link_section = ".shared")]
 static PARKED: [AtomicBool; crate::apic::MAX_CORES] =
     [const { AtomicBool::new(false) }; crate::apic::MAX_CORES];
 
 /// The stack the starting core switches to; read by `ap_entry32` and
 /// `ap_entry64` in assembly.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".shared")]
 static AP_BOOT_STACK_TOP: AtomicU64 = AtomicU64::new(0);
 
 /// What every started core runs, with its core id and incarnation; set once
@@ -97,11 +100,13 @@ pub struct CoreStart {
     pub incarnation: u32,
 }
 
-/// Holds core `core` (APIC id `apic_id`) in INIT, wherever it is, until it
-/// is started again: whatever it ran is gone. Call it only for a core the
-/// others count stopped.
+/// Holds core `core` (APIC id `apic_id`) in INIT until it is started
+/// again: whatever it ran is gone. Call it only for a core the others count
+/// stopped (one that is stopping may still be printing its last line: the
+/// INIT goes out between two prints, so that it never holds the console's
+/// lock when it stops).
 pub fn park(lapic: LocalApic, core: usize, apic_id: u32) {
-    lapic.send_init(apic_id);
+    crate::serial::CONSOLE.between_prints(|| lapic.send_init(apic_id));
     PARKED[core].store(true, Ordering::Release);
 }
 

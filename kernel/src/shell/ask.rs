@@ -12,7 +12,9 @@ use atoll_monitor::Wire;
 use atoll_monitor::wire::Held;
 
 use crate::host::Core;
-use crate::shared::{BOARD, CoreState, boot_facts};
+use atoll_monitor::CoreId;
+
+use crate::shared::boot_facts;
 
 /// How long the shell waits for a call, unless the kernel command line
 /// says otherwise with `atoll.call_timeout_ms=`.
@@ -62,21 +64,56 @@ where
         .collect()
 }
 
-pub fn check_core(command: &str, core: usize) -> Result<CoreState, String> {
+/// What the shell's core knows of a core: a member of its view runs; one
+/// that was a member and is no longer stopped (it faulted, hung, was taken
+/// off, or was left out); one that never was is offline (it never started).
+/// A core that hangs runs until the view leaves it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoreState {
+    Offline,
+    Running,
+    Stopped,
+}
+
+impl CoreState {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Offline => "offline",
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// `target`'s state as this core's view and past views have it.
+pub fn core_state(core: &Core, target: usize) -> CoreState {
+    let monitor = core.monitor();
+    let id = CoreId(target as u16);
+    if monitor.view().members.contains(id) {
+        CoreState::Running
+    } else if monitor.mappings().members().contains(id) {
+        CoreState::Stopped
+    } else {
+        CoreState::Offline
+    }
+}
+
+/// `target`'s state, if the machine has such a core.
+pub fn check_core(core: &Core, command: &str, target: usize) -> Result<CoreState, String> {
     let count = boot_facts().cores.len();
-    if core >= count {
+    if target >= count {
         return Err(format!(
-            "{command}: no core {core} (cores are 0 to {})",
+            "{command}: no core {target} (cores are 0 to {})",
             count - 1
         ));
     }
-    Ok(BOARD.core(core).state())
+    Ok(core_state(core, target))
 }
 
-pub fn check_running(command: &str, core: usize) -> Result<(), String> {
-    match check_core(command, core)? {
+pub fn check_running(core: &Core, command: &str, target: usize) -> Result<(), String> {
+    match check_core(core, command, target)? {
         CoreState::Running => Ok(()),
-        state => Err(format!("{command}: core {core} is {}", state.name())),
+        state => Err(format!("{command}: core {target} is {}", state.name())),
     }
 }
 

@@ -20,11 +20,11 @@ use atoll_monitor::control::{
 use atoll_monitor::membership::{DetectorSet, SetDetector};
 use atoll_monitor::vm::{Change, VmPropose};
 
-use super::ask::{ask, ask_all, check_running, nanoseconds};
+use super::ask::{CoreState, ask, ask_all, check_running, core_state, nanoseconds};
 use super::skb::show_tree;
 use super::trace;
 use crate::host::Core;
-use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::shared::boot_facts;
 
 /// Round trips per pair and measurement in `urpc bench` and `urpc ping`.
 const ROUNDS: u32 = atoll_monitor::bench::ROUNDS;
@@ -40,8 +40,8 @@ fn ping_status_text(status: u8) -> &'static str {
 
 /// `urpc ping <from> <to>`: core `from` measures round trips to `to`.
 pub fn urpc_ping(core: &Core, from: usize, to: usize) -> Result<(), String> {
-    check_running("urpc ping", from)?;
-    check_running("urpc ping", to)?;
+    check_running(core, "urpc ping", from)?;
+    check_running(core, "urpc ping", to)?;
     if from == to {
         return Err(format!(
             "urpc ping: core {from} has no ring to itself; pick two cores"
@@ -145,7 +145,7 @@ pub fn shootdown(core: &Core) -> Result<(), String> {
     for targets in 1..=others.len() {
         if let Some(&down) = others[..targets]
             .iter()
-            .find(|&&id| BOARD.core(id).state() != CoreState::Running)
+            .find(|&&id| core_state(core, id) != CoreState::Running)
         {
             println!("{targets:>7}  skipped: core {down} is not running");
             continue;

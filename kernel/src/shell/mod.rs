@@ -123,7 +123,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
     match command {
         Command::Help => system::help(),
         Command::Cores => system::show_cores(core),
-        Command::Mem => system::show_memory(),
+        Command::Mem => system::show_memory(core),
         Command::Ipi { core: target } => system::ipi(core, target as usize)?,
         Command::Fault { core: target } => system::fault(core, target as usize)?,
         Command::Stall { core: target, ms } => system::stall(core, target as usize, ms)?,
@@ -139,7 +139,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         Command::Scribble {
             core: target,
             victim,
-        } => system::scribble(core, target as usize, victim as usize)?,
+        } => system::scribble(core, target as usize, victim)?,
         Command::View => system::view(core),
         Command::ViewDetector { ms } => system::view_detector(core, ms)?,
         Command::Halt => {

@@ -49,7 +49,7 @@ fn rtt_text(rtt: Option<i64>) -> String {
 /// `skb tree <root>`: the groups in the order the root sends to them.
 pub fn show_tree(core: &Core, root: usize) -> Result<(), String> {
     // Only running cores start rounds.
-    check_running("skb tree", root)?;
+    check_running(core, "skb tree", root)?;
     let groups = core
         .with_monitor(|monitor| topology::multicast_groups(monitor.knowledge(), root as i64))
         .map_err(|error| format!("skb tree: {error}"))?;

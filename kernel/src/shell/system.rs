@@ -4,7 +4,6 @@
 
 use alloc::format;
 use alloc::string::String;
-use core::sync::atomic::Ordering;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -14,16 +13,16 @@ use atoll_arch::smp::{self, CoreStart};
 use atoll_arch::{channels, cpu, power};
 use atoll_frames::FRAME_SIZE;
 use atoll_monitor::CoreId;
-use atoll_monitor::control::{Scribble, Scribbled, Stall, Stalled};
+use atoll_monitor::control::{CoreReport, CoreReported, Scribble, Scribbled, Stall, Stalled};
 use atoll_monitor::membership::{ChannelsReset, ResetChannels};
 use atoll_monitor::vm::{VmHash, VmHashReply};
-use atoll_shell::help_text;
+use atoll_shell::{Victim, help_text};
 
-use super::ask::{ask, ask_all, check_core};
+use super::ask::{CoreState, ask, ask_all, check_core, core_state};
 use crate::facts::protocol_name;
 use crate::host::Core;
 use crate::measure;
-use crate::shared::{BOARD, CoreState, boot_facts};
+use crate::shared::boot_facts;
 
 const IPI_TIMEOUT_MS: u64 = 1000;
 const FAULT_TIMEOUT_MS: u64 = 2000;
@@ -37,29 +36,47 @@ pub fn help() {
     }
 }
 
-/// Each core's state as it publishes it (a hung core still says
-/// `running`), and whether this core's view holds it.
+/// What each core reports of its timer ticks and free frames, by core:
+/// asked of the members of this core's view; `None` for the others, and
+/// for a member that did not answer.
+fn counters(core: &Core) -> Vec<Option<(u64, u64)>> {
+    let mut counters = alloc::vec![None; boot_facts().cores.len()];
+    let asks = core.members().into_iter().map(|id| (id, CoreReport {}));
+    for (id, reply) in ask_all(core, asks) {
+        if let Ok(CoreReported { ticks, free_frames }) = reply {
+            counters[id] = Some((ticks, free_frames));
+        }
+    }
+    counters
+}
+
+/// Each core's state as this core's view has it (a hung core runs until
+/// the view leaves it out), and the ticks and free frames the members
+/// report (`-` for the others).
 pub fn show_cores(shell: &Core) {
-    let view = shell.monitor().view();
+    let counters = counters(shell);
     println!("core  apic  state     ticks  free-frames  view");
     for (id, core) in boot_facts().cores.iter().enumerate() {
-        let record = BOARD.core(id);
-        let member = match view.members.contains(CoreId(id as u16)) {
-            true => "member",
-            false => "out",
+        let state = core_state(shell, id);
+        let member = match state {
+            CoreState::Running => "member",
+            CoreState::Offline | CoreState::Stopped => "out",
+        };
+        let (ticks, free_frames) = match counters[id] {
+            Some((ticks, free_frames)) => (format!("{ticks}"), format!("{free_frames}")),
+            None => (String::from("-"), String::from("-")),
         };
         println!(
-            "{id:>4}  {:>4}  {:<8}  {:>5}  {:>11}  {member}",
+            "{id:>4}  {:>4}  {:<8}  {ticks:>5}  {free_frames:>11}  {member}",
             core.apic_id,
-            record.state().name(),
-            record.published.0.ticks.load(Ordering::Relaxed),
-            record.published.0.free_frames.load(Ordering::Relaxed)
+            state.name(),
         );
     }
 }
 
-pub fn show_memory() {
+pub fn show_memory(shell: &Core) {
     let facts = boot_facts();
+    let counters = counters(shell);
     println!("memory map (from {}):", protocol_name(facts.info.protocol));
     for region in facts.info.memory() {
         println!(
@@ -89,15 +106,10 @@ pub fn show_memory() {
     println!("core  pool span                      size MiB  free-frames");
     for (id, core) in facts.cores.iter().enumerate() {
         let (start, end) = core.span;
+        let free_frames = counters[id].map_or(String::from("-"), |(_, free)| format!("{free}"));
         println!(
-            "{id:>4}  {start:#012x}-{end:#012x}  {:>8}  {:>11}",
+            "{id:>4}  {start:#012x}-{end:#012x}  {:>8}  {free_frames:>11}",
             (end - start) >> 20,
-            BOARD
-                .core(id)
-                .published
-                .0
-                .free_frames
-                .load(Ordering::Relaxed)
         );
     }
     println!(
@@ -106,16 +118,16 @@ pub fn show_memory() {
 }
 
 pub fn ipi(core: &Core, target: usize) -> Result<(), String> {
-    if check_core("ipi", target)? == CoreState::Offline {
+    if check_core(core, "ipi", target)? == CoreState::Offline {
         return Err(format!(
             "ipi {target}: core {target} is offline (it never started)"
         ));
     }
     let cycles = measure::ipi_round_trip(core.local, &core.recorder, target, IPI_TIMEOUT_MS)
-        .map_err(|state| {
+        .map_err(|_| {
             format!(
                 "ipi {target}: no answer within {IPI_TIMEOUT_MS} ms (core {target} is {})",
-                state.name()
+                core_state(core, target).name()
             )
         })?;
     println!("ipi {target}: round trip {cycles} cycles");
@@ -123,7 +135,7 @@ pub fn ipi(core: &Core, target: usize) -> Result<(), String> {
 }
 
 fn check_other_running(command: &str, core: &Core, target: usize) -> Result<(), String> {
-    let state = check_core(command, target)?;
+    let state = check_core(core, command, target)?;
     if target == core.id {
         return Err(format!(
             "{command} {target}: core {target} runs this shell; pick another core"
@@ -145,7 +157,7 @@ pub fn fault(core: &Core, target: usize) -> Result<(), String> {
     core.local
         .lapic
         .send_nmi(boot_facts().cores[target].apic_id);
-    let (epoch, ms) = wait_stopped_and_left_out(core, target, "fault")?;
+    let (epoch, ms) = wait_left_out(core, target, "fault")?;
     println!(
         "fault {target}: core {target} took a page fault and stopped; view {epoch} left it out {ms} ms later; the other cores run on"
     );
@@ -177,7 +189,7 @@ fn leave(core: &Core, target: usize, command: &str) -> Result<u32, String> {
         return Err(format!("{command} {target}: core {target} is not a member"));
     }
     core.remove(target);
-    let (epoch, _) = wait_stopped_and_left_out(core, target, command)?;
+    let (epoch, _) = wait_left_out(core, target, command)?;
     Ok(epoch)
 }
 
@@ -268,7 +280,7 @@ fn rejoin(
     target: usize,
     command: &str,
 ) -> Result<Rejoined, String> {
-    let state = check_core(command, target)?;
+    let state = check_core(core, command, target)?;
     let id = CoreId(target as u16);
     if target == core.id {
         return Err(format!(
@@ -328,10 +340,8 @@ fn rejoin(
         send_startup: true,
         incarnation,
     };
-    BOARD.set_state(target, CoreState::Starting);
     let started = cpu::rdtsc();
     if !smp::start_core(core.local.lapic, &start) {
-        BOARD.set_state(target, CoreState::Stopped);
         return Err(format!(
             "{command} {target}: core {target} did not answer its start-up IPIs within {} ms",
             smp::ALIVE_TIMEOUT_MS
@@ -365,50 +375,51 @@ fn rejoin(
 /// `scribble <core> <victim>`: `target` writes a byte at the start of
 /// `victim`'s span (its frame pool's bitmap), as a stray pointer would. Its
 /// page tables do not map another core's memory, so the write faults on
-/// `target`, which stops and is left out; `victim` runs on untouched.
-pub fn scribble(core: &Core, target: usize, victim: usize) -> Result<(), String> {
+/// `target`, which stops and is left out; `victim` runs on untouched. With
+/// `statics`, it writes into the kernel's statics (the boot facts), which
+/// every core maps read-only: the same fault.
+pub fn scribble(core: &Core, target: usize, victim: Victim) -> Result<(), String> {
     check_other_running("scribble", core, target)?;
-    check_core("scribble", victim)?;
-    if victim == target {
-        return Err(format!(
-            "scribble {target} {victim}: a core's own memory is its to write; pick another victim"
-        ));
-    }
-    let address = boot_facts().cores[victim].span.0;
+    let (name, whose, address) = match victim {
+        Victim::Core(victim) => {
+            let victim = victim as usize;
+            check_core(core, "scribble", victim)?;
+            if victim == target {
+                return Err(format!(
+                    "scribble {target} {victim}: a core's own memory is its to write; pick another victim"
+                ));
+            }
+            let whose = format!("core {victim}'s memory");
+            (
+                format!("{victim}"),
+                whose,
+                boot_facts().cores[victim].span.0,
+            )
+        }
+        Victim::Statics => (
+            String::from("statics"),
+            String::from("the kernel's statics"),
+            &raw const crate::shared::BOOT as u64,
+        ),
+    };
     let Scribbled {} = ask(core, target, Scribble { address })
-        .map_err(|error| format!("scribble {target} {victim}: {error}"))?;
-    let (epoch, ms) = wait_stopped_and_left_out(core, target, "scribble")?;
+        .map_err(|error| format!("scribble {target} {name}: {error}"))?;
+    let (epoch, ms) = wait_left_out(core, target, "scribble")?;
     println!(
-        "scribble {target} {victim}: core {target} wrote to core {victim}'s memory at {address:#x}, took a page fault and stopped; view {epoch} left it out {ms} ms later; core {victim} runs on"
+        "scribble {target} {name}: core {target} wrote to {whose} at {address:#x}, took a page fault and stopped; view {epoch} left it out {ms} ms later; the others run on"
     );
     Ok(())
 }
 
-/// Waits until `target` has stopped (by its board record) and then until
-/// this core's view has left it out: nothing tells the others, whose
-/// detectors find the silence, so that the next command runs in the new
-/// view. Returns that view's epoch and the milliseconds from the stop.
-fn wait_stopped_and_left_out(
-    core: &Core,
-    target: usize,
-    command: &str,
-) -> Result<(u32, u64), String> {
-    let deadline = atoll_arch::cpu::rdtsc() + FAULT_TIMEOUT_MS * boot_facts().tsc_per_ms;
-    core.idle_until(|| {
-        if BOARD.core(target).state() == CoreState::Stopped {
-            Some(Ok(()))
-        } else if atoll_arch::cpu::rdtsc() > deadline {
-            Some(Err(format!(
-                "{command}: core {target} did not stop within {FAULT_TIMEOUT_MS} ms"
-            )))
-        } else {
-            None
-        }
-    })?;
-    let stopped = atoll_arch::cpu::rdtsc();
+/// Waits until this core's view has left `target` out: nothing tells the
+/// others that it stopped, and their detectors find its silence; so the
+/// next command runs in the new view. Returns that view's epoch and the
+/// milliseconds since the command acted.
+fn wait_left_out(core: &Core, target: usize, command: &str) -> Result<(u32, u64), String> {
+    let acted = atoll_arch::cpu::rdtsc();
     let suspect_ms = core.monitor().detector().suspect_after * 1000 / TIMER_HZ;
     let limit_ms = 3 * suspect_ms + FAULT_TIMEOUT_MS;
-    let deadline = stopped + limit_ms * boot_facts().tsc_per_ms;
+    let deadline = acted + limit_ms * boot_facts().tsc_per_ms;
     let view = core.idle_until(|| {
         let view = core.monitor().view();
         let now = atoll_arch::cpu::rdtsc();
@@ -416,11 +427,11 @@ fn wait_stopped_and_left_out(
     });
     if view.members.contains(CoreId(target as u16)) {
         return Err(format!(
-            "{command}: core {target} stopped, but is still in view {} after {limit_ms} ms",
+            "{command}: core {target} is still in view {} after {limit_ms} ms",
             view.epoch
         ));
     }
-    let ms = (atoll_arch::cpu::rdtsc() - stopped) / boot_facts().tsc_per_ms;
+    let ms = (atoll_arch::cpu::rdtsc() - acted) / boot_facts().tsc_per_ms;
     Ok((view.epoch, ms))
 }
 

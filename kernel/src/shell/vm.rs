@@ -30,7 +30,7 @@ pub fn propose(core: &Core, change: Change, target: usize, page: u32) -> Result<
         Change::Map => "vm map",
         Change::Unmap => "vm unmap",
     };
-    check_running(command, target)?;
+    check_running(core, command, target)?;
     if page >= TEST_SPACE_PAGES {
         return Err(format!(
             "{command}: page {page} is outside the test space (pages 0 to {})",
@@ -140,7 +140,7 @@ pub fn hashes(core: &Core) -> Result<u64, String> {
 
 /// `vm span`: cores `first` to `last` hold the test space from now on.
 pub fn span(core: &Core, first: usize, last: usize) -> Result<(), String> {
-    check_core("vm span", last)?;
+    check_core(core, "vm span", last)?;
     if first > last {
         return Err(format!(
             "vm span: {first} to {last} is an empty range of cores"

@@ -638,7 +638,7 @@ fn expect_cores_table(
                 row.id, row.state
             ));
         }
-        if expected == "running" && row.free_frames == 0 {
+        if expected == "running" && row.free_frames.is_none_or(|free| free == 0) {
             return Err(format!("running core {} has no free frames", row.id));
         }
     }

@@ -25,6 +25,9 @@ atoll_iface::interface! {
         /// Answer at once, then write a byte at `address` (another core's
         /// memory), as a stray pointer would: the write must fault.
         Scribble { address: u64 } -> Scribbled {}
+        /// Report the receiving core's timer ticks and free frames, as its
+        /// host last told its monitor (`Monitor::note_counters`).
+        CoreReport {} -> CoreReported { ticks: u64, free_frames: u64 }
     }
 }
 

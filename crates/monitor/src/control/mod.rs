@@ -127,7 +127,12 @@ impl Service for Control {
                 cx.reply(requester, Scribbled {});
                 cx.defer(Deferred::Scribble { address });
             }
+            ControlMessage::CoreReport(CoreReport {}) => {
+                let (ticks, free_frames) = cx.base.counters;
+                cx.reply(requester, CoreReported { ticks, free_frames });
+            }
             ControlMessage::Pong(_)
+            | ControlMessage::CoreReported(_)
             | ControlMessage::PingReport(_)
             | ControlMessage::TraceSetDone(_)
             | ControlMessage::TraceDumped(_)
