@@ -194,13 +194,7 @@ fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<()
             ));
         }
     }
-    let locked = protocol::lines(&run.serial)
-        .filter(|line| line.starts_with("vm hash: core ") && !line.ends_with(", 0 locked"))
-        .count();
-    if locked > 0 {
-        return Err(format!("{locked} `vm hash` lines show pages left locked"));
-    }
-    expect_line(&run.serial, "vm hash: all 6 replicas agree")
+    expect_replicas_unlocked_and_equal(&run.serial, 6)
 }
 
 /// `view detector` sets every member's detector (and refuses less than
@@ -250,63 +244,55 @@ fn scribble_is_contained_to_the_writer(context: &mut TestContext) -> Result<(), 
     let script = "scribble 2 3; scribble 1 statics; vm map 3 4; urpc ping 0 3; urpc ping 3 0; vm hash; cores";
     let run = context.exec(4, script)?;
     expect_success(&run, script)?;
-    let address = protocol::lines(&run.serial)
-        .find_map(|line| {
-            line.strip_prefix("scribble 2 3: core 2 wrote to core 3's memory at ")?
-                .split_once(',')
-                .map(|(address, _)| address.to_owned())
-        })
-        .ok_or("no `scribble 2 3` line")?;
-    let fault = protocol::lines(&run.serial)
-        .find(|line| line.starts_with("atoll: core 2: exception 14 (page fault) error 0x2 "))
-        .ok_or("core 2 took no page fault on a write to a missing page")?;
-    if !fault.ends_with(&format!("addr {address}; core 2 stopped")) {
-        return Err(format!("core 2's fault is not at {address}: {fault}"));
-    }
-    // The kernel's statics are mapped read-only: the write finds the page
-    // present (error 0x3) and faults all the same.
-    let statics = protocol::lines(&run.serial)
-        .find_map(|line| {
-            line.strip_prefix("scribble 1 statics: core 1 wrote to the kernel's statics at ")?
-                .split_once(',')
-                .map(|(address, _)| address.to_owned())
-        })
-        .ok_or("no `scribble 1 statics` line")?;
-    expect_line(
+    // Another core's memory is not mapped (error 0x2: a write to a page
+    // that is not present); the kernel's statics are mapped read-only (0x3:
+    // present, and written).
+    let address = scribbled_at(
         &run.serial,
-        &format!(
-            "atoll: core 1: exception 14 (page fault) error 0x3 rip {} addr {statics}; core 1 stopped",
-            fault_rip(&run.serial, 1)?
-        ),
+        "scribble 2 3: core 2 wrote to core 3's memory at ",
     )?;
+    expect_page_fault_at(&run.serial, 2, "0x2", &address)?;
+    let statics = scribbled_at(
+        &run.serial,
+        "scribble 1 statics: core 1 wrote to the kernel's statics at ",
+    )?;
+    expect_page_fault_at(&run.serial, 1, "0x3", &statics)?;
     expect_line(
         &run.serial,
         "vm map 3 4: 0x10000004000 committed: 2 holders applied it, 2 unreached",
     )?;
-    for (from, to) in [(0, 3), (3, 0)] {
-        if protocol::urpc_ping_median(&run.serial, from, to).is_none() {
-            return Err(format!("no `urpc ping {from} {to}` round trip"));
-        }
-    }
+    expect_urpc_pings(&run.serial, &[(0, 3), (3, 0)])?;
     expect_line(&run.serial, "vm hash: all 2 replicas agree")?;
     expect_core_row(&run.serial, 1, "stopped", "out")?;
     expect_core_row(&run.serial, 2, "stopped", "out")?;
     expect_core_row(&run.serial, 3, "running", "member")
 }
 
-/// The instruction address of `core`'s page fault.
-fn fault_rip(serial: &str, core: u32) -> Result<String, String> {
+/// The address a `scribble` line that starts with `prefix` says it wrote
+/// at.
+fn scribbled_at(serial: &str, prefix: &str) -> Result<String, String> {
     protocol::lines(serial)
         .find_map(|line| {
-            line.strip_prefix(&format!(
-                "atoll: core {core}: exception 14 (page fault) error "
-            ))?
-            .split_once(" rip ")?
-            .1
-            .split_once(' ')
-            .map(|(rip, _)| rip.to_owned())
+            line.strip_prefix(prefix)?
+                .split_once(',')
+                .map(|(address, _)| address.to_owned())
         })
-        .ok_or(format!("core {core} took no page fault"))
+        .ok_or(format!("no line starting `{prefix}`"))
+}
+
+/// `core` took a page fault with `error` at `address`, and stopped.
+fn expect_page_fault_at(serial: &str, core: u32, error: &str, address: &str) -> Result<(), String> {
+    let fault = protocol::lines(serial)
+        .find(|line| {
+            line.starts_with(&format!(
+                "atoll: core {core}: exception 14 (page fault) error {error} "
+            ))
+        })
+        .ok_or(format!("core {core} took no page fault with error {error}"))?;
+    if !fault.ends_with(&format!("addr {address}; core {core} stopped")) {
+        return Err(format!("core {core}'s fault is not at {address}: {fault}"));
+    }
+    Ok(())
 }
 
 /// `core off 2`: the others agree on a view without core 2 at once (no
@@ -344,9 +330,7 @@ fn core_off_leaves_by_agreement(context: &mut TestContext) -> Result<(), String>
         &run.serial,
         "vm map 0 1: 0x10000001000 committed: 3 holders applied it, 1 unreached",
     )?;
-    if protocol::urpc_ping_median(&run.serial, 1, 3).is_none() {
-        return Err("no `urpc ping 1 3` round trip".to_owned());
-    }
+    expect_urpc_pings(&run.serial, &[(1, 3)])?;
     expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
     expect_core_row(&run.serial, 2, "stopped", "out")
 }
@@ -424,18 +408,8 @@ fn core_off_on_cycles_under_a_storm(context: &mut TestContext) -> Result<(), Str
         &run.serial,
         "vm map 2 100: 0x10000064000 committed: 4 holders applied it, 0 unreached",
     )?;
-    for (from, to) in [(0, 2), (2, 1)] {
-        if protocol::urpc_ping_median(&run.serial, from, to).is_none() {
-            return Err(format!("no `urpc ping {from} {to}` round trip"));
-        }
-    }
-    let locked = protocol::lines(&run.serial)
-        .filter(|line| line.starts_with("vm hash: core ") && !line.ends_with(", 0 locked"))
-        .count();
-    if locked > 0 {
-        return Err(format!("{locked} `vm hash` lines show pages left locked"));
-    }
-    expect_line(&run.serial, "vm hash: all 4 replicas agree")
+    expect_urpc_pings(&run.serial, &[(0, 2), (2, 1)])?;
+    expect_replicas_unlocked_and_equal(&run.serial, 4)
 }
 
 /// A core that took a fault and one that hung (found by the detector) come
@@ -480,14 +454,34 @@ fn faulted_and_hung_cores_come_back(context: &mut TestContext) -> Result<(), Str
             &format!("{line} committed: {holders} holders applied it, 0 unreached"),
         )?;
     }
-    if protocol::urpc_ping_median(&run.serial, 3, 1).is_none() {
-        return Err("no `urpc ping 3 1` round trip".to_owned());
-    }
+    expect_urpc_pings(&run.serial, &[(3, 1)])?;
     expect_line(&run.serial, "vm hash: all 3 replicas agree")?;
     for core in [1, 3] {
         expect_core_row(&run.serial, core, "running", "member")?;
     }
     expect_core_row(&run.serial, 2, "offline", "out")
+}
+
+/// A `urpc ping` round trip from each core to the other of `pairs`.
+fn expect_urpc_pings(serial: &str, pairs: &[(u32, u32)]) -> Result<(), String> {
+    for &(from, to) in pairs {
+        if protocol::urpc_ping_median(serial, from, to).is_none() {
+            return Err(format!("no `urpc ping {from} {to}` round trip"));
+        }
+    }
+    Ok(())
+}
+
+/// No `vm hash` line shows a page left locked, and the `replicas` replicas
+/// agree.
+fn expect_replicas_unlocked_and_equal(serial: &str, replicas: u32) -> Result<(), String> {
+    let locked = protocol::lines(serial)
+        .filter(|line| line.starts_with("vm hash: core ") && !line.ends_with(", 0 locked"))
+        .count();
+    if locked > 0 {
+        return Err(format!("{locked} `vm hash` lines show pages left locked"));
+    }
+    expect_line(serial, &format!("vm hash: all {replicas} replicas agree"))
 }
 
 /// Core `id`'s row of the last `cores` table shows `state` and `view`.
