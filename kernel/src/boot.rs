@@ -16,7 +16,7 @@ use crate::discover::{BootError, CORE_STACK_SIZE, discover};
 use crate::facts::{MAX_CORES, protocol_name};
 use crate::host::Core;
 use crate::shared::{BOOT, boot_facts};
-use crate::{knowledge, shell, trap};
+use crate::{knowledge, programs, shell, trap};
 
 /// Kernel command-line option naming one core whose start-up IPIs are not
 /// sent, so that tests can watch the boot core report and skip a core that
@@ -54,6 +54,10 @@ fn set_up_core(id: usize, sponsor: Option<usize>) -> Result<&'static Core, perco
     for (slot, core) in writable[4..].iter_mut().zip(facts.cores.iter()) {
         *slot = core.channels;
     }
+    let mut readable = [(0, 0); atoll_firmware::MAX_MODULES];
+    for (range, module) in readable.iter_mut().zip(facts.info.modules()) {
+        *range = (module.start, module.end);
+    }
     let setup = CoreSetup {
         id,
         apic_id: entry.apic_id,
@@ -61,6 +65,7 @@ fn set_up_core(id: usize, sponsor: Option<usize>) -> Result<&'static Core, perco
         usable: &facts.usable,
         timer_count: (facts.apic_timer_per_ms * 1000 / TIMER_HZ) as u32,
         writable: &writable[..4 + cores],
+        readable: &readable[..facts.info.modules().len()],
     };
     let local = percore::init(&setup)?;
     // At boot no core asks to join: the boot core admits every core it
@@ -97,6 +102,7 @@ pub fn main(registers: BootRegisters) -> ! {
         facts.cores.len()
     );
     knowledge::fill_replicas(core);
+    programs::report();
     shell::run(core)
 }
 

@@ -174,6 +174,11 @@ pub fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     usable.remove(0, LOW_MEMORY_END)?;
     let (image_start, image_end) = boot::kernel_image();
     usable.remove(image_start, image_end)?;
+    // The boot modules (the programs' archive) stay where the boot loader
+    // put them, read-only on every core.
+    for module in info.modules() {
+        usable.remove(module.start, module.end)?;
+    }
     for (id, core) in cores.entries[..cores.count].iter_mut().enumerate() {
         if id != boot_core {
             let bottom = usable

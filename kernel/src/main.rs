@@ -24,6 +24,7 @@ mod facts;
 mod host;
 mod knowledge;
 mod measure;
+mod programs;
 mod shared;
 mod shell;
 mod trace;

@@ -9,6 +9,7 @@ mod cases;
 mod membership;
 mod monitor;
 mod skb;
+mod user;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -88,6 +89,7 @@ fn all_tests() -> Vec<QemuTest> {
     tests.extend(skb::tests());
     tests.extend(monitor::tests());
     tests.extend(membership::tests());
+    tests.extend(user::tests());
     tests
 }
 

@@ -26,6 +26,9 @@ pub fn build(workspace: &Workspace, kernel: &Path, exec: Option<&str>, out: &Pat
         .with_context(|| format!("cannot create {}", grub_dir.display()))?;
     fs::copy(kernel, root.join("boot/atoll.elf"))
         .with_context(|| format!("cannot copy {}", kernel.display()))?;
+    let programs = crate::workspace::programs_beside(kernel);
+    fs::copy(&programs, root.join("boot/programs.tar"))
+        .with_context(|| format!("cannot copy {}", programs.display()))?;
     fs::write(grub_dir.join("grub.cfg"), grub_cfg(exec)).context("cannot write grub.cfg")?;
     if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
         fs::create_dir_all(parent)
@@ -56,6 +59,7 @@ fn grub_cfg(exec: Option<&str>) -> String {
          set default=0\n\
          menuentry \"Atoll\" {{\n\
          \x20   multiboot2 /boot/atoll.elf{cmdline}\n\
+         \x20   module2 /boot/programs.tar\n\
          \x20   boot\n\
          }}\n"
     )
@@ -76,7 +80,7 @@ mod tests {
     fn grub_cfg_without_a_script_boots_the_shell() {
         assert_eq!(
             grub_cfg(None),
-            "set timeout=0\nset default=0\nmenuentry \"Atoll\" {\n    multiboot2 /boot/atoll.elf\n    boot\n}\n"
+            "set timeout=0\nset default=0\nmenuentry \"Atoll\" {\n    multiboot2 /boot/atoll.elf\n    module2 /boot/programs.tar\n    boot\n}\n"
         );
     }
 

@@ -234,6 +234,10 @@ pub fn command(machine: &Machine, boot: &Boot, console: Console) -> Command {
     match boot {
         Boot::Kernel { elf, cmdline } => {
             qemu.arg("-kernel").arg(elf);
+            let programs = crate::workspace::programs_beside(elf);
+            if programs.is_file() {
+                qemu.arg("-initrd").arg(programs);
+            }
             if let Some(cmdline) = cmdline {
                 qemu.arg("-append").arg(cmdline);
             }

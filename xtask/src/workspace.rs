@@ -9,6 +9,16 @@ use anyhow::{Context, Result, ensure};
 
 /// The kernel is built for this target only; the host crates never are.
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+/// The file beside the kernel's ELF that holds the programs, as one tar
+/// archive: QEMU's `-initrd`, GRUB's `module2` ([`programs_beside`]).
+const PROGRAMS_FILE: &str = "atoll-programs.tar";
+/// The user programs' packages: each directory of `user/` but the library.
+const USER_LIBRARY: &str = "libatoll";
+
+/// The programs' archive that goes with the kernel at `elf`.
+pub fn programs_beside(elf: &Path) -> PathBuf {
+    elf.with_file_name(PROGRAMS_FILE)
+}
 
 pub struct Workspace {
     pub root: PathBuf,
@@ -40,8 +50,75 @@ impl Workspace {
         cargo
     }
 
-    /// Builds the kernel and returns the path of its ELF file.
+    /// Builds the kernel and the programs, packs the programs beside the
+    /// kernel ([`programs_beside`]), and returns the path of the kernel's
+    /// ELF file.
     pub fn build_kernel(&self) -> Result<PathBuf> {
+        let elf = self.build_kernel_alone()?;
+        self.build_programs(&programs_beside(&elf))?;
+        Ok(elf)
+    }
+
+    /// The programs under `user/`, by package name, in name order.
+    fn programs(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.root.join("user")).context("cannot list user/")? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().join("Cargo.toml").is_file() && name != USER_LIBRARY {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Builds every program under `user/` (linked at the user address range
+    /// by its build script, with the large code model, since that range is
+    /// past 2 GiB) and packs them into a tar archive at `archive`, each
+    /// under its package's name.
+    fn build_programs(&self, archive: &Path) -> Result<()> {
+        let programs = self.programs()?;
+        let target_dir = self.target_dir.join("user");
+        let mut build = self.cargo();
+        build
+            .args([
+                "build",
+                "--release",
+                "--target",
+                KERNEL_TARGET,
+                "--target-dir",
+            ])
+            .arg(&target_dir)
+            .env(
+                "CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS",
+                "-C relocation-model=static -C code-model=large -C strip=debuginfo",
+            );
+        for program in &programs {
+            build.args(["--package", program]);
+        }
+        let status = build.status().context("cannot run cargo")?;
+        ensure!(status.success(), "building the programs failed ({status})");
+        let mut packer = tar::Builder::new(Vec::new());
+        for program in &programs {
+            let elf = target_dir.join(KERNEL_TARGET).join("release").join(program);
+            let bytes = std::fs::read(&elf)
+                .with_context(|| format!("cannot read the program {}", elf.display()))?;
+            let mut header = tar::Header::new_ustar();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o755);
+            header.set_cksum();
+            packer
+                .append_data(&mut header, program, bytes.as_slice())
+                .with_context(|| format!("cannot pack {program}"))?;
+        }
+        let bytes = packer.into_inner().context("cannot finish the archive")?;
+        std::fs::write(archive, bytes)
+            .with_context(|| format!("cannot write {}", archive.display()))
+    }
+
+    /// Builds the kernel alone and returns the path of its ELF file.
+    fn build_kernel_alone(&self) -> Result<PathBuf> {
         let status = self
             .cargo()
             .args([

@@ -14,6 +14,16 @@ pub const PVH_START_INFO_MAGIC: u32 = 0x336e_c578;
 pub const MAX_MEMORY_REGIONS: usize = 128;
 /// The longest command line [`BootInfo`] holds, without its terminating NUL.
 pub const MAX_CMDLINE: usize = 1024;
+/// The most boot modules the kernel takes.
+pub const MAX_MODULES: usize = 8;
+
+/// A file the boot loader loaded beside the kernel (PVH: QEMU's `-initrd`;
+/// multiboot2: GRUB's `module2`): where it lies in physical memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootModule {
+    pub start: u64,
+    pub end: u64,
+}
 /// An ACPI 2.0 RSDP; ACPI 1.0 ones are the first 20 bytes of it.
 const RSDP_COPY_LEN: usize = 36;
 
@@ -89,9 +99,31 @@ pub struct BootInfo {
     region_count: usize,
     cmdline: [u8; MAX_CMDLINE],
     cmdline_len: usize,
+    modules: [BootModule; MAX_MODULES],
+    module_count: usize,
 }
 
 impl BootInfo {
+    /// The boot modules, in the order the boot loader gave them.
+    pub fn modules(&self) -> &[BootModule] {
+        self.modules.get(..self.module_count).unwrap_or_default()
+    }
+
+    /// Takes the module of `size` bytes at `start`; fails if there are too
+    /// many, or if it wraps around.
+    fn add_module(&mut self, start: u64, size: u64) -> Result<(), BootInfoError> {
+        let end = start
+            .checked_add(size)
+            .ok_or(BootInfoError::BadModule { start, size })?;
+        let slot = self
+            .modules
+            .get_mut(self.module_count)
+            .ok_or(BootInfoError::TooManyModules)?;
+        *slot = BootModule { start, end };
+        self.module_count += 1;
+        Ok(())
+    }
+
     /// The memory map, sorted by base address. Regions are as the boot loader gave them: they
     /// may overlap, and neighbours of the same kind are not merged.
     pub fn memory(&self) -> &[MemoryRegion] {
@@ -116,6 +148,8 @@ impl BootInfo {
             region_count: 0,
             cmdline: [0; MAX_CMDLINE],
             cmdline_len: 0,
+            modules: [BootModule { start: 0, end: 0 }; MAX_MODULES],
+            module_count: 0,
         }
     }
 
@@ -186,6 +220,7 @@ impl fmt::Debug for BootInfo {
             .field("rsdp", &self.rsdp)
             .field("memory", &self.memory())
             .field("cmdline", &self.cmdline().escape_ascii())
+            .field("modules", &self.modules())
             .finish()
     }
 }
@@ -226,6 +261,13 @@ pub enum BootInfoError {
     },
     NoMemoryMap,
     CmdlineTooLong,
+    /// More boot modules than [`MAX_MODULES`].
+    TooManyModules,
+    /// A module whose end would wrap around.
+    BadModule {
+        start: u64,
+        size: u64,
+    },
 }
 
 impl From<MemError> for BootInfoError {
@@ -281,6 +323,15 @@ impl fmt::Display for BootInfoError {
                 "memory map has {count} regions, at most {MAX_MEMORY_REGIONS} supported"
             ),
             BootInfoError::NoMemoryMap => write!(f, "boot loader gave no memory map"),
+            BootInfoError::TooManyModules => {
+                write!(f, "more than {MAX_MODULES} boot modules")
+            }
+            BootInfoError::BadModule { start, size } => {
+                write!(
+                    f,
+                    "boot module of {size:#x} bytes at {start:#x} wraps around"
+                )
+            }
             BootInfoError::CmdlineTooLong => {
                 write!(f, "command line is longer than {MAX_CMDLINE} bytes")
             }
@@ -308,14 +359,18 @@ pub fn parse_boot_info(mem: &impl PhysMem, eax: u32, ebx: u32) -> Result<BootInf
 
 /// Reads Xen's `hvm_start_info`: magic, version, flags, nr_modules (u32 each), modlist_paddr,
 /// cmdline_paddr, rsdp_paddr, memmap_paddr (u64 each), memmap_entries (u32). Addresses of 0
-/// mean "none". Modules are not used.
+/// mean "none". Each module is {paddr, size, cmdline_paddr, reserved} (u64 each).
 fn parse_pvh(mem: &impl PhysMem, start_info: u64) -> Result<BootInfo, BootInfoError> {
     // {addr u64, size u64, type u32, reserved u32}
     const MEMMAP_ENTRY_SIZE: u64 = 24;
+    // {paddr u64, size u64, cmdline_paddr u64, reserved u64}
+    const MODLIST_ENTRY_SIZE: u64 = 32;
     let version = read_u32(mem, start_info, 4)?;
     if version < 1 {
         return Err(BootInfoError::UnsupportedPvhVersion(version));
     }
+    let nr_modules = read_u32(mem, start_info, 12)?;
+    let modlist = read_u64(mem, start_info, 16)?;
     let cmdline = read_u64(mem, start_info, 24)?;
     let rsdp = read_u64(mem, start_info, 32)?;
     let memmap = read_u64(mem, start_info, 40)?;
@@ -333,6 +388,15 @@ fn parse_pvh(mem: &impl PhysMem, start_info: u64) -> Result<BootInfo, BootInfoEr
     if rsdp != 0 {
         info.rsdp = Some(RsdpSource::Address(rsdp));
     }
+    if u64::from(nr_modules) > MAX_MODULES as u64 {
+        return Err(BootInfoError::TooManyModules);
+    }
+    for index in 0..u64::from(nr_modules) {
+        let entry = index * MODLIST_ENTRY_SIZE;
+        let start = read_u64(mem, modlist, entry)?;
+        let size = read_u64(mem, modlist, entry + 8)?;
+        info.add_module(start, size)?;
+    }
     info.finish()
 }
 
@@ -341,6 +405,7 @@ fn parse_pvh(mem: &impl PhysMem, start_info: u64) -> Result<BootInfo, BootInfoEr
 fn parse_multiboot2(mem: &impl PhysMem, mbi: u64) -> Result<BootInfo, BootInfoError> {
     const END: u32 = 0;
     const CMDLINE: u32 = 1;
+    const MODULE: u32 = 3;
     const MEMORY_MAP: u32 = 6;
     const ACPI_OLD_RSDP: u32 = 14;
     const ACPI_NEW_RSDP: u32 = 15;
@@ -378,6 +443,15 @@ fn parse_multiboot2(mem: &impl PhysMem, mbi: u64) -> Result<BootInfo, BootInfoEr
         match tag {
             END => break,
             CMDLINE => info.read_cmdline(mem, payload, payload_len)?,
+            // {mod_start u32, mod_end u32, string}
+            MODULE if payload_len >= 8 => {
+                let start = u64::from(read_u32(mem, payload, 0)?);
+                let end = u64::from(read_u32(mem, payload, 4)?);
+                let size = end
+                    .checked_sub(start)
+                    .ok_or(BootInfoError::BadModule { start, size: 0 })?;
+                info.add_module(start, size)?;
+            }
             MEMORY_MAP => read_multiboot2_memory_map(mem, payload, size, &mut info)?,
             ACPI_NEW_RSDP => info.rsdp = Some(copy_rsdp(mem, payload, payload_len)?),
             ACPI_OLD_RSDP if info.rsdp.is_none() => {

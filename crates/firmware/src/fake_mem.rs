@@ -216,12 +216,25 @@ pub fn pvh_start_info(
     memmap: u64,
     memmap_entries: u32,
 ) -> Vec<u8> {
+    pvh_start_info_with_modules(version, cmdline, rsdp, memmap, memmap_entries, 0, 0)
+}
+
+/// [`pvh_start_info`] with `nr_modules` modules listed at `modlist`.
+pub fn pvh_start_info_with_modules(
+    version: u32,
+    cmdline: u64,
+    rsdp: u64,
+    memmap: u64,
+    memmap_entries: u32,
+    nr_modules: u32,
+    modlist: u64,
+) -> Vec<u8> {
     let mut image = Vec::new();
     image.extend_from_slice(&crate::PVH_START_INFO_MAGIC.to_le_bytes());
     image.extend_from_slice(&version.to_le_bytes());
     image.extend_from_slice(&0u32.to_le_bytes()); // flags
-    image.extend_from_slice(&0u32.to_le_bytes()); // nr_modules
-    image.extend_from_slice(&0u64.to_le_bytes()); // modlist_paddr
+    image.extend_from_slice(&nr_modules.to_le_bytes());
+    image.extend_from_slice(&modlist.to_le_bytes());
     image.extend_from_slice(&cmdline.to_le_bytes());
     image.extend_from_slice(&rsdp.to_le_bytes());
     image.extend_from_slice(&memmap.to_le_bytes());

@@ -30,8 +30,9 @@ pub use acpi::{
     SratEntries, SratEntry, TableAt, s5_sleep_types,
 };
 pub use boot::{
-    BootInfo, BootInfoError, BootProtocol, MAX_CMDLINE, MAX_MEMORY_REGIONS, MULTIBOOT2_MAGIC,
-    MemoryKind, MemoryRegion, PVH_START_INFO_MAGIC, RsdpSource, parse_boot_info,
+    BootInfo, BootInfoError, BootModule, BootProtocol, MAX_CMDLINE, MAX_MEMORY_REGIONS,
+    MAX_MODULES, MULTIBOOT2_MAGIC, MemoryKind, MemoryRegion, PVH_START_INFO_MAGIC, RsdpSource,
+    parse_boot_info,
 };
 
 use core::fmt;

@@ -40,6 +40,8 @@ pub enum Command {
     },
     /// This core's view of the membership, and its detector.
     View,
+    /// The programs in the boot image, each checked.
+    Programs,
     Halt,
     UrpcPing {
         from: u32,
@@ -224,6 +226,11 @@ const COMMANDS: &[CommandSpec] = &[
                 core: arguments.number("core number")?,
             })
         },
+    },
+    CommandSpec {
+        usage: "programs",
+        summary: "the programs in the boot image, each with its size, entry point and segments, or what is wrong with it",
+        parse_arguments: |_| Ok(Command::Programs),
     },
     CommandSpec {
         usage: "core on <core>",
@@ -703,6 +710,7 @@ mod tests {
         assert_eq!(parse("hang 3"), Ok(Some(Command::Hang { core: 3 })));
         assert_eq!(parse("core off 2"), Ok(Some(Command::CoreOff { core: 2 })));
         assert_eq!(parse("core on 2"), Ok(Some(Command::CoreOn { core: 2 })));
+        assert_eq!(parse("programs"), Ok(Some(Command::Programs)));
         assert_eq!(
             parse("core cycle 2 100"),
             Ok(Some(Command::CoreCycle {
@@ -936,6 +944,7 @@ mod tests {
                 "fault <core>",
                 "hang <core>",
                 "core off <core>",
+                "programs",
                 "core on <core>",
                 "core cycle <core> <times>",
                 "scribble <core> <victim>",

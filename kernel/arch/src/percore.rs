@@ -20,6 +20,8 @@ use crate::paging::{self, PageTables};
 use crate::phys;
 use crate::tables::{CpuTables, IST_STACK_SIZE};
 
+/// The most ranges a core maps read-only besides the kernel image.
+pub const MAX_READABLE: usize = 8;
 /// Timer interrupts per second on every core.
 pub const TIMER_HZ: u64 = 100;
 /// The heap takes this share of a core's frames, within the bounds below.
@@ -181,9 +183,12 @@ pub struct CoreSetup<'a, const RANGES: usize> {
     pub timer_count: u32,
     /// What else of the first 4 GiB this core may write besides its span:
     /// its stack, the kernel's statics, the channel regions, the local
-    /// APIC. Everything else but the kernel's code and constants stays
-    /// unmapped on it ([`paging::Reach`]).
+    /// APIC. Everything else but the kernel's code and constants, and
+    /// `readable`, stays unmapped on it ([`paging::Reach`]).
     pub writable: &'a [(u64, u64)],
+    /// What else it may read: what the boot loader loaded beside the
+    /// kernel (the programs' archive).
+    pub readable: &'a [(u64, u64)],
 }
 
 /// Sets up the core that runs it, over the memory of `setup`.
@@ -228,8 +233,18 @@ pub fn init<const RANGES: usize>(
     let pml4 = pool
         .allocate()
         .ok_or(InitError::OutOfFrames { wanted: 1 })?;
+    let [code, statics] = crate::boot::kernel_read_only();
+    let mut read_only = [(0, 0); 2 + MAX_READABLE];
+    read_only[0] = code;
+    read_only[1] = statics;
+    let extra = setup.readable.len();
+    assert!(
+        extra <= MAX_READABLE,
+        "{extra} read-only ranges, at most {MAX_READABLE}"
+    );
+    read_only[2..2 + extra].copy_from_slice(setup.readable);
     let reach = paging::Reach {
-        read_only: &crate::boot::kernel_read_only(),
+        read_only: &read_only[..2 + extra],
         writable: setup.writable,
         own: setup.span,
     };

@@ -30,6 +30,23 @@ impl PhysMem for IdentityMap {
     }
 }
 
+/// The bytes of a boot module, a file the boot loader left at `start` to
+/// `end`; `None` if the range is empty, outside the identity map, or
+/// overlaps the kernel image. The kernel takes every boot module out of
+/// the memory it hands to frame pools before any pool exists, and every
+/// core maps it read-only (`CoreSetup::readable`), so nothing writes it for
+/// the kernel's life.
+pub fn boot_module(start: u64, end: u64) -> Option<&'static [u8]> {
+    let (image_start, image_end) = crate::boot::kernel_image();
+    let len = usize::try_from(end.checked_sub(start)?).ok()?;
+    if len == 0 || !mapped(start, len) || (start < image_end && image_start < end) {
+        return None;
+    }
+    // SAFETY: identity mapped (checked), outside the kernel image, and
+    // never written again, as above; bytes need no alignment.
+    Some(unsafe { core::slice::from_raw_parts(start as *const u8, len) })
+}
+
 /// Copies `bytes` to physical address `addr`.
 ///
 /// # Safety

@@ -141,6 +141,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
             victim,
         } => system::scribble(core, target as usize, victim)?,
         Command::View => system::view(core),
+        Command::Programs => crate::programs::list()?,
         Command::ViewDetector { ms } => system::view_detector(core, ms)?,
         Command::Halt => {
             system::halt()?;

@@ -367,3 +367,100 @@ fn multiboot2_information_cut_short_in_memory_is_unreadable() {
         "{error:?}"
     );
 }
+
+const MODLIST: u64 = 0x4000;
+
+/// A PVH start info with `modules` (address, size) listed.
+fn pvh_with_modules(modules: &[(u64, u64)]) -> FakeMem {
+    let mut mem = pvh_mem(1, None, &QEMU_MAP);
+    mem.put(
+        START_INFO,
+        &crate::fake_mem::pvh_start_info_with_modules(
+            1,
+            0,
+            0,
+            MEMMAP,
+            QEMU_MAP.len() as u32,
+            modules.len() as u32,
+            MODLIST,
+        ),
+    );
+    let mut list = Vec::new();
+    for &(start, size) in modules {
+        for field in [start, size, 0, 0] {
+            list.extend_from_slice(&field.to_le_bytes());
+        }
+    }
+    mem.put(MODLIST, &list);
+    mem
+}
+
+#[test]
+fn pvh_modules_are_listed_in_order() {
+    let info = parse_pvh(&pvh_with_modules(&[(0x700_0000, 0x2800), (0x710_0000, 1)])).unwrap();
+    assert_eq!(
+        info.modules(),
+        [
+            BootModule {
+                start: 0x700_0000,
+                end: 0x700_2800
+            },
+            BootModule {
+                start: 0x710_0000,
+                end: 0x710_0001
+            },
+        ]
+    );
+    assert_eq!(
+        parse_pvh(&pvh_mem(1, None, &QEMU_MAP)).unwrap().modules(),
+        []
+    );
+}
+
+#[test]
+fn too_many_or_wrapping_pvh_modules_are_errors() {
+    let many: Vec<(u64, u64)> = (0..=MAX_MODULES as u64).map(|n| (n << 20, 1)).collect();
+    assert_eq!(
+        parse_pvh(&pvh_with_modules(&many)).unwrap_err(),
+        BootInfoError::TooManyModules
+    );
+    assert_eq!(
+        parse_pvh(&pvh_with_modules(&[(u64::MAX - 1, 4)])).unwrap_err(),
+        BootInfoError::BadModule {
+            start: u64::MAX - 1,
+            size: 4
+        }
+    );
+}
+
+/// A multiboot2 module tag: start, end, then its string.
+fn module_tag(start: u32, end: u32) -> (u32, Vec<u8>) {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&start.to_le_bytes());
+    payload.extend_from_slice(&end.to_le_bytes());
+    payload.extend_from_slice(b"/boot/programs.tar\0");
+    (3, payload)
+}
+
+#[test]
+fn multiboot2_module_tags_are_listed_and_an_inverted_one_is_an_error() {
+    let mut tags = grub_tags(&[]);
+    tags.push(module_tag(0x80_0000, 0x80_3000));
+    let info = parse_multiboot2(&multiboot2(&tags)).unwrap();
+    assert_eq!(
+        info.modules(),
+        [BootModule {
+            start: 0x80_0000,
+            end: 0x80_3000
+        }]
+    );
+    let mut tags = grub_tags(&[]);
+    tags.push(module_tag(0x80_3000, 0x80_0000));
+    assert_eq!(
+        parse_multiboot2(&multiboot2(&tags)).unwrap_err(),
+        BootInfoError::BadModule {
+            start: 0x80_3000,
+            size: 0
+        }
+    );
+}

@@ -1,0 +1,77 @@
+//! The programs in the boot image: the archive the boot loader loaded
+//! beside the kernel as its first boot module (QEMU's `-initrd`, GRUB's
+//! `module2`), read in place. `atoll-programs` reads and checks it; this
+//! module finds it.
+
+use alloc::format;
+use alloc::string::String;
+
+use atoll_arch::phys;
+use atoll_programs::{Archive, Image};
+
+use crate::shared::boot_facts;
+
+/// The programs' archive, or why there is none to use.
+pub fn archive() -> Result<Archive<'static>, String> {
+    let Some(module) = boot_facts().info.modules().first() else {
+        return Err(String::from("no boot module holds programs"));
+    };
+    let bytes = phys::boot_module(module.start, module.end).ok_or_else(|| {
+        format!(
+            "the boot module at {:#x}-{:#x} is out of reach (past the identity map, or over the kernel)",
+            module.start, module.end
+        )
+    })?;
+    Archive::parse(bytes)
+        .map_err(|error| format!("the boot module is no archive of programs: {error}"))
+}
+
+/// `programs`: each program with its size, entry point and segments (or
+/// what is wrong with it), as the loader will see it.
+pub fn list() -> Result<(), String> {
+    let archive = archive().map_err(|error| format!("programs: {error}"))?;
+    println!("programs: {} in the boot image", archive.programs().len());
+    for program in archive.programs() {
+        match Image::parse(program.file) {
+            Ok(image) => {
+                let mut segments = String::new();
+                for segment in &image.segments {
+                    let rights = match (segment.writable, segment.executable) {
+                        (true, _) => "rw-",
+                        (false, true) => "r-x",
+                        (false, false) => "r--",
+                    };
+                    segments += &format!(" {:#x}+{:#x} {rights}", segment.start, segment.mem_size);
+                }
+                println!(
+                    "  {}: {} bytes, entry {:#x}, segments{segments}",
+                    program.name,
+                    program.file.len(),
+                    image.entry
+                );
+            }
+            Err(error) => println!("  {}: cannot be loaded: {error}", program.name),
+        }
+    }
+    Ok(())
+}
+
+/// The boot line that says which programs the boot image holds.
+pub fn report() {
+    match archive() {
+        Ok(archive) if archive.programs().is_empty() => {
+            println!("atoll: programs: none (the archive is empty)");
+        }
+        Ok(archive) => {
+            let mut names = String::new();
+            for program in archive.programs() {
+                if !names.is_empty() {
+                    names.push(' ');
+                }
+                names.push_str(&program.name);
+            }
+            println!("atoll: programs: {names}");
+        }
+        Err(error) => println!("atoll: programs: none: {error}"),
+    }
+}

@@ -1,0 +1,13 @@
+//! Greets from user space and exits with status 0.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use libatoll::println;
+
+libatoll::main!(main);
+
+fn main() -> u64 {
+    println!("hello from user space");
+    0
+}

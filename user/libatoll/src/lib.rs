@@ -1,0 +1,113 @@
+//! What an Atoll program links with: the system calls as functions, the
+//! entry point that runs the program's `main` and exits with its status,
+//! and a panic handler that reports and exits.
+//!
+//! A program is a `no_std`, `no_main` binary that names its main function
+//! with [`main!`]. The `unsafe` of user space lives here alone, in
+//! [`syscall`]: the one instruction that enters the kernel.
+#![no_std]
+
+use core::fmt::{self, Write};
+
+pub use atoll_abi::{Call, Error};
+
+/// Enters the kernel with system call `call` and up to two arguments;
+/// what it answers in `rax`.
+fn syscall(call: Call, first: u64, second: u64) -> u64 {
+    let result;
+    // SAFETY: `syscall` transfers to the kernel, which saves and restores
+    // every register but `rax` (the answer), `rcx` and `r11` (which the
+    // instruction itself overwrites), as `atoll_abi` states; the arguments
+    // are plain numbers (the kernel checks any address among them) and no
+    // memory of this program is written by the kernel unless a call says so.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") call as u64 => result,
+            in("rdi") first,
+            in("rsi") second,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    result
+}
+
+/// The answer of a call, as a value or its error.
+fn answer(value: u64) -> Result<u64, Error> {
+    match Error::from_return(value) {
+        Some(error) => Err(error),
+        None => Ok(value),
+    }
+}
+
+/// Prints `bytes` on the console, as one piece; how many were printed.
+pub fn console_write(bytes: &[u8]) -> Result<u64, Error> {
+    answer(syscall(
+        Call::ConsoleWrite,
+        bytes.as_ptr() as u64,
+        bytes.len() as u64,
+    ))
+}
+
+/// Ends the program with `status`.
+pub fn exit(status: u64) -> ! {
+    syscall(Call::Exit, status, 0);
+    // The kernel does not return from `Exit`.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// The console, for `write!`: each piece of text is one write.
+pub struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        for piece in text.as_bytes().chunks(atoll_abi::MAX_WRITE as usize) {
+            console_write(piece).map_err(|_| fmt::Error)?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints on the console, as `print!` would.
+#[macro_export]
+macro_rules! print {
+    ($($argument:tt)*) => {{
+        let _ = core::fmt::Write::write_fmt(&mut $crate::Console, format_args!($($argument)*));
+    }};
+}
+
+/// Prints a line on the console.
+#[macro_export]
+macro_rules! println {
+    ($($argument:tt)*) => {{
+        $crate::print!($($argument)*);
+        $crate::print!("\n");
+    }};
+}
+
+/// The exit status of a program that panicked.
+pub const PANIC_STATUS: u64 = 101;
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("panic: {info}");
+    exit(PANIC_STATUS)
+}
+
+/// Names the program's main function, `fn() -> u64`, whose result is its
+/// exit status: it defines the entry point the kernel starts the program
+/// at, which runs it and exits.
+#[macro_export]
+macro_rules! main {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn _start() -> ! {
+            let main: fn() -> u64 = $main;
+            $crate::exit(main())
+        }
+    };
+}
