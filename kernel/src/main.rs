@@ -24,6 +24,7 @@ mod facts;
 mod host;
 mod knowledge;
 mod measure;
+mod process;
 mod programs;
 mod shared;
 mod shell;

@@ -9,6 +9,8 @@ use alloc::string::String;
 use atoll_arch::phys;
 use atoll_programs::{Archive, Image};
 
+use crate::host::Core;
+use crate::process::{self, Exit};
 use crate::shared::boot_facts;
 
 /// The programs' archive, or why there is none to use.
@@ -56,8 +58,39 @@ pub fn list() -> Result<(), String> {
     Ok(())
 }
 
-/// The boot line that says which programs the boot image holds.
-pub fn report() {
+/// `run <program>`: runs `name` on this core to its end, and says how it
+/// ended.
+pub fn run(core: &Core, name: &str) -> Result<(), String> {
+    let archive = archive().map_err(|error| format!("run {name}: {error}"))?;
+    let program = archive
+        .find(name)
+        .ok_or_else(|| format!("run {name}: no such program in the boot image"))?;
+    let exit = process::run(core.local, program).map_err(|error| format!("run {name}: {error}"))?;
+    match exit {
+        Exit::Status(status) => println!("run {name}: exited with status {status}"),
+        Exit::Fault {
+            vector,
+            error_code,
+            rip,
+            address,
+        } => println!(
+            "run {name}: killed on core {}: exception {vector} ({}) error {error_code:#x} rip {rip:#x} addr {address:#x}; the kernel runs on",
+            core.id,
+            atoll_arch::idt::exception_name(vector)
+        ),
+    }
+    Ok(())
+}
+
+/// The boot lines that say which programs the boot image holds, and how
+/// the kernel guards itself from them on `core`.
+pub fn report(core: &Core) {
+    match core.local.user_protection() {
+        true => println!("atoll: user space: ring 3, with SMEP and SMAP"),
+        false => println!(
+            "atoll: user space: ring 3; this processor has no SMEP and SMAP, so the kernel's own checks alone keep it from programs' pages"
+        ),
+    }
     match archive() {
         Ok(archive) if archive.programs().is_empty() => {
             println!("atoll: programs: none (the archive is empty)");

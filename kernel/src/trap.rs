@@ -21,6 +21,10 @@ pub fn handle(frame: &mut TrapFrame) {
         cpu::touch_unmapped_page();
     }
     if vector < idt::FIRST_INTERRUPT {
+        if frame.cs & 3 == 3 {
+            // A program's fault ends the program, not the core.
+            atoll_arch::user::end_by_fault(frame.vector, frame.error_code, frame.rip);
+        }
         stop_after_exception(frame);
     }
     let Some(local) = percore::try_current() else {

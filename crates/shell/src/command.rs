@@ -42,6 +42,10 @@ pub enum Command {
     View,
     /// The programs in the boot image, each checked.
     Programs,
+    /// Runs a program on this core to its end.
+    Run {
+        program: String,
+    },
     Halt,
     UrpcPing {
         from: u32,
@@ -231,6 +235,15 @@ const COMMANDS: &[CommandSpec] = &[
         usage: "programs",
         summary: "the programs in the boot image, each with its size, entry point and segments, or what is wrong with it",
         parse_arguments: |_| Ok(Command::Programs),
+    },
+    CommandSpec {
+        usage: "run <program>",
+        summary: "runs that program of the boot image on the shell's core, in ring 3, and shows how it ended",
+        parse_arguments: |arguments| {
+            Ok(Command::Run {
+                program: arguments.rest_of_line("program name")?.into(),
+            })
+        },
     },
     CommandSpec {
         usage: "core on <core>",
@@ -712,6 +725,12 @@ mod tests {
         assert_eq!(parse("core on 2"), Ok(Some(Command::CoreOn { core: 2 })));
         assert_eq!(parse("programs"), Ok(Some(Command::Programs)));
         assert_eq!(
+            parse("run hello"),
+            Ok(Some(Command::Run {
+                program: "hello".into()
+            }))
+        );
+        assert_eq!(
             parse("core cycle 2 100"),
             Ok(Some(Command::CoreCycle {
                 core: 2,
@@ -945,6 +964,7 @@ mod tests {
                 "hang <core>",
                 "core off <core>",
                 "programs",
+                "run <program>",
                 "core on <core>",
                 "core cycle <core> <times>",
                 "scribble <core> <victim>",

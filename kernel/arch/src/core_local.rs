@@ -7,7 +7,33 @@
 #[repr(C)]
 struct Block<T> {
     self_address: u64,
+    switch: Switch,
     local: T,
+}
+
+/// What running a program needs of the block (`crate::user`): three words
+/// at fixed offsets the assembly uses (`gs:[8]`, `gs:[16]`, `gs:[24]`),
+/// then how the last program ended, as `user` records it (its kind and
+/// four words).
+#[repr(C)]
+pub(crate) struct Switch {
+    /// Where a system call's frame goes: just below what `run` saved.
+    pub(crate) syscall_stack: u64,
+    /// The program's stack pointer while its system call runs.
+    pub(crate) user_rsp: u64,
+    /// Where `run` saved the kernel's registers, to end the program.
+    pub(crate) resume_rsp: u64,
+    pub(crate) ended: core::cell::Cell<Option<(u64, [u64; 4])>>,
+}
+
+/// This core's [`Switch`], once [`install`] has run on it.
+pub(crate) fn switch() -> &'static Switch {
+    let addr = super::cpu::core_local_address();
+    assert!(addr != 0, "this core has no core-local block yet");
+    // SAFETY: a non-zero GS base was set only by `install`, which placed a
+    // block starting with its address and then the `Switch`, whatever its
+    // `T` (`repr(C)`), for the core's life; `Switch` is read through `Cell`.
+    unsafe { &(*(addr as *const Block<()>)).switch }
 }
 
 /// Bytes the block for a `T` needs, for the caller to reserve frames.
@@ -27,6 +53,12 @@ pub unsafe fn install<T>(addr: u64, local: T) -> &'static mut T {
             addr,
             Block {
                 self_address: addr,
+                switch: Switch {
+                    syscall_stack: 0,
+                    user_rsp: 0,
+                    resume_rsp: 0,
+                    ended: core::cell::Cell::new(None),
+                },
                 local,
             },
         )

@@ -92,6 +92,13 @@ pub fn exception_name(vector: u64) -> &'static str {
 #[unsafe(naked)]
 extern "C" fn trap_common() {
     naked_asm!(
+        // From ring 3 (the saved CS's low bits), take the kernel's GS base
+        // back from the program (`crate::user`), and give it back on the
+        // way out.
+        "test qword ptr [rsp + 24], 3",
+        "jz 2f",
+        "swapgs",
+        "2:",
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
         // The CPU aligned rsp to 16 before pushing its 5 words; with the two
@@ -102,6 +109,10 @@ extern "C" fn trap_common() {
         "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
         "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
         "add rsp, 16",
+        "test qword ptr [rsp + 8], 3",
+        "jz 3f",
+        "swapgs",
+        "3:",
         "iretq",
         dispatch = sym dispatch,
     )

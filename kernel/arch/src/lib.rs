@@ -35,6 +35,7 @@ pub mod power;
 pub mod serial;
 pub mod smp;
 mod tables;
+pub mod user;
 
 /// Defines the kernel's boot entry: the symbol the assembly entry calls once
 /// the boot core is in long mode, which calls `$main` with the registers

@@ -18,6 +18,12 @@ use x86_64::structures::paging::PhysFrame;
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
+/// Reachable from ring 3 (at every level of the walk).
+const USER: u64 = 1 << 2;
+/// Not executable (`EFER.NXE` is on: `crate::user::init`).
+const NO_EXECUTE: u64 = 1 << 63;
+/// Where programs' pages may lie (`atoll_abi`'s user range).
+const USER_PAGES: core::ops::Range<u64> = (1 << 39)..(2 << 39);
 /// A 2 MiB page in a page directory entry.
 const LARGE: u64 = 1 << 7;
 const PAGE: u64 = 4096;
@@ -187,6 +193,12 @@ impl PageTables {
         vaddr: u64,
         mut new_table: Option<&mut dyn FnMut() -> Option<u64>>,
     ) -> Result<Option<&'static mut u64>, PagingError> {
+        // Tables over programs' pages are reachable from ring 3 (each leaf
+        // says what of it is); the others are the kernel's alone.
+        let table_flags = match USER_PAGES.contains(&vaddr) {
+            true => PRESENT | WRITABLE | USER,
+            false => PRESENT | WRITABLE,
+        };
         let [l4, l3, l2, l1] = Self::indices(vaddr);
         let mut current = table(self.pml4);
         for index in [l4, l3, l2] {
@@ -197,11 +209,30 @@ impl PageTables {
                 };
                 let frame = allocate().ok_or(PagingError::OutOfFrames)?;
                 table(frame).fill(0);
-                *entry = frame | PRESENT | WRITABLE;
+                *entry = frame | table_flags;
             }
             current = table(*entry & ENTRY_ADDRESS);
         }
         Ok(Some(&mut current[l1]))
+    }
+
+    /// The leaf entry for `vaddr`, which must be empty, with the tables
+    /// above it made from `allocate` where missing.
+    fn free_entry(
+        &self,
+        vaddr: u64,
+        allocate: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<&'static mut u64, PagingError> {
+        let entry = self
+            .entry(vaddr, Some(allocate))?
+            .ok_or(PagingError::OutOfFrames)?;
+        if *entry & PRESENT != 0 {
+            return Err(PagingError::AlreadyMapped {
+                vaddr,
+                frame: *entry & ENTRY_ADDRESS,
+            });
+        }
+        Ok(entry)
     }
 
     /// Maps the page at `vaddr` to `frame`, writable, taking page-table
@@ -213,17 +244,48 @@ impl PageTables {
         allocate: &mut dyn FnMut() -> Option<u64>,
     ) -> Result<(), PagingError> {
         Self::check(vaddr)?;
-        let entry = self
-            .entry(vaddr, Some(allocate))?
-            .ok_or(PagingError::OutOfFrames)?;
-        if *entry & PRESENT != 0 {
-            return Err(PagingError::AlreadyMapped {
-                vaddr,
-                frame: *entry & ENTRY_ADDRESS,
-            });
-        }
+        let entry = self.free_entry(vaddr, allocate)?;
         *entry = (frame & ENTRY_ADDRESS) | PRESENT | WRITABLE;
         Ok(())
+    }
+
+    /// Maps the program's page at `vaddr` (in the user range) to `frame`,
+    /// reachable from ring 3, writable or executable (never both) as
+    /// asked, taking page-table frames from `allocate`.
+    pub fn map_user(
+        &self,
+        vaddr: u64,
+        frame: u64,
+        writable: bool,
+        executable: bool,
+        allocate: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<(), PagingError> {
+        Self::check(vaddr)?;
+        if !USER_PAGES.contains(&vaddr) || (writable && executable) {
+            return Err(PagingError::BadAddress { vaddr });
+        }
+        let entry = self.free_entry(vaddr, allocate)?;
+        let mut flags = PRESENT | USER;
+        if writable {
+            flags |= WRITABLE;
+        }
+        if !executable {
+            flags |= NO_EXECUTE;
+        }
+        *entry = (frame & ENTRY_ADDRESS) | flags;
+        Ok(())
+    }
+
+    /// Whether the page at `vaddr` is a program's page (mapped, reachable
+    /// from ring 3).
+    pub fn is_user_page(&self, vaddr: u64) -> bool {
+        if Self::check(vaddr & !(PAGE - 1)).is_err() || !USER_PAGES.contains(&vaddr) {
+            return false;
+        }
+        matches!(
+            self.entry(vaddr & !(PAGE - 1), None),
+            Ok(Some(entry)) if *entry & (PRESENT | USER) == PRESENT | USER
+        )
     }
 
     /// Removes the mapping of `vaddr` and invalidates it in this core's TLB.

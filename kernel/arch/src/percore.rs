@@ -43,6 +43,8 @@ pub struct CoreLocal {
     page_tables: PageTables,
     /// Whether this core has taken its ends of the rings.
     pub(crate) channels_attached: Cell<bool>,
+    /// Whether SMEP and SMAP are on here.
+    user_protection: Cell<bool>,
     /// The kernel's state for this core, once it has handed it over.
     os: OnceCell<&'static dyn Any>,
 }
@@ -60,6 +62,19 @@ impl CoreLocal {
         self.ticks.get()
     }
 
+    /// Whether SMEP and SMAP keep the kernel from running and touching
+    /// programs' pages on this core (the processor has them).
+    pub fn user_protection(&self) -> bool {
+        self.user_protection.get()
+    }
+
+    /// Gives `frame`, taken from this core's pool, back to it.
+    pub fn free_frame(&self, frame: u64) {
+        if let Err(error) = self.frames.borrow_mut().free(frame) {
+            panic!("core {}: freeing frame {frame:#x}: {error:?}", self.id);
+        }
+    }
+
     pub fn page_tables(&self) -> &PageTables {
         &self.page_tables
     }
@@ -75,6 +90,17 @@ impl CoreLocal {
         // SAFETY: a frame this core's pool just handed out, identity mapped
         // and used by nothing else.
         unsafe { phys::write(frame, &[byte; FRAME_SIZE as usize]) };
+        Some(frame)
+    }
+
+    /// A fresh frame from this core's pool holding `bytes` (at most a
+    /// page) at its start and zeros after.
+    pub fn allocate_frame_holding(&self, bytes: &[u8]) -> Option<u64> {
+        assert!(bytes.len() <= FRAME_SIZE as usize, "more than a frame");
+        let frame = self.allocate_filled_frame(0)?;
+        // SAFETY: a frame this core's pool just handed out, identity mapped
+        // and used by nothing else.
+        unsafe { phys::write(frame, bytes) };
         Some(frame)
     }
 
@@ -263,6 +289,7 @@ pub fn init<const RANGES: usize>(
         wake_interrupts: Cell::new(0),
         page_tables,
         channels_attached: Cell::new(false),
+        user_protection: Cell::new(false),
         os: OnceCell::new(),
     };
     // SAFETY: `block` is fresh, frame-aligned memory from this core's pool.
@@ -276,7 +303,10 @@ pub fn init<const RANGES: usize>(
     let tables_frames = frames_for(core::mem::size_of::<CpuTables>());
     // SAFETY: fresh frames from this core's pool, kept for the core's life.
     let tables = unsafe { phys::place(local.allocate_frames(tables_frames)?, CpuTables::new()) };
-    tables.load(ist_tops);
+    let ring0_stack = local.allocate_frames(ist_frames)? + (ist_frames as u64) * FRAME_SIZE;
+    local
+        .user_protection
+        .set(tables.load(ist_tops, ring0_stack));
 
     lapic.enable(idt::SPURIOUS);
     lapic.start_periodic_timer(idt::TIMER, setup.timer_count);

@@ -65,9 +65,13 @@ impl CpuTables {
         }
     }
 
-    /// Fills in and loads the tables on this core. `ist_stacks` are the tops
-    /// of three stacks of [`IST_STACK_SIZE`] bytes this core owns.
-    pub fn load(&'static mut self, ist_stacks: [u64; 3]) {
+    /// Fills in and loads the tables on this core, and readies it for
+    /// ring 3 (`crate::user::init`). `ist_stacks` are the tops of three
+    /// stacks of [`IST_STACK_SIZE`] bytes this core owns, and `ring0_stack`
+    /// the top of one more, for interrupts and exceptions that arrive in
+    /// ring 3. Returns whether SMEP and SMAP are on.
+    pub fn load(&'static mut self, ist_stacks: [u64; 3], ring0_stack: u64) -> bool {
+        self.tss.privilege_stack_table[0] = VirtAddr::new(ring0_stack);
         for (slot, top) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
             .into_iter()
             .zip(ist_stacks)
@@ -76,6 +80,8 @@ impl CpuTables {
         }
         let code = self.gdt.append(Descriptor::kernel_code_segment());
         let data = self.gdt.append(Descriptor::kernel_data_segment());
+        let user_data = self.gdt.append(Descriptor::user_data_segment());
+        let user_code = self.gdt.append(Descriptor::user_code_segment());
         // SAFETY: the TSS lives as long as the core, beside this GDT, and is
         // not written again once loaded.
         let tss = self
@@ -107,5 +113,6 @@ impl CpuTables {
             load_tss(tss);
             lidt(&idt_pointer);
         }
+        crate::user::init(code, data, user_data, user_code)
     }
 }

@@ -142,6 +142,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         } => system::scribble(core, target as usize, victim)?,
         Command::View => system::view(core),
         Command::Programs => crate::programs::list()?,
+        Command::Run { program } => crate::programs::run(core, &program)?,
         Command::ViewDetector { ms } => system::view_detector(core, ms)?,
         Command::Halt => {
             system::halt()?;

@@ -9,11 +9,18 @@
 
 use core::fmt::{self, Write};
 
-pub use atoll_abi::{Call, Error};
+pub use atoll_abi::{Call, Error, MAX_WRITE, STACK_TOP};
 
 /// Enters the kernel with system call `call` and up to two arguments;
 /// what it answers in `rax`.
 fn syscall(call: Call, first: u64, second: u64) -> u64 {
+    call_raw(call as u64, first, second)
+}
+
+/// Enters the kernel with system call number `number`, which need not be
+/// one (for programs that test the kernel's checks), and up to two
+/// arguments; what it answers in `rax`.
+pub fn call_raw(number: u64, first: u64, second: u64) -> u64 {
     let result;
     // SAFETY: `syscall` transfers to the kernel, which saves and restores
     // every register but `rax` (the answer), `rcx` and `r11` (which the
@@ -23,7 +30,7 @@ fn syscall(call: Call, first: u64, second: u64) -> u64 {
     unsafe {
         core::arch::asm!(
             "syscall",
-            inlateout("rax") call as u64 => result,
+            inlateout("rax") number => result,
             in("rdi") first,
             in("rsi") second,
             lateout("rcx") _,
@@ -87,6 +94,15 @@ macro_rules! println {
         $crate::print!($($argument)*);
         $crate::print!("\n");
     }};
+}
+
+/// Reads the word at `address`, whatever it is: for programs that show
+/// what a bad read does (the kernel ends the program that makes it).
+pub fn read_address(address: u64) -> u64 {
+    // SAFETY: none in general, and on purpose: the read is the fault a
+    // buggy program makes, and the kernel must end this program for it
+    // (or, at a readable address of the program's own, it reads a word).
+    unsafe { core::ptr::read_volatile(address as *const u64) }
 }
 
 /// The exit status of a program that panicked.

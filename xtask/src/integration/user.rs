@@ -1,27 +1,34 @@
 //! QEMU tests of user space: the programs under `user/` travel in the boot
 //! image (QEMU's `-initrd` here; the ISO tests check GRUB's `module2`), and
-//! the kernel finds, reads and checks them.
+//! the kernel finds, checks and runs them in ring 3; a program's fault or
+//! bad system call ends or fails that program alone.
 
-use super::cases::{expect_line, expect_success};
+use super::cases::{expect_failure, expect_line};
 use super::{QemuTest, TestContext};
 use crate::protocol;
 
 pub fn tests() -> Vec<QemuTest> {
     vec![QemuTest::new(
-        "the_programs_in_the_boot_image_are_listed_and_checked",
-        programs_are_listed_and_checked,
+        "programs_in_the_boot_image_run_in_ring_3_and_their_faults_end_them_alone",
+        programs_run_and_faults_end_them_alone,
     )]
 }
 
-/// The boot names the programs, and `programs` shows each one's image as
-/// the loader checked it: `hello`'s entry point in the user range, its code
-/// read and execute, its constants read only.
-fn programs_are_listed_and_checked(context: &mut TestContext) -> Result<(), String> {
-    let script = "programs";
+/// The boot names the programs and says SMEP and SMAP are on; `programs`
+/// shows `hello`'s image as the loader checked it (entry in the user
+/// range, code and constants apart); `hello` prints from ring 3 and exits
+/// 0, twice (its pages are cleared away between); `crash`'s null read ends
+/// it alone, reported with the core, the fault and the address;
+/// `badcall`'s bad system calls each get their error; an unknown program
+/// is refused; and the kernel runs on: a map commits on both cores and a
+/// round trip works.
+fn programs_run_and_faults_end_them_alone(context: &mut TestContext) -> Result<(), String> {
+    let script = "programs; run hello; run crash; run badcall; run nosuch; run hello; vm map 1 1; urpc ping 0 1";
     let run = context.exec(2, script)?;
-    expect_success(&run, script)?;
-    expect_line(&run.serial, "atoll: programs: hello")?;
-    expect_line(&run.serial, "programs: 1 in the boot image")?;
+    expect_failure(&run, script, 1)?;
+    expect_line(&run.serial, "atoll: programs: badcall crash hello")?;
+    expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
+    expect_line(&run.serial, "programs: 3 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
@@ -39,6 +46,51 @@ fn programs_are_listed_and_checked(context: &mut TestContext) -> Result<(), Stri
         return Err(format!(
             "hello's segments are not code and constants: {hello}"
         ));
+    }
+    let greetings = protocol::lines(&run.serial)
+        .filter(|line| *line == "hello from user space")
+        .count();
+    let exits = protocol::lines(&run.serial)
+        .filter(|line| *line == "run hello: exited with status 0")
+        .count();
+    if (greetings, exits) != (2, 2) {
+        return Err(format!(
+            "hello greeted {greetings} times and exited 0 {exits} times, expected 2 and 2"
+        ));
+    }
+    let killed = protocol::lines(&run.serial)
+        .find(|line| {
+            line.starts_with(
+                "run crash: killed on core 0: exception 14 (page fault) error 0x4 rip 0x80",
+            )
+        })
+        .ok_or("no report of crash's page fault")?;
+    if !killed.ends_with(" addr 0x0; the kernel runs on") {
+        return Err(format!("crash's fault is not at address 0: {killed}"));
+    }
+    if protocol::lines(&run.serial).any(|line| line.starts_with("crash: read ")) {
+        return Err("crash's null read returned".to_owned());
+    }
+    for refusal in [
+        "unknown call: refused with UnknownCall",
+        "kernel address: refused with BadAddress",
+        "no program's address: refused with BadAddress",
+        "past its stack: refused with BadAddress",
+        "too long: refused with TooLong",
+    ] {
+        expect_line(&run.serial, &format!("badcall: {refusal}"))?;
+    }
+    expect_line(&run.serial, "run badcall: exited with status 0")?;
+    expect_line(
+        &run.serial,
+        "error: run nosuch: no such program in the boot image",
+    )?;
+    expect_line(
+        &run.serial,
+        "vm map 1 1: 0x10000001000 committed: 2 holders applied it, 0 unreached",
+    )?;
+    if protocol::urpc_ping_median(&run.serial, 0, 1).is_none() {
+        return Err("no `urpc ping 0 1` round trip".to_owned());
     }
     Ok(())
 }

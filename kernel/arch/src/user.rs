@@ -1,0 +1,335 @@
+//! Running a program in ring 3 on this core, and the way back: the
+//! `syscall` entry, a program's end (by a system call, or by a fault), and
+//! reading its memory.
+//!
+//! [`run`] enters the program and returns when it has ended. Meanwhile its
+//! system calls go to the handler the kernel set ([`set_syscall_handler`]),
+//! on the stack `run` was called on, and either return to the program or
+//! end it; an exception it takes ends it too (the trap handler calls
+//! [`end_by_fault`]). Interrupts that arrive while it runs are handled on
+//! the core's ring-0 stack (the TSS's), and it goes on.
+//!
+//! The kernel's GS base (the core-local block) is swapped out while the
+//! program runs (`swapgs` on every way in and out), so nothing the program
+//! does to its own GS reaches the kernel's. The block's first words after
+//! its own address are this module's (`core_local::Switch`), at fixed
+//! offsets the assembly uses.
+//!
+//! What a program may reach is its pages alone: they are the only user
+//! pages of the core's tables, and SMEP and SMAP (when the processor has
+//! them) keep the kernel from running or touching them but through
+//! [`copy_from_user`].
+
+use core::arch::naked_asm;
+
+use crate::paging::PageTables;
+
+use x86_64::VirtAddr;
+use x86_64::registers::control::{Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::structures::gdt::SegmentSelector;
+
+/// The registers a system call came with, as the entry saved them (and
+/// `rax`, the answer, as it leaves). The order is the entry's pushes.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SyscallFrame {
+    pub rax: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub r10: u64,
+    pub r8: u64,
+    pub r9: u64,
+    rip: u64,
+    rflags: u64,
+    rsp: u64,
+}
+
+/// What a system call's handler decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Back to the program, with the answer in `frame.rax`.
+    Program,
+    /// The program has ended, with `status`: `run` returns.
+    End { status: u64 },
+}
+
+/// Why [`run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// A system call ended it with `status` (its handler said
+    /// [`Resume::End`]).
+    ByCall { status: u64 },
+    /// It took an exception: vector, error code, the instruction, and for
+    /// a page fault the address.
+    ByFault {
+        vector: u64,
+        error_code: u64,
+        rip: u64,
+        address: u64,
+    },
+}
+
+const ENDED_BY_CALL: u64 = 1;
+const ENDED_BY_FAULT: u64 = 2;
+
+/// The kernel's handler of every system call; set once.
+static SYSCALL_HANDLER: spin::Once<fn(&mut SyscallFrame) -> Resume> = spin::Once::new();
+
+/// Makes `handler` the one every system call goes to.
+pub fn set_syscall_handler(handler: fn(&mut SyscallFrame) -> Resume) {
+    SYSCALL_HANDLER.call_once(|| handler);
+}
+
+const ENDED_KIND_CALL: u64 = 1;
+const ENDED_KIND_FAULT: u64 = 2;
+
+/// Records how the program on this core ended, for [`run`].
+fn record(ended: Ended) {
+    let words = match ended {
+        Ended::ByCall { status } => (ENDED_KIND_CALL, [status, 0, 0, 0]),
+        Ended::ByFault {
+            vector,
+            error_code,
+            rip,
+            address,
+        } => (ENDED_KIND_FAULT, [vector, error_code, rip, address]),
+    };
+    crate::core_local::switch().ended.set(Some(words));
+}
+
+/// Readies this core for ring 3: the `syscall` instruction and its entry,
+/// no-execute pages, and SMEP and SMAP where the processor has them. The
+/// selectors are the GDT's, in the order `sysret` needs (kernel data right
+/// after kernel code, user code right after user data). Returns whether
+/// SMEP and SMAP are on.
+pub(crate) fn init(
+    kernel_code: SegmentSelector,
+    kernel_data: SegmentSelector,
+    user_data: SegmentSelector,
+    user_code: SegmentSelector,
+) -> bool {
+    // SAFETY: turning on `syscall` and no-execute changes no mapping in use
+    // (no page has the no-execute bit yet), and the entry is set before any
+    // program can run `syscall`.
+    unsafe {
+        Efer::update(|flags| {
+            flags.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE);
+        });
+    }
+    Star::write(user_code, user_data, kernel_code, kernel_data)
+        .expect("the GDT's segments are in the order sysret needs");
+    LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+    SFMask::write(
+        RFlags::INTERRUPT_FLAG
+            | RFlags::DIRECTION_FLAG
+            | RFlags::TRAP_FLAG
+            | RFlags::ALIGNMENT_CHECK
+            | RFlags::NESTED_TASK,
+    );
+    let features = core::arch::x86_64::__cpuid_count(7, 0).ebx;
+    let (smep, smap) = (features & (1 << 7) != 0, features & (1 << 20) != 0);
+    if smep && smap {
+        // SAFETY: the kernel neither runs user pages nor touches them but
+        // in `copy_from_user`, which allows it for the copy alone.
+        unsafe {
+            Cr4::update(|flags| {
+                flags.insert(
+                    Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION
+                        | Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION,
+                );
+            });
+        }
+    }
+    smep && smap
+}
+
+/// Runs the program whose pages are mapped (user pages of this core's
+/// tables) from `entry` with its stack at `stack_top`, until it ends. The
+/// caller must have checked that both lie in the program's pages;
+/// interrupts are on again when this returns.
+pub fn run(entry: u64, stack_top: u64) -> Ended {
+    let switch = crate::core_local::switch();
+    switch.ended.set(None);
+    // SAFETY: `enter_user` saves the callee-saved registers and this
+    // stack pointer, and comes back here (through a system call's end or a
+    // fault) with them restored; the program runs in ring 3, on its own
+    // pages, and cannot touch the kernel's.
+    unsafe { enter_user(entry, stack_top) };
+    crate::cpu::enable_interrupts();
+    match switch.ended.take() {
+        Some((ENDED_KIND_CALL, [status, ..])) => Ended::ByCall { status },
+        Some((_, [vector, error_code, rip, address])) => Ended::ByFault {
+            vector,
+            error_code,
+            rip,
+            address,
+        },
+        None => unreachable!("a program that ended has said how"),
+    }
+}
+
+/// Ends the program that took an exception in ring 3: records the fault
+/// and returns from [`run`]. Called by the kernel's trap handler (on the
+/// ring-0 stack), which it never returns to.
+pub fn end_by_fault(vector: u64, error_code: u64, rip: u64) -> ! {
+    let address = match vector {
+        14 => crate::cpu::page_fault_address(),
+        _ => 0,
+    };
+    record(Ended::ByFault {
+        vector,
+        error_code,
+        rip,
+        address,
+    });
+    // SAFETY: `run` is under way on this core (a ring-3 exception means a
+    // program ran), so `resume_rsp` holds its saved registers.
+    unsafe { resume_kernel(ENDED_BY_FAULT) }
+}
+
+/// Copies `buffer.len()` bytes of the running program's memory at
+/// `address` into `buffer`, if every byte lies in its pages (user pages of
+/// `tables`, the running core's); otherwise copies nothing and says so.
+pub fn copy_from_user(
+    tables: &PageTables,
+    address: u64,
+    buffer: &mut [u8],
+) -> Result<(), BadAddress> {
+    let len = buffer.len() as u64;
+    let end = address.checked_add(len).ok_or(BadAddress)?;
+    if len == 0 {
+        return Ok(());
+    }
+    let mut page = address & !0xFFF;
+    while page < end {
+        if !tables.is_user_page(page) {
+            return Err(BadAddress);
+        }
+        page += 4096;
+    }
+    // SAFETY: every page of the range is a user page of the core's tables
+    // (checked above; the caller passes the running core's), mapped for the
+    // running program, which cannot change
+    // them while its system call runs; `stac` lets the kernel read them
+    // under SMAP for the copy alone.
+    unsafe {
+        core::arch::asm!("stac", options(nomem, nostack));
+        core::ptr::copy_nonoverlapping(address as *const u8, buffer.as_mut_ptr(), buffer.len());
+        core::arch::asm!("clac", options(nomem, nostack));
+    }
+    Ok(())
+}
+
+/// Some of an address range is not the running program's to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadAddress;
+
+extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) -> u64 {
+    let handler = SYSCALL_HANDLER
+        .get()
+        .expect("the kernel sets the system-call handler before it runs a program");
+    match handler(frame) {
+        Resume::Program => 0,
+        Resume::End { status } => {
+            record(Ended::ByCall { status });
+            ENDED_BY_CALL
+        }
+    }
+}
+
+/// Saves the kernel's callee-saved registers and stack, and enters ring 3
+/// at `entry` (`rdi`) with the stack `stack_top` (`rsi`) and every other
+/// register cleared. Returns (through `resume_kernel`) how the program
+/// ended.
+///
+/// # Safety
+/// `entry` and `stack_top` must lie in the program's pages, and the block
+/// must have its `Switch`.
+#[unsafe(naked)]
+unsafe extern "C" fn enter_user(entry: u64, stack_top: u64) -> u64 {
+    naked_asm!(
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov gs:[24], rsp",
+        "mov gs:[8], rsp",
+        "cli",
+        "mov rcx, rdi",
+        "mov rsp, rsi",
+        // Interrupts on in ring 3, nothing else.
+        "mov r11, 0x202",
+        "xor eax, eax",
+        "xor ebx, ebx",
+        "xor edx, edx",
+        "xor edi, edi",
+        "xor esi, esi",
+        "xor ebp, ebp",
+        "xor r8d, r8d",
+        "xor r9d, r9d",
+        "xor r10d, r10d",
+        "xor r12d, r12d",
+        "xor r13d, r13d",
+        "xor r14d, r14d",
+        "xor r15d, r15d",
+        "swapgs",
+        "sysretq",
+    )
+}
+
+/// Back to where [`enter_user`] was called, returning `how` from it.
+///
+/// # Safety
+/// A program must be running (or have just trapped) on this core, with
+/// the kernel's GS base in place.
+#[unsafe(naked)]
+unsafe extern "C" fn resume_kernel(how: u64) -> ! {
+    naked_asm!(
+        "mov rax, rdi",
+        "mov rsp, gs:[24]",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
+        "ret",
+    )
+}
+
+/// The `syscall` instruction's entry: interrupts are off (`SFMask`), the
+/// program's return address is in `rcx` and its flags in `r11`.
+#[unsafe(naked)]
+extern "C" fn syscall_entry() {
+    naked_asm!(
+        "swapgs",
+        "mov gs:[16], rsp",
+        "mov rsp, gs:[8]",
+        "push qword ptr gs:[16]",
+        "push r11", "push rcx",
+        "push r9", "push r8", "push r10", "push rdx", "push rsi", "push rdi", "push rax",
+        "mov rdi, rsp",
+        // Ten words on a stack that was 8 off 16: 8 more align the call.
+        "sub rsp, 8",
+        "cld",
+        "call {dispatch}",
+        "add rsp, 8",
+        "test rax, rax",
+        "jnz 2f",
+        "pop rax", "pop rdi", "pop rsi", "pop rdx", "pop r10", "pop r8", "pop r9",
+        "pop rcx", "pop r11",
+        "pop rsp",
+        "swapgs",
+        "sysretq",
+        "2:",
+        "mov rsp, gs:[24]",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp",
+        "ret",
+        dispatch = sym syscall_dispatch,
+    )
+}
