@@ -1,7 +1,9 @@
 //! Running a program from the boot image on this core: loading its image
 //! into user pages of this core's tables (frames from its own pool), a
 //! stack, entering it, its system calls, and clearing it all away when it
-//! ends. One program at a time, on the core that runs it, to its end.
+//! ends. One program at a time, on the core that runs it, to its end; at
+//! each timer tick the core goes back to the kernel for a while, so that
+//! its monitor keeps serving the other cores.
 //!
 //! What a program may do is the ABI's (`atoll_abi`): print on the console
 //! and exit. Its addresses are checked before the kernel reads a byte
@@ -84,7 +86,14 @@ impl Drop for Pages<'_> {
 }
 
 /// Loads `program` on this core, runs it to its end, and clears it away.
-pub fn run(local: &CoreLocal, program: &Program<'_>) -> Result<Exit, String> {
+/// Each time the core's timer (or a wake-up) takes the core back from it,
+/// `between` runs (the core's monitor polls its rings), then the program
+/// goes on.
+pub fn run(
+    local: &CoreLocal,
+    program: &Program<'_>,
+    between: &mut dyn FnMut(),
+) -> Result<Exit, String> {
     let image = Image::parse(program.file)
         .map_err(|error| format!("{} cannot be loaded: {error}", program.name))?;
     let stack_bottom = STACK_TOP - STACK_PAGES * PAGE;
@@ -113,10 +122,15 @@ pub fn run(local: &CoreLocal, program: &Program<'_>) -> Result<Exit, String> {
     for page in (stack_bottom..STACK_TOP).step_by(PAGE as usize) {
         pages.add(page, &[], true, false)?;
     }
-    let ended = user::run(image.entry, STACK_TOP);
+    let mut ended = user::run(image.entry, STACK_TOP);
+    while ended == Ended::Preempted {
+        between();
+        ended = user::resume();
+    }
     drop(pages);
     Ok(match ended {
         Ended::ByCall { status } => Exit::Status(status),
+        Ended::Preempted => unreachable!("a preempted program is resumed above"),
         Ended::ByFault {
             vector,
             error_code,

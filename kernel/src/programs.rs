@@ -65,7 +65,10 @@ pub fn run(core: &Core, name: &str) -> Result<(), String> {
     let program = archive
         .find(name)
         .ok_or_else(|| format!("run {name}: no such program in the boot image"))?;
-    let exit = process::run(core.local, program).map_err(|error| format!("run {name}: {error}"))?;
+    let exit = process::run(core.local, program, &mut || {
+        core.poll();
+    })
+    .map_err(|error| format!("run {name}: {error}"))?;
     match exit {
         Exit::Status(status) => println!("run {name}: exited with status {status}"),
         Exit::Fault {

@@ -49,6 +49,12 @@ pub fn handle(frame: &mut TrapFrame) {
         other => println!("atoll: core {}: unexpected interrupt {other:#x}", local.id),
     }
     local.lapic.eoi();
+    if frame.cs & 3 == 3 && matches!(vector, idt::TIMER | idt::WAKE) {
+        // A program runs: the core goes back to the kernel for a while (its
+        // monitor polls its rings and feeds the tick), then the program
+        // goes on from here (`crate::process`).
+        atoll_arch::user::preempt(frame);
+    }
 }
 
 fn stop_after_exception(frame: &TrapFrame) -> ! {

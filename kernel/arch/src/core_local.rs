@@ -24,6 +24,9 @@ pub(crate) struct Switch {
     /// Where `run` saved the kernel's registers, to end the program.
     pub(crate) resume_rsp: u64,
     pub(crate) ended: core::cell::Cell<Option<(u64, [u64; 4])>>,
+    /// The registers of a program the timer took the core back from, as
+    /// the trap entry saved them (`idt::TrapFrame`), to go on with.
+    pub(crate) preempted: core::cell::Cell<[u64; 22]>,
 }
 
 /// This core's [`Switch`], once [`install`] has run on it.
@@ -58,6 +61,7 @@ pub unsafe fn install<T>(addr: u64, local: T) -> &'static mut T {
                     user_rsp: 0,
                     resume_rsp: 0,
                     ended: core::cell::Cell::new(None),
+                    preempted: core::cell::Cell::new([0; 22]),
                 },
                 local,
             },

@@ -56,9 +56,13 @@ pub enum Resume {
     End { status: u64 },
 }
 
-/// Why [`run`] returned.
+/// Why [`run`] (or [`resume`]) returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
+    /// Not ended: an interrupt (the timer, a wake-up) took the core back
+    /// from the program, whose registers are saved; [`resume`] goes on
+    /// with it.
+    Preempted,
     /// A system call ended it with `status` (its handler said
     /// [`Resume::End`]).
     ByCall { status: u64 },
@@ -74,6 +78,7 @@ pub enum Ended {
 
 const ENDED_BY_CALL: u64 = 1;
 const ENDED_BY_FAULT: u64 = 2;
+const ENDED_BY_PREEMPTION: u64 = 3;
 
 /// The kernel's handler of every system call; set once.
 static SYSCALL_HANDLER: spin::Once<fn(&mut SyscallFrame) -> Resume> = spin::Once::new();
@@ -85,6 +90,7 @@ pub fn set_syscall_handler(handler: fn(&mut SyscallFrame) -> Resume) {
 
 const ENDED_KIND_CALL: u64 = 1;
 const ENDED_KIND_FAULT: u64 = 2;
+const ENDED_KIND_PREEMPTED: u64 = 3;
 
 /// Records how the program on this core ended, for [`run`].
 fn record(ended: Ended) {
@@ -96,6 +102,7 @@ fn record(ended: Ended) {
             rip,
             address,
         } => (ENDED_KIND_FAULT, [vector, error_code, rip, address]),
+        Ended::Preempted => (ENDED_KIND_PREEMPTED, [0; 4]),
     };
     crate::core_local::switch().ended.set(Some(words));
 }
@@ -154,13 +161,33 @@ pub fn run(entry: u64, stack_top: u64) -> Ended {
     let switch = crate::core_local::switch();
     switch.ended.set(None);
     // SAFETY: `enter_user` saves the callee-saved registers and this
-    // stack pointer, and comes back here (through a system call's end or a
-    // fault) with them restored; the program runs in ring 3, on its own
-    // pages, and cannot touch the kernel's.
+    // stack pointer, and comes back here (through a system call's end, a
+    // fault or a preemption) with them restored; the program runs in ring
+    // 3, on its own pages, and cannot touch the kernel's.
     unsafe { enter_user(entry, stack_top) };
+    how_it_ended()
+}
+
+/// Goes on with the program [`run`] or [`resume`] returned
+/// [`Ended::Preempted`] for, until it ends or is preempted again.
+pub fn resume() -> Ended {
+    let switch = crate::core_local::switch();
+    switch.ended.set(None);
+    let registers = switch.preempted.get();
+    // SAFETY: `registers` are a ring-3 trap frame saved by `preempt` (its
+    // CS and SS are the user selectors, its RIP and RSP the program's), on
+    // this stack above what `resume_user` saves; it comes back here as
+    // `enter_user` does.
+    unsafe { resume_user(registers.as_ptr()) };
+    how_it_ended()
+}
+
+/// What the way back recorded, once in the kernel again.
+fn how_it_ended() -> Ended {
     crate::cpu::enable_interrupts();
-    match switch.ended.take() {
+    match crate::core_local::switch().ended.take() {
         Some((ENDED_KIND_CALL, [status, ..])) => Ended::ByCall { status },
+        Some((ENDED_KIND_PREEMPTED, _)) => Ended::Preempted,
         Some((_, [vector, error_code, rip, address])) => Ended::ByFault {
             vector,
             error_code,
@@ -169,6 +196,22 @@ pub fn run(entry: u64, stack_top: u64) -> Ended {
         },
         None => unreachable!("a program that ended has said how"),
     }
+}
+
+/// Takes the core back from the program an interrupt arrived in (its trap
+/// frame `frame`, in ring 3): saves its registers for [`resume`] and
+/// returns from [`run`] or [`resume`] with [`Ended::Preempted`]. Called by
+/// the kernel's trap handler once it has handled the interrupt.
+pub fn preempt(frame: &crate::idt::TrapFrame) -> ! {
+    let mut registers = [0u64; 22];
+    // SAFETY: `TrapFrame` is `repr(C)`, 22 words, every one a `u64`.
+    let words = unsafe { &*(frame as *const crate::idt::TrapFrame as *const [u64; 22]) };
+    registers.copy_from_slice(words);
+    crate::core_local::switch().preempted.set(registers);
+    record(Ended::Preempted);
+    // SAFETY: a program was running on this core (the frame is ring 3's),
+    // so `run` or `resume` saved the kernel's registers.
+    unsafe { resume_kernel(ENDED_BY_PREEMPTION) }
 }
 
 /// Ends the program that took an exception in ring 3: records the fault
@@ -240,6 +283,44 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) -> u64 {
     }
 }
 
+/// The way into ring 3's first half, for [`enter_user`] and
+/// [`resume_user`]: saves the kernel's callee-saved registers, notes the
+/// stack for the way back (`gs:[24]`) and for system calls (`gs:[8]`, just
+/// below), and turns interrupts off until `sysret` or `iretq`.
+macro_rules! save_kernel {
+    () => {
+        concat!(
+            "push rbp\n",
+            "push rbx\n",
+            "push r12\n",
+            "push r13\n",
+            "push r14\n",
+            "push r15\n",
+            "mov gs:[24], rsp\n",
+            "mov gs:[8], rsp\n",
+            "cli\n",
+        )
+    };
+}
+
+/// The way back to the kernel, for [`resume_kernel`] and a system call
+/// that ends the program: the stack and registers [`save_kernel`] saved,
+/// and a return from the function that entered ring 3.
+macro_rules! back_to_kernel {
+    () => {
+        concat!(
+            "mov rsp, gs:[24]\n",
+            "pop r15\n",
+            "pop r14\n",
+            "pop r13\n",
+            "pop r12\n",
+            "pop rbx\n",
+            "pop rbp\n",
+            "ret\n",
+        )
+    };
+}
+
 /// Saves the kernel's callee-saved registers and stack, and enters ring 3
 /// at `entry` (`rdi`) with the stack `stack_top` (`rsi`) and every other
 /// register cleared. Returns (through `resume_kernel`) how the program
@@ -251,15 +332,7 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) -> u64 {
 #[unsafe(naked)]
 unsafe extern "C" fn enter_user(entry: u64, stack_top: u64) -> u64 {
     naked_asm!(
-        "push rbp",
-        "push rbx",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov gs:[24], rsp",
-        "mov gs:[8], rsp",
-        "cli",
+        save_kernel!(),
         "mov rcx, rdi",
         "mov rsp, rsi",
         // Interrupts on in ring 3, nothing else.
@@ -282,6 +355,41 @@ unsafe extern "C" fn enter_user(entry: u64, stack_top: u64) -> u64 {
     )
 }
 
+/// Saves the kernel's callee-saved registers and stack as [`enter_user`]
+/// does, and goes back to ring 3 with the trap frame at `registers`
+/// (`idt::TrapFrame`'s 22 words): the program goes on where an interrupt
+/// took the core from it.
+///
+/// # Safety
+/// `registers` must be a ring-3 trap frame of the program whose pages are
+/// mapped, above this function's own stack.
+#[unsafe(naked)]
+unsafe extern "C" fn resume_user(registers: *const u64) -> u64 {
+    naked_asm!(
+        save_kernel!(),
+        "mov rsp, rdi",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
+        // The vector and error code the trap entry pushed.
+        "add rsp, 16",
+        "swapgs",
+        "iretq",
+    )
+}
+
 /// Back to where [`enter_user`] was called, returning `how` from it.
 ///
 /// # Safety
@@ -289,17 +397,7 @@ unsafe extern "C" fn enter_user(entry: u64, stack_top: u64) -> u64 {
 /// the kernel's GS base in place.
 #[unsafe(naked)]
 unsafe extern "C" fn resume_kernel(how: u64) -> ! {
-    naked_asm!(
-        "mov rax, rdi",
-        "mov rsp, gs:[24]",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
-        "pop rbp",
-        "ret",
-    )
+    naked_asm!("mov rax, rdi", back_to_kernel!(),)
 }
 
 /// The `syscall` instruction's entry: interrupts are off (`SFMask`), the
@@ -327,9 +425,7 @@ extern "C" fn syscall_entry() {
         "swapgs",
         "sysretq",
         "2:",
-        "mov rsp, gs:[24]",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp",
-        "ret",
+        back_to_kernel!(),
         dispatch = sym syscall_dispatch,
     )
 }

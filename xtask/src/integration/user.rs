@@ -1,17 +1,74 @@
 //! QEMU tests of user space: the programs under `user/` travel in the boot
 //! image (QEMU's `-initrd` here; the ISO tests check GRUB's `module2`), and
 //! the kernel finds, checks and runs them in ring 3; a program's fault or
-//! bad system call ends or fails that program alone.
+//! bad system call ends or fails that program alone; and a program that
+//! computes for long leaves its core serving the others.
 
 use super::cases::{expect_failure, expect_line};
 use super::{QemuTest, TestContext};
 use crate::protocol;
 
 pub fn tests() -> Vec<QemuTest> {
-    vec![QemuTest::new(
-        "programs_in_the_boot_image_run_in_ring_3_and_their_faults_end_them_alone",
-        programs_run_and_faults_end_them_alone,
-    )]
+    vec![
+        QemuTest::new(
+            "programs_in_the_boot_image_run_in_ring_3_and_their_faults_end_them_alone",
+            programs_run_and_faults_end_them_alone,
+        ),
+        QemuTest::new(
+            "a_program_that_computes_past_the_detector_s_timeout_leaves_its_core_in_the_view",
+            long_program_is_preempted,
+        ),
+    ]
+}
+
+/// `spin` computes for longer than the failure detector's timeout (1 s)
+/// without a system call. The timer takes the shell's core back at every
+/// tick, so its monitor keeps answering: the view does not change, nobody
+/// suspects the core, and the program ends with the right result. The
+/// result is xorshift64 (13, 7, 17) from 0x9E37_79B9_7F4A_7C15 after 1.5e9
+/// steps, as the same loop gives on the host (0x252c93095346209).
+fn long_program_is_preempted(context: &mut TestContext) -> Result<(), String> {
+    const SUSPECT_TICKS: u64 = 100;
+    let script = "view; run spin; view; vm map 1 1";
+    let run = context.exec(4, script)?;
+    super::cases::expect_success(&run, script)?;
+    expect_line(
+        &run.serial,
+        "spin: 1500000000 steps, state 0x252c93095346209",
+    )?;
+    expect_line(&run.serial, "run spin: exited with status 0")?;
+    let nows: Vec<u64> = protocol::lines(&run.serial)
+        .filter_map(|line| {
+            line.strip_prefix("view 1: cores 0 1 2 3 (installed at tick ")?
+                .split_once(", now ")?
+                .1
+                .strip_suffix(')')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let [before, after] = nows[..] else {
+        return Err(format!(
+            "expected two `view` answers in view 1 with every core, got the ticks {nows:?}"
+        ));
+    };
+    if after - before <= SUSPECT_TICKS {
+        return Err(format!(
+            "spin ran {} ticks, not past the detector's {SUSPECT_TICKS}",
+            after - before
+        ));
+    }
+    if let Some(line) = protocol::lines(&run.serial)
+        .find(|line| line.contains("suspects core 0") || line.contains("left: 0"))
+    {
+        return Err(format!(
+            "the shell's core was suspected while spin ran: {line}"
+        ));
+    }
+    expect_line(
+        &run.serial,
+        "vm map 1 1: 0x10000001000 committed: 4 holders applied it, 0 unreached",
+    )
 }
 
 /// The boot names the programs and says SMEP and SMAP are on; `programs`
@@ -26,9 +83,9 @@ fn programs_run_and_faults_end_them_alone(context: &mut TestContext) -> Result<(
     let script = "programs; run hello; run crash; run badcall; run nosuch; run hello; vm map 1 1; urpc ping 0 1";
     let run = context.exec(2, script)?;
     expect_failure(&run, script, 1)?;
-    expect_line(&run.serial, "atoll: programs: badcall crash hello")?;
+    expect_line(&run.serial, "atoll: programs: badcall crash hello spin")?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 3 in the boot image")?;
+    expect_line(&run.serial, "programs: 4 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
