@@ -85,6 +85,49 @@ pub fn run(core: &Core, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How many times `bench user` starts and ends `true`.
+const SPAWN_RUNS: usize = 16;
+
+/// `bench user`: what starting a program, running it to its end and
+/// clearing it away costs (`true`, which exits at once, [`SPAWN_RUNS`]
+/// times), and what a system call costs (`nullcall` measures it itself).
+pub fn bench(core: &Core) -> Result<(), String> {
+    let archive = archive().map_err(|error| format!("bench user: {error}"))?;
+    let find = |name: &str| {
+        archive
+            .find(name)
+            .ok_or_else(|| format!("bench user: no program {name} in the boot image"))
+    };
+    let (empty, nullcall) = (find("true")?, find("nullcall")?);
+    let mut samples = alloc::vec::Vec::with_capacity(SPAWN_RUNS);
+    for _ in 0..SPAWN_RUNS {
+        let start = atoll_arch::cpu::rdtsc();
+        let exit = process::run(core.local, empty, &mut || {
+            core.poll();
+        })
+        .map_err(|error| format!("bench user: {error}"))?;
+        if exit != Exit::Status(0) {
+            return Err(format!("bench user: true ended {exit:?}"));
+        }
+        samples.push(atoll_arch::cpu::rdtsc() - start);
+    }
+    samples.sort_unstable();
+    println!(
+        "bench user: start, run and end of `true`: median {} cycles (min {}, max {}) over {SPAWN_RUNS} runs; under TCG, cycles are the emulator's",
+        samples[SPAWN_RUNS / 2],
+        samples[0],
+        samples[SPAWN_RUNS - 1]
+    );
+    let exit = process::run(core.local, nullcall, &mut || {
+        core.poll();
+    })
+    .map_err(|error| format!("bench user: {error}"))?;
+    if exit != Exit::Status(0) {
+        return Err(format!("bench user: nullcall ended {exit:?}"));
+    }
+    Ok(())
+}
+
 /// The boot lines that say which programs the boot image holds, and how
 /// the kernel guards itself from them on `core`.
 pub fn report(core: &Core) {

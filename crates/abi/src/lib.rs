@@ -34,6 +34,8 @@ pub enum Call {
     ConsoleWrite = 0,
     /// `exit(status) -> !`: ends the program with `status`.
     Exit = 1,
+    /// `null() -> 0`: does nothing; what a system call costs.
+    Null = 2,
 }
 
 impl Call {
@@ -41,6 +43,7 @@ impl Call {
         match number {
             0 => Some(Call::ConsoleWrite),
             1 => Some(Call::Exit),
+            2 => Some(Call::Null),
             _ => None,
         }
     }
@@ -82,10 +85,10 @@ mod tests {
 
     #[test]
     fn numbers_and_errors_round_trip() {
-        for call in [Call::ConsoleWrite, Call::Exit] {
+        for call in [Call::ConsoleWrite, Call::Exit, Call::Null] {
             assert_eq!(Call::from_number(call as u64), Some(call));
         }
-        assert_eq!(Call::from_number(2), None);
+        assert_eq!(Call::from_number(3), None);
         for error in [Error::UnknownCall, Error::BadAddress, Error::TooLong] {
             assert_eq!(Error::from_return(error.to_return()), Some(error));
         }

@@ -81,6 +81,8 @@ pub enum Command {
     /// What heartbeats cost: the same work with them off, at the default,
     /// and ten times as often.
     BenchHeartbeats,
+    /// What running a program and a system call cost.
+    BenchUser,
     /// Every member's detector suspects after `ms` of silence, heartbeats
     /// at a tenth of it.
     ViewDetector {
@@ -395,6 +397,11 @@ const COMMANDS: &[CommandSpec] = &[
         usage: "bench heartbeats",
         summary: "what heartbeats cost: URPC round trips and map/unmap proposals with heartbeats off, every 100 ms and every 10 ms",
         parse_arguments: |_| Ok(Command::BenchHeartbeats),
+    },
+    CommandSpec {
+        usage: "bench user",
+        summary: "what starting and ending a program (true) and a system call (nullcall) cost, in cycles",
+        parse_arguments: |_| Ok(Command::BenchUser),
     },
     CommandSpec {
         usage: "bench trace",
@@ -984,6 +991,7 @@ mod tests {
                 "bench shootdown",
                 "bench fig3",
                 "bench heartbeats",
+                "bench user",
                 "bench trace",
                 "trace on",
                 "trace off",

@@ -168,6 +168,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         Command::BenchFig3 => bench::fig3(core)?,
         Command::BenchTrace => bench::trace_cost(core)?,
         Command::BenchHeartbeats => bench::heartbeat_cost(core)?,
+        Command::BenchUser => crate::programs::bench(core)?,
         Command::TraceOn => trace::set(core, true)?,
         Command::TraceOff => trace::set(core, false)?,
         Command::TraceDump => trace::dump(core)?,

@@ -504,7 +504,10 @@ fn iso_boot(context: &mut TestContext, firmware: IsoFirmware) -> Result<(), Stri
     expect_success(&run, ISO_SCRIPT)?;
     expect_boot_path(&run.serial, "multiboot2")?;
     // GRUB loads the programs as a module, as QEMU does with `-initrd`.
-    expect_line(&run.serial, "atoll: programs: badcall crash hello spin")?;
+    expect_line(
+        &run.serial,
+        "atoll: programs: badcall crash hello nullcall spin true",
+    )?;
     expect_cores_up(&run.serial, CORES)?;
     expect_cores_table(&run.serial, CORES, |_| "running")?;
     expect_round_trip(&run.serial, 1)

@@ -18,7 +18,44 @@ pub fn tests() -> Vec<QemuTest> {
             "a_program_that_computes_past_the_detector_s_timeout_leaves_its_core_in_the_view",
             long_program_is_preempted,
         ),
+        QemuTest::new(
+            "bench_user_times_a_program_s_start_and_end_and_a_system_call",
+            bench_user_measures,
+        ),
     ]
+}
+
+/// `bench user` times `true`'s start, run and end, and `nullcall` times
+/// its null system calls: both report medians that are counts of cycles,
+/// with the fastest no slower than the median.
+fn bench_user_measures(context: &mut TestContext) -> Result<(), String> {
+    let script = "bench user";
+    let run = context.exec(2, script)?;
+    super::cases::expect_success(&run, script)?;
+    let spawn = protocol::lines(&run.serial)
+        .find_map(|line| line.strip_prefix("bench user: start, run and end of `true`: median "))
+        .ok_or("no `bench user` line for `true`")?;
+    let call = protocol::lines(&run.serial)
+        .find_map(|line| line.strip_prefix("nullcall: 64 rounds of 256 calls: median "))
+        .ok_or("no `nullcall` line")?;
+    for (what, text, unit) in [
+        ("spawn", spawn, " cycles (min "),
+        ("null call", call, " cycles per call (min "),
+    ] {
+        let (median, rest) = text
+            .split_once(unit)
+            .ok_or(format!("{what}: no median in `{text}`"))?;
+        let min = rest.split_once(',').map(|(min, _)| min);
+        match (median.parse::<u64>(), min.map(str::parse::<u64>)) {
+            (Ok(median), Some(Ok(min))) if median > 0 && min <= median => {}
+            _ => {
+                return Err(format!(
+                    "{what}: not a median and a minimum of cycles: `{text}`"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `spin` computes for longer than the failure detector's timeout (1 s)
@@ -83,9 +120,12 @@ fn programs_run_and_faults_end_them_alone(context: &mut TestContext) -> Result<(
     let script = "programs; run hello; run crash; run badcall; run nosuch; run hello; vm map 1 1; urpc ping 0 1";
     let run = context.exec(2, script)?;
     expect_failure(&run, script, 1)?;
-    expect_line(&run.serial, "atoll: programs: badcall crash hello spin")?;
+    expect_line(
+        &run.serial,
+        "atoll: programs: badcall crash hello nullcall spin true",
+    )?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 4 in the boot image")?;
+    expect_line(&run.serial, "programs: 6 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
