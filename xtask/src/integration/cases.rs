@@ -506,7 +506,7 @@ fn iso_boot(context: &mut TestContext, firmware: IsoFirmware) -> Result<(), Stri
     // GRUB loads the programs as a module, as QEMU does with `-initrd`.
     expect_line(
         &run.serial,
-        "atoll: programs: badcall crash hello nullcall spin true",
+        "atoll: programs: badcall crash fuzz hello nullcall spin true",
     )?;
     expect_cores_up(&run.serial, CORES)?;
     expect_cores_table(&run.serial, CORES, |_| "running")?;

@@ -114,18 +114,19 @@ fn long_program_is_preempted(context: &mut TestContext) -> Result<(), String> {
 /// 0, twice (its pages are cleared away between); `crash`'s null read ends
 /// it alone, reported with the core, the fault and the address;
 /// `badcall`'s bad system calls each get their error; an unknown program
-/// is refused; and the kernel runs on: a map commits on both cores and a
+/// is refused; `fuzz`'s 100,000 random system calls each get an answer the
+/// ABI allows; and the kernel runs on: a map commits on both cores and a
 /// round trip works.
 fn programs_run_and_faults_end_them_alone(context: &mut TestContext) -> Result<(), String> {
-    let script = "programs; run hello; run crash; run badcall; run nosuch; run hello; vm map 1 1; urpc ping 0 1";
+    let script = "programs; run hello; run crash; run badcall; run nosuch; run fuzz; run hello; vm map 1 1; urpc ping 0 1";
     let run = context.exec(2, script)?;
     expect_failure(&run, script, 1)?;
     expect_line(
         &run.serial,
-        "atoll: programs: badcall crash hello nullcall spin true",
+        "atoll: programs: badcall crash fuzz hello nullcall spin true",
     )?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 6 in the boot image")?;
+    expect_line(&run.serial, "programs: 7 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
@@ -178,6 +179,13 @@ fn programs_run_and_faults_end_them_alone(context: &mut TestContext) -> Result<(
         expect_line(&run.serial, &format!("badcall: {refusal}"))?;
     }
     expect_line(&run.serial, "run badcall: exited with status 0")?;
+    let fuzzed = protocol::lines(&run.serial)
+        .find(|line| line.starts_with("fuzz: 100000 calls: "))
+        .ok_or("no `fuzz` summary")?;
+    if !fuzzed.ends_with(", 0 not as the ABI allows") {
+        return Err(format!("fuzz saw answers the ABI does not allow: {fuzzed}"));
+    }
+    expect_line(&run.serial, "run fuzz: exited with status 0")?;
     expect_line(
         &run.serial,
         "error: run nosuch: no such program in the boot image",
