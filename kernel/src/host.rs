@@ -106,6 +106,9 @@ struct Host {
     stall_until: Option<u64>,
     /// The view left this core out while it runs: it stops after the step.
     fenced: bool,
+    /// A program another core asked this one to run (`process`), with the
+    /// monitor's token: run out of the step, by the polling loop.
+    program: Option<(u32, String)>,
 }
 
 /// This core's kernel, once it is set up.
@@ -175,6 +178,7 @@ impl Core {
                 ticks_fed: 0,
                 stall_until: None,
                 fenced: false,
+                program: None,
             }),
             recorder: Recorder::new(),
         }));
@@ -266,6 +270,9 @@ impl Core {
             }
             if self.poll() {
                 last_busy = cpu::rdtsc();
+            } else if let Some(program) = self.take_program() {
+                self.run_program(program);
+                last_busy = cpu::rdtsc();
             } else if cpu::rdtsc() - last_busy > spin {
                 self.sleep();
                 last_busy = cpu::rdtsc();
@@ -302,6 +309,22 @@ impl Core {
     {
         let ticket = self.call(to, request, timeout_ms);
         self.wait_for(ticket)
+    }
+
+    /// The program another core asked this one to run, if any.
+    fn take_program(&self) -> Option<(u32, String)> {
+        self.host.borrow_mut().program.take()
+    }
+
+    /// Runs the program of `token` to its end (this core's monitor polls
+    /// at every tick meanwhile), then has the monitor answer the core that
+    /// asked.
+    fn run_program(&self, (token, name): (u32, String)) {
+        let ended = crate::programs::run_for_another_core(self, &name);
+        let mut host = self.host.borrow_mut();
+        let Host { monitor, out, .. } = &mut *host;
+        monitor.program_ended(cpu::rdtsc(), token, ended, out);
+        host.act(self);
     }
 
     fn take_completion(&self, ticket: Ticket) -> Option<Result<Wire, CallError>> {
@@ -576,6 +599,7 @@ impl Host {
                     }
                     Deferred::Drain { core: from } => self.drain(from),
                     Deferred::Scribble { address } => cpu::scribble(address),
+                    Deferred::RunProgram { token, name } => self.program = Some((token, name)),
                 }
             }
         }

@@ -1,13 +1,17 @@
 //! The programs in the boot image: the archive the boot loader loaded
 //! beside the kernel as its first boot module (QEMU's `-initrd`, GRUB's
 //! `module2`), read in place. `atoll-programs` reads and checks it; this
-//! module finds it.
+//! module finds it, says at boot what it holds, and runs a program for
+//! another core's `run` (`process`). The shell's commands are in
+//! `shell::programs`.
 
 use alloc::format;
 use alloc::string::String;
 
 use atoll_arch::phys;
-use atoll_programs::{Archive, Image};
+use atoll_programs::Archive;
+
+use atoll_monitor::process::{ENDED_EXIT, ENDED_FAULT, ENDED_NOT_LOADED, ProgramEnded};
 
 use crate::host::Core;
 use crate::process::{self, Exit};
@@ -28,104 +32,48 @@ pub fn archive() -> Result<Archive<'static>, String> {
         .map_err(|error| format!("the boot module is no archive of programs: {error}"))
 }
 
-/// `programs`: each program with its size, entry point and segments (or
-/// what is wrong with it), as the loader will see it.
-pub fn list() -> Result<(), String> {
-    let archive = archive().map_err(|error| format!("programs: {error}"))?;
-    println!("programs: {} in the boot image", archive.programs().len());
-    for program in archive.programs() {
-        match Image::parse(program.file) {
-            Ok(image) => {
-                let mut segments = String::new();
-                for segment in &image.segments {
-                    let rights = match (segment.writable, segment.executable) {
-                        (true, _) => "rw-",
-                        (false, true) => "r-x",
-                        (false, false) => "r--",
-                    };
-                    segments += &format!(" {:#x}+{:#x} {rights}", segment.start, segment.mem_size);
-                }
-                println!(
-                    "  {}: {} bytes, entry {:#x}, segments{segments}",
-                    program.name,
-                    program.file.len(),
-                    image.entry
-                );
-            }
-            Err(error) => println!("  {}: cannot be loaded: {error}", program.name),
-        }
-    }
-    Ok(())
-}
-
-/// `run <program>`: runs `name` on this core to its end, and says how it
-/// ended.
-pub fn run(core: &Core, name: &str) -> Result<(), String> {
-    let archive = archive().map_err(|error| format!("run {name}: {error}"))?;
-    let program = archive
-        .find(name)
-        .ok_or_else(|| format!("run {name}: no such program in the boot image"))?;
-    let exit = process::run(core.local, program, &mut || {
-        core.poll();
-    })
-    .map_err(|error| format!("run {name}: {error}"))?;
+/// A program's end, as the `process` service answers it.
+pub fn ended_of(exit: Exit) -> ProgramEnded {
     match exit {
-        Exit::Status(status) => println!("run {name}: exited with status {status}"),
+        Exit::Status(status) => ProgramEnded {
+            status,
+            ..ProgramEnded::only(ENDED_EXIT)
+        },
         Exit::Fault {
             vector,
             error_code,
             rip,
             address,
-        } => println!(
-            "run {name}: killed on core {}: exception {vector} ({}) error {error_code:#x} rip {rip:#x} addr {address:#x}; the kernel runs on",
-            core.id,
-            atoll_arch::idt::exception_name(vector)
-        ),
+        } => ProgramEnded {
+            outcome: ENDED_FAULT,
+            status: 0,
+            vector,
+            error_code,
+            rip,
+            address,
+        },
     }
-    Ok(())
 }
 
-/// How many times `bench user` starts and ends `true`.
-const SPAWN_RUNS: usize = 16;
-
-/// `bench user`: what starting a program, running it to its end and
-/// clearing it away costs (`true`, which exits at once, [`SPAWN_RUNS`]
-/// times), and what a system call costs (`nullcall` measures it itself).
-pub fn bench(core: &Core) -> Result<(), String> {
-    let archive = archive().map_err(|error| format!("bench user: {error}"))?;
-    let find = |name: &str| {
-        archive
+/// Runs `name` on this core for another core's `run` (`process`), and
+/// what to answer it; a program this core cannot load is said on its own
+/// console line.
+pub fn run_for_another_core(core: &Core, name: &str) -> ProgramEnded {
+    let loaded = archive().and_then(|archive| {
+        let program = archive
             .find(name)
-            .ok_or_else(|| format!("bench user: no program {name} in the boot image"))
-    };
-    let (empty, nullcall) = (find("true")?, find("nullcall")?);
-    let mut samples = alloc::vec::Vec::with_capacity(SPAWN_RUNS);
-    for _ in 0..SPAWN_RUNS {
-        let start = atoll_arch::cpu::rdtsc();
-        let exit = process::run(core.local, empty, &mut || {
+            .ok_or_else(|| String::from("no such program in the boot image"))?;
+        process::run(core.local, program, &mut || {
             core.poll();
         })
-        .map_err(|error| format!("bench user: {error}"))?;
-        if exit != Exit::Status(0) {
-            return Err(format!("bench user: true ended {exit:?}"));
+    });
+    match loaded {
+        Ok(exit) => ended_of(exit),
+        Err(error) => {
+            println!("atoll: core {}: run {name}: {error}", core.id);
+            ProgramEnded::only(ENDED_NOT_LOADED)
         }
-        samples.push(atoll_arch::cpu::rdtsc() - start);
     }
-    samples.sort_unstable();
-    println!(
-        "bench user: start, run and end of `true`: median {} cycles (min {}, max {}) over {SPAWN_RUNS} runs; under TCG, cycles are the emulator's",
-        samples[SPAWN_RUNS / 2],
-        samples[0],
-        samples[SPAWN_RUNS - 1]
-    );
-    let exit = process::run(core.local, nullcall, &mut || {
-        core.poll();
-    })
-    .map_err(|error| format!("bench user: {error}"))?;
-    if exit != Exit::Status(0) {
-        return Err(format!("bench user: nullcall ended {exit:?}"));
-    }
-    Ok(())
 }
 
 /// The boot lines that say which programs the boot image holds, and how

@@ -49,6 +49,7 @@ mod links;
 mod mappings;
 pub mod membership;
 mod output;
+pub mod process;
 pub mod skb;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -78,6 +79,7 @@ use catchup::CatchUp;
 use control::Control;
 use links::Links;
 use membership::{Installed, MembershipService};
+use process::{Process, ProgramEnded};
 use skb::Skb;
 use vm::Vm;
 
@@ -119,6 +121,7 @@ pub struct Monitor {
     vm: Vm,
     skb: Skb,
     bench: Bench,
+    process: Process,
 }
 
 impl Monitor {
@@ -160,6 +163,7 @@ impl Monitor {
             vm: Vm::new(),
             skb: Skb::new(config.facts, out),
             bench: Bench::new(),
+            process: Process::new(),
         };
         if let Some(sponsor) = config.sponsor {
             let cx = &mut Cx {
@@ -297,6 +301,18 @@ impl Monitor {
     /// monitor reports when asked (`CoreReport`).
     pub fn note_counters(&mut self, ticks: u64, free_frames: u64) {
         self.base.counters = (ticks, free_frames);
+    }
+
+    /// The program the host ran for `token` (`Deferred::RunProgram`) has
+    /// ended as `ended` says: the core that asked is answered.
+    pub fn program_ended(&mut self, now: u64, token: u32, ended: ProgramEnded, out: &mut Output) {
+        self.base.now = now;
+        let cx = &mut Cx {
+            base: &mut self.base,
+            out,
+        };
+        self.process.ended(cx, token, ended);
+        self.settle(out);
     }
 
     /// Changes when heartbeats go and silence counts as a failure, on this
@@ -529,6 +545,7 @@ impl Monitor {
             }
             Wire::Skb(message) => self.skb.receive(cx, from, call, *message),
             Wire::Bench(message) => self.bench.receive(cx, from, call, message.0),
+            Wire::Process(message) => self.process.receive(cx, from, call, message.0),
             Wire::Membership(message) => {
                 if message.0.is_join_of(from) {
                     self.catch_up.welcome(cx, &mut self.skb, from);
@@ -625,6 +642,7 @@ impl Monitor {
                     ServiceId::Vm => self.vm.event(cx, op, event),
                     ServiceId::Skb => self.skb.event(cx, op, event),
                     ServiceId::Bench => self.bench.event(cx, op, event),
+                    ServiceId::Process => self.process.event(cx, op, event),
                     ServiceId::Membership => self.membership.event(cx, op, event),
                     // Catching up makes no calls.
                     ServiceId::CatchUp => {}

@@ -56,6 +56,10 @@ pub enum Deferred {
     /// Write a byte at `address`, another core's memory, as a stray pointer
     /// would: the host's page tables must make it fault.
     Scribble { address: u64 },
+    /// Run program `name` of the boot image on this core to its end (out of
+    /// the step), then say how it ended with `Monitor::program_ended` and
+    /// `token`.
+    RunProgram { token: u32, name: String },
     /// Read every slot waiting in `core`'s ring to this core, feeding each
     /// as an [`Input::Slot`], then say so with [`Input::Drained`]. `core`
     /// is being left out of the view, so it sends nothing more that counts.

@@ -881,7 +881,10 @@ fn urpc_bench_runs_every_measurement_of_a_pair() {
         .into_iter()
         .filter_map(|(core, deferred)| match deferred {
             Deferred::Measure { measure, .. } => Some((core.0, measure)),
-            Deferred::Stall { .. } | Deferred::Drain { .. } | Deferred::Scribble { .. } => None,
+            Deferred::Stall { .. }
+            | Deferred::Drain { .. }
+            | Deferred::Scribble { .. }
+            | Deferred::RunProgram { .. } => None,
         })
         .collect();
     assert_eq!(
@@ -1060,3 +1063,42 @@ fn a_monitor_alone_with_nothing_in_flight_wants_no_ticks_and_a_member_does() {
 }
 
 mod membership;
+
+#[test]
+fn a_core_asked_to_run_a_program_has_its_host_run_it_and_answers_once_it_ended() {
+    use crate::process::{ENDED_BUSY, ENDED_EXIT, ProgramEnded, RunProgram};
+    let mut net = Net::new(2);
+    let name = atoll_iface::Bytes::new(b"hello").unwrap();
+    let first = net.call(0, 1, RunProgram { name }, 1000);
+    net.settle();
+    let token = match net.deferred.iter().find_map(|(core, work)| match work {
+        Deferred::RunProgram { token, name } if core.0 == 1 && name == "hello" => Some(*token),
+        _ => None,
+    }) {
+        Some(token) => token,
+        None => panic!(
+            "core 1's host was not asked to run hello: {:?}",
+            net.deferred
+        ),
+    };
+    assert!(
+        net.completion(0, first).is_none(),
+        "answered before the program ended"
+    );
+    // A second request while the first program runs is refused at once.
+    let second = net.call(0, 1, RunProgram { name }, 1000);
+    net.settle();
+    assert_eq!(
+        net.reply(0, second),
+        Wire::from(ProgramEnded::only(ENDED_BUSY))
+    );
+    let mut out = Output::default();
+    let ended = ProgramEnded {
+        status: 7,
+        ..ProgramEnded::only(ENDED_EXIT)
+    };
+    net.monitors[1].program_ended(net.now, token, ended.clone(), &mut out);
+    net.absorb(CoreId(1), out);
+    net.settle();
+    assert_eq!(net.reply(0, first), Wire::from(ended));
+}

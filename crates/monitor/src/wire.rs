@@ -17,6 +17,7 @@ use crate::bench::messages::BenchMessage;
 use crate::catchup::messages::CatchUpMessage;
 use crate::control::messages::ControlMessage;
 use crate::membership::messages::MembershipMessage;
+use crate::process::messages::ProcessMessage;
 use crate::skb::messages::SkbMessage;
 use crate::vm::messages::VmMessage;
 
@@ -185,6 +186,7 @@ services! {
     Bench(BenchMessage in Inline) = 3,
     Membership(MembershipMessage in Inline) = 4,
     CatchUp(CatchUpMessage in Box) = 5,
+    Process(ProcessMessage in Inline) = 6,
 }
 
 impl Wire {
@@ -273,8 +275,8 @@ mod tests {
     #[test]
     fn an_unknown_service_is_rejected_not_misread() {
         let mut slot = encode(&Wire::from(Ping {}), 0, 0).next().unwrap();
-        slot[0] = 6 << KIND_BITS;
+        slot[0] = 7 << KIND_BITS;
         let rejected = Reassembler::<Wire>::new(1).push(&slot).unwrap_err();
-        assert_eq!(rejected.error, DecodeError::UnknownKind(6 << KIND_BITS));
+        assert_eq!(rejected.error, DecodeError::UnknownKind(7 << KIND_BITS));
     }
 }

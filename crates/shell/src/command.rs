@@ -42,9 +42,10 @@ pub enum Command {
     View,
     /// The programs in the boot image, each checked.
     Programs,
-    /// Runs a program on this core to its end.
+    /// Runs a program to its end, on this core or on `core`.
     Run {
         program: String,
+        core: Option<u32>,
     },
     Halt,
     UrpcPing {
@@ -239,12 +240,18 @@ const COMMANDS: &[CommandSpec] = &[
         parse_arguments: |_| Ok(Command::Programs),
     },
     CommandSpec {
-        usage: "run <program>",
-        summary: "runs that program of the boot image on the shell's core, in ring 3, and shows how it ended",
+        usage: "run <program> [core]",
+        summary: "runs that program of the boot image in ring 3 on the shell's core (or on that core), and shows how it ended",
         parse_arguments: |arguments| {
-            Ok(Command::Run {
-                program: arguments.rest_of_line("program name")?.into(),
-            })
+            let program = arguments
+                .optional_word()
+                .ok_or_else(|| arguments.missing("program name"))?
+                .into();
+            let core = match arguments.peek_word() {
+                Some(_) => Some(arguments.number("core number")?),
+                None => None,
+            };
+            Ok(Command::Run { program, core })
         },
     },
     CommandSpec {
@@ -734,7 +741,15 @@ mod tests {
         assert_eq!(
             parse("run hello"),
             Ok(Some(Command::Run {
-                program: "hello".into()
+                program: "hello".into(),
+                core: None
+            }))
+        );
+        assert_eq!(
+            parse("run hello 3"),
+            Ok(Some(Command::Run {
+                program: "hello".into(),
+                core: Some(3)
             }))
         );
         assert_eq!(
@@ -971,7 +986,7 @@ mod tests {
                 "hang <core>",
                 "core off <core>",
                 "programs",
-                "run <program>",
+                "run <program> [core]",
                 "core on <core>",
                 "core cycle <core> <times>",
                 "scribble <core> <victim>",

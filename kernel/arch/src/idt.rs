@@ -89,9 +89,61 @@ pub fn exception_name(vector: u64) -> &'static str {
     NAMES.get(vector as usize).copied().unwrap_or("interrupt")
 }
 
+/// The general registers, pushed in the order [`TrapFrame`] reads them
+/// (its first field last).
+macro_rules! push_registers {
+    () => {
+        concat!(
+            "push rax\n",
+            "push rbx\n",
+            "push rcx\n",
+            "push rdx\n",
+            "push rsi\n",
+            "push rdi\n",
+            "push rbp\n",
+            "push r8\n",
+            "push r9\n",
+            "push r10\n",
+            "push r11\n",
+            "push r12\n",
+            "push r13\n",
+            "push r14\n",
+            "push r15\n",
+        )
+    };
+}
+
+/// The general registers back from a [`TrapFrame`].
+macro_rules! pop_registers {
+    () => {
+        concat!(
+            "pop r15\n",
+            "pop r14\n",
+            "pop r13\n",
+            "pop r12\n",
+            "pop r11\n",
+            "pop r10\n",
+            "pop r9\n",
+            "pop r8\n",
+            "pop rbp\n",
+            "pop rdi\n",
+            "pop rsi\n",
+            "pop rdx\n",
+            "pop rcx\n",
+            "pop rbx\n",
+            "pop rax\n",
+        )
+    };
+}
+
 #[unsafe(naked)]
 extern "C" fn trap_common() {
     naked_asm!(
+        // The NMI and the machine check decide by the GS base itself.
+        "cmp qword ptr [rsp], 2",
+        "je {paranoid}",
+        "cmp qword ptr [rsp], 18",
+        "je {paranoid}",
         // From ring 3 (the saved CS's low bits), take the kernel's GS base
         // back from the program (`crate::user`), and give it back on the
         // way out.
@@ -99,20 +151,54 @@ extern "C" fn trap_common() {
         "jz 2f",
         "swapgs",
         "2:",
-        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
-        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        push_registers!(),
         // The CPU aligned rsp to 16 before pushing its 5 words; with the two
         // words the stub pushed and these 15 it is aligned again for the call.
         "mov rdi, rsp",
         "cld",
         "call {dispatch}",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        pop_registers!(),
         "add rsp, 16",
         "test qword ptr [rsp + 8], 3",
         "jz 3f",
         "swapgs",
         "3:",
+        "iretq",
+        dispatch = sym dispatch,
+        paranoid = sym trap_paranoid,
+    )
+}
+
+/// The entry of the NMI and the machine check, which can arrive even in
+/// the few instructions of a system call's way in and out where the
+/// program's GS base is loaded in ring 0 (interrupts are off there, but
+/// these two cannot be held off). So the saved CS cannot tell whose GS
+/// base is loaded: the GS base itself does. A program's is always 0 (it
+/// cannot write the register; loading a selector in 64-bit mode gives
+/// base 0), the kernel's never once the core has its block; the swap is
+/// undone on the way out if it was made.
+#[unsafe(naked)]
+extern "C" fn trap_paranoid() {
+    naked_asm!(
+        push_registers!(),
+        "mov ecx, 0xC0000101",
+        "rdmsr",
+        "xor r12d, r12d",
+        "or eax, edx",
+        "jnz 2f",
+        "swapgs",
+        "mov r12d, 1",
+        "2:",
+        "mov rdi, rsp",
+        "cld",
+        "call {dispatch}",
+        // `r12` is callee-saved: it still says whether to swap back.
+        "test r12d, r12d",
+        "jz 3f",
+        "swapgs",
+        "3:",
+        pop_registers!(),
+        "add rsp, 16",
         "iretq",
         dispatch = sym dispatch,
     )

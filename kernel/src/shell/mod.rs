@@ -10,6 +10,7 @@
 
 mod ask;
 mod bench;
+mod programs;
 mod skb;
 mod system;
 mod trace;
@@ -141,8 +142,11 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
             victim,
         } => system::scribble(core, target as usize, victim)?,
         Command::View => system::view(core),
-        Command::Programs => crate::programs::list()?,
-        Command::Run { program } => crate::programs::run(core, &program)?,
+        Command::Programs => programs::list()?,
+        Command::Run {
+            program,
+            core: target,
+        } => programs::run(core, &program, target.map(|target| target as usize))?,
         Command::ViewDetector { ms } => system::view_detector(core, ms)?,
         Command::Halt => {
             system::halt()?;
@@ -168,7 +172,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         Command::BenchFig3 => bench::fig3(core)?,
         Command::BenchTrace => bench::trace_cost(core)?,
         Command::BenchHeartbeats => bench::heartbeat_cost(core)?,
-        Command::BenchUser => crate::programs::bench(core)?,
+        Command::BenchUser => programs::bench(core)?,
         Command::TraceOn => trace::set(core, true)?,
         Command::TraceOff => trace::set(core, false)?,
         Command::TraceDump => trace::dump(core)?,

@@ -22,7 +22,62 @@ pub fn tests() -> Vec<QemuTest> {
             "bench_user_times_a_program_s_start_and_end_and_a_system_call",
             bench_user_measures,
         ),
+        QemuTest::new(
+            "programs_run_on_other_cores_on_request_and_their_faults_stay_there",
+            programs_run_on_other_cores,
+        ),
     ]
+}
+
+/// `run <program> <core>` has that core run the program (asked by
+/// message): `hello` prints from core 1 and exits 0; `crash` on core 2 is
+/// killed there, reported with that core; `spin` on core 3 computes past
+/// the detector's timeout and core 3 stays in the view; a second `hello`
+/// on core 1 shows its pages were cleared away; a core that runs nothing
+/// answers `run nosuch` with its own line; and every core still serves.
+fn programs_run_on_other_cores(context: &mut TestContext) -> Result<(), String> {
+    let script = "run hello 1; run crash 2; run spin 3; run hello 1; run nosuch 2; vm map 3 1; vm hash; cores";
+    let run = context.exec(4, script)?;
+    expect_failure(&run, script, 1)?;
+    let exits = protocol::lines(&run.serial)
+        .filter(|line| *line == "run hello: exited with status 0")
+        .count();
+    if exits != 2 {
+        return Err(format!(
+            "hello exited 0 {exits} times on core 1, expected 2"
+        ));
+    }
+    let killed = protocol::lines(&run.serial)
+        .find(|line| {
+            line.starts_with("run crash: killed on core 2: exception 14 (page fault) error 0x4 ")
+        })
+        .ok_or("no report of crash's page fault on core 2")?;
+    if !killed.ends_with(" addr 0x0; the kernel runs on") {
+        return Err(format!("crash's fault is not at address 0: {killed}"));
+    }
+    expect_line(
+        &run.serial,
+        "spin: 1500000000 steps, state 0x252c93095346209",
+    )?;
+    expect_line(&run.serial, "run spin: exited with status 0")?;
+    if let Some(line) = protocol::lines(&run.serial)
+        .find(|line| line.contains("suspects core 3") || line.contains("left: 3"))
+    {
+        return Err(format!("core 3 was suspected while spin ran there: {line}"));
+    }
+    expect_line(
+        &run.serial,
+        "atoll: core 2: run nosuch: no such program in the boot image",
+    )?;
+    expect_line(
+        &run.serial,
+        "error: run nosuch: core 2 could not load it (its own line says why)",
+    )?;
+    expect_line(
+        &run.serial,
+        "vm map 3 1: 0x10000001000 committed: 4 holders applied it, 0 unreached",
+    )?;
+    expect_line(&run.serial, "vm hash: all 4 replicas agree")
 }
 
 /// `bench user` times `true`'s start, run and end, and `nullcall` times
