@@ -240,7 +240,7 @@ const COMMANDS: &[CommandSpec] = &[
         parse_arguments: |_| Ok(Command::Programs),
     },
     CommandSpec {
-        usage: "run <program> [core]",
+        usage: "run <program> [<core>]",
         summary: "runs that program of the boot image in ring 3 on the shell's core (or on that core), and shows how it ended",
         parse_arguments: |arguments| {
             let program = arguments
@@ -986,7 +986,7 @@ mod tests {
                 "hang <core>",
                 "core off <core>",
                 "programs",
-                "run <program> [core]",
+                "run <program> [<core>]",
                 "core on <core>",
                 "core cycle <core> <times>",
                 "scribble <core> <victim>",

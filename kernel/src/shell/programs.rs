@@ -43,7 +43,7 @@ pub fn list() -> Result<(), String> {
     Ok(())
 }
 
-/// `run <program> [core]`: runs `name` to its end, on this core or on
+/// `run <program> [<core>]`: runs `name` to its end, on this core or on
 /// `target` (asked by message: `process`), and says how it ended.
 pub fn run(core: &Core, name: &str, target: Option<usize>) -> Result<(), String> {
     let ended = match target.filter(|&target| target != core.id) {
