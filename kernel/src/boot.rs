@@ -103,7 +103,7 @@ pub fn main(registers: BootRegisters) -> ! {
         facts.cores.len()
     );
     knowledge::fill_replicas(core);
-    programs::report(core);
+    programs::report(core.local);
     shell::run(core)
 }
 

@@ -41,9 +41,11 @@ use atoll_monitor::{
 };
 use atoll_urpc::{Payload, Receiver, Sender, Wake};
 
-use crate::measure;
+use atoll_monitor::process::{ENDED_NOT_LOADED, ProgramEnded};
+
 use crate::shared::boot_facts;
 use crate::trace::Recorder;
+use crate::{measure, process, programs};
 
 /// How long a core keeps polling after its last message before it sleeps:
 /// long enough that a request/response exchange stays on the fast path.
@@ -320,7 +322,22 @@ impl Core {
     /// at every tick meanwhile), then has the monitor answer the core that
     /// asked.
     fn run_program(&self, (token, name): (u32, String)) {
-        let ended = crate::programs::run_for_another_core(self, &name);
+        let loaded = programs::archive().and_then(|archive| {
+            let program = archive
+                .find(&name)
+                .ok_or_else(|| String::from("no such program in the boot image"))?;
+            process::run(self.local, program, &mut || {
+                self.poll();
+            })
+        });
+        let ended = match loaded {
+            Ok(exit) => programs::ended_of(exit),
+            Err(error) => {
+                // The core that asked is told only that it failed.
+                println!("atoll: core {}: run {name}: {error}", self.id);
+                ProgramEnded::only(ENDED_NOT_LOADED)
+            }
+        };
         let mut host = self.host.borrow_mut();
         let Host { monitor, out, .. } = &mut *host;
         monitor.program_ended(cpu::rdtsc(), token, ended, out);

@@ -1,9 +1,8 @@
 //! The programs in the boot image: the archive the boot loader loaded
 //! beside the kernel as its first boot module (QEMU's `-initrd`, GRUB's
 //! `module2`), read in place. `atoll-programs` reads and checks it; this
-//! module finds it, says at boot what it holds, and runs a program for
-//! another core's `run` (`process`). The shell's commands are in
-//! `shell::programs`.
+//! module finds it and says at boot what it holds. The host runs programs
+//! for other cores' `run`; the shell's commands are in `shell::programs`.
 
 use alloc::format;
 use alloc::string::String;
@@ -11,11 +10,11 @@ use alloc::string::String;
 use atoll_arch::phys;
 use atoll_programs::Archive;
 
-use atoll_monitor::process::{ENDED_EXIT, ENDED_FAULT, ENDED_NOT_LOADED, ProgramEnded};
+use atoll_monitor::process::{ENDED_EXIT, ENDED_FAULT, ProgramEnded};
 
-use crate::host::Core;
-use crate::process::{self, Exit};
+use crate::process::Exit;
 use crate::shared::boot_facts;
+use atoll_arch::percore::CoreLocal;
 
 /// The programs' archive, or why there is none to use.
 pub fn archive() -> Result<Archive<'static>, String> {
@@ -55,31 +54,10 @@ pub fn ended_of(exit: Exit) -> ProgramEnded {
     }
 }
 
-/// Runs `name` on this core for another core's `run` (`process`), and
-/// what to answer it; a program this core cannot load is said on its own
-/// console line.
-pub fn run_for_another_core(core: &Core, name: &str) -> ProgramEnded {
-    let loaded = archive().and_then(|archive| {
-        let program = archive
-            .find(name)
-            .ok_or_else(|| String::from("no such program in the boot image"))?;
-        process::run(core.local, program, &mut || {
-            core.poll();
-        })
-    });
-    match loaded {
-        Ok(exit) => ended_of(exit),
-        Err(error) => {
-            println!("atoll: core {}: run {name}: {error}", core.id);
-            ProgramEnded::only(ENDED_NOT_LOADED)
-        }
-    }
-}
-
 /// The boot lines that say which programs the boot image holds, and how
-/// the kernel guards itself from them on `core`.
-pub fn report(core: &Core) {
-    match core.local.user_protection() {
+/// the kernel guards itself from them on the core of `local`.
+pub fn report(local: &CoreLocal) {
+    match local.user_protection() {
         true => println!("atoll: user space: ring 3, with SMEP and SMAP"),
         false => println!(
             "atoll: user space: ring 3; this processor has no SMEP and SMAP, so the kernel's own checks alone keep it from programs' pages"
