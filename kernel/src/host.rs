@@ -102,8 +102,11 @@ struct Host {
     /// Completions of the calls local code made, until it takes them.
     mailbox: Vec<(Ticket, Result<Wire, CallError>)>,
     /// Timer ticks already fed to the monitor (or skipped while it wanted
-    /// none).
+    /// none), by [`clock_ticks`].
     ticks_fed: u64,
+    /// The timer interrupts taken as of the last feed: the clock is read
+    /// only when one has come since, off the polling loop's fast path.
+    interrupts_seen: u64,
     /// When a stall the monitor asked for ends, in TSC cycles.
     stall_until: Option<u64>,
     /// The view left this core out while it runs: it stops after the step.
@@ -116,6 +119,14 @@ struct Host {
 /// This core's kernel, once it is set up.
 pub fn try_current() -> Option<&'static Core> {
     atoll_arch::percore::try_current()?.os::<Core>()
+}
+
+/// The monitor's clock, in timer ticks since the TSC started: the ticks
+/// the timer's interrupts mark, counted by the TSC rather than by the
+/// interrupts, which coalesce (and so get lost) when the core does not
+/// run for a while, as under an emulator on a loaded host.
+fn clock_ticks() -> u64 {
+    cpu::rdtsc() / (boot_facts().tsc_per_ms * 1000 / TIMER_HZ).max(1)
 }
 
 /// Milliseconds as timer ticks, rounded up.
@@ -177,7 +188,8 @@ impl Core {
                     dropped_to: vec![false; cores],
                 },
                 mailbox: Vec::new(),
-                ticks_fed: 0,
+                ticks_fed: clock_ticks(),
+                interrupts_seen: 0,
                 stall_until: None,
                 fenced: false,
                 program: None,
@@ -507,8 +519,13 @@ impl Host {
     /// Feeds the monitor the ticks that passed, while it wants them; whether
     /// it took any.
     fn feed_ticks(&mut self, core: &Core) -> bool {
-        let now = core.local.ticks();
-        if now == self.ticks_fed {
+        let interrupts = core.local.ticks();
+        if interrupts == self.interrupts_seen {
+            return false;
+        }
+        self.interrupts_seen = interrupts;
+        let now = clock_ticks();
+        if now <= self.ticks_fed {
             return false;
         }
         self.note_counters(core.local);
