@@ -250,6 +250,17 @@ impl TestContext<'_> {
         self.exec_on(&machine, script, EXEC_TIMEOUT)
     }
 
+    /// Boots the kernel directly (PVH) on `cores` cores split evenly into
+    /// `nodes` NUMA nodes and runs `script`.
+    fn exec_numa(&mut self, cores: u8, nodes: u8, script: &str) -> Result<ExecRun, String> {
+        let machine = Machine {
+            cores,
+            numa_nodes: nodes,
+            ..Machine::default()
+        };
+        self.exec_on(&machine, script, cases::SEABIOS_TIMEOUT)
+    }
+
     /// Boots the kernel directly (PVH) on `machine` and runs `script`.
     fn exec_on(
         &mut self,

@@ -356,12 +356,7 @@ fn vm_storm_keeps_replicas_identical(context: &mut TestContext, cores: u8) -> Re
 /// cores by node as QEMU laid them out, the boot core's own node last.
 fn bench_shootdown_on_two_numa_nodes(context: &mut TestContext) -> Result<(), String> {
     let script = "bench shootdown";
-    let machine = Machine {
-        cores: 8,
-        numa_nodes: 2,
-        ..Machine::default()
-    };
-    let run = context.exec_on(&machine, script, SEABIOS_TIMEOUT)?;
+    let run = context.exec_numa(8, 2, script)?;
     expect_success(&run, script)?;
     let tree = protocol::skb::command_output(&run.serial, script)
         .and_then(|output| protocol::skb::tree(&output))

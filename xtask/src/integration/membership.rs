@@ -149,12 +149,7 @@ fn hung_core_is_found_in_time(context: &mut TestContext) -> Result<(), String> {
 /// survivors go from view 1 straight to view 3.)
 fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<(), String> {
     let script = "vm storm start 40; fault 3; fault 4; vm storm wait; vm hash";
-    let machine = Machine {
-        cores: 8,
-        numa_nodes: 2,
-        ..Machine::default()
-    };
-    let run = context.exec_on(&machine, script, SEABIOS_TIMEOUT)?;
+    let run = context.exec_numa(8, 2, script)?;
     expect_success(&run, script)?;
     // The shell's core installs view 2 before `fault 3` returns. Another
     // core may skip it: when core 4 faults before its flush of view 2
@@ -343,12 +338,7 @@ fn core_off_on_cycles_under_a_storm(context: &mut TestContext) -> Result<(), Str
     let script = format!(
         "vm storm start {STORM_CHANGES}; core cycle 2 {CYCLES}; vm storm wait; vm map 2 100; urpc ping 0 2; urpc ping 2 1; vm hash"
     );
-    let machine = Machine {
-        cores: 4,
-        numa_nodes: 2,
-        ..Machine::default()
-    };
-    let run = context.exec_on(&machine, &script, SEABIOS_TIMEOUT)?;
+    let run = context.exec_numa(4, 2, &script)?;
     expect_success(&run, &script)?;
     let summary = format!(
         "core cycle 2: {CYCLES} of {CYCLES} off/on cycles; now incarnation {CYCLES} in view "

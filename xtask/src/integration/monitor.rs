@@ -99,13 +99,8 @@ fn a_late_reply_is_dropped(context: &mut TestContext) -> Result<(), String> {
 /// commit has them.
 fn trace_shows_the_flow(context: &mut TestContext) -> Result<(), String> {
     const CORES: u32 = 8;
-    let machine = Machine {
-        cores: CORES as u8,
-        numa_nodes: 2,
-        ..Machine::default()
-    };
     let script = trace::wrap("vm map 3 1; vm unmap 5 1");
-    let run = context.exec_on(&machine, &script, SEABIOS_TIMEOUT)?;
+    let run = context.exec_numa(CORES as u8, 2, &script)?;
     expect_success(&run, &script)?;
     let out = std::env::temp_dir().join(format!("atoll-trace-{}.json", std::process::id()));
     let exported = trace::export(&run.serial, &out).map_err(|error| format!("{error:#}"))?;
