@@ -76,9 +76,9 @@ pub enum Ended {
     },
 }
 
-const ENDED_BY_CALL: u64 = 1;
-const ENDED_BY_FAULT: u64 = 2;
-const ENDED_BY_PREEMPTION: u64 = 3;
+/// What `syscall_dispatch` tells the entry when the program has ended
+/// (0: back to the program).
+const PROGRAM_ENDED: u64 = 1;
 
 /// The kernel's handler of every system call; set once.
 static SYSCALL_HANDLER: spin::Once<fn(&mut SyscallFrame) -> Resume> = spin::Once::new();
@@ -211,7 +211,7 @@ pub fn preempt(frame: &crate::idt::TrapFrame) -> ! {
     record(Ended::Preempted);
     // SAFETY: a program was running on this core (the frame is ring 3's),
     // so `run` or `resume` saved the kernel's registers.
-    unsafe { resume_kernel(ENDED_BY_PREEMPTION) }
+    unsafe { resume_kernel() }
 }
 
 /// Ends the program that took an exception in ring 3: records the fault
@@ -230,7 +230,7 @@ pub fn end_by_fault(vector: u64, error_code: u64, rip: u64) -> ! {
     });
     // SAFETY: `run` is under way on this core (a ring-3 exception means a
     // program ran), so `resume_rsp` holds its saved registers.
-    unsafe { resume_kernel(ENDED_BY_FAULT) }
+    unsafe { resume_kernel() }
 }
 
 /// Copies `buffer.len()` bytes of the running program's memory at
@@ -278,7 +278,7 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) -> u64 {
         Resume::Program => 0,
         Resume::End { status } => {
             record(Ended::ByCall { status });
-            ENDED_BY_CALL
+            PROGRAM_ENDED
         }
     }
 }
@@ -323,14 +323,14 @@ macro_rules! back_to_kernel {
 
 /// Saves the kernel's callee-saved registers and stack, and enters ring 3
 /// at `entry` (`rdi`) with the stack `stack_top` (`rsi`) and every other
-/// register cleared. Returns (through `resume_kernel`) how the program
-/// ended.
+/// register cleared. Returns (through `resume_kernel` or a system call that
+/// ends the program) once the program has ended; how is in the block.
 ///
 /// # Safety
 /// `entry` and `stack_top` must lie in the program's pages, and the block
 /// must have its `Switch`.
 #[unsafe(naked)]
-unsafe extern "C" fn enter_user(entry: u64, stack_top: u64) -> u64 {
+unsafe extern "C" fn enter_user(entry: u64, stack_top: u64) {
     naked_asm!(
         save_kernel!(),
         "mov rcx, rdi",
@@ -364,7 +364,7 @@ unsafe extern "C" fn enter_user(entry: u64, stack_top: u64) -> u64 {
 /// `registers` must be a ring-3 trap frame of the program whose pages are
 /// mapped, above this function's own stack.
 #[unsafe(naked)]
-unsafe extern "C" fn resume_user(registers: *const u64) -> u64 {
+unsafe extern "C" fn resume_user(registers: *const u64) {
     naked_asm!(
         save_kernel!(),
         "mov rsp, rdi",
@@ -390,14 +390,15 @@ unsafe extern "C" fn resume_user(registers: *const u64) -> u64 {
     )
 }
 
-/// Back to where [`enter_user`] was called, returning `how` from it.
+/// Back to where [`enter_user`] (or [`resume_user`]) was called, which
+/// returns; how the program ended is in the block (`record`).
 ///
 /// # Safety
 /// A program must be running (or have just trapped) on this core, with
 /// the kernel's GS base in place.
 #[unsafe(naked)]
-unsafe extern "C" fn resume_kernel(how: u64) -> ! {
-    naked_asm!("mov rax, rdi", back_to_kernel!(),)
+unsafe extern "C" fn resume_kernel() -> ! {
+    naked_asm!(back_to_kernel!())
 }
 
 /// The `syscall` instruction's entry: interrupts are off (`SFMask`), the
