@@ -73,12 +73,16 @@ pub(crate) struct CatchUp {
     /// `Some` while this core catches up.
     joining: Option<Joining>,
     /// By joiner: the locks this core held when it installed the view the
-    /// joiner came in with (the rounds that leave it out), and whether it
-    /// has asked for the snapshot. `None` when this core was catching up
-    /// itself then: those rounds wait among its held messages, so it takes
-    /// the locks it holds once it has caught up and handled them, a
-    /// superset.
-    owed: BTreeMap<CoreId, (Option<BTreeSet<OpId>>, bool)>,
+    /// joiner came in with (the rounds that leave it out). `None` when this
+    /// core was catching up itself then: those rounds wait among its held
+    /// messages, so it takes the locks it holds once it has caught up and
+    /// handled them, a superset.
+    owed: BTreeMap<CoreId, Option<BTreeSet<OpId>>>,
+    /// The joiners that have asked for their snapshot and not had it: a
+    /// set apart from `owed` so that [`CatchUp::answer`], which runs
+    /// whenever the node loop has nothing left to handle, costs one test
+    /// when nobody waits.
+    asked: Members,
 }
 
 /// The locks held in `replica`, by the proposal holding each.
@@ -102,6 +106,7 @@ impl CatchUp {
                 held: VecDeque::new(),
             }),
             owed: BTreeMap::new(),
+            asked: Members::new(),
         }
     }
 
@@ -148,6 +153,7 @@ impl CatchUp {
     pub fn installed(&mut self, cx: &mut Cx<'_>, old: View, new: View) {
         let me = cx.me();
         self.owed.retain(|core, _| new.members.contains(*core));
+        self.asked = self.asked.intersect(new.members);
         let held = locks(cx.base.mappings.replica());
         let joiners = new.members.minus(old.members).minus(Members::one(me));
         for core in joiners.iter() {
@@ -160,7 +166,8 @@ impl CatchUp {
                     .filter(|&id| id.origin != me || !mappings.includes(id, core))
                     .collect()
             });
-            self.owed.insert(core, (rounds, false));
+            self.owed.insert(core, rounds);
+            self.asked.remove(core);
         }
         let Some(joining) = &mut self.joining else {
             return;
@@ -204,7 +211,8 @@ impl CatchUp {
     ) -> Vec<(CoreId, u32, Wire)> {
         match message {
             CatchUpMessage::CatchUpAsk(CatchUpAsk {}) => {
-                self.owed.entry(from).or_default().1 = true;
+                self.owed.entry(from).or_default();
+                self.asked.insert(from);
                 self.answer(cx);
             }
             CatchUpMessage::CatchUpFacts(CatchUpFacts { text }) => match &self.joining {
@@ -353,26 +361,27 @@ impl CatchUp {
     /// that leave it out holds a lock here any more. A core that is itself
     /// catching up answers once it has caught up.
     pub fn answer(&mut self, cx: &mut Cx<'_>) {
-        if self.joining.is_some() || !self.owed.values().any(|(_, asked)| *asked) {
+        if self.joining.is_some() || self.asked.is_empty() {
             return;
         }
         let held = locks(cx.base.mappings.replica());
-        for (rounds, _) in self.owed.values_mut() {
+        for rounds in self.owed.values_mut() {
             rounds.get_or_insert_with(|| held.clone());
         }
         let ready: Vec<CoreId> = self
-            .owed
+            .asked
             .iter()
-            .filter(|(_, (rounds, asked))| {
-                *asked
-                    && rounds.as_ref().is_some_and(|rounds| {
+            .filter(|core| {
+                self.owed.get(core).is_some_and(|rounds| {
+                    rounds.as_ref().is_some_and(|rounds| {
                         rounds.is_disjoint(&held) || mutants::active(Mutant::SnapshotWithRoundsOpen)
                     })
+                })
             })
-            .map(|(&core, _)| core)
             .collect();
         for joiner in ready {
             self.owed.remove(&joiner);
+            self.asked.remove(joiner);
             let mappings = &cx.base.mappings;
             let entries: Vec<CatchUpEntry> = mappings
                 .replica()
