@@ -42,10 +42,12 @@ use atoll_monitor::{
 use atoll_urpc::{Payload, Receiver, Sender, Wake};
 
 use atoll_monitor::process::{ENDED_NOT_LOADED, ProgramEnded};
+use atoll_programs::Program;
 
+use crate::process::{self, Exit};
 use crate::shared::boot_facts;
 use crate::trace::Recorder;
-use crate::{measure, process, programs};
+use crate::{measure, programs};
 
 /// How long a core keeps polling after its last message before it sleeps:
 /// long enough that a request/response exchange stays on the fast path.
@@ -334,15 +336,7 @@ impl Core {
     /// at every tick meanwhile), then has the monitor answer the core that
     /// asked.
     fn run_program(&self, (token, name): (u32, String)) {
-        let loaded = programs::archive().and_then(|archive| {
-            let program = archive
-                .find(&name)
-                .ok_or_else(|| String::from("no such program in the boot image"))?;
-            process::run(self.local, program, &mut || {
-                self.poll();
-            })
-        });
-        let ended = match loaded {
+        let ended = match self.run_named(&name) {
             Ok(exit) => programs::ended_of(exit),
             Err(error) => {
                 // The core that asked is told only that it failed.
@@ -354,6 +348,23 @@ impl Core {
         let Host { monitor, out, .. } = &mut *host;
         monitor.program_ended(cpu::rdtsc(), token, ended, out);
         host.act(self);
+    }
+
+    /// Runs the boot image's program `name` on this core to its end.
+    pub fn run_named(&self, name: &str) -> Result<Exit, String> {
+        let archive = programs::archive()?;
+        let program = archive
+            .find(name)
+            .ok_or_else(|| String::from("no such program in the boot image"))?;
+        self.run_here(program)
+    }
+
+    /// Runs `program` on this core to its end; this core's monitor polls
+    /// at every tick meanwhile, so the node stays in the system.
+    pub fn run_here(&self, program: &Program<'_>) -> Result<Exit, String> {
+        process::run(self.local, program, &mut || {
+            self.poll();
+        })
     }
 
     fn take_completion(&self, ticket: Ticket) -> Option<Result<Wire, CallError>> {

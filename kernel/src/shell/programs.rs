@@ -10,7 +10,7 @@ use atoll_programs::Image;
 
 use super::ask::{ask, check_running};
 use crate::host::Core;
-use crate::process::{self, Exit};
+use crate::process::Exit;
 use crate::programs::{archive, ended_of};
 
 /// `programs`: each program with its size, entry point and segments (or
@@ -47,17 +47,10 @@ pub fn list() -> Result<(), String> {
 /// `target` (asked by message: `process`), and says how it ended.
 pub fn run(core: &Core, name: &str, target: Option<usize>) -> Result<(), String> {
     let ended = match target.filter(|&target| target != core.id) {
-        None => {
-            let archive = archive().map_err(|error| format!("run {name}: {error}"))?;
-            let program = archive
-                .find(name)
-                .ok_or_else(|| format!("run {name}: no such program in the boot image"))?;
-            let exit = process::run(core.local, program, &mut || {
-                core.poll();
-            })
-            .map_err(|error| format!("run {name}: {error}"))?;
-            ended_of(exit)
-        }
+        None => ended_of(
+            core.run_named(name)
+                .map_err(|error| format!("run {name}: {error}"))?,
+        ),
         Some(target) => {
             check_running(core, "run", target)?;
             let name_bytes =
@@ -106,10 +99,9 @@ pub fn bench(core: &Core) -> Result<(), String> {
     let mut samples = alloc::vec::Vec::with_capacity(SPAWN_RUNS);
     for _ in 0..SPAWN_RUNS {
         let start = atoll_arch::cpu::rdtsc();
-        let exit = process::run(core.local, empty, &mut || {
-            core.poll();
-        })
-        .map_err(|error| format!("bench user: {error}"))?;
+        let exit = core
+            .run_here(empty)
+            .map_err(|error| format!("bench user: {error}"))?;
         if exit != Exit::Status(0) {
             return Err(format!("bench user: true ended {exit:?}"));
         }
@@ -122,10 +114,9 @@ pub fn bench(core: &Core) -> Result<(), String> {
         samples[0],
         samples[SPAWN_RUNS - 1]
     );
-    let exit = process::run(core.local, nullcall, &mut || {
-        core.poll();
-    })
-    .map_err(|error| format!("bench user: {error}"))?;
+    let exit = core
+        .run_here(nullcall)
+        .map_err(|error| format!("bench user: {error}"))?;
     if exit != Exit::Status(0) {
         return Err(format!("bench user: nullcall ended {exit:?}"));
     }
