@@ -509,6 +509,57 @@ fn a_core_that_comes_back_catches_up_then_serves() {
 }
 
 #[test]
+fn a_snapshot_that_lost_a_mapping_is_asked_for_again() {
+    let mut net = net_with_core_3_back();
+    let n = net.n();
+    let entry = crate::catchup::CatchUpEntry {
+        space: 0,
+        vaddr: 0,
+        paddr: 0,
+        flags: 0,
+    };
+    let entry_kind = Wire::from(entry).kind();
+    let is_entry = |slot: &Payload| slot[0] == entry_kind;
+    // Deliver everything, but lose the first mapping core 0 sends core 3.
+    let mut lost = 0;
+    for _ in 0..2 * Detector::DEFAULT.suspect_after {
+        if !net.monitors[3].catching_up() {
+            break;
+        }
+        net.tick_all();
+        let mut any = true;
+        while any {
+            any = false;
+            for from in 0..4u16 {
+                for to in 0..4u16 {
+                    let link = &mut net.links[usize::from(from) * n + usize::from(to)];
+                    if (from, to) == (0, 3) && lost == 0 && link.front().is_some_and(is_entry) {
+                        link.pop_front();
+                        lost += 1;
+                    }
+                    while net.deliver(from, to) {
+                        any = true;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(lost, 1, "core 0 sent core 3 a snapshot");
+    net.settle();
+    assert!(
+        net.notices.iter().any(|(core, line)| core.0 == 3
+            && line == "snapshot from core 0 came with 5 of its 6 mappings; asking again"),
+        "{:?}",
+        net.notices
+    );
+    assert!(!net.monitors[3].catching_up());
+    let hashes = net.hashes(0);
+    assert_eq!(hashes.len(), 4);
+    assert!(hashes.iter().all(|&hash| hash == hashes[0]), "{hashes:x?}");
+    assert_no_locks(&net);
+}
+
+#[test]
 fn a_proposal_that_reaches_a_core_catching_up_waits_for_its_snapshot() {
     let mut net = net_with_core_3_back();
     // Deliver until core 3 is in the view but has not had its snapshot.
