@@ -41,13 +41,17 @@ use atoll_monitor::{
 };
 use atoll_urpc::{Payload, Receiver, Sender, Wake};
 
-use atoll_monitor::process::{ENDED_NOT_LOADED, ProgramEnded};
-use atoll_programs::Program;
+use atoll_iface::Bytes;
+use atoll_monitor::process::{
+    ENDED_NOT_LOADED, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED, Killed,
+    ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED, Spawned,
+};
+use atoll_sched::{Pid, ProcessError};
 
-use crate::process::{self, Exit};
+use crate::measure;
+use crate::process::{self, Report};
 use crate::shared::boot_facts;
 use crate::trace::Recorder;
-use crate::{measure, programs};
 
 /// How long a core keeps polling after its last message before it sleeps:
 /// long enough that a request/response exchange stays on the fast path.
@@ -82,6 +86,9 @@ pub struct Core {
     pub id: usize,
     pub local: &'static CoreLocal,
     host: RefCell<Host>,
+    /// Its processes (`crate::process`), apart from the host: a process's
+    /// system calls reach them while the host may be in use.
+    pub(crate) processes: RefCell<process::Processes>,
     pub recorder: Recorder,
 }
 
@@ -113,9 +120,6 @@ struct Host {
     stall_until: Option<u64>,
     /// The view left this core out while it runs: it stops after the step.
     fenced: bool,
-    /// A program another core asked this one to run (`process`), with the
-    /// monitor's token: run out of the step, by the polling loop.
-    program: Option<(u32, String)>,
 }
 
 /// This core's kernel, once it is set up.
@@ -194,8 +198,8 @@ impl Core {
                 interrupts_seen: 0,
                 stall_until: None,
                 fenced: false,
-                program: None,
             }),
+            processes: RefCell::new(process::Processes::new(id)),
             recorder: Recorder::new(),
         }));
         local.set_os(core);
@@ -255,6 +259,9 @@ impl Core {
     /// `CallError::NoAnswer` after `timeout_ms`.
     pub fn call(&self, to: usize, request: impl Into<Wire>, timeout_ms: u64) -> Ticket {
         let mut host = self.host.borrow_mut();
+        // A call to this core is answered in the step: its counters as
+        // they are now.
+        host.note_counters(self.local);
         let Host { monitor, out, .. } = &mut *host;
         let ticket = monitor.call(
             cpu::rdtsc(),
@@ -284,10 +291,9 @@ impl Core {
             if let Some(result) = done() {
                 return result;
             }
-            if self.poll() {
-                last_busy = cpu::rdtsc();
-            } else if let Some(program) = self.take_program() {
-                self.run_program(program);
+            // Messages first, then a turn of a ready process (which the
+            // timer ends), so that the monitor polls between turns.
+            if self.poll() || self.run_turn() {
                 last_busy = cpu::rdtsc();
             } else if cpu::rdtsc() - last_busy > spin {
                 self.sleep();
@@ -327,44 +333,12 @@ impl Core {
         self.wait_for(ticket)
     }
 
-    /// The program another core asked this one to run, if any.
-    fn take_program(&self) -> Option<(u32, String)> {
-        self.host.borrow_mut().program.take()
-    }
-
-    /// Runs the program of `token` to its end (this core's monitor polls
-    /// at every tick meanwhile), then has the monitor answer the core that
-    /// asked.
-    fn run_program(&self, (token, name): (u32, String)) {
-        let ended = match self.run_named(&name) {
-            Ok(exit) => programs::ended_of(exit),
-            Err(error) => {
-                // The core that asked is told only that it failed.
-                println!("atoll: core {}: run {name}: {error}", self.id);
-                ProgramEnded::only(ENDED_NOT_LOADED)
-            }
-        };
+    /// Hands this core's monitor the answers its processes' ends produced
+    /// for other cores.
+    pub(crate) fn hand_answers(&self) {
         let mut host = self.host.borrow_mut();
-        let Host { monitor, out, .. } = &mut *host;
-        monitor.program_ended(cpu::rdtsc(), token, ended, out);
+        host.answer_processes(self);
         host.act(self);
-    }
-
-    /// Runs the boot image's program `name` on this core to its end.
-    pub fn run_named(&self, name: &str) -> Result<Exit, String> {
-        let archive = programs::archive()?;
-        let program = archive
-            .find(name)
-            .ok_or_else(|| String::from("no such program in the boot image"))?;
-        self.run_here(program)
-    }
-
-    /// Runs `program` on this core to its end; this core's monitor polls
-    /// at every tick meanwhile, so the node stays in the system.
-    pub fn run_here(&self, program: &Program<'_>) -> Result<Exit, String> {
-        process::run(self.local, program, &mut || {
-            self.poll();
-        })
     }
 
     fn take_completion(&self, ticket: Ticket) -> Option<Result<Wire, CallError>> {
@@ -509,6 +483,9 @@ impl Host {
                 .and_then(Receiver::try_recv)
             {
                 received = true;
+                // Counters as they are now, for a `CoreReport` among the
+                // slots (both are plain reads).
+                self.note_counters(core.local);
                 let input = Input::Slot {
                     from: CoreId(from as u16),
                     slot: &slot,
@@ -560,6 +537,71 @@ impl Host {
         }
         self.act(core);
         fed
+    }
+
+    /// Carries out another core's `request` about this core's processes,
+    /// and answers it (a run, once the process ends).
+    fn process_request(&mut self, core: &Core, token: u32, request: ProcessRequest) {
+        let now = cpu::rdtsc();
+        let failed = |name: &str, error: process::SpawnFailure| {
+            println!("atoll: core {}: spawn {name}: {error}", core.id);
+        };
+        match request {
+            ProcessRequest::Run { name, args } => {
+                if let Err(error) = core.spawn(&name, &args, Report::Remote(token)) {
+                    failed(&name, error);
+                    let answer = ProgramEnded::only(ENDED_NOT_LOADED, 0);
+                    self.monitor
+                        .process_answer(now, token, answer, &mut self.out);
+                }
+            }
+            ProcessRequest::Spawn { name, args } => {
+                let answer = match core.spawn(&name, &args, Report::Console) {
+                    Ok(pid) => Spawned {
+                        outcome: SPAWNED,
+                        pid: pid.0,
+                    },
+                    Err(error) => {
+                        failed(&name, error);
+                        Spawned {
+                            outcome: SPAWN_FAILED,
+                            pid: 0,
+                        }
+                    }
+                };
+                self.monitor
+                    .process_answer(now, token, answer, &mut self.out);
+            }
+            ProcessRequest::Kill { pid } => {
+                let outcome = match core.kill(Pid(pid)) {
+                    Ok(()) => KILLED,
+                    Err(ProcessError::Ended) => KILL_ENDED,
+                    Err(ProcessError::Running) => KILL_RUNNING,
+                    Err(ProcessError::NoSuchProcess | ProcessError::NotAChild) => {
+                        KILL_NO_SUCH_PROCESS
+                    }
+                };
+                self.monitor
+                    .process_answer(now, token, Killed { outcome }, &mut self.out);
+                // A killed process's end may be another core's answer.
+                self.answer_processes(core);
+            }
+            ProcessRequest::List => {
+                let lines = core.process_lines();
+                let text =
+                    Bytes::new(lines.as_bytes()).expect("process_lines keeps within LIST_BYTES");
+                self.monitor
+                    .process_answer(now, token, Processes { text }, &mut self.out);
+            }
+        }
+    }
+
+    /// Hands the monitor the answers its processes' ends produced.
+    fn answer_processes(&mut self, core: &Core) {
+        for (token, answer) in core.processes.borrow_mut().take_answers() {
+            self.monitor
+                .process_answer(cpu::rdtsc(), token, answer, &mut self.out);
+        }
     }
 
     /// Pushes queued slots into the rings ([`Rings::push_all`]).
@@ -644,7 +686,9 @@ impl Host {
                     }
                     Deferred::Drain { core: from } => self.drain(from),
                     Deferred::Scribble { address } => cpu::scribble(address),
-                    Deferred::RunProgram { token, name } => self.program = Some((token, name)),
+                    Deferred::Process { token, request } => {
+                        self.process_request(core, token, request)
+                    }
                 }
             }
         }

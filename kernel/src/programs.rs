@@ -1,8 +1,8 @@
 //! The programs in the boot image: the archive the boot loader loaded
 //! beside the kernel as its first boot module (QEMU's `-initrd`, GRUB's
 //! `module2`), read in place. `atoll-programs` reads and checks it; this
-//! module finds it and says at boot what it holds. The host runs programs
-//! for other cores' `run`; the shell's commands are in `shell::programs`.
+//! module finds it and says at boot what it holds. `process` runs them;
+//! the shell's commands are in `shell::programs`.
 
 use alloc::format;
 use alloc::string::String;
@@ -10,11 +10,10 @@ use alloc::string::String;
 use atoll_arch::phys;
 use atoll_programs::Archive;
 
-use atoll_monitor::process::{ENDED_EXIT, ENDED_FAULT, ProgramEnded};
-
-use crate::process::Exit;
 use crate::shared::boot_facts;
 use atoll_arch::percore::CoreLocal;
+use atoll_monitor::process::{ENDED_EXIT, ENDED_FAULT, ENDED_KILLED, ProgramEnded};
+use atoll_sched::Exit;
 
 /// The programs' archive, or why there is none to use.
 pub fn archive() -> Result<Archive<'static>, String> {
@@ -31,13 +30,15 @@ pub fn archive() -> Result<Archive<'static>, String> {
         .map_err(|error| format!("the boot module is no archive of programs: {error}"))
 }
 
-/// A program's end, as the `process` service answers it.
+/// A process's end, as the `process` service answers it (its pid is the
+/// caller's to fill).
 pub fn ended_of(exit: Exit) -> ProgramEnded {
     match exit {
         Exit::Status(status) => ProgramEnded {
             status,
-            ..ProgramEnded::only(ENDED_EXIT)
+            ..ProgramEnded::only(ENDED_EXIT, 0)
         },
+        Exit::Killed => ProgramEnded::only(ENDED_KILLED, 0),
         Exit::Fault {
             vector,
             error_code,
@@ -45,6 +46,7 @@ pub fn ended_of(exit: Exit) -> ProgramEnded {
             address,
         } => ProgramEnded {
             outcome: ENDED_FAULT,
+            pid: 0,
             status: 0,
             vector,
             error_code,

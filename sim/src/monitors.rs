@@ -636,11 +636,9 @@ impl World {
                         Input::Drained(from)
                     }
                     Deferred::Stall { .. } | Deferred::Scribble { .. } => continue,
-                    // No scenario asks a core to run a program.
-                    Deferred::RunProgram { name, .. } => {
-                        return violation!(
-                            "core {core} was asked to run {name}, which no call asks"
-                        );
+                    // No scenario asks about a core's processes.
+                    Deferred::Process { request, .. } => {
+                        return violation!("core {core} was asked {request:?}, which no call asks");
                     }
                 };
                 if self.hosts[usize::from(core)].stopped {

@@ -52,7 +52,9 @@ commands:
                             fig3, replication or sharing (shared state over cores);
                             monitor (round trips through two monitors, tracing off and on);
                             membership (detection, view changes, heartbeats; 2 to 256
-                            simulated monitors)
+                            simulated monitors);
+                            fuzz (in QEMU, not hosted: 10^6 random system calls on each
+                            of 4 cores, written to bench/results/qemu-fuzz.txt)
            --cpus A,B       the two CPUs (default: the first two this process may use;
                             fig3, replication and sharing: every CPU it may use)
            --repetitions N  rounds, each with every row interleaved (default 15;
@@ -132,6 +134,8 @@ pub enum Benchmark {
     Sharing,
     Monitor,
     Membership,
+    /// Not hosted: `fuzz` in QEMU (`crate::bench::fuzz`).
+    Fuzz,
 }
 
 impl Benchmark {
@@ -144,17 +148,19 @@ impl Benchmark {
             Benchmark::Sharing => "sharing",
             Benchmark::Monitor => "monitor",
             Benchmark::Membership => "membership",
+            Benchmark::Fuzz => "fuzz",
         }
     }
 
-    /// The `hosted/benches` target that runs it.
-    pub fn target(self) -> &'static str {
+    /// The `hosted/benches` target that runs it, if it is a hosted one.
+    pub fn target(self) -> Option<&'static str> {
         match self {
-            Benchmark::Urpc | Benchmark::UrpcDepth | Benchmark::Monitor => "urpc",
+            Benchmark::Urpc | Benchmark::UrpcDepth | Benchmark::Monitor => Some("urpc"),
             Benchmark::Fig3
             | Benchmark::Replication
             | Benchmark::Sharing
-            | Benchmark::Membership => "scaling",
+            | Benchmark::Membership => Some("scaling"),
+            Benchmark::Fuzz => None,
         }
     }
 }
@@ -314,7 +320,8 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
     Ok(options)
 }
 
-const BENCHMARKS: &str = "urpc, urpc-depth, fig3, replication, sharing, monitor or membership";
+const BENCHMARKS: &str =
+    "urpc, urpc-depth, fig3, replication, sharing, monitor, membership or fuzz";
 
 fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
     let benchmark = match flags.args.pop_front().as_deref() {
@@ -325,6 +332,7 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
         Some("sharing") => Benchmark::Sharing,
         Some("monitor") => Benchmark::Monitor,
         Some("membership") => Benchmark::Membership,
+        Some("fuzz") => Benchmark::Fuzz,
         Some(other) if !other.starts_with("--") => {
             bail!("unknown benchmark `{other}` (expected {BENCHMARKS})")
         }
@@ -346,6 +354,9 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
             }
             _ => return Err(flag.unknown("bench")),
         }
+    }
+    if benchmark == Benchmark::Fuzz && (options.cpus.is_some() || options.repetitions.is_some()) {
+        bail!("bench fuzz runs in QEMU and takes neither --cpus nor --repetitions");
     }
     Ok(options)
 }
@@ -781,7 +792,7 @@ mod tests {
             };
             assert_eq!(
                 (options.benchmark, options.benchmark.target()),
-                (benchmark, "scaling")
+                (benchmark, Some("scaling"))
             );
             assert_eq!(options.benchmark.name(), name);
         }
@@ -790,7 +801,14 @@ mod tests {
         };
         assert_eq!(
             (options.benchmark, options.benchmark.target(), options.cpus),
-            (Benchmark::Monitor, "urpc", Some((0, 1)))
+            (Benchmark::Monitor, Some("urpc"), Some((0, 1)))
+        );
+        let Command::Bench(options) = parse_words("bench fuzz").unwrap() else {
+            panic!("bench fuzz is a bench command");
+        };
+        assert_eq!(
+            (options.benchmark, options.benchmark.target()),
+            (Benchmark::Fuzz, None)
         );
     }
 
@@ -802,6 +820,7 @@ mod tests {
         assert!(error_of("bench urpc --cpus 1,1").contains("two different CPU numbers"));
         assert!(error_of("bench urpc --cpus 0").contains("two different CPU numbers"));
         assert!(error_of("bench urpc --repetitions 0").contains("--repetitions"));
+        assert!(error_of("bench fuzz --cpus 0,1").contains("takes neither --cpus"));
         assert!(error_of("bench urpc extra").contains("unexpected argument `extra`"));
     }
 

@@ -23,6 +23,10 @@ pub const STACK_TOP: u64 = USER_END;
 pub const STACK_PAGES: u64 = 16;
 /// The most bytes one `ConsoleWrite` takes.
 pub const MAX_WRITE: u64 = 4096;
+/// The most bytes of a program's name (`Spawn`).
+pub const MAX_NAME: u64 = 32;
+/// The most bytes of a program's arguments (`Spawn`, and the shell's).
+pub const MAX_ARGS: u64 = 256;
 
 /// The system calls, by number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,16 +40,71 @@ pub enum Call {
     Exit = 1,
     /// `null() -> 0`: does nothing; what a system call costs.
     Null = 2,
+    /// `yield() -> 0`: gives the core to the next process that is ready,
+    /// and goes on after it (at once if none is).
+    Yield = 3,
+    /// `spawn(name, name_length, args, args_length) -> pid`: starts the
+    /// boot image's program `name` (at most [`MAX_NAME`] bytes) on this
+    /// core as a child of the caller, with `args` (at most [`MAX_ARGS`]
+    /// bytes of UTF-8).
+    Spawn = 4,
+    /// `wait(pid, record) -> 0`: waits until the caller's child `pid` has
+    /// ended, writes how at `record` (an [`ExitRecord`]) and forgets the
+    /// child.
+    Wait = 5,
+    /// `pid() -> pid`: the caller's process id.
+    Pid = 6,
 }
 
 impl Call {
+    pub const ALL: [Call; 7] = [
+        Call::ConsoleWrite,
+        Call::Exit,
+        Call::Null,
+        Call::Yield,
+        Call::Spawn,
+        Call::Wait,
+        Call::Pid,
+    ];
+
     pub fn from_number(number: u64) -> Option<Call> {
-        match number {
-            0 => Some(Call::ConsoleWrite),
-            1 => Some(Call::Exit),
-            2 => Some(Call::Null),
-            _ => None,
+        Call::ALL.into_iter().find(|call| *call as u64 == number)
+    }
+}
+
+/// How a child ended, as `Wait` writes it: four words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct ExitRecord {
+    /// [`EXITED`], [`FAULTED`] or [`KILLED`].
+    pub kind: u64,
+    /// For [`EXITED`], the status; for [`FAULTED`], the exception vector.
+    pub value: u64,
+    /// For [`FAULTED`], the instruction.
+    pub rip: u64,
+    /// For a page fault, the address.
+    pub address: u64,
+}
+
+/// `ExitRecord::kind`: the child called `exit`.
+pub const EXITED: u64 = 0;
+/// It took an exception.
+pub const FAULTED: u64 = 1;
+/// It was killed.
+pub const KILLED: u64 = 2;
+
+impl ExitRecord {
+    /// The record as the bytes `Wait` writes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut bytes = [0; 32];
+        for (chunk, word) in
+            bytes
+                .chunks_exact_mut(8)
+                .zip([self.kind, self.value, self.rip, self.address])
+        {
+            chunk.copy_from_slice(&word.to_le_bytes());
         }
+        bytes
     }
 }
 
@@ -60,9 +119,33 @@ pub enum Error {
     BadAddress = 2,
     /// A length past what the call takes.
     TooLong = 3,
+    /// Text (a name, arguments) that is not UTF-8.
+    NotText = 4,
+    /// The boot image holds no program of that name.
+    NoSuchProgram = 5,
+    /// The program cannot be started: a bad image, or no memory for it.
+    NotLoaded = 6,
+    /// The core runs as many processes as it holds.
+    TooManyProcesses = 7,
+    /// No process has that id (or it ended and was waited for).
+    NoSuchProcess = 8,
+    /// The process is not the caller's child.
+    NotAChild = 9,
 }
 
 impl Error {
+    pub const ALL: [Error; 9] = [
+        Error::UnknownCall,
+        Error::BadAddress,
+        Error::TooLong,
+        Error::NotText,
+        Error::NoSuchProgram,
+        Error::NotLoaded,
+        Error::TooManyProcesses,
+        Error::NoSuchProcess,
+        Error::NotAChild,
+    ];
+
     /// The value `rax` returns for this error.
     pub fn to_return(self) -> u64 {
         (self as u64).wrapping_neg()
@@ -70,12 +153,8 @@ impl Error {
 
     /// The error `rax` holds, if it holds one.
     pub fn from_return(value: u64) -> Option<Error> {
-        match value.wrapping_neg() {
-            1 => Some(Error::UnknownCall),
-            2 => Some(Error::BadAddress),
-            3 => Some(Error::TooLong),
-            _ => None,
-        }
+        let code = value.wrapping_neg();
+        Error::ALL.into_iter().find(|error| *error as u64 == code)
     }
 }
 
@@ -85,14 +164,31 @@ mod tests {
 
     #[test]
     fn numbers_and_errors_round_trip() {
-        for call in [Call::ConsoleWrite, Call::Exit, Call::Null] {
+        for (number, call) in Call::ALL.into_iter().enumerate() {
+            assert_eq!(call as u64, number as u64, "numbers have no gaps");
             assert_eq!(Call::from_number(call as u64), Some(call));
         }
-        assert_eq!(Call::from_number(3), None);
-        for error in [Error::UnknownCall, Error::BadAddress, Error::TooLong] {
+        assert_eq!(Call::from_number(Call::ALL.len() as u64), None);
+        for (index, error) in Error::ALL.into_iter().enumerate() {
+            assert_eq!(error as u64, index as u64 + 1, "codes have no gaps");
             assert_eq!(Error::from_return(error.to_return()), Some(error));
         }
         assert_eq!(Error::from_return(5), None);
+        assert_eq!(Error::from_return(10u64.wrapping_neg()), None);
         assert_eq!(Error::from_return(0), None);
+    }
+
+    #[test]
+    fn an_exit_record_is_four_little_endian_words() {
+        let record = ExitRecord {
+            kind: FAULTED,
+            value: 14,
+            rip: 0x8000_0000_1000,
+            address: 0,
+        };
+        let bytes = record.to_bytes();
+        assert_eq!(bytes[0], 1);
+        assert_eq!(bytes[8], 14);
+        assert_eq!(&bytes[16..24], &0x8000_0000_1000u64.to_le_bytes());
     }
 }

@@ -79,7 +79,7 @@ use catchup::CatchUp;
 use control::Control;
 use links::Links;
 use membership::{Installed, MembershipService};
-use process::{Process, ProgramEnded};
+use process::Process;
 use skb::Skb;
 use vm::Vm;
 
@@ -303,15 +303,21 @@ impl Monitor {
         self.base.counters = (ticks, free_frames);
     }
 
-    /// The program the host ran for `token` (`Deferred::RunProgram`) has
-    /// ended as `ended` says: the core that asked is answered.
-    pub fn program_ended(&mut self, now: u64, token: u32, ended: ProgramEnded, out: &mut Output) {
+    /// The host's answer to the request of `token` (`Deferred::Process`):
+    /// the core that asked is answered.
+    pub fn process_answer(
+        &mut self,
+        now: u64,
+        token: u32,
+        answer: impl Into<Wire>,
+        out: &mut Output,
+    ) {
         self.base.now = now;
         let cx = &mut Cx {
             base: &mut self.base,
             out,
         };
-        self.process.ended(cx, token, ended);
+        self.process.answer(cx, token, answer.into());
         self.settle(out);
     }
 
@@ -545,7 +551,7 @@ impl Monitor {
             }
             Wire::Skb(message) => self.skb.receive(cx, from, call, *message),
             Wire::Bench(message) => self.bench.receive(cx, from, call, message.0),
-            Wire::Process(message) => self.process.receive(cx, from, call, message.0),
+            Wire::Process(message) => self.process.receive(cx, from, call, *message),
             Wire::Membership(message) => {
                 if message.0.is_join_of(from) {
                     self.catch_up.welcome(cx, &mut self.skb, from);

@@ -56,10 +56,13 @@ pub enum Deferred {
     /// Write a byte at `address`, another core's memory, as a stray pointer
     /// would: the host's page tables must make it fault.
     Scribble { address: u64 },
-    /// Run program `name` of the boot image on this core to its end (out of
-    /// the step), then say how it ended with `Monitor::program_ended` and
+    /// Another core asks about this core's processes: carry out `request`
+    /// (out of the step), then answer with `Monitor::process_answer` and
     /// `token`.
-    RunProgram { token: u32, name: String },
+    Process {
+        token: u32,
+        request: crate::process::ProcessRequest,
+    },
     /// Read every slot waiting in `core`'s ring to this core, feeding each
     /// as an [`Input::Slot`], then say so with [`Input::Drained`]. `core`
     /// is being left out of the view, so it sends nothing more that counts.

@@ -884,7 +884,7 @@ fn urpc_bench_runs_every_measurement_of_a_pair() {
             Deferred::Stall { .. }
             | Deferred::Drain { .. }
             | Deferred::Scribble { .. }
-            | Deferred::RunProgram { .. } => None,
+            | Deferred::Process { .. } => None,
         })
         .collect();
     assert_eq!(
@@ -1064,41 +1064,55 @@ fn a_monitor_alone_with_nothing_in_flight_wants_no_ticks_and_a_member_does() {
 
 mod membership;
 
-#[test]
-fn a_core_asked_to_run_a_program_has_its_host_run_it_and_answers_once_it_ended() {
-    use crate::process::{ENDED_BUSY, ENDED_EXIT, ProgramEnded, RunProgram};
-    let mut net = Net::new(2);
-    let name = atoll_iface::Bytes::new(b"hello").unwrap();
-    let first = net.call(0, 1, RunProgram { name }, 1000);
-    net.settle();
-    let token = match net.deferred.iter().find_map(|(core, work)| match work {
-        Deferred::RunProgram { token, name } if core.0 == 1 && name == "hello" => Some(*token),
+/// The token of the request core `core`'s host was asked to carry out.
+fn process_token(net: &Net, core: u16, wanted: &crate::process::ProcessRequest) -> u32 {
+    match net.deferred.iter().find_map(|(at, work)| match work {
+        Deferred::Process { token, request } if at.0 == core && request == wanted => Some(*token),
         _ => None,
     }) {
         Some(token) => token,
         None => panic!(
-            "core 1's host was not asked to run hello: {:?}",
+            "core {core}'s host was not asked {wanted:?}: {:?}",
             net.deferred
         ),
+    }
+}
+
+#[test]
+fn a_core_asked_to_run_a_program_has_its_host_run_it_and_answers_once_it_ended() {
+    use crate::process::{ENDED_EXIT, ListProcesses, ProcessRequest, ProgramEnded, RunProgram};
+    let mut net = Net::new(2);
+    let name = atoll_iface::Bytes::new(b"hello").unwrap();
+    let args = atoll_iface::Bytes::new(b"a b").unwrap();
+    let first = net.call(0, 1, RunProgram { name, args }, 1000);
+    net.settle();
+    let request = ProcessRequest::Run {
+        name: "hello".into(),
+        args: "a b".into(),
     };
+    let token = process_token(&net, 1, &request);
     assert!(
         net.completion(0, first).is_none(),
         "answered before the program ended"
     );
-    // A second request while the first program runs is refused at once.
-    let second = net.call(0, 1, RunProgram { name }, 1000);
+    // Another request meanwhile is the host's to answer too, by its own token.
+    let second = net.call(0, 1, ListProcesses {}, 1000);
     net.settle();
-    assert_eq!(
-        net.reply(0, second),
-        Wire::from(ProgramEnded::only(ENDED_BUSY))
-    );
+    let list_token = process_token(&net, 1, &ProcessRequest::List);
+    assert_ne!(token, list_token);
     let mut out = Output::default();
     let ended = ProgramEnded {
         status: 7,
-        ..ProgramEnded::only(ENDED_EXIT)
+        ..ProgramEnded::only(ENDED_EXIT, 1025)
     };
-    net.monitors[1].program_ended(net.now, token, ended.clone(), &mut out);
+    net.monitors[1].process_answer(net.now, token, ended.clone(), &mut out);
+    // A token answered twice (or never given) is dropped.
+    net.monitors[1].process_answer(net.now, token, ended.clone(), &mut out);
     net.absorb(CoreId(1), out);
     net.settle();
     assert_eq!(net.reply(0, first), Wire::from(ended));
+    assert!(
+        net.completion(0, second).is_none(),
+        "the list is not answered yet"
+    );
 }

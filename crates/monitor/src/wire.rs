@@ -186,7 +186,7 @@ services! {
     Bench(BenchMessage in Inline) = 3,
     Membership(MembershipMessage in Inline) = 4,
     CatchUp(CatchUpMessage in Box) = 5,
-    Process(ProcessMessage in Inline) = 6,
+    Process(ProcessMessage in Box) = 6,
 }
 
 impl Wire {

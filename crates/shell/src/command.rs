@@ -2,7 +2,18 @@
 //! the `help` text are derived, so a new command is one new row.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt::{self, Write};
+
+/// A program to start: where, and with what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub program: String,
+    /// `--cores LIST`; without it, the shell's core.
+    pub cores: Option<Vec<u32>>,
+    /// The rest of the line, trimmed (may be empty).
+    pub args: String,
+}
 
 /// A parsed shell command, ready for the kernel to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +53,15 @@ pub enum Command {
     View,
     /// The programs in the boot image, each checked.
     Programs,
-    /// Runs a program to its end, on this core or on `core`.
-    Run {
-        program: String,
-        core: Option<u32>,
+    /// Spawns a process and waits for its end.
+    Run(Launch),
+    /// Spawns a process and goes on; its end is reported on the console.
+    Spawn(Launch),
+    /// Every core's processes.
+    Ps,
+    /// Kills a process.
+    Kill {
+        pid: u32,
     },
     Halt,
     UrpcPing {
@@ -240,18 +256,27 @@ const COMMANDS: &[CommandSpec] = &[
         parse_arguments: |_| Ok(Command::Programs),
     },
     CommandSpec {
-        usage: "run <program> [<core>]",
-        summary: "runs that program of the boot image in ring 3 on the shell's core (or on that core), and shows how it ended",
+        usage: "run <program> [--cores <list>] [<args>]",
+        summary: "spawns that program of the boot image (on the shell's core, or on the listed one) with the arguments, waits for its end and shows it",
+        parse_arguments: |arguments| Ok(Command::Run(arguments.launch()?)),
+    },
+    CommandSpec {
+        usage: "spawn <program> [--cores <list>] [<args>]",
+        summary: "spawns that program (on the shell's core, or on the listed one) and goes on; its end is reported on the console",
+        parse_arguments: |arguments| Ok(Command::Spawn(arguments.launch()?)),
+    },
+    CommandSpec {
+        usage: "ps",
+        summary: "every core's processes: pid, parent, program, core, turns on the core and state",
+        parse_arguments: |_| Ok(Command::Ps),
+    },
+    CommandSpec {
+        usage: "kill <pid>",
+        summary: "kills that process, on whichever core runs it, and frees what it held",
         parse_arguments: |arguments| {
-            let program = arguments
-                .optional_word()
-                .ok_or_else(|| arguments.missing("program name"))?
-                .into();
-            let core = match arguments.peek_word() {
-                Some(_) => Some(arguments.number("core number")?),
-                None => None,
-            };
-            Ok(Command::Run { program, core })
+            Ok(Command::Kill {
+                pid: arguments.number("process id")?,
+            })
         },
     },
     CommandSpec {
@@ -559,6 +584,41 @@ impl<'a> Arguments<'a> {
         Ok(text)
     }
 
+    /// A program, `--cores LIST` (comma-separated core numbers) if given,
+    /// and the rest of the line as its arguments.
+    fn launch(&mut self) -> Result<Launch, ParseError> {
+        let program = self
+            .optional_word()
+            .ok_or_else(|| self.missing("program name"))?
+            .into();
+        let cores = match self.peek_word() {
+            Some("--cores") => {
+                self.optional_word();
+                let list = self
+                    .optional_word()
+                    .ok_or_else(|| self.missing("core list"))?;
+                let cores = list
+                    .split(',')
+                    .map(|core| {
+                        Arguments {
+                            spec: self.spec,
+                            rest: core,
+                        }
+                        .number("core list")
+                    })
+                    .collect::<Result<Vec<u32>, ParseError>>()?;
+                Some(cores)
+            }
+            _ => None,
+        };
+        let args = core::mem::take(&mut self.rest).trim_ascii().into();
+        Ok(Launch {
+            program,
+            cores,
+            args,
+        })
+    }
+
     /// The next word as a plain decimal `u32`: digits only, no sign.
     fn number(&mut self, what: &'static str) -> Result<u32, ParseError> {
         let command = self.spec.name();
@@ -740,18 +800,39 @@ mod tests {
         assert_eq!(parse("programs"), Ok(Some(Command::Programs)));
         assert_eq!(
             parse("run hello"),
-            Ok(Some(Command::Run {
+            Ok(Some(Command::Run(Launch {
                 program: "hello".into(),
-                core: None
-            }))
+                cores: None,
+                args: "".into()
+            })))
         );
         assert_eq!(
-            parse("run hello 3"),
-            Ok(Some(Command::Run {
-                program: "hello".into(),
-                core: Some(3)
-            }))
+            parse("run fuzz --cores 3  1000 x "),
+            Ok(Some(Command::Run(Launch {
+                program: "fuzz".into(),
+                cores: Some(alloc::vec![3]),
+                args: "1000 x".into()
+            })))
         );
+        assert_eq!(
+            parse("spawn spin --cores 1,2"),
+            Ok(Some(Command::Spawn(Launch {
+                program: "spin".into(),
+                cores: Some(alloc::vec![1, 2]),
+                args: "".into()
+            })))
+        );
+        assert_eq!(
+            parse("spawn hello a --cores 1"),
+            Ok(Some(Command::Spawn(Launch {
+                program: "hello".into(),
+                cores: None,
+                args: "a --cores 1".into()
+            }))),
+            "--cores counts only right after the program"
+        );
+        assert_eq!(parse("ps"), Ok(Some(Command::Ps)));
+        assert_eq!(parse("kill 1025"), Ok(Some(Command::Kill { pid: 1025 })));
         assert_eq!(
             parse("core cycle 2 100"),
             Ok(Some(Command::CoreCycle {
@@ -809,6 +890,23 @@ mod tests {
 
     #[test]
     fn new_commands_check_their_arguments() {
+        assert_eq!(
+            error_message("spawn hello --cores"),
+            "spawn: missing core list (usage: spawn <program> [--cores <list>] [<args>])"
+        );
+        assert_eq!(
+            error_message("run hello --cores 1,x"),
+            "run: expected a core list, got 'x'"
+        );
+        assert_eq!(
+            error_message("run hello --cores 1,,2"),
+            "run: missing core list (usage: run <program> [--cores <list>] [<args>])"
+        );
+        assert_eq!(
+            error_message("kill"),
+            "kill: missing process id (usage: kill <pid>)"
+        );
+        assert_eq!(error_message("ps 1"), "ps: takes no arguments");
         assert_eq!(
             error_message("stall 2"),
             "stall: missing milliseconds (usage: stall <core> <ms>)"
@@ -986,7 +1084,10 @@ mod tests {
                 "hang <core>",
                 "core off <core>",
                 "programs",
-                "run <program> [<core>]",
+                "run <program> [--cores <list>] [<args>]",
+                "spawn <program> [--cores <list>] [<args>]",
+                "ps",
+                "kill <pid>",
                 "core on <core>",
                 "core cycle <core> <times>",
                 "scribble <core> <victim>",

@@ -15,6 +15,6 @@ mod command;
 mod line_editor;
 mod script;
 
-pub use command::{Command, ParseError, Victim, help_text, parse};
+pub use command::{Command, Launch, ParseError, Victim, help_text, parse};
 pub use line_editor::{HISTORY_LEN, Line, LineEditor};
 pub use script::{cmdline_option, exec_script_from_cmdline, split_script};

@@ -277,14 +277,18 @@ impl PageTables {
     }
 
     /// Whether the page at `vaddr` is a program's page (mapped, reachable
-    /// from ring 3).
-    pub fn is_user_page(&self, vaddr: u64) -> bool {
+    /// from ring 3), and writable too if `write`.
+    pub fn is_user_page(&self, vaddr: u64, write: bool) -> bool {
         if Self::check(vaddr & !(PAGE - 1)).is_err() || !USER_PAGES.contains(&vaddr) {
             return false;
         }
+        let wanted = match write {
+            true => PRESENT | USER | WRITABLE,
+            false => PRESENT | USER,
+        };
         matches!(
             self.entry(vaddr & !(PAGE - 1), None),
-            Ok(Some(entry)) if *entry & (PRESENT | USER) == PRESENT | USER
+            Ok(Some(entry)) if *entry & wanted == wanted
         )
     }
 
@@ -308,6 +312,67 @@ impl PageTables {
         let entry = self.entry(vaddr, None).ok()??;
         (*entry & PRESENT != 0).then_some(*entry & ENTRY_ADDRESS)
     }
+}
+
+/// The PML4 slot of the user range (`USER_PAGES`): the one entry a
+/// program's address space takes.
+const USER_SLOT: usize = (USER_PAGES.start >> 39) as usize;
+
+impl PageTables {
+    /// The program's address space the user range maps now, if any: the
+    /// frame of its page-directory-pointer table.
+    pub fn user_space(&self) -> Option<u64> {
+        let entry = table(self.pml4)[USER_SLOT];
+        (entry & PRESENT != 0).then_some(entry & ENTRY_ADDRESS)
+    }
+
+    /// Makes `space` (a zeroed frame of this core's pool, the first time)
+    /// the program's address space that the user range maps, or none, and
+    /// drops the old one's translations from this core's TLB. Each program
+    /// on a core has its own: switching between them is this one entry.
+    pub fn switch_user_space(&self, space: Option<u64>) {
+        if self.user_space() == space {
+            return;
+        }
+        table(self.pml4)[USER_SLOT] = match space {
+            Some(frame) => (frame & ENTRY_ADDRESS) | PRESENT | WRITABLE | USER,
+            None => 0,
+        };
+        let (root, flags) = Cr3::read();
+        // SAFETY: the same PML4 again; only the user range changed, which
+        // no kernel code runs from, and reloading CR3 drops its old
+        // translations (the kernel's own are rebuilt from the same tables).
+        unsafe { Cr3::write(root, flags) };
+    }
+
+    /// Gives back every frame of the address space `space`: the frames its
+    /// pages map, which are its own (each program's pages are frames taken
+    /// for it alone), and its page tables, `space` itself last, each to
+    /// `free`. If the user range maps it now, it maps none first.
+    pub fn release_user_space(&self, space: u64, free: &mut dyn FnMut(u64)) {
+        if self.user_space() == Some(space) {
+            self.switch_user_space(None);
+        }
+        for directory in present(space) {
+            for pages in present(directory) {
+                for frame in present(pages) {
+                    free(frame);
+                }
+                free(pages);
+            }
+            free(directory);
+        }
+        free(space);
+    }
+}
+
+/// The frames the present entries of the table at `frame` point at (no
+/// large pages: the user range has none).
+fn present(frame: u64) -> impl Iterator<Item = u64> {
+    table(frame)
+        .iter()
+        .filter(|entry| **entry & PRESENT != 0)
+        .map(|entry| entry & ENTRY_ADDRESS)
 }
 
 /// Drops `vaddr` from this core's TLB.

@@ -30,21 +30,35 @@ use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
 use x86_64::structures::gdt::SegmentSelector;
 
-/// The registers a system call came with, as the entry saved them (and
-/// `rax`, the answer, as it leaves). The order is the entry's pushes.
+/// The registers a system call came with, as the entry saved them, in the
+/// trap frame's layout (`idt::TrapFrame`), so that a program its call
+/// switches out goes on later like one an interrupt took the core from;
+/// `rax` is the answer as it leaves.
 #[repr(C)]
 #[derive(Debug)]
 pub struct SyscallFrame {
-    pub rax: u64,
+    r15: u64,
+    r14: u64,
+    r13: u64,
+    r12: u64,
+    r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    rbp: u64,
     pub rdi: u64,
     pub rsi: u64,
     pub rdx: u64,
-    pub r10: u64,
-    pub r8: u64,
-    pub r9: u64,
+    rcx: u64,
+    rbx: u64,
+    pub rax: u64,
+    vector: u64,
+    error_code: u64,
     rip: u64,
+    cs: u64,
     rflags: u64,
     rsp: u64,
+    ss: u64,
 }
 
 /// What a system call's handler decides.
@@ -54,15 +68,27 @@ pub enum Resume {
     Program,
     /// The program has ended, with `status`: `run` returns.
     End { status: u64 },
+    /// The program stops for now, with the answer in `frame.rax`: `run`
+    /// returns [`Ended::Preempted`] with its registers (`yield`).
+    Switch,
+    /// The program waits: `run` returns [`Ended::Preempted`] with its
+    /// registers as they were before the call, so that [`resume`] makes the
+    /// same call again (`wait`, once what it waits for has happened).
+    Block,
 }
 
+/// A program's registers, as the kernel saved them when it took the core
+/// back (`idt::TrapFrame`'s 22 words): what [`resume`] goes on with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registers([u64; 22]);
+
 /// Why [`run`] (or [`resume`]) returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
-    /// Not ended: an interrupt (the timer, a wake-up) took the core back
-    /// from the program, whose registers are saved; [`resume`] goes on
-    /// with it.
-    Preempted,
+    /// Not ended: an interrupt (the timer, a wake-up) or a system call
+    /// ([`Resume::Switch`], [`Resume::Block`]) took the core back from the
+    /// program; [`resume`] goes on with it from these registers.
+    Preempted(Registers),
     /// A system call ended it with `status` (its handler said
     /// [`Resume::End`]).
     ByCall { status: u64 },
@@ -75,6 +101,9 @@ pub enum Ended {
         address: u64,
     },
 }
+
+/// The length of the `syscall` instruction, to make a call again.
+const SYSCALL_LENGTH: u64 = 2;
 
 /// What `syscall_dispatch` tells the entry when the program has ended
 /// (0: back to the program).
@@ -95,6 +124,10 @@ const ENDED_KIND_PREEMPTED: u64 = 3;
 /// Records how the program on this core ended, for [`run`].
 fn record(ended: Ended) {
     let words = match ended {
+        Ended::Preempted(registers) => {
+            crate::core_local::switch().preempted.set(registers.0);
+            (ENDED_KIND_PREEMPTED, [0; 4])
+        }
         Ended::ByCall { status } => (ENDED_KIND_CALL, [status, 0, 0, 0]),
         Ended::ByFault {
             vector,
@@ -102,7 +135,6 @@ fn record(ended: Ended) {
             rip,
             address,
         } => (ENDED_KIND_FAULT, [vector, error_code, rip, address]),
-        Ended::Preempted => (ENDED_KIND_PREEMPTED, [0; 4]),
     };
     crate::core_local::switch().ended.set(Some(words));
 }
@@ -153,31 +185,31 @@ pub(crate) fn init(
     smep && smap
 }
 
-/// Runs the program whose pages are mapped (user pages of this core's
-/// tables) from `entry` with its stack at `stack_top`, until it ends. The
-/// caller must have checked that both lie in the program's pages;
-/// interrupts are on again when this returns.
-pub fn run(entry: u64, stack_top: u64) -> Ended {
-    let switch = crate::core_local::switch();
-    switch.ended.set(None);
+/// Runs the program whose pages the user range maps from `entry`, with
+/// its stack at `stack_top` and `arguments` in its first two argument
+/// registers (`rdi`, `rsi`), until it ends or the kernel takes the core
+/// back. The caller must have checked that both lie in the program's
+/// pages; interrupts are on again when this returns.
+pub fn run(entry: u64, stack_top: u64, arguments: [u64; 2]) -> Ended {
+    crate::core_local::switch().ended.set(None);
     // SAFETY: `enter_user` saves the callee-saved registers and this
     // stack pointer, and comes back here (through a system call's end, a
     // fault or a preemption) with them restored; the program runs in ring
     // 3, on its own pages, and cannot touch the kernel's.
-    unsafe { enter_user(entry, stack_top) };
+    unsafe { enter_user(entry, stack_top, arguments[0], arguments[1]) };
     how_it_ended()
 }
 
-/// Goes on with the program [`run`] or [`resume`] returned
-/// [`Ended::Preempted`] for, until it ends or is preempted again.
-pub fn resume() -> Ended {
-    let switch = crate::core_local::switch();
-    switch.ended.set(None);
-    let registers = switch.preempted.get();
-    // SAFETY: `registers` are a ring-3 trap frame saved by `preempt` (its
-    // CS and SS are the user selectors, its RIP and RSP the program's), on
-    // this stack above what `resume_user` saves; it comes back here as
-    // `enter_user` does.
+/// Goes on with a program [`run`] or [`resume`] returned
+/// [`Ended::Preempted`] for, from its `registers`, with its address space
+/// mapped again, until it ends or the kernel takes the core back again.
+pub fn resume(registers: &Registers) -> Ended {
+    crate::core_local::switch().ended.set(None);
+    let registers = registers.0;
+    // SAFETY: `registers` are a ring-3 trap frame saved by `preempt` or a
+    // system call's switch (its CS and SS are the user selectors, its RIP
+    // and RSP the program's), on this stack above what `resume_user` saves;
+    // it comes back here as `enter_user` does.
     unsafe { resume_user(registers.as_ptr()) };
     how_it_ended()
 }
@@ -187,7 +219,9 @@ fn how_it_ended() -> Ended {
     crate::cpu::enable_interrupts();
     match crate::core_local::switch().ended.take() {
         Some((ENDED_KIND_CALL, [status, ..])) => Ended::ByCall { status },
-        Some((ENDED_KIND_PREEMPTED, _)) => Ended::Preempted,
+        Some((ENDED_KIND_PREEMPTED, _)) => {
+            Ended::Preempted(Registers(crate::core_local::switch().preempted.get()))
+        }
         Some((_, [vector, error_code, rip, address])) => Ended::ByFault {
             vector,
             error_code,
@@ -203,12 +237,9 @@ fn how_it_ended() -> Ended {
 /// returns from [`run`] or [`resume`] with [`Ended::Preempted`]. Called by
 /// the kernel's trap handler once it has handled the interrupt.
 pub fn preempt(frame: &crate::idt::TrapFrame) -> ! {
-    let mut registers = [0u64; 22];
     // SAFETY: `TrapFrame` is `repr(C)`, 22 words, every one a `u64`.
     let words = unsafe { &*(frame as *const crate::idt::TrapFrame as *const [u64; 22]) };
-    registers.copy_from_slice(words);
-    crate::core_local::switch().preempted.set(registers);
-    record(Ended::Preempted);
+    record(Ended::Preempted(Registers(*words)));
     // SAFETY: a program was running on this core (the frame is ring 3's),
     // so `run` or `resume` saved the kernel's registers.
     unsafe { resume_kernel() }
@@ -241,27 +272,55 @@ pub fn copy_from_user(
     address: u64,
     buffer: &mut [u8],
 ) -> Result<(), BadAddress> {
-    let len = buffer.len() as u64;
-    let end = address.checked_add(len).ok_or(BadAddress)?;
-    if len == 0 {
-        return Ok(());
-    }
-    let mut page = address & !0xFFF;
-    while page < end {
-        if !tables.is_user_page(page) {
-            return Err(BadAddress);
-        }
-        page += 4096;
-    }
+    check_user_range(tables, address, buffer.len() as u64, false)?;
     // SAFETY: every page of the range is a user page of the core's tables
     // (checked above; the caller passes the running core's), mapped for the
-    // running program, which cannot change
-    // them while its system call runs; `stac` lets the kernel read them
-    // under SMAP for the copy alone.
+    // running program, which cannot change them while its system call
+    // runs; `stac` lets the kernel read them under SMAP for the copy alone.
     unsafe {
         core::arch::asm!("stac", options(nomem, nostack));
         core::ptr::copy_nonoverlapping(address as *const u8, buffer.as_mut_ptr(), buffer.len());
         core::arch::asm!("clac", options(nomem, nostack));
+    }
+    Ok(())
+}
+
+/// Copies `bytes` into the running program's memory at `address`, if
+/// every byte lies in its writable pages (of `tables`, the running
+/// core's); otherwise writes nothing and says so.
+pub fn copy_to_user(tables: &PageTables, address: u64, bytes: &[u8]) -> Result<(), BadAddress> {
+    check_user_range(tables, address, bytes.len() as u64, true)?;
+    // SAFETY: every page of the range is a writable user page of the
+    // running program (checked above), which cannot change its mappings
+    // while its system call runs; `stac` lets the kernel write them under
+    // SMAP for the copy alone.
+    unsafe {
+        core::arch::asm!("stac", options(nomem, nostack));
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), address as *mut u8, bytes.len());
+        core::arch::asm!("clac", options(nomem, nostack));
+    }
+    Ok(())
+}
+
+/// Whether every byte of `[address, address + len)` lies in the running
+/// program's pages (writable ones if `write`).
+fn check_user_range(
+    tables: &PageTables,
+    address: u64,
+    len: u64,
+    write: bool,
+) -> Result<(), BadAddress> {
+    let end = address.checked_add(len).ok_or(BadAddress)?;
+    if len == 0 {
+        // No byte to check (an empty slice's address may be anything).
+        return Ok(());
+    }
+    let mut page = address & !0xFFF;
+    while page < end {
+        if !tables.is_user_page(page, write) {
+            return Err(BadAddress);
+        }
+        page += 4096;
     }
     Ok(())
 }
@@ -274,13 +333,31 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) -> u64 {
     let handler = SYSCALL_HANDLER
         .get()
         .expect("the kernel sets the system-call handler before it runs a program");
+    let number = frame.rax;
     match handler(frame) {
-        Resume::Program => 0,
-        Resume::End { status } => {
-            record(Ended::ByCall { status });
-            PROGRAM_ENDED
+        Resume::Program => return 0,
+        Resume::End { status } => record(Ended::ByCall { status }),
+        Resume::Switch => switch_out(frame),
+        Resume::Block => {
+            frame.rax = number;
+            frame.rip -= SYSCALL_LENGTH;
+            switch_out(frame);
         }
     }
+    PROGRAM_ENDED
+}
+
+/// Records the program whose system call `frame` is as preempted, with
+/// the frame made one `iretq` goes back to ring 3 with.
+fn switch_out(frame: &mut SyscallFrame) {
+    // The selectors `sysret` loads, as `init` wrote them (no static holds
+    // them: the kernel's statics are read-only once the cores run).
+    let (code, data, _, _) = Star::read();
+    frame.cs = u64::from(code.0);
+    frame.ss = u64::from(data.0);
+    // SAFETY: `SyscallFrame` is `repr(C)`, 22 words, every one a `u64`.
+    let words = unsafe { &*(frame as *const SyscallFrame as *const [u64; 22]) };
+    record(Ended::Preempted(Registers(*words)));
 }
 
 /// The way into ring 3's first half, for [`enter_user`] and
@@ -322,26 +399,28 @@ macro_rules! back_to_kernel {
 }
 
 /// Saves the kernel's callee-saved registers and stack, and enters ring 3
-/// at `entry` (`rdi`) with the stack `stack_top` (`rsi`) and every other
-/// register cleared. Returns (through `resume_kernel` or a system call that
+/// at `entry` (`rdi`) with the stack `stack_top` (`rsi`), `first` and
+/// `second` (`rdx`, `rcx`) as its `rdi` and `rsi`, and every other register
+/// cleared. Returns (through `resume_kernel` or a system call that
 /// ends the program) once the program has ended; how is in the block.
 ///
 /// # Safety
 /// `entry` and `stack_top` must lie in the program's pages, and the block
 /// must have its `Switch`.
 #[unsafe(naked)]
-unsafe extern "C" fn enter_user(entry: u64, stack_top: u64) {
+unsafe extern "C" fn enter_user(entry: u64, stack_top: u64, first: u64, second: u64) {
     naked_asm!(
         save_kernel!(),
+        "mov r8, rcx",
         "mov rcx, rdi",
         "mov rsp, rsi",
+        "mov rdi, rdx",
+        "mov rsi, r8",
         // Interrupts on in ring 3, nothing else.
         "mov r11, 0x202",
         "xor eax, eax",
         "xor ebx, ebx",
         "xor edx, edx",
-        "xor edi, edi",
-        "xor esi, esi",
         "xor ebp, ebp",
         "xor r8d, r8d",
         "xor r9d, r9d",
@@ -402,26 +481,42 @@ unsafe extern "C" fn resume_kernel() -> ! {
 }
 
 /// The `syscall` instruction's entry: interrupts are off (`SFMask`), the
-/// program's return address is in `rcx` and its flags in `r11`.
+/// program's return address is in `rcx` and its flags in `r11`. It saves
+/// every register in the trap frame's layout ([`SyscallFrame`]): the
+/// selectors, vector and error code as zeros (`switch_out` fills the
+/// selectors when they are needed).
 #[unsafe(naked)]
 extern "C" fn syscall_entry() {
     naked_asm!(
         "swapgs",
         "mov gs:[16], rsp",
         "mov rsp, gs:[8]",
+        "push 0",
         "push qword ptr gs:[16]",
-        "push r11", "push rcx",
-        "push r9", "push r8", "push r10", "push rdx", "push rsi", "push rdi", "push rax",
+        "push r11",
+        "push 0",
+        "push rcx",
+        "push 0",
+        "push 0",
+        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
+        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14",
+        "push r15",
         "mov rdi, rsp",
-        // Ten words on a stack that was 8 off 16: 8 more align the call.
+        // 22 words on a stack that was 8 off 16: 8 more align the call.
         "sub rsp, 8",
         "cld",
         "call {dispatch}",
         "add rsp, 8",
         "test rax, rax",
         "jnz 2f",
-        "pop rax", "pop rdi", "pop rsi", "pop rdx", "pop r10", "pop r8", "pop r9",
-        "pop rcx", "pop r11",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        // The vector and error code; then the return address and flags for
+        // `sysret`, past the code selector, and the program's stack.
+        "add rsp, 16",
+        "pop rcx",
+        "add rsp, 8",
+        "pop r11",
         "pop rsp",
         "swapgs",
         "sysretq",

@@ -143,10 +143,10 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         } => system::scribble(core, target as usize, victim)?,
         Command::View => system::view(core),
         Command::Programs => programs::list()?,
-        Command::Run {
-            program,
-            core: target,
-        } => programs::run(core, &program, target.map(|target| target as usize))?,
+        Command::Run(launch) => programs::run(core, &launch)?,
+        Command::Spawn(launch) => programs::spawn(core, &launch)?,
+        Command::Ps => programs::ps(core)?,
+        Command::Kill { pid } => programs::kill(core, pid)?,
         Command::ViewDetector { ms } => system::view_detector(core, ms)?,
         Command::Halt => {
             system::halt()?;

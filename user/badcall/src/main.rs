@@ -27,7 +27,7 @@ fn main() -> u64 {
     ];
     let mut wrong = 0;
     for (name, number, address, length, expected) in cases {
-        let answer = libatoll::call_raw(number, address, length);
+        let answer = libatoll::call_raw(number, [address, length, 0, 0]);
         let got = Error::from_return(answer);
         if got == Some(expected) {
             println!("badcall: {name}: refused with {expected:?}");

@@ -1,20 +1,22 @@
-//! Makes 100,000 system calls with random numbers and arguments (xorshift,
-//! a fixed seed, so a run repeats), and checks that each answer is one the
-//! ABI allows: an error it defines, or for a known call its value. Half
-//! the calls take a random number; the others take a known call with
-//! arguments aimed at the edges of what the kernel must refuse: the ends of
-//! the user range, the kernel's memory, ranges that wrap around, lengths
-//! just past the limit. `Exit` is left out, or the first would end it.
-//! Exits with the number of answers the ABI does not allow.
+//! Makes system calls with random numbers and arguments (xorshift, a fixed
+//! seed, so a run repeats), and checks that each answer is one the ABI
+//! allows: an error it defines for that call, or the value it promises.
+//! The count is its argument (100,000 without one). Half the calls take a
+//! random number and random arguments; the others take a known call (but
+//! `Exit`, or the first would end it) with arguments aimed at the edges of
+//! what the kernel must refuse: the ends of the user range, the kernel's
+//! memory, ranges that wrap around, lengths just past the limit, process
+//! ids that are not its children. Exits with the number of answers the ABI
+//! does not allow.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
-use libatoll::{Call, Error, MAX_WRITE, STACK_TOP, println};
+use libatoll::{Call, Error, MAX_ARGS, MAX_NAME, MAX_WRITE, STACK_TOP, println};
 
 libatoll::main!(main);
 
-const CALLS: u64 = 100_000;
+const DEFAULT_CALLS: u64 = 100_000;
 
 /// Addresses at the edges, each with the fewest bytes from it that make
 /// the range not all the program's.
@@ -29,47 +31,141 @@ const EDGES: [(u64, u64); 8] = [
     ((3 << 39) + 0x1000, 1),    // the kernel's test space
 ];
 
+/// The known calls the fuzzer makes (all but `Exit`).
+const KNOWN: [Call; 6] = [
+    Call::ConsoleWrite,
+    Call::Null,
+    Call::Yield,
+    Call::Spawn,
+    Call::Wait,
+    Call::Pid,
+];
+
+/// Whether `answer` is one the ABI allows for call `number` with these
+/// arguments, from process `me`.
+fn allowed(number: u64, arguments: [u64; 4], answer: u64, me: u32) -> bool {
+    let error = Error::from_return(answer);
+    let Some(call) = Call::from_number(number) else {
+        return error == Some(Error::UnknownCall);
+    };
+    match (call, error) {
+        (Call::ConsoleWrite, Some(Error::BadAddress | Error::TooLong)) => true,
+        (Call::ConsoleWrite, None) => answer == arguments[1] && arguments[1] <= MAX_WRITE,
+        (Call::Null | Call::Yield, None) => answer == 0,
+        (Call::Pid, None) => answer == u64::from(me),
+        (
+            Call::Spawn,
+            Some(
+                Error::BadAddress
+                | Error::TooLong
+                | Error::NotText
+                | Error::NoSuchProgram
+                | Error::NotLoaded
+                | Error::TooManyProcesses,
+            ),
+        ) => true,
+        // No child of the fuzzer exists to wait for: it spawns none that
+        // lives (a spawn that succeeded would be waited for at once).
+        (Call::Wait, Some(Error::BadAddress | Error::NoSuchProcess | Error::NotAChild)) => true,
+        _ => false,
+    }
+}
+
 fn main() -> u64 {
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let calls = match libatoll::args().trim() {
+        "" => DEFAULT_CALLS,
+        count => match count.parse() {
+            Ok(count) => count,
+            Err(_) => {
+                println!("fuzz: the argument is the number of calls, not {count:?}");
+                return u64::MAX;
+            }
+        },
+    };
+    let me = libatoll::pid();
+    // Each process its own sequence, the same at every run.
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D ^ (u64::from(me) << 32);
     let mut next = || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state
     };
-    let (mut unknown, mut bad_address, mut too_long, mut answered, mut wrong) = (0, 0, 0, 0, 0);
-    for _ in 0..CALLS {
-        let pick = next();
-        let (number, first, second) = if pick & 1 == 0 {
+    // A writable place for `Wait`'s record, so that some waits get past the
+    // address check to the process id's.
+    let mut record = [0u64; 4];
+    let record_at = record.as_mut_ptr() as u64;
+    let (mut errors, mut answered, mut spawned, mut wrong) = (0u64, 0u64, 0u64, 0u64);
+    let started = libatoll::cycles();
+    for _ in 0..calls {
+        let (number, arguments) = if next() & 1 == 0 {
             let number = match next() {
                 number if number == Call::Exit as u64 => Call::Null as u64,
                 number => number,
             };
-            (number, next(), next())
+            (number, [next(), next(), next(), next()])
         } else {
+            let call = KNOWN[(next() % KNOWN.len() as u64) as usize];
             let (address, least) = EDGES[(next() % EDGES.len() as u64) as usize];
-            let length = match next() % 4 {
+            let length = |limit: u64, roll: u64| match roll % 4 {
                 0 => least,
-                1 => MAX_WRITE + 1,
+                1 => limit + 1,
                 2 => u64::MAX,
-                _ => least + next() % 64,
+                _ => least + roll % 64,
             };
-            (Call::ConsoleWrite as u64, address, length)
+            let arguments = match call {
+                Call::ConsoleWrite => [address, length(MAX_WRITE, next()), 0, 0],
+                Call::Spawn => [
+                    address,
+                    length(MAX_NAME, next()),
+                    EDGES[(next() % EDGES.len() as u64) as usize].0,
+                    length(MAX_ARGS, next()),
+                ],
+                Call::Wait => {
+                    // Its own id, another core's, a random one, or 0.
+                    let pid = match next() % 4 {
+                        0 => u64::from(me),
+                        1 => u64::from(me ^ 1),
+                        2 => next() & 0xFFFF_FFFF,
+                        _ => 0,
+                    };
+                    let place = match next() % 2 {
+                        0 => record_at,
+                        _ => address,
+                    };
+                    [pid, place, 0, 0]
+                }
+                _ => [next(), next(), next(), next()],
+            };
+            (call as u64, arguments)
         };
-        let answer = libatoll::call_raw(number, first, second);
-        match (Error::from_return(answer), Call::from_number(number)) {
-            (Some(Error::UnknownCall), None) => unknown += 1,
-            (Some(Error::BadAddress), Some(Call::ConsoleWrite)) => bad_address += 1,
-            (Some(Error::TooLong), Some(Call::ConsoleWrite)) => too_long += 1,
-            (None, Some(Call::Null)) if answer == 0 => answered += 1,
-            _ => {
-                println!("fuzz: call {number:#x}({first:#x}, {second:#x}) answered {answer:#x}");
+        let answer = libatoll::call_raw(number, arguments);
+        if !allowed(number, arguments, answer, me) {
+            println!(
+                "fuzz: call {number:#x}({:#x}, {:#x}, {:#x}, {:#x}) answered {answer:#x}",
+                arguments[0], arguments[1], arguments[2], arguments[3]
+            );
+            wrong += 1;
+        } else if number == Call::Spawn as u64 && Error::from_return(answer).is_none() {
+            // Random bytes named a program: wait for the child, as its
+            // parent must.
+            spawned += 1;
+            if libatoll::wait(answer as u32).is_err() {
                 wrong += 1;
             }
+        } else if Error::from_return(answer).is_some() {
+            errors += 1;
+        } else {
+            answered += 1;
         }
     }
+    let cycles = libatoll::cycles() - started;
     println!(
-        "fuzz: {CALLS} calls: {unknown} unknown, {bad_address} bad addresses, {too_long} too long, {answered} answered, {wrong} not as the ABI allows"
+        "fuzz: cycles: {cycles} in all, {} per call (TSC cycles; under TCG, the emulator's)",
+        cycles / calls.max(1)
+    );
+    println!(
+        "fuzz: {calls} calls: {errors} refused, {answered} answered, {spawned} spawned, {wrong} not as the ABI allows"
     );
     wrong
 }

@@ -8,6 +8,9 @@ use libatoll::println;
 libatoll::main!(main);
 
 fn main() -> u64 {
-    println!("hello from user space");
+    match libatoll::args() {
+        "" => println!("hello from user space"),
+        args => println!("hello from user space ({args})"),
+    }
     0
 }

@@ -3,24 +3,29 @@
 //! and a panic handler that reports and exits.
 //!
 //! A program is a `no_std`, `no_main` binary that names its main function
-//! with [`main!`]. The `unsafe` of user space lives here alone, in
-//! [`syscall`]: the one instruction that enters the kernel.
+//! with [`main!`]. The `unsafe` of user space lives here alone: the one
+//! instruction that enters the kernel ([`call_raw`]), the time-stamp
+//! counter, the arguments the kernel placed ([`args`]), and a read of any
+//! address for the programs that show what a bad one does.
 #![no_std]
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-pub use atoll_abi::{Call, Error, MAX_WRITE, STACK_TOP};
+pub use atoll_abi::{
+    Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAX_ARGS, MAX_NAME, MAX_WRITE, STACK_TOP,
+};
 
-/// Enters the kernel with system call `call` and up to two arguments;
+/// Enters the kernel with system call `call` and up to four arguments;
 /// what it answers in `rax`.
-fn syscall(call: Call, first: u64, second: u64) -> u64 {
-    call_raw(call as u64, first, second)
+fn syscall(call: Call, arguments: [u64; 4]) -> u64 {
+    call_raw(call as u64, arguments)
 }
 
 /// Enters the kernel with system call number `number`, which need not be
-/// one (for programs that test the kernel's checks), and up to two
-/// arguments; what it answers in `rax`.
-pub fn call_raw(number: u64, first: u64, second: u64) -> u64 {
+/// one (for programs that test the kernel's checks), and up to four
+/// arguments (`rdi`, `rsi`, `rdx`, `r10`); what it answers in `rax`.
+pub fn call_raw(number: u64, [first, second, third, fourth]: [u64; 4]) -> u64 {
     let result;
     // SAFETY: `syscall` transfers to the kernel, which saves and restores
     // every register but `rax` (the answer), `rcx` and `r11` (which the
@@ -33,6 +38,8 @@ pub fn call_raw(number: u64, first: u64, second: u64) -> u64 {
             inlateout("rax") number => result,
             in("rdi") first,
             in("rsi") second,
+            in("rdx") third,
+            in("r10") fourth,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -53,14 +60,13 @@ fn answer(value: u64) -> Result<u64, Error> {
 pub fn console_write(bytes: &[u8]) -> Result<u64, Error> {
     answer(syscall(
         Call::ConsoleWrite,
-        bytes.as_ptr() as u64,
-        bytes.len() as u64,
+        [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0],
     ))
 }
 
 /// Ends the program with `status`.
 pub fn exit(status: u64) -> ! {
-    syscall(Call::Exit, status, 0);
+    syscall(Call::Exit, [status, 0, 0, 0]);
     // The kernel does not return from `Exit`.
     loop {
         core::hint::spin_loop();
@@ -69,7 +75,65 @@ pub fn exit(status: u64) -> ! {
 
 /// A system call that does nothing, for measuring what one costs.
 pub fn null() -> u64 {
-    syscall(Call::Null, 0, 0)
+    syscall(Call::Null, [0; 4])
+}
+
+/// Gives the core to the next process that is ready.
+pub fn yield_now() {
+    syscall(Call::Yield, [0; 4]);
+}
+
+/// This process's id.
+pub fn pid() -> u32 {
+    syscall(Call::Pid, [0; 4]) as u32
+}
+
+/// Starts the boot image's program `name` on this core, as a child of this
+/// process, with `args`; its id.
+pub fn spawn(name: &str, args: &str) -> Result<u32, Error> {
+    let arguments = [
+        name.as_ptr() as u64,
+        name.len() as u64,
+        args.as_ptr() as u64,
+        args.len() as u64,
+    ];
+    answer(syscall(Call::Spawn, arguments)).map(|pid| pid as u32)
+}
+
+/// Waits until this process's child `pid` has ended; how it ended.
+pub fn wait(pid: u32) -> Result<ExitRecord, Error> {
+    let mut record = ExitRecord::default();
+    let address = &mut record as *mut ExitRecord as u64;
+    answer(syscall(Call::Wait, [u64::from(pid), address, 0, 0]))?;
+    Ok(record)
+}
+
+/// Where the kernel placed the program's arguments, and their length
+/// ([`main!`]'s entry point records them).
+static ARGS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Records the arguments the kernel passed the entry point; for [`main!`].
+#[doc(hidden)]
+pub fn set_args(address: u64, length: u64) {
+    ARGS[0].store(address, Ordering::Relaxed);
+    ARGS[1].store(length, Ordering::Relaxed);
+}
+
+/// The program's arguments, as its spawner gave them (empty if there were
+/// none, or if they are not UTF-8).
+pub fn args() -> &'static str {
+    let (address, length) = (
+        ARGS[0].load(Ordering::Relaxed),
+        ARGS[1].load(Ordering::Relaxed),
+    );
+    if length == 0 || length > MAX_ARGS {
+        return "";
+    }
+    // SAFETY: the kernel placed `length` bytes at `address`, at the top of
+    // the stack's top page, above where the stack starts: nothing writes
+    // them while the program runs, and they stay mapped until it ends.
+    let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, length as usize) };
+    core::str::from_utf8(bytes).unwrap_or("")
 }
 
 /// The time-stamp counter: cycles since the processor started.
@@ -95,20 +159,67 @@ impl Write for Console {
     }
 }
 
-/// Prints on the console, as `print!` would.
+/// Text gathered on the stack and written in as few writes as it fits in,
+/// so that a line is one write and other cores' lines do not cut into it.
+pub struct Gathered {
+    bytes: [u8; 512],
+    length: usize,
+}
+
+impl Gathered {
+    pub const fn new() -> Self {
+        Self {
+            bytes: [0; 512],
+            length: 0,
+        }
+    }
+
+    /// Writes what is gathered.
+    pub fn flush(&mut self) -> fmt::Result {
+        let gathered = &self.bytes[..self.length];
+        self.length = 0;
+        match gathered.is_empty() {
+            true => Ok(()),
+            false => console_write(gathered).map(|_| ()).map_err(|_| fmt::Error),
+        }
+    }
+}
+
+impl Default for Gathered {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for Gathered {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if self.length + text.len() > self.bytes.len() {
+            self.flush()?;
+        }
+        if text.len() > self.bytes.len() {
+            return Console.write_str(text);
+        }
+        self.bytes[self.length..self.length + text.len()].copy_from_slice(text.as_bytes());
+        self.length += text.len();
+        Ok(())
+    }
+}
+
+/// Prints on the console, as `print!` would: one write while it fits.
 #[macro_export]
 macro_rules! print {
     ($($argument:tt)*) => {{
-        let _ = core::fmt::Write::write_fmt(&mut $crate::Console, format_args!($($argument)*));
+        let mut gathered = $crate::Gathered::new();
+        let _ = core::fmt::Write::write_fmt(&mut gathered, format_args!($($argument)*));
+        let _ = gathered.flush();
     }};
 }
 
-/// Prints a line on the console.
+/// Prints a line on the console: one write while it fits.
 #[macro_export]
 macro_rules! println {
     ($($argument:tt)*) => {{
-        $crate::print!($($argument)*);
-        $crate::print!("\n");
+        $crate::print!("{}\n", format_args!($($argument)*));
     }};
 }
 
@@ -119,6 +230,14 @@ pub fn read_address(address: u64) -> u64 {
     // buggy program makes, and the kernel must end this program for it
     // (or, at a readable address of the program's own, it reads a word).
     unsafe { core::ptr::read_volatile(address as *const u64) }
+}
+
+/// Runs `ud2`, the undefined instruction: for the program that shows what
+/// an illegal instruction does (the kernel ends the program).
+pub fn undefined_instruction() -> ! {
+    // SAFETY: `ud2` raises the invalid-opcode exception and touches nothing;
+    // the kernel ends the program there, so it never returns.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack, noreturn)) }
 }
 
 /// The exit status of a program that panicked.
@@ -132,12 +251,13 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 
 /// Names the program's main function, `fn() -> u64`, whose result is its
 /// exit status: it defines the entry point the kernel starts the program
-/// at, which runs it and exits.
+/// at (with its arguments' place and length), which runs it and exits.
 #[macro_export]
 macro_rules! main {
     ($main:path) => {
         #[unsafe(no_mangle)]
-        extern "C" fn _start() -> ! {
+        extern "C" fn _start(args: u64, length: u64) -> ! {
+            $crate::set_args(args, length);
             let main: fn() -> u64 = $main;
             $crate::exit(main())
         }

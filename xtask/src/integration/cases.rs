@@ -499,10 +499,7 @@ fn iso_boot(context: &mut TestContext, firmware: IsoFirmware) -> Result<(), Stri
     expect_success(&run, ISO_SCRIPT)?;
     expect_boot_path(&run.serial, "multiboot2")?;
     // GRUB loads the programs as a module, as QEMU does with `-initrd`.
-    expect_line(
-        &run.serial,
-        "atoll: programs: badcall crash fuzz hello nullcall spin true",
-    )?;
+    expect_line(&run.serial, PROGRAMS_LINE)?;
     expect_cores_up(&run.serial, CORES)?;
     expect_cores_table(&run.serial, CORES, |_| "running")?;
     expect_round_trip(&run.serial, 1)
@@ -510,6 +507,10 @@ fn iso_boot(context: &mut TestContext, firmware: IsoFirmware) -> Result<(), Stri
 
 /// QEMU says every command succeeded, the kernel ran as many as `script` has,
 /// and no core panicked.
+/// The boot line that names the programs under `user/`.
+pub(super) const PROGRAMS_LINE: &str =
+    "atoll: programs: badcall crash family fuzz hello nullcall spin ticker true";
+
 pub(super) fn expect_success(run: &ExecRun, script: &str) -> Result<(), String> {
     expect_no_panic(&run.serial)?;
     let ran = protocol::exec_verdict(run.exit, &run.serial)?;

@@ -11,8 +11,8 @@ use crate::protocol;
 pub fn tests() -> Vec<QemuTest> {
     vec![
         QemuTest::new(
-            "programs_in_the_boot_image_run_in_ring_3_and_their_faults_end_them_alone",
-            programs_run_and_faults_end_them_alone,
+            "programs_in_the_boot_image_are_checked_and_their_bad_system_calls_refused",
+            programs_checked_and_bad_calls_refused,
         ),
         QemuTest::new(
             "a_program_that_computes_past_the_detector_s_timeout_leaves_its_core_in_the_view",
@@ -22,62 +22,199 @@ pub fn tests() -> Vec<QemuTest> {
             "bench_user_times_a_program_s_start_and_end_and_a_system_call",
             bench_user_measures,
         ),
-        QemuTest::new(
-            "programs_run_on_other_cores_on_request_and_their_faults_stay_there",
-            programs_run_on_other_cores,
-        ),
     ]
+    .into_iter()
+    .chain(PROCESS_CORES.map(|cores| {
+        QemuTest::new(
+            format!("processes_spawn_wait_take_turns_die_alone_and_are_killed_at_{cores}_cores"),
+            move |context: &mut TestContext| processes_at(context, cores),
+        )
+    }))
+    .collect()
 }
 
-/// `run <program> <core>` has that core run the program (asked by
-/// message): `hello` prints from core 1 and exits 0; `crash` on core 2 is
-/// killed there, reported with that core; `spin` on core 3 computes past
-/// the detector's timeout and core 3 stays in the view; a second `hello`
-/// on core 1 shows its pages were cleared away; a core that runs nothing
-/// answers `run nosuch` with its own line; and every core still serves.
-fn programs_run_on_other_cores(context: &mut TestContext) -> Result<(), String> {
-    let script = "run hello 1; run crash 2; run spin 3; run hello 1; run nosuch 2; vm map 3 1; vm hash; cores";
-    let run = context.exec(4, script)?;
-    expect_failure(&run, script, 1)?;
-    let exits = protocol::lines(&run.serial)
-        .filter(|line| *line == "run hello: exited with status 0")
-        .count();
-    if exits != 2 {
+/// The core counts the process tests boot.
+const PROCESS_CORES: [usize; 4] = [1, 2, 4, 8];
+
+/// The free frames of each core's pool, from a `mem` answer: the `index`th
+/// table in `serial`.
+fn free_frames(serial: &str, index: usize, cores: usize) -> Result<Vec<u64>, String> {
+    let lines: Vec<&str> = protocol::lines(serial).collect();
+    let header = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.starts_with("core  pool span"))
+        .nth(index)
+        .map(|(at, _)| at)
+        .ok_or(format!("no `mem` table number {index}"))?;
+    lines[header + 1..]
+        .iter()
+        .take(cores)
+        .map(|line| {
+            line.split_whitespace()
+                .last()
+                .and_then(|free| free.parse().ok())
+                .ok_or(format!("no free frames in `{line}`"))
+        })
+        .collect()
+}
+
+/// The `run <program>` end line for a process of core `core`: what follows
+/// `process <pid> `, if one says it.
+fn ended<'a>(serial: &'a str, program: &str, core: usize) -> Vec<&'a str> {
+    let prefix = format!("run {program}: process ");
+    protocol::lines(serial)
+        .filter_map(|line| {
+            let (pid, how) = line.strip_prefix(&prefix)?.split_once(' ')?;
+            let pid: u32 = pid.parse().ok()?;
+            (pid as usize % 1024 == core).then_some(how)
+        })
+        .collect()
+}
+
+/// On `cores` cores: a `spin` spawned on every core shows in `ps` on its
+/// core, is killed there, and every frame it took is back in its core's
+/// pool; on the last core, `hello` gets its arguments; `family` spawns,
+/// waits, and sees two `ticker`s take turns and each fault end a child
+/// alone; `crash`'s three faults each end it alone, reported with the core,
+/// the exception and the address; `fuzz`'s 100,000 random system calls
+/// each get an answer the ABI allows; an unknown program is refused there;
+/// and the kernel runs on: a map commits on every core.
+fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
+    let last = cores - 1;
+    let pid = |core: usize| 1024 + core;
+    let each =
+        |command: &dyn Fn(usize) -> String| (0..cores).map(command).collect::<Vec<_>>().join("; ");
+    let script = format!(
+        "mem; {}; ps; {}; ps; mem; run hello --cores {last} one two; run family --cores {last}; \
+         run crash --cores {last}; run crash --cores {last} illegal; run crash --cores {last} protection; \
+         run fuzz --cores {last}; run nosuch --cores {last}; vm map {last} 1",
+        each(&|core| format!("spawn spin --cores {core}")),
+        each(&|core| format!("kill {}", pid(core))),
+    );
+    let run = context.exec(cores as u8, &script)?;
+    expect_failure(&run, &script, 1)?;
+    let serial = &run.serial;
+    for core in 0..cores {
+        expect_line(
+            serial,
+            &format!("spawn spin: process {} on core {core}", pid(core)),
+        )?;
+        let listed = protocol::lines(serial).any(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            matches!(words[..], [listed, "-", "spin", on, _, "ready" | "running"]
+                if listed == pid(core).to_string() && on == core.to_string())
+        });
+        if !listed {
+            return Err(format!(
+                "ps does not show spin {} on core {core}",
+                pid(core)
+            ));
+        }
+        expect_line(
+            serial,
+            &format!(
+                "kill: process {} on core {core} killed; what it held is freed",
+                pid(core)
+            ),
+        )?;
+        expect_line(
+            serial,
+            &format!(
+                "atoll: core {core}: process {} (spin) was killed",
+                pid(core)
+            ),
+        )?;
+    }
+    expect_line(serial, &format!("ps: {cores} processes on {cores} cores"))?;
+    expect_line(serial, &format!("ps: 0 processes on {cores} cores"))?;
+    let (before, after) = (
+        free_frames(serial, 0, cores)?,
+        free_frames(serial, 1, cores)?,
+    );
+    if before != after {
         return Err(format!(
-            "hello exited 0 {exits} times on core 1, expected 2"
+            "the killed processes' frames are not all back: free frames per core {before:?} before, {after:?} after"
         ));
     }
-    let killed = protocol::lines(&run.serial)
-        .find(|line| {
-            line.starts_with("run crash: killed on core 2: exception 14 (page fault) error 0x4 ")
-        })
-        .ok_or("no report of crash's page fault on core 2")?;
-    if !killed.ends_with(" addr 0x0; the kernel runs on") {
-        return Err(format!("crash's fault is not at address 0: {killed}"));
+    expect_line(serial, "hello from user space (one two)")?;
+    expect_line(serial, "family: 0 checks failed")?;
+    let lines: Vec<&str> = protocol::lines(serial).collect();
+    let at = |wanted: &str| lines.iter().position(|line| *line == wanted);
+    match (at("ticker b: 0"), at("ticker a: 4")) {
+        (Some(b), Some(a)) if b < a => {}
+        found => {
+            return Err(format!(
+                "the tickers did not take turns (ticker b: 0 and ticker a: 4 at {found:?})"
+            ));
+        }
     }
-    expect_line(
-        &run.serial,
-        "spin: 1500000000 steps, state 0x252c93095346209",
-    )?;
-    expect_line(&run.serial, "run spin: exited with status 0")?;
-    if let Some(line) = protocol::lines(&run.serial)
-        .find(|line| line.contains("suspects core 3") || line.contains("left: 3"))
+    let fuzzed = protocol::lines(serial)
+        .find(|line| line.starts_with("fuzz: 100000 calls: "))
+        .ok_or("no `fuzz` summary")?;
+    if !fuzzed.ends_with(", 0 not as the ABI allows") {
+        return Err(format!("fuzz saw answers the ABI does not allow: {fuzzed}"));
+    }
+    let expected: [(&str, &[&str]); 4] = [
+        ("hello", &["exited with status 0"]),
+        ("family", &["exited with status 0"]),
+        ("fuzz", &["exited with status 0"]),
+        (
+            "crash",
+            &[
+                "exception 14 (page fault) error 0x4 ",
+                "exception 6 (invalid opcode) error 0x0 ",
+                "exception 13 (general protection) error 0x0 ",
+            ],
+        ),
+    ];
+    for (program, hows) in expected {
+        let ends = ended(serial, program, last);
+        for (index, how) in hows.iter().enumerate() {
+            let wanted = match program {
+                "crash" => format!("killed on core {last}: {how}"),
+                _ => String::from(*how),
+            };
+            if !ends.get(index).is_some_and(|end| end.starts_with(&wanted)) {
+                return Err(format!(
+                    "run {program} on core {last}: end {index} is not `{wanted}...`: {ends:?}"
+                ));
+            }
+        }
+    }
+    if !ended(serial, "crash", last)
+        .first()
+        .is_some_and(|end| end.ends_with(" addr 0x0; the kernel runs on"))
     {
-        return Err(format!("core 3 was suspected while spin ran there: {line}"));
+        return Err("crash's null read is not reported at address 0".to_owned());
+    }
+    match last {
+        0 => expect_line(
+            serial,
+            "error: run nosuch: no such program in the boot image",
+        )?,
+        _ => {
+            expect_line(
+                serial,
+                &format!("atoll: core {last}: spawn nosuch: no such program in the boot image"),
+            )?;
+            expect_line(
+                serial,
+                &format!(
+                    "error: run nosuch: core {last} could not start it (its own line says why)"
+                ),
+            )?;
+        }
+    }
+    if let Some(line) = protocol::lines(serial).find(|line| line.contains(" stopped")) {
+        return Err(format!("a core stopped: {line}"));
     }
     expect_line(
-        &run.serial,
-        "atoll: core 2: run nosuch: no such program in the boot image",
-    )?;
-    expect_line(
-        &run.serial,
-        "error: run nosuch: core 2 could not load it (its own line says why)",
-    )?;
-    expect_line(
-        &run.serial,
-        "vm map 3 1: 0x10000001000 committed: 4 holders applied it, 0 unreached",
-    )?;
-    expect_line(&run.serial, "vm hash: all 4 replicas agree")
+        serial,
+        &format!(
+            "vm map {last} 1: 0x10000001000 committed: {cores} holders applied it, 0 unreached"
+        ),
+    )
 }
 
 /// `bench user` times `true`'s start, run and end, and `nullcall` times
@@ -88,7 +225,7 @@ fn bench_user_measures(context: &mut TestContext) -> Result<(), String> {
     let run = context.exec(2, script)?;
     super::cases::expect_success(&run, script)?;
     let spawn = protocol::lines(&run.serial)
-        .find_map(|line| line.strip_prefix("bench user: start, run and end of `true`: median "))
+        .find_map(|line| line.strip_prefix("bench user: spawn, run and end of `true`: median "))
         .ok_or("no `bench user` line for `true`")?;
     let call = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("nullcall: 64 rounds of 256 calls: median "))
@@ -128,7 +265,9 @@ fn long_program_is_preempted(context: &mut TestContext) -> Result<(), String> {
         &run.serial,
         "spin: 1500000000 steps, state 0x252c93095346209",
     )?;
-    expect_line(&run.serial, "run spin: exited with status 0")?;
+    if ended(&run.serial, "spin", 0) != ["exited with status 0"] {
+        return Err("spin did not exit 0 on core 0".to_owned());
+    }
     let nows: Vec<u64> = protocol::lines(&run.serial)
         .filter_map(|line| {
             line.strip_prefix("view 1: cores 0 1 2 3 (installed at tick ")?
@@ -165,23 +304,16 @@ fn long_program_is_preempted(context: &mut TestContext) -> Result<(), String> {
 
 /// The boot names the programs and says SMEP and SMAP are on; `programs`
 /// shows `hello`'s image as the loader checked it (entry in the user
-/// range, code and constants apart); `hello` prints from ring 3 and exits
-/// 0, twice (its pages are cleared away between); `crash`'s null read ends
-/// it alone, reported with the core, the fault and the address;
-/// `badcall`'s bad system calls each get their error; an unknown program
-/// is refused; `fuzz`'s 100,000 random system calls each get an answer the
-/// ABI allows; and the kernel runs on: a map commits on both cores and a
-/// round trip works.
-fn programs_run_and_faults_end_them_alone(context: &mut TestContext) -> Result<(), String> {
-    let script = "programs; run hello; run crash; run badcall; run nosuch; run fuzz; run hello; vm map 1 1; urpc ping 0 1";
+/// range, code and constants apart); `badcall`'s bad system calls each get
+/// their error; and the kernel runs on: a round trip works. (Processes'
+/// runs, faults and kills are `processes_at`'s, at several core counts.)
+fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(), String> {
+    let script = "programs; run badcall; urpc ping 0 1";
     let run = context.exec(2, script)?;
-    expect_failure(&run, script, 1)?;
-    expect_line(
-        &run.serial,
-        "atoll: programs: badcall crash fuzz hello nullcall spin true",
-    )?;
+    super::cases::expect_success(&run, script)?;
+    expect_line(&run.serial, super::cases::PROGRAMS_LINE)?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 7 in the boot image")?;
+    expect_line(&run.serial, "programs: 9 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
@@ -200,30 +332,6 @@ fn programs_run_and_faults_end_them_alone(context: &mut TestContext) -> Result<(
             "hello's segments are not code and constants: {hello}"
         ));
     }
-    let greetings = protocol::lines(&run.serial)
-        .filter(|line| *line == "hello from user space")
-        .count();
-    let exits = protocol::lines(&run.serial)
-        .filter(|line| *line == "run hello: exited with status 0")
-        .count();
-    if (greetings, exits) != (2, 2) {
-        return Err(format!(
-            "hello greeted {greetings} times and exited 0 {exits} times, expected 2 and 2"
-        ));
-    }
-    let killed = protocol::lines(&run.serial)
-        .find(|line| {
-            line.starts_with(
-                "run crash: killed on core 0: exception 14 (page fault) error 0x4 rip 0x80",
-            )
-        })
-        .ok_or("no report of crash's page fault")?;
-    if !killed.ends_with(" addr 0x0; the kernel runs on") {
-        return Err(format!("crash's fault is not at address 0: {killed}"));
-    }
-    if protocol::lines(&run.serial).any(|line| line.starts_with("crash: read ")) {
-        return Err("crash's null read returned".to_owned());
-    }
     for refusal in [
         "unknown call: refused with UnknownCall",
         "kernel address: refused with BadAddress",
@@ -233,22 +341,9 @@ fn programs_run_and_faults_end_them_alone(context: &mut TestContext) -> Result<(
     ] {
         expect_line(&run.serial, &format!("badcall: {refusal}"))?;
     }
-    expect_line(&run.serial, "run badcall: exited with status 0")?;
-    let fuzzed = protocol::lines(&run.serial)
-        .find(|line| line.starts_with("fuzz: 100000 calls: "))
-        .ok_or("no `fuzz` summary")?;
-    if !fuzzed.ends_with(", 0 not as the ABI allows") {
-        return Err(format!("fuzz saw answers the ABI does not allow: {fuzzed}"));
+    if ended(&run.serial, "badcall", 0) != ["exited with status 0"] {
+        return Err("badcall did not exit 0".to_owned());
     }
-    expect_line(&run.serial, "run fuzz: exited with status 0")?;
-    expect_line(
-        &run.serial,
-        "error: run nosuch: no such program in the boot image",
-    )?;
-    expect_line(
-        &run.serial,
-        "vm map 1 1: 0x10000001000 committed: 2 holders applied it, 0 unreached",
-    )?;
     if protocol::urpc_ping_median(&run.serial, 0, 1).is_none() {
         return Err("no `urpc ping 0 1` round trip".to_owned());
     }

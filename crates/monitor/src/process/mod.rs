@@ -1,15 +1,17 @@
-//! The `process` service: runs a program of the boot image on this core
-//! when another core (the shell's) asks, one at a time, and answers when
-//! it has ended.
+//! The `process` service: other cores' requests about this core's
+//! processes (run, spawn, kill, list), handed to the host, which keeps the
+//! processes, and the host's answers sent back.
 //!
-//! The monitor runs no program: it asks its host to (`Deferred::RunProgram`
-//! with a token), and the host, once out of the step, loads and runs it and
-//! says how it ended (`Monitor::program_ended`), which this service turns
-//! into the answer. While one program runs, a second request is answered
-//! at once as refused (`ENDED_BUSY`).
+//! The monitor keeps no process: it asks its host
+//! (`Deferred::Process` with a token), and the host answers with
+//! `Monitor::process_answer` and the token, at once (spawn, kill, list) or
+//! when the process ends (run). An answer the host gives for a token the
+//! service does not wait on (a kernel that asked has since stopped, say)
+//! is dropped.
 
 pub(crate) mod messages;
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 
 use atoll_proto::CoreId;
@@ -18,48 +20,74 @@ pub use self::messages::*;
 use crate::base::{Cx, Requester, Service};
 use crate::calls::{OpEvent, OpRef};
 use crate::output::Deferred;
+use crate::wire::Wire;
+
+/// What another core asks of this core's processes, for the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessRequest {
+    /// Spawn `name` with `args`; answer [`ProgramEnded`] when it ends.
+    Run { name: String, args: String },
+    /// Spawn `name` with `args`; answer [`Spawned`] at once.
+    Spawn { name: String, args: String },
+    /// Kill `pid`; answer [`Killed`].
+    Kill { pid: u32 },
+    /// Answer [`Processes`].
+    List,
+}
 
 pub(crate) struct Process {
-    /// The request whose program runs, and its token.
-    running: Option<(Requester, u32)>,
+    /// The requests the host has yet to answer, by token.
+    pending: BTreeMap<u32, Requester>,
     next_token: u32,
 }
 
 impl Process {
     pub fn new() -> Self {
         Self {
-            running: None,
+            pending: BTreeMap::new(),
             next_token: 0,
         }
     }
 
-    /// The host says how the program of `token` ended.
-    pub fn ended(&mut self, cx: &mut Cx<'_>, token: u32, ended: ProgramEnded) {
-        if let Some((requester, _)) = self.running.take_if(|(_, running)| *running == token) {
-            cx.reply(requester, ended);
+    /// The host answers the request of `token`.
+    pub fn answer(&mut self, cx: &mut Cx<'_>, token: u32, answer: Wire) {
+        if let Some(requester) = self.pending.remove(&token) {
+            cx.reply(requester, answer);
         }
     }
+}
+
+/// Text of at most `max` bytes, as the host takes it (invalid UTF-8 was
+/// refused by the sender's `Bytes` checks only for length).
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 impl Service for Process {
     type Message = ProcessMessage;
 
     fn receive(&mut self, cx: &mut Cx<'_>, from: CoreId, call: u32, message: ProcessMessage) {
-        let requester = cx.requester(from, call);
-        match message {
-            ProcessMessage::RunProgram(RunProgram { name }) => {
-                if self.running.is_some() {
-                    return cx.reply(requester, ProgramEnded::only(ENDED_BUSY));
-                }
-                let token = self.next_token;
-                self.next_token = self.next_token.wrapping_add(1);
-                self.running = Some((requester, token));
-                let name = String::from_utf8_lossy(name.as_slice()).into_owned();
-                cx.defer(Deferred::RunProgram { token, name });
-            }
+        let request = match message {
+            ProcessMessage::RunProgram(RunProgram { name, args }) => ProcessRequest::Run {
+                name: text(name.as_slice()),
+                args: text(args.as_slice()),
+            },
+            ProcessMessage::SpawnProgram(SpawnProgram { name, args }) => ProcessRequest::Spawn {
+                name: text(name.as_slice()),
+                args: text(args.as_slice()),
+            },
+            ProcessMessage::KillProcess(KillProcess { pid }) => ProcessRequest::Kill { pid },
+            ProcessMessage::ListProcesses(ListProcesses {}) => ProcessRequest::List,
             // Replies come back through the calls table, never here.
-            ProcessMessage::ProgramEnded(_) => {}
-        }
+            ProcessMessage::ProgramEnded(_)
+            | ProcessMessage::Spawned(_)
+            | ProcessMessage::Killed(_)
+            | ProcessMessage::Processes(_) => return,
+        };
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        self.pending.insert(token, cx.requester(from, call));
+        cx.defer(Deferred::Process { token, request });
     }
 
     fn event(&mut self, _cx: &mut Cx<'_>, _op: OpRef, _event: OpEvent) {}
