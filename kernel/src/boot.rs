@@ -16,7 +16,7 @@ use crate::discover::{BootError, CORE_STACK_SIZE, discover};
 use crate::facts::{MAX_CORES, protocol_name};
 use crate::host::Core;
 use crate::shared::{BOOT, boot_facts};
-use crate::{knowledge, process, programs, shell, trap};
+use crate::{dispatch, knowledge, programs, shell, trap};
 
 /// Kernel command-line option naming one core whose start-up IPIs are not
 /// sent, so that tests can watch the boot core report and skip a core that
@@ -88,7 +88,7 @@ pub fn main(registers: BootRegisters) -> ! {
     }
     channels::set_up(&regions[..facts.cores.len()]);
     idt::set_handler(trap::handle);
-    atoll_arch::user::set_syscall_handler(process::handle);
+    atoll_arch::user::set_syscall_handler(dispatch::handle);
     // The last write to the statics: once the boot core's own page tables
     // are on, every core maps them read-only.
     smp::set_entry(ap_main);

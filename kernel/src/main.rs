@@ -20,6 +20,7 @@ mod console;
 
 mod boot;
 mod discover;
+mod dispatch;
 mod facts;
 mod host;
 mod knowledge;

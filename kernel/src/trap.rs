@@ -52,7 +52,7 @@ pub fn handle(frame: &mut TrapFrame) {
     if frame.cs & 3 == 3 && matches!(vector, idt::TIMER | idt::WAKE) {
         // A program runs: the core goes back to the kernel for a while (its
         // monitor polls its rings and feeds the tick), then the program
-        // goes on from here (`crate::process`).
+        // goes on from here (`crate::dispatch`).
         atoll_arch::user::preempt(frame);
     }
 }

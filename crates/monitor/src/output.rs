@@ -61,7 +61,7 @@ pub enum Deferred {
     /// `token`.
     Process {
         token: u32,
-        request: crate::process::ProcessRequest,
+        request: crate::process::messages::ProcessRequest,
     },
     /// Read every slot waiting in `core`'s ring to this core, feeding each
     /// as an [`Input::Slot`], then say so with [`Input::Drained`]. `core`

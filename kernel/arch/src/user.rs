@@ -1,13 +1,16 @@
 //! Running a program in ring 3 on this core, and the way back: the
-//! `syscall` entry, a program's end (by a system call, or by a fault), and
-//! reading its memory.
+//! `syscall` entry, a program's end (by a system call, or by a fault), its
+//! registers when the kernel takes the core back, and reading and writing
+//! its memory.
 //!
-//! [`run`] enters the program and returns when it has ended. Meanwhile its
-//! system calls go to the handler the kernel set ([`set_syscall_handler`]),
-//! on the stack `run` was called on, and either return to the program or
-//! end it; an exception it takes ends it too (the trap handler calls
-//! [`end_by_fault`]). Interrupts that arrive while it runs are handled on
-//! the core's ring-0 stack (the TSS's), and it goes on.
+//! [`run`] enters a program and returns when it has ended or the kernel
+//! took the core back ([`Ended::Preempted`], with its [`Registers`], which
+//! [`resume`] goes on from). Meanwhile its system calls go to the handler
+//! the kernel set ([`set_syscall_handler`]), on the stack `run` was called
+//! on, and return to it, end it, or switch it out; an exception it takes
+//! ends it (the trap handler calls [`end_by_fault`]), and the timer's
+//! interrupt switches it out (the trap handler calls [`preempt`]).
+//! Interrupts are handled on the core's ring-0 stack (the TSS's).
 //!
 //! The kernel's GS base (the core-local block) is swapped out while the
 //! program runs (`swapgs` on every way in and out), so nothing the program
@@ -15,10 +18,11 @@
 //! its own address are this module's (`core_local::Switch`), at fixed
 //! offsets the assembly uses.
 //!
-//! What a program may reach is its pages alone: they are the only user
-//! pages of the core's tables, and SMEP and SMAP (when the processor has
-//! them) keep the kernel from running or touching them but through
-//! [`copy_from_user`].
+//! What a program may reach is its pages alone: the user range of the
+//! core's tables maps the running program's address space only
+//! (`PageTables::switch_user_space`), and SMEP and SMAP (when the
+//! processor has them) keep the kernel from running or touching them but
+//! through [`copy_from_user`] and [`copy_to_user`].
 
 use core::arch::naked_asm;
 

@@ -1,5 +1,7 @@
 //! The messages of the `process` service.
 
+use alloc::string::String;
+
 use atoll_iface::Bytes;
 
 /// The longest program name a request carries (`atoll_programs::MAX_NAME`).
@@ -79,4 +81,17 @@ impl ProgramEnded {
             address: 0,
         }
     }
+}
+
+/// What another core asks of this core's processes, for the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessRequest {
+    /// Spawn `name` with `args`; answer [`ProgramEnded`] when it ends.
+    Run { name: String, args: String },
+    /// Spawn `name` with `args`; answer [`Spawned`] at once.
+    Spawn { name: String, args: String },
+    /// Kill `pid`; answer [`Killed`].
+    Kill { pid: u32 },
+    /// Answer [`Processes`].
+    List,
 }

@@ -22,19 +22,6 @@ use crate::calls::{OpEvent, OpRef};
 use crate::output::Deferred;
 use crate::wire::Wire;
 
-/// What another core asks of this core's processes, for the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProcessRequest {
-    /// Spawn `name` with `args`; answer [`ProgramEnded`] when it ends.
-    Run { name: String, args: String },
-    /// Spawn `name` with `args`; answer [`Spawned`] at once.
-    Spawn { name: String, args: String },
-    /// Kill `pid`; answer [`Killed`].
-    Kill { pid: u32 },
-    /// Answer [`Processes`].
-    List,
-}
-
 pub(crate) struct Process {
     /// The requests the host has yet to answer, by token.
     pending: BTreeMap<u32, Requester>,
