@@ -8,19 +8,30 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use atoll_abi::{Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAX_ARGS, MAX_NAME, MAX_WRITE};
+use atoll_abi::{
+    Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CHANGES,
+    MAX_NAME, MAX_WRITE, USER_END, USER_START,
+};
 use atoll_arch::user::{self, Ended, Resume, SyscallFrame};
 use atoll_monitor::process::LIST_BYTES;
+use atoll_replica::Mapping;
 use atoll_sched::{Exit, Info, Owner, Pid, ProcessError, SpawnError, State};
 
 use crate::host::{self, Core};
-use crate::process::{Machine, Next, Report, SpawnFailure, describe, describe_exit, load, release};
+use crate::process::{
+    ChangeKind, Machine, Next, PAGE_WRITABLE, Report, SpawnFailure, describe, describe_exit, load,
+    release,
+};
 use crate::programs::ended_of;
+
+const PAGE: u64 = 4096;
 
 impl Core {
     /// Spawns the boot image's program `name` with `args` on this core, its
-    /// end told as `owner` says.
-    fn spawn_owned(
+    /// end told as `owner` says. Its space opens in the monitor when the
+    /// host next settles its processes (`flush_processes`, or the end of
+    /// the host's step), before it runs.
+    pub(crate) fn spawn_for(
         &self,
         name: &str,
         args: &str,
@@ -29,23 +40,28 @@ impl Core {
         if self.processes.borrow().table.len() >= atoll_sched::MAX_PROCESSES {
             return Err(SpawnFailure::TooManyProcesses);
         }
-        let machine = load(self.local, name, args)?;
+        let (machine, pages) = load(self.local, name, args)?;
         let space = machine.space;
-        let spawned = self
-            .processes
-            .borrow_mut()
-            .table
-            .spawn(name, owner, machine);
-        spawned.map_err(|SpawnError::Full| {
-            release(self.local, space);
-            SpawnFailure::TooManyProcesses
-        })
+        let mut processes = self.processes.borrow_mut();
+        match processes.table.spawn(name, owner, machine) {
+            Ok(pid) => {
+                processes.to_open.push((pid, pages));
+                Ok(pid)
+            }
+            Err(SpawnError::Full) => {
+                drop(processes);
+                release(self.local, space);
+                Err(SpawnFailure::TooManyProcesses)
+            }
+        }
     }
 
     /// Spawns `name` with `args` on this core for the kernel: its end is
     /// told as `report` says.
     pub fn spawn(&self, name: &str, args: &str, report: Report) -> Result<Pid, SpawnFailure> {
-        self.spawn_owned(name, args, Owner::Kernel(report))
+        let pid = self.spawn_for(name, args, Owner::Kernel(report))?;
+        self.flush_processes();
+        Ok(pid)
     }
 
     /// Spawns `name` with `args` on this core and waits (as the shell
@@ -70,6 +86,14 @@ impl Core {
 
     /// Kills process `pid` of this core, between its turns.
     pub fn kill(&self, pid: Pid) -> Result<(), ProcessError> {
+        self.kill_for(pid)?;
+        self.flush_processes();
+        Ok(())
+    }
+
+    /// Kills `pid` as [`kill`](Self::kill) does; what it held is given
+    /// back when the host next settles its processes.
+    pub(crate) fn kill_for(&self, pid: Pid) -> Result<(), ProcessError> {
         let ended = self.processes.borrow_mut().table.kill(pid)?;
         self.clear_away(ended);
         Ok(())
@@ -157,15 +181,15 @@ impl Core {
         };
         let ended = self.processes.borrow_mut().table.end(pid, exit);
         self.clear_away(ended);
-        self.hand_answers();
+        self.flush_processes();
         true
     }
 
-    /// Gives back what an ended process took, and tells whom its end
-    /// concerns.
+    /// Gives back what an ended process took (once its space is closed in
+    /// the monitor: the host settles it), and tells whom its end concerns.
     fn clear_away(&self, ended: atoll_sched::Ended<Machine, Report>) {
-        release(self.local, ended.machine.space);
         let mut processes = self.processes.borrow_mut();
+        processes.retiring.push((ended.pid, ended.machine.space));
         match ended.report {
             // Its parent waits for it.
             None => {}
@@ -215,6 +239,14 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             Err(error) => Err(error),
         },
         Some(Call::Pid) => Ok(u64::from(me.0)),
+        Some(Call::Map) => map(core, me, frame.rdi, frame.rsi),
+        Some(Call::Unmap) => unmap(core, me, frame.rdi),
+        Some(Call::Poll) => poll(core, me, frame.rdi),
+        Some(Call::WaitEvent) => match wait_event(core, me) {
+            Ok(Waited::Written) => Ok(0),
+            Ok(Waited::Blocked) => return Resume::Block,
+            Err(error) => Err(error),
+        },
         None => Err(Error::UnknownCall),
     };
     frame.rax = match answer {
@@ -250,8 +282,11 @@ fn spawn(
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| Error::NotText);
     let name = text(read_user(name, name_length, MAX_NAME)?)?;
     let args = text(read_user(args, args_length, MAX_ARGS)?)?;
-    match core.spawn_owned(&name, &args, Owner::Parent(parent)) {
-        Ok(pid) => Ok(u64::from(pid.0)),
+    match core.spawn_for(&name, &args, Owner::Parent(parent)) {
+        Ok(pid) => {
+            core.flush_processes();
+            Ok(u64::from(pid.0))
+        }
         Err(SpawnFailure::NoSuchProgram) => Err(Error::NoSuchProgram),
         Err(SpawnFailure::TooManyProcesses) => Err(Error::TooManyProcesses),
         Err(SpawnFailure::NotLoaded(why)) => {
@@ -264,12 +299,89 @@ fn spawn(
     }
 }
 
-/// What a `wait` did.
+/// What a `wait` (or `wait_event`) did.
 enum Waited {
-    /// The child had ended: its record is written.
+    /// The child had ended: its record is written (a change had ended).
     Written,
     /// It has not: the caller now waits for it.
     Blocked,
+}
+
+/// The page `vaddr` of a process, if it is one: page-aligned, in the user
+/// range.
+fn user_page(vaddr: u64) -> Result<u64, Error> {
+    match vaddr.is_multiple_of(PAGE) && (USER_START..USER_END).contains(&vaddr) {
+        true => Ok(vaddr),
+        false => Err(Error::BadAddress),
+    }
+}
+
+/// Whether `me` may propose one more change.
+fn room_for_a_change(core: &Core, me: Pid) -> Result<(), Error> {
+    let processes = core.processes.borrow();
+    let mine = processes
+        .changes
+        .range(u64::from(me.0) << 32..=u64::from(me.0) << 32 | u64::from(u32::MAX))
+        .count();
+    match mine < MAX_CHANGES as usize {
+        true => Ok(()),
+        false => Err(Error::TooManyChanges),
+    }
+}
+
+fn map(core: &Core, me: Pid, vaddr: u64, flags: u64) -> Result<u64, Error> {
+    let vaddr = user_page(vaddr)?;
+    if flags & !MAP_WRITABLE != 0 {
+        return Err(Error::BadArgument);
+    }
+    room_for_a_change(core, me)?;
+    let frame = core.local.allocate_filled_frame(0).ok_or(Error::NoMemory)?;
+    let flags = match flags & MAP_WRITABLE != 0 {
+        true => PAGE_WRITABLE,
+        false => 0,
+    };
+    let mapping = Mapping {
+        paddr: frame,
+        flags,
+    };
+    core.propose(me, vaddr, Some(mapping), ChangeKind::Map { frame })
+}
+
+fn unmap(core: &Core, me: Pid, vaddr: u64) -> Result<u64, Error> {
+    let vaddr = user_page(vaddr)?;
+    room_for_a_change(core, me)?;
+    core.propose(me, vaddr, None, ChangeKind::Unmap { vaddr })
+}
+
+/// Whether the change of `token` has ended; spends the token if it has.
+fn poll(core: &Core, me: Pid, token: u64) -> Result<u64, Error> {
+    let token = u32::try_from(token).map_err(|_| Error::NoSuchToken)?;
+    let key = u64::from(me.0) << 32 | u64::from(token);
+    let mut processes = core.processes.borrow_mut();
+    let change = processes.changes.get(&key).ok_or(Error::NoSuchToken)?;
+    let done = change.done.ok_or(Error::Pending)?;
+    processes.changes.remove(&key);
+    match done {
+        true => Ok(0),
+        false => Err(Error::Refused),
+    }
+}
+
+fn wait_event(core: &Core, me: Pid) -> Result<Waited, Error> {
+    let mut processes = core.processes.borrow_mut();
+    let mut mine = processes
+        .changes
+        .range(u64::from(me.0) << 32..=u64::from(me.0) << 32 | u64::from(u32::MAX))
+        .map(|(_, change)| change.done.is_some())
+        .peekable();
+    if mine.peek().is_none() {
+        return Err(Error::NoSuchToken);
+    }
+    if mine.any(|done| done) {
+        return Ok(Waited::Written);
+    }
+    processes.table.block(me);
+    Ok(Waited::Blocked)
 }
 
 fn wait(core: &Core, me: Pid, child: u64, record: u64) -> Result<Waited, Error> {

@@ -39,6 +39,7 @@ use atoll_monitor::{
     CallError, Config, CoreId, Deferred, Detector, Effect, Input, Members, Monitor, Output, Ticket,
     Wire,
 };
+use atoll_replica::Completion;
 use atoll_urpc::{Payload, Receiver, Sender, Wake};
 
 use atoll_iface::Bytes;
@@ -46,10 +47,12 @@ use atoll_monitor::process::{
     ENDED_NOT_LOADED, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED, Killed,
     ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED, Spawned,
 };
-use atoll_sched::{Pid, ProcessError};
+use atoll_sched::{Owner, Pid, ProcessError};
+
+use atoll_replica::Mapping;
 
 use crate::measure;
-use crate::process::{self, Report};
+use crate::process::{self, ChangeKind, PAGE_EXECUTABLE, PAGE_WRITABLE, Report};
 use crate::shared::boot_facts;
 use crate::trace::Recorder;
 
@@ -333,12 +336,46 @@ impl Core {
         self.wait_for(ticket)
     }
 
-    /// Hands this core's monitor the answers its processes' ends produced
-    /// for other cores.
-    pub(crate) fn hand_answers(&self) {
+    /// Settles this core's processes with its monitor (spaces to open and
+    /// close, answers for other cores) and carries out what that produced;
+    /// never inside a step.
+    pub(crate) fn flush_processes(&self) {
         let mut host = self.host.borrow_mut();
-        host.answer_processes(self);
+        host.settle_processes(self);
         host.act(self);
+    }
+
+    /// Proposes a change of `pid`'s space (a map of `mapping` at `vaddr`,
+    /// or an unmap) to its holders; the process's token for it. Called from
+    /// its system call, never inside a step.
+    pub(crate) fn propose(
+        &self,
+        pid: Pid,
+        vaddr: u64,
+        mapping: Option<Mapping>,
+        kind: ChangeKind,
+    ) -> Result<u64, atoll_abi::Error> {
+        let token = self.processes.borrow_mut().new_change(pid, kind);
+        let mut host = self.host.borrow_mut();
+        let Host { monitor, out, .. } = &mut *host;
+        let proposed = monitor.propose_change(cpu::rdtsc(), pid.0, vaddr, mapping, token, out);
+        host.act(self);
+        drop(host);
+        if let Err(error) = proposed {
+            // The space is open from spawn to release: this is a bug, and
+            // the process is told it was refused, not the kernel stopped.
+            println!(
+                "atoll: core {}: process {pid}: cannot propose a change: {error:?}",
+                self.id
+            );
+            let mut processes = self.processes.borrow_mut();
+            processes.changes.remove(&token);
+            if let ChangeKind::Map { frame } = kind {
+                self.local.free_frame(frame);
+            }
+            return Err(atoll_abi::Error::Refused);
+        }
+        Ok(token & u64::from(u32::MAX))
     }
 
     fn take_completion(&self, ticket: Ticket) -> Option<Result<Wire, CallError>> {
@@ -548,7 +585,8 @@ impl Host {
         };
         match request {
             ProcessRequest::Run { name, args } => {
-                if let Err(error) = core.spawn(&name, &args, Report::Remote(token)) {
+                let owner = Owner::Kernel(Report::Remote(token));
+                if let Err(error) = core.spawn_for(&name, &args, owner) {
                     failed(&name, error);
                     let answer = ProgramEnded::only(ENDED_NOT_LOADED, 0);
                     self.monitor
@@ -556,7 +594,7 @@ impl Host {
                 }
             }
             ProcessRequest::Spawn { name, args } => {
-                let answer = match core.spawn(&name, &args, Report::Console) {
+                let answer = match core.spawn_for(&name, &args, Owner::Kernel(Report::Console)) {
                     Ok(pid) => Spawned {
                         outcome: SPAWNED,
                         pid: pid.0,
@@ -573,7 +611,7 @@ impl Host {
                     .process_answer(now, token, answer, &mut self.out);
             }
             ProcessRequest::Kill { pid } => {
-                let outcome = match core.kill(Pid(pid)) {
+                let outcome = match core.kill_for(Pid(pid)) {
                     Ok(()) => KILLED,
                     Err(ProcessError::Ended) => KILL_ENDED,
                     Err(ProcessError::Running) => KILL_RUNNING,
@@ -583,8 +621,6 @@ impl Host {
                 };
                 self.monitor
                     .process_answer(now, token, Killed { outcome }, &mut self.out);
-                // A killed process's end may be another core's answer.
-                self.answer_processes(core);
             }
             ProcessRequest::List => {
                 let lines = core.process_lines();
@@ -596,11 +632,93 @@ impl Host {
         }
     }
 
-    /// Hands the monitor the answers its processes' ends produced.
-    fn answer_processes(&mut self, core: &Core) {
-        for (token, answer) in core.processes.borrow_mut().take_answers() {
+    /// Settles this core's processes with the monitor: opens the spaces of
+    /// new ones, closes those of ended ones (and gives back what they held)
+    /// once no change of theirs is under way, and hands on the answers
+    /// their ends produced for other cores. Whether it did anything.
+    fn settle_processes(&mut self, core: &Core) -> bool {
+        let (to_open, answers, retiring) = {
+            let mut processes = core.processes.borrow_mut();
+            let to_open = core::mem::take(&mut processes.to_open);
+            let answers = processes.take_answers();
+            let retiring = core::mem::take(&mut processes.retiring);
+            (to_open, answers, retiring)
+        };
+        // A space still busy is no progress: it is tried again after the
+        // next step.
+        let mut did = !to_open.is_empty() || !answers.is_empty();
+        let now = cpu::rdtsc();
+        for (pid, pages) in to_open {
+            let holders = Members::one(CoreId(core.id as u16));
+            if let Err(error) = self
+                .monitor
+                .open_space(now, pid.0, holders, &pages, &mut self.out)
+            {
+                println!(
+                    "atoll: core {}: process {pid}: its space does not open: {error:?}",
+                    core.id
+                );
+            }
+        }
+        for (token, answer) in answers {
             self.monitor
-                .process_answer(cpu::rdtsc(), token, answer, &mut self.out);
+                .process_answer(now, token, answer, &mut self.out);
+        }
+        let mut still = Vec::new();
+        for (pid, space) in retiring {
+            match self.monitor.close_space(pid.0) {
+                Err(atoll_monitor::process::SpaceError::Busy) => still.push((pid, space)),
+                _ => {
+                    did = true;
+                    process::release(core.local, space);
+                    let mut processes = core.processes.borrow_mut();
+                    let unmapped: Vec<(Pid, u64)> = processes
+                        .unmapped
+                        .range((pid, 0)..=(pid, u64::MAX))
+                        .map(|(&key, _)| key)
+                        .collect();
+                    for key in unmapped {
+                        for frame in processes.unmapped.remove(&key).unwrap_or_default() {
+                            core.local.free_frame(frame);
+                        }
+                    }
+                }
+            }
+        }
+        core.processes.borrow_mut().retiring.extend(still);
+        did
+    }
+
+    /// A change a process proposed has ended: frames it no longer needs go
+    /// back (a refused map's; an unmapped page's, now that no core maps
+    /// it), and the process, if it waits for a change, runs again.
+    fn change_ended(core: &Core, token: u64, completion: Completion) {
+        let mut processes = core.processes.borrow_mut();
+        let Some(change) = processes.changes.get_mut(&token) else {
+            return;
+        };
+        let took = matches!(completion, Completion::Committed { .. });
+        change.done = Some(took);
+        let (pid, kind) = (change.pid, change.kind);
+        match (kind, took) {
+            (ChangeKind::Map { frame }, false) => core.local.free_frame(frame),
+            (ChangeKind::Unmap { vaddr }, true) => {
+                if let Some(frames) = processes.unmapped.get_mut(&(pid, vaddr))
+                    && let Some(frame) = frames.pop_front()
+                {
+                    core.local.free_frame(frame);
+                    if frames.is_empty() {
+                        processes.unmapped.remove(&(pid, vaddr));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if processes.table.state(pid).is_none() {
+            // It has ended: nobody will poll the change.
+            processes.changes.remove(&token);
+        } else {
+            processes.table.wake(pid);
         }
     }
 
@@ -632,6 +750,7 @@ impl Host {
             for effect in core::mem::take(&mut self.out.effects) {
                 match effect {
                     Effect::Mapping(effect) => apply(core, effect),
+                    Effect::ProcessMapping { pid, effect } => apply_process(core, Pid(pid), effect),
                     Effect::DumpTrace => core.recorder.dump(
                         core.id,
                         boot_facts().tsc_per_ms,
@@ -655,6 +774,9 @@ impl Host {
             }
             self.push_all(core);
             self.mailbox.append(&mut self.out.completions);
+            for (token, completion) in core::mem::take(&mut self.out.changes) {
+                Host::change_ended(core, token, completion);
+            }
             if core.recorder.set(self.monitor.tracing()).is_err() {
                 println!(
                     "atoll: core {}: no memory for the trace ring; not tracing",
@@ -671,6 +793,9 @@ impl Host {
             }
             let deferred = core::mem::take(&mut self.out.deferred);
             if deferred.is_empty() {
+                if self.settle_processes(core) {
+                    continue;
+                }
                 return;
             }
             for work in deferred {
@@ -703,6 +828,55 @@ pub fn stop_this_core(core: Option<usize>) -> ! {
         power::exit_qemu(ExitStatus::Panic);
     }
     cpu::halt_forever()
+}
+
+/// Applies an effect of `pid`'s replicated space to its page tables on
+/// this core and to this core's TLB.
+fn apply_process(core: &Core, pid: Pid, effect: atoll_replica::Effect) {
+    let Some(space) = core.processes.borrow_mut().space_of(pid) else {
+        println!(
+            "atoll: core {}: a change of process {pid}'s space, which this core does not hold",
+            core.id
+        );
+        return;
+    };
+    let tables = core.local.page_tables();
+    let outcome = match effect {
+        atoll_replica::Effect::MapPage { vaddr, mapping, .. } => tables.map_user_in(
+            space,
+            vaddr,
+            mapping.paddr,
+            mapping.flags & PAGE_WRITABLE != 0,
+            mapping.flags & PAGE_EXECUTABLE != 0,
+            &mut || core.local.allocate_filled_frame(0),
+        ),
+        atoll_replica::Effect::UnmapPage { vaddr, .. } => {
+            tables.unmap_in(space, vaddr).map(|frame| {
+                // This core's frame goes back once the unmap has ended on
+                // every core (or with the process); another's is its own.
+                if core.local.owns_frame(frame) {
+                    let mut processes = core.processes.borrow_mut();
+                    processes
+                        .unmapped
+                        .entry((pid, vaddr))
+                        .or_default()
+                        .push_back(frame);
+                }
+            })
+        }
+        atoll_replica::Effect::InvalidateTlb { vaddr, .. } => {
+            if tables.user_space() == Some(space) {
+                paging::invalidate(vaddr);
+            }
+            Ok(())
+        }
+    };
+    if let Err(error) = outcome {
+        println!(
+            "atoll: core {}: process {pid}'s page tables disagree with its replica: {error}",
+            core.id
+        );
+    }
 }
 
 /// Applies a mapping effect to this core's page tables and TLB.

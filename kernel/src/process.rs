@@ -17,16 +17,19 @@
 //! page it does not have, an illegal instruction, a protection fault) ends
 //! it alone.
 
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use atoll_abi::{STACK_PAGES, STACK_TOP};
 use atoll_arch::percore::CoreLocal;
 use atoll_arch::user::Registers;
 use atoll_monitor::process::ProgramEnded;
 use atoll_programs::Image;
+use atoll_replica::Mapping;
 use atoll_sched::{Exit, Info, Pid, Table};
 
 use crate::programs;
@@ -65,7 +68,29 @@ pub enum Report {
     Remote(u32),
 }
 
-/// This core's processes, and the ends not yet handed to who waits.
+/// `Mapping::flags` of a process's page (the kernel's own meaning; the
+/// protocols only carry them): writable, executable.
+pub const PAGE_WRITABLE: u64 = 1;
+pub const PAGE_EXECUTABLE: u64 = 2;
+
+/// A change (map or unmap) a process proposed, until it polls its end.
+pub struct Change {
+    pub pid: Pid,
+    pub kind: ChangeKind,
+    /// `Some` once it ended: whether it took effect.
+    pub done: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A map of `frame`, taken for it from this core's pool.
+    Map { frame: u64 },
+    /// An unmap of the page at `vaddr`.
+    Unmap { vaddr: u64 },
+}
+
+/// This core's processes, and what is not yet handed on: ends to who waits
+/// for them, spaces to open and close in the monitor, changes' ends.
 pub struct Processes {
     pub table: Table<Machine, Report>,
     /// Ends the shell waits for, by its token.
@@ -74,6 +99,20 @@ pub struct Processes {
     /// Answers for other cores, by the monitor's token, for the host to
     /// hand its monitor.
     pub answers: Vec<(u32, ProgramEnded)>,
+    /// Spaces of new processes for the monitor to open, with the pages
+    /// their images and stacks are on.
+    pub to_open: Vec<(Pid, Vec<(u64, Mapping)>)>,
+    /// Ended processes whose spaces the monitor has not closed yet (a
+    /// change was under way): the space is released once it has.
+    pub retiring: Vec<(Pid, u64)>,
+    /// The changes processes proposed, by the monitor's token: the pid in
+    /// the high 32 bits, the process's own token below.
+    pub changes: BTreeMap<u64, Change>,
+    next_change: u32,
+    /// Frames of this core's pool that processes' pages no longer map
+    /// (unmapped), by process and page, oldest first: freed once the unmap
+    /// has ended on every core (or with the process).
+    pub unmapped: BTreeMap<(Pid, u64), VecDeque<u64>>,
 }
 
 impl Processes {
@@ -83,12 +122,46 @@ impl Processes {
             shell_ends: Vec::new(),
             next_shell_token: 0,
             answers: Vec::new(),
+            to_open: Vec::new(),
+            retiring: Vec::new(),
+            changes: BTreeMap::new(),
+            next_change: 0,
+            unmapped: BTreeMap::new(),
         }
     }
 
     /// The answers for other cores that ends produced since the last call.
     pub fn take_answers(&mut self) -> Vec<(u32, ProgramEnded)> {
         core::mem::take(&mut self.answers)
+    }
+
+    /// Records a change `pid` proposes; the monitor's token for it.
+    pub fn new_change(&mut self, pid: Pid, kind: ChangeKind) -> u64 {
+        loop {
+            self.next_change = self.next_change.wrapping_add(1);
+            let token = u64::from(pid.0) << 32 | u64::from(self.next_change);
+            if let alloc::collections::btree_map::Entry::Vacant(free) = self.changes.entry(token) {
+                free.insert(Change {
+                    pid,
+                    kind,
+                    done: None,
+                });
+                return token;
+            }
+        }
+    }
+
+    /// The address space of `pid` on this core: a live process's, or an
+    /// ended one's that is not released yet.
+    pub fn space_of(&mut self, pid: Pid) -> Option<u64> {
+        match self.table.machine(pid) {
+            Some(machine) => Some(machine.space),
+            None => self
+                .retiring
+                .iter()
+                .find(|(retiring, _)| *retiring == pid)
+                .map(|&(_, space)| space),
+        }
     }
 }
 
@@ -116,9 +189,14 @@ impl core::fmt::Display for SpawnFailure {
 }
 
 /// Loads the boot image's program `name` into a new address space, with
-/// `args` at the top of its stack. The user range maps what it mapped
-/// before when this returns.
-pub fn load(local: &CoreLocal, name: &str, args: &str) -> Result<Machine, SpawnFailure> {
+/// `args` at the top of its stack; with the pages it mapped, for the
+/// replica of the space. The user range maps what it mapped before when
+/// this returns.
+pub fn load(
+    local: &CoreLocal,
+    name: &str,
+    args: &str,
+) -> Result<(Machine, Vec<(u64, Mapping)>), SpawnFailure> {
     let archive = programs::archive().map_err(SpawnFailure::NotLoaded)?;
     let program = archive.find(name).ok_or(SpawnFailure::NoSuchProgram)?;
     let image = Image::parse(program.file)
@@ -138,6 +216,7 @@ pub fn load(local: &CoreLocal, name: &str, args: &str) -> Result<Machine, SpawnF
     let tables = local.page_tables();
     let before = tables.user_space();
     tables.switch_user_space(Some(space));
+    let pages = RefCell::new(Vec::new());
     let add = |page: u64, bytes: &[u8], writable: bool, executable: bool| {
         let frame = local.allocate_frame_holding(bytes).ok_or_else(no_memory)?;
         tables
@@ -147,7 +226,20 @@ pub fn load(local: &CoreLocal, name: &str, args: &str) -> Result<Machine, SpawnF
             .map_err(|error| {
                 local.free_frame(frame);
                 SpawnFailure::NotLoaded(format!("{name}: cannot map {page:#x}: {error}"))
-            })
+            })?;
+        let flags = match (writable, executable) {
+            (true, _) => PAGE_WRITABLE,
+            (false, true) => PAGE_EXECUTABLE,
+            (false, false) => 0,
+        };
+        pages.borrow_mut().push((
+            page,
+            Mapping {
+                paddr: frame,
+                flags,
+            },
+        ));
+        Ok(())
     };
     let mapped = || -> Result<(), SpawnFailure> {
         for segment in &image.segments {
@@ -173,7 +265,7 @@ pub fn load(local: &CoreLocal, name: &str, args: &str) -> Result<Machine, SpawnF
         return Err(failure);
     }
     let arguments_at = STACK_TOP - args.len() as u64;
-    Ok(Machine {
+    let machine = Machine {
         space,
         next: Some(Next::Start {
             entry: image.entry,
@@ -181,14 +273,23 @@ pub fn load(local: &CoreLocal, name: &str, args: &str) -> Result<Machine, SpawnF
             stack: (arguments_at & !15) - 8,
             arguments: [arguments_at, args.len() as u64],
         }),
-    })
+    };
+    Ok((machine, pages.into_inner()))
 }
 
-/// Gives back every frame of the address space `space`.
+/// Gives back the address space `space`: its page tables, and the frames
+/// its pages map that are this core's (another core's frame is its to
+/// free).
 pub fn release(local: &CoreLocal, space: u64) {
-    local
-        .page_tables()
-        .release_user_space(space, &mut |frame| local.free_frame(frame));
+    local.page_tables().release_user_space(
+        space,
+        &mut |frame| {
+            if local.owns_frame(frame) {
+                local.free_frame(frame);
+            }
+        },
+        &mut |table| local.free_frame(table),
+    );
 }
 
 /// How a process ended, in words.

@@ -709,6 +709,10 @@ impl World {
             Effect::ResetChannels { core: peer } => {
                 violation!("core {core} reset its channels to core {} unasked", peer.0)
             }
+            // No scenario runs processes.
+            Effect::ProcessMapping { pid, .. } => {
+                violation!("core {core} changed process {pid}'s space, which no call opens")
+            }
         }
     }
 

@@ -54,10 +54,27 @@ pub enum Call {
     Wait = 5,
     /// `pid() -> pid`: the caller's process id.
     Pid = 6,
+    /// `map(address, flags) -> token`: asks for a fresh zeroed page at
+    /// `address` (page-aligned, in the user range), writable if `flags`
+    /// holds [`MAP_WRITABLE`] (never executable). Split-phase: the page is
+    /// there once the token completes (`Poll`), agreed by every core the
+    /// process's address space is on.
+    Map = 7,
+    /// `unmap(address) -> token`: asks for the page at `address` to be
+    /// unmapped on every core of the process; once the token completes, no
+    /// core's TLB holds it.
+    Unmap = 8,
+    /// `poll(token) -> 0`: whether the change of `token` has ended: 0 (it
+    /// took effect, and the token is spent), `Refused` (it did not, and
+    /// the token is spent), or `Pending`.
+    Poll = 9,
+    /// `wait_event() -> 0`: waits until one of the caller's changes has
+    /// ended and is not yet polled (at once if one has).
+    WaitEvent = 10,
 }
 
 impl Call {
-    pub const ALL: [Call; 7] = [
+    pub const ALL: [Call; 11] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Null,
@@ -65,12 +82,19 @@ impl Call {
         Call::Spawn,
         Call::Wait,
         Call::Pid,
+        Call::Map,
+        Call::Unmap,
+        Call::Poll,
+        Call::WaitEvent,
     ];
 
     pub fn from_number(number: u64) -> Option<Call> {
         Call::ALL.into_iter().find(|call| *call as u64 == number)
     }
 }
+
+/// `Map`'s flag for a writable page.
+pub const MAP_WRITABLE: u64 = 1;
 
 /// How a child ended, as `Wait` writes it: four words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -131,10 +155,28 @@ pub enum Error {
     NoSuchProcess = 8,
     /// The process is not the caller's child.
     NotAChild = 9,
+    /// An argument outside what the call takes (flags it does not know).
+    BadArgument = 10,
+    /// No free frame on the caller's core.
+    NoMemory = 11,
+    /// The change was refused: the page is mapped already (a map), is not
+    /// mapped (an unmap), or another change of it is under way.
+    Refused = 12,
+    /// The change has not ended yet.
+    Pending = 13,
+    /// No change of the caller has that token (or it was polled already);
+    /// for `WaitEvent`, the caller has no change under way.
+    NoSuchToken = 14,
+    /// The caller has [`MAX_CHANGES`] changes not yet polled.
+    TooManyChanges = 15,
 }
 
+/// The most changes (maps, unmaps) a process may have proposed and not yet
+/// polled the end of.
+pub const MAX_CHANGES: u64 = 64;
+
 impl Error {
-    pub const ALL: [Error; 9] = [
+    pub const ALL: [Error; 15] = [
         Error::UnknownCall,
         Error::BadAddress,
         Error::TooLong,
@@ -144,6 +186,12 @@ impl Error {
         Error::TooManyProcesses,
         Error::NoSuchProcess,
         Error::NotAChild,
+        Error::BadArgument,
+        Error::NoMemory,
+        Error::Refused,
+        Error::Pending,
+        Error::NoSuchToken,
+        Error::TooManyChanges,
     ];
 
     /// The value `rax` returns for this error.
@@ -173,8 +221,8 @@ mod tests {
             assert_eq!(error as u64, index as u64 + 1, "codes have no gaps");
             assert_eq!(Error::from_return(error.to_return()), Some(error));
         }
+        assert_eq!(Error::from_return(16u64.wrapping_neg()), None);
         assert_eq!(Error::from_return(5), None);
-        assert_eq!(Error::from_return(10u64.wrapping_neg()), None);
         assert_eq!(Error::from_return(0), None);
     }
 

@@ -84,6 +84,11 @@ impl<'bitmap> FramePool<'bitmap> {
         self.free
     }
 
+    /// Whether the frame at `addr` is one of this pool's.
+    pub fn contains(&self, addr: u64) -> bool {
+        self.index_of(addr).is_some()
+    }
+
     /// Makes the frames of `[start, end)` that lie in the span available.
     pub fn add_usable(&mut self, start: u64, end: u64) {
         for index in self.frame_indices(align_up(start), align_down(end)) {

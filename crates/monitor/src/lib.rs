@@ -321,6 +321,54 @@ impl Monitor {
         self.settle(out);
     }
 
+    /// Opens the replicated address space of process `pid`, held by
+    /// `holders`, with `entries` (page address and mapping) mapped already
+    /// on every holder.
+    pub fn open_space(
+        &mut self,
+        now: u64,
+        pid: u32,
+        holders: Members,
+        entries: &[(u64, atoll_replica::Mapping)],
+        out: &mut Output,
+    ) -> Result<(), process::SpaceError> {
+        self.base.now = now;
+        let cx = &mut Cx {
+            base: &mut self.base,
+            out,
+        };
+        let opened = self.process.spaces.open(cx, pid, holders, entries);
+        self.settle(out);
+        opened
+    }
+
+    /// Closes `pid`'s space here, unless a change of it is under way.
+    pub fn close_space(&mut self, pid: u32) -> Result<(), process::SpaceError> {
+        self.process.spaces.close(pid)
+    }
+
+    /// Proposes to its holders mapping (`Some`) or unmapping the page at
+    /// `vaddr` of `pid`'s space; the end comes in `out.changes` with
+    /// `token`, in this step or a later one.
+    pub fn propose_change(
+        &mut self,
+        now: u64,
+        pid: u32,
+        vaddr: u64,
+        mapping: Option<atoll_replica::Mapping>,
+        token: u64,
+        out: &mut Output,
+    ) -> Result<(), process::SpaceError> {
+        self.base.now = now;
+        let cx = &mut Cx {
+            base: &mut self.base,
+            out,
+        };
+        let proposed = self.process.spaces.propose(cx, pid, vaddr, mapping, token);
+        self.settle(out);
+        proposed
+    }
+
     /// Changes when heartbeats go and silence counts as a failure, on this
     /// core.
     pub fn set_detector(&mut self, detector: Detector) {
@@ -351,6 +399,7 @@ impl Monitor {
         self.membership.protocol().changing()
             || self.base.calls.in_flight() > 0
             || self.base.mappings.has_timers()
+            || self.process.spaces.has_timers()
             || self.skb.waits()
     }
 
@@ -582,6 +631,7 @@ impl Monitor {
             mappings.tick(&mut mapping_cx);
         }
         self.skb.tick(cx);
+        self.process.tick(cx);
         self.membership.tick(cx);
     }
 
@@ -609,6 +659,7 @@ impl Monitor {
             let (mappings, mut mapping_cx) = cx.mappings();
             mappings.view_installed(&mut mapping_cx, new.members);
         }
+        self.process.spaces.view_installed(cx, new.members);
         let mut line = format!("view {}: cores {}", new.epoch, new.members);
         if !joined.is_empty() && old.epoch > 0 {
             line += &format!("; joined: {joined}");

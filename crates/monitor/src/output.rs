@@ -32,6 +32,12 @@ pub enum Input<'a> {
 pub enum Effect {
     /// A change to this core's page tables or TLB from the mappings.
     Mapping(atoll_replica::Effect),
+    /// A change to the page tables or TLB of process `pid`'s address space
+    /// on this core, from its replicated mappings (`process::spaces`).
+    ProcessMapping {
+        pid: u32,
+        effect: atoll_replica::Effect,
+    },
     /// Print the trace events this core's host recorded.
     DumpTrace,
     /// This core was left out of view `epoch` while it still runs (it was
@@ -85,4 +91,7 @@ pub struct Output {
     /// Lines for the console about this core's monitor (dropped messages,
     /// rejected facts), without the `atoll: core N:` prefix.
     pub notices: Vec<String>,
+    /// The ends of the changes the host proposed for its processes'
+    /// spaces (`Monitor::propose_change`), with the host's tokens.
+    pub changes: Vec<(u64, atoll_replica::Completion)>,
 }

@@ -48,6 +48,8 @@ struct Net {
     deferred: Vec<(CoreId, Deferred)>,
     notices: Vec<(CoreId, String)>,
     trace: Vec<(CoreId, TraceEvent)>,
+    /// Ends of the changes proposed for process spaces, with their tokens.
+    changes: Vec<(CoreId, u64, atoll_replica::Completion)>,
 }
 
 impl Net {
@@ -75,6 +77,7 @@ impl Net {
             completions: Vec::new(),
             effects: Vec::new(),
             deferred: Vec::new(),
+            changes: Vec::new(),
             notices: Vec::new(),
             trace: Vec::new(),
         };
@@ -171,6 +174,9 @@ impl Net {
         }
         for event in out.trace {
             self.trace.push((core, event));
+        }
+        for (token, completion) in out.changes {
+            self.changes.push((core, token, completion));
         }
     }
 
@@ -1063,6 +1069,7 @@ fn a_monitor_alone_with_nothing_in_flight_wants_no_ticks_and_a_member_does() {
 }
 
 mod membership;
+mod spaces;
 
 /// The token of the request core `core`'s host was asked to carry out.
 fn process_token(net: &Net, core: u16, wanted: &crate::process::ProcessRequest) -> u32 {

@@ -84,6 +84,8 @@ pub enum State {
     Running,
     /// Waiting for its child to end.
     Waiting(Pid),
+    /// Waiting for one of its changes (a map, an unmap) to end.
+    Blocked,
     /// Ended; its parent has not waited for it yet.
     Ended(Exit),
 }
@@ -94,6 +96,7 @@ impl fmt::Display for State {
             State::Ready => write!(f, "ready"),
             State::Running => write!(f, "running"),
             State::Waiting(child) => write!(f, "waiting for {child}"),
+            State::Blocked => write!(f, "waiting for a change"),
             State::Ended(Exit::Status(status)) => write!(f, "exited {status}"),
             State::Ended(Exit::Fault { vector, .. }) => write!(f, "faulted ({vector})"),
             State::Ended(Exit::Killed) => write!(f, "killed"),
@@ -274,6 +277,22 @@ impl<M, R: Clone> Table<M, R> {
         self.running_entry(pid).state = State::Waiting(child);
     }
 
+    /// The running process `pid` waits until one of its changes ends
+    /// ([`wake`](Self::wake)).
+    pub fn block(&mut self, pid: Pid) {
+        self.running_entry(pid).state = State::Blocked;
+    }
+
+    /// One of `pid`'s changes ended: if it waits for one, it is ready.
+    pub fn wake(&mut self, pid: Pid) {
+        if let Some(entry) = self.entries.get_mut(&pid)
+            && entry.state == State::Blocked
+        {
+            entry.state = State::Ready;
+            self.ready.push_back(pid);
+        }
+    }
+
     fn running_entry(&mut self, pid: Pid) -> &mut Entry<M, R> {
         let entry = self
             .entries
@@ -367,7 +386,7 @@ impl<M, R: Clone> Table<M, R> {
         match entry.state {
             State::Ended(_) => Err(ProcessError::Ended),
             State::Running => Err(ProcessError::Running),
-            State::Ready | State::Waiting(_) => Ok(self.end(pid, Exit::Killed)),
+            State::Ready | State::Waiting(_) | State::Blocked => Ok(self.end(pid, Exit::Killed)),
         }
     }
 

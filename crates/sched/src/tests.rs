@@ -139,3 +139,28 @@ fn a_full_core_refuses_a_spawn() {
         Err(SpawnError::Full)
     );
 }
+
+#[test]
+fn a_process_blocked_on_a_change_runs_again_when_woken_and_only_then() {
+    let mut table = table();
+    let a = table.spawn("a", Owner::Kernel(0), "a").unwrap();
+    table.take_turn().unwrap();
+    table.block(a);
+    assert_eq!(table.state(a), Some(State::Blocked));
+    assert!(table.take_turn().is_none());
+    table.wake(a);
+    table.wake(a);
+    assert_eq!(table.take_turn().map(|(pid, _)| pid), Some(a));
+    assert!(table.take_turn().is_none(), "woken twice, queued once");
+    table.preempted(a);
+    table.wake(a);
+    assert_eq!(table.take_turn().map(|(pid, _)| pid), Some(a));
+    assert!(
+        table.take_turn().is_none(),
+        "a ready process is not woken again"
+    );
+    let b = table.spawn("b", Owner::Kernel(0), "b").unwrap();
+    table.take_turn().unwrap();
+    table.block(b);
+    assert_eq!(table.kill(b).map(|ended| ended.exit), Ok(Exit::Killed));
+}

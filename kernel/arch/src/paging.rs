@@ -191,29 +191,9 @@ impl PageTables {
     fn entry(
         &self,
         vaddr: u64,
-        mut new_table: Option<&mut dyn FnMut() -> Option<u64>>,
+        new_table: Option<&mut dyn FnMut() -> Option<u64>>,
     ) -> Result<Option<&'static mut u64>, PagingError> {
-        // Tables over programs' pages are reachable from ring 3 (each leaf
-        // says what of it is); the others are the kernel's alone.
-        let table_flags = match USER_PAGES.contains(&vaddr) {
-            true => PRESENT | WRITABLE | USER,
-            false => PRESENT | WRITABLE,
-        };
-        let [l4, l3, l2, l1] = Self::indices(vaddr);
-        let mut current = table(self.pml4);
-        for index in [l4, l3, l2] {
-            let entry = &mut current[index];
-            if *entry & PRESENT == 0 {
-                let Some(allocate) = new_table.as_mut() else {
-                    return Ok(None);
-                };
-                let frame = allocate().ok_or(PagingError::OutOfFrames)?;
-                table(frame).fill(0);
-                *entry = frame | table_flags;
-            }
-            current = table(*entry & ENTRY_ADDRESS);
-        }
-        Ok(Some(&mut current[l1]))
+        walk(self.pml4, 0, vaddr, new_table)
     }
 
     /// The leaf entry for `vaddr`, which must be empty, with the tables
@@ -265,14 +245,7 @@ impl PageTables {
             return Err(PagingError::BadAddress { vaddr });
         }
         let entry = self.free_entry(vaddr, allocate)?;
-        let mut flags = PRESENT | USER;
-        if writable {
-            flags |= WRITABLE;
-        }
-        if !executable {
-            flags |= NO_EXECUTE;
-        }
-        *entry = (frame & ENTRY_ADDRESS) | flags;
+        *entry = (frame & ENTRY_ADDRESS) | user_flags(writable, executable);
         Ok(())
     }
 
@@ -345,25 +318,118 @@ impl PageTables {
         unsafe { Cr3::write(root, flags) };
     }
 
-    /// Gives back every frame of the address space `space`: the frames its
-    /// pages map, which are its own (each program's pages are frames taken
-    /// for it alone), and its page tables, `space` itself last, each to
-    /// `free`. If the user range maps it now, it maps none first.
-    pub fn release_user_space(&self, space: u64, free: &mut dyn FnMut(u64)) {
+    /// Maps the page at `vaddr` (in the user range) of the address space
+    /// `space`, whether the user range maps it now or not, as
+    /// [`map_user`](Self::map_user) does.
+    pub fn map_user_in(
+        &self,
+        space: u64,
+        vaddr: u64,
+        frame: u64,
+        writable: bool,
+        executable: bool,
+        allocate: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<(), PagingError> {
+        Self::check(vaddr)?;
+        if !USER_PAGES.contains(&vaddr) || (writable && executable) {
+            return Err(PagingError::BadAddress { vaddr });
+        }
+        let entry = walk(space, 1, vaddr, Some(allocate))?.ok_or(PagingError::OutOfFrames)?;
+        if *entry & PRESENT != 0 {
+            return Err(PagingError::AlreadyMapped {
+                vaddr,
+                frame: *entry & ENTRY_ADDRESS,
+            });
+        }
+        *entry = (frame & ENTRY_ADDRESS) | user_flags(writable, executable);
+        Ok(())
+    }
+
+    /// Removes the mapping of `vaddr` from the address space `space`, and
+    /// from this core's TLB if the user range maps `space` now. Returns
+    /// the frame it mapped.
+    pub fn unmap_in(&self, space: u64, vaddr: u64) -> Result<u64, PagingError> {
+        Self::check(vaddr)?;
+        let entry = walk(space, 1, vaddr, None)?
+            .filter(|entry| **entry & PRESENT != 0)
+            .ok_or(PagingError::NotMapped { vaddr })?;
+        let frame = *entry & ENTRY_ADDRESS;
+        *entry = 0;
+        if self.user_space() == Some(space) {
+            invalidate(vaddr);
+        }
+        Ok(frame)
+    }
+
+    /// Gives back the frames of the address space `space`: each frame its
+    /// pages map to `page` (whose owner decides what to do with it), and
+    /// its page tables, `space` itself last, to `table`. If the user range
+    /// maps it now, it maps none first.
+    pub fn release_user_space(
+        &self,
+        space: u64,
+        page: &mut dyn FnMut(u64),
+        table: &mut dyn FnMut(u64),
+    ) {
         if self.user_space() == Some(space) {
             self.switch_user_space(None);
         }
         for directory in present(space) {
             for pages in present(directory) {
                 for frame in present(pages) {
-                    free(frame);
+                    page(frame);
                 }
-                free(pages);
+                table(pages);
             }
-            free(directory);
+            table(directory);
         }
-        free(space);
+        table(space);
     }
+}
+
+/// The leaf entry for `vaddr` under the table at `root`, which is of level
+/// `level` (0: a PML4, 1: a page-directory-pointer table); missing tables
+/// below it are made with frames from `new_table`, or, without it, mean
+/// `Ok(None)`.
+fn walk(
+    root: u64,
+    level: usize,
+    vaddr: u64,
+    mut new_table: Option<&mut dyn FnMut() -> Option<u64>>,
+) -> Result<Option<&'static mut u64>, PagingError> {
+    // Tables over programs' pages are reachable from ring 3 (each leaf
+    // says what of it is); the others are the kernel's alone.
+    let table_flags = match USER_PAGES.contains(&vaddr) {
+        true => PRESENT | WRITABLE | USER,
+        false => PRESENT | WRITABLE,
+    };
+    let indices = PageTables::indices(vaddr);
+    let mut current = table(root);
+    for &index in &indices[level..3] {
+        let entry = &mut current[index];
+        if *entry & PRESENT == 0 {
+            let Some(allocate) = new_table.as_mut() else {
+                return Ok(None);
+            };
+            let frame = allocate().ok_or(PagingError::OutOfFrames)?;
+            table(frame).fill(0);
+            *entry = frame | table_flags;
+        }
+        current = table(*entry & ENTRY_ADDRESS);
+    }
+    Ok(Some(&mut current[indices[3]]))
+}
+
+/// The flags of a program's page, writable or executable (never both).
+fn user_flags(writable: bool, executable: bool) -> u64 {
+    let mut flags = PRESENT | USER;
+    if writable {
+        flags |= WRITABLE;
+    }
+    if !executable {
+        flags |= NO_EXECUTE;
+    }
+    flags
 }
 
 /// The frames the present entries of the table at `frame` point at (no

@@ -104,6 +104,11 @@ impl CoreLocal {
         Some(frame)
     }
 
+    /// Whether `frame` is one of this core's pool's (so its to free).
+    pub fn owns_frame(&self, frame: u64) -> bool {
+        self.frames.borrow().contains(frame)
+    }
+
     /// Frames left in this core's pool.
     pub fn free_frames(&self) -> usize {
         self.frames.borrow().free_frames()

@@ -12,7 +12,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use libatoll::{Call, Error, MAX_ARGS, MAX_NAME, MAX_WRITE, STACK_TOP, println};
+use libatoll::{Call, Error, MAX_ARGS, MAX_NAME, MAX_WRITE, STACK_TOP, USER_START, println};
 
 libatoll::main!(main);
 
@@ -32,14 +32,23 @@ const EDGES: [(u64, u64); 8] = [
 ];
 
 /// The known calls the fuzzer makes (all but `Exit`).
-const KNOWN: [Call; 6] = [
+const KNOWN: [Call; 10] = [
     Call::ConsoleWrite,
     Call::Null,
     Call::Yield,
     Call::Spawn,
     Call::Wait,
     Call::Pid,
+    Call::Map,
+    Call::Unmap,
+    Call::Poll,
+    Call::WaitEvent,
 ];
+
+/// Pages its maps and unmaps aim at: its own, away from its image and
+/// stack (an unmap of those would end it, as the ABI allows).
+const REGION: u64 = USER_START + (1 << 37);
+const REGION_PAGES: u64 = 8;
 
 /// Whether `answer` is one the ABI allows for call `number` with these
 /// arguments, from process `me`.
@@ -67,6 +76,14 @@ fn allowed(number: u64, arguments: [u64; 4], answer: u64, me: u32) -> bool {
         // No child of the fuzzer exists to wait for: it spawns none that
         // lives (a spawn that succeeded would be waited for at once).
         (Call::Wait, Some(Error::BadAddress | Error::NoSuchProcess | Error::NotAChild)) => true,
+        (Call::Map, Some(Error::BadAddress | Error::BadArgument | Error::NoMemory)) => true,
+        (Call::Map | Call::Unmap, Some(Error::TooManyChanges)) => true,
+        (Call::Unmap, Some(Error::BadAddress)) => true,
+        (Call::Map | Call::Unmap, None) => answer <= u64::from(u32::MAX),
+        (Call::Poll, None) => answer == 0,
+        (Call::Poll, Some(Error::Refused | Error::Pending | Error::NoSuchToken)) => true,
+        (Call::WaitEvent, None) => answer == 0,
+        (Call::WaitEvent, Some(Error::NoSuchToken)) => true,
         _ => false,
     }
 }
@@ -95,6 +112,9 @@ fn main() -> u64 {
     // address check to the process id's.
     let mut record = [0u64; 4];
     let record_at = record.as_mut_ptr() as u64;
+    // Tokens of its recent changes, for `Poll`.
+    let mut tokens = [0u64; 8];
+    let mut recent = 0;
     let (mut errors, mut answered, mut spawned, mut wrong) = (0u64, 0u64, 0u64, 0u64);
     let started = libatoll::cycles();
     for _ in 0..calls {
@@ -135,11 +155,35 @@ fn main() -> u64 {
                     };
                     [pid, place, 0, 0]
                 }
+                Call::Map | Call::Unmap => {
+                    let target = match next() % 4 {
+                        0 => address,
+                        1 => REGION + 4096 * (next() % REGION_PAGES) + 8,
+                        _ => REGION + 4096 * (next() % REGION_PAGES),
+                    };
+                    let flags = match next() % 4 {
+                        0 => next(),
+                        roll => roll & 1,
+                    };
+                    [target, flags, 0, 0]
+                }
+                Call::Poll => {
+                    let token = match next() % 4 {
+                        0 => next(),
+                        _ => tokens[(next() % tokens.len() as u64) as usize],
+                    };
+                    [token, 0, 0, 0]
+                }
                 _ => [next(), next(), next(), next()],
             };
             (call as u64, arguments)
         };
         let answer = libatoll::call_raw(number, arguments);
+        let changed = number == Call::Map as u64 || number == Call::Unmap as u64;
+        if changed && Error::from_return(answer).is_none() {
+            tokens[recent % tokens.len()] = answer;
+            recent += 1;
+        }
         if !allowed(number, arguments, answer, me) {
             println!(
                 "fuzz: call {number:#x}({:#x}, {:#x}, {:#x}, {:#x}) answered {answer:#x}",

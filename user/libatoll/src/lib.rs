@@ -13,8 +13,12 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use atoll_abi::{
-    Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAX_ARGS, MAX_NAME, MAX_WRITE, STACK_TOP,
+    Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_NAME, MAX_WRITE,
+    STACK_TOP, USER_END, USER_START,
 };
+
+mod executor;
+pub use executor::{Change, block_on, block_on_all, map, unmap};
 
 /// Enters the kernel with system call `call` and up to four arguments;
 /// what it answers in `rax`.
@@ -98,6 +102,18 @@ pub fn spawn(name: &str, args: &str) -> Result<u32, Error> {
         args.len() as u64,
     ];
     answer(syscall(Call::Spawn, arguments)).map(|pid| pid as u32)
+}
+
+/// Waits until one of this process's changes has ended and is not yet
+/// polled; `NoSuchToken` if none is under way.
+pub fn wait_event() -> Result<(), Error> {
+    answer(syscall(Call::WaitEvent, [0; 4])).map(|_| ())
+}
+
+/// Whether the change of `token` has ended: `Ok` (it took effect),
+/// `Refused`, or `Pending`.
+pub fn poll(token: u64) -> Result<(), Error> {
+    answer(syscall(Call::Poll, [token, 0, 0, 0])).map(|_| ())
 }
 
 /// Waits until this process's child `pid` has ended; how it ended.
@@ -230,6 +246,16 @@ pub fn read_address(address: u64) -> u64 {
     // buggy program makes, and the kernel must end this program for it
     // (or, at a readable address of the program's own, it reads a word).
     unsafe { core::ptr::read_volatile(address as *const u64) }
+}
+
+/// Writes `value` as the word at `address`, a page this process mapped
+/// writable (`map`); at any other address the kernel ends the process, as
+/// for any bad write.
+pub fn write_address(address: u64, value: u64) {
+    // SAFETY: none in general, as for `read_address`: the write touches
+    // only this process's memory (the kernel ends it for anything else),
+    // and no Rust object lives in pages `map` gave it.
+    unsafe { core::ptr::write_volatile(address as *mut u64, value) }
 }
 
 /// Runs `ud2`, the undefined instruction: for the program that shows what

@@ -509,7 +509,7 @@ fn iso_boot(context: &mut TestContext, firmware: IsoFirmware) -> Result<(), Stri
 /// and no core panicked.
 /// The boot line that names the programs under `user/`.
 pub(super) const PROGRAMS_LINE: &str =
-    "atoll: programs: badcall crash family fuzz hello nullcall spin ticker true";
+    "atoll: programs: badcall crash family fuzz hello memstress nullcall spin ticker true";
 
 pub(super) fn expect_success(run: &ExecRun, script: &str) -> Result<(), String> {
     expect_no_panic(&run.serial)?;

@@ -4,6 +4,8 @@ use alloc::string::String;
 
 use atoll_iface::Bytes;
 
+use crate::vm::messages::Protocol;
+
 /// The longest program name a request carries (`atoll_programs::MAX_NAME`).
 pub const PROGRAM_NAME_BYTES: usize = 32;
 /// The most bytes of arguments a request carries (`atoll_abi::MAX_ARGS`).
@@ -65,6 +67,9 @@ atoll_iface::interface! {
         }
         /// The receiving core's processes, a line each.
         ListProcesses {} -> Processes { text: Bytes<LIST_BYTES> }
+        /// A message of the replication protocols of process `pid`'s
+        /// address space, between its holders' replicators.
+        ReplicateSpace { pid: u32, message: Protocol }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `process` service: other cores' requests about this core's
 //! processes (run, spawn, kill, list), handed to the host, which keeps the
-//! processes, and the host's answers sent back.
+//! processes, and the host's answers sent back; and the replicated address
+//! spaces of the processes (`spaces`).
 //!
 //! The monitor keeps no process: it asks its host
 //! (`Deferred::Process` with a token), and the host answers with
@@ -10,6 +11,7 @@
 //! is dropped.
 
 pub(crate) mod messages;
+pub(crate) mod spaces;
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -17,6 +19,8 @@ use alloc::string::String;
 use atoll_proto::CoreId;
 
 pub use self::messages::*;
+pub use self::spaces::SpaceError;
+use self::spaces::Spaces;
 use crate::base::{Cx, Requester, Service};
 use crate::calls::{OpEvent, OpRef};
 use crate::output::Deferred;
@@ -26,6 +30,8 @@ pub(crate) struct Process {
     /// The requests the host has yet to answer, by token.
     pending: BTreeMap<u32, Requester>,
     next_token: u32,
+    /// The address spaces of processes this core runs.
+    pub(crate) spaces: Spaces,
 }
 
 impl Process {
@@ -33,6 +39,7 @@ impl Process {
         Self {
             pending: BTreeMap::new(),
             next_token: 0,
+            spaces: Spaces::default(),
         }
     }
 
@@ -65,6 +72,9 @@ impl Service for Process {
             },
             ProcessMessage::KillProcess(KillProcess { pid }) => ProcessRequest::Kill { pid },
             ProcessMessage::ListProcesses(ListProcesses {}) => ProcessRequest::List,
+            ProcessMessage::ReplicateSpace(ReplicateSpace { pid, message }) => {
+                return self.spaces.receive(cx, from, pid, message);
+            }
             // Replies come back through the calls table, never here.
             ProcessMessage::ProgramEnded(_)
             | ProcessMessage::Spawned(_)
@@ -78,4 +88,8 @@ impl Service for Process {
     }
 
     fn event(&mut self, _cx: &mut Cx<'_>, _op: OpRef, _event: OpEvent) {}
+
+    fn tick(&mut self, cx: &mut Cx<'_>) {
+        self.spaces.tick(cx);
+    }
 }

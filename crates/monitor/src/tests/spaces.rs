@@ -1,0 +1,174 @@
+//! Process address spaces: each a replicated table of its own, changed by
+//! agreement among its holders alone.
+
+use super::*;
+use crate::process::SpaceError;
+use atoll_proto::two_phase::AbortReason;
+use atoll_replica::{Completion, Effect as ReplicaEffect, Mapping, Refusal};
+
+const PID: u32 = 1025;
+const PAGE: u64 = 1 << 39;
+
+fn mapping(paddr: u64) -> Mapping {
+    Mapping { paddr, flags: 1 }
+}
+
+/// Opens `PID`'s space on `holders`, with one page mapped already.
+fn open(net: &mut Net, holders: &[u16]) {
+    let members: Members = holders.iter().map(|&core| CoreId(core)).collect();
+    for &core in holders {
+        let mut out = Output::default();
+        net.monitors[usize::from(core)]
+            .open_space(net.now, PID, members, &[(PAGE, mapping(0x1000))], &mut out)
+            .unwrap();
+        net.absorb(CoreId(core), out);
+    }
+}
+
+fn propose(net: &mut Net, core: u16, vaddr: u64, change: Option<Mapping>, token: u64) {
+    let mut out = Output::default();
+    net.monitors[usize::from(core)]
+        .propose_change(net.now, PID, vaddr, change, token, &mut out)
+        .unwrap();
+    net.absorb(CoreId(core), out);
+    net.settle();
+}
+
+/// The process-space effects each core took, in order.
+fn effects_on(net: &Net, core: u16) -> Vec<ReplicaEffect> {
+    net.effects
+        .iter()
+        .filter_map(|(at, effect)| match effect {
+            Effect::ProcessMapping { pid: PID, effect } if at.0 == core => Some(*effect),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_change_of_a_process_space_is_agreed_by_its_holders_alone() {
+    let mut net = Net::new(4);
+    open(&mut net, &[1, 2, 3]);
+    assert!(
+        net.effects.is_empty(),
+        "the image's pages are mapped already"
+    );
+    let second = PAGE + 4096;
+    propose(&mut net, 2, second, Some(mapping(0x2000)), 7);
+    assert!(
+        matches!(net.changes[..], [(CoreId(2), 7, Completion::Committed { report, .. })] if report.acked == 3),
+        "{:?}",
+        net.changes
+    );
+    let mapped = ReplicaEffect::MapPage {
+        space: atoll_replica::SpaceId(PID),
+        vaddr: second,
+        mapping: mapping(0x2000),
+    };
+    for core in 1..=3 {
+        assert_eq!(effects_on(&net, core), [mapped], "core {core}");
+    }
+    assert!(effects_on(&net, 0).is_empty(), "core 0 holds no part of it");
+    // Core 0 never opened the space: it cannot propose, and nothing of it
+    // reaches the test space's replica anywhere.
+    let mut out = Output::default();
+    assert_eq!(
+        net.monitors[0].propose_change(net.now, PID, second, None, 8, &mut out),
+        Err(SpaceError::NoSuchSpace)
+    );
+    assert!(net.hashes(0).windows(2).all(|pair| pair[0] == pair[1]));
+}
+
+#[test]
+fn a_map_of_a_mapped_page_is_refused_and_an_unmap_shoots_down_every_holder() {
+    let mut net = Net::new(3);
+    open(&mut net, &[0, 1, 2]);
+    propose(&mut net, 1, PAGE, Some(mapping(0x3000)), 1);
+    assert!(
+        matches!(
+            net.changes[..],
+            [(
+                _,
+                1,
+                Completion::Aborted {
+                    reason: AbortReason::Refused {
+                        refusal: Refusal::AlreadyMapped,
+                        ..
+                    },
+                    ..
+                }
+            )]
+        ),
+        "{:?}",
+        net.changes
+    );
+    assert!(
+        net.effects.is_empty(),
+        "a refused map changes no page table"
+    );
+    propose(&mut net, 0, PAGE, None, 2);
+    assert!(matches!(
+        net.changes[1],
+        (CoreId(0), 2, Completion::Committed { .. })
+    ));
+    let space = atoll_replica::SpaceId(PID);
+    for core in 0..3 {
+        assert_eq!(
+            effects_on(&net, core),
+            [
+                ReplicaEffect::UnmapPage { space, vaddr: PAGE },
+                ReplicaEffect::InvalidateTlb { space, vaddr: PAGE }
+            ],
+            "core {core}"
+        );
+    }
+    // An unmap of what is not mapped is refused.
+    propose(&mut net, 2, PAGE, None, 3);
+    assert!(matches!(net.changes[2], (_, 3, Completion::Aborted { .. })));
+    for core in 0..3 {
+        assert_eq!(net.monitors[core].close_space(PID), Ok(()));
+        assert_eq!(
+            net.monitors[core].close_space(PID),
+            Err(SpaceError::NoSuchSpace)
+        );
+    }
+}
+
+#[test]
+fn a_space_with_a_change_under_way_stays_open_and_a_holder_that_stops_is_passed_over() {
+    let mut net = Net::new(3);
+    open(&mut net, &[0, 1, 2]);
+    net.crash(2);
+    let mut out = Output::default();
+    net.monitors[0]
+        .propose_change(
+            net.now,
+            PID,
+            PAGE + 4096,
+            Some(mapping(0x4000)),
+            9,
+            &mut out,
+        )
+        .unwrap();
+    net.absorb(CoreId(0), out);
+    assert_eq!(net.monitors[0].close_space(PID), Err(SpaceError::Busy));
+    // Core 2 never votes; the others find it silent and leave it out of
+    // the view, which counts it down to the space's protocols: the change
+    // commits on the two that are left, core 2 unreached.
+    for _ in 0..300 {
+        net.tick_all();
+        net.settle();
+        if !net.changes.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        matches!(net.changes[..], [(CoreId(0), 9, Completion::Committed { report, .. })]
+            if report.acked == 2 && report.unreached == 1),
+        "{:?}",
+        net.changes
+    );
+    assert!(!net.monitors[0].view().members.contains(CoreId(2)));
+    assert_eq!(effects_on(&net, 1).len(), 1, "core 1 mapped it");
+    assert_eq!(net.monitors[0].close_space(PID), Ok(()));
+}

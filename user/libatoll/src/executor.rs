@@ -1,0 +1,104 @@
+//! Split-phase system calls as futures, and the executor that runs them on
+//! the calling dispatcher.
+//!
+//! `map` and `unmap` return at once with a token; the change is agreed by
+//! the cores the process runs on, and ends later. A [`Change`] is that
+//! token as a future: polling it asks the kernel (`Poll`), and it is ready
+//! once the change has ended. [`block_on`] runs a future to its end on this
+//! dispatcher: when it is pending, the dispatcher sleeps in `WaitEvent`
+//! until one of its changes ends, rather than spinning. No waker is needed:
+//! every future here is woken by the kernel's event, and the executor polls
+//! again after each.
+
+use core::future::Future;
+use core::pin::{Pin, pin};
+use core::task::{Context, Poll, Waker};
+
+use crate::{Call, Error, answer, syscall};
+
+/// A map or unmap under way: ready with `Ok` once it took effect on every
+/// core of the process, or with `Refused`.
+#[derive(Debug)]
+#[must_use = "a change's end tells whether it took effect"]
+pub struct Change {
+    token: u64,
+    done: Option<Result<(), Error>>,
+}
+
+impl Change {
+    /// The kernel's token for it.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+}
+
+impl Future for Change {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(done) = self.done {
+            return Poll::Ready(done);
+        }
+        match crate::poll(self.token) {
+            Err(Error::Pending) => Poll::Pending,
+            done => {
+                self.done = Some(done);
+                Poll::Ready(done)
+            }
+        }
+    }
+}
+
+/// Asks for a fresh zeroed page at `address`, writable or not; the change
+/// is under way when this returns.
+pub fn map(address: u64, writable: bool) -> Result<Change, Error> {
+    let flags = match writable {
+        true => crate::MAP_WRITABLE,
+        false => 0,
+    };
+    let token = answer(syscall(Call::Map, [address, flags, 0, 0]))?;
+    Ok(Change { token, done: None })
+}
+
+/// Asks for the page at `address` to be unmapped on every core of the
+/// process.
+pub fn unmap(address: u64) -> Result<Change, Error> {
+    let token = answer(syscall(Call::Unmap, [address, 0, 0, 0]))?;
+    Ok(Change { token, done: None })
+}
+
+/// Runs `future` to its end on this dispatcher, sleeping in `WaitEvent`
+/// while it is pending.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        // Nothing to wait for would mean the future waits on something
+        // that is not a change: poll it again after the others had a turn.
+        if crate::wait_event().is_err() {
+            crate::yield_now();
+        }
+    }
+}
+
+/// Runs every change of `changes` to its end at once (they proceed
+/// together), and says how each ended.
+pub fn block_on_all<const N: usize>(changes: [Change; N]) -> [Result<(), Error>; N] {
+    let mut changes = changes;
+    let mut context = Context::from_waker(Waker::noop());
+    loop {
+        let mut pending = false;
+        for change in &mut changes {
+            pending |= Pin::new(change).poll(&mut context).is_pending();
+        }
+        if !pending {
+            return changes.map(|change| change.done.expect("every change is ready"));
+        }
+        if crate::wait_event().is_err() {
+            crate::yield_now();
+        }
+    }
+}
