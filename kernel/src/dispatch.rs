@@ -19,60 +19,126 @@ use atoll_sched::{Exit, Info, Owner, Pid, ProcessError, SpawnError, State};
 
 use crate::host::{self, Core};
 use crate::process::{
-    ChangeKind, Machine, Next, PAGE_WRITABLE, Report, SpawnFailure, describe, describe_exit, load,
-    release,
+    ChangeKind, Machine, Next, PAGE_WRITABLE, Report, Retiring, Spanning, SpawnFailure, describe,
+    describe_exit, load, release,
 };
 use crate::programs::ended_of;
+use atoll_iface::Bytes;
+use atoll_monitor::process::{
+    CoreSet, EndDispatcher, JoinProcess, PAGE_ENTRY_BYTES, PAGES_BYTES, ProcessPages, pack_pages,
+};
+use atoll_monitor::{CoreId, Members};
 
 const PAGE: u64 = 4096;
 
 impl Core {
-    /// Spawns the boot image's program `name` with `args` on this core, its
-    /// end told as `owner` says. Its space opens in the monitor when the
-    /// host next settles its processes (`flush_processes`, or the end of
-    /// the host's step), before it runs.
+    /// Spawns the boot image's program `name` with `args` on `cores` (this
+    /// core, its home, among them), its end told as `owner` says: a
+    /// dispatcher on each core, sharing one address space. Its space opens
+    /// in the monitor when the host next settles its processes
+    /// (`flush_processes`, or the end of the host's step); a process that
+    /// spans other cores runs once every one has joined.
     pub(crate) fn spawn_for(
         &self,
         name: &str,
         args: &str,
         owner: Owner<Report>,
+        cores: Members,
     ) -> Result<Pid, SpawnFailure> {
+        let me = CoreId(self.id as u16);
+        if !cores.contains(me) {
+            return Err(SpawnFailure::NotLoaded(String::from(
+                "the cores of a process include its home, the core asked",
+            )));
+        }
         if self.processes.borrow().table.len() >= atoll_sched::MAX_PROCESSES {
             return Err(SpawnFailure::TooManyProcesses);
         }
-        let (machine, pages) = load(self.local, name, args)?;
+        let count = cores.len() as u16;
+        let (machine, pages, entry) = load(self.local, name, args, count)?;
         let space = machine.space;
+        let members = cores.minus(Members::one(me));
         let mut processes = self.processes.borrow_mut();
-        match processes.table.spawn(name, owner, machine) {
-            Ok(pid) => {
-                processes.to_open.push((pid, pages));
-                Ok(pid)
-            }
+        let pid = match processes.table.spawn_held(name, owner, machine) {
+            Ok(pid) => pid,
             Err(SpawnError::Full) => {
                 drop(processes);
-                release(self.local, space);
-                Err(SpawnFailure::TooManyProcesses)
+                release(self.local, space, None);
+                return Err(SpawnFailure::TooManyProcesses);
             }
+        };
+        processes.to_open.push((pid, cores, pages.clone()));
+        if members.is_empty() {
+            processes.table.start(pid);
+            return Ok(pid);
         }
+        // The other cores join: the pages first (a link keeps its order),
+        // then the request.
+        let entries: Vec<(u64, u64, u64)> = pages
+            .iter()
+            .map(|(page, mapping)| (*page, mapping.paddr, mapping.flags))
+            .collect();
+        let (name_bytes, args_bytes) = (Bytes::new(name.as_bytes()), Bytes::new(args.as_bytes()));
+        let (Some(name_bytes), Some(args_bytes)) = (name_bytes, args_bytes) else {
+            unreachable!("names and arguments were checked against the same limits");
+        };
+        for (index, member) in (1..).zip(members.iter()) {
+            for batch in entries.chunks(PAGES_BYTES / PAGE_ENTRY_BYTES) {
+                let pages = pack_pages(batch).expect("a batch fits a message");
+                processes
+                    .outbox
+                    .push((member, ProcessPages { pid: pid.0, pages }.into()));
+            }
+            let join = JoinProcess {
+                pid: pid.0,
+                index,
+                cores: CoreSet(cores),
+                entry,
+                name: name_bytes,
+                args: args_bytes,
+            };
+            processes.join_calls.push((pid, member, join));
+        }
+        processes.spanning.insert(
+            pid,
+            Spanning {
+                members,
+                joining: members,
+                running: members,
+                ended: false,
+            },
+        );
+        Ok(pid)
     }
 
     /// Spawns `name` with `args` on this core for the kernel: its end is
     /// told as `report` says.
-    pub fn spawn(&self, name: &str, args: &str, report: Report) -> Result<Pid, SpawnFailure> {
-        let pid = self.spawn_for(name, args, Owner::Kernel(report))?;
+    pub fn spawn(
+        &self,
+        name: &str,
+        args: &str,
+        report: Report,
+        cores: Members,
+    ) -> Result<Pid, SpawnFailure> {
+        let pid = self.spawn_for(name, args, Owner::Kernel(report), cores)?;
         self.flush_processes();
         Ok(pid)
     }
 
     /// Spawns `name` with `args` on this core and waits (as the shell
     /// waits: polling, running the ready processes) until it has ended.
-    pub fn run_to_end(&self, name: &str, args: &str) -> Result<(Pid, Exit), SpawnFailure> {
+    pub fn run_to_end(
+        &self,
+        name: &str,
+        args: &str,
+        cores: Members,
+    ) -> Result<(Pid, Exit), SpawnFailure> {
         let token = {
             let mut processes = self.processes.borrow_mut();
             processes.next_shell_token = processes.next_shell_token.wrapping_add(1);
             processes.next_shell_token
         };
-        let pid = self.spawn(name, args, Report::Shell(token))?;
+        let pid = self.spawn(name, args, Report::Shell(token), cores)?;
         let exit = self.idle_until(|| {
             let mut processes = self.processes.borrow_mut();
             let index = processes
@@ -110,7 +176,13 @@ impl Core {
         let list = self.process_list();
         let mut text = String::new();
         for (index, info) in list.iter().enumerate() {
-            let line = describe(info, self.id) + "\n";
+            let dispatcher = self
+                .processes
+                .borrow_mut()
+                .table
+                .machine(info.pid)
+                .map(|machine| machine.dispatcher);
+            let line = describe(info, self.id, dispatcher) + "\n";
             let after = list.len() - index - 1;
             let reserve = match after {
                 0 => 0,
@@ -160,6 +232,20 @@ impl Core {
                     .expect("a process that ran has its machine");
                 debug_assert_eq!(machine.space, space);
                 machine.next = Some(Next::Saved(registers));
+                // Its end came while it ran (a fault of its dispatcher
+                // elsewhere, told during one of its system calls).
+                if let Some(exit) = processes.doomed.remove(&pid) {
+                    let table = &mut processes.table;
+                    table.preempted(pid);
+                    let ended = table
+                        .end_between_turns(pid, exit)
+                        .expect("a process preempted just now has not ended");
+                    drop(processes);
+                    self.clear_away(ended);
+                    self.flush_processes();
+                    return true;
+                }
+                let table = &mut processes.table;
                 // A process that waits for its child stays off the queue.
                 if table.state(pid) == Some(State::Running) {
                     table.preempted(pid);
@@ -173,13 +259,18 @@ impl Core {
                 rip,
                 address,
             } => Exit::Fault {
+                core: self.id as u16,
                 vector,
                 error_code,
                 rip,
                 address,
             },
         };
-        let ended = self.processes.borrow_mut().table.end(pid, exit);
+        let ended = {
+            let mut processes = self.processes.borrow_mut();
+            processes.doomed.remove(&pid);
+            processes.table.end(pid, exit)
+        };
         self.clear_away(ended);
         self.flush_processes();
         true
@@ -187,9 +278,36 @@ impl Core {
 
     /// Gives back what an ended process took (once its space is closed in
     /// the monitor: the host settles it), and tells whom its end concerns.
-    fn clear_away(&self, ended: atoll_sched::Ended<Machine, Report>) {
+    pub(crate) fn clear_away(&self, ended: atoll_sched::Ended<Machine, Report>) {
         let mut processes = self.processes.borrow_mut();
-        processes.retiring.push((ended.pid, ended.machine.space));
+        let mut retiring = Retiring {
+            pid: ended.pid,
+            space: ended.machine.space,
+            spans: false,
+            tell_home: None,
+        };
+        if let Some(spanning) = processes.spanning.get_mut(&ended.pid) {
+            // Its dispatchers elsewhere end too; its frames wait until no
+            // core maps them.
+            spanning.ended = true;
+            retiring.spans = true;
+            let running: Vec<CoreId> = spanning.running.iter().collect();
+            for member in running {
+                let end = EndDispatcher { pid: ended.pid.0 };
+                processes.outbox.push((member, end.into()));
+            }
+        }
+        if let Some(Owner::Kernel(Report::Home { home, index })) = ended.report {
+            retiring.spans = true;
+            retiring.tell_home = Some((home, index, ended.exit));
+            if let Exit::Status(_) = ended.exit {
+                // It exited, its process runs on: this core keeps its part
+                // of the space until the home ends the process.
+                processes.lingering.insert(ended.pid, retiring);
+                return;
+            }
+        }
+        processes.retiring.push(retiring);
         match ended.report {
             // Its parent waits for it.
             None => {}
@@ -199,8 +317,10 @@ impl Core {
             Some(Owner::Kernel(Report::Remote(token))) => {
                 let mut answer = ended_of(ended.exit);
                 answer.pid = ended.pid.0;
-                processes.answers.push((token, answer));
+                processes.answers.push((token, answer.into()));
             }
+            // Its home hears of it once this core no longer maps its pages.
+            Some(Owner::Kernel(Report::Home { .. })) => {}
             Some(Owner::Kernel(Report::Console) | Owner::Orphan | Owner::Parent(_)) => {
                 drop(processes);
                 println!(
@@ -208,7 +328,7 @@ impl Core {
                     self.id,
                     ended.pid,
                     ended.name,
-                    describe_exit(ended.exit, self.id)
+                    describe_exit(ended.exit)
                 );
             }
         }
@@ -239,6 +359,18 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             Err(error) => Err(error),
         },
         Some(Call::Pid) => Ok(u64::from(me.0)),
+        Some(Call::SpaceHash) => core
+            .with_monitor(|monitor| monitor.space_hash(me.0))
+            .ok_or(Error::NoSuchProcess),
+        Some(Call::Dispatcher) => {
+            let mut processes = core.processes.borrow_mut();
+            let machine = processes
+                .table
+                .machine(me)
+                .expect("the running process has its machine");
+            let (index, count) = machine.dispatcher;
+            Ok(u64::from(index) << 16 | u64::from(count))
+        }
         Some(Call::Map) => map(core, me, frame.rdi, frame.rsi),
         Some(Call::Unmap) => unmap(core, me, frame.rdi),
         Some(Call::Poll) => poll(core, me, frame.rdi),
@@ -282,7 +414,8 @@ fn spawn(
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| Error::NotText);
     let name = text(read_user(name, name_length, MAX_NAME)?)?;
     let args = text(read_user(args, args_length, MAX_ARGS)?)?;
-    match core.spawn_for(&name, &args, Owner::Parent(parent)) {
+    let here = Members::one(CoreId(core.id as u16));
+    match core.spawn_for(&name, &args, Owner::Parent(parent), here) {
         Ok(pid) => {
             core.flush_processes();
             Ok(u64::from(pid.0))

@@ -27,7 +27,8 @@ use core::cell::RefCell;
 use atoll_abi::{STACK_PAGES, STACK_TOP};
 use atoll_arch::percore::CoreLocal;
 use atoll_arch::user::Registers;
-use atoll_monitor::process::ProgramEnded;
+use atoll_monitor::process::JoinProcess;
+use atoll_monitor::{CoreId, Members, Ticket, Wire};
 use atoll_programs::Image;
 use atoll_replica::Mapping;
 use atoll_sched::{Exit, Info, Pid, Table};
@@ -36,12 +37,16 @@ use crate::programs;
 
 const PAGE: u64 = 4096;
 
-/// What running a process takes: its address space, and where it goes on.
+/// What running a process (one dispatcher of it, on this core) takes: its
+/// address space here, where it goes on, and which of the process's
+/// dispatchers it is.
 pub struct Machine {
     /// Its page-directory-pointer table.
     pub space: u64,
     /// `None` during its turn: the turn saves where it goes on.
     pub next: Option<Next>,
+    /// Its index among the process's dispatchers, and their count.
+    pub dispatcher: (u16, u16),
 }
 
 pub enum Next {
@@ -66,7 +71,58 @@ pub enum Report {
     Shell(u32),
     /// Another core, which asked by message: the monitor's token.
     Remote(u32),
+    /// The process's home core (this is dispatcher `index` of a process
+    /// that spans cores): `DispatcherEnded`, once this core no longer maps
+    /// its pages.
+    Home { home: u16, index: u16 },
 }
+
+/// The top of dispatcher `index`'s stack: the first's is `STACK_TOP`, and
+/// each next one lies below the one before, a guard page apart.
+pub fn stack_top(index: u16) -> u64 {
+    STACK_TOP - u64::from(index) * (STACK_PAGES + 1) * PAGE
+}
+
+/// Where dispatcher `index` of a program entered at `entry`, with `args`
+/// bytes of arguments at the end of its stack's top page, starts.
+pub fn start_of(entry: u64, index: u16, args: u64) -> Next {
+    let arguments_at = stack_top(index) - args;
+    Next::Start {
+        entry,
+        // As a call would leave it: 8 bytes off a 16-byte boundary.
+        stack: (arguments_at & !15) - 8,
+        arguments: [arguments_at, args],
+    }
+}
+
+/// An ended process (or dispatcher) whose space the monitor has not closed
+/// yet: once it has, its page tables are given back.
+pub struct Retiring {
+    pub pid: Pid,
+    pub space: u64,
+    /// Whether the process spans cores: then the frames of this core's
+    /// pool it maps wait (`held`) until no core maps them.
+    pub spans: bool,
+    /// For a dispatcher of another core's process: what to tell its home
+    /// once this core no longer maps its pages.
+    pub tell_home: Option<(u16, u16, Exit)>,
+}
+
+/// A process of this core that spans others, as its home core keeps it.
+pub struct Spanning {
+    /// The other cores it spans.
+    pub members: Members,
+    /// Those that have not yet answered `JoinProcess`.
+    pub joining: Members,
+    /// Those whose dispatchers have not said they ended.
+    pub running: Members,
+    /// Whether the process (its dispatcher here) has ended.
+    pub ended: bool,
+}
+
+/// The pages of a process's space as every core of it maps them: page
+/// address and mapping.
+pub type Pages = Vec<(u64, Mapping)>;
 
 /// `Mapping::flags` of a process's page (the kernel's own meaning; the
 /// protocols only carry them): writable, executable.
@@ -98,13 +154,33 @@ pub struct Processes {
     pub next_shell_token: u32,
     /// Answers for other cores, by the monitor's token, for the host to
     /// hand its monitor.
-    pub answers: Vec<(u32, ProgramEnded)>,
-    /// Spaces of new processes for the monitor to open, with the pages
-    /// their images and stacks are on.
-    pub to_open: Vec<(Pid, Vec<(u64, Mapping)>)>,
-    /// Ended processes whose spaces the monitor has not closed yet (a
-    /// change was under way): the space is released once it has.
-    pub retiring: Vec<(Pid, u64)>,
+    pub answers: Vec<(u32, Wire)>,
+    /// Spaces of new processes for the monitor to open, held by the cores
+    /// given, with the pages their images and stacks are on.
+    pub to_open: Vec<(Pid, Members, Pages)>,
+    /// Ended processes whose spaces the monitor has not closed yet: each is
+    /// released once it has.
+    pub retiring: Vec<Retiring>,
+    /// Processes of this core that span others.
+    pub spanning: BTreeMap<Pid, Spanning>,
+    /// Pages of other cores' processes this core is about to join.
+    pub joining_pages: BTreeMap<Pid, Pages>,
+    /// Frames of this core's pool that processes spanning cores mapped,
+    /// kept until no core maps them (`ProcessGone`).
+    pub held_frames: BTreeMap<Pid, Vec<u64>>,
+    /// Messages for the monitor to send, needing no answer.
+    pub outbox: Vec<(CoreId, Wire)>,
+    /// `JoinProcess` calls for the monitor to make, and those made.
+    pub join_calls: Vec<(Pid, CoreId, JoinProcess)>,
+    pub join_tickets: BTreeMap<Ticket, (Pid, CoreId)>,
+    /// Processes to end once their turn is over (their end came while they
+    /// ran: a fault of a dispatcher elsewhere, during a system call).
+    pub doomed: BTreeMap<Pid, Exit>,
+    /// Dispatchers of other cores' processes that exited while their
+    /// process runs on: this core still holds the process's space (its
+    /// replica takes part in every change, and its page tables follow)
+    /// until the home ends the process (`EndDispatcher`).
+    pub lingering: BTreeMap<Pid, Retiring>,
     /// The changes processes proposed, by the monitor's token: the pid in
     /// the high 32 bits, the process's own token below.
     pub changes: BTreeMap<u64, Change>,
@@ -124,6 +200,14 @@ impl Processes {
             answers: Vec::new(),
             to_open: Vec::new(),
             retiring: Vec::new(),
+            spanning: BTreeMap::new(),
+            joining_pages: BTreeMap::new(),
+            held_frames: BTreeMap::new(),
+            outbox: Vec::new(),
+            join_calls: Vec::new(),
+            join_tickets: BTreeMap::new(),
+            doomed: BTreeMap::new(),
+            lingering: BTreeMap::new(),
             changes: BTreeMap::new(),
             next_change: 0,
             unmapped: BTreeMap::new(),
@@ -131,7 +215,7 @@ impl Processes {
     }
 
     /// The answers for other cores that ends produced since the last call.
-    pub fn take_answers(&mut self) -> Vec<(u32, ProgramEnded)> {
+    pub fn take_answers(&mut self) -> Vec<(u32, Wire)> {
         core::mem::take(&mut self.answers)
     }
 
@@ -159,8 +243,9 @@ impl Processes {
             None => self
                 .retiring
                 .iter()
-                .find(|(retiring, _)| *retiring == pid)
-                .map(|&(_, space)| space),
+                .chain(self.lingering.values())
+                .find(|retiring| retiring.pid == pid)
+                .map(|retiring| retiring.space),
         }
     }
 }
@@ -196,12 +281,13 @@ pub fn load(
     local: &CoreLocal,
     name: &str,
     args: &str,
-) -> Result<(Machine, Vec<(u64, Mapping)>), SpawnFailure> {
+    dispatchers: u16,
+) -> Result<(Machine, Pages, u64), SpawnFailure> {
     let archive = programs::archive().map_err(SpawnFailure::NotLoaded)?;
     let program = archive.find(name).ok_or(SpawnFailure::NoSuchProgram)?;
     let image = Image::parse(program.file)
         .map_err(|error| SpawnFailure::NotLoaded(format!("{name} cannot be loaded: {error}")))?;
-    let stack_bottom = STACK_TOP - STACK_PAGES * PAGE;
+    let stack_bottom = stack_top(dispatchers - 1) - STACK_PAGES * PAGE;
     if image
         .segments
         .iter()
@@ -250,42 +336,69 @@ pub fn load(
                 add(page, &file[from..to], segment.writable, segment.executable)?;
             }
         }
-        for page in (stack_bottom..STACK_TOP - PAGE).step_by(PAGE as usize) {
-            add(page, &[], true, false)?;
-        }
-        // The arguments end the stack's top page.
+        // Each dispatcher's stack; the arguments end its top page.
         let mut top = vec![0u8; PAGE as usize];
         top[PAGE as usize - args.len()..].copy_from_slice(args.as_bytes());
-        add(STACK_TOP - PAGE, &top, true, false)
+        for index in 0..dispatchers {
+            let top_page = stack_top(index) - PAGE;
+            for page in (top_page - (STACK_PAGES - 1) * PAGE..top_page).step_by(PAGE as usize) {
+                add(page, &[], true, false)?;
+            }
+            add(top_page, &top, true, false)?;
+        }
+        Ok(())
     };
     let outcome = mapped();
     tables.switch_user_space(before);
     if let Err(failure) = outcome {
-        release(local, space);
+        release(local, space, None);
         return Err(failure);
     }
-    let arguments_at = STACK_TOP - args.len() as u64;
     let machine = Machine {
         space,
-        next: Some(Next::Start {
-            entry: image.entry,
-            // As a call would leave it: 8 bytes off a 16-byte boundary.
-            stack: (arguments_at & !15) - 8,
-            arguments: [arguments_at, args.len() as u64],
-        }),
+        next: Some(start_of(image.entry, 0, args.len() as u64)),
+        dispatcher: (0, dispatchers),
     };
-    Ok((machine, pages.into_inner()))
+    Ok((machine, pages.into_inner(), image.entry))
+}
+
+/// Builds this core's page tables for another core's process, mapping
+/// `pages` as its home maps them; the space.
+pub fn build(local: &CoreLocal, pages: &[(u64, Mapping)]) -> Result<u64, String> {
+    let space = local
+        .allocate_filled_frame(0)
+        .ok_or_else(|| String::from("no free frame for its page tables"))?;
+    let tables = local.page_tables();
+    for &(page, mapping) in pages {
+        let mapped = tables.map_user_in(
+            space,
+            page,
+            mapping.paddr,
+            mapping.flags & PAGE_WRITABLE != 0,
+            mapping.flags & PAGE_EXECUTABLE != 0,
+            &mut || local.allocate_filled_frame(0),
+        );
+        if let Err(error) = mapped {
+            release(local, space, None);
+            return Err(format!("cannot map {page:#x}: {error}"));
+        }
+    }
+    Ok(space)
 }
 
 /// Gives back the address space `space`: its page tables, and the frames
 /// its pages map that are this core's (another core's frame is its to
-/// free).
-pub fn release(local: &CoreLocal, space: u64) {
+/// free), or, with `hold`, keeps those there: other cores may map them
+/// still.
+pub fn release(local: &CoreLocal, space: u64, mut hold: Option<&mut Vec<u64>>) {
     local.page_tables().release_user_space(
         space,
         &mut |frame| {
             if local.owns_frame(frame) {
-                local.free_frame(frame);
+                match hold.as_deref_mut() {
+                    Some(held) => held.push(frame),
+                    None => local.free_frame(frame),
+                }
             }
         },
         &mut |table| local.free_frame(table),
@@ -293,11 +406,12 @@ pub fn release(local: &CoreLocal, space: u64) {
 }
 
 /// How a process ended, in words.
-pub fn describe_exit(exit: Exit, core: usize) -> String {
+pub fn describe_exit(exit: Exit) -> String {
     match exit {
         Exit::Status(status) => format!("exited with status {status}"),
         Exit::Killed => String::from("was killed"),
         Exit::Fault {
+            core,
             vector,
             error_code,
             rip,
@@ -310,16 +424,21 @@ pub fn describe_exit(exit: Exit, core: usize) -> String {
 }
 
 /// A line of `ps` for `info`, a process of core `core`.
-pub fn describe(info: &Info, core: usize) -> String {
+/// Its dispatcher (`index/count`) is shown when it has a machine still.
+pub fn describe(info: &Info, core: usize, dispatcher: Option<(u16, u16)>) -> String {
     let parent = match info.parent {
         Some(parent) => parent.to_string(),
         None => String::from("-"),
     };
+    let dispatcher = match dispatcher {
+        Some((index, count)) => format!("{index}/{count}"),
+        None => String::from("-"),
+    };
     format!(
-        "{:>8} {:>6} {:<12} {:>4} {:>7} {}",
-        info.pid.0, parent, info.name, core, info.turns, info.state
+        "{:>8} {:>6} {:<12} {:>4} {:>5} {:>7} {}",
+        info.pid.0, parent, info.name, core, dispatcher, info.turns, info.state
     )
 }
 
 /// The header over [`describe`]'s lines.
-pub const LIST_HEADER: &str = "     pid parent program      core   turns state";
+pub const LIST_HEADER: &str = "     pid parent program      core  disp   turns state";

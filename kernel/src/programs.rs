@@ -33,6 +33,26 @@ pub fn archive() -> Result<Archive<'static>, String> {
 /// A process's end, as the `process` service answers it (its pid is the
 /// caller's to fill).
 pub fn ended_of(exit: Exit) -> ProgramEnded {
+    ended_as(exit)
+}
+
+/// The end `ProgramEnded` tells of.
+pub fn exit_of(ended: &ProgramEnded) -> Option<Exit> {
+    match ended.outcome {
+        ENDED_EXIT => Some(Exit::Status(ended.status)),
+        ENDED_KILLED => Some(Exit::Killed),
+        ENDED_FAULT => Some(Exit::Fault {
+            core: ended.core,
+            vector: ended.vector,
+            error_code: ended.error_code,
+            rip: ended.rip,
+            address: ended.address,
+        }),
+        _ => None,
+    }
+}
+
+fn ended_as(exit: Exit) -> ProgramEnded {
     match exit {
         Exit::Status(status) => ProgramEnded {
             status,
@@ -40,6 +60,7 @@ pub fn ended_of(exit: Exit) -> ProgramEnded {
         },
         Exit::Killed => ProgramEnded::only(ENDED_KILLED, 0),
         Exit::Fault {
+            core,
             vector,
             error_code,
             rip,
@@ -47,6 +68,7 @@ pub fn ended_of(exit: Exit) -> ProgramEnded {
         } => ProgramEnded {
             outcome: ENDED_FAULT,
             pid: 0,
+            core,
             status: 0,
             vector,
             error_code,

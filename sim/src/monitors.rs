@@ -640,6 +640,9 @@ impl World {
                     Deferred::Process { request, .. } => {
                         return violation!("core {core} was asked {request:?}, which no call asks");
                     }
+                    Deferred::ProcessNote(note) => {
+                        return violation!("core {core} was told {note:?}, which no call tells");
+                    }
                 };
                 if self.hosts[usize::from(core)].stopped {
                     return Ok(());

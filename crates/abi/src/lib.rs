@@ -71,10 +71,18 @@ pub enum Call {
     /// `wait_event() -> 0`: waits until one of the caller's changes has
     /// ended and is not yet polled (at once if one has).
     WaitEvent = 10,
+    /// `dispatcher() -> index << 16 | count`: which of its process's
+    /// dispatchers the caller is (0 on the process's home core), and how
+    /// many the process has (one per core it spans).
+    Dispatcher = 11,
+    /// `space_hash() -> hash`: this core's replica of the caller's address
+    /// space, hashed (its mappings, FNV-1a): equal on every core of the
+    /// process when no change of it is under way.
+    SpaceHash = 12,
 }
 
 impl Call {
-    pub const ALL: [Call; 11] = [
+    pub const ALL: [Call; 13] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Null,
@@ -86,6 +94,8 @@ impl Call {
         Call::Unmap,
         Call::Poll,
         Call::WaitEvent,
+        Call::Dispatcher,
+        Call::SpaceHash,
     ];
 
     pub fn from_number(number: u64) -> Option<Call> {

@@ -342,6 +342,23 @@ impl Monitor {
         opened
     }
 
+    /// Sends `message` to `to`, needing no answer (the `process` service's
+    /// notes between the cores of a process).
+    pub fn send(&mut self, now: u64, to: CoreId, message: impl Into<Wire>, out: &mut Output) {
+        self.base.now = now;
+        let cx = &mut Cx {
+            base: &mut self.base,
+            out,
+        };
+        cx.send(to, message);
+        self.settle(out);
+    }
+
+    /// This core's replica of `pid`'s space, hashed, if it holds one.
+    pub fn space_hash(&self, pid: u32) -> Option<u64> {
+        self.process.spaces.hash(pid)
+    }
+
     /// Closes `pid`'s space here, unless a change of it is under way.
     pub fn close_space(&mut self, pid: u32) -> Result<(), process::SpaceError> {
         self.process.spaces.close(pid)

@@ -69,6 +69,8 @@ pub enum Deferred {
         token: u32,
         request: crate::process::messages::ProcessRequest,
     },
+    /// Another core tells this one about processes; no answer is owed.
+    ProcessNote(crate::process::messages::ProcessNote),
     /// Read every slot waiting in `core`'s ring to this core, feeding each
     /// as an [`Input::Slot`], then say so with [`Input::Drained`]. `core`
     /// is being left out of the view, so it sends nothing more that counts.

@@ -890,7 +890,8 @@ fn urpc_bench_runs_every_measurement_of_a_pair() {
             Deferred::Stall { .. }
             | Deferred::Drain { .. }
             | Deferred::Scribble { .. }
-            | Deferred::Process { .. } => None,
+            | Deferred::Process { .. }
+            | Deferred::ProcessNote(_) => None,
         })
         .collect();
     assert_eq!(
@@ -1091,9 +1092,11 @@ fn a_core_asked_to_run_a_program_has_its_host_run_it_and_answers_once_it_ended()
     let mut net = Net::new(2);
     let name = atoll_iface::Bytes::new(b"hello").unwrap();
     let args = atoll_iface::Bytes::new(b"a b").unwrap();
-    let first = net.call(0, 1, RunProgram { name, args }, 1000);
+    let cores = crate::process::CoreSet(Members::one(CoreId(1)));
+    let first = net.call(0, 1, RunProgram { cores, name, args }, 1000);
     net.settle();
     let request = ProcessRequest::Run {
+        cores: Members::one(CoreId(1)),
         name: "hello".into(),
         args: "a b".into(),
     };

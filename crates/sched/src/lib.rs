@@ -51,8 +51,10 @@ impl fmt::Display for Pid {
 pub enum Exit {
     /// It called `exit` with this status.
     Status(u64),
-    /// It took this exception, at `rip` (for a page fault, at `address`).
+    /// It (one of its dispatchers, on `core`) took this exception, at
+    /// `rip` (for a page fault, at `address`).
     Fault {
+        core: u16,
         vector: u64,
         error_code: u64,
         rip: u64,
@@ -78,6 +80,8 @@ pub enum Owner<R> {
 /// Where a process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Not started yet: it waits for the other cores it spans to join.
+    Held,
     /// Waiting for its turn.
     Ready,
     /// On the core now.
@@ -93,6 +97,7 @@ pub enum State {
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            State::Held => write!(f, "joining"),
             State::Ready => write!(f, "ready"),
             State::Running => write!(f, "running"),
             State::Waiting(child) => write!(f, "waiting for {child}"),
@@ -195,6 +200,18 @@ impl<M, R: Clone> Table<M, R> {
 
     /// Adds a process, ready to run, with what running it takes.
     pub fn spawn(&mut self, name: &str, owner: Owner<R>, machine: M) -> Result<Pid, SpawnError> {
+        let pid = self.spawn_held(name, owner, machine)?;
+        self.start(pid);
+        Ok(pid)
+    }
+
+    /// Adds a process that waits for [`start`](Self::start) to run.
+    pub fn spawn_held(
+        &mut self,
+        name: &str,
+        owner: Owner<R>,
+        machine: M,
+    ) -> Result<Pid, SpawnError> {
         if self.entries.len() >= MAX_PROCESSES {
             return Err(SpawnError::Full);
         }
@@ -209,18 +226,47 @@ impl<M, R: Clone> Table<M, R> {
                 break pid;
             }
         };
+        self.insert_held(pid, name, owner, machine);
+        Ok(pid)
+    }
+
+    /// Adds a dispatcher of another core's process `pid` (whose id that
+    /// core gave it), held until [`start`](Self::start).
+    pub fn adopt(
+        &mut self,
+        pid: Pid,
+        name: &str,
+        owner: Owner<R>,
+        machine: M,
+    ) -> Result<(), SpawnError> {
+        if self.entries.len() >= MAX_PROCESSES || self.entries.contains_key(&pid) {
+            return Err(SpawnError::Full);
+        }
+        self.insert_held(pid, name, owner, machine);
+        Ok(())
+    }
+
+    fn insert_held(&mut self, pid: Pid, name: &str, owner: Owner<R>, machine: M) {
         self.entries.insert(
             pid,
             Entry {
                 name: String::from(name),
                 owner,
-                state: State::Ready,
+                state: State::Held,
                 machine: Some(machine),
                 turns: 0,
             },
         );
-        self.ready.push_back(pid);
-        Ok(pid)
+    }
+
+    /// A held process may run: it is ready.
+    pub fn start(&mut self, pid: Pid) {
+        if let Some(entry) = self.entries.get_mut(&pid)
+            && entry.state == State::Held
+        {
+            entry.state = State::Ready;
+            self.ready.push_back(pid);
+        }
     }
 
     /// The process whose turn it is, now running, with what running it
@@ -379,6 +425,17 @@ impl<M, R: Clone> Table<M, R> {
         }
     }
 
+    /// Ends `pid`, which is not running, with `exit` (a kill, or a fault of
+    /// one of its dispatchers on another core).
+    pub fn end_between_turns(&mut self, pid: Pid, exit: Exit) -> Result<Ended<M, R>, ProcessError> {
+        let entry = self.entries.get(&pid).ok_or(ProcessError::NoSuchProcess)?;
+        match entry.state {
+            State::Ended(_) => Err(ProcessError::Ended),
+            State::Running => Err(ProcessError::Running),
+            _ => Ok(self.end(pid, exit)),
+        }
+    }
+
     /// Kills `pid`, which is not running (the kernel kills only between
     /// turns): it ends as [`Exit::Killed`].
     pub fn kill(&mut self, pid: Pid) -> Result<Ended<M, R>, ProcessError> {
@@ -386,7 +443,9 @@ impl<M, R: Clone> Table<M, R> {
         match entry.state {
             State::Ended(_) => Err(ProcessError::Ended),
             State::Running => Err(ProcessError::Running),
-            State::Ready | State::Waiting(_) | State::Blocked => Ok(self.end(pid, Exit::Killed)),
+            State::Held | State::Ready | State::Waiting(_) | State::Blocked => {
+                Ok(self.end(pid, Exit::Killed))
+            }
         }
     }
 

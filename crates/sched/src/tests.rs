@@ -164,3 +164,36 @@ fn a_process_blocked_on_a_change_runs_again_when_woken_and_only_then() {
     table.block(b);
     assert_eq!(table.kill(b).map(|ended| ended.exit), Ok(Exit::Killed));
 }
+
+#[test]
+fn a_held_process_runs_only_once_started_and_an_adopted_one_keeps_its_id() {
+    let mut table = table();
+    let held = table.spawn_held("held", Owner::Kernel(0), "h").unwrap();
+    assert!(table.take_turn().is_none(), "held");
+    assert_eq!(table.state(held), Some(State::Held));
+    table.start(held);
+    assert_eq!(table.take_turn().map(|(pid, _)| pid), Some(held));
+    table.start(held);
+    table.preempted(held);
+    assert_eq!(table.take_turn().map(|(pid, _)| pid), Some(held));
+    assert!(table.take_turn().is_none(), "started twice, queued once");
+    // Core 5's process 5125, adopted here as a dispatcher.
+    let theirs = Pid(5 << CORE_BITS | 5);
+    table
+        .adopt(theirs, "theirs", Owner::Kernel(1), "t")
+        .unwrap();
+    assert_eq!(
+        table.adopt(theirs, "twice", Owner::Kernel(1), "t"),
+        Err(SpawnError::Full)
+    );
+    assert_eq!(
+        table
+            .end_between_turns(theirs, Exit::Killed)
+            .map(|ended| ended.pid),
+        Ok(theirs)
+    );
+    assert_eq!(
+        table.end_between_turns(held, Exit::Killed).map(|_| ()),
+        Err(ProcessError::Running)
+    );
+}

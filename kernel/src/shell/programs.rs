@@ -3,12 +3,13 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
-    ENDED_EXIT, ENDED_FAULT, ENDED_KILLED, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED,
-    KillProcess, ListProcesses, PROGRAM_ARGS_BYTES, PROGRAM_NAME_BYTES, Processes, ProgramEnded,
-    RunProgram, SPAWNED, SpawnProgram,
+    KILL_ENDED, KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED, KillProcess, ListProcesses,
+    PROGRAM_ARGS_BYTES, PROGRAM_NAME_BYTES, Processes, ProgramEnded, RunProgram, SPAWNED,
+    SpawnProgram,
 };
 use atoll_programs::Image;
 use atoll_sched::{Exit, Pid, ProcessError};
@@ -16,8 +17,10 @@ use atoll_shell::Launch;
 
 use super::ask::{ask, ask_all, check_running};
 use crate::host::Core;
-use crate::process::{LIST_HEADER, Report, describe, describe_exit};
-use crate::programs::archive;
+use crate::process::{LIST_HEADER, Report, describe_exit};
+use crate::programs::{archive, exit_of};
+use atoll_monitor::process::CoreSet;
+use atoll_monitor::{CoreId, Members};
 
 /// `programs`: each program with its size, entry point and segments (or
 /// what is wrong with it), as the loader will see it.
@@ -53,22 +56,23 @@ pub fn list() -> Result<(), String> {
 /// in the view (a core that stops ends the call at once, `CallError::Down`).
 const RUN_WAIT_MS: u64 = 24 * 3600 * 1000;
 
-/// The one core `launch` names: the shell's without `--cores`. A process
-/// runs on one core for now.
-fn target(core: &Core, command: &str, launch: &Launch) -> Result<usize, String> {
-    match launch.cores.as_deref() {
-        None => Ok(core.id),
-        Some(&[one]) => {
-            let one = one as usize;
-            if one != core.id {
-                check_running(core, command, one)?;
-            }
-            Ok(one)
+/// Where `launch` runs: its home (the first core listed, or the shell's
+/// without `--cores`) and every core it spans, each a running core listed
+/// once.
+fn target(core: &Core, command: &str, launch: &Launch) -> Result<(usize, Members), String> {
+    let Some(list) = launch.cores.as_deref() else {
+        return Ok((core.id, Members::one(CoreId(core.id as u16))));
+    };
+    let mut cores = Members::new();
+    for &listed in list {
+        let listed = listed as usize;
+        check_running(core, command, listed)?;
+        if cores.contains(CoreId(listed as u16)) {
+            return Err(format!("{command}: core {listed} is listed twice"));
         }
-        Some(_) => Err(format!(
-            "{command}: a process runs on one core for now; list one"
-        )),
+        cores.insert(CoreId(listed as u16));
     }
+    Ok((list[0] as usize, cores))
 }
 
 /// `launch`'s name and arguments as a request carries them.
@@ -89,15 +93,16 @@ fn request_text(
 /// how it ended.
 pub fn run(core: &Core, launch: &Launch) -> Result<(), String> {
     let name = &launch.program;
-    let at = target(core, "run", launch)?;
+    let (at, cores) = target(core, "run", launch)?;
+    let (name_bytes, args) = request_text("run", launch)?;
     let (pid, exit) = if at == core.id {
-        core.run_to_end(name, &launch.args)
+        core.run_to_end(name, &launch.args, cores)
             .map_err(|error| format!("run {name}: {error}"))?
     } else {
-        let (name_bytes, args) = request_text("run", launch)?;
         let ticket = core.call(
             at,
             RunProgram {
+                cores: CoreSet(cores),
                 name: name_bytes,
                 args,
             },
@@ -106,24 +111,14 @@ pub fn run(core: &Core, launch: &Launch) -> Result<(), String> {
         let ended: ProgramEnded = core
             .wait_for(ticket)
             .map_err(|error| format!("run {name}: {error}"))?;
-        let exit = match ended.outcome {
-            ENDED_EXIT => Exit::Status(ended.status),
-            ENDED_KILLED => Exit::Killed,
-            ENDED_FAULT => Exit::Fault {
-                vector: ended.vector,
-                error_code: ended.error_code,
-                rip: ended.rip,
-                address: ended.address,
-            },
-            _ => {
-                return Err(format!(
-                    "run {name}: core {at} could not start it (its own line says why)"
-                ));
-            }
+        let Some(exit) = exit_of(&ended) else {
+            return Err(format!(
+                "run {name}: core {at} could not start it (its own line says why)"
+            ));
         };
         (Pid(ended.pid), exit)
     };
-    let how = describe_exit(exit, at);
+    let how = describe_exit(exit);
     match exit {
         Exit::Fault { .. } => println!("run {name}: process {pid} {how}; the kernel runs on"),
         _ => println!("run {name}: process {pid} {how}"),
@@ -135,16 +130,17 @@ pub fn run(core: &Core, launch: &Launch) -> Result<(), String> {
 /// listed core, and says its id; its end comes on the console.
 pub fn spawn(core: &Core, launch: &Launch) -> Result<(), String> {
     let name = &launch.program;
-    let at = target(core, "spawn", launch)?;
+    let (at, cores) = target(core, "spawn", launch)?;
+    let (name_bytes, args) = request_text("spawn", launch)?;
     let pid = if at == core.id {
-        core.spawn(name, &launch.args, Report::Console)
+        core.spawn(name, &launch.args, Report::Console, cores)
             .map_err(|error| format!("spawn {name}: {error}"))?
     } else {
-        let (name_bytes, args) = request_text("spawn", launch)?;
         let spawned = ask(
             core,
             at,
             SpawnProgram {
+                cores: CoreSet(cores),
                 name: name_bytes,
                 args,
             },
@@ -157,7 +153,10 @@ pub fn spawn(core: &Core, launch: &Launch) -> Result<(), String> {
         }
         Pid(spawned.pid)
     };
-    println!("spawn {name}: process {pid} on core {at}");
+    match cores.len() {
+        1 => println!("spawn {name}: process {pid} on core {at}"),
+        _ => println!("spawn {name}: process {pid} on cores {cores} (home {at})"),
+    }
     Ok(())
 }
 
@@ -167,14 +166,9 @@ pub fn ps(core: &Core) -> Result<(), String> {
     let mut lines = String::new();
     let others = members.iter().filter(|&&member| member != core.id);
     let replies = ask_all(core, others.map(|&member| (member, ListProcesses {})));
-    let mut count = 0;
     for member in &members {
         if *member == core.id {
-            for info in core.process_list() {
-                lines += &describe(&info, core.id);
-                lines.push('\n');
-                count += 1;
-            }
+            lines += &core.process_lines();
             continue;
         }
         let (_, reply) = replies
@@ -182,15 +176,24 @@ pub fn ps(core: &Core) -> Result<(), String> {
             .find(|(at, _)| at == member)
             .expect("every other member was asked");
         match reply {
-            Ok(Processes { text }) => {
-                let text = String::from_utf8_lossy(text.as_slice());
-                count += text.lines().count();
-                lines += &text;
-            }
+            Ok(Processes { text }) => lines += &String::from_utf8_lossy(text.as_slice()),
             Err(error) => lines += &format!("core {member}: {error}\n"),
         }
     }
-    println!("ps: {count} processes on {} cores", members.len());
+    // A process that spans cores has a line (a dispatcher) on each.
+    let pids: Vec<u32> = lines
+        .lines()
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect();
+    let mut distinct = pids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    println!(
+        "ps: {} processes, {} dispatchers, on {} cores",
+        distinct.len(),
+        pids.len(),
+        members.len()
+    );
     println!("{LIST_HEADER}");
     print!("{lines}");
     Ok(())
@@ -217,7 +220,9 @@ pub fn kill(core: &Core, pid: u32) -> Result<(), String> {
     };
     match outcome {
         KILLED => {
-            println!("kill: process {pid} on core {at} killed; what it held is freed");
+            println!(
+                "kill: process {pid} of core {at} killed; its frames go back once no core maps them"
+            );
             Ok(())
         }
         KILL_ENDED => Err(format!(
@@ -239,7 +244,7 @@ pub fn bench(core: &Core) -> Result<(), String> {
     for _ in 0..SPAWN_RUNS {
         let start = atoll_arch::cpu::rdtsc();
         let (_, exit) = core
-            .run_to_end("true", "")
+            .run_to_end("true", "", Members::one(CoreId(core.id as u16)))
             .map_err(|error| format!("bench user: true: {error}"))?;
         if exit != Exit::Status(0) {
             return Err(format!("bench user: true ended {exit:?}"));
@@ -254,7 +259,7 @@ pub fn bench(core: &Core) -> Result<(), String> {
         samples[SPAWN_RUNS - 1]
     );
     let (_, exit) = core
-        .run_to_end("nullcall", "")
+        .run_to_end("nullcall", "", Members::one(CoreId(core.id as u16)))
         .map_err(|error| format!("bench user: nullcall: {error}"))?;
     if exit != Exit::Status(0) {
         return Err(format!("bench user: nullcall ended {exit:?}"));

@@ -92,6 +92,19 @@ pub fn pid() -> u32 {
     syscall(Call::Pid, [0; 4]) as u32
 }
 
+/// This core's replica of the process's address space, hashed: equal on
+/// every core of the process when no change of it is under way.
+pub fn space_hash() -> u64 {
+    syscall(Call::SpaceHash, [0; 4])
+}
+
+/// Which of its process's dispatchers the caller is (0 on the process's
+/// home core), and how many the process has: one per core it spans.
+pub fn dispatcher() -> (u16, u16) {
+    let answer = syscall(Call::Dispatcher, [0; 4]);
+    ((answer >> 16) as u16, answer as u16)
+}
+
 /// Starts the boot image's program `name` on this core, as a child of this
 /// process, with `args`; its id.
 pub fn spawn(name: &str, args: &str) -> Result<u32, Error> {

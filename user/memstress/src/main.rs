@@ -1,6 +1,8 @@
 //! Maps 16 pages at once, writes a word to each that names the round and
 //! the page, reads every one back, and unmaps them all, for as many rounds
-//! as its argument says (50 without one). Each map and unmap is a
+//! as its argument says (50 without one). Spawned on several cores, every
+//! dispatcher does so at once with pages of its own, so that the cores'
+//! changes of the one space they share run together. Each map and unmap is a
 //! split-phase change agreed by the cores the process runs on; the pages
 //! are there once the change has ended. It also checks what must be
 //! refused: a map of a page that is mapped (its own code), an unmap of one
@@ -10,17 +12,32 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use libatoll::{Error, USER_START, block_on, block_on_all, map, println, unmap};
 
 libatoll::main!(main);
 
 const PAGES: usize = 16;
+/// The most dispatchers whose replicas it compares.
+const MAX_DISPATCHERS: usize = 256;
+
+/// Shared by every dispatcher (the process's data pages are the same frames
+/// on every core): how many finished their rounds, how many checks failed,
+/// and each one's replica's hash once all had finished.
+static FINISHED: AtomicU64 = AtomicU64::new(0);
+static FAILED: AtomicU64 = AtomicU64::new(0);
+static HASHED: AtomicU64 = AtomicU64::new(0);
+static HASHES: [AtomicU64; MAX_DISPATCHERS] = [const { AtomicU64::new(0) }; MAX_DISPATCHERS];
 const DEFAULT_ROUNDS: u64 = 50;
 /// Where its pages go: 256 GiB into the user range, far from its image.
 const REGION: u64 = USER_START + (1 << 38);
 
+/// Page `index` of this dispatcher's pages: each dispatcher has its own,
+/// in the one address space they share.
 fn page(index: usize) -> u64 {
-    REGION + index as u64 * 4096
+    let (dispatcher, _) = libatoll::dispatcher();
+    REGION + (u64::from(dispatcher) * PAGES as u64 + index as u64) * 4096
 }
 
 fn pattern(round: u64, index: usize) -> u64 {
@@ -101,10 +118,40 @@ fn main() -> u64 {
         libatoll::call_raw(libatoll::Call::Map as u64, [page(0), 6, 0, 0])
             == Error::BadArgument.to_return(),
     );
+    let (dispatcher, count) = libatoll::dispatcher();
     println!(
-        "memstress: {rounds} rounds of {PAGES} pages mapped, written, read back and unmapped; {failed} checks failed"
+        "memstress: dispatcher {dispatcher} of {count}: {rounds} rounds of {PAGES} pages mapped, written, read back and unmapped; {failed} checks failed"
     );
-    failed
+    FAILED.fetch_add(failed, Ordering::AcqRel);
+    FINISHED.fetch_add(1, Ordering::AcqRel);
+    // Once every dispatcher has finished, no change is under way: each
+    // core's replica of the space must be the same.
+    wait_until(|| FINISHED.load(Ordering::Acquire) == u64::from(count));
+    let index = usize::from(dispatcher).min(MAX_DISPATCHERS - 1);
+    HASHES[index].store(libatoll::space_hash(), Ordering::Release);
+    HASHED.fetch_add(1, Ordering::AcqRel);
+    if dispatcher != 0 {
+        return 0;
+    }
+    wait_until(|| HASHED.load(Ordering::Acquire) == u64::from(count));
+    let compared = usize::from(count).min(MAX_DISPATCHERS);
+    let first = HASHES[0].load(Ordering::Acquire);
+    let agree = HASHES[..compared]
+        .iter()
+        .all(|hash| hash.load(Ordering::Acquire) == first);
+    let failed = FAILED.load(Ordering::Acquire);
+    println!(
+        "memstress: {count} dispatchers, {failed} checks failed; replicas on {compared} cores {} (hash {first:#x})",
+        if agree { "agree" } else { "DIFFER" }
+    );
+    failed + u64::from(!agree)
+}
+
+/// Waits (giving the core to others meanwhile) until `ready` holds.
+fn wait_until(ready: impl Fn() -> bool) {
+    while !ready() {
+        libatoll::yield_now();
+    }
 }
 
 /// The changes, if the kernel accepted every one.

@@ -33,6 +33,10 @@ pub fn tests() -> Vec<QemuTest> {
     .collect()
 }
 
+/// The id of the process that spans every core in `processes_at`: core
+/// 0's second.
+const SPANNING: usize = 2 << 10;
+
 /// The core counts the process tests boot.
 const PROCESS_CORES: [usize; 4] = [1, 2, 4, 8];
 
@@ -74,12 +78,16 @@ fn ended<'a>(serial: &'a str, program: &str, core: usize) -> Vec<&'a str> {
 
 /// On `cores` cores: a `spin` spawned on every core shows in `ps` on its
 /// core, is killed there, and every frame it took is back in its core's
-/// pool; on the last core, `hello` gets its arguments; `family` spawns,
+/// pool; so does one `spin` that spans every core (a dispatcher on each),
+/// killed through its home; on the last core, `hello` gets its arguments; `family` spawns,
 /// waits, and sees two `ticker`s take turns and each fault end a child
 /// alone; `crash`'s three faults each end it alone, reported with the core,
 /// the exception and the address; `fuzz`'s 100,000 random system calls
 /// each get an answer the ABI allows; `memstress` maps, writes, reads back
-/// and unmaps 16 pages 50 times by split-phase changes; every frame the
+/// and unmaps 16 pages 50 times by split-phase changes; `mapreduce` on
+/// every core sums the input its home mapped and wrote, from each core;
+/// `memstress` on every core maps and unmaps at once from each, and the
+/// cores' replicas of its space agree at the end; every frame the
 /// processes took (images, stacks, mapped pages, page tables) is back
 /// afterwards; an unknown program is refused there; and the kernel runs
 /// on: a map commits on every core.
@@ -88,10 +96,20 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
     let pid = |core: usize| 1024 + core;
     let each =
         |command: &dyn Fn(usize) -> String| (0..cores).map(command).collect::<Vec<_>>().join("; ");
+    let all = (0..cores)
+        .map(|core| core.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    // A spanning process's frames go back after messages between its
+    // cores: two round trips to every core (`ps` asks each) see them all
+    // handled.
+    let settle = "ps; ps; ";
     let script = format!(
-        "mem; {}; ps; {}; ps; mem; run hello --cores {last} one two; run family --cores {last}; \
+        "mem; {}; ps; {}; ps; spawn spin --cores {all}; ps; kill {SPANNING}; ps; {settle}mem; \
+         run hello --cores {last} one two; run family --cores {last}; \
          run crash --cores {last}; run crash --cores {last} illegal; run crash --cores {last} protection; \
-         run fuzz --cores {last}; run memstress --cores {last}; mem; run nosuch --cores {last}; vm map {last} 1",
+         run fuzz --cores {last}; run memstress --cores {last}; run mapreduce --cores {all}; \
+         run memstress --cores {all} 20; {settle}mem; run nosuch --cores {last}; vm map {last} 1",
         each(&|core| format!("spawn spin --cores {core}")),
         each(&|core| format!("kill {}", pid(core))),
     );
@@ -103,21 +121,25 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
             serial,
             &format!("spawn spin: process {} on core {core}", pid(core)),
         )?;
-        let listed = protocol::lines(serial).any(|line| {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            matches!(words[..], [listed, "-", "spin", on, _, "ready" | "running"]
-                if listed == pid(core).to_string() && on == core.to_string())
-        });
-        if !listed {
-            return Err(format!(
-                "ps does not show spin {} on core {core}",
-                pid(core)
-            ));
+        for (listed, dispatcher) in [
+            (pid(core), String::from("0/1")),
+            (SPANNING, format!("{core}/{cores}")),
+        ] {
+            let shown = protocol::lines(serial).any(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                matches!(words[..], [id, "-", "spin", on, disp, _, "ready" | "running" | "joining"]
+                    if id == listed.to_string() && on == core.to_string() && disp == dispatcher)
+            });
+            if !shown {
+                return Err(format!(
+                    "ps does not show spin {listed}'s dispatcher {dispatcher} on core {core}"
+                ));
+            }
         }
         expect_line(
             serial,
             &format!(
-                "kill: process {} on core {core} killed; what it held is freed",
+                "kill: process {} of core {core} killed; its frames go back once no core maps them",
                 pid(core)
             ),
         )?;
@@ -129,8 +151,62 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
             ),
         )?;
     }
-    expect_line(serial, &format!("ps: {cores} processes on {cores} cores"))?;
-    expect_line(serial, &format!("ps: 0 processes on {cores} cores"))?;
+    expect_line(
+        serial,
+        &format!("ps: {cores} processes, {cores} dispatchers, on {cores} cores"),
+    )?;
+    expect_line(
+        serial,
+        &format!("ps: 1 processes, {cores} dispatchers, on {cores} cores"),
+    )?;
+    let spanning = match cores {
+        1 => format!("spawn spin: process {SPANNING} on core 0"),
+        _ => format!(
+            "spawn spin: process {SPANNING} on cores {} (home 0)",
+            (0..cores)
+                .map(|core| core.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    };
+    expect_line(serial, &spanning)?;
+    expect_line(
+        serial,
+        &format!(
+            "kill: process {SPANNING} of core 0 killed; its frames go back once no core maps them"
+        ),
+    )?;
+    let emptied = protocol::lines(serial)
+        .filter(|line| *line == format!("ps: 0 processes, 0 dispatchers, on {cores} cores"))
+        .count();
+    // After each kill, and at each settling: nothing else runs then.
+    let expected = 2 + 2 * settle.matches("ps").count();
+    if emptied != expected {
+        return Err(format!(
+            "ps showed no process {emptied} times, expected {expected} (after each kill and each settling)"
+        ));
+    }
+    expect_line(
+        serial,
+        &format!(
+            "mapreduce: {cores} dispatchers summed 1..=4096: 8390656, expected 8390656; input unmapped: true"
+        ),
+    )?;
+    for program in ["mapreduce", "memstress"] {
+        if ended(serial, program, 0).last() != Some(&"exited with status 0") {
+            return Err(format!("{program} on every core did not exit 0"));
+        }
+    }
+    let agreed = protocol::lines(serial).any(|line| {
+        line.starts_with(&format!(
+            "memstress: {cores} dispatchers, 0 checks failed; replicas on {cores} cores agree (hash "
+        ))
+    });
+    if !agreed {
+        return Err(format!(
+            "memstress on all {cores} cores did not end with every check passed and the replicas agreeing"
+        ));
+    }
     let (before, after) = (
         free_frames(serial, 0, cores)?,
         free_frames(serial, 1, cores)?,
@@ -317,7 +393,7 @@ fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(
     super::cases::expect_success(&run, script)?;
     expect_line(&run.serial, super::cases::PROGRAMS_LINE)?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 10 in the boot image")?;
+    expect_line(&run.serial, "programs: 11 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;

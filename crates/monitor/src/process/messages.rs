@@ -1,10 +1,19 @@
 //! The messages of the `process` service.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use atoll_iface::Bytes;
+use atoll_proto::CoreId;
+use atoll_proto::membership::Members;
 
+pub use crate::catchup::messages::CoreSet;
 use crate::vm::messages::Protocol;
+
+/// The pages of a process one `ProcessPages` carries: 20 of 24 bytes each
+/// (page, frame, flags; little-endian).
+pub const PAGES_BYTES: usize = 480;
+pub const PAGE_ENTRY_BYTES: usize = 24;
 
 /// The longest program name a request carries (`atoll_programs::MAX_NAME`).
 pub const PROGRAM_NAME_BYTES: usize = 32;
@@ -29,6 +38,12 @@ pub const SPAWNED: u8 = 0;
 /// As `ENDED_NOT_LOADED`.
 pub const SPAWN_FAILED: u8 = 1;
 
+/// `Joined::outcome`: the core runs a dispatcher of the process, held.
+pub const JOINED: u8 = 0;
+/// It could not (no memory for its page tables, as many processes as it
+/// holds); its own line says why.
+pub const JOIN_FAILED: u8 = 1;
+
 /// `Killed::outcome`: it was killed.
 pub const KILLED: u8 = 0;
 /// The core has no such process.
@@ -43,10 +58,12 @@ atoll_iface::interface! {
     pub interface ProcessMessage {
         /// Spawn program `name` with `args` on the receiving core, and say
         /// how it ended once it has.
-        RunProgram { name: Bytes<PROGRAM_NAME_BYTES>, args: Bytes<PROGRAM_ARGS_BYTES> } -> ProgramEnded {
+        RunProgram { cores: CoreSet, name: Bytes<PROGRAM_NAME_BYTES>, args: Bytes<PROGRAM_ARGS_BYTES> } -> ProgramEnded {
             /// `ENDED_*`.
             outcome: u8,
             pid: u32,
+            /// For a fault, the core it was taken on.
+            core: u16,
             status: u64,
             vector: u64,
             error_code: u64,
@@ -55,7 +72,7 @@ atoll_iface::interface! {
         }
         /// Spawn program `name` with `args` on the receiving core, and say
         /// at once whether it runs; its end is reported on the console.
-        SpawnProgram { name: Bytes<PROGRAM_NAME_BYTES>, args: Bytes<PROGRAM_ARGS_BYTES> } -> Spawned {
+        SpawnProgram { cores: CoreSet, name: Bytes<PROGRAM_NAME_BYTES>, args: Bytes<PROGRAM_ARGS_BYTES> } -> Spawned {
             /// `SPAWNED` or `SPAWN_FAILED`.
             outcome: u8,
             pid: u32
@@ -70,6 +87,46 @@ atoll_iface::interface! {
         /// A message of the replication protocols of process `pid`'s
         /// address space, between its holders' replicators.
         ReplicateSpace { pid: u32, message: Protocol }
+        /// From a process's home core to a core it spans: pages of its
+        /// space (as every holder maps them), before `JoinProcess`.
+        ProcessPages { pid: u32, pages: Bytes<PAGES_BYTES> }
+        /// From its home core: become one of the cores of process `pid`
+        /// (program `name`, `args`), as dispatcher `index` of those in
+        /// `cores`, with the pages sent before; its dispatcher waits for
+        /// `StartProcess`.
+        JoinProcess {
+            pid: u32,
+            index: u16,
+            cores: CoreSet,
+            entry: u64,
+            name: Bytes<PROGRAM_NAME_BYTES>,
+            args: Bytes<PROGRAM_ARGS_BYTES>
+        } -> Joined {
+            /// `JOINED` or `JOIN_FAILED`.
+            outcome: u8
+        }
+        /// From its home core: every core has joined; run.
+        StartProcess { pid: u32 }
+        /// From its home core: end the dispatcher of `pid` here (the
+        /// process is killed, or another dispatcher faulted).
+        EndDispatcher { pid: u32 }
+        /// To its home core: the dispatcher of `pid` here has ended as
+        /// `outcome` says (`ENDED_*`, with the status or fault), and this
+        /// core no longer maps the process's pages.
+        DispatcherEnded {
+            pid: u32,
+            index: u16,
+            outcome: u8,
+            core: u16,
+            status: u64,
+            vector: u64,
+            error_code: u64,
+            rip: u64,
+            address: u64
+        }
+        /// From its home core: no core maps `pid`'s pages any more; the
+        /// frames of this core's pool it had are free.
+        ProcessGone { pid: u32 }
     }
 }
 
@@ -79,6 +136,7 @@ impl ProgramEnded {
         Self {
             outcome,
             pid,
+            core: 0,
             status: 0,
             vector: 0,
             error_code: 0,
@@ -91,12 +149,83 @@ impl ProgramEnded {
 /// What another core asks of this core's processes, for the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessRequest {
-    /// Spawn `name` with `args`; answer [`ProgramEnded`] when it ends.
-    Run { name: String, args: String },
-    /// Spawn `name` with `args`; answer [`Spawned`] at once.
-    Spawn { name: String, args: String },
+    /// Spawn `name` with `args` on `cores` (this one first); answer
+    /// [`ProgramEnded`] when it ends.
+    Run {
+        cores: Members,
+        name: String,
+        args: String,
+    },
+    /// Spawn `name` with `args` on `cores`; answer [`Spawned`] once it
+    /// runs.
+    Spawn {
+        cores: Members,
+        name: String,
+        args: String,
+    },
+    /// Join process `pid` of core `home` (`JoinProcess`); answer
+    /// [`Joined`].
+    Join {
+        home: CoreId,
+        pid: u32,
+        index: u16,
+        cores: Members,
+        entry: u64,
+        name: String,
+        args: String,
+    },
     /// Kill `pid`; answer [`Killed`].
     Kill { pid: u32 },
     /// Answer [`Processes`].
     List,
+}
+
+/// What another core tells this core about processes, needing no answer,
+/// for the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessNote {
+    /// Pages of `pid`'s space (`ProcessPages`): page, frame, flags.
+    Pages {
+        pid: u32,
+        pages: Vec<(u64, u64, u64)>,
+    },
+    /// `StartProcess`.
+    Start { pid: u32 },
+    /// `EndDispatcher`.
+    End { pid: u32 },
+    /// `DispatcherEnded`, from `from`.
+    Ended {
+        from: CoreId,
+        index: u16,
+        ended: ProgramEnded,
+    },
+    /// `ProcessGone`.
+    Gone { pid: u32 },
+}
+
+/// `pages` packed for `ProcessPages` (at most `PAGES_BYTES /
+/// PAGE_ENTRY_BYTES` of them).
+pub fn pack_pages(pages: &[(u64, u64, u64)]) -> Option<Bytes<PAGES_BYTES>> {
+    let mut bytes = Vec::with_capacity(pages.len() * PAGE_ENTRY_BYTES);
+    for &(page, frame, flags) in pages {
+        for word in [page, frame, flags] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    Bytes::new(&bytes)
+}
+
+/// The pages `ProcessPages` carries; `None` if its length is not whole
+/// entries.
+pub fn unpack_pages(bytes: &[u8]) -> Option<Vec<(u64, u64, u64)>> {
+    if !bytes.len().is_multiple_of(PAGE_ENTRY_BYTES) {
+        return None;
+    }
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+    Some(
+        bytes
+            .chunks_exact(PAGE_ENTRY_BYTES)
+            .map(|entry| (word(&entry[..8]), word(&entry[8..16]), word(&entry[16..])))
+            .collect(),
+    )
 }

@@ -62,14 +62,79 @@ impl Service for Process {
 
     fn receive(&mut self, cx: &mut Cx<'_>, from: CoreId, call: u32, message: ProcessMessage) {
         let request = match message {
-            ProcessMessage::RunProgram(RunProgram { name, args }) => ProcessRequest::Run {
+            ProcessMessage::RunProgram(RunProgram { cores, name, args }) => ProcessRequest::Run {
+                cores: cores.0,
                 name: text(name.as_slice()),
                 args: text(args.as_slice()),
             },
-            ProcessMessage::SpawnProgram(SpawnProgram { name, args }) => ProcessRequest::Spawn {
+            ProcessMessage::SpawnProgram(SpawnProgram { cores, name, args }) => {
+                ProcessRequest::Spawn {
+                    cores: cores.0,
+                    name: text(name.as_slice()),
+                    args: text(args.as_slice()),
+                }
+            }
+            ProcessMessage::JoinProcess(JoinProcess {
+                pid,
+                index,
+                cores,
+                entry,
+                name,
+                args,
+            }) => ProcessRequest::Join {
+                home: from,
+                pid,
+                index,
+                cores: cores.0,
+                entry,
                 name: text(name.as_slice()),
                 args: text(args.as_slice()),
             },
+            ProcessMessage::ProcessPages(ProcessPages { pid, pages }) => {
+                let Some(pages) = unpack_pages(pages.as_slice()) else {
+                    return cx.notice(alloc::format!(
+                        "pages of process {pid} from core {} are not whole entries; dropped",
+                        from.0
+                    ));
+                };
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Pages { pid, pages }));
+            }
+            ProcessMessage::StartProcess(StartProcess { pid }) => {
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Start { pid }));
+            }
+            ProcessMessage::EndDispatcher(EndDispatcher { pid }) => {
+                return cx.defer(Deferred::ProcessNote(ProcessNote::End { pid }));
+            }
+            ProcessMessage::DispatcherEnded(DispatcherEnded {
+                pid,
+                index,
+                outcome,
+                core,
+                status,
+                vector,
+                error_code,
+                rip,
+                address,
+            }) => {
+                let ended = ProgramEnded {
+                    outcome,
+                    pid,
+                    core,
+                    status,
+                    vector,
+                    error_code,
+                    rip,
+                    address,
+                };
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Ended {
+                    from,
+                    index,
+                    ended,
+                }));
+            }
+            ProcessMessage::ProcessGone(ProcessGone { pid }) => {
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Gone { pid }));
+            }
             ProcessMessage::KillProcess(KillProcess { pid }) => ProcessRequest::Kill { pid },
             ProcessMessage::ListProcesses(ListProcesses {}) => ProcessRequest::List,
             ProcessMessage::ReplicateSpace(ReplicateSpace { pid, message }) => {
@@ -79,7 +144,8 @@ impl Service for Process {
             ProcessMessage::ProgramEnded(_)
             | ProcessMessage::Spawned(_)
             | ProcessMessage::Killed(_)
-            | ProcessMessage::Processes(_) => return,
+            | ProcessMessage::Processes(_)
+            | ProcessMessage::Joined(_) => return,
         };
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);

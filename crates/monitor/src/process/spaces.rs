@@ -170,6 +170,14 @@ impl Spaces {
         }
     }
 
+    /// This core's replica of `pid`'s space, hashed, if it holds one.
+    pub fn hash(&self, pid: u32) -> Option<u64> {
+        use atoll_replica::Replica;
+        self.spaces
+            .get(&pid)
+            .map(|space| space.replicator.replica().hash())
+    }
+
     pub fn has_timers(&self) -> bool {
         self.spaces
             .values()

@@ -39,20 +39,15 @@ use atoll_monitor::{
     CallError, Config, CoreId, Deferred, Detector, Effect, Input, Members, Monitor, Output, Ticket,
     Wire,
 };
-use atoll_replica::Completion;
 use atoll_urpc::{Payload, Receiver, Sender, Wake};
 
-use atoll_iface::Bytes;
-use atoll_monitor::process::{
-    ENDED_NOT_LOADED, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED, Killed,
-    ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED, Spawned,
-};
-use atoll_sched::{Owner, Pid, ProcessError};
-
 use atoll_replica::Mapping;
+use atoll_sched::Pid;
+
+mod processes;
 
 use crate::measure;
-use crate::process::{self, ChangeKind, PAGE_EXECUTABLE, PAGE_WRITABLE, Report};
+use crate::process::{self, ChangeKind};
 use crate::shared::boot_facts;
 use crate::trace::Recorder;
 
@@ -576,152 +571,6 @@ impl Host {
         fed
     }
 
-    /// Carries out another core's `request` about this core's processes,
-    /// and answers it (a run, once the process ends).
-    fn process_request(&mut self, core: &Core, token: u32, request: ProcessRequest) {
-        let now = cpu::rdtsc();
-        let failed = |name: &str, error: process::SpawnFailure| {
-            println!("atoll: core {}: spawn {name}: {error}", core.id);
-        };
-        match request {
-            ProcessRequest::Run { name, args } => {
-                let owner = Owner::Kernel(Report::Remote(token));
-                if let Err(error) = core.spawn_for(&name, &args, owner) {
-                    failed(&name, error);
-                    let answer = ProgramEnded::only(ENDED_NOT_LOADED, 0);
-                    self.monitor
-                        .process_answer(now, token, answer, &mut self.out);
-                }
-            }
-            ProcessRequest::Spawn { name, args } => {
-                let answer = match core.spawn_for(&name, &args, Owner::Kernel(Report::Console)) {
-                    Ok(pid) => Spawned {
-                        outcome: SPAWNED,
-                        pid: pid.0,
-                    },
-                    Err(error) => {
-                        failed(&name, error);
-                        Spawned {
-                            outcome: SPAWN_FAILED,
-                            pid: 0,
-                        }
-                    }
-                };
-                self.monitor
-                    .process_answer(now, token, answer, &mut self.out);
-            }
-            ProcessRequest::Kill { pid } => {
-                let outcome = match core.kill_for(Pid(pid)) {
-                    Ok(()) => KILLED,
-                    Err(ProcessError::Ended) => KILL_ENDED,
-                    Err(ProcessError::Running) => KILL_RUNNING,
-                    Err(ProcessError::NoSuchProcess | ProcessError::NotAChild) => {
-                        KILL_NO_SUCH_PROCESS
-                    }
-                };
-                self.monitor
-                    .process_answer(now, token, Killed { outcome }, &mut self.out);
-            }
-            ProcessRequest::List => {
-                let lines = core.process_lines();
-                let text =
-                    Bytes::new(lines.as_bytes()).expect("process_lines keeps within LIST_BYTES");
-                self.monitor
-                    .process_answer(now, token, Processes { text }, &mut self.out);
-            }
-        }
-    }
-
-    /// Settles this core's processes with the monitor: opens the spaces of
-    /// new ones, closes those of ended ones (and gives back what they held)
-    /// once no change of theirs is under way, and hands on the answers
-    /// their ends produced for other cores. Whether it did anything.
-    fn settle_processes(&mut self, core: &Core) -> bool {
-        let (to_open, answers, retiring) = {
-            let mut processes = core.processes.borrow_mut();
-            let to_open = core::mem::take(&mut processes.to_open);
-            let answers = processes.take_answers();
-            let retiring = core::mem::take(&mut processes.retiring);
-            (to_open, answers, retiring)
-        };
-        // A space still busy is no progress: it is tried again after the
-        // next step.
-        let mut did = !to_open.is_empty() || !answers.is_empty();
-        let now = cpu::rdtsc();
-        for (pid, pages) in to_open {
-            let holders = Members::one(CoreId(core.id as u16));
-            if let Err(error) = self
-                .monitor
-                .open_space(now, pid.0, holders, &pages, &mut self.out)
-            {
-                println!(
-                    "atoll: core {}: process {pid}: its space does not open: {error:?}",
-                    core.id
-                );
-            }
-        }
-        for (token, answer) in answers {
-            self.monitor
-                .process_answer(now, token, answer, &mut self.out);
-        }
-        let mut still = Vec::new();
-        for (pid, space) in retiring {
-            match self.monitor.close_space(pid.0) {
-                Err(atoll_monitor::process::SpaceError::Busy) => still.push((pid, space)),
-                _ => {
-                    did = true;
-                    process::release(core.local, space);
-                    let mut processes = core.processes.borrow_mut();
-                    let unmapped: Vec<(Pid, u64)> = processes
-                        .unmapped
-                        .range((pid, 0)..=(pid, u64::MAX))
-                        .map(|(&key, _)| key)
-                        .collect();
-                    for key in unmapped {
-                        for frame in processes.unmapped.remove(&key).unwrap_or_default() {
-                            core.local.free_frame(frame);
-                        }
-                    }
-                }
-            }
-        }
-        core.processes.borrow_mut().retiring.extend(still);
-        did
-    }
-
-    /// A change a process proposed has ended: frames it no longer needs go
-    /// back (a refused map's; an unmapped page's, now that no core maps
-    /// it), and the process, if it waits for a change, runs again.
-    fn change_ended(core: &Core, token: u64, completion: Completion) {
-        let mut processes = core.processes.borrow_mut();
-        let Some(change) = processes.changes.get_mut(&token) else {
-            return;
-        };
-        let took = matches!(completion, Completion::Committed { .. });
-        change.done = Some(took);
-        let (pid, kind) = (change.pid, change.kind);
-        match (kind, took) {
-            (ChangeKind::Map { frame }, false) => core.local.free_frame(frame),
-            (ChangeKind::Unmap { vaddr }, true) => {
-                if let Some(frames) = processes.unmapped.get_mut(&(pid, vaddr))
-                    && let Some(frame) = frames.pop_front()
-                {
-                    core.local.free_frame(frame);
-                    if frames.is_empty() {
-                        processes.unmapped.remove(&(pid, vaddr));
-                    }
-                }
-            }
-            _ => {}
-        }
-        if processes.table.state(pid).is_none() {
-            // It has ended: nobody will poll the change.
-            processes.changes.remove(&token);
-        } else {
-            processes.table.wake(pid);
-        }
-    }
-
     /// Pushes queued slots into the rings ([`Rings::push_all`]).
     fn push_all(&mut self, core: &Core) -> bool {
         let Host { monitor, rings, .. } = self;
@@ -750,7 +599,9 @@ impl Host {
             for effect in core::mem::take(&mut self.out.effects) {
                 match effect {
                     Effect::Mapping(effect) => apply(core, effect),
-                    Effect::ProcessMapping { pid, effect } => apply_process(core, Pid(pid), effect),
+                    Effect::ProcessMapping { pid, effect } => {
+                        processes::apply(core, Pid(pid), effect);
+                    }
                     Effect::DumpTrace => core.recorder.dump(
                         core.id,
                         boot_facts().tsc_per_ms,
@@ -775,7 +626,7 @@ impl Host {
             self.push_all(core);
             self.mailbox.append(&mut self.out.completions);
             for (token, completion) in core::mem::take(&mut self.out.changes) {
-                Host::change_ended(core, token, completion);
+                processes::change_ended(core, token, completion);
             }
             if core.recorder.set(self.monitor.tracing()).is_err() {
                 println!(
@@ -814,6 +665,7 @@ impl Host {
                     Deferred::Process { token, request } => {
                         self.process_request(core, token, request)
                     }
+                    Deferred::ProcessNote(note) => self.process_note(core, note),
                 }
             }
         }
@@ -828,55 +680,6 @@ pub fn stop_this_core(core: Option<usize>) -> ! {
         power::exit_qemu(ExitStatus::Panic);
     }
     cpu::halt_forever()
-}
-
-/// Applies an effect of `pid`'s replicated space to its page tables on
-/// this core and to this core's TLB.
-fn apply_process(core: &Core, pid: Pid, effect: atoll_replica::Effect) {
-    let Some(space) = core.processes.borrow_mut().space_of(pid) else {
-        println!(
-            "atoll: core {}: a change of process {pid}'s space, which this core does not hold",
-            core.id
-        );
-        return;
-    };
-    let tables = core.local.page_tables();
-    let outcome = match effect {
-        atoll_replica::Effect::MapPage { vaddr, mapping, .. } => tables.map_user_in(
-            space,
-            vaddr,
-            mapping.paddr,
-            mapping.flags & PAGE_WRITABLE != 0,
-            mapping.flags & PAGE_EXECUTABLE != 0,
-            &mut || core.local.allocate_filled_frame(0),
-        ),
-        atoll_replica::Effect::UnmapPage { vaddr, .. } => {
-            tables.unmap_in(space, vaddr).map(|frame| {
-                // This core's frame goes back once the unmap has ended on
-                // every core (or with the process); another's is its own.
-                if core.local.owns_frame(frame) {
-                    let mut processes = core.processes.borrow_mut();
-                    processes
-                        .unmapped
-                        .entry((pid, vaddr))
-                        .or_default()
-                        .push_back(frame);
-                }
-            })
-        }
-        atoll_replica::Effect::InvalidateTlb { vaddr, .. } => {
-            if tables.user_space() == Some(space) {
-                paging::invalidate(vaddr);
-            }
-            Ok(())
-        }
-    };
-    if let Err(error) = outcome {
-        println!(
-            "atoll: core {}: process {pid}'s page tables disagree with its replica: {error}",
-            core.id
-        );
-    }
 }
 
 /// Applies a mapping effect to this core's page tables and TLB.

@@ -1,0 +1,574 @@
+//! The host's side of this core's processes: what other cores ask of them
+//! and tell about them (`process` service requests and notes), settling
+//! them with the monitor (spaces opened and closed, answers, the joins of
+//! a process that spans cores), and the effects of their replicated spaces
+//! on this core's page tables.
+//!
+//! A process that spans cores has a home (the core that spawned it, its
+//! dispatcher 0) and members. The home loads its image (frames of its
+//! pool), sends each member the pages (`ProcessPages`) and asks it to join
+//! (`JoinProcess`): the member builds page tables of its own that map the
+//! same frames, opens its replica of the space, and holds its dispatcher.
+//! Once all have joined, the home starts them (`StartProcess`). The process
+//! ends when its home dispatcher does (or when any dispatcher faults, or a
+//! core of it stops): the home ends the others (`EndDispatcher`); each,
+//! once it no longer maps the pages, says so (`DispatcherEnded`); and when
+//! all have, the home frees its frames and tells them to free theirs
+//! (`ProcessGone`).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use atoll_iface::Bytes;
+use atoll_monitor::process::{
+    DispatcherEnded, ENDED_NOT_LOADED, JOIN_FAILED, JOINED, Joined, KILL_ENDED,
+    KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED, Killed, ProcessGone, ProcessNote, ProcessRequest,
+    Processes, ProgramEnded, SPAWN_FAILED, SPAWNED, SpaceError, Spawned, StartProcess,
+};
+use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
+use atoll_replica::{Completion, Mapping};
+use atoll_sched::{Exit, Owner, Pid, ProcessError};
+
+use super::{Core, Host, ticks};
+use crate::process::{
+    self, ChangeKind, Machine, PAGE_EXECUTABLE, PAGE_WRITABLE, Report, Retiring, start_of,
+};
+use crate::programs::ended_of;
+use atoll_arch::{cpu, paging};
+
+/// How long a home waits for a core to join a process.
+const JOIN_TIMEOUT_MS: u64 = 5_000;
+
+impl Host {
+    /// Carries out another core's `request` about this core's processes,
+    /// and answers it (a run, once the process ends).
+    pub(super) fn process_request(&mut self, core: &Core, token: u32, request: ProcessRequest) {
+        let now = cpu::rdtsc();
+        let failed = |name: &str, error: process::SpawnFailure| {
+            println!("atoll: core {}: spawn {name}: {error}", core.id);
+        };
+        match request {
+            ProcessRequest::Run { cores, name, args } => {
+                let owner = Owner::Kernel(Report::Remote(token));
+                if let Err(error) = core.spawn_for(&name, &args, owner, cores) {
+                    failed(&name, error);
+                    let answer = ProgramEnded::only(ENDED_NOT_LOADED, 0);
+                    self.monitor
+                        .process_answer(now, token, answer, &mut self.out);
+                }
+            }
+            ProcessRequest::Spawn { cores, name, args } => {
+                let owner = Owner::Kernel(Report::Console);
+                let answer = match core.spawn_for(&name, &args, owner, cores) {
+                    Ok(pid) => Spawned {
+                        outcome: SPAWNED,
+                        pid: pid.0,
+                    },
+                    Err(error) => {
+                        failed(&name, error);
+                        Spawned {
+                            outcome: SPAWN_FAILED,
+                            pid: 0,
+                        }
+                    }
+                };
+                self.monitor
+                    .process_answer(now, token, answer, &mut self.out);
+            }
+            ProcessRequest::Kill { pid } => {
+                let outcome = match core.kill_for(Pid(pid)) {
+                    Ok(()) => KILLED,
+                    Err(ProcessError::Ended) => KILL_ENDED,
+                    Err(ProcessError::Running) => KILL_RUNNING,
+                    Err(ProcessError::NoSuchProcess | ProcessError::NotAChild) => {
+                        KILL_NO_SUCH_PROCESS
+                    }
+                };
+                self.monitor
+                    .process_answer(now, token, Killed { outcome }, &mut self.out);
+            }
+            ProcessRequest::List => {
+                let lines = core.process_lines();
+                let text =
+                    Bytes::new(lines.as_bytes()).expect("process_lines keeps within LIST_BYTES");
+                self.monitor
+                    .process_answer(now, token, Processes { text }, &mut self.out);
+            }
+            ProcessRequest::Join {
+                home,
+                pid,
+                index,
+                cores,
+                entry,
+                name,
+                args,
+            } => {
+                let outcome = match join(core, home, Pid(pid), index, cores, entry, &name, &args) {
+                    Ok(()) => JOINED,
+                    Err(why) => {
+                        println!(
+                            "atoll: core {}: cannot join process {pid} ({name}) of core {}: {why}",
+                            core.id, home.0
+                        );
+                        JOIN_FAILED
+                    }
+                };
+                self.monitor
+                    .process_answer(now, token, Joined { outcome }, &mut self.out);
+            }
+        }
+    }
+
+    /// Acts on what another core tells about processes.
+    pub(super) fn process_note(&mut self, core: &Core, note: ProcessNote) {
+        let mut processes = core.processes.borrow_mut();
+        match note {
+            ProcessNote::Pages { pid, pages } => {
+                let pages = pages
+                    .into_iter()
+                    .map(|(page, paddr, flags)| (page, Mapping { paddr, flags }));
+                processes
+                    .joining_pages
+                    .entry(Pid(pid))
+                    .or_default()
+                    .extend(pages);
+            }
+            ProcessNote::Start { pid } => processes.table.start(Pid(pid)),
+            ProcessNote::End { pid } => {
+                if let Some(lingering) = processes.lingering.remove(&Pid(pid)) {
+                    processes.retiring.push(lingering);
+                    return;
+                }
+                drop(processes);
+                end_between_turns(core, Pid(pid), Exit::Killed);
+            }
+            ProcessNote::Ended { from, ended, .. } => {
+                let pid = Pid(ended.pid);
+                let Some(spanning) = processes.spanning.get_mut(&pid) else {
+                    return;
+                };
+                spanning.running.remove(from);
+                let exit = crate::programs::exit_of(&ended);
+                drop(processes);
+                // A dispatcher's fault ends the process; one that exited
+                // leaves the others running.
+                if let Some(fault @ Exit::Fault { .. }) = exit {
+                    end_between_turns(core, pid, fault);
+                }
+            }
+            ProcessNote::Gone { pid } => {
+                for frame in processes.held_frames.remove(&Pid(pid)).unwrap_or_default() {
+                    core.local.free_frame(frame);
+                }
+            }
+        }
+    }
+
+    /// Settles this core's processes with the monitor: opens the spaces of
+    /// new ones, makes the calls and sends the notes of processes that span
+    /// cores, closes the spaces of ended ones (and gives back what they
+    /// held) once no change of theirs is under way, and hands on the
+    /// answers their ends produced for other cores. Whether it did
+    /// anything.
+    pub(super) fn settle_processes(&mut self, core: &Core) -> bool {
+        let now = cpu::rdtsc();
+        let members = self.monitor.view().members;
+        let (to_open, answers, retiring, outbox, join_calls) = {
+            let mut processes = core.processes.borrow_mut();
+            (
+                core::mem::take(&mut processes.to_open),
+                processes.take_answers(),
+                core::mem::take(&mut processes.retiring),
+                core::mem::take(&mut processes.outbox),
+                core::mem::take(&mut processes.join_calls),
+            )
+        };
+        // A space still busy is no progress: it is tried again after the
+        // next step.
+        let mut did = !to_open.is_empty()
+            || !answers.is_empty()
+            || !outbox.is_empty()
+            || !join_calls.is_empty();
+        for (pid, holders, pages) in to_open {
+            if let Err(error) = self
+                .monitor
+                .open_space(now, pid.0, holders, &pages, &mut self.out)
+            {
+                println!(
+                    "atoll: core {}: process {pid}: its space does not open: {error:?}",
+                    core.id
+                );
+            }
+        }
+        for (token, answer) in answers {
+            self.monitor
+                .process_answer(now, token, answer, &mut self.out);
+        }
+        for (to, message) in outbox {
+            self.monitor.send(now, to, message, &mut self.out);
+        }
+        for (pid, member, join) in join_calls {
+            let ticket =
+                self.monitor
+                    .call(now, member, join, ticks(JOIN_TIMEOUT_MS), &mut self.out);
+            core.processes
+                .borrow_mut()
+                .join_tickets
+                .insert(ticket, (pid, member));
+        }
+        did |= self.take_joins(core);
+        did |= self.watch_cores(core, members);
+        let mut still = Vec::new();
+        for retiring in retiring {
+            match self.monitor.close_space(retiring.pid.0) {
+                Err(SpaceError::Busy) => still.push(retiring),
+                _ => {
+                    did = true;
+                    self.retire(core, retiring, members);
+                }
+            }
+        }
+        core.processes.borrow_mut().retiring.extend(still);
+        did |= self.finish_spanning(core);
+        did
+    }
+
+    /// Gives back what an ended process (or dispatcher) held on this core,
+    /// its space closed: its page tables, the frames it unmapped, and the
+    /// frames of this core it mapped (at once, unless other cores may map
+    /// them still); a dispatcher's home hears it ended.
+    fn retire(&mut self, core: &Core, retiring: Retiring, members: Members) {
+        let Retiring {
+            pid,
+            space,
+            spans,
+            tell_home,
+        } = retiring;
+        let mut processes = core.processes.borrow_mut();
+        let mut held = Vec::new();
+        process::release(core.local, space, spans.then_some(&mut held));
+        let unmapped: Vec<(Pid, u64)> = processes
+            .unmapped
+            .range((pid, 0)..=(pid, u64::MAX))
+            .map(|(&key, _)| key)
+            .collect();
+        for key in unmapped {
+            for frame in processes.unmapped.remove(&key).unwrap_or_default() {
+                match spans {
+                    true => held.push(frame),
+                    false => core.local.free_frame(frame),
+                }
+            }
+        }
+        let home_gone = tell_home.is_some_and(|(home, _, _)| !members.contains(CoreId(home)));
+        if home_gone {
+            // Its home stopped: nobody will say `ProcessGone`, and the
+            // cores that mapped these frames end their dispatchers too.
+            held.into_iter()
+                .for_each(|frame| core.local.free_frame(frame));
+        } else if !held.is_empty() {
+            processes.held_frames.entry(pid).or_default().extend(held);
+        }
+        if let Some((home, index, exit)) = tell_home
+            && !home_gone
+        {
+            let ended = ended_of(exit);
+            let message = DispatcherEnded {
+                pid: pid.0,
+                index,
+                outcome: ended.outcome,
+                core: ended.core,
+                status: ended.status,
+                vector: ended.vector,
+                error_code: ended.error_code,
+                rip: ended.rip,
+                address: ended.address,
+            };
+            processes.outbox.push((CoreId(home), message.into()));
+        }
+    }
+
+    /// The answers to this core's `JoinProcess` calls: a process all of
+    /// whose cores joined starts everywhere; one a core could not join is
+    /// killed. Whether any came.
+    fn take_joins(&mut self, core: &Core) -> bool {
+        let mut processes = core.processes.borrow_mut();
+        if processes.join_tickets.is_empty() {
+            return false;
+        }
+        let mut answered: Vec<(Ticket, Result<Wire, CallError>)> = Vec::new();
+        self.mailbox.retain(|(ticket, result)| {
+            if processes.join_tickets.contains_key(ticket) {
+                answered.push((*ticket, result.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        let mut doomed = Vec::new();
+        for (ticket, result) in &answered {
+            let (pid, member) = processes
+                .join_tickets
+                .remove(ticket)
+                .expect("taken for its ticket");
+            let joined = match result {
+                Ok(wire) => wire
+                    .clone()
+                    .take::<Joined>()
+                    .is_some_and(|joined| joined.outcome == JOINED),
+                Err(_) => false,
+            };
+            let Some(spanning) = processes.spanning.get_mut(&pid) else {
+                continue;
+            };
+            spanning.joining.remove(member);
+            if !joined {
+                println!(
+                    "atoll: core {}: process {pid}: core {} did not join it; it is killed",
+                    core.id, member.0
+                );
+                spanning.running.remove(member);
+                doomed.push(pid);
+            } else if spanning.joining.is_empty() && !spanning.ended {
+                let members: Vec<CoreId> = spanning.members.iter().collect();
+                for member in members {
+                    let start = StartProcess { pid: pid.0 };
+                    processes.outbox.push((member, start.into()));
+                }
+                processes.table.start(pid);
+            }
+        }
+        drop(processes);
+        for pid in doomed {
+            end_between_turns(core, pid, Exit::Killed);
+        }
+        !answered.is_empty()
+    }
+
+    /// Cores that stopped: a process one of whose cores stopped is killed
+    /// (its dispatchers elsewhere too), and a dispatcher whose home stopped
+    /// ends. Whether it found any.
+    fn watch_cores(&mut self, core: &Core, members: Members) -> bool {
+        let mut processes = core.processes.borrow_mut();
+        let mut doomed = Vec::new();
+        for (&pid, spanning) in &mut processes.spanning {
+            let lost = spanning.running.minus(members);
+            if !lost.is_empty() {
+                // Those never answer: count them ended, their frames lost
+                // with them.
+                spanning.running = spanning.running.minus(lost);
+                spanning.joining = spanning.joining.minus(lost);
+                if !spanning.ended {
+                    doomed.push(pid);
+                }
+            }
+        }
+        let orphans: Vec<Pid> = processes
+            .table
+            .list()
+            .into_iter()
+            .map(|info| info.pid)
+            .filter(|pid| {
+                usize::from(pid.core()) != core.id && !members.contains(CoreId(pid.core()))
+            })
+            .filter(|pid| {
+                !matches!(
+                    processes.table.state(*pid),
+                    Some(atoll_sched::State::Ended(_))
+                )
+            })
+            .collect();
+        let homeless: Vec<Pid> = processes
+            .lingering
+            .keys()
+            .copied()
+            .filter(|pid| !members.contains(CoreId(pid.core())))
+            .collect();
+        for pid in &homeless {
+            let lingering = processes.lingering.remove(pid).expect("listed above");
+            processes.retiring.push(lingering);
+        }
+        drop(processes);
+        let found = !doomed.is_empty() || !orphans.is_empty() || !homeless.is_empty();
+        for pid in doomed.into_iter().chain(orphans) {
+            end_between_turns(core, pid, Exit::Killed);
+        }
+        found
+    }
+
+    /// Processes of this core that span others, ended, whose every
+    /// dispatcher has said it no longer maps their pages: the frames go
+    /// back here, and the members give back theirs (`ProcessGone`).
+    fn finish_spanning(&mut self, core: &Core) -> bool {
+        let mut processes = core.processes.borrow_mut();
+        let done: Vec<Pid> = processes
+            .spanning
+            .iter()
+            .filter(|(pid, spanning)| {
+                spanning.ended
+                    && spanning.running.is_empty()
+                    && !processes
+                        .retiring
+                        .iter()
+                        .any(|retiring| retiring.pid == **pid)
+            })
+            .map(|(&pid, _)| pid)
+            .collect();
+        for &pid in &done {
+            let spanning = processes.spanning.remove(&pid).expect("listed above");
+            for frame in processes.held_frames.remove(&pid).unwrap_or_default() {
+                core.local.free_frame(frame);
+            }
+            let members: Vec<CoreId> = spanning.members.iter().collect();
+            for member in members {
+                processes
+                    .outbox
+                    .push((member, ProcessGone { pid: pid.0 }.into()));
+            }
+        }
+        !done.is_empty()
+    }
+}
+
+/// Joins process `pid` of core `home` as dispatcher `index`: builds this
+/// core's page tables for it from the pages its home sent, opens its
+/// space here (when the host next settles), and holds its dispatcher until
+/// the home starts it.
+// The fields of `JoinProcess` one by one: a struct for them would be the
+// request again.
+#[allow(clippy::too_many_arguments)]
+fn join(
+    core: &Core,
+    home: CoreId,
+    pid: Pid,
+    index: u16,
+    cores: Members,
+    entry: u64,
+    name: &str,
+    args: &str,
+) -> Result<(), String> {
+    let mut processes = core.processes.borrow_mut();
+    let pages = processes.joining_pages.remove(&pid).unwrap_or_default();
+    if pages.is_empty() {
+        return Err(String::from("its pages did not come"));
+    }
+    if usize::from(pid.core()) != usize::from(home.0) {
+        return Err(String::from("the process is not the asking core's"));
+    }
+    let space = process::build(core.local, &pages)?;
+    let machine = Machine {
+        space,
+        next: Some(start_of(entry, index, args.len() as u64)),
+        dispatcher: (index, cores.len() as u16),
+    };
+    let owner = Owner::Kernel(Report::Home {
+        home: home.0,
+        index,
+    });
+    if processes.table.adopt(pid, name, owner, machine).is_err() {
+        drop(processes);
+        process::release(core.local, space, None);
+        return Err(String::from("this core runs as many processes as it holds"));
+    }
+    processes.to_open.push((pid, cores, pages));
+    Ok(())
+}
+
+/// Ends `pid` with `exit` if it is still on this core: between its turns at
+/// once, or at the end of the turn it is in.
+fn end_between_turns(core: &Core, pid: Pid, exit: Exit) {
+    let ended = {
+        let mut processes = core.processes.borrow_mut();
+        match processes.table.end_between_turns(pid, exit) {
+            Ok(ended) => ended,
+            Err(ProcessError::Running) => {
+                processes.doomed.entry(pid).or_insert(exit);
+                return;
+            }
+            Err(_) => return,
+        }
+    };
+    core.clear_away(ended);
+}
+
+/// A change a process proposed has ended: frames it no longer needs go
+/// back (a refused map's; an unmapped page's, now that no core maps it),
+/// and the process, if it waits for a change, runs again.
+pub(super) fn change_ended(core: &Core, token: u64, completion: Completion) {
+    let mut processes = core.processes.borrow_mut();
+    let Some(change) = processes.changes.get_mut(&token) else {
+        return;
+    };
+    let took = matches!(completion, Completion::Committed { .. });
+    change.done = Some(took);
+    let (pid, kind) = (change.pid, change.kind);
+    match (kind, took) {
+        (ChangeKind::Map { frame }, false) => core.local.free_frame(frame),
+        (ChangeKind::Unmap { vaddr }, true) => {
+            if let Some(frames) = processes.unmapped.get_mut(&(pid, vaddr))
+                && let Some(frame) = frames.pop_front()
+            {
+                core.local.free_frame(frame);
+                if frames.is_empty() {
+                    processes.unmapped.remove(&(pid, vaddr));
+                }
+            }
+        }
+        _ => {}
+    }
+    if processes.table.state(pid).is_none() {
+        // It has ended: nobody will poll the change.
+        processes.changes.remove(&token);
+    } else {
+        processes.table.wake(pid);
+    }
+}
+
+/// Applies an effect of `pid`'s replicated space to its page tables on
+/// this core and to this core's TLB.
+pub(super) fn apply(core: &Core, pid: Pid, effect: atoll_replica::Effect) {
+    let Some(space) = core.processes.borrow_mut().space_of(pid) else {
+        println!(
+            "atoll: core {}: a change of process {pid}'s space, which this core does not hold",
+            core.id
+        );
+        return;
+    };
+    let tables = core.local.page_tables();
+    let outcome = match effect {
+        atoll_replica::Effect::MapPage { vaddr, mapping, .. } => tables.map_user_in(
+            space,
+            vaddr,
+            mapping.paddr,
+            mapping.flags & PAGE_WRITABLE != 0,
+            mapping.flags & PAGE_EXECUTABLE != 0,
+            &mut || core.local.allocate_filled_frame(0),
+        ),
+        atoll_replica::Effect::UnmapPage { vaddr, .. } => {
+            tables.unmap_in(space, vaddr).map(|frame| {
+                // This core's frame goes back once the unmap has ended on
+                // every core (or with the process); another's is its own.
+                if core.local.owns_frame(frame) {
+                    let mut processes = core.processes.borrow_mut();
+                    processes
+                        .unmapped
+                        .entry((pid, vaddr))
+                        .or_default()
+                        .push_back(frame);
+                }
+            })
+        }
+        atoll_replica::Effect::InvalidateTlb { vaddr, .. } => {
+            if tables.user_space() == Some(space) {
+                paging::invalidate(vaddr);
+            }
+            Ok(())
+        }
+    };
+    if let Err(error) = outcome {
+        println!(
+            "atoll: core {}: process {pid}'s page tables disagree with its replica: {error}",
+            core.id
+        );
+    }
+}
