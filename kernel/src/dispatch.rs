@@ -106,6 +106,7 @@ impl Core {
                 joining: members,
                 running: members,
                 ended: false,
+                spawned_answer: None,
             },
         );
         Ok(pid)
@@ -122,6 +123,11 @@ impl Core {
     ) -> Result<Pid, SpawnFailure> {
         let pid = self.spawn_for(name, args, Owner::Kernel(report), cores)?;
         self.flush_processes();
+        // A process that spans cores runs once they have all joined.
+        self.idle_until(|| {
+            let state = self.processes.borrow().table.state(pid);
+            (state != Some(atoll_sched::State::Held)).then_some(())
+        });
         Ok(pid)
     }
 

@@ -118,6 +118,9 @@ pub struct Spanning {
     pub running: Members,
     /// Whether the process (its dispatcher here) has ended.
     pub ended: bool,
+    /// The monitor's token of a `SpawnProgram` to answer once every core
+    /// has joined (or one could not).
+    pub spawned_answer: Option<u32>,
 }
 
 /// The pages of a process's space as every core of it maps them: page

@@ -60,10 +60,18 @@ impl Host {
             ProcessRequest::Spawn { cores, name, args } => {
                 let owner = Owner::Kernel(Report::Console);
                 let answer = match core.spawn_for(&name, &args, owner, cores) {
-                    Ok(pid) => Spawned {
-                        outcome: SPAWNED,
-                        pid: pid.0,
-                    },
+                    Ok(pid) => {
+                        let mut processes = core.processes.borrow_mut();
+                        if let Some(spanning) = processes.spanning.get_mut(&pid) {
+                            // Answered once every core has joined.
+                            spanning.spawned_answer = Some(token);
+                            return;
+                        }
+                        Spawned {
+                            outcome: SPAWNED,
+                            pid: pid.0,
+                        }
+                    }
                     Err(error) => {
                         failed(&name, error);
                         Spawned {
@@ -329,13 +337,28 @@ impl Host {
                 );
                 spanning.running.remove(member);
                 doomed.push(pid);
+                if let Some(token) = spanning.spawned_answer.take() {
+                    let failed = Spawned {
+                        outcome: SPAWN_FAILED,
+                        pid: pid.0,
+                    };
+                    processes.answers.push((token, failed.into()));
+                }
             } else if spanning.joining.is_empty() && !spanning.ended {
                 let members: Vec<CoreId> = spanning.members.iter().collect();
+                let answer = spanning.spawned_answer.take();
                 for member in members {
                     let start = StartProcess { pid: pid.0 };
                     processes.outbox.push((member, start.into()));
                 }
                 processes.table.start(pid);
+                if let Some(token) = answer {
+                    let spawned = Spawned {
+                        outcome: SPAWNED,
+                        pid: pid.0,
+                    };
+                    processes.answers.push((token, spawned.into()));
+                }
             }
         }
         drop(processes);

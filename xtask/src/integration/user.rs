@@ -24,6 +24,10 @@ pub fn tests() -> Vec<QemuTest> {
         ),
     ]
     .into_iter()
+    .chain([QemuTest::new(
+        "a_process_spanning_cores_ends_when_one_of_them_stops_and_the_others_get_its_frames_back",
+        spanning_process_survives_no_lost_core,
+    )])
     .chain(PROCESS_CORES.map(|cores| {
         QemuTest::new(
             format!("processes_spawn_wait_take_turns_die_alone_and_are_killed_at_{cores}_cores"),
@@ -40,9 +44,66 @@ const SPANNING: usize = 2 << 10;
 /// The core counts the process tests boot.
 const PROCESS_CORES: [usize; 4] = [1, 2, 4, 8];
 
-/// The free frames of each core's pool, from a `mem` answer: the `index`th
-/// table in `serial`.
-fn free_frames(serial: &str, index: usize, cores: usize) -> Result<Vec<u64>, String> {
+/// A `spin` spanning cores 1 to 3 runs on all three; core 3 faults while
+/// its dispatcher computes (the fault's NMI lands in ring 3): the view
+/// leaves it out, the home (core 1) kills the process, and cores 1 and 2
+/// have every frame back. Then a `spin` spanning cores 1 and 2 loses its
+/// home (`core off 1`): core 2 ends its dispatcher and has every frame
+/// back, and core 0 still serves.
+fn spanning_process_survives_no_lost_core(context: &mut TestContext) -> Result<(), String> {
+    let script = "mem; spawn spin --cores 1,2,3; ps; ps; fault 3; ps; ps; mem; \
+                  spawn spin --cores 1,2; ps; ps; core off 1; ps; ps; mem";
+    let run = context.exec(4, script)?;
+    super::cases::expect_success(&run, script)?;
+    let serial = &run.serial;
+    let frames = |index| free_frames_or_gone(serial, index, 4);
+    let (before, after_fault, after_off) = (frames(0)?, frames(1)?, frames(2)?);
+    expect_line(serial, "spawn spin: process 1025 on cores 1 2 3 (home 1)")?;
+    expect_line(serial, "ps: 1 processes, 3 dispatchers, on 4 cores")?;
+    if !protocol::lines(serial)
+        .any(|line| line.starts_with("atoll: core 3: exception 14 (page fault)"))
+    {
+        return Err("core 3 did not fault".to_owned());
+    }
+    expect_line(serial, "atoll: core 1: process 1025 (spin) was killed")?;
+    if after_fault[..3] != before[..3] || after_fault[3].is_some() {
+        return Err(format!(
+            "after core 3's fault, free frames per core are {after_fault:?}, before {before:?}: cores 0 to 2 should have all theirs back, core 3 none to report"
+        ));
+    }
+    expect_line(serial, "spawn spin: process 2049 on cores 1 2 (home 1)")?;
+    expect_line(serial, "ps: 1 processes, 2 dispatchers, on 3 cores")?;
+    expect_line(serial, "ps: 0 processes, 0 dispatchers, on 2 cores")?;
+    if after_off[0] != before[0] || after_off[2] != before[2] || after_off[1].is_some() {
+        return Err(format!(
+            "after its home left, free frames per core are {after_off:?}, before {before:?}: cores 0 and 2 should have all theirs back"
+        ));
+    }
+    Ok(())
+}
+
+/// As [`free_frames`], with `None` for a core that does not report (`-`:
+/// it stopped).
+fn free_frames_or_gone(
+    serial: &str,
+    index: usize,
+    cores: usize,
+) -> Result<Vec<Option<u64>>, String> {
+    table_lines(serial, index, cores)?
+        .into_iter()
+        .map(|line| match line.split_whitespace().last() {
+            Some("-") => Ok(None),
+            Some(free) => free
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("no free frames in `{line}`")),
+            None => Err(format!("no free frames in `{line}`")),
+        })
+        .collect()
+}
+
+/// The core lines of the `index`th `mem` table in `serial`.
+fn table_lines(serial: &str, index: usize, cores: usize) -> Result<Vec<&str>, String> {
     let lines: Vec<&str> = protocol::lines(serial).collect();
     let header = lines
         .iter()
@@ -51,15 +112,15 @@ fn free_frames(serial: &str, index: usize, cores: usize) -> Result<Vec<u64>, Str
         .nth(index)
         .map(|(at, _)| at)
         .ok_or(format!("no `mem` table number {index}"))?;
-    lines[header + 1..]
-        .iter()
-        .take(cores)
-        .map(|line| {
-            line.split_whitespace()
-                .last()
-                .and_then(|free| free.parse().ok())
-                .ok_or(format!("no free frames in `{line}`"))
-        })
+    Ok(lines[header + 1..].iter().take(cores).copied().collect())
+}
+
+/// The free frames of each core's pool, from a `mem` answer: the `index`th
+/// table in `serial`.
+fn free_frames(serial: &str, index: usize, cores: usize) -> Result<Vec<u64>, String> {
+    free_frames_or_gone(serial, index, cores)?
+        .into_iter()
+        .map(|free| free.ok_or_else(|| String::from("a core did not report its frames")))
         .collect()
 }
 
