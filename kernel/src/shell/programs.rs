@@ -238,7 +238,9 @@ const SPAWN_RUNS: usize = 16;
 
 /// `bench user`: what starting a program, running it to its end and
 /// clearing it away costs (`true`, which exits at once, [`SPAWN_RUNS`]
-/// times), and what a system call costs (`nullcall` measures it itself).
+/// times), what a system call costs (`nullcall` measures it itself), and
+/// what a map and an unmap cost in a process spanning 1 core up to every
+/// member (`maplat` measures them itself).
 pub fn bench(core: &Core) -> Result<(), String> {
     let mut samples = alloc::vec::Vec::with_capacity(SPAWN_RUNS);
     for _ in 0..SPAWN_RUNS {
@@ -263,6 +265,25 @@ pub fn bench(core: &Core) -> Result<(), String> {
         .map_err(|error| format!("bench user: nullcall: {error}"))?;
     if exit != Exit::Status(0) {
         return Err(format!("bench user: nullcall ended {exit:?}"));
+    }
+    // A map and an unmap agreed by 1 to every member, the shell's core the
+    // home.
+    let others: Vec<usize> = core
+        .members()
+        .into_iter()
+        .filter(|&member| member != core.id)
+        .collect();
+    for spanned in 0..=others.len() {
+        let mut cores = Members::one(CoreId(core.id as u16));
+        for &other in &others[..spanned] {
+            cores.insert(CoreId(other as u16));
+        }
+        let (_, exit) = core
+            .run_to_end("maplat", "", cores)
+            .map_err(|error| format!("bench user: maplat: {error}"))?;
+        if exit != Exit::Status(0) {
+            return Err(format!("bench user: maplat on {cores} ended {exit:?}"));
+        }
     }
     Ok(())
 }

@@ -360,11 +360,22 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
 
 /// `bench user` times `true`'s start, run and end, and `nullcall` times
 /// its null system calls: both report medians that are counts of cycles,
-/// with the fastest no slower than the median.
+/// with the fastest no slower than the median; and `maplat` times a map
+/// and an unmap spanning 1 and 2 cores, each of which took effect.
 fn bench_user_measures(context: &mut TestContext) -> Result<(), String> {
     let script = "bench user";
     let run = context.exec(2, script)?;
     super::cases::expect_success(&run, script)?;
+    for cores in 1..=2 {
+        let timed = protocol::lines(&run.serial)
+            .find_map(|line| line.strip_prefix(&format!("maplat: {cores} cores: map median ")));
+        let Some(timed) = timed else {
+            return Err(format!("no `maplat` line for {cores} cores"));
+        };
+        if !timed.ends_with(" over 64 rounds; 0 did not take effect") {
+            return Err(format!("maplat on {cores} cores: `{timed}`"));
+        }
+    }
     let spawn = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("bench user: spawn, run and end of `true`: median "))
         .ok_or("no `bench user` line for `true`")?;
@@ -454,7 +465,7 @@ fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(
     super::cases::expect_success(&run, script)?;
     expect_line(&run.serial, super::cases::PROGRAMS_LINE)?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 11 in the boot image")?;
+    expect_line(&run.serial, "programs: 12 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
