@@ -19,13 +19,14 @@ use atoll_sched::{Exit, Info, Owner, Pid, ProcessError, SpawnError, State};
 
 use crate::host::{self, Core};
 use crate::process::{
-    ChangeKind, Machine, Next, PAGE_WRITABLE, Report, Retiring, Spanning, SpawnFailure, describe,
-    describe_exit, load, release,
+    ChangeKind, ChannelName, Machine, Next, PAGE_WRITABLE, Report, Retiring, Spanning,
+    SpawnFailure, describe, describe_exit, load, release,
 };
 use crate::programs::ended_of;
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
-    CoreSet, EndDispatcher, JoinProcess, PAGE_ENTRY_BYTES, PAGES_BYTES, ProcessPages, pack_pages,
+    ChannelConnect, ChannelNotify, CoreSet, EndDispatcher, JoinProcess, PAGE_ENTRY_BYTES,
+    PAGES_BYTES, ProcessPages, pack_pages,
 };
 use atoll_monitor::{CoreId, Members};
 
@@ -365,6 +366,18 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             Err(error) => Err(error),
         },
         Some(Call::Pid) => Ok(u64::from(me.0)),
+        Some(Call::ChannelCreate) => channel_create(core, me, frame.rdi),
+        Some(Call::ChannelConnect) => channel_connect(core, me, [frame.rdi, frame.rsi, frame.rdx]),
+        Some(Call::Notify) => notify(core, me, frame.rdi),
+        Some(Call::WaitNotify) => {
+            let mut processes = core.processes.borrow_mut();
+            if processes.notified.remove(&me) {
+                Ok(0)
+            } else {
+                processes.table.block(me);
+                return Resume::Block;
+            }
+        }
         Some(Call::SpaceHash) => core
             .with_monitor(|monitor| monitor.space_hash(me.0))
             .ok_or(Error::NoSuchProcess),
@@ -488,8 +501,130 @@ fn map(core: &Core, me: Pid, vaddr: u64, flags: u64) -> Result<u64, Error> {
 
 fn unmap(core: &Core, me: Pid, vaddr: u64) -> Result<u64, Error> {
     let vaddr = user_page(vaddr)?;
+    {
+        let processes = core.processes.borrow();
+        if processes.channels.contains_key(&(me, vaddr))
+            || processes.connections.contains_key(&(me, vaddr))
+        {
+            // A channel's page stays while its process runs.
+            return Err(Error::BadArgument);
+        }
+    }
     room_for_a_change(core, me)?;
     core.propose(me, vaddr, None, ChangeKind::Unmap { vaddr })
+}
+
+/// Channels join processes that each run on one core: a process's notify
+/// wakes the one dispatcher at the other end.
+fn single_core(core: &Core, me: Pid) -> Result<(), Error> {
+    let mut processes = core.processes.borrow_mut();
+    match processes
+        .table
+        .machine(me)
+        .map(|machine| machine.dispatcher.1)
+    {
+        Some(1) => Ok(()),
+        _ => Err(Error::BadArgument),
+    }
+}
+
+fn channel_create(core: &Core, me: Pid, address: u64) -> Result<u64, Error> {
+    let address = user_page(address)?;
+    room_for_a_change(core, me)?;
+    single_core(core, me)?;
+    let frame = core.local.allocate_filled_frame(0).ok_or(Error::NoMemory)?;
+    let mapping = Mapping {
+        paddr: frame,
+        flags: PAGE_WRITABLE,
+    };
+    core.propose(
+        me,
+        address,
+        Some(mapping),
+        ChangeKind::Channel { frame, address },
+    )
+}
+
+fn channel_connect(core: &Core, me: Pid, [pid, address, mine]: [u64; 3]) -> Result<u64, Error> {
+    let mine = user_page(mine)?;
+    room_for_a_change(core, me)?;
+    single_core(core, me)?;
+    let pid = Pid(u32::try_from(pid).map_err(|_| Error::NoSuchChannel)?);
+    if pid == me || !address.is_multiple_of(PAGE) {
+        return Err(Error::NoSuchChannel);
+    }
+    let channel = ChannelName {
+        core: CoreId(pid.core()),
+        pid,
+        address,
+    };
+    if usize::from(pid.core()) != core.id {
+        let kind = ChangeKind::Connect {
+            address: mine,
+            channel,
+            frame: 0,
+        };
+        // The frame comes from the channel's core first (`host::processes`).
+        let mut processes = core.processes.borrow_mut();
+        let token = processes.new_change(me, kind);
+        let ask = ChannelConnect {
+            pid: pid.0,
+            address,
+            by: me.0,
+        };
+        processes.connect_calls.push((token, channel.core, ask));
+        drop(processes);
+        core.flush_processes();
+        return Ok(token & u64::from(u32::MAX));
+    }
+    let frame = {
+        let mut processes = core.processes.borrow_mut();
+        let open = processes
+            .channels
+            .get_mut(&(pid, address))
+            .filter(|open| open.peer.is_none() && !open.closed && !open.creator_gone)
+            .ok_or(Error::NoSuchChannel)?;
+        open.peer = Some((CoreId(core.id as u16), me));
+        open.frame
+    };
+    let mapping = Mapping {
+        paddr: frame,
+        flags: PAGE_WRITABLE,
+    };
+    let kind = ChangeKind::Connect {
+        address: mine,
+        channel,
+        frame,
+    };
+    core.propose(me, mine, Some(mapping), kind)
+}
+
+fn notify(core: &Core, me: Pid, address: u64) -> Result<u64, Error> {
+    let peer = {
+        let processes = core.processes.borrow();
+        match processes.channels.get(&(me, address)) {
+            Some(channel) => channel.peer,
+            None => processes
+                .connections
+                .get(&(me, address))
+                .map(|(name, _)| (name.core, name.pid)),
+        }
+    };
+    let (at, peer) = peer.ok_or(Error::NoSuchChannel)?;
+    let mut processes = core.processes.borrow_mut();
+    if usize::from(at.0) == core.id {
+        processes.notified.insert(peer);
+        processes.table.wake(peer);
+        return Ok(0);
+    }
+    // The message wakes that core if it sleeps (its rings' own handshake),
+    // and its kernel wakes the process.
+    processes
+        .outbox
+        .push((at, ChannelNotify { pid: peer.0 }.into()));
+    drop(processes);
+    core.flush_processes();
+    Ok(0)
 }
 
 /// Whether the change of `token` has ended; spends the token if it has.

@@ -17,7 +17,7 @@
 //! page it does not have, an illegal instruction, a protection fault) ends
 //! it alone.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -27,7 +27,7 @@ use core::cell::RefCell;
 use atoll_abi::{STACK_PAGES, STACK_TOP};
 use atoll_arch::percore::CoreLocal;
 use atoll_arch::user::Registers;
-use atoll_monitor::process::JoinProcess;
+use atoll_monitor::process::{ChannelConnect, JoinProcess};
 use atoll_monitor::{CoreId, Members, Ticket, Wire};
 use atoll_programs::Image;
 use atoll_replica::Mapping;
@@ -146,6 +146,40 @@ pub enum ChangeKind {
     Map { frame: u64 },
     /// An unmap of the page at `vaddr`.
     Unmap { vaddr: u64 },
+    /// A map of `frame` (from this core's pool) at `address` that makes a
+    /// channel once it took effect.
+    Channel { frame: u64, address: u64 },
+    /// A map at `address` of the frame of the channel `channel`, which makes
+    /// the caller its other end once it took effect (the frame, 0 until
+    /// known, comes from the channel's core first, when that core is
+    /// another).
+    Connect {
+        address: u64,
+        channel: ChannelName,
+        frame: u64,
+    },
+}
+
+/// A channel, by the core and process that created it and its address
+/// there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelName {
+    pub core: CoreId,
+    pub pid: Pid,
+    pub address: u64,
+}
+
+/// A channel a process of this core created.
+pub struct Channel {
+    pub frame: u64,
+    /// The process at its other end, and its core, once one connected.
+    pub peer: Option<(CoreId, Pid)>,
+    /// Its other end has gone (or never took effect): nobody may connect
+    /// again (its rings are not fresh).
+    pub closed: bool,
+    /// Its creator has ended: the frame stays taken only while the other
+    /// end maps it.
+    pub creator_gone: bool,
 }
 
 /// This core's processes, and what is not yet handed on: ends to who waits
@@ -179,6 +213,18 @@ pub struct Processes {
     /// Processes to end once their turn is over (their end came while they
     /// ran: a fault of a dispatcher elsewhere, during a system call).
     pub doomed: BTreeMap<Pid, Exit>,
+    /// Channels processes of this core created, by process and address.
+    pub channels: BTreeMap<(Pid, u64), Channel>,
+    /// Channels processes of this core connected to, by process and the
+    /// address it maps the channel at, with the channel's frame (its
+    /// creator's core's to free).
+    pub connections: BTreeMap<(Pid, u64), (ChannelName, u64)>,
+    /// Processes notified since they last waited (`WaitNotify`).
+    pub notified: BTreeSet<Pid>,
+    /// `ChannelConnect` calls for the monitor to make (with the change's
+    /// token), and those made.
+    pub connect_calls: Vec<(u64, CoreId, ChannelConnect)>,
+    pub connect_tickets: BTreeMap<Ticket, u64>,
     /// Dispatchers of other cores' processes that exited while their
     /// process runs on: this core still holds the process's space (its
     /// replica takes part in every change, and its page tables follow)
@@ -211,6 +257,11 @@ impl Processes {
             join_tickets: BTreeMap::new(),
             doomed: BTreeMap::new(),
             lingering: BTreeMap::new(),
+            channels: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            notified: BTreeSet::new(),
+            connect_calls: Vec::new(),
+            connect_tickets: BTreeMap::new(),
             changes: BTreeMap::new(),
             next_change: 0,
             unmapped: BTreeMap::new(),
@@ -393,11 +444,22 @@ pub fn build(local: &CoreLocal, pages: &[(u64, Mapping)]) -> Result<u64, String>
 /// its pages map that are this core's (another core's frame is its to
 /// free), or, with `hold`, keeps those there: other cores may map them
 /// still.
-pub fn release(local: &CoreLocal, space: u64, mut hold: Option<&mut Vec<u64>>) {
+pub fn release(local: &CoreLocal, space: u64, hold: Option<&mut Vec<u64>>) {
+    release_keeping(local, space, hold, &[]);
+}
+
+/// [`release`], keeping `kept` frames taken (a channel's, while its other
+/// end maps it).
+pub fn release_keeping(
+    local: &CoreLocal,
+    space: u64,
+    mut hold: Option<&mut Vec<u64>>,
+    kept: &[u64],
+) {
     local.page_tables().release_user_space(
         space,
         &mut |frame| {
-            if local.owns_frame(frame) {
+            if local.owns_frame(frame) && !kept.contains(&frame) {
                 match hold.as_deref_mut() {
                     Some(held) => held.push(frame),
                     None => local.free_frame(frame),

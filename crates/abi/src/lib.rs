@@ -79,10 +79,27 @@ pub enum Call {
     /// space, hashed (its mappings, FNV-1a): equal on every core of the
     /// process when no change of it is under way.
     SpaceHash = 12,
+    /// `channel_create(address) -> token`: a channel: a fresh zeroed page
+    /// at `address` (as `Map` maps one) that one other process may
+    /// connect to (`ChannelConnect`), named by the caller's id and
+    /// `address`. Its first half is the ring from the creator to the
+    /// other, its second the ring back. The page cannot be unmapped.
+    ChannelCreate = 13,
+    /// `channel_connect(pid, address, my_address) -> token`: maps process
+    /// `pid`'s channel at its `address` at `my_address` of the caller, on
+    /// any core; at most one process connects to a channel.
+    ChannelConnect = 14,
+    /// `notify(address) -> 0`: wakes the process at the other end of the
+    /// caller's channel at `address` if it waits (`wait_notify`); call it
+    /// only when the ring says the receiver sleeps.
+    Notify = 15,
+    /// `wait_notify() -> 0`: waits until a process the caller has a
+    /// channel with notifies it (at once if one has since the last wait).
+    WaitNotify = 16,
 }
 
 impl Call {
-    pub const ALL: [Call; 13] = [
+    pub const ALL: [Call; 17] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Null,
@@ -96,12 +113,20 @@ impl Call {
         Call::WaitEvent,
         Call::Dispatcher,
         Call::SpaceHash,
+        Call::ChannelCreate,
+        Call::ChannelConnect,
+        Call::Notify,
+        Call::WaitNotify,
     ];
 
     pub fn from_number(number: u64) -> Option<Call> {
         Call::ALL.into_iter().find(|call| *call as u64 == number)
     }
 }
+
+/// A channel's page: the ring from its creator to the other end in the
+/// first half, the ring back in the second.
+pub const CHANNEL_RING_BYTES: u64 = 2048;
 
 /// `Map`'s flag for a writable page.
 pub const MAP_WRITABLE: u64 = 1;
@@ -179,6 +204,9 @@ pub enum Error {
     NoSuchToken = 14,
     /// The caller has [`MAX_CHANGES`] changes not yet polled.
     TooManyChanges = 15,
+    /// No channel at that address (of that process), or it has its other
+    /// end already.
+    NoSuchChannel = 16,
 }
 
 /// The most changes (maps, unmaps) a process may have proposed and not yet
@@ -186,7 +214,7 @@ pub enum Error {
 pub const MAX_CHANGES: u64 = 64;
 
 impl Error {
-    pub const ALL: [Error; 15] = [
+    pub const ALL: [Error; 16] = [
         Error::UnknownCall,
         Error::BadAddress,
         Error::TooLong,
@@ -202,6 +230,7 @@ impl Error {
         Error::Pending,
         Error::NoSuchToken,
         Error::TooManyChanges,
+        Error::NoSuchChannel,
     ];
 
     /// The value `rax` returns for this error.
@@ -231,7 +260,7 @@ mod tests {
             assert_eq!(error as u64, index as u64 + 1, "codes have no gaps");
             assert_eq!(Error::from_return(error.to_return()), Some(error));
         }
-        assert_eq!(Error::from_return(16u64.wrapping_neg()), None);
+        assert_eq!(Error::from_return(17u64.wrapping_neg()), None);
         assert_eq!(Error::from_return(5), None);
         assert_eq!(Error::from_return(0), None);
     }

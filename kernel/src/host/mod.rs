@@ -626,7 +626,8 @@ impl Host {
             self.push_all(core);
             self.mailbox.append(&mut self.out.completions);
             for (token, completion) in core::mem::take(&mut self.out.changes) {
-                processes::change_ended(core, token, completion);
+                let took = matches!(completion, atoll_replica::Completion::Committed { .. });
+                processes::change_ended(core, token, took);
             }
             if core.recorder.set(self.monitor.tracing()).is_err() {
                 println!(

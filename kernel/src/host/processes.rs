@@ -21,17 +21,19 @@ use alloc::vec::Vec;
 
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
-    DispatcherEnded, ENDED_NOT_LOADED, JOIN_FAILED, JOINED, Joined, KILL_ENDED,
-    KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED, Killed, ProcessGone, ProcessNote, ProcessRequest,
-    Processes, ProgramEnded, SPAWN_FAILED, SPAWNED, SpaceError, Spawned, StartProcess,
+    CHANNEL_FOUND, CHANNEL_NONE, ChannelClosed, ChannelFrame, DispatcherEnded, ENDED_NOT_LOADED,
+    JOIN_FAILED, JOINED, Joined, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED, Killed,
+    ProcessGone, ProcessNote, ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED,
+    SpaceError, Spawned, StartProcess,
 };
 use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
-use atoll_replica::{Completion, Mapping};
+use atoll_replica::Mapping;
 use atoll_sched::{Exit, Owner, Pid, ProcessError};
 
 use super::{Core, Host, ticks};
 use crate::process::{
-    self, ChangeKind, Machine, PAGE_EXECUTABLE, PAGE_WRITABLE, Report, Retiring, start_of,
+    self, ChangeKind, ChannelName, Machine, PAGE_EXECUTABLE, PAGE_WRITABLE, Report, Retiring,
+    start_of,
 };
 use crate::programs::ended_of;
 use atoll_arch::{cpu, paging};
@@ -102,6 +104,34 @@ impl Host {
                 self.monitor
                     .process_answer(now, token, Processes { text }, &mut self.out);
             }
+            ProcessRequest::Connect {
+                from,
+                pid,
+                address,
+                by,
+            } => {
+                let mut processes = core.processes.borrow_mut();
+                let answer = match processes
+                    .channels
+                    .get_mut(&(Pid(pid), address))
+                    .filter(|open| open.peer.is_none() && !open.closed && !open.creator_gone)
+                {
+                    Some(open) => {
+                        open.peer = Some((from, Pid(by)));
+                        ChannelFrame {
+                            outcome: CHANNEL_FOUND,
+                            frame: open.frame,
+                        }
+                    }
+                    None => ChannelFrame {
+                        outcome: CHANNEL_NONE,
+                        frame: 0,
+                    },
+                };
+                drop(processes);
+                self.monitor
+                    .process_answer(now, token, answer, &mut self.out);
+            }
             ProcessRequest::Join {
                 home,
                 pid,
@@ -169,6 +199,13 @@ impl Host {
                     core.local.free_frame(frame);
                 }
             }
+            ProcessNote::Notify { pid } => {
+                processes.notified.insert(Pid(pid));
+                processes.table.wake(Pid(pid));
+            }
+            ProcessNote::Closed { pid, address } => {
+                closed(core, &mut processes, Pid(pid), address);
+            }
         }
     }
 
@@ -181,7 +218,7 @@ impl Host {
     pub(super) fn settle_processes(&mut self, core: &Core) -> bool {
         let now = cpu::rdtsc();
         let members = self.monitor.view().members;
-        let (to_open, answers, retiring, outbox, join_calls) = {
+        let (to_open, answers, retiring, outbox, join_calls, connect_calls) = {
             let mut processes = core.processes.borrow_mut();
             (
                 core::mem::take(&mut processes.to_open),
@@ -189,6 +226,7 @@ impl Host {
                 core::mem::take(&mut processes.retiring),
                 core::mem::take(&mut processes.outbox),
                 core::mem::take(&mut processes.join_calls),
+                core::mem::take(&mut processes.connect_calls),
             )
         };
         // A space still busy is no progress: it is tried again after the
@@ -196,7 +234,8 @@ impl Host {
         let mut did = !to_open.is_empty()
             || !answers.is_empty()
             || !outbox.is_empty()
-            || !join_calls.is_empty();
+            || !join_calls.is_empty()
+            || !connect_calls.is_empty();
         for (pid, holders, pages) in to_open {
             if let Err(error) = self
                 .monitor
@@ -224,7 +263,17 @@ impl Host {
                 .join_tickets
                 .insert(ticket, (pid, member));
         }
+        for (token, to, ask) in connect_calls {
+            let ticket = self
+                .monitor
+                .call(now, to, ask, ticks(JOIN_TIMEOUT_MS), &mut self.out);
+            core.processes
+                .borrow_mut()
+                .connect_tickets
+                .insert(ticket, token);
+        }
         did |= self.take_joins(core);
+        did |= self.take_channel_frames(core);
         did |= self.watch_cores(core, members);
         let mut still = Vec::new();
         for retiring in retiring {
@@ -254,7 +303,41 @@ impl Host {
         } = retiring;
         let mut processes = core.processes.borrow_mut();
         let mut held = Vec::new();
-        process::release(core.local, space, spans.then_some(&mut held));
+        // A channel it created whose other end still maps the frame keeps
+        // it; the other end's going frees it (`closed`).
+        let created: Vec<u64> = processes
+            .channels
+            .range((pid, 0)..=(pid, u64::MAX))
+            .map(|(&(_, address), _)| address)
+            .collect();
+        let mut kept = Vec::new();
+        for address in created {
+            let open = processes
+                .channels
+                .get_mut(&(pid, address))
+                .expect("listed above");
+            if open.peer.is_some() && !open.closed {
+                open.creator_gone = true;
+                kept.push(open.frame);
+            } else {
+                processes.channels.remove(&(pid, address));
+            }
+        }
+        // Channels it connected to: their frames are their creators' cores'
+        // (this one's too) to free, once told.
+        let connected: Vec<(u64, ChannelName)> = processes
+            .connections
+            .range((pid, 0)..=(pid, u64::MAX))
+            .map(|(&(_, address), &(name, frame))| {
+                kept.push(frame);
+                (address, name)
+            })
+            .collect();
+        process::release_keeping(core.local, space, spans.then_some(&mut held), &kept);
+        for (address, name) in connected {
+            processes.connections.remove(&(pid, address));
+            tell_closed(core, &mut processes, name);
+        }
         let unmapped: Vec<(Pid, u64)> = processes
             .unmapped
             .range((pid, 0)..=(pid, u64::MAX))
@@ -453,6 +536,109 @@ impl Host {
     }
 }
 
+impl Host {
+    /// The answers to this core's `ChannelConnect` calls: with the frame,
+    /// the caller's map of it is proposed; without, its change ends
+    /// refused. Whether any came.
+    fn take_channel_frames(&mut self, core: &Core) -> bool {
+        let mut answered: Vec<(u64, Option<u64>)> = Vec::new();
+        {
+            let processes = core.processes.borrow();
+            if processes.connect_tickets.is_empty() {
+                return false;
+            }
+            self.mailbox.retain(|(ticket, result)| {
+                let Some(&token) = processes.connect_tickets.get(ticket) else {
+                    return true;
+                };
+                let frame = result
+                    .clone()
+                    .ok()
+                    .and_then(|wire| wire.take::<ChannelFrame>())
+                    .filter(|answer| answer.outcome == CHANNEL_FOUND)
+                    .map(|answer| answer.frame);
+                answered.push((token, frame));
+                false
+            });
+        }
+        let now = cpu::rdtsc();
+        for &(token, frame) in &answered {
+            let mut processes = core.processes.borrow_mut();
+            processes
+                .connect_tickets
+                .retain(|_, waiting| *waiting != token);
+            let Some(change) = processes.changes.get_mut(&token) else {
+                continue;
+            };
+            let (pid, kind) = (change.pid, change.kind);
+            let ChangeKind::Connect {
+                address, channel, ..
+            } = kind
+            else {
+                continue;
+            };
+            let Some(frame) = frame else {
+                change.done = Some(false);
+                processes.table.wake(pid);
+                continue;
+            };
+            change.kind = ChangeKind::Connect {
+                address,
+                channel,
+                frame,
+            };
+            drop(processes);
+            let mapping = Mapping {
+                paddr: frame,
+                flags: PAGE_WRITABLE,
+            };
+            let proposed = self.monitor.propose_change(
+                now,
+                pid.0,
+                address,
+                Some(mapping),
+                token,
+                &mut self.out,
+            );
+            if proposed.is_err() {
+                // Its space is gone (it ended meanwhile): the change ends
+                // refused, and the channel's core hears it was let go.
+                change_ended(core, token, false);
+            }
+        }
+        !answered.is_empty()
+    }
+}
+
+/// The channel `name` is let go by its other end (on this core, or by a
+/// note): its frame goes back if its creator has ended too; nobody connects
+/// to it again.
+fn closed(core: &Core, processes: &mut process::Processes, pid: Pid, address: u64) {
+    let Some(open) = processes.channels.get_mut(&(pid, address)) else {
+        return;
+    };
+    open.closed = true;
+    if open.creator_gone {
+        let frame = open.frame;
+        processes.channels.remove(&(pid, address));
+        core.local.free_frame(frame);
+    }
+}
+
+/// This core's process let go of the channel `name`: its creator's core
+/// hears it (this one, or by message).
+fn tell_closed(core: &Core, processes: &mut process::Processes, name: ChannelName) {
+    if usize::from(name.core.0) == core.id {
+        closed(core, processes, name.pid, name.address);
+    } else {
+        let message = ChannelClosed {
+            pid: name.pid.0,
+            address: name.address,
+        };
+        processes.outbox.push((name.core, message.into()));
+    }
+}
+
 /// Joins process `pid` of core `home` as dispatcher `index`: builds this
 /// core's page tables for it from the pages its home sent, opens its
 /// space here (when the host next settles), and holds its dispatcher until
@@ -514,19 +700,46 @@ fn end_between_turns(core: &Core, pid: Pid, exit: Exit) {
     core.clear_away(ended);
 }
 
-/// A change a process proposed has ended: frames it no longer needs go
-/// back (a refused map's; an unmapped page's, now that no core maps it),
-/// and the process, if it waits for a change, runs again.
-pub(super) fn change_ended(core: &Core, token: u64, completion: Completion) {
+/// A change a process proposed has ended, having taken effect (`took`) or
+/// not: frames it no longer needs go back (a refused map's; an unmapped
+/// page's, now that no core maps it), a channel is made or joined, and the
+/// process, if it waits for a change, runs again.
+pub(super) fn change_ended(core: &Core, token: u64, took: bool) {
     let mut processes = core.processes.borrow_mut();
     let Some(change) = processes.changes.get_mut(&token) else {
         return;
     };
-    let took = matches!(completion, Completion::Committed { .. });
     change.done = Some(took);
     let (pid, kind) = (change.pid, change.kind);
     match (kind, took) {
-        (ChangeKind::Map { frame }, false) => core.local.free_frame(frame),
+        (ChangeKind::Map { frame }, false) | (ChangeKind::Channel { frame, .. }, false) => {
+            core.local.free_frame(frame)
+        }
+        (ChangeKind::Channel { frame, address }, true) => {
+            let open = process::Channel {
+                frame,
+                peer: None,
+                closed: false,
+                creator_gone: false,
+            };
+            processes.channels.insert((pid, address), open);
+        }
+        (
+            ChangeKind::Connect {
+                address,
+                channel,
+                frame,
+            },
+            true,
+        ) => {
+            processes
+                .connections
+                .insert((pid, address), (channel, frame));
+        }
+        (ChangeKind::Connect { channel, .. }, false) => {
+            // The channel's core marked it taken: let it go.
+            tell_closed(core, &mut processes, channel);
+        }
         (ChangeKind::Unmap { vaddr }, true) => {
             if let Some(frames) = processes.unmapped.get_mut(&(pid, vaddr))
                 && let Some(frame) = frames.pop_front()

@@ -31,8 +31,9 @@ const EDGES: [(u64, u64); 8] = [
     ((3 << 39) + 0x1000, 1),    // the kernel's test space
 ];
 
-/// The known calls the fuzzer makes (all but `Exit`).
-const KNOWN: [Call; 10] = [
+/// The known calls the fuzzer makes: all but `Exit`, which would end it,
+/// and `WaitNotify`, which would wait for ever (nobody notifies it).
+const KNOWN: [Call; 15] = [
     Call::ConsoleWrite,
     Call::Null,
     Call::Yield,
@@ -43,6 +44,11 @@ const KNOWN: [Call; 10] = [
     Call::Unmap,
     Call::Poll,
     Call::WaitEvent,
+    Call::Dispatcher,
+    Call::SpaceHash,
+    Call::ChannelCreate,
+    Call::ChannelConnect,
+    Call::Notify,
 ];
 
 /// Pages its maps and unmaps aim at: its own, away from its image and
@@ -78,12 +84,28 @@ fn allowed(number: u64, arguments: [u64; 4], answer: u64, me: u32) -> bool {
         (Call::Wait, Some(Error::BadAddress | Error::NoSuchProcess | Error::NotAChild)) => true,
         (Call::Map, Some(Error::BadAddress | Error::BadArgument | Error::NoMemory)) => true,
         (Call::Map | Call::Unmap, Some(Error::TooManyChanges)) => true,
-        (Call::Unmap, Some(Error::BadAddress)) => true,
+        // A channel's page cannot be unmapped.
+        (Call::Unmap, Some(Error::BadAddress | Error::BadArgument)) => true,
         (Call::Map | Call::Unmap, None) => answer <= u64::from(u32::MAX),
         (Call::Poll, None) => answer == 0,
         (Call::Poll, Some(Error::Refused | Error::Pending | Error::NoSuchToken)) => true,
         (Call::WaitEvent, None) => answer == 0,
         (Call::WaitEvent, Some(Error::NoSuchToken)) => true,
+        // It runs on one core: dispatcher 0 of 1.
+        (Call::Dispatcher, None) => answer == 1,
+        // Any hash is a hash.
+        (Call::SpaceHash, _) => true,
+        (
+            Call::ChannelCreate,
+            Some(Error::BadAddress | Error::NoMemory | Error::TooManyChanges),
+        ) => true,
+        (
+            Call::ChannelConnect,
+            Some(Error::BadAddress | Error::NoSuchChannel | Error::TooManyChanges),
+        ) => true,
+        (Call::ChannelCreate | Call::ChannelConnect, None) => answer <= u64::from(u32::MAX),
+        (Call::Notify, None) => answer == 0,
+        (Call::Notify, Some(Error::NoSuchChannel)) => true,
         _ => false,
     }
 }
@@ -155,7 +177,20 @@ fn main() -> u64 {
                     };
                     [pid, place, 0, 0]
                 }
-                Call::Map | Call::Unmap => {
+                Call::ChannelConnect => {
+                    let pid = match next() % 2 {
+                        0 => u64::from(me),
+                        _ => next() & 0xFFFF_FFFF,
+                    };
+                    [
+                        pid,
+                        next() & !0xFFF,
+                        REGION + 4096 * (next() % REGION_PAGES),
+                        0,
+                    ]
+                }
+                Call::Notify => [REGION + 4096 * (next() % REGION_PAGES), 0, 0, 0],
+                Call::Map | Call::Unmap | Call::ChannelCreate => {
                     let target = match next() % 4 {
                         0 => address,
                         1 => REGION + 4096 * (next() % REGION_PAGES) + 8,
@@ -179,7 +214,14 @@ fn main() -> u64 {
             (call as u64, arguments)
         };
         let answer = libatoll::call_raw(number, arguments);
-        let changed = number == Call::Map as u64 || number == Call::Unmap as u64;
+        let changed = [
+            Call::Map,
+            Call::Unmap,
+            Call::ChannelCreate,
+            Call::ChannelConnect,
+        ]
+        .iter()
+        .any(|call| *call as u64 == number);
         if changed && Error::from_return(answer).is_none() {
             tokens[recent % tokens.len()] = answer;
             recent += 1;

@@ -26,6 +26,11 @@ pub struct Change {
 }
 
 impl Change {
+    /// The change of the kernel's `token`.
+    pub(crate) fn new(token: u64) -> Self {
+        Self { token, done: None }
+    }
+
     /// The kernel's token for it.
     pub fn token(&self) -> u64 {
         self.token

@@ -17,7 +17,9 @@ pub use atoll_abi::{
     STACK_TOP, USER_END, USER_START,
 };
 
+pub mod channel;
 mod executor;
+pub use atoll_urpc::{PAYLOAD_SIZE, Payload};
 pub use executor::{Change, block_on, block_on_all, map, unmap};
 
 /// Enters the kernel with system call `call` and up to four arguments;

@@ -165,8 +165,13 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
     // cores: two round trips to every core (`ps` asks each) see them all
     // handled.
     let settle = "ps; ps; ";
+    // A server on core 1 (0 with one core), its third process (after a
+    // spin and the spanning spin), pinged from the last core.
+    let server_core = last.min(1);
+    let server = (3 << 10) + server_core - usize::from(server_core == 1) * 1024;
     let script = format!(
         "mem; {}; ps; {}; ps; spawn spin --cores {all}; ps; kill {SPANNING}; ps; {settle}mem; \
+         spawn pingpong --cores {server_core} serve; run pingpong --cores {last} ping {server} 1000; \
          run hello --cores {last} one two; run family --cores {last}; \
          run crash --cores {last}; run crash --cores {last} illegal; run crash --cores {last} protection; \
          run fuzz --cores {last}; run memstress --cores {last}; run mapreduce --cores {all}; \
@@ -277,6 +282,17 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
             "the killed processes' frames are not all back: free frames per core {before:?} before, {after:?} after"
         ));
     }
+    let pinged = protocol::lines(serial)
+        .find(|line| {
+            line.starts_with(&format!(
+                "pingpong: 1000 round trips to process {server}: median "
+            ))
+        })
+        .ok_or(format!("no pingpong from core {last} to process {server}"))?;
+    if !pinged.ends_with("; 0 echoes wrong") {
+        return Err(format!("pingpong: `{pinged}`"));
+    }
+    expect_line(serial, "pingpong: served 1000 round trips")?;
     expect_line(serial, "hello from user space (one two)")?;
     expect_line(serial, "family: 0 checks failed")?;
     let lines: Vec<&str> = protocol::lines(serial).collect();
@@ -360,8 +376,10 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
 
 /// `bench user` times `true`'s start, run and end, and `nullcall` times
 /// its null system calls: both report medians that are counts of cycles,
-/// with the fastest no slower than the median; and `maplat` times a map
-/// and an unmap spanning 1 and 2 cores, each of which took effect.
+/// with the fastest no slower than the median; `pingpong` times 1,000
+/// user-level round trips between cores 0 and 1, every echo right, beside
+/// the kernel's round trip between them; and `maplat` times a map and an
+/// unmap spanning 1 and 2 cores, each of which took effect.
 fn bench_user_measures(context: &mut TestContext) -> Result<(), String> {
     let script = "bench user";
     let run = context.exec(2, script)?;
@@ -465,7 +483,7 @@ fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(
     super::cases::expect_success(&run, script)?;
     expect_line(&run.serial, super::cases::PROGRAMS_LINE)?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 12 in the boot image")?;
+    expect_line(&run.serial, "programs: 13 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;

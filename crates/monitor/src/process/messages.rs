@@ -44,6 +44,12 @@ pub const JOINED: u8 = 0;
 /// holds); its own line says why.
 pub const JOIN_FAILED: u8 = 1;
 
+/// `ChannelFrame::outcome`: the channel's frame is `frame`, and the asker
+/// its other end.
+pub const CHANNEL_FOUND: u8 = 0;
+/// No such channel, or it has its other end already.
+pub const CHANNEL_NONE: u8 = 1;
+
 /// `Killed::outcome`: it was killed.
 pub const KILLED: u8 = 0;
 /// The core has no such process.
@@ -127,6 +133,19 @@ atoll_iface::interface! {
         /// From its home core: no core maps `pid`'s pages any more; the
         /// frames of this core's pool it had are free.
         ProcessGone { pid: u32 }
+        /// Process `by` (of the sending core) connects to the channel of
+        /// process `pid` at `address`: the frame, or none.
+        ChannelConnect { pid: u32, address: u64, by: u32 } -> ChannelFrame {
+            /// `CHANNEL_FOUND` or `CHANNEL_NONE`.
+            outcome: u8,
+            frame: u64
+        }
+        /// Wake process `pid` of the receiving core if it waits for a
+        /// notification (the other end of its channel sent to it).
+        ChannelNotify { pid: u32 }
+        /// The process that connected to `pid`'s channel at `address` has
+        /// ended: the sending core no longer maps its frame.
+        ChannelClosed { pid: u32, address: u64 }
     }
 }
 
@@ -178,6 +197,14 @@ pub enum ProcessRequest {
     Kill { pid: u32 },
     /// Answer [`Processes`].
     List,
+    /// Process `by` of core `from` connects to `pid`'s channel at
+    /// `address`; answer [`ChannelFrame`].
+    Connect {
+        from: CoreId,
+        pid: u32,
+        address: u64,
+        by: u32,
+    },
 }
 
 /// What another core tells this core about processes, needing no answer,
@@ -201,6 +228,10 @@ pub enum ProcessNote {
     },
     /// `ProcessGone`.
     Gone { pid: u32 },
+    /// `ChannelNotify`.
+    Notify { pid: u32 },
+    /// `ChannelClosed`.
+    Closed { pid: u32, address: u64 },
 }
 
 /// `pages` packed for `ProcessPages` (at most `PAGES_BYTES /

@@ -135,6 +135,20 @@ impl Service for Process {
             ProcessMessage::ProcessGone(ProcessGone { pid }) => {
                 return cx.defer(Deferred::ProcessNote(ProcessNote::Gone { pid }));
             }
+            ProcessMessage::ChannelConnect(ChannelConnect { pid, address, by }) => {
+                ProcessRequest::Connect {
+                    from,
+                    pid,
+                    address,
+                    by,
+                }
+            }
+            ProcessMessage::ChannelNotify(ChannelNotify { pid }) => {
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Notify { pid }));
+            }
+            ProcessMessage::ChannelClosed(ChannelClosed { pid, address }) => {
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Closed { pid, address }));
+            }
             ProcessMessage::KillProcess(KillProcess { pid }) => ProcessRequest::Kill { pid },
             ProcessMessage::ListProcesses(ListProcesses {}) => ProcessRequest::List,
             ProcessMessage::ReplicateSpace(ReplicateSpace { pid, message }) => {
@@ -145,7 +159,8 @@ impl Service for Process {
             | ProcessMessage::Spawned(_)
             | ProcessMessage::Killed(_)
             | ProcessMessage::Processes(_)
-            | ProcessMessage::Joined(_) => return,
+            | ProcessMessage::Joined(_)
+            | ProcessMessage::ChannelFrame(_) => return,
         };
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);

@@ -1,0 +1,130 @@
+//! Channels between processes: URPC rings in a page both map, sent and
+//! received on with no system call, the same rings the kernel's cores use
+//! (`atoll-urpc`).
+//!
+//! A channel's page holds two rings: the first half from its creator to the
+//! other end, the second back. Sending writes a slot; receiving polls one.
+//! A receiver with nothing to do announces that it sleeps on its ring and
+//! waits in the kernel (`WaitNotify`); a sender that finds the announcement
+//! after it sent asks the kernel to wake it (`Notify`), which for a process
+//! on another core is a message that wakes that core only if it sleeps.
+//! Neither side enters the kernel while the other is awake.
+
+use atoll_urpc::{Payload, Receiver, RingHeader, SLOT_SIZE, Sender, Slot, Wake};
+
+use crate::{Call, Change, Error, answer, syscall};
+use atoll_abi::CHANNEL_RING_BYTES;
+
+/// Slots in each ring: what a half page holds after the ring's header.
+const SLOTS: usize = (CHANNEL_RING_BYTES as usize - core::mem::size_of::<RingHeader>()) / SLOT_SIZE;
+
+/// How many polls a receiver makes before it sleeps.
+const SPIN_POLLS: u32 = 2_000;
+
+/// Asks for a channel at `address` of this process; it is there once the
+/// change has ended ([`Channel::open`] then, as its creator).
+pub fn create(address: u64) -> Result<Change, Error> {
+    let token = answer(syscall(Call::ChannelCreate, [address, 0, 0, 0]))?;
+    Ok(Change::new(token))
+}
+
+/// Asks to connect to process `pid`'s channel at its `address`, mapped at
+/// `mine` here; it is there once the change has ended ([`Channel::open`]
+/// then, as the other end). A refusal: no such channel (yet), or it has
+/// its other end.
+pub fn connect(pid: u32, address: u64, mine: u64) -> Result<Change, Error> {
+    let token = answer(syscall(
+        Call::ChannelConnect,
+        [u64::from(pid), address, mine, 0],
+    ))?;
+    Ok(Change::new(token))
+}
+
+/// One end of a channel.
+pub struct Channel {
+    address: u64,
+    sender: Sender<'static>,
+    receiver: Receiver<'static>,
+}
+
+/// The header and slots of the ring at `base`.
+fn ring(base: u64) -> (&'static RingHeader, &'static [Slot]) {
+    // SAFETY: `base` is the start of one half of a channel's page, which
+    // this process maps writable for as long as it runs (the kernel refuses
+    // to unmap it), zeroed when the channel was made: a `RingHeader` (all
+    // zeros is a fresh one) then `SLOTS` fresh slots fit in the half, at
+    // their alignment (the page's start, and the header's size, are
+    // multiples of 64). The other end reaches the same memory only through
+    // the ring's protocol.
+    unsafe {
+        let header = &*(base as *const RingHeader);
+        let slots = core::slice::from_raw_parts(
+            (base + core::mem::size_of::<RingHeader>() as u64) as *const Slot,
+            SLOTS,
+        );
+        (header, slots)
+    }
+}
+
+impl Channel {
+    /// This process's end of the channel mapped at `address`, once its
+    /// change has ended: the creator's (`creator`) or the other. Open each
+    /// end once: a ring has one sender and one receiver.
+    pub fn open(address: u64, creator: bool) -> Channel {
+        let (first, second) = (address, address + CHANNEL_RING_BYTES);
+        let (outgoing, incoming) = match creator {
+            true => (first, second),
+            false => (second, first),
+        };
+        let (out_header, out_slots) = ring(outgoing);
+        let (in_header, in_slots) = ring(incoming);
+        // SAFETY: the rings are fresh (zeroed at creation), and this end is
+        // the only sender on `outgoing` and the only receiver on `incoming`
+        // (each end opens once).
+        let (sender, receiver) = unsafe {
+            (
+                Sender::attach(out_header, out_slots),
+                Receiver::attach(in_header, in_slots),
+            )
+        };
+        Channel {
+            address,
+            sender,
+            receiver,
+        }
+    }
+
+    /// Sends `payload`, waiting (yielding) while the ring is full, and wakes
+    /// the other end if it sleeps.
+    pub fn send(&mut self, payload: &Payload) {
+        while self.sender.try_send(payload).is_err() {
+            crate::yield_now();
+        }
+        if self.sender.flush() == Wake::Needed {
+            // The other end announced that it sleeps.
+            syscall(Call::Notify, [self.address, 0, 0, 0]);
+        }
+    }
+
+    /// A message, if one is there.
+    pub fn try_recv(&mut self) -> Option<Payload> {
+        self.receiver.try_recv()
+    }
+
+    /// The next message: polls for a while, then sleeps in the kernel until
+    /// the other end wakes it.
+    pub fn recv(&mut self) -> Payload {
+        loop {
+            for _ in 0..SPIN_POLLS {
+                if let Some(payload) = self.receiver.try_recv() {
+                    return payload;
+                }
+                core::hint::spin_loop();
+            }
+            if self.receiver.prepare_to_sleep() {
+                syscall(Call::WaitNotify, [0; 4]);
+            }
+            self.receiver.woken();
+        }
+    }
+}

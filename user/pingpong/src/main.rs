@@ -1,0 +1,118 @@
+//! A user-level URPC round trip between two processes, on two cores.
+//!
+//! `pingpong serve` makes a channel and echoes every message back until it
+//! gets the one that says stop. `pingpong ping <pid> [<rounds>]` connects to
+//! process `pid`'s channel, sends `rounds` messages (1,000 without) one at a
+//! time, times each until its echo is back, checks every echo, says stop,
+//! and prints the median. Neither enters the kernel while the other is
+//! awake: a side sleeps only after polling for a while, and the other wakes
+//! it (`notify`) only then.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use libatoll::channel::{self, Channel};
+use libatoll::{Error, PAYLOAD_SIZE, Payload, USER_START, block_on, cycles, println};
+
+libatoll::main!(main);
+
+/// Where the server's channel is, and where the client maps it.
+const SERVED: u64 = USER_START + (1 << 35);
+const MINE: u64 = USER_START + (1 << 35) + (1 << 30);
+const DEFAULT_ROUNDS: usize = 1_000;
+const MAX_ROUNDS: usize = 4_096;
+/// The byte, after a message's round number, that says stop.
+const STOP_AT: usize = 8;
+
+fn message(round: usize) -> Payload {
+    let mut payload = [0u8; PAYLOAD_SIZE];
+    payload[..8].copy_from_slice(&(round as u64).to_le_bytes());
+    payload
+}
+
+fn main() -> u64 {
+    let mut words = libatoll::args().split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("serve"), None, None) => serve(),
+        (Some("ping"), Some(pid), rounds) => {
+            let rounds = rounds.map_or(Ok(DEFAULT_ROUNDS), str::parse);
+            match (pid.parse(), rounds) {
+                (Ok(pid), Ok(rounds)) if (1..=MAX_ROUNDS).contains(&rounds) => ping(pid, rounds),
+                _ => usage(),
+            }
+        }
+        _ => usage(),
+    }
+}
+
+fn usage() -> u64 {
+    println!("pingpong: serve, or ping <pid> [<rounds>, 1 to {MAX_ROUNDS}]");
+    2
+}
+
+fn serve() -> u64 {
+    if !channel::create(SERVED).is_ok_and(|change| block_on(change).is_ok()) {
+        println!("pingpong: cannot make a channel");
+        return 1;
+    }
+    println!(
+        "pingpong: process {} serves a channel at {SERVED:#x}",
+        libatoll::pid()
+    );
+    let mut channel = Channel::open(SERVED, true);
+    let mut echoed = 0u64;
+    loop {
+        let payload = channel.recv();
+        if payload[STOP_AT] != 0 {
+            break;
+        }
+        channel.send(&payload);
+        echoed += 1;
+    }
+    println!("pingpong: served {echoed} round trips");
+    0
+}
+
+fn ping(pid: u32, rounds: usize) -> u64 {
+    // The server makes its channel once it runs: ask again for a while.
+    let mut connected = false;
+    for _ in 0..1_000 {
+        match channel::connect(pid, SERVED, MINE).map(block_on) {
+            Ok(Ok(())) => {
+                connected = true;
+                break;
+            }
+            Ok(Err(Error::Refused)) | Err(Error::NoSuchChannel) => libatoll::yield_now(),
+            other => {
+                println!("pingpong: cannot connect to process {pid}: {other:?}");
+                return 1;
+            }
+        }
+    }
+    if !connected {
+        println!("pingpong: process {pid} serves no channel");
+        return 1;
+    }
+    let mut channel = Channel::open(MINE, false);
+    let mut times = [0u64; MAX_ROUNDS];
+    let mut wrong = 0u64;
+    for (round, time) in times[..rounds].iter_mut().enumerate() {
+        let start = cycles();
+        channel.send(&message(round));
+        let echo = channel.recv();
+        *time = cycles() - start;
+        wrong += u64::from(echo != message(round));
+    }
+    let mut stop = [0u8; PAYLOAD_SIZE];
+    stop[STOP_AT] = 1;
+    channel.send(&stop);
+    let times = &mut times[..rounds];
+    times.sort_unstable();
+    println!(
+        "pingpong: {rounds} round trips to process {pid}: median {} cycles (min {}, max {}); {wrong} echoes wrong",
+        times[rounds / 2],
+        times[0],
+        times[rounds - 1]
+    );
+    wrong
+}
