@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use atoll_abi::{
     Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CHANGES,
-    MAX_NAME, MAX_WRITE, USER_END, USER_START,
+    MAX_NAME, MAX_QUERY, MAX_WRITE, USER_END, USER_START,
 };
 use atoll_arch::user::{self, Ended, Resume, SyscallFrame};
 use atoll_monitor::process::LIST_BYTES;
@@ -378,6 +378,18 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
                 return Resume::Block;
             }
         }
+        Some(Call::Time) => {
+            let tsc_per_ms = crate::shared::boot_facts().tsc_per_ms.max(1);
+            Ok(u64::try_from(
+                u128::from(atoll_arch::cpu::rdtsc()) * 1_000_000 / u128::from(tsc_per_ms),
+            )
+            .unwrap_or(u64::MAX))
+        }
+        Some(Call::CoreInfo) => {
+            let cores = core.monitor().view().members.len() as u64;
+            Ok((core.id as u64) << 32 | cores)
+        }
+        Some(Call::SkbQuery) => skb_query(core, [frame.rdi, frame.rsi, frame.rdx, frame.r10]),
         Some(Call::SpaceHash) => core
             .with_monitor(|monitor| monitor.space_hash(me.0))
             .ok_or(Error::NoSuchProcess),
@@ -625,6 +637,33 @@ fn notify(core: &Core, me: Pid, address: u64) -> Result<u64, Error> {
     drop(processes);
     core.flush_processes();
     Ok(0)
+}
+
+/// Evaluates a query against this core's knowledge base and writes its
+/// answers, a line each, to the caller.
+fn skb_query(core: &Core, [body, length, out, room]: [u64; 4]) -> Result<u64, Error> {
+    let body =
+        String::from_utf8(read_user(body, length, MAX_QUERY)?).map_err(|_| Error::NotText)?;
+    let answers = core
+        .with_monitor(|monitor| monitor.knowledge().query(&body))
+        .map_err(|_| Error::BadQuery)?;
+    let mut text = String::new();
+    for answer in &answers {
+        let bindings: Vec<String> = answer
+            .iter()
+            .map(|(variable, value)| format!("{variable} = {value}"))
+            .collect();
+        match bindings.is_empty() {
+            true => text += "true\n",
+            false => text += &(bindings.join(", ") + "\n"),
+        }
+    }
+    if text.len() as u64 > room {
+        return Err(Error::TooLong);
+    }
+    let tables = core.local.page_tables();
+    user::copy_to_user(tables, out, text.as_bytes()).map_err(|_| Error::BadAddress)?;
+    Ok(text.len() as u64)
 }
 
 /// Whether the change of `token` has ended; spends the token if it has.

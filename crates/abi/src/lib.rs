@@ -27,6 +27,8 @@ pub const MAX_WRITE: u64 = 4096;
 pub const MAX_NAME: u64 = 32;
 /// The most bytes of a program's arguments (`Spawn`, and the shell's).
 pub const MAX_ARGS: u64 = 256;
+/// The most bytes of a knowledge-base query (`SkbQuery`).
+pub const MAX_QUERY: u64 = 256;
 
 /// The system calls, by number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +98,22 @@ pub enum Call {
     /// `wait_notify() -> 0`: waits until a process the caller has a
     /// channel with notifies it (at once if one has since the last wait).
     WaitNotify = 16,
+    /// `time() -> ns`: nanoseconds since the machine started, by this
+    /// core's time-stamp counter.
+    Time = 17,
+    /// `core_info() -> core << 32 | cores`: the core the caller runs on, and
+    /// how many cores its view holds.
+    CoreInfo = 18,
+    /// `skb_query(body, length, out, out_length) -> bytes`: evaluates the
+    /// rule body `body` (at most [`MAX_QUERY`] bytes of UTF-8) against this
+    /// core's replica of the knowledge base and writes its answers at `out`,
+    /// a line each (`X = 1, Y = 2`, or `true`), as long as they fit in
+    /// `out_length` bytes (`TooLong` otherwise, and nothing written).
+    SkbQuery = 19,
 }
 
 impl Call {
-    pub const ALL: [Call; 17] = [
+    pub const ALL: [Call; 20] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Null,
@@ -117,6 +131,9 @@ impl Call {
         Call::ChannelConnect,
         Call::Notify,
         Call::WaitNotify,
+        Call::Time,
+        Call::CoreInfo,
+        Call::SkbQuery,
     ];
 
     pub fn from_number(number: u64) -> Option<Call> {
@@ -207,6 +224,9 @@ pub enum Error {
     /// No channel at that address (of that process), or it has its other
     /// end already.
     NoSuchChannel = 16,
+    /// The knowledge base refused the query (its syntax, an unknown
+    /// predicate).
+    BadQuery = 17,
 }
 
 /// The most changes (maps, unmaps) a process may have proposed and not yet
@@ -214,7 +234,7 @@ pub enum Error {
 pub const MAX_CHANGES: u64 = 64;
 
 impl Error {
-    pub const ALL: [Error; 16] = [
+    pub const ALL: [Error; 17] = [
         Error::UnknownCall,
         Error::BadAddress,
         Error::TooLong,
@@ -231,6 +251,7 @@ impl Error {
         Error::NoSuchToken,
         Error::TooManyChanges,
         Error::NoSuchChannel,
+        Error::BadQuery,
     ];
 
     /// The value `rax` returns for this error.
@@ -260,7 +281,7 @@ mod tests {
             assert_eq!(error as u64, index as u64 + 1, "codes have no gaps");
             assert_eq!(Error::from_return(error.to_return()), Some(error));
         }
-        assert_eq!(Error::from_return(17u64.wrapping_neg()), None);
+        assert_eq!(Error::from_return(18u64.wrapping_neg()), None);
         assert_eq!(Error::from_return(5), None);
         assert_eq!(Error::from_return(0), None);
     }

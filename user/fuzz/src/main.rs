@@ -12,7 +12,9 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use libatoll::{Call, Error, MAX_ARGS, MAX_NAME, MAX_WRITE, STACK_TOP, USER_START, println};
+use libatoll::{
+    Call, Error, MAX_ARGS, MAX_NAME, MAX_QUERY, MAX_WRITE, STACK_TOP, USER_START, println,
+};
 
 libatoll::main!(main);
 
@@ -33,7 +35,7 @@ const EDGES: [(u64, u64); 8] = [
 
 /// The known calls the fuzzer makes: all but `Exit`, which would end it,
 /// and `WaitNotify`, which would wait for ever (nobody notifies it).
-const KNOWN: [Call; 15] = [
+const KNOWN: [Call; 18] = [
     Call::ConsoleWrite,
     Call::Null,
     Call::Yield,
@@ -49,6 +51,9 @@ const KNOWN: [Call; 15] = [
     Call::ChannelCreate,
     Call::ChannelConnect,
     Call::Notify,
+    Call::Time,
+    Call::CoreInfo,
+    Call::SkbQuery,
 ];
 
 /// Pages its maps and unmaps aim at: its own, away from its image and
@@ -105,6 +110,13 @@ fn allowed(number: u64, arguments: [u64; 4], answer: u64, me: u32) -> bool {
         ) => true,
         (Call::ChannelCreate | Call::ChannelConnect, None) => answer <= u64::from(u32::MAX),
         (Call::Notify, None) => answer == 0,
+        (Call::Time, None) => true,
+        (Call::CoreInfo, None) => answer >> 32 < 1024 && answer as u32 >= 1,
+        (
+            Call::SkbQuery,
+            Some(Error::BadAddress | Error::TooLong | Error::NotText | Error::BadQuery),
+        ) => true,
+        (Call::SkbQuery, None) => answer <= arguments[3],
         (Call::Notify, Some(Error::NoSuchChannel)) => true,
         _ => false,
     }
@@ -190,6 +202,10 @@ fn main() -> u64 {
                     ]
                 }
                 Call::Notify => [REGION + 4096 * (next() % REGION_PAGES), 0, 0, 0],
+                Call::SkbQuery => {
+                    let (out, room) = EDGES[(next() % EDGES.len() as u64) as usize];
+                    [address, length(MAX_QUERY, next()), out, room + next() % 64]
+                }
                 Call::Map | Call::Unmap | Call::ChannelCreate => {
                     let target = match next() % 4 {
                         0 => address,

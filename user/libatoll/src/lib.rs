@@ -13,8 +13,8 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use atoll_abi::{
-    Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_NAME, MAX_WRITE,
-    STACK_TOP, USER_END, USER_START,
+    Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_NAME, MAX_QUERY,
+    MAX_WRITE, STACK_TOP, USER_END, USER_START,
 };
 
 pub mod channel;
@@ -92,6 +92,30 @@ pub fn yield_now() {
 /// This process's id.
 pub fn pid() -> u32 {
     syscall(Call::Pid, [0; 4]) as u32
+}
+
+/// Nanoseconds since the machine started.
+pub fn time() -> u64 {
+    syscall(Call::Time, [0; 4])
+}
+
+/// The core this dispatcher runs on, and how many cores its view holds.
+pub fn core_info() -> (u32, u32) {
+    let answer = syscall(Call::CoreInfo, [0; 4]);
+    ((answer >> 32) as u32, answer as u32)
+}
+
+/// Evaluates the rule body `query` against this core's knowledge base;
+/// its answers, a line each, in `out`; how many bytes they took.
+pub fn skb_query<'a>(query: &str, out: &'a mut [u8]) -> Result<&'a str, Error> {
+    let arguments = [
+        query.as_ptr() as u64,
+        query.len() as u64,
+        out.as_mut_ptr() as u64,
+        out.len() as u64,
+    ];
+    let length = answer(syscall(Call::SkbQuery, arguments))? as usize;
+    core::str::from_utf8(&out[..length]).map_err(|_| Error::NotText)
 }
 
 /// This core's replica of the process's address space, hashed: equal on

@@ -172,7 +172,7 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
     let script = format!(
         "mem; {}; ps; {}; ps; spawn spin --cores {all}; ps; kill {SPANNING}; ps; {settle}mem; \
          spawn pingpong --cores {server_core} serve; run pingpong --cores {last} ping {server} 1000; \
-         run hello --cores {last} one two; run family --cores {last}; \
+         run hello --cores {last} one two; run sysinfo --cores {last}; run family --cores {last}; \
          run crash --cores {last}; run crash --cores {last} illegal; run crash --cores {last} protection; \
          run fuzz --cores {last}; run memstress --cores {last}; run mapreduce --cores {all}; \
          run memstress --cores {all} 20; {settle}mem; run nosuch --cores {last}; vm map {last} 1",
@@ -294,6 +294,16 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
     }
     expect_line(serial, "pingpong: served 1000 round trips")?;
     expect_line(serial, "hello from user space (one two)")?;
+    let info = protocol::lines(serial)
+        .find_map(|line| {
+            line.strip_prefix(&format!(
+                "sysinfo: core {last} of {cores} in the view; the knowledge base knows {cores} cores; "
+            ))
+        })
+        .ok_or(format!("no `sysinfo` line from core {last} of {cores}"))?;
+    if !info.ends_with("; 0 checks failed") {
+        return Err(format!("sysinfo: `{info}`"));
+    }
     expect_line(serial, "family: 0 checks failed")?;
     let lines: Vec<&str> = protocol::lines(serial).collect();
     let at = |wanted: &str| lines.iter().position(|line| *line == wanted);
@@ -483,7 +493,7 @@ fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(
     super::cases::expect_success(&run, script)?;
     expect_line(&run.serial, super::cases::PROGRAMS_LINE)?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 13 in the boot image")?;
+    expect_line(&run.serial, "programs: 14 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
