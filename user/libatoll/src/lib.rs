@@ -1,6 +1,7 @@
 //! What an Atoll program links with: the system calls as functions, the
 //! entry point that runs the program's `main` and exits with its status,
-//! and a panic handler that reports and exits.
+//! a panic handler that reports and exits, a global allocator (`heap`),
+//! futures and an executor for split-phase calls, and channels.
 //!
 //! A program is a `no_std`, `no_main` binary that names its main function
 //! with [`main!`]. The `unsafe` of user space lives here alone: the one
@@ -19,6 +20,7 @@ pub use atoll_abi::{
 
 pub mod channel;
 mod executor;
+pub mod heap;
 pub use atoll_urpc::{PAYLOAD_SIZE, Payload};
 pub use executor::{Change, block_on, block_on_all, map, unmap};
 

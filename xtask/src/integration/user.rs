@@ -148,7 +148,9 @@ fn ended<'a>(serial: &'a str, program: &str, core: usize) -> Vec<&'a str> {
 /// and unmaps 16 pages 50 times by split-phase changes; `mapreduce` on
 /// every core sums the input its home mapped and wrote, from each core;
 /// `memstress` on every core maps and unmaps at once from each, and the
-/// cores' replicas of its space agree at the end; every frame the
+/// cores' replicas of its space agree at the end; `heapcheck` fills, sums
+/// and frees vectors, strings and maps on the heap, alone and from every
+/// core at once; every frame the
 /// processes took (images, stacks, mapped pages, page tables) is back
 /// afterwards; an unknown program is refused there; and the kernel runs
 /// on: a map commits on every core.
@@ -175,7 +177,8 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
          run hello --cores {last} one two; run sysinfo --cores {last}; run family --cores {last}; \
          run crash --cores {last}; run crash --cores {last} illegal; run crash --cores {last} protection; \
          run fuzz --cores {last}; run memstress --cores {last}; run mapreduce --cores {all}; \
-         run memstress --cores {all} 20; {settle}mem; run nosuch --cores {last}; vm map {last} 1",
+         run memstress --cores {all} 20; run heapcheck --cores {last}; run heapcheck --cores {all}; \
+         {settle}mem; run nosuch --cores {last}; vm map {last} 1",
         each(&|core| format!("spawn spin --cores {core}")),
         each(&|core| format!("kill {}", pid(core))),
     );
@@ -258,7 +261,15 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
             "mapreduce: {cores} dispatchers summed 1..=4096: 8390656, expected 8390656; input unmapped: true"
         ),
     )?;
-    for program in ["mapreduce", "memstress"] {
+    for dispatchers in [1, cores] {
+        expect_line(
+            serial,
+            &format!(
+                "heapcheck: {dispatchers} dispatchers filled, summed and freed their vectors, strings and maps; 0 checks failed"
+            ),
+        )?;
+    }
+    for program in ["mapreduce", "memstress", "heapcheck"] {
         if ended(serial, program, 0).last() != Some(&"exited with status 0") {
             return Err(format!("{program} on every core did not exit 0"));
         }
@@ -493,7 +504,7 @@ fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(
     super::cases::expect_success(&run, script)?;
     expect_line(&run.serial, super::cases::PROGRAMS_LINE)?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 14 in the boot image")?;
+    expect_line(&run.serial, "programs: 15 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
