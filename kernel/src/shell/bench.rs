@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use atoll_arch::cpu;
 use atoll_arch::percore::TIMER_HZ;
 use atoll_monitor::bench::{
-    BENCH_DONE, BenchPeer, BenchShootdown, FIG3_MESSAGES, FIG3_SHARED_MEMORY, Fig3Run,
+    BENCH_DONE, BenchPeer, BenchReport, BenchShootdown, FIG3_MESSAGES, FIG3_SHARED_MEMORY, Fig3Run,
     SHOOTDOWN_METHODS, status_text,
 };
 use atoll_monitor::control::{
@@ -81,36 +81,13 @@ pub fn urpc_bench(core: &Core) -> Result<(), String> {
     println!(
         "urpc bench: medians of {ROUNDS} round trips; stream of one-way messages; cycles (ns)"
     );
-    println!(
-        "from  to   urpc-rtt          ipi-rtt           line-rtt          urpc/line  urpc/ipi  stream/msg"
-    );
+    println!("{PAIR_HEADER}");
     let mut ratios_to_line = Vec::new();
     for &from in &running {
         for &to in running.iter().filter(|&&to| to != from) {
-            let report = ask(core, from, BenchPeer { peer: to as u16 })
-                .map_err(|error| format!("urpc bench {from} -> {to}: {error}"))?;
-            if report.status != BENCH_DONE {
-                return Err(format!(
-                    "urpc bench {from} -> {to}: {}",
-                    status_text(report.status)
-                ));
-            }
-            let ratio =
-                |numerator: u64, denominator: u64| numerator as f64 / denominator.max(1) as f64;
-            ratios_to_line.push(ratio(report.urpc_round_trip, report.shared_line_round_trip));
-            println!(
-                "{from:>4}  {to:>2}   {:>7} ({:>6})  {:>7} ({:>6})  {:>7} ({:>6})  {:>9.2}  {:>8.2}  {:>5} ({} ns)",
-                report.urpc_round_trip,
-                nanoseconds(report.urpc_round_trip),
-                report.ipi_round_trip,
-                nanoseconds(report.ipi_round_trip),
-                report.shared_line_round_trip,
-                nanoseconds(report.shared_line_round_trip),
-                ratio(report.urpc_round_trip, report.shared_line_round_trip),
-                ratio(report.urpc_round_trip, report.ipi_round_trip),
-                report.stream_per_message,
-                nanoseconds(report.stream_per_message),
-            );
+            let report = bench_pair(core, from, to)?;
+            ratios_to_line
+                .push(report.urpc_round_trip as f64 / report.shared_line_round_trip.max(1) as f64);
         }
     }
     ratios_to_line.sort_unstable_by(f64::total_cmp);
@@ -120,6 +97,37 @@ pub fn urpc_bench(core: &Core) -> Result<(), String> {
         ratios_to_line[ratios_to_line.len() / 2]
     );
     Ok(())
+}
+
+/// The header over [`bench_pair`]'s rows.
+pub const PAIR_HEADER: &str = "from  to   urpc-rtt          ipi-rtt           line-rtt          urpc/line  urpc/ipi  stream/msg";
+
+/// Measures the pair `from` -> `to` (`BenchPeer`) and prints its row of
+/// `urpc bench`'s table.
+pub fn bench_pair(core: &Core, from: usize, to: usize) -> Result<BenchReport, String> {
+    let report = ask(core, from, BenchPeer { peer: to as u16 })
+        .map_err(|error| format!("urpc bench {from} -> {to}: {error}"))?;
+    if report.status != BENCH_DONE {
+        return Err(format!(
+            "urpc bench {from} -> {to}: {}",
+            status_text(report.status)
+        ));
+    }
+    let ratio = |numerator: u64, denominator: u64| numerator as f64 / denominator.max(1) as f64;
+    println!(
+        "{from:>4}  {to:>2}   {:>7} ({:>6})  {:>7} ({:>6})  {:>7} ({:>6})  {:>9.2}  {:>8.2}  {:>5} ({} ns)",
+        report.urpc_round_trip,
+        nanoseconds(report.urpc_round_trip),
+        report.ipi_round_trip,
+        nanoseconds(report.ipi_round_trip),
+        report.shared_line_round_trip,
+        nanoseconds(report.shared_line_round_trip),
+        ratio(report.urpc_round_trip, report.shared_line_round_trip),
+        ratio(report.urpc_round_trip, report.ipi_round_trip),
+        report.stream_per_message,
+        nanoseconds(report.stream_per_message),
+    );
+    Ok(report)
 }
 
 /// Shootdowns per method and target count; the medians are reported.

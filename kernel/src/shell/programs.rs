@@ -297,10 +297,11 @@ pub fn bench(core: &Core) -> Result<(), String> {
             return Err(format!("bench user: pingpong ended {exit:?}"));
         }
         println!(
-            "bench user: above, a round trip between processes on cores {} and {server_core} over a channel (rings both map, no system call); below, between the same cores' monitors, through their services",
+            "bench user: above, a round trip between processes on cores {} and {server_core} over a channel (rings both map, no system call); below, in the same boot and between the same cores, the monitors' round trip through their services (urpc-rtt) and the floor, one cache line passed back and forth (line-rtt)",
             core.id
         );
-        super::bench::urpc_ping(core, core.id, server_core)?;
+        println!("{}", super::bench::PAIR_HEADER);
+        super::bench::bench_pair(core, core.id, server_core)?;
     }
     // A map and an unmap agreed by 1 to every member, the shell's core the
     // home.
