@@ -219,6 +219,9 @@ pub struct Processes {
     /// address it maps the channel at, with the channel's frame (its
     /// creator's core's to free).
     pub connections: BTreeMap<(Pid, u64), (ChannelName, u64)>,
+    /// The view whose members `host::processes` last checked processes
+    /// against (a core left: its processes end).
+    pub watched_epoch: u32,
     /// Processes notified since they last waited (`WaitNotify`).
     pub notified: BTreeSet<Pid>,
     /// `ChannelConnect` calls for the monitor to make (with the change's
@@ -260,6 +263,7 @@ impl Processes {
             channels: BTreeMap::new(),
             connections: BTreeMap::new(),
             notified: BTreeSet::new(),
+            watched_epoch: 0,
             connect_calls: Vec::new(),
             connect_tickets: BTreeMap::new(),
             changes: BTreeMap::new(),

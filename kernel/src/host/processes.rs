@@ -217,7 +217,8 @@ impl Host {
     /// anything.
     pub(super) fn settle_processes(&mut self, core: &Core) -> bool {
         let now = cpu::rdtsc();
-        let members = self.monitor.view().members;
+        let view = self.monitor.view();
+        let members = view.members;
         let (to_open, answers, retiring, outbox, join_calls, connect_calls) = {
             let mut processes = core.processes.borrow_mut();
             (
@@ -274,7 +275,12 @@ impl Host {
         }
         did |= self.take_joins(core);
         did |= self.take_channel_frames(core);
-        did |= self.watch_cores(core, members);
+        // Cores leave only with a new view: look again only then.
+        let watched = core.processes.borrow().watched_epoch;
+        if watched != view.epoch {
+            core.processes.borrow_mut().watched_epoch = view.epoch;
+            did |= self.watch_cores(core, members);
+        }
         let mut still = Vec::new();
         for retiring in retiring {
             match self.monitor.close_space(retiring.pid.0) {
