@@ -167,7 +167,18 @@ impl Core {
     /// Kills `pid` as [`kill`](Self::kill) does; what it held is given
     /// back when the host next settles its processes.
     pub(crate) fn kill_for(&self, pid: Pid) -> Result<(), ProcessError> {
-        let ended = self.processes.borrow_mut().table.kill(pid)?;
+        let mut processes = self.processes.borrow_mut();
+        let ended = match processes.table.kill(pid) {
+            Ok(ended) => ended,
+            // The kill came during one of its system calls: it ends when
+            // that turn does.
+            Err(ProcessError::Running) => {
+                processes.doomed.insert(pid, Exit::Killed);
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        drop(processes);
         self.clear_away(ended);
         Ok(())
     }

@@ -27,11 +27,13 @@ use core::cell::RefCell;
 use atoll_abi::{STACK_PAGES, STACK_TOP};
 use atoll_arch::percore::CoreLocal;
 use atoll_arch::user::Registers;
-use atoll_monitor::process::{ChannelConnect, JoinProcess};
+use atoll_monitor::process::{
+    ChannelConnect, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED,
+};
 use atoll_monitor::{CoreId, Members, Ticket, Wire};
 use atoll_programs::Image;
 use atoll_replica::Mapping;
-use atoll_sched::{Exit, Info, Pid, Table};
+use atoll_sched::{Exit, Info, Pid, ProcessError, Table};
 
 use crate::programs;
 
@@ -472,6 +474,19 @@ pub fn release_keeping(
         },
         &mut |table| local.free_frame(table),
     );
+}
+
+/// A kill's outcome, as `KillProcess` answers it. (A process killed during
+/// one of its system calls ends when that turn does: `kill_for` never
+/// reports it running.)
+pub fn kill_outcome(killed: Result<(), ProcessError>) -> u8 {
+    match killed {
+        Ok(()) => KILLED,
+        Err(ProcessError::Ended) => KILL_ENDED,
+        Err(ProcessError::NoSuchProcess | ProcessError::NotAChild | ProcessError::Running) => {
+            KILL_NO_SUCH_PROCESS
+        }
+    }
 }
 
 /// How a process ended, in words.

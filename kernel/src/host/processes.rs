@@ -22,9 +22,8 @@ use alloc::vec::Vec;
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
     CHANNEL_FOUND, CHANNEL_NONE, ChannelClosed, ChannelFrame, DispatcherEnded, ENDED_NOT_LOADED,
-    JOIN_FAILED, JOINED, Joined, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED, Killed,
-    ProcessGone, ProcessNote, ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED,
-    SpaceError, Spawned, StartProcess,
+    JOIN_FAILED, JOINED, Joined, Killed, ProcessGone, ProcessNote, ProcessRequest, Processes,
+    ProgramEnded, SPAWN_FAILED, SPAWNED, SpaceError, Spawned, StartProcess,
 };
 use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
 use atoll_replica::Mapping;
@@ -86,14 +85,7 @@ impl Host {
                     .process_answer(now, token, answer, &mut self.out);
             }
             ProcessRequest::Kill { pid } => {
-                let outcome = match core.kill_for(Pid(pid)) {
-                    Ok(()) => KILLED,
-                    Err(ProcessError::Ended) => KILL_ENDED,
-                    Err(ProcessError::Running) => KILL_RUNNING,
-                    Err(ProcessError::NoSuchProcess | ProcessError::NotAChild) => {
-                        KILL_NO_SUCH_PROCESS
-                    }
-                };
+                let outcome = process::kill_outcome(core.kill_for(Pid(pid)));
                 self.monitor
                     .process_answer(now, token, Killed { outcome }, &mut self.out);
             }

@@ -7,17 +7,16 @@ use alloc::vec::Vec;
 
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
-    KILL_ENDED, KILL_NO_SUCH_PROCESS, KILL_RUNNING, KILLED, KillProcess, ListProcesses,
-    PROGRAM_ARGS_BYTES, PROGRAM_NAME_BYTES, Processes, ProgramEnded, RunProgram, SPAWNED,
-    SpawnProgram,
+    KILL_ENDED, KILLED, KillProcess, ListProcesses, PROGRAM_ARGS_BYTES, PROGRAM_NAME_BYTES,
+    Processes, ProgramEnded, RunProgram, SPAWNED, SpawnProgram,
 };
 use atoll_programs::Image;
-use atoll_sched::{Exit, Pid, ProcessError};
+use atoll_sched::{Exit, Pid};
 use atoll_shell::Launch;
 
 use super::ask::{ask, ask_all, check_running};
 use crate::host::Core;
-use crate::process::{LIST_HEADER, Report, describe_exit};
+use crate::process::{LIST_HEADER, Report, describe_exit, kill_outcome};
 use crate::programs::{archive, exit_of};
 use atoll_monitor::process::CoreSet;
 use atoll_monitor::{CoreId, Members};
@@ -204,12 +203,7 @@ pub fn kill(core: &Core, pid: u32) -> Result<(), String> {
     let pid = Pid(pid);
     let at = usize::from(pid.core());
     let outcome = if at == core.id {
-        match core.kill(pid) {
-            Ok(()) => KILLED,
-            Err(ProcessError::Ended) => KILL_ENDED,
-            Err(ProcessError::Running) => KILL_RUNNING,
-            Err(ProcessError::NoSuchProcess | ProcessError::NotAChild) => KILL_NO_SUCH_PROCESS,
-        }
+        kill_outcome(core.kill(pid))
     } else {
         check_running(core, "kill", at).map_err(|_| {
             format!("kill: no process {pid}: its core, {at}, is not a running core")
@@ -228,7 +222,6 @@ pub fn kill(core: &Core, pid: u32) -> Result<(), String> {
         KILL_ENDED => Err(format!(
             "kill: process {pid} has ended already; its parent has yet to wait for it"
         )),
-        KILL_RUNNING => Err(format!("kill: process {pid} is running on core {at}")),
         _ => Err(format!("kill: core {at} has no process {pid}")),
     }
 }

@@ -56,8 +56,6 @@ pub const KILLED: u8 = 0;
 pub const KILL_NO_SUCH_PROCESS: u8 = 1;
 /// It had ended already, and waits for its parent to wait for it.
 pub const KILL_ENDED: u8 = 2;
-/// It is on the core now: the core kills only between turns.
-pub const KILL_RUNNING: u8 = 3;
 
 atoll_iface::interface! {
     /// Processes of the receiving core: programs of the boot image it runs.
