@@ -25,8 +25,8 @@ use crate::process::{
 use crate::programs::ended_of;
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
-    ChannelConnect, ChannelNotify, CoreSet, EndDispatcher, JoinProcess, PAGE_ENTRY_BYTES,
-    PAGES_BYTES, ProcessPages, pack_pages,
+    ChannelConnect, ChannelNotify, ChildEnded, CoreSet, EndDispatcher, JoinProcess, KillProcess,
+    PAGE_ENTRY_BYTES, PAGES_BYTES, ProcessPages, SpawnChild, pack_pages,
 };
 use atoll_monitor::{CoreId, Members};
 
@@ -326,6 +326,11 @@ impl Core {
             }
         }
         processes.retiring.push(retiring);
+        // Its children elsewhere are nobody's to wait for now.
+        processes
+            .remote_children
+            .retain(|_, (parent, _)| *parent != ended.pid);
+        processes.pending_spawns.remove(&ended.pid);
         match ended.report {
             // Its parent waits for it.
             None => {}
@@ -339,6 +344,21 @@ impl Core {
             }
             // Its home hears of it once this core no longer maps its pages.
             Some(Owner::Kernel(Report::Home { .. })) => {}
+            Some(Owner::Kernel(Report::RemoteParent { core: at, pid })) => {
+                let ended_as = ended_of(ended.exit);
+                let message = ChildEnded {
+                    parent: pid,
+                    child: ended.pid.0,
+                    outcome: ended_as.outcome,
+                    core: ended_as.core,
+                    status: ended_as.status,
+                    vector: ended_as.vector,
+                    error_code: ended_as.error_code,
+                    rip: ended_as.rip,
+                    address: ended_as.address,
+                };
+                processes.outbox.push((CoreId(at), message.into()));
+            }
             Some(Owner::Kernel(Report::Console) | Owner::Orphan | Owner::Parent(_)) => {
                 drop(processes);
                 println!(
@@ -370,7 +390,18 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             frame.rax = 0;
             return Resume::Switch;
         }
-        Some(Call::Spawn) => spawn(core, me, [frame.rdi, frame.rsi, frame.rdx, frame.r10]),
+        Some(Call::Spawn) => {
+            match spawn(
+                core,
+                me,
+                [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8],
+            ) {
+                Ok(Some(pid)) => Ok(pid),
+                Ok(None) => return Resume::Block,
+                Err(error) => Err(error),
+            }
+        }
+        Some(Call::Kill) => kill(core, me, frame.rdi),
         Some(Call::Wait) => match wait(core, me, frame.rdi, frame.rsi) {
             Ok(Waited::Written) => Ok(0),
             Ok(Waited::Blocked) => return Resume::Block,
@@ -448,30 +479,125 @@ fn console_write(address: u64, length: u64) -> Result<u64, Error> {
     Ok(length)
 }
 
+/// A spawn's failure as the ABI says it.
+pub fn spawn_error(failure: SpawnFailure) -> Error {
+    match failure {
+        SpawnFailure::NoSuchProgram => Error::NoSuchProgram,
+        SpawnFailure::TooManyProcesses => Error::TooManyProcesses,
+        SpawnFailure::NotLoaded(_) => Error::NotLoaded,
+    }
+}
+
+/// `Ok(None)`: the spawn is under way on another core, and the caller now
+/// waits for its answer (the call is made again when it comes).
 fn spawn(
     core: &Core,
     parent: Pid,
-    [name, name_length, args, args_length]: [u64; 4],
-) -> Result<u64, Error> {
+    [name, name_length, args, args_length, at]: [u64; 5],
+) -> Result<Option<u64>, Error> {
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| Error::NotText);
     let name = text(read_user(name, name_length, MAX_NAME)?)?;
     let args = text(read_user(args, args_length, MAX_ARGS)?)?;
+    let elsewhere = match at.checked_sub(1) {
+        Some(at) if at != core.id as u64 => Some(at),
+        _ => None,
+    };
+    if let Some(at) = elsewhere {
+        return spawn_elsewhere(core, parent, at, &name, &args);
+    }
     let here = Members::one(CoreId(core.id as u16));
     match core.spawn_for(&name, &args, Owner::Parent(parent), here) {
         Ok(pid) => {
             core.flush_processes();
-            Ok(u64::from(pid.0))
+            Ok(Some(u64::from(pid.0)))
         }
-        Err(SpawnFailure::NoSuchProgram) => Err(Error::NoSuchProgram),
-        Err(SpawnFailure::TooManyProcesses) => Err(Error::TooManyProcesses),
-        Err(SpawnFailure::NotLoaded(why)) => {
-            println!(
-                "atoll: core {}: process {parent}: spawn {name}: {why}",
-                core.id
-            );
-            Err(Error::NotLoaded)
+        Err(failure) => {
+            if let SpawnFailure::NotLoaded(why) = &failure {
+                println!(
+                    "atoll: core {}: process {parent}: spawn {name}: {why}",
+                    core.id
+                );
+            }
+            Err(spawn_error(failure))
         }
     }
+}
+
+/// Spawns `name` on core `at` for `parent`: asks that core, and waits for
+/// its answer (the call is made again and finds it).
+fn spawn_elsewhere(
+    core: &Core,
+    parent: Pid,
+    at: u64,
+    name: &str,
+    args: &str,
+) -> Result<Option<u64>, Error> {
+    let mut processes = core.processes.borrow_mut();
+    match processes.pending_spawns.get(&parent) {
+        Some(Some(answer)) => {
+            let answer = *answer;
+            processes.pending_spawns.remove(&parent);
+            return answer.map(|child| Some(u64::from(child.0)));
+        }
+        Some(None) => {
+            processes.table.block(parent);
+            return Ok(None);
+        }
+        None => {}
+    }
+    let at = u16::try_from(at)
+        .ok()
+        .filter(|&at| core.monitor().is_member(CoreId(at)))
+        .ok_or(Error::NoSuchCore)?;
+    let (Some(name), Some(args)) = (Bytes::new(name.as_bytes()), Bytes::new(args.as_bytes()))
+    else {
+        unreachable!("read within the same limits");
+    };
+    let ask = SpawnChild {
+        parent: parent.0,
+        name,
+        args,
+    };
+    processes.spawn_calls.push((parent, CoreId(at), ask));
+    processes.pending_spawns.insert(parent, None);
+    processes.table.block(parent);
+    drop(processes);
+    core.flush_processes();
+    Ok(None)
+}
+
+/// Kills the caller's child `child`: here between its turns, or on its
+/// core by message.
+fn kill(core: &Core, me: Pid, child: u64) -> Result<u64, Error> {
+    let child = Pid(u32::try_from(child).map_err(|_| Error::NoSuchProcess)?);
+    let mut processes = core.processes.borrow_mut();
+    if let Some(&(parent, exit)) = processes.remote_children.get(&child) {
+        if parent != me {
+            return Err(Error::NotAChild);
+        }
+        if exit.is_none() {
+            let ask = KillProcess { pid: child.0 };
+            processes.kill_calls.push((CoreId(child.core()), ask));
+            drop(processes);
+            core.flush_processes();
+        }
+        return Ok(0);
+    }
+    match processes.table.parent_of(child) {
+        Some(parent) if parent == me => {}
+        Some(_) => return Err(Error::NotAChild),
+        None => {
+            return Err(match processes.table.state(child) {
+                Some(_) => Error::NotAChild,
+                None => Error::NoSuchProcess,
+            });
+        }
+    }
+    drop(processes);
+    // Its end, even if it has ended already, is its parent's to wait for.
+    let _ = core.kill_for(child);
+    core.flush_processes();
+    Ok(0)
 }
 
 /// What a `wait` (or `wait_event`) did.
@@ -716,7 +842,23 @@ fn wait(core: &Core, me: Pid, child: u64, record: u64) -> Result<Waited, Error> 
         .map_err(|_| Error::BadAddress)?;
     let child = u32::try_from(child).map_err(|_| Error::NoSuchProcess)?;
     let mut processes = core.processes.borrow_mut();
-    let exit = match processes.table.wait(me, Pid(child)) {
+    let remote = match processes.remote_children.get(&Pid(child)) {
+        Some(&(parent, _)) if parent != me => return Err(Error::NotAChild),
+        Some(&(_, Some(exit))) => {
+            processes.remote_children.remove(&Pid(child));
+            Some(exit)
+        }
+        Some(&(_, None)) => {
+            processes.table.blocked(me, Pid(child));
+            return Ok(Waited::Blocked);
+        }
+        None => None,
+    };
+    let local = match remote {
+        Some(exit) => Ok(Some(exit)),
+        None => processes.table.wait(me, Pid(child)),
+    };
+    let exit = match local {
         Ok(Some(exit)) => exit,
         Ok(None) => {
             processes.table.blocked(me, Pid(child));

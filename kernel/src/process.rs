@@ -28,7 +28,7 @@ use atoll_abi::{STACK_PAGES, STACK_TOP};
 use atoll_arch::percore::CoreLocal;
 use atoll_arch::user::Registers;
 use atoll_monitor::process::{
-    ChannelConnect, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED,
+    ChannelConnect, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED, KillProcess, SpawnChild,
 };
 use atoll_monitor::{CoreId, Members, Ticket, Wire};
 use atoll_programs::Image;
@@ -73,6 +73,9 @@ pub enum Report {
     Shell(u32),
     /// Another core, which asked by message: the monitor's token.
     Remote(u32),
+    /// A process of another core, which spawned it here (`SpawnChild`):
+    /// `ChildEnded`.
+    RemoteParent { core: u16, pid: u32 },
     /// The process's home core (this is dispatcher `index` of a process
     /// that spans cores): `DispatcherEnded`, once this core no longer maps
     /// its pages.
@@ -221,6 +224,20 @@ pub struct Processes {
     /// address it maps the channel at, with the channel's frame (its
     /// creator's core's to free).
     pub connections: BTreeMap<(Pid, u64), (ChannelName, u64)>,
+    /// Spawns processes asked for on other cores, by the process that asked:
+    /// `None` until the answer comes, then the child or why not.
+    pub pending_spawns: BTreeMap<Pid, Option<Result<Pid, atoll_abi::Error>>>,
+    /// `SpawnChild` calls for the monitor to make, and those made (by the
+    /// parent's id).
+    pub spawn_calls: Vec<(Pid, CoreId, SpawnChild)>,
+    pub spawn_tickets: BTreeMap<Ticket, Pid>,
+    /// Children processes of this core have on other cores: the parent,
+    /// and the child's end once it came (`ChildEnded`).
+    pub remote_children: BTreeMap<Pid, (Pid, Option<Exit>)>,
+    /// `KillProcess` calls for the monitor to make, whose answers nobody
+    /// waits for, and those made.
+    pub kill_calls: Vec<(CoreId, KillProcess)>,
+    pub kill_tickets: BTreeSet<Ticket>,
     /// The view whose members `host::processes` last checked processes
     /// against (a core left: its processes end).
     pub watched_epoch: u32,
@@ -266,6 +283,12 @@ impl Processes {
             connections: BTreeMap::new(),
             notified: BTreeSet::new(),
             watched_epoch: 0,
+            pending_spawns: BTreeMap::new(),
+            spawn_calls: Vec::new(),
+            spawn_tickets: BTreeMap::new(),
+            remote_children: BTreeMap::new(),
+            kill_calls: Vec::new(),
+            kill_tickets: BTreeSet::new(),
             connect_calls: Vec::new(),
             connect_tickets: BTreeMap::new(),
             changes: BTreeMap::new(),

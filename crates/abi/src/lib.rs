@@ -45,10 +45,11 @@ pub enum Call {
     /// `yield() -> 0`: gives the core to the next process that is ready,
     /// and goes on after it (at once if none is).
     Yield = 3,
-    /// `spawn(name, name_length, args, args_length) -> pid`: starts the
-    /// boot image's program `name` (at most [`MAX_NAME`] bytes) on this
-    /// core as a child of the caller, with `args` (at most [`MAX_ARGS`]
-    /// bytes of UTF-8).
+    /// `spawn(name, name_length, args, args_length, core) -> pid`: starts
+    /// the boot image's program `name` (at most [`MAX_NAME`] bytes) as a
+    /// child of the caller, with `args` (at most [`MAX_ARGS`] bytes of
+    /// UTF-8), on core `core - 1`, or on the caller's core when `core` is
+    /// 0. On another core the call waits for that core's answer.
     Spawn = 4,
     /// `wait(pid, record) -> 0`: waits until the caller's child `pid` has
     /// ended, writes how at `record` (an [`ExitRecord`]) and forgets the
@@ -110,10 +111,14 @@ pub enum Call {
     /// a line each (`X = 1, Y = 2`, or `true`), as long as they fit in
     /// `out_length` bytes (`TooLong` otherwise, and nothing written).
     SkbQuery = 19,
+    /// `kill(pid) -> 0`: kills the caller's child `pid`, on whichever core
+    /// it runs (on another, the kill is under way when this returns); its
+    /// end comes to `wait` as killed.
+    Kill = 20,
 }
 
 impl Call {
-    pub const ALL: [Call; 20] = [
+    pub const ALL: [Call; 21] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Null,
@@ -134,6 +139,7 @@ impl Call {
         Call::Time,
         Call::CoreInfo,
         Call::SkbQuery,
+        Call::Kill,
     ];
 
     pub fn from_number(number: u64) -> Option<Call> {
@@ -227,6 +233,8 @@ pub enum Error {
     /// The knowledge base refused the query (its syntax, an unknown
     /// predicate).
     BadQuery = 17,
+    /// No running core has that number.
+    NoSuchCore = 18,
 }
 
 /// The most changes (maps, unmaps) a process may have proposed and not yet
@@ -234,7 +242,7 @@ pub enum Error {
 pub const MAX_CHANGES: u64 = 64;
 
 impl Error {
-    pub const ALL: [Error; 17] = [
+    pub const ALL: [Error; 18] = [
         Error::UnknownCall,
         Error::BadAddress,
         Error::TooLong,
@@ -252,6 +260,7 @@ impl Error {
         Error::TooManyChanges,
         Error::NoSuchChannel,
         Error::BadQuery,
+        Error::NoSuchCore,
     ];
 
     /// The value `rax` returns for this error.
@@ -281,7 +290,7 @@ mod tests {
             assert_eq!(error as u64, index as u64 + 1, "codes have no gaps");
             assert_eq!(Error::from_return(error.to_return()), Some(error));
         }
-        assert_eq!(Error::from_return(18u64.wrapping_neg()), None);
+        assert_eq!(Error::from_return(19u64.wrapping_neg()), None);
         assert_eq!(Error::from_return(5), None);
         assert_eq!(Error::from_return(0), None);
     }

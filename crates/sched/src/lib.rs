@@ -323,6 +323,25 @@ impl<M, R: Clone> Table<M, R> {
         self.running_entry(pid).state = State::Waiting(child);
     }
 
+    /// `parent`'s child `child`, on another core, has ended: if `parent`
+    /// waits for it, it is ready.
+    pub fn wake_waiting(&mut self, parent: Pid, child: Pid) {
+        if let Some(entry) = self.entries.get_mut(&parent)
+            && entry.state == State::Waiting(child)
+        {
+            entry.state = State::Ready;
+            self.ready.push_back(parent);
+        }
+    }
+
+    /// The process that spawned `pid`, if one did and has not ended.
+    pub fn parent_of(&self, pid: Pid) -> Option<Pid> {
+        match self.entries.get(&pid)?.owner {
+            Owner::Parent(parent) => Some(parent),
+            _ => None,
+        }
+    }
+
     /// The running process `pid` waits until one of its changes ends
     /// ([`wake`](Self::wake)).
     pub fn block(&mut self, pid: Pid) {

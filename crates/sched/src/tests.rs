@@ -197,3 +197,24 @@ fn a_held_process_runs_only_once_started_and_an_adopted_one_keeps_its_id() {
         Err(ProcessError::Running)
     );
 }
+
+#[test]
+fn a_parent_waiting_for_a_child_elsewhere_is_woken_for_that_child_alone() {
+    let mut table = table();
+    let parent = table.spawn("parent", Owner::Kernel(0), "p").unwrap();
+    let local = table.spawn("local", Owner::Parent(parent), "l").unwrap();
+    assert_eq!(table.parent_of(local), Some(parent));
+    assert_eq!(table.parent_of(parent), None);
+    let (running, _) = table.take_turn().unwrap();
+    assert_eq!(running, parent);
+    let elsewhere = Pid(7 << CORE_BITS | 9);
+    table.blocked(parent, elsewhere);
+    table.wake_waiting(parent, local);
+    assert_eq!(
+        table.state(parent),
+        Some(State::Waiting(elsewhere)),
+        "another child"
+    );
+    table.wake_waiting(parent, elsewhere);
+    assert_eq!(table.state(parent), Some(State::Ready));
+}

@@ -21,9 +21,10 @@ use alloc::vec::Vec;
 
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
-    CHANNEL_FOUND, CHANNEL_NONE, ChannelClosed, ChannelFrame, DispatcherEnded, ENDED_NOT_LOADED,
-    JOIN_FAILED, JOINED, Joined, Killed, ProcessGone, ProcessNote, ProcessRequest, Processes,
-    ProgramEnded, SPAWN_FAILED, SPAWNED, SpaceError, Spawned, StartProcess,
+    CHANNEL_FOUND, CHANNEL_NONE, ChannelClosed, ChannelFrame, ChildSpawned, DispatcherEnded,
+    ENDED_NOT_LOADED, JOIN_FAILED, JOINED, Joined, Killed, ProcessGone, ProcessNote,
+    ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED, SpaceError, Spawned,
+    StartProcess,
 };
 use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
 use atoll_replica::Mapping;
@@ -95,6 +96,33 @@ impl Host {
                     Bytes::new(lines.as_bytes()).expect("process_lines keeps within LIST_BYTES");
                 self.monitor
                     .process_answer(now, token, Processes { text }, &mut self.out);
+            }
+            ProcessRequest::SpawnChild {
+                from,
+                parent,
+                name,
+                args,
+            } => {
+                let owner = Owner::Kernel(Report::RemoteParent {
+                    core: from.0,
+                    pid: parent,
+                });
+                let here = Members::one(CoreId(core.id as u16));
+                let answer = match core.spawn_for(&name, &args, owner, here) {
+                    Ok(pid) => ChildSpawned {
+                        outcome: SPAWNED,
+                        pid: pid.0,
+                    },
+                    Err(failure) => {
+                        failed(&name, failure.clone());
+                        ChildSpawned {
+                            outcome: crate::dispatch::spawn_error(failure) as u8,
+                            pid: 0,
+                        }
+                    }
+                };
+                self.monitor
+                    .process_answer(now, token, answer, &mut self.out);
             }
             ProcessRequest::Connect {
                 from,
@@ -191,6 +219,15 @@ impl Host {
                     core.local.free_frame(frame);
                 }
             }
+            ProcessNote::ChildEnded { parent, ended } => {
+                let (parent, child) = (Pid(parent), Pid(ended.pid));
+                if let Some((waiter, exit)) = processes.remote_children.get_mut(&child)
+                    && *waiter == parent
+                {
+                    *exit = crate::programs::exit_of(&ended);
+                    processes.table.wake_waiting(parent, child);
+                }
+            }
             ProcessNote::Notify { pid } => {
                 processes.notified.insert(Pid(pid));
                 processes.table.wake(Pid(pid));
@@ -224,7 +261,8 @@ impl Host {
         };
         // A space still busy is no progress: it is tried again after the
         // next step.
-        let mut did = !to_open.is_empty()
+        let mut did = self.make_child_calls(core, now);
+        did |= !to_open.is_empty()
             || !answers.is_empty()
             || !outbox.is_empty()
             || !join_calls.is_empty()
@@ -535,6 +573,67 @@ impl Host {
 }
 
 impl Host {
+    /// Makes this core's processes' `SpawnChild` and `KillProcess` calls,
+    /// and takes their answers: a spawn's goes to the parent that waits
+    /// for it; a kill's is dropped (its end comes as `ChildEnded`).
+    fn make_child_calls(&mut self, core: &Core, now: u64) -> bool {
+        let mut processes = core.processes.borrow_mut();
+        let spawns = core::mem::take(&mut processes.spawn_calls);
+        let kills = core::mem::take(&mut processes.kill_calls);
+        let mut did = !spawns.is_empty() || !kills.is_empty();
+        for (parent, at, ask) in spawns {
+            let ticket = self
+                .monitor
+                .call(now, at, ask, ticks(JOIN_TIMEOUT_MS), &mut self.out);
+            processes.spawn_tickets.insert(ticket, parent);
+        }
+        for (at, ask) in kills {
+            let ticket = self
+                .monitor
+                .call(now, at, ask, ticks(JOIN_TIMEOUT_MS), &mut self.out);
+            processes.kill_tickets.insert(ticket);
+        }
+        if processes.spawn_tickets.is_empty() && processes.kill_tickets.is_empty() {
+            return did;
+        }
+        let mut answered = Vec::new();
+        self.mailbox.retain(|(ticket, result)| {
+            if processes.kill_tickets.remove(ticket) {
+                return false;
+            }
+            let Some(parent) = processes.spawn_tickets.remove(ticket) else {
+                return true;
+            };
+            answered.push((parent, result.clone()));
+            false
+        });
+        for (parent, result) in answered {
+            did = true;
+            let spawned = result
+                .ok()
+                .and_then(|wire| wire.take::<ChildSpawned>())
+                .ok_or(atoll_abi::Error::NoSuchCore)
+                .and_then(|answer| match answer.outcome {
+                    SPAWNED => Ok(Pid(answer.pid)),
+                    code => Err(
+                        atoll_abi::Error::from_return(u64::from(code).wrapping_neg())
+                            .unwrap_or(atoll_abi::Error::NotLoaded),
+                    ),
+                });
+            if let Ok(child) = spawned {
+                processes.remote_children.insert(child, (parent, None));
+            }
+            if let Some(pending) = processes.pending_spawns.get_mut(&parent) {
+                *pending = Some(spawned);
+                processes.table.wake(parent);
+            } else if let Ok(child) = spawned {
+                // Its parent ended meanwhile: the child is nobody's.
+                processes.remote_children.remove(&child);
+            }
+        }
+        did
+    }
+
     /// The answers to this core's `ChannelConnect` calls: with the frame,
     /// the caller's map of it is proposed; without, its change ends
     /// refused. Whether any came.

@@ -3,13 +3,17 @@
 //! their faults (invalid opcode, general protection), which this process
 //! survives; two `ticker`s take turns while it waits. It also checks what
 //! the kernel must refuse: waiting for itself, for a process that does not
-//! exist, for a child twice, and spawning a program that is not there.
+//! exist, for a child twice, and spawning a program that is not there;
+//! then spawns `hello` on the next core and waits for it there, kills a
+//! `spin` here and one on the next core and finds each killed, and checks
+//! that a core that is not there and a process that is not its child are
+//! refused.
 //! Prints each check, and exits with the number that failed.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
-use libatoll::{Call, EXITED, Error, ExitRecord, FAULTED, println};
+use libatoll::{Call, EXITED, Error, ExitRecord, FAULTED, KILLED, println};
 
 libatoll::main!(main);
 
@@ -99,6 +103,35 @@ fn main() -> u64 {
     check(
         "a name that is not text is refused",
         Error::from_return(answer) == Some(Error::NotText),
+    );
+    // Children on another core, if there is one, and here.
+    let (here, cores) = libatoll::core_info();
+    let there = (here + 1) % cores;
+    let afar = libatoll::spawn_at("hello", "from afar", Some(there))
+        .and_then(|child| libatoll::wait(child).map(|record| (child, record)));
+    check(
+        "a child on another core exits 0",
+        matches!(afar, Ok((child, ExitRecord { kind: EXITED, value: 0, .. }))
+            if child % 1024 == there),
+    );
+    for at in [None, Some(there)] {
+        let killed = libatoll::spawn_at("spin", "", at).and_then(|child| {
+            libatoll::kill(child)?;
+            libatoll::wait(child)
+        });
+        check(
+            "a child killed is waited for as killed",
+            matches!(killed, Ok(ExitRecord { kind: KILLED, .. })),
+        );
+    }
+    check(
+        "a core that is not there is refused",
+        libatoll::spawn_at("hello", "", Some(999)) == Err(Error::NoSuchCore),
+    );
+    check(
+        "killing what is not its child is refused",
+        libatoll::kill(me) == Err(Error::NotAChild)
+            && libatoll::kill(me.wrapping_add(1 << 20)) == Err(Error::NoSuchProcess),
     );
     println!("family: {failed} checks failed");
     failed

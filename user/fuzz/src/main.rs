@@ -35,7 +35,7 @@ const EDGES: [(u64, u64); 8] = [
 
 /// The known calls the fuzzer makes: all but `Exit`, which would end it,
 /// and `WaitNotify`, which would wait for ever (nobody notifies it).
-const KNOWN: [Call; 18] = [
+const KNOWN: [Call; 19] = [
     Call::ConsoleWrite,
     Call::Null,
     Call::Yield,
@@ -54,6 +54,7 @@ const KNOWN: [Call; 18] = [
     Call::Time,
     Call::CoreInfo,
     Call::SkbQuery,
+    Call::Kill,
 ];
 
 /// Pages its maps and unmaps aim at: its own, away from its image and
@@ -117,6 +118,8 @@ fn allowed(number: u64, arguments: [u64; 4], answer: u64, me: u32) -> bool {
             Some(Error::BadAddress | Error::TooLong | Error::NotText | Error::BadQuery),
         ) => true,
         (Call::SkbQuery, None) => answer <= arguments[3],
+        // It has no child to kill.
+        (Call::Kill, Some(Error::NoSuchProcess | Error::NotAChild)) => true,
         (Call::Notify, Some(Error::NoSuchChannel)) => true,
         _ => false,
     }
@@ -175,7 +178,7 @@ fn main() -> u64 {
                     EDGES[(next() % EDGES.len() as u64) as usize].0,
                     length(MAX_ARGS, next()),
                 ],
-                Call::Wait => {
+                Call::Wait | Call::Kill => {
                     // Its own id, another core's, a random one, or 0.
                     let pid = match next() % 4 {
                         0 => u64::from(me),

@@ -26,14 +26,20 @@ pub use executor::{Change, block_on, block_on_all, map, unmap};
 
 /// Enters the kernel with system call `call` and up to four arguments;
 /// what it answers in `rax`.
-fn syscall(call: Call, arguments: [u64; 4]) -> u64 {
-    call_raw(call as u64, arguments)
+fn syscall(call: Call, [first, second, third, fourth]: [u64; 4]) -> u64 {
+    enter(call as u64, [first, second, third, fourth, 0])
 }
 
 /// Enters the kernel with system call number `number`, which need not be
 /// one (for programs that test the kernel's checks), and up to four
 /// arguments (`rdi`, `rsi`, `rdx`, `r10`); what it answers in `rax`.
 pub fn call_raw(number: u64, [first, second, third, fourth]: [u64; 4]) -> u64 {
+    enter(number, [first, second, third, fourth, 0])
+}
+
+/// The `syscall` instruction, with the number in `rax` and five arguments
+/// (`rdi`, `rsi`, `rdx`, `r10`, `r8`).
+fn enter(number: u64, [first, second, third, fourth, fifth]: [u64; 5]) -> u64 {
     let result;
     // SAFETY: `syscall` transfers to the kernel, which saves and restores
     // every register but `rax` (the answer), `rcx` and `r11` (which the
@@ -48,6 +54,7 @@ pub fn call_raw(number: u64, [first, second, third, fourth]: [u64; 4]) -> u64 {
             in("rsi") second,
             in("rdx") third,
             in("r10") fourth,
+            in("r8") fifth,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -136,13 +143,26 @@ pub fn dispatcher() -> (u16, u16) {
 /// Starts the boot image's program `name` on this core, as a child of this
 /// process, with `args`; its id.
 pub fn spawn(name: &str, args: &str) -> Result<u32, Error> {
+    spawn_at(name, args, None)
+}
+
+/// Starts `name` with `args` as a child of this process on core `core`
+/// (this one for `None`); its id.
+pub fn spawn_at(name: &str, args: &str, core: Option<u32>) -> Result<u32, Error> {
     let arguments = [
         name.as_ptr() as u64,
         name.len() as u64,
         args.as_ptr() as u64,
         args.len() as u64,
+        core.map_or(0, |core| u64::from(core) + 1),
     ];
-    answer(syscall(Call::Spawn, arguments)).map(|pid| pid as u32)
+    answer(enter(Call::Spawn as u64, arguments)).map(|pid| pid as u32)
+}
+
+/// Kills this process's child `pid`, on whichever core it runs; `wait`
+/// then finds it killed.
+pub fn kill(pid: u32) -> Result<(), Error> {
+    answer(syscall(Call::Kill, [u64::from(pid), 0, 0, 0])).map(|_| ())
 }
 
 /// Waits until one of this process's changes has ended and is not yet

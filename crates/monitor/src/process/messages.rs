@@ -144,6 +144,27 @@ atoll_iface::interface! {
         /// The process that connected to `pid`'s channel at `address` has
         /// ended: the sending core no longer maps its frame.
         ChannelClosed { pid: u32, address: u64 }
+        /// Spawn `name` with `args` on the receiving core as a child of
+        /// process `parent` of the sender, and say its id.
+        SpawnChild { parent: u32, name: Bytes<PROGRAM_NAME_BYTES>, args: Bytes<PROGRAM_ARGS_BYTES> } -> ChildSpawned {
+            /// `SPAWNED`, or `Error::NoSuchProgram`, `NotLoaded` or
+            /// `TooManyProcesses` as its code (`atoll_abi`).
+            outcome: u8,
+            pid: u32
+        }
+        /// Process `child`, which process `parent` of the receiving core
+        /// spawned on the sender, has ended as `ended` says.
+        ChildEnded {
+            parent: u32,
+            child: u32,
+            outcome: u8,
+            core: u16,
+            status: u64,
+            vector: u64,
+            error_code: u64,
+            rip: u64,
+            address: u64
+        }
     }
 }
 
@@ -195,6 +216,14 @@ pub enum ProcessRequest {
     Kill { pid: u32 },
     /// Answer [`Processes`].
     List,
+    /// Spawn `name` with `args` here as a child of process `parent` of core
+    /// `from`; answer [`ChildSpawned`].
+    SpawnChild {
+        from: CoreId,
+        parent: u32,
+        name: String,
+        args: String,
+    },
     /// Process `by` of core `from` connects to `pid`'s channel at
     /// `address`; answer [`ChannelFrame`].
     Connect {
@@ -230,6 +259,9 @@ pub enum ProcessNote {
     Notify { pid: u32 },
     /// `ChannelClosed`.
     Closed { pid: u32, address: u64 },
+    /// `ChildEnded`: the child's end as `ProgramEnded` tells it (its `pid`
+    /// the child's).
+    ChildEnded { parent: u32, ended: ProgramEnded },
 }
 
 /// `pages` packed for `ProcessPages` (at most `PAGES_BYTES /

@@ -143,6 +143,40 @@ impl Service for Process {
                     by,
                 }
             }
+            ProcessMessage::SpawnChild(SpawnChild { parent, name, args }) => {
+                ProcessRequest::SpawnChild {
+                    from,
+                    parent,
+                    name: text(name.as_slice()),
+                    args: text(args.as_slice()),
+                }
+            }
+            ProcessMessage::ChildEnded(ChildEnded {
+                parent,
+                child,
+                outcome,
+                core,
+                status,
+                vector,
+                error_code,
+                rip,
+                address,
+            }) => {
+                let ended = ProgramEnded {
+                    outcome,
+                    pid: child,
+                    core,
+                    status,
+                    vector,
+                    error_code,
+                    rip,
+                    address,
+                };
+                return cx.defer(Deferred::ProcessNote(ProcessNote::ChildEnded {
+                    parent,
+                    ended,
+                }));
+            }
             ProcessMessage::ChannelNotify(ChannelNotify { pid }) => {
                 return cx.defer(Deferred::ProcessNote(ProcessNote::Notify { pid }));
             }
@@ -160,7 +194,8 @@ impl Service for Process {
             | ProcessMessage::Killed(_)
             | ProcessMessage::Processes(_)
             | ProcessMessage::Joined(_)
-            | ProcessMessage::ChannelFrame(_) => return,
+            | ProcessMessage::ChannelFrame(_)
+            | ProcessMessage::ChildSpawned(_) => return,
         };
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
