@@ -172,3 +172,62 @@ fn a_space_with_a_change_under_way_stays_open_and_a_holder_that_stops_is_passed_
     assert_eq!(effects_on(&net, 1).len(), 1, "core 1 mapped it");
     assert_eq!(net.monitors[0].close_space(PID), Ok(()));
 }
+
+#[test]
+fn two_holders_mapping_one_page_at_once_both_abort_on_the_conflict_and_a_retry_commits() {
+    let mut net = Net::new(3);
+    open(&mut net, &[0, 1, 2]);
+    let page = PAGE + 8 * 4096;
+    // Both proposals leave before either is delivered: each locks the page
+    // on its own core first, and each is refused by the other's lock.
+    for (core, paddr, token) in [(0u16, 0x5000u64, 1u64), (2, 0x6000, 2)] {
+        let mut out = Output::default();
+        net.monitors[usize::from(core)]
+            .propose_change(net.now, PID, page, Some(mapping(paddr)), token, &mut out)
+            .unwrap();
+        net.absorb(CoreId(core), out);
+    }
+    net.settle();
+    let mut ends: Vec<(u16, u64, Option<u16>)> = net
+        .changes
+        .iter()
+        .map(|(core, token, completion)| {
+            let refused_by = match completion {
+                Completion::Aborted {
+                    reason:
+                        AbortReason::Refused {
+                            by,
+                            refusal: Refusal::Conflict { .. },
+                        },
+                    ..
+                } => Some(by.0),
+                _ => None,
+            };
+            (core.0, *token, refused_by)
+        })
+        .collect();
+    ends.sort_unstable();
+    assert_eq!(
+        ends,
+        [(0, 1, Some(2)), (2, 2, Some(0))],
+        "{:?}",
+        net.changes
+    );
+    assert!(net.effects.is_empty(), "no holder maps the page");
+    // Proposed again alone, it commits everywhere.
+    propose(&mut net, 2, page, Some(mapping(0x6000)), 3);
+    assert!(
+        matches!(net.changes[2], (CoreId(2), 3, Completion::Committed { report, .. }) if report.acked == 3)
+    );
+    for core in 0..3 {
+        assert_eq!(
+            effects_on(&net, core).len(),
+            1,
+            "core {core} mapped it once"
+        );
+        assert_eq!(
+            net.monitors[usize::from(core)].space_hash(PID),
+            net.monitors[0].space_hash(PID)
+        );
+    }
+}
