@@ -479,15 +479,6 @@ fn console_write(address: u64, length: u64) -> Result<u64, Error> {
     Ok(length)
 }
 
-/// A spawn's failure as the ABI says it.
-pub fn spawn_error(failure: SpawnFailure) -> Error {
-    match failure {
-        SpawnFailure::NoSuchProgram => Error::NoSuchProgram,
-        SpawnFailure::TooManyProcesses => Error::TooManyProcesses,
-        SpawnFailure::NotLoaded(_) => Error::NotLoaded,
-    }
-}
-
 /// `Ok(None)`: the spawn is under way on another core, and the caller now
 /// waits for its answer (the call is made again when it comes).
 fn spawn(
@@ -518,7 +509,7 @@ fn spawn(
                     core.id
                 );
             }
-            Err(spawn_error(failure))
+            Err(failure.error())
         }
     }
 }

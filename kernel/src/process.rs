@@ -342,6 +342,17 @@ pub enum SpawnFailure {
     TooManyProcesses,
 }
 
+impl SpawnFailure {
+    /// The failure as the ABI says it.
+    pub fn error(&self) -> atoll_abi::Error {
+        match self {
+            SpawnFailure::NoSuchProgram => atoll_abi::Error::NoSuchProgram,
+            SpawnFailure::TooManyProcesses => atoll_abi::Error::TooManyProcesses,
+            SpawnFailure::NotLoaded(_) => atoll_abi::Error::NotLoaded,
+        }
+    }
+}
+
 impl core::fmt::Display for SpawnFailure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {

@@ -116,7 +116,7 @@ impl Host {
                     Err(failure) => {
                         failed(&name, failure.clone());
                         ChildSpawned {
-                            outcome: crate::dispatch::spawn_error(failure) as u8,
+                            outcome: failure.error() as u8,
                             pid: 0,
                         }
                     }
