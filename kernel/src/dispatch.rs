@@ -402,6 +402,20 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             }
         }
         Some(Call::Kill) => kill(core, me, frame.rdi),
+        Some(Call::ChannelState) => {
+            let processes = core.processes.borrow();
+            let open = match processes.channels.get(&(me, frame.rdi)) {
+                Some(channel) => !channel.closed,
+                None => processes
+                    .connections
+                    .get(&(me, frame.rdi))
+                    .is_some_and(|connection| !connection.gone),
+            };
+            match open {
+                true => Ok(0),
+                false => Err(Error::NoSuchChannel),
+            }
+        }
         Some(Call::Wait) => match wait(core, me, frame.rdi, frame.rsi) {
             Ok(Waited::Written) => Ok(0),
             Ok(Waited::Blocked) => return Resume::Block,
@@ -747,7 +761,7 @@ fn notify(core: &Core, me: Pid, address: u64) -> Result<u64, Error> {
             None => processes
                 .connections
                 .get(&(me, address))
-                .map(|(name, _)| (name.core, name.pid)),
+                .map(|connection| (connection.channel.core, connection.channel.pid)),
         }
     };
     let (at, peer) = peer.ok_or(Error::NoSuchChannel)?;

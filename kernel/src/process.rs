@@ -174,6 +174,16 @@ pub struct ChannelName {
     pub address: u64,
 }
 
+/// A channel a process of this core connected to.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    pub channel: ChannelName,
+    /// The channel's frame (its creator's core's to free).
+    pub frame: u64,
+    /// Its creator has ended.
+    pub gone: bool,
+}
+
 /// A channel a process of this core created.
 pub struct Channel {
     pub frame: u64,
@@ -221,9 +231,8 @@ pub struct Processes {
     /// Channels processes of this core created, by process and address.
     pub channels: BTreeMap<(Pid, u64), Channel>,
     /// Channels processes of this core connected to, by process and the
-    /// address it maps the channel at, with the channel's frame (its
-    /// creator's core's to free).
-    pub connections: BTreeMap<(Pid, u64), (ChannelName, u64)>,
+    /// address it maps the channel at.
+    pub connections: BTreeMap<(Pid, u64), Connection>,
     /// Spawns processes asked for on other cores, by the process that asked:
     /// `None` until the answer comes, then the child or why not.
     pub pending_spawns: BTreeMap<Pid, Option<Result<Pid, atoll_abi::Error>>>,

@@ -115,10 +115,15 @@ pub enum Call {
     /// it runs (on another, the kill is under way when this returns); its
     /// end comes to `wait` as killed.
     Kill = 20,
+    /// `channel_state(address) -> 0`: whether the caller's channel at
+    /// `address` still has its other end (or may still get one): 0, or
+    /// `NoSuchChannel` once the other end has ended (what it sent before
+    /// stays in the ring).
+    ChannelState = 21,
 }
 
 impl Call {
-    pub const ALL: [Call; 21] = [
+    pub const ALL: [Call; 22] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Null,
@@ -140,6 +145,7 @@ impl Call {
         Call::CoreInfo,
         Call::SkbQuery,
         Call::Kill,
+        Call::ChannelState,
     ];
 
     pub fn from_number(number: u64) -> Option<Call> {

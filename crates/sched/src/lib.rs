@@ -88,7 +88,8 @@ pub enum State {
     Running,
     /// Waiting for its child to end.
     Waiting(Pid),
-    /// Waiting for one of its changes (a map, an unmap) to end.
+    /// Waiting for an event: one of its changes (a map, an unmap) to end, a
+    /// notification, or another core's answer.
     Blocked,
     /// Ended; its parent has not waited for it yet.
     Ended(Exit),
@@ -101,7 +102,7 @@ impl fmt::Display for State {
             State::Ready => write!(f, "ready"),
             State::Running => write!(f, "running"),
             State::Waiting(child) => write!(f, "waiting for {child}"),
-            State::Blocked => write!(f, "waiting for a change"),
+            State::Blocked => write!(f, "waiting for an event"),
             State::Ended(Exit::Status(status)) => write!(f, "exited {status}"),
             State::Ended(Exit::Fault { vector, .. }) => write!(f, "faulted ({vector})"),
             State::Ended(Exit::Killed) => write!(f, "killed"),

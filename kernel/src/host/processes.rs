@@ -21,10 +21,10 @@ use alloc::vec::Vec;
 
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
-    CHANNEL_FOUND, CHANNEL_NONE, ChannelClosed, ChannelFrame, ChildSpawned, DispatcherEnded,
-    ENDED_NOT_LOADED, JOIN_FAILED, JOINED, Joined, Killed, ProcessGone, ProcessNote,
-    ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED, SpaceError, Spawned,
-    StartProcess,
+    CHANNEL_FOUND, CHANNEL_NONE, ChannelClosed, ChannelFrame, ChannelGone, ChildSpawned,
+    DispatcherEnded, ENDED_NOT_LOADED, JOIN_FAILED, JOINED, Joined, Killed, ProcessGone,
+    ProcessNote, ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED, SpaceError,
+    Spawned, StartProcess,
 };
 use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
 use atoll_replica::Mapping;
@@ -214,7 +214,7 @@ impl Host {
                     end_between_turns(core, pid, fault);
                 }
             }
-            ProcessNote::Gone { pid } => {
+            ProcessNote::ProcessGone { pid } => {
                 for frame in processes.held_frames.remove(&Pid(pid)).unwrap_or_default() {
                     core.local.free_frame(frame);
                 }
@@ -234,6 +234,14 @@ impl Host {
             }
             ProcessNote::Closed { pid, address } => {
                 closed(core, &mut processes, Pid(pid), address);
+            }
+            ProcessNote::Gone { from, pid, address } => {
+                let channel = ChannelName {
+                    core: from,
+                    pid: Pid(pid),
+                    address,
+                };
+                creator_gone(&mut processes, channel);
             }
         }
     }
@@ -352,9 +360,24 @@ impl Host {
                 .channels
                 .get_mut(&(pid, address))
                 .expect("listed above");
-            if open.peer.is_some() && !open.closed {
+            if let Some((at, _)) = open.peer.filter(|_| !open.closed) {
                 open.creator_gone = true;
                 kept.push(open.frame);
+                // The other end is alone now: it hears so.
+                let channel = ChannelName {
+                    core: CoreId(core.id as u16),
+                    pid,
+                    address,
+                };
+                if usize::from(at.0) == core.id {
+                    creator_gone(&mut processes, channel);
+                } else {
+                    let gone = ChannelGone {
+                        pid: pid.0,
+                        address,
+                    };
+                    processes.outbox.push((at, gone.into()));
+                }
             } else {
                 processes.channels.remove(&(pid, address));
             }
@@ -364,9 +387,9 @@ impl Host {
         let connected: Vec<(u64, ChannelName)> = processes
             .connections
             .range((pid, 0)..=(pid, u64::MAX))
-            .map(|(&(_, address), &(name, frame))| {
-                kept.push(frame);
-                (address, name)
+            .map(|(&(_, address), connection)| {
+                kept.push(connection.frame);
+                (address, connection.channel)
             })
             .collect();
         process::release_keeping(core.local, space, spans.then_some(&mut held), &kept);
@@ -715,10 +738,32 @@ fn closed(core: &Core, processes: &mut process::Processes, pid: Pid, address: u6
         return;
     };
     open.closed = true;
-    if open.creator_gone {
-        let frame = open.frame;
-        processes.channels.remove(&(pid, address));
-        core.local.free_frame(frame);
+    if !open.creator_gone {
+        // Its creator is alone now: if it waits for the other end, it runs
+        // again and finds it gone.
+        processes.notified.insert(pid);
+        processes.table.wake(pid);
+        return;
+    }
+    let frame = open.frame;
+    processes.channels.remove(&(pid, address));
+    core.local.free_frame(frame);
+}
+
+/// The creator of the channel `channel` has ended: the process of this
+/// core at its other end is alone; if it waits for it, it runs again and
+/// finds it gone.
+fn creator_gone(processes: &mut process::Processes, channel: ChannelName) {
+    let mut alone = Vec::new();
+    for (&(pid, _), connection) in processes.connections.iter_mut() {
+        if connection.channel == channel {
+            connection.gone = true;
+            alone.push(pid);
+        }
+    }
+    for pid in alone {
+        processes.notified.insert(pid);
+        processes.table.wake(pid);
     }
 }
 
@@ -829,9 +874,12 @@ pub(super) fn change_ended(core: &Core, token: u64, took: bool) {
             },
             true,
         ) => {
-            processes
-                .connections
-                .insert((pid, address), (channel, frame));
+            let connection = process::Connection {
+                channel,
+                frame,
+                gone: false,
+            };
+            processes.connections.insert((pid, address), connection);
         }
         (ChangeKind::Connect { channel, .. }, false) => {
             // The channel's core marked it taken: let it go.

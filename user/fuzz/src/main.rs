@@ -35,7 +35,7 @@ const EDGES: [(u64, u64); 8] = [
 
 /// The known calls the fuzzer makes: all but `Exit`, which would end it,
 /// and `WaitNotify`, which would wait for ever (nobody notifies it).
-const KNOWN: [Call; 19] = [
+const KNOWN: [Call; 20] = [
     Call::ConsoleWrite,
     Call::Null,
     Call::Yield,
@@ -55,6 +55,7 @@ const KNOWN: [Call; 19] = [
     Call::CoreInfo,
     Call::SkbQuery,
     Call::Kill,
+    Call::ChannelState,
 ];
 
 /// Pages its maps and unmaps aim at: its own, away from its image and
@@ -118,6 +119,8 @@ fn allowed(number: u64, arguments: [u64; 4], answer: u64, me: u32) -> bool {
             Some(Error::BadAddress | Error::TooLong | Error::NotText | Error::BadQuery),
         ) => true,
         (Call::SkbQuery, None) => answer <= arguments[3],
+        (Call::ChannelState, None) => answer == 0,
+        (Call::ChannelState, Some(Error::NoSuchChannel)) => true,
         // It has no child to kill.
         (Call::Kill, Some(Error::NoSuchProcess | Error::NotAChild)) => true,
         (Call::Notify, Some(Error::NoSuchChannel)) => true,
@@ -204,7 +207,9 @@ fn main() -> u64 {
                         0,
                     ]
                 }
-                Call::Notify => [REGION + 4096 * (next() % REGION_PAGES), 0, 0, 0],
+                Call::Notify | Call::ChannelState => {
+                    [REGION + 4096 * (next() % REGION_PAGES), 0, 0, 0]
+                }
                 Call::SkbQuery => {
                     let (out, room) = EDGES[(next() % EDGES.len() as u64) as usize];
                     [address, length(MAX_QUERY, next()), out, room + next() % 64]

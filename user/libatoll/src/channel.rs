@@ -94,16 +94,26 @@ impl Channel {
         }
     }
 
+    /// Whether the other end is there (or may still come): `false` once it
+    /// has ended.
+    pub fn other_end(&self) -> bool {
+        syscall(Call::ChannelState, [self.address, 0, 0, 0]) == 0
+    }
+
     /// Sends `payload`, waiting (yielding) while the ring is full, and wakes
-    /// the other end if it sleeps.
-    pub fn send(&mut self, payload: &Payload) {
+    /// the other end if it sleeps; `Closed` if the other end has ended.
+    pub fn send(&mut self, payload: &Payload) -> Result<(), Closed> {
         while self.sender.try_send(payload).is_err() {
+            if !self.other_end() {
+                return Err(Closed);
+            }
             crate::yield_now();
         }
         if self.sender.flush() == Wake::Needed {
             // The other end announced that it sleeps.
             syscall(Call::Notify, [self.address, 0, 0, 0]);
         }
+        Ok(())
     }
 
     /// A message, if one is there.
@@ -112,19 +122,31 @@ impl Channel {
     }
 
     /// The next message: polls for a while, then sleeps in the kernel until
-    /// the other end wakes it.
-    pub fn recv(&mut self) -> Payload {
+    /// the other end wakes it; `None` once the other end has ended and
+    /// everything it sent is taken.
+    pub fn recv(&mut self) -> Option<Payload> {
         loop {
             for _ in 0..SPIN_POLLS {
                 if let Some(payload) = self.receiver.try_recv() {
-                    return payload;
+                    return Some(payload);
                 }
                 core::hint::spin_loop();
             }
+            if !self.other_end() {
+                // It sent nothing after it ended: one last look.
+                return self.receiver.try_recv();
+            }
             if self.receiver.prepare_to_sleep() {
+                // The kernel wakes it if the other end ends meanwhile.
                 syscall(Call::WaitNotify, [0; 4]);
             }
             self.receiver.woken();
         }
     }
 }
+
+/// The other end of a channel has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl Channel {}

@@ -1,10 +1,11 @@
 //! A user-level URPC round trip between two processes, on two cores.
 //!
 //! `pingpong serve` makes a channel and echoes every message back until it
-//! gets the one that says stop. `pingpong ping <pid> [<rounds>]` connects to
-//! process `pid`'s channel, sends `rounds` messages (1,000 without) one at a
-//! time, times each until its echo is back, checks every echo, says stop,
-//! and prints the median. Neither enters the kernel while the other is
+//! gets the one that says stop, or the other end has gone. `pingpong ping
+//! <pid> [<rounds>]` connects to process `pid`'s channel, sends `rounds`
+//! messages (1,000 without) one at a time, times each until its echo is
+//! back, checks every echo, says stop, and prints the median (of the last
+//! 4,096); it stops early if the server has gone. Neither enters the kernel while the other is
 //! awake: a side sleeps only after polling for a while, and the other wakes
 //! it (`notify`) only then.
 #![no_std]
@@ -20,7 +21,10 @@ libatoll::main!(main);
 const SERVED: u64 = USER_START + (1 << 35);
 const MINE: u64 = USER_START + (1 << 35) + (1 << 30);
 const DEFAULT_ROUNDS: usize = 1_000;
-const MAX_ROUNDS: usize = 4_096;
+/// The most round trips it makes.
+const MAX_ROUNDS: usize = 10_000_000;
+/// How many of the last round trips the median is over.
+const TIMED: usize = 4_096;
 /// The byte, after a message's round number, that says stop.
 const STOP_AT: usize = 8;
 
@@ -62,11 +66,17 @@ fn serve() -> u64 {
     let mut channel = Channel::open(SERVED, true);
     let mut echoed = 0u64;
     loop {
-        let payload = channel.recv();
+        let Some(payload) = channel.recv() else {
+            println!("pingpong: the other end left after {echoed} round trips");
+            return 0;
+        };
         if payload[STOP_AT] != 0 {
             break;
         }
-        channel.send(&payload);
+        if channel.send(&payload).is_err() {
+            println!("pingpong: the other end left after {echoed} round trips");
+            return 0;
+        }
         echoed += 1;
     }
     println!("pingpong: served {echoed} round trips");
@@ -94,25 +104,33 @@ fn ping(pid: u32, rounds: usize) -> u64 {
         return 1;
     }
     let mut channel = Channel::open(MINE, false);
-    let mut times = [0u64; MAX_ROUNDS];
+    let mut times = [0u64; TIMED];
     let mut wrong = 0u64;
-    for (round, time) in times[..rounds].iter_mut().enumerate() {
+    for round in 0..rounds {
         let start = cycles();
-        channel.send(&message(round));
-        let echo = channel.recv();
-        *time = cycles() - start;
+        let echo = match channel.send(&message(round)) {
+            Ok(()) => channel.recv(),
+            Err(_) => None,
+        };
+        let Some(echo) = echo else {
+            println!("pingpong: process {pid} left after {round} round trips");
+            return 1;
+        };
+        times[round % TIMED] = cycles() - start;
         wrong += u64::from(echo != message(round));
     }
     let mut stop = [0u8; PAYLOAD_SIZE];
     stop[STOP_AT] = 1;
-    channel.send(&stop);
-    let times = &mut times[..rounds];
+    // It may have gone as soon as it had the last echo out.
+    let _ = channel.send(&stop);
+    let timed = rounds.min(TIMED);
+    let times = &mut times[..timed];
     times.sort_unstable();
     println!(
         "pingpong: {rounds} round trips to process {pid}: median {} cycles (min {}, max {}); {wrong} echoes wrong",
-        times[rounds / 2],
+        times[timed / 2],
         times[0],
-        times[rounds - 1]
+        times[timed - 1]
     );
     wrong
 }

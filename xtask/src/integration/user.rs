@@ -48,11 +48,15 @@ const PROCESS_CORES: [usize; 4] = [1, 2, 4, 8];
 /// its dispatcher computes (the fault's NMI lands in ring 3): the view
 /// leaves it out, and the home (core 1) kills the process. Then a `spin`
 /// spanning cores 2 and 0 loses its home (`core off 2`): core 0 ends its
-/// dispatcher. At the end, cores 0 and 1 have every frame back (core 1's
-/// needed core 2's word that it no longer mapped them).
+/// dispatcher. Then, cores 0 and 1 have every frame back (core 1's needed
+/// core 2's word that it no longer mapped them). Last, a `pingpong` server
+/// on core 1 whose client on core 0 is killed mid-exchange finds it gone
+/// and exits, and the channel's frame goes back.
 fn spanning_process_survives_no_lost_core(context: &mut TestContext) -> Result<(), String> {
     let script = "mem; spawn spin --cores 1,2,3; ps; ps; fault 3; ps; ps; \
-                  spawn spin --cores 2,0; ps; ps; core off 2; ps; ps; mem";
+                  spawn spin --cores 2,0; ps; ps; core off 2; ps; ps; mem; \
+                  spawn pingpong --cores 1 serve; spawn pingpong --cores 0 ping 2049 1000000; \
+                  ps; kill 1024; run true --cores 1; mem";
     let run = context.exec(4, script)?;
     super::cases::expect_success(&run, script)?;
     let serial = &run.serial;
@@ -72,6 +76,23 @@ fn spanning_process_survives_no_lost_core(context: &mut TestContext) -> Result<(
     if after[..2] != before[..2] || after[2].is_some() || after[3].is_some() {
         return Err(format!(
             "at the end, free frames per core are {after:?}, before {before:?}: cores 0 and 1 should have all theirs back, cores 2 and 3 none to report"
+        ));
+    }
+    // A channel's end whose peer is killed mid-exchange finds it gone. (The
+    // kill's word reaches core 1 before `run true` does, so the server,
+    // woken first, has ended before `true` runs.)
+    if !protocol::lines(serial).any(|line| line.starts_with("pingpong: the other end left after "))
+    {
+        return Err("the pingpong server did not find its client gone".to_owned());
+    }
+    expect_line(
+        serial,
+        "atoll: core 1: process 2049 (pingpong) exited with status 0",
+    )?;
+    if frames(2)?[..2] != before[..2] {
+        return Err(format!(
+            "after the channel's ends ended, free frames per core are {:?}, before {before:?}",
+            frames(2)?
         ));
     }
     Ok(())

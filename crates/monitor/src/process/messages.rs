@@ -144,6 +144,10 @@ atoll_iface::interface! {
         /// The process that connected to `pid`'s channel at `address` has
         /// ended: the sending core no longer maps its frame.
         ChannelClosed { pid: u32, address: u64 }
+        /// Process `pid` of the sender, which created the channel at
+        /// `address`, has ended: the process of the receiving core at its
+        /// other end is alone.
+        ChannelGone { pid: u32, address: u64 }
         /// Spawn `name` with `args` on the receiving core as a child of
         /// process `parent` of the sender, and say its id.
         SpawnChild { parent: u32, name: Bytes<PROGRAM_NAME_BYTES>, args: Bytes<PROGRAM_ARGS_BYTES> } -> ChildSpawned {
@@ -254,11 +258,17 @@ pub enum ProcessNote {
         ended: ProgramEnded,
     },
     /// `ProcessGone`.
-    Gone { pid: u32 },
+    ProcessGone { pid: u32 },
     /// `ChannelNotify`.
     Notify { pid: u32 },
     /// `ChannelClosed`.
     Closed { pid: u32, address: u64 },
+    /// `ChannelGone`, from `from`.
+    Gone {
+        from: CoreId,
+        pid: u32,
+        address: u64,
+    },
     /// `ChildEnded`: the child's end as `ProgramEnded` tells it (its `pid`
     /// the child's).
     ChildEnded { parent: u32, ended: ProgramEnded },

@@ -133,7 +133,7 @@ impl Service for Process {
                 }));
             }
             ProcessMessage::ProcessGone(ProcessGone { pid }) => {
-                return cx.defer(Deferred::ProcessNote(ProcessNote::Gone { pid }));
+                return cx.defer(Deferred::ProcessNote(ProcessNote::ProcessGone { pid }));
             }
             ProcessMessage::ChannelConnect(ChannelConnect { pid, address, by }) => {
                 ProcessRequest::Connect {
@@ -175,6 +175,13 @@ impl Service for Process {
                 return cx.defer(Deferred::ProcessNote(ProcessNote::ChildEnded {
                     parent,
                     ended,
+                }));
+            }
+            ProcessMessage::ChannelGone(ChannelGone { pid, address }) => {
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Gone {
+                    from,
+                    pid,
+                    address,
                 }));
             }
             ProcessMessage::ChannelNotify(ChannelNotify { pid }) => {
