@@ -56,7 +56,8 @@ impl Core {
             return Err(SpawnFailure::TooManyProcesses);
         }
         let count = cores.len() as u16;
-        let (machine, pages, entry) = load(self.local, name, args, count)?;
+        let (mut machine, pages, entry) = load(self.local, name, args, count)?;
+        machine.cores = cores;
         let space = machine.space;
         let members = cores.minus(Members::one(me));
         let mut processes = self.processes.borrow_mut();
@@ -254,7 +255,9 @@ impl Core {
                 // elsewhere, told during one of its system calls).
                 if let Some(exit) = processes.doomed.remove(&pid) {
                     let table = &mut processes.table;
-                    table.preempted(pid);
+                    if table.state(pid) == Some(State::Running) {
+                        table.preempted(pid);
+                    }
                     let ended = table
                         .end_between_turns(pid, exit)
                         .expect("a process preempted just now has not ended");
@@ -303,6 +306,7 @@ impl Core {
             space: ended.machine.space,
             spans: false,
             tell_home: None,
+            cores: ended.machine.cores,
         };
         if let Some(spanning) = processes.spanning.get_mut(&ended.pid) {
             // Its dispatchers elsewhere end too; its frames wait until no

@@ -49,6 +49,8 @@ pub struct Machine {
     pub next: Option<Next>,
     /// Its index among the process's dispatchers, and their count.
     pub dispatcher: (u16, u16),
+    /// The cores the process spans.
+    pub cores: Members,
 }
 
 pub enum Next {
@@ -111,6 +113,18 @@ pub struct Retiring {
     /// For a dispatcher of another core's process: what to tell its home
     /// once this core no longer maps its pages.
     pub tell_home: Option<(u16, u16, Exit)>,
+    /// The cores the process spans (for a dispatcher of another core's
+    /// process whose home stopped: the others must say they no longer map
+    /// the pages before this core's frames go back).
+    pub cores: Members,
+}
+
+/// A process whose home stopped, as a core it spanned keeps it: this
+/// core's frames it mapped go back once every other core of it still in
+/// the view has said it no longer maps them (`DispatcherEnded`).
+pub struct Homeless {
+    pub waiting: Members,
+    pub frames: Vec<u64>,
 }
 
 /// A process of this core that spans others, as its home core keeps it.
@@ -256,6 +270,11 @@ pub struct Processes {
     /// token), and those made.
     pub connect_calls: Vec<(u64, CoreId, ChannelConnect)>,
     pub connect_tickets: BTreeMap<Ticket, u64>,
+    /// Processes whose home stopped, whose frames here wait for the other
+    /// cores they spanned; and the cores heard from before this core
+    /// found the home gone.
+    pub homeless: BTreeMap<Pid, Homeless>,
+    pub released_by: BTreeMap<Pid, Members>,
     /// Dispatchers of other cores' processes that exited while their
     /// process runs on: this core still holds the process's space (its
     /// replica takes part in every change, and its page tables follow)
@@ -288,6 +307,8 @@ impl Processes {
             join_tickets: BTreeMap::new(),
             doomed: BTreeMap::new(),
             lingering: BTreeMap::new(),
+            homeless: BTreeMap::new(),
+            released_by: BTreeMap::new(),
             channels: BTreeMap::new(),
             connections: BTreeMap::new(),
             notified: BTreeSet::new(),
@@ -461,6 +482,7 @@ pub fn load(
         space,
         next: Some(start_of(image.entry, 0, args.len() as u64)),
         dispatcher: (0, dispatchers),
+        cores: Members::new(),
     };
     Ok((machine, pages.into_inner(), image.entry))
 }

@@ -626,8 +626,13 @@ impl Host {
             self.push_all(core);
             self.mailbox.append(&mut self.out.completions);
             for (token, completion) in core::mem::take(&mut self.out.changes) {
-                let took = matches!(completion, atoll_replica::Completion::Committed { .. });
-                processes::change_ended(core, token, took);
+                let (took, everywhere) = match completion {
+                    atoll_replica::Completion::Committed { report, .. } => {
+                        (true, report.unreached == 0)
+                    }
+                    _ => (false, false),
+                };
+                processes::change_ended(core, token, took, everywhere);
             }
             if core.recorder.set(self.monitor.tracing()).is_err() {
                 println!(

@@ -22,9 +22,9 @@ use alloc::vec::Vec;
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
     CHANNEL_FOUND, CHANNEL_NONE, ChannelClosed, ChannelFrame, ChannelGone, ChildSpawned,
-    DispatcherEnded, ENDED_NOT_LOADED, JOIN_FAILED, JOINED, Joined, Killed, ProcessGone,
-    ProcessNote, ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED, SpaceError,
-    Spawned, StartProcess,
+    DispatcherEnded, ENDED_NOT_LOADED, EndDispatcher, JOIN_FAILED, JOINED, Joined, Killed,
+    ProcessGone, ProcessNote, ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED,
+    SpaceError, Spawned, StartProcess,
 };
 use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
 use atoll_replica::Mapping;
@@ -203,6 +203,12 @@ impl Host {
             ProcessNote::Ended { from, ended, .. } => {
                 let pid = Pid(ended.pid);
                 let Some(spanning) = processes.spanning.get_mut(&pid) else {
+                    // Not its home: another core of a process whose home
+                    // stopped no longer maps its pages.
+                    match processes.homeless.get_mut(&pid) {
+                        Some(homeless) => homeless.waiting.remove(from),
+                        None => processes.released_by.entry(pid).or_default().insert(from),
+                    }
                     return;
                 };
                 spanning.running.remove(from);
@@ -232,8 +238,8 @@ impl Host {
                 processes.notified.insert(Pid(pid));
                 processes.table.wake(Pid(pid));
             }
-            ProcessNote::Closed { pid, address } => {
-                closed(core, &mut processes, Pid(pid), address);
+            ProcessNote::Closed { pid, address, used } => {
+                closed(core, &mut processes, Pid(pid), address, used);
             }
             ProcessNote::Gone { from, pid, address } => {
                 let channel = ChannelName {
@@ -331,6 +337,7 @@ impl Host {
         }
         core.processes.borrow_mut().retiring.extend(still);
         did |= self.finish_spanning(core);
+        did |= self.settle_homeless(core, members);
         did
     }
 
@@ -344,6 +351,7 @@ impl Host {
             space,
             spans,
             tell_home,
+            cores,
         } = retiring;
         let mut processes = core.processes.borrow_mut();
         let mut held = Vec::new();
@@ -395,7 +403,7 @@ impl Host {
         process::release_keeping(core.local, space, spans.then_some(&mut held), &kept);
         for (address, name) in connected {
             processes.connections.remove(&(pid, address));
-            tell_closed(core, &mut processes, name);
+            tell_closed(core, &mut processes, name, true);
         }
         let unmapped: Vec<(Pid, u64)> = processes
             .unmapped
@@ -412,32 +420,76 @@ impl Host {
         }
         let home_gone = tell_home.is_some_and(|(home, _, _)| !members.contains(CoreId(home)));
         if home_gone {
-            // Its home stopped: nobody will say `ProcessGone`, and the
-            // cores that mapped these frames end their dispatchers too.
-            held.into_iter()
-                .for_each(|frame| core.local.free_frame(frame));
+            // Its home stopped: nobody will say `ProcessGone`. The other
+            // cores it spanned may map these frames until they too end
+            // their dispatchers: they say so to each other, and the frames
+            // go back once all still in the view have (`settle_homeless`).
+            let me = CoreId(core.id as u16);
+            let home = CoreId(tell_home.map_or(0, |(home, _, _)| home));
+            let others = cores.minus(Members::one(me)).minus(Members::one(home));
+            let heard = processes.released_by.remove(&pid).unwrap_or_default();
+            let (index, exit) =
+                tell_home.map_or((0, Exit::Killed), |(_, index, exit)| (index, exit));
+            for other in others.iter() {
+                processes
+                    .outbox
+                    .push((other, dispatcher_ended(pid, index, exit).into()));
+            }
+            let homeless = process::Homeless {
+                waiting: others.minus(heard),
+                frames: held,
+            };
+            processes.homeless.insert(pid, homeless);
         } else if !held.is_empty() {
             processes.held_frames.entry(pid).or_default().extend(held);
         }
         if let Some((home, index, exit)) = tell_home
             && !home_gone
         {
-            let ended = ended_of(exit);
-            let message = DispatcherEnded {
-                pid: pid.0,
-                index,
-                outcome: ended.outcome,
-                core: ended.core,
-                status: ended.status,
-                vector: ended.vector,
-                error_code: ended.error_code,
-                rip: ended.rip,
-                address: ended.address,
-            };
-            processes.outbox.push((CoreId(home), message.into()));
+            processes
+                .outbox
+                .push((CoreId(home), dispatcher_ended(pid, index, exit).into()));
         }
     }
 
+    /// Processes whose home stopped: their frames here go back once every
+    /// other core they spanned, still in the view, has said it no longer
+    /// maps them. Whether any went back.
+    fn settle_homeless(&mut self, core: &Core, members: Members) -> bool {
+        let mut processes = core.processes.borrow_mut();
+        let done: Vec<Pid> = processes
+            .homeless
+            .iter()
+            .filter(|(_, homeless)| homeless.waiting.intersect(members).is_empty())
+            .map(|(&pid, _)| pid)
+            .collect();
+        for &pid in &done {
+            let homeless = processes.homeless.remove(&pid).expect("listed above");
+            for frame in homeless.frames {
+                core.local.free_frame(frame);
+            }
+        }
+        !done.is_empty()
+    }
+}
+
+/// `DispatcherEnded` for dispatcher `index` of `pid`, ended as `exit`.
+fn dispatcher_ended(pid: Pid, index: u16, exit: Exit) -> DispatcherEnded {
+    let ended = ended_of(exit);
+    DispatcherEnded {
+        pid: pid.0,
+        index,
+        outcome: ended.outcome,
+        core: ended.core,
+        status: ended.status,
+        vector: ended.vector,
+        error_code: ended.error_code,
+        rip: ended.rip,
+        address: ended.address,
+    }
+}
+
+impl Host {
     /// The answers to this core's `JoinProcess` calls: a process all of
     /// whose cores joined starts everywhere; one a core could not join is
     /// killed. Whether any came.
@@ -479,7 +531,12 @@ impl Host {
                 );
                 spanning.running.remove(member);
                 doomed.push(pid);
-                if let Some(token) = spanning.spawned_answer.take() {
+                let answer = spanning.spawned_answer.take();
+                // It may have joined after all, its answer lost: its
+                // dispatcher ends too.
+                let end = EndDispatcher { pid: pid.0 };
+                processes.outbox.push((member, end.into()));
+                if let Some(token) = answer {
                     let failed = Spawned {
                         outcome: SPAWN_FAILED,
                         pid: pid.0,
@@ -543,6 +600,20 @@ impl Host {
                 )
             })
             .collect();
+        // Children on a core that stopped will not say they ended: they are
+        // killed, for their parents.
+        let lost: Vec<(Pid, Pid)> = processes
+            .remote_children
+            .iter()
+            .filter(|(child, (_, exit))| exit.is_none() && !members.contains(CoreId(child.core())))
+            .map(|(&child, &(parent, _))| (child, parent))
+            .collect();
+        for (child, parent) in &lost {
+            processes
+                .remote_children
+                .insert(*child, (*parent, Some(Exit::Killed)));
+            processes.table.wake_waiting(*parent, *child);
+        }
         let homeless: Vec<Pid> = processes
             .lingering
             .keys()
@@ -700,6 +771,9 @@ impl Host {
             let Some(frame) = frame else {
                 change.done = Some(false);
                 processes.table.wake(pid);
+                // Its core may have taken the channel for it before the
+                // answer was lost: let it go.
+                tell_closed(core, &mut processes, channel, false);
                 continue;
             };
             change.kind = ChangeKind::Connect {
@@ -723,7 +797,7 @@ impl Host {
             if proposed.is_err() {
                 // Its space is gone (it ended meanwhile): the change ends
                 // refused, and the channel's core hears it was let go.
-                change_ended(core, token, false);
+                change_ended(core, token, false, false);
             }
         }
         !answered.is_empty()
@@ -731,12 +805,21 @@ impl Host {
 }
 
 /// The channel `name` is let go by its other end (on this core, or by a
-/// note): its frame goes back if its creator has ended too; nobody connects
-/// to it again.
-fn closed(core: &Core, processes: &mut process::Processes, pid: Pid, address: u64) {
+/// note): having used it, its frame goes back if its creator has ended too,
+/// and nobody connects to it again; its connect having failed, it may take
+/// another.
+fn closed(core: &Core, processes: &mut process::Processes, pid: Pid, address: u64, used: bool) {
     let Some(open) = processes.channels.get_mut(&(pid, address)) else {
         return;
     };
+    if !used {
+        // A connect that did not take effect: the channel is free again
+        // (its rings are untouched), unless an end already used it.
+        if !open.closed {
+            open.peer = None;
+        }
+        return;
+    }
     open.closed = true;
     if !open.creator_gone {
         // Its creator is alone now: if it waits for the other end, it runs
@@ -767,15 +850,17 @@ fn creator_gone(processes: &mut process::Processes, channel: ChannelName) {
     }
 }
 
-/// This core's process let go of the channel `name`: its creator's core
-/// hears it (this one, or by message).
-fn tell_closed(core: &Core, processes: &mut process::Processes, name: ChannelName) {
+/// This core's process let go of the channel `name` (having used it, or
+/// its connect having failed): its creator's core hears it (this one, or by
+/// message).
+fn tell_closed(core: &Core, processes: &mut process::Processes, name: ChannelName, used: bool) {
     if usize::from(name.core.0) == core.id {
-        closed(core, processes, name.pid, name.address);
+        closed(core, processes, name.pid, name.address, used);
     } else {
         let message = ChannelClosed {
             pid: name.pid.0,
             address: name.address,
+            used: u8::from(used),
         };
         processes.outbox.push((name.core, message.into()));
     }
@@ -811,6 +896,7 @@ fn join(
         space,
         next: Some(start_of(entry, index, args.len() as u64)),
         dispatcher: (index, cores.len() as u16),
+        cores,
     };
     let owner = Owner::Kernel(Report::Home {
         home: home.0,
@@ -842,11 +928,11 @@ fn end_between_turns(core: &Core, pid: Pid, exit: Exit) {
     core.clear_away(ended);
 }
 
-/// A change a process proposed has ended, having taken effect (`took`) or
-/// not: frames it no longer needs go back (a refused map's; an unmapped
+/// A change a process proposed has ended, having taken effect (`took`; on
+/// every holder, confirmed, if `everywhere`) or not: frames it no longer needs go back (a refused map's; an unmapped
 /// page's, now that no core maps it), a channel is made or joined, and the
 /// process, if it waits for a change, runs again.
-pub(super) fn change_ended(core: &Core, token: u64, took: bool) {
+pub(super) fn change_ended(core: &Core, token: u64, took: bool, everywhere: bool) {
     let mut processes = core.processes.borrow_mut();
     let Some(change) = processes.changes.get_mut(&token) else {
         return;
@@ -883,9 +969,11 @@ pub(super) fn change_ended(core: &Core, token: u64, took: bool) {
         }
         (ChangeKind::Connect { channel, .. }, false) => {
             // The channel's core marked it taken: let it go.
-            tell_closed(core, &mut processes, channel);
+            tell_closed(core, &mut processes, channel, false);
         }
-        (ChangeKind::Unmap { vaddr }, true) => {
+        // A holder that did not confirm may map it still: it goes back with
+        // the process.
+        (ChangeKind::Unmap { vaddr }, true) if everywhere => {
             if let Some(frames) = processes.unmapped.get_mut(&(pid, vaddr))
                 && let Some(frame) = frames.pop_front()
             {

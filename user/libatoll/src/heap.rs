@@ -12,7 +12,7 @@ use talc::base::Talc;
 use talc::base::binning::Binning;
 use talc::source::Source;
 
-use crate::{USER_START, block_on_all, map};
+use crate::{USER_START, block_on_all, map, unmap};
 
 /// Where the heap starts: 448 GiB into the user range, far from the image,
 /// the stacks and the regions the programs map by hand.
@@ -36,20 +36,26 @@ pub struct MappedPages {
 // its lock.
 unsafe impl Send for MappedPages {}
 
-/// Maps `BATCH` pages from `from`; whether all took effect.
+/// Maps `BATCH` pages from `from`; whether all took effect. If some did
+/// not, those that did are unmapped again, so that the range is whole or
+/// free for the next try.
 fn map_batch(from: u64) -> bool {
-    let changes =
-        core::array::from_fn::<_, BATCH, _>(|index| map(from + index as u64 * PAGE, true));
-    if changes.iter().any(Result::is_err) {
-        // Those the kernel took still end; the heap does not grow.
-        for change in changes.into_iter().flatten() {
+    let page = |index: usize| from + index as u64 * PAGE;
+    let changes = core::array::from_fn::<_, BATCH, _>(|index| map(page(index), true));
+    let mapped: [bool; BATCH] = if changes.iter().all(Result::is_ok) {
+        block_on_all(changes.map(|change| change.expect("checked above"))).map(|end| end.is_ok())
+    } else {
+        changes.map(|change| change.is_ok_and(|change| crate::block_on(change).is_ok()))
+    };
+    if mapped.iter().all(|&took| took) {
+        return true;
+    }
+    for index in (0..BATCH).filter(|&index| mapped[index]) {
+        if let Ok(change) = unmap(page(index)) {
             let _ = crate::block_on(change);
         }
-        return false;
     }
-    block_on_all(changes.map(|change| change.expect("checked above")))
-        .iter()
-        .all(Result::is_ok)
+    false
 }
 
 // SAFETY: `acquire` maps pages with system calls and touches no allocator.

@@ -5,7 +5,9 @@
 //! <pid> [<rounds>]` connects to process `pid`'s channel, sends `rounds`
 //! messages (1,000 without) one at a time, times each until its echo is
 //! back, checks every echo, says stop, and prints the median (of the last
-//! 4,096); it stops early if the server has gone. Neither enters the kernel while the other is
+//! 4,096); it stops early if the server has gone. `serve <n>` leaves after
+//! n round trips without a word, and `ping ... abandon` leaves without
+//! saying stop: the other end finds it gone. Neither enters the kernel while the other is
 //! awake: a side sleeps only after polling for a while, and the other wakes
 //! it (`notify`) only then.
 #![no_std]
@@ -36,12 +38,22 @@ fn message(round: usize) -> Payload {
 
 fn main() -> u64 {
     let mut words = libatoll::args().split_whitespace();
-    match (words.next(), words.next(), words.next()) {
-        (Some("serve"), None, None) => serve(),
-        (Some("ping"), Some(pid), rounds) => {
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some("serve"), limit, None, None) => match limit.map(str::parse).transpose() {
+            Ok(limit) => serve(limit),
+            Err(_) => usage(),
+        },
+        (Some("ping"), Some(pid), rounds, abandon) => {
             let rounds = rounds.map_or(Ok(DEFAULT_ROUNDS), str::parse);
+            let abandon = match abandon {
+                None => false,
+                Some("abandon") => true,
+                Some(_) => return usage(),
+            };
             match (pid.parse(), rounds) {
-                (Ok(pid), Ok(rounds)) if (1..=MAX_ROUNDS).contains(&rounds) => ping(pid, rounds),
+                (Ok(pid), Ok(rounds)) if (1..=MAX_ROUNDS).contains(&rounds) => {
+                    ping(pid, rounds, abandon)
+                }
                 _ => usage(),
             }
         }
@@ -50,11 +62,15 @@ fn main() -> u64 {
 }
 
 fn usage() -> u64 {
-    println!("pingpong: serve, or ping <pid> [<rounds>, 1 to {MAX_ROUNDS}]");
+    println!(
+        "pingpong: serve [<rounds> before it leaves], or ping <pid> [<rounds>, 1 to {MAX_ROUNDS}] [abandon]"
+    );
     2
 }
 
-fn serve() -> u64 {
+/// Echoes until told to stop, until the other end has gone, or, with a
+/// `limit`, after that many round trips (it then leaves without a word).
+fn serve(limit: Option<u64>) -> u64 {
     if !channel::create(SERVED).is_ok_and(|change| block_on(change).is_ok()) {
         println!("pingpong: cannot make a channel");
         return 1;
@@ -66,6 +82,10 @@ fn serve() -> u64 {
     let mut channel = Channel::open(SERVED, true);
     let mut echoed = 0u64;
     loop {
+        if limit == Some(echoed) {
+            println!("pingpong: leaving after {echoed} round trips");
+            return 0;
+        }
         let Some(payload) = channel.recv() else {
             println!("pingpong: the other end left after {echoed} round trips");
             return 0;
@@ -83,7 +103,9 @@ fn serve() -> u64 {
     0
 }
 
-fn ping(pid: u32, rounds: usize) -> u64 {
+/// Pings `pid`'s channel `rounds` times; with `abandon`, it then leaves
+/// without saying stop.
+fn ping(pid: u32, rounds: usize, abandon: bool) -> u64 {
     // The server makes its channel once it runs: ask again for a while.
     let mut connected = false;
     for _ in 0..1_000 {
@@ -119,10 +141,12 @@ fn ping(pid: u32, rounds: usize) -> u64 {
         times[round % TIMED] = cycles() - start;
         wrong += u64::from(echo != message(round));
     }
-    let mut stop = [0u8; PAYLOAD_SIZE];
-    stop[STOP_AT] = 1;
-    // It may have gone as soon as it had the last echo out.
-    let _ = channel.send(&stop);
+    if !abandon {
+        let mut stop = [0u8; PAYLOAD_SIZE];
+        stop[STOP_AT] = 1;
+        // It may have gone as soon as it had the last echo out.
+        let _ = channel.send(&stop);
+    }
     let timed = rounds.min(TIMED);
     let times = &mut times[..timed];
     times.sort_unstable();

@@ -141,9 +141,11 @@ atoll_iface::interface! {
         /// Wake process `pid` of the receiving core if it waits for a
         /// notification (the other end of its channel sent to it).
         ChannelNotify { pid: u32 }
-        /// The process that connected to `pid`'s channel at `address` has
-        /// ended: the sending core no longer maps its frame.
-        ChannelClosed { pid: u32, address: u64 }
+        /// The process that connected to `pid`'s channel at `address` (or
+        /// asked to) lets go of it: it has ended and the sending core no
+        /// longer maps its frame (`used` 1), or its connect did not take
+        /// effect (0: the channel may take another other end).
+        ChannelClosed { pid: u32, address: u64, used: u8 }
         /// Process `pid` of the sender, which created the channel at
         /// `address`, has ended: the process of the receiving core at its
         /// other end is alone.
@@ -262,7 +264,7 @@ pub enum ProcessNote {
     /// `ChannelNotify`.
     Notify { pid: u32 },
     /// `ChannelClosed`.
-    Closed { pid: u32, address: u64 },
+    Closed { pid: u32, address: u64, used: bool },
     /// `ChannelGone`, from `from`.
     Gone {
         from: CoreId,

@@ -187,8 +187,12 @@ impl Service for Process {
             ProcessMessage::ChannelNotify(ChannelNotify { pid }) => {
                 return cx.defer(Deferred::ProcessNote(ProcessNote::Notify { pid }));
             }
-            ProcessMessage::ChannelClosed(ChannelClosed { pid, address }) => {
-                return cx.defer(Deferred::ProcessNote(ProcessNote::Closed { pid, address }));
+            ProcessMessage::ChannelClosed(ChannelClosed { pid, address, used }) => {
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Closed {
+                    pid,
+                    address,
+                    used: used != 0,
+                }));
             }
             ProcessMessage::KillProcess(KillProcess { pid }) => ProcessRequest::Kill { pid },
             ProcessMessage::ListProcesses(ListProcesses {}) => ProcessRequest::List,
