@@ -327,6 +327,19 @@ impl Host {
         }
         let mut still = Vec::new();
         for retiring in retiring {
+            // A dispatcher whose home stopped keeps its replica of the space
+            // open until the process's other cores are done too: they may
+            // still ask it how a round of the home's ended (cooperative
+            // termination). Its page tables go now (`settle_homeless`
+            // closes the space).
+            let homeless = retiring
+                .tell_home
+                .is_some_and(|(home, _, _)| !members.contains(CoreId(home)));
+            if homeless {
+                did = true;
+                self.retire(core, retiring, members);
+                continue;
+            }
             match self.monitor.close_space(retiring.pid.0) {
                 Err(SpaceError::Busy) => still.push(retiring),
                 _ => {
@@ -457,11 +470,16 @@ impl Host {
     /// maps them. Whether any went back.
     fn settle_homeless(&mut self, core: &Core, members: Members) -> bool {
         let mut processes = core.processes.borrow_mut();
-        let done: Vec<Pid> = processes
+        let heard: Vec<Pid> = processes
             .homeless
             .iter()
             .filter(|(_, homeless)| homeless.waiting.intersect(members).is_empty())
             .map(|(&pid, _)| pid)
+            .collect();
+        // Its replica of the space closes once its own rounds have ended.
+        let done: Vec<Pid> = heard
+            .into_iter()
+            .filter(|pid| !matches!(self.monitor.close_space(pid.0), Err(SpaceError::Busy)))
             .collect();
         for &pid in &done {
             let homeless = processes.homeless.remove(&pid).expect("listed above");
@@ -996,7 +1014,19 @@ pub(super) fn change_ended(core: &Core, token: u64, took: bool, everywhere: bool
 /// Applies an effect of `pid`'s replicated space to its page tables on
 /// this core and to this core's TLB.
 pub(super) fn apply(core: &Core, pid: Pid, effect: atoll_replica::Effect) {
-    let Some(space) = core.processes.borrow_mut().space_of(pid) else {
+    let (space, homeless) = {
+        let mut processes = core.processes.borrow_mut();
+        (
+            processes.space_of(pid),
+            processes.homeless.contains_key(&pid),
+        )
+    };
+    let Some(space) = space else {
+        if homeless {
+            // Its page tables are gone: a round of its home's that ends
+            // late changes nothing here.
+            return;
+        }
         println!(
             "atoll: core {}: a change of process {pid}'s space, which this core does not hold",
             core.id

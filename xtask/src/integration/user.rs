@@ -54,14 +54,16 @@ const PROCESS_CORES: [usize; 4] = [1, 2, 4, 8];
 /// gone: a `pingpong` server whose client leaves without a word, and a
 /// client whose server does. After the first process, cores 0 to 2 have
 /// every frame back (core 1's needed core 2's word that it no longer mapped
-/// them; `run true` on core 2 comes after that word). The frames of the
-/// second, whose home left, are not checked: in about one run in ten both
-/// members kept theirs (see docs/userspace.md, where things stand).
+/// them; `run true` on core 2 comes after that word); at the end, cores 0
+/// and 1 have every frame back. (Before each kept its replica of the second
+/// process's space open until the other was done, one could close it while
+/// the other still needed its answer about a round of the home's, and both
+/// then kept their frames for good.)
 fn spanning_process_survives_no_lost_core(context: &mut TestContext) -> Result<(), String> {
     let script = "mem; spawn spin --cores 1,2,3; ps; ps; fault 3; ps; ps; run true --cores 2; mem; \
                   spawn memstress --cores 2,0,1 1000000; ps; ps; core off 2; ps; ps; \
                   spawn pingpong --cores 0 ping 2049 3000 abandon; run pingpong --cores 1 serve; \
-                  spawn pingpong --cores 1 serve 300; run pingpong --cores 0 ping 3073 100000";
+                  spawn pingpong --cores 1 serve 300; run pingpong --cores 0 ping 3073 100000; mem";
     let run = context.exec(4, script)?;
     super::cases::expect_success(&run, script)?;
     let serial = &run.serial;
@@ -84,6 +86,12 @@ fn spanning_process_survives_no_lost_core(context: &mut TestContext) -> Result<(
     if after[..3] != before[..3] || after[3].is_some() {
         return Err(format!(
             "after core 3's fault, free frames per core are {after:?}, before {before:?}: cores 0 to 2 should have all theirs back, core 3 none to report"
+        ));
+    }
+    let at_end = frames(2)?;
+    if at_end[..2] != before[..2] {
+        return Err(format!(
+            "at the end, free frames per core are {at_end:?}, before {before:?}: cores 0 and 1 should have all theirs back"
         ));
     }
     // Each end of a channel finds the other gone when it leaves without a
