@@ -148,7 +148,10 @@ fn hung_core_is_found_in_time(context: &mut TestContext) -> Result<(), String> {
 /// (The NMI may land while core 4 sends its flush of view 2, so some
 /// survivors go from view 1 straight to view 3.)
 fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<(), String> {
-    let script = "vm storm start 40; fault 3; fault 4; vm storm wait; vm hash";
+    // Each core's storm must outlast both faults' detection (about 1.4 s
+    // each under TCG): 40 changes a core did not always (core 4 had ended
+    // its storm before its fault), 120 do.
+    let script = "vm storm start 120; fault 3; fault 4; vm storm wait; vm hash";
     let run = context.exec_numa(8, 2, script)?;
     expect_success(&run, script)?;
     // The shell's core installs view 2 before `fault 3` returns. Another
@@ -173,14 +176,14 @@ fn faults_mid_storm_leave_equal_replicas(context: &mut TestContext) -> Result<()
     )?;
     match protocol::vm_storm_counts(&run.serial) {
         Some(protocol::StormCounts {
-            proposals: 240,
+            proposals: 720,
             committed,
             aborted,
             ..
-        }) if committed + aborted == 240 && committed > 0 => {}
+        }) if committed + aborted == 720 && committed > 0 => {}
         other => {
             return Err(format!(
-                "expected 240 proposals from the 6 survivors, all ended and some committed; got {other:?}"
+                "expected 720 proposals from the 6 survivors, all ended and some committed; got {other:?}"
             ));
         }
     }
