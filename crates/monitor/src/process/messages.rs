@@ -302,3 +302,24 @@ pub fn unpack_pages(bytes: &[u8]) -> Option<Vec<(u64, u64, u64)>> {
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_pack_and_unpack_whole_and_a_torn_batch_is_refused() {
+        let pages = [(1 << 39, 0x1000, 2), (u64::MAX, 0, u64::MAX)];
+        let packed = pack_pages(&pages).expect("two entries fit");
+        assert_eq!(packed.as_slice().len(), 2 * PAGE_ENTRY_BYTES);
+        assert_eq!(unpack_pages(packed.as_slice()), Some(pages.to_vec()));
+        assert_eq!(
+            unpack_pages(&packed.as_slice()[..PAGE_ENTRY_BYTES + 1]),
+            None
+        );
+        assert_eq!(unpack_pages(&[]), Some(Vec::new()));
+        let most = PAGES_BYTES / PAGE_ENTRY_BYTES;
+        assert!(pack_pages(&alloc::vec![(0, 0, 0); most]).is_some());
+        assert!(pack_pages(&alloc::vec![(0, 0, 0); most + 1]).is_none());
+    }
+}

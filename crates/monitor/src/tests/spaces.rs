@@ -231,3 +231,46 @@ fn two_holders_mapping_one_page_at_once_both_abort_on_the_conflict_and_a_retry_c
         );
     }
 }
+
+#[test]
+fn a_core_asked_to_join_a_process_has_its_host_join_it_with_the_pages_sent_before() {
+    use crate::process::{
+        CoreSet, JoinProcess, ProcessNote, ProcessPages, ProcessRequest, pack_pages,
+    };
+    let mut net = Net::new(3);
+    let pages = pack_pages(&[(PAGE, 0x7000, 1)]).unwrap();
+    let mut out = Output::default();
+    net.monitors[0].send(
+        net.now,
+        CoreId(2),
+        ProcessPages { pid: PID, pages },
+        &mut out,
+    );
+    net.absorb(CoreId(0), out);
+    let cores: Members = [0, 2].into_iter().map(CoreId).collect();
+    let join = JoinProcess {
+        pid: PID,
+        index: 1,
+        cores: CoreSet(cores),
+        entry: PAGE,
+        name: atoll_iface::Bytes::new(b"hello").unwrap(),
+        args: atoll_iface::Bytes::new(b"").unwrap(),
+    };
+    net.call(0, 2, join, 1000);
+    net.settle();
+    let on_2: Vec<&Deferred> = net
+        .deferred
+        .iter()
+        .filter(|(core, _)| core.0 == 2)
+        .map(|(_, work)| work)
+        .collect();
+    // The pages first (the link keeps its order), then the request, with
+    // the asking core as the home.
+    assert!(
+        matches!(on_2[..], [
+            Deferred::ProcessNote(ProcessNote::Pages { pid: PID, pages }),
+            Deferred::Process { request: ProcessRequest::Join { home: CoreId(0), pid: PID, index: 1, .. }, .. },
+        ] if pages[..] == [(PAGE, 0x7000, 1)]),
+        "{on_2:?}"
+    );
+}
