@@ -349,18 +349,9 @@ impl Core {
             // Its home hears of it once this core no longer maps its pages.
             Some(Owner::Kernel(Report::Home { .. })) => {}
             Some(Owner::Kernel(Report::RemoteParent { core: at, pid })) => {
-                let ended_as = ended_of(ended.exit);
-                let message = ChildEnded {
-                    parent: pid,
-                    child: ended.pid.0,
-                    outcome: ended_as.outcome,
-                    core: ended_as.core,
-                    status: ended_as.status,
-                    vector: ended_as.vector,
-                    error_code: ended_as.error_code,
-                    rip: ended_as.rip,
-                    address: ended_as.address,
-                };
+                let mut ended_as = ended_of(ended.exit);
+                ended_as.pid = ended.pid.0;
+                let message = ChildEnded::new(pid, &ended_as);
                 processes.outbox.push((CoreId(at), message.into()));
             }
             Some(Owner::Kernel(Report::Console) | Owner::Orphan | Owner::Parent(_)) => {

@@ -332,6 +332,27 @@ impl Processes {
         core::mem::take(&mut self.answers)
     }
 
+    /// Whether nothing waits to be settled with the monitor (nothing to
+    /// open, send, call, answer, close or free, and no call's answer
+    /// awaited), as of view `epoch`.
+    pub fn settled(&self, epoch: u32) -> bool {
+        self.watched_epoch == epoch
+            && self.to_open.is_empty()
+            && self.answers.is_empty()
+            && self.retiring.is_empty()
+            && self.outbox.is_empty()
+            && self.join_calls.is_empty()
+            && self.connect_calls.is_empty()
+            && self.spawn_calls.is_empty()
+            && self.kill_calls.is_empty()
+            && self.join_tickets.is_empty()
+            && self.connect_tickets.is_empty()
+            && self.spawn_tickets.is_empty()
+            && self.kill_tickets.is_empty()
+            && self.homeless.is_empty()
+            && self.spanning.values().all(|spanning| !spanning.ended)
+    }
+
     /// Records a change `pid` proposes; the monitor's token for it.
     pub fn new_change(&mut self, pid: Pid, kind: ChangeKind) -> u64 {
         loop {
@@ -399,8 +420,8 @@ impl core::fmt::Display for SpawnFailure {
 
 /// Loads the boot image's program `name` into a new address space, with
 /// `args` at the top of its stack; with the pages it mapped, for the
-/// replica of the space. The user range maps what it mapped before when
-/// this returns.
+/// replica of the space. The pages go into the new space's own tables: the
+/// user range of the core's goes on mapping what it maps.
 pub fn load(
     local: &CoreLocal,
     name: &str,
@@ -424,13 +445,11 @@ pub fn load(
     let no_memory = || SpawnFailure::NotLoaded(format!("no free frame for {name}"));
     let space = local.allocate_filled_frame(0).ok_or_else(no_memory)?;
     let tables = local.page_tables();
-    let before = tables.user_space();
-    tables.switch_user_space(Some(space));
     let pages = RefCell::new(Vec::new());
     let add = |page: u64, bytes: &[u8], writable: bool, executable: bool| {
         let frame = local.allocate_frame_holding(bytes).ok_or_else(no_memory)?;
         tables
-            .map_user(page, frame, writable, executable, &mut || {
+            .map_user_in(space, page, frame, writable, executable, &mut || {
                 local.allocate_filled_frame(0)
             })
             .map_err(|error| {
@@ -473,7 +492,6 @@ pub fn load(
         Ok(())
     };
     let outcome = mapped();
-    tables.switch_user_space(before);
     if let Err(failure) = outcome {
         release(local, space, None);
         return Err(failure);

@@ -229,26 +229,6 @@ impl PageTables {
         Ok(())
     }
 
-    /// Maps the program's page at `vaddr` (in the user range) to `frame`,
-    /// reachable from ring 3, writable or executable (never both) as
-    /// asked, taking page-table frames from `allocate`.
-    pub fn map_user(
-        &self,
-        vaddr: u64,
-        frame: u64,
-        writable: bool,
-        executable: bool,
-        allocate: &mut dyn FnMut() -> Option<u64>,
-    ) -> Result<(), PagingError> {
-        Self::check(vaddr)?;
-        if !USER_PAGES.contains(&vaddr) || (writable && executable) {
-            return Err(PagingError::BadAddress { vaddr });
-        }
-        let entry = self.free_entry(vaddr, allocate)?;
-        *entry = (frame & ENTRY_ADDRESS) | user_flags(writable, executable);
-        Ok(())
-    }
-
     /// Whether the page at `vaddr` is a program's page (mapped, reachable
     /// from ring 3), and writable too if `write`.
     pub fn is_user_page(&self, vaddr: u64, write: bool) -> bool {
@@ -319,8 +299,9 @@ impl PageTables {
     }
 
     /// Maps the page at `vaddr` (in the user range) of the address space
-    /// `space`, whether the user range maps it now or not, as
-    /// [`map_user`](Self::map_user) does.
+    /// `space`, whether the user range maps it now or not, to `frame`:
+    /// reachable from ring 3, writable or executable (never both) as asked,
+    /// taking page-table frames from `allocate`.
     pub fn map_user_in(
         &self,
         space: u64,

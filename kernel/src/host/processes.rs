@@ -259,8 +259,13 @@ impl Host {
     /// answers their ends produced for other cores. Whether it did
     /// anything.
     pub(super) fn settle_processes(&mut self, core: &Core) -> bool {
-        let now = cpu::rdtsc();
         let view = self.monitor.view();
+        // This runs after every step: with nothing to settle, it is one
+        // look (the node loop's message path pays no more).
+        if core.processes.borrow().settled(view.epoch) {
+            return false;
+        }
+        let now = cpu::rdtsc();
         let members = view.members;
         let (to_open, answers, retiring, outbox, join_calls, connect_calls) = {
             let mut processes = core.processes.borrow_mut();
@@ -493,18 +498,9 @@ impl Host {
 
 /// `DispatcherEnded` for dispatcher `index` of `pid`, ended as `exit`.
 fn dispatcher_ended(pid: Pid, index: u16, exit: Exit) -> DispatcherEnded {
-    let ended = ended_of(exit);
-    DispatcherEnded {
-        pid: pid.0,
-        index,
-        outcome: ended.outcome,
-        core: ended.core,
-        status: ended.status,
-        vector: ended.vector,
-        error_code: ended.error_code,
-        rip: ended.rip,
-        address: ended.address,
-    }
+    let mut ended = ended_of(exit);
+    ended.pid = pid.0;
+    DispatcherEnded::new(index, &ended)
 }
 
 impl Host {

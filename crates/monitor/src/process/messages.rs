@@ -190,6 +190,68 @@ impl ProgramEnded {
     }
 }
 
+impl DispatcherEnded {
+    /// Dispatcher `index` of `ended.pid` has ended as `ended` says.
+    pub fn new(index: u16, ended: &ProgramEnded) -> Self {
+        Self {
+            pid: ended.pid,
+            index,
+            outcome: ended.outcome,
+            core: ended.core,
+            status: ended.status,
+            vector: ended.vector,
+            error_code: ended.error_code,
+            rip: ended.rip,
+            address: ended.address,
+        }
+    }
+
+    /// The end it tells of.
+    pub fn ended(&self) -> ProgramEnded {
+        ProgramEnded {
+            outcome: self.outcome,
+            pid: self.pid,
+            core: self.core,
+            status: self.status,
+            vector: self.vector,
+            error_code: self.error_code,
+            rip: self.rip,
+            address: self.address,
+        }
+    }
+}
+
+impl ChildEnded {
+    /// Child `ended.pid` of `parent` has ended as `ended` says.
+    pub fn new(parent: u32, ended: &ProgramEnded) -> Self {
+        Self {
+            parent,
+            child: ended.pid,
+            outcome: ended.outcome,
+            core: ended.core,
+            status: ended.status,
+            vector: ended.vector,
+            error_code: ended.error_code,
+            rip: ended.rip,
+            address: ended.address,
+        }
+    }
+
+    /// The end it tells of (its `pid` the child's).
+    pub fn ended(&self) -> ProgramEnded {
+        ProgramEnded {
+            outcome: self.outcome,
+            pid: self.child,
+            core: self.core,
+            status: self.status,
+            vector: self.vector,
+            error_code: self.error_code,
+            rip: self.rip,
+            address: self.address,
+        }
+    }
+}
+
 /// What another core asks of this core's processes, for the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessRequest {

@@ -105,31 +105,11 @@ impl Service for Process {
             ProcessMessage::EndDispatcher(EndDispatcher { pid }) => {
                 return cx.defer(Deferred::ProcessNote(ProcessNote::End { pid }));
             }
-            ProcessMessage::DispatcherEnded(DispatcherEnded {
-                pid,
-                index,
-                outcome,
-                core,
-                status,
-                vector,
-                error_code,
-                rip,
-                address,
-            }) => {
-                let ended = ProgramEnded {
-                    outcome,
-                    pid,
-                    core,
-                    status,
-                    vector,
-                    error_code,
-                    rip,
-                    address,
-                };
+            ProcessMessage::DispatcherEnded(message) => {
                 return cx.defer(Deferred::ProcessNote(ProcessNote::Ended {
                     from,
-                    index,
-                    ended,
+                    index: message.index,
+                    ended: message.ended(),
                 }));
             }
             ProcessMessage::ProcessGone(ProcessGone { pid }) => {
@@ -151,30 +131,10 @@ impl Service for Process {
                     args: text(args.as_slice()),
                 }
             }
-            ProcessMessage::ChildEnded(ChildEnded {
-                parent,
-                child,
-                outcome,
-                core,
-                status,
-                vector,
-                error_code,
-                rip,
-                address,
-            }) => {
-                let ended = ProgramEnded {
-                    outcome,
-                    pid: child,
-                    core,
-                    status,
-                    vector,
-                    error_code,
-                    rip,
-                    address,
-                };
+            ProcessMessage::ChildEnded(message) => {
                 return cx.defer(Deferred::ProcessNote(ProcessNote::ChildEnded {
-                    parent,
-                    ended,
+                    parent: message.parent,
+                    ended: message.ended(),
                 }));
             }
             ProcessMessage::ChannelGone(ChannelGone { pid, address }) => {
