@@ -9,25 +9,32 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use atoll_abi::{
-    Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CHANGES,
-    MAX_NAME, MAX_QUERY, MAX_WRITE, USER_END, USER_START,
+    CAP_DISPATCHER, CAP_ENDPOINT, CAP_PROCESS, CAP_SPACE, Call, EXITED, Error, ExitRecord, FAULTED,
+    HANDED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CAPS, MAX_CHANGES, MAX_NAME, MAX_QUERY, MAX_WRITE,
+    NO_CAP, RIGHT_CONNECT, RIGHT_COPY, RIGHT_KILL, RIGHT_MAP, RIGHT_NOTIFY, RIGHT_READ, RIGHT_WAIT,
+    RIGHTS_ALL, USER_END, USER_START,
 };
 use atoll_arch::user::{self, Ended, Resume, SyscallFrame};
+use atoll_caps::{Object, Revocation, Sent, Table as CapTable};
 use atoll_monitor::process::LIST_BYTES;
 use atoll_replica::Mapping;
 use atoll_sched::{Exit, Info, Owner, Pid, ProcessError, SpawnError, State};
 
 use crate::host::{self, Core};
 use crate::process::{
-    ChangeKind, ChannelName, Machine, Next, PAGE_WRITABLE, Report, Retiring, Spanning,
-    SpawnFailure, describe, describe_exit, load, release,
+    ChangeKind, ChannelName, Machine, Next, PAGE_EXECUTABLE, PAGE_WRITABLE, Processes, Report,
+    Retiring, Spanning, SpawnFailure, describe, describe_exit, load, release,
 };
 use crate::programs::ended_of;
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
-    ChannelConnect, ChannelNotify, ChildEnded, CoreSet, EndDispatcher, JoinProcess, KillProcess,
-    PAGE_ENTRY_BYTES, PAGES_BYTES, ProcessPages, SpawnChild, pack_pages,
+    CAP_BYTES, CapGranted, ChannelConnect, ChannelNotify, ChildEnded, CoreSet, EndDispatcher,
+    JoinProcess, KillProcess, PAGE_ENTRY_BYTES, PAGES_BYTES, PageChange, ProcessPages, RevokeCaps,
+    SpawnChild, pack_pages,
 };
+
+// A capability on its way to another core fits its message.
+const _: () = assert!(atoll_caps::SENT_BYTES <= CAP_BYTES);
 use atoll_monitor::{CoreId, Members};
 
 const PAGE: u64 = 4096;
@@ -69,6 +76,15 @@ impl Core {
                 return Err(SpawnFailure::TooManyProcesses);
             }
         };
+        let dispatcher = Object::Dispatcher {
+            pid: pid.0,
+            index: 0,
+            count,
+            core: me.0,
+        };
+        let Processes { table, cap_ids, .. } = &mut *processes;
+        let machine = table.machine(pid).expect("spawned just now");
+        machine.caps = CapTable::starting(cap_ids, pid.0, dispatcher);
         processes.to_open.push((pid, cores, pages.clone()));
         if members.is_empty() {
             processes.table.start(pid);
@@ -195,13 +211,13 @@ impl Core {
         let list = self.process_list();
         let mut text = String::new();
         for (index, info) in list.iter().enumerate() {
-            let dispatcher = self
+            let machine = self
                 .processes
                 .borrow_mut()
                 .table
                 .machine(info.pid)
-                .map(|machine| machine.dispatcher);
-            let line = describe(info, self.id, dispatcher) + "\n";
+                .map(|machine| (machine.dispatcher, machine.caps.len()));
+            let line = describe(info, self.id, machine) + "\n";
             let after = list.len() - index - 1;
             let reserve = match after {
                 0 => 0,
@@ -335,6 +351,7 @@ impl Core {
             .remote_children
             .retain(|_, (parent, _)| *parent != ended.pid);
         processes.pending_spawns.remove(&ended.pid);
+        processes.revoking.remove(&ended.pid);
         match ended.report {
             // Its parent waits for it.
             None => {}
@@ -389,37 +406,76 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             match spawn(
                 core,
                 me,
-                [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8],
+                [
+                    frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+                ],
             ) {
-                Ok(Some(pid)) => Ok(pid),
+                Ok(Some(cap)) => Ok(cap),
                 Ok(None) => return Resume::Block,
                 Err(error) => Err(error),
             }
         }
-        Some(Call::Kill) => kill(core, me, frame.rdi),
-        Some(Call::ChannelState) => {
+        Some(Call::Kill) => {
+            process_cap(core, me, frame.rdi, RIGHT_KILL).and_then(|pid| kill(core, pid))
+        }
+        Some(Call::ChannelState) => own_end(core, me, frame.rdi).and_then(|address| {
             let processes = core.processes.borrow();
-            let open = match processes.channels.get(&(me, frame.rdi)) {
+            let open = match processes.channels.get(&(me, address)) {
                 Some(channel) => !channel.closed,
                 None => processes
                     .connections
-                    .get(&(me, frame.rdi))
+                    .get(&(me, address))
                     .is_some_and(|connection| !connection.gone),
             };
             match open {
                 true => Ok(0),
                 false => Err(Error::NoSuchChannel),
             }
-        }
-        Some(Call::Wait) => match wait(core, me, frame.rdi, frame.rsi) {
+        }),
+        Some(Call::Wait) => match process_cap(core, me, frame.rdi, RIGHT_WAIT)
+            .and_then(|child| wait(core, me, child, frame.rsi))
+        {
             Ok(Waited::Written) => Ok(0),
             Ok(Waited::Blocked) => return Resume::Block,
             Err(error) => Err(error),
         },
-        Some(Call::Pid) => Ok(u64::from(me.0)),
+        Some(Call::Pid) => process_cap(core, me, frame.rdi, 0).map(|pid| u64::from(pid.0)),
         Some(Call::ChannelCreate) => channel_create(core, me, frame.rdi),
-        Some(Call::ChannelConnect) => channel_connect(core, me, [frame.rdi, frame.rsi, frame.rdx]),
-        Some(Call::Notify) => notify(core, me, frame.rdi),
+        Some(Call::ChannelConnect) => channel_connect(core, me, frame.rdi, frame.rsi),
+        Some(Call::Notify) => own_end(core, me, frame.rdi)
+            .and_then(|address| peer_of(core, me, address).and_then(|peer| notify(core, peer))),
+        Some(Call::CapCopy) => {
+            let mut processes = core.processes.borrow_mut();
+            let Processes { table, cap_ids, .. } = &mut *processes;
+            caps_of(table, me)
+                .copy(cap_ids, frame.rdi, frame.rsi)
+                .map(u64::from)
+        }
+        Some(Call::CapGrant) => grant(core, me, [frame.rdi, frame.rsi, frame.rdx]),
+        Some(Call::CapReceive) => {
+            let mut processes = core.processes.borrow_mut();
+            caps_of(&mut processes.table, me)
+                .receive()
+                .map(u64::from)
+                .ok_or(Error::Pending)
+        }
+        Some(Call::CapRevoke) => match revoke(core, me, frame.rdi) {
+            Ok(Some(count)) => Ok(count),
+            Ok(None) => return Resume::Block,
+            Err(error) => Err(error),
+        },
+        Some(Call::CapDelete) => {
+            let mut processes = core.processes.borrow_mut();
+            caps_of(&mut processes.table, me)
+                .delete(frame.rdi)
+                .map(|_| 0)
+        }
+        Some(Call::CapInfo) => {
+            let mut processes = core.processes.borrow_mut();
+            caps_of(&mut processes.table, me)
+                .get(frame.rdi)
+                .map(|cap| cap.object.kind() << 32 | cap.rights)
+        }
         Some(Call::WaitNotify) => {
             let mut processes = core.processes.borrow_mut();
             if processes.notified.remove(&me) {
@@ -441,20 +497,24 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             Ok((core.id as u64) << 32 | cores)
         }
         Some(Call::SkbQuery) => skb_query(core, [frame.rdi, frame.rsi, frame.rdx, frame.r10]),
-        Some(Call::SpaceHash) => core
-            .with_monitor(|monitor| monitor.space_hash(me.0))
-            .ok_or(Error::NoSuchProcess),
-        Some(Call::Dispatcher) => {
-            let mut processes = core.processes.borrow_mut();
-            let machine = processes
-                .table
-                .machine(me)
-                .expect("the running process has its machine");
-            let (index, count) = machine.dispatcher;
-            Ok(u64::from(index) << 16 | u64::from(count))
+        Some(Call::SpaceHash) => own_space(core, me, frame.rdi, RIGHT_READ).and_then(|()| {
+            core.with_monitor(|monitor| monitor.space_hash(me.0))
+                .ok_or(Error::NoSuchProcess)
+        }),
+        Some(Call::Dispatcher) => match cap(core, me, frame.rdi, CAP_DISPATCHER, 0) {
+            Ok(Object::Dispatcher {
+                index, count, core, ..
+            }) => Ok(u64::from(core) << 32 | u64::from(index) << 16 | u64::from(count)),
+            Ok(_) => unreachable!("the table checked its type"),
+            Err(error) => Err(error),
+        },
+        Some(Call::Map) => own_space(core, me, frame.rdi, RIGHT_MAP)
+            .and_then(|()| map(core, me, frame.rsi, frame.rdx)),
+        Some(Call::Unmap) => {
+            own_space(core, me, frame.rdi, RIGHT_MAP).and_then(|()| unmap(core, me, frame.rsi))
         }
-        Some(Call::Map) => map(core, me, frame.rdi, frame.rsi),
-        Some(Call::Unmap) => unmap(core, me, frame.rdi),
+        Some(Call::Protect) => own_space(core, me, frame.rdi, RIGHT_MAP)
+            .and_then(|()| protect(core, me, frame.rsi, frame.rdx)),
         Some(Call::Poll) => poll(core, me, frame.rdi),
         Some(Call::WaitEvent) => match wait_event(core, me) {
             Ok(Waited::Written) => Ok(0),
@@ -488,28 +548,109 @@ fn console_write(address: u64, length: u64) -> Result<u64, Error> {
     Ok(length)
 }
 
+/// The caller's capability table.
+fn caps_of(table: &mut atoll_sched::Table<Machine, Report>, me: Pid) -> &mut CapTable {
+    &mut table
+        .machine(me)
+        .expect("the running process has its machine")
+        .caps
+}
+
+/// The object of the caller's capability `slot`, of type `kind` with the
+/// rights `needs`.
+fn cap(core: &Core, me: Pid, slot: u64, kind: u64, needs: u64) -> Result<Object, Error> {
+    caps_of(&mut core.processes.borrow_mut().table, me).object(slot, kind, needs)
+}
+
+/// The process the caller's capability `slot` names (with `needs`).
+fn process_cap(core: &Core, me: Pid, slot: u64, needs: u64) -> Result<Pid, Error> {
+    match cap(core, me, slot, CAP_PROCESS, needs)? {
+        Object::Process { pid } => Ok(Pid(pid)),
+        _ => unreachable!("the table checked its type"),
+    }
+}
+
+/// Checks that the caller's capability `slot` names its own address space
+/// with `needs` (another's is no use to it: the space's replicas are on
+/// that process's cores).
+fn own_space(core: &Core, me: Pid, slot: u64, needs: u64) -> Result<(), Error> {
+    match cap(core, me, slot, CAP_SPACE, needs)? {
+        Object::Space { pid } if pid == me.0 => Ok(()),
+        _ => Err(Error::WrongCapability),
+    }
+}
+
+/// The address of the caller's own end of a channel that its capability
+/// `slot` names, with `RIGHT_NOTIFY`.
+fn own_end(core: &Core, me: Pid, slot: u64) -> Result<u64, Error> {
+    match cap(core, me, slot, CAP_ENDPOINT, RIGHT_NOTIFY)? {
+        Object::Endpoint {
+            core: at,
+            pid,
+            address,
+        } if pid == me.0 && usize::from(at) == core.id => Ok(address),
+        _ => Err(Error::WrongCapability),
+    }
+}
+
+/// A new endpoint for the caller's end of a channel at `address`, in its
+/// table: the slot.
+fn mint_end(core: &Core, me: Pid, address: u64) -> Result<u32, Error> {
+    let mut processes = core.processes.borrow_mut();
+    let Processes { table, cap_ids, .. } = &mut *processes;
+    let end = Object::Endpoint {
+        core: core.id as u16,
+        pid: me.0,
+        address,
+    };
+    caps_of(table, me).mint(cap_ids, end, RIGHTS_ALL)
+}
+
 /// `Ok(None)`: the spawn is under way on another core, and the caller now
 /// waits for its answer (the call is made again when it comes).
 fn spawn(
     core: &Core,
     parent: Pid,
-    [name, name_length, args, args_length, at]: [u64; 5],
+    [name, name_length, args, args_length, at, handed]: [u64; 6],
 ) -> Result<Option<u64>, Error> {
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| Error::NotText);
     let name = text(read_user(name, name_length, MAX_NAME)?)?;
     let args = text(read_user(args, args_length, MAX_ARGS)?)?;
+    let (handed, room) = {
+        let mut processes = core.processes.borrow_mut();
+        let caps = caps_of(&mut processes.table, parent);
+        let handed = match handed {
+            NO_CAP => None,
+            slot => Some(caps.send(slot, caps.get(slot)?.rights)?),
+        };
+        (handed, caps.len() < MAX_CAPS as usize)
+    };
+    if !room {
+        return Err(Error::TableFull);
+    }
     let elsewhere = match at.checked_sub(1) {
         Some(at) if at != core.id as u64 => Some(at),
         _ => None,
     };
     if let Some(at) = elsewhere {
-        return spawn_elsewhere(core, parent, at, &name, &args);
+        return spawn_elsewhere(core, parent, at, &name, &args, handed);
     }
     let here = Members::one(CoreId(core.id as u16));
     match core.spawn_for(&name, &args, Owner::Parent(parent), here) {
-        Ok(pid) => {
+        Ok(child) => {
+            let mut processes = core.processes.borrow_mut();
+            if let Some(handed) = handed {
+                processes
+                    .take_cap(child, handed, Some(HANDED))
+                    .expect("a new process's HANDED slot is free");
+            }
+            let Processes { table, cap_ids, .. } = &mut *processes;
+            let slot = caps_of(table, parent)
+                .mint(cap_ids, Object::Process { pid: child.0 }, CHILD_RIGHTS)
+                .expect("a slot was free, and only the caller's calls fill its table");
+            drop(processes);
             core.flush_processes();
-            Ok(Some(u64::from(pid.0)))
+            Ok(Some(slot.into()))
         }
         Err(failure) => {
             if let SpawnFailure::NotLoaded(why) = &failure {
@@ -523,6 +664,9 @@ fn spawn(
     }
 }
 
+/// The rights of the capability `Spawn` answers with.
+const CHILD_RIGHTS: u64 = RIGHT_WAIT | RIGHT_KILL | RIGHT_COPY;
+
 /// Spawns `name` on core `at` for `parent`: asks that core, and waits for
 /// its answer (the call is made again and finds it).
 fn spawn_elsewhere(
@@ -531,13 +675,30 @@ fn spawn_elsewhere(
     at: u64,
     name: &str,
     args: &str,
+    handed: Option<Sent>,
 ) -> Result<Option<u64>, Error> {
     let mut processes = core.processes.borrow_mut();
     match processes.pending_spawns.get(&parent) {
         Some(Some(answer)) => {
             let answer = *answer;
             processes.pending_spawns.remove(&parent);
-            return answer.map(|child| Some(u64::from(child.0)));
+            let child = answer?;
+            let Processes { table, cap_ids, .. } = &mut *processes;
+            let minted = caps_of(table, parent).mint(
+                cap_ids,
+                Object::Process { pid: child.0 },
+                CHILD_RIGHTS,
+            );
+            return match minted {
+                Ok(slot) => Ok(Some(slot.into())),
+                // Grants filled the table meanwhile: the child goes.
+                Err(error) => {
+                    processes.remote_children.remove(&child);
+                    let kill = KillProcess { pid: child.0 };
+                    processes.kill_calls.push((CoreId(child.core()), kill));
+                    Err(error)
+                }
+            };
         }
         Some(None) => {
             processes.table.block(parent);
@@ -553,10 +714,15 @@ fn spawn_elsewhere(
     else {
         unreachable!("read within the same limits");
     };
+    let handed = match handed {
+        Some(sent) => Bytes::new(&sent.encode()).expect("a capability fits CAP_BYTES"),
+        None => Bytes::default(),
+    };
     let ask = SpawnChild {
         parent: parent.0,
         name,
         args,
+        handed,
     };
     processes.spawn_calls.push((parent, CoreId(at), ask));
     processes.pending_spawns.insert(parent, None);
@@ -566,38 +732,99 @@ fn spawn_elsewhere(
     Ok(None)
 }
 
-/// Kills the caller's child `child`: here between its turns, or on its
-/// core by message.
-fn kill(core: &Core, me: Pid, child: u64) -> Result<u64, Error> {
-    let child = Pid(u32::try_from(child).map_err(|_| Error::NoSuchProcess)?);
-    let mut processes = core.processes.borrow_mut();
-    if let Some(&(parent, exit)) = processes.remote_children.get(&child) {
-        if parent != me {
-            return Err(Error::NotAChild);
+/// Kills process `pid`: here between its turns, or on its core by
+/// message (the caller's capability for it had `RIGHT_KILL`).
+fn kill(core: &Core, pid: Pid) -> Result<u64, Error> {
+    if usize::from(pid.core()) != core.id {
+        let mut processes = core.processes.borrow_mut();
+        if let Some((_, Some(_))) = processes.remote_children.get(&pid) {
+            // It has ended already.
+            return Ok(0);
         }
-        if exit.is_none() {
-            let ask = KillProcess { pid: child.0 };
-            processes.kill_calls.push((CoreId(child.core()), ask));
-            drop(processes);
+        if !core.monitor().is_member(CoreId(pid.core())) {
+            return Err(Error::NoSuchProcess);
+        }
+        let ask = KillProcess { pid: pid.0 };
+        processes.kill_calls.push((CoreId(pid.core()), ask));
+        drop(processes);
+        core.flush_processes();
+        return Ok(0);
+    }
+    match core.kill_for(pid) {
+        // Its end, if it has ended already, is its parent's to wait for.
+        Ok(()) | Err(ProcessError::Ended) => {
             core.flush_processes();
+            Ok(0)
+        }
+        Err(_) => Err(Error::NoSuchProcess),
+    }
+}
+
+/// Gives the process at the other end of the caller's channel (its
+/// endpoint `endpoint`) a copy of its capability `slot` with `rights`.
+fn grant(core: &Core, me: Pid, [endpoint, slot, rights]: [u64; 3]) -> Result<u64, Error> {
+    let address = own_end(core, me, endpoint)?;
+    let sent = caps_of(&mut core.processes.borrow_mut().table, me).send(slot, rights)?;
+    let (at, peer) = peer_of(core, me, address)?;
+    let mut processes = core.processes.borrow_mut();
+    if usize::from(at.0) == core.id {
+        if let Err(why) = processes.take_cap(peer, sent, None) {
+            drop(processes);
+            println!(
+                "atoll: core {}: process {me}'s grant to process {peer} dropped: {why}",
+                core.id
+            );
         }
         return Ok(0);
     }
-    match processes.table.parent_of(child) {
-        Some(parent) if parent == me => {}
-        Some(_) => return Err(Error::NotAChild),
-        None => {
-            return Err(match processes.table.state(child) {
-                Some(_) => Error::NotAChild,
-                None => Error::NoSuchProcess,
-            });
-        }
-    }
+    let cap = Bytes::new(&sent.encode()).expect("a capability fits CAP_BYTES");
+    processes
+        .outbox
+        .push((at, CapGranted { pid: peer.0, cap }.into()));
     drop(processes);
-    // Its end, even if it has ended already, is its parent's to wait for.
-    let _ = core.kill_for(child);
     core.flush_processes();
     Ok(0)
+}
+
+/// Revokes every capability made from the caller's `slot`: here at once,
+/// then on every other core of the view by `RevokeCaps`. `Ok(None)`: the
+/// caller now waits for their answers (the call is made again, and finds
+/// the count).
+fn revoke(core: &Core, me: Pid, slot: u64) -> Result<Option<u64>, Error> {
+    let mut processes = core.processes.borrow_mut();
+    if let Some(revocation) = processes.revoking.get(&me) {
+        if revocation.is_done() {
+            let deleted = revocation.deleted();
+            processes.revoking.remove(&me);
+            return Ok(Some(deleted.into()));
+        }
+        processes.table.block(me);
+        return Ok(None);
+    }
+    let id = caps_of(&mut processes.table, me).get(slot)?.id;
+    let count = processes.revoke_here(id);
+    // What is made from it from now on is not revoked.
+    let Processes { table, cap_ids, .. } = &mut *processes;
+    caps_of(table, me)
+        .renew(cap_ids, slot)
+        .expect("the slot holds it");
+    let others = core
+        .monitor()
+        .view()
+        .members
+        .minus(Members::one(CoreId(core.id as u16)));
+    if others.is_empty() {
+        return Ok(Some(count.into()));
+    }
+    for other in others.iter() {
+        processes.revoke_calls.push((me, other, RevokeCaps { id }));
+    }
+    let revocation = Revocation::new(count, others.iter().map(|core| core.0));
+    processes.revoking.insert(me, revocation);
+    processes.table.block(me);
+    drop(processes);
+    core.flush_processes();
+    Ok(None)
 }
 
 /// What a `wait` (or `wait_event`) did.
@@ -645,22 +872,57 @@ fn map(core: &Core, me: Pid, vaddr: u64, flags: u64) -> Result<u64, Error> {
         paddr: frame,
         flags,
     };
-    core.propose(me, vaddr, Some(mapping), ChangeKind::Map { frame })
+    core.propose(
+        me,
+        vaddr,
+        PageChange::Map(mapping),
+        ChangeKind::Map { frame },
+    )
+}
+
+/// Refuses a change of the caller's channel page at `vaddr`: it stays,
+/// writable, while its process runs.
+fn not_a_channel(core: &Core, me: Pid, vaddr: u64) -> Result<(), Error> {
+    let processes = core.processes.borrow();
+    match processes.channels.contains_key(&(me, vaddr))
+        || processes.connections.contains_key(&(me, vaddr))
+    {
+        true => Err(Error::BadArgument),
+        false => Ok(()),
+    }
 }
 
 fn unmap(core: &Core, me: Pid, vaddr: u64) -> Result<u64, Error> {
     let vaddr = user_page(vaddr)?;
-    {
-        let processes = core.processes.borrow();
-        if processes.channels.contains_key(&(me, vaddr))
-            || processes.connections.contains_key(&(me, vaddr))
-        {
-            // A channel's page stays while its process runs.
-            return Err(Error::BadArgument);
-        }
+    not_a_channel(core, me, vaddr)?;
+    room_for_a_change(core, me)?;
+    core.propose(me, vaddr, PageChange::Unmap, ChangeKind::Unmap { vaddr })
+}
+
+/// Makes the caller's page at `vaddr` writable or read-only (`flags`).
+/// A page that is not mapped is left to the holders to refuse.
+fn protect(core: &Core, me: Pid, vaddr: u64, flags: u64) -> Result<u64, Error> {
+    let vaddr = user_page(vaddr)?;
+    if flags & !MAP_WRITABLE != 0 {
+        return Err(Error::BadArgument);
+    }
+    not_a_channel(core, me, vaddr)?;
+    let current = core.with_monitor(|monitor| monitor.space_mapping(me.0, vaddr));
+    if current.is_some_and(|mapping| mapping.flags & PAGE_EXECUTABLE != 0) {
+        // Code stays as it was loaded: never writable.
+        return Err(Error::BadArgument);
     }
     room_for_a_change(core, me)?;
-    core.propose(me, vaddr, None, ChangeKind::Unmap { vaddr })
+    let flags = match flags & MAP_WRITABLE != 0 {
+        true => PAGE_WRITABLE,
+        false => 0,
+    };
+    core.propose(
+        me,
+        vaddr,
+        PageChange::Protect { flags },
+        ChangeKind::Protect,
+    )
 }
 
 /// Channels join processes that each run on one core: a process's notify
@@ -681,37 +943,62 @@ fn channel_create(core: &Core, me: Pid, address: u64) -> Result<u64, Error> {
     let address = user_page(address)?;
     room_for_a_change(core, me)?;
     single_core(core, me)?;
-    let frame = core.local.allocate_filled_frame(0).ok_or(Error::NoMemory)?;
-    let mapping = Mapping {
-        paddr: frame,
-        flags: PAGE_WRITABLE,
-    };
-    core.propose(
-        me,
-        address,
-        Some(mapping),
-        ChangeKind::Channel { frame, address },
-    )
+    let slot = mint_end(core, me, address)?;
+    let proposed = core
+        .local
+        .allocate_filled_frame(0)
+        .ok_or(Error::NoMemory)
+        .and_then(|frame| {
+            let mapping = Mapping {
+                paddr: frame,
+                flags: PAGE_WRITABLE,
+            };
+            let kind = ChangeKind::Channel {
+                frame,
+                address,
+                slot,
+            };
+            core.propose(me, address, PageChange::Map(mapping), kind)
+        });
+    if proposed.is_err() {
+        core.processes.borrow_mut().unmint_end(me, slot, address);
+    }
+    proposed
 }
 
-fn channel_connect(core: &Core, me: Pid, [pid, address, mine]: [u64; 3]) -> Result<u64, Error> {
+/// Connects the caller to the channel its capability `endpoint` names (the
+/// creator's end, with `RIGHT_CONNECT`), mapped at `mine` here.
+fn channel_connect(core: &Core, me: Pid, endpoint: u64, mine: u64) -> Result<u64, Error> {
     let mine = user_page(mine)?;
     room_for_a_change(core, me)?;
     single_core(core, me)?;
-    let pid = Pid(u32::try_from(pid).map_err(|_| Error::NoSuchChannel)?);
-    if pid == me || !address.is_multiple_of(PAGE) {
-        return Err(Error::NoSuchChannel);
+    let Object::Endpoint {
+        core: at,
+        pid,
+        address,
+    } = cap(core, me, endpoint, CAP_ENDPOINT, RIGHT_CONNECT)?
+    else {
+        unreachable!("the table checked its type");
+    };
+    let pid = Pid(pid);
+    if pid == me || CoreId(at) != CoreId(pid.core()) {
+        return Err(Error::WrongCapability);
     }
     let channel = ChannelName {
-        core: CoreId(pid.core()),
+        core: CoreId(at),
         pid,
         address,
     };
-    if usize::from(pid.core()) != core.id {
+    if usize::from(at) != core.id {
+        if !core.monitor().is_member(CoreId(at)) {
+            return Err(Error::NoSuchChannel);
+        }
+        let slot = mint_end(core, me, mine)?;
         let kind = ChangeKind::Connect {
             address: mine,
             channel,
             frame: 0,
+            slot,
         };
         // The frame comes from the channel's core first (`host::processes`).
         let mut processes = core.processes.borrow_mut();
@@ -726,13 +1013,21 @@ fn channel_connect(core: &Core, me: Pid, [pid, address, mine]: [u64; 3]) -> Resu
         core.flush_processes();
         return Ok(token & u64::from(u32::MAX));
     }
+    {
+        let processes = core.processes.borrow();
+        processes
+            .channels
+            .get(&(pid, address))
+            .filter(|open| open.peer.is_none() && !open.closed && !open.creator_gone)
+            .ok_or(Error::NoSuchChannel)?;
+    }
+    let slot = mint_end(core, me, mine)?;
     let frame = {
         let mut processes = core.processes.borrow_mut();
         let open = processes
             .channels
             .get_mut(&(pid, address))
-            .filter(|open| open.peer.is_none() && !open.closed && !open.creator_gone)
-            .ok_or(Error::NoSuchChannel)?;
+            .expect("checked just now");
         open.peer = Some((CoreId(core.id as u16), me));
         open.frame
     };
@@ -744,22 +1039,35 @@ fn channel_connect(core: &Core, me: Pid, [pid, address, mine]: [u64; 3]) -> Resu
         address: mine,
         channel,
         frame,
+        slot,
     };
-    core.propose(me, mine, Some(mapping), kind)
+    let proposed = core.propose(me, mine, PageChange::Map(mapping), kind);
+    if proposed.is_err() {
+        let mut processes = core.processes.borrow_mut();
+        processes.unmint_end(me, slot, mine);
+        if let Some(open) = processes.channels.get_mut(&(pid, address)) {
+            open.peer = None;
+        }
+    }
+    proposed
 }
 
-fn notify(core: &Core, me: Pid, address: u64) -> Result<u64, Error> {
-    let peer = {
-        let processes = core.processes.borrow();
-        match processes.channels.get(&(me, address)) {
-            Some(channel) => channel.peer,
-            None => processes
-                .connections
-                .get(&(me, address))
-                .map(|connection| (connection.channel.core, connection.channel.pid)),
-        }
+/// The process at the other end of the caller's channel at `address`,
+/// and its core.
+fn peer_of(core: &Core, me: Pid, address: u64) -> Result<(CoreId, Pid), Error> {
+    let processes = core.processes.borrow();
+    let peer = match processes.channels.get(&(me, address)) {
+        Some(channel) => channel.peer,
+        None => processes
+            .connections
+            .get(&(me, address))
+            .map(|connection| (connection.channel.core, connection.channel.pid)),
     };
-    let (at, peer) = peer.ok_or(Error::NoSuchChannel)?;
+    peer.ok_or(Error::NoSuchChannel)
+}
+
+/// Wakes process `peer` of core `at` if it waits for a notification.
+fn notify(core: &Core, (at, peer): (CoreId, Pid)) -> Result<u64, Error> {
     let mut processes = core.processes.borrow_mut();
     if usize::from(at.0) == core.id {
         processes.notified.insert(peer);
@@ -810,9 +1118,10 @@ fn poll(core: &Core, me: Pid, token: u64) -> Result<u64, Error> {
     let mut processes = core.processes.borrow_mut();
     let change = processes.changes.get(&key).ok_or(Error::NoSuchToken)?;
     let done = change.done.ok_or(Error::Pending)?;
+    let value = change.kind.value();
     processes.changes.remove(&key);
     match done {
-        true => Ok(0),
+        true => Ok(value),
         false => Err(Error::Refused),
     }
 }
@@ -834,13 +1143,12 @@ fn wait_event(core: &Core, me: Pid) -> Result<Waited, Error> {
     Ok(Waited::Blocked)
 }
 
-fn wait(core: &Core, me: Pid, child: u64, record: u64) -> Result<Waited, Error> {
+fn wait(core: &Core, me: Pid, Pid(child): Pid, record: u64) -> Result<Waited, Error> {
     let tables = core.local.page_tables();
     // The record's place is checked before the child is forgotten, so that
     // a bad one loses nothing.
     user::copy_to_user(tables, record, &ExitRecord::default().to_bytes())
         .map_err(|_| Error::BadAddress)?;
-    let child = u32::try_from(child).map_err(|_| Error::NoSuchProcess)?;
     let mut processes = core.processes.borrow_mut();
     let remote = match processes.remote_children.get(&Pid(child)) {
         Some(&(parent, _)) if parent != me => return Err(Error::NotAChild),

@@ -27,8 +27,10 @@ use core::cell::RefCell;
 use atoll_abi::{STACK_PAGES, STACK_TOP};
 use atoll_arch::percore::CoreLocal;
 use atoll_arch::user::Registers;
+use atoll_caps::{CapId, Ids, Object, Revocation, Sent, Tombstones};
 use atoll_monitor::process::{
-    ChannelConnect, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED, KillProcess, SpawnChild,
+    ChannelConnect, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED, KillProcess, RevokeCaps,
+    SpawnChild,
 };
 use atoll_monitor::{CoreId, Members, Ticket, Wire};
 use atoll_programs::Image;
@@ -51,6 +53,8 @@ pub struct Machine {
     pub dispatcher: (u16, u16),
     /// The cores the process spans.
     pub cores: Members,
+    /// Its capabilities (this dispatcher's: each has its own table).
+    pub caps: atoll_caps::Table,
 }
 
 pub enum Next {
@@ -165,18 +169,33 @@ pub enum ChangeKind {
     Map { frame: u64 },
     /// An unmap of the page at `vaddr`.
     Unmap { vaddr: u64 },
+    /// New rights for the page (its frame stays).
+    Protect,
     /// A map of `frame` (from this core's pool) at `address` that makes a
-    /// channel once it took effect.
-    Channel { frame: u64, address: u64 },
+    /// channel once it took effect; the creator's endpoint is in its table
+    /// at `slot` (taken out again if it did not).
+    Channel { frame: u64, address: u64, slot: u32 },
     /// A map at `address` of the frame of the channel `channel`, which makes
     /// the caller its other end once it took effect (the frame, 0 until
     /// known, comes from the channel's core first, when that core is
-    /// another).
+    /// another); the caller's endpoint is at `slot`, as for `Channel`.
     Connect {
         address: u64,
         channel: ChannelName,
         frame: u64,
+        slot: u32,
     },
+}
+
+impl ChangeKind {
+    /// What `Poll` answers once it took effect: the slot of the endpoint
+    /// it made, or 0.
+    pub fn value(&self) -> u64 {
+        match *self {
+            ChangeKind::Channel { slot, .. } | ChangeKind::Connect { slot, .. } => slot.into(),
+            ChangeKind::Map { .. } | ChangeKind::Unmap { .. } | ChangeKind::Protect => 0,
+        }
+    }
 }
 
 /// A channel, by the core and process that created it and its address
@@ -288,6 +307,15 @@ pub struct Processes {
     /// (unmapped), by process and page, oldest first: freed once the unmap
     /// has ended on every core (or with the process).
     pub unmapped: BTreeMap<(Pid, u64), VecDeque<u64>>,
+    /// The ids of this core's capabilities, and revoked ids remembered.
+    pub cap_ids: Ids,
+    pub tombstones: Tombstones,
+    /// Revocations processes of this core wait on, by process.
+    pub revoking: BTreeMap<Pid, Revocation>,
+    /// `RevokeCaps` calls for the monitor to make (by the revoking
+    /// process), and those made.
+    pub revoke_calls: Vec<(Pid, CoreId, RevokeCaps)>,
+    pub revoke_tickets: BTreeMap<Ticket, (Pid, CoreId, RevokeCaps)>,
 }
 
 impl Processes {
@@ -324,7 +352,66 @@ impl Processes {
             changes: BTreeMap::new(),
             next_change: 0,
             unmapped: BTreeMap::new(),
+            cap_ids: Ids::new(core as u16),
+            tombstones: Tombstones::default(),
+            revoking: BTreeMap::new(),
+            revoke_calls: Vec::new(),
+            revoke_tickets: BTreeMap::new(),
         }
+    }
+
+    /// Deletes every capability made from the one of id `id` in this
+    /// core's processes, and refuses any still on its way here: how many
+    /// were deleted.
+    pub fn revoke_here(&mut self, id: CapId) -> u32 {
+        let deleted: usize = self
+            .table
+            .machines()
+            .map(|(_, machine)| machine.caps.revoke(id))
+            .sum();
+        self.tombstones.bury(id);
+        deleted as u32
+    }
+
+    /// Takes the endpoint at `slot` out of `pid`'s table again (its
+    /// channel was not made), if it is still there.
+    pub fn unmint_end(&mut self, pid: Pid, slot: u32, address: u64) {
+        let Some(machine) = self.table.machine(pid) else {
+            return;
+        };
+        // Channels join processes that run on their home core alone.
+        let end = Object::Endpoint {
+            core: pid.core(),
+            pid: pid.0,
+            address,
+        };
+        if machine
+            .caps
+            .get(slot.into())
+            .is_ok_and(|cap| cap.object == end)
+        {
+            let _ = machine.caps.delete(slot.into());
+        }
+    }
+
+    /// Takes `sent`, granted to `pid` (or handed to it at spawn, into
+    /// `slot`), unless it comes from a revoked capability or `pid` has no
+    /// room (or has ended): then it is dropped, and why is said.
+    pub fn take_cap(
+        &mut self,
+        pid: Pid,
+        sent: Sent,
+        slot: Option<u64>,
+    ) -> Result<(), &'static str> {
+        if self.tombstones.refuse(&sent) {
+            return Err("it was revoked");
+        }
+        let machine = self.table.machine(pid).ok_or("the process has ended")?;
+        let taken = match slot {
+            Some(slot) => machine.caps.land_at(&mut self.cap_ids, slot, sent),
+            None => machine.caps.grant(&mut self.cap_ids, sent).map(|_| ()),
+        };
+        taken.map_err(|_| "its table is full")
     }
 
     /// The answers for other cores that ends produced since the last call.
@@ -350,6 +437,8 @@ impl Processes {
             && self.spawn_tickets.is_empty()
             && self.kill_tickets.is_empty()
             && self.homeless.is_empty()
+            && self.revoke_calls.is_empty()
+            && self.revoke_tickets.is_empty()
             && self.spanning.values().all(|spanning| !spanning.ended)
     }
 
@@ -501,6 +590,8 @@ pub fn load(
         next: Some(start_of(image.entry, 0, args.len() as u64)),
         dispatcher: (0, dispatchers),
         cores: Members::new(),
+        // Its capabilities once it has an id.
+        caps: atoll_caps::Table::default(),
     };
     Ok((machine, pages.into_inner(), image.entry))
 }
@@ -591,21 +682,22 @@ pub fn describe_exit(exit: Exit) -> String {
 }
 
 /// A line of `ps` for `info`, a process of core `core`.
-/// Its dispatcher (`index/count`) is shown when it has a machine still.
-pub fn describe(info: &Info, core: usize, dispatcher: Option<(u16, u16)>) -> String {
+/// Its dispatcher (`index/count`) and how many capabilities it holds are
+/// shown when it has a machine still.
+pub fn describe(info: &Info, core: usize, machine: Option<((u16, u16), usize)>) -> String {
     let parent = match info.parent {
         Some(parent) => parent.to_string(),
         None => String::from("-"),
     };
-    let dispatcher = match dispatcher {
-        Some((index, count)) => format!("{index}/{count}"),
-        None => String::from("-"),
+    let (dispatcher, caps) = match machine {
+        Some(((index, count), caps)) => (format!("{index}/{count}"), caps.to_string()),
+        None => (String::from("-"), String::from("-")),
     };
     format!(
-        "{:>8} {:>6} {:<12} {:>4} {:>5} {:>7} {}",
-        info.pid.0, parent, info.name, core, dispatcher, info.turns, info.state
+        "{:>8} {:>6} {:<12} {:>4} {:>5} {:>4} {:>7} {}",
+        info.pid.0, parent, info.name, core, dispatcher, caps, info.turns, info.state
     )
 }
 
 /// The header over [`describe`]'s lines.
-pub const LIST_HEADER: &str = "     pid parent program      core  disp   turns state";
+pub const LIST_HEADER: &str = "     pid parent program      core  disp caps   turns state";

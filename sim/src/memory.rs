@@ -1,7 +1,8 @@
 //! What a simulated core's host keeps besides its replica: a page table and
 //! a TLB. The TLB caches every mapping the moment it is entered (the worst
-//! case) and forgets a page only on an `InvalidateTlb`, so a stale
-//! translation shows up as a TLB entry that the page table no longer has.
+//! case), with its flags, and forgets a page only on an `InvalidateTlb`, so
+//! a stale translation shows up as a TLB entry that the page table no
+//! longer has: another frame, or rights a protect took away.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,12 +13,14 @@ use crate::seeded::{Violation, violation};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Memory {
     page_table: BTreeMap<(SpaceId, u64), Mapping>,
-    tlb: BTreeSet<(SpaceId, u64, u64)>,
+    /// Space, page, frame, flags.
+    tlb: BTreeSet<(SpaceId, u64, u64, u64)>,
 }
 
 impl Memory {
-    /// Applies one of core `core`'s effects; mapping a mapped page or
-    /// unmapping an unmapped one means two conflicting changes committed.
+    /// Applies one of core `core`'s effects; mapping a mapped page to
+    /// another frame (the same frame is a protect's new flags) or unmapping
+    /// an unmapped one means two conflicting changes committed.
     pub fn apply(&mut self, core: u16, effect: Effect) -> Result<(), Violation> {
         match effect {
             Effect::MapPage {
@@ -25,14 +28,17 @@ impl Memory {
                 vaddr,
                 mapping,
             } => {
-                if let Some(old) = self.page_table.insert((space, vaddr), mapping) {
+                if let Some(old) = self.page_table.insert((space, vaddr), mapping)
+                    && old.paddr != mapping.paddr
+                {
                     return violation!(
                         "conflicting commits: core {core} mapped {vaddr:#x} to {:#x} over {:#x}",
                         mapping.paddr,
                         old.paddr
                     );
                 }
-                self.tlb.insert((space, vaddr, mapping.paddr));
+                self.tlb
+                    .insert((space, vaddr, mapping.paddr, mapping.flags));
             }
             Effect::UnmapPage { space, vaddr } => {
                 if self.page_table.remove(&(space, vaddr)).is_none() {
@@ -42,25 +48,25 @@ impl Memory {
                 }
             }
             Effect::InvalidateTlb { space, vaddr } => {
-                self.tlb.retain(|&(s, v, _)| (s, v) != (space, vaddr));
+                self.tlb.retain(|&(s, v, _, _)| (s, v) != (space, vaddr));
             }
         }
         Ok(())
     }
 
     /// A translation of the page that the TLB caches and the page table no
-    /// longer has: its frame.
-    pub fn stale(&self, space: SpaceId, vaddr: u64) -> Option<u64> {
+    /// longer has (another frame, or other flags): its frame and flags.
+    pub fn stale(&self, space: SpaceId, vaddr: u64) -> Option<(u64, u64)> {
         self.tlb
             .iter()
-            .find(|&&(s, v, paddr)| {
+            .find(|&&(s, v, paddr, flags)| {
                 (s, v) == (space, vaddr)
                     && self
                         .page_table
                         .get(&(s, v))
-                        .is_none_or(|m| m.paddr != paddr)
+                        .is_none_or(|m| (m.paddr, m.flags) != (paddr, flags))
             })
-            .map(|&(_, _, paddr)| paddr)
+            .map(|&(_, _, paddr, flags)| (paddr, flags))
     }
 
     /// Checks that the page table holds exactly the committed mappings of
@@ -76,11 +82,11 @@ impl Memory {
                 self.page_table
             );
         }
-        if let Some(stale) = self
-            .tlb
-            .iter()
-            .find(|&&(s, v, p)| committed.get(&(s, v)).is_none_or(|m| m.paddr != p))
-        {
+        if let Some(stale) = self.tlb.iter().find(|&&(s, v, p, f)| {
+            committed
+                .get(&(s, v))
+                .is_none_or(|m| (m.paddr, m.flags) != (p, f))
+        }) {
             return violation!("core {core} caches a stale translation {stale:?}");
         }
         Ok(())

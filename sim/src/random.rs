@@ -59,7 +59,7 @@ pub fn scenario(seed: u64) -> Scenario {
             (0..rng.below(5))
                 .map(|_| {
                     let vaddr = rng.below(PAGES) * 0x1000;
-                    match rng.below(20) {
+                    match rng.below(23) {
                         0..9 => Request::Map {
                             space: SPACE,
                             vaddr,
@@ -68,6 +68,13 @@ pub fn scenario(seed: u64) -> Scenario {
                         9..16 => Request::Unmap {
                             space: SPACE,
                             vaddr,
+                        },
+                        // Read-only: the rights a protect takes away must
+                        // be gone from every TLB once it completes.
+                        16..19 => Request::Protect {
+                            space: SPACE,
+                            vaddr,
+                            flags: 0b01,
                         },
                         _ => Request::Shootdown {
                             space: SPACE,

@@ -407,9 +407,9 @@ impl World {
                     holder.0
                 );
             }
-            if let Some(paddr) = host.memory.stale(space, vaddr) {
+            if let Some((paddr, flags)) = host.memory.stale(space, vaddr) {
                 return violation!(
-                    "{id:?} completed while core {} still caches {vaddr:#x} -> {paddr:#x}",
+                    "{id:?} completed while core {} still caches {vaddr:#x} -> {paddr:#x} (flags {flags:#x})",
                     holder.0
                 );
             }
@@ -450,6 +450,7 @@ fn page(request: &Request) -> (SpaceId, u64) {
     match *request {
         Request::Map { space, vaddr, .. }
         | Request::Unmap { space, vaddr }
+        | Request::Protect { space, vaddr, .. }
         | Request::Shootdown { space, vaddr } => (space, vaddr),
     }
 }

@@ -110,6 +110,29 @@ fn unmaps_racing_a_map_of_a_mapped_page_in_every_shape() {
     debug_assertions,
     ignore = "hundreds of thousands of states: run with --release"
 )]
+fn a_protect_racing_an_unmap_and_a_remap_in_every_shape() {
+    // Read-only: a completed protect must have left no TLB with the page
+    // writable.
+    let protect = Request::Protect {
+        space: SPACE,
+        vaddr: PAGE,
+        flags: 0b01,
+    };
+    let scripts = [vec![protect], vec![UNMAP], vec![map(2)]];
+    check_every_shape(
+        "protect + unmap + remap of a mapped page",
+        scripts,
+        |scenario| {
+            scenario.preload = vec![(PAGE, mapping(1))];
+        },
+    );
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "hundreds of thousands of states: run with --release"
+)]
 fn conflicting_maps_with_a_crash_of_any_core_at_any_moment() {
     let scripts = [vec![map(1)], vec![map(2)], vec![SHOOTDOWN]];
     check_every_shape(

@@ -169,6 +169,7 @@ fn catcher(mutant: Mutant) -> Catcher {
         | Mutant::WaitForDeadCoordinator
         | Mutant::AbortOnlyYesVoters
         | Mutant::ForgetRoundAtTimeout
+        | Mutant::ProtectKeepsTlb
         | Mutant::InstallWithoutFlush => Catcher::ProtocolSeeds,
         Mutant::AnswerBeforeDown => Catcher::ProtoTest(
             "two_phase::tests::an_inquiry_is_answered_only_once_the_coordinator_is_down_to_the_one_asked",

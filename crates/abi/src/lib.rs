@@ -45,56 +45,71 @@ pub enum Call {
     /// `yield() -> 0`: gives the core to the next process that is ready,
     /// and goes on after it (at once if none is).
     Yield = 3,
-    /// `spawn(name, name_length, args, args_length, core) -> pid`: starts
-    /// the boot image's program `name` (at most [`MAX_NAME`] bytes) as a
-    /// child of the caller, with `args` (at most [`MAX_ARGS`] bytes of
-    /// UTF-8), on core `core - 1`, or on the caller's core when `core` is
-    /// 0. On another core the call waits for that core's answer.
+    /// `spawn(name, name_length, args, args_length, core, handed) -> cap`:
+    /// starts the boot image's program `name` (at most [`MAX_NAME`] bytes)
+    /// as a child of the caller, with `args` (at most [`MAX_ARGS`] bytes
+    /// of UTF-8), on core `core - 1`, or on the caller's core when `core`
+    /// is 0; hands the child a copy of the caller's capability `handed`
+    /// (its slot [`HANDED`]), or none when `handed` is [`NO_CAP`]. Answers
+    /// the slot of a capability for the child (a [`CAP_PROCESS`] with
+    /// [`RIGHT_WAIT`], [`RIGHT_KILL`] and [`RIGHT_COPY`]). On another core
+    /// the call waits for that core's answer.
     Spawn = 4,
-    /// `wait(pid, record) -> 0`: waits until the caller's child `pid` has
-    /// ended, writes how at `record` (an [`ExitRecord`]) and forgets the
-    /// child.
+    /// `wait(process, record) -> 0`: waits until the caller's child that
+    /// the capability `process` names (with [`RIGHT_WAIT`]) has ended,
+    /// writes how at `record` (an [`ExitRecord`]) and forgets the child.
     Wait = 5,
-    /// `pid() -> pid`: the caller's process id.
+    /// `pid(process) -> pid`: the id of the process the capability
+    /// `process` names ([`SELF_PROCESS`]: the caller's own).
     Pid = 6,
-    /// `map(address, flags) -> token`: asks for a fresh zeroed page at
-    /// `address` (page-aligned, in the user range), writable if `flags`
-    /// holds [`MAP_WRITABLE`] (never executable). Split-phase: the page is
-    /// there once the token completes (`Poll`), agreed by every core the
-    /// process's address space is on.
+    /// `map(space, address, flags) -> token`: asks for a fresh zeroed
+    /// page at `address` (page-aligned, in the user range) of the address
+    /// space `space` (the caller's own, with [`RIGHT_MAP`]), writable if
+    /// `flags` holds [`MAP_WRITABLE`] (never executable). Split-phase: the
+    /// page is there once the token completes (`Poll`), agreed by every
+    /// core the process's address space is on.
     Map = 7,
-    /// `unmap(address) -> token`: asks for the page at `address` to be
-    /// unmapped on every core of the process; once the token completes, no
-    /// core's TLB holds it.
+    /// `unmap(space, address) -> token`: asks for the page at `address` to
+    /// be unmapped on every core of the process (`space` as for `Map`);
+    /// once the token completes, no core's TLB holds it.
     Unmap = 8,
-    /// `poll(token) -> 0`: whether the change of `token` has ended: 0 (it
-    /// took effect, and the token is spent), `Refused` (it did not, and
-    /// the token is spent), or `Pending`.
+    /// `poll(token) -> value`: whether the change of `token` has ended:
+    /// its value (0 for a map or unmap; the slot of the caller's new
+    /// endpoint for a channel's create or connect) once it took effect,
+    /// and the token is spent; `Refused` (it did not, and the token is
+    /// spent), or `Pending`.
     Poll = 9,
     /// `wait_event() -> 0`: waits until one of the caller's changes has
     /// ended and is not yet polled (at once if one has).
     WaitEvent = 10,
-    /// `dispatcher() -> index << 16 | count`: which of its process's
-    /// dispatchers the caller is (0 on the process's home core), and how
-    /// many the process has (one per core it spans).
+    /// `dispatcher(dispatcher) -> core << 32 | index << 16 | count`: which
+    /// of its process's dispatchers the capability `dispatcher` names (0
+    /// on the process's home core), the core it runs on, and how many the
+    /// process has (one per core it spans). [`SELF_DISPATCHER`] names the
+    /// caller's.
     Dispatcher = 11,
-    /// `space_hash() -> hash`: this core's replica of the caller's address
-    /// space, hashed (its mappings, FNV-1a): equal on every core of the
-    /// process when no change of it is under way.
+    /// `space_hash(space) -> hash`: this core's replica of the address
+    /// space `space` (the caller's own, with [`RIGHT_READ`]), hashed (its
+    /// mappings, FNV-1a): equal on every core of the process when no
+    /// change of it is under way.
     SpaceHash = 12,
     /// `channel_create(address) -> token`: a channel: a fresh zeroed page
     /// at `address` (as `Map` maps one) that one other process may
-    /// connect to (`ChannelConnect`), named by the caller's id and
-    /// `address`. Its first half is the ring from the creator to the
-    /// other, its second the ring back. The page cannot be unmapped.
+    /// connect to (`ChannelConnect`). Its first half is the ring from the
+    /// creator to the other, its second the ring back. The page cannot be
+    /// unmapped. Once the token completes, `Poll` answers the slot of the
+    /// caller's endpoint (a [`CAP_ENDPOINT`] with every right).
     ChannelCreate = 13,
-    /// `channel_connect(pid, address, my_address) -> token`: maps process
-    /// `pid`'s channel at its `address` at `my_address` of the caller, on
-    /// any core; at most one process connects to a channel.
+    /// `channel_connect(endpoint, my_address) -> token`: maps the channel
+    /// of the capability `endpoint` (its creator's end, with
+    /// [`RIGHT_CONNECT`]) at `my_address` of the caller, on any core; at
+    /// most one process connects to a channel. Once the token completes,
+    /// `Poll` answers the slot of the caller's own endpoint.
     ChannelConnect = 14,
-    /// `notify(address) -> 0`: wakes the process at the other end of the
-    /// caller's channel at `address` if it waits (`wait_notify`); call it
-    /// only when the ring says the receiver sleeps.
+    /// `notify(endpoint) -> 0`: wakes the process at the other end of the
+    /// caller's channel (`endpoint`: the caller's own end, with
+    /// [`RIGHT_NOTIFY`]) if it waits (`wait_notify`); call it only when the
+    /// ring says the receiver sleeps.
     Notify = 15,
     /// `wait_notify() -> 0`: waits until a process the caller has a
     /// channel with notifies it (at once if one has since the last wait).
@@ -111,19 +126,52 @@ pub enum Call {
     /// a line each (`X = 1, Y = 2`, or `true`), as long as they fit in
     /// `out_length` bytes (`TooLong` otherwise, and nothing written).
     SkbQuery = 19,
-    /// `kill(pid) -> 0`: kills the caller's child `pid`, on whichever core
-    /// it runs (on another, the kill is under way when this returns); its
-    /// end comes to `wait` as killed.
+    /// `kill(process) -> 0`: kills the process the capability `process`
+    /// names (with [`RIGHT_KILL`]), on whichever core it runs (on another,
+    /// the kill is under way when this returns); a child's end comes to
+    /// `wait` as killed.
     Kill = 20,
-    /// `channel_state(address) -> 0`: whether the caller's channel at
-    /// `address` still has its other end (or may still get one): 0, or
-    /// `NoSuchChannel` once the other end has ended (what it sent before
-    /// stays in the ring).
+    /// `channel_state(endpoint) -> 0`: whether the caller's channel
+    /// (`endpoint`: its own end) still has its other end (or may still get
+    /// one): 0, or `NoSuchChannel` once the other end has ended (what it
+    /// sent before stays in the ring).
     ChannelState = 21,
+    /// `cap_copy(cap, rights) -> cap`: a copy of the caller's capability
+    /// `cap` (which needs [`RIGHT_COPY`]) with `rights`, no more than it
+    /// has, in a free slot of the caller's table; the slot.
+    CapCopy = 22,
+    /// `cap_grant(endpoint, cap, rights) -> 0`: gives the process at the
+    /// other end of the caller's channel `endpoint` a copy of `cap` (which
+    /// needs [`RIGHT_COPY`]) with `rights`, no more than it has; it takes
+    /// it with `CapReceive`. A grant the other end cannot take (its table
+    /// full, or it ended) is dropped; the caller keeps its own.
+    CapGrant = 23,
+    /// `cap_receive() -> cap`: the slot of the oldest capability granted
+    /// to the caller that it has not received, or `Pending`.
+    CapReceive = 24,
+    /// `cap_revoke(cap) -> count`: deletes every capability derived from
+    /// `cap` (its copies and grants, and theirs) in every process on every
+    /// core, and answers how many. It returns once every running core
+    /// has answered that it holds none (a core that leaves the view
+    /// meanwhile is passed over). `cap` itself stays.
+    CapRevoke = 25,
+    /// `cap_delete(cap) -> 0`: empties the slot `cap` of the caller's
+    /// table.
+    CapDelete = 26,
+    /// `cap_info(cap) -> type << 32 | rights`: what the capability `cap`
+    /// of the caller is (`CAP_*`) and its rights (`RIGHT_*`).
+    CapInfo = 27,
+    /// `protect(space, address, flags) -> token`: asks for the mapped page
+    /// at `address` (`space` as for `Map`) to be writable if `flags` holds
+    /// [`MAP_WRITABLE`], read-only if not, keeping its frame. Split-phase
+    /// as `Map`; once the token completes, no core's TLB holds the old
+    /// rights. A program's code and a channel's page keep theirs
+    /// (`BadArgument`).
+    Protect = 28,
 }
 
 impl Call {
-    pub const ALL: [Call; 22] = [
+    pub const ALL: [Call; 29] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Null,
@@ -146,12 +194,65 @@ impl Call {
         Call::SkbQuery,
         Call::Kill,
         Call::ChannelState,
+        Call::CapCopy,
+        Call::CapGrant,
+        Call::CapReceive,
+        Call::CapRevoke,
+        Call::CapDelete,
+        Call::CapInfo,
+        Call::Protect,
     ];
 
     pub fn from_number(number: u64) -> Option<Call> {
         Call::ALL.into_iter().find(|call| *call as u64 == number)
     }
 }
+
+/// The slots of a process's capability table: 0 to `MAX_CAPS - 1`.
+pub const MAX_CAPS: u64 = 64;
+/// The slot of the capability for the caller's own address space
+/// ([`CAP_SPACE`], with [`RIGHT_MAP`], [`RIGHT_READ`], [`RIGHT_COPY`]),
+/// as a process starts.
+pub const SELF_SPACE: u64 = 0;
+/// The slot of its own process ([`CAP_PROCESS`], with [`RIGHT_KILL`] and
+/// [`RIGHT_COPY`]).
+pub const SELF_PROCESS: u64 = 1;
+/// The slot of its own dispatcher on the core it runs on
+/// ([`CAP_DISPATCHER`], with [`RIGHT_COPY`]).
+pub const SELF_DISPATCHER: u64 = 2;
+/// The slot of the capability its spawner handed it, if any.
+pub const HANDED: u64 = 3;
+/// `Spawn`'s `handed` when it hands nothing.
+pub const NO_CAP: u64 = u64::MAX;
+
+/// Capability types (`CapInfo`): an address space.
+pub const CAP_SPACE: u64 = 1;
+/// A process.
+pub const CAP_PROCESS: u64 = 2;
+/// A dispatcher: a process's part on one core.
+pub const CAP_DISPATCHER: u64 = 3;
+/// One end of a channel.
+pub const CAP_ENDPOINT: u64 = 4;
+
+/// Rights: the capability may be copied and granted.
+pub const RIGHT_COPY: u64 = 1;
+/// An address space's pages may be mapped and unmapped.
+pub const RIGHT_MAP: u64 = 2;
+/// An address space may be read (`SpaceHash`).
+pub const RIGHT_READ: u64 = 4;
+/// A process may be killed.
+pub const RIGHT_KILL: u64 = 8;
+/// A child's end may be waited for.
+pub const RIGHT_WAIT: u64 = 16;
+/// A channel's creator end may be connected to.
+pub const RIGHT_CONNECT: u64 = 32;
+/// An endpoint may notify, grant, and be asked its state.
+pub const RIGHT_NOTIFY: u64 = 64;
+/// Every right.
+pub const RIGHTS_ALL: u64 = 127;
+/// How many times a capability may be copied or granted onward from the
+/// one a process got first (a copy of a copy ...).
+pub const MAX_DEPTH: u64 = 8;
 
 /// A channel's page: the ring from its creator to the other end in the
 /// first half, the ring back in the second.
@@ -241,6 +342,19 @@ pub enum Error {
     BadQuery = 17,
     /// No running core has that number.
     NoSuchCore = 18,
+    /// The caller's table has no capability in that slot.
+    NoSuchCapability = 19,
+    /// The capability is not of the type the call takes, or names an
+    /// object the caller cannot use it on (another process's space, the
+    /// other end's endpoint).
+    WrongCapability = 20,
+    /// The capability lacks a right the call needs (or a copy asks for a
+    /// right it does not have).
+    NoRight = 21,
+    /// The caller's table has no free slot.
+    TableFull = 22,
+    /// The copy would be more than [`MAX_DEPTH`] copies from the first.
+    TooDeep = 23,
 }
 
 /// The most changes (maps, unmaps) a process may have proposed and not yet
@@ -248,7 +362,7 @@ pub enum Error {
 pub const MAX_CHANGES: u64 = 64;
 
 impl Error {
-    pub const ALL: [Error; 18] = [
+    pub const ALL: [Error; 23] = [
         Error::UnknownCall,
         Error::BadAddress,
         Error::TooLong,
@@ -267,6 +381,11 @@ impl Error {
         Error::NoSuchChannel,
         Error::BadQuery,
         Error::NoSuchCore,
+        Error::NoSuchCapability,
+        Error::WrongCapability,
+        Error::NoRight,
+        Error::TableFull,
+        Error::TooDeep,
     ];
 
     /// The value `rax` returns for this error.
@@ -296,7 +415,7 @@ mod tests {
             assert_eq!(error as u64, index as u64 + 1, "codes have no gaps");
             assert_eq!(Error::from_return(error.to_return()), Some(error));
         }
-        assert_eq!(Error::from_return(19u64.wrapping_neg()), None);
+        assert_eq!(Error::from_return(24u64.wrapping_neg()), None);
         assert_eq!(Error::from_return(5), None);
         assert_eq!(Error::from_return(0), None);
     }

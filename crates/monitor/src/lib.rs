@@ -364,15 +364,21 @@ impl Monitor {
         self.process.spaces.close(pid)
     }
 
-    /// Proposes to its holders mapping (`Some`) or unmapping the page at
-    /// `vaddr` of `pid`'s space; the end comes in `out.changes` with
+    /// The page `vaddr` of `pid`'s space as this core's replica has it
+    /// committed, if it holds the space and the page is mapped.
+    pub fn space_mapping(&self, pid: u32, vaddr: u64) -> Option<atoll_replica::Mapping> {
+        self.process.spaces.mapping(pid, vaddr)
+    }
+
+    /// Proposes to its holders a change (map, unmap, protect) of the page
+    /// at `vaddr` of `pid`'s space; the end comes in `out.changes` with
     /// `token`, in this step or a later one.
     pub fn propose_change(
         &mut self,
         now: u64,
         pid: u32,
         vaddr: u64,
-        mapping: Option<atoll_replica::Mapping>,
+        change: process::PageChange,
         token: u64,
         out: &mut Output,
     ) -> Result<(), process::SpaceError> {
@@ -381,7 +387,7 @@ impl Monitor {
             base: &mut self.base,
             out,
         };
-        let proposed = self.process.spaces.propose(cx, pid, vaddr, mapping, token);
+        let proposed = self.process.spaces.propose(cx, pid, vaddr, change, token);
         self.settle(out);
         proposed
     }

@@ -278,7 +278,7 @@ impl Mappings {
         self.owners.insert(id, op);
         let phase = match request {
             Request::Shootdown { .. } => "shootdown start",
-            Request::Map { .. } | Request::Unmap { .. } => "2pc propose",
+            Request::Map { .. } | Request::Unmap { .. } | Request::Protect { .. } => "2pc propose",
         };
         cx.phase(phase, op_detail(id));
         self.absorb(cx, actions);

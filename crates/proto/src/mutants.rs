@@ -32,6 +32,9 @@ pub enum Mutant {
     AbortOnlyYesVoters,
     /// The initiator forgets a round at its timeout.
     ForgetRoundAtTimeout,
+    /// A protect's commit leaves the TLB entry (and its old rights) in
+    /// place.
+    ProtectKeepsTlb,
     /// A member installs a committed view without waiting for the other
     /// members' flushes.
     InstallWithoutFlush,
@@ -50,7 +53,7 @@ pub enum Mutant {
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 15] = [
+    pub const ALL: [Mutant; 16] = [
         Mutant::LockTwice,
         Mutant::CommitOnFirstYes,
         Mutant::UnmapKeepsTlb,
@@ -60,6 +63,7 @@ impl Mutant {
         Mutant::WaitForDeadCoordinator,
         Mutant::AbortOnlyYesVoters,
         Mutant::ForgetRoundAtTimeout,
+        Mutant::ProtectKeepsTlb,
         Mutant::InstallWithoutFlush,
         Mutant::ViewWithoutCoreDown,
         Mutant::NeverSuspect,
@@ -80,6 +84,7 @@ impl Mutant {
             Mutant::WaitForDeadCoordinator => "wait-for-dead-coordinator",
             Mutant::AbortOnlyYesVoters => "abort-only-yes-voters",
             Mutant::ForgetRoundAtTimeout => "forget-round-at-timeout",
+            Mutant::ProtectKeepsTlb => "protect-keeps-tlb",
             Mutant::InstallWithoutFlush => "install-without-flush",
             Mutant::ViewWithoutCoreDown => "view-without-core-down",
             Mutant::NeverSuspect => "never-suspect",

@@ -29,13 +29,23 @@ pub enum Change {
     },
     /// Unmap the mapped page at `vaddr`.
     Unmap { space: SpaceId, vaddr: u64 },
+    /// Give the mapped page at `vaddr` the flags `flags`, keeping its
+    /// frame. Committing it invalidates each holder's TLB entry, as an
+    /// unmap does: a right taken away is gone once it completes.
+    Protect {
+        space: SpaceId,
+        vaddr: u64,
+        flags: u64,
+    },
 }
 
 impl Change {
     /// The page the change touches, which its proposal locks.
     pub fn page(&self) -> (SpaceId, u64) {
         match *self {
-            Change::Map { space, vaddr, .. } | Change::Unmap { space, vaddr } => (space, vaddr),
+            Change::Map { space, vaddr, .. }
+            | Change::Unmap { space, vaddr }
+            | Change::Protect { space, vaddr, .. } => (space, vaddr),
         }
     }
 }
@@ -47,7 +57,7 @@ pub enum Refusal {
     Conflict { with: OpId },
     /// A map of a page that is mapped.
     AlreadyMapped,
-    /// An unmap of a page that is not mapped.
+    /// An unmap (or protect) of a page that is not mapped.
     NotMapped,
 }
 

@@ -45,7 +45,8 @@ pub use atoll_proto::{CoreId, OpId, Report, TreePlan};
 /// messages of the same step (they may acknowledge it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Effect {
-    /// Enter the mapping in this core's page table for `space`.
+    /// Enter the mapping in this core's page table for `space` (in place
+    /// of the page's mapping, for a protect: an `InvalidateTlb` follows).
     MapPage {
         space: SpaceId,
         vaddr: u64,
@@ -98,12 +99,47 @@ pub enum Request {
         space: SpaceId,
         vaddr: u64,
     },
+    /// Give a mapped page new flags (its frame stays).
+    Protect {
+        space: SpaceId,
+        vaddr: u64,
+        flags: u64,
+    },
     /// Invalidate the page's TLB entry on every holder of `space`, without
     /// changing the mapping.
     Shootdown {
         space: SpaceId,
         vaddr: u64,
     },
+}
+
+impl Request {
+    /// The change a map, unmap or protect proposes, or the invalidation a
+    /// shootdown multicasts.
+    fn work(self) -> Result<Change, Invalidation> {
+        match self {
+            Request::Map {
+                space,
+                vaddr,
+                mapping,
+            } => Ok(Change::Map {
+                space,
+                vaddr,
+                mapping,
+            }),
+            Request::Unmap { space, vaddr } => Ok(Change::Unmap { space, vaddr }),
+            Request::Protect {
+                space,
+                vaddr,
+                flags,
+            } => Ok(Change::Protect {
+                space,
+                vaddr,
+                flags,
+            }),
+            Request::Shootdown { space, vaddr } => Err(Invalidation { space, vaddr }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +258,20 @@ impl<R: Replica> Resource for Applier<'_, R> {
                     self.effects.push(Effect::InvalidateTlb { space, vaddr });
                 }
             }
+            Change::Protect { space, vaddr, .. } => {
+                // The page was mapped when the holder voted, and its lock
+                // kept it so: the replica has it with the new flags now.
+                if let Some(mapping) = self.replica.lookup(space, vaddr) {
+                    self.effects.push(Effect::MapPage {
+                        space,
+                        vaddr,
+                        mapping,
+                    });
+                    if !mutants::active(Mutant::ProtectKeepsTlb) {
+                        self.effects.push(Effect::InvalidateTlb { space, vaddr });
+                    }
+                }
+            }
         }
     }
 
@@ -330,7 +380,9 @@ impl<R: Replica> Replicator<R> {
                 vaddr,
                 mapping,
             } => (space, vaddr | mapping.paddr),
-            Request::Unmap { space, vaddr } | Request::Shootdown { space, vaddr } => (space, vaddr),
+            Request::Unmap { space, vaddr }
+            | Request::Shootdown { space, vaddr }
+            | Request::Protect { space, vaddr, .. } => (space, vaddr),
         };
         if !self.directory.spaces.contains_key(&space) {
             return Err(SubmitError::UnknownSpace);
@@ -348,29 +400,13 @@ impl<R: Replica> Replicator<R> {
             shape,
         };
         let mut local = Local::new();
-        match request {
-            Request::Map {
-                space,
-                vaddr,
-                mapping,
-            } => {
-                let change = Change::Map {
-                    space,
-                    vaddr,
-                    mapping,
-                };
+        match request.work() {
+            Ok(change) => {
                 self.agree(&mut local, out, |agreement, directory, applier, inner| {
                     agreement.propose(id, route, change, directory, applier, inner)
                 });
             }
-            Request::Unmap { space, vaddr } => {
-                let change = Change::Unmap { space, vaddr };
-                self.agree(&mut local, out, |agreement, directory, applier, inner| {
-                    agreement.propose(id, route, change, directory, applier, inner)
-                });
-            }
-            Request::Shootdown { space, vaddr } => {
-                let payload = Invalidation { space, vaddr };
+            Err(payload) => {
                 self.shoot(&mut local, out, |shootdowns, directory, inner| {
                     shootdowns.start(id, route, payload, directory, inner)
                 });

@@ -91,6 +91,16 @@ impl Wire for Change {
                 w.put(space);
                 w.put(vaddr);
             }
+            Change::Protect {
+                space,
+                vaddr,
+                flags,
+            } => {
+                w.put(2u8);
+                w.put(space);
+                w.put(vaddr);
+                w.put(flags);
+            }
         }
     }
     fn read(r: &mut Reader) -> Option<Self> {
@@ -103,6 +113,11 @@ impl Wire for Change {
             1 => Some(Change::Unmap {
                 space: r.get()?,
                 vaddr: r.get()?,
+            }),
+            2 => Some(Change::Protect {
+                space: r.get()?,
+                vaddr: r.get()?,
+                flags: r.get()?,
             }),
             _ => None,
         }
@@ -214,6 +229,11 @@ mod tests {
             (any::<u32>(), any::<u64>()).prop_map(|(s, v)| Change::Unmap {
                 space: SpaceId(s),
                 vaddr: v
+            }),
+            (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(s, v, f)| Change::Protect {
+                space: SpaceId(s),
+                vaddr: v,
+                flags: f,
             }),
         ];
         let refusal = prop_oneof![

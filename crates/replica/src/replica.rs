@@ -160,6 +160,9 @@ impl MappingTable {
             slot.committed = match *change {
                 Change::Map { mapping, .. } => Some(mapping),
                 Change::Unmap { .. } => None,
+                Change::Protect { flags, .. } => {
+                    slot.committed.map(|mapping| Mapping { flags, ..mapping })
+                }
             };
         }
         if slot.committed.is_none() {
@@ -179,7 +182,9 @@ impl Replica for MappingTable {
             (Some((holder, _)), _) if holder == id => Ok(()),
             (Some((holder, _)), _) => Err(Refusal::Conflict { with: holder }),
             (None, Change::Map { .. }) if slot.committed.is_some() => Err(Refusal::AlreadyMapped),
-            (None, Change::Unmap { .. }) if slot.committed.is_none() => Err(Refusal::NotMapped),
+            (None, Change::Unmap { .. } | Change::Protect { .. }) if slot.committed.is_none() => {
+                Err(Refusal::NotMapped)
+            }
             (None, _) => {
                 self.pages.entry(page).or_default().pending = Some((id, *change));
                 Ok(())
@@ -290,6 +295,40 @@ mod tests {
             Err(Refusal::AlreadyMapped)
         );
         assert_eq!(table.prepare(id(4), &unmap(0x1000)), Ok(()));
+    }
+
+    #[test]
+    fn a_protect_needs_the_page_mapped_and_keeps_its_frame() {
+        let mut table = MappingTable::new();
+        let protect = |flags| Change::Protect {
+            space: SPACE,
+            vaddr: 0x1000,
+            flags,
+        };
+        assert_eq!(table.prepare(id(1), &protect(0)), Err(Refusal::NotMapped));
+        table.prepare(id(2), &map(0x1000, 0x5000)).unwrap();
+        table.commit(id(2), &map(0x1000, 0x5000));
+        assert_eq!(table.prepare(id(3), &protect(0)), Ok(()));
+        assert_eq!(
+            table.prepare(id(4), &unmap(0x1000)),
+            Err(Refusal::Conflict { with: id(3) }),
+            "a protect locks the page"
+        );
+        table.abort(id(3), &protect(0));
+        let mapped = Mapping {
+            paddr: 0x5000,
+            flags: 3,
+        };
+        assert_eq!(table.lookup(SPACE, 0x1000), Some(mapped), "aborted");
+        table.prepare(id(5), &protect(1)).unwrap();
+        table.commit(id(5), &protect(1));
+        assert_eq!(
+            table.lookup(SPACE, 0x1000),
+            Some(Mapping {
+                paddr: 0x5000,
+                flags: 1
+            })
+        );
     }
 
     #[test]

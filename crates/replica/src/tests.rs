@@ -213,6 +213,65 @@ fn an_unmap_completes_only_after_every_holder_unmapped_and_invalidated() {
 }
 
 #[test]
+fn a_protect_remaps_in_place_and_completes_only_after_every_holder_invalidated() {
+    let mut cores = Cores::new(vec![0, 0, 1, 1], &[0, 1, 2, 3]);
+    cores.submit(0, map(0x4000, 9), Shape::Planned);
+    cores.run();
+    cores.effects.iter_mut().for_each(Vec::clear);
+    let protect = Request::Protect {
+        space: SPACE,
+        vaddr: 0x4000,
+        flags: 0b01,
+    };
+    let id = cores.submit(2, protect, Shape::Planned);
+    let read_only = Mapping {
+        paddr: 9 * 0x1000,
+        flags: 0b01,
+    };
+    let protected = [
+        Effect::MapPage {
+            space: SPACE,
+            vaddr: 0x4000,
+            mapping: read_only,
+        },
+        Effect::InvalidateTlb {
+            space: SPACE,
+            vaddr: 0x4000,
+        },
+    ];
+    while cores.step() {
+        if cores.completions.iter().any(|c| c.id() == id) {
+            assert!(
+                cores.effects.iter().all(|e| e == &protected),
+                "completed before every holder invalidated"
+            );
+        }
+    }
+    assert_eq!(
+        cores.completions.last(),
+        Some(&Completion::Committed {
+            id,
+            report: report(4, 0)
+        })
+    );
+    for core in &cores.cores {
+        assert_eq!(core.replica().lookup(SPACE, 0x4000), Some(read_only));
+    }
+    // A page that is not mapped cannot be protected.
+    let nothing = Request::Protect {
+        space: SPACE,
+        vaddr: 0x8000,
+        flags: 0,
+    };
+    let refused = cores.submit(1, nothing, Shape::Unicast);
+    cores.run();
+    assert!(matches!(
+        cores.completions.last(),
+        Some(Completion::Aborted { id, .. }) if *id == refused
+    ));
+}
+
+#[test]
 fn conflicting_maps_submitted_at_once_both_abort_naming_each_other() {
     let mut cores = Cores::new(vec![0; 3], &[0, 1, 2]);
     let first = cores.submit(0, map(0x4000, 9), Shape::Flat);

@@ -292,6 +292,13 @@ impl<M, R: Clone> Table<M, R> {
         self.entries.get_mut(&pid)?.machine.as_mut()
     }
 
+    /// What running each process that has not ended takes.
+    pub fn machines(&mut self) -> impl Iterator<Item = (Pid, &mut M)> {
+        self.entries
+            .iter_mut()
+            .filter_map(|(pid, entry)| Some((*pid, entry.machine.as_mut()?)))
+    }
+
     /// Where `pid` is, if the table holds it.
     pub fn state(&self, pid: Pid) -> Option<State> {
         self.entries.get(&pid).map(|entry| entry.state)

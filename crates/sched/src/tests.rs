@@ -105,6 +105,8 @@ fn a_kill_ends_a_process_between_turns_and_wakes_its_waiting_parent() {
     table.blocked(parent, child);
     let ended = table.kill(child).unwrap();
     assert_eq!((ended.exit, ended.machine), (Exit::Killed, "c"));
+    let machines: Vec<(Pid, &str)> = table.machines().map(|(pid, m)| (pid, *m)).collect();
+    assert_eq!(machines, [(parent, "p")], "an ended process has no machine");
     assert_eq!(table.kill(child), Err(ProcessError::Ended));
     let (next, _) = table.take_turn().unwrap();
     assert_eq!(

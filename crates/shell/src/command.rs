@@ -110,6 +110,10 @@ pub enum Command {
         core: u32,
         ms: u32,
     },
+    /// The shell waits `ms` milliseconds, its core running on meanwhile.
+    Sleep {
+        ms: u32,
+    },
     TraceOn,
     TraceOff,
     /// Every running core prints the events it recorded.
@@ -333,6 +337,15 @@ const COMMANDS: &[CommandSpec] = &[
         parse_arguments: |arguments| {
             Ok(Command::Stall {
                 core: arguments.number("core number")?,
+                ms: arguments.number("milliseconds")?,
+            })
+        },
+    },
+    CommandSpec {
+        usage: "sleep <ms>",
+        summary: "the shell waits ms milliseconds while its core runs its processes and answers (times a fault in a script)",
+        parse_arguments: |arguments| {
+            Ok(Command::Sleep {
                 ms: arguments.number("milliseconds")?,
             })
         },
@@ -882,6 +895,7 @@ mod tests {
             parse("stall 2 1500"),
             Ok(Some(Command::Stall { core: 2, ms: 1500 }))
         );
+        assert_eq!(parse("sleep 250"), Ok(Some(Command::Sleep { ms: 250 })));
         assert_eq!(parse("trace on"), Ok(Some(Command::TraceOn)));
         assert_eq!(parse("trace off"), Ok(Some(Command::TraceOff)));
         assert_eq!(parse("trace dump"), Ok(Some(Command::TraceDump)));
@@ -1094,6 +1108,7 @@ mod tests {
                 "view detector <ms>",
                 "view",
                 "stall <core> <ms>",
+                "sleep <ms>",
                 "halt",
                 "urpc ping <from> <to>",
                 "vm map <core> <page>",

@@ -311,12 +311,44 @@ impl PageTables {
         executable: bool,
         allocate: &mut dyn FnMut() -> Option<u64>,
     ) -> Result<(), PagingError> {
-        Self::check(vaddr)?;
-        if !USER_PAGES.contains(&vaddr) || (writable && executable) {
-            return Err(PagingError::BadAddress { vaddr });
-        }
+        Self::check_user(vaddr, writable, executable)?;
         let entry = walk(space, 1, vaddr, Some(allocate))?.ok_or(PagingError::OutOfFrames)?;
         if *entry & PRESENT != 0 {
+            return Err(PagingError::AlreadyMapped {
+                vaddr,
+                frame: *entry & ENTRY_ADDRESS,
+            });
+        }
+        *entry = (frame & ENTRY_ADDRESS) | user_flags(writable, executable);
+        Ok(())
+    }
+
+    /// Checks that `vaddr` is a page of the user range, and that a page
+    /// there would not be both writable and executable.
+    fn check_user(vaddr: u64, writable: bool, executable: bool) -> Result<(), PagingError> {
+        Self::check(vaddr)?;
+        match USER_PAGES.contains(&vaddr) && !(writable && executable) {
+            true => Ok(()),
+            false => Err(PagingError::BadAddress { vaddr }),
+        }
+    }
+
+    /// Gives the page `vaddr` of the address space `space`, which maps
+    /// `frame`, new rights. The caller invalidates the TLB entry (a
+    /// protect's commit brings its own `InvalidateTlb`).
+    pub fn protect_in(
+        &self,
+        space: u64,
+        vaddr: u64,
+        frame: u64,
+        writable: bool,
+        executable: bool,
+    ) -> Result<(), PagingError> {
+        Self::check_user(vaddr, writable, executable)?;
+        let entry = walk(space, 1, vaddr, None)?
+            .filter(|entry| **entry & PRESENT != 0)
+            .ok_or(PagingError::NotMapped { vaddr })?;
+        if *entry & ENTRY_ADDRESS != frame & ENTRY_ADDRESS {
             return Err(PagingError::AlreadyMapped {
                 vaddr,
                 frame: *entry & ENTRY_ADDRESS,

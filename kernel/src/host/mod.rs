@@ -41,7 +41,7 @@ use atoll_monitor::{
 };
 use atoll_urpc::{Payload, Receiver, Sender, Wake};
 
-use atoll_replica::Mapping;
+use atoll_monitor::process::PageChange;
 use atoll_sched::Pid;
 
 mod processes;
@@ -340,20 +340,20 @@ impl Core {
         host.act(self);
     }
 
-    /// Proposes a change of `pid`'s space (a map of `mapping` at `vaddr`,
-    /// or an unmap) to its holders; the process's token for it. Called from
-    /// its system call, never inside a step.
+    /// Proposes a change of `pid`'s space (a map, unmap or protect of the
+    /// page at `vaddr`) to its holders; the process's token for it. Called
+    /// from its system call, never inside a step.
     pub(crate) fn propose(
         &self,
         pid: Pid,
         vaddr: u64,
-        mapping: Option<Mapping>,
+        change: PageChange,
         kind: ChangeKind,
     ) -> Result<u64, atoll_abi::Error> {
         let token = self.processes.borrow_mut().new_change(pid, kind);
         let mut host = self.host.borrow_mut();
         let Host { monitor, out, .. } = &mut *host;
-        let proposed = monitor.propose_change(cpu::rdtsc(), pid.0, vaddr, mapping, token, out);
+        let proposed = monitor.propose_change(cpu::rdtsc(), pid.0, vaddr, change, token, out);
         host.act(self);
         drop(host);
         if let Err(error) = proposed {
@@ -365,7 +365,7 @@ impl Core {
             );
             let mut processes = self.processes.borrow_mut();
             processes.changes.remove(&token);
-            if let ChangeKind::Map { frame } = kind {
+            if let ChangeKind::Map { frame } | ChangeKind::Channel { frame, .. } = kind {
                 self.local.free_frame(frame);
             }
             return Err(atoll_abi::Error::Refused);

@@ -19,12 +19,14 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use atoll_abi::HANDED;
+use atoll_caps::{Object, Sent, Unanswered};
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
-    CHANNEL_FOUND, CHANNEL_NONE, ChannelClosed, ChannelFrame, ChannelGone, ChildSpawned,
-    DispatcherEnded, ENDED_NOT_LOADED, EndDispatcher, JOIN_FAILED, JOINED, Joined, Killed,
-    ProcessGone, ProcessNote, ProcessRequest, Processes, ProgramEnded, SPAWN_FAILED, SPAWNED,
-    SpaceError, Spawned, StartProcess,
+    CHANNEL_FOUND, CHANNEL_NONE, CapsRevoked, ChannelClosed, ChannelFrame, ChannelGone,
+    ChildSpawned, DispatcherEnded, ENDED_NOT_LOADED, EndDispatcher, JOIN_FAILED, JOINED, Joined,
+    Killed, PageChange, ProcessGone, ProcessNote, ProcessRequest, Processes, ProgramEnded,
+    SPAWN_FAILED, SPAWNED, SpaceError, Spawned, StartProcess,
 };
 use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
 use atoll_replica::Mapping;
@@ -102,17 +104,34 @@ impl Host {
                 parent,
                 name,
                 args,
+                handed,
             } => {
                 let owner = Owner::Kernel(Report::RemoteParent {
                     core: from.0,
                     pid: parent,
                 });
                 let here = Members::one(CoreId(core.id as u16));
+                let handed = match handed.is_empty() {
+                    true => None,
+                    false => Sent::decode(&handed),
+                };
                 let answer = match core.spawn_for(&name, &args, owner, here) {
-                    Ok(pid) => ChildSpawned {
-                        outcome: SPAWNED,
-                        pid: pid.0,
-                    },
+                    Ok(pid) => {
+                        if let Some(sent) = handed {
+                            let mut processes = core.processes.borrow_mut();
+                            if let Err(why) = processes.take_cap(pid, sent, Some(HANDED)) {
+                                drop(processes);
+                                println!(
+                                    "atoll: core {}: process {pid} ({name}) starts without the capability handed to it: {why}",
+                                    core.id
+                                );
+                            }
+                        }
+                        ChildSpawned {
+                            outcome: SPAWNED,
+                            pid: pid.0,
+                        }
+                    }
                     Err(failure) => {
                         failed(&name, failure.clone());
                         ChildSpawned {
@@ -151,6 +170,11 @@ impl Host {
                 drop(processes);
                 self.monitor
                     .process_answer(now, token, answer, &mut self.out);
+            }
+            ProcessRequest::Revoke { id } => {
+                let count = core.processes.borrow_mut().revoke_here(id);
+                self.monitor
+                    .process_answer(now, token, CapsRevoked { count }, &mut self.out);
             }
             ProcessRequest::Join {
                 home,
@@ -227,11 +251,22 @@ impl Host {
             }
             ProcessNote::ChildEnded { parent, ended } => {
                 let (parent, child) = (Pid(parent), Pid(ended.pid));
-                if let Some((waiter, exit)) = processes.remote_children.get_mut(&child)
+                let exit = crate::programs::exit_of(&ended);
+                if let Some((waiter, child_exit)) = processes.remote_children.get_mut(&child)
                     && *waiter == parent
                 {
-                    *exit = crate::programs::exit_of(&ended);
+                    *child_exit = exit;
                     processes.table.wake_waiting(parent, child);
+                } else if let Some(exit) = exit {
+                    // Its parent ended first: nobody waits for it, and its
+                    // end is told here, as an orphan's is on its own core.
+                    drop(processes);
+                    println!(
+                        "atoll: core {}: process {child} of core {}, whose parent {parent} has ended, {}",
+                        core.id,
+                        child.core(),
+                        process::describe_exit(exit)
+                    );
                 }
             }
             ProcessNote::Notify { pid } => {
@@ -240,6 +275,19 @@ impl Host {
             }
             ProcessNote::Closed { pid, address, used } => {
                 closed(core, &mut processes, Pid(pid), address, used);
+            }
+            ProcessNote::Granted { pid, cap } => {
+                let taken = match Sent::decode(&cap) {
+                    Some(sent) => processes.take_cap(Pid(pid), sent, None),
+                    None => Err("it is not a capability"),
+                };
+                if let Err(why) = taken {
+                    drop(processes);
+                    println!(
+                        "atoll: core {}: a grant to process {pid} dropped: {why}",
+                        core.id
+                    );
+                }
             }
             ProcessNote::Gone { from, pid, address } => {
                 let channel = ChannelName {
@@ -281,6 +329,7 @@ impl Host {
         // A space still busy is no progress: it is tried again after the
         // next step.
         let mut did = self.make_child_calls(core, now);
+        did |= self.make_revoke_calls(core, now);
         did |= !to_open.is_empty()
             || !answers.is_empty()
             || !outbox.is_empty()
@@ -742,6 +791,59 @@ impl Host {
         did
     }
 
+    /// Makes this core's processes' `RevokeCaps` calls and takes their
+    /// answers: a revoking process runs again once every core has answered
+    /// or left the view. A call that failed (no answer in time) to a core
+    /// still in the view is made again: revoke returns only once the core
+    /// holds no capability made from the revoked one.
+    fn make_revoke_calls(&mut self, core: &Core, now: u64) -> bool {
+        let mut processes = core.processes.borrow_mut();
+        let calls = core::mem::take(&mut processes.revoke_calls);
+        let mut did = !calls.is_empty();
+        for (pid, at, ask) in calls {
+            let ticket =
+                self.monitor
+                    .call(now, at, ask.clone(), ticks(JOIN_TIMEOUT_MS), &mut self.out);
+            processes.revoke_tickets.insert(ticket, (pid, at, ask));
+        }
+        if processes.revoke_tickets.is_empty() {
+            return did;
+        }
+        let mut answered = Vec::new();
+        self.mailbox.retain(|(ticket, result)| {
+            let Some(call) = processes.revoke_tickets.remove(ticket) else {
+                return true;
+            };
+            answered.push((call, result.clone()));
+            false
+        });
+        for ((pid, at, ask), result) in answered {
+            did = true;
+            // The revoking process may have ended meanwhile.
+            let Some(revocation) = processes.revoking.get_mut(&pid) else {
+                continue;
+            };
+            match result.ok().and_then(|wire| wire.take::<CapsRevoked>()) {
+                Some(answer) => revocation.answered(at.0, answer.count),
+                None => match revocation.failed(at.0, self.monitor.is_member(at)) {
+                    Unanswered::AskAgain => {
+                        processes.revoke_calls.push((pid, at, ask));
+                        continue;
+                    }
+                    // It left the view: what it held is no process's now.
+                    Unanswered::PassedOver => println!(
+                        "atoll: core {}: process {pid}'s revocation passed over core {}, which left the view",
+                        core.id, at.0
+                    ),
+                },
+            }
+            if revocation.is_done() {
+                processes.table.wake(pid);
+            }
+        }
+        did
+    }
+
     /// The answers to this core's `ChannelConnect` calls: with the frame,
     /// the caller's map of it is proposed; without, its change ends
     /// refused. Whether any came.
@@ -777,13 +879,17 @@ impl Host {
             };
             let (pid, kind) = (change.pid, change.kind);
             let ChangeKind::Connect {
-                address, channel, ..
+                address,
+                channel,
+                slot,
+                ..
             } = kind
             else {
                 continue;
             };
             let Some(frame) = frame else {
                 change.done = Some(false);
+                processes.unmint_end(pid, slot, address);
                 processes.table.wake(pid);
                 // Its core may have taken the channel for it before the
                 // answer was lost: let it go.
@@ -794,6 +900,7 @@ impl Host {
                 address,
                 channel,
                 frame,
+                slot,
             };
             drop(processes);
             let mapping = Mapping {
@@ -804,7 +911,7 @@ impl Host {
                 now,
                 pid.0,
                 address,
-                Some(mapping),
+                PageChange::Map(mapping),
                 token,
                 &mut self.out,
             );
@@ -906,11 +1013,19 @@ fn join(
         return Err(String::from("the process is not the asking core's"));
     }
     let space = process::build(core.local, &pages)?;
+    let count = cores.len() as u16;
+    let dispatcher = Object::Dispatcher {
+        pid: pid.0,
+        index,
+        count,
+        core: core.id as u16,
+    };
     let machine = Machine {
         space,
         next: Some(start_of(entry, index, args.len() as u64)),
-        dispatcher: (index, cores.len() as u16),
+        dispatcher: (index, count),
         cores,
+        caps: atoll_caps::Table::starting(&mut processes.cap_ids, pid.0, dispatcher),
     };
     let owner = Owner::Kernel(Report::Home {
         home: home.0,
@@ -954,10 +1069,19 @@ pub(super) fn change_ended(core: &Core, token: u64, took: bool, everywhere: bool
     change.done = Some(took);
     let (pid, kind) = (change.pid, change.kind);
     match (kind, took) {
-        (ChangeKind::Map { frame }, false) | (ChangeKind::Channel { frame, .. }, false) => {
-            core.local.free_frame(frame)
+        (ChangeKind::Map { frame }, false) => core.local.free_frame(frame),
+        (
+            ChangeKind::Channel {
+                frame,
+                address,
+                slot,
+            },
+            false,
+        ) => {
+            core.local.free_frame(frame);
+            processes.unmint_end(pid, slot, address);
         }
-        (ChangeKind::Channel { frame, address }, true) => {
+        (ChangeKind::Channel { frame, address, .. }, true) => {
             let open = process::Channel {
                 frame,
                 peer: None,
@@ -971,6 +1095,7 @@ pub(super) fn change_ended(core: &Core, token: u64, took: bool, everywhere: bool
                 address,
                 channel,
                 frame,
+                ..
             },
             true,
         ) => {
@@ -981,7 +1106,16 @@ pub(super) fn change_ended(core: &Core, token: u64, took: bool, everywhere: bool
             };
             processes.connections.insert((pid, address), connection);
         }
-        (ChangeKind::Connect { channel, .. }, false) => {
+        (
+            ChangeKind::Connect {
+                channel,
+                slot,
+                address,
+                ..
+            },
+            false,
+        ) => {
+            processes.unmint_end(pid, slot, address);
             // The channel's core marked it taken: let it go.
             tell_closed(core, &mut processes, channel, false);
         }
@@ -1031,14 +1165,25 @@ pub(super) fn apply(core: &Core, pid: Pid, effect: atoll_replica::Effect) {
     };
     let tables = core.local.page_tables();
     let outcome = match effect {
-        atoll_replica::Effect::MapPage { vaddr, mapping, .. } => tables.map_user_in(
-            space,
-            vaddr,
-            mapping.paddr,
-            mapping.flags & PAGE_WRITABLE != 0,
-            mapping.flags & PAGE_EXECUTABLE != 0,
-            &mut || core.local.allocate_filled_frame(0),
-        ),
+        atoll_replica::Effect::MapPage { vaddr, mapping, .. } => {
+            let writable = mapping.flags & PAGE_WRITABLE != 0;
+            let executable = mapping.flags & PAGE_EXECUTABLE != 0;
+            match tables.map_user_in(
+                space,
+                vaddr,
+                mapping.paddr,
+                writable,
+                executable,
+                &mut || core.local.allocate_filled_frame(0),
+            ) {
+                // A protect: the page keeps its frame, with new rights (its
+                // `InvalidateTlb` follows).
+                Err(paging::PagingError::AlreadyMapped { frame, .. }) if frame == mapping.paddr => {
+                    tables.protect_in(space, vaddr, frame, writable, executable)
+                }
+                mapped => mapped,
+            }
+        }
         atoll_replica::Effect::UnmapPage { vaddr, .. } => {
             tables.unmap_in(space, vaddr).map(|frame| {
                 // This core's frame goes back once the unmap has ended on

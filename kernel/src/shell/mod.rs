@@ -128,6 +128,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         Command::Ipi { core: target } => system::ipi(core, target as usize)?,
         Command::Fault { core: target } => system::fault(core, target as usize)?,
         Command::Stall { core: target, ms } => system::stall(core, target as usize, ms)?,
+        Command::Sleep { ms } => system::sleep(core, ms),
         Command::Hang { core: target } => system::hang(core, target as usize)?,
         Command::CoreOff { core: target } => system::core_off(core, target as usize)?,
         Command::CoreOn { core: target } => {

@@ -262,27 +262,11 @@ pub fn bench(core: &Core) -> Result<(), String> {
     // A user-level URPC round trip between processes on two cores, and
     // the kernel's round trip between the same two cores' monitors.
     if let Some(&server_core) = core.members().iter().find(|&&member| member != core.id) {
-        let (name, args) = (Bytes::new(b"pingpong"), Bytes::new(b"serve"));
-        let (Some(name), Some(args)) = (name, args) else {
-            unreachable!("a short name and arguments");
-        };
-        let request = SpawnProgram {
-            cores: CoreSet(Members::one(CoreId(server_core as u16))),
-            name,
-            args,
-        };
-        let spawned = ask(core, server_core, request)
-            .map_err(|error| format!("bench user: pingpong: {error}"))?;
-        if spawned.outcome != SPAWNED {
-            return Err(format!(
-                "bench user: core {server_core} did not start pingpong"
-            ));
-        }
-        let server = Pid(spawned.pid);
+        // The pinger spawns its server there, handing it the channel.
         let (_, exit) = core
             .run_to_end(
                 "pingpong",
-                &format!("ping {server} 1000"),
+                &format!("ping {server_core} 1000"),
                 Members::one(CoreId(core.id as u16)),
             )
             .map_err(|error| format!("bench user: pingpong: {error}"))?;

@@ -450,6 +450,13 @@ pub fn hang(core: &Core, target: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// `sleep <ms>`: waits that long, as the shell waits for a process:
+/// running this core's processes and answering the other cores.
+pub fn sleep(core: &Core, ms: u32) {
+    let until = cpu::rdtsc() + u64::from(ms) * boot_facts().tsc_per_ms;
+    core.idle_until(|| (cpu::rdtsc() >= until).then_some(()));
+}
+
 /// This core's view: its epoch and members, when it was installed, the
 /// cores it suspects, and the detector's timeouts.
 pub fn view(core: &Core) {

@@ -1,26 +1,32 @@
-//! Spawns children on its own core and waits for each: `hello` with
-//! arguments exits 0; `crash illegal` and `crash protection` are ended by
-//! their faults (invalid opcode, general protection), which this process
-//! survives; two `ticker`s take turns while it waits. It also checks what
-//! the kernel must refuse: waiting for itself, for a process that does not
-//! exist, for a child twice, and spawning a program that is not there;
-//! then spawns `hello` on the next core and waits for it there, kills a
-//! `spin` here and one on the next core and finds each killed, and checks
-//! that a core that is not there and a process that is not its child are
-//! refused.
+//! Spawns children on its own core and waits for each, by the process
+//! capability each spawn gives it: `hello` with arguments exits 0; `crash
+//! illegal` and `crash protection` are ended by their faults (invalid
+//! opcode, general protection), which this process survives; two
+//! `ticker`s take turns while it waits. It also checks what the kernel
+//! must refuse: waiting for itself (its own capability has no right to),
+//! by a capability it has not, for a child twice, and spawning a program
+//! that is not there; then spawns `hello` on the next core and waits for
+//! it there, kills a `spin` here and one on the next core and finds each
+//! killed, and checks that a core that is not there, a kill by a
+//! capability without the right to, and one by a capability that is not a
+//! process's are refused.
 //! Prints each check, and exits with the number that failed.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
-use libatoll::{Call, EXITED, Error, ExitRecord, FAULTED, KILLED, println};
+use libatoll::{
+    Call, Cap, EXITED, Error, ExitRecord, FAULTED, KILLED, MAX_CAPS, NO_CAP, RIGHT_COPY,
+    RIGHT_WAIT, SELF_PROCESS, SELF_SPACE, println,
+};
 
 libatoll::main!(main);
 
-/// Spawns `name` with `args` and waits for it; how it ended.
-fn run(name: &str, args: &str) -> Result<(u32, ExitRecord), Error> {
-    let pid = libatoll::spawn(name, args)?;
-    Ok((pid, libatoll::wait(pid)?))
+/// Spawns `name` with `args` and waits for it; its capability, and how it
+/// ended.
+fn run(name: &str, args: &str) -> Result<(Cap, ExitRecord), Error> {
+    let child = libatoll::spawn(name, args)?;
+    Ok((child, libatoll::wait(child)?))
 }
 
 fn main() -> u64 {
@@ -78,16 +84,16 @@ fn main() -> u64 {
     check("two tickers exit 0", all_exited);
     check(
         "waiting for itself is refused",
-        libatoll::wait(me) == Err(Error::NotAChild),
+        libatoll::wait(SELF_PROCESS) == Err(Error::NoRight),
     );
     check(
-        "waiting for nobody is refused",
-        libatoll::wait(me.wrapping_add(1 << 20)) == Err(Error::NoSuchProcess),
+        "waiting by a capability it has not is refused",
+        libatoll::wait(MAX_CAPS) == Err(Error::NoSuchCapability),
     );
     check(
         "a child is waited for once",
         match hello {
-            Ok((pid, _)) => libatoll::wait(pid) == Err(Error::NoSuchProcess),
+            Ok((child, _)) => libatoll::wait(child) == Err(Error::NoSuchProcess),
             Err(_) => false,
         },
     );
@@ -98,7 +104,14 @@ fn main() -> u64 {
     let not_text = [0xFFu8, 0xFE];
     let answer = libatoll::call_raw(
         Call::Spawn as u64,
-        [not_text.as_ptr() as u64, not_text.len() as u64, 0, 0],
+        [
+            not_text.as_ptr() as u64,
+            not_text.len() as u64,
+            0,
+            0,
+            0,
+            NO_CAP,
+        ],
     );
     check(
         "a name that is not text is refused",
@@ -112,7 +125,7 @@ fn main() -> u64 {
     check(
         "a child on another core exits 0",
         matches!(afar, Ok((child, ExitRecord { kind: EXITED, value: 0, .. }))
-            if child % 1024 == there),
+            if libatoll::pid_of(child).is_ok_and(|pid| pid % 1024 == there)),
     );
     for at in [None, Some(there)] {
         let killed = libatoll::spawn_at("spin", "", at).and_then(|child| {
@@ -128,10 +141,27 @@ fn main() -> u64 {
         "a core that is not there is refused",
         libatoll::spawn_at("hello", "", Some(999)) == Err(Error::NoSuchCore),
     );
+    // A copy of a child's capability that may wait but not kill.
+    let unkillable = libatoll::spawn("spin", "").map(|child| {
+        let refused = libatoll::cap_copy(child, RIGHT_WAIT | RIGHT_COPY).map(|waiter| {
+            let refused = libatoll::kill(waiter);
+            let _ = libatoll::cap_delete(waiter);
+            refused
+        });
+        let killed = libatoll::kill(child).and_then(|()| libatoll::wait(child));
+        (refused, killed)
+    });
     check(
-        "killing what is not its child is refused",
-        libatoll::kill(me) == Err(Error::NotAChild)
-            && libatoll::kill(me.wrapping_add(1 << 20)) == Err(Error::NoSuchProcess),
+        "a kill without the right is refused",
+        matches!(
+            unkillable,
+            Ok((Ok(Err(Error::NoRight)), Ok(ExitRecord { kind: KILLED, .. })))
+        ),
+    );
+    check(
+        "a kill by what is not a process's capability is refused",
+        libatoll::kill(SELF_SPACE) == Err(Error::WrongCapability)
+            && libatoll::kill(MAX_CAPS) == Err(Error::NoSuchCapability),
     );
     println!("family: {failed} checks failed");
     failed

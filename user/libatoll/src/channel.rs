@@ -9,10 +9,15 @@
 //! after it sent asks the kernel to wake it (`Notify`), which for a process
 //! on another core is a message that wakes that core only if it sleeps.
 //! Neither side enters the kernel while the other is awake.
+//!
+//! Each end is named by an endpoint capability: the creator gets its own
+//! when the channel is made, and the other end connects with the creator's
+//! (or a copy of it with [`RIGHT_CONNECT`](crate::RIGHT_CONNECT), handed at
+//! spawn or granted), and so gets its own.
 
 use atoll_urpc::{Payload, Receiver, RingHeader, SLOT_SIZE, Sender, Slot, Wake};
 
-use crate::{Call, Change, Error, answer, syscall};
+use crate::{Call, Cap, Change, Error, answer, syscall};
 use atoll_abi::CHANNEL_RING_BYTES;
 
 /// Slots in each ring: what a half page holds after the ring's header.
@@ -22,27 +27,27 @@ const SLOTS: usize = (CHANNEL_RING_BYTES as usize - core::mem::size_of::<RingHea
 const SPIN_POLLS: u32 = 2_000;
 
 /// Asks for a channel at `address` of this process; it is there once the
-/// change has ended ([`Channel::open`] then, as its creator).
+/// change has ended, whose value is this process's endpoint (with every
+/// right): [`Channel::open`] it then, as the creator.
 pub fn create(address: u64) -> Result<Change, Error> {
     let token = answer(syscall(Call::ChannelCreate, [address, 0, 0, 0]))?;
     Ok(Change::new(token))
 }
 
-/// Asks to connect to process `pid`'s channel at its `address`, mapped at
-/// `mine` here; it is there once the change has ended ([`Channel::open`]
-/// then, as the other end). A refusal: no such channel (yet), or it has
-/// its other end.
-pub fn connect(pid: u32, address: u64, mine: u64) -> Result<Change, Error> {
-    let token = answer(syscall(
-        Call::ChannelConnect,
-        [u64::from(pid), address, mine, 0],
-    ))?;
+/// Asks to connect to the channel whose creator's end the capability
+/// `endpoint` names (with [`RIGHT_CONNECT`](crate::RIGHT_CONNECT)), mapped
+/// at `mine` here; it is there once the change has ended, whose value is
+/// this process's own endpoint: [`Channel::open`] it then, as the other
+/// end. Refused if the channel has its other end already.
+pub fn connect(endpoint: Cap, mine: u64) -> Result<Change, Error> {
+    let token = answer(syscall(Call::ChannelConnect, [endpoint, mine, 0, 0]))?;
     Ok(Change::new(token))
 }
 
 /// One end of a channel.
 pub struct Channel {
-    address: u64,
+    /// This process's endpoint, for `Notify` and `ChannelState`.
+    endpoint: Cap,
     sender: Sender<'static>,
     receiver: Receiver<'static>,
 }
@@ -68,9 +73,10 @@ fn ring(base: u64) -> (&'static RingHeader, &'static [Slot]) {
 
 impl Channel {
     /// This process's end of the channel mapped at `address`, once its
-    /// change has ended: the creator's (`creator`) or the other. Open each
-    /// end once: a ring has one sender and one receiver.
-    pub fn open(address: u64, creator: bool) -> Channel {
+    /// change has ended: the creator's (`creator`) or the other, with this
+    /// process's `endpoint` (the change's value). Open each end once: a
+    /// ring has one sender and one receiver.
+    pub fn open(address: u64, creator: bool, endpoint: Cap) -> Channel {
         let (first, second) = (address, address + CHANNEL_RING_BYTES);
         let (outgoing, incoming) = match creator {
             true => (first, second),
@@ -88,16 +94,21 @@ impl Channel {
             )
         };
         Channel {
-            address,
+            endpoint,
             sender,
             receiver,
         }
     }
 
+    /// This process's endpoint of the channel (to grant over it).
+    pub fn endpoint(&self) -> Cap {
+        self.endpoint
+    }
+
     /// Whether the other end is there (or may still come): `false` once it
     /// has ended.
     pub fn other_end(&self) -> bool {
-        syscall(Call::ChannelState, [self.address, 0, 0, 0]) == 0
+        syscall(Call::ChannelState, [self.endpoint, 0, 0, 0]) == 0
     }
 
     /// Sends `payload`, waiting (yielding) while the ring is full, and wakes
@@ -111,7 +122,7 @@ impl Channel {
         }
         if self.sender.flush() == Wake::Needed {
             // The other end announced that it sleeps.
-            syscall(Call::Notify, [self.address, 0, 0, 0]);
+            syscall(Call::Notify, [self.endpoint, 0, 0, 0]);
         }
         Ok(())
     }
@@ -119,6 +130,23 @@ impl Channel {
     /// A message, if one is there.
     pub fn try_recv(&mut self) -> Option<Payload> {
         self.receiver.try_recv()
+    }
+
+    /// The next message if one comes before the time `deadline` (ns since
+    /// the machine started, as [`time`](crate::time) says): polls, giving
+    /// the core to others in between, and never sleeps in the kernel. For
+    /// the first message of an end that may never connect (its process
+    /// ended first), which [`recv`](Self::recv) would wait for for ever.
+    pub fn recv_before(&mut self, deadline: u64) -> Option<Payload> {
+        loop {
+            if let Some(payload) = self.receiver.try_recv() {
+                return Some(payload);
+            }
+            if crate::time() >= deadline || !self.other_end() {
+                return self.receiver.try_recv();
+            }
+            crate::yield_now();
+        }
     }
 
     /// The next message: polls for a while, then sleeps in the kernel until
@@ -148,5 +176,3 @@ impl Channel {
 /// The other end of a channel has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Closed;
-
-impl Channel {}

@@ -1,10 +1,11 @@
 //! Split-phase system calls as futures, and the executor that runs them on
 //! the calling dispatcher.
 //!
-//! `map` and `unmap` return at once with a token; the change is agreed by
-//! the cores the process runs on, and ends later. A [`Change`] is that
-//! token as a future: polling it asks the kernel (`Poll`), and it is ready
-//! once the change has ended. [`block_on`] runs a future to its end on this
+//! `map` and `unmap` (and a channel's create and connect) return at once
+//! with a token; the change is agreed by the cores the process runs on, and
+//! ends later. A [`Change`] is that token as a future: polling it asks the
+//! kernel (`Poll`), and it is ready, with the change's value, once the
+//! change has ended. [`block_on`] runs a future to its end on this
 //! dispatcher: when it is pending, the dispatcher sleeps in `WaitEvent`
 //! until one of its changes ends, rather than spinning. No waker is needed:
 //! every future here is woken by the kernel's event, and the executor polls
@@ -14,15 +15,17 @@ use core::future::Future;
 use core::pin::{Pin, pin};
 use core::task::{Context, Poll, Waker};
 
-use crate::{Call, Error, answer, syscall};
+use crate::{Call, Cap, Error, SELF_SPACE, answer, syscall};
 
-/// A map or unmap under way: ready with `Ok` once it took effect on every
-/// core of the process, or with `Refused`.
+/// A change under way (a map, an unmap, a channel's create or connect):
+/// ready once it took effect on every core of the process, with its value
+/// (0 for a map or an unmap, the slot of this process's new endpoint for a
+/// channel), or with `Refused`.
 #[derive(Debug)]
 #[must_use = "a change's end tells whether it took effect"]
 pub struct Change {
     token: u64,
-    done: Option<Result<(), Error>>,
+    done: Option<Result<u64, Error>>,
 }
 
 impl Change {
@@ -38,7 +41,7 @@ impl Change {
 }
 
 impl Future for Change {
-    type Output = Result<(), Error>;
+    type Output = Result<u64, Error>;
 
     fn poll(mut self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<Self::Output> {
         if let Some(done) = self.done {
@@ -54,22 +57,40 @@ impl Future for Change {
     }
 }
 
-/// Asks for a fresh zeroed page at `address`, writable or not; the change
-/// is under way when this returns.
+/// Asks for a fresh zeroed page at `address` of this process's space,
+/// writable or not; the change is under way when this returns.
 pub fn map(address: u64, writable: bool) -> Result<Change, Error> {
+    map_in(SELF_SPACE, address, writable)
+}
+
+/// As [`map`], in the address space the capability `space` names (this
+/// process's own, with [`RIGHT_MAP`](crate::RIGHT_MAP)).
+pub fn map_in(space: Cap, address: u64, writable: bool) -> Result<Change, Error> {
     let flags = match writable {
         true => crate::MAP_WRITABLE,
         false => 0,
     };
-    let token = answer(syscall(Call::Map, [address, flags, 0, 0]))?;
-    Ok(Change { token, done: None })
+    let token = answer(syscall(Call::Map, [space, address, flags, 0]))?;
+    Ok(Change::new(token))
 }
 
 /// Asks for the page at `address` to be unmapped on every core of the
 /// process.
 pub fn unmap(address: u64) -> Result<Change, Error> {
-    let token = answer(syscall(Call::Unmap, [address, 0, 0, 0]))?;
-    Ok(Change { token, done: None })
+    let token = answer(syscall(Call::Unmap, [SELF_SPACE, address, 0, 0]))?;
+    Ok(Change::new(token))
+}
+
+/// Asks for the mapped page at `address` of this process's space to be
+/// writable or read-only from now on, keeping its frame; once the change
+/// has ended, no core of the process grants the old rights.
+pub fn protect(address: u64, writable: bool) -> Result<Change, Error> {
+    let flags = match writable {
+        true => crate::MAP_WRITABLE,
+        false => 0,
+    };
+    let token = answer(syscall(Call::Protect, [SELF_SPACE, address, flags, 0]))?;
+    Ok(Change::new(token))
 }
 
 /// Runs `future` to its end on this dispatcher, sleeping in `WaitEvent`
@@ -91,7 +112,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 
 /// Runs every change of `changes` to its end at once (they proceed
 /// together), and says how each ended.
-pub fn block_on_all<const N: usize>(changes: [Change; N]) -> [Result<(), Error>; N] {
+pub fn block_on_all<const N: usize>(changes: [Change; N]) -> [Result<u64, Error>; N] {
     let mut changes = changes;
     let mut context = Context::from_waker(Waker::noop());
     loop {

@@ -1,4 +1,5 @@
-//! The program's global allocator: `talc` over pages it maps (`map`), from
+//! The program's global allocator: `talc` over pages it maps (`map`, by its
+//! own space's capability, `SELF_SPACE`, which it must keep), from
 //! [`HEAP_START`] up, more of them each time it runs out. A process that
 //! spans cores has one heap for all its dispatchers, behind a lock whose
 //! waiters give their core to others (`yield`).

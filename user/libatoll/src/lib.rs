@@ -14,32 +14,40 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use atoll_abi::{
-    Call, EXITED, Error, ExitRecord, FAULTED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_NAME, MAX_QUERY,
-    MAX_WRITE, STACK_TOP, USER_END, USER_START,
+    CAP_DISPATCHER, CAP_ENDPOINT, CAP_PROCESS, CAP_SPACE, Call, EXITED, Error, ExitRecord, FAULTED,
+    HANDED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CAPS, MAX_DEPTH, MAX_NAME, MAX_QUERY, MAX_WRITE,
+    NO_CAP, RIGHT_CONNECT, RIGHT_COPY, RIGHT_KILL, RIGHT_MAP, RIGHT_NOTIFY, RIGHT_READ, RIGHT_WAIT,
+    RIGHTS_ALL, SELF_DISPATCHER, SELF_PROCESS, SELF_SPACE, STACK_TOP, USER_END, USER_START,
 };
 
 pub mod channel;
 mod executor;
 pub mod heap;
 pub use atoll_urpc::{PAYLOAD_SIZE, Payload};
-pub use executor::{Change, block_on, block_on_all, map, unmap};
+pub use executor::{Change, block_on, block_on_all, map, map_in, protect, unmap};
+
+/// A capability: the slot of one in this process's table (this
+/// dispatcher's: each dispatcher of a process has its own). A process
+/// starts with [`SELF_SPACE`], [`SELF_PROCESS`] and [`SELF_DISPATCHER`],
+/// and [`HANDED`] if its spawner handed it one.
+pub type Cap = u64;
 
 /// Enters the kernel with system call `call` and up to four arguments;
 /// what it answers in `rax`.
 fn syscall(call: Call, [first, second, third, fourth]: [u64; 4]) -> u64 {
-    enter(call as u64, [first, second, third, fourth, 0])
+    enter(call as u64, [first, second, third, fourth, 0, 0])
 }
 
 /// Enters the kernel with system call number `number`, which need not be
-/// one (for programs that test the kernel's checks), and up to four
-/// arguments (`rdi`, `rsi`, `rdx`, `r10`); what it answers in `rax`.
-pub fn call_raw(number: u64, [first, second, third, fourth]: [u64; 4]) -> u64 {
-    enter(number, [first, second, third, fourth, 0])
+/// one (for programs that test the kernel's checks), and six arguments
+/// (`rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`); what it answers in `rax`.
+pub fn call_raw(number: u64, arguments: [u64; 6]) -> u64 {
+    enter(number, arguments)
 }
 
-/// The `syscall` instruction, with the number in `rax` and five arguments
-/// (`rdi`, `rsi`, `rdx`, `r10`, `r8`).
-fn enter(number: u64, [first, second, third, fourth, fifth]: [u64; 5]) -> u64 {
+/// The `syscall` instruction, with the number in `rax` and six arguments
+/// (`rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`).
+fn enter(number: u64, [first, second, third, fourth, fifth, sixth]: [u64; 6]) -> u64 {
     let result;
     // SAFETY: `syscall` transfers to the kernel, which saves and restores
     // every register but `rax` (the answer), `rcx` and `r11` (which the
@@ -55,6 +63,7 @@ fn enter(number: u64, [first, second, third, fourth, fifth]: [u64; 5]) -> u64 {
             in("rdx") third,
             in("r10") fourth,
             in("r8") fifth,
+            in("r9") sixth,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -98,9 +107,15 @@ pub fn yield_now() {
     syscall(Call::Yield, [0; 4]);
 }
 
-/// This process's id.
+/// This process's id (by its own capability, [`SELF_PROCESS`], which it
+/// must keep).
 pub fn pid() -> u32 {
-    syscall(Call::Pid, [0; 4]) as u32
+    pid_of(SELF_PROCESS).expect("the process's own capability is in SELF_PROCESS")
+}
+
+/// The id of the process the capability `process` names.
+pub fn pid_of(process: Cap) -> Result<u32, Error> {
+    answer(syscall(Call::Pid, [process, 0, 0, 0])).map(|pid| pid as u32)
 }
 
 /// Nanoseconds since the machine started.
@@ -128,41 +143,68 @@ pub fn skb_query<'a>(query: &str, out: &'a mut [u8]) -> Result<&'a str, Error> {
 }
 
 /// This core's replica of the process's address space, hashed: equal on
-/// every core of the process when no change of it is under way.
+/// every core of the process when no change of it is under way (by its
+/// own capability, [`SELF_SPACE`]).
 pub fn space_hash() -> u64 {
-    syscall(Call::SpaceHash, [0; 4])
+    syscall(Call::SpaceHash, [SELF_SPACE, 0, 0, 0])
+}
+
+/// As [`space_hash`], by the capability `space` (which needs
+/// [`RIGHT_READ`]).
+pub fn space_hash_of(space: Cap) -> Result<u64, Error> {
+    answer(syscall(Call::SpaceHash, [space, 0, 0, 0]))
 }
 
 /// Which of its process's dispatchers the caller is (0 on the process's
-/// home core), and how many the process has: one per core it spans.
+/// home core), and how many the process has: one per core it spans (by its
+/// own capability, [`SELF_DISPATCHER`], which it must keep).
 pub fn dispatcher() -> (u16, u16) {
-    let answer = syscall(Call::Dispatcher, [0; 4]);
-    ((answer >> 16) as u16, answer as u16)
+    let (_, index, count) = dispatcher_of(SELF_DISPATCHER)
+        .expect("the dispatcher's own capability is in SELF_DISPATCHER");
+    (index, count)
+}
+
+/// The dispatcher the capability `dispatcher` names: the core it runs on,
+/// its index among its process's dispatchers, and how many it has.
+pub fn dispatcher_of(dispatcher: Cap) -> Result<(u32, u16, u16), Error> {
+    let answer = answer(syscall(Call::Dispatcher, [dispatcher, 0, 0, 0]))?;
+    Ok(((answer >> 32) as u32, (answer >> 16) as u16, answer as u16))
 }
 
 /// Starts the boot image's program `name` on this core, as a child of this
-/// process, with `args`; its id.
-pub fn spawn(name: &str, args: &str) -> Result<u32, Error> {
-    spawn_at(name, args, None)
+/// process, with `args`; a capability for it (with [`RIGHT_WAIT`],
+/// [`RIGHT_KILL`] and [`RIGHT_COPY`]).
+pub fn spawn(name: &str, args: &str) -> Result<Cap, Error> {
+    spawn_handing(name, args, None, NO_CAP)
 }
 
 /// Starts `name` with `args` as a child of this process on core `core`
-/// (this one for `None`); its id.
-pub fn spawn_at(name: &str, args: &str, core: Option<u32>) -> Result<u32, Error> {
+/// (this one for `None`); a capability for it.
+pub fn spawn_at(name: &str, args: &str, core: Option<u32>) -> Result<Cap, Error> {
+    spawn_handing(name, args, core, NO_CAP)
+}
+
+/// As [`spawn_at`], and hands the child a copy of the capability `handed`
+/// (which needs [`RIGHT_COPY`]), with its rights, which the child finds at
+/// [`HANDED`]; [`NO_CAP`] hands nothing. To hand fewer rights, hand a
+/// copy ([`cap_copy`]) with those and [`RIGHT_COPY`].
+pub fn spawn_handing(name: &str, args: &str, core: Option<u32>, handed: Cap) -> Result<Cap, Error> {
     let arguments = [
         name.as_ptr() as u64,
         name.len() as u64,
         args.as_ptr() as u64,
         args.len() as u64,
         core.map_or(0, |core| u64::from(core) + 1),
+        handed,
     ];
-    answer(enter(Call::Spawn as u64, arguments)).map(|pid| pid as u32)
+    answer(enter(Call::Spawn as u64, arguments))
 }
 
-/// Kills this process's child `pid`, on whichever core it runs; `wait`
-/// then finds it killed.
-pub fn kill(pid: u32) -> Result<(), Error> {
-    answer(syscall(Call::Kill, [u64::from(pid), 0, 0, 0])).map(|_| ())
+/// Kills the process the capability `process` names (it needs
+/// [`RIGHT_KILL`]), on whichever core it runs; its parent's `wait` then
+/// finds it killed.
+pub fn kill(process: Cap) -> Result<(), Error> {
+    answer(syscall(Call::Kill, [process, 0, 0, 0])).map(|_| ())
 }
 
 /// Waits until one of this process's changes has ended and is not yet
@@ -171,18 +213,73 @@ pub fn wait_event() -> Result<(), Error> {
     answer(syscall(Call::WaitEvent, [0; 4])).map(|_| ())
 }
 
-/// Whether the change of `token` has ended: `Ok` (it took effect),
-/// `Refused`, or `Pending`.
-pub fn poll(token: u64) -> Result<(), Error> {
-    answer(syscall(Call::Poll, [token, 0, 0, 0])).map(|_| ())
+/// Whether the change of `token` has ended: `Ok` with its value once it
+/// took effect (0 for a map or an unmap, the slot of this process's new
+/// endpoint for a channel's create or connect), `Refused`, or `Pending`.
+pub fn poll(token: u64) -> Result<u64, Error> {
+    answer(syscall(Call::Poll, [token, 0, 0, 0]))
 }
 
-/// Waits until this process's child `pid` has ended; how it ended.
-pub fn wait(pid: u32) -> Result<ExitRecord, Error> {
+/// Waits until this process's child that the capability `process` names
+/// (with [`RIGHT_WAIT`]) has ended; how it ended.
+pub fn wait(process: Cap) -> Result<ExitRecord, Error> {
     let mut record = ExitRecord::default();
     let address = &mut record as *mut ExitRecord as u64;
-    answer(syscall(Call::Wait, [u64::from(pid), address, 0, 0]))?;
+    answer(syscall(Call::Wait, [process, address, 0, 0]))?;
     Ok(record)
+}
+
+/// A copy of the capability `cap` (which needs [`RIGHT_COPY`]) with
+/// `rights` (`RIGHT_*`, no more than it has), in a free slot.
+pub fn cap_copy(cap: Cap, rights: u64) -> Result<Cap, Error> {
+    answer(syscall(Call::CapCopy, [cap, rights, 0, 0]))
+}
+
+/// Gives the process at the other end of the channel of this process's
+/// endpoint `endpoint` a copy of `cap` (which needs [`RIGHT_COPY`]) with
+/// `rights`; it takes it with [`cap_receive`]. A grant the other end
+/// cannot take is dropped.
+pub fn cap_grant(endpoint: Cap, cap: Cap, rights: u64) -> Result<(), Error> {
+    answer(syscall(Call::CapGrant, [endpoint, cap, rights, 0])).map(|_| ())
+}
+
+/// The oldest capability granted to this process and not yet received, or
+/// `Pending` (a grant from another core may still be on its way).
+pub fn cap_receive() -> Result<Cap, Error> {
+    answer(syscall(Call::CapReceive, [0; 4]))
+}
+
+/// As [`cap_receive`], but waits (giving the core to others) while none
+/// has arrived, until the time `deadline` (ns since the machine started,
+/// as [`time`] says); `Pending` then. A grant travels apart from what is
+/// sent on a channel: a receiver told over a channel that a grant was made
+/// may have to wait a moment for it.
+pub fn cap_receive_before(deadline: u64) -> Result<Cap, Error> {
+    loop {
+        match cap_receive() {
+            Err(Error::Pending) if time() < deadline => yield_now(),
+            other => return other,
+        }
+    }
+}
+
+/// Deletes every capability made from `cap` (its copies and grants, and
+/// theirs), in every process on every core, and says how many; `cap`
+/// stays. Returns once every core has answered.
+pub fn cap_revoke(cap: Cap) -> Result<u64, Error> {
+    answer(syscall(Call::CapRevoke, [cap, 0, 0, 0]))
+}
+
+/// Empties the slot `cap`.
+pub fn cap_delete(cap: Cap) -> Result<(), Error> {
+    answer(syscall(Call::CapDelete, [cap, 0, 0, 0])).map(|_| ())
+}
+
+/// What the capability `cap` is: its type (`CAP_*`) and its rights
+/// (`RIGHT_*`).
+pub fn cap_info(cap: Cap) -> Result<(u64, u64), Error> {
+    answer(syscall(Call::CapInfo, [cap, 0, 0, 0]))
+        .map(|info| (info >> 32, info & u64::from(u32::MAX)))
 }
 
 /// Where the kernel placed the program's arguments, and their length

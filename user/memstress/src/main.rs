@@ -115,8 +115,10 @@ fn main() -> u64 {
     );
     check(
         "unknown flags are refused",
-        libatoll::call_raw(libatoll::Call::Map as u64, [page(0), 6, 0, 0])
-            == Error::BadArgument.to_return(),
+        libatoll::call_raw(
+            libatoll::Call::Map as u64,
+            [libatoll::SELF_SPACE, page(0), 6, 0, 0, 0],
+        ) == Error::BadArgument.to_return(),
     );
     let (dispatcher, count) = libatoll::dispatcher();
     println!(

@@ -24,10 +24,16 @@ pub fn tests() -> Vec<QemuTest> {
         ),
     ]
     .into_iter()
-    .chain([QemuTest::new(
-        "a_process_spanning_cores_ends_when_one_of_them_stops_and_the_others_get_its_frames_back",
-        spanning_process_survives_no_lost_core,
-    )])
+    .chain([
+        QemuTest::new(
+            "a_process_spanning_cores_ends_when_one_of_them_stops_and_the_others_get_its_frames_back",
+            spanning_process_survives_no_lost_core,
+        ),
+        QemuTest::new(
+            "a_revocation_waits_for_a_core_that_stops_mid_revocation_until_the_view_leaves_it_out",
+            revocation_outlasts_a_stopped_core,
+        ),
+    ])
     .chain(PROCESS_CORES.map(|cores| {
         QemuTest::new(
             format!("processes_spawn_wait_take_turns_die_alone_and_are_killed_at_{cores}_cores"),
@@ -62,8 +68,8 @@ const PROCESS_CORES: [usize; 4] = [1, 2, 4, 8];
 fn spanning_process_survives_no_lost_core(context: &mut TestContext) -> Result<(), String> {
     let script = "mem; spawn spin --cores 1,2,3; ps; ps; fault 3; ps; ps; run true --cores 2; mem; \
                   spawn memstress --cores 2,0,1 1000000; ps; ps; core off 2; ps; ps; \
-                  spawn pingpong --cores 0 ping 2049 3000 abandon; run pingpong --cores 1 serve; \
-                  spawn pingpong --cores 1 serve 300; run pingpong --cores 0 ping 3073 100000; mem";
+                  run pingpong --cores 0 ping 1 3000 abandon; \
+                  run pingpong --cores 0 ping 1 100000 leave 300; mem";
     let run = context.exec(4, script)?;
     super::cases::expect_success(&run, script)?;
     let serial = &run.serial;
@@ -100,11 +106,94 @@ fn spanning_process_survives_no_lost_core(context: &mut TestContext) -> Result<(
         serial,
         "pingpong: the other end left after 3000 round trips",
     )?;
-    expect_line(serial, "run pingpong: process 2049 exited with status 0")?;
+    // The abandoned server, the pinger's child, ends after its parent: its
+    // end is told on the parent's core.
+    let server_end = |line: &str| {
+        line.strip_prefix("atoll: core 0: process ")
+            .is_some_and(|rest| {
+                rest.ends_with(" of core 1, whose parent 1024 has ended, exited with status 0")
+            })
+    };
+    if !protocol::lines(serial).any(server_end) {
+        return Err("the abandoned pingpong server's end was not told on core 0".to_owned());
+    }
     expect_line(serial, "pingpong: leaving after 300 round trips")?;
-    expect_line(serial, "pingpong: process 3073 left after 300 round trips")?;
-    expect_line(serial, "run pingpong: process 2048 exited with status 1")?;
+    let runs: Vec<&str> = protocol::lines(serial)
+        .filter_map(|line| line.strip_prefix("run pingpong: process "))
+        .collect();
+    match runs[..] {
+        [abandoned, left]
+            if abandoned.ends_with(" exited with status 0")
+                && left.ends_with(" exited with status 1") => {}
+        _ => {
+            return Err(format!(
+                "the pingers should end 0 (it abandoned) then 1 (its server left): {runs:?}"
+            ));
+        }
+    }
+    let left = protocol::lines(serial).any(|line| {
+        line.strip_prefix("pingpong: process ")
+            .is_some_and(|rest| rest.ends_with(" left after 300 round trips"))
+    });
+    if !left {
+        return Err("the pinger did not find its server gone after 300 round trips".to_owned());
+    }
     Ok(())
+}
+
+/// `capcheck late` grants a capability to its peer on core 3, then core 3
+/// stops silently (`hang`) before the revocation, which asks every core:
+/// cores 1 and 2 answer, core 3 never does, and the revocation returns
+/// only once the view has left core 3 out (the detector is set to 4 s, so
+/// the revocation starts well inside the window where core 3 is stopped
+/// but still a member), having deleted the copy on core 0 and passed over
+/// core 3.
+fn revocation_outlasts_a_stopped_core(context: &mut TestContext) -> Result<(), String> {
+    let script = "view detector 4000; spawn capcheck late 3000; sleep 1500; hang 3; sleep 7000; ps";
+    let run = context.exec(4, script)?;
+    super::cases::expect_success(&run, script)?;
+    let serial = &run.serial;
+    let lines: Vec<&str> = protocol::lines(serial).collect();
+    let at = |wanted: &dyn Fn(&str) -> bool| lines.iter().position(|line| wanted(line));
+    let hang = at(&|line| line.starts_with("hang 3: core 3 stops answering"));
+    let view = at(&|line| line == "atoll: core 0: view 2: cores 0 1 2; left: 3");
+    let passed = at(&|line| {
+        line.starts_with("atoll: core 0: process ")
+            && line.ends_with("'s revocation passed over core 3, which left the view")
+    });
+    let done = at(&|line| {
+        line.starts_with("capcheck: late: revoked 1 after ")
+            && line.ends_with(" ms, with the peer's core 3 gone")
+    });
+    match (hang, view, passed, done) {
+        (Some(hang), Some(view), Some(passed), Some(done))
+            if hang < view && view < passed && passed < done => {}
+        found => {
+            return Err(format!(
+                "expected the hang, the view without core 3, the revocation passing core 3 over and capcheck's line, in that order; found them at {found:?}"
+            ));
+        }
+    }
+    // The revocation waited for the view: it took a good part of the
+    // detector's 4 s.
+    let took = lines[done.expect("matched above")]
+        .strip_prefix("capcheck: late: revoked 1 after ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(ms, _)| ms.parse::<u64>().ok())
+        .ok_or("no duration in capcheck's line")?;
+    if took < 1000 {
+        return Err(format!(
+            "the revocation took {took} ms: it did not wait for the view to leave core 3 out"
+        ));
+    }
+    let exited = protocol::lines(serial).any(|line| {
+        line.strip_prefix("atoll: core 0: process ")
+            .is_some_and(|rest| rest.ends_with(" (capcheck) exited with status 0"))
+    });
+    if !exited {
+        return Err("capcheck late did not exit 0".to_owned());
+    }
+    expect_line(serial, "ps: 0 processes, 0 dispatchers, on 3 cores")
 }
 
 /// As [`free_frames`], with `None` for a core that does not report (`-`:
@@ -167,7 +256,12 @@ fn ended<'a>(serial: &'a str, program: &str, core: usize) -> Vec<&'a str> {
 /// pool; so does one `spin` that spans every core (a dispatcher on each),
 /// killed through its home; on the last core, `hello` gets its arguments; `family` spawns,
 /// waits, and sees two `ticker`s take turns and each fault end a child
-/// alone; `crash`'s three faults each end it alone, reported with the core,
+/// alone; `protect` spanning every core makes a page every dispatcher
+/// wrote read-only, writable and read-only again, and the last
+/// dispatcher's write after that faults on its core; `capcheck` on core 0 checks its table's types and rights, grants
+/// a process capability over a channel to its child on the last core,
+/// which kills with it, and revokes another everywhere before the child's
+/// kill with it is refused; `crash`'s three faults each end it alone, reported with the core,
 /// the exception and the address; `fuzz`'s 100,000 random system calls
 /// each get an answer the ABI allows; `memstress` maps, writes, reads back
 /// and unmaps 16 pages 50 times by split-phase changes; `mapreduce` on
@@ -192,16 +286,15 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
     // cores: two round trips to every core (`ps` asks each) see them all
     // handled.
     let settle = "ps; ps; ";
-    // A server on core 1 (0 with one core), its third process (after a
-    // spin and the spanning spin), pinged from the last core.
+    // A server on core 1 (0 with one core), spawned there by its pinger on
+    // the last core.
     let server_core = last.min(1);
-    let server = (3 << 10) + server_core - usize::from(server_core == 1) * 1024;
     let script = format!(
         "mem; {}; ps; {}; ps; spawn spin --cores {all}; ps; kill {SPANNING}; ps; {settle}mem; \
-         spawn pingpong --cores {server_core} serve; run pingpong --cores {last} ping {server} 1000; \
+         run pingpong --cores {last} ping {server_core} 1000; \
          run hello --cores {last} one two; run sysinfo --cores {last}; run family --cores {last}; \
          run crash --cores {last}; run crash --cores {last} illegal; run crash --cores {last} protection; \
-         run fuzz --cores {last}; run memstress --cores {last}; run mapreduce --cores {all}; \
+         run capcheck --cores 0; run protect --cores {all}; run fuzz --cores {last}; run memstress --cores {last}; run mapreduce --cores {all}; \
          run memstress --cores {all} 20; run heapcheck --cores {last}; run heapcheck --cores {all}; \
          {settle}mem; run nosuch --cores {last}; vm map {last} 1",
         each(&|core| format!("spawn spin --cores {core}")),
@@ -221,7 +314,9 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
         ] {
             let shown = protocol::lines(serial).any(|line| {
                 let words: Vec<&str> = line.split_whitespace().collect();
-                matches!(words[..], [id, "-", "spin", on, disp, _, "ready" | "running" | "joining"]
+                // Each dispatcher holds the three capabilities it starts
+                // with: its space, process and dispatcher.
+                matches!(words[..], [id, "-", "spin", on, disp, "3", _, "ready" | "running" | "joining"]
                     if id == listed.to_string() && on == core.to_string() && disp == dispatcher)
             });
             if !shown {
@@ -319,14 +414,16 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
         ));
     }
     let pinged = protocol::lines(serial)
-        .find(|line| {
-            line.starts_with(&format!(
-                "pingpong: 1000 round trips to process {server}: median "
-            ))
-        })
-        .ok_or(format!("no pingpong from core {last} to process {server}"))?;
-    if !pinged.ends_with("; 0 echoes wrong") {
-        return Err(format!("pingpong: `{pinged}`"));
+        .find_map(|line| line.strip_prefix("pingpong: 1000 round trips to process "))
+        .ok_or(format!(
+            "no pingpong from core {last} to core {server_core}"
+        ))?;
+    let server = pinged
+        .split(':')
+        .next()
+        .and_then(|pid| pid.parse::<usize>().ok());
+    if server.is_none_or(|pid| pid % 1024 != server_core) || !pinged.ends_with("; 0 echoes wrong") {
+        return Err(format!("pingpong to core {server_core}: `{pinged}`"));
     }
     expect_line(serial, "pingpong: served 1000 round trips")?;
     expect_line(serial, "hello from user space (one two)")?;
@@ -341,6 +438,31 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
         return Err(format!("sysinfo: `{info}`"));
     }
     expect_line(serial, "family: 0 checks failed")?;
+    // A capability granted to a process on the last core kills there; the
+    // revocation of another deletes its local copy and the grant there
+    // (two), and the grantee's kill with it is then refused.
+    expect_line(serial, &format!("capcheck: ok revoked 2 on core {last}"))?;
+    // Every dispatcher wrote the page, read it back after a protect to
+    // read-only and wrote it after one to writable; after the last protect
+    // the last dispatcher's write faults on its core: the process ends
+    // there, at that dispatcher's word.
+    expect_line(
+        serial,
+        &format!(
+            "protect: {cores} dispatchers wrote, read back and wrote again between protects (0 words wrong); dispatcher {last} now writes to the page made read-only"
+        ),
+    )?;
+    let protected = format!("killed on core {last}: exception 14 (page fault) error 0x7 rip ");
+    let word = (1u64 << 39) + (1 << 36) + 8 * last as u64;
+    if !protocol::lines(serial).any(|line| {
+        line.starts_with("run protect: process ")
+            && line.contains(&protected)
+            && line.ends_with(&format!(" addr {word:#x}; the kernel runs on"))
+    }) {
+        return Err(format!(
+            "protect's write to the read-only page did not fault on core {last} at {word:#x}"
+        ));
+    }
     let lines: Vec<&str> = protocol::lines(serial).collect();
     let at = |wanted: &str| lines.iter().position(|line| *line == wanted);
     match (at("ticker b: 0"), at("ticker a: 4")) {
@@ -529,7 +651,7 @@ fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(
     super::cases::expect_success(&run, script)?;
     expect_line(&run.serial, super::cases::PROGRAMS_LINE)?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 15 in the boot image")?;
+    expect_line(&run.serial, "programs: 16 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
@@ -554,6 +676,8 @@ fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(
         "no program's address: refused with BadAddress",
         "past its stack: refused with BadAddress",
         "too long: refused with TooLong",
+        "a capability it has not: refused with NoSuchCapability",
+        "a capability of the wrong type: refused with WrongCapability",
     ] {
         expect_line(&run.serial, &format!("badcall: {refusal}"))?;
     }

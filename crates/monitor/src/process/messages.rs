@@ -19,6 +19,9 @@ pub const PAGE_ENTRY_BYTES: usize = 24;
 pub const PROGRAM_NAME_BYTES: usize = 32;
 /// The most bytes of arguments a request carries (`atoll_abi::MAX_ARGS`).
 pub const PROGRAM_ARGS_BYTES: usize = 256;
+/// The most bytes of a capability on its way to another core's process
+/// (`atoll_caps::Sent`, encoded).
+pub const CAP_BYTES: usize = 90;
 /// The most bytes of a core's process list in one answer.
 pub const LIST_BYTES: usize = 480;
 
@@ -151,8 +154,14 @@ atoll_iface::interface! {
         /// other end is alone.
         ChannelGone { pid: u32, address: u64 }
         /// Spawn `name` with `args` on the receiving core as a child of
-        /// process `parent` of the sender, and say its id.
-        SpawnChild { parent: u32, name: Bytes<PROGRAM_NAME_BYTES>, args: Bytes<PROGRAM_ARGS_BYTES> } -> ChildSpawned {
+        /// process `parent` of the sender, handing it the capability
+        /// `handed` (none if empty), and say its id.
+        SpawnChild {
+            parent: u32,
+            name: Bytes<PROGRAM_NAME_BYTES>,
+            args: Bytes<PROGRAM_ARGS_BYTES>,
+            handed: Bytes<CAP_BYTES>
+        } -> ChildSpawned {
             /// `SPAWNED`, or `Error::NoSuchProgram`, `NotLoaded` or
             /// `TooManyProcesses` as its code (`atoll_abi`).
             outcome: u8,
@@ -171,6 +180,13 @@ atoll_iface::interface! {
             rip: u64,
             address: u64
         }
+        /// A process of the sender grants process `pid` of the receiving
+        /// core (the other end of its channel) the capability `cap`.
+        CapGranted { pid: u32, cap: Bytes<CAP_BYTES> }
+        /// Delete every capability made from the one of id `id` (its
+        /// lineage holds it) in every process of the receiving core, and
+        /// refuse any that arrives later; say how many were deleted.
+        RevokeCaps { id: u64 } -> CapsRevoked { count: u32 }
     }
 }
 
@@ -291,7 +307,12 @@ pub enum ProcessRequest {
         parent: u32,
         name: String,
         args: String,
+        /// The capability handed to it, as sent (empty: none).
+        handed: Vec<u8>,
     },
+    /// Delete the capabilities made from id `id`; answer
+    /// [`CapsRevoked`].
+    Revoke { id: u64 },
     /// Process `by` of core `from` connects to `pid`'s channel at
     /// `address`; answer [`ChannelFrame`].
     Connect {
@@ -336,6 +357,8 @@ pub enum ProcessNote {
     /// `ChildEnded`: the child's end as `ProgramEnded` tells it (its `pid`
     /// the child's).
     ChildEnded { parent: u32, ended: ProgramEnded },
+    /// `CapGranted`: the capability as sent.
+    Granted { pid: u32, cap: Vec<u8> },
 }
 
 /// `pages` packed for `ProcessPages` (at most `PAGES_BYTES /

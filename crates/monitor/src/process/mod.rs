@@ -19,8 +19,8 @@ use alloc::string::String;
 use atoll_proto::CoreId;
 
 pub use self::messages::*;
-pub use self::spaces::SpaceError;
 use self::spaces::Spaces;
+pub use self::spaces::{PageChange, SpaceError};
 use crate::base::{Cx, Requester, Service};
 use crate::calls::{OpEvent, OpRef};
 use crate::output::Deferred;
@@ -123,14 +123,25 @@ impl Service for Process {
                     by,
                 }
             }
-            ProcessMessage::SpawnChild(SpawnChild { parent, name, args }) => {
-                ProcessRequest::SpawnChild {
-                    from,
-                    parent,
-                    name: text(name.as_slice()),
-                    args: text(args.as_slice()),
-                }
+            ProcessMessage::SpawnChild(SpawnChild {
+                parent,
+                name,
+                args,
+                handed,
+            }) => ProcessRequest::SpawnChild {
+                from,
+                parent,
+                name: text(name.as_slice()),
+                args: text(args.as_slice()),
+                handed: handed.as_slice().to_vec(),
+            },
+            ProcessMessage::CapGranted(CapGranted { pid, cap }) => {
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Granted {
+                    pid,
+                    cap: cap.as_slice().to_vec(),
+                }));
             }
+            ProcessMessage::RevokeCaps(RevokeCaps { id }) => ProcessRequest::Revoke { id },
             ProcessMessage::ChildEnded(message) => {
                 return cx.defer(Deferred::ProcessNote(ProcessNote::ChildEnded {
                     parent: message.parent,
@@ -166,7 +177,8 @@ impl Service for Process {
             | ProcessMessage::Processes(_)
             | ProcessMessage::Joined(_)
             | ProcessMessage::ChannelFrame(_)
-            | ProcessMessage::ChildSpawned(_) => return,
+            | ProcessMessage::ChildSpawned(_)
+            | ProcessMessage::CapsRevoked(_) => return,
         };
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);

@@ -39,6 +39,18 @@ struct Space {
     tokens: BTreeMap<OpId, u64>,
 }
 
+/// A change of one page of a process's space, as its core proposes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageChange {
+    /// Map the page to this frame, with these flags.
+    Map(Mapping),
+    Unmap,
+    /// Give the mapped page these flags, keeping its frame.
+    Protect {
+        flags: u64,
+    },
+}
+
 /// Every process space this core holds.
 #[derive(Default)]
 pub(crate) struct Spaces {
@@ -122,19 +134,22 @@ impl Spaces {
         cx: &mut Cx<'_>,
         pid: u32,
         vaddr: u64,
-        mapping: Option<Mapping>,
+        change: PageChange,
         token: u64,
     ) -> Result<(), SpaceError> {
         let entry = self.spaces.get_mut(&pid).ok_or(SpaceError::NoSuchSpace)?;
-        let request = match mapping {
-            Some(mapping) => Request::Map {
-                space: space(pid),
+        let space = space(pid);
+        let request = match change {
+            PageChange::Map(mapping) => Request::Map {
+                space,
                 vaddr,
                 mapping,
             },
-            None => Request::Unmap {
-                space: space(pid),
+            PageChange::Unmap => Request::Unmap { space, vaddr },
+            PageChange::Protect { flags } => Request::Protect {
+                space,
                 vaddr,
+                flags,
             },
         };
         let mut actions = Actions::default();
@@ -176,6 +191,17 @@ impl Spaces {
         self.spaces
             .get(&pid)
             .map(|space| space.replicator.replica().hash())
+    }
+
+    /// The page `vaddr` of `pid`'s space as this core's replica has it
+    /// committed.
+    pub fn mapping(&self, pid: u32, vaddr: u64) -> Option<Mapping> {
+        use atoll_replica::Replica;
+        self.spaces
+            .get(&pid)?
+            .replicator
+            .replica()
+            .lookup(space(pid), vaddr)
     }
 
     pub fn has_timers(&self) -> bool {

@@ -2,7 +2,7 @@
 //! agreement among its holders alone.
 
 use super::*;
-use crate::process::SpaceError;
+use crate::process::{PageChange, SpaceError};
 use atoll_proto::two_phase::AbortReason;
 use atoll_replica::{Completion, Effect as ReplicaEffect, Mapping, Refusal};
 
@@ -28,7 +28,14 @@ fn open(net: &mut Net, holders: &[u16]) {
 fn propose(net: &mut Net, core: u16, vaddr: u64, change: Option<Mapping>, token: u64) {
     let mut out = Output::default();
     net.monitors[usize::from(core)]
-        .propose_change(net.now, PID, vaddr, change, token, &mut out)
+        .propose_change(
+            net.now,
+            PID,
+            vaddr,
+            change.map_or(PageChange::Unmap, PageChange::Map),
+            token,
+            &mut out,
+        )
         .unwrap();
     net.absorb(CoreId(core), out);
     net.settle();
@@ -73,10 +80,89 @@ fn a_change_of_a_process_space_is_agreed_by_its_holders_alone() {
     // reaches the test space's replica anywhere.
     let mut out = Output::default();
     assert_eq!(
-        net.monitors[0].propose_change(net.now, PID, second, None, 8, &mut out),
+        net.monitors[0].propose_change(net.now, PID, second, PageChange::Unmap, 8, &mut out),
         Err(SpaceError::NoSuchSpace)
     );
     assert!(net.hashes(0).windows(2).all(|pair| pair[0] == pair[1]));
+}
+
+#[test]
+fn a_protect_is_agreed_by_the_holders_and_shoots_down_the_old_rights_everywhere() {
+    let mut net = Net::new(3);
+    open(&mut net, &[0, 1, 2]);
+    let mut out = Output::default();
+    net.monitors[1]
+        .propose_change(
+            net.now,
+            PID,
+            PAGE,
+            PageChange::Protect { flags: 0 },
+            4,
+            &mut out,
+        )
+        .unwrap();
+    net.absorb(CoreId(1), out);
+    net.settle();
+    assert!(
+        matches!(net.changes[..], [(CoreId(1), 4, Completion::Committed { report, .. })] if report.acked == 3),
+        "{:?}",
+        net.changes
+    );
+    let space = atoll_replica::SpaceId(PID);
+    let read_only = Mapping {
+        flags: 0,
+        ..mapping(0x1000)
+    };
+    for core in 0..3 {
+        assert_eq!(
+            effects_on(&net, core),
+            [
+                ReplicaEffect::MapPage {
+                    space,
+                    vaddr: PAGE,
+                    mapping: read_only
+                },
+                ReplicaEffect::InvalidateTlb { space, vaddr: PAGE }
+            ],
+            "core {core}"
+        );
+        assert_eq!(
+            net.monitors[usize::from(core)].space_mapping(PID, PAGE),
+            Some(read_only)
+        );
+    }
+    // A page that is not mapped cannot be protected.
+    let mut out = Output::default();
+    net.monitors[2]
+        .propose_change(
+            net.now,
+            PID,
+            PAGE + 4096,
+            PageChange::Protect { flags: 1 },
+            5,
+            &mut out,
+        )
+        .unwrap();
+    net.absorb(CoreId(2), out);
+    net.settle();
+    assert!(
+        matches!(
+            net.changes[1],
+            (
+                CoreId(2),
+                5,
+                Completion::Aborted {
+                    reason: AbortReason::Refused {
+                        refusal: Refusal::NotMapped,
+                        ..
+                    },
+                    ..
+                }
+            )
+        ),
+        "{:?}",
+        net.changes
+    );
 }
 
 #[test]
@@ -145,7 +231,7 @@ fn a_space_with_a_change_under_way_stays_open_and_a_holder_that_stops_is_passed_
             net.now,
             PID,
             PAGE + 4096,
-            Some(mapping(0x4000)),
+            PageChange::Map(mapping(0x4000)),
             9,
             &mut out,
         )
@@ -183,7 +269,14 @@ fn two_holders_mapping_one_page_at_once_both_abort_on_the_conflict_and_a_retry_c
     for (core, paddr, token) in [(0u16, 0x5000u64, 1u64), (2, 0x6000, 2)] {
         let mut out = Output::default();
         net.monitors[usize::from(core)]
-            .propose_change(net.now, PID, page, Some(mapping(paddr)), token, &mut out)
+            .propose_change(
+                net.now,
+                PID,
+                page,
+                PageChange::Map(mapping(paddr)),
+                token,
+                &mut out,
+            )
             .unwrap();
         net.absorb(CoreId(core), out);
     }
