@@ -9,10 +9,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use atoll_abi::{
-    CAP_DISPATCHER, CAP_ENDPOINT, CAP_PROCESS, CAP_SPACE, Call, EXITED, Error, ExitRecord, FAULTED,
-    HANDED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CAPS, MAX_CHANGES, MAX_NAME, MAX_QUERY, MAX_WRITE,
-    NO_CAP, RIGHT_CONNECT, RIGHT_COPY, RIGHT_KILL, RIGHT_MAP, RIGHT_NOTIFY, RIGHT_READ, RIGHT_WAIT,
-    RIGHTS_ALL, USER_END, USER_START,
+    CAP_DISPATCHER, CAP_ENDPOINT, CAP_FRAME, CAP_PROCESS, CAP_SPACE, Call, EXITED, Error,
+    ExitRecord, FAULTED, HANDED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CAPS, MAX_CHANGES, MAX_NAME,
+    MAX_QUERY, MAX_WRITE, NO_CAP, RIGHT_CONNECT, RIGHT_COPY, RIGHT_KILL, RIGHT_MAP, RIGHT_NOTIFY,
+    RIGHT_READ, RIGHT_WAIT, RIGHT_WRITE, RIGHTS_ALL, USER_END, USER_START,
 };
 use atoll_arch::user::{self, Ended, Resume, SyscallFrame};
 use atoll_caps::{Object, Revocation, Sent, Table as CapTable};
@@ -22,8 +22,8 @@ use atoll_sched::{Exit, Info, Owner, Pid, ProcessError, SpawnError, State};
 
 use crate::host::{self, Core};
 use crate::process::{
-    ChangeKind, ChannelName, Machine, Next, PAGE_EXECUTABLE, PAGE_WRITABLE, Processes, Report,
-    Retiring, Spanning, SpawnFailure, describe, describe_exit, load, release,
+    ChangeKind, ChannelName, Machine, Next, PAGE_EXECUTABLE, PAGE_FROM_CAP, PAGE_WRITABLE,
+    Processes, Report, Retiring, Spanning, SpawnFailure, describe, describe_exit, load, release,
 };
 use crate::programs::ended_of;
 use atoll_iface::Bytes;
@@ -317,6 +317,9 @@ impl Core {
     /// the monitor: the host settles it), and tells whom its end concerns.
     pub(crate) fn clear_away(&self, ended: atoll_sched::Ended<Machine, Report>) {
         let mut processes = self.processes.borrow_mut();
+        // Its capabilities go with it: frames they alone kept go back.
+        let caps: Vec<atoll_caps::Cap> = ended.machine.caps.iter().map(|(_, cap)| *cap).collect();
+        processes.dropped(self.local, &caps);
         let mut retiring = Retiring {
             pid: ended.pid,
             space: ended.machine.space,
@@ -446,11 +449,22 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             .and_then(|address| peer_of(core, me, address).and_then(|peer| notify(core, peer))),
         Some(Call::CapCopy) => {
             let mut processes = core.processes.borrow_mut();
-            let Processes { table, cap_ids, .. } = &mut *processes;
-            caps_of(table, me)
-                .copy(cap_ids, frame.rdi, frame.rsi)
-                .map(u64::from)
+            let Processes {
+                table,
+                cap_ids,
+                frames,
+                ..
+            } = &mut *processes;
+            let caps = caps_of(table, me);
+            caps.copy(cap_ids, frame.rdi, frame.rsi).map(|slot| {
+                if let Ok(Object::Frame { frame, .. }) = caps.get(slot.into()).map(|cap| cap.object)
+                {
+                    frames.named(frame);
+                }
+                u64::from(slot)
+            })
         }
+        Some(Call::FrameAlloc) => frame_alloc(core, me),
         Some(Call::CapGrant) => grant(core, me, [frame.rdi, frame.rsi, frame.rdx]),
         Some(Call::CapReceive) => {
             let mut processes = core.processes.borrow_mut();
@@ -466,9 +480,11 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
         },
         Some(Call::CapDelete) => {
             let mut processes = core.processes.borrow_mut();
-            caps_of(&mut processes.table, me)
-                .delete(frame.rdi)
-                .map(|_| 0)
+            let deleted = caps_of(&mut processes.table, me).delete(frame.rdi);
+            deleted.map(|cap| {
+                processes.dropped(core.local, &[cap]);
+                0
+            })
         }
         Some(Call::CapInfo) => {
             let mut processes = core.processes.borrow_mut();
@@ -509,7 +525,7 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             Err(error) => Err(error),
         },
         Some(Call::Map) => own_space(core, me, frame.rdi, RIGHT_MAP)
-            .and_then(|()| map(core, me, frame.rsi, frame.rdx)),
+            .and_then(|()| map(core, me, [frame.rsi, frame.rdx, frame.r10])),
         Some(Call::Unmap) => {
             own_space(core, me, frame.rdi, RIGHT_MAP).and_then(|()| unmap(core, me, frame.rsi))
         }
@@ -633,6 +649,10 @@ fn spawn(
         _ => None,
     };
     if let Some(at) = elsewhere {
+        if handed.is_some_and(|sent| matches!(sent.object, Object::Frame { .. })) {
+            // A frame is its core's: its counts are kept there alone.
+            return Err(Error::WrongCapability);
+        }
         return spawn_elsewhere(core, parent, at, &name, &args, handed);
     }
     let here = Members::one(CoreId(core.id as u16));
@@ -766,6 +786,10 @@ fn grant(core: &Core, me: Pid, [endpoint, slot, rights]: [u64; 3]) -> Result<u64
     let address = own_end(core, me, endpoint)?;
     let sent = caps_of(&mut core.processes.borrow_mut().table, me).send(slot, rights)?;
     let (at, peer) = peer_of(core, me, address)?;
+    if usize::from(at.0) != core.id && matches!(sent.object, Object::Frame { .. }) {
+        // A frame is its core's: its counts are kept there alone.
+        return Err(Error::WrongCapability);
+    }
     let mut processes = core.processes.borrow_mut();
     if usize::from(at.0) == core.id {
         if let Err(why) = processes.take_cap(peer, sent, None) {
@@ -802,7 +826,7 @@ fn revoke(core: &Core, me: Pid, slot: u64) -> Result<Option<u64>, Error> {
         return Ok(None);
     }
     let id = caps_of(&mut processes.table, me).get(slot)?.id;
-    let count = processes.revoke_here(id);
+    let count = processes.revoke_here(core.local, id);
     // What is made from it from now on is not revoked.
     let Processes { table, cap_ids, .. } = &mut *processes;
     caps_of(table, me)
@@ -857,12 +881,15 @@ fn room_for_a_change(core: &Core, me: Pid) -> Result<(), Error> {
     }
 }
 
-fn map(core: &Core, me: Pid, vaddr: u64, flags: u64) -> Result<u64, Error> {
+fn map(core: &Core, me: Pid, [vaddr, flags, frame_cap]: [u64; 3]) -> Result<u64, Error> {
     let vaddr = user_page(vaddr)?;
     if flags & !MAP_WRITABLE != 0 {
         return Err(Error::BadArgument);
     }
     room_for_a_change(core, me)?;
+    if frame_cap != NO_CAP {
+        return map_frame(core, me, vaddr, flags, frame_cap);
+    }
     let frame = core.local.allocate_filled_frame(0).ok_or(Error::NoMemory)?;
     let flags = match flags & MAP_WRITABLE != 0 {
         true => PAGE_WRITABLE,
@@ -878,6 +905,59 @@ fn map(core: &Core, me: Pid, vaddr: u64, flags: u64) -> Result<u64, Error> {
         PageChange::Map(mapping),
         ChangeKind::Map { frame },
     )
+}
+
+/// Maps at `vaddr` the frame the caller's capability `slot` names.
+fn map_frame(core: &Core, me: Pid, vaddr: u64, flags: u64, slot: u64) -> Result<u64, Error> {
+    let writable = flags & MAP_WRITABLE != 0;
+    let needs = match writable {
+        true => RIGHT_MAP | RIGHT_WRITE,
+        false => RIGHT_MAP,
+    };
+    let Object::Frame { core: at, frame } = cap(core, me, slot, CAP_FRAME, needs)? else {
+        unreachable!("the table checked its type");
+    };
+    if usize::from(at) != core.id {
+        // Frame capabilities stay on their core: this cannot be.
+        return Err(Error::WrongCapability);
+    }
+    let mapping = Mapping {
+        paddr: frame,
+        flags: PAGE_FROM_CAP
+            | match writable {
+                true => PAGE_WRITABLE,
+                false => 0,
+            },
+    };
+    // Counted as mapped from now on, so that the frame stays while the map
+    // is under way even if its last capability goes meanwhile.
+    core.processes.borrow_mut().frames.mapped(frame);
+    core.propose(
+        me,
+        vaddr,
+        PageChange::Map(mapping),
+        ChangeKind::MapFrame { frame },
+    )
+}
+
+/// A fresh zeroed frame of this core, named by a new capability of the
+/// caller's.
+fn frame_alloc(core: &Core, me: Pid) -> Result<u64, Error> {
+    let mut processes = core.processes.borrow_mut();
+    if caps_of(&mut processes.table, me).len() >= MAX_CAPS as usize {
+        return Err(Error::TableFull);
+    }
+    let frame = core.local.allocate_filled_frame(0).ok_or(Error::NoMemory)?;
+    processes.frames.allocated(frame);
+    let Processes { table, cap_ids, .. } = &mut *processes;
+    let object = Object::Frame {
+        core: core.id as u16,
+        frame,
+    };
+    let slot = caps_of(table, me)
+        .mint(cap_ids, object, RIGHT_MAP | RIGHT_WRITE | RIGHT_COPY)
+        .expect("a slot was free");
+    Ok(slot.into())
 }
 
 /// Refuses a change of the caller's channel page at `vaddr`: it stays,
@@ -908,8 +988,9 @@ fn protect(core: &Core, me: Pid, vaddr: u64, flags: u64) -> Result<u64, Error> {
     }
     not_a_channel(core, me, vaddr)?;
     let current = core.with_monitor(|monitor| monitor.space_mapping(me.0, vaddr));
-    if current.is_some_and(|mapping| mapping.flags & PAGE_EXECUTABLE != 0) {
-        // Code stays as it was loaded: never writable.
+    if current.is_some_and(|mapping| mapping.flags & (PAGE_EXECUTABLE | PAGE_FROM_CAP) != 0) {
+        // Code stays as it was loaded: never writable; a frame a capability
+        // names keeps the rights it was mapped with.
         return Err(Error::BadArgument);
     }
     room_for_a_change(core, me)?;

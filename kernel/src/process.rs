@@ -27,7 +27,7 @@ use core::cell::RefCell;
 use atoll_abi::{STACK_PAGES, STACK_TOP};
 use atoll_arch::percore::CoreLocal;
 use atoll_arch::user::Registers;
-use atoll_caps::{CapId, Ids, Object, Revocation, Sent, Tombstones};
+use atoll_caps::{Cap, CapId, Frames, Ids, LetGo, Object, Revocation, Sent, Tombstones};
 use atoll_monitor::process::{
     ChannelConnect, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED, KillProcess, RevokeCaps,
     SpawnChild,
@@ -154,6 +154,9 @@ pub type Pages = Vec<(u64, Mapping)>;
 /// protocols only carry them): writable, executable.
 pub const PAGE_WRITABLE: u64 = 1;
 pub const PAGE_EXECUTABLE: u64 = 2;
+/// The page maps a frame a frame capability names: it keeps the rights it
+/// was mapped with (a protect could grant what the capability did not).
+pub const PAGE_FROM_CAP: u64 = 4;
 
 /// A change (map or unmap) a process proposed, until it polls its end.
 pub struct Change {
@@ -167,6 +170,9 @@ pub struct Change {
 pub enum ChangeKind {
     /// A map of `frame`, taken for it from this core's pool.
     Map { frame: u64 },
+    /// A map of `frame`, which a frame capability names (counted as
+    /// mapped from the proposal on).
+    MapFrame { frame: u64 },
     /// An unmap of the page at `vaddr`.
     Unmap { vaddr: u64 },
     /// New rights for the page (its frame stays).
@@ -193,7 +199,10 @@ impl ChangeKind {
     pub fn value(&self) -> u64 {
         match *self {
             ChangeKind::Channel { slot, .. } | ChangeKind::Connect { slot, .. } => slot.into(),
-            ChangeKind::Map { .. } | ChangeKind::Unmap { .. } | ChangeKind::Protect => 0,
+            ChangeKind::Map { .. }
+            | ChangeKind::MapFrame { .. }
+            | ChangeKind::Unmap { .. }
+            | ChangeKind::Protect => 0,
         }
     }
 }
@@ -309,6 +318,8 @@ pub struct Processes {
     pub unmapped: BTreeMap<(Pid, u64), VecDeque<u64>>,
     /// The ids of this core's capabilities, and revoked ids remembered.
     pub cap_ids: Ids,
+    /// The frames of this core that frame capabilities name.
+    pub frames: Frames,
     pub tombstones: Tombstones,
     /// Revocations processes of this core wait on, by process.
     pub revoking: BTreeMap<Pid, Revocation>,
@@ -353,6 +364,7 @@ impl Processes {
             next_change: 0,
             unmapped: BTreeMap::new(),
             cap_ids: Ids::new(core as u16),
+            frames: Frames::default(),
             tombstones: Tombstones::default(),
             revoking: BTreeMap::new(),
             revoke_calls: Vec::new(),
@@ -363,14 +375,37 @@ impl Processes {
     /// Deletes every capability made from the one of id `id` in this
     /// core's processes, and refuses any still on its way here: how many
     /// were deleted.
-    pub fn revoke_here(&mut self, id: CapId) -> u32 {
-        let deleted: usize = self
+    pub fn revoke_here(&mut self, local: &CoreLocal, id: CapId) -> u32 {
+        let deleted: Vec<Cap> = self
             .table
             .machines()
-            .map(|(_, machine)| machine.caps.revoke(id))
-            .sum();
+            .flat_map(|(_, machine)| machine.caps.revoke(id))
+            .collect();
         self.tombstones.bury(id);
-        deleted as u32
+        self.dropped(local, &deleted);
+        deleted.len() as u32
+    }
+
+    /// Capabilities that were deleted (or went with their process): a frame
+    /// none names or maps any more goes back to the pool.
+    pub fn dropped(&mut self, local: &CoreLocal, caps: &[Cap]) {
+        for cap in caps {
+            if let Object::Frame { frame, .. } = cap.object
+                && self.frames.unnamed(frame) == LetGo::Free
+            {
+                local.free_frame(frame);
+            }
+        }
+    }
+
+    /// A frame of this core's pool that a page of a process no longer maps
+    /// (unmapped, or its process ended): back to the pool, unless a frame
+    /// capability names it or another page maps it.
+    pub fn give_back(&mut self, local: &CoreLocal, frame: u64) {
+        match self.frames.unmapped(frame) {
+            LetGo::Free | LetGo::NotCounted => local.free_frame(frame),
+            LetGo::Kept => {}
+        }
     }
 
     /// Takes the endpoint at `slot` out of `pid`'s table again (its
@@ -411,7 +446,11 @@ impl Processes {
             Some(slot) => machine.caps.land_at(&mut self.cap_ids, slot, sent),
             None => machine.caps.grant(&mut self.cap_ids, sent).map(|_| ()),
         };
-        taken.map_err(|_| "its table is full")
+        taken.map_err(|_| "its table is full")?;
+        if let Object::Frame { frame, .. } = sent.object {
+            self.frames.named(frame);
+        }
+        Ok(())
     }
 
     /// The answers for other cores that ends produced since the last call.
@@ -625,16 +664,20 @@ pub fn build(local: &CoreLocal, pages: &[(u64, Mapping)]) -> Result<u64, String>
 /// free), or, with `hold`, keeps those there: other cores may map them
 /// still.
 pub fn release(local: &CoreLocal, space: u64, hold: Option<&mut Vec<u64>>) {
-    release_keeping(local, space, hold, &[]);
+    release_keeping(local, space, hold, &[], &mut |frame| {
+        local.free_frame(frame)
+    });
 }
 
 /// [`release`], keeping `kept` frames taken (a channel's, while its other
-/// end maps it).
+/// end maps it), and handing each frame of this core it no longer maps to
+/// `give_back` (which frees it unless a frame capability keeps it).
 pub fn release_keeping(
     local: &CoreLocal,
     space: u64,
     mut hold: Option<&mut Vec<u64>>,
     kept: &[u64],
+    give_back: &mut dyn FnMut(u64),
 ) {
     local.page_tables().release_user_space(
         space,
@@ -642,7 +685,7 @@ pub fn release_keeping(
             if local.owns_frame(frame) && !kept.contains(&frame) {
                 match hold.as_deref_mut() {
                     Some(held) => held.push(frame),
-                    None => local.free_frame(frame),
+                    None => give_back(frame),
                 }
             }
         },

@@ -62,12 +62,15 @@ pub enum Call {
     /// `pid(process) -> pid`: the id of the process the capability
     /// `process` names ([`SELF_PROCESS`]: the caller's own).
     Pid = 6,
-    /// `map(space, address, flags) -> token`: asks for a fresh zeroed
-    /// page at `address` (page-aligned, in the user range) of the address
-    /// space `space` (the caller's own, with [`RIGHT_MAP`]), writable if
-    /// `flags` holds [`MAP_WRITABLE`] (never executable). Split-phase: the
-    /// page is there once the token completes (`Poll`), agreed by every
-    /// core the process's address space is on.
+    /// `map(space, address, flags, frame) -> token`: asks for a page at
+    /// `address` (page-aligned, in the user range) of the address space
+    /// `space` (the caller's own, with [`RIGHT_MAP`]), writable if `flags`
+    /// holds [`MAP_WRITABLE`] (never executable): a fresh zeroed frame when
+    /// `frame` is [`NO_CAP`], or the frame the capability `frame` names
+    /// (with [`RIGHT_MAP`], and [`RIGHT_WRITE`] to map it writable), which
+    /// other processes may map too. Split-phase: the page is there once the
+    /// token completes (`Poll`), agreed by every core the process's address
+    /// space is on.
     Map = 7,
     /// `unmap(space, address) -> token`: asks for the page at `address` to
     /// be unmapped on every core of the process (`space` as for `Map`);
@@ -168,10 +171,17 @@ pub enum Call {
     /// rights. A program's code and a channel's page keep theirs
     /// (`BadArgument`).
     Protect = 28,
+    /// `frame_alloc() -> cap`: a fresh zeroed frame of the caller's core,
+    /// named by a new capability ([`CAP_FRAME`], with [`RIGHT_MAP`],
+    /// [`RIGHT_WRITE`] and [`RIGHT_COPY`]) that `Map` maps. The frame goes
+    /// back to its core's pool once no capability names it and no page
+    /// maps it. Frame capabilities stay on their core: they may be copied,
+    /// granted and handed to processes there only.
+    FrameAlloc = 29,
 }
 
 impl Call {
-    pub const ALL: [Call; 29] = [
+    pub const ALL: [Call; 30] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Null,
@@ -201,6 +211,7 @@ impl Call {
         Call::CapDelete,
         Call::CapInfo,
         Call::Protect,
+        Call::FrameAlloc,
     ];
 
     pub fn from_number(number: u64) -> Option<Call> {
@@ -233,10 +244,13 @@ pub const CAP_PROCESS: u64 = 2;
 pub const CAP_DISPATCHER: u64 = 3;
 /// One end of a channel.
 pub const CAP_ENDPOINT: u64 = 4;
+/// A frame of memory of one core's pool.
+pub const CAP_FRAME: u64 = 5;
 
 /// Rights: the capability may be copied and granted.
 pub const RIGHT_COPY: u64 = 1;
-/// An address space's pages may be mapped and unmapped.
+/// An address space's pages may be mapped and unmapped; a frame may be
+/// mapped.
 pub const RIGHT_MAP: u64 = 2;
 /// An address space may be read (`SpaceHash`).
 pub const RIGHT_READ: u64 = 4;
@@ -248,8 +262,10 @@ pub const RIGHT_WAIT: u64 = 16;
 pub const RIGHT_CONNECT: u64 = 32;
 /// An endpoint may notify, grant, and be asked its state.
 pub const RIGHT_NOTIFY: u64 = 64;
+/// A frame may be mapped writable.
+pub const RIGHT_WRITE: u64 = 128;
 /// Every right.
-pub const RIGHTS_ALL: u64 = 127;
+pub const RIGHTS_ALL: u64 = 255;
 /// How many times a capability may be copied or granted onward from the
 /// one a process got first (a copy of a copy ...).
 pub const MAX_DEPTH: u64 = 8;

@@ -21,12 +21,12 @@
 
 extern crate alloc;
 
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
 use atoll_abi::{
-    CAP_DISPATCHER, CAP_ENDPOINT, CAP_PROCESS, CAP_SPACE, Error, MAX_CAPS, MAX_DEPTH, RIGHT_COPY,
-    RIGHT_KILL, RIGHT_MAP, RIGHT_READ, RIGHTS_ALL,
+    CAP_DISPATCHER, CAP_ENDPOINT, CAP_FRAME, CAP_PROCESS, CAP_SPACE, Error, MAX_CAPS, MAX_DEPTH,
+    RIGHT_COPY, RIGHT_KILL, RIGHT_MAP, RIGHT_READ,
 };
 
 const DEPTH: usize = MAX_DEPTH as usize;
@@ -51,6 +51,8 @@ pub enum Object {
     /// The end of a channel that process `pid` of core `core` maps at
     /// `address`.
     Endpoint { core: u16, pid: u32, address: u64 },
+    /// The frame at physical address `frame`, of core `core`'s pool.
+    Frame { core: u16, frame: u64 },
 }
 
 impl Object {
@@ -61,6 +63,7 @@ impl Object {
             Object::Process { .. } => CAP_PROCESS,
             Object::Dispatcher { .. } => CAP_DISPATCHER,
             Object::Endpoint { .. } => CAP_ENDPOINT,
+            Object::Frame { .. } => CAP_FRAME,
         }
     }
 
@@ -79,6 +82,7 @@ impl Object {
             Object::Endpoint { core, pid, address } => {
                 [u64::from(pid) | u64::from(core) << 32, address]
             }
+            Object::Frame { core, frame } => [frame, u64::from(core)],
         }
     }
 
@@ -98,6 +102,10 @@ impl Object {
                 core: (first >> 32) as u16,
                 pid,
                 address: second,
+            }),
+            CAP_FRAME if first.is_multiple_of(4096) && second >> 16 == 0 => Some(Object::Frame {
+                core: second as u16,
+                frame: first,
             }),
             _ => None,
         }
@@ -204,7 +212,7 @@ impl Sent {
     pub fn decode(bytes: &[u8]) -> Option<Sent> {
         let (&[kind, rights, len], rest) = bytes.split_first_chunk::<3>()?;
         let len = usize::from(len);
-        if len > DEPTH || rest.len() != 8 * (2 + len) || u64::from(rights) & !RIGHTS_ALL != 0 {
+        if len > DEPTH || rest.len() != 8 * (2 + len) {
             return None;
         }
         let word = |index: usize| {
@@ -407,14 +415,14 @@ impl Table {
     }
 
     /// Deletes every capability made from the one of id `id` (its lineage
-    /// holds `id`): how many.
-    pub fn revoke(&mut self, id: CapId) -> usize {
-        let mut deleted = 0;
+    /// holds `id`): those deleted.
+    pub fn revoke(&mut self, id: CapId) -> Vec<Cap> {
+        let mut deleted = Vec::new();
         for slot in 0..SLOTS {
-            if self.slots[slot].is_some_and(|cap| cap.lineage.contains(id)) {
+            if let Some(cap) = self.slots[slot].filter(|cap| cap.lineage.contains(id)) {
                 self.slots[slot] = None;
                 self.granted.retain(|granted| *granted as usize != slot);
-                deleted += 1;
+                deleted.push(cap);
             }
         }
         deleted
@@ -444,6 +452,84 @@ impl Table {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The frames that frame capabilities name, on the core whose pool they
+/// are of: how many capabilities name each and how many pages map it. A
+/// frame goes back to the pool only once it has neither; until then the
+/// kernel keeps it, whoever dropped it last.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Frames {
+    counts: BTreeMap<u64, Counts>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    caps: u32,
+    maps: u32,
+}
+
+/// Whether a frame that was let go of goes back to its pool now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LetGo {
+    /// Nothing names or maps it any more: free it.
+    Free,
+    /// A capability or a page still holds it.
+    Kept,
+    /// No frame capability ever named it: it was the one page's alone, as
+    /// before frame capabilities (free it).
+    NotCounted,
+}
+
+impl Frames {
+    /// A frame just allocated for a capability, which names it.
+    pub fn allocated(&mut self, frame: u64) {
+        self.counts.insert(frame, Counts { caps: 1, maps: 0 });
+    }
+
+    /// Whether frame capabilities name (or named) `frame` and it is kept.
+    pub fn counts(&self, frame: u64) -> bool {
+        self.counts.contains_key(&frame)
+    }
+
+    /// One more capability names `frame` (a copy, a grant, a handing).
+    pub fn named(&mut self, frame: u64) {
+        if let Some(counts) = self.counts.get_mut(&frame) {
+            counts.caps += 1;
+        }
+    }
+
+    /// One more page maps `frame` (counted from when the map is proposed,
+    /// so that the frame stays while the map is under way).
+    pub fn mapped(&mut self, frame: u64) {
+        if let Some(counts) = self.counts.get_mut(&frame) {
+            counts.maps += 1;
+        }
+    }
+
+    /// A capability naming `frame` was deleted.
+    pub fn unnamed(&mut self, frame: u64) -> LetGo {
+        self.let_go(frame, |counts| &mut counts.caps)
+    }
+
+    /// A page mapping `frame` was unmapped (or a map of it refused, or its
+    /// process ended).
+    pub fn unmapped(&mut self, frame: u64) -> LetGo {
+        self.let_go(frame, |counts| &mut counts.maps)
+    }
+
+    fn let_go(&mut self, frame: u64, count: impl Fn(&mut Counts) -> &mut u32) -> LetGo {
+        let Some(counts) = self.counts.get_mut(&frame) else {
+            return LetGo::NotCounted;
+        };
+        let held = count(counts);
+        *held = held.saturating_sub(1);
+        if counts.caps == 0 && counts.maps == 0 {
+            self.counts.remove(&frame);
+            return LetGo::Free;
+        }
+        LetGo::Kept
     }
 }
 

@@ -365,8 +365,12 @@ impl Core {
             );
             let mut processes = self.processes.borrow_mut();
             processes.changes.remove(&token);
-            if let ChangeKind::Map { frame } | ChangeKind::Channel { frame, .. } = kind {
-                self.local.free_frame(frame);
+            match kind {
+                ChangeKind::Map { frame } | ChangeKind::Channel { frame, .. } => {
+                    self.local.free_frame(frame);
+                }
+                ChangeKind::MapFrame { frame } => processes.give_back(self.local, frame),
+                ChangeKind::Unmap { .. } | ChangeKind::Connect { .. } | ChangeKind::Protect => {}
             }
             return Err(atoll_abi::Error::Refused);
         }

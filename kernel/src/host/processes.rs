@@ -172,7 +172,7 @@ impl Host {
                     .process_answer(now, token, answer, &mut self.out);
             }
             ProcessRequest::Revoke { id } => {
-                let count = core.processes.borrow_mut().revoke_here(id);
+                let count = core.processes.borrow_mut().revoke_here(core.local, id);
                 self.monitor
                     .process_answer(now, token, CapsRevoked { count }, &mut self.out);
             }
@@ -246,7 +246,7 @@ impl Host {
             }
             ProcessNote::ProcessGone { pid } => {
                 for frame in processes.held_frames.remove(&Pid(pid)).unwrap_or_default() {
-                    core.local.free_frame(frame);
+                    processes.give_back(core.local, frame);
                 }
             }
             ProcessNote::ChildEnded { parent, ended } => {
@@ -467,7 +467,13 @@ impl Host {
                 (address, connection.channel)
             })
             .collect();
-        process::release_keeping(core.local, space, spans.then_some(&mut held), &kept);
+        process::release_keeping(
+            core.local,
+            space,
+            spans.then_some(&mut held),
+            &kept,
+            &mut |frame| processes.give_back(core.local, frame),
+        );
         for (address, name) in connected {
             processes.connections.remove(&(pid, address));
             tell_closed(core, &mut processes, name, true);
@@ -481,7 +487,7 @@ impl Host {
             for frame in processes.unmapped.remove(&key).unwrap_or_default() {
                 match spans {
                     true => held.push(frame),
-                    false => core.local.free_frame(frame),
+                    false => processes.give_back(core.local, frame),
                 }
             }
         }
@@ -538,7 +544,7 @@ impl Host {
         for &pid in &done {
             let homeless = processes.homeless.remove(&pid).expect("listed above");
             for frame in homeless.frames {
-                core.local.free_frame(frame);
+                processes.give_back(core.local, frame);
             }
         }
         !done.is_empty()
@@ -716,7 +722,7 @@ impl Host {
         for &pid in &done {
             let spanning = processes.spanning.remove(&pid).expect("listed above");
             for frame in processes.held_frames.remove(&pid).unwrap_or_default() {
-                core.local.free_frame(frame);
+                processes.give_back(core.local, frame);
             }
             let members: Vec<CoreId> = spanning.members.iter().collect();
             for member in members {
@@ -1070,6 +1076,8 @@ pub(super) fn change_ended(core: &Core, token: u64, took: bool, everywhere: bool
     let (pid, kind) = (change.pid, change.kind);
     match (kind, took) {
         (ChangeKind::Map { frame }, false) => core.local.free_frame(frame),
+        // Its capability (or another page) may keep it.
+        (ChangeKind::MapFrame { frame }, false) => processes.give_back(core.local, frame),
         (
             ChangeKind::Channel {
                 frame,
@@ -1125,10 +1133,11 @@ pub(super) fn change_ended(core: &Core, token: u64, took: bool, everywhere: bool
             if let Some(frames) = processes.unmapped.get_mut(&(pid, vaddr))
                 && let Some(frame) = frames.pop_front()
             {
-                core.local.free_frame(frame);
-                if frames.is_empty() {
+                let empty = frames.is_empty();
+                if empty {
                     processes.unmapped.remove(&(pid, vaddr));
                 }
+                processes.give_back(core.local, frame);
             }
         }
         _ => {}

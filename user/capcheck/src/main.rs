@@ -10,6 +10,13 @@
 //!   from, a chain of copies stops at `MAX_DEPTH`, a deleted copy is gone,
 //!   and copies fill the table until it is full, a delete making room for
 //!   one more in the slot it freed;
+//! - frames: a frame of its own (map, write, copy) mapped and written; its
+//!   page cannot be protected; a copy that may only map cannot map it
+//!   writable; that copy handed to `capcheck reader` on this core, which
+//!   maps it read-only and finds the word written, after this process has
+//!   unmapped the frame and deleted the copy (the reader's capability
+//!   keeps the frame); on another core, a frame can be neither handed nor
+//!   granted;
 //! - a grant across cores: it makes a channel and spawns `capcheck peer`
 //!   on core N-1 (its own when N is 1), handing it a copy of its end that
 //!   may connect (and not notify); the peer connects by it. It spawns
@@ -31,8 +38,11 @@
 //! after it: a test stops the peer's core silently in between (`hang`).
 //! The revocation deletes the copy here and returns once the view has
 //! left that core out, passing it over: it prints `capcheck: late: revoked
-//! 1 after <n> ms, with the peer's core P gone` and exits 0. The peer prints nothing unless a check of its
-//! own fails (`capcheck: FAILED peer: <what>`), and exits 0 or 1 likewise.
+//! 1 after <n> ms, with the peer's core P gone` and exits 0.
+//!
+//! The peer and the reader print nothing unless a check of their own fails
+//! (`capcheck: FAILED peer: <what>`, `... reader: <what>`), and exit 0 or 1
+//! likewise.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -46,10 +56,10 @@ use core::fmt::Debug;
 
 use libatoll::channel::{self, Channel};
 use libatoll::{
-    CAP_DISPATCHER, CAP_ENDPOINT, CAP_PROCESS, CAP_SPACE, Call, Cap, EXITED, Error, HANDED, KILLED,
-    MAX_CAPS, MAX_DEPTH, PAYLOAD_SIZE, Payload, RIGHT_CONNECT, RIGHT_COPY, RIGHT_KILL, RIGHT_MAP,
-    RIGHT_READ, RIGHT_WAIT, RIGHTS_ALL, SELF_DISPATCHER, SELF_PROCESS, SELF_SPACE, USER_START,
-    block_on, println,
+    CAP_DISPATCHER, CAP_ENDPOINT, CAP_FRAME, CAP_PROCESS, CAP_SPACE, Call, Cap, EXITED, Error,
+    HANDED, KILLED, MAX_CAPS, MAX_DEPTH, PAYLOAD_SIZE, Payload, RIGHT_CONNECT, RIGHT_COPY,
+    RIGHT_KILL, RIGHT_MAP, RIGHT_READ, RIGHT_WAIT, RIGHT_WRITE, RIGHTS_ALL, SELF_DISPATCHER,
+    SELF_PROCESS, SELF_SPACE, USER_START, block_on, println,
 };
 
 libatoll::main!(main);
@@ -59,6 +69,11 @@ const CHANNEL: u64 = USER_START + (1 << 35);
 const PEER_CHANNEL: u64 = USER_START + (1 << 35) + (1 << 30);
 /// A page no one maps: the maps aimed at it must be refused.
 const UNMAPPED: u64 = USER_START + (1 << 36);
+/// Where it maps a frame of its own, and where the reader maps it.
+const FRAME_PAGE: u64 = USER_START + (1 << 36) + (1 << 30);
+const READER_PAGE: u64 = USER_START + (1 << 36) + (2 << 30);
+/// What it writes in that frame for the reader to find.
+const FRAME_WORD: u64 = 0x5ca1_ab1e;
 /// How long the parent waits for the peer to connect, and the peer for a
 /// grant to arrive (it may come after the message that says it was made).
 const PATIENCE_NS: u64 = 10_000_000_000;
@@ -72,6 +87,7 @@ fn main() -> u64 {
         (Some("late"), Some(ms), None) if ms.parse::<u64>().is_ok() => parent(ms.parse().ok()),
         (Some("peer"), None, _) => peer(),
         (Some("idle"), None, _) => idle(),
+        (Some("reader"), None, _) => reader(),
         _ => {
             println!(
                 "capcheck: FAILED arguments {:?} (none, `late <ms>`, `peer` or `idle`)",
@@ -192,6 +208,7 @@ fn checks(children: &mut Vec<Cap>, late: Option<u64>) -> Checked<(u32, Option<u6
     let peer_core = cores.saturating_sub(1);
     starting_table(here)?;
     rights_and_types()?;
+    let frame = shared_frame(children)?;
     // A channel, and the peer on its core with the creator's end handed.
     let endpoint = need("a channel", channel::create(CHANNEL).and_then(block_on))?;
     expect(
@@ -203,6 +220,13 @@ fn checks(children: &mut Vec<Cap>, late: Option<u64>) -> Checked<(u32, Option<u6
         "a copy of its end that may connect",
         libatoll::cap_copy(endpoint, RIGHT_CONNECT | RIGHT_COPY),
     )?;
+    if peer_core != here {
+        expect(
+            "a frame handed to another core",
+            libatoll::spawn_handing("capcheck", "idle", Some(peer_core), frame),
+            Err(Error::WrongCapability),
+        )?;
+    }
     let peer = libatoll::spawn_handing("capcheck", "peer", Some(peer_core), connect);
     let peer = need("the peer's spawn", peer)?;
     children.push(peer);
@@ -217,6 +241,14 @@ fn checks(children: &mut Vec<Cap>, late: Option<u64>) -> Checked<(u32, Option<u6
         ready.as_ref().map(said),
         Some("ready"),
     )?;
+    if peer_core != here {
+        expect(
+            "a frame granted to another core",
+            libatoll::cap_grant(channel.endpoint(), frame, RIGHT_MAP),
+            Err(Error::WrongCapability),
+        )?;
+    }
+    need("the delete of its frame", libatoll::cap_delete(frame))?;
     granted_kill(&mut channel, children)?;
     if let Some(at) = late {
         // The peer's core stops meanwhile: the peer is not waited for.
@@ -364,6 +396,89 @@ fn rights_and_types() -> Checked<()> {
         need("a delete of the table's copies", libatoll::cap_delete(copy))?;
     }
     Ok(())
+}
+
+/// A frame of its own, mapped and written; a copy that may only map it is
+/// handed to a `capcheck reader` here, which maps it and finds the word.
+/// Before the reader has read, this process unmaps the frame and deletes
+/// the copy: the reader's capability keeps the frame. The frame's
+/// capability, for the checks of frames that may not leave the core.
+fn shared_frame(children: &mut Vec<Cap>) -> Checked<Cap> {
+    let frame = need("a frame", libatoll::frame_alloc())?;
+    expect(
+        "a frame's capability",
+        libatoll::cap_info(frame),
+        Ok((CAP_FRAME, RIGHT_MAP | RIGHT_WRITE | RIGHT_COPY)),
+    )?;
+    need(
+        "the map of its frame",
+        libatoll::map_frame(frame, FRAME_PAGE, true).and_then(block_on),
+    )?;
+    libatoll::write_address(FRAME_PAGE, FRAME_WORD);
+    expect(
+        "a protect of a frame's page",
+        libatoll::protect(FRAME_PAGE, false).err(),
+        Some(Error::BadArgument),
+    )?;
+    let reading = need(
+        "a copy of the frame that may only map it",
+        libatoll::cap_copy(frame, RIGHT_MAP | RIGHT_COPY),
+    )?;
+    expect(
+        "a writable map by the copy",
+        libatoll::map_frame(reading, READER_PAGE, true).err(),
+        Some(Error::NoRight),
+    )?;
+    let reader = need(
+        "the reader's spawn",
+        libatoll::spawn_handing("capcheck", "reader", None, reading),
+    )?;
+    children.push(reader);
+    need("the delete of the copy", libatoll::cap_delete(reading))?;
+    need(
+        "the unmap of its frame",
+        libatoll::unmap(FRAME_PAGE).and_then(block_on),
+    )?;
+    expect(
+        "the reader's end",
+        libatoll::wait(reader).map(|record| (record.kind, record.value)),
+        Ok((EXITED, 0)),
+    )?;
+    children.retain(|&child| child != reader);
+    Ok(frame)
+}
+
+/// The reader: maps the frame handed to it read-only and finds the word
+/// its parent wrote; a writable map is refused.
+fn reader() -> u64 {
+    let checked = (|| {
+        expect(
+            "the frame handed to it",
+            libatoll::cap_info(HANDED),
+            Ok((CAP_FRAME, RIGHT_MAP | RIGHT_COPY)),
+        )?;
+        expect(
+            "a writable map of it",
+            libatoll::map_frame(HANDED, READER_PAGE, true).err(),
+            Some(Error::NoRight),
+        )?;
+        need(
+            "a map of it",
+            libatoll::map_frame(HANDED, READER_PAGE, false).and_then(block_on),
+        )?;
+        expect(
+            "the word in it",
+            libatoll::read_address(READER_PAGE),
+            FRAME_WORD,
+        )
+    })();
+    match checked {
+        Ok(()) => 0,
+        Err(what) => {
+            println!("capcheck: FAILED reader: {what}");
+            1
+        }
+    }
 }
 
 /// Spawns an `idle` child; its capability, with every right a spawn's has.

@@ -17,9 +17,9 @@
 #![forbid(unsafe_code)]
 
 use libatoll::{
-    CAP_ENDPOINT, CAP_SPACE, Call, Error, HANDED, MAX_ARGS, MAX_CAPS, MAX_NAME, MAX_QUERY,
-    MAX_WRITE, NO_CAP, RIGHT_COPY, RIGHT_KILL, RIGHT_READ, RIGHTS_ALL, SELF_SPACE, STACK_TOP,
-    USER_START, println,
+    CAP_FRAME, CAP_SPACE, Call, Error, HANDED, MAX_ARGS, MAX_CAPS, MAX_NAME, MAX_QUERY, MAX_WRITE,
+    NO_CAP, RIGHT_COPY, RIGHT_KILL, RIGHT_READ, RIGHTS_ALL, SELF_SPACE, STACK_TOP, USER_START,
+    println,
 };
 
 libatoll::main!(main);
@@ -104,6 +104,7 @@ fn allowed(number: u64, arguments: [u64; 6], answer: u64, here: u32) -> bool {
             | Call::CoreInfo
             | Call::SkbQuery
             | Call::CapReceive
+            | Call::FrameAlloc
     );
     if takes_capability && refuses_capability(error) {
         return true;
@@ -183,9 +184,11 @@ fn allowed(number: u64, arguments: [u64; 6], answer: u64, here: u32) -> bool {
         (Call::CapRevoke, None) => true,
         (Call::CapDelete, None) => answer == 0,
         (Call::CapInfo, None) => {
-            (CAP_SPACE..=CAP_ENDPOINT).contains(&(answer >> 32))
+            (CAP_SPACE..=CAP_FRAME).contains(&(answer >> 32))
                 && answer & u64::from(u32::MAX) & !RIGHTS_ALL == 0
         }
+        (Call::FrameAlloc, None) => slot(answer),
+        (Call::FrameAlloc, Some(Error::TableFull | Error::NoMemory)) => true,
         _ => false,
     }
 }
@@ -311,7 +314,13 @@ fn main() -> u64 {
                                 0 => slot(next()),
                                 _ => SELF_SPACE,
                             };
-                            [space, target, flags, 0, 0, 0]
+                            // A map takes a fresh frame, or one a
+                            // capability (of any kind) names.
+                            let frame = match next() % 2 {
+                                0 => NO_CAP,
+                                _ => slot(next()),
+                            };
+                            [space, target, flags, frame, 0, 0]
                         }
                     }
                 }

@@ -70,7 +70,19 @@ pub fn map_in(space: Cap, address: u64, writable: bool) -> Result<Change, Error>
         true => crate::MAP_WRITABLE,
         false => 0,
     };
-    let token = answer(syscall(Call::Map, [space, address, flags, 0]))?;
+    let token = answer(syscall(Call::Map, [space, address, flags, crate::NO_CAP]))?;
+    Ok(Change::new(token))
+}
+
+/// As [`map`], mapping the frame the capability `frame` names (which needs
+/// [`RIGHT_MAP`](crate::RIGHT_MAP), and [`RIGHT_WRITE`](crate::RIGHT_WRITE)
+/// to map it writable) rather than a fresh one.
+pub fn map_frame(frame: Cap, address: u64, writable: bool) -> Result<Change, Error> {
+    let flags = match writable {
+        true => crate::MAP_WRITABLE,
+        false => 0,
+    };
+    let token = answer(syscall(Call::Map, [SELF_SPACE, address, flags, frame]))?;
     Ok(Change::new(token))
 }
 

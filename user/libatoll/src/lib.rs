@@ -14,17 +14,18 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use atoll_abi::{
-    CAP_DISPATCHER, CAP_ENDPOINT, CAP_PROCESS, CAP_SPACE, Call, EXITED, Error, ExitRecord, FAULTED,
-    HANDED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CAPS, MAX_DEPTH, MAX_NAME, MAX_QUERY, MAX_WRITE,
-    NO_CAP, RIGHT_CONNECT, RIGHT_COPY, RIGHT_KILL, RIGHT_MAP, RIGHT_NOTIFY, RIGHT_READ, RIGHT_WAIT,
-    RIGHTS_ALL, SELF_DISPATCHER, SELF_PROCESS, SELF_SPACE, STACK_TOP, USER_END, USER_START,
+    CAP_DISPATCHER, CAP_ENDPOINT, CAP_FRAME, CAP_PROCESS, CAP_SPACE, Call, EXITED, Error,
+    ExitRecord, FAULTED, HANDED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CAPS, MAX_DEPTH, MAX_NAME,
+    MAX_QUERY, MAX_WRITE, NO_CAP, RIGHT_CONNECT, RIGHT_COPY, RIGHT_KILL, RIGHT_MAP, RIGHT_NOTIFY,
+    RIGHT_READ, RIGHT_WAIT, RIGHT_WRITE, RIGHTS_ALL, SELF_DISPATCHER, SELF_PROCESS, SELF_SPACE,
+    STACK_TOP, USER_END, USER_START,
 };
 
 pub mod channel;
 mod executor;
 pub mod heap;
 pub use atoll_urpc::{PAYLOAD_SIZE, Payload};
-pub use executor::{Change, block_on, block_on_all, map, map_in, protect, unmap};
+pub use executor::{Change, block_on, block_on_all, map, map_frame, map_in, protect, unmap};
 
 /// A capability: the slot of one in this process's table (this
 /// dispatcher's: each dispatcher of a process has its own). A process
@@ -227,6 +228,13 @@ pub fn wait(process: Cap) -> Result<ExitRecord, Error> {
     let address = &mut record as *mut ExitRecord as u64;
     answer(syscall(Call::Wait, [process, address, 0, 0]))?;
     Ok(record)
+}
+
+/// A fresh zeroed frame of this core, named by a new capability (map,
+/// write, copy) that [`map_frame`] maps; other processes of this core may
+/// map it too, given a copy.
+pub fn frame_alloc() -> Result<Cap, Error> {
+    answer(syscall(Call::FrameAlloc, [0; 4]))
 }
 
 /// A copy of the capability `cap` (which needs [`RIGHT_COPY`]) with
