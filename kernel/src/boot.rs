@@ -32,8 +32,13 @@ fn fail(reason: impl core::fmt::Display) -> ! {
 }
 
 /// Sets up the core that runs it: arch's part, then its kernel, which asks
-/// `sponsor` to join its view if it has one (a core that starts again).
-fn set_up_core(id: usize, sponsor: Option<usize>) -> Result<&'static Core, percore::InitError> {
+/// `sponsor` to join its view if it has one (a core that starts again, as
+/// its `incarnation`: 0 at boot).
+fn set_up_core(
+    id: usize,
+    sponsor: Option<usize>,
+    incarnation: u32,
+) -> Result<&'static Core, percore::InitError> {
     let facts = boot_facts();
     let entry = &facts.cores[id];
     // What this core may write besides its span: the shared region (the
@@ -70,7 +75,7 @@ fn set_up_core(id: usize, sponsor: Option<usize>) -> Result<&'static Core, perco
     let local = percore::init(&setup)?;
     // At boot no core asks to join: the boot core admits every core it
     // started, so that the first view holds them all.
-    Core::start(local, knowledge::facts(local), sponsor)
+    Core::start(local, knowledge::facts(local), sponsor, incarnation)
 }
 
 /// The boot core, from the entry.
@@ -92,7 +97,7 @@ pub fn main(registers: BootRegisters) -> ! {
     // The last write to the statics: once the boot core's own page tables
     // are on, every core maps them read-only.
     smp::set_entry(ap_main);
-    let core = set_up_core(facts.boot_core, None).unwrap_or_else(|error| fail(error));
+    let core = set_up_core(facts.boot_core, None, 0).unwrap_or_else(|error| fail(error));
     println!("atoll: core {} up (apic {})", core.id, core.local.apic_id);
     cpu::enable_interrupts();
     let started = start_other_cores(core);
@@ -112,7 +117,7 @@ pub fn main(registers: BootRegisters) -> ! {
 /// join the view and catches up from.
 fn ap_main(id: usize, incarnation: u32) -> ! {
     let sponsor = (incarnation > 0).then_some(boot_facts().boot_core);
-    match set_up_core(id, sponsor) {
+    match set_up_core(id, sponsor, incarnation) {
         Ok(core) if incarnation > 0 => {
             println!(
                 "atoll: core {id} up (apic {}, incarnation {incarnation}); asking core {} to join",

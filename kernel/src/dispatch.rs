@@ -629,6 +629,12 @@ fn spawn(
     parent: Pid,
     [name, name_length, args, args_length, at, handed]: [u64; 6],
 ) -> Result<Option<u64>, Error> {
+    // The call made again once a spawn on another core answered (or woken
+    // before): its answer first, whatever the arguments and the table are
+    // like now.
+    if let Some(waited) = spawn_answer(core, parent) {
+        return waited;
+    }
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| Error::NotText);
     let name = text(read_user(name, name_length, MAX_NAME)?)?;
     let args = text(read_user(args, args_length, MAX_ARGS)?)?;
@@ -687,6 +693,36 @@ fn spawn(
 /// The rights of the capability `Spawn` answers with.
 const CHILD_RIGHTS: u64 = RIGHT_WAIT | RIGHT_KILL | RIGHT_COPY;
 
+/// The end of `parent`'s spawn on another core, if it has one under way:
+/// the child's capability once the answer came, or the wait goes on.
+fn spawn_answer(core: &Core, parent: Pid) -> Option<Result<Option<u64>, Error>> {
+    let mut processes = core.processes.borrow_mut();
+    let Some(answer) = *processes.pending_spawns.get(&parent)? else {
+        processes.table.block(parent);
+        return Some(Ok(None));
+    };
+    processes.pending_spawns.remove(&parent);
+    let child = match answer {
+        Ok(child) => child,
+        Err(error) => return Some(Err(error)),
+    };
+    let Processes { table, cap_ids, .. } = &mut *processes;
+    let minted =
+        caps_of(table, parent).mint(cap_ids, Object::Process { pid: child.0 }, CHILD_RIGHTS);
+    Some(match minted {
+        Ok(slot) => Ok(Some(slot.into())),
+        // Grants filled the table meanwhile: the child goes.
+        Err(error) => {
+            processes.remote_children.remove(&child);
+            let kill = KillProcess { pid: child.0 };
+            processes.kill_calls.push((CoreId(child.core()), kill));
+            drop(processes);
+            core.flush_processes();
+            Err(error)
+        }
+    })
+}
+
 /// Spawns `name` on core `at` for `parent`: asks that core, and waits for
 /// its answer (the call is made again and finds it).
 fn spawn_elsewhere(
@@ -698,34 +734,6 @@ fn spawn_elsewhere(
     handed: Option<Sent>,
 ) -> Result<Option<u64>, Error> {
     let mut processes = core.processes.borrow_mut();
-    match processes.pending_spawns.get(&parent) {
-        Some(Some(answer)) => {
-            let answer = *answer;
-            processes.pending_spawns.remove(&parent);
-            let child = answer?;
-            let Processes { table, cap_ids, .. } = &mut *processes;
-            let minted = caps_of(table, parent).mint(
-                cap_ids,
-                Object::Process { pid: child.0 },
-                CHILD_RIGHTS,
-            );
-            return match minted {
-                Ok(slot) => Ok(Some(slot.into())),
-                // Grants filled the table meanwhile: the child goes.
-                Err(error) => {
-                    processes.remote_children.remove(&child);
-                    let kill = KillProcess { pid: child.0 };
-                    processes.kill_calls.push((CoreId(child.core()), kill));
-                    Err(error)
-                }
-            };
-        }
-        Some(None) => {
-            processes.table.block(parent);
-            return Ok(None);
-        }
-        None => {}
-    }
     let at = u16::try_from(at)
         .ok()
         .filter(|&at| core.monitor().is_member(CoreId(at)))
@@ -843,7 +851,7 @@ fn revoke(core: &Core, me: Pid, slot: u64) -> Result<Option<u64>, Error> {
     for other in others.iter() {
         processes.revoke_calls.push((me, other, RevokeCaps { id }));
     }
-    let revocation = Revocation::new(count, others.iter().map(|core| core.0));
+    let revocation = Revocation::new(id, core.id as u16, count, others.iter().map(|core| core.0));
     processes.revoking.insert(me, revocation);
     processes.table.block(me);
     drop(processes);

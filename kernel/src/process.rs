@@ -330,7 +330,7 @@ pub struct Processes {
 }
 
 impl Processes {
-    pub fn new(core: usize) -> Self {
+    pub fn new(core: usize, incarnation: u32) -> Self {
         Self {
             table: Table::new(core as u16),
             shell_ends: Vec::new(),
@@ -363,7 +363,7 @@ impl Processes {
             changes: BTreeMap::new(),
             next_change: 0,
             unmapped: BTreeMap::new(),
-            cap_ids: Ids::new(core as u16),
+            cap_ids: Ids::new(core as u16, incarnation),
             frames: Frames::default(),
             tombstones: Tombstones::default(),
             revoking: BTreeMap::new(),
@@ -376,14 +376,41 @@ impl Processes {
     /// core's processes, and refuses any still on its way here: how many
     /// were deleted.
     pub fn revoke_here(&mut self, local: &CoreLocal, id: CapId) -> u32 {
+        // Asked again (an answer was lost): nothing made from it is left,
+        // and the first count stands.
+        if let Some(deleted) = self.tombstones.buried(id) {
+            return deleted;
+        }
         let deleted: Vec<Cap> = self
             .table
             .machines()
             .flat_map(|(_, machine)| machine.caps.revoke(id))
             .collect();
-        self.tombstones.bury(id);
+        self.tombstones.bury(id, deleted.len() as u32);
         self.dropped(local, &deleted);
         deleted.len() as u32
+    }
+
+    /// Deletes the capabilities of this core's processes that name objects
+    /// of cores outside `members` (they left the view, and their processes
+    /// and channels with them): a core that starts again must not find its
+    /// new objects named by them.
+    pub fn forget_cores(&mut self, local: &CoreLocal, members: Members) {
+        let gone = |object: &Object| {
+            let core = match *object {
+                Object::Process { pid } | Object::Space { pid } => Pid(pid).core(),
+                Object::Dispatcher { core, .. } | Object::Endpoint { core, .. } => core,
+                // Frames are this core's own.
+                Object::Frame { .. } => return false,
+            };
+            !members.contains(CoreId(core))
+        };
+        let deleted: Vec<Cap> = self
+            .table
+            .machines()
+            .flat_map(|(_, machine)| machine.caps.forget(gone))
+            .collect();
+        self.dropped(local, &deleted);
     }
 
     /// Capabilities that were deleted (or went with their process): a frame

@@ -112,26 +112,33 @@ impl Object {
     }
 }
 
-/// A capability's id: the core that made it in the high 16 bits, that
-/// core's count below. Never 0.
+/// A capability's id: the core that made it in the high 16 bits, the
+/// core's incarnation (how many times it started again) in the next 16,
+/// that incarnation's count below. Never 0.
 pub type CapId = u64;
 
 /// Hands out the ids of one core's capabilities.
 #[derive(Debug)]
 pub struct Ids {
-    core: u16,
-    next: u64,
+    prefix: u64,
+    next: u32,
 }
 
 impl Ids {
-    pub fn new(core: u16) -> Self {
-        Self { core, next: 0 }
+    /// The ids of core `core` in its `incarnation`: apart from those of its
+    /// earlier lives, which other cores' lineages may still hold.
+    pub fn new(core: u16, incarnation: u32) -> Self {
+        Self {
+            prefix: u64::from(core) << 48 | u64::from(incarnation as u16) << 32,
+            next: 0,
+        }
     }
 
-    /// An id no capability has had.
+    /// An id no capability has had (until 2^32 have been handed out in one
+    /// incarnation).
     pub fn fresh(&mut self) -> CapId {
-        self.next += 1;
-        u64::from(self.core) << 48 | self.next
+        self.next = self.next.wrapping_add(1).max(1);
+        self.prefix | u64::from(self.next)
     }
 }
 
@@ -233,28 +240,42 @@ impl Sent {
 
 /// Revoked ids a core remembers, so that a capability made from one
 /// before the revocation and still on its way (a grant, a spawn's handed
-/// capability) is refused when it lands. The newest [`TOMBSTONES`] are
-/// kept: a grant that waits in a ring past that many revocations would
-/// land.
+/// capability) is refused when it lands, and with each how many the core
+/// deleted (a revocation asked again answers the same). The newest
+/// [`TOMBSTONES`] are kept: a grant that waits in a ring past that many
+/// revocations would land.
 #[derive(Debug, Default)]
 pub struct Tombstones {
-    ids: VecDeque<CapId>,
+    ids: VecDeque<(CapId, u32)>,
 }
 
 /// How many revoked ids a core remembers.
 pub const TOMBSTONES: usize = 256;
 
 impl Tombstones {
-    pub fn bury(&mut self, id: CapId) {
+    /// Remembers that `id` was revoked here, deleting `deleted`.
+    pub fn bury(&mut self, id: CapId, deleted: u32) {
         if self.ids.len() == TOMBSTONES {
             self.ids.pop_front();
         }
-        self.ids.push_back(id);
+        self.ids.push_back((id, deleted));
+    }
+
+    /// How many the revocation of `id` deleted here, if it was revoked
+    /// here (and is still remembered).
+    pub fn buried(&self, id: CapId) -> Option<u32> {
+        self.ids
+            .iter()
+            .find(|&&(buried, _)| buried == id)
+            .map(|&(_, deleted)| deleted)
     }
 
     /// Whether `sent` comes from a revoked capability.
     pub fn refuse(&self, sent: &Sent) -> bool {
-        sent.lineage.ids().iter().any(|id| self.ids.contains(id))
+        sent.lineage
+            .ids()
+            .iter()
+            .any(|&id| self.buried(id).is_some())
     }
 }
 
@@ -428,6 +449,20 @@ impl Table {
         deleted
     }
 
+    /// Deletes every capability whose object `gone` says is gone (on a core
+    /// that left the view): those deleted.
+    pub fn forget(&mut self, gone: impl Fn(&Object) -> bool) -> Vec<Cap> {
+        let mut deleted = Vec::new();
+        for slot in 0..SLOTS {
+            if let Some(cap) = self.slots[slot].filter(|cap| gone(&cap.object)) {
+                self.slots[slot] = None;
+                self.granted.retain(|granted| *granted as usize != slot);
+                deleted.push(cap);
+            }
+        }
+        deleted
+    }
+
     /// Gives `slot`'s capability a fresh id (after a revocation of it):
     /// its old id.
     pub fn renew(&mut self, ids: &mut Ids, slot: u64) -> Result<CapId, Error> {
@@ -540,6 +575,10 @@ impl Frames {
 /// running core may hold a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
+    /// The id revoked.
+    id: CapId,
+    /// Every core asked (or this one), answered or not.
+    asked: BTreeSet<u16>,
     waiting: BTreeSet<u16>,
     deleted: u32,
     passed_over: BTreeSet<u16>,
@@ -555,14 +594,30 @@ pub enum Unanswered {
 }
 
 impl Revocation {
-    /// A revocation that deleted `deleted` capabilities here and waits for
-    /// the cores `others`.
-    pub fn new(deleted: u32, others: impl IntoIterator<Item = u16>) -> Self {
+    /// A revocation of `id` that deleted `deleted` capabilities here (core
+    /// `me`) and waits for the cores `others`.
+    pub fn new(id: CapId, me: u16, deleted: u32, others: impl IntoIterator<Item = u16>) -> Self {
+        let waiting: BTreeSet<u16> = others.into_iter().collect();
+        let mut asked = waiting.clone();
+        asked.insert(me);
         Self {
-            waiting: others.into_iter().collect(),
+            id,
+            asked,
+            waiting,
             deleted,
             passed_over: BTreeSet::new(),
         }
+    }
+
+    /// Core `core` is in the view now: whether it must be asked too (it
+    /// joined after the revocation began, and a core asked before may have
+    /// granted it a copy meanwhile).
+    pub fn include(&mut self, core: u16) -> bool {
+        let new = self.asked.insert(core);
+        if new {
+            self.waiting.insert(core);
+        }
+        new
     }
 
     /// Core `core` answered that it deleted `deleted`.
@@ -581,6 +636,11 @@ impl Revocation {
             self.passed_over.insert(core);
         }
         Unanswered::PassedOver
+    }
+
+    /// The id revoked.
+    pub fn id(&self) -> CapId {
+        self.id
     }
 
     /// Whether every core has answered or been passed over.

@@ -23,7 +23,7 @@ fn endpoint() -> Object {
 
 #[test]
 fn a_table_starts_with_its_own_space_process_and_dispatcher() {
-    let mut ids = Ids::new(3);
+    let mut ids = Ids::new(3, 0);
     let table = Table::starting(&mut ids, 0x403, dispatcher(0x403));
     assert_eq!(table.len(), 3);
     assert_eq!(
@@ -53,7 +53,7 @@ fn a_table_starts_with_its_own_space_process_and_dispatcher() {
 
 #[test]
 fn a_copy_has_no_more_rights_and_its_lineage_and_depth_are_kept() {
-    let mut ids = Ids::new(1);
+    let mut ids = Ids::new(1, 0);
     let mut table = Table::starting(&mut ids, 0x401, dispatcher(0x401));
     let read = table
         .copy(&mut ids, SELF_SPACE, RIGHT_READ | RIGHT_COPY)
@@ -94,7 +94,7 @@ fn a_copy_has_no_more_rights_and_its_lineage_and_depth_are_kept() {
 
 #[test]
 fn a_full_table_refuses_and_loses_nothing() {
-    let mut ids = Ids::new(0);
+    let mut ids = Ids::new(0, 0);
     let mut table = Table::starting(&mut ids, 0x400, dispatcher(0x400));
     for _ in 3..MAX_CAPS {
         table.copy(&mut ids, SELF_PROCESS, RIGHT_KILL).unwrap();
@@ -120,10 +120,10 @@ fn a_full_table_refuses_and_loses_nothing() {
 
 #[test]
 fn grants_are_received_in_order_and_a_deleted_one_is_not() {
-    let mut ids = Ids::new(2);
+    let mut ids = Ids::new(2, 0);
     let mut from = Table::starting(&mut ids, 0x802, dispatcher(0x802));
     let end = from.mint(&mut ids, endpoint(), RIGHTS_ALL).unwrap();
-    let mut ids_there = Ids::new(5);
+    let mut ids_there = Ids::new(5, 0);
     let mut to = Table::starting(&mut ids_there, 0xc05, dispatcher(0xc05));
     let first = from.send(end.into(), RIGHT_CONNECT).unwrap();
     let second = from.send(SELF_PROCESS, RIGHT_KILL).unwrap();
@@ -152,7 +152,7 @@ fn grants_are_received_in_order_and_a_deleted_one_is_not() {
 
 #[test]
 fn revoking_deletes_every_descendant_everywhere_keeps_the_root_and_buries_its_id() {
-    let mut ids = Ids::new(1);
+    let mut ids = Ids::new(1, 0);
     let mut home = Table::starting(&mut ids, 0x401, dispatcher(0x401));
     let child = home
         .mint(&mut ids, Object::Process { pid: 0x802 }, RIGHTS_ALL)
@@ -162,7 +162,7 @@ fn revoking_deletes_every_descendant_everywhere_keeps_the_root_and_buries_its_id
         .unwrap();
     let unrelated = home.copy(&mut ids, SELF_PROCESS, RIGHT_KILL).unwrap();
     // A grant to another core's process, and a grant onward from there.
-    let mut ids_b = Ids::new(2);
+    let mut ids_b = Ids::new(2, 0);
     let mut b = Table::starting(&mut ids_b, 0x802, dispatcher(0x802));
     let on_b = b
         .grant(
@@ -170,7 +170,7 @@ fn revoking_deletes_every_descendant_everywhere_keeps_the_root_and_buries_its_id
             home.send(copy.into(), RIGHT_KILL | RIGHT_COPY).unwrap(),
         )
         .unwrap();
-    let mut ids_c = Ids::new(3);
+    let mut ids_c = Ids::new(3, 0);
     let mut c = Table::starting(&mut ids_c, 0xc03, dispatcher(0xc03));
     let in_flight = b.send(on_b.into(), RIGHT_KILL).unwrap();
 
@@ -181,7 +181,12 @@ fn revoking_deletes_every_descendant_everywhere_keeps_the_root_and_buries_its_id
     let old = home.renew(&mut ids, child.into()).unwrap();
     assert_eq!(old, root);
     let mut tombstones = Tombstones::default();
-    tombstones.bury(old);
+    tombstones.bury(old, 1);
+    assert_eq!(
+        tombstones.buried(old),
+        Some(1),
+        "asked again, it answers the same"
+    );
     assert!(
         tombstones.refuse(&in_flight),
         "a grant on its way lands nowhere"
@@ -206,7 +211,7 @@ fn tombstones_keep_the_newest() {
         lineage: Lineage::default().then(id).unwrap(),
     };
     for id in 1..=TOMBSTONES as u64 + 1 {
-        tombstones.bury(id);
+        tombstones.bury(id, 0);
     }
     assert!(!tombstones.refuse(&sent(1)));
     assert!(tombstones.refuse(&sent(2)));
@@ -215,7 +220,7 @@ fn tombstones_keep_the_newest() {
 
 #[test]
 fn sent_capabilities_round_trip_and_bad_bytes_are_refused() {
-    let mut ids = Ids::new(9);
+    let mut ids = Ids::new(9, 0);
     let mut table = Table::starting(&mut ids, 0x409, dispatcher(0x409));
     let end = table.mint(&mut ids, endpoint(), RIGHTS_ALL).unwrap();
     let frame = table
@@ -256,7 +261,7 @@ fn sent_capabilities_round_trip_and_bad_bytes_are_refused() {
 
 #[test]
 fn a_revocation_ends_once_every_core_answered_or_left_and_asks_a_member_again() {
-    let mut revocation = Revocation::new(1, [1, 2, 3]);
+    let mut revocation = Revocation::new(7, 0, 1, [1, 2, 3]);
     revocation.answered(2, 1);
     assert!(!revocation.is_done());
     // No answer in time from a core still in the view: ask it again.
@@ -272,7 +277,18 @@ fn a_revocation_ends_once_every_core_answered_or_left_and_asks_a_member_again() 
     // An answer that comes twice (a call made again) counts once.
     revocation.answered(3, 2);
     assert_eq!(revocation.deleted(), 4);
-    assert!(Revocation::new(0, []).is_done());
+    assert!(Revocation::new(7, 0, 0, []).is_done());
+    // A core that joins the view meanwhile is asked too, once.
+    let mut revocation = Revocation::new(7, 0, 0, [1]);
+    assert!(!revocation.include(0), "this core revoked its own already");
+    assert!(!revocation.include(1));
+    assert!(revocation.include(4));
+    assert!(!revocation.include(4));
+    revocation.answered(1, 0);
+    assert!(!revocation.is_done(), "core 4 has not answered");
+    revocation.answered(4, 3);
+    assert!(revocation.is_done());
+    assert_eq!(revocation.deleted(), 3);
 }
 
 #[test]
@@ -313,4 +329,18 @@ fn a_frame_capability_decodes_only_with_a_page_aligned_frame() {
     assert_eq!(Sent::decode(&bytes), Some(sent));
     bytes[3] = 1;
     assert_eq!(Sent::decode(&bytes), None);
+}
+
+#[test]
+fn ids_of_a_core_s_incarnations_differ_and_forgotten_objects_go() {
+    let (mut first, mut second) = (Ids::new(3, 0), Ids::new(3, 1));
+    assert_ne!(first.fresh(), second.fresh(), "a core that started again");
+    let mut ids = Ids::new(1, 0);
+    let mut table = Table::starting(&mut ids, 0x401, dispatcher(0x401));
+    let far = Object::Process { pid: 0x802 };
+    let slot = table.mint(&mut ids, far, RIGHTS_ALL).unwrap();
+    let gone = table.forget(|object| *object == far);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(table.get(slot.into()), Err(Error::NoSuchCapability));
+    assert_eq!(table.len(), 3);
 }

@@ -154,11 +154,14 @@ impl Core {
     /// Sets up this core's kernel on its arch block: its rings, its monitor
     /// (given the knowledge base's `facts`, and the member it asks to join,
     /// if any: at boot, the boot core admits every core instead), and the
-    /// frame its test-space mappings point at, filled with its id.
+    /// frame its test-space mappings point at, filled with its id. Its
+    /// `incarnation` (0 at boot, one more each time it starts again) keeps
+    /// the ids of its capabilities apart from those of its earlier lives.
     pub fn start(
         local: &'static CoreLocal,
         facts: Facts,
         sponsor: Option<usize>,
+        incarnation: u32,
     ) -> Result<&'static Core, InitError> {
         let boot = boot_facts();
         let id = local.id;
@@ -197,7 +200,7 @@ impl Core {
                 stall_until: None,
                 fenced: false,
             }),
-            processes: RefCell::new(process::Processes::new(id)),
+            processes: RefCell::new(process::Processes::new(id, incarnation)),
             recorder: Recorder::new(),
         }));
         local.set_os(core);

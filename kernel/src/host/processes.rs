@@ -26,7 +26,7 @@ use atoll_monitor::process::{
     CHANNEL_FOUND, CHANNEL_NONE, CapsRevoked, ChannelClosed, ChannelFrame, ChannelGone,
     ChildSpawned, DispatcherEnded, ENDED_NOT_LOADED, EndDispatcher, JOIN_FAILED, JOINED, Joined,
     Killed, PageChange, ProcessGone, ProcessNote, ProcessRequest, Processes, ProgramEnded,
-    SPAWN_FAILED, SPAWNED, SpaceError, Spawned, StartProcess,
+    RevokeCaps, SPAWN_FAILED, SPAWNED, SpaceError, Spawned, StartProcess,
 };
 use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
 use atoll_replica::Mapping;
@@ -113,7 +113,16 @@ impl Host {
                 let here = Members::one(CoreId(core.id as u16));
                 let handed = match handed.is_empty() {
                     true => None,
-                    false => Sent::decode(&handed),
+                    false => {
+                        let sent = Sent::decode(&handed);
+                        if sent.is_none() {
+                            println!(
+                                "atoll: core {}: spawn {name}: the capability handed from core {} is not one; dropped",
+                                core.id, from.0
+                            );
+                        }
+                        sent
+                    }
                 };
                 let answer = match core.spawn_for(&name, &args, owner, here) {
                     Ok(pid) => {
@@ -258,11 +267,12 @@ impl Host {
                     *child_exit = exit;
                     processes.table.wake_waiting(parent, child);
                 } else if let Some(exit) = exit {
-                    // Its parent ended first: nobody waits for it, and its
-                    // end is told here, as an orphan's is on its own core.
+                    // Its parent ended first (or gave it up): nobody waits
+                    // for it, and its end is told here, as an orphan's is on
+                    // its own core.
                     drop(processes);
                     println!(
-                        "atoll: core {}: process {child} of core {}, whose parent {parent} has ended, {}",
+                        "atoll: core {}: process {child} of core {}, whose parent {parent} no longer waits for it, {}",
                         core.id,
                         child.core(),
                         process::describe_exit(exit)
@@ -641,6 +651,24 @@ impl Host {
     /// ends. Whether it found any.
     fn watch_cores(&mut self, core: &Core, members: Members) -> bool {
         let mut processes = core.processes.borrow_mut();
+        processes.forget_cores(core.local, members);
+        // A core that joined during a revocation is asked too: a core asked
+        // before may have granted it a copy since.
+        let mut joined = Vec::new();
+        for (&pid, revocation) in &mut processes.revoking {
+            for member in members.iter() {
+                if revocation.include(member.0) {
+                    joined.push((
+                        pid,
+                        member,
+                        RevokeCaps {
+                            id: revocation.id(),
+                        },
+                    ));
+                }
+            }
+        }
+        processes.revoke_calls.extend(joined);
         let mut doomed = Vec::new();
         for (&pid, spanning) in &mut processes.spanning {
             let lost = spanning.running.minus(members);

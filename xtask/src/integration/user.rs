@@ -111,7 +111,9 @@ fn spanning_process_survives_no_lost_core(context: &mut TestContext) -> Result<(
     let server_end = |line: &str| {
         line.strip_prefix("atoll: core 0: process ")
             .is_some_and(|rest| {
-                rest.ends_with(" of core 1, whose parent 1024 has ended, exited with status 0")
+                rest.ends_with(
+                    " of core 1, whose parent 1024 no longer waits for it, exited with status 0",
+                )
             })
     };
     if !protocol::lines(serial).any(server_end) {
@@ -651,7 +653,7 @@ fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(
     super::cases::expect_success(&run, script)?;
     expect_line(&run.serial, super::cases::PROGRAMS_LINE)?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 16 in the boot image")?;
+    expect_line(&run.serial, "programs: 17 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;
