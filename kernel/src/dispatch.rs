@@ -22,15 +22,16 @@ use atoll_sched::{Exit, Info, Owner, Pid, ProcessError, SpawnError, State};
 
 use crate::host::{self, Core};
 use crate::process::{
-    ChangeKind, ChannelName, Machine, Next, PAGE_EXECUTABLE, PAGE_FROM_CAP, PAGE_WRITABLE,
-    Processes, Report, Retiring, Spanning, SpawnFailure, describe, describe_exit, load, release,
+    ChangeKind, ChannelName, Growing, Machine, Next, PAGE_EXECUTABLE, PAGE_FROM_CAP, PAGE_WRITABLE,
+    Processes, Report, Retiring, Spanning, SpawnFailure, Stage, describe, describe_exit, load,
+    release, stack_top,
 };
 use crate::programs::ended_of;
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
     CAP_BYTES, CapGranted, ChannelConnect, ChannelNotify, ChildEnded, CoreSet, EndDispatcher,
-    JoinProcess, KillProcess, PAGE_ENTRY_BYTES, PAGES_BYTES, PageChange, ProcessPages, RevokeCaps,
-    SpawnChild, pack_pages,
+    FreezeSpace, JoinProcess, KillProcess, PAGE_ENTRY_BYTES, PAGES_BYTES, PageChange, ProcessPages,
+    RevokeCaps, SpawnChild, pack_pages,
 };
 
 // A capability on its way to another core fits its message.
@@ -355,6 +356,14 @@ impl Core {
             .retain(|_, (parent, _)| *parent != ended.pid);
         processes.pending_spawns.remove(&ended.pid);
         processes.revoking.remove(&ended.pid);
+        processes.frozen.remove(&ended.pid);
+        if let Some(growing) = processes.growing.remove(&ended.pid)
+            && growing.stage == Stage::Joining
+        {
+            // The core asked to join may have: its dispatcher ends too.
+            let end = EndDispatcher { pid: ended.pid.0 };
+            processes.outbox.push((growing.core, end.into()));
+        }
         match ended.report {
             // Its parent waits for it.
             None => {}
@@ -397,7 +406,17 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
         .table
         .running()
         .expect("a system call comes from the running process");
-    let answer = match Call::from_number(frame.rax) {
+    let call = Call::from_number(frame.rax);
+    if matches!(call, Some(Call::Map | Call::Unmap | Call::Protect)) {
+        let mut processes = core.processes.borrow_mut();
+        if processes.frozen.contains(&me) {
+            // A core is joining the process: its changes wait until every
+            // core holds it (the call is made again then).
+            processes.table.block(me);
+            return Resume::Block;
+        }
+    }
+    let answer = match call {
         Some(Call::ConsoleWrite) => console_write(frame.rdi, frame.rsi),
         Some(Call::Exit) => return Resume::End { status: frame.rdi },
         Some(Call::Null) => Ok(0),
@@ -465,6 +484,11 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
             })
         }
         Some(Call::FrameAlloc) => frame_alloc(core, me),
+        Some(Call::Span) => match span(core, me, frame.rdi) {
+            Ok(Some(cap)) => Ok(cap),
+            Ok(None) => return Resume::Block,
+            Err(error) => Err(error),
+        },
         Some(Call::CapGrant) => grant(core, me, [frame.rdi, frame.rsi, frame.rdx]),
         Some(Call::CapReceive) => {
             let mut processes = core.processes.borrow_mut();
@@ -519,8 +543,24 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
         }),
         Some(Call::Dispatcher) => match cap(core, me, frame.rdi, CAP_DISPATCHER, 0) {
             Ok(Object::Dispatcher {
-                index, count, core, ..
-            }) => Ok(u64::from(core) << 32 | u64::from(index) << 16 | u64::from(count)),
+                pid,
+                index,
+                count,
+                core: at,
+            }) => {
+                // Its own process's count as it is now (it grows by
+                // `Span`); another's as the capability was made.
+                let count = match pid == me.0 {
+                    true => core
+                        .processes
+                        .borrow_mut()
+                        .table
+                        .machine(me)
+                        .map_or(count, |machine| machine.dispatcher.1),
+                    false => count,
+                };
+                Ok(u64::from(at) << 32 | u64::from(index) << 16 | u64::from(count))
+            }
             Ok(_) => unreachable!("the table checked its type"),
             Err(error) => Err(error),
         },
@@ -946,6 +986,95 @@ fn map_frame(core: &Core, me: Pid, vaddr: u64, flags: u64, slot: u64) -> Result<
         PageChange::Map(mapping),
         ChangeKind::MapFrame { frame },
     )
+}
+
+/// Adds a dispatcher on core `target` to the caller's process: freezes
+/// its space on every core it spans (`FreezeSpace`), then asks the core to
+/// join from the home's pages (`host::processes`). `Ok(None)`: the caller
+/// waits (the call is made again, and finds the end).
+fn span(core: &Core, me: Pid, target: u64) -> Result<Option<u64>, Error> {
+    let mut processes = core.processes.borrow_mut();
+    if let Some(growing) = processes.growing.get(&me) {
+        let Stage::Done(result) = growing.stage else {
+            processes.table.block(me);
+            return Ok(None);
+        };
+        let (at, count) = (growing.core, growing.cores.len() as u16);
+        processes.growing.remove(&me);
+        let index = result?;
+        let Processes { table, cap_ids, .. } = &mut *processes;
+        let object = Object::Dispatcher {
+            pid: me.0,
+            index,
+            count,
+            core: at.0,
+        };
+        return caps_of(table, me)
+            .mint(cap_ids, object, RIGHT_COPY)
+            .map(|slot| Some(slot.into()));
+    }
+    let machine = processes
+        .table
+        .machine(me)
+        .expect("the running process has its machine");
+    let ((index, count), cores, args) = (machine.dispatcher, machine.cores, machine.args.clone());
+    let has_channels = processes
+        .channels
+        .range((me, 0)..=(me, u64::MAX))
+        .next()
+        .is_some()
+        || processes
+            .connections
+            .range((me, 0)..=(me, u64::MAX))
+            .next()
+            .is_some();
+    // Its home dispatcher grows it; channels join processes on one core.
+    if index != 0 || usize::from(me.core()) != core.id || has_channels {
+        return Err(Error::BadArgument);
+    }
+    if caps_of(&mut processes.table, me).len() >= MAX_CAPS as usize {
+        return Err(Error::TableFull);
+    }
+    drop(processes);
+    let at = u16::try_from(target)
+        .ok()
+        .map(CoreId)
+        .filter(|&at| core.monitor().is_member(at) && !cores.contains(at))
+        .ok_or(Error::NoSuchCore)?;
+    // The new dispatcher's stack, mapped writable by the caller; its
+    // arguments end the top page, as they end every dispatcher's.
+    let top = stack_top(count);
+    let mapped = core.with_monitor(|monitor| monitor.space_mapping(me.0, top - PAGE));
+    if mapped.is_none_or(|mapping| mapping.flags & PAGE_WRITABLE == 0) {
+        return Err(Error::BadAddress);
+    }
+    let tables = core.local.page_tables();
+    user::copy_to_user(tables, top - args.len() as u64, args.as_bytes())
+        .map_err(|_| Error::BadAddress)?;
+    let mut processes = core.processes.borrow_mut();
+    let mut grown = cores;
+    grown.insert(at);
+    let members = cores.minus(Members::one(CoreId(core.id as u16)));
+    for member in members.iter() {
+        processes
+            .freeze_calls
+            .push((me, member, FreezeSpace { pid: me.0 }));
+    }
+    processes.frozen.insert(me);
+    processes.growing.insert(
+        me,
+        Growing {
+            core: at,
+            index: count,
+            cores: grown,
+            waiting: members,
+            stage: Stage::Freezing,
+        },
+    );
+    processes.table.block(me);
+    drop(processes);
+    core.flush_processes();
+    Ok(None)
 }
 
 /// A fresh zeroed frame of this core, named by a new capability of the

@@ -29,8 +29,8 @@ use atoll_arch::percore::CoreLocal;
 use atoll_arch::user::Registers;
 use atoll_caps::{Cap, CapId, Frames, Ids, LetGo, Object, Revocation, Sent, Tombstones};
 use atoll_monitor::process::{
-    ChannelConnect, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED, KillProcess, RevokeCaps,
-    SpawnChild,
+    ChannelConnect, FreezeSpace, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED,
+    KillProcess, RevokeCaps, SpawnChild,
 };
 use atoll_monitor::{CoreId, Members, Ticket, Wire};
 use atoll_programs::Image;
@@ -55,6 +55,10 @@ pub struct Machine {
     pub cores: Members,
     /// Its capabilities (this dispatcher's: each has its own table).
     pub caps: atoll_caps::Table,
+    /// The program's entry point and arguments: where a dispatcher added
+    /// later (`Span`) starts.
+    pub entry: u64,
+    pub args: String,
 }
 
 pub enum Next {
@@ -327,6 +331,45 @@ pub struct Processes {
     /// process), and those made.
     pub revoke_calls: Vec<(Pid, CoreId, RevokeCaps)>,
     pub revoke_tickets: BTreeMap<Ticket, (Pid, CoreId, RevokeCaps)>,
+    /// Processes whose space is frozen here while a core joins them: their
+    /// changes wait (the call is made again once it thaws).
+    pub frozen: BTreeSet<Pid>,
+    /// `FreezeSpace` requests to answer once no change of the process from
+    /// this core is under way (the monitor's token).
+    pub freezing: Vec<(Pid, u32)>,
+    /// Spaces to take new holders in, once their replicas are idle here
+    /// (after a join, `SpaceGrown`).
+    pub regrowing: Vec<(Pid, Members)>,
+    /// Processes of this core that a core joins (`Span`), by process.
+    pub growing: BTreeMap<Pid, Growing>,
+    /// `FreezeSpace` calls for the monitor to make, and those made; the
+    /// `JoinProcess` calls of growing processes made.
+    pub freeze_calls: Vec<(Pid, CoreId, FreezeSpace)>,
+    pub freeze_tickets: BTreeMap<Ticket, (Pid, CoreId)>,
+    pub grow_tickets: BTreeMap<Ticket, Pid>,
+}
+
+/// A process of this core that core `core` joins (`Span`), as its home
+/// keeps it until the call returns.
+pub struct Growing {
+    pub core: CoreId,
+    /// The new dispatcher's index (the count before).
+    pub index: u16,
+    /// The cores it spans with the new one.
+    pub cores: Members,
+    /// The members that have not yet said their space is frozen.
+    pub waiting: Members,
+    pub stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Its members are freezing its space.
+    Freezing,
+    /// The new core was asked to join.
+    Joining,
+    /// It joined (the index), or could not; the call returns this.
+    Done(Result<u16, atoll_abi::Error>),
 }
 
 impl Processes {
@@ -369,7 +412,21 @@ impl Processes {
             revoking: BTreeMap::new(),
             revoke_calls: Vec::new(),
             revoke_tickets: BTreeMap::new(),
+            frozen: BTreeSet::new(),
+            freezing: Vec::new(),
+            regrowing: Vec::new(),
+            growing: BTreeMap::new(),
+            freeze_calls: Vec::new(),
+            freeze_tickets: BTreeMap::new(),
+            grow_tickets: BTreeMap::new(),
         }
+    }
+
+    /// Whether a change of `pid` proposed from this core is under way.
+    pub fn changing(&self, pid: Pid) -> bool {
+        self.changes
+            .range(u64::from(pid.0) << 32..=u64::from(pid.0) << 32 | u64::from(u32::MAX))
+            .any(|(_, change)| change.done.is_none())
     }
 
     /// Deletes every capability made from the one of id `id` in this
@@ -505,6 +562,12 @@ impl Processes {
             && self.homeless.is_empty()
             && self.revoke_calls.is_empty()
             && self.revoke_tickets.is_empty()
+            && self.freezing.is_empty()
+            && self.regrowing.is_empty()
+            && self.growing.is_empty()
+            && self.freeze_calls.is_empty()
+            && self.freeze_tickets.is_empty()
+            && self.grow_tickets.is_empty()
             && self.spanning.values().all(|spanning| !spanning.ended)
     }
 
@@ -658,6 +721,8 @@ pub fn load(
         cores: Members::new(),
         // Its capabilities once it has an id.
         caps: atoll_caps::Table::default(),
+        entry: image.entry,
+        args: String::from(args),
     };
     Ok((machine, pages.into_inner(), image.entry))
 }

@@ -88,8 +88,8 @@ pub enum Call {
     /// `dispatcher(dispatcher) -> core << 32 | index << 16 | count`: which
     /// of its process's dispatchers the capability `dispatcher` names (0
     /// on the process's home core), the core it runs on, and how many the
-    /// process has (one per core it spans). [`SELF_DISPATCHER`] names the
-    /// caller's.
+    /// process has (one per core it spans; for the caller's own process,
+    /// as many as it has now). [`SELF_DISPATCHER`] names the caller's.
     Dispatcher = 11,
     /// `space_hash(space) -> hash`: this core's replica of the address
     /// space `space` (the caller's own, with [`RIGHT_READ`]), hashed (its
@@ -178,10 +178,22 @@ pub enum Call {
     /// maps it. Frame capabilities stay on their core: they may be copied,
     /// granted and handed to processes there only.
     FrameAlloc = 29,
+    /// `span(core) -> cap`: adds a dispatcher on core `core` to the
+    /// caller's process (from its home dispatcher, 0; a process with
+    /// channels is refused: `BadArgument`). The new one is dispatcher
+    /// `count` (the count before), and starts at the program's entry with
+    /// its arguments, on the stack of that index, which the caller has
+    /// mapped (at least its top page, writable: `BadAddress` if not;
+    /// libatoll's `span` maps it). Every change of the space waits
+    /// meanwhile; the call returns once the core has joined and every core
+    /// of the process holds it, with the slot of a capability for the new
+    /// dispatcher. `NoSuchCore`: no running core of that number, or one the
+    /// process spans already.
+    Span = 30,
 }
 
 impl Call {
-    pub const ALL: [Call; 30] = [
+    pub const ALL: [Call; 31] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Null,
@@ -212,6 +224,7 @@ impl Call {
         Call::CapInfo,
         Call::Protect,
         Call::FrameAlloc,
+        Call::Span,
     ];
 
     pub fn from_number(number: u64) -> Option<Call> {

@@ -312,13 +312,9 @@ impl Monitor {
         answer: impl Into<Wire>,
         out: &mut Output,
     ) {
-        self.base.now = now;
-        let cx = &mut Cx {
-            base: &mut self.base,
-            out,
-        };
-        self.process.answer(cx, token, answer.into());
-        self.settle(out);
+        self.in_process(now, out, |process, cx| {
+            process.answer(cx, token, answer.into())
+        });
     }
 
     /// Opens the replicated address space of process `pid`, held by
@@ -332,26 +328,55 @@ impl Monitor {
         entries: &[(u64, atoll_replica::Mapping)],
         out: &mut Output,
     ) -> Result<(), process::SpaceError> {
+        self.in_process(now, out, |process, cx| {
+            process.spaces.open(cx, pid, holders, entries)
+        })
+    }
+
+    /// The pages `pid`'s space has committed here (`Spaces::entries`).
+    pub fn space_entries(
+        &self,
+        pid: u32,
+    ) -> Option<alloc::vec::Vec<(u64, atoll_replica::Mapping)>> {
+        self.process.spaces.entries(pid)
+    }
+
+    /// Makes `holders` the holders of `pid`'s space here, while no change
+    /// of it is under way anywhere (`Spaces::regrow`).
+    pub fn regrow_space(
+        &mut self,
+        now: u64,
+        pid: u32,
+        holders: Members,
+        out: &mut Output,
+    ) -> Result<(), process::SpaceError> {
+        self.in_process(now, out, |process, cx| {
+            process.spaces.regrow(cx, pid, holders)
+        })
+    }
+
+    /// Runs `act` on the `process` service at `now`, and settles what it
+    /// produced.
+    fn in_process<R>(
+        &mut self,
+        now: u64,
+        out: &mut Output,
+        act: impl FnOnce(&mut process::Process, &mut Cx<'_>) -> R,
+    ) -> R {
         self.base.now = now;
         let cx = &mut Cx {
             base: &mut self.base,
             out,
         };
-        let opened = self.process.spaces.open(cx, pid, holders, entries);
+        let result = act(&mut self.process, cx);
         self.settle(out);
-        opened
+        result
     }
 
     /// Sends `message` to `to`, needing no answer (the `process` service's
     /// notes between the cores of a process).
     pub fn send(&mut self, now: u64, to: CoreId, message: impl Into<Wire>, out: &mut Output) {
-        self.base.now = now;
-        let cx = &mut Cx {
-            base: &mut self.base,
-            out,
-        };
-        cx.send(to, message);
-        self.settle(out);
+        self.in_process(now, out, |_, cx| cx.send(to, message));
     }
 
     /// This core's replica of `pid`'s space, hashed, if it holds one.
@@ -382,14 +407,9 @@ impl Monitor {
         token: u64,
         out: &mut Output,
     ) -> Result<(), process::SpaceError> {
-        self.base.now = now;
-        let cx = &mut Cx {
-            base: &mut self.base,
-            out,
-        };
-        let proposed = self.process.spaces.propose(cx, pid, vaddr, change, token);
-        self.settle(out);
-        proposed
+        self.in_process(now, out, |process, cx| {
+            process.spaces.propose(cx, pid, vaddr, change, token)
+        })
     }
 
     /// Changes when heartbeats go and silence counts as a failure, on this

@@ -24,9 +24,10 @@ use atoll_caps::{Object, Sent, Unanswered};
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
     CHANNEL_FOUND, CHANNEL_NONE, CapsRevoked, ChannelClosed, ChannelFrame, ChannelGone,
-    ChildSpawned, DispatcherEnded, ENDED_NOT_LOADED, EndDispatcher, JOIN_FAILED, JOINED, Joined,
-    Killed, PageChange, ProcessGone, ProcessNote, ProcessRequest, Processes, ProgramEnded,
-    RevokeCaps, SPAWN_FAILED, SPAWNED, SpaceError, Spawned, StartProcess,
+    ChildSpawned, CoreSet, DispatcherEnded, ENDED_NOT_LOADED, EndDispatcher, FROZEN, JOIN_FAILED,
+    JOINED, JoinProcess, Joined, Killed, NOT_FROZEN, PAGE_ENTRY_BYTES, PAGES_BYTES, PageChange,
+    ProcessGone, ProcessNote, ProcessPages, ProcessRequest, Processes, ProgramEnded, RevokeCaps,
+    SPAWN_FAILED, SPAWNED, SpaceError, SpaceFrozen, SpaceGrown, Spawned, StartProcess, pack_pages,
 };
 use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
 use atoll_replica::Mapping;
@@ -35,7 +36,7 @@ use atoll_sched::{Exit, Owner, Pid, ProcessError};
 use super::{Core, Host, ticks};
 use crate::process::{
     self, ChangeKind, ChannelName, Machine, PAGE_EXECUTABLE, PAGE_WRITABLE, Report, Retiring,
-    start_of,
+    Stage, start_of,
 };
 use crate::programs::ended_of;
 use atoll_arch::{cpu, paging};
@@ -180,6 +181,23 @@ impl Host {
                 self.monitor
                     .process_answer(now, token, answer, &mut self.out);
             }
+            ProcessRequest::Freeze { pid } => {
+                let pid = Pid(pid);
+                let mut processes = core.processes.borrow_mut();
+                // A dispatcher of another core's process: it proposes no
+                // change from now on, and says so once none is under way.
+                if usize::from(pid.core()) != core.id && processes.table.machine(pid).is_some() {
+                    processes.frozen.insert(pid);
+                    processes.freezing.push((pid, token));
+                    return;
+                }
+                drop(processes);
+                let answer = SpaceFrozen {
+                    outcome: NOT_FROZEN,
+                };
+                self.monitor
+                    .process_answer(now, token, answer, &mut self.out);
+            }
             ProcessRequest::Revoke { id } => {
                 let count = core.processes.borrow_mut().revoke_here(core.local, id);
                 self.monitor
@@ -286,6 +304,15 @@ impl Host {
             ProcessNote::Closed { pid, address, used } => {
                 closed(core, &mut processes, Pid(pid), address, used);
             }
+            ProcessNote::Grown { pid, cores } => {
+                let pid = Pid(pid);
+                if let Some(machine) = processes.table.machine(pid) {
+                    machine.cores = cores;
+                    machine.dispatcher.1 = cores.len() as u16;
+                }
+                // It thaws once its replica takes the new holders in.
+                processes.regrowing.push((pid, cores));
+            }
             ProcessNote::Granted { pid, cap } => {
                 let taken = match Sent::decode(&cap) {
                     Some(sent) => processes.take_cap(Pid(pid), sent, None),
@@ -340,6 +367,7 @@ impl Host {
         // next step.
         let mut did = self.make_child_calls(core, now);
         did |= self.make_revoke_calls(core, now);
+        did |= self.grow_processes(core, now);
         did |= !to_open.is_empty()
             || !answers.is_empty()
             || !outbox.is_empty()
@@ -559,6 +587,27 @@ impl Host {
         }
         !done.is_empty()
     }
+}
+
+/// Process `pid` (of this core) spans `cores` from now on (its old ones,
+/// if a core did not join it): its home's dispatcher and every other core
+/// it spans take them in and thaw its space.
+fn thaw(core: &Core, processes: &mut process::Processes, pid: Pid, cores: Members) {
+    let me = CoreId(core.id as u16);
+    if let Some(machine) = processes.table.machine(pid) {
+        machine.cores = cores;
+        machine.dispatcher.1 = cores.len() as u16;
+    }
+    for member in cores.minus(Members::one(me)).iter() {
+        let grown = SpaceGrown {
+            pid: pid.0,
+            cores: CoreSet(cores),
+        };
+        processes.outbox.push((member, grown.into()));
+    }
+    processes.regrowing.push((pid, cores));
+    // The call made again finds its end.
+    processes.table.wake(pid);
 }
 
 /// `DispatcherEnded` for dispatcher `index` of `pid`, ended as `exit`.
@@ -878,6 +927,182 @@ impl Host {
         did
     }
 
+    /// Processes that a core joins (`Span`), step by step: the freezes of
+    /// their spaces asked and answered here and elsewhere; once all their
+    /// cores have frozen them and no change is under way, the new core
+    /// joins from the home's pages; once it has, every core takes it in as
+    /// a holder and thaws. Whether anything moved.
+    fn grow_processes(&mut self, core: &Core, now: u64) -> bool {
+        let mut processes = core.processes.borrow_mut();
+        let mut did = false;
+        // Members: answer the freezes once their own changes have ended.
+        let mut still = Vec::new();
+        for (pid, token) in core::mem::take(&mut processes.freezing) {
+            match processes.changing(pid) {
+                true => still.push((pid, token)),
+                false => {
+                    did = true;
+                    let frozen = SpaceFrozen { outcome: FROZEN };
+                    processes.answers.push((token, frozen.into()));
+                }
+            }
+        }
+        processes.freezing = still;
+        // Every core: take the new holders in once the replica is idle,
+        // then thaw.
+        let mut still = Vec::new();
+        for (pid, cores) in core::mem::take(&mut processes.regrowing) {
+            match self.monitor.regrow_space(now, pid.0, cores, &mut self.out) {
+                Err(SpaceError::Busy) => still.push((pid, cores)),
+                _ => {
+                    did = true;
+                    processes.frozen.remove(&pid);
+                    processes.table.wake(pid);
+                }
+            }
+        }
+        processes.regrowing = still;
+        // The home: its calls, and their answers.
+        for (pid, at, ask) in core::mem::take(&mut processes.freeze_calls) {
+            did = true;
+            let ticket = self
+                .monitor
+                .call(now, at, ask, ticks(JOIN_TIMEOUT_MS), &mut self.out);
+            processes.freeze_tickets.insert(ticket, (pid, at));
+        }
+        let mut frozen = Vec::new();
+        let mut joined = Vec::new();
+        self.mailbox.retain(|(ticket, result)| {
+            if let Some(answer) = processes.freeze_tickets.remove(ticket) {
+                let ok = result
+                    .clone()
+                    .ok()
+                    .and_then(|wire| wire.take::<SpaceFrozen>())
+                    .is_some_and(|answer| answer.outcome == FROZEN);
+                frozen.push((answer, ok));
+                return false;
+            }
+            if let Some(pid) = processes.grow_tickets.remove(ticket) {
+                let ok = result
+                    .clone()
+                    .ok()
+                    .and_then(|wire| wire.take::<Joined>())
+                    .is_some_and(|answer| answer.outcome == JOINED);
+                joined.push((pid, ok));
+                return false;
+            }
+            true
+        });
+        did |= !frozen.is_empty() || !joined.is_empty();
+        for ((pid, at), ok) in frozen {
+            let Some(growing) = processes.growing.get_mut(&pid) else {
+                continue;
+            };
+            growing.waiting.remove(at);
+            if !ok && growing.stage == Stage::Freezing {
+                // A core of the process did not freeze it (it stopped, and
+                // the process ends with it): it does not grow.
+                growing.stage = Stage::Done(Err(atoll_abi::Error::NoSuchCore));
+                let old = growing.cores.minus(Members::one(growing.core));
+                thaw(core, &mut processes, pid, old);
+            }
+        }
+        // Frozen everywhere, nothing under way here: the new core joins.
+        let ready: Vec<Pid> = processes
+            .growing
+            .iter()
+            .filter(|(pid, growing)| {
+                growing.stage == Stage::Freezing
+                    && growing.waiting.is_empty()
+                    && !processes.changing(**pid)
+            })
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in ready {
+            did = true;
+            let joining = self.monitor.space_entries(pid.0).and_then(|pages| {
+                let name = processes
+                    .table
+                    .list()
+                    .into_iter()
+                    .find(|info| info.pid == pid)?
+                    .name;
+                let machine = processes.table.machine(pid)?;
+                Some((pages, name, machine.entry, machine.args.clone()))
+            });
+            let growing = processes.growing.get_mut(&pid).expect("listed above");
+            let Some((pages, name, entry, args)) = joining else {
+                growing.stage = Stage::Done(Err(atoll_abi::Error::NotLoaded));
+                let old = growing.cores.minus(Members::one(growing.core));
+                thaw(core, &mut processes, pid, old);
+                continue;
+            };
+            growing.stage = Stage::Joining;
+            let (at, index, cores) = (growing.core, growing.index, growing.cores);
+            let entries: Vec<(u64, u64, u64)> = pages
+                .iter()
+                .map(|(page, mapping)| (*page, mapping.paddr, mapping.flags))
+                .collect();
+            // The pages first, then the request, on the same link.
+            for batch in entries.chunks(PAGES_BYTES / PAGE_ENTRY_BYTES) {
+                let pages = pack_pages(batch).expect("a batch fits a message");
+                let message = ProcessPages { pid: pid.0, pages };
+                self.monitor.send(now, at, message, &mut self.out);
+            }
+            let (Some(name), Some(args)) =
+                (Bytes::new(name.as_bytes()), Bytes::new(args.as_bytes()))
+            else {
+                unreachable!("a running program's name and arguments were checked at its spawn");
+            };
+            let join = JoinProcess {
+                pid: pid.0,
+                index,
+                cores: CoreSet(cores),
+                entry,
+                name,
+                args,
+            };
+            let ticket = self
+                .monitor
+                .call(now, at, join, ticks(JOIN_TIMEOUT_MS), &mut self.out);
+            processes.grow_tickets.insert(ticket, pid);
+        }
+        for (pid, ok) in joined {
+            let Some(growing) = processes.growing.get_mut(&pid) else {
+                continue;
+            };
+            let (at, index, cores) = (growing.core, growing.index, growing.cores);
+            if !ok {
+                println!(
+                    "atoll: core {}: process {pid}: core {} did not join it",
+                    core.id, at.0
+                );
+                growing.stage = Stage::Done(Err(atoll_abi::Error::NotLoaded));
+                // It may have joined after all, its answer lost.
+                processes
+                    .outbox
+                    .push((at, EndDispatcher { pid: pid.0 }.into()));
+                thaw(core, &mut processes, pid, cores.minus(Members::one(at)));
+                continue;
+            }
+            growing.stage = Stage::Done(Ok(index));
+            let spanning = processes.spanning.entry(pid).or_insert(process::Spanning {
+                members: Members::new(),
+                joining: Members::new(),
+                running: Members::new(),
+                ended: false,
+                spawned_answer: None,
+            });
+            spanning.members.insert(at);
+            spanning.running.insert(at);
+            processes
+                .outbox
+                .push((at, StartProcess { pid: pid.0 }.into()));
+            thaw(core, &mut processes, pid, cores);
+        }
+        did
+    }
+
     /// The answers to this core's `ChannelConnect` calls: with the frame,
     /// the caller's map of it is proposed; without, its change ends
     /// refused. Whether any came.
@@ -1060,6 +1285,8 @@ fn join(
         dispatcher: (index, count),
         cores,
         caps: atoll_caps::Table::starting(&mut processes.cap_ids, pid.0, dispatcher),
+        entry,
+        args: String::from(args),
     };
     let owner = Owner::Kernel(Report::Home {
         home: home.0,

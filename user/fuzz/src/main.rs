@@ -105,6 +105,7 @@ fn allowed(number: u64, arguments: [u64; 6], answer: u64, here: u32) -> bool {
             | Call::SkbQuery
             | Call::CapReceive
             | Call::FrameAlloc
+            | Call::Span
     );
     if takes_capability && refuses_capability(error) {
         return true;
@@ -187,6 +188,12 @@ fn allowed(number: u64, arguments: [u64; 6], answer: u64, here: u32) -> bool {
             (CAP_SPACE..=CAP_FRAME).contains(&(answer >> 32))
                 && answer & u64::from(u32::MAX) & !RIGHTS_ALL == 0
         }
+        // It maps no stack for a second dispatcher: a span of it is
+        // refused, whatever the core.
+        (
+            Call::Span,
+            Some(Error::BadAddress | Error::NoSuchCore | Error::BadArgument | Error::TableFull),
+        ) => true,
         (Call::FrameAlloc, None) => slot(answer),
         (Call::FrameAlloc, Some(Error::TableFull | Error::NoMemory)) => true,
         _ => false,

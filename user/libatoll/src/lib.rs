@@ -18,7 +18,7 @@ pub use atoll_abi::{
     ExitRecord, FAULTED, HANDED, KILLED, MAP_WRITABLE, MAX_ARGS, MAX_CAPS, MAX_DEPTH, MAX_NAME,
     MAX_QUERY, MAX_WRITE, NO_CAP, RIGHT_CONNECT, RIGHT_COPY, RIGHT_KILL, RIGHT_MAP, RIGHT_NOTIFY,
     RIGHT_READ, RIGHT_WAIT, RIGHT_WRITE, RIGHTS_ALL, SELF_DISPATCHER, SELF_PROCESS, SELF_SPACE,
-    STACK_TOP, USER_END, USER_START,
+    STACK_PAGES, STACK_TOP, USER_END, USER_START,
 };
 
 pub mod channel;
@@ -163,6 +163,30 @@ pub fn dispatcher() -> (u16, u16) {
     let (_, index, count) = dispatcher_of(SELF_DISPATCHER)
         .expect("the dispatcher's own capability is in SELF_DISPATCHER");
     (index, count)
+}
+
+/// Adds a dispatcher on core `core` to this process (call it from the home
+/// dispatcher, 0): maps the new dispatcher's stack, then asks the kernel,
+/// which returns once every core of the process holds the new one. It
+/// starts at the program's entry with the same arguments, as dispatcher
+/// `count` (the count before); the capability for it.
+pub fn span(core: u32) -> Result<Cap, Error> {
+    let (_, count) = dispatcher();
+    let top = STACK_TOP - u64::from(count) * (STACK_PAGES + 1) * 4096;
+    let pages = (1..=STACK_PAGES).map(|page| top - page * 4096);
+    for page in pages.clone() {
+        block_on(map(page, true)?)?;
+    }
+    let spanned = answer(enter(Call::Span as u64, [u64::from(core), 0, 0, 0, 0, 0]));
+    if spanned.is_err() {
+        // The stack is no use now.
+        for page in pages {
+            if let Ok(change) = unmap(page) {
+                let _ = block_on(change);
+            }
+        }
+    }
+    spanned
 }
 
 /// The dispatcher the capability `dispatcher` names: the core it runs on,

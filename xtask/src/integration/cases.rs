@@ -508,7 +508,7 @@ fn iso_boot(context: &mut TestContext, firmware: IsoFirmware) -> Result<(), Stri
 /// QEMU says every command succeeded, the kernel ran as many as `script` has,
 /// and no core panicked.
 /// The boot line that names the programs under `user/`.
-pub(super) const PROGRAMS_LINE: &str = "atoll: programs: badcall capcheck crash family fuzz heapcheck hello maplat mapreduce memstress nullcall pingpong protect spin sysinfo ticker true";
+pub(super) const PROGRAMS_LINE: &str = "atoll: programs: badcall capcheck crash family fuzz grow heapcheck hello maplat mapreduce memstress nullcall pingpong protect spin sysinfo ticker true";
 
 pub(super) fn expect_success(run: &ExecRun, script: &str) -> Result<(), String> {
     expect_no_panic(&run.serial)?;

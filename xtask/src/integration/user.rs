@@ -33,6 +33,10 @@ pub fn tests() -> Vec<QemuTest> {
             "a_revocation_waits_for_a_core_that_stops_mid_revocation_until_the_view_leaves_it_out",
             revocation_outlasts_a_stopped_core,
         ),
+        QemuTest::new(
+            "a_process_that_a_stopped_core_cannot_join_stays_as_it_was_and_grows_later",
+            growth_survives_a_core_that_never_joins,
+        ),
     ])
     .chain(PROCESS_CORES.map(|cores| {
         QemuTest::new(
@@ -198,6 +202,41 @@ fn revocation_outlasts_a_stopped_core(context: &mut TestContext) -> Result<(), S
     expect_line(serial, "ps: 0 processes, 0 dispatchers, on 3 cores")
 }
 
+/// `grow`, started on core 0, adds a dispatcher on core 1, then asks core
+/// 3, which has stopped silently (`hang`) and is still in the view (the
+/// detector is set to 8 s): core 3 never answers the join, the span fails
+/// (`NotLoaded`) after the call's timeout, and the process, thawed on
+/// cores 0 and 1, ends there with every frame back. Once the view has
+/// left core 3 out, `grow` adds cores 1 and 2.
+fn growth_survives_a_core_that_never_joins(context: &mut TestContext) -> Result<(), String> {
+    let script = "mem; view detector 8000; hang 3; run grow 1 3; ps; ps; mem; run grow 1 2";
+    let run = context.exec(4, script)?;
+    super::cases::expect_success(&run, script)?;
+    let serial = &run.serial;
+    expect_line(
+        serial,
+        "atoll: core 0: process 1024: core 3 did not join it",
+    )?;
+    expect_line(
+        serial,
+        "grow: span 3: Err(NotLoaded), not dispatcher 2 there",
+    )?;
+    expect_line(serial, "run grow: process 1024 exited with status 1")?;
+    let (before, after) = (
+        free_frames_or_gone(serial, 0, 4)?,
+        free_frames_or_gone(serial, 1, 4)?,
+    );
+    if after[..3] != before[..3] {
+        return Err(format!(
+            "after the failed growth, free frames per core are {after:?}, before {before:?}: cores 0 to 2 should have all theirs back"
+        ));
+    }
+    expect_line(
+        serial,
+        "grow: 3 dispatchers, 2 added while it ran: each read the page mapped before it came (0 wrong) and mapped its own; replicas agree: true",
+    )
+}
+
 /// As [`free_frames`], with `None` for a core that does not report (`-`:
 /// it stopped).
 fn free_frames_or_gone(
@@ -284,6 +323,10 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
         .map(|core| core.to_string())
         .collect::<Vec<_>>()
         .join(",");
+    let others = (1..cores)
+        .map(|core| core.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
     // A spanning process's frames go back after messages between its
     // cores: two round trips to every core (`ps` asks each) see them all
     // handled.
@@ -296,7 +339,8 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
          run pingpong --cores {last} ping {server_core} 1000; \
          run hello --cores {last} one two; run sysinfo --cores {last}; run family --cores {last}; \
          run crash --cores {last}; run crash --cores {last} illegal; run crash --cores {last} protection; \
-         run capcheck --cores 0; run protect --cores {all}; run fuzz --cores {last}; run memstress --cores {last}; run mapreduce --cores {all}; \
+         run capcheck --cores 0; run protect --cores {all}; run grow --cores 0 {others}; \
+         run fuzz --cores {last}; run memstress --cores {last}; run mapreduce --cores {all}; \
          run memstress --cores {all} 20; run heapcheck --cores {last}; run heapcheck --cores {all}; \
          {settle}mem; run nosuch --cores {last}; vm map {last} 1",
         each(&|core| format!("spawn spin --cores {core}")),
@@ -465,6 +509,16 @@ fn processes_at(context: &mut TestContext, cores: usize) -> Result<(), String> {
             "protect's write to the read-only page did not fault on core {last} at {word:#x}"
         ));
     }
+    // Started on core 0, it adds a dispatcher on every other core while it
+    // runs: each finds the page mapped before it came, and maps one of its
+    // own that every core agrees to.
+    expect_line(
+        serial,
+        &format!(
+            "grow: {cores} dispatchers, {} added while it ran: each read the page mapped before it came (0 wrong) and mapped its own; replicas agree: true",
+            cores - 1
+        ),
+    )?;
     let lines: Vec<&str> = protocol::lines(serial).collect();
     let at = |wanted: &str| lines.iter().position(|line| *line == wanted);
     match (at("ticker b: 0"), at("ticker a: 4")) {
@@ -653,7 +707,7 @@ fn programs_checked_and_bad_calls_refused(context: &mut TestContext) -> Result<(
     super::cases::expect_success(&run, script)?;
     expect_line(&run.serial, super::cases::PROGRAMS_LINE)?;
     expect_line(&run.serial, "atoll: user space: ring 3, with SMEP and SMAP")?;
-    expect_line(&run.serial, "programs: 17 in the boot image")?;
+    expect_line(&run.serial, "programs: 18 in the boot image")?;
     let hello = protocol::lines(&run.serial)
         .find_map(|line| line.strip_prefix("  hello: "))
         .ok_or("no `hello` line")?;

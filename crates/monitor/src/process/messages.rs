@@ -53,6 +53,12 @@ pub const CHANNEL_FOUND: u8 = 0;
 /// No such channel, or it has its other end already.
 pub const CHANNEL_NONE: u8 = 1;
 
+/// `SpaceFrozen::outcome`: the core proposes no change of the space until
+/// it hears `SpaceGrown`, and has none under way.
+pub const FROZEN: u8 = 0;
+/// It holds no dispatcher of that process.
+pub const NOT_FROZEN: u8 = 1;
+
 /// `Killed::outcome`: it was killed.
 pub const KILLED: u8 = 0;
 /// The core has no such process.
@@ -187,6 +193,16 @@ atoll_iface::interface! {
         /// lineage holds it) in every process of the receiving core, and
         /// refuse any that arrives later; say how many were deleted.
         RevokeCaps { id: u64 } -> CapsRevoked { count: u32 }
+        /// From its home core, before a core joins process `pid`: propose
+        /// no change of its space from now on, and answer once none of
+        /// this core's is under way.
+        FreezeSpace { pid: u32 } -> SpaceFrozen {
+            /// `FROZEN` or `NOT_FROZEN`.
+            outcome: u8
+        }
+        /// From its home core: process `pid` spans `cores` now (its space's
+        /// holders); propose changes again.
+        SpaceGrown { pid: u32, cores: CoreSet }
     }
 }
 
@@ -313,6 +329,9 @@ pub enum ProcessRequest {
     /// Delete the capabilities made from id `id`; answer
     /// [`CapsRevoked`].
     Revoke { id: u64 },
+    /// Freeze `pid`'s space here; answer [`SpaceFrozen`] once no change of
+    /// it from this core is under way.
+    Freeze { pid: u32 },
     /// Process `by` of core `from` connects to `pid`'s channel at
     /// `address`; answer [`ChannelFrame`].
     Connect {
@@ -359,6 +378,8 @@ pub enum ProcessNote {
     ChildEnded { parent: u32, ended: ProgramEnded },
     /// `CapGranted`: the capability as sent.
     Granted { pid: u32, cap: Vec<u8> },
+    /// `SpaceGrown`.
+    Grown { pid: u32, cores: Members },
 }
 
 /// `pages` packed for `ProcessPages` (at most `PAGES_BYTES /

@@ -142,6 +142,13 @@ impl Service for Process {
                 }));
             }
             ProcessMessage::RevokeCaps(RevokeCaps { id }) => ProcessRequest::Revoke { id },
+            ProcessMessage::FreezeSpace(FreezeSpace { pid }) => ProcessRequest::Freeze { pid },
+            ProcessMessage::SpaceGrown(SpaceGrown { pid, cores }) => {
+                return cx.defer(Deferred::ProcessNote(ProcessNote::Grown {
+                    pid,
+                    cores: cores.0,
+                }));
+            }
             ProcessMessage::ChildEnded(message) => {
                 return cx.defer(Deferred::ProcessNote(ProcessNote::ChildEnded {
                     parent: message.parent,
@@ -178,7 +185,8 @@ impl Service for Process {
             | ProcessMessage::Joined(_)
             | ProcessMessage::ChannelFrame(_)
             | ProcessMessage::ChildSpawned(_)
-            | ProcessMessage::CapsRevoked(_) => return,
+            | ProcessMessage::CapsRevoked(_)
+            | ProcessMessage::SpaceFrozen(_) => return,
         };
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);

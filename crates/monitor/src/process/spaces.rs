@@ -105,14 +105,7 @@ impl Spaces {
             holders,
             tokens: BTreeMap::new(),
         };
-        // Holders that are not members now are down to its protocols.
-        let outside: Vec<CoreId> = holders
-            .iter()
-            .filter(|&core| !cx.base.is_member(core))
-            .collect();
-        for core in outside {
-            opened.input(cx, pid, Input::CoreDown(core));
-        }
+        opened.down_outside(cx, pid);
         self.spaces.insert(pid, opened);
         Ok(())
     }
@@ -185,6 +178,43 @@ impl Spaces {
         }
     }
 
+    /// The pages `pid`'s space has committed on this core, if it holds it:
+    /// what a core that joins the space starts from (taken while no change
+    /// of it is under way on any holder).
+    pub fn entries(&self, pid: u32) -> Option<Vec<(u64, Mapping)>> {
+        use atoll_replica::Replica;
+        let space = self.spaces.get(&pid)?;
+        let entries = space.replicator.replica().entries();
+        Some(
+            entries
+                .iter()
+                .filter_map(|entry| Some((entry.vaddr, entry.committed?)))
+                .collect(),
+        )
+    }
+
+    /// Makes `holders` the holders of `pid`'s space (a core joined it): the
+    /// changes proposed from now on reach them all. Only while no change of
+    /// the space is under way on any holder (they froze it): a round in
+    /// flight keeps the holders it started with, and would ask a core that
+    /// never saw it.
+    pub fn regrow(
+        &mut self,
+        cx: &mut Cx<'_>,
+        pid: u32,
+        holders: Members,
+    ) -> Result<(), SpaceError> {
+        let entry = self.spaces.get_mut(&pid).ok_or(SpaceError::NoSuchSpace)?;
+        if !entry.replicator.is_idle() {
+            return Err(SpaceError::Busy);
+        }
+        let holder_list: Vec<CoreId> = holders.iter().collect();
+        entry.replicator.add_space(space(pid), &holder_list);
+        entry.holders = holders;
+        entry.down_outside(cx, pid);
+        Ok(())
+    }
+
     /// This core's replica of `pid`'s space, hashed, if it holds one.
     pub fn hash(&self, pid: u32) -> Option<u64> {
         use atoll_replica::Replica;
@@ -222,6 +252,18 @@ impl Spaces {
 }
 
 impl Space {
+    /// Holders that are not members now are down to its protocols.
+    fn down_outside(&mut self, cx: &mut Cx<'_>, pid: u32) {
+        let outside: Vec<CoreId> = self
+            .holders
+            .iter()
+            .filter(|&core| !cx.base.is_member(core))
+            .collect();
+        for core in outside {
+            self.input(cx, pid, Input::CoreDown(core));
+        }
+    }
+
     fn input(&mut self, cx: &mut Cx<'_>, pid: u32, input: Input) {
         let mut actions = Actions::default();
         self.replicator.handle(input, &mut actions);

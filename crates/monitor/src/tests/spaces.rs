@@ -367,3 +367,69 @@ fn a_core_asked_to_join_a_process_has_its_host_join_it_with_the_pages_sent_befor
         "{on_2:?}"
     );
 }
+
+#[test]
+fn a_core_that_joins_a_quiet_space_starts_from_its_pages_and_takes_part_in_every_change_after() {
+    let mut net = Net::new(3);
+    open(&mut net, &[0, 1]);
+    let second = PAGE + 4096;
+    propose(&mut net, 0, second, Some(mapping(0x2000)), 1);
+    // Core 2 joins from core 0's pages; then the holders take it in.
+    let entries = net.monitors[0].space_entries(PID).unwrap();
+    assert_eq!(
+        entries,
+        [(PAGE, mapping(0x1000)), (second, mapping(0x2000))]
+    );
+    let all: Members = (0..3).map(CoreId).collect();
+    let mut out = Output::default();
+    net.monitors[2]
+        .open_space(net.now, PID, all, &entries, &mut out)
+        .unwrap();
+    net.absorb(CoreId(2), out);
+    for core in 0..2 {
+        let mut out = Output::default();
+        assert_eq!(
+            net.monitors[core].regrow_space(net.now, PID, all, &mut out),
+            Ok(())
+        );
+        net.absorb(CoreId(core as u16), out);
+    }
+    assert_eq!(
+        net.monitors[2].space_entries(PID + 1),
+        None,
+        "no such space"
+    );
+    // A change from a member is agreed by all three, the newcomer too.
+    let third = PAGE + 2 * 4096;
+    propose(&mut net, 1, third, Some(mapping(0x3000)), 2);
+    assert!(
+        matches!(net.changes[1], (CoreId(1), 2, Completion::Committed { report, .. }) if report.acked == 3),
+        "{:?}",
+        net.changes
+    );
+    let hashes: Vec<u64> = (0..3)
+        .map(|core| net.monitors[core].space_hash(PID).unwrap())
+        .collect();
+    assert!(
+        hashes.windows(2).all(|pair| pair[0] == pair[1]),
+        "{hashes:?}"
+    );
+    // A space with a change under way does not regrow.
+    let mut out = Output::default();
+    net.monitors[0]
+        .propose_change(
+            net.now,
+            PID,
+            PAGE + 3 * 4096,
+            PageChange::Map(mapping(0x4000)),
+            3,
+            &mut out,
+        )
+        .unwrap();
+    net.absorb(CoreId(0), out);
+    let mut out = Output::default();
+    assert_eq!(
+        net.monitors[0].regrow_space(net.now, PID, all, &mut out),
+        Err(SpaceError::Busy)
+    );
+}
