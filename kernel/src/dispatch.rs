@@ -1344,6 +1344,8 @@ fn poll(core: &Core, me: Pid, token: u64) -> Result<u64, Error> {
     }
 }
 
+/// Waits until one of the caller's changes has ended, or a process it has
+/// a channel with notifies it (an executor's futures wait on both).
 fn wait_event(core: &Core, me: Pid) -> Result<Waited, Error> {
     let mut processes = core.processes.borrow_mut();
     let mut mine = processes
@@ -1351,11 +1353,22 @@ fn wait_event(core: &Core, me: Pid) -> Result<Waited, Error> {
         .range(u64::from(me.0) << 32..=u64::from(me.0) << 32 | u64::from(u32::MAX))
         .map(|(_, change)| change.done.is_some())
         .peekable();
-    if mine.peek().is_none() {
-        return Err(Error::NoSuchToken);
-    }
-    if mine.any(|done| done) {
+    let changing = mine.peek().is_some();
+    if mine.any(|done| done) || processes.notified.remove(&me) {
         return Ok(Waited::Written);
+    }
+    let has_channel = processes
+        .channels
+        .range((me, 0)..=(me, u64::MAX))
+        .next()
+        .is_some()
+        || processes
+            .connections
+            .range((me, 0)..=(me, u64::MAX))
+            .next()
+            .is_some();
+    if !changing && !has_channel {
+        return Err(Error::NoSuchToken);
     }
     processes.table.block(me);
     Ok(Waited::Blocked)

@@ -83,7 +83,10 @@ pub enum Call {
     /// spent), or `Pending`.
     Poll = 9,
     /// `wait_event() -> 0`: waits until one of the caller's changes has
-    /// ended and is not yet polled (at once if one has).
+    /// ended and is not yet polled, or a process it has a channel with
+    /// notifies it (at once if either has happened); `NoSuchToken` if it
+    /// has no change under way and no channel. An executor sleeps here for
+    /// all its futures.
     WaitEvent = 10,
     /// `dispatcher(dispatcher) -> core << 32 | index << 16 | count`: which
     /// of its process's dispatchers the capability `dispatcher` names (0

@@ -138,7 +138,9 @@ fn tell(channel: &mut Channel, text: &str) -> Checked<()> {
 
 /// The next message's text.
 fn hear(channel: &mut Channel, after: &str) -> Checked<String> {
-    match channel.recv() {
+    // The executor's way: the future sleeps in `WaitEvent` until the other
+    // end notifies it.
+    match block_on(channel.recv()) {
         Some(payload) => Ok(String::from(said(&payload))),
         None => Err(format!("the other end left after {after:?}")),
     }

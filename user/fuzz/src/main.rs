@@ -45,13 +45,14 @@ const EDGES: [(u64, u64); 8] = [
 const NOWHERE: &str = "fuzz-nowhere";
 
 /// The known call a roll picks: any of the ABI's (so a new one is fuzzed
-/// too) but `Exit`, which would end the fuzzer, and `WaitNotify`, which
-/// would wait for ever (nobody notifies it): `Null` stands in for those.
+/// too) but `Exit`, which would end the fuzzer, and `WaitNotify` and
+/// `WaitEvent`, which would wait for ever once it has a channel (nobody
+/// notifies it): `Null` stands in for those.
 /// (A `Kill` by a capability for itself is replaced by `Null` too, once
 /// its arguments are drawn.)
 fn known(roll: u64) -> Call {
     match Call::ALL[(roll % Call::ALL.len() as u64) as usize] {
-        Call::Exit | Call::WaitNotify => Call::Null,
+        Call::Exit | Call::WaitNotify | Call::WaitEvent => Call::Null,
         call => call,
     }
 }
@@ -232,11 +233,13 @@ fn main() -> u64 {
     let started = libatoll::cycles();
     for _ in 0..calls {
         let (number, arguments) = if next() & 1 == 0 {
-            let number = match next() {
-                number if number == Call::Exit as u64 || number == Call::WaitNotify as u64 => {
-                    Call::Null as u64
-                }
-                number => number,
+            // Any number; one that names a known call is that call, and
+            // the waits and `Exit` are left out as `known` leaves them.
+            let number = next();
+            let number = match Call::from_number(number) {
+                // Its number indexes `Call::ALL`: the same call, or `Null`.
+                Some(call) => known(call as u64) as u64,
+                None => number,
             };
             (number, [next(), next(), next(), next(), next(), next()])
         } else {

@@ -151,8 +151,9 @@ impl Channel {
 
     /// The next message: polls for a while, then sleeps in the kernel until
     /// the other end wakes it; `None` once the other end has ended and
-    /// everything it sent is taken.
-    pub fn recv(&mut self) -> Option<Payload> {
+    /// everything it sent is taken. (As [`recv`](Self::recv) without an
+    /// executor, and with no system call on the way to sleep but the wait.)
+    pub fn recv_blocking(&mut self) -> Option<Payload> {
         loop {
             for _ in 0..SPIN_POLLS {
                 if let Some(payload) = self.receiver.try_recv() {
@@ -169,6 +170,59 @@ impl Channel {
                 syscall(Call::WaitNotify, [0; 4]);
             }
             self.receiver.woken();
+        }
+    }
+}
+
+impl Channel {
+    /// The next message as a future, for an executor (`recv().await`, or
+    /// [`block_on`](crate::block_on)):
+    /// ready with it, or with `None` once the other end has ended and
+    /// everything it sent is taken. While it is pending, its end has
+    /// announced on the ring that it sleeps, so the other end notifies it,
+    /// and the executor sleeps in `WaitEvent`, which a notification ends as
+    /// a change's end does.
+    pub fn recv(&mut self) -> Recv<'_> {
+        Recv {
+            channel: self,
+            sleeping: false,
+        }
+    }
+}
+
+/// [`Channel::recv`]'s future.
+pub struct Recv<'a> {
+    channel: &'a mut Channel,
+    /// Whether it announced that it sleeps (withdrawn when polled again).
+    sleeping: bool,
+}
+
+impl core::future::Future for Recv<'_> {
+    type Output = Option<Payload>;
+
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        _context: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Self::Output> {
+        use core::task::Poll;
+        if core::mem::take(&mut self.sleeping) {
+            self.channel.receiver.woken();
+        }
+        loop {
+            for _ in 0..SPIN_POLLS {
+                if let Some(payload) = self.channel.receiver.try_recv() {
+                    return Poll::Ready(Some(payload));
+                }
+                core::hint::spin_loop();
+            }
+            if !self.channel.other_end() {
+                return Poll::Ready(self.channel.receiver.try_recv());
+            }
+            // A message that came while it announced is taken at once.
+            if self.channel.receiver.prepare_to_sleep() {
+                self.sleeping = true;
+                return Poll::Pending;
+            }
         }
     }
 }

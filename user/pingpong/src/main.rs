@@ -124,7 +124,7 @@ fn serve(limit: Option<u64>) -> u64 {
             println!("pingpong: leaving after {echoed} round trips");
             return 0;
         }
-        let Some(payload) = channel.recv() else {
+        let Some(payload) = channel.recv_blocking() else {
             println!("pingpong: the other end left after {echoed} round trips");
             return 0;
         };
@@ -214,7 +214,7 @@ fn ping(core: u32, rounds: usize, ending: Ending) -> u64 {
     for round in 0..rounds {
         let start = cycles();
         let echo = match channel.send(&message(round)) {
-            Ok(()) => channel.recv(),
+            Ok(()) => channel.recv_blocking(),
             Err(_) => None,
         };
         let Some(echo) = echo else {
