@@ -409,7 +409,7 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
     let call = Call::from_number(frame.rax);
     if matches!(call, Some(Call::Map | Call::Unmap | Call::Protect)) {
         let mut processes = core.processes.borrow_mut();
-        if processes.frozen.contains(&me) {
+        if processes.frozen.contains_key(&me) {
             // A core is joining the process: its changes wait until every
             // core holds it (the call is made again then).
             processes.table.block(me);
@@ -457,7 +457,13 @@ pub fn handle(frame: &mut SyscallFrame) -> Resume {
         Some(Call::Wait) => match process_cap(core, me, frame.rdi, RIGHT_WAIT)
             .and_then(|child| wait(core, me, child, frame.rsi))
         {
-            Ok(Waited::Written) => Ok(0),
+            Ok(Waited::Written) => {
+                // The child is forgotten, and so is the capability waited
+                // by: it names nothing now.
+                let mut processes = core.processes.borrow_mut();
+                let _ = caps_of(&mut processes.table, me).delete(frame.rdi);
+                Ok(0)
+            }
             Ok(Waited::Blocked) => return Resume::Block,
             Err(error) => Err(error),
         },
@@ -1018,6 +1024,7 @@ fn span(core: &Core, me: Pid, target: u64) -> Result<Option<u64>, Error> {
         .machine(me)
         .expect("the running process has its machine");
     let ((index, count), cores, args) = (machine.dispatcher, machine.cores, machine.args.clone());
+    // A channel made or joined, or one on its way (its change under way).
     let has_channels = processes
         .channels
         .range((me, 0)..=(me, u64::MAX))
@@ -1027,7 +1034,14 @@ fn span(core: &Core, me: Pid, target: u64) -> Result<Option<u64>, Error> {
             .connections
             .range((me, 0)..=(me, u64::MAX))
             .next()
-            .is_some();
+            .is_some()
+        || processes.changes.values().any(|change| {
+            change.pid == me
+                && matches!(
+                    change.kind,
+                    ChangeKind::Channel { .. } | ChangeKind::Connect { .. }
+                )
+        });
     // Its home dispatcher grows it; channels join processes on one core.
     if index != 0 || usize::from(me.core()) != core.id || has_channels {
         return Err(Error::BadArgument);
@@ -1060,10 +1074,13 @@ fn span(core: &Core, me: Pid, target: u64) -> Result<Option<u64>, Error> {
             .freeze_calls
             .push((me, member, FreezeSpace { pid: me.0 }));
     }
-    processes.frozen.insert(me);
+    processes.freeze(me);
+    processes.growth = processes.growth.wrapping_add(1);
+    let growth = processes.growth;
     processes.growing.insert(
         me,
         Growing {
+            growth,
             core: at,
             index: count,
             cores: grown,

@@ -331,9 +331,14 @@ pub struct Processes {
     /// process), and those made.
     pub revoke_calls: Vec<(Pid, CoreId, RevokeCaps)>,
     pub revoke_tickets: BTreeMap<Ticket, (Pid, CoreId, RevokeCaps)>,
-    /// Processes whose space is frozen here while a core joins them: their
-    /// changes wait (the call is made again once it thaws).
-    pub frozen: BTreeSet<Pid>,
+    /// Processes whose space is frozen here while a core joins them, with
+    /// how many freezes have not thawed yet (a late thaw of an earlier
+    /// growth must not thaw the next one): their changes wait (the call is
+    /// made again once it thaws).
+    pub frozen: BTreeMap<Pid, u32>,
+    /// The count each growth's calls carry, so that a late answer of an
+    /// earlier one does not count for the next.
+    pub growth: u32,
     /// `FreezeSpace` requests to answer once no change of the process from
     /// this core is under way (the monitor's token).
     pub freezing: Vec<(Pid, u32)>,
@@ -345,13 +350,15 @@ pub struct Processes {
     /// `FreezeSpace` calls for the monitor to make, and those made; the
     /// `JoinProcess` calls of growing processes made.
     pub freeze_calls: Vec<(Pid, CoreId, FreezeSpace)>,
-    pub freeze_tickets: BTreeMap<Ticket, (Pid, CoreId)>,
-    pub grow_tickets: BTreeMap<Ticket, Pid>,
+    pub freeze_tickets: BTreeMap<Ticket, (Pid, CoreId, u32)>,
+    pub grow_tickets: BTreeMap<Ticket, (Pid, u32)>,
 }
 
 /// A process of this core that core `core` joins (`Span`), as its home
 /// keeps it until the call returns.
 pub struct Growing {
+    /// Which growth it is (`Processes::growth`).
+    pub growth: u32,
     pub core: CoreId,
     /// The new dispatcher's index (the count before).
     pub index: u16,
@@ -412,13 +419,33 @@ impl Processes {
             revoking: BTreeMap::new(),
             revoke_calls: Vec::new(),
             revoke_tickets: BTreeMap::new(),
-            frozen: BTreeSet::new(),
+            frozen: BTreeMap::new(),
+            growth: 0,
             freezing: Vec::new(),
             regrowing: Vec::new(),
             growing: BTreeMap::new(),
             freeze_calls: Vec::new(),
             freeze_tickets: BTreeMap::new(),
             grow_tickets: BTreeMap::new(),
+        }
+    }
+
+    /// Freezes `pid`'s space here once more.
+    pub fn freeze(&mut self, pid: Pid) {
+        *self.frozen.entry(pid).or_default() += 1;
+    }
+
+    /// Thaws one freeze of `pid`'s space here: whether it is thawed now.
+    pub fn thaw(&mut self, pid: Pid) -> bool {
+        match self.frozen.get_mut(&pid) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            _ => {
+                self.frozen.remove(&pid);
+                true
+            }
         }
     }
 
@@ -453,8 +480,12 @@ impl Processes {
     /// and channels with them): a core that starts again must not find its
     /// new objects named by them.
     pub fn forget_cores(&mut self, local: &CoreLocal, members: Members) {
+        let children = &self.remote_children;
         let gone = |object: &Object| {
             let core = match *object {
+                // A child there is killed for its parent, which may still
+                // wait for it by this capability.
+                Object::Process { pid } if children.contains_key(&Pid(pid)) => return false,
                 Object::Process { pid } | Object::Space { pid } => Pid(pid).core(),
                 Object::Dispatcher { core, .. } | Object::Endpoint { core, .. } => core,
                 // Frames are this core's own.

@@ -57,7 +57,9 @@ pub enum Call {
     Spawn = 4,
     /// `wait(process, record) -> 0`: waits until the caller's child that
     /// the capability `process` names (with [`RIGHT_WAIT`]) has ended,
-    /// writes how at `record` (an [`ExitRecord`]) and forgets the child.
+    /// writes how at `record` (an [`ExitRecord`]) and forgets the child;
+    /// the slot `process` is emptied (a copy made before names a child
+    /// that is gone: `NoSuchProcess`).
     Wait = 5,
     /// `pid(process) -> pid`: the id of the process the capability
     /// `process` names ([`SELF_PROCESS`]: the caller's own).

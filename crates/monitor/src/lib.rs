@@ -341,6 +341,12 @@ impl Monitor {
         self.process.spaces.entries(pid)
     }
 
+    /// Whether `pid`'s space has no protocol state here (no round of it
+    /// under way on this core); `false` if this core holds none.
+    pub fn space_idle(&self, pid: u32) -> bool {
+        self.process.spaces.idle(pid)
+    }
+
     /// Makes `holders` the holders of `pid`'s space here, while no change
     /// of it is under way anywhere (`Spaces::regrow`).
     pub fn regrow_space(

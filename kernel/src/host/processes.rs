@@ -185,9 +185,13 @@ impl Host {
                 let pid = Pid(pid);
                 let mut processes = core.processes.borrow_mut();
                 // A dispatcher of another core's process: it proposes no
-                // change from now on, and says so once none is under way.
-                if usize::from(pid.core()) != core.id && processes.table.machine(pid).is_some() {
-                    processes.frozen.insert(pid);
+                // change from now on, and says so once none is under way
+                // (one that exited proposes none, but its replica takes
+                // part still, and takes the new holders in too).
+                let here = processes.table.machine(pid).is_some()
+                    || processes.lingering.contains_key(&pid);
+                if usize::from(pid.core()) != core.id && here {
+                    processes.freeze(pid);
                     processes.freezing.push((pid, token));
                     return;
                 }
@@ -938,7 +942,10 @@ impl Host {
         // Members: answer the freezes once their own changes have ended.
         let mut still = Vec::new();
         for (pid, token) in core::mem::take(&mut processes.freezing) {
-            match processes.changing(pid) {
+            // An earlier growth's thaw still to come would thaw this one
+            // early: its holders first.
+            let regrowing = processes.regrowing.iter().any(|(other, _)| *other == pid);
+            match processes.changing(pid) || regrowing {
                 true => still.push((pid, token)),
                 false => {
                     did = true;
@@ -956,8 +963,9 @@ impl Host {
                 Err(SpaceError::Busy) => still.push((pid, cores)),
                 _ => {
                     did = true;
-                    processes.frozen.remove(&pid);
-                    processes.table.wake(pid);
+                    if processes.thaw(pid) {
+                        processes.table.wake(pid);
+                    }
                 }
             }
         }
@@ -968,7 +976,11 @@ impl Host {
             let ticket = self
                 .monitor
                 .call(now, at, ask, ticks(JOIN_TIMEOUT_MS), &mut self.out);
-            processes.freeze_tickets.insert(ticket, (pid, at));
+            let growth = processes
+                .growing
+                .get(&pid)
+                .map_or(0, |growing| growing.growth);
+            processes.freeze_tickets.insert(ticket, (pid, at, growth));
         }
         let mut frozen = Vec::new();
         let mut joined = Vec::new();
@@ -994,8 +1006,13 @@ impl Host {
             true
         });
         did |= !frozen.is_empty() || !joined.is_empty();
-        for ((pid, at), ok) in frozen {
-            let Some(growing) = processes.growing.get_mut(&pid) else {
+        for ((pid, at, growth), ok) in frozen {
+            // A late answer of an earlier growth counts for nothing.
+            let Some(growing) = processes
+                .growing
+                .get_mut(&pid)
+                .filter(|growing| growing.growth == growth)
+            else {
                 continue;
             };
             growing.waiting.remove(at);
@@ -1007,7 +1024,10 @@ impl Host {
                 thaw(core, &mut processes, pid, old);
             }
         }
-        // Frozen everywhere, nothing under way here: the new core joins.
+        // Frozen everywhere, nothing under way here, this core's replica
+        // idle (a round another core ended may not have reached it yet):
+        // the new core joins. A channel made meanwhile would have its page
+        // mapped on a core it is not the channel's: it does not grow.
         let ready: Vec<Pid> = processes
             .growing
             .iter()
@@ -1015,11 +1035,29 @@ impl Host {
                 growing.stage == Stage::Freezing
                     && growing.waiting.is_empty()
                     && !processes.changing(**pid)
+                    && self.monitor.space_idle(pid.0)
             })
             .map(|(&pid, _)| pid)
             .collect();
         for pid in ready {
             did = true;
+            let has_channels = processes
+                .channels
+                .range((pid, 0)..=(pid, u64::MAX))
+                .next()
+                .is_some()
+                || processes
+                    .connections
+                    .range((pid, 0)..=(pid, u64::MAX))
+                    .next()
+                    .is_some();
+            if has_channels {
+                let growing = processes.growing.get_mut(&pid).expect("listed above");
+                growing.stage = Stage::Done(Err(atoll_abi::Error::BadArgument));
+                let old = growing.cores.minus(Members::one(growing.core));
+                thaw(core, &mut processes, pid, old);
+                continue;
+            }
             let joining = self.monitor.space_entries(pid.0).and_then(|pages| {
                 let name = processes
                     .table
@@ -1065,10 +1103,18 @@ impl Host {
             let ticket = self
                 .monitor
                 .call(now, at, join, ticks(JOIN_TIMEOUT_MS), &mut self.out);
-            processes.grow_tickets.insert(ticket, pid);
+            let growth = processes
+                .growing
+                .get(&pid)
+                .map_or(0, |growing| growing.growth);
+            processes.grow_tickets.insert(ticket, (pid, growth));
         }
-        for (pid, ok) in joined {
-            let Some(growing) = processes.growing.get_mut(&pid) else {
+        for ((pid, growth), ok) in joined {
+            let Some(growing) = processes
+                .growing
+                .get_mut(&pid)
+                .filter(|growing| growing.growth == growth)
+            else {
                 continue;
             };
             let (at, index, cores) = (growing.core, growing.index, growing.cores);

@@ -91,11 +91,21 @@ fn main() -> u64 {
         libatoll::wait(MAX_CAPS) == Err(Error::NoSuchCapability),
     );
     check(
-        "a child is waited for once",
+        "a child is waited for once, and the capability waited by goes",
         match hello {
-            Ok((child, _)) => libatoll::wait(child) == Err(Error::NoSuchProcess),
+            Ok((child, _)) => libatoll::wait(child) == Err(Error::NoSuchCapability),
             Err(_) => false,
         },
+    );
+    // A copy made before the wait names a child that is gone after it.
+    let copied = libatoll::spawn("hello", "").and_then(|child| {
+        let copy = libatoll::cap_copy(child, libatoll::RIGHT_WAIT)?;
+        libatoll::wait(child)?;
+        Ok(libatoll::wait(copy))
+    });
+    check(
+        "a child's copy waits for nothing once it was waited for",
+        copied == Ok(Err(Error::NoSuchProcess)),
     );
     check(
         "spawning what is not there is refused",
@@ -120,12 +130,14 @@ fn main() -> u64 {
     // Children on another core, if there is one, and here.
     let (here, cores) = libatoll::core_info();
     let there = (here + 1) % cores;
-    let afar = libatoll::spawn_at("hello", "from afar", Some(there))
-        .and_then(|child| libatoll::wait(child).map(|record| (child, record)));
+    // Its id is read before the wait, which empties the slot.
+    let afar = libatoll::spawn_at("hello", "from afar", Some(there)).and_then(|child| {
+        let pid = libatoll::pid_of(child)?;
+        libatoll::wait(child).map(|record| (pid, record))
+    });
     check(
         "a child on another core exits 0",
-        matches!(afar, Ok((child, ExitRecord { kind: EXITED, value: 0, .. }))
-            if libatoll::pid_of(child).is_ok_and(|pid| pid % 1024 == there)),
+        matches!(afar, Ok((pid, ExitRecord { kind: EXITED, value: 0, .. })) if pid % 1024 == there),
     );
     for at in [None, Some(there)] {
         let killed = libatoll::spawn_at("spin", "", at).and_then(|child| {

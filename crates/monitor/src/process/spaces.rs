@@ -215,6 +215,13 @@ impl Spaces {
         Ok(())
     }
 
+    /// Whether `pid`'s space has no protocol state here.
+    pub fn idle(&self, pid: u32) -> bool {
+        self.spaces
+            .get(&pid)
+            .is_some_and(|space| space.replicator.is_idle())
+    }
+
     /// This core's replica of `pid`'s space, hashed, if it holds one.
     pub fn hash(&self, pid: u32) -> Option<u64> {
         use atoll_replica::Replica;
