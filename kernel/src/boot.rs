@@ -69,6 +69,7 @@ fn set_up_core(
         span: entry.span,
         usable: &facts.usable,
         timer_count: (facts.apic_timer_per_ms * 1000 / TIMER_HZ) as u32,
+        cores,
         writable: &writable[..4 + cores],
         readable: &readable[..facts.info.modules().len()],
     };

@@ -206,16 +206,24 @@ pub fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
     }
     let channel_bytes = channels::region_bytes(listed);
     for (id, core) in cores.entries[..cores.count].iter_mut().enumerate() {
+        // The highest part of its span that usable memory holds whole (a
+        // span's top may be a sliver between reserved pages: what lies
+        // above the region is left out of the pool).
         let (start, end) = core.span;
-        let channels_start = end.saturating_sub(channel_bytes);
-        if channels_start <= start || !usable.contains(channels_start, end) {
+        let top = usable
+            .iter()
+            .map(|(s, e)| (s.max(start), e.min(end)))
+            .filter(|&(bottom, top)| top >= bottom + channel_bytes)
+            .map(|(_, top)| top)
+            .last();
+        let Some(top) = top.filter(|&top| top - channel_bytes > start) else {
             return Err(BootError::NoMemoryForChannels {
                 core: id,
                 bytes: channel_bytes,
             });
-        }
-        core.span.1 = channels_start;
-        core.channels = (channels_start, end);
+        };
+        core.span.1 = top - channel_bytes;
+        core.channels = (top - channel_bytes, top);
     }
 
     let tsc_per_ms = pit::tsc_cycles_per_ms().ok_or(BootError::NoPit)?;

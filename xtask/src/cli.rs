@@ -16,7 +16,9 @@ usage: cargo xtask <command> [flags]
 commands:
   run    build the kernel and boot it in QEMU with the serial console on this terminal
            --cores N      cores to boot, 1 to 255 (default 4)
-           --mem SIZE     guest memory, e.g. 512M or 2G (default 512M)
+           --mem SIZE     guest memory, e.g. 512M or 2G (default 512M, or what the cores
+                          need if more: each core's heap grows with the square of the
+                          core count, 832M at 64 cores; less than they need is refused)
            --numa NODES   split cores and memory evenly into NUMA nodes, described in an
                           ACPI SRAT (default: no NUMA configuration and no SRAT)
            --numa-distances ROWS
@@ -198,6 +200,7 @@ fn machine_flag(machine: &mut Machine, flags: &mut Flags, flag: Flag) -> Result<
         "--mem" => {
             let value = flags.value(flag)?;
             machine.memory = value.parse().with_context(|| format!("--mem {value}"))?;
+            machine.memory_given = true;
         }
         _ => return Ok(Some(flag)),
     }
@@ -218,7 +221,7 @@ fn parse_run(mut flags: Flags) -> Result<RunOptions> {
             _ => return Err(flag.unknown("run")),
         }
     }
-    check_numa(&machine)?;
+    check_machine(&mut machine)?;
     let mode = match (script, timeout) {
         (Some(script), timeout) => RunMode::Exec {
             script,
@@ -244,7 +247,7 @@ fn parse_trace(mut flags: Flags) -> Result<TraceOptions> {
             _ => return Err(flag.unknown("trace")),
         }
     }
-    check_numa(&machine)?;
+    check_machine(&mut machine)?;
     Ok(TraceOptions {
         machine,
         script: script.ok_or_else(|| anyhow!("trace needs --exec with the commands to trace"))?,
@@ -278,7 +281,7 @@ fn parse_gdb(mut flags: Flags) -> Result<GdbOptions> {
             _ => return Err(flag.unknown("gdb")),
         }
     }
-    check_numa(&options.machine)?;
+    check_machine(&mut options.machine)?;
     Ok(options)
 }
 
@@ -407,6 +410,13 @@ fn parse_numa_distances(value: &str) -> Result<Vec<Vec<u8>>> {
 
 /// Whether the cores and memory split evenly into the NUMA nodes, and
 /// whether the distances, if given, have a row and a column per node.
+/// Fits the memory to the cores ([`Machine::fit_memory`]), then checks
+/// the NUMA layout.
+fn check_machine(machine: &mut Machine) -> Result<()> {
+    machine.fit_memory()?;
+    check_numa(machine)
+}
+
 fn check_numa(machine: &Machine) -> Result<()> {
     if let Some(rows) = &machine.numa_distances {
         check_numa_distances(rows, machine.numa_nodes)?;
@@ -574,6 +584,7 @@ mod tests {
             machine: Machine {
                 cores: 8,
                 memory: MemorySize::from_mib(1024),
+                memory_given: true,
                 numa_nodes: 0,
                 numa_distances: None,
             },
@@ -583,6 +594,27 @@ mod tests {
             },
         };
         assert_eq!(parsed, Command::Run(expected));
+    }
+
+    #[test]
+    fn memory_fits_the_cores_or_is_refused_naming_the_least() {
+        let memory = |line: &str| match parse_words(line).unwrap() {
+            Command::Run(options) => options.machine.memory.mib(),
+            _ => panic!("not a run command"),
+        };
+        assert_eq!(memory("run --cores 8"), 512);
+        assert_eq!(
+            memory("run --cores 64"),
+            832,
+            "raised to what 64 cores need"
+        );
+        assert_eq!(memory("run --cores 64 --mem 1G"), 1024);
+        assert!(error_of("run --cores 64 --mem 512M").contains("64 cores need at least 832M"));
+        let refused = error_of("run --cores 128");
+        assert!(
+            refused.contains("128 cores need at least") && refused.contains("at most 106 cores"),
+            "{refused}"
+        );
     }
 
     #[test]

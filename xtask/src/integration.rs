@@ -299,6 +299,10 @@ impl TestContext<'_> {
         boot: &Boot,
         timeout: Duration,
     ) -> Result<ExecRun, String> {
+        // As `cargo xtask run` does: enough memory for the cores.
+        let mut machine = machine.clone();
+        machine.fit_memory().map_err(|error| error.to_string())?;
+        let machine = &machine;
         let mut session = self.start(machine, boot, Input::Closed, timeout)?;
         let exit = session.finish()?;
         Ok(ExecRun {

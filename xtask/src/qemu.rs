@@ -8,13 +8,16 @@ use std::process::{Command, ExitStatus};
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 
 /// The emulated machine: a q35 PC under TCG.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Machine {
     pub cores: u8,
     pub memory: MemorySize,
+    /// Whether `memory` was asked for (`--mem`): then it must be enough for
+    /// the cores, and is not raised to it ([`Machine::fit_memory`]).
+    pub memory_given: bool,
     /// NUMA nodes (sockets) the cores and memory are split into evenly,
     /// which QEMU describes in an ACPI SRAT (even a single node); 0 gives
     /// QEMU no NUMA configuration at all, and it builds no SRAT.
@@ -32,6 +35,7 @@ impl Default for Machine {
         Machine {
             cores: 4,
             memory: MemorySize::from_mib(512),
+            memory_given: false,
             numa_nodes: 0,
             numa_distances: None,
         }
@@ -54,7 +58,42 @@ impl MemorySize {
     }
 }
 
+/// The most guest memory the kernel uses: what QEMU's q35 puts below the
+/// PCI hole at 2.75 GiB (more goes above 4 GiB, which the kernel leaves
+/// alone).
+pub const MOST_MEMORY_MIB: u64 = 2816;
+
 impl Machine {
+    /// Makes the memory enough for the cores (`atoll_frames::budget`: each
+    /// core's heap grows with the square of their count): the default is
+    /// raised to it; memory asked for that is less is refused, naming the
+    /// least; and so is a core count that needs more than the kernel can use.
+    pub fn fit_memory(&mut self) -> Result<()> {
+        let least = atoll_frames::budget::machine_mib(u64::from(self.cores));
+        if least > MOST_MEMORY_MIB {
+            let most = (1..=u8::MAX)
+                .take_while(|&cores| {
+                    atoll_frames::budget::machine_mib(u64::from(cores)) <= MOST_MEMORY_MIB
+                })
+                .last()
+                .unwrap_or(1);
+            bail!(
+                "{} cores need at least {least} MiB of guest memory below 4 GiB, and the kernel uses at most {MOST_MEMORY_MIB} MiB (QEMU's q35 puts the rest above 4 GiB): at most {most} cores",
+                self.cores
+            );
+        }
+        match self.memory_given {
+            true if self.memory.mib() < least => bail!(
+                "--mem {}: {} cores need at least {least}M (each core's heap grows with the square of the core count)",
+                self.memory,
+                self.cores
+            ),
+            true => {}
+            false => self.memory = MemorySize::from_mib(self.memory.mib().max(least)),
+        }
+        Ok(())
+    }
+
     /// QEMU's `-smp` and, with NUMA nodes (even one), the sockets and the
     /// `-numa` options that give each node its cores and its share of memory,
     /// then one `-numa dist` per ordered pair of different nodes if
@@ -332,6 +371,7 @@ mod tests {
         let machine = Machine {
             cores: 2,
             memory: MemorySize::from_mib(256),
+            memory_given: true,
             numa_nodes: 0,
             numa_distances: None,
         };
@@ -354,6 +394,7 @@ mod tests {
         let machine = Machine {
             cores: 8,
             memory: MemorySize::from_mib(512),
+            memory_given: true,
             numa_nodes: 2,
             numa_distances: None,
         };
@@ -383,6 +424,7 @@ mod tests {
         let machine = Machine {
             cores: 3,
             memory: MemorySize::from_mib(384),
+            memory_given: true,
             numa_nodes: 3,
             numa_distances: Some(vec![vec![10, 20, 30], vec![21, 10, 255], vec![31, 11, 10]]),
         };

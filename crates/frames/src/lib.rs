@@ -15,6 +15,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod budget;
 mod numa;
 mod pool;
 mod ranges;

@@ -10,7 +10,7 @@ use core::any::Any;
 use core::cell::{Cell, OnceCell, RefCell};
 use core::ptr::null_mut;
 
-use atoll_frames::{FRAME_SIZE, FramePool, RangeSet};
+use atoll_frames::{FRAME_SIZE, FramePool, RangeSet, budget};
 
 use crate::apic::LocalApic;
 use crate::core_local;
@@ -24,10 +24,11 @@ use crate::tables::{CpuTables, IST_STACK_SIZE};
 pub const MAX_READABLE: usize = 8;
 /// Timer interrupts per second on every core.
 pub const TIMER_HZ: u64 = 100;
-/// The heap takes this share of a core's frames, within the bounds below.
+/// The heap takes this share of a core's frames, or what the core count
+/// needs (`atoll_frames::budget`) if that is more, within the bounds below.
 const HEAP_SHARE: usize = 8;
 const HEAP_MIN_FRAMES: usize = 64;
-const HEAP_MAX_FRAMES: usize = 4096;
+const HEAP_MAX_FRAMES: usize = 8192;
 
 /// One core's kernel state, reachable only from that core.
 pub struct CoreLocal {
@@ -212,6 +213,8 @@ pub struct CoreSetup<'a, const RANGES: usize> {
     pub usable: &'a RangeSet<RANGES>,
     /// Local APIC timer counts between two timer interrupts.
     pub timer_count: u32,
+    /// How many cores the machine has (the heap grows with them).
+    pub cores: usize,
     /// What else of the first 4 GiB this core may write besides its span:
     /// its stack, the kernel's statics, the channel regions, the local
     /// APIC. Everything else but the kernel's code and constants, and
@@ -253,7 +256,10 @@ pub fn init<const RANGES: usize>(
         .ok_or(InitError::OutOfFrames {
             wanted: frames_for(core_local::block_size::<CoreLocal>()),
         })?;
-    let heap_frames = (pool.free_frames() / HEAP_SHARE).clamp(HEAP_MIN_FRAMES, HEAP_MAX_FRAMES);
+    let needed = budget::heap_bytes(setup.cores as u64).div_ceil(FRAME_SIZE) as usize;
+    let heap_frames = (pool.free_frames() / HEAP_SHARE)
+        .max(needed)
+        .clamp(HEAP_MIN_FRAMES, HEAP_MAX_FRAMES);
     let heap_start = pool
         .allocate_contiguous(heap_frames)
         .ok_or(InitError::OutOfFrames {

@@ -91,6 +91,7 @@ impl Layout {
         Machine {
             cores: self.cores as u8,
             memory: MemorySize::from_mib(MEMORY_MIB),
+            memory_given: true,
             numa_nodes: self.nodes as u8,
             numa_distances: self.distances.clone(),
         }
