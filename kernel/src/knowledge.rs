@@ -183,7 +183,11 @@ pub fn fill_replicas(core: &Core) {
             );
         }
     }
-    let outcome = if equal == cores.len() {
+    let withheld = atoll_shell::cmdline_option(boot_facts().info.cmdline(), NO_TREES_OPTION)
+        .is_some_and(|value| value == "1");
+    let outcome = if withheld {
+        "multicast trees not installed (atoll.test.no_trees); planned rounds go unicast"
+    } else if equal == cores.len() {
         install_everywhere(core, &cores, hash)
     } else {
         "multicast trees not installed (replicas differ); planned rounds go unicast"
@@ -195,6 +199,10 @@ pub fn fill_replicas(core: &Core) {
     );
     report_placement(core);
 }
+
+/// A test's kernel option: install no multicast trees at boot, as when a
+/// core cannot (what `bench shootdown` must then refuse to measure).
+const NO_TREES_OPTION: &str = "atoll.test.no_trees=";
 
 /// Has every core install the plan from its replica, all of which hash to
 /// `hash`, and waits until each has. If any core cannot, all go back to

@@ -395,6 +395,12 @@ impl Monitor {
         self.process.spaces.close(pid)
     }
 
+    /// Whether this core routes `Planned` rounds by the knowledge base's
+    /// multicast trees (every core installed them at boot, or none did).
+    pub fn trees_installed(&self) -> bool {
+        self.skb.planned()
+    }
+
     /// The page `vaddr` of `pid`'s space as this core's replica has it
     /// committed, if it holds the space and the page is mapped.
     pub fn space_mapping(&self, pid: u32, vaddr: u64) -> Option<atoll_replica::Mapping> {

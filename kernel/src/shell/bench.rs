@@ -140,6 +140,14 @@ pub fn shootdown(core: &Core) -> Result<(), String> {
     if core.id != facts.boot_core {
         return Err(String::from("bench shootdown: runs on the boot core"));
     }
+    // Without them its `skb-tree` column would be unicast under another
+    // name (every core installs them, or none does).
+    if !core.monitor().trees_installed() {
+        return Err(format!(
+            "bench shootdown: the knowledge base's multicast trees are not installed (core {}'s boot line says why): the skb-tree column would measure unicast",
+            core.id
+        ));
+    }
     println!(
         "bench shootdown: from core {}, medians of {SHOOTDOWN_ROUNDS} rounds, TSC cycles (ratio to ipi-broadcast)",
         core.id

@@ -75,6 +75,10 @@ pub fn all() -> Vec<QemuTest> {
             bench_shootdown_on_two_numa_nodes,
         ),
         QemuTest::new(
+            "bench_shootdown_refuses_to_measure_trees_that_are_not_installed",
+            bench_shootdown_without_trees,
+        ),
+        QemuTest::new(
             "bench_fig3_measures_both_methods",
             bench_fig3_measures_both_methods,
         ),
@@ -377,6 +381,30 @@ fn bench_shootdown_on_two_numa_nodes(context: &mut TestContext) -> Result<(), St
         ));
     }
     Ok(())
+}
+
+/// Booted with no multicast trees (`atoll.test.no_trees=1`, as when a core
+/// could not install them), `bench shootdown` refuses to measure: its
+/// `skb-tree` column would be unicast under another name.
+fn bench_shootdown_without_trees(context: &mut TestContext) -> Result<(), String> {
+    let script = "bench shootdown";
+    let machine = Machine {
+        cores: CORES,
+        ..Machine::default()
+    };
+    let run =
+        context.exec_with_options(&machine, "atoll.test.no_trees=1", script, SEABIOS_TIMEOUT)?;
+    expect_failure(&run, script, 1)?;
+    if !protocol::lines(&run.serial).any(|line| {
+        line.starts_with("atoll: skb: ")
+            && line.contains("; multicast trees not installed (atoll.test.no_trees); planned rounds go unicast; ")
+    }) {
+        return Err("the boot does not say the trees were not installed".to_owned());
+    }
+    expect_line(
+        &run.serial,
+        "error: bench shootdown: the knowledge base's multicast trees are not installed (core 0's boot line says why): the skb-tree column would measure unicast",
+    )
 }
 
 /// `bench fig3` on 4 cores measures both methods for k = 1, 2, 4, 8 lines
