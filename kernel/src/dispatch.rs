@@ -30,8 +30,8 @@ use crate::programs::ended_of;
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
     CAP_BYTES, CapGranted, ChannelConnect, ChannelNotify, ChildEnded, CoreSet, EndDispatcher,
-    FreezeSpace, JoinProcess, KillProcess, PAGE_ENTRY_BYTES, PAGES_BYTES, PageChange, ProcessPages,
-    RevokeCaps, SpawnChild, pack_pages,
+    JoinProcess, KillProcess, PAGE_ENTRY_BYTES, PAGES_BYTES, PageChange, ProcessPages, RevokeCaps,
+    SpawnChild, pack_pages,
 };
 
 // A capability on its way to another core fits its message.
@@ -924,11 +924,7 @@ fn user_page(vaddr: u64) -> Result<u64, Error> {
 
 /// Whether `me` may propose one more change.
 fn room_for_a_change(core: &Core, me: Pid) -> Result<(), Error> {
-    let processes = core.processes.borrow();
-    let mine = processes
-        .changes
-        .range(u64::from(me.0) << 32..=u64::from(me.0) << 32 | u64::from(u32::MAX))
-        .count();
+    let mine = core.processes.borrow().changes_of(me).count();
     match mine < MAX_CHANGES as usize {
         true => Ok(()),
         false => Err(Error::TooManyChanges),
@@ -1025,22 +1021,12 @@ fn span(core: &Core, me: Pid, target: u64) -> Result<Option<u64>, Error> {
         .expect("the running process has its machine");
     let ((index, count), cores, args) = (machine.dispatcher, machine.cores, machine.args.clone());
     // A channel made or joined, or one on its way (its change under way).
-    let has_channels = processes
-        .channels
-        .range((me, 0)..=(me, u64::MAX))
-        .next()
-        .is_some()
-        || processes
-            .connections
-            .range((me, 0)..=(me, u64::MAX))
-            .next()
-            .is_some()
-        || processes.changes.values().any(|change| {
-            change.pid == me
-                && matches!(
-                    change.kind,
-                    ChangeKind::Channel { .. } | ChangeKind::Connect { .. }
-                )
+    let has_channels = processes.has_channel(me)
+        || processes.changes_of(me).any(|change| {
+            matches!(
+                change.kind,
+                ChangeKind::Channel { .. } | ChangeKind::Connect { .. }
+            )
         });
     // Its home dispatcher grows it; channels join processes on one core.
     if index != 0 || usize::from(me.core()) != core.id || has_channels {
@@ -1069,14 +1055,12 @@ fn span(core: &Core, me: Pid, target: u64) -> Result<Option<u64>, Error> {
     let mut grown = cores;
     grown.insert(at);
     let members = cores.minus(Members::one(CoreId(core.id as u16)));
-    for member in members.iter() {
-        processes
-            .freeze_calls
-            .push((me, member, FreezeSpace { pid: me.0 }));
-    }
     processes.freeze(me);
     processes.growth = processes.growth.wrapping_add(1);
     let growth = processes.growth;
+    for member in members.iter() {
+        processes.freeze_calls.push((me, member, growth));
+    }
     processes.growing.insert(
         me,
         Growing {
@@ -1365,26 +1349,12 @@ fn poll(core: &Core, me: Pid, token: u64) -> Result<u64, Error> {
 /// a channel with notifies it (an executor's futures wait on both).
 fn wait_event(core: &Core, me: Pid) -> Result<Waited, Error> {
     let mut processes = core.processes.borrow_mut();
-    let mut mine = processes
-        .changes
-        .range(u64::from(me.0) << 32..=u64::from(me.0) << 32 | u64::from(u32::MAX))
-        .map(|(_, change)| change.done.is_some())
-        .peekable();
-    let changing = mine.peek().is_some();
-    if mine.any(|done| done) || processes.notified.remove(&me) {
+    let changing = processes.changes_of(me).next().is_some();
+    let ended = processes.changes_of(me).any(|change| change.done.is_some());
+    if ended || processes.notified.remove(&me) {
         return Ok(Waited::Written);
     }
-    let has_channel = processes
-        .channels
-        .range((me, 0)..=(me, u64::MAX))
-        .next()
-        .is_some()
-        || processes
-            .connections
-            .range((me, 0)..=(me, u64::MAX))
-            .next()
-            .is_some();
-    if !changing && !has_channel {
+    if !changing && !processes.has_channel(me) {
         return Err(Error::NoSuchToken);
     }
     processes.table.block(me);

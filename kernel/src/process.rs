@@ -29,8 +29,8 @@ use atoll_arch::percore::CoreLocal;
 use atoll_arch::user::Registers;
 use atoll_caps::{Cap, CapId, Frames, Ids, LetGo, Object, Revocation, Sent, Tombstones};
 use atoll_monitor::process::{
-    ChannelConnect, FreezeSpace, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED,
-    KillProcess, RevokeCaps, SpawnChild,
+    ChannelConnect, JoinProcess, KILL_ENDED, KILL_NO_SUCH_PROCESS, KILLED, KillProcess, RevokeCaps,
+    SpawnChild,
 };
 use atoll_monitor::{CoreId, Members, Ticket, Wire};
 use atoll_programs::Image;
@@ -349,7 +349,7 @@ pub struct Processes {
     pub growing: BTreeMap<Pid, Growing>,
     /// `FreezeSpace` calls for the monitor to make, and those made; the
     /// `JoinProcess` calls of growing processes made.
-    pub freeze_calls: Vec<(Pid, CoreId, FreezeSpace)>,
+    pub freeze_calls: Vec<(Pid, CoreId, u32)>,
     pub freeze_tickets: BTreeMap<Ticket, (Pid, CoreId, u32)>,
     pub grow_tickets: BTreeMap<Ticket, (Pid, u32)>,
 }
@@ -449,11 +449,23 @@ impl Processes {
         }
     }
 
-    /// Whether a change of `pid` proposed from this core is under way.
-    pub fn changing(&self, pid: Pid) -> bool {
+    /// The changes `pid` proposed from this core and has not polled.
+    pub fn changes_of(&self, pid: Pid) -> impl Iterator<Item = &Change> {
         self.changes
             .range(u64::from(pid.0) << 32..=u64::from(pid.0) << 32 | u64::from(u32::MAX))
-            .any(|(_, change)| change.done.is_none())
+            .map(|(_, change)| change)
+    }
+
+    /// Whether a change of `pid` proposed from this core is under way.
+    pub fn changing(&self, pid: Pid) -> bool {
+        self.changes_of(pid).any(|change| change.done.is_none())
+    }
+
+    /// Whether `pid` has a channel here: one it made or one it joined.
+    pub fn has_channel(&self, pid: Pid) -> bool {
+        let mine = (pid, 0)..=(pid, u64::MAX);
+        self.channels.range(mine.clone()).next().is_some()
+            || self.connections.range(mine).next().is_some()
     }
 
     /// Deletes every capability made from the one of id `id` in this

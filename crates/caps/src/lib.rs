@@ -196,6 +196,16 @@ pub struct Sent {
 pub const SENT_BYTES: usize = 8 * (3 + DEPTH) + 2;
 
 impl Sent {
+    /// The capability it becomes where it lands, with an id of that core's.
+    fn landed(self, ids: &mut Ids) -> Cap {
+        Cap {
+            object: self.object,
+            rights: self.rights,
+            id: ids.fresh(),
+            lineage: self.lineage,
+        }
+    }
+
     /// Its bytes in a message: type, rights, lineage length, the object's
     /// two words, the lineage (little-endian).
     pub fn encode(&self) -> Vec<u8> {
@@ -310,13 +320,11 @@ impl Table {
             (Object::Process { pid }, RIGHT_KILL | RIGHT_COPY),
             (dispatcher, RIGHT_COPY),
         ];
-        for (slot, (object, rights)) in table.slots.iter_mut().zip(own) {
-            *slot = Some(Cap {
-                object,
-                rights,
-                id: ids.fresh(),
-                lineage: Lineage::default(),
-            });
+        for (object, rights) in own {
+            // Slots 0, 1 and 2, in order: the table is empty.
+            table
+                .mint(ids, object, rights)
+                .expect("an empty table has room");
         }
         table
     }
@@ -357,12 +365,12 @@ impl Table {
     /// A new capability of the table's own (`Spawn`'s child, a channel's
     /// end), with no lineage.
     pub fn mint(&mut self, ids: &mut Ids, object: Object, rights: u64) -> Result<u32, Error> {
-        self.insert(Cap {
+        let first = Sent {
             object,
             rights,
-            id: ids.fresh(),
             lineage: Lineage::default(),
-        })
+        };
+        self.land(ids, first)
     }
 
     /// What sending `slot`'s capability with `rights` would carry: it
@@ -388,12 +396,7 @@ impl Table {
 
     /// Puts `sent` in a free slot, with an id of its own.
     pub fn land(&mut self, ids: &mut Ids, sent: Sent) -> Result<u32, Error> {
-        self.insert(Cap {
-            object: sent.object,
-            rights: sent.rights,
-            id: ids.fresh(),
-            lineage: sent.lineage,
-        })
+        self.insert(sent.landed(ids))
     }
 
     /// Puts `sent` in `slot` (a spawn's `HANDED`), which must be free.
@@ -405,12 +408,7 @@ impl Table {
         if place.is_some() {
             return Err(Error::TableFull);
         }
-        *place = Some(Cap {
-            object: sent.object,
-            rights: sent.rights,
-            id: ids.fresh(),
-            lineage: sent.lineage,
-        });
+        *place = Some(sent.landed(ids));
         Ok(())
     }
 
@@ -438,23 +436,19 @@ impl Table {
     /// Deletes every capability made from the one of id `id` (its lineage
     /// holds `id`): those deleted.
     pub fn revoke(&mut self, id: CapId) -> Vec<Cap> {
-        let mut deleted = Vec::new();
-        for slot in 0..SLOTS {
-            if let Some(cap) = self.slots[slot].filter(|cap| cap.lineage.contains(id)) {
-                self.slots[slot] = None;
-                self.granted.retain(|granted| *granted as usize != slot);
-                deleted.push(cap);
-            }
-        }
-        deleted
+        self.delete_where(|cap| cap.lineage.contains(id))
     }
 
     /// Deletes every capability whose object `gone` says is gone (on a core
     /// that left the view): those deleted.
     pub fn forget(&mut self, gone: impl Fn(&Object) -> bool) -> Vec<Cap> {
+        self.delete_where(|cap| gone(&cap.object))
+    }
+
+    fn delete_where(&mut self, doomed: impl Fn(&Cap) -> bool) -> Vec<Cap> {
         let mut deleted = Vec::new();
         for slot in 0..SLOTS {
-            if let Some(cap) = self.slots[slot].filter(|cap| gone(&cap.object)) {
+            if let Some(cap) = self.slots[slot].filter(&doomed) {
                 self.slots[slot] = None;
                 self.granted.retain(|granted| *granted as usize != slot);
                 deleted.push(cap);

@@ -24,11 +24,13 @@ use atoll_caps::{Object, Sent, Unanswered};
 use atoll_iface::Bytes;
 use atoll_monitor::process::{
     CHANNEL_FOUND, CHANNEL_NONE, CapsRevoked, ChannelClosed, ChannelFrame, ChannelGone,
-    ChildSpawned, CoreSet, DispatcherEnded, ENDED_NOT_LOADED, EndDispatcher, FROZEN, JOIN_FAILED,
-    JOINED, JoinProcess, Joined, Killed, NOT_FROZEN, PAGE_ENTRY_BYTES, PAGES_BYTES, PageChange,
-    ProcessGone, ProcessNote, ProcessPages, ProcessRequest, Processes, ProgramEnded, RevokeCaps,
-    SPAWN_FAILED, SPAWNED, SpaceError, SpaceFrozen, SpaceGrown, Spawned, StartProcess, pack_pages,
+    ChildSpawned, CoreSet, DispatcherEnded, ENDED_NOT_LOADED, EndDispatcher, FROZEN, FreezeSpace,
+    JOIN_FAILED, JOINED, JoinProcess, Joined, Killed, NOT_FROZEN, PAGE_ENTRY_BYTES, PAGES_BYTES,
+    PageChange, ProcessGone, ProcessNote, ProcessPages, ProcessRequest, Processes, ProgramEnded,
+    RevokeCaps, SPAWN_FAILED, SPAWNED, SpaceError, SpaceFrozen, SpaceGrown, Spawned, StartProcess,
+    pack_pages,
 };
+use atoll_monitor::wire::Held;
 use atoll_monitor::{CallError, CoreId, Members, Ticket, Wire};
 use atoll_replica::Mapping;
 use atoll_sched::{Exit, Owner, Pid, ProcessError};
@@ -596,7 +598,7 @@ impl Host {
 /// Process `pid` (of this core) spans `cores` from now on (its old ones,
 /// if a core did not join it): its home's dispatcher and every other core
 /// it spans take them in and thaw its space.
-fn thaw(core: &Core, processes: &mut process::Processes, pid: Pid, cores: Members) {
+fn finish_growth(core: &Core, processes: &mut process::Processes, pid: Pid, cores: Members) {
     let me = CoreId(core.id as u16);
     if let Some(machine) = processes.table.machine(pid) {
         machine.cores = cores;
@@ -612,6 +614,15 @@ fn thaw(core: &Core, processes: &mut process::Processes, pid: Pid, cores: Member
     processes.regrowing.push((pid, cores));
     // The call made again finds its end.
     processes.table.wake(pid);
+}
+
+/// The reply of type `M` a call's `result` carries, if it is one.
+fn reply<M>(result: &Result<Wire, CallError>) -> Option<M>
+where
+    M: atoll_iface::Message,
+    M::Interface: Held,
+{
+    result.clone().ok()?.take::<M>()
 }
 
 /// `DispatcherEnded` for dispatcher `index` of `pid`, ended as `exit`.
@@ -645,13 +656,7 @@ impl Host {
                 .join_tickets
                 .remove(ticket)
                 .expect("taken for its ticket");
-            let joined = match result {
-                Ok(wire) => wire
-                    .clone()
-                    .take::<Joined>()
-                    .is_some_and(|joined| joined.outcome == JOINED),
-                Err(_) => false,
-            };
+            let joined = reply::<Joined>(result).is_some_and(|joined| joined.outcome == JOINED);
             let Some(spanning) = processes.spanning.get_mut(&pid) else {
                 continue;
             };
@@ -853,9 +858,7 @@ impl Host {
         });
         for (parent, result) in answered {
             did = true;
-            let spawned = result
-                .ok()
-                .and_then(|wire| wire.take::<ChildSpawned>())
+            let spawned = reply::<ChildSpawned>(&result)
                 .ok_or(atoll_abi::Error::NoSuchCore)
                 .and_then(|answer| match answer.outcome {
                     SPAWNED => Ok(Pid(answer.pid)),
@@ -910,7 +913,7 @@ impl Host {
             let Some(revocation) = processes.revoking.get_mut(&pid) else {
                 continue;
             };
-            match result.ok().and_then(|wire| wire.take::<CapsRevoked>()) {
+            match reply::<CapsRevoked>(&result) {
                 Some(answer) => revocation.answered(at.0, answer.count),
                 None => match revocation.failed(at.0, self.monitor.is_member(at)) {
                     Unanswered::AskAgain => {
@@ -971,35 +974,25 @@ impl Host {
         }
         processes.regrowing = still;
         // The home: its calls, and their answers.
-        for (pid, at, ask) in core::mem::take(&mut processes.freeze_calls) {
+        for (pid, at, growth) in core::mem::take(&mut processes.freeze_calls) {
             did = true;
+            let ask = FreezeSpace { pid: pid.0 };
             let ticket = self
                 .monitor
                 .call(now, at, ask, ticks(JOIN_TIMEOUT_MS), &mut self.out);
-            let growth = processes
-                .growing
-                .get(&pid)
-                .map_or(0, |growing| growing.growth);
             processes.freeze_tickets.insert(ticket, (pid, at, growth));
         }
         let mut frozen = Vec::new();
         let mut joined = Vec::new();
         self.mailbox.retain(|(ticket, result)| {
             if let Some(answer) = processes.freeze_tickets.remove(ticket) {
-                let ok = result
-                    .clone()
-                    .ok()
-                    .and_then(|wire| wire.take::<SpaceFrozen>())
-                    .is_some_and(|answer| answer.outcome == FROZEN);
+                let ok =
+                    reply::<SpaceFrozen>(result).is_some_and(|answer| answer.outcome == FROZEN);
                 frozen.push((answer, ok));
                 return false;
             }
             if let Some(pid) = processes.grow_tickets.remove(ticket) {
-                let ok = result
-                    .clone()
-                    .ok()
-                    .and_then(|wire| wire.take::<Joined>())
-                    .is_some_and(|answer| answer.outcome == JOINED);
+                let ok = reply::<Joined>(result).is_some_and(|answer| answer.outcome == JOINED);
                 joined.push((pid, ok));
                 return false;
             }
@@ -1021,7 +1014,7 @@ impl Host {
                 // the process ends with it): it does not grow.
                 growing.stage = Stage::Done(Err(atoll_abi::Error::NoSuchCore));
                 let old = growing.cores.minus(Members::one(growing.core));
-                thaw(core, &mut processes, pid, old);
+                finish_growth(core, &mut processes, pid, old);
             }
         }
         // Frozen everywhere, nothing under way here, this core's replica
@@ -1041,21 +1034,11 @@ impl Host {
             .collect();
         for pid in ready {
             did = true;
-            let has_channels = processes
-                .channels
-                .range((pid, 0)..=(pid, u64::MAX))
-                .next()
-                .is_some()
-                || processes
-                    .connections
-                    .range((pid, 0)..=(pid, u64::MAX))
-                    .next()
-                    .is_some();
-            if has_channels {
+            if processes.has_channel(pid) {
                 let growing = processes.growing.get_mut(&pid).expect("listed above");
                 growing.stage = Stage::Done(Err(atoll_abi::Error::BadArgument));
                 let old = growing.cores.minus(Members::one(growing.core));
-                thaw(core, &mut processes, pid, old);
+                finish_growth(core, &mut processes, pid, old);
                 continue;
             }
             let joining = self.monitor.space_entries(pid.0).and_then(|pages| {
@@ -1072,11 +1055,12 @@ impl Host {
             let Some((pages, name, entry, args)) = joining else {
                 growing.stage = Stage::Done(Err(atoll_abi::Error::NotLoaded));
                 let old = growing.cores.minus(Members::one(growing.core));
-                thaw(core, &mut processes, pid, old);
+                finish_growth(core, &mut processes, pid, old);
                 continue;
             };
             growing.stage = Stage::Joining;
-            let (at, index, cores) = (growing.core, growing.index, growing.cores);
+            let (at, index, cores, growth) =
+                (growing.core, growing.index, growing.cores, growing.growth);
             let entries: Vec<(u64, u64, u64)> = pages
                 .iter()
                 .map(|(page, mapping)| (*page, mapping.paddr, mapping.flags))
@@ -1103,10 +1087,6 @@ impl Host {
             let ticket = self
                 .monitor
                 .call(now, at, join, ticks(JOIN_TIMEOUT_MS), &mut self.out);
-            let growth = processes
-                .growing
-                .get(&pid)
-                .map_or(0, |growing| growing.growth);
             processes.grow_tickets.insert(ticket, (pid, growth));
         }
         for ((pid, growth), ok) in joined {
@@ -1128,7 +1108,7 @@ impl Host {
                 processes
                     .outbox
                     .push((at, EndDispatcher { pid: pid.0 }.into()));
-                thaw(core, &mut processes, pid, cores.minus(Members::one(at)));
+                finish_growth(core, &mut processes, pid, cores.minus(Members::one(at)));
                 continue;
             }
             growing.stage = Stage::Done(Ok(index));
@@ -1144,7 +1124,7 @@ impl Host {
             processes
                 .outbox
                 .push((at, StartProcess { pid: pid.0 }.into()));
-            thaw(core, &mut processes, pid, cores);
+            finish_growth(core, &mut processes, pid, cores);
         }
         did
     }
@@ -1163,10 +1143,7 @@ impl Host {
                 let Some(&token) = processes.connect_tickets.get(ticket) else {
                     return true;
                 };
-                let frame = result
-                    .clone()
-                    .ok()
-                    .and_then(|wire| wire.take::<ChannelFrame>())
+                let frame = reply::<ChannelFrame>(result)
                     .filter(|answer| answer.outcome == CHANNEL_FOUND)
                     .map(|answer| answer.frame);
                 answered.push((token, frame));
