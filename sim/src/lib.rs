@@ -12,14 +12,18 @@
 //!   links, with shells that make the kernel shell's calls;
 //!   [`monitors::run`] walks one seeded schedule.
 //!
+//! A third, [`latency`], runs the replicators on modelled machines of up to 1024
+//!   cores and charges every message and effect its cycles.
+//!
 //! [`seeded`] holds what seeded runs share. Nothing here reads a clock or
 //! iterates a hash map, so a seed replays bit for bit.
 //!
 //! This crate is a host program: it uses `std` and depends on
 //! `atoll-replica`, `atoll-proto`, `atoll-monitor` (with its `testing`
-//! feature) and `atoll-urpc`; nothing depends on it.
+//! feature), `atoll-skb` and `atoll-urpc`; nothing depends on it.
 
 pub mod explore;
+pub mod latency;
 mod memory;
 pub mod monitors;
 pub mod random;

@@ -102,6 +102,7 @@ impl Request {
                 operations,
                 pages: STORM_PAGES,
                 seed,
+                own: false,
             }
             .into(),
             Request::Hash => VmHash {}.into(),

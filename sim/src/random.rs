@@ -14,7 +14,8 @@ const FRAMES: u64 = 3;
 const MAX_STEPS: usize = 100_000;
 
 /// The scenario of `seed`: 2 to 6 cores in up to 3 domains, some or all of
-/// them holders, a random shape, short or long timeouts (each core's a
+/// them holders, a random shape, half the time a fan-out of 2 (so that a
+/// domain of 4 cores or more is a tree of subgroups), short or long timeouts (each core's a
 /// little different), maybe one crash,
 /// and up to 4 requests per core on 3 pages.
 pub fn scenario(seed: u64) -> Scenario {
@@ -85,8 +86,12 @@ pub fn scenario(seed: u64) -> Scenario {
                 .collect()
         })
         .collect();
+    // Drawn last, so that the other draws of a seed stay what they were
+    // before trees had depth.
+    let fan_out = rng.chance(1, 2).then_some(2);
     Scenario {
         domains,
+        fan_out,
         holders,
         shape,
         timeouts,

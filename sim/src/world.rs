@@ -42,6 +42,9 @@ pub struct Scenario {
     /// Domains of the cores, one per core (so also how many there are).
     /// `Planned` rounds route by [`TreePlan::from_domains`] of them.
     pub domains: Vec<u32>,
+    /// The plan's fan-out ([`TreePlan::set_fan_out`]): with one, a domain
+    /// of more cores than it plus one is a tree of subgroups.
+    pub fan_out: Option<usize>,
     /// The cores that hold `SPACE`.
     pub holders: Vec<CoreId>,
     pub shape: Shape,
@@ -137,7 +140,8 @@ impl World {
         if scenario.timeouts.len() != n {
             return violation!("{} cores but {} timeouts", n, scenario.timeouts.len());
         }
-        let plan = TreePlan::from_domains(&scenario.domains);
+        let mut plan = TreePlan::from_domains(&scenario.domains);
+        plan.set_fan_out(scenario.fan_out);
         let hosts = (0..n)
             .map(|i| {
                 let config = Config {

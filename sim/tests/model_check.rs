@@ -40,26 +40,31 @@ const SHOOTDOWN: Request = Request::Shootdown {
     vaddr: PAGE,
 };
 
-/// Three cores, all holding the space; cores 0 and 1 share a domain, so a
-/// `Planned` tree from core 2 has an aggregator with a member.
-fn three_nodes(shape: Shape, scripts: [Vec<Request>; 3]) -> Scenario {
+/// `domains.len()` cores, all holding the space, with timeouts of one tick
+/// (firing only where `ticks` is switched on), no crash and no preload.
+fn cores(domains: Vec<u32>, shape: Shape, scripts: Vec<Vec<Request>>) -> Scenario {
+    let timeouts = Timeouts {
+        vote: 1,
+        round: 1,
+        relay: 1,
+    };
     Scenario {
-        domains: vec![0, 0, 1],
-        holders: (0..3).map(CoreId).collect(),
+        holders: (0..domains.len() as u16).map(CoreId).collect(),
+        timeouts: vec![timeouts; domains.len()],
+        domains,
+        fan_out: None,
         shape,
-        timeouts: vec![
-            Timeouts {
-                vote: 1,
-                round: 1,
-                relay: 1,
-            };
-            3
-        ],
         ticks: false,
         crashes: 0,
         preload: Vec::new(),
-        scripts: scripts.to_vec(),
+        scripts,
     }
+}
+
+/// Three cores; cores 0 and 1 share a domain, so a `Planned` tree from
+/// core 2 has an aggregator with a member.
+fn three_nodes(shape: Shape, scripts: [Vec<Request>; 3]) -> Scenario {
+    cores(vec![0, 0, 1], shape, scripts.to_vec())
 }
 
 fn check(name: &str, scenario: Scenario) {
@@ -193,6 +198,39 @@ fn conflicting_maps_with_timeouts_of_different_lengths_and_a_crash() {
         .to_vec();
     check(
         "conflicting maps + timeouts of 1 tick on cores 0 and 2, 2 on core 1 + a crash, Planned",
+        scenario,
+    );
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "hundreds of thousands of states: run with --release"
+)]
+fn a_commit_down_a_tree_two_deep_with_a_crash_of_any_core_at_any_moment() {
+    // Four cores of one domain with a fan-out of 2: from core 3 the tree
+    // is 3 {1 {2}, 0}, so the commit passes through a subgroup's leader
+    // (core 1) that may crash before, while or after it forwards; with
+    // timeouts, a shootdown from core 0 (0 {2 {3}, 1}) runs beside it.
+    let scripts = vec![vec![], vec![], vec![], vec![map(1)]];
+    let mut scenario = cores(vec![0; 4], Shape::Planned, scripts);
+    scenario.fan_out = Some(2);
+    scenario.crashes = 1;
+    check(
+        "commit down a tree two deep + a crash, Planned",
+        scenario.clone(),
+    );
+    // Timeouts and a crash together: a relay that acknowledged at its
+    // timeout must still bypass the subgroup's leader once it is down.
+    scenario.ticks = true;
+    check(
+        "commit down a tree two deep + timeouts + a crash, Planned",
+        scenario.clone(),
+    );
+    scenario.crashes = 0;
+    scenario.scripts[0] = vec![SHOOTDOWN];
+    check(
+        "commit + shootdown down trees two deep + timeouts, Planned",
         scenario,
     );
 }

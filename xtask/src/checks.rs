@@ -170,7 +170,8 @@ fn catcher(mutant: Mutant) -> Catcher {
         | Mutant::AbortOnlyYesVoters
         | Mutant::ForgetRoundAtTimeout
         | Mutant::ProtectKeepsTlb
-        | Mutant::InstallWithoutFlush => Catcher::ProtocolSeeds,
+        | Mutant::InstallWithoutFlush
+        | Mutant::ForgetRelayAtTimeout => Catcher::ProtocolSeeds,
         Mutant::AnswerBeforeDown => Catcher::ProtoTest(
             "two_phase::tests::an_inquiry_is_answered_only_once_the_coordinator_is_down_to_the_one_asked",
         ),

@@ -55,6 +55,8 @@ commands:
                             monitor (round trips through two monitors, tracing off and on);
                             membership (detection, view changes, heartbeats; 2 to 256
                             simulated monitors);
+                            model (modelled cycles of shootdown, map and unmap on
+                            machines of 16 to 1024 cores, against shared memory);
                             fuzz (in QEMU, not hosted: 10^6 random system calls on each
                             of 4 cores, written to bench/results/qemu-fuzz.txt)
            --cpus A,B       the two CPUs (default: the first two this process may use;
@@ -136,6 +138,7 @@ pub enum Benchmark {
     Sharing,
     Monitor,
     Membership,
+    Model,
     /// Not hosted: `fuzz` in QEMU (`crate::bench::fuzz`).
     Fuzz,
 }
@@ -150,6 +153,7 @@ impl Benchmark {
             Benchmark::Sharing => "sharing",
             Benchmark::Monitor => "monitor",
             Benchmark::Membership => "membership",
+            Benchmark::Model => "model",
             Benchmark::Fuzz => "fuzz",
         }
     }
@@ -161,7 +165,8 @@ impl Benchmark {
             Benchmark::Fig3
             | Benchmark::Replication
             | Benchmark::Sharing
-            | Benchmark::Membership => Some("scaling"),
+            | Benchmark::Membership
+            | Benchmark::Model => Some("scaling"),
             Benchmark::Fuzz => None,
         }
     }
@@ -324,7 +329,7 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
 }
 
 const BENCHMARKS: &str =
-    "urpc, urpc-depth, fig3, replication, sharing, monitor, membership or fuzz";
+    "urpc, urpc-depth, fig3, replication, sharing, monitor, membership, model or fuzz";
 
 fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
     let benchmark = match flags.args.pop_front().as_deref() {
@@ -335,6 +340,7 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
         Some("sharing") => Benchmark::Sharing,
         Some("monitor") => Benchmark::Monitor,
         Some("membership") => Benchmark::Membership,
+        Some("model") => Benchmark::Model,
         Some("fuzz") => Benchmark::Fuzz,
         Some(other) if !other.starts_with("--") => {
             bail!("unknown benchmark `{other}` (expected {BENCHMARKS})")
@@ -818,6 +824,7 @@ mod tests {
             ("replication", Benchmark::Replication),
             ("sharing", Benchmark::Sharing),
             ("membership", Benchmark::Membership),
+            ("model", Benchmark::Model),
         ] {
             let Command::Bench(options) = parse_words(&format!("bench {name}")).unwrap() else {
                 panic!("bench {name} is a bench command");

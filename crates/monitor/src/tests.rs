@@ -641,15 +641,18 @@ fn a_silent_holder_times_the_vote_out_and_the_reason_names_it() {
     assert_eq!(done.describe(), "aborted: no vote from core 2 in time");
 }
 
-#[test]
-fn a_storm_on_every_core_finishes_every_proposal_and_leaves_equal_replicas() {
+/// A storm of `operations` on each of 4 cores (on shared pages, or each
+/// core's own); the committed and aborted counts in all, with every
+/// replica equal and no call left.
+fn storm_on_four_cores(operations: u32, own: bool) -> (u32, u32) {
     let mut net = Net::new(4);
     let tickets: Vec<Ticket> = (0..4)
         .map(|core| {
             let storm = VmStorm {
-                operations: 12,
+                operations,
                 pages: 3,
                 seed: 0x5eed,
+                own,
             };
             net.call(0, core, storm, 100_000)
         })
@@ -669,11 +672,6 @@ fn a_storm_on_every_core_finishes_every_proposal_and_leaves_equal_replicas() {
             other => panic!("expected VmStormDone, got {other:?}"),
         }
     }
-    assert_eq!(committed + aborted, 48);
-    assert!(
-        committed > 0 && aborted > 0,
-        "{committed} committed, {aborted} aborted"
-    );
     let hashes = net.hashes(3);
     assert!(hashes.iter().all(|&hash| hash == hashes[0]), "{hashes:x?}");
     assert!(
@@ -681,6 +679,42 @@ fn a_storm_on_every_core_finishes_every_proposal_and_leaves_equal_replicas() {
             .iter()
             .all(|monitor| monitor.calls_in_flight() == 0)
     );
+    (committed, aborted)
+}
+
+#[test]
+fn a_storm_on_every_core_finishes_every_proposal_and_leaves_equal_replicas() {
+    let (committed, aborted) = storm_on_four_cores(12, false);
+    assert_eq!(committed + aborted, 48);
+    assert!(
+        committed > 0 && aborted > 0,
+        "{committed} committed, {aborted} aborted"
+    );
+}
+
+#[test]
+fn a_storm_on_pages_of_each_cores_own_commits_every_proposal() {
+    assert_eq!(storm_on_four_cores(12, true), (48, 0));
+}
+
+#[test]
+fn a_storm_past_the_test_space_is_refused_whole() {
+    let mut net = Net::new(2);
+    let storm = VmStorm {
+        operations: 5,
+        pages: 4000,
+        seed: 1,
+        own: true,
+    };
+    let ticket = net.call(0, 1, storm, 100_000);
+    net.settle();
+    match net.reply(0, ticket) {
+        Wire::Vm(Inline(VmMessage::VmStormDone(done))) => {
+            assert_eq!((done.committed, done.aborted), (0, 5));
+        }
+        other => panic!("expected VmStormDone, got {other:?}"),
+    }
+    assert_eq!(net.hashes(1)[0], net.hashes(1)[1]);
 }
 
 #[test]

@@ -1,41 +1,49 @@
 //! Multicast over a routing tree, with acknowledgements aggregated on the
 //! way back: the single-phase commit.
 //!
-//! The initiator of a round sends `Request { forward: true }` to each
-//! group's aggregator. A core that receives a request applies it (the
-//! [`RoundEvent::Deliver`] event) and, as an aggregator, forwards it to its
-//! group's members with `forward: false`. Each member acknowledges to its
-//! aggregator, which acknowledges for its whole group to the initiator. The
-//! round is [`RoundEvent::Done`] when every group has acknowledged.
+//! The initiator of a round sends `Request` to each group's aggregator,
+//! with `forward: true` when the group has members. A core that receives a
+//! request applies it (the [`RoundEvent::Deliver`] event) and, as an
+//! aggregator, forwards it to its group's members, each with `forward`
+//! set when it leads a subgroup of its own (a tree may be of any depth:
+//! [`Group`]). Each core acknowledges to the core that sent it the
+//! request once its own members have acknowledged, for itself and its
+//! whole subtree. The round is [`RoundEvent::Done`] when every group has
+//! acknowledged.
 //!
 //! Sends follow the tree's order: the initiator's requests go out in the
 //! order of the tree's groups, and an aggregator's (or, bypassing a dead
-//! aggregator, the initiator's) in the order of the group's members, so a
+//! aggregator, its parent's) in the order of the group's members, so a
 //! [`TreePlan`](crate::TreePlan) that lists the farthest first has their
 //! requests leave first.
 //!
 //! Failures:
-//! - An aggregator the membership declares down is bypassed: the initiator
-//!   sends to its members directly (and counts it unreached). A member may
-//!   then get the payload twice, so payloads must be idempotent
-//!   (invalidating a TLB entry is; committing an already committed proposal
-//!   is a no-op in [`two_phase`](crate::two_phase)).
+//! - An aggregator the membership declares down is bypassed by the core
+//!   that sent it the round (the initiator, or the aggregator above it):
+//!   that core sends to its members directly (and counts it unreached),
+//!   at any depth. A member may then get the payload twice, so payloads
+//!   must be idempotent (invalidating a TLB entry is; committing an
+//!   already committed proposal is a no-op in
+//!   [`two_phase`](crate::two_phase)).
 //! - A member that is down, or does not answer within the relay timeout, is
-//!   counted unreached in its aggregator's acknowledgement.
+//!   counted unreached in its aggregator's acknowledgement, with its whole
+//!   subgroup when it leads one. An aggregator that acknowledged at its
+//!   relay timeout keeps tracking the round, as the initiator does, so
+//!   that it still bypasses a subgroup's leader that goes down later.
 //! - When the round timeout passes, the initiator reports `Done` with the
 //!   missing targets counted unreached. It keeps tracking the round until
 //!   every group has answered or is down, so that it still bypasses an
 //!   aggregator that dies later; a late acknowledgement changes nothing
 //!   already reported.
 //!
-//! The initiator holds each group to the size its own tree gives it
-//! (`1 + members.len()`), whatever the aggregator's acknowledgement says:
-//! the acknowledged count, capped at that size, counts as acked, and the
-//! rest of the group as unreached. An aggregator derives its members from
-//! its own [`Cluster`]; if it routes by another plan than the initiator (a
-//! misconfiguration, or a plan installed while the round was in flight),
-//! it may forward to fewer members than the initiator's
-//! tree expects, and the shortfall then shows in the report as unreached
+//! Each core holds each answer it waits for to the size its own tree gives
+//! the group that answers (`Group::size`), whatever the acknowledgement
+//! says: the acknowledged count, capped at that size, counts as acked, and
+//! the rest of the group as unreached. An aggregator derives its members
+//! from its own [`Cluster`]; if it routes by another plan than the
+//! initiator (a misconfiguration, or a plan installed while the round was
+//! in flight), it may forward to fewer members than the initiator's tree
+//! expects, and the shortfall then shows in the report as unreached
 //! instead of the round reporting complete. An aggregator that forwards to
 //! more members than expected cannot raise `acked` past the group's size.
 //! The check is by count only: an aggregator whose plan swaps one of its
@@ -44,7 +52,7 @@
 //! `Config::plan` in `atoll-replica`).
 
 use crate::mutants::{self, Mutant};
-use crate::{Cluster, CoreId, OpId, Outbox, Report, Route, Tick, Tree};
+use crate::{Cluster, CoreId, Group, OpId, Outbox, Report, Route, Tick};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -77,10 +85,24 @@ pub enum RoundEvent<P> {
 /// Timeouts in ticks. `relay` should be shorter than `round`, so that an
 /// aggregator reports a silent member before the initiator gives up on the
 /// whole group.
+///
+/// In a tree with subgroups, an aggregator waits `relay` for each level
+/// of its group ([`RoundTimeouts::relay_for`]), so that a subgroup's leader
+/// reports its own silent members before its parent gives up on the whole
+/// subgroup; and the initiator waits at least `relay` more than its
+/// deepest aggregator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RoundTimeouts {
     pub round: Tick,
     pub relay: Tick,
+}
+
+impl RoundTimeouts {
+    /// How long an aggregator of a group `height` levels deep (1: its
+    /// members are plain) waits for its members.
+    pub fn relay_for(&self, height: u16) -> Tick {
+        self.relay.saturating_mul(Tick::from(height.max(1)))
+    }
 }
 
 pub type RoundOutbox<P> = Outbox<RoundMsg<P>, RoundEvent<P>>;
@@ -91,70 +113,150 @@ pub struct Multicast<P> {
     me: CoreId,
     timeouts: RoundTimeouts,
     started: BTreeMap<OpId, Started<P>>,
-    relays: BTreeMap<OpId, Relay>,
+    relays: BTreeMap<OpId, Relay<P>>,
 }
 
 /// A round this core started.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Started<P> {
-    route: Route,
-    payload: P,
-    awaited: Vec<Awaited>,
-    report: Report,
+    fanout: Fanout<P>,
     /// Ticks left before `Done` is reported without the missing answers;
     /// `None` once `Done` has been reported.
     ticks_left: Option<Tick>,
 }
 
-/// An answer a started round still waits for.
+/// A round this core forwards as an aggregator.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Relay<P> {
+    /// The core that sent this core the request, which its
+    /// acknowledgement goes to.
+    parent: CoreId,
+    fanout: Fanout<P>,
+    /// Ticks left before it acknowledges without the missing answers;
+    /// `None` once it has acknowledged at the relay timeout. It still
+    /// tracks the round then, until every answer came or its core is down,
+    /// so that it bypasses a subgroup's leader that goes down later: the
+    /// leader's members would otherwise never get the payload.
+    ticks_left: Option<Tick>,
+}
+
+/// What an initiator or an aggregator sent a round to, and what came back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Fanout<P> {
+    route: Route,
+    payload: P,
+    awaited: Vec<Awaited>,
+    report: Report,
+}
+
+/// An answer a round still waits for: the acknowledgement of the group
+/// `from` leads (of `targets` targets, counting `from`; 1 for a plain
+/// member).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Awaited {
-    /// The acknowledgement of a group, which counts `targets` targets.
-    Group { aggregator: CoreId, targets: u16 },
-    /// The acknowledgement of one target reached directly, because its
-    /// aggregator went down.
-    Target(CoreId),
+struct Awaited {
+    from: CoreId,
+    targets: u16,
 }
 
 impl Awaited {
-    fn targets(self) -> u16 {
-        match self {
-            Awaited::Group { targets, .. } => targets,
-            Awaited::Target(_) => 1,
-        }
-    }
-
     /// What `report`, the answer to this, counts for in the round: held to
-    /// the targets the initiator's own tree gives it. Acknowledgements past
+    /// the targets the tree of this core gives it. Acknowledgements past
     /// that number count for nothing, and every target the answer does not
     /// acknowledge is unreached, whatever the answer says of it. So an
-    /// aggregator that found fewer members than the initiator's tree gives
-    /// its group (it routes by another plan) cannot make the round look
+    /// aggregator that found fewer members than this core's tree gives its
+    /// group (it routes by another plan) cannot make the round look
     /// complete, and one that found more cannot count a target twice.
     fn hold_to(self, report: Report) -> Report {
-        let targets = self.targets();
-        let acked = report.acked.min(targets);
+        let acked = report.acked.min(self.targets);
         Report {
             acked,
-            unreached: targets - acked,
-        }
-    }
-
-    fn answered_by(self, core: CoreId) -> bool {
-        match self {
-            Awaited::Group { aggregator, .. } => aggregator == core,
-            Awaited::Target(target) => target == core,
+            unreached: self.targets - acked,
         }
     }
 }
 
-/// A round this core forwards as an aggregator.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Relay {
-    parent: CoreId,
-    waiting: Vec<CoreId>,
-    report: Report,
-    ticks_left: Tick,
+impl<P: Copy> Fanout<P> {
+    fn new(route: Route, payload: P, report: Report) -> Self {
+        Self {
+            route,
+            payload,
+            awaited: Vec::new(),
+            report,
+        }
+    }
+
+    /// Sends the round to each of `groups`' aggregators, in order, and
+    /// awaits their answers; an aggregator that is down counts unreached,
+    /// and its members are reached in its place.
+    fn reach(
+        &mut self,
+        round: OpId,
+        groups: &[Group],
+        cluster: &impl Cluster,
+        out: &mut RoundOutbox<P>,
+    ) {
+        for group in groups {
+            if cluster.is_down(group.aggregator) {
+                self.report.unreached += 1;
+                self.reach(round, &group.members, cluster, out);
+                continue;
+            }
+            let request = RoundMsg::Request {
+                round,
+                route: self.route,
+                payload: self.payload,
+                forward: !group.members.is_empty(),
+            };
+            out.send(group.aggregator, request);
+            self.awaited.push(Awaited {
+                from: group.aggregator,
+                targets: group.size(),
+            });
+        }
+    }
+
+    /// Takes `from`'s answer, if this waits for it.
+    fn answer(&mut self, from: CoreId, report: Report) -> bool {
+        let Some(at) = self.awaited.iter().position(|a| a.from == from) else {
+            return false;
+        };
+        let awaited = self.awaited.remove(at);
+        self.report.add(awaited.hold_to(report));
+        true
+    }
+
+    /// `core` is down: if this waits for it, counts it unreached and
+    /// reaches the members it leads in `initiator`'s tree in its place.
+    fn bypass(
+        &mut self,
+        round: OpId,
+        core: CoreId,
+        cluster: &impl Cluster,
+        out: &mut RoundOutbox<P>,
+    ) -> bool {
+        let Some(at) = self.awaited.iter().position(|a| a.from == core) else {
+            return false;
+        };
+        self.awaited.remove(at);
+        self.report.unreached += 1;
+        let tree = cluster.tree(round.origin, self.route);
+        let members = tree.group_led_by(core).map(|g| g.members.as_slice());
+        self.reach(round, members.unwrap_or_default(), cluster, out);
+        true
+    }
+
+    /// The targets still awaited.
+    fn missing(&self) -> u16 {
+        self.awaited.iter().map(|a| a.targets).sum()
+    }
+
+    /// The report as it stands, every target still awaited unreached.
+    fn without_the_missing(&self) -> Report {
+        Report {
+            acked: self.report.acked,
+            unreached: self.report.unreached + self.missing(),
+        }
+    }
 }
 
 impl<P: Copy> Multicast<P> {
@@ -178,30 +280,19 @@ impl<P: Copy> Multicast<P> {
         out: &mut RoundOutbox<P>,
     ) {
         let tree = cluster.tree(self.me, route);
-        let mut started = Started {
-            route,
-            payload,
-            awaited: Vec::new(),
-            report: Report::default(),
-            ticks_left: Some(self.timeouts.round),
+        let mut fanout = Fanout::new(route, payload, Report::default());
+        fanout.reach(round, &tree.groups, cluster, out);
+        // The aggregators' own relay timeouts come first, however deep
+        // their groups.
+        let deepest = tree.groups.iter().map(Group::height).max().unwrap_or(0);
+        let round_ticks = self
+            .timeouts
+            .round
+            .max(self.timeouts.relay_for(deepest + 1));
+        let started = Started {
+            fanout,
+            ticks_left: Some(round_ticks),
         };
-        for group in &tree.groups {
-            if cluster.is_down(group.aggregator) {
-                started.bypass(round, &tree, group.aggregator, cluster, out);
-            } else {
-                let request = RoundMsg::Request {
-                    round,
-                    route,
-                    payload,
-                    forward: true,
-                };
-                out.send(group.aggregator, request);
-                started.awaited.push(Awaited::Group {
-                    aggregator: group.aggregator,
-                    targets: 1 + group.members.len() as u16,
-                });
-            }
-        }
         self.started.insert(round, started);
         self.finish_if_answered(round, out);
     }
@@ -221,52 +312,43 @@ impl<P: Copy> Multicast<P> {
                 forward,
             } => {
                 out.emit(RoundEvent::Deliver { round, payload });
-                let members = match forward {
-                    true => cluster
-                        .tree(round.origin, route)
-                        .group_led_by(self.me)
-                        .map(|g| g.members.clone())
-                        .unwrap_or_default(),
-                    false => Vec::new(),
+                let itself = Report {
+                    acked: 1,
+                    unreached: 0,
                 };
-                let mut relay = Relay {
-                    parent: from,
-                    waiting: Vec::new(),
-                    report: Report {
-                        acked: 1,
-                        unreached: 0,
-                    },
-                    ticks_left: self.timeouts.relay,
-                };
-                for member in members {
-                    if cluster.is_down(member) {
-                        relay.report.unreached += 1;
-                    } else {
-                        let request = RoundMsg::Request {
-                            round,
-                            route,
-                            payload,
-                            forward: false,
-                        };
-                        out.send(member, request);
-                        relay.waiting.push(member);
+                let mut fanout = Fanout::new(route, payload, itself);
+                let mut height = 0;
+                if forward {
+                    let tree = cluster.tree(round.origin, route);
+                    if let Some(group) = tree.group_led_by(self.me) {
+                        height = group.height();
+                        fanout.reach(round, &group.members, cluster, out);
                     }
                 }
-                if mutants::active(Mutant::AckBeforeMembers) && !relay.waiting.is_empty() {
+                if mutants::active(Mutant::AckBeforeMembers) && !fanout.awaited.is_empty() {
                     let report = Report {
-                        acked: 1 + relay.waiting.len() as u16,
-                        unreached: relay.report.unreached,
+                        acked: fanout.report.acked + fanout.missing(),
+                        unreached: fanout.report.unreached,
                     };
                     out.send(from, RoundMsg::Ack { round, report });
-                } else if relay.waiting.is_empty() {
+                } else if fanout.awaited.is_empty() {
                     out.send(
                         from,
                         RoundMsg::Ack {
                             round,
-                            report: relay.report,
+                            report: fanout.report,
                         },
                     );
                 } else {
+                    // A core asked again (its parent went down and the
+                    // parent's own parent reached it in its place) serves
+                    // the newest request: the answers to the older one
+                    // count for it, and the rest are strays.
+                    let relay = Relay {
+                        parent: from,
+                        fanout,
+                        ticks_left: Some(self.timeouts.relay_for(height)),
+                    };
                     self.relays.insert(round, relay);
                 }
             }
@@ -278,16 +360,12 @@ impl<P: Copy> Multicast<P> {
         // An initiator that leads a group of its own is both the relay and
         // the initiator of the round; its members answer the relay.
         if let Some(relay) = self.relays.get_mut(&round)
-            && let Some(at) = relay.waiting.iter().position(|&m| m == from)
+            && relay.fanout.answer(from, report)
         {
-            relay.waiting.remove(at);
-            relay.report.add(report);
             self.finish_relay_if_answered(round, out);
         } else if let Some(started) = self.started.get_mut(&round)
-            && let Some(at) = started.awaited.iter().position(|a| a.answered_by(from))
+            && started.fanout.answer(from, report)
         {
-            let answered = started.awaited.remove(at);
-            started.report.add(answered.hold_to(report));
             self.finish_if_answered(round, out);
         }
     }
@@ -299,40 +377,34 @@ impl<P: Copy> Multicast<P> {
         let relayed: Vec<OpId> = self.relays.keys().copied().collect();
         for round in relayed {
             let relay = self.relays.get_mut(&round).expect("listed above");
-            if let Some(at) = relay.waiting.iter().position(|&m| m == core) {
-                relay.waiting.remove(at);
-                relay.report.unreached += 1;
+            if relay.fanout.bypass(round, core, cluster, out) {
                 self.finish_relay_if_answered(round, out);
             }
         }
         let rounds: Vec<OpId> = self.started.keys().copied().collect();
         for round in rounds {
             let started = self.started.get_mut(&round).expect("listed above");
-            let Some(at) = started.awaited.iter().position(|a| a.answered_by(core)) else {
-                continue;
-            };
-            match started.awaited.remove(at) {
-                Awaited::Group { aggregator, .. } => {
-                    let tree = cluster.tree(self.me, started.route);
-                    started.bypass(round, &tree, aggregator, cluster, out);
-                }
-                Awaited::Target(_) => started.report.unreached += 1,
+            if started.fanout.bypass(round, core, cluster, out) {
+                self.finish_if_answered(round, out);
             }
-            self.finish_if_answered(round, out);
         }
     }
 
     /// One tick passed.
     pub fn on_tick(&mut self, out: &mut RoundOutbox<P>) {
-        let relayed: Vec<OpId> = self.relays.keys().copied().collect();
-        for round in relayed {
-            let relay = self.relays.get_mut(&round).expect("listed above");
-            relay.ticks_left = relay.ticks_left.saturating_sub(1);
-            if relay.ticks_left == 0 {
-                relay.report.unreached += relay.waiting.len() as u16;
-                relay.waiting.clear();
-                self.finish_relay_if_answered(round, out);
+        for (&round, relay) in &mut self.relays {
+            let Some(ticks_left) = &mut relay.ticks_left else {
+                continue;
+            };
+            *ticks_left = ticks_left.saturating_sub(1);
+            if *ticks_left == 0 {
+                relay.ticks_left = None;
+                let report = relay.fanout.without_the_missing();
+                out.send(relay.parent, RoundMsg::Ack { round, report });
             }
+        }
+        if mutants::active(Mutant::ForgetRelayAtTimeout) {
+            self.relays.retain(|_, relay| relay.ticks_left.is_some());
         }
         for (&round, started) in &mut self.started {
             let Some(ticks_left) = &mut started.ticks_left else {
@@ -341,11 +413,7 @@ impl<P: Copy> Multicast<P> {
             *ticks_left = ticks_left.saturating_sub(1);
             if *ticks_left == 0 {
                 started.ticks_left = None;
-                let missing: u16 = started.awaited.iter().map(|a| a.targets()).sum();
-                let report = Report {
-                    acked: started.report.acked,
-                    unreached: started.report.unreached + missing,
-                };
+                let report = started.fanout.without_the_missing();
                 out.emit(RoundEvent::Done { round, report });
             }
         }
@@ -357,7 +425,8 @@ impl<P: Copy> Multicast<P> {
 
     /// Whether a tick would change anything.
     pub fn has_timers(&self) -> bool {
-        !self.relays.is_empty() || self.started.values().any(|s| s.ticks_left.is_some())
+        self.relays.values().any(|r| r.ticks_left.is_some())
+            || self.started.values().any(|s| s.ticks_left.is_some())
     }
 
     /// Whether no round is in progress here.
@@ -366,56 +435,28 @@ impl<P: Copy> Multicast<P> {
     }
 
     fn finish_relay_if_answered(&mut self, round: OpId, out: &mut RoundOutbox<P>) {
-        if self.relays[&round].waiting.is_empty() {
+        if self.relays[&round].fanout.awaited.is_empty() {
             let relay = self.relays.remove(&round).expect("looked up above");
-            out.send(
-                relay.parent,
-                RoundMsg::Ack {
-                    round,
-                    report: relay.report,
-                },
-            );
+            if relay.ticks_left.is_some() {
+                out.send(
+                    relay.parent,
+                    RoundMsg::Ack {
+                        round,
+                        report: relay.fanout.report,
+                    },
+                );
+            }
         }
     }
 
     fn finish_if_answered(&mut self, round: OpId, out: &mut RoundOutbox<P>) {
-        if self.started[&round].awaited.is_empty() {
+        if self.started[&round].fanout.awaited.is_empty() {
             let started = self.started.remove(&round).expect("looked up above");
             if started.ticks_left.is_some() {
                 out.emit(RoundEvent::Done {
                     round,
-                    report: started.report,
+                    report: started.fanout.report,
                 });
-            }
-        }
-    }
-}
-
-impl<P: Copy> Started<P> {
-    /// Reaches the members of `aggregator`'s group directly, since it is
-    /// down, and counts it unreached.
-    fn bypass(
-        &mut self,
-        round: OpId,
-        tree: &Tree,
-        aggregator: CoreId,
-        cluster: &impl Cluster,
-        out: &mut RoundOutbox<P>,
-    ) {
-        self.report.unreached += 1;
-        let members = tree.group_led_by(aggregator).map(|g| g.members.as_slice());
-        for &member in members.unwrap_or_default() {
-            if cluster.is_down(member) {
-                self.report.unreached += 1;
-            } else {
-                let request = RoundMsg::Request {
-                    round,
-                    route: self.route,
-                    payload: self.payload,
-                    forward: false,
-                };
-                out.send(member, request);
-                self.awaited.push(Awaited::Target(member));
             }
         }
     }
@@ -576,18 +617,18 @@ mod tests {
 
     #[test]
     fn an_aggregator_with_another_plan_that_adds_a_member_does_not_inflate_acked() {
-        // The initiator's tree: {0: 1, 2}, {3: 4}, {5}. Core 5 routes by a
-        // plan in which it leads {5: 4}, so 4 gets the payload from 3 and
-        // from 5, and 5 acknowledges 2 for a group of 1.
-        let mut net = net(vec![0, 0, 0, 1, 1, 2]);
+        // The initiator's tree: {0: 1, 2}, {3: 4}, {5: 6}. Core 5 routes by
+        // a plan in which it leads {5: 6, 4}, so 4 gets the payload from 3
+        // and from 5, and 5 acknowledges 3 for a group of 2.
+        let mut net = net(vec![0, 0, 0, 1, 1, 2, 2]);
         let mut other = TreePlan::new();
-        other.set_root(CoreId(0), vec![ids(&[0, 1, 2]), ids(&[3]), ids(&[5, 4])]);
+        other.set_root(CoreId(0), vec![ids(&[0, 1, 2]), ids(&[3]), ids(&[5, 6, 4])]);
         net.clusters[5].plan = other;
         start(&mut net, Shape::Planned);
         net.run();
-        assert_eq!(deliveries(&net), [1, 1, 1, 1, 2, 1]);
-        assert!(acks_to_initiator(&net).contains(&(CoreId(5), report(2, 0))));
-        assert_eq!(net.peers[0].done, [(ROUND, report(6, 0))]);
+        assert_eq!(deliveries(&net), [1, 1, 1, 1, 2, 1, 1]);
+        assert!(acks_to_initiator(&net).contains(&(CoreId(5), report(3, 0))));
+        assert_eq!(net.peers[0].done, [(ROUND, report(7, 0))]);
         assert!(net.peers.iter().all(|p| p.engine.is_idle()));
     }
 
@@ -656,6 +697,106 @@ mod tests {
         net.run();
         assert_eq!(deliveries(&net), [1, 1, 1, 1, 2, 1], "4 gets it twice");
         assert_eq!(net.peers[0].done, [(ROUND, report(5, 1))]);
+    }
+
+    /// Ten cores in one group with a fan-out of 3: 0 leads 3 {4, 5},
+    /// 6 {7, 8}, 9, 1 and 2 (see `tree`'s tests).
+    fn nested() -> Net<Target> {
+        let mut plan = TreePlan::new();
+        plan.set_root(CoreId(0), vec![(0..10).map(CoreId).collect()]);
+        plan.set_fan_out(Some(3));
+        planned(10, plan)
+    }
+
+    #[test]
+    fn a_nested_tree_reaches_every_core_once_and_each_subtree_answers_for_itself() {
+        let mut net = nested();
+        start(&mut net, Shape::Planned);
+        net.run();
+        assert_eq!(deliveries(&net), [1; 10]);
+        assert_eq!(net.peers[0].done, [(ROUND, report(10, 0))]);
+        let acks_to = |to: u16| -> Vec<(CoreId, Report)> {
+            net.log
+                .iter()
+                .filter(|&&(_, t, _)| t == CoreId(to))
+                .filter_map(|&(from, _, m)| match m {
+                    RoundMsg::Ack { report, .. } => Some((from, report)),
+                    RoundMsg::Request { .. } => None,
+                })
+                .collect()
+        };
+        assert!(acks_to(0).contains(&(CoreId(3), report(3, 0))));
+        assert!(acks_to(0).contains(&(CoreId(9), report(1, 0))));
+        assert_eq!(acks_to(6).len(), 2, "7 and 8 answer 6, not 0");
+        assert!(net.peers.iter().all(|p| p.engine.is_idle()));
+    }
+
+    #[test]
+    fn an_aggregator_bypasses_a_subgroup_leader_that_dies_mid_round() {
+        let mut net = nested();
+        start(&mut net, Shape::Planned);
+        // 0 (the relay of its own group) reaches 6, which forwards to 7 and
+        // 8 and dies before anyone answers it; what it sent still arrives.
+        assert!(net.deliver_where(|_, to, _| to == CoreId(0)));
+        assert!(net.deliver_where(|_, to, _| to == CoreId(6)));
+        net.crash(CoreId(6));
+        net.declare_down(CoreId(6));
+        net.run();
+        let expected = [1, 1, 1, 1, 1, 1, 1, 2, 2, 1];
+        assert_eq!(deliveries(&net), expected, "7 and 8 from 6, then from 0");
+        assert_eq!(net.peers[0].done, [(ROUND, report(9, 1))]);
+        assert!(
+            net.peers
+                .iter()
+                .enumerate()
+                .all(|(n, p)| n == 6 || p.engine.is_idle())
+        );
+    }
+
+    #[test]
+    fn a_subgroup_leader_down_before_the_round_is_passed_over_to_its_members() {
+        let mut net = nested();
+        net.crash(CoreId(3));
+        net.declare_down(CoreId(3));
+        start(&mut net, Shape::Planned);
+        net.run();
+        assert_eq!(deliveries(&net), [1, 1, 1, 0, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(net.peers[0].done, [(ROUND, report(9, 1))]);
+    }
+
+    #[test]
+    fn a_silent_subgroup_counts_whole_at_its_aggregators_relay_timeout() {
+        let mut net = nested();
+        // 6 hangs without anyone declaring it down: 0, relaying its own
+        // group, counts 6's subgroup of 3 unreached when its relay times out.
+        net.crash(CoreId(6));
+        start(&mut net, Shape::Planned);
+        net.run();
+        // 0's group is two deep: it waits a relay timeout per level, so
+        // that 6, were it merely slow, could report its own members first.
+        for _ in 0..TIMEOUTS.relay {
+            net.tick();
+            net.run();
+        }
+        assert!(
+            net.peers[0].done.is_empty(),
+            "one level's wait is not enough"
+        );
+        for _ in TIMEOUTS.relay..TIMEOUTS.relay_for(2) {
+            net.tick();
+            net.run();
+        }
+        assert_eq!(deliveries(&net), [1, 1, 1, 1, 1, 1, 0, 0, 0, 1]);
+        assert_eq!(net.peers[0].done, [(ROUND, report(7, 3))]);
+        // 0 still tracks 6: once 6 is declared down, 7 and 8 get the
+        // payload from 0 (a commit must reach every live holder), and the
+        // round, already reported, is not reported again.
+        assert!(!net.peers[0].engine.is_idle());
+        net.declare_down(CoreId(6));
+        net.run();
+        assert_eq!(deliveries(&net), [1, 1, 1, 1, 1, 1, 0, 1, 1, 1]);
+        assert_eq!(net.peers[0].done, [(ROUND, report(7, 3))]);
+        assert!(net.peers[0].engine.is_idle());
     }
 
     #[test]

@@ -50,10 +50,13 @@ pub enum Mutant {
     SnapshotWithRoundsOpen,
     /// A joiner handles the protocols' messages before its snapshot is in.
     ServeBeforeSnapshot,
+    /// An aggregator forgets a round at its relay timeout, so it never
+    /// bypasses a subgroup's leader that goes down after it.
+    ForgetRelayAtTimeout,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 16] = [
+    pub const ALL: [Mutant; 17] = [
         Mutant::LockTwice,
         Mutant::CommitOnFirstYes,
         Mutant::UnmapKeepsTlb,
@@ -70,6 +73,7 @@ impl Mutant {
         Mutant::NoHeartbeats,
         Mutant::SnapshotWithRoundsOpen,
         Mutant::ServeBeforeSnapshot,
+        Mutant::ForgetRelayAtTimeout,
     ];
 
     /// The mutant's name, as `ATOLL_MUTANT` takes it.
@@ -91,6 +95,7 @@ impl Mutant {
             Mutant::NoHeartbeats => "no-heartbeats",
             Mutant::SnapshotWithRoundsOpen => "snapshot-with-rounds-open",
             Mutant::ServeBeforeSnapshot => "serve-before-snapshot",
+            Mutant::ForgetRelayAtTimeout => "forget-relay-at-timeout",
         }
     }
 

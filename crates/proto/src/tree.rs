@@ -3,9 +3,11 @@
 //! A tree is a list of groups. The initiator sends to each group's
 //! aggregator, in the tree's order; the aggregator applies the payload,
 //! forwards it to the group's members, in their order, and acknowledges for
-//! the whole group once they have acknowledged. [`Tree::build`] makes the
-//! three shapes the shootdown benchmark compares, the topology-aware one
-//! from a [`TreePlan`], and a host may make any other tree by hand.
+//! the whole group once they have acknowledged. A member may lead a group
+//! of its own (a subgroup), which it serves the same way, so a tree may
+//! have any depth. [`Tree::build`] makes the three shapes the shootdown
+//! benchmark compares, the topology-aware one from a [`TreePlan`], and a
+//! host may make any other tree by hand.
 
 use crate::CoreId;
 use alloc::collections::BTreeMap;
@@ -25,9 +27,10 @@ pub enum Shape {
     /// the targets it holds (groups left empty are dropped). A group's
     /// aggregator is the initiator when it is in the group, otherwise the
     /// first of the group's targets in the plan's order, and the others are
-    /// its members in the plan's order. Targets the plan does not place
-    /// (all of them when it has no entry for the initiator) follow as groups
-    /// of their own, in ascending id, so a plan never loses a target.
+    /// its members in the plan's order, shaped by the plan's fan-out (see
+    /// [`TreePlan::set_fan_out`]). Targets the plan does not place (all of
+    /// them when it has no entry for the initiator) follow as groups of
+    /// their own, in ascending id, so a plan never loses a target.
     Planned,
 }
 
@@ -45,12 +48,104 @@ pub struct Route {
     pub shape: Shape,
 }
 
+/// A core of a tree and the cores it forwards to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Group {
-    /// Receives the payload from the initiator, applies it, and forwards it
-    /// to `members`, in their order.
+    /// Receives the payload, applies it, and forwards it to `members`, in
+    /// their order.
     pub aggregator: CoreId,
-    pub members: Vec<CoreId>,
+    /// Each a core that receives the payload from the aggregator, with the
+    /// members it forwards to in turn (none for a plain member).
+    pub members: Vec<Group>,
+}
+
+impl Group {
+    /// A core that forwards to nobody.
+    pub fn leaf(core: CoreId) -> Group {
+        Group {
+            aggregator: core,
+            members: Vec::new(),
+        }
+    }
+
+    /// The cores of the group: its aggregator, and its members' groups.
+    pub fn size(&self) -> u16 {
+        1 + self.members.iter().map(Group::size).sum::<u16>()
+    }
+
+    /// Levels below the aggregator: 0 for a plain member, 1 for a group of
+    /// plain members, and one more for each level of subgroups.
+    pub fn height(&self) -> u16 {
+        self.members
+            .iter()
+            .map(|member| member.height() + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Every core of the group, the aggregator first, then each member's
+    /// group in turn.
+    pub fn cores(&self) -> Vec<CoreId> {
+        let mut cores = alloc::vec![self.aggregator];
+        for member in &self.members {
+            cores.extend(member.cores());
+        }
+        cores
+    }
+
+    /// The group `core` leads within this one (itself, when it is the
+    /// aggregator).
+    fn find(&self, core: CoreId) -> Option<&Group> {
+        if self.aggregator == core {
+            return Some(self);
+        }
+        self.members.iter().find_map(|member| member.find(core))
+    }
+
+    /// The core that forwards to `core` within this group.
+    fn parent_of(&self, core: CoreId) -> Option<CoreId> {
+        if self.members.iter().any(|m| m.aggregator == core) {
+            return Some(self.aggregator);
+        }
+        self.members
+            .iter()
+            .find_map(|member| member.parent_of(core))
+    }
+
+    /// The group of `cores` (in order, the first leading) shaped so that no
+    /// core forwards to more than `fan_out` plain members: the cores are
+    /// cut into runs of `fan_out`, each led by its first core, which
+    /// forwards to the rest of its run; the runs' leaders form a group
+    /// shaped the same way, led by the first core. So a long list becomes a
+    /// tree of depth about log base `fan_out` of its length, and cores next
+    /// to each other in the list (the plan lists the cores of a cache
+    /// together) end up in one run. A leader forwards to the leaders below
+    /// it first, since their subtrees take longest, then to its run.
+    fn shaped(cores: &[CoreId], fan_out: usize) -> Group {
+        if cores.len() <= fan_out + 1 {
+            return Group {
+                aggregator: cores[0],
+                members: cores[1..].iter().copied().map(Group::leaf).collect(),
+            };
+        }
+        let runs: Vec<&[CoreId]> = cores.chunks(fan_out).collect();
+        let leaders: Vec<CoreId> = runs.iter().map(|run| run[0]).collect();
+        let mut top = Group::shaped(&leaders, fan_out);
+        top.attach_runs(&runs);
+        top
+    }
+
+    /// Gives every leader of `runs` in this group the rest of its run as
+    /// plain members, after the leaders it forwards to.
+    fn attach_runs(&mut self, runs: &[&[CoreId]]) {
+        for member in &mut self.members {
+            member.attach_runs(runs);
+        }
+        if let Some(run) = runs.iter().find(|run| run[0] == self.aggregator) {
+            self.members
+                .extend(run[1..].iter().copied().map(Group::leaf));
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -60,7 +155,8 @@ pub struct Tree {
 }
 
 /// For each initiator, the groups of the topology-aware tree over all
-/// cores, which [`Shape::Planned`] cuts down to a round's targets.
+/// cores, which [`Shape::Planned`] cuts down to a round's targets, and the
+/// fan-out that shapes each group.
 ///
 /// A root's groups are listed in the order its initiator sends to them (the
 /// kernel's plan puts the farthest, by measured latency, first). Each
@@ -74,6 +170,7 @@ pub struct Tree {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TreePlan {
     roots: BTreeMap<CoreId, Vec<Vec<CoreId>>>,
+    fan_out: Option<usize>,
 }
 
 impl TreePlan {
@@ -88,6 +185,19 @@ impl TreePlan {
     /// then the members in the order the aggregator forwards to them.
     pub fn set_root(&mut self, initiator: CoreId, groups: Vec<Vec<CoreId>>) {
         self.roots.insert(initiator, groups);
+    }
+
+    /// Shapes every planned group so that no core forwards to more than
+    /// `fan_out` (at least 2) plain members: a larger group becomes a tree
+    /// of subgroups (see [`Group`]). `None`, the default, keeps each group
+    /// flat: its aggregator forwards to every member itself.
+    pub fn set_fan_out(&mut self, fan_out: Option<usize>) {
+        self.fan_out = fan_out.map(|k| k.max(2));
+    }
+
+    /// The fan-out [`Self::set_fan_out`] set.
+    pub fn fan_out(&self) -> Option<usize> {
+        self.fan_out
     }
 
     /// The groups planned for `initiator`; empty when it has none.
@@ -121,21 +231,21 @@ impl Tree {
     /// and the other shapes ignore it. Duplicate targets count once, and
     /// every target is in exactly one group.
     ///
-    /// The initiator, when it is a target, is always an aggregator, so it
-    /// applies the payload without a message travelling: in its own group
-    /// for `Unicast` and `Flat`, and leading its planned group (or its own
-    /// group, when the plan does not place it) for `Planned`. Otherwise
-    /// `Flat` takes the lowest id as the aggregator and `Planned` the
-    /// first target of each planned group, so every core given the same
-    /// plan derives the same tree.
+    /// The initiator, when it is a target, is always the aggregator of a
+    /// group of the tree's top level, so it applies the payload without a
+    /// message travelling: in its own group for `Unicast` and `Flat`, and
+    /// leading its planned group (or its own group, when the plan does not
+    /// place it) for `Planned`. Otherwise `Flat` takes the lowest id as the
+    /// aggregator and `Planned` the first target of each planned group, so
+    /// every core given the same plan derives the same tree.
     ///
     /// - `Unicast`: one group per target, in ascending id.
     /// - `Flat`: the initiator alone (when a target), then one group of all
     ///   the other targets, in ascending id.
     /// - `Planned`: the initiator's planned groups, in the plan's order,
     ///   each holding the targets the plan puts in it (members in the plan's
-    ///   order; groups without targets dropped); then every target the plan
-    ///   does not place, alone, in ascending id.
+    ///   order, shaped by its fan-out; groups without targets dropped); then
+    ///   every target the plan does not place, alone, in ascending id.
     pub fn build(shape: Shape, initiator: CoreId, targets: &[CoreId], plan: &TreePlan) -> Tree {
         let mut targets = targets.to_vec();
         targets.sort_unstable();
@@ -172,38 +282,36 @@ impl Tree {
                 partitions
             }
         };
+        let fan_out = match shape {
+            Shape::Planned => plan.fan_out,
+            Shape::Unicast | Shape::Flat => None,
+        };
         let groups = partitions
             .into_iter()
             .map(|mut cores| {
                 let lead = cores.iter().position(|&n| n == initiator).unwrap_or(0);
                 let aggregator = cores.remove(lead);
-                Group {
-                    aggregator,
-                    members: cores,
-                }
+                cores.insert(0, aggregator);
+                Group::shaped(&cores, fan_out.unwrap_or(cores.len()))
             })
             .collect();
         Tree { groups }
     }
 
-    /// Every target: the aggregators and their members.
+    /// Every target: each group's cores, group by group.
     pub fn targets(&self) -> impl Iterator<Item = CoreId> + '_ {
-        self.groups
-            .iter()
-            .flat_map(|g| core::iter::once(g.aggregator).chain(g.members.iter().copied()))
+        self.groups.iter().flat_map(Group::cores)
     }
 
-    /// The group `core` leads, if it is an aggregator.
+    /// The group `core` leads, if it is a target: its own members, and
+    /// none for a plain member.
     pub fn group_led_by(&self, core: CoreId) -> Option<&Group> {
-        self.groups.iter().find(|g| g.aggregator == core)
+        self.groups.iter().find_map(|group| group.find(core))
     }
 
-    /// The aggregator that forwards to `core`, if `core` is a member.
+    /// The core that forwards to `core`, if `core` is a member of a group.
     pub fn aggregator_of(&self, core: CoreId) -> Option<CoreId> {
-        self.groups
-            .iter()
-            .find(|g| g.members.contains(&core))
-            .map(|g| g.aggregator)
+        self.groups.iter().find_map(|group| group.parent_of(core))
     }
 }
 
@@ -217,8 +325,79 @@ mod tests {
     fn group(aggregator: u16, members: &[u16]) -> Group {
         Group {
             aggregator: CoreId(aggregator),
-            members: ids(members),
+            members: ids(members).into_iter().map(Group::leaf).collect(),
         }
+    }
+
+    fn nest(aggregator: u16, members: Vec<Group>) -> Group {
+        Group {
+            aggregator: CoreId(aggregator),
+            members,
+        }
+    }
+
+    #[test]
+    fn a_fan_out_shapes_a_large_group_into_runs_under_their_leaders() {
+        let mut plan = TreePlan::new();
+        plan.set_root(CoreId(0), vec![(0..10).map(CoreId).collect()]);
+        plan.set_fan_out(Some(3));
+        let tree = Tree::build(
+            Shape::Planned,
+            CoreId(0),
+            &(0..10).map(CoreId).collect::<Vec<_>>(),
+            &plan,
+        );
+        // Runs [0 1 2] [3 4 5] [6 7 8] [9]; their leaders 0 3 6 9 are no
+        // more than 3 + 1, so 0 forwards to them, then to its own run.
+        let expected = nest(
+            0,
+            vec![
+                nest(3, vec![Group::leaf(CoreId(4)), Group::leaf(CoreId(5))]),
+                nest(6, vec![Group::leaf(CoreId(7)), Group::leaf(CoreId(8))]),
+                group(9, &[]),
+                Group::leaf(CoreId(1)),
+                Group::leaf(CoreId(2)),
+            ],
+        );
+        assert_eq!(tree.groups, vec![expected]);
+        assert_eq!(tree.groups[0].size(), 10);
+        assert_eq!(tree.groups[0].height(), 2);
+        assert_eq!(Group::leaf(CoreId(1)).height(), 0);
+        assert_eq!(tree.aggregator_of(CoreId(8)), Some(CoreId(6)));
+        assert_eq!(tree.aggregator_of(CoreId(6)), Some(CoreId(0)));
+        assert_eq!(
+            tree.group_led_by(CoreId(3)).map(Group::size),
+            Some(3),
+            "a subgroup is found at any depth"
+        );
+        // Twenty cores: seven leaders, cut again into [0 3 6] [9 12 15]
+        // [18], so the tree is three deep.
+        plan.set_root(CoreId(0), vec![(0..20).map(CoreId).collect()]);
+        let twenty: Vec<CoreId> = (0..20).map(CoreId).collect();
+        let tree = Tree::build(Shape::Planned, CoreId(0), &twenty, &plan);
+        let top: Vec<CoreId> = tree.groups[0]
+            .members
+            .iter()
+            .map(|m| m.aggregator)
+            .collect();
+        assert_eq!(top, ids(&[9, 18, 3, 6, 1, 2]));
+        assert_eq!(tree.aggregator_of(CoreId(13)), Some(CoreId(12)));
+        assert_eq!(tree.aggregator_of(CoreId(12)), Some(CoreId(9)));
+        assert_eq!(tree.aggregator_of(CoreId(9)), Some(CoreId(0)));
+        // Another initiator in the group leads it, and the shape follows.
+        let tree = Tree::build(Shape::Planned, CoreId(5), &ids(&[0, 1, 2, 5]), &{
+            let mut plan = TreePlan::new();
+            plan.set_root(CoreId(5), vec![ids(&[0, 1, 2, 5])]);
+            plan.set_fan_out(Some(2));
+            plan
+        });
+        assert_eq!(
+            tree.groups,
+            vec![nest(5, vec![group(1, &[2]), Group::leaf(CoreId(0))])]
+        );
+        // Unicast and flat ignore the fan-out.
+        let tree = Tree::build(Shape::Flat, CoreId(0), &ids(&[0, 1, 2, 3, 4]), &plan);
+        assert_eq!(tree.groups, vec![group(0, &[]), group(1, &[2, 3, 4])]);
     }
 
     #[test]
@@ -322,12 +501,17 @@ mod tests {
         })
     }
 
-    /// Either a random plan or one of domains (every core placed).
+    /// Either a random plan or one of domains (every core placed), flat
+    /// or with a fan-out.
     fn any_plan() -> impl Strategy<Value = TreePlan> {
-        prop_oneof![
+        let plan = prop_oneof![
             plan(),
             prop::collection::vec(0u32..3, 0..9).prop_map(|d| TreePlan::from_domains(&d)),
-        ]
+        ];
+        (plan, prop::option::of(2usize..5)).prop_map(|(mut plan, fan_out)| {
+            plan.set_fan_out(fan_out);
+            plan
+        })
     }
 
     proptest! {
@@ -349,8 +533,10 @@ mod tests {
             expected.dedup();
             prop_assert_eq!(seen, expected);
             if targets.contains(&CoreId(initiator)) {
-                prop_assert!(tree.group_led_by(CoreId(initiator)).is_some());
+                prop_assert!(tree.groups.iter().any(|g| g.aggregator == CoreId(initiator)));
             }
+            let sizes: u16 = tree.groups.iter().map(Group::size).sum();
+            prop_assert_eq!(usize::from(sizes), tree.targets().count());
         }
 
         /// A `Planned` tree is the plan cut down to the targets: each group
@@ -385,8 +571,7 @@ mod tests {
                 prop_assert!(last_unplanned.is_none(), "planned groups come first");
                 prop_assert!(last_planned < Some(g), "in the plan's order");
                 last_planned = Some(g);
-                let mut cores = vec![group.aggregator];
-                cores.extend(&group.members);
+                let cores = group.cores();
                 let positions: Vec<(usize, usize)> = cores.iter().map(|n| first[n]).collect();
                 prop_assert!(positions.iter().all(|&(of, _)| of == g));
                 let mut order = cores.clone();
@@ -396,7 +581,24 @@ mod tests {
                     order.retain(|&n| n != initiator);
                     order.insert(0, initiator);
                 }
-                prop_assert_eq!(order, cores, "in the plan's order");
+                match plan.fan_out() {
+                    None => prop_assert_eq!(order, cores, "in the plan's order"),
+                    Some(fan_out) => {
+                        // Shaped: the same cores, the aggregator first, and
+                        // no core forwarding to more plain members than the
+                        // fan-out.
+                        prop_assert_eq!(order[0], cores[0]);
+                        let mut sorted = cores.clone();
+                        sorted.sort_unstable();
+                        order.sort_unstable();
+                        prop_assert_eq!(order, sorted);
+                        fn widest(group: &Group) -> usize {
+                            let leaves = group.members.iter().filter(|m| m.members.is_empty()).count();
+                            group.members.iter().map(widest).fold(leaves, usize::max)
+                        }
+                        prop_assert!(widest(group) <= fan_out);
+                    }
+                }
             }
         }
     }

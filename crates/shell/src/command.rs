@@ -85,6 +85,8 @@ pub enum Command {
     },
     VmStorm {
         operations: u32,
+        /// On pages of each core's own, so that every proposal commits.
+        own: bool,
     },
     /// A storm that runs while the shell goes on, until `vm storm wait`.
     VmStormStart {
@@ -420,11 +422,22 @@ const COMMANDS: &[CommandSpec] = &[
         parse_arguments: |_| Ok(Command::VmStormWait),
     },
     CommandSpec {
+        usage: "vm storm own <operations>",
+        summary: "every core maps and unmaps pages of its own that many times at once: all must commit",
+        parse_arguments: |arguments| {
+            Ok(Command::VmStorm {
+                operations: arguments.number("operation count")?,
+                own: true,
+            })
+        },
+    },
+    CommandSpec {
         usage: "vm storm <operations>",
         summary: "every core proposes that many conflicting maps and unmaps at once; replicas must agree",
         parse_arguments: |arguments| {
             Ok(Command::VmStorm {
                 operations: arguments.number("operation count")?,
+                own: false,
             })
         },
     },
@@ -874,7 +887,17 @@ mod tests {
         assert_eq!(parse("vm storm wait"), Ok(Some(Command::VmStormWait)));
         assert_eq!(
             parse("vm storm 7"),
-            Ok(Some(Command::VmStorm { operations: 7 }))
+            Ok(Some(Command::VmStorm {
+                operations: 7,
+                own: false
+            }))
+        );
+        assert_eq!(
+            parse("vm storm own 9"),
+            Ok(Some(Command::VmStorm {
+                operations: 9,
+                own: true
+            }))
         );
         assert_eq!(parse("view"), Ok(Some(Command::View)));
         assert_eq!(
@@ -1118,6 +1141,7 @@ mod tests {
                 "vm hash",
                 "vm storm start <operations>",
                 "vm storm wait",
+                "vm storm own <operations>",
                 "vm storm <operations>",
                 "bench shootdown",
                 "bench fig3",

@@ -104,6 +104,7 @@
 //! | `cpu_topology(C, Package, Core, Thread)` | CPUID leaf 0xB applied to core `C`'s APIC id |
 //! | `cache(C, Level, Kind, Bytes, Instance)` | CPUID cache leaves; `Kind` is `data`, `instruction` or `unified`; cores with equal `Level`, `Kind` and `Instance` share the cache |
 //! | `urpc_rtt(A, B, Cycles)` | median measured URPC round trip from core `A` to another core `B`, at most one per pair |
+//! | `urpc_send(C, Cycles)` | cycles core `C` is busy per message it sends in a multicast, with the answer it takes in; not gathered at boot (the latency model gives it), read by `topology::fan_out` |
 //! | `span(C, Base, End)` | memory of core `C`'s frame pool |
 //! | `channels(C, Base, End)` | core `C`'s incoming URPC ring buffers |
 //!

@@ -34,6 +34,10 @@
 //! anything when there are `mem_node` facts, since without an SRAT no
 //! memory is known to be on any node. The rules file explains each choice.
 //!
+//! [`fan_out`] picks how wide the trees' subgroups are from what a message
+//! costs against its latency, so that a large group becomes a tree of
+//! subgroups rather than one aggregator sending to every core.
+//!
 //! [`format_fact`] writes a boot fact as program text, so that facts one core
 //! gathers can be loaded into the other cores' knowledge bases.
 
@@ -71,6 +75,14 @@ pub struct TreeGroup {
     /// aggregator to it if one was measured, in the order the aggregator
     /// sends to them: farthest first, then the unmeasured by ascending id.
     pub members: Vec<(i64, Option<i64>)>,
+}
+
+impl TreeGroup {
+    /// The group's cores as a multicast plan lists them: the aggregator,
+    /// then the members in the order it sends to them.
+    pub fn cores(&self) -> impl Iterator<Item = i64> + '_ {
+        core::iter::once(self.aggregator).chain(self.members.iter().map(|&(core, _)| core))
+    }
 }
 
 /// The multicast tree from core `root`, as the groups the `aggregator` and
@@ -149,6 +161,60 @@ pub fn multicast_groups(kb: &mut KnowledgeBase, root: i64) -> Result<Vec<TreeGro
     });
     Ok(groups)
 }
+
+/// The fan-out of the multicast trees: how many plain members a core
+/// should forward a round to itself before it hands the rest to subgroup
+/// leaders (`atoll_proto::TreePlan::set_fan_out`), from what a message
+/// costs against its latency.
+///
+/// A tree of fan-out `k` over `n` cores is about log base `k` of `n`
+/// levels deep. On each level a parent is busy `c` cycles per child (the
+/// send, and later taking in the child's acknowledgement), and the round
+/// crosses the level twice, down and back, at one-way latency `l`: a level
+/// takes about `k c + 2 l`, and the tree `(k c + 2 l) / ln k` times `ln
+/// n`. The `k` that minimises it is the fan-out, whatever `n`; it depends
+/// only on `c / l`, and the larger the latency against the cost per child,
+/// the wider the tree.
+///
+/// `l` is half the median of every `urpc_rtt`, and `c` the median of the
+/// `urpc_send(C, Cycles)` facts (cycles core `C` is busy per child: the
+/// latency model gives them). Where either is missing, `c = l`: a core
+/// that waits for each line it writes is busy for about a one-way trip per
+/// message. That gives 4. Every core computes it from its replica's facts,
+/// so cores with equal replicas agree on it, as they must on the whole
+/// plan.
+pub fn fan_out(kb: &mut KnowledgeBase) -> Result<usize, Error> {
+    let median_of =
+        |kb: &mut KnowledgeBase, predicate: &str, at: usize| -> Result<Option<i64>, Error> {
+            let mut values: Vec<i64> = match kb.facts(Some(predicate)) {
+                Ok(facts) => facts
+                    .iter()
+                    .filter_map(|(_, values)| match values.get(at) {
+                        Some(Value::Int(value)) if *value > 0 => Some(*value),
+                        _ => None,
+                    })
+                    .collect(),
+                Err(Error::UnknownPredicate { .. }) => Vec::new(),
+                Err(error) => return Err(error),
+            };
+            values.sort_unstable();
+            Ok(values.get(values.len() / 2).copied())
+        };
+    let rtt = median_of(kb, "urpc_rtt", 2)?;
+    let send = median_of(kb, "urpc_send", 1)?;
+    // The cost per child against the latency.
+    let ratio = match (rtt, send) {
+        (Some(rtt), Some(send)) => send as f64 / (rtt as f64 / 2.0),
+        _ => 1.0,
+    };
+    let time = |k: usize| (k as f64 * ratio + 2.0) / libm::log(k as f64);
+    Ok((2..=MOST_FAN_OUT)
+        .min_by(|&a, &b| time(a).total_cmp(&time(b)))
+        .unwrap_or(MOST_FAN_OUT))
+}
+
+/// The widest fan-out [`fan_out`] picks.
+pub const MOST_FAN_OUT: usize = 64;
 
 /// The integer a variable is bound to; `None` for a symbol, which the boot
 /// facts never hold where the rules expect a core, node or cycle count, so

@@ -473,3 +473,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_fan_out_widens_as_a_message_gets_cheaper_against_its_latency() {
+    let mut kb = eight_cores().knowledge_base();
+    // Only the round trips: a child costs a one-way trip, and four is the
+    // width that minimises (k + 2) / ln k.
+    assert_eq!(topology::fan_out(&mut kb), Ok(4));
+    // A tenth of that per child: wider (the minimum of (0.1 k + 2) / ln k).
+    let median_rtt = {
+        let mut trips: Vec<i64> = eight_cores().rtt.values().copied().collect();
+        trips.sort_unstable();
+        trips[trips.len() / 2]
+    };
+    for core in 0..8 {
+        kb.add_fact("urpc_send", vec![core.into(), (median_rtt / 20).into()])
+            .unwrap();
+    }
+    assert_eq!(topology::fan_out(&mut kb), Ok(13));
+    // Four round trips per child: as narrow as it gets (k / ln k, which
+    // the cost tends to, is least at 3).
+    let mut dear = eight_cores().knowledge_base();
+    for core in 0..8 {
+        dear.add_fact("urpc_send", vec![core.into(), (median_rtt * 4).into()])
+            .unwrap();
+    }
+    assert_eq!(topology::fan_out(&mut dear), Ok(3));
+    // Nothing measured (a machine too large to measure every pair): a
+    // child is taken to cost a one-way trip, as with round trips alone.
+    let mut bare = KnowledgeBase::new();
+    bare.load(topology::RULES).unwrap();
+    assert_eq!(topology::fan_out(&mut bare), Ok(4));
+    // A send cost without round trips is not a ratio: the same.
+    bare.add_fact("urpc_send", vec![0.into(), 1.into()])
+        .unwrap();
+    assert_eq!(topology::fan_out(&mut bare), Ok(4));
+}

@@ -13,6 +13,9 @@
 //!   replica per pair of cores behind a lock, or one global locked copy.
 //! - `membership`: failure detection, view changes and heartbeats over 2 to
 //!   256 monitors, simulated (ticks and messages, not time).
+//! - `model`: the latency model of `atoll-sim` on machines of 16 to 1024
+//!   cores: shootdown, map and unmap over each tree against the shared-
+//!   memory baselines, in modelled cycles.
 //!
 //! Each prints a table and writes `<out>/<benchmark>.json` (every number
 //! per round, the machine as `lscpu` describes it, the command) and
@@ -25,6 +28,7 @@ mod common;
 mod fig3;
 mod links;
 mod membership;
+mod model;
 mod probe;
 mod replication;
 mod sharing;
@@ -46,6 +50,7 @@ benchmarks:
   replication  a replicated counter and map: Atoll replicas, node-replication, one locked copy
   sharing      the mapping table: a replica per core, per pair of cores, or one locked copy
   membership   detection, view changes and heartbeats over 2 to 256 simulated monitors
+  model        modelled cycles of shootdown, map and unmap on machines of 16 to 1024 cores
   --out DIR         where to write <benchmark>.json and .svg (default bench/results)
   --cpus A,B,...    the CPUs to place threads on (default: every CPU this process may use)
   --repetitions N   rounds (default 10)
@@ -68,6 +73,7 @@ fn run(options: BenchArgs) -> Result<(), String> {
         "replication" => replication::run(&settings)?,
         "sharing" => sharing::run(&settings)?,
         "membership" => membership::run(&settings)?,
+        "model" => model::run_model(&settings)?,
         other => return Err(format!("no benchmark called {other}")),
     };
     println!("{}", report.table);

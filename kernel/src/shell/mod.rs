@@ -163,7 +163,7 @@ fn execute(core: &Core, state: &mut State, line: &str) -> CommandResult {
         }
         Command::VmShow => vm::show(core),
         Command::VmHash => vm::hashes(core).map(|_| ())?,
-        Command::VmStorm { operations } => vm::storm(core, operations)?,
+        Command::VmStorm { operations, own } => vm::storm(core, operations, own)?,
         Command::VmStormStart { operations } => {
             vm::storm_start(core, &mut state.storm, operations)?
         }

@@ -50,8 +50,14 @@ fn rtt_text(rtt: Option<i64>) -> String {
 pub fn show_tree(core: &Core, root: usize) -> Result<(), String> {
     // Only running cores start rounds.
     check_running(core, "skb tree", root)?;
-    let groups = core
-        .with_monitor(|monitor| topology::multicast_groups(monitor.knowledge(), root as i64))
+    let (groups, fan_out) = core
+        .with_monitor(|monitor| {
+            let kb = monitor.knowledge();
+            Ok::<_, atoll_skb::Error>((
+                topology::multicast_groups(kb, root as i64)?,
+                topology::fan_out(kb)?,
+            ))
+        })
         .map_err(|error| format!("skb tree: {error}"))?;
     println!(
         "skb tree from core {root}: {} groups, farthest first (rtt in cycles)",
@@ -82,5 +88,9 @@ pub fn show_tree(core: &Core, root: usize) -> Result<(), String> {
             }
         );
     }
+    println!(
+        "skb tree: fan-out {fan_out}: a group of more than {} cores forwards through subgroups",
+        fan_out + 1
+    );
     Ok(())
 }

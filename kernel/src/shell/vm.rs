@@ -183,13 +183,16 @@ pub fn span(core: &Core, first: usize, last: usize) -> Result<(), String> {
 /// A storm under way: each member's call, made with the shell going on.
 pub struct Storm {
     operations: u32,
+    /// On each core's own pages: every proposal must commit.
+    own: bool,
     calls: Vec<(usize, Ticket)>,
 }
 
 /// `vm storm`: every member proposes `operations` maps and unmaps of a few
-/// pages at once; then every replica must agree.
-pub fn storm(core: &Core, operations: u32) -> Result<(), String> {
-    let started = start_storm(core, operations);
+/// pages at once; then every replica must agree. With `own`, each member's
+/// pages are its own, so every proposal must commit.
+pub fn storm(core: &Core, operations: u32, own: bool) -> Result<(), String> {
+    let started = start_storm(core, operations, own);
     finish_storm(core, started)
 }
 
@@ -205,7 +208,7 @@ pub fn storm_start(
             "vm storm start: a storm is under way; `vm storm wait` for it first",
         ));
     }
-    let storm = start_storm(core, operations);
+    let storm = start_storm(core, operations, false);
     println!(
         "vm storm start: {} cores propose {operations} changes each",
         storm.calls.len()
@@ -222,11 +225,12 @@ pub fn storm_wait(core: &Core, running: &mut Option<Storm>) -> Result<(), String
     finish_storm(core, storm)
 }
 
-fn start_storm(core: &Core, operations: u32) -> Storm {
+fn start_storm(core: &Core, operations: u32, own: bool) -> Storm {
     let request = VmStorm {
         operations,
         pages: STORM_PAGES,
         seed: cpu::rdtsc() as u32,
+        own,
     };
     let timeout = call_timeout_ms();
     let calls = core
@@ -234,7 +238,11 @@ fn start_storm(core: &Core, operations: u32) -> Storm {
         .into_iter()
         .map(|id| (id, core.call(id, request.clone(), timeout)))
         .collect();
-    Storm { operations, calls }
+    Storm {
+        operations,
+        own,
+        calls,
+    }
 }
 
 /// Waits for every core's storm: each one that runs must have finished
@@ -272,6 +280,11 @@ fn finish_storm(core: &Core, storm: Storm) -> Result<(), String> {
         return Err(format!(
             "vm storm: {} proposals did not finish",
             proposed.abs_diff(committed + aborted)
+        ));
+    }
+    if storm.own && aborted > 0 {
+        return Err(format!(
+            "vm storm: {aborted} proposals on pages no other core proposes for were aborted"
         ));
     }
     hashes(core).map(|_| ())

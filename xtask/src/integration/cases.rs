@@ -38,6 +38,10 @@ pub fn all() -> Vec<QemuTest> {
             boot_all_cores(context, cores)
         })
     }));
+    tests.push(QemuTest::new(
+        "many_cores_64_commit_down_a_tree_of_subgroups_and_storm_on_their_own_pages",
+        |context| many_cores_commit_down_trees(context, 64),
+    ));
     tests.extend(STORM_CORE_COUNTS.iter().map(|&cores| {
         QemuTest::new(
             format!("vm_storm_{cores}_cores_keeps_replicas_identical"),
@@ -354,6 +358,50 @@ fn vm_storm_keeps_replicas_identical(context: &mut TestContext, cores: u8) -> Re
         return Err(format!(
             "storm of {proposals}: {committed} committed, {aborted} aborted"
         ));
+    }
+    expect_replicas_agree(&run.serial, 1)
+}
+
+/// On `cores` cores in one node (no NUMA tables), the knowledge base's
+/// tree from core 0 is one group of every core, and its fan-out makes it a
+/// tree of subgroups (`skb tree`); a map and an unmap proposed by core 1
+/// travel it and commit on every core, and a storm in which every core maps
+/// and unmaps pages of its own commits every proposal, with every replica
+/// equal.
+fn many_cores_commit_down_trees(context: &mut TestContext, cores: u8) -> Result<(), String> {
+    let script = "skb tree 0; vm map 1 7; vm unmap 1 7; vm storm own 2";
+    let run = context.exec(cores, script)?;
+    expect_success(&run, script)?;
+    let tree = protocol::skb::command_output(&run.serial, "skb tree 0")
+        .and_then(|output| protocol::skb::tree(&output))
+        .map(|(_, groups)| {
+            groups
+                .iter()
+                .map(|group| group.cores().len())
+                .collect::<Vec<_>>()
+        });
+    if tree != Some(vec![usize::from(cores)]) {
+        return Err(format!(
+            "expected one group of {cores} cores from core 0, got {tree:?}"
+        ));
+    }
+    let fan_out = "skb tree: fan-out 4: a group of more than 5 cores forwards through subgroups";
+    expect_line(&run.serial, fan_out)?;
+    for line in [
+        format!("vm map 1 7: 0x10000007000 committed: {cores} holders applied it, 0 unreached"),
+        format!("vm unmap 1 7: 0x10000007000 committed: {cores} holders applied it, 0 unreached"),
+    ] {
+        expect_line(&run.serial, &line)?;
+    }
+    let proposals = 2 * u32::from(cores);
+    match protocol::vm_storm_counts(&run.serial) {
+        Some(protocol::StormCounts {
+            proposals: p,
+            committed,
+            aborted: 0,
+            ..
+        }) if p == proposals && committed == proposals => {}
+        other => return Err(format!("storm of {proposals} on own pages: {other:?}")),
     }
     expect_replicas_agree(&run.serial, 1)
 }

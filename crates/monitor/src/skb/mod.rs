@@ -277,8 +277,10 @@ impl Skb {
     /// not, it installs none).
     ///
     /// The plan has a tree for every core that may hold a space, and places
-    /// every core the knowledge base knows, members or not; it does not
-    /// change with the view. A round's tree follows the
+    /// every core the knowledge base knows, members or not, with the
+    /// fan-out the knowledge base picks (`topology::fan_out`), so that a
+    /// large group is a tree of subgroups; it does not change with the
+    /// view. A round's tree follows the
     /// view all the same: it holds only the holders of the round's space,
     /// and an aggregator the view has left out is bypassed (its members are
     /// reached directly: `atoll_proto::multicast`). What must not change
@@ -296,12 +298,7 @@ impl Skb {
                     root,
                     groups
                         .iter()
-                        .map(|group| {
-                            core::iter::once(group.aggregator)
-                                .chain(group.members.iter().map(|&(core, _)| core))
-                                .map(|core| CoreId(core as u16))
-                                .collect::<Vec<_>>()
-                        })
+                        .map(|group| group.cores().map(|core| CoreId(core as u16)).collect())
                         .collect(),
                 ),
                 Err(error) => {
@@ -311,6 +308,13 @@ impl Skb {
                     ));
                     return false;
                 }
+            }
+        }
+        match topology::fan_out(&mut self.kb) {
+            Ok(fan_out) => plan.set_fan_out(Some(fan_out)),
+            Err(error) => {
+                cx.notice(format!("skb: no fan-out for the multicast trees: {error}"));
+                return false;
             }
         }
         cx.mappings().0.set_plan(plan);

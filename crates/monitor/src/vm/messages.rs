@@ -123,8 +123,12 @@ atoll_iface::interface! {
             rival_seq: u32
         }
         /// Propose `operations` random maps and unmaps of the first
-        /// `pages` pages, one after the other, and report.
-        VmStorm { operations: u32, pages: u32, seed: u32 } -> VmStormDone {
+        /// `pages` pages, one after the other, and report. With `own`, of
+        /// `pages` pages of this core's own (from its id times `pages`),
+        /// each a map if this core's replica does not map the page and an
+        /// unmap if it does: no other core proposes for them, so every
+        /// proposal should commit.
+        VmStorm { operations: u32, pages: u32, seed: u32, own: bool } -> VmStormDone {
             committed: u32,
             aborted: u32,
             /// Of the aborted: for want of a vote in time (the others were

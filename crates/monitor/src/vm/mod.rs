@@ -29,7 +29,12 @@ const PAGE_FLAGS: u64 = 0b11;
 struct Storm {
     requester: Requester,
     remaining: u32,
+    /// The storm's pages: `pages` of them from `first_page`.
+    first_page: u32,
     pages: u32,
+    /// Map or unmap by what the replica holds (a storm on this core's own
+    /// pages), not at random.
+    by_replica: bool,
     /// xorshift32 state.
     random: u32,
     done: VmStormDone,
@@ -61,8 +66,16 @@ impl Vm {
             storm.random ^= storm.random << 13;
             storm.random ^= storm.random >> 17;
             storm.random ^= storm.random << 5;
-            let page = storm.random % storm.pages.max(1);
-            let change = if storm.random & (1 << 16) == 0 {
+            let page = storm.first_page + storm.random % storm.pages.max(1);
+            let change = if storm.by_replica {
+                let mapped = cx
+                    .mappings()
+                    .0
+                    .replica()
+                    .lookup(TEST_SPACE, page_address(page))
+                    .is_some();
+                if mapped { Change::Unmap } else { Change::Map }
+            } else if storm.random & (1 << 16) == 0 {
                 Change::Map
             } else {
                 Change::Unmap
@@ -141,12 +154,29 @@ impl Service for Vm {
                 operations,
                 pages,
                 seed,
+                own,
             }) => {
+                let pages = pages.clamp(1, TEST_SPACE_PAGES);
+                let first_page = match own {
+                    true => u32::from(cx.me().0).saturating_mul(pages),
+                    false => 0,
+                };
+                if first_page.saturating_add(pages) > TEST_SPACE_PAGES {
+                    // Nothing proposed: every operation is refused.
+                    let refused = VmStormDone {
+                        committed: 0,
+                        aborted: operations,
+                        timed_out: 0,
+                    };
+                    return cx.reply(requester, refused);
+                }
                 let op = cx.new_op(ServiceId::Vm);
                 let storm = Storm {
                     requester,
                     remaining: operations,
-                    pages: pages.clamp(1, TEST_SPACE_PAGES),
+                    first_page,
+                    pages,
+                    by_replica: own,
                     // Seeded per core, so that the cores of a storm differ.
                     random: (seed ^ u32::from(cx.me().0 + 1).wrapping_mul(0x9E37_79B9)) | 1,
                     done: VmStormDone {
