@@ -387,9 +387,10 @@ pub struct KnowledgeBase {
     /// groups before it complete.
     strata: Vec<Vec<Rule>>,
     limits: Limits,
-    /// Every fact, stored or derived, from the last evaluation; dropped when
-    /// a fact or a rule is added.
-    model: Option<Relations>,
+    /// The predicates the last evaluation derived (with every predicate
+    /// they depend on), and every stored fact with what it derived for
+    /// them; dropped when a fact or a rule is added.
+    model: Option<(BTreeSet<String>, Relations)>,
 }
 
 impl Default for KnowledgeBase {
@@ -542,7 +543,8 @@ impl KnowledgeBase {
             steps,
             ..
         } = self.limits;
-        let model = self.model()?;
+        let predicates: Vec<String> = query.atoms().map(|atom| atom.predicate.clone()).collect();
+        let model = self.model(predicates.iter().map(String::as_str))?;
         let mut answers = BTreeSet::new();
         let outcome = eval::for_each_match(&query, model, None, steps, &mut |slots| {
             let answer: Answer = query
@@ -600,7 +602,11 @@ impl KnowledgeBase {
                 known: self.arities.keys().cloned().collect(),
             });
         }
-        Ok(flatten(self.model()?.get_key_value(predicate).into_iter()))
+        Ok(flatten(
+            self.model([predicate])?
+                .get_key_value(predicate)
+                .into_iter(),
+        ))
     }
 
     /// Whether some rule derives `predicate`, for helpers that need their
@@ -612,16 +618,61 @@ impl KnowledgeBase {
             .any(|rule| rule.head.predicate == predicate)
     }
 
-    /// Every stored and derived fact, evaluating the rules if a fact or a
-    /// rule was added since they last were.
-    fn model(&mut self) -> Result<&Relations, Error> {
-        if self.model.is_none() {
-            let limit = self.limits.facts;
-            let model = eval::evaluate(&self.facts, &self.strata, limit)
-                .map_err(|eval::TooManyFacts| Error::TooManyFacts { limit })?;
-            self.model = Some(model);
+    /// Every stored fact, and every fact the rules derive for `wanted` and
+    /// what it depends on; evaluated again if a fact or a rule was added
+    /// since, or if `wanted` needs predicates the last evaluation left out.
+    ///
+    /// Only the rules a question needs run: a predicate no question has
+    /// asked about, nor any it depends on, is never derived. So a helper
+    /// relation that grows with the square of the cores (`same_node` on a
+    /// machine of one node) costs memory only once it is asked for, and
+    /// the fact limit applies to what the question needs.
+    fn model<'a>(
+        &mut self,
+        wanted: impl IntoIterator<Item = &'a str>,
+    ) -> Result<&Relations, Error> {
+        let mut needed: BTreeSet<String> = wanted.into_iter().map(String::from).collect();
+        // Close over the bodies of the rules that derive what is needed.
+        loop {
+            let more: Vec<String> = self
+                .strata
+                .iter()
+                .flatten()
+                .filter(|rule| needed.contains(&rule.head.predicate))
+                .flat_map(|rule| rule.body.atoms().map(|atom| atom.predicate.clone()))
+                .filter(|predicate| !needed.contains(predicate))
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            needed.extend(more);
         }
-        Ok(self.model.get_or_insert_default())
+        let covered = match &self.model {
+            Some((covered, _)) if needed.is_subset(covered) => true,
+            Some((covered, _)) => {
+                needed.extend(covered.iter().cloned());
+                false
+            }
+            None => false,
+        };
+        if !covered {
+            let strata: Vec<Vec<Rule>> = self
+                .strata
+                .iter()
+                .map(|rules| {
+                    rules
+                        .iter()
+                        .filter(|rule| needed.contains(&rule.head.predicate))
+                        .cloned()
+                        .collect()
+                })
+                .collect();
+            let limit = self.limits.facts;
+            let model = eval::evaluate(&self.facts, &strata, limit)
+                .map_err(|eval::TooManyFacts| Error::TooManyFacts { limit })?;
+            self.model = Some((needed, model));
+        }
+        Ok(&self.model.as_ref().expect("evaluated above").1)
     }
 }
 

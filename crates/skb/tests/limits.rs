@@ -260,9 +260,13 @@ fn the_fact_limit_bounds_evaluation_within_a_round() {
         Err(Error::TooManyFacts { limit: 20_000 })
     );
     assert_eq!(
-        kb.query("n(X), X < 2"),
+        kb.query("triple(0, 0, X), X < 2"),
         Err(Error::TooManyFacts { limit: 20_000 })
     );
+    // A question that does not need `triple` does not derive it, so the
+    // limit does not stand in its way.
+    let small = kb.query("n(X), X < 2").unwrap();
+    assert_eq!(small.len(), 2);
     // Stored facts count too.
     let mut kb = KnowledgeBase::with_fact_limit(100);
     kb.load(&n_facts(101)).unwrap();
@@ -386,4 +390,32 @@ proptest! {
     fn queries_of_token_soup_change_nothing(text in query_soup()) {
         query_changes_nothing(&text)?;
     }
+}
+
+#[test]
+fn only_what_a_question_needs_is_derived() {
+    // `square` would hold 40 000 facts, over the limit; `first` needs only
+    // `n` and `lower`, so it answers, and asking for `square` fails clearly
+    // without losing what was answered before.
+    let mut kb = KnowledgeBase::with_fact_limit(20_000);
+    kb.load(&n_facts(200)).unwrap();
+    kb.load(
+        "square(A, B) :- n(A), n(B).
+         lower(X) :- n(X), n(Y), Y < X.
+         first(X) :- n(X), not lower(X).",
+    )
+    .unwrap();
+    let first = kb.query("first(X)").unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        kb.query("square(1, X)"),
+        Err(Error::TooManyFacts { limit: 20_000 })
+    );
+    assert_eq!(kb.query("first(X)").unwrap(), first);
+    // Through a rule that depends on it, `square` is needed too.
+    kb.load("pair(A) :- square(A, A).").unwrap();
+    assert_eq!(
+        kb.facts(Some("pair")),
+        Err(Error::TooManyFacts { limit: 20_000 })
+    );
 }

@@ -273,36 +273,37 @@ pub fn urpc_call<const N: usize>(handshake: Handshake, channel: &mut CallChannel
 /// Eight-byte messages this many to a slot.
 pub const PACKED_PER_SLOT: usize = PAYLOAD_SIZE / 8;
 
-/// Streams 8-byte messages [`PACKED_PER_SLOT`] to a slot. A slot goes out
-/// when full, so a burst must be a multiple of [`PACKED_PER_SLOT`]; a
-/// general packed channel would also need a count for a partial slot.
-struct PackedOut<'m> {
-    sender: Sender<'m>,
+/// Streams 8-byte messages [`PACKED_PER_SLOT`] to a slot (or a peer's
+/// item) of a channel of slot-sized messages. A slot goes out when full, so
+/// a burst must be a multiple of [`PACKED_PER_SLOT`]; a general packed
+/// channel would also need a count for a partial slot.
+struct PackedOut<O> {
+    slots: O,
     slot: Payload,
     filled: usize,
 }
 
-struct PackedIn<'m> {
-    receiver: Receiver<'m>,
+struct PackedIn<I> {
+    slots: I,
     slot: Payload,
     unread: usize,
 }
 
-impl Outbound<8> for PackedOut<'_> {
+impl<O: Outbound<PAYLOAD_SIZE>> Outbound<8> for PackedOut<O> {
     fn send(&mut self, message: &[u8; 8]) {
         self.slot[self.filled * 8..][..8].copy_from_slice(message);
         self.filled += 1;
         if self.filled == PACKED_PER_SLOT {
-            self.sender.send_unflushed(&self.slot);
+            self.slots.send(&self.slot);
             self.filled = 0;
         }
     }
 }
 
-impl Inbound<8> for PackedIn<'_> {
+impl<I: Inbound<PAYLOAD_SIZE>> Inbound<8> for PackedIn<I> {
     fn recv(&mut self) -> [u8; 8] {
         if self.unread == 0 {
-            self.slot = self.receiver.recv_polling();
+            self.slot = self.slots.recv();
             self.unread = PACKED_PER_SLOT;
         }
         let word = PACKED_PER_SLOT - self.unread;
@@ -313,25 +314,28 @@ impl Inbound<8> for PackedIn<'_> {
     }
 }
 
-/// URPC streaming 8-byte messages packed into slots, polling; the reply
-/// direction (one message per burst) is plain URPC. Throughput only.
-pub fn urpc_packed<'m>((requests, replies): (&'m mut Ring, &'m mut Ring)) -> Cell<'m> {
-    let (sender, receiver) = requests.split();
-    let packed = (
+/// `(sender, receiver)` of slot-sized messages, packing 8-byte messages.
+fn packed<O, I>((slots_out, slots_in): (O, I)) -> (PackedOut<O>, PackedIn<I>) {
+    (
         PackedOut {
-            sender,
+            slots: slots_out,
             slot: [0; PAYLOAD_SIZE],
             filled: 0,
         },
         PackedIn {
-            receiver,
+            slots: slots_in,
             slot: [0; PAYLOAD_SIZE],
             unread: 0,
         },
-    );
+    )
+}
+
+/// URPC streaming 8-byte messages packed into slots, polling; the reply
+/// direction (one message per burst) is plain URPC. Throughput only.
+pub fn urpc_packed<'m>((requests, replies): (&'m mut Ring, &'m mut Ring)) -> Cell<'m> {
     cell::<8>(
         Metric::Throughput,
-        packed,
+        packed(urpc_direction(requests, Handshake::Off)),
         urpc_direction(replies, Handshake::Off),
     )
 }
@@ -366,10 +370,77 @@ impl<const N: usize> Inbound<N> for rtrb::Consumer<[u8; N]> {
     }
 }
 
-/// `rtrb`: a wait-free single-producer single-consumer ring of items.
+/// `rtrb`: a single-producer single-consumer ring, each push and pop
+/// published at once, with [`PEER_CAPACITY`] items.
 pub fn rtrb<const N: usize>(metric: Metric) -> Cell<'static> {
     let direction = || rtrb::RingBuffer::<[u8; N]>::new(PEER_CAPACITY);
     cell::<N>(metric, direction(), direction())
+}
+
+/// An `rtrb` consumer that reads with its chunk API: every item waiting, up
+/// to `batch`, in one chunk, and publishes its read position once per
+/// chunk. URPC's receiver likewise acknowledges once per half ring, while
+/// each message is visible to it as soon as it is written, as each rtrb
+/// push is.
+struct BatchedIn<const N: usize> {
+    consumer: rtrb::Consumer<[u8; N]>,
+    batch: usize,
+    read: std::collections::VecDeque<[u8; N]>,
+}
+
+impl<const N: usize> Inbound<N> for BatchedIn<N> {
+    fn recv(&mut self) -> [u8; N] {
+        while self.read.is_empty() {
+            let waiting = self.consumer.slots().min(self.batch);
+            if waiting == 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let chunk = self
+                .consumer
+                .read_chunk(waiting)
+                .expect("no more than are waiting");
+            let (first, second) = chunk.as_slices();
+            self.read.extend(first.iter().chain(second));
+            chunk.commit_all();
+        }
+        self.read.pop_front().expect("read above")
+    }
+}
+
+/// `rtrb` with URPC's shape: `capacity` items, read in chunks of up to half
+/// of it, as URPC's rings of that depth acknowledge.
+fn rtrb_batched_direction<const N: usize>(
+    capacity: usize,
+) -> (rtrb::Producer<[u8; N]>, BatchedIn<N>) {
+    let (producer, consumer) = rtrb::RingBuffer::<[u8; N]>::new(capacity);
+    let batched = BatchedIn {
+        consumer,
+        batch: capacity / 2,
+        read: std::collections::VecDeque::with_capacity(capacity / 2),
+    };
+    (producer, batched)
+}
+
+/// `rtrb` as URPC's like: `capacity` items (URPC's ring depth), pushes
+/// published at once, reads in chunks of half the capacity. Streaming
+/// only.
+pub fn rtrb_batched<const N: usize>(capacity: usize) -> Cell<'static> {
+    cell::<N>(
+        Metric::Throughput,
+        rtrb_batched_direction(capacity),
+        rtrb_batched_direction(capacity),
+    )
+}
+
+/// [`rtrb_batched`] carrying 8-byte messages [`PACKED_PER_SLOT`] to an
+/// item, as [`urpc_packed`] packs them into slots. Streaming only.
+pub fn rtrb_packed(capacity: usize) -> Cell<'static> {
+    cell::<8>(
+        Metric::Throughput,
+        packed(rtrb_batched_direction::<PAYLOAD_SIZE>(capacity)),
+        rtrb_batched_direction(capacity),
+    )
 }
 
 impl<const N: usize> Outbound<N> for crossbeam_channel::Sender<[u8; N]> {

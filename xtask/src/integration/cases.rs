@@ -22,6 +22,11 @@ pub(super) const SEABIOS_TIMEOUT: Duration = Duration::from_secs(180);
 const OVMF_TIMEOUT: Duration = Duration::from_secs(300);
 const PAGE_FAULT: u32 = 14;
 const STORM_CORE_COUNTS: [u8; 3] = [2, 4, 8];
+/// Machines far larger than the host, booted with the default memory: the
+/// knowledge base's trees of subgroups and storms that must commit. (128
+/// does not boot yet under TCG on two host CPUs: the knowledge base's
+/// gathering times out and slots queued for slow cores exhaust the heap.)
+const MANY_CORES: [u8; 1] = [64];
 
 pub fn all() -> Vec<QemuTest> {
     // Slowest first, so that the two workers finish at about the same time.
@@ -38,10 +43,14 @@ pub fn all() -> Vec<QemuTest> {
             boot_all_cores(context, cores)
         })
     }));
-    tests.push(QemuTest::new(
-        "many_cores_64_commit_down_a_tree_of_subgroups_and_storm_on_their_own_pages",
-        |context| many_cores_commit_down_trees(context, 64),
-    ));
+    tests.extend(MANY_CORES.iter().rev().map(|&cores| {
+        QemuTest::new(
+            format!(
+                "many_cores_{cores}_commit_down_a_tree_of_subgroups_and_storm_on_their_own_pages"
+            ),
+            move |context| many_cores_commit_down_trees(context, cores),
+        )
+    }));
     tests.extend(STORM_CORE_COUNTS.iter().map(|&cores| {
         QemuTest::new(
             format!("vm_storm_{cores}_cores_keeps_replicas_identical"),
@@ -372,6 +381,15 @@ fn many_cores_commit_down_trees(context: &mut TestContext, cores: u8) -> Result<
     let script = "skb tree 0; vm map 1 7; vm unmap 1 7; vm storm own 2";
     let run = context.exec(cores, script)?;
     expect_success(&run, script)?;
+    expect_cores_up(&run.serial, cores)?;
+    let trees = "; multicast trees from the knowledge base; ";
+    if !protocol::lines(&run.serial)
+        .any(|line| line.starts_with("atoll: skb: ") && line.contains(trees))
+    {
+        return Err(format!(
+            "the knowledge base's trees were not installed on {cores} cores"
+        ));
+    }
     let tree = protocol::skb::command_output(&run.serial, "skb tree 0")
         .and_then(|output| protocol::skb::tree(&output))
         .map(|(_, groups)| {
