@@ -22,10 +22,19 @@ use crate::shared::boot_facts;
 
 /// Round trips per ordered pair of cores; the median becomes `urpc_rtt`.
 const RTT_SAMPLES: u32 = 32;
-/// How long the boot core waits for one core to measure and send its facts.
+/// How long the boot core waits for one core to measure and send its facts,
+/// on up to 64 cores (see [`scaled`]).
 const GATHER_TIMEOUT_MS: u64 = 30_000;
-/// How long the boot core waits for a replica to load what was sent to it.
+/// How long the boot core waits for a replica to load what was sent to it,
+/// or to derive and install its trees, on up to 64 cores.
 const LOAD_TIMEOUT_MS: u64 = 15_000;
+
+/// `ms` on this machine: a replica holds facts, and derives trees, for
+/// every pair of cores, so past 64 cores the waits grow as the square
+/// (`atoll_monitor::square_growth`).
+fn scaled(ms: u64) -> u64 {
+    ms * atoll_monitor::square_growth(boot_facts().cores.len() as u64)
+}
 
 /// The facts core `local`'s monitor starts with.
 pub fn facts(local: &CoreLocal) -> Facts {
@@ -142,7 +151,7 @@ pub fn fill_replicas(core: &Core) {
             SkbGather {
                 samples: RTT_SAMPLES,
             },
-            GATHER_TIMEOUT_MS,
+            scaled(GATHER_TIMEOUT_MS),
         );
         match answer {
             Ok(SkbGathered { batches }) => sent[id] = batches,
@@ -158,7 +167,7 @@ pub fn fill_replicas(core: &Core) {
             let ready = SkbReady {
                 batches: total.saturating_sub(sent[id]),
             };
-            (id, core.call(id, ready, LOAD_TIMEOUT_MS))
+            (id, core.call(id, ready, scaled(LOAD_TIMEOUT_MS)))
         })
         .collect();
     let mut replicas = Vec::new();
@@ -215,7 +224,7 @@ fn install_everywhere(core: &Core, cores: &[usize], hash: u64) -> &'static str {
             .map(|&id| {
                 (
                     id,
-                    core.call(id, SkbInstall { hash, install }, LOAD_TIMEOUT_MS),
+                    core.call(id, SkbInstall { hash, install }, scaled(LOAD_TIMEOUT_MS)),
                 )
             })
             .collect();

@@ -18,7 +18,7 @@ commands:
            --cores N      cores to boot, 1 to 255 (default 4)
            --mem SIZE     guest memory, e.g. 512M or 2G (default 512M, or what the cores
                           need if more: each core's heap grows with the square of the
-                          core count, 832M at 64 cores; less than they need is refused)
+                          core count, 2624M at 128 cores; less than they need is refused)
            --numa NODES   split cores and memory evenly into NUMA nodes, described in an
                           ACPI SRAT (default: no NUMA configuration and no SRAT)
            --numa-distances ROWS
@@ -609,16 +609,17 @@ mod tests {
             _ => panic!("not a run command"),
         };
         assert_eq!(memory("run --cores 8"), 512);
+        assert_eq!(memory("run --cores 64"), 576);
         assert_eq!(
-            memory("run --cores 64"),
-            832,
-            "raised to what 64 cores need"
+            memory("run --cores 128"),
+            2624,
+            "raised to what 128 cores need"
         );
-        assert_eq!(memory("run --cores 64 --mem 1G"), 1024);
-        assert!(error_of("run --cores 64 --mem 512M").contains("64 cores need at least 832M"));
-        let refused = error_of("run --cores 128");
+        assert_eq!(memory("run --cores 128 --mem 3G"), 3072);
+        assert!(error_of("run --cores 128 --mem 2G").contains("128 cores need at least 2624M"));
+        let refused = error_of("run --cores 140");
         assert!(
-            refused.contains("128 cores need at least") && refused.contains("at most 106 cores"),
+            refused.contains("140 cores need at least") && refused.contains("at most 131 cores"),
             "{refused}"
         );
     }

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the host unit tests, the `checks` (loom, Miri, the
 //! protocol model check and simulator seeds), then the QEMU integration
-//! tests of `cases` and `skb`, two at a time (the project's
+//! tests of `cases` and `skb`: first those that must run alone (machines
+//! of 64 and 128 cores), then the rest two at a time (the project's
 //! machines have two cores). Each test boots QEMU with a timeout and asserts
 //! on the serial output; a failure shows its reason and the tail of that
 //! output. Checks and QEMU tests count together in the final tally.
@@ -120,6 +121,8 @@ type TestBody = dyn Fn(&mut TestContext) -> Result<(), String> + Send + Sync;
 pub struct QemuTest {
     name: String,
     body: Box<TestBody>,
+    /// Runs with no other test beside it.
+    alone: bool,
 }
 
 impl QemuTest {
@@ -130,25 +133,46 @@ impl QemuTest {
         QemuTest {
             name: name.into(),
             body: Box::new(body),
+            alone: false,
+        }
+    }
+
+    /// A test that runs with no other beside it: a machine of many times
+    /// more vCPUs than the host has CPUs, whose cores another boot would
+    /// slow past the protocols' timeouts.
+    fn alone(
+        name: impl Into<String>,
+        body: impl Fn(&mut TestContext) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        QemuTest {
+            alone: true,
+            ..QemuTest::new(name, body)
         }
     }
 }
 
-/// Runs the tests on `PARALLEL` threads, printing each result as it comes;
-/// returns how many failed.
+/// Runs the tests that must run alone one after another, then the others on
+/// `PARALLEL` threads, printing each result as it comes; returns how many
+/// failed.
 fn run_all(env: &Env, tests: &[QemuTest]) -> usize {
-    let next = AtomicUsize::new(0);
+    let (alone, tests): (Vec<&QemuTest>, Vec<&QemuTest>) =
+        tests.iter().partition(|test| test.alone);
     let failed = AtomicUsize::new(0);
+    let run = |test: &QemuTest| {
+        let (passed, report) = run_one(env, test);
+        if !passed {
+            failed.fetch_add(1, Ordering::Relaxed);
+        }
+        // One print per report, so that the two threads' reports never interleave.
+        print!("{report}");
+    };
+    alone.into_iter().for_each(run);
+    let next = AtomicUsize::new(0);
     thread::scope(|scope| {
         for _ in 0..PARALLEL.min(tests.len()) {
             scope.spawn(|| {
                 while let Some(test) = tests.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let (passed, report) = run_one(env, test);
-                    if !passed {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    // One print per report, so that the two threads' reports never interleave.
-                    print!("{report}");
+                    run(test);
                 }
             });
         }

@@ -57,8 +57,8 @@ pub mod trace;
 pub mod vm;
 pub mod wire;
 
-pub use atoll_proto::CoreId;
 pub use atoll_proto::membership::{Detector, Members, View};
+pub use atoll_proto::{CoreId, square_growth};
 pub use calls::{CallError, OpRef, Strays, Ticket};
 pub use mappings::Mappings;
 pub use output::{Deferred, Effect, Input, Output};

@@ -25,7 +25,7 @@ use crate::links::Links;
 use crate::output::{Effect, Output};
 use crate::trace::{TraceEvent, TraceKind};
 use crate::vm::messages::{
-    Protocol, Replicate, TEST_SPACE, TIMEOUTS, shootdown_space, shootdown_targets,
+    Protocol, Replicate, TEST_SPACE, shootdown_space, shootdown_targets, timeouts_for,
 };
 use crate::wire::Wire;
 use atoll_proto::membership::Members;
@@ -100,7 +100,7 @@ impl Mappings {
         // installed (`set_plan`), which the boot core has every core do
         // before the shell starts.
         let config = ReplicaConfig {
-            timeouts: TIMEOUTS,
+            timeouts: timeouts_for(cores),
             plan: TreePlan::new(),
         };
         let replicator = Replicator::new(me, config, MappingTable::new());

@@ -150,3 +150,18 @@ pub trait Cluster {
 /// `tick` inputs at a rate of its choosing (the kernel from its timer), and
 /// timeouts are counted in them.
 pub type Tick = u32;
+
+/// Cores up to which the protocols' and the detector's default periods hold
+/// unchanged.
+pub const DEFAULT_CORES: u64 = 64;
+
+/// How much longer than on [`DEFAULT_CORES`] cores what grows with the
+/// square of the core count may take on `cores` (1 up to it, then the
+/// square of `cores / DEFAULT_CORES`, rounded up): all-to-all heartbeats,
+/// a core's derivation of every root's tree, and, under emulation on a
+/// fixed number of host CPUs, the time each core waits to run. Periods and
+/// timeouts scale by it, so the heartbeat traffic of the whole machine
+/// stays what it is at 64 cores, and a failure is noticed later.
+pub fn square_growth(cores: u64) -> u64 {
+    cores.max(1).div_ceil(DEFAULT_CORES).pow(2)
+}

@@ -214,6 +214,20 @@ impl Detector {
         heartbeat: 10,
         suspect_after: 100,
     };
+
+    /// The default for a machine of `cores` cores: [`Detector::DEFAULT`]
+    /// with both periods longer by [`crate::square_growth`], so that the
+    /// heartbeats of all cores to all others (a core sends one to each
+    /// member it has sent nothing else) cost the machine no more than at 64
+    /// cores. More cores detect a failure later: 4 s at 128 cores rather
+    /// than 1 s.
+    pub fn for_cores(cores: u64) -> Detector {
+        let scale = crate::square_growth(cores);
+        Detector {
+            heartbeat: Self::DEFAULT.heartbeat * scale,
+            suspect_after: Self::DEFAULT.suspect_after * scale,
+        }
+    }
 }
 
 /// A membership message.
@@ -819,6 +833,21 @@ mod tests {
 
     fn members(cores: &[u16]) -> Members {
         cores.iter().copied().map(CoreId).collect()
+    }
+
+    #[test]
+    fn the_detector_slows_with_the_square_of_the_cores_past_64() {
+        for cores in [0, 1, 4, 64] {
+            assert_eq!(Detector::for_cores(cores), Detector::DEFAULT);
+        }
+        let at = |cores| Detector::for_cores(cores);
+        assert_eq!((at(65).heartbeat, at(65).suspect_after), (40, 400));
+        assert_eq!((at(128).heartbeat, at(128).suspect_after), (40, 400));
+        assert_eq!((at(192).heartbeat, at(192).suspect_after), (90, 900));
+        // Heartbeats per tick, all cores to all others, stay at most what
+        // 64 cores send (counting each core's own too, for whole numbers).
+        let load = |cores: u64| cores * cores / at(cores).heartbeat;
+        assert!((65..=255).all(|cores| load(cores) <= load(64)));
     }
 
     #[test]

@@ -609,6 +609,35 @@ impl KnowledgeBase {
         ))
     }
 
+    /// Derives `predicates` (and what they depend on), so that
+    /// [`Self::relation`] can read them; fails as a query of them would.
+    pub fn derive(&mut self, predicates: &[&str]) -> Result<(), Error> {
+        for &predicate in predicates {
+            if !self.arities.contains_key(predicate) {
+                return Err(Error::UnknownPredicate {
+                    predicate: predicate.into(),
+                    known: self.arities.keys().cloned().collect(),
+                });
+            }
+        }
+        self.model(predicates.iter().copied()).map(drop)
+    }
+
+    /// Every fact of `predicate`, stored and derived, as [`Self::derive`]
+    /// last derived it: in ascending order, without copying them (a helper
+    /// that reads a whole relation, such as every root's tree, would
+    /// otherwise build an answer per fact). Empty if it was not derived
+    /// since a fact or rule was last added.
+    pub fn relation(&self, predicate: &str) -> impl Iterator<Item = &[Value]> + '_ {
+        self.model
+            .as_ref()
+            .filter(|(derived, _)| derived.contains(predicate))
+            .and_then(|(_, model)| model.get(predicate))
+            .into_iter()
+            .flatten()
+            .map(Vec::as_slice)
+    }
+
     /// Whether some rule derives `predicate`, for helpers that need their
     /// rules loaded to give meaningful answers.
     pub(crate) fn derives(&self, predicate: &str) -> bool {

@@ -42,12 +42,11 @@
 //! gathers can be loaded into the other cores' knowledge bases.
 
 use alloc::collections::BTreeMap;
-use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-use crate::{Answer, Error, Fact, KnowledgeBase, Value};
+use crate::{Error, Fact, KnowledgeBase, Value};
 
 /// The topology rules, as program text for [`KnowledgeBase::load`].
 pub const RULES: &str = include_str!("topology.dl");
@@ -103,6 +102,24 @@ impl TreeGroup {
 /// code only orders the answers; which core leads which group is decided by
 /// the rules.
 pub fn multicast_groups(kb: &mut KnowledgeBase, root: i64) -> Result<Vec<TreeGroup>, Error> {
+    Ok(trees(kb, Some(root))?.remove(&root).unwrap_or_default())
+}
+
+/// A member of a group, with the aggregator's round trip to it if measured.
+type Member = (i64, Option<i64>);
+
+/// Every root's [`multicast_groups`], by root: what the kernel's plan holds.
+/// It reads each relation once, where asking root by root would build an
+/// answer for every fact (on 128 cores, 16,256 of `member` alone).
+pub fn multicast_plan(kb: &mut KnowledgeBase) -> Result<BTreeMap<i64, Vec<TreeGroup>>, Error> {
+    trees(kb, None)
+}
+
+/// The trees of `only` that root, or of every root.
+fn trees(
+    kb: &mut KnowledgeBase,
+    only: Option<i64>,
+) -> Result<BTreeMap<i64, Vec<TreeGroup>>, Error> {
     for predicate in ["aggregator", "member"] {
         if !kb.derives(predicate) {
             return Err(Error::MissingRules {
@@ -111,55 +128,55 @@ pub fn multicast_groups(kb: &mut KnowledgeBase, root: i64) -> Result<Vec<TreeGro
             });
         }
     }
-    let leader_rtt: BTreeMap<i64, i64> = kb
-        .query(&format!("aggregator({root}, _, A), urpc_rtt({root}, A, L)"))?
-        .iter()
-        .filter_map(|answer| Some((int(answer, "A")?, int(answer, "L")?)))
-        .collect();
-    let member_rtt: BTreeMap<(i64, i64), i64> = kb
-        .query(&format!("member({root}, A, C), urpc_rtt(A, C, L)"))?
-        .iter()
-        .filter_map(|answer| Some(((int(answer, "A")?, int(answer, "C")?), int(answer, "L")?)))
-        .collect();
-    let mut members: BTreeMap<i64, Vec<(i64, Option<i64>)>> = BTreeMap::new();
-    for answer in kb.query(&format!("member({root}, A, C)"))? {
-        if let (Some(leader), Some(core)) = (int(&answer, "A"), int(&answer, "C")) {
-            let rtt = member_rtt.get(&(leader, core)).copied();
-            members.entry(leader).or_default().push((core, rtt));
-        }
-    }
-    let mut groups: Vec<TreeGroup> = kb
-        .query(&format!("aggregator({root}, N, A)"))?
-        .iter()
-        .filter_map(|answer| {
-            let aggregator = int(answer, "A")?;
-            let mut members = members.remove(&aggregator).unwrap_or_default();
-            members.sort_by_key(|&(core, rtt)| (rtt.is_none(), Reverse(rtt), core));
-            Some(TreeGroup {
-                node: int(answer, "N")?,
-                aggregator,
-                rtt: leader_rtt.get(&aggregator).copied(),
-                members,
-            })
+    kb.derive(&["aggregator", "member", "urpc_rtt", "distance_from"])?;
+    let wanted = |root: i64| only.is_none_or(|only| only == root);
+    // Facts whose every value is an integer (the rules bind cores, nodes
+    // and cycles only to integers; any other is skipped), as triples.
+    let triples = |predicate| {
+        kb.relation(predicate).filter_map(|values| match values {
+            [Value::Int(a), Value::Int(b), Value::Int(c)] => Some((*a, *b, *c)),
+            _ => None,
         })
+    };
+    let rtt: BTreeMap<(i64, i64), i64> = triples("urpc_rtt").map(|(a, b, l)| ((a, b), l)).collect();
+    // By (root, aggregator): its members, each with the aggregator's round
+    // trip to it if measured.
+    let mut members: BTreeMap<(i64, i64), Vec<Member>> = BTreeMap::new();
+    for (root, leader, core) in triples("member").filter(|&(root, _, _)| wanted(root)) {
+        let to = rtt.get(&(leader, core)).copied();
+        members.entry((root, leader)).or_default().push((core, to));
+    }
+    let distance: BTreeMap<(i64, i64), i64> = triples("distance_from")
+        .filter(|&(root, _, _)| wanted(root))
+        .map(|(root, node, d)| ((root, node), d))
         .collect();
-    // Groups whose aggregator the root has not measured come after the
-    // measured ones (`Reverse(None)` is the greatest), the farthest by the
-    // SLIT's distance first.
-    let distance: BTreeMap<i64, i64> = kb
-        .query(&format!("distance_from({root}, N, D)"))?
-        .iter()
-        .filter_map(|answer| Some((int(answer, "N")?, int(answer, "D")?)))
-        .collect();
-    groups.sort_by_key(|group| {
-        (
-            group.aggregator == root,
-            Reverse(group.rtt),
-            Reverse(distance.get(&group.node).copied()),
-            group.node,
-        )
-    });
-    Ok(groups)
+    let mut trees: BTreeMap<i64, Vec<TreeGroup>> = BTreeMap::new();
+    for (root, node, aggregator) in triples("aggregator").filter(|&(root, _, _)| wanted(root)) {
+        let mut members = members.remove(&(root, aggregator)).unwrap_or_default();
+        members.sort_by_key(|&(core, rtt)| (rtt.is_none(), Reverse(rtt), core));
+        trees.entry(root).or_default().push(TreeGroup {
+            node,
+            aggregator,
+            rtt: (aggregator != root)
+                .then(|| rtt.get(&(root, aggregator)).copied())
+                .flatten(),
+            members,
+        });
+    }
+    for (&root, groups) in &mut trees {
+        // Groups whose aggregator the root has not measured come after the
+        // measured ones (`Reverse(None)` is the greatest), the farthest by
+        // the SLIT's distance first.
+        groups.sort_by_key(|group| {
+            (
+                group.aggregator == root,
+                Reverse(group.rtt),
+                Reverse(distance.get(&(root, group.node)).copied()),
+                group.node,
+            )
+        });
+    }
+    Ok(trees)
 }
 
 /// The fan-out of the multicast trees: how many plain members a core
@@ -215,13 +232,3 @@ pub fn fan_out(kb: &mut KnowledgeBase) -> Result<usize, Error> {
 
 /// The widest fan-out [`fan_out`] picks.
 pub const MOST_FAN_OUT: usize = 64;
-
-/// The integer a variable is bound to; `None` for a symbol, which the boot
-/// facts never hold where the rules expect a core, node or cycle count, so
-/// such an answer is skipped.
-fn int(answer: &Answer, variable: &str) -> Option<i64> {
-    match answer.get(variable)? {
-        Value::Int(value) => Some(*value),
-        Value::Sym(_) => None,
-    }
-}

@@ -509,3 +509,17 @@ fn the_fan_out_widens_as_a_message_gets_cheaper_against_its_latency() {
         .unwrap();
     assert_eq!(topology::fan_out(&mut bare), Ok(4));
 }
+
+#[test]
+fn the_whole_plan_is_every_roots_tree() {
+    let mut kb = eight_cores().knowledge_base();
+    let plan = topology::multicast_plan(&mut kb).unwrap();
+    assert_eq!(plan.len(), 8, "a tree for every core");
+    for (&root, groups) in &plan {
+        assert_eq!(
+            *groups,
+            topology::multicast_groups(&mut kb, root).unwrap(),
+            "root {root}"
+        );
+    }
+}

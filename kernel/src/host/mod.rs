@@ -62,10 +62,10 @@ const MAX_QUEUED_OUTSIDE_VIEW: usize = 1024;
 /// others suspect it, in milliseconds (heartbeats go at a tenth of it).
 const SUSPECT_OPTION: &str = "atoll.suspect_ms=";
 
-/// The failure detector's settings: the monitor's default, or as the
-/// command line says.
+/// The failure detector's settings: the default for this many cores, or as
+/// the command line says.
 pub fn detector() -> Detector {
-    let default = Detector::DEFAULT;
+    let default = Detector::for_cores(boot_facts().cores.len() as u64);
     let Some(ms) = atoll_shell::cmdline_option(boot_facts().info.cmdline(), SUSPECT_OPTION)
         .and_then(|value| value.parse::<u64>().ok())
         .filter(|&ms| ms > 0)

@@ -16,8 +16,9 @@ use atoll_monitor::CoreId;
 
 use crate::shared::boot_facts;
 
-/// How long the shell waits for a call, unless the kernel command line
-/// says otherwise with `atoll.call_timeout_ms=`.
+/// How long the shell waits for a call on up to 64 cores (longer past that,
+/// by `atoll_monitor::square_growth`, as the protocols' own timeouts), unless
+/// the kernel command line says otherwise with `atoll.call_timeout_ms=`.
 const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
 const CALL_TIMEOUT_OPTION: &str = "atoll.call_timeout_ms=";
 
@@ -26,7 +27,9 @@ pub fn call_timeout_ms() -> u64 {
     atoll_shell::cmdline_option(boot_facts().info.cmdline(), CALL_TIMEOUT_OPTION)
         .and_then(|value| value.parse().ok())
         .filter(|&ms| ms > 0)
-        .unwrap_or(DEFAULT_CALL_TIMEOUT_MS)
+        .unwrap_or_else(|| {
+            DEFAULT_CALL_TIMEOUT_MS * atoll_monitor::square_growth(boot_facts().cores.len() as u64)
+        })
 }
 
 /// Calls core `to` with `request` (this core too, through its loopback)

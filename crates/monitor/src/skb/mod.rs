@@ -290,25 +290,23 @@ impl Skb {
     /// new view would not forward a round its initiator started under the
     /// old one, and that round's commit would miss the group.
     fn install_plan(&mut self, cx: &mut Cx<'_>) -> bool {
-        let mut plan = TreePlan::new();
-        let roots = cx.base.mappings.members();
-        for root in roots.iter() {
-            match topology::multicast_groups(&mut self.kb, i64::from(root.0)) {
-                Ok(groups) => plan.set_root(
-                    root,
-                    groups
-                        .iter()
-                        .map(|group| group.cores().map(|core| CoreId(core as u16)).collect())
-                        .collect(),
-                ),
-                Err(error) => {
-                    cx.notice(format!(
-                        "skb: no multicast tree from core {}: {error}",
-                        root.0
-                    ));
-                    return false;
-                }
+        let mut trees = match topology::multicast_plan(&mut self.kb) {
+            Ok(trees) => trees,
+            Err(error) => {
+                cx.notice(format!("skb: no multicast trees: {error}"));
+                return false;
             }
+        };
+        let mut plan = TreePlan::new();
+        for root in cx.base.mappings.members().iter() {
+            let groups = trees.remove(&i64::from(root.0)).unwrap_or_default();
+            plan.set_root(
+                root,
+                groups
+                    .iter()
+                    .map(|group| group.cores().map(|core| CoreId(core as u16)).collect())
+                    .collect(),
+            );
         }
         match topology::fan_out(&mut self.kb) {
             Ok(fan_out) => plan.set_fan_out(Some(fan_out)),

@@ -49,6 +49,18 @@ pub(crate) const TIMEOUTS: Timeouts = Timeouts {
     relay: 100,
 };
 
+/// [`TIMEOUTS`] on a machine of `cores` cores: longer by
+/// `atoll_proto::square_growth` past 64 cores, as the detector's periods
+/// are, since a core may wait longer to run there under emulation.
+pub(crate) fn timeouts_for(cores: u16) -> Timeouts {
+    let scale = atoll_proto::square_growth(u64::from(cores)) as u32;
+    Timeouts {
+        vote: TIMEOUTS.vote * scale,
+        round: TIMEOUTS.round * scale,
+        relay: TIMEOUTS.relay * scale,
+    }
+}
+
 /// The page address of page `page` of the test space.
 pub fn page_address(page: u32) -> u64 {
     TEST_SPACE_BASE + u64::from(page) * 4096
