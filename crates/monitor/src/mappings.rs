@@ -17,7 +17,7 @@ use atoll_proto::mutants::{self, Mutant};
 use atoll_proto::{CoreId, Shape, TreePlan};
 use atoll_replica::{
     Actions, Completion, Config as ReplicaConfig, Input, Mapping, MappingTable, OpId, Replica,
-    Replicator, Request, SpaceId, SubmitError,
+    Replicator, Request, SpaceId, SubmitError, Timeouts,
 };
 
 use crate::calls::{Event, OpEvent, OpRef};
@@ -28,7 +28,7 @@ use crate::vm::messages::{
     Protocol, Replicate, TEST_SPACE, shootdown_space, shootdown_targets, timeouts_for,
 };
 use crate::wire::Wire;
-use atoll_proto::membership::Members;
+use atoll_proto::membership::{Detector, Members};
 
 /// What the mappings may use while they run a step: the links to send
 /// their protocol messages on, the events for completions, the output.
@@ -92,15 +92,24 @@ pub struct Mappings {
     /// includes it.
     counted_up: BTreeMap<CoreId, u32>,
     boot_core: CoreId,
+    /// The protocols' timeouts, for this space and every process's.
+    timeouts: Timeouts,
 }
 
 impl Mappings {
-    pub(crate) fn new(me: CoreId, cores: u16, boot_core: CoreId, frame: u64) -> Self {
+    pub(crate) fn new(
+        me: CoreId,
+        cores: u16,
+        boot_core: CoreId,
+        frame: u64,
+        detector: Detector,
+    ) -> Self {
+        let timeouts = timeouts_for(detector);
         // `Planned` rounds go unicast until the knowledge base's trees are
         // installed (`set_plan`), which the boot core has every core do
         // before the shell starts.
         let config = ReplicaConfig {
-            timeouts: timeouts_for(cores),
+            timeouts,
             plan: TreePlan::new(),
         };
         let replicator = Replicator::new(me, config, MappingTable::new());
@@ -114,6 +123,7 @@ impl Mappings {
             viewed: false,
             counted_up: BTreeMap::new(),
             boot_core,
+            timeouts,
         };
         mappings.declare_spaces();
         mappings
@@ -243,6 +253,11 @@ impl Mappings {
     }
 
     /// The frame this core maps test pages to.
+    /// The protocols' timeouts (`vm::messages::timeouts_for`).
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
     pub fn frame(&self) -> u64 {
         self.frame
     }

@@ -23,7 +23,7 @@ use atoll_replica::{
 use super::messages::ReplicateSpace;
 use crate::base::Cx;
 use crate::output::Effect;
-use crate::vm::messages::{Protocol, timeouts_for};
+use crate::vm::messages::Protocol;
 use atoll_proto::membership::Members;
 
 /// The space of process `pid` in its replicator (one space each).
@@ -85,7 +85,7 @@ impl Spaces {
             return Err(SpaceError::Exists);
         }
         let config = ReplicaConfig {
-            timeouts: timeouts_for(cx.base.cores),
+            timeouts: cx.base.mappings.timeouts(),
             plan: TreePlan::new(),
         };
         let mut replicator = Replicator::new(cx.base.me, config, MappingTable::new());

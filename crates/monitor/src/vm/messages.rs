@@ -5,6 +5,7 @@ use alloc::format;
 use alloc::string::String;
 
 use atoll_iface::{Field, FieldError};
+use atoll_proto::membership::Detector;
 use atoll_proto::multicast::RoundMsg;
 use atoll_proto::two_phase::{AbortReason, TwoPhaseMsg};
 use atoll_replica::{Completion, CoreId, MESSAGE_BYTES, Message, Refusal, SpaceId, Timeouts};
@@ -41,23 +42,19 @@ pub(crate) fn shootdown_targets(
         .filter(move |&core| core != boot_core)
         .take(usize::from(targets))
 }
-/// Timeouts in ticks (10 ms each in the kernel): generous, because under
-/// emulation a core may not run for a while.
-pub(crate) const TIMEOUTS: Timeouts = Timeouts {
-    vote: 200,
-    round: 200,
-    relay: 100,
-};
-
-/// [`TIMEOUTS`] on a machine of `cores` cores: longer by
-/// `atoll_proto::square_growth` past 64 cores, as the detector's periods
-/// are, since a core may wait longer to run there under emulation.
-pub(crate) fn timeouts_for(cores: u16) -> Timeouts {
-    let scale = atoll_proto::square_growth(u64::from(cores)) as u32;
+/// The protocols' timeouts, in ticks, from the failure detector's: a vote
+/// and a round wait twice as long as the detector takes to suspect a
+/// silent core, and a relay as long, so that a proposal is not given up
+/// for a silence the detector would still tolerate (under emulation a core
+/// may not run for a while). With the default detector, 2, 2 and 1 s; past
+/// 64 cores they grow as its periods do (`Detector::for_cores`), and the
+/// kernel's `atoll.suspect_ms=` lengthens all of them at boot.
+pub(crate) fn timeouts_for(detector: Detector) -> Timeouts {
+    let suspect = u32::try_from(detector.suspect_after).unwrap_or(u32::MAX);
     Timeouts {
-        vote: TIMEOUTS.vote * scale,
-        round: TIMEOUTS.round * scale,
-        relay: TIMEOUTS.relay * scale,
+        vote: suspect.saturating_mul(2),
+        round: suspect.saturating_mul(2),
+        relay: suspect,
     }
 }
 
