@@ -92,6 +92,15 @@ impl Sender<'_> {
         self.send_unflushed_with(|slot| *slot = *payload);
     }
 
+    /// Sends one message if the ring has room, without the handshake;
+    /// whether it did. For a host that queues what does not fit rather
+    /// than wait (two senders waiting on each other's full rings would
+    /// never stop).
+    #[inline]
+    pub fn try_send_unflushed(&mut self, payload: &Payload) -> bool {
+        self.ring.try_send_with(|slot| *slot = *payload).is_ok()
+    }
+
     /// [`send_with`](Self::send_with) without the handshake, as
     /// [`send_unflushed`](Self::send_unflushed).
     #[inline]

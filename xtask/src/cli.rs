@@ -57,6 +57,8 @@ commands:
                             simulated monitors);
                             model (modelled cycles of shootdown, map and unmap on
                             machines of 16 to 1024 cores, against shared memory);
+                            protocols (a map and its unmap among 1 to every CPU's
+                            monitors over URPC, against a locked table);
                             fuzz (in QEMU, not hosted: 10^6 random system calls on each
                             of 4 cores, written to bench/results/qemu-fuzz.txt)
            --cpus A,B       the two CPUs (default: the first two this process may use;
@@ -139,6 +141,7 @@ pub enum Benchmark {
     Monitor,
     Membership,
     Model,
+    Protocols,
     /// Not hosted: `fuzz` in QEMU (`crate::bench::fuzz`).
     Fuzz,
 }
@@ -154,6 +157,7 @@ impl Benchmark {
             Benchmark::Monitor => "monitor",
             Benchmark::Membership => "membership",
             Benchmark::Model => "model",
+            Benchmark::Protocols => "protocols",
             Benchmark::Fuzz => "fuzz",
         }
     }
@@ -166,7 +170,8 @@ impl Benchmark {
             | Benchmark::Replication
             | Benchmark::Sharing
             | Benchmark::Membership
-            | Benchmark::Model => Some("scaling"),
+            | Benchmark::Model
+            | Benchmark::Protocols => Some("scaling"),
             Benchmark::Fuzz => None,
         }
     }
@@ -329,7 +334,7 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
 }
 
 const BENCHMARKS: &str =
-    "urpc, urpc-depth, fig3, replication, sharing, monitor, membership, model or fuzz";
+    "urpc, urpc-depth, fig3, replication, sharing, monitor, membership, model, protocols or fuzz";
 
 fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
     let benchmark = match flags.args.pop_front().as_deref() {
@@ -341,6 +346,7 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
         Some("monitor") => Benchmark::Monitor,
         Some("membership") => Benchmark::Membership,
         Some("model") => Benchmark::Model,
+        Some("protocols") => Benchmark::Protocols,
         Some("fuzz") => Benchmark::Fuzz,
         Some(other) if !other.starts_with("--") => {
             bail!("unknown benchmark `{other}` (expected {BENCHMARKS})")
@@ -826,6 +832,7 @@ mod tests {
             ("sharing", Benchmark::Sharing),
             ("membership", Benchmark::Membership),
             ("model", Benchmark::Model),
+            ("protocols", Benchmark::Protocols),
         ] {
             let Command::Bench(options) = parse_words(&format!("bench {name}")).unwrap() else {
                 panic!("bench {name} is a bench command");

@@ -13,6 +13,9 @@
 //!   replica per pair of cores behind a lock, or one global locked copy.
 //! - `membership`: failure detection, view changes and heartbeats over 2 to
 //!   256 monitors, simulated (ticks and messages, not time).
+//! - `protocols`: two-phase map and unmap among N monitors on pinned
+//!   threads, over URPC rings, against one locked table with a broadcast
+//!   shootdown.
 //! - `model`: the latency model of `atoll-sim` on machines of 16 to 1024
 //!   cores: shootdown, map and unmap over each tree against the shared-
 //!   memory baselines, in modelled cycles.
@@ -30,6 +33,7 @@ mod links;
 mod membership;
 mod model;
 mod probe;
+mod protocols;
 mod replication;
 mod sharing;
 mod team;
@@ -51,6 +55,7 @@ benchmarks:
   sharing      the mapping table: a replica per core, per pair of cores, or one locked copy
   membership   detection, view changes and heartbeats over 2 to 256 simulated monitors
   model        modelled cycles of shootdown, map and unmap on machines of 16 to 1024 cores
+  protocols    a map and its unmap among 1 to every CPU's monitors, against a locked table
   --out DIR         where to write <benchmark>.json and .svg (default bench/results)
   --cpus A,B,...    the CPUs to place threads on (default: every CPU this process may use)
   --repetitions N   rounds (default 10)
@@ -74,6 +79,7 @@ fn run(options: BenchArgs) -> Result<(), String> {
         "sharing" => sharing::run(&settings)?,
         "membership" => membership::run(&settings)?,
         "model" => model::run_model(&settings)?,
+        "protocols" => protocols::run(&settings)?,
         other => return Err(format!("no benchmark called {other}")),
     };
     println!("{}", report.table);
