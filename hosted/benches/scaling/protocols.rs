@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 use spin::mutex::TicketMutex;
 
 use crate::common::Settings;
+use crate::probe;
 use crate::team::{Placement, SpinOrYield, run_team, wait_for};
 
 /// Slots per ring: the kernel's depth.
@@ -270,7 +271,10 @@ pub fn run(settings: &Settings) -> Result<Report, String> {
     let counts: Vec<usize> = (1..=settings.cpus.len()).collect();
     // values[method][count] = per-round values.
     let mut values = vec![vec![Vec::new(); counts.len()]; METHODS.len()];
+    // The one-line floor before each round: where the host put the CPUs.
+    let mut floors = Vec::new();
     for round in 0..settings.rounds {
+        floors.push(probe::one_line_floor(&settings.cpus));
         for (at, &n) in counts.iter().enumerate() {
             let placement = Placement {
                 cpus: settings.cpus[..n].to_vec(),
@@ -338,7 +342,20 @@ pub fn run(settings: &Settings) -> Result<Report, String> {
         log_y: true,
         legend: SeriesLabelPosition::UpperLeft,
     };
-    let json: Value = json!({ "ring_depth": RING_DEPTH, "pairs": PAIRS, "rows": rows });
+    table += &format!(
+        "one-line floor before each round, ns: {}\n",
+        floors
+            .iter()
+            .map(|floor| floor.map_or("-".to_owned(), |ns| format!("{ns:.0}")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let json: Value = json!({
+        "ring_depth": RING_DEPTH,
+        "pairs": PAIRS,
+        "one_line_floor_ns_per_round": floors,
+        "rows": rows,
+    });
     Ok(Report {
         table,
         json,
