@@ -1,6 +1,6 @@
-//! `cargo xtask bench protocols`: two-phase map and unmap among N OS
-//! nodes on real cores, against one locked table with a broadcast
-//! shootdown.
+//! `cargo xtask bench protocols`: two-phase map and unmap, and a TLB
+//! shootdown, among N OS nodes on real cores, against one locked table and
+//! a broadcast shootdown with a shared counter.
 //!
 //! - **messages**: N pinned threads, each one core's monitor
 //!   (`atoll-monitor`, the code the kernel runs), joined by an `atoll-urpc`
@@ -12,17 +12,19 @@
 //!   core, the unmap's commit invalidating each core's TLB entry. Without
 //!   the knowledge base's trees (nothing fills it here) planned rounds go
 //!   unicast, which is how the kernel's trees shape groups of up to 5
-//!   cores anyway.
+//!   cores anyway. Then a shootdown of one page on every other core
+//!   (`BenchShootdown`, unicast: a multicast round of the replicators).
 //! - **shared memory**: one table behind a ticket lock that core 0 takes
 //!   to write the entry and, for the unmap, a broadcast shootdown: it bumps
 //!   a shared generation, every other thread (spinning on it) invalidates
 //!   and increments a shared acknowledgement counter, and core 0 waits
-//!   until every core has.
+//!   until every core has; and that broadcast alone, for the shootdown.
 //!
 //! N runs from 1 to every CPU this process may use (or `--cpus`), one
 //! thread per CPU: never oversubscribed. Each round runs every cell, in
-//! turn; a cell's value is the median time of a map plus its unmap over
-//! its batch.
+//! turn; a cell's value is the median time of a map plus its unmap, or of
+//! a shootdown, over its batch. With one core there is nobody to shoot
+//! down, so those cells are left out.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +33,7 @@ use std::time::Instant;
 use atoll_bench_report::report::{Axes, Panel, Report, Series, SeriesLabelPosition, line_grid};
 use atoll_bench_report::stats::{Summary, median};
 use atoll_hosted::{Receiver, Ring, Sender};
+use atoll_monitor::bench::{BENCH_DONE, BenchShootdown, BenchShot};
 use atoll_monitor::vm::{VmDone, VmPropose};
 use atoll_monitor::{CoreId, Input, Monitor, Output, Wire, testing};
 use atoll_urpc::Payload;
@@ -111,16 +114,12 @@ impl Node<'_> {
         moved
     }
 
-    /// Core 0's shell: proposes `change` of [`PAGE`] and polls until it
-    /// is committed on every core.
-    fn propose(&mut self, change: u8, cores: usize) {
-        let ticket = self.monitor.call(
-            self.now,
-            CoreId(0),
-            VmPropose { change, page: PAGE },
-            TIMEOUT,
-            &mut self.out,
-        );
+    /// Core 0's shell: calls its own monitor with `request` and polls
+    /// until the answer comes.
+    fn call(&mut self, request: impl Into<Wire>) -> Wire {
+        let ticket = self
+            .monitor
+            .call(self.now, CoreId(0), request, TIMEOUT, &mut self.out);
         self.queue_sends();
         let reply = wait_for(|| {
             self.poll();
@@ -131,9 +130,14 @@ impl Node<'_> {
                 .position(|(t, _)| *t == ticket)?;
             Some(self.out.completions.remove(at).1)
         });
-        let done = reply
-            .ok()
-            .and_then(Wire::take::<VmDone>)
+        reply.expect("no call times out: no tick passes")
+    }
+
+    /// Proposes `change` of [`PAGE`]; it must commit on every core.
+    fn propose(&mut self, change: u8, cores: usize) {
+        let done = self
+            .call(VmPropose { change, page: PAGE })
+            .take::<VmDone>()
             .expect("a proposal answered with its VmDone");
         assert!(
             done.committed() && usize::from(done.acked) == cores,
@@ -141,11 +145,26 @@ impl Node<'_> {
             done.describe()
         );
     }
+
+    /// Shoots a page down on every other core, unicast; every one must
+    /// confirm.
+    fn shoot(&mut self, cores: usize) {
+        let request = BenchShootdown {
+            method: 1,
+            targets: cores as u16 - 1,
+        };
+        let shot = self
+            .call(request)
+            .take::<BenchShot>()
+            .expect("a shootdown answered with its BenchShot");
+        assert_eq!(shot.status, BENCH_DONE, "a shootdown on {cores} cores");
+    }
 }
 
-/// Nanoseconds per map plus unmap, by two-phase commit among `cores`
-/// monitors on `placement`: the median over [`PAIRS`].
-fn messages(placement: &Placement) -> f64 {
+/// Nanoseconds per map plus unmap by two-phase commit among the monitors
+/// on `placement`, and per shootdown (with more than one core): the
+/// medians over [`PAIRS`] of each.
+fn messages(placement: &Placement) -> [Option<f64>; 2] {
     let cores = placement.cpus.len();
     let mut rings: Vec<Ring> = (0..cores * cores)
         .map(|_| Ring::new(RING_DEPTH).expect("cannot map a ring"))
@@ -177,16 +196,14 @@ fn messages(placement: &Placement) -> f64 {
     let done = &done;
     let mut nodes = nodes.into_iter();
     let mut first = nodes.next().expect("at least one core");
-    let mut bodies: Vec<crate::team::Body<'_, f64>> = vec![Box::new(move || {
-        let mut times = Vec::with_capacity(PAIRS);
-        for _ in 0..PAIRS {
-            let start = Instant::now();
+    let mut bodies: Vec<crate::team::Body<'_, [Option<f64>; 2]>> = vec![Box::new(move || {
+        let pairs = timed(|| {
             first.propose(0, cores);
             first.propose(1, cores);
-            times.push(start.elapsed().as_nanos() as f64);
-        }
+        });
+        let shootdowns = (cores > 1).then(|| timed(|| first.shoot(cores)));
         done.store(true, Ordering::Release);
-        median(times)
+        [Some(pairs), shootdowns]
     })];
     for mut node in nodes {
         bodies.push(Box::new(move || {
@@ -195,10 +212,22 @@ fn messages(placement: &Placement) -> f64 {
                     std::hint::spin_loop();
                 }
             }
-            0.0
+            [None; 2]
         }));
     }
     run_team(placement, bodies)[0]
+}
+
+/// The median nanoseconds of `op` over [`PAIRS`] runs.
+fn timed(mut op: impl FnMut()) -> f64 {
+    let times = (0..PAIRS)
+        .map(|_| {
+            let start = Instant::now();
+            op();
+            start.elapsed().as_nanos() as f64
+        })
+        .collect();
+    median(times)
 }
 
 /// The shared-memory baseline: one table under a ticket lock, and the
@@ -211,9 +240,9 @@ struct Shared {
 }
 
 /// Nanoseconds per map plus unmap under one lock with a broadcast
-/// shootdown among `cores` threads on `placement`: the median over
-/// [`PAIRS`].
-fn shared_memory(placement: &Placement) -> f64 {
+/// shootdown among the threads on `placement`, and per broadcast alone
+/// (with more than one thread): the medians over [`PAIRS`] of each.
+fn shared_memory(placement: &Placement) -> [Option<f64>; 2] {
     let cores = placement.cpus.len() as u64;
     let shared = Shared {
         table: TicketMutex::new(BTreeMap::new()),
@@ -222,25 +251,25 @@ fn shared_memory(placement: &Placement) -> f64 {
         done: AtomicBool::new(false),
     };
     let shared = &shared;
-    let mut bodies: Vec<crate::team::Body<'_, f64>> = vec![Box::new(move || {
-        let mut times = Vec::with_capacity(PAIRS);
-        for pair in 1..=PAIRS as u64 {
-            let start = Instant::now();
+    // Everyone else drops its translation: one broadcast, one shared
+    // counter, waited for until every other core has counted.
+    let broadcast = |generation: &mut u64| {
+        *generation += 1;
+        shared.generation.store(*generation, Ordering::Release);
+        let wanted = *generation * (cores - 1);
+        wait_for(|| (shared.acks.load(Ordering::Acquire) == wanted).then_some(()));
+    };
+    let mut bodies: Vec<crate::team::Body<'_, [Option<f64>; 2]>> = vec![Box::new(move || {
+        let mut generation = 0;
+        let pairs = timed(|| {
             shared.table.lock().insert(PAGE, 0x9000);
-            {
-                let mut table = shared.table.lock();
-                table.remove(&PAGE);
-                // Everyone else drops its translation before the unmap
-                // returns: one broadcast, one shared counter.
-                shared.generation.store(pair, Ordering::Release);
-                wait_for(|| {
-                    (shared.acks.load(Ordering::Acquire) == pair * (cores - 1)).then_some(())
-                });
-            }
-            times.push(start.elapsed().as_nanos() as f64);
-        }
+            let mut table = shared.table.lock();
+            table.remove(&PAGE);
+            broadcast(&mut generation);
+        });
+        let shootdowns = (cores > 1).then(|| timed(|| broadcast(&mut generation)));
         shared.done.store(true, Ordering::Release);
-        median(times)
+        [Some(pairs), shootdowns]
     })];
     for _ in 1..cores {
         bodies.push(Box::new(move || {
@@ -255,22 +284,34 @@ fn shared_memory(placement: &Placement) -> f64 {
                     std::hint::spin_loop();
                 }
             }
-            // Only core 0 times anything.
-            0.0
+            [None; 2]
         }));
     }
     run_team(placement, bodies)[0]
 }
 
-const METHODS: [&str; 2] = [
-    "two-phase commit over URPC (monitors)",
-    "one locked table + broadcast shootdown",
+/// What is timed, and by which method: the rows of the table.
+const OPERATIONS: [(&str, [&str; 2]); 2] = [
+    (
+        "a map and its unmap",
+        [
+            "two-phase commit over URPC (monitors)",
+            "one locked table + broadcast shootdown",
+        ],
+    ),
+    (
+        "a shootdown of one page on every other core",
+        [
+            "multicast round over URPC (monitors)",
+            "broadcast + shared counter",
+        ],
+    ),
 ];
 
 pub fn run(settings: &Settings) -> Result<Report, String> {
     let counts: Vec<usize> = (1..=settings.cpus.len()).collect();
-    // values[method][count] = per-round values.
-    let mut values = vec![vec![Vec::new(); counts.len()]; METHODS.len()];
+    // values[operation][method][count]: per-round values, where measured.
+    let mut values = vec![vec![vec![Vec::new(); counts.len()]; 2]; OPERATIONS.len()];
     // The one-line floor before each round: where the host put the CPUs.
     let mut floors = Vec::new();
     for round in 0..settings.rounds {
@@ -279,69 +320,80 @@ pub fn run(settings: &Settings) -> Result<Report, String> {
             let placement = Placement {
                 cpus: settings.cpus[..n].to_vec(),
             };
-            values[0][at].push(messages(&placement));
-            values[1][at].push(shared_memory(&placement));
+            let measured = [messages(&placement), shared_memory(&placement)];
+            for (method, by_operation) in measured.iter().enumerate() {
+                for (operation, value) in by_operation.iter().enumerate() {
+                    if let Some(value) = value {
+                        values[operation][method][at].push(*value);
+                    }
+                }
+            }
         }
         eprint!("\rround {}/{}", round + 1, settings.rounds);
     }
     eprintln!();
     let mut table = format!(
-        "protocols: a map and its unmap among N cores, one thread per CPU ({:?}), ns, median of {} rounds (p10-p90), each the median of {PAIRS} pairs\n",
+        "protocols: among N cores, one thread per CPU ({:?}), ns, median of {} rounds (p10-p90), each the median of {PAIRS} runs\n",
         settings.cpus, settings.rounds
     );
-    table += &format!("{:<4}", "N");
-    for method in METHODS {
-        table += &format!(" | {method:<40}");
-    }
-    table += " | messages / shared\n";
-    let mut rows = Vec::new();
-    for (at, &n) in counts.iter().enumerate() {
-        table += &format!("{n:<4}");
-        for method in &values {
-            let summary = Summary::of(&method[at]);
-            table += &format!(
-                " | {:<40}",
-                format!(
+    let mut results = Vec::new();
+    let mut panels = Vec::new();
+    for ((what, methods), values) in OPERATIONS.iter().zip(&values) {
+        table += &format!("\n{what}\n{:<4}", "N");
+        for method in methods {
+            table += &format!(" | {method:<40}");
+        }
+        table += " | messages / shared\n";
+        let mut rows = Vec::new();
+        for (at, &n) in counts.iter().enumerate() {
+            if values[0][at].is_empty() {
+                continue;
+            }
+            table += &format!("{n:<4}");
+            for method in values {
+                let summary = Summary::of(&method[at]);
+                let cell = format!(
                     "{:.0} ({:.0}-{:.0})",
                     summary.median, summary.p10, summary.p90
-                )
+                );
+                table += &format!(" | {cell:<40}");
+            }
+            let ratios: Vec<f64> = values[0][at]
+                .iter()
+                .zip(&values[1][at])
+                .map(|(m, s)| m / s)
+                .collect();
+            let ratio = Summary::of(&ratios);
+            table += &format!(
+                " | {:.2} ({:.2}-{:.2})\n",
+                ratio.median, ratio.p10, ratio.p90
             );
+            rows.push(json!({
+                "cores": n,
+                "messages_ns_per_round": values[0][at],
+                "shared_ns_per_round": values[1][at],
+                "ratio_per_round": ratios,
+            }));
         }
-        let ratios: Vec<f64> = values[0][at]
-            .iter()
-            .zip(&values[1][at])
-            .map(|(m, s)| m / s)
-            .collect();
-        let ratio = Summary::of(&ratios);
-        table += &format!(
-            " | {:.2} ({:.2}-{:.2})\n",
-            ratio.median, ratio.p10, ratio.p90
-        );
-        rows.push(json!({
-            "cores": n,
-            "messages_ns_per_round": values[0][at],
-            "shared_ns_per_round": values[1][at],
-            "ratio_per_round": ratios,
-        }));
+        results.push(json!({ "operation": what, "methods": methods, "rows": rows }));
+        panels.push(Panel {
+            caption: what,
+            y_axis: "ns",
+            content: methods
+                .iter()
+                .zip(values)
+                .map(|(method, by_count)| Series {
+                    label: (*method).to_owned(),
+                    points: counts
+                        .iter()
+                        .zip(by_count)
+                        .filter(|(_, runs)| !runs.is_empty())
+                        .map(|(&n, runs)| (n as f64, Summary::of(runs)))
+                        .collect(),
+                })
+                .collect(),
+        });
     }
-    let series = |method: usize| Series {
-        label: METHODS[method].to_owned(),
-        points: counts
-            .iter()
-            .enumerate()
-            .map(|(at, &n)| (n as f64, Summary::of(&values[method][at])))
-            .collect(),
-    };
-    let panels = [Panel {
-        caption: "a map and its unmap among N cores",
-        y_axis: "ns",
-        content: vec![series(0), series(1)],
-    }];
-    let axes = Axes {
-        x: "cores (threads, one per CPU)",
-        log_y: true,
-        legend: SeriesLabelPosition::UpperLeft,
-    };
     table += &format!(
         "one-line floor before each round, ns: {}\n",
         floors
@@ -350,11 +402,16 @@ pub fn run(settings: &Settings) -> Result<Report, String> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let axes = Axes {
+        x: "cores (threads, one per CPU)",
+        log_y: true,
+        legend: SeriesLabelPosition::UpperLeft,
+    };
     let json: Value = json!({
         "ring_depth": RING_DEPTH,
-        "pairs": PAIRS,
+        "runs": PAIRS,
         "one_line_floor_ns_per_round": floors,
-        "rows": rows,
+        "operations": results,
     });
     Ok(Report {
         table,
