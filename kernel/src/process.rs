@@ -449,6 +449,14 @@ impl Processes {
         }
     }
 
+    /// `pid`'s growth under way, if it is growth `growth`: a late answer
+    /// of an earlier growth counts for nothing.
+    pub fn growing_as(&mut self, pid: Pid, growth: u32) -> Option<&mut Growing> {
+        self.growing
+            .get_mut(&pid)
+            .filter(|growing| growing.growth == growth)
+    }
+
     /// The changes `pid` proposed from this core and has not polled.
     pub fn changes_of(&self, pid: Pid) -> impl Iterator<Item = &Change> {
         self.changes

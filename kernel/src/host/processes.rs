@@ -1000,12 +1000,7 @@ impl Host {
         });
         did |= !frozen.is_empty() || !joined.is_empty();
         for ((pid, at, growth), ok) in frozen {
-            // A late answer of an earlier growth counts for nothing.
-            let Some(growing) = processes
-                .growing
-                .get_mut(&pid)
-                .filter(|growing| growing.growth == growth)
-            else {
+            let Some(growing) = processes.growing_as(pid, growth) else {
                 continue;
             };
             growing.waiting.remove(at);
@@ -1090,11 +1085,7 @@ impl Host {
             processes.grow_tickets.insert(ticket, (pid, growth));
         }
         for ((pid, growth), ok) in joined {
-            let Some(growing) = processes
-                .growing
-                .get_mut(&pid)
-                .filter(|growing| growing.growth == growth)
-            else {
+            let Some(growing) = processes.growing_as(pid, growth) else {
                 continue;
             };
             let (at, index, cores) = (growing.core, growing.index, growing.cores);
