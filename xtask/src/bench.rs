@@ -4,7 +4,8 @@
 //! which prints
 //! its table and writes `bench/results/<name>.json` and `.svg`, recording the
 //! command below as the one that produced them; or `fuzz`, which boots the
-//! kernel in QEMU ([`fuzz`]). Timed benchmarks are not tests: `cargo xtask
+//! kernel in QEMU ([`fuzz`]); or `qemu`, which re-records the kernel's own
+//! benchmarks (`crate::recordings`). Timed benchmarks are not tests: `cargo xtask
 //! test` never runs them.
 
 use std::process::ExitCode;
@@ -13,16 +14,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
-use crate::cli::BenchOptions;
+use crate::cli::{BenchOptions, Benchmark};
 use crate::prereqs::{self, Need};
 use crate::protocol;
 use crate::qemu::Machine;
+use crate::recordings;
 use crate::workspace::Workspace;
 
 pub fn run(workspace: &Workspace, options: &BenchOptions) -> Result<ExitCode> {
     let name = options.benchmark.name();
     let Some(target) = options.benchmark.target() else {
-        return fuzz(workspace);
+        return match options.benchmark {
+            Benchmark::Qemu => recordings::run(workspace, options.only.as_deref()),
+            _ => fuzz(workspace),
+        };
     };
     let mut flags = Vec::new();
     if let Some((initiator, responder)) = options.cpus {
@@ -99,7 +104,7 @@ fn fuzz(workspace: &Workspace) -> Result<ExitCode> {
     let total = FUZZ_CALLS * u64::from(FUZZ_CORES);
     let mut report = format!(
         "# cargo xtask bench fuzz\n{}# {} calls in all, {seconds:.1} s of wall time for the whole boot ({:.0} calls per second)\n# cycles are TSC cycles under TCG: they measure the emulator, not the hardware\n",
-        provenance(workspace)?,
+        recordings::provenance(workspace)?,
         total,
         total as f64 / seconds
     );
@@ -114,41 +119,4 @@ fn fuzz(workspace: &Workspace) -> Result<ExitCode> {
     std::fs::write(&path, report).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Where a QEMU result comes from, as comment lines: the commit (and
-/// whether tracked files differ from it), QEMU's version and the host's
-/// processor and CPU count.
-fn provenance(workspace: &Workspace) -> Result<String> {
-    let output = |program: &str, args: &[&str]| -> Result<String> {
-        let output = std::process::Command::new(program)
-            .args(args)
-            .current_dir(&workspace.root)
-            .output()
-            .with_context(|| format!("cannot run {program}"))?;
-        ensure!(
-            output.status.success(),
-            "{program} {} failed",
-            args.join(" ")
-        );
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    };
-    let commit = output("git", &["rev-parse", "HEAD"])?;
-    let changed = output("git", &["status", "--porcelain", "--untracked-files=no"])?;
-    let changed = match changed.is_empty() {
-        true => String::new(),
-        false => format!(" with uncommitted changes to {}", changed.lines().count()),
-    };
-    let qemu = output("qemu-system-x86_64", &["--version"])?;
-    let qemu = qemu.lines().next().unwrap_or_default().to_owned();
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .and_then(|rest| rest.split_once(':'))
-        .map_or("an unknown processor", |(_, model)| model.trim());
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    Ok(format!(
-        "# commit {commit}{changed}\n# {qemu} (TCG) on {cpus} CPUs of {model}\n"
-    ))
 }

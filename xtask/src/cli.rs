@@ -60,7 +60,12 @@ commands:
                             protocols (a map and its unmap among 1 to every CPU's
                             monitors over URPC, against a locked table);
                             fuzz (in QEMU, not hosted: 10^6 random system calls on each
-                            of 4 cores, written to bench/results/qemu-fuzz.txt)
+                            of 4 cores, written to bench/results/qemu-fuzz.txt);
+                            qemu (the kernel's own benchmarks in QEMU, each written
+                            to bench/results/qemu-<name>.txt)
+           --only NAME      with qemu: that file alone (urpc-bench, shootdown,
+                            shootdown-4-nodes, fig3, trace, heartbeats, userspace,
+                            membership or rejoin)
            --cpus A,B       the two CPUs (default: the first two this process may use;
                             fig3, replication and sharing: every CPU it may use)
            --repetitions N  rounds, each with every row interleaved (default 15;
@@ -129,6 +134,8 @@ pub struct BenchOptions {
     pub benchmark: Benchmark,
     pub cpus: Option<(usize, usize)>,
     pub repetitions: Option<u32>,
+    /// `bench qemu --only NAME`: that recording alone.
+    pub only: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -144,6 +151,9 @@ pub enum Benchmark {
     Protocols,
     /// Not hosted: `fuzz` in QEMU (`crate::bench::fuzz`).
     Fuzz,
+    /// Not hosted: every QEMU result, or the one `--only` names
+    /// (`crate::recordings`).
+    Qemu,
 }
 
 impl Benchmark {
@@ -159,6 +169,7 @@ impl Benchmark {
             Benchmark::Model => "model",
             Benchmark::Protocols => "protocols",
             Benchmark::Fuzz => "fuzz",
+            Benchmark::Qemu => "qemu",
         }
     }
 
@@ -172,7 +183,7 @@ impl Benchmark {
             | Benchmark::Membership
             | Benchmark::Model
             | Benchmark::Protocols => Some("scaling"),
-            Benchmark::Fuzz => None,
+            Benchmark::Fuzz | Benchmark::Qemu => None,
         }
     }
 }
@@ -333,8 +344,7 @@ fn parse_test(mut flags: Flags) -> Result<TestOptions> {
     Ok(options)
 }
 
-const BENCHMARKS: &str =
-    "urpc, urpc-depth, fig3, replication, sharing, monitor, membership, model, protocols or fuzz";
+const BENCHMARKS: &str = "urpc, urpc-depth, fig3, replication, sharing, monitor, membership, model, protocols, fuzz or qemu";
 
 fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
     let benchmark = match flags.args.pop_front().as_deref() {
@@ -348,6 +358,7 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
         Some("model") => Benchmark::Model,
         Some("protocols") => Benchmark::Protocols,
         Some("fuzz") => Benchmark::Fuzz,
+        Some("qemu") => Benchmark::Qemu,
         Some(other) if !other.starts_with("--") => {
             bail!("unknown benchmark `{other}` (expected {BENCHMARKS})")
         }
@@ -357,6 +368,7 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
         benchmark,
         cpus: None,
         repetitions: None,
+        only: None,
     };
     while let Some(flag) = flags.next_flag("bench")? {
         match flag.name.as_str() {
@@ -367,11 +379,19 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
                     "--repetitions expects a whole number, at least 1",
                 )?);
             }
+            "--only" => options.only = Some(flags.value(flag)?),
             _ => return Err(flag.unknown("bench")),
         }
     }
-    if benchmark == Benchmark::Fuzz && (options.cpus.is_some() || options.repetitions.is_some()) {
-        bail!("bench fuzz runs in QEMU and takes neither --cpus nor --repetitions");
+    let in_qemu = matches!(benchmark, Benchmark::Fuzz | Benchmark::Qemu);
+    if in_qemu && (options.cpus.is_some() || options.repetitions.is_some()) {
+        bail!(
+            "bench {} runs in QEMU and takes neither --cpus nor --repetitions",
+            benchmark.name()
+        );
+    }
+    if benchmark != Benchmark::Qemu && options.only.is_some() {
+        bail!("--only applies only to bench qemu");
     }
     Ok(options)
 }
@@ -816,6 +836,7 @@ mod tests {
                 benchmark: Benchmark::UrpcDepth,
                 cpus: Some((2, 3)),
                 repetitions: Some(5),
+                only: None,
             })
         );
         assert_eq!(
@@ -824,6 +845,7 @@ mod tests {
                 benchmark: Benchmark::Urpc,
                 cpus: None,
                 repetitions: None,
+                only: None,
             })
         );
         for (name, benchmark) in [

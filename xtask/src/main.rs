@@ -18,6 +18,7 @@ mod modules;
 mod prereqs;
 mod protocol;
 mod qemu;
+mod recordings;
 mod run;
 mod session;
 mod trace;
