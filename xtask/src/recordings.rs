@@ -119,17 +119,16 @@ fn recordings() -> Vec<Recording> {
         Recording {
             name: "rejoin",
             about: &[
-                "How long a core that left takes to rejoin the view and to catch up, 20 times: from the start-up sequence (INIT, a 10 ms wait, SIPI) to the view that holds it again, and to its answer once it has caught up. Each core count idle, then while every other member proposes 1000 maps and unmaps.",
-                "Cores are host threads on the host's CPUs: at 8 and 16 cores the storm competes with the rejoin for them.",
+                "How long a core that left takes to rejoin the view and to catch up, 20 times: from the start-up sequence (INIT, a 10 ms wait, SIPI) to the view that holds it again, and to its answer once it has caught up. Idle at 2 to 16 cores, then at 2 to 8 while every other member proposes 1000 maps and unmaps.",
+                "Cores are host threads on the host's CPUs: at 8 cores the storm competes with the rejoin for them. At 16 cores under the storm the emulated machine is too slow for its own failure detector on two host CPUs: members are suspected and left out, and runs fail (docs/benchmarks.md), so that row is not recorded.",
             ],
             boots: [2u8, 4, 8, 16]
                 .iter()
-                .flat_map(|n| {
+                .flat_map(|&n| {
                     let machine = format!("--cores {n} --mem 1G");
-                    [
-                        boot(&machine, "core cycle 1 20", Some(600)),
-                        boot(&machine, storm, Some(600)),
-                    ]
+                    let idle = boot(&machine, "core cycle 1 20", Some(600));
+                    let storm = (n <= 8).then(|| boot(&machine, storm, Some(600)));
+                    [Some(idle), storm].into_iter().flatten()
                 })
                 .collect(),
         },
@@ -230,7 +229,7 @@ fn record(workspace: &Workspace, kernel: &std::path::Path, recording: &Recording
 }
 
 /// Where a QEMU result comes from, as comment lines: the commit (and
-/// whether tracked files differ from it), QEMU's version and the host's
+/// whether tracked files other than results differ from it), QEMU's version and the host's
 /// processor and CPU count.
 pub fn provenance(workspace: &Workspace) -> Result<String> {
     let output = |program: &str, args: &[&str]| -> Result<String> {
@@ -247,7 +246,18 @@ pub fn provenance(workspace: &Workspace) -> Result<String> {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     };
     let commit = output("git", &["rev-parse", "HEAD"])?;
-    let changed = output("git", &["status", "--porcelain", "--untracked-files=no"])?;
+    // Results already written change nothing that is measured.
+    let changed = output(
+        "git",
+        &[
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ":/",
+            ":(top,exclude)bench/results",
+        ],
+    )?;
     let changed = match changed.is_empty() {
         true => String::new(),
         false => format!(" with uncommitted changes to {}", changed.lines().count()),

@@ -820,6 +820,14 @@ impl Membership {
     }
 
     fn exclude(&mut self, epoch: u32, out: &mut MembershipOutbox) {
+        // A kernel that has installed no view yet (it is booting, or it
+        // started again and asks to join) holds nothing the others moved on
+        // from: news of a view without it, such as a commit sent to its
+        // earlier incarnation or a member's refusal of what it sent before
+        // it was let in, is no reason to stop. It waits to be let in.
+        if self.view.epoch == 0 {
+            return;
+        }
         if !self.excluded {
             self.excluded = true;
             out.emit(MembershipEvent::Excluded { epoch });
@@ -916,6 +924,45 @@ mod tests {
         );
         assert_eq!(membership.proposing(), None);
         assert_eq!(membership.view().epoch, 1);
+    }
+
+    /// A kernel that starts again hears of views from before it is let
+    /// in: a commit of a view without it (its earlier incarnation was left
+    /// out of it), and a member's refusal of what it sent meanwhile. Found
+    /// by `core cycle` under a storm at 16 cores in QEMU: the new kernel
+    /// stopped as fenced while the leader was letting it in.
+    #[test]
+    fn a_kernel_in_no_view_yet_is_not_fenced_by_views_without_it() {
+        let mut membership = Membership::new(CoreId(1), 3, Detector::DEFAULT);
+        let mut out = MembershipOutbox::default();
+        let without_it = View {
+            epoch: 2,
+            members: members(&[0, 2]),
+        };
+        membership.on_message(
+            CoreId(0),
+            MembershipMsg::Commit { view: without_it },
+            0,
+            &mut out,
+        );
+        let left_out = |epoch| MembershipMsg::Refuse {
+            epoch,
+            newest: epoch,
+            leader: CoreId(0),
+            excluded: true,
+        };
+        membership.on_message(CoreId(2), left_out(2), 0, &mut out);
+        assert!(!membership.excluded(), "{out:?}");
+        assert!(out.events.is_empty(), "{out:?}");
+        // Once in a view, the same news fences it.
+        membership.view = View {
+            epoch: 3,
+            members: members(&[0, 1, 2]),
+        };
+        membership.committed = membership.view;
+        membership.on_message(CoreId(2), left_out(4), 0, &mut out);
+        assert!(membership.excluded());
+        assert_eq!(out.events, [MembershipEvent::Excluded { epoch: 4 }]);
     }
 
     #[test]

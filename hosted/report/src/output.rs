@@ -18,7 +18,7 @@ pub fn recorded_command(given: String) -> String {
 }
 
 /// The commit of the working tree the benchmark runs in (`git rev-parse
-/// HEAD`), and whether tracked files differ from it: a result measured on
+/// HEAD`), and whether tracked files other than results differ from it: a result measured on
 /// uncommitted code says so rather than claiming the commit.
 fn source() -> Result<Value, String> {
     let git = |args: &[&str]| -> Result<String, String> {
@@ -36,7 +36,16 @@ fn source() -> Result<Value, String> {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     };
     let commit = git(&["rev-parse", "HEAD"])?;
-    let changed = git(&["status", "--porcelain", "--untracked-files=no"])?;
+    // Results already written (this run's or another's) change nothing
+    // that is measured, so they do not count as changes to the commit.
+    let changed = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":/",
+        ":(top,exclude)bench/results",
+    ])?;
     Ok(json!({
         "commit": commit,
         "uncommitted_changes": changed.lines().collect::<Vec<_>>(),
