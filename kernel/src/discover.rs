@@ -139,9 +139,8 @@ pub fn discover(info: BootInfo) -> Result<BootFacts, BootError> {
 
     let power_off = tables.fadt().and_then(|fadt| {
         Ok(AcpiPowerOff {
-            pm1a_control: fadt.pm1a_control,
-            pm1b_control: fadt.pm1b_control,
-            sleep_types: s5_sleep_types(&IdentityMap, fadt.dsdt)?,
+            registers: fadt.sleep_registers()?,
+            sleep_types: s5_sleep_types(&IdentityMap, fadt.dsdt.ok_or(AcpiError::NoDsdt)?)?,
         })
     });
 

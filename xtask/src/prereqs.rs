@@ -20,7 +20,7 @@ pub enum Need {
     Gdb,
     /// `iso`: QEMU, GRUB for BIOS and UEFI, and OVMF.
     Iso,
-    /// `test`: all of them.
+    /// `test`: all of them, and ACPICA's tools for the host tests.
     Everything,
 }
 
@@ -37,7 +37,7 @@ struct Requirement {
     need: Need,
 }
 
-const REQUIREMENTS: [Requirement; 8] = [
+const REQUIREMENTS: [Requirement; 10] = [
     Requirement {
         probe: Probe::Tool("qemu-system-x86_64"),
         package: "qemu-system-x86",
@@ -77,6 +77,18 @@ const REQUIREMENTS: [Requirement; 8] = [
         probe: Probe::Ovmf,
         package: "ovmf",
         need: Need::Iso,
+    },
+    // ACPICA's compiler and interpreter: the firmware crate's host tests
+    // compile ASL and check Atoll's `\_S5` against ACPICA's.
+    Requirement {
+        probe: Probe::Tool("iasl"),
+        package: "acpica-tools",
+        need: Need::Everything,
+    },
+    Requirement {
+        probe: Probe::Tool("acpiexec"),
+        package: "acpica-tools",
+        need: Need::Everything,
     },
 ];
 
@@ -216,7 +228,9 @@ mod tests {
             .map(|r| r.package)
             .collect();
         assert!(
-            !for_iso.contains(&"gdb") && for_iso.contains(&"ovmf"),
+            !for_iso.contains(&"gdb")
+                && !for_iso.contains(&"acpica-tools")
+                && for_iso.contains(&"ovmf"),
             "{for_iso:?}"
         );
         assert!(REQUIREMENTS.iter().all(|r| r.applies_to(Need::Everything)));

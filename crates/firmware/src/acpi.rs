@@ -10,8 +10,8 @@ mod slit;
 mod srat;
 mod subtables;
 
-pub use aml::s5_sleep_types;
-pub use fadt::Fadt;
+pub use aml::{AmlError, AmlProblem, S5Problem, s5_sleep_types};
+pub use fadt::{Fadt, GenericAddress, SleepRegister, SleepRegisters};
 pub use madt::{Madt, MadtEntries, MadtEntry};
 pub use slit::Slit;
 pub use srat::{Srat, SratEntries, SratEntry};
@@ -345,16 +345,31 @@ pub enum AcpiError {
         to: u64,
         localities: u64,
     },
-    /// The FADT has no usable PM1a control block.
+    /// The FADT names no PM1a control register (and the machine is not hardware-reduced).
     NoPm1aControl,
-    /// A PM1 control block outside the 16-bit I/O port space.
-    Pm1ControlNotAPort {
+    /// The FADT of a hardware-reduced machine names no sleep control register.
+    NoSleepControl,
+    /// A sleep register that is not a 16-bit I/O port (`space` is its Generic Address
+    /// Structure's address space: 0 memory, 1 I/O).
+    SleepRegisterNotAPort {
+        register: SleepRegister,
+        space: u8,
         address: u64,
     },
-    /// The DSDT defines no `_S5_` name.
-    NoS5,
-    /// The `_S5_` name is not a package of at least two byte-sized integers.
-    BadS5Package,
+    /// The FADT gives no DSDT address.
+    NoDsdt,
+    /// AML that could not be read on through.
+    Aml(AmlError),
+    /// The DSDT defines no `\_S5`: in all of it, or, if `unread` says where the walk could not
+    /// read on, in all it could read.
+    NoS5 {
+        unread: Option<AmlError>,
+    },
+    /// The `\_S5` defined at `offset` in the DSDT gives no sleep types.
+    BadS5 {
+        offset: u32,
+        problem: S5Problem,
+    },
 }
 
 impl From<MemError> for AcpiError {
@@ -431,16 +446,45 @@ impl fmt::Display for AcpiError {
                 f,
                 "SLIT distance from locality {from} to {to} asked for, but it has {localities}"
             ),
-            AcpiError::NoPm1aControl => write!(f, "FADT gives no PM1a control block"),
-            AcpiError::Pm1ControlNotAPort { address } => {
+            AcpiError::NoPm1aControl => write!(f, "FADT gives no PM1a control register"),
+            AcpiError::NoSleepControl => write!(
+                f,
+                "FADT of a hardware-reduced machine gives no sleep control register"
+            ),
+            AcpiError::SleepRegisterNotAPort {
+                register,
+                space,
+                address,
+            } => {
+                let register = match register {
+                    SleepRegister::Pm1aControl => "PM1a control",
+                    SleepRegister::Pm1bControl => "PM1b control",
+                    SleepRegister::SleepControl => "sleep control",
+                };
+                let space = match *space {
+                    GenericAddress::SYSTEM_MEMORY => "in system memory",
+                    GenericAddress::SYSTEM_IO => "an I/O port past 0xffff",
+                    _ => "in an address space other than memory or I/O",
+                };
                 write!(
                     f,
-                    "FADT PM1 control block {address:#x} is not a 16-bit I/O port"
+                    "FADT {register} register {address:#x} is {space}; Atoll writes sleep registers only as I/O ports"
                 )
             }
-            AcpiError::NoS5 => write!(f, "DSDT defines no _S5_ object"),
-            AcpiError::BadS5Package => {
-                write!(f, "DSDT _S5_ is not a package of two byte-sized integers")
+            AcpiError::NoDsdt => write!(f, "FADT gives no DSDT address"),
+            AcpiError::Aml(error) => write!(f, "DSDT: {error}"),
+            AcpiError::NoS5 { unread: None } => write!(f, "the DSDT defines no \\_S5 object"),
+            AcpiError::NoS5 {
+                unread: Some(error),
+            } => write!(
+                f,
+                "no \\_S5 object in what could be read of the DSDT: the walk stopped at {error}, and \\_S5 may lie in the rest of that scope"
+            ),
+            AcpiError::BadS5 { offset, problem } => {
+                write!(
+                    f,
+                    "the DSDT's \\_S5 at offset {offset:#x} gives no sleep types: {problem}"
+                )
             }
         }
     }

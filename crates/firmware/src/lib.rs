@@ -26,8 +26,8 @@ mod fake_mem;
 mod proptests;
 
 pub use acpi::{
-    AcpiError, AcpiTables, Fadt, Madt, MadtEntries, MadtEntry, Rsdp, RsdpOrigin, Slit, Srat,
-    SratEntries, SratEntry, TableAt, s5_sleep_types,
+    AcpiError, AcpiTables, Fadt, GenericAddress, Madt, MadtEntries, MadtEntry, Rsdp, RsdpOrigin,
+    SleepRegister, SleepRegisters, Slit, Srat, SratEntries, SratEntry, TableAt, s5_sleep_types,
 };
 pub use boot::{
     BootInfo, BootInfoError, BootModule, BootProtocol, MAX_CMDLINE, MAX_MEMORY_REGIONS,

@@ -1,139 +1,114 @@
-//! Just enough AML to power off: the DSDT is scanned for the `_S5_` name rather than
-//! interpreted, which finds the `Name (_S5, Package () { SLP_TYPa, SLP_TYPb, ... })` that PC
-//! firmware and QEMU write.
+//! The `\_S5` (soft off) object of the DSDT, found by walking the AML namespace as ACPICA loads
+//! it: the first definition whose path, resolved from the root, is `\_S5`. A `Name` gives a
+//! package of integers; a `Method` must return one as its first statement.
+//!
+//! Hand-rolled, not a crate: the AML interpreter of rust-osdev now lives in the `acpi` crate,
+//! whose 6.x releases need nightly Rust, and the older `aml` crate keeps its namespace on the
+//! heap, while this crate allocates nothing (the kernel reads the firmware before it has a heap)
+//! and needs one object. So this is a walk of the AML subset that holds `\_S5`, not an
+//! interpreter: it enters Scope, Device, Processor, PowerResource and ThermalZone; skips every
+//! other object by its encoded length (Buffer, Package, Field, the bodies of methods and loops);
+//! reads the operands of expressions to skip them, and evaluates only integer constants and the
+//! logical operators on them, which is what decides an `If` at load time in practice. What it
+//! does not support is said in `docs/acpi.md`.
+
+mod name;
+mod stream;
+mod walk;
+
+use core::fmt;
 
 use super::{AcpiError, HEADER_LEN, TableAt};
-use crate::{PhysBytes, PhysMem, read_into};
-
-const NAME_OP: u8 = 0x08;
-const ROOT_PREFIX: u8 = b'\\';
-const PACKAGE_OP: u8 = 0x12;
-const ZERO_OP: u8 = 0x00;
-const ONE_OP: u8 = 0x01;
-const BYTE_PREFIX: u8 = 0x0A;
-const WORD_PREFIX: u8 = 0x0B;
-const DWORD_PREFIX: u8 = 0x0C;
-/// The most bytes decoding needs: PackageOp, a PkgLength of up to 4 bytes, NumElements, and two
-/// integers of up to 5 bytes each.
-const S5_PACKAGE_MAX_LEN: usize = 16;
+use crate::PhysMem;
 
 /// SLP_TYPa and SLP_TYPb of the `\_S5` (soft off) sleep state, from the DSDT at `dsdt` (checked
-/// for signature, length and checksum). Write `SLP_TYPx << 10 | SLP_EN` to the PM1x control ports.
+/// for signature, length and checksum). Write `SLP_TYPx << 10 | SLP_EN` to the PM1x control
+/// registers, or `SLP_TYPa << 2 | SLP_EN` to a hardware-reduced machine's sleep control register.
 pub fn s5_sleep_types(mem: &impl PhysMem, dsdt: u64) -> Result<(u8, u8), AcpiError> {
     let table = TableAt::read(mem, dsdt, b"DSDT")?;
-    let table_bytes = (0u64..).zip(PhysBytes::new(mem, dsdt, u64::from(table.length)));
-    // The last bytes seen: NameOp, an optional root prefix, and the four bytes of the name.
-    let mut recent = [0u8; 6];
-    for (offset, byte) in table_bytes.skip(HEADER_LEN as usize) {
-        recent.rotate_left(1);
-        recent[5] = byte?;
-        let [before_prefix, before_name, name @ ..] = recent;
-        let defines_name =
-            before_name == NAME_OP || (before_name == ROOT_PREFIX && before_prefix == NAME_OP);
-        if defines_name && name == *b"_S5_" {
-            let package_offset = offset + 1;
-            let available = u64::from(table.length).saturating_sub(package_offset);
-            let mut package = [0; S5_PACKAGE_MAX_LEN];
-            // At most S5_PACKAGE_MAX_LEN, so the conversion is lossless.
-            let package = package
-                .get_mut(..available.min(S5_PACKAGE_MAX_LEN as u64) as usize)
-                .unwrap_or_default();
-            read_into(mem, dsdt, package_offset, package)?;
-            return decode_s5_package(package).ok_or(AcpiError::BadS5Package);
+    let mut stream = stream::Stream::new(mem, dsdt, HEADER_LEN, table.length);
+    let mut walk = walk::Walk::new(&mut stream);
+    match walk.s5()? {
+        Some(sleep_types) => Ok(sleep_types),
+        None => Err(AcpiError::NoS5 { unread: walk.gap }),
+    }
+}
+
+/// Where and why a walk could not read on through the AML. Offsets are from the table's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmlError {
+    pub offset: u32,
+    pub problem: AmlProblem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmlProblem {
+    /// An object runs past the object or table that holds it.
+    Truncated,
+    /// Bytes where a name should be that are not one.
+    BadName,
+    /// An opcode the walk does not know the length of (two bytes for the extended opcodes,
+    /// 0x5B first).
+    Unsupported { opcode: u16 },
+    /// Scopes or expressions nested deeper than the walk follows.
+    TooDeep,
+}
+
+/// Why the `\_S5` object that was found gives no sleep types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S5Problem {
+    /// It is not a package (or a method returning one).
+    NotAPackage,
+    /// A package that lists no elements.
+    Empty,
+    /// SLP_TYPa or SLP_TYPb is not an integer constant (a name or a string, say).
+    NotAnInteger,
+    /// A sleep type does not fit SLP_TYP's three bits.
+    SleepTypeTooWide,
+    /// A method whose body does not start by returning a package.
+    MethodNotConstant,
+    /// It is defined under an `If` whose predicate is not a constant, so whether it exists
+    /// depends on running AML.
+    Conditional,
+    /// Its encoding is cut short or malformed.
+    Malformed,
+}
+
+impl fmt::Display for AmlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let offset = self.offset;
+        match self.problem {
+            AmlProblem::Truncated => {
+                write!(
+                    f,
+                    "an AML object at offset {offset:#x} runs past what holds it"
+                )
+            }
+            AmlProblem::BadName => write!(f, "a malformed AML name at offset {offset:#x}"),
+            AmlProblem::Unsupported { opcode } => write!(
+                f,
+                "AML opcode {opcode:#x} at offset {offset:#x}, which the walk cannot size"
+            ),
+            AmlProblem::TooDeep => write!(f, "AML nested too deep at offset {offset:#x}"),
         }
     }
-    Err(AcpiError::NoS5)
 }
 
-/// Decodes `PackageOp PkgLength NumElements SLP_TYPa SLP_TYPb ...`; the elements after the first
-/// two (reserved) are not needed.
-fn decode_s5_package(aml: &[u8]) -> Option<(u8, u8)> {
-    let [PACKAGE_OP, pkg_length_lead, rest @ ..] = aml else {
-        return None;
-    };
-    // Bits 6-7 of PkgLength's lead byte count the bytes that follow it.
-    let rest = rest.get(usize::from(pkg_length_lead >> 6)..)?;
-    let [element_count, rest @ ..] = rest else {
-        return None;
-    };
-    if *element_count < 2 {
-        return None;
+impl fmt::Display for S5Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            S5Problem::NotAPackage => "it is not a package",
+            S5Problem::Empty => "its package is empty",
+            S5Problem::NotAnInteger => "SLP_TYPa or SLP_TYPb is not an integer constant",
+            S5Problem::SleepTypeTooWide => "a sleep type does not fit SLP_TYP's three bits",
+            S5Problem::MethodNotConstant => {
+                "it is a method whose body does not start by returning a package"
+            }
+            S5Problem::Conditional => "it is defined under an If whose predicate is not a constant",
+            S5Problem::Malformed => "its encoding is malformed or cut short",
+        })
     }
-    let (slp_typ_a, rest) = integer(rest)?;
-    let (slp_typ_b, _) = integer(rest)?;
-    Some((u8::try_from(slp_typ_a).ok()?, u8::try_from(slp_typ_b).ok()?))
-}
-
-/// Decodes one integer constant: ZeroOp, OneOp, or a byte, word or dword with its prefix.
-fn integer(aml: &[u8]) -> Option<(u32, &[u8])> {
-    let (&op, rest) = aml.split_first()?;
-    let width = match op {
-        ZERO_OP => return Some((0, rest)),
-        ONE_OP => return Some((1, rest)),
-        BYTE_PREFIX => 1,
-        WORD_PREFIX => 2,
-        DWORD_PREFIX => 4,
-        _ => return None,
-    };
-    let (value, rest) = rest.split_at_checked(width)?;
-    let value = value
-        .iter()
-        .rev()
-        .fold(0, |value, byte| value << 8 | u32::from(*byte));
-    Some((value, rest))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::decode_s5_package;
-
-    #[test]
-    fn decodes_byte_word_dword_and_constant_elements() {
-        assert_eq!(
-            decode_s5_package(&[0x12, 0x0A, 0x04, 0x0A, 0x05, 0x0A, 0x07, 0x00, 0x00]),
-            Some((5, 7))
-        );
-        assert_eq!(
-            decode_s5_package(&[0x12, 0x06, 0x04, 0x00, 0x01, 0x00, 0x00]),
-            Some((0, 1))
-        );
-        assert_eq!(
-            decode_s5_package(&[0x12, 0x0B, 0x02, 0x0B, 0x07, 0x00, 0x0C, 0x06, 0, 0, 0]),
-            Some((7, 6))
-        );
-    }
-
-    #[test]
-    fn skips_a_multi_byte_package_length() {
-        // Lead byte 0x41: one more PkgLength byte follows.
-        assert_eq!(
-            decode_s5_package(&[0x12, 0x41, 0x01, 0x02, 0x0A, 0x03, 0x0A, 0x04]),
-            Some((3, 4))
-        );
-    }
-
-    #[test]
-    fn rejects_what_is_not_a_two_integer_package() {
-        assert_eq!(decode_s5_package(&[0x0A, 0x05]), None, "not a package");
-        assert_eq!(
-            decode_s5_package(&[0x12, 0x04, 0x01, 0x0A, 0x05]),
-            None,
-            "one element"
-        );
-        assert_eq!(
-            decode_s5_package(&[0x12, 0x06, 0x02, 0x0A, 0x05, 0x0D]),
-            None,
-            "a string element"
-        );
-        assert_eq!(
-            decode_s5_package(&[0x12, 0x06, 0x02, 0x0B, 0x00, 0x01, 0x00]),
-            None,
-            "wider than a byte"
-        );
-        assert_eq!(
-            decode_s5_package(&[0x12, 0x06, 0x02, 0x0A]),
-            None,
-            "truncated"
-        );
-    }
-}
+mod tests;

@@ -33,6 +33,7 @@ fn fadt_body(dsdt: u32, x_dsdt: u64) -> Vec<u8> {
     put(48, &0xB2u32.to_le_bytes());
     put(52, &[0xF1, 0xF0]);
     put(64, &0x604u32.to_le_bytes());
+    put(89, &[2]);
     put(108, &[0x32]);
     put(112, &0x0000_84A5u32.to_le_bytes());
     put(140, &x_dsdt.to_le_bytes());
@@ -82,7 +83,7 @@ fn machine() -> FakeMem {
     mem.put(
         DSDT_ADDR,
         &dsdt(&[
-            &[0x10, 0x05, b'\\', b'_', b'S', b'B', b'_'],
+            &[0x10, 0x06, b'\\', b'_', b'S', b'B', b'_'],
             &S5_WITH_ZERO_OPS,
         ]),
     );
@@ -407,6 +408,15 @@ fn missing_madt_is_reported_by_name() {
     assert_eq!(error.to_string(), "no ACPI table \"APIC\" in the RSDT/XSDT");
 }
 
+/// The PM1a control register of [`fadt_body`]: I/O port 0x604, two bytes wide.
+const PM1A: GenericAddress = GenericAddress {
+    space: GenericAddress::SYSTEM_IO,
+    bit_width: 16,
+    bit_offset: 0,
+    access_size: 0,
+    address: 0x604,
+};
+
 #[test]
 fn fadt_gives_power_management_ports_and_dsdt() {
     let mem = machine();
@@ -418,12 +428,18 @@ fn fadt_gives_power_management_ports_and_dsdt() {
             sci_interrupt: 9,
             smi_command: 0xB2,
             acpi_enable: 0xF1,
-            pm1a_control: 0x604,
+            pm1a_control: Some(PM1A),
             pm1b_control: None,
-            dsdt: DSDT_ADDR,
+            sleep_control: None,
+            dsdt: Some(DSDT_ADDR),
             century: 0x32,
             flags: 0x84A5,
         }
+    );
+    assert!(!fadt.hardware_reduced());
+    assert_eq!(
+        fadt.sleep_registers(),
+        Ok(SleepRegisters::Pm1 { a: 0x604, b: None })
     );
 }
 
@@ -434,7 +450,9 @@ fn fadt_prefers_a_non_zero_x_dsdt() {
         FADT_ADDR,
         &table(b"FACP", 3, &fadt_body(0x1000, 0x1_0000_0000)),
     );
-    assert_eq!(tables(&mem).fadt().unwrap().dsdt, 0x1_0000_0000);
+    assert_eq!(tables(&mem).fadt().unwrap().dsdt, Some(0x1_0000_0000));
+    mem.put(FADT_ADDR, &table(b"FACP", 3, &fadt_body(0, 0)));
+    assert_eq!(tables(&mem).fadt().unwrap().dsdt, None);
 }
 
 #[test]
@@ -447,23 +465,151 @@ fn acpi_1_fadt_is_read() {
     let fadt = tables(&mem).fadt().unwrap();
     assert_eq!(
         (fadt.revision, fadt.pm1a_control, fadt.dsdt),
-        (1, 0x604, DSDT_ADDR)
+        (1, Some(PM1A), Some(DSDT_ADDR))
+    );
+}
+
+/// A generic address at `offset` of a FADT body.
+fn put_generic_address(body: &mut [u8], offset: usize, space: u8, address: u64) {
+    body[offset - 36] = space;
+    body[offset - 36 + 1] = 8;
+    body[offset - 36 + 4..offset - 36 + 12].copy_from_slice(&address.to_le_bytes());
+}
+
+#[test]
+fn fadt_x_pm1_fields_win_over_the_32_bit_ones() {
+    let mut body = fadt_body(DSDT_ADDR as u32, 0);
+    put_generic_address(&mut body, 172, GenericAddress::SYSTEM_IO, 0x1804);
+    let mut mem = machine();
+    mem.put(FADT_ADDR, &table(b"FACP", 5, &body));
+    let fadt = tables(&mem).fadt().unwrap();
+    assert_eq!(fadt.pm1a_control.map(|pm1a| pm1a.address), Some(0x1804));
+    assert_eq!(
+        fadt.sleep_registers(),
+        Ok(SleepRegisters::Pm1 { a: 0x1804, b: None })
+    );
+
+    // Only the 64-bit field set.
+    body[64 - 36..68 - 36].fill(0);
+    mem.put(FADT_ADDR, &table(b"FACP", 5, &body));
+    assert_eq!(
+        tables(&mem)
+            .fadt()
+            .unwrap()
+            .pm1a_control
+            .map(|pm1a| pm1a.address),
+        Some(0x1804)
+    );
+
+    // A PM1b only in the 64-bit field.
+    put_generic_address(&mut body, 184, GenericAddress::SYSTEM_IO, 0x1904);
+    mem.put(FADT_ADDR, &table(b"FACP", 5, &body));
+    assert_eq!(
+        tables(&mem).fadt().unwrap().sleep_registers(),
+        Ok(SleepRegisters::Pm1 {
+            a: 0x1804,
+            b: Some(0x1904)
+        })
     );
 }
 
 #[test]
-fn fadt_pm1a_control_from_the_generic_address_when_the_old_field_is_zero() {
+fn a_pm1_register_in_memory_is_read_and_refused_for_power_off() {
     let mut body = fadt_body(DSDT_ADDR as u32, 0);
-    body[64 - 36..68 - 36].fill(0);
-    body[172 - 36] = 1; // system I/O space
-    body[176 - 36..184 - 36].copy_from_slice(&0x1804u64.to_le_bytes());
+    put_generic_address(&mut body, 172, GenericAddress::SYSTEM_MEMORY, 0xFED8_0804);
     let mut mem = machine();
     mem.put(FADT_ADDR, &table(b"FACP", 5, &body));
-    assert_eq!(tables(&mem).fadt().unwrap().pm1a_control, 0x1804);
+    let fadt = tables(&mem).fadt().unwrap();
+    assert_eq!(
+        fadt.dsdt,
+        Some(DSDT_ADDR),
+        "the other fields still come back"
+    );
+    let error = fadt.sleep_registers().unwrap_err();
+    assert_eq!(
+        error,
+        AcpiError::SleepRegisterNotAPort {
+            register: SleepRegister::Pm1aControl,
+            space: GenericAddress::SYSTEM_MEMORY,
+            address: 0xFED8_0804
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "FADT PM1a control register 0xfed80804 is in system memory; Atoll writes sleep registers only as I/O ports"
+    );
+}
 
-    body[172 - 36] = 0; // system memory space: no port
+/// An ACPI 6 FADT (276 bytes) of a hardware-reduced machine with no PM1 blocks, with a sleep
+/// control register in `space` at `address` (none if 0).
+fn hardware_reduced_fadt(space: u8, address: u64) -> Vec<u8> {
+    let mut body = fadt_body(DSDT_ADDR as u32, 0);
+    body.resize(276 - 36, 0);
+    body[64 - 36..68 - 36].fill(0);
+    body[112 - 36..116 - 36].copy_from_slice(&(Fadt::HW_REDUCED_ACPI | 0x10).to_le_bytes());
+    put_generic_address(&mut body, 244, space, address);
+    table(b"FACP", 6, &body)
+}
+
+#[test]
+fn a_hardware_reduced_fadt_powers_off_through_its_sleep_control_register() {
+    let mut mem = machine();
+    mem.put(
+        FADT_ADDR,
+        &hardware_reduced_fadt(GenericAddress::SYSTEM_IO, 0x3C4),
+    );
+    let fadt = tables(&mem).fadt().unwrap();
+    assert!(fadt.hardware_reduced());
+    assert_eq!(
+        (fadt.pm1a_control, fadt.dsdt, fadt.sci_interrupt),
+        (None, Some(DSDT_ADDR), 9),
+        "every other field comes back"
+    );
+    assert_eq!(
+        fadt.sleep_registers(),
+        Ok(SleepRegisters::SleepControl { port: 0x3C4 })
+    );
+
+    mem.put(
+        FADT_ADDR,
+        &hardware_reduced_fadt(GenericAddress::SYSTEM_IO, 0),
+    );
+    assert_eq!(
+        tables(&mem).fadt().unwrap().sleep_registers(),
+        Err(AcpiError::NoSleepControl)
+    );
+    mem.put(
+        FADT_ADDR,
+        &hardware_reduced_fadt(GenericAddress::SYSTEM_MEMORY, 0xFE00_0000),
+    );
+    assert_eq!(
+        tables(&mem).fadt().unwrap().sleep_registers(),
+        Err(AcpiError::SleepRegisterNotAPort {
+            register: SleepRegister::SleepControl,
+            space: GenericAddress::SYSTEM_MEMORY,
+            address: 0xFE00_0000
+        })
+    );
+}
+
+#[test]
+fn a_fadt_with_no_pm1_blocks_still_gives_its_other_fields() {
+    let mut body = fadt_body(DSDT_ADDR as u32, 0);
+    body[64 - 36..68 - 36].fill(0);
+    let mut mem = machine();
     mem.put(FADT_ADDR, &table(b"FACP", 5, &body));
-    assert_eq!(tables(&mem).fadt(), Err(AcpiError::NoPm1aControl));
+    let fadt = tables(&mem).fadt().unwrap();
+    assert_eq!((fadt.pm1a_control, fadt.dsdt), (None, Some(DSDT_ADDR)));
+    assert_eq!(fadt.sleep_registers(), Err(AcpiError::NoPm1aControl));
+}
+
+#[test]
+fn fields_past_the_table_s_length_are_absent_whatever_its_revision() {
+    let mut body = hardware_reduced_fadt(GenericAddress::SYSTEM_IO, 0x3C4)[36..].to_vec();
+    body.truncate(244 - 36);
+    let mut mem = machine();
+    mem.put(FADT_ADDR, &table(b"FACP", 6, &body));
+    assert_eq!(tables(&mem).fadt().unwrap().sleep_control, None);
 }
 
 #[test]
@@ -486,51 +632,27 @@ fn s5_of(aml: &[&[u8]]) -> Result<(u8, u8), AcpiError> {
 }
 
 #[test]
-fn s5_sleep_types_are_read_from_byte_constants() {
-    let s5 = [
-        0x08, b'_', b'S', b'5', b'_', 0x12, 0x0A, 0x04, 0x0A, 0x05, 0x0A, 0x06, 0x00, 0x00,
-    ];
-    assert_eq!(
-        s5_of(&[&[0x5B, 0x80, b'P', b'M', b'I', b'O'], &s5]),
-        Ok((5, 6))
-    );
-}
-
-#[test]
 fn s5_sleep_types_are_read_with_zero_ops_through_the_fadt() {
     let mem = machine();
     let fadt = tables(&mem).fadt().unwrap();
-    assert_eq!(s5_sleep_types(&mem, fadt.dsdt), Ok((5, 0)));
-}
-
-#[test]
-fn s5_named_from_the_root_is_found() {
-    let s5 = [
-        0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0x01, 0x01, 0x00, 0x00,
-    ];
-    assert_eq!(s5_of(&[&s5]), Ok((1, 1)));
-}
-
-#[test]
-fn s5_that_is_not_a_name_is_skipped() {
-    // `Method (_S5_, 0)` first, then the real name.
-    let method = [0x14, 0x06, b'_', b'S', b'5', b'_', 0x00, 0xA4];
-    assert_eq!(s5_of(&[&method, &S5_WITH_ZERO_OPS]), Ok((5, 0)));
+    assert_eq!(s5_sleep_types(&mem, fadt.dsdt.unwrap()), Ok((5, 0)));
 }
 
 #[test]
 fn dsdt_without_s5_is_an_error() {
-    assert_eq!(
-        s5_of(&[&[0x10, 0x05, b'\\', b'_', b'S', b'B', b'_']]),
-        Err(AcpiError::NoS5)
-    );
+    let error = s5_of(&[&[0x10, 0x06, b'\\', b'_', b'S', b'B', b'_']]).unwrap_err();
+    assert_eq!(error, AcpiError::NoS5 { unread: None });
+    assert_eq!(error.to_string(), "the DSDT defines no \\_S5 object");
 }
 
 #[test]
 fn s5_package_cut_by_the_table_end_is_an_error() {
     assert_eq!(
         s5_of(&[&S5_WITH_ZERO_OPS[..10]]),
-        Err(AcpiError::BadS5Package)
+        Err(AcpiError::BadS5 {
+            offset: 36,
+            problem: S5Problem::Malformed
+        })
     );
 }
 
