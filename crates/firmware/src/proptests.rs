@@ -282,8 +282,18 @@ fn blob(opcode: u8, bytes: &[u8]) -> Vec<u8> {
     [std::vec![opcode], pkg_length(bytes.len()), bytes.to_vec()].concat()
 }
 
+/// An element of a Field's list: a named unit, a reserved gap, or an access change.
+fn field_element() -> impl Strategy<Value = Vec<u8>> {
+    let unit = prop_oneof![Just(*b"PM1S"), Just(*b"GPE0"), Just(*b"_S4_")];
+    prop_oneof![
+        (unit, 1usize..2000).prop_map(|(seg, bits)| [&seg[..], &pkg_length(bits - 1)].concat()),
+        (1usize..300).prop_map(|bits| [std::vec![0x00], pkg_length(bits - 1)].concat()),
+        (any::<u8>(), any::<u8>()).prop_map(|(kind, attribute)| std::vec![0x01, kind, attribute]),
+    ]
+}
+
 /// Objects PC firmware writes, none of them `\_S5`, some of them holding random bytes where AML
-/// keeps data or code (bodies of methods, buffers, fields, branches that are never taken).
+/// keeps data or code (bodies of methods, buffers, branches that are never taken).
 fn aml_object() -> impl Strategy<Value = Vec<u8>> {
     let segment = prop_oneof![
         Just(*b"_S4_"),
@@ -302,11 +312,11 @@ fn aml_object() -> impl Strategy<Value = Vec<u8>> {
             .prop_map(|(seg, bytes)| name(&seg, &blob(0x12, &bytes))),
         (segment.clone(), any::<u8>(), vec(any::<u8>(), 0..300))
             .prop_map(|(seg, flags, body)| scoped(&[0x14], &seg, &[flags], &body)),
-        (segment.clone(), vec(any::<u8>(), 0..40)).prop_map(|(seg, fields)| scoped(
+        (segment.clone(), vec(field_element(), 0..8)).prop_map(|(seg, fields)| scoped(
             &[0x5B, 0x81],
             &seg,
             &[0x01],
-            &fields
+            &fields.concat()
         )),
         (segment.clone(), any::<u16>(), any::<u8>()).prop_map(|(seg, offset, len)| {
             [

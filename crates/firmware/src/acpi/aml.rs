@@ -27,7 +27,7 @@ use crate::PhysMem;
 pub fn s5_sleep_types(mem: &impl PhysMem, dsdt: u64) -> Result<(u8, u8), AcpiError> {
     let table = TableAt::read(mem, dsdt, b"DSDT")?;
     let mut stream = stream::Stream::new(mem, dsdt, HEADER_LEN, table.length);
-    let mut walk = walk::Walk::new(&mut stream);
+    let mut walk = walk::Walk::new(&mut stream, table.revision);
     match walk.s5()? {
         Some(sleep_types) => Ok(sleep_types),
         None => Err(AcpiError::NoS5 { unread: walk.gap }),
@@ -59,8 +59,10 @@ pub enum AmlProblem {
 pub enum S5Problem {
     /// It is not a package (or a method returning one).
     NotAPackage,
-    /// A package that lists no elements.
+    /// A package that declares or lists no elements.
     Empty,
+    /// A VarPackage whose element count is not a constant.
+    CountNotConstant,
     /// SLP_TYPa or SLP_TYPb is not an integer constant (a name or a string, say).
     NotAnInteger,
     /// A sleep type does not fit SLP_TYP's three bits.
@@ -70,6 +72,9 @@ pub enum S5Problem {
     /// It is defined under an `If` whose predicate is not a constant, so whether it exists
     /// depends on running AML.
     Conditional,
+    /// It is defined inside a `Scope` whose name ACPICA looks up in the enclosing scopes, with
+    /// `^` climbing out of it: where it lands depends on which objects exist.
+    UncertainScope,
     /// Its encoding is cut short or malformed.
     Malformed,
 }
@@ -99,12 +104,16 @@ impl fmt::Display for S5Problem {
         f.write_str(match self {
             S5Problem::NotAPackage => "it is not a package",
             S5Problem::Empty => "its package is empty",
+            S5Problem::CountNotConstant => "its package's element count is not a constant",
             S5Problem::NotAnInteger => "SLP_TYPa or SLP_TYPb is not an integer constant",
             S5Problem::SleepTypeTooWide => "a sleep type does not fit SLP_TYP's three bits",
             S5Problem::MethodNotConstant => {
                 "it is a method whose body does not start by returning a package"
             }
             S5Problem::Conditional => "it is defined under an If whose predicate is not a constant",
+            S5Problem::UncertainScope => {
+                "it is named with ^ from inside a Scope whose place depends on which objects exist"
+            }
             S5Problem::Malformed => "its encoding is malformed or cut short",
         })
     }

@@ -26,7 +26,15 @@ pub(super) enum Path {
     Known {
         segments: [Segment; MOST_SEGMENTS],
         len: usize,
+        /// Inside a `Scope (NAME)` below the root, whose one bare segment
+        /// ACPICA looks for in each enclosing scope in turn: this is the
+        /// first place it looks, and the object may be higher up. Names
+        /// appended to it stay below that object wherever it is.
+        searched: bool,
     },
+    /// `^` climbed out of a searched scope: where this is cannot be told
+    /// without the namespace. Its last segment, if one was appended.
+    Uncertain { last: Option<Segment> },
     /// Deeper than [`MOST_SEGMENTS`], or above the root.
     Unknown,
 }
@@ -35,21 +43,37 @@ impl Path {
     pub(super) const ROOT: Path = Path::Known {
         segments: [[0; 4]; MOST_SEGMENTS],
         len: 0,
+        searched: false,
     };
 
     /// Whether this is `\` followed by exactly `segments`.
     pub(super) fn is(&self, wanted: &[Segment]) -> bool {
         match self {
-            Path::Known { segments, len } => segments.get(..*len) == Some(wanted),
-            Path::Unknown => false,
+            Path::Known { segments, len, .. } => segments.get(..*len) == Some(wanted),
+            Path::Uncertain { .. } | Path::Unknown => false,
         }
+    }
+
+    /// Whether this ends with `last` in a place that cannot be told, which
+    /// may be the root.
+    pub(super) fn may_be_root_s(&self, last: Segment) -> bool {
+        *self == Path::Uncertain { last: Some(last) }
     }
 
     fn up(self, levels: usize) -> Path {
         match self {
-            Path::Known { segments, len } if levels <= len => Path::Known {
+            _ if levels == 0 => self,
+            Path::Known { searched: true, .. } | Path::Uncertain { .. } => {
+                Path::Uncertain { last: None }
+            }
+            Path::Known {
+                segments,
+                len,
+                searched: false,
+            } if levels <= len => Path::Known {
                 segments,
                 len: len - levels,
+                searched: false,
             },
             _ => Path::Unknown,
         }
@@ -57,13 +81,21 @@ impl Path {
 
     fn push(self, segment: Segment) -> Path {
         match self {
-            Path::Known { mut segments, len } if len < MOST_SEGMENTS => {
+            Path::Known {
+                mut segments,
+                len,
+                searched,
+            } if len < MOST_SEGMENTS => {
                 segments[len] = segment;
                 Path::Known {
                     segments,
                     len: len + 1,
+                    searched,
                 }
             }
+            Path::Uncertain { .. } => Path::Uncertain {
+                last: Some(segment),
+            },
             _ => Path::Unknown,
         }
     }
@@ -87,6 +119,28 @@ fn bad_name(offset: u32) -> AcpiError {
         offset,
         problem: AmlProblem::BadName,
     })
+}
+
+/// Reads the name of a `Scope`: as [`read_name`], but one bare segment
+/// below the root is searched for in the enclosing scopes too, as ACPICA
+/// does for a name that refers to an existing object.
+pub(super) fn read_scope_name(
+    stream: &mut Stream<'_, impl PhysMem>,
+    scope: Path,
+) -> Result<Path, AcpiError> {
+    let bare = leads_segment(stream.peek()?);
+    match read_name(stream, scope)? {
+        Path::Known {
+            segments,
+            len,
+            searched: false,
+        } if bare && scope != Path::ROOT => Ok(Path::Known {
+            segments,
+            len,
+            searched: true,
+        }),
+        path => Ok(path),
+    }
 }
 
 /// Reads a NameString and gives the path it names when written in `scope`.

@@ -105,14 +105,10 @@ impl<'m, M: PhysMem> Stream<'m, M> {
         Ok(())
     }
 
-    /// Reads a PkgLength and gives the end of the object it measures (it
-    /// counts itself and what follows it), which must lie within the
-    /// enclosing object.
-    pub(super) fn package_end(&mut self) -> Result<u32, AcpiError> {
-        let start = self.pos;
+    /// Reads a PkgLength's value: bits 6-7 of the lead byte count the bytes
+    /// that follow it; with any, only its low nibble belongs to the value.
+    pub(super) fn pkg_length(&mut self) -> Result<u32, AcpiError> {
         let lead = self.byte()?;
-        // Bits 6-7 of the lead byte count the bytes that follow it; with
-        // any, only its low nibble belongs to the length.
         let follow = lead >> 6;
         let mut length = match follow {
             0 => u32::from(lead & 0x3F),
@@ -121,8 +117,16 @@ impl<'m, M: PhysMem> Stream<'m, M> {
         for index in 0..follow {
             length |= u32::from(self.byte()?) << (4 + 8 * u32::from(index));
         }
-        let end = start.saturating_add(length);
-        if length == 0 || end > self.limit {
+        Ok(length)
+    }
+
+    /// Reads a PkgLength and gives the end of the object it measures (it
+    /// counts itself and what follows it), which must lie within the
+    /// enclosing object and past the PkgLength itself.
+    pub(super) fn package_end(&mut self) -> Result<u32, AcpiError> {
+        let start = self.pos;
+        let end = start.saturating_add(self.pkg_length()?);
+        if end < self.pos || end > self.limit {
             return Err(truncated(start));
         }
         Ok(end)

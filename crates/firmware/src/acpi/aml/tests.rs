@@ -197,3 +197,53 @@ fn sleep_types_must_fit_three_bits() {
         })
     );
 }
+
+#[test]
+fn a_package_length_shorter_than_its_own_bytes_is_a_gap() {
+    // An Else whose two-byte PkgLength says 1: it would end inside itself.
+    assert_eq!(
+        s5_of(&[&[0xA1, 0x41, 0x00], &S5]),
+        Err(AcpiError::NoS5 {
+            unread: Some(AmlError {
+                offset: 37,
+                problem: AmlProblem::Truncated
+            })
+        })
+    );
+}
+
+#[test]
+fn a_buffer_field_named_s5_is_refused() {
+    // CreateDWordField (BUF0, 0x04, \_S5) before the package.
+    let field = [&[0x8A][..], b"BUF0", &[0x0A, 0x04], b"\\_S5_"].concat();
+    assert_eq!(
+        s5_of(&[&field, &S5]),
+        Err(AcpiError::BadS5 {
+            offset: 36,
+            problem: S5Problem::NotAPackage
+        })
+    );
+}
+
+/// `Scope (name) { body }`, for a body of under 58 bytes.
+fn scope(name: &[u8], body: &[u8]) -> Vec<u8> {
+    let length = u8::try_from(1 + name.len() + body.len()).unwrap();
+    [&[0x10, length][..], name, body].concat()
+}
+
+#[test]
+fn a_scope_below_the_root_is_searched_for_only_where_carets_climb_out_of_it() {
+    // Scope (\_SB) { Scope (PCI0) { Name (_S5, ...) } }: \_SB.PCI0._S5 or \PCI0._S5, never \_S5.
+    let nested = scope(b"\\_SB_", &scope(b"PCI0", &S5));
+    assert_eq!(s5_of(&[&nested]), Err(AcpiError::NoS5 { unread: None }));
+    // With Name (^^_S5, ...) in it, where it lands depends on where PCI0 is.
+    let climbing = [&[0x08, b'^', b'^'][..], &S5[1..]].concat();
+    let nested = scope(b"\\_SB_", &scope(b"PCI0", &climbing));
+    assert_eq!(
+        s5_of(&[&nested]),
+        Err(AcpiError::BadS5 {
+            offset: 49,
+            problem: S5Problem::UncertainScope
+        })
+    );
+}

@@ -39,6 +39,9 @@ const EXT_PREFIX: u8 = 0x5B;
 const LOCAL0: u8 = 0x60;
 const ARG6: u8 = 0x6E;
 const MATCH_OP: u8 = 0x89;
+const CREATE_DWORD_FIELD_OP: u8 = 0x8A;
+const CREATE_BIT_FIELD_OP: u8 = 0x8D;
+const CREATE_QWORD_FIELD_OP: u8 = 0x8F;
 const LAND_OP: u8 = 0x90;
 const LOR_OP: u8 = 0x91;
 const LNOT_OP: u8 = 0x92;
@@ -54,6 +57,7 @@ const ONES_OP: u8 = 0xFF;
 // After EXT_PREFIX.
 const MUTEX_OP: u8 = 0x01;
 const EVENT_OP: u8 = 0x02;
+const CREATE_FIELD_OP: u8 = 0x13;
 const ACQUIRE_OP: u8 = 0x23;
 const FATAL_OP: u8 = 0x32;
 const OP_REGION_OP: u8 = 0x80;
@@ -66,8 +70,11 @@ const INDEX_FIELD_OP: u8 = 0x86;
 const BANK_FIELD_OP: u8 = 0x87;
 const DATA_REGION_OP: u8 = 0x88;
 
-/// ACPI's TRUE, as its logical operators give it.
-const TRUE: u64 = u64::MAX;
+// The first byte of a FieldList element that is not a NamedField.
+const RESERVED_FIELD: u8 = 0x00;
+const ACCESS_FIELD: u8 = 0x01;
+const CONNECT_FIELD: u8 = 0x02;
+const EXTENDED_ACCESS_FIELD: u8 = 0x03;
 
 /// What an expression is known to be without running anything.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -91,10 +98,8 @@ fn operands(op: u8) -> Option<u8> {
         // ToDecimalString, ToHexString, ToInteger, CopyObject.
         0x70 | 0x80 | 0x81 | 0x82 | 0x86 | 0x96..=0x99 | 0x9D => 2,
         // Add, Concat, Subtract, Multiply, ShiftLeft, ShiftRight, And,
-        // Nand, Or, Nor, Xor, ConcatRes, Mod, Index, ToString; and
-        // CreateDWordField, CreateWordField, CreateByteField,
-        // CreateBitField, CreateQWordField (two operands and the name).
-        0x72..=0x74 | 0x77 | 0x79..=0x7F | 0x84 | 0x85 | 0x88 | 0x9C | 0x8A..=0x8D | 0x8F => 3,
+        // Nand, Or, Nor, Xor, ConcatRes, Mod, Index, ToString.
+        0x72..=0x74 | 0x77 | 0x79..=0x7F | 0x84 | 0x85 | 0x88 | 0x9C => 3,
         // Divide, Mid.
         0x78 | 0x9E => 4,
         _ => return None,
@@ -110,8 +115,6 @@ fn extended_operands(op: u8) -> Option<u8> {
         0x21 | 0x22 | 0x24 | 0x26 | 0x27 | 0x2A => 1,
         // CondRefOf, Load, Wait, FromBCD, ToBCD.
         0x12 | 0x20 | 0x25 | 0x28 | 0x29 => 2,
-        // CreateField: three operands and the name.
-        0x13 => 4,
         // LoadTable.
         0x1F => 6,
         _ => return None,
@@ -164,13 +167,44 @@ fn bad_s5(offset: u32, problem: S5Problem) -> AcpiError {
 /// A walk of one table for `\_S5`.
 pub(super) struct Walk<'s, 'm, M> {
     stream: &'s mut Stream<'m, M>,
+    /// The bits an integer has: a table of revision 1 has 32-bit integers
+    /// (ACPI's DefinitionBlock ComplianceRevision), so Ones is 0xFFFFFFFF
+    /// and wider constants are cut, as ACPICA does.
+    integer_mask: u64,
     /// The first part of the table the walk could not read through.
     pub(super) gap: Option<AmlError>,
 }
 
 impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
-    pub(super) fn new(stream: &'s mut Stream<'m, M>) -> Self {
-        Walk { stream, gap: None }
+    /// A walk of the table `stream` reads, of this revision.
+    pub(super) fn new(stream: &'s mut Stream<'m, M>, revision: u8) -> Self {
+        let integer_mask = match revision {
+            0 | 1 => u64::from(u32::MAX),
+            _ => u64::MAX,
+        };
+        Walk {
+            stream,
+            integer_mask,
+            gap: None,
+        }
+    }
+
+    /// Whether `path`, just defined at `at`, is `\_S5`; an error if it may
+    /// be and the walk cannot tell.
+    fn defines_s5(&self, path: Path, at: u32) -> Result<bool, AcpiError> {
+        if path.may_be_root_s(S5) {
+            return Err(bad_s5(at, S5Problem::UncertainScope));
+        }
+        Ok(path.is(&[S5]))
+    }
+
+    /// Fails if `path`, defined at `at` as something other than a package
+    /// or a method, is (or may be) `\_S5`.
+    fn not_s5(&self, path: Path, at: u32) -> Result<(), AcpiError> {
+        match self.defines_s5(path, at)? {
+            true => Err(bad_s5(at, S5Problem::NotAPackage)),
+            false => Ok(()),
+        }
     }
 
     /// The sleep types of the first `\_S5` defined in the stream's term
@@ -206,7 +240,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
             NAME_OP => {
                 self.stream.byte()?;
                 let path = name::read_name(self.stream, place.scope)?;
-                if path.is(&[S5]) {
+                if self.defines_s5(path, at)? {
                     return self
                         .defined(at, place, |walk| walk.s5_package(place))
                         .map(Some);
@@ -218,7 +252,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                 let end = self.stream.package_end()?;
                 return self.within(end, |walk| {
                     let path = name::read_name(walk.stream, place.scope)?;
-                    if !path.is(&[S5]) {
+                    if !walk.defines_s5(path, at)? {
                         return Ok(None);
                     }
                     walk.defined(at, place, |walk| walk.s5_method(at, place))
@@ -243,9 +277,16 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
             ALIAS_OP => {
                 self.stream.byte()?;
                 name::read_name(self.stream, place.scope)?;
-                if name::read_name(self.stream, place.scope)?.is(&[S5]) {
-                    return Err(bad_s5(at, S5Problem::NotAPackage));
-                }
+                let alias = name::read_name(self.stream, place.scope)?;
+                self.not_s5(alias, at)?;
+            }
+            CREATE_DWORD_FIELD_OP..=CREATE_BIT_FIELD_OP | CREATE_QWORD_FIELD_OP => {
+                // The buffer and the index, then the field's name.
+                self.stream.byte()?;
+                self.term_arg(place.deeper(at)?)?;
+                self.term_arg(place.deeper(at)?)?;
+                let field = name::read_name(self.stream, place.scope)?;
+                self.not_s5(field, at)?;
             }
             EXTERNAL_OP => {
                 self.stream.byte()?;
@@ -264,10 +305,8 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
     /// expressions.
     fn extended_term(&mut self, at: u32, place: Place) -> Result<Option<(u8, u8)>, AcpiError> {
         let named = |walk: &mut Self| -> Result<(), AcpiError> {
-            match name::read_name(walk.stream, place.scope)?.is(&[S5]) {
-                true => Err(bad_s5(at, S5Problem::NotAPackage)),
-                false => Ok(()),
-            }
+            let path = name::read_name(walk.stream, place.scope)?;
+            walk.not_s5(path, at)
         };
         match self.stream.peek_second()? {
             DEVICE_OP | THERMAL_ZONE_OP => {
@@ -284,10 +323,32 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                 // SystemLevel, ResourceOrder (a word).
                 return self.scope(at, place, Scope::Defined { fixed: 3 });
             }
-            FIELD_OP | INDEX_FIELD_OP | BANK_FIELD_OP => {
+            kind @ (FIELD_OP | INDEX_FIELD_OP | BANK_FIELD_OP) => {
                 self.stream.skip(2)?;
                 let end = self.stream.package_end()?;
-                self.within(end, |_| Ok(()))?;
+                self.within(end, |walk| {
+                    // The region (or the index and data fields, or the
+                    // region and the bank field), then for a BankField the
+                    // bank's value, then the field flags.
+                    name::read_name(walk.stream, place.scope)?;
+                    if kind != FIELD_OP {
+                        name::read_name(walk.stream, place.scope)?;
+                    }
+                    if kind == BANK_FIELD_OP {
+                        walk.term_arg(place.deeper(at)?)?;
+                    }
+                    walk.stream.skip(1)?;
+                    walk.field_list(at, place)
+                })?;
+            }
+            CREATE_FIELD_OP => {
+                // The buffer, the bit index and the bit count, then the
+                // field's name.
+                self.stream.skip(2)?;
+                for _ in 0..3 {
+                    self.term_arg(place.deeper(at)?)?;
+                }
+                named(self)?;
             }
             OP_REGION_OP => {
                 self.stream.skip(2)?;
@@ -326,15 +387,47 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
     fn scope(&mut self, at: u32, place: Place, kind: Scope) -> Result<Option<(u8, u8)>, AcpiError> {
         let end = self.stream.package_end()?;
         self.within(end, |walk| {
-            let path = name::read_name(walk.stream, place.scope)?;
-            if let Scope::Defined { fixed } = kind {
-                if path.is(&[S5]) {
-                    return Err(bad_s5(at, S5Problem::NotAPackage));
+            let path = match kind {
+                Scope::Existing => name::read_scope_name(walk.stream, place.scope)?,
+                Scope::Defined { fixed } => {
+                    let path = name::read_name(walk.stream, place.scope)?;
+                    walk.not_s5(path, at)?;
+                    walk.stream.skip(fixed)?;
+                    path
                 }
-                walk.stream.skip(fixed)?;
-            }
+            };
             walk.term_list(place.inside(path, at)?)
         })
+    }
+
+    /// The elements of a Field, IndexField or BankField defined at `at`:
+    /// each named field unit is a definition too.
+    fn field_list(&mut self, at: u32, place: Place) -> Result<(), AcpiError> {
+        while !self.stream.at_end() {
+            match self.stream.peek()? {
+                // A ReservedField: its width in bits, encoded as a PkgLength.
+                RESERVED_FIELD => {
+                    self.stream.byte()?;
+                    self.stream.pkg_length()?;
+                }
+                // An AccessField: the access type and attribute.
+                ACCESS_FIELD => self.stream.skip(3)?,
+                // A ConnectField: a name, or a buffer.
+                CONNECT_FIELD => {
+                    self.stream.byte()?;
+                    self.term_arg(place.deeper(at)?)?;
+                }
+                // An ExtendedAccessField: type, attribute and length.
+                EXTENDED_ACCESS_FIELD => self.stream.skip(4)?,
+                // A NamedField: a segment, then its width in bits.
+                _ => {
+                    let unit = name::read_name(self.stream, place.scope)?;
+                    self.not_s5(unit, at)?;
+                    self.stream.pkg_length()?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// An If, after its opcode, and the Else that may follow it. A constant
@@ -408,9 +501,11 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
 
     /// SLP_TYPa and SLP_TYPb from a package of integers: its first two
     /// elements, or, from a package of one, that element's low two bytes.
-    /// As in ACPICA, elements a package declares but does not list are
-    /// dropped rather than read as uninitialized (`Package (2) { 5 }` is a
-    /// package of one), and a bare integer is a package of one.
+    /// As in ACPICA, the package holds what it declares and lists both:
+    /// elements listed past the declared count are cut, and elements
+    /// declared but not listed are dropped rather than read as
+    /// uninitialized (`Package (2) { 5 }` is a package of one); a bare
+    /// integer is a package of one.
     fn s5_package(&mut self, place: Place) -> Result<(u8, u8), AcpiError> {
         let at = self.stream.pos();
         let op = self.stream.peek()?;
@@ -421,21 +516,24 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                 self.within(end, |walk| {
                     // The declared count: a byte, or for a VarPackage an
                     // expression.
-                    match op {
-                        PACKAGE_OP => walk.stream.skip(1)?,
-                        _ => {
-                            walk.term_arg(place.deeper(at)?)?;
-                        }
-                    }
-                    let element = |walk: &mut Self| match walk.stream.at_end() {
-                        true => Ok(None),
-                        false => match walk.term_arg(place.deeper(at)?)? {
-                            Value::Integer(value) => Ok(Some(value)),
-                            Value::Other => Err(bad_s5(at, S5Problem::NotAnInteger)),
+                    let declared = match op {
+                        PACKAGE_OP => u64::from(walk.stream.byte()?),
+                        _ => match walk.term_arg(place.deeper(at)?)? {
+                            Value::Integer(count) => count,
+                            Value::Other => return Err(bad_s5(at, S5Problem::CountNotConstant)),
                         },
                     };
-                    match element(walk)? {
-                        Some(first) => Ok((first, element(walk)?)),
+                    let element = |walk: &mut Self, index: u64| {
+                        if index >= declared || walk.stream.at_end() {
+                            return Ok(None);
+                        }
+                        match walk.term_arg(place.deeper(at)?)? {
+                            Value::Integer(value) => Ok(Some(value)),
+                            Value::Other => Err(bad_s5(at, S5Problem::NotAnInteger)),
+                        }
+                    };
+                    match element(walk, 0)? {
+                        Some(first) => Ok((first, element(walk, 1)?)),
                         None => Err(bad_s5(at, S5Problem::Empty)),
                     }
                 })?
@@ -506,7 +604,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
             }
             LOCAL0..=ARG6 => Value::Other,
             LNOT_OP => match operand(self)? {
-                Value::Integer(value) => Value::Integer(if value == 0 { TRUE } else { 0 }),
+                Value::Integer(value) => Value::Integer(if value == 0 { u64::MAX } else { 0 }),
                 Value::Other => Value::Other,
             },
             LAND_OP | LOR_OP | LEQUAL_OP | LGREATER_OP | LLESS_OP => {
@@ -519,7 +617,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                             LGREATER_OP => left > right,
                             _ => left < right,
                         };
-                        Value::Integer(if holds { TRUE } else { 0 })
+                        Value::Integer(if holds { u64::MAX } else { 0 })
                     }
                     _ => Value::Other,
                 }
@@ -576,6 +674,10 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                 Value::Other
             }
         };
-        Ok(value)
+        // ACPI's TRUE is Ones, and both are as wide as the table's integers.
+        Ok(match value {
+            Value::Integer(value) => Value::Integer(value & self.integer_mask),
+            Value::Other => Value::Other,
+        })
     }
 }
