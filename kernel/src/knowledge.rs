@@ -18,7 +18,7 @@ use atoll_monitor::skb::{
 use atoll_skb::Value;
 
 use crate::host::Core;
-use crate::shared::boot_facts;
+use crate::shared::{boot_facts, scaled};
 
 /// Round trips per ordered pair of cores; the median becomes `urpc_rtt`.
 const RTT_SAMPLES: u32 = 32;
@@ -28,13 +28,6 @@ const GATHER_TIMEOUT_MS: u64 = 30_000;
 /// How long the boot core waits for a replica to load what was sent to it,
 /// or to derive and install its trees, on up to 64 cores.
 const LOAD_TIMEOUT_MS: u64 = 15_000;
-
-/// `ms` on this machine: a replica holds facts, and derives trees, for
-/// every pair of cores, so past 64 cores the waits grow as the square
-/// (`atoll_monitor::square_growth`).
-fn scaled(ms: u64) -> u64 {
-    ms * atoll_monitor::square_growth(boot_facts().cores.len() as u64)
-}
 
 /// The facts core `local`'s monitor starts with.
 pub fn facts(local: &CoreLocal) -> Facts {

@@ -41,6 +41,13 @@ pub fn boot_facts() -> &'static BootFacts {
         .expect("boot facts are frozen before any core uses them")
 }
 
+/// `ms` on this machine: a replica holds facts, and derives trees, for
+/// every pair of cores, and its protocols' rounds reach every core, so past
+/// 64 cores the waits grow as the square (`atoll_monitor::square_growth`).
+pub fn scaled(ms: u64) -> u64 {
+    ms * atoll_monitor::square_growth(boot_facts().cores.len() as u64)
+}
+
 /// A value alone on its cache line, so that writes to it do not move the
 /// lines around it.
 #[repr(align(64))]

@@ -8,12 +8,7 @@ use atoll_replica::{CoreId, TreePlan};
 use atoll_sim::latency::{Costs, Operation, Topology, baselines, plans, run, topology};
 
 fn machine(name: &str) -> (Topology, atoll_skb::KnowledgeBase) {
-    let (_, kb) = topology::machines()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .expect("a machine of the model");
-    let topology = Topology::from_facts(name, &mut kb.clone()).expect("its facts are whole");
-    (topology, kb)
+    topology::machine(name).expect("a machine of the model, its facts whole")
 }
 
 const OPERATIONS: [Operation; 3] = [Operation::Shootdown, Operation::Map, Operation::Unmap];

@@ -23,11 +23,13 @@ use crate::workspace::Workspace;
 
 pub fn run(workspace: &Workspace, options: &BenchOptions) -> Result<ExitCode> {
     let name = options.benchmark.name();
-    let Some(target) = options.benchmark.target() else {
-        return match options.benchmark {
-            Benchmark::Qemu => recordings::run(workspace, options.only.as_deref()),
-            _ => fuzz(workspace),
-        };
+    let target = match options.benchmark {
+        Benchmark::Fuzz => return fuzz(workspace),
+        Benchmark::Qemu => return recordings::run(workspace, options.only.as_deref()),
+        hosted => hosted.target(),
+    };
+    let Some(target) = target else {
+        bail!("{name} is not a hosted benchmark");
     };
     let mut flags = Vec::new();
     if let Some((initiator, responder)) = options.cpus {

@@ -383,8 +383,7 @@ fn parse_bench(mut flags: Flags) -> Result<BenchOptions> {
             _ => return Err(flag.unknown("bench")),
         }
     }
-    let in_qemu = matches!(benchmark, Benchmark::Fuzz | Benchmark::Qemu);
-    if in_qemu && (options.cpus.is_some() || options.repetitions.is_some()) {
+    if benchmark.target().is_none() && (options.cpus.is_some() || options.repetitions.is_some()) {
         bail!(
             "bench {} runs in QEMU and takes neither --cpus nor --repetitions",
             benchmark.name()

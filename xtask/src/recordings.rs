@@ -10,6 +10,7 @@
 //! run. A boot whose script fails, or that panics or times out, fails the
 //! recording: its file is left as it was, and the others still run.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -23,17 +24,17 @@ use crate::workspace::Workspace;
 const UNDER_TCG: &str = "Under TCG the emulator runs every instruction and models no caches or coherence: cycle counts and times measure the emulator on this host, not hardware. Compare ratios within a file, not absolute numbers.";
 
 /// One `bench/results/qemu-<name>.txt`.
-struct Recording {
-    name: &'static str,
+pub(crate) struct Recording {
+    pub(crate) name: &'static str,
     /// What it measures and how to read it, one header line each.
-    about: &'static [&'static str],
+    pub(crate) about: &'static [&'static str],
     /// The `cargo xtask run` flags of each boot, in order.
-    boots: Vec<Vec<String>>,
+    pub(crate) boots: Vec<Vec<String>>,
 }
 
 /// `cargo xtask run` flags: the machine's, then `--exec script`, then
 /// `--timeout` if the boot needs more than the default.
-fn boot(machine: &str, script: &str, timeout_s: Option<u32>) -> Vec<String> {
+pub(crate) fn boot(machine: &str, script: &str, timeout_s: Option<u32>) -> Vec<String> {
     let mut flags: Vec<String> = machine.split_whitespace().map(str::to_owned).collect();
     flags.extend(["--exec".to_owned(), script.to_owned()]);
     if let Some(seconds) = timeout_s {
@@ -43,10 +44,10 @@ fn boot(machine: &str, script: &str, timeout_s: Option<u32>) -> Vec<String> {
 }
 
 /// The same boot at each of `cores`.
-fn at_cores(cores: &[u8], extra: &str, script: &str, timeout_s: Option<u32>) -> Vec<Vec<String>> {
+fn at_cores(cores: &[u8], script: &str, timeout_s: Option<u32>) -> Vec<Vec<String>> {
     cores
         .iter()
-        .map(|n| boot(&format!("--cores {n} {extra}"), script, timeout_s))
+        .map(|n| boot(&format!("--cores {n}"), script, timeout_s))
         .collect()
 }
 
@@ -99,7 +100,7 @@ fn recordings() -> Vec<Recording> {
             about: &[
                 "A URPC round trip and a map plus unmap with heartbeats off, every 100 ms and every 10 ms, interleaved in one boot.",
             ],
-            boots: at_cores(&[4, 8], "", "bench heartbeats", Some(600)),
+            boots: at_cores(&[4, 8], "bench heartbeats", Some(600)),
         },
         Recording {
             name: "userspace",
@@ -107,14 +108,14 @@ fn recordings() -> Vec<Recording> {
                 "What starting, running and ending a program that exits at once (`true`) costs, a null system call from ring 3 (`nullcall`), a user-level round trip (`pingpong`) and a map's latency (`maplat`).",
                 "From 3 guest cores up the guest has more vCPUs than the host has CPUs: a round among 3 or more cores waits for the host to run their threads.",
             ],
-            boots: at_cores(&[1, 2, 4, 8], "", "bench user", Some(600)),
+            boots: at_cores(&[1, 2, 4, 8], "bench user", Some(600)),
         },
         Recording {
             name: "membership",
             about: &[
                 "How long after a core hangs (interrupts off, nobody told) the survivors install a view without it; ticks are the shell core's 10 ms APIC timer ticks. The detector: a heartbeat every 100 ms, suspicion after 1000 ms of silence.",
             ],
-            boots: at_cores(&[2, 4, 8, 16], "", "hang 1; vm map 0 1; view", None),
+            boots: at_cores(&[2, 4, 8, 16], "hang 1; vm map 0 1; view", None),
         },
         Recording {
             name: "rejoin",
@@ -170,9 +171,10 @@ pub fn run(workspace: &Workspace, only: Option<&str>) -> Result<ExitCode> {
     }
     prereqs::ensure(workspace, Need::Qemu)?;
     let kernel = workspace.build_kernel()?;
+    let results = workspace.root.join("bench/results");
     let mut failed = Vec::new();
     for recording in &chosen {
-        match record(workspace, &kernel, recording) {
+        match record(workspace, &kernel, recording, &results) {
             Ok(()) => {}
             Err(error) => {
                 eprintln!("xtask: qemu-{}.txt not written: {error:#}", recording.name);
@@ -191,7 +193,14 @@ pub fn run(workspace: &Workspace, only: Option<&str>) -> Result<ExitCode> {
     }
 }
 
-fn record(workspace: &Workspace, kernel: &std::path::Path, recording: &Recording) -> Result<()> {
+/// Boots each of `recording`'s machines and, if every script succeeds,
+/// writes `qemu-<name>.txt` in `dir`; otherwise writes nothing.
+pub(crate) fn record(
+    workspace: &Workspace,
+    kernel: &Path,
+    recording: &Recording,
+    dir: &Path,
+) -> Result<()> {
     let mut text = format!(
         "# cargo xtask bench qemu --only {}\n{}",
         recording.name,
@@ -220,9 +229,7 @@ fn record(workspace: &Workspace, kernel: &std::path::Path, recording: &Recording
             text.push('\n');
         }
     }
-    let path = workspace
-        .root
-        .join(format!("bench/results/qemu-{}.txt", recording.name));
+    let path = dir.join(format!("qemu-{}.txt", recording.name));
     std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(())

@@ -92,8 +92,6 @@ pub struct Mappings {
     /// includes it.
     counted_up: BTreeMap<CoreId, u32>,
     boot_core: CoreId,
-    /// The protocols' timeouts, for this space and every process's.
-    timeouts: Timeouts,
 }
 
 impl Mappings {
@@ -104,12 +102,11 @@ impl Mappings {
         frame: u64,
         detector: Detector,
     ) -> Self {
-        let timeouts = timeouts_for(detector);
         // `Planned` rounds go unicast until the knowledge base's trees are
         // installed (`set_plan`), which the boot core has every core do
         // before the shell starts.
         let config = ReplicaConfig {
-            timeouts,
+            timeouts: timeouts_for(detector),
             plan: TreePlan::new(),
         };
         let replicator = Replicator::new(me, config, MappingTable::new());
@@ -123,7 +120,6 @@ impl Mappings {
             viewed: false,
             counted_up: BTreeMap::new(),
             boot_core,
-            timeouts,
         };
         mappings.declare_spaces();
         mappings
@@ -252,12 +248,19 @@ impl Mappings {
         self.members
     }
 
-    /// The frame this core maps test pages to.
-    /// The protocols' timeouts (`vm::messages::timeouts_for`).
+    /// The protocols' timeouts (`vm::messages::timeouts_for`), for this
+    /// space and every process's opened from now on.
     pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
+        self.replicator.timeouts()
     }
 
+    /// Follows the failure detector's new settings: the protocols started
+    /// from now on wait as `vm::messages::timeouts_for` says for them.
+    pub(crate) fn follow_detector(&mut self, detector: Detector) {
+        self.replicator.set_timeouts(timeouts_for(detector));
+    }
+
+    /// The frame this core maps test pages to.
     pub fn frame(&self) -> u64 {
         self.frame
     }

@@ -1160,3 +1160,30 @@ fn a_core_asked_to_run_a_program_has_its_host_run_it_and_answers_once_it_ended()
         "the list is not answered yet"
     );
 }
+
+/// The protocols' timeouts follow the failure detector when it is set at
+/// run time (`view detector`), not only at boot: a vote still waits twice
+/// the time a member takes to be suspected.
+#[test]
+fn the_protocols_timeouts_follow_the_detector_set_at_run_time() {
+    use crate::membership::SetDetector;
+    let mut net = Net::new(2);
+    let before = net.monitors[1].mappings().timeouts();
+    assert_eq!(
+        before.vote,
+        2 * u32::try_from(Detector::DEFAULT.suspect_after).unwrap()
+    );
+    let ticket = net.call(
+        0,
+        1,
+        SetDetector {
+            heartbeat: 50,
+            suspect_after: 700,
+        },
+        100,
+    );
+    net.settle();
+    net.reply(0, ticket);
+    let after = net.monitors[1].mappings().timeouts();
+    assert_eq!((after.vote, after.round, after.relay), (1400, 1400, 700));
+}

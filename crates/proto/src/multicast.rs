@@ -269,6 +269,11 @@ impl<P: Copy> Multicast<P> {
         }
     }
 
+    /// Times the rounds started or relayed from now on by `timeouts`.
+    pub fn set_timeouts(&mut self, timeouts: RoundTimeouts) {
+        self.timeouts = timeouts;
+    }
+
     /// Starts round `round` (an id this core has not used) delivering
     /// `payload` over `route`.
     pub fn start(

@@ -86,11 +86,16 @@ impl Group {
     /// Every core of the group, the aggregator first, then each member's
     /// group in turn.
     pub fn cores(&self) -> Vec<CoreId> {
-        let mut cores = alloc::vec![self.aggregator];
-        for member in &self.members {
-            cores.extend(member.cores());
-        }
+        let mut cores = Vec::new();
+        self.push_cores(&mut cores);
         cores
+    }
+
+    fn push_cores(&self, cores: &mut Vec<CoreId>) {
+        cores.push(self.aggregator);
+        for member in &self.members {
+            member.push_cores(cores);
+        }
     }
 
     /// The group `core` leads within this one (itself, when it is the
@@ -290,8 +295,7 @@ impl Tree {
             .into_iter()
             .map(|mut cores| {
                 let lead = cores.iter().position(|&n| n == initiator).unwrap_or(0);
-                let aggregator = cores.remove(lead);
-                cores.insert(0, aggregator);
+                cores[..=lead].rotate_right(1);
                 Group::shaped(&cores, fan_out.unwrap_or(cores.len()))
             })
             .collect();
@@ -300,7 +304,11 @@ impl Tree {
 
     /// Every target: each group's cores, group by group.
     pub fn targets(&self) -> impl Iterator<Item = CoreId> + '_ {
-        self.groups.iter().flat_map(Group::cores)
+        let mut cores = Vec::new();
+        for group in &self.groups {
+            group.push_cores(&mut cores);
+        }
+        cores.into_iter()
     }
 
     /// The group `core` leads, if it is a target: its own members, and

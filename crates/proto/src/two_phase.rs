@@ -189,6 +189,13 @@ impl<C: Copy> TwoPhase<C> {
         }
     }
 
+    /// Times the proposals and commit rounds started from now on: votes by
+    /// `vote_timeout`, commit rounds by `commit`.
+    pub fn set_timeouts(&mut self, vote_timeout: Tick, commit: RoundTimeouts) {
+        self.vote_timeout = vote_timeout;
+        self.commits.set_timeouts(commit);
+    }
+
     /// Proposes `change` to the targets of `route`, as proposal `id` (an id
     /// this core has not used). The decision comes as a [`Decided`] event.
     pub fn propose<X: Resource<Change = C>>(

@@ -286,6 +286,7 @@ const PAGE_MASK: u64 = 0xfff;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Replicator<R: Replica = MappingTable> {
     me: CoreId,
+    timeouts: Timeouts,
     directory: Directory,
     agreement: TwoPhase<Change>,
     shootdowns: Multicast<Invalidation>,
@@ -302,6 +303,7 @@ impl<R: Replica> Replicator<R> {
         let rounds = RoundTimeouts { round, relay };
         Self {
             me,
+            timeouts: config.timeouts,
             directory: Directory {
                 spaces: BTreeMap::new(),
                 plan: config.plan,
@@ -316,6 +318,21 @@ impl<R: Replica> Replicator<R> {
 
     pub fn id(&self) -> CoreId {
         self.me
+    }
+
+    /// The timeouts the protocols start with now.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// Times the proposals and rounds started from now on by `timeouts`;
+    /// those under way keep the deadlines they started with.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        let Timeouts { vote, round, relay } = timeouts;
+        let rounds = RoundTimeouts { round, relay };
+        self.timeouts = timeouts;
+        self.agreement.set_timeouts(vote, rounds);
+        self.shootdowns.set_timeouts(rounds);
     }
 
     /// Installs `plan` for the [`Shape::Planned`] trees from now on, in

@@ -543,8 +543,7 @@ impl KnowledgeBase {
             steps,
             ..
         } = self.limits;
-        let predicates: Vec<String> = query.atoms().map(|atom| atom.predicate.clone()).collect();
-        let model = self.model(predicates.iter().map(String::as_str))?;
+        let model = self.model(query.atoms().map(|atom| atom.predicate.as_str()))?;
         let mut answers = BTreeSet::new();
         let outcome = eval::for_each_match(&query, model, None, steps, &mut |slots| {
             let answer: Answer = query
@@ -596,12 +595,7 @@ impl KnowledgeBase {
         let Some(predicate) = predicate else {
             return Ok(flatten(self.facts.iter()));
         };
-        if !self.arities.contains_key(predicate) {
-            return Err(Error::UnknownPredicate {
-                predicate: predicate.into(),
-                known: self.arities.keys().cloned().collect(),
-            });
-        }
+        self.known(predicate)?;
         Ok(flatten(
             self.model([predicate])?
                 .get_key_value(predicate)
@@ -613,14 +607,21 @@ impl KnowledgeBase {
     /// [`Self::relation`] can read them; fails as a query of them would.
     pub fn derive(&mut self, predicates: &[&str]) -> Result<(), Error> {
         for &predicate in predicates {
-            if !self.arities.contains_key(predicate) {
-                return Err(Error::UnknownPredicate {
-                    predicate: predicate.into(),
-                    known: self.arities.keys().cloned().collect(),
-                });
-            }
+            self.known(predicate)?;
         }
         self.model(predicates.iter().copied()).map(drop)
+    }
+
+    /// Fails with [`Error::UnknownPredicate`] unless a fact or rule has
+    /// mentioned `predicate`.
+    fn known(&self, predicate: &str) -> Result<(), Error> {
+        match self.arities.contains_key(predicate) {
+            true => Ok(()),
+            false => Err(Error::UnknownPredicate {
+                predicate: predicate.into(),
+                known: self.arities.keys().cloned().collect(),
+            }),
+        }
     }
 
     /// Every fact of `predicate`, stored and derived, as [`Self::derive`]

@@ -201,33 +201,38 @@ fn trees(
 /// so cores with equal replicas agree on it, as they must on the whole
 /// plan.
 pub fn fan_out(kb: &mut KnowledgeBase) -> Result<usize, Error> {
-    let median_of =
-        |kb: &mut KnowledgeBase, predicate: &str, at: usize| -> Result<Option<i64>, Error> {
-            let mut values: Vec<i64> = match kb.facts(Some(predicate)) {
-                Ok(facts) => facts
-                    .iter()
-                    .filter_map(|(_, values)| match values.get(at) {
-                        Some(Value::Int(value)) if *value > 0 => Some(*value),
-                        _ => None,
-                    })
-                    .collect(),
-                Err(Error::UnknownPredicate { .. }) => Vec::new(),
-                Err(error) => return Err(error),
-            };
-            values.sort_unstable();
-            Ok(values.get(values.len() / 2).copied())
-        };
-    let rtt = median_of(kb, "urpc_rtt", 2)?;
-    let send = median_of(kb, "urpc_send", 1)?;
-    // The cost per child against the latency.
-    let ratio = match (rtt, send) {
-        (Some(rtt), Some(send)) => send as f64 / (rtt as f64 / 2.0),
-        _ => 1.0,
+    // Without a measured send cost there is nothing to weigh the round
+    // trips against: the ratio is 1, whatever they are.
+    let ratio = match median_of(kb, "urpc_send", 1)? {
+        Some(send) => match median_of(kb, "urpc_rtt", 2)? {
+            Some(rtt) => send as f64 / (rtt as f64 / 2.0),
+            None => 1.0,
+        },
+        None => 1.0,
     };
     let time = |k: usize| (k as f64 * ratio + 2.0) / libm::log(k as f64);
     Ok((2..=MOST_FAN_OUT)
         .min_by(|&a, &b| time(a).total_cmp(&time(b)))
         .unwrap_or(MOST_FAN_OUT))
+}
+
+/// The median of the positive integers at argument `at` of `predicate`'s
+/// facts; `None` if it has none, or no fact or rule names it.
+fn median_of(kb: &mut KnowledgeBase, predicate: &str, at: usize) -> Result<Option<i64>, Error> {
+    match kb.derive(&[predicate]) {
+        Ok(()) => {}
+        Err(Error::UnknownPredicate { .. }) => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let mut values: Vec<i64> = kb
+        .relation(predicate)
+        .filter_map(|values| match values.get(at) {
+            Some(Value::Int(value)) if *value > 0 => Some(*value),
+            _ => None,
+        })
+        .collect();
+    values.sort_unstable();
+    Ok(values.get(values.len() / 2).copied())
 }
 
 /// The widest fan-out [`fan_out`] picks.

@@ -85,7 +85,7 @@ fn counts(cores: usize) -> Vec<usize> {
 
 fn measure(machine: &'static str, kb: &atoll_skb::KnowledgeBase) -> Result<Curves, String> {
     let costs = Costs::DEFAULT;
-    let topology = Topology::from_facts(machine, &mut kb.clone()).map_err(|error| error.0)?;
+    let topology = Topology::from_facts(machine, &mut kb.clone())?;
     let counts = counts(topology.cores());
     let plans: Vec<TreePlan> = counts
         .iter()

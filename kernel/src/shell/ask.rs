@@ -14,7 +14,7 @@ use atoll_monitor::wire::Held;
 use crate::host::Core;
 use atoll_monitor::CoreId;
 
-use crate::shared::boot_facts;
+use crate::shared::{boot_facts, scaled};
 
 /// How long the shell waits for a call on up to 64 cores (longer past that,
 /// by `atoll_monitor::square_growth`, as the protocols' own timeouts), unless
@@ -27,9 +27,7 @@ pub fn call_timeout_ms() -> u64 {
     atoll_shell::cmdline_option(boot_facts().info.cmdline(), CALL_TIMEOUT_OPTION)
         .and_then(|value| value.parse().ok())
         .filter(|&ms| ms > 0)
-        .unwrap_or_else(|| {
-            DEFAULT_CALL_TIMEOUT_MS * atoll_monitor::square_growth(boot_facts().cores.len() as u64)
-        })
+        .unwrap_or_else(|| scaled(DEFAULT_CALL_TIMEOUT_MS))
 }
 
 /// Calls core `to` with `request` (this core too, through its loopback)

@@ -3,8 +3,8 @@
 //! [`kernel_plan`] is the kernel's: the topology rules of `atoll-skb`
 //! (`topology::RULES`, one group per NUMA node) over the machine's facts
 //! and the round trips and send costs the model gives for them, read by
-//! the same `topology::multicast_groups` and `topology::fan_out` the
-//! kernel's monitor calls. Without its fan-out, it is the NUMA tree of the
+//! the same `atoll_monitor::skb::tree_plan` the kernel's monitor installs
+//! its plan with. Without its fan-out, it is the NUMA tree of the
 //! multikernel paper, every group flat.
 
 use atoll_proto::TreePlan;
@@ -13,13 +13,6 @@ use atoll_skb::{KnowledgeBase, Value, topology};
 
 use super::costs::Costs;
 use super::topology::Topology;
-
-/// A URPC round trip between cores `a` and `b` as the model prices it:
-/// two messages, each the sender's write and the receiver's read and
-/// handling, which is what [`per_child`] charges too.
-pub fn round_trip(topology: &Topology, costs: &Costs, a: usize, b: usize) -> u64 {
-    2 * per_child(topology, costs, a, b)
-}
 
 /// What a parent in a multicast tree is busy with per child, as the
 /// model's clock charges it: the send and its line, then the child's
@@ -61,18 +54,23 @@ pub fn kernel_plan(
                 .map_err(|error| error.to_string())?;
         }
     }
-    for core in 1..cores {
-        let rtt = round_trip(topology, costs, 0, core) as i64;
+    // A URPC round trip as the model prices it is two messages, each what
+    // a parent is busy with per child.
+    let mut per_child: Vec<u64> = (1..cores)
+        .map(|child| self::per_child(topology, costs, 0, child))
+        .collect();
+    for (core, cost) in (1..cores).zip(&per_child) {
         kb.add_fact(
             "urpc_rtt",
-            vec![Value::Int(0), Value::Int(core as i64), Value::Int(rtt)],
+            vec![
+                Value::Int(0),
+                Value::Int(core as i64),
+                Value::Int(2 * *cost as i64),
+            ],
         )
         .map_err(|error| error.to_string())?;
     }
     if cores > 1 {
-        let mut per_child: Vec<u64> = (1..cores)
-            .map(|child| self::per_child(topology, costs, 0, child))
-            .collect();
         per_child.sort_unstable();
         let median = per_child[per_child.len() / 2] as i64;
         kb.add_fact("urpc_send", vec![Value::Int(0), Value::Int(median)])
@@ -80,16 +78,6 @@ pub fn kernel_plan(
     }
     kb.load(topology::RULES)
         .map_err(|error| error.to_string())?;
-    let groups = topology::multicast_groups(&mut kb, 0).map_err(|error| error.to_string())?;
-    let fan_out = topology::fan_out(&mut kb).map_err(|error| error.to_string())?;
-    let mut plan = TreePlan::new();
-    plan.set_root(
-        CoreId(0),
-        groups
-            .iter()
-            .map(|group| group.cores().map(|core| CoreId(core as u16)).collect())
-            .collect(),
-    );
-    plan.set_fan_out(Some(fan_out));
-    Ok(plan)
+    atoll_monitor::skb::tree_plan(&mut kb, [CoreId(0)].into_iter())
+        .map_err(|error| error.to_string())
 }

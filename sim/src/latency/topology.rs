@@ -43,24 +43,17 @@ pub struct Topology {
     hops: BTreeMap<(u16, u16), u64>,
 }
 
-/// What is wrong with a machine's facts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadMachine(pub String);
-
 impl Topology {
     /// The machine the facts in `kb` describe: cores `0..n` with a node
     /// each, a distance between every two nodes, and a level-3 cache per
     /// core.
-    pub fn from_facts(name: &str, kb: &mut KnowledgeBase) -> Result<Topology, BadMachine> {
+    pub fn from_facts(name: &str, kb: &mut KnowledgeBase) -> Result<Topology, String> {
         let ask = |kb: &mut KnowledgeBase, query: &str| {
-            kb.query(query)
-                .map_err(|error| BadMachine(format!("{query}: {error}")))
+            kb.query(query).map_err(|error| format!("{query}: {error}"))
         };
         let int = |answer: &Answer, variable: &str| match answer.get(variable) {
             Some(Value::Int(value)) => Ok(*value),
-            _ => Err(BadMachine(format!(
-                "{variable} is not a number in {answer:?}"
-            ))),
+            _ => Err(format!("{variable} is not a number in {answer:?}")),
         };
         let mut node = BTreeMap::new();
         for answer in ask(kb, "core(C, _), core_node(C, N)")? {
@@ -68,14 +61,14 @@ impl Topology {
         }
         let cores = node.len();
         if node.keys().copied().ne(0..cores as i64) {
-            return Err(BadMachine(format!(
+            return Err(format!(
                 "{name}: the cores are not numbered 0 to {}",
                 cores.saturating_sub(1)
-            )));
+            ));
         }
         let node: Vec<u16> = node
             .into_values()
-            .map(|n| u16::try_from(n).map_err(|_| BadMachine(format!("node {n} out of range"))))
+            .map(|n| u16::try_from(n).map_err(|_| format!("node {n} out of range")))
             .collect::<Result<_, _>>()?;
         let mut l3 = vec![None; cores];
         for answer in ask(kb, "cache(C, 3, _, _, I)")? {
@@ -87,17 +80,15 @@ impl Topology {
         let l3 = l3
             .into_iter()
             .enumerate()
-            .map(|(core, cache)| {
-                cache.ok_or_else(|| BadMachine(format!("{name}: core {core} has no L3 fact")))
-            })
+            .map(|(core, cache)| cache.ok_or_else(|| format!("{name}: core {core} has no L3 fact")))
             .collect::<Result<_, _>>()?;
         let mut hops = BTreeMap::new();
         for answer in ask(kb, "distance(A, B, D)")? {
             let (a, b, distance) = (int(&answer, "A")?, int(&answer, "B")?, int(&answer, "D")?);
             if distance < LOCAL_DISTANCE {
-                return Err(BadMachine(format!(
+                return Err(format!(
                     "{name}: distance({a}, {b}, {distance}) is below {LOCAL_DISTANCE}"
-                )));
+                ));
             }
             let hop_count = (distance - LOCAL_DISTANCE + DISTANCE_PER_HOP / 2) / DISTANCE_PER_HOP;
             hops.insert((a as u16, b as u16), hop_count as u64);
@@ -105,9 +96,7 @@ impl Topology {
         for &a in &node {
             for &b in &node {
                 if !hops.contains_key(&(a, b)) {
-                    return Err(BadMachine(format!(
-                        "{name}: no distance from node {a} to {b}"
-                    )));
+                    return Err(format!("{name}: no distance from node {a} to {b}"));
                 }
             }
         }
@@ -247,13 +236,19 @@ pub fn machines() -> Vec<(&'static str, KnowledgeBase)> {
     ]
 }
 
+/// The machine of [`machines`] called `name`, and its facts.
+pub fn machine(name: &str) -> Option<(Topology, KnowledgeBase)> {
+    let (_, kb) = machines().into_iter().find(|(n, _)| *n == name)?;
+    let topology = Topology::from_facts(name, &mut kb.clone()).ok()?;
+    Some((topology, kb))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn machine(name: &str) -> Topology {
-        let (_, mut kb) = machines().into_iter().find(|(n, _)| *n == name).unwrap();
-        Topology::from_facts(name, &mut kb).unwrap()
+        super::machine(name).unwrap().0
     }
 
     #[test]
@@ -298,16 +293,16 @@ mod tests {
         kb.load("core(0, 0). core_node(0, 0). core(2, 2). core_node(2, 0).")
             .unwrap();
         let error = Topology::from_facts("gap", &mut kb).unwrap_err();
-        assert!(error.0.contains("not numbered 0 to 1"), "{error:?}");
+        assert!(error.contains("not numbered 0 to 1"), "{error:?}");
         let mut kb = KnowledgeBase::new();
         kb.load("core(0, 0). core_node(0, 0). distance(0, 0, 10).")
             .unwrap();
         let error = Topology::from_facts("no cache", &mut kb).unwrap_err();
-        assert!(error.0.contains("unknown predicate `cache`"), "{error:?}");
+        assert!(error.contains("unknown predicate `cache`"), "{error:?}");
         let mut kb = KnowledgeBase::new();
         kb.load("core(0, 0). core_node(0, 0). cache(1, 3, unified, 1, 0). distance(0, 0, 10).")
             .unwrap();
         let error = Topology::from_facts("no cache of core 0", &mut kb).unwrap_err();
-        assert!(error.0.contains("core 0 has no L3"), "{error:?}");
+        assert!(error.contains("core 0 has no L3"), "{error:?}");
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{ExecRun, QemuTest, TestContext};
 use crate::protocol::{self, STATUS_COMMAND_FAILED};
 use crate::qemu::{Boot, Firmware, Machine, QemuExit};
+use crate::recordings::{self, Recording};
 
 /// The test ISO's script. Its `;` and space check that the command line
 /// survives GRUB's parser and its multiboot2 quoting.
@@ -65,6 +66,10 @@ pub fn all() -> Vec<QemuTest> {
     tests.extend([
         QemuTest::new("shell_session", shell_session),
         QemuTest::new("shell_rejects_garbage", shell_rejects_garbage),
+        QemuTest::new(
+            "bench_qemu_writes_a_recording_only_when_every_boot_succeeds",
+            bench_qemu_writes_a_recording_only_when_every_boot_succeeds,
+        ),
         QemuTest::new("ipi_round_trip_to_every_core", ipi_round_trip_to_every_core),
         QemuTest::new("fault_on_core_1_is_contained", |context| {
             fault_is_contained(context, 1, "fault 1; cores; ipi 0; ipi 2; ipi 3")
@@ -395,12 +400,13 @@ fn many_cores_commit_down_trees(
     let run = context.exec_with_options(&machine, options, script, MANY_CORES_TIMEOUT)?;
     expect_success(&run, script)?;
     expect_cores_up(&run.serial, cores)?;
-    let trees = "; multicast trees from the knowledge base; ";
-    if !protocol::lines(&run.serial)
-        .any(|line| line.starts_with("atoll: skb: ") && line.contains(trees))
-    {
+    let summary = protocol::skb::boot_summary(&run.serial);
+    if !summary.as_ref().is_some_and(|summary| {
+        summary.equal == u32::from(cores)
+            && summary.outcome == "multicast trees from the knowledge base"
+    }) {
         return Err(format!(
-            "the knowledge base's trees were not installed on {cores} cores"
+            "the knowledge base's trees were not installed on all {cores} cores: {summary:?}"
         ));
     }
     let tree = protocol::skb::command_output(&run.serial, "skb tree 0")
@@ -474,11 +480,14 @@ fn bench_shootdown_without_trees(context: &mut TestContext) -> Result<(), String
     let run =
         context.exec_with_options(&machine, "atoll.test.no_trees=1", script, SEABIOS_TIMEOUT)?;
     expect_failure(&run, script, 1)?;
-    if !protocol::lines(&run.serial).any(|line| {
-        line.starts_with("atoll: skb: ")
-            && line.contains("; multicast trees not installed (atoll.test.no_trees); planned rounds go unicast; ")
+    let summary = protocol::skb::boot_summary(&run.serial);
+    if !summary.as_ref().is_some_and(|summary| {
+        summary.outcome
+            == "multicast trees not installed (atoll.test.no_trees); planned rounds go unicast"
     }) {
-        return Err("the boot does not say the trees were not installed".to_owned());
+        return Err(format!(
+            "the boot does not say the trees were not installed: {summary:?}"
+        ));
     }
     expect_line(
         &run.serial,
@@ -540,6 +549,60 @@ fn shell_session(context: &mut TestContext) -> Result<(), String> {
 
     expect_power_off(shell.halt()?)?;
     expect_no_panic(&shell.serial())
+}
+
+/// `cargo xtask bench qemu` rewrites a result file only when every boot of
+/// it succeeded: a boot whose script fails leaves the old file as it was.
+fn bench_qemu_writes_a_recording_only_when_every_boot_succeeds(
+    context: &mut TestContext,
+) -> Result<(), String> {
+    let env = context.env;
+    let dir = std::env::temp_dir().join(format!("atoll-recording-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|error| error.to_string())?;
+    let file = dir.join("qemu-probe.txt");
+    std::fs::write(&file, "before\n").map_err(|error| error.to_string())?;
+    let recording = |script| Recording {
+        name: "probe",
+        about: &["a probe of bench qemu"],
+        boots: vec![
+            recordings::boot("--cores 1", "cores", None),
+            recordings::boot("--cores 1", script, None),
+        ],
+    };
+    let failed = recordings::record(
+        env.workspace,
+        &env.kernel,
+        &recording("nosuchcommand"),
+        &dir,
+    );
+    let kept = std::fs::read_to_string(&file).map_err(|error| error.to_string())?;
+    match failed {
+        Err(error) if format!("{error:#}").contains("a command failed") && kept == "before\n" => {}
+        other => {
+            return Err(format!(
+                "a failing boot gave {other:?} and left the file as {kept:?}"
+            ));
+        }
+    }
+    recordings::record(env.workspace, &env.kernel, &recording("mem"), &dir)
+        .map_err(|error| format!("{error:#}"))?;
+    let written = std::fs::read_to_string(&file).map_err(|error| error.to_string())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    for line in [
+        "# cargo xtask bench qemu --only probe",
+        "# a probe of bench qemu",
+        "## cargo xtask run --cores 1 --exec cores",
+        "## cargo xtask run --cores 1 --exec mem",
+        "atoll: exec: 1 commands, 0 failed",
+    ] {
+        if !written.lines().any(|written| written == line) {
+            return Err(format!("the recording lacks `{line}`:\n{written}"));
+        }
+    }
+    if !written.lines().any(|line| line.starts_with("# commit ")) {
+        return Err(format!("the recording names no commit:\n{written}"));
+    }
+    Ok(())
 }
 
 /// Bad input gets an `error:` line, and the shell goes on working.

@@ -155,6 +155,7 @@ impl Service for MembershipService {
                     suspect_after: suspect_after.max(1),
                 };
                 self.protocol.set_detector(detector);
+                cx.base.mappings.follow_detector(detector);
                 // Silence under the old settings does not count against the
                 // new ones: every member is heard from as of now.
                 let tick = cx.tick();

@@ -290,33 +290,55 @@ impl Skb {
     /// new view would not forward a round its initiator started under the
     /// old one, and that round's commit would miss the group.
     fn install_plan(&mut self, cx: &mut Cx<'_>) -> bool {
-        let mut trees = match topology::multicast_plan(&mut self.kb) {
-            Ok(trees) => trees,
-            Err(error) => {
-                cx.notice(format!("skb: no multicast trees: {error}"));
-                return false;
+        match tree_plan(&mut self.kb, cx.base.mappings.members().iter()) {
+            Ok(plan) => {
+                cx.mappings().0.set_plan(plan);
+                true
             }
-        };
-        let mut plan = TreePlan::new();
-        for root in cx.base.mappings.members().iter() {
-            let groups = trees.remove(&i64::from(root.0)).unwrap_or_default();
-            plan.set_root(
-                root,
-                groups
-                    .iter()
-                    .map(|group| group.cores().map(|core| CoreId(core as u16)).collect())
-                    .collect(),
-            );
-        }
-        match topology::fan_out(&mut self.kb) {
-            Ok(fan_out) => plan.set_fan_out(Some(fan_out)),
             Err(error) => {
-                cx.notice(format!("skb: no fan-out for the multicast trees: {error}"));
-                return false;
+                cx.notice(format!("skb: {error}"));
+                false
             }
         }
-        cx.mappings().0.set_plan(plan);
-        true
+    }
+}
+
+/// The multicast plan `kb` gives for rounds started by `roots`: each
+/// root's groups (`topology::multicast_plan`, every root in one pass), and
+/// the fan-out that shapes the large ones (`topology::fan_out`).
+pub fn tree_plan(
+    kb: &mut KnowledgeBase,
+    roots: impl Iterator<Item = CoreId>,
+) -> Result<TreePlan, PlanError> {
+    let mut trees = topology::multicast_plan(kb).map_err(PlanError::Trees)?;
+    let mut plan = TreePlan::new();
+    for root in roots {
+        let groups = trees.remove(&i64::from(root.0)).unwrap_or_default();
+        plan.set_root(
+            root,
+            groups
+                .iter()
+                .map(|group| group.cores().map(|core| CoreId(core as u16)).collect())
+                .collect(),
+        );
+    }
+    plan.set_fan_out(Some(topology::fan_out(kb).map_err(PlanError::FanOut)?));
+    Ok(plan)
+}
+
+/// Why [`tree_plan`] gave no plan.
+#[derive(Debug)]
+pub enum PlanError {
+    Trees(atoll_skb::Error),
+    FanOut(atoll_skb::Error),
+}
+
+impl core::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PlanError::Trees(error) => write!(f, "no multicast trees: {error}"),
+            PlanError::FanOut(error) => write!(f, "no fan-out for the multicast trees: {error}"),
+        }
     }
 }
 

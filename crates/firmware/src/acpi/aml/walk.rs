@@ -164,6 +164,24 @@ fn bad_s5(offset: u32, problem: S5Problem) -> AcpiError {
     AcpiError::BadS5 { offset, problem }
 }
 
+/// Whether `path`, just defined at `at`, is `\_S5`; an error if it may
+/// be and the walk cannot tell.
+fn defines_s5(path: Path, at: u32) -> Result<bool, AcpiError> {
+    if path.may_be_root_s(S5) {
+        return Err(bad_s5(at, S5Problem::UncertainScope));
+    }
+    Ok(path.is(&[S5]))
+}
+
+/// Fails if `path`, defined at `at` as something other than a package
+/// or a method, is (or may be) `\_S5`.
+fn not_s5(path: Path, at: u32) -> Result<(), AcpiError> {
+    match defines_s5(path, at)? {
+        true => Err(bad_s5(at, S5Problem::NotAPackage)),
+        false => Ok(()),
+    }
+}
+
 /// A walk of one table for `\_S5`.
 pub(super) struct Walk<'s, 'm, M> {
     stream: &'s mut Stream<'m, M>,
@@ -186,24 +204,6 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
             stream,
             integer_mask,
             gap: None,
-        }
-    }
-
-    /// Whether `path`, just defined at `at`, is `\_S5`; an error if it may
-    /// be and the walk cannot tell.
-    fn defines_s5(&self, path: Path, at: u32) -> Result<bool, AcpiError> {
-        if path.may_be_root_s(S5) {
-            return Err(bad_s5(at, S5Problem::UncertainScope));
-        }
-        Ok(path.is(&[S5]))
-    }
-
-    /// Fails if `path`, defined at `at` as something other than a package
-    /// or a method, is (or may be) `\_S5`.
-    fn not_s5(&self, path: Path, at: u32) -> Result<(), AcpiError> {
-        match self.defines_s5(path, at)? {
-            true => Err(bad_s5(at, S5Problem::NotAPackage)),
-            false => Ok(()),
         }
     }
 
@@ -240,7 +240,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
             NAME_OP => {
                 self.stream.byte()?;
                 let path = name::read_name(self.stream, place.scope)?;
-                if self.defines_s5(path, at)? {
+                if defines_s5(path, at)? {
                     return self
                         .defined(at, place, |walk| walk.s5_package(place))
                         .map(Some);
@@ -252,7 +252,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                 let end = self.stream.package_end()?;
                 return self.within(end, |walk| {
                     let path = name::read_name(walk.stream, place.scope)?;
-                    if !walk.defines_s5(path, at)? {
+                    if !defines_s5(path, at)? {
                         return Ok(None);
                     }
                     walk.defined(at, place, |walk| walk.s5_method(at, place))
@@ -278,7 +278,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                 self.stream.byte()?;
                 name::read_name(self.stream, place.scope)?;
                 let alias = name::read_name(self.stream, place.scope)?;
-                self.not_s5(alias, at)?;
+                not_s5(alias, at)?;
             }
             CREATE_DWORD_FIELD_OP..=CREATE_BIT_FIELD_OP | CREATE_QWORD_FIELD_OP => {
                 // The buffer and the index, then the field's name.
@@ -286,7 +286,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                 self.term_arg(place.deeper(at)?)?;
                 self.term_arg(place.deeper(at)?)?;
                 let field = name::read_name(self.stream, place.scope)?;
-                self.not_s5(field, at)?;
+                not_s5(field, at)?;
             }
             EXTERNAL_OP => {
                 self.stream.byte()?;
@@ -306,7 +306,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
     fn extended_term(&mut self, at: u32, place: Place) -> Result<Option<(u8, u8)>, AcpiError> {
         let named = |walk: &mut Self| -> Result<(), AcpiError> {
             let path = name::read_name(walk.stream, place.scope)?;
-            walk.not_s5(path, at)
+            not_s5(path, at)
         };
         match self.stream.peek_second()? {
             DEVICE_OP | THERMAL_ZONE_OP => {
@@ -391,7 +391,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                 Scope::Existing => name::read_scope_name(walk.stream, place.scope)?,
                 Scope::Defined { fixed } => {
                     let path = name::read_name(walk.stream, place.scope)?;
-                    walk.not_s5(path, at)?;
+                    not_s5(path, at)?;
                     walk.stream.skip(fixed)?;
                     path
                 }
@@ -422,7 +422,7 @@ impl<'s, 'm, M: PhysMem> Walk<'s, 'm, M> {
                 // A NamedField: a segment, then its width in bits.
                 _ => {
                     let unit = name::read_name(self.stream, place.scope)?;
-                    self.not_s5(unit, at)?;
+                    not_s5(unit, at)?;
                     self.stream.pkg_length()?;
                 }
             }
